@@ -1,0 +1,82 @@
+"""The ``pgbackup`` command line: the only place that turns errors into exit codes.
+
+Exit codes:
+
+- ``0``: every selected database was backed up;
+- ``1``: the run failed: any database failed, or nothing could start (server unreachable,
+  bad password, version skew, no databases), or the process was stopped by a signal;
+- ``2``: the settings are invalid; nothing was attempted.
+
+Every error reaches the user as one line: configuration errors on stderr (logging is not set
+up yet, since its own settings may be the wrong ones), everything else as a log line on
+stdout. Tracebacks appear only with ``LOG_LEVEL=DEBUG``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from . import __version__, logs
+from .config import load_settings
+from .errors import ConfigError, Interrupted, PgBackupError
+from .runner import run
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgbackup",
+        description="Logical backups of every PostgreSQL database on a server, "
+        "streamed to S3-compatible storage or a local directory.",
+        epilog="Configuration comes from the environment (and an optional .env file); "
+        "see the README for every variable.",
+    )
+    parser.add_argument("--version", action="version", version=f"pgbackup {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    commands.add_parser("run", help="back up every selected database once, then exit")
+    return parser
+
+
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(f"stopped by {signal.Signals(signum).name}; the current backup was aborted")
+
+
+def _debug() -> bool:
+    return os.environ.get("LOG_LEVEL", "").lower() == "debug"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        if _debug():
+            import traceback
+
+            traceback.print_exc()
+        print(f"pgbackup: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.add_secrets(settings.secrets())
+    logger = logs.setup(settings.log_level, settings.log_format)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    try:
+        if args.command == "run":
+            result = run(settings)
+            return EXIT_FAILED if result.failed else EXIT_OK
+    except PgBackupError as exc:
+        logger.error("run FAILED: %s", exc, exc_info=_debug(),
+                     extra=logs.fields(event="run.failed", error=str(exc)))
+        return EXIT_FAILED
+    except Exception as exc:
+        logger.error("run FAILED with an unexpected %s: %s", type(exc).__name__, exc,
+                     exc_info=_debug(), extra=logs.fields(event="run.failed", error=str(exc)))
+        return EXIT_FAILED
+    raise AssertionError(f"unhandled command {args.command}")

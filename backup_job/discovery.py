@@ -1,0 +1,100 @@
+"""Which databases to back up, and which server version they live on.
+
+One short connection to the discovery database (``PGDATABASE``, default ``postgres``) reads
+the server version and every database that can be dumped::
+
+    SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn
+
+Connection details come from libpq's own environment (``PGHOST``, ``PGPORT``, ``PGUSER``,
+``PGPASSWORD``, ``PGPASSFILE``, ``PGSSLMODE``...), exactly as pg_dump will see them.
+
+``select_databases`` then applies ``BACKUP_DATABASES`` / ``BACKUP_EXCLUDE_DATABASES``
+(comma-separated shell-style globs). A name given without glob characters that does not
+exist is reported as missing, so a typo fails loudly instead of silently backing up less.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+
+import psycopg2
+
+from .errors import RunError
+
+_GLOB_CHARS = set("*?[")
+QUERY = (
+    "SELECT datname FROM pg_database "
+    "WHERE NOT datistemplate AND datallowconn ORDER BY datname"
+)
+
+
+@dataclass(frozen=True)
+class Server:
+    """What discovery learned about the server."""
+
+    version: str  # e.g. "18.1"
+    version_num: int  # e.g. 180001
+    databases: tuple[str, ...]
+
+    @property
+    def major(self) -> int:
+        return self.version_num // 10000
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The databases to back up and the explicitly named ones that do not exist."""
+
+    databases: tuple[str, ...]
+    missing: tuple[str, ...] = field(default=())
+
+
+def describe_target(database: str) -> str:
+    host = os.environ.get("PGHOST", "") or "the local socket"
+    port = os.environ.get("PGPORT", "") or "5432"
+    user = os.environ.get("PGUSER", "") or "the current user"
+    return f"PostgreSQL at {host}:{port} (database {database!r}, user {user!r})"
+
+
+def discover(database: str) -> Server:
+    """Connect once and read the server version and the dumpable databases."""
+    try:
+        connection = psycopg2.connect(dbname=database, connect_timeout=15, application_name="pgbackup")
+    except psycopg2.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise RunError(
+            f"cannot connect to {describe_target(database)}: {reason}",
+            hint="check PGHOST, PGPORT, PGUSER and PGPASSWORD (or PGPASSWORD_FILE)",
+        ) from exc
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int")
+            row = cursor.fetchone()
+            assert row is not None
+            version, version_num = str(row[0]).split()[0], int(row[1])
+            cursor.execute(QUERY)
+            names = tuple(str(r[0]) for r in cursor.fetchall())
+    except psycopg2.Error as exc:
+        raise RunError(f"listing databases on {describe_target(database)} failed: {exc}".strip()) from exc
+    finally:
+        connection.close()
+    return Server(version=version, version_num=version_num, databases=names)
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def select_databases(
+    available: tuple[str, ...], include: tuple[str, ...], exclude: tuple[str, ...]
+) -> Selection:
+    chosen = [name for name in available if (not include or _matches(name, include))]
+    chosen = [name for name in chosen if not _matches(name, exclude)]
+    missing = tuple(
+        pattern
+        for pattern in include
+        if not (_GLOB_CHARS & set(pattern)) and pattern not in available and not _matches(pattern, exclude)
+    )
+    return Selection(databases=tuple(chosen), missing=missing)

@@ -1,0 +1,58 @@
+"""The small error hierarchy of pgbackup.
+
+Every failure a user can meet is one of these classes, and each carries a message written
+for that user: what went wrong, and where it helps, what to do about it (``hint``). The CLI
+maps the classes to exit codes and prints ``str(error)`` as one line; tracebacks appear only
+at ``LOG_LEVEL=DEBUG``. Code that catches a lower-level exception always re-raises with
+``raise ... from exc`` so the cause survives for debugging.
+
+- ``ConfigError``: the settings are wrong. Exit code 2, nothing was attempted.
+- ``RunError``: the run as a whole cannot proceed (server unreachable, version skew, no
+  databases). Exit code 1.
+- ``DatabaseError`` and its subclasses: one database failed; the run goes on with the others
+  and exits 1 at the end.
+"""
+
+from __future__ import annotations
+
+
+class PgBackupError(Exception):
+    """Base class of every error pgbackup reports to its user."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} (hint: {self.hint})"
+        return self.message
+
+
+class ConfigError(PgBackupError):
+    """A setting is missing or invalid; names the variable and the fix."""
+
+
+class RunError(PgBackupError):
+    """The run cannot start or continue at all."""
+
+
+class Interrupted(RunError):
+    """The process was asked to stop (SIGTERM or SIGINT)."""
+
+
+class DatabaseError(PgBackupError):
+    """One database could not be backed up; the others still are."""
+
+
+class DumpError(DatabaseError):
+    """pg_dump failed, was killed, timed out or produced nothing."""
+
+
+class StorageError(DatabaseError):
+    """The destination refused or failed an operation."""
+
+
+class BackupExistsError(StorageError):
+    """A backup with the same key exists already; pgbackup never overwrites one."""

@@ -1,0 +1,127 @@
+"""The object layout: how a database name and a run become keys, and back.
+
+::
+
+    <prefix>/<database>/<timestamp>.sql.gz
+    <prefix>/<database>/<timestamp>.manifest.json
+
+``<timestamp>`` is the run's start in UTC (``YYYYMMDDTHHMMSSZ``), shared by every database of
+one run, so one run's backups sort and group together. ``<database>`` is the database name
+percent-encoded outside ``[A-Za-z0-9._-]`` over its UTF-8 bytes, so any legal name (spaces,
+slashes, quotes, non-ASCII) maps to exactly one safe path segment and back. A leading ``_``
+is encoded as ``%5F`` so that segments starting with ``_`` stay free for pgbackup's own
+objects (``_globals/``). Names ``.`` and ``..`` are encoded as well: they are not valid
+path segments on a local filesystem.
+
+Later commands (list, restore, prune) recognise our objects only through ``parse_key``: a
+key that does not parse is not ours and is never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+DUMP_SUFFIX = ".sql.gz"
+MANIFEST_SUFFIX = ".manifest.json"
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+_TIMESTAMP = re.compile(r"\d{8}T\d{6}Z")
+_SEGMENT = re.compile(r"(?:[A-Za-z0-9.\-]|%[0-9A-F]{2})(?:[A-Za-z0-9._\-]|%[0-9A-F]{2})*")
+
+
+def encode_database(name: str) -> str:
+    """The path segment for a database name."""
+    raw = name.encode("utf-8")
+    if raw in (b".", b".."):
+        return "".join(f"%{byte:02X}" for byte in raw)
+    out = []
+    for index, byte in enumerate(raw):
+        if byte in _SAFE and not (index == 0 and byte == ord("_")):
+            out.append(chr(byte))
+        else:
+            out.append(f"%{byte:02X}")
+    return "".join(out)
+
+
+def decode_database(segment: str) -> str:
+    """The database name for a path segment made by ``encode_database``.
+
+    Raises ``ValueError`` for a segment that ``encode_database`` would not have produced,
+    so that a hand-made key is never mistaken for ours.
+    """
+    if not _SEGMENT.fullmatch(segment):
+        raise ValueError(f"not a pgbackup database segment: {segment!r}")
+    raw = bytearray()
+    index = 0
+    while index < len(segment):
+        if segment[index] == "%":
+            raw.append(int(segment[index + 1 : index + 3], 16))
+            index += 3
+        else:
+            raw.append(ord(segment[index]))
+            index += 1
+    name = raw.decode("utf-8")
+    if encode_database(name) != segment:
+        raise ValueError(f"not the canonical encoding of {name!r}: {segment!r}")
+    return name
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+def parse_timestamp(text: str) -> datetime:
+    if not _TIMESTAMP.fullmatch(text):
+        raise ValueError(f"not a pgbackup timestamp: {text!r}")
+    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class BackupKeys:
+    """The two keys of one database's backup in one run."""
+
+    database: str
+    timestamp: str
+    dump: str
+    manifest: str
+
+
+def join(prefix: str, *parts: str) -> str:
+    """Join key parts; an empty prefix gives no leading slash."""
+    return "/".join(p for p in (prefix, *parts) if p)
+
+
+def backup_keys(prefix: str, database: str, timestamp: str) -> BackupKeys:
+    base = join(prefix, encode_database(database), timestamp)
+    return BackupKeys(
+        database=database,
+        timestamp=timestamp,
+        dump=base + DUMP_SUFFIX,
+        manifest=base + MANIFEST_SUFFIX,
+    )
+
+
+def parse_key(prefix: str, key: str) -> tuple[str, str, str] | None:
+    """``(database, timestamp, suffix)`` for a key of our layout under ``prefix``, else None."""
+    head = prefix + "/" if prefix else ""
+    if not key.startswith(head):
+        return None
+    rest = key[len(head) :].split("/")
+    if len(rest) != 2:
+        return None
+    segment, leaf = rest
+    for suffix in (DUMP_SUFFIX, MANIFEST_SUFFIX):
+        if leaf.endswith(suffix):
+            stamp = leaf[: -len(suffix)]
+            break
+    else:
+        return None
+    if not _TIMESTAMP.fullmatch(stamp):
+        return None
+    try:
+        database = decode_database(segment)
+    except ValueError:
+        return None
+    return database, stamp, suffix

@@ -1,0 +1,143 @@
+"""A local directory as storage (``file:///dir``): the embedded default, and NFS-style mounts.
+
+Same layout and the same all-or-nothing rule as S3. Parts are appended to a hidden
+temporary file beside the final one (``.<name>.partial-<random>``); ``complete`` fsyncs it,
+links it to the final name (``os.link`` fails if that name exists, so a backup is never
+overwritten, without a check-then-rename race), removes the temporary name and fsyncs the
+directory. ``abort`` removes the temporary file. Temporary files left by a killed process
+are removed by the next run's ``abort_stale_uploads``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import BackupExistsError, StorageError
+from .base import KeyFilter, Storage, Upload
+
+PARTIAL_MARK = ".partial-"
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _partial_name(final: Path) -> Path:
+    return final.with_name(f".{final.name}{PARTIAL_MARK}{secrets.token_hex(6)}")
+
+
+def _publish(partial: Path, final: Path) -> None:
+    """Give a finished temporary file its final name, refusing to replace anything."""
+    try:
+        os.link(partial, final)
+    except FileExistsError as exc:
+        raise BackupExistsError(f"{final} exists already; pgbackup never overwrites a backup") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    _fsync_directory(final.parent)
+
+
+class LocalStorage(Storage):
+    """Backups as files under one root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"file://{root}"
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def describe(self, key: str) -> str:
+        return f"file://{self.path(key)}"
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def _directory_for(self, key: str) -> Path:
+        directory = self.path(key).parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {directory}: {exc.strerror}") from exc
+        return directory
+
+    def start_upload(self, key: str, content_type: str) -> Upload:
+        self._directory_for(key)
+        return LocalUpload(self.path(key), key)
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._directory_for(key)
+        final = self.path(key)
+        partial = _partial_name(final)
+        try:
+            with open(partial, "xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            _publish(partial, final)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise StorageError(f"writing {final} failed: {exc.strerror}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self.path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"deleting {self.path(key)} failed: {exc.strerror}") from exc
+
+    def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
+        base = self.path(prefix) if prefix else self.root
+        removed: list[str] = []
+        if not base.is_dir():
+            return removed
+        for partial in base.glob(f"*/.*{PARTIAL_MARK}*"):
+            final_name = partial.name[1 : partial.name.index(PARTIAL_MARK)]
+            key = str((partial.parent / final_name).relative_to(self.root))
+            modified = datetime.fromtimestamp(partial.stat().st_mtime, timezone.utc)
+            if modified < before and is_ours(key):
+                partial.unlink(missing_ok=True)
+                removed.append(key)
+        return removed
+
+
+class LocalUpload(Upload):
+    """One file being written through a temporary name."""
+
+    def __init__(self, final: Path, key: str) -> None:
+        self.key = key
+        self.final = final
+        self.partial = _partial_name(final)
+        try:
+            self._handle: BinaryIO = open(self.partial, "xb")
+        except OSError as exc:
+            raise StorageError(f"cannot create {self.partial}: {exc.strerror}") from exc
+
+    def send_part(self, number: int, data: bytes) -> None:
+        try:
+            self._handle.write(data)
+        except OSError as exc:
+            raise StorageError(f"writing {self.partial} failed: {exc.strerror}") from exc
+
+    def complete(self) -> None:
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            _publish(self.partial, self.final)
+        except OSError as exc:
+            raise StorageError(f"finishing {self.final} failed: {exc.strerror}") from exc
+
+    def abort(self) -> None:
+        try:
+            self._handle.close()
+        except OSError:
+            pass
+        self.partial.unlink(missing_ok=True)

@@ -1,0 +1,234 @@
+"""S3 (and S3-compatible) storage through boto3, with multipart uploads we drive ourselves.
+
+Why not ``upload_fileobj``: on a pipe, s3transfer reads parts with single ``read()`` calls,
+so a short read produces a short part (rejected at completion when under 5 MiB), and a
+short first read turns the whole stream into one in-memory PutObject. The pipeline fills
+every part to its size itself and hands it here.
+
+``S3Upload`` keeps at most ``concurrency`` parts in flight: ``send_part`` takes a slot from a
+semaphore before submitting to the thread pool, so a slow bucket blocks the pipeline
+instead of growing memory. A failed part is remembered and re-raised by the next
+``send_part`` or by ``complete``; ``abort`` always calls AbortMultipartUpload so no
+invisible, billed parts remain.
+
+Completion and manifest writes carry ``If-None-Match: *``: the store itself refuses to
+overwrite an existing backup, which also holds for write-only credentials that cannot read
+the bucket to check first. A store that does not implement conditional writes answers
+NotImplemented; the write is then repeated without the condition (the earlier existence
+check still guards it).
+
+Connection details come from the SDK's own variables (``AWS_ENDPOINT_URL_S3``,
+``AWS_REGION``, ``AWS_REQUEST_CHECKSUM_CALCULATION``, the credential chain including web
+identity). ``BACKUP_S3_*`` adds what the SDK has no variable for.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..config import S3Settings
+from ..errors import BackupExistsError, StorageError
+from .base import KeyFilter, Storage, Upload
+
+MAX_PARTS = 10_000
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+_NOT_IMPLEMENTED = {"NotImplemented", "501"}
+
+
+def describe_error(exc: Exception) -> str:
+    """A one-line reason for a boto3/botocore exception."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "?")
+        message = error.get("Message", "") or exc.response.get("ResponseMetadata", {}).get(
+            "HTTPStatusCode", ""
+        )
+        return f"{code}: {message}".rstrip(": ")
+    return str(exc) or type(exc).__name__
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3Storage(Storage):
+    """A bucket and the client that talks to it."""
+
+    def __init__(self, bucket: str, options: S3Settings, concurrency: int) -> None:
+        self.bucket = bucket
+        self.url = f"s3://{bucket}"
+        self.options = options
+        self.concurrency = concurrency
+        config = Config(
+            s3={"addressing_style": options.addressing_style},
+            retries={"mode": "standard", "max_attempts": 5},
+            max_pool_connections=concurrency + 2,
+            connect_timeout=10,
+            read_timeout=120,
+        )
+        try:
+            self.client = boto3.session.Session().client("s3", config=config)
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot set up the S3 client: {describe_error(exc)}") from exc
+        self._conditional_writes = True
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _object_args(self, *, storage_class: bool) -> dict[str, str]:
+        args: dict[str, str] = {}
+        if self.options.sse:
+            args["ServerSideEncryption"] = self.options.sse
+        if self.options.kms_key_id:
+            args["SSEKMSKeyId"] = self.options.kms_key_id
+        if storage_class and self.options.storage_class:
+            args["StorageClass"] = self.options.storage_class
+        return args
+
+    def error(self, what: str, key: str, exc: Exception) -> StorageError:
+        """The ``StorageError`` for a failed SDK call."""
+        if isinstance(exc, ClientError) and _code(exc) in _PRECONDITION:
+            return BackupExistsError(
+                f"{self.describe(key)} exists already; pgbackup never overwrites a backup"
+            )
+        return StorageError(f"S3 {what} of {self.describe(key)} failed: {describe_error(exc)}")
+
+    def call(self, what: str, key: str, operation: Callable[..., Any], **kwargs: Any) -> Any:
+        """Run one S3 operation, turning SDK errors into ``StorageError``."""
+        try:
+            return operation(Bucket=self.bucket, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise self.error(what, key, exc) from exc
+
+    def conditional(self, what: str, key: str, operation: Callable[..., Any], **kwargs: Any) -> Any:
+        """Like ``call`` with ``If-None-Match: *``, dropped for stores that lack it."""
+        if self._conditional_writes:
+            try:
+                return operation(Bucket=self.bucket, IfNoneMatch="*", **kwargs)
+            except ClientError as exc:
+                if _code(exc) not in _NOT_IMPLEMENTED:
+                    raise self.error(what, key, exc) from exc
+                self._conditional_writes = False
+            except BotoCoreError as exc:
+                raise self.error(what, key, exc) from exc
+        return self.call(what, key, operation, **kwargs)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                return False
+            if _code(exc) in {"403", "AccessDenied", "Forbidden"}:
+                # Write-only credentials cannot read; the conditional write guards instead.
+                return False
+            raise self.error("HEAD", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self.error("HEAD", key, exc) from exc
+        return True
+
+    def start_upload(self, key: str, content_type: str) -> Upload:
+        response = self.call(
+            "CreateMultipartUpload", key, self.client.create_multipart_upload,
+            Key=key, ContentType=content_type, **self._object_args(storage_class=True),
+        )
+        return S3Upload(self, key, response["UploadId"])
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.conditional(
+            "PutObject", key, self.client.put_object,
+            Key=key, Body=data, ContentType=content_type, **self._object_args(storage_class=False),
+        )
+
+    def delete(self, key: str) -> None:
+        self.call("DeleteObject", key, self.client.delete_object, Key=key)
+
+    def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
+        aborted: list[str] = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else "")
+        try:
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    key = upload["Key"]
+                    if upload["Initiated"] < before and is_ours(key):
+                        self.call(
+                            "AbortMultipartUpload", key, self.client.abort_multipart_upload,
+                            Key=key, UploadId=upload["UploadId"],
+                        )
+                        aborted.append(key)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"listing unfinished uploads in {self.url} failed: {describe_error(exc)}") from exc
+        return aborted
+
+
+class S3Upload(Upload):
+    """One multipart upload with a bounded number of parts in flight."""
+
+    def __init__(self, storage: S3Storage, key: str, upload_id: str) -> None:
+        self.storage = storage
+        self.key = key
+        self.upload_id = upload_id
+        self._slots = threading.BoundedSemaphore(storage.concurrency)
+        self._pool = ThreadPoolExecutor(storage.concurrency, thread_name_prefix="s3-part")
+        self._futures: list[Future[dict[str, Any]]] = []
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+        try:
+            response = self.storage.call(
+                "UploadPart", self.key, self.storage.client.upload_part,
+                Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data,
+            )
+            part = {"PartNumber": number, "ETag": response["ETag"]}
+            part.update({k: v for k, v in response.items() if k.startswith("Checksum") and k != "ChecksumType"})
+            return part
+        except BaseException as exc:
+            with self._lock:
+                if self._error is None:
+                    self._error = exc
+            raise
+        finally:
+            self._slots.release()
+
+    def send_part(self, number: int, data: bytes) -> None:
+        if number > MAX_PARTS:
+            raise StorageError(f"{self.storage.describe(self.key)} would need more than {MAX_PARTS} parts")
+        self._slots.acquire()  # back-pressure: wait while `concurrency` parts are in flight
+        with self._lock:
+            error = self._error
+        if error is not None:
+            self._slots.release()
+            raise error
+        self._futures.append(self._pool.submit(self._upload_part, number, data))
+
+    def complete(self) -> None:
+        try:
+            parts = [future.result() for future in self._futures]
+        finally:
+            self._pool.shutdown(wait=True)
+        self.storage.conditional(
+            "CompleteMultipartUpload", self.key, self.storage.client.complete_multipart_upload,
+            Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts},
+        )
+
+    def abort(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self.storage.client.abort_multipart_upload(
+                Bucket=self.storage.bucket, Key=self.key, UploadId=self.upload_id
+            )
+        except (ClientError, BotoCoreError):
+            pass  # the next run's stale-upload sweep and the bucket lifecycle rule catch it

