@@ -95,6 +95,7 @@ class PgDump:
     ) -> None:
         self.database = database
         self.timeout = timeout
+        self.lock_wait_timeout = lock_wait_timeout
         self.timed_out = False
         env = dict(os.environ)
         env["PGDATABASE"] = database
@@ -176,7 +177,14 @@ class PgDump:
             raise DumpError(f"pg_dump was killed by signal {-code} ({_signal_name(-code)})")
         if code != 0:
             detail = _last_error(list(self._error_lines) or list(self._stderr_tail))
-            raise DumpError(f"pg_dump failed (exit {code}): {detail or 'no message'}")
+            hint = None
+            if "statement timeout" in detail and self.lock_wait_timeout:
+                hint = (
+                    f"a table lock was not granted within BACKUP_LOCK_WAIT_TIMEOUT "
+                    f"({self.lock_wait_timeout} s): another session holds an exclusive lock "
+                    f"(DDL, VACUUM FULL); retry later or raise the timeout"
+                )
+            raise DumpError(f"pg_dump failed (exit {code}): {detail or 'no message'}", hint=hint)
         if produced == 0:
             raise DumpError("pg_dump exited 0 but produced no output")
 

@@ -1,0 +1,117 @@
+"""Unit tests of settings: every bad value is named with its fix, secrets never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backup_job.config import Secret, load_settings
+from backup_job.errors import ConfigError
+
+BASE = {"BACKUP_DESTINATION": "s3://my-bucket/nightly/"}
+
+
+def settings(tmp_path: Path, **env: str):  # type: ignore[no-untyped-def]
+    return load_settings({**BASE, **env}, dotenv_path=tmp_path / ".env")
+
+
+def error(tmp_path: Path, **env: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        settings(tmp_path, **env)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    assert (s.destination.bucket, s.destination.prefix) == ("my-bucket", "nightly")
+    assert s.compression_level == 6 and s.lock_wait_timeout == 300 and s.database_timeout == 0
+    assert s.include == () and s.exclude == () and s.discovery_database == "postgres"
+    assert s.log_format == "text" and s.log_level == "INFO"
+
+
+def test_destinations(tmp_path: Path) -> None:
+    assert settings(tmp_path, BACKUP_DESTINATION="s3://b-1.x").destination.prefix == ""
+    local = settings(tmp_path, BACKUP_DESTINATION="file:///var/backups/pg").destination
+    assert local.scheme == "file" and str(local.directory) == "/var/backups/pg"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("BACKUP_DESTINATION", "", "BACKUP_DESTINATION is not set"),
+        ("BACKUP_DESTINATION", "/var/backups", "must start with s3:// or file://"),
+        ("BACKUP_DESTINATION", "file://relative/dir", "must be an absolute path"),
+        ("BACKUP_DESTINATION", "s3://Bad_Bucket", "does not name a valid S3 bucket"),
+        ("BACKUP_COMPRESSION_LEVEL", "11", "BACKUP_COMPRESSION_LEVEL='11' is out of range: it must be from 1 to 9"),
+        ("BACKUP_COMPRESSION_LEVEL", "fast", "is not a whole number from 1 to 9"),
+        ("BACKUP_DATABASE_TIMEOUT", "ten minutes", "BACKUP_DATABASE_TIMEOUT='ten minutes' is not a duration"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT='xml' must be one of text | json"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL='loud' must be one of"),
+        ("BACKUP_S3_ADDRESSING_STYLE", "sideways", "must be one of auto | path | virtual"),
+        ("BACKUP_S3_SSE", "aes", "BACKUP_S3_SSE='aes' must be one of AES256 | aws:kms"),
+        ("BACKUP_S3_KMS_KEY_ID", "alias/x", "BACKUP_S3_SSE is not aws:kms"),
+        ("BACKUP_PG_BINDIR", "/nonexistent", "holds no pg_dump"),
+        ("BACKUP_PG_DUMP_OPTIONS", "--format=custom", "must not contain --format"),
+        ("BACKUP_PG_DUMP_OPTIONS", "-Fc", "must not contain -F"),
+        ("BACKUP_PG_DUMP_OPTIONS", "-f /tmp/x", "must not contain -f"),
+        ("BACKUP_PG_DUMP_OPTIONS", "--dbname=other", "must not contain --dbname"),
+        ("BACKUP_PG_DUMP_OPTIONS", "--jobs=4", "must not contain --jobs"),
+        ("BACKUP_PG_DUMP_OPTIONS", "'unterminated", "cannot be split into options"),
+        ("BACKUP_PG_DUMP_OPTIONS", "schema_only", "is not an option"),
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE", "only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+    ],
+)
+def test_bad_values_name_the_variable_and_the_fix(tmp_path: Path, variable: str, value: str, expected: str) -> None:
+    message = error(tmp_path, **{variable: value})
+    assert expected in message
+    assert variable in message
+
+
+def test_pg_dump_options_are_kept_in_order(tmp_path: Path) -> None:
+    s = settings(tmp_path, BACKUP_PG_DUMP_OPTIONS="--exclude-table-data='audit.*' --no-owner")
+    assert s.pg_dump_options == ("--exclude-table-data=audit.*", "--no-owner")
+
+
+def test_durations(tmp_path: Path) -> None:
+    s = settings(tmp_path, BACKUP_LOCK_WAIT_TIMEOUT="90s", BACKUP_DATABASE_TIMEOUT="2h")
+    assert (s.lock_wait_timeout, s.database_timeout) == (90, 7200)
+    assert settings(tmp_path, BACKUP_DATABASE_TIMEOUT="15m").database_timeout == 900
+
+
+def test_secret_files_are_read_and_never_shown(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("s3cr3t-pg\n")
+    (tmp_path / "key").write_text("AKIAFILE")
+    (tmp_path / "secret").write_text("s3cr3t-aws")
+    s = settings(
+        tmp_path, PGPASSWORD_FILE=str(tmp_path / "pw"), AWS_ACCESS_KEY_ID_FILE=str(tmp_path / "key"),
+        AWS_SECRET_ACCESS_KEY_FILE=str(tmp_path / "secret"),
+    )
+    assert set(s.secrets()) == {"s3cr3t-pg", "AKIAFILE", "s3cr3t-aws"}
+    assert "s3cr3t" not in repr(s)
+    assert repr(Secret("x")) == "Secret('***')"
+
+
+def test_variable_and_its_file_together_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("a")
+    message = error(tmp_path, PGPASSWORD="b", PGPASSWORD_FILE=str(tmp_path / "pw"))
+    assert "both PGPASSWORD and PGPASSWORD_FILE are set" in message
+
+
+def test_unreadable_secret_file_is_an_error(tmp_path: Path) -> None:
+    message = error(tmp_path, AWS_SESSION_TOKEN_FILE=str(tmp_path / "missing"))
+    assert "AWS_SESSION_TOKEN_FILE=" in message and "cannot be read" in message
+
+
+def test_sdk_file_variables_keep_their_meaning(tmp_path: Path) -> None:
+    s = settings(tmp_path, AWS_WEB_IDENTITY_TOKEN_FILE=str(tmp_path / "missing-token"))
+    assert s.secrets() == []
+
+
+def test_dotenv_fills_in_but_the_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("BACKUP_DESTINATION=file:///from/dotenv\nBACKUP_COMPRESSION_LEVEL=1\n")
+    s = load_settings({"BACKUP_COMPRESSION_LEVEL": "9"}, dotenv_path=tmp_path / ".env")
+    assert str(s.destination.directory) == "/from/dotenv"
+    assert s.compression_level == 9
