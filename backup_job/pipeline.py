@@ -24,6 +24,7 @@ limit: 1,000 parts of 8 MiB, then 1,000 of 16 MiB, and so on.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,6 +88,38 @@ class PartBuffer:
 Progress = Callable[[StreamStats], None]
 
 
+class ProgressReporter:
+    """Calls ``report`` every ``interval`` seconds from a thread until stopped.
+
+    Time-driven rather than data-driven, so a dump that stalls (waiting on a lock, a slow
+    bucket) keeps saying where it stands.
+    """
+
+    def __init__(self, stats: StreamStats, report: Progress | None, interval: float) -> None:
+        self.stats = stats
+        self.report = report
+        self.interval = interval
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.stats.seconds = time.monotonic() - self.started
+            assert self.report is not None
+            self.report(self.stats)
+
+    def __enter__(self) -> "ProgressReporter":
+        if self.report is not None and self.interval > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 def stream_backup(
     dump: PgDump,
     compressor: Compressor,
@@ -100,20 +133,16 @@ def stream_backup(
     stats = StreamStats()
     parts = PartBuffer(upload, base_part_size)
     started = time.monotonic()
-    next_report = started + progress_interval
     try:
-        for chunk in dump.chunks():
-            stats.raw_bytes += len(chunk)
-            parts.write(compressor.compress(chunk))
-            if progress is not None and progress_interval and time.monotonic() >= next_report:
+        with ProgressReporter(stats, progress, progress_interval):
+            for chunk in dump.chunks():
+                stats.raw_bytes += len(chunk)
+                parts.write(compressor.compress(chunk))
                 stats.compressed_bytes = parts.total
-                stats.seconds = time.monotonic() - started
-                progress(stats)
-                next_report += progress_interval
-        dump.finish(stats.raw_bytes)
-        parts.write(compressor.finish())
-        parts.flush()
-        upload.complete()
+            dump.finish(stats.raw_bytes)
+            parts.write(compressor.finish())
+            parts.flush()
+            upload.complete()
     except BaseException:
         dump.kill()
         dump.close()

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 import boto3
 from botocore.config import Config
@@ -38,6 +38,7 @@ from ..config import S3Settings
 from ..errors import BackupExistsError, StorageError
 from .base import KeyFilter, Storage, Upload
 
+AddressingStyle = Literal["auto", "virtual", "path"]
 MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
@@ -71,7 +72,7 @@ class S3Storage(Storage):
         self.options = options
         self.concurrency = concurrency
         config = Config(
-            s3={"addressing_style": options.addressing_style},
+            s3={"addressing_style": cast(AddressingStyle, options.addressing_style)},
             retries={"mode": "standard", "max_attempts": 5},
             max_pool_connections=concurrency + 2,
             connect_timeout=10,

@@ -1,0 +1,30 @@
+"""Static checks that belong to the suite: the package type-checks under mypy --strict."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from .helpers import ROOT
+
+
+def test_backup_job_type_checks_strictly() -> None:
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_built_wheel_carries_every_module_and_the_command(tmp_path: Path) -> None:
+    """What the container image installs: a regular (not editable) build of the project."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True,
+    )
+    [wheel] = tmp_path.glob("pgbackup-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "pgbackup = backup_job.cli:main" in archive.read(entry_points).decode()
+    sources = {str(p.relative_to(ROOT)) for p in (ROOT / "backup_job").rglob("*.py")}
+    assert sources <= names
