@@ -224,3 +224,34 @@ def test_secrets_never_appear_in_output(pg18: Cluster, bindir18: Path, bucket: B
         assert pg18.password not in output
         assert "wrong-password-value" not in output
         assert SECRET_KEY not in output
+
+
+def test_empty_dump_is_a_failure_not_a_backup(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "pg_dump").write_text(
+        f'#!/bin/bash\nif [ "$1" = "--version" ]; then exec "{bindir18}/pg_dump" --version; fi\nexit 0\n'
+    )
+    (fake / "pg_dump").chmod(0o755)
+
+    result = run_pgbackup(bucket.job_env(pg18, fake, "e", BACKUP_DATABASES=dbname))
+
+    assert result.returncode == 1
+    assert f"backup of '{dbname}' FAILED: pg_dump exited 0 but produced no output" in result.stdout
+    assert bucket.keys() == [] and bucket.open_uploads() == []
+
+
+def test_missing_bucket_fails_each_database_with_the_store_s_reason(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    env = bucket.job_env(pg18, bindir18, "", BACKUP_DATABASES=dbname)
+    env["BACKUP_DESTINATION"] = "s3://no-such-bucket-here/x"
+
+    result = run_pgbackup(env)
+
+    assert result.returncode == 1
+    assert f"backup of '{dbname}' FAILED: S3 CreateMultipartUpload of s3://no-such-bucket-here/x/{dbname}/" in result.stdout
+    assert "NoSuchBucket" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
