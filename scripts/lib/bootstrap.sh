@@ -21,8 +21,14 @@ pick_python() {
 if [ ! -x "$VENV/bin/python" ] || [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
   echo "== preparing $VENV (Python deps from PyPI)"
   "$(pick_python)" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+  log="$(mktemp)"
+  if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
+         "$VENV/bin/python" -m pip install -e "$ROOT[test]"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "installing the Python dependencies failed (output above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
   touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
