@@ -255,3 +255,23 @@ def test_missing_bucket_fails_each_database_with_the_store_s_reason(
     assert f"backup of '{dbname}' FAILED: S3 CreateMultipartUpload of s3://no-such-bucket-here/x/{dbname}/" in result.stdout
     assert "NoSuchBucket" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_s3_options_reach_the_store(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    env = bucket.job_env(
+        pg18, bindir18, "opts", BACKUP_DATABASES=dbname, BACKUP_S3_SSE="AES256",
+        BACKUP_S3_STORAGE_CLASS="STANDARD_IA", BACKUP_S3_ADDRESSING_STYLE="path",
+        AWS_REQUEST_CHECKSUM_CALCULATION="when_required",
+    )
+
+    result = run_pgbackup(env)
+
+    assert result.returncode == 0, result.stdout
+    client = bucket.server.client()
+    [dump_key] = [k for k in bucket.keys() if k.endswith(".sql.gz")]
+    dump_head = client.head_object(Bucket=bucket.name, Key=dump_key)
+    manifest_head = client.head_object(Bucket=bucket.name, Key=dump_key.replace(".sql.gz", ".manifest.json"))
+    assert dump_head["ServerSideEncryption"] == "AES256" and dump_head["StorageClass"] == "STANDARD_IA"
+    assert dump_head["ContentType"] == "application/gzip"
+    assert manifest_head["ServerSideEncryption"] == "AES256" and "StorageClass" not in manifest_head
