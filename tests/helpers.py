@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,3 +96,30 @@ def comparable_dump(cluster: Cluster, bindir: Path, database: str) -> list[str]:
     ).stdout
     varying = ("\\restrict", "\\unrestrict", "-- Dumped from database version")
     return [line for line in out.splitlines() if not line.startswith(varying)]
+
+
+def fake_pg_dump(directory: Path, real_bindir: Path, body: str) -> Path:
+    """A bin directory whose pg_dump answers ``--version`` like the real one and otherwise runs
+    the shell ``body`` (``$REAL`` is the real pg_dump)."""
+    directory.mkdir()
+    script = directory / "pg_dump"
+    script.write_text(
+        "#!/bin/bash\n"
+        f'REAL="{real_bindir}/pg_dump"\n'
+        'if [ "$1" = "--version" ]; then exec "$REAL" --version; fi\n'
+        f"{body}\n"
+    )
+    script.chmod(0o755)
+    return directory
+
+
+@contextmanager
+def table_locked(cluster: Cluster, database: str, table: str) -> Iterator[None]:
+    """Hold an ACCESS EXCLUSIVE lock on ``table`` from another session."""
+    blocker = cluster.connect(database)
+    blocker.autocommit = False
+    try:
+        blocker.cursor().execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        blocker.close()

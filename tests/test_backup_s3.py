@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
-import stat
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from backup_job.storage import open_storage
 from devenv.postgres import Cluster
 from devenv.s3 import SECRET_KEY
 
-from .helpers import Bucket, comparable_dump, manifest, restore, run_pgbackup
+from .helpers import Bucket, comparable_dump, fake_pg_dump, manifest, restore, run_pgbackup
 
 TIMESTAMP = r"\d{8}T\d{6}Z"
 
@@ -145,25 +144,16 @@ def test_database_the_role_cannot_connect_to_fails_alone(fresh_pg18: Cluster, bi
     assert bucket.open_uploads() == []
 
 
-def _killing_pg_dump(directory: Path, real_bindir: Path, after_bytes: int) -> Path:
-    """A bin directory whose pg_dump streams ``after_bytes`` of the real dump, then is SIGKILLed."""
-    directory.mkdir()
-    script = directory / "pg_dump"
-    script.write_text(
-        "#!/bin/bash\n"
-        f'if [ "$1" = "--version" ]; then exec "{real_bindir}/pg_dump" --version; fi\n'
-        f'"{real_bindir}/pg_dump" "$@" | head -c {after_bytes}\n'
-        "kill -KILL $$\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return directory
+def killing_pg_dump(directory: Path, real_bindir: Path, after_bytes: int) -> Path:
+    """A pg_dump that streams ``after_bytes`` of the real dump, then is SIGKILLed."""
+    return fake_pg_dump(directory, real_bindir, f'"$REAL" "$@" | head -c {after_bytes}\nkill -KILL $$')
 
 
 def test_pg_dump_killed_mid_stream_leaves_nothing(
     pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
 ) -> None:
     make_sample(pg18, dbname, rows=600_000)
-    bindir = _killing_pg_dump(tmp_path / "bin", bindir18, after_bytes=30_000_000)
+    bindir = killing_pg_dump(tmp_path / "bin", bindir18, after_bytes=30_000_000)
 
     result = run_pgbackup(bucket.job_env(pg18, bindir, "k", BACKUP_DATABASES=dbname, BACKUP_PART_SIZE_MB="5"))
 
@@ -228,12 +218,7 @@ def test_secrets_never_appear_in_output(pg18: Cluster, bindir18: Path, bucket: B
 
 def test_empty_dump_is_a_failure_not_a_backup(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "pg_dump").write_text(
-        f'#!/bin/bash\nif [ "$1" = "--version" ]; then exec "{bindir18}/pg_dump" --version; fi\nexit 0\n'
-    )
-    (fake / "pg_dump").chmod(0o755)
+    fake = fake_pg_dump(tmp_path / "bin", bindir18, "exit 0")
 
     result = run_pgbackup(bucket.job_env(pg18, fake, "e", BACKUP_DATABASES=dbname))
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
-import stat
-import threading
 from pathlib import Path
 
 import pytest
 
 from devenv.postgres import Cluster, free_port
 
-from .helpers import Bucket, job_env, manifest, run_pgbackup
-from .test_backup_s3 import _killing_pg_dump
+from .helpers import job_env, manifest, run_pgbackup, table_locked
+from .test_backup_s3 import killing_pg_dump
 
 
 @pytest.mark.parametrize(
@@ -104,7 +101,7 @@ def test_file_destination_round_trip_and_layout(pg18: Cluster, bindir18: Path, t
 def test_file_destination_leaves_nothing_when_pg_dump_is_killed(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) FROM generate_series(1, 200000) g", dbname)
-    bindir = _killing_pg_dump(tmp_path / "bin", bindir18, after_bytes=2_000_000)
+    bindir = killing_pg_dump(tmp_path / "bin", bindir18, after_bytes=2_000_000)
     target = tmp_path / "backups"
     result = run_pgbackup(job_env(pg18, f"file://{target}", bindir, BACKUP_DATABASES=dbname))
     assert result.returncode == 1 and "killed by signal 9" in result.stdout
@@ -114,14 +111,9 @@ def test_file_destination_leaves_nothing_when_pg_dump_is_killed(pg18: Cluster, b
 def test_lock_wait_timeout_fails_instead_of_hanging(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE busy (n int)", dbname)
-    blocker = pg18.connect(dbname)
-    blocker.autocommit = False
-    try:
-        blocker.cursor().execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+    with table_locked(pg18, dbname, "busy"):
         result = run_pgbackup(job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname,
                                       BACKUP_LOCK_WAIT_TIMEOUT="1s"))
-    finally:
-        blocker.close()
     assert result.returncode == 1
     assert re.search(rf"backup of '{dbname}' FAILED: pg_dump failed \(exit 1\): .*statement timeout"
                      r" \(hint: a table lock was not granted within BACKUP_LOCK_WAIT_TIMEOUT \(1 s\)", result.stdout), result.stdout
@@ -130,14 +122,9 @@ def test_lock_wait_timeout_fails_instead_of_hanging(pg18: Cluster, bindir18: Pat
 def test_database_timeout_stops_a_stuck_dump(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE busy (n int)", dbname)
-    blocker = pg18.connect(dbname)
-    blocker.autocommit = False
-    try:
-        blocker.cursor().execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+    with table_locked(pg18, dbname, "busy"):
         result = run_pgbackup(job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname,
                                       BACKUP_LOCK_WAIT_TIMEOUT="0", BACKUP_DATABASE_TIMEOUT="2s"))
-    finally:
-        blocker.close()
     assert result.returncode == 1
     assert "exceeded BACKUP_DATABASE_TIMEOUT (2 s)" in result.stdout
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

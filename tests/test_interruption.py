@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -14,20 +13,12 @@ from pathlib import Path
 from devenv.postgres import Cluster
 from devenv.wait import wait_for
 
-from .helpers import ROOT, Bucket
+from .helpers import ROOT, Bucket, fake_pg_dump
 
 
-def _stalling_pg_dump(directory: Path, real_bindir: Path, after_bytes: int) -> Path:
+def stalling_pg_dump(directory: Path, real_bindir: Path, after_bytes: int) -> Path:
     """A pg_dump that streams ``after_bytes`` of the real dump, then stalls for a long time."""
-    directory.mkdir()
-    script = directory / "pg_dump"
-    script.write_text(
-        "#!/bin/bash\n"
-        f'if [ "$1" = "--version" ]; then exec "{real_bindir}/pg_dump" --version; fi\n'
-        f'"{real_bindir}/pg_dump" "$@" | {{ head -c {after_bytes}; sleep 600; }}\n'
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return directory
+    return fake_pg_dump(directory, real_bindir, f'"$REAL" "$@" | {{ head -c {after_bytes}; sleep 600; }}')
 
 
 def test_sigterm_mid_upload_aborts_and_reports(
@@ -35,7 +26,7 @@ def test_sigterm_mid_upload_aborts_and_reports(
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) || md5(random()::text) AS f FROM generate_series(1, 300000) g", dbname)
-    bindir = _stalling_pg_dump(tmp_path / "bin", bindir18, after_bytes=15_000_000)
+    bindir = stalling_pg_dump(tmp_path / "bin", bindir18, after_bytes=15_000_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
     env.update(bucket.job_env(pg18, bindir, "t", BACKUP_DATABASES=dbname, BACKUP_PART_SIZE_MB="5",
                               BACKUP_PROGRESS_INTERVAL="1", PYTHONPATH=str(ROOT)))
