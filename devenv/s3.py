@@ -6,7 +6,6 @@ as it would talk to AWS or MinIO; nothing is patched in-process.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import urllib.request

@@ -96,7 +96,7 @@ def test_odd_names_map_to_safe_keys_and_templates_are_skipped(fresh_pg18: Cluste
     }, "an empty prefix gives keys without a leading slash"
     for name in odd:
         key = next(k for k in bucket.keys() if k.startswith(encode_database(name) + "/") and k.endswith(".gz"))
-        assert f"COPY public.marker (name) FROM stdin;" in gzip.decompress(bucket.get(key)).decode()
+        assert "COPY public.marker (name) FROM stdin;" in gzip.decompress(bucket.get(key)).decode()
         facts = manifest(bucket.get(key.replace(".sql.gz", ".manifest.json")))
         assert facts["database"] == name
 
