@@ -1,0 +1,131 @@
+"""Five-field cron expressions, as Kubernetes CronJobs read them, and their next run time.
+
+The operator needs the next run time for ``status.nextScheduleTime`` and a clear message for a
+bad schedule before the API server sees it; the compose schedule validates the same way. The
+grammar follows the parser Kubernetes uses (robfig/cron, standard mode):
+
+- fields ``minute hour day-of-month month day-of-week``; ``*`` or ``?``, numbers, ``a-b``
+  ranges, ``/step``, ``,`` lists, month names ``JAN``-``DEC`` and day names ``SUN``-``SAT``;
+- day-of-week is 0-6 with 0 = Sunday;
+- day-of-month and day-of-week: if either is a bare ``*``, both must match; otherwise either
+  may (classic cron's "or");
+- macros ``@yearly @annually @monthly @weekly @daily @midnight @hourly``.
+
+``next_after`` walks calendar days in the schedule's time zone and, on a matching day, the
+matching hours and minutes, so even a once-a-leap-year schedule costs a few thousand steps.
+Wall-clock times that do not exist (a DST gap) are skipped; ambiguous ones use the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+_MONTHS = {n: i for i, n in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
+_DAYS = {n: i for i, n in enumerate("SUN MON TUE WED THU FRI SAT".split())}
+_FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day-of-month", 1, 31, {}),
+           ("month", 1, 12, _MONTHS), ("day-of-week", 0, 6, _DAYS))
+_SEARCH_DAYS = 366 * 5
+
+
+def _value(text: str, name: str, names: dict[str, int]) -> int:
+    if text.upper() in names:
+        return names[text.upper()]
+    if not text.isdigit():
+        raise ValueError(f"{name} field: {text!r} is not a number")
+    return int(text)
+
+
+def _parse_field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> tuple[frozenset[int], bool]:
+    """The values a field allows, and whether it is a bare star."""
+    values: set[int] = set()
+    star = False
+    for part in text.split(","):
+        base, _, step_text = part.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise ValueError(f"{name} field: step {step_text!r} must be a positive number")
+            step = int(step_text)
+        if base in ("*", "?"):
+            start, end = low, high
+            star = star or step == 1
+        elif "-" in base:
+            first, _, last = base.partition("-")
+            start, end = _value(first, name, names), _value(last, name, names)
+        else:
+            start = _value(base, name, names)
+            end = high if step_text else start
+        if not (low <= start <= high and low <= end <= high):
+            raise ValueError(f"{name} field: {part!r} is outside {low}-{high}")
+        if start > end:
+            raise ValueError(f"{name} field: range {part!r} runs backwards")
+        values.update(range(start, end + 1, step))
+    return frozenset(values), star
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A parsed five-field schedule."""
+
+    expression: str
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    any_day: bool
+    any_weekday: bool
+
+    @classmethod
+    def parse(cls, expression: str) -> "CronSchedule":
+        """Parse, or raise ``ValueError`` saying which field is wrong and why."""
+        text = MACROS.get(expression.strip().lower(), expression.strip())
+        fields = text.split()
+        if len(fields) != 5:
+            raise ValueError(
+                f"{expression!r} has {len(fields)} fields; a schedule has 5: "
+                "minute hour day-of-month month day-of-week (e.g. '30 2 * * *')"
+            )
+        parsed = [_parse_field(f, n, lo, hi, names) for f, (n, lo, hi, names) in zip(fields, _FIELDS)]
+        return cls(expression, parsed[0][0], parsed[1][0], parsed[2][0], parsed[3][0], parsed[4][0],
+                   parsed[2][1], parsed[4][1])
+
+    def _day_matches(self, day: date) -> bool:
+        if day.month not in self.months:
+            return False
+        in_days = day.day in self.days
+        in_weekdays = (day.isoweekday() % 7) in self.weekdays
+        if self.any_day or self.any_weekday:
+            return in_days and in_weekdays
+        return in_days or in_weekdays
+
+    def next_after(self, moment: datetime, zone: str = "UTC") -> datetime | None:
+        """The first run strictly after ``moment`` (aware), in UTC; None if none in 5 years."""
+        tz = load_zone(zone)
+        local = moment.astimezone(tz)
+        day = local.date()
+        for _ in range(_SEARCH_DAYS):
+            if self._day_matches(day):
+                for hour in sorted(self.hours):
+                    for minute in sorted(self.minutes):
+                        candidate = datetime.combine(day, time(hour, minute), tz)
+                        if candidate.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) != candidate.replace(tzinfo=None):
+                            continue  # inside a DST gap: that wall-clock time does not exist
+                        if candidate > local:
+                            return candidate.astimezone(timezone.utc)
+            day += timedelta(days=1)
+        return None
+
+
+def load_zone(name: str) -> ZoneInfo:
+    """An IANA time zone, or ``ValueError`` naming it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'") from exc
