@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from . import __version__, logs
@@ -70,13 +71,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             result = run(settings)
-            return EXIT_FAILED if result.failed else EXIT_OK
+            if result.failed:
+                _write_termination_log(settings.termination_log, result.failure_summary())
+                return EXIT_FAILED
+            return EXIT_OK
     except PgBackupError as exc:
         logger.error("run FAILED: %s", exc, exc_info=_debug(),
                      extra=logs.fields(event="run.failed", error=str(exc)))
+        _write_termination_log(settings.termination_log, str(exc))
         return EXIT_FAILED
     except Exception as exc:
         logger.error("run FAILED with an unexpected %s: %s", type(exc).__name__, exc,
                      exc_info=_debug(), extra=logs.fields(event="run.failed", error=str(exc)))
+        _write_termination_log(settings.termination_log, f"unexpected {type(exc).__name__}: {exc}")
         return EXIT_FAILED
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _write_termination_log(path: Path | None, message: str) -> None:
+    """Kubernetes shows this file as the container's termination message (max 4 KiB)."""
+    if path is None:
+        return
+    try:
+        path.write_text(logs.redact(message)[:4000] + "\n", encoding="utf-8")
+    except OSError as exc:
+        logs.get("cli").warning("cannot write the termination message to %s: %s", path, exc.strerror)

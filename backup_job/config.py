@@ -131,6 +131,7 @@ class Settings:
     progress_interval: int = 30
     log_level: str = "INFO"
     log_format: str = "text"
+    termination_log: Path | None = None
 
     def secrets(self) -> list[str]:
         """Every secret value this run knows, for the log redaction filter."""
@@ -336,6 +337,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
             "LOG_LEVEL", env.get("LOG_LEVEL", ""), "info", ("info", "debug", "warning", "error")
         ).upper(),
         log_format=parse_choice("LOG_FORMAT", env.get("LOG_FORMAT", ""), "text", ("text", "json")),
+        termination_log=Path(env["BACKUP_TERMINATION_LOG"]) if env.get("BACKUP_TERMINATION_LOG") else None,
     )
 
 

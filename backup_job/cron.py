@@ -28,7 +28,8 @@ MACROS = {
 }
 _MONTHS = {n: i for i, n in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
 _DAYS = {n: i for i, n in enumerate("SUN MON TUE WED THU FRI SAT".split())}
-_FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day-of-month", 1, 31, {}),
+_NO_NAMES: dict[str, int] = {}
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (("minute", 0, 59, _NO_NAMES), ("hour", 0, 23, _NO_NAMES), ("day-of-month", 1, 31, _NO_NAMES),
            ("month", 1, 12, _MONTHS), ("day-of-week", 0, 6, _DAYS))
 _SEARCH_DAYS = 366 * 5
 

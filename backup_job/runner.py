@@ -62,6 +62,11 @@ class RunResult:
     def succeeded(self) -> list[DatabaseResult]:
         return [r for r in self.results if r.ok]
 
+    def failure_summary(self) -> str:
+        """One line naming every failed database and its cause."""
+        causes = "; ".join(f"{r.database!r}: {r.error}" for r in self.failed)
+        return f"{len(self.failed)} of {len(self.results)} databases failed: {causes}"
+
 
 @dataclass(frozen=True)
 class Tools:

@@ -21,12 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from devenv.postgres import Cluster, embedded_bindir
 from devenv.s3 import S3Server
 
-ROOT = Path(__file__).resolve().parent.parent
 ROW_BYTES = 107  # one row of the bench table in the plain dump, measured
 RUNNER = (
     "import resource, sys\n"
@@ -78,7 +76,7 @@ def main() -> None:
         s3.client().create_bucket(Bucket="bench")
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
         base.update(cluster.env(), BACKUP_PG_BINDIR=str(bindir), BACKUP_DATABASES="bench",
-                    BACKUP_COMPRESSION_LEVEL=args.level, LOG_FORMAT="json", PYTHONPATH=str(ROOT))
+                    BACKUP_COMPRESSION_LEVEL=args.level, LOG_FORMAT="json")
         report = {
             "s3": run_once({**base, **s3.env(), "BACKUP_DESTINATION": "s3://bench/run"}),
             "file": run_once({**base, "BACKUP_DESTINATION": f"file://{out}"}),

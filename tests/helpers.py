@@ -18,7 +18,7 @@ from devenv.s3 import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables from the developer's shell must not leak into the job under test.
-_SCRUB_PREFIXES = ("PG", "AWS_", "BACKUP_", "LOG_")
+_SCRUB_PREFIXES = ("PG", "AWS_", "BACKUP_", "LOG_", "PYTHONPATH")
 
 
 @dataclass
@@ -60,7 +60,6 @@ def run_pgbackup(
     """Run ``python -m backup_job`` as a user would, with exactly the given settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
     clean.update(env)
-    clean["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [sys.executable, "-m", "backup_job", *(args or ("run",))],
         env=clean, capture_output=True, text=True, cwd=cwd or ROOT / "tests", timeout=timeout,

@@ -65,6 +65,17 @@ def test_wrong_password_fails_the_run(pg18: Cluster, bindir18: Path, tmp_path: P
     assert "not-the-password" not in result.stdout + result.stderr
 
 
+def test_failure_summary_goes_to_the_termination_log(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    log = tmp_path / "termination-log"
+    env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=f"{dbname},{dbname}_gone",
+                  BACKUP_TERMINATION_LOG=str(log))
+    assert run_pgbackup(env).returncode == 1
+    assert log.read_text() == f"1 of 2 databases failed: '{dbname}_gone': no such database (or it does not allow connections); check BACKUP_DATABASES\n"
+    unreachable = run_pgbackup({**env, "PGPORT": str(free_port())})
+    assert unreachable.returncode == 1 and log.read_text().startswith("cannot connect to PostgreSQL at 127.0.0.1:")
+
+
 def test_no_database_selected_is_a_failure(pg18: Cluster, bindir18: Path, tmp_path: Path) -> None:
     env = job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES="nomatch_*")
     result = run_pgbackup(env)

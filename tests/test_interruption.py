@@ -13,7 +13,7 @@ from pathlib import Path
 from devenv.postgres import Cluster
 from devenv.wait import wait_for
 
-from .helpers import ROOT, Bucket, fake_pg_dump
+from .helpers import Bucket, fake_pg_dump
 
 
 def stalling_pg_dump(directory: Path, real_bindir: Path, after_bytes: int) -> Path:
@@ -29,7 +29,7 @@ def test_sigterm_mid_upload_aborts_and_reports(
     bindir = stalling_pg_dump(tmp_path / "bin", bindir18, after_bytes=15_000_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
     env.update(bucket.job_env(pg18, bindir, "t", BACKUP_DATABASES=dbname, BACKUP_PART_SIZE_MB="5",
-                              BACKUP_PROGRESS_INTERVAL="1", PYTHONPATH=str(ROOT)))
+                              BACKUP_PROGRESS_INTERVAL="1"))
     proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env,
                             stdout=subprocess.PIPE, text=True, cwd=tmp_path)
     lines: queue.Queue[str] = queue.Queue()
