@@ -210,13 +210,12 @@ def render_cronjob(body: Body, default_image: str = DEFAULT_IMAGE) -> Body:
     job_spec: Body = {
         "backoffLimit": job.get("backoffLimit", 0),
         "template": {
-            "metadata": {
-                "labels": {**pod.get("podLabels", {}), **common},
-                "annotations": dict(pod.get("podAnnotations", {})),
-            },
+            "metadata": {"labels": {**pod.get("podLabels", {}), **common}},
             "spec": render_pod_spec(spec, default_image),
         },
     }
+    if pod.get("podAnnotations"):
+        job_spec["template"]["metadata"]["annotations"] = dict(pod["podAnnotations"])
     for key in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
         if key in job:
             job_spec[key] = job[key]

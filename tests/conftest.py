@@ -5,16 +5,20 @@ with the reason, so CI can never go green by running less.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devenv.kube import ControlPlane
+from devenv.kube import build as build_control_plane
 from devenv.postgres import Cluster, debian_bindir, embedded_bindir
 from devenv.s3 import S3Server
 
-from .helpers import Bucket
+from .helpers import ROOT, Bucket
+from .kubeenv import KubeEnv, OperatorProcess
 
 
 def _require(path: Path, how: str) -> Path:
@@ -70,3 +74,29 @@ def bucket(s3server: S3Server) -> Bucket:
 def dbname() -> str:
     """A database name unique to this test, for the shared server."""
     return f"db_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[KubeEnv]:
+    """A real control plane with the CRD installed, and an admin API client."""
+    plane = ControlPlane(build_control_plane(), Path(tempfile.mkdtemp(prefix="pgbackup-k8s-")))
+    try:
+        plane.up(crds=(ROOT / "deploy" / "crd.yaml",))
+        yield KubeEnv(plane)
+    finally:
+        plane.down()
+
+
+@pytest.fixture(scope="session")
+def operator(kube: KubeEnv) -> Iterator[OperatorProcess]:
+    """``pgbackup-operator`` running with its own ServiceAccount's token (RBAC exercised)."""
+    with OperatorProcess(kube) as process:
+        yield process
+
+
+@pytest.fixture
+def namespace(kube: KubeEnv) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kube.core.create_namespace({"metadata": {"name": name}})
+    yield name
+    kube.core.delete_namespace(name)

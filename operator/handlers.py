@@ -1,0 +1,230 @@
+"""kopf handlers: keep each PgBackup's CronJob as rendered, and its status as observed.
+
+- ``reconcile`` (create, update, resume of a PgBackup): render the CronJob, apply it, set
+  ``Ready``, ``cronJobName``, ``nextScheduleTime``, ``observedGeneration``; act on the
+  ``pgbackup.io/backup-now`` annotation by creating one Job per distinct id.
+- ``cronjob_changed`` (any event on a CronJob we manage): if it was deleted or edited away
+  from the rendering, apply the rendering again (drift repair); copy ``lastScheduleTime``.
+- ``job_changed`` (any event on a Job we manage): record the run in ``lastRun``,
+  ``lastSuccessfulTime`` / ``lastFailedTime`` and the ``LastBackupSucceeded`` condition, and
+  post an Event when a run finishes.
+
+There are no delete handlers, timers or daemons, so kopf adds no finalizers: deleting a
+PgBackup lets garbage collection remove its CronJob and Jobs through ownerReferences.
+Handlers are plain functions with keyword arguments; tests can call them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+from typing import Any, cast
+
+import kopf
+from kubernetes.client import ApiException
+
+from backup_job.cron import CronSchedule
+
+from . import kube, render, status
+
+Body = dict[str, Any]
+MANAGED = {"app.kubernetes.io/managed-by": render.MANAGED_BY}
+READY, LAST_BACKUP = "Ready", "LastBackupSucceeded"
+# kopf ignores changes to annotations under its own storage prefix, so its bookkeeping must
+# not share `pgbackup.io/`: users' `pgbackup.io/backup-now` has to count as a change.
+KOPF_PREFIX = f"kopf.{render.GROUP}"
+
+
+def default_image() -> str:
+    return os.environ.get("PGBACKUP_IMAGE") or render.DEFAULT_IMAGE
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Keep kopf's bookkeeping in our own annotations, never in status (the schema would prune it)."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
+    )
+    settings.peering.standalone = True
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    kube.load_config()
+
+
+def next_schedule_time(spec: Body) -> str | None:
+    if spec.get("suspend"):
+        return None
+    try:
+        upcoming = CronSchedule.parse(spec["schedule"]).next_after(
+            datetime.now(timezone.utc), spec.get("timeZone", "Etc/UTC")
+        )
+    except ValueError:
+        return None
+    return status.iso(upcoming)
+
+
+def _not_ready(body: Body, patch: kopf.Patch, reason: str, message: str) -> None:
+    current = body.get("status", {}).get("conditions") or []
+    patch.status["conditions"] = status.set_condition(
+        current, READY, False, reason, message, body["metadata"].get("generation")
+    )
+    patch.status["observedGeneration"] = body["metadata"].get("generation")
+    patch.status["nextScheduleTime"] = None
+    kopf.warn(cast(kopf.Body, body), reason=reason, message=message)
+
+
+@kopf.on.resume(render.GROUP, render.VERSION, render.PLURAL)
+@kopf.on.create(render.GROUP, render.VERSION, render.PLURAL)
+@kopf.on.update(render.GROUP, render.VERSION, render.PLURAL)
+def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+    """Render and apply the CronJob; report readiness; honour backup-now."""
+    obj = dict(body)
+    try:
+        cronjob = render.render_cronjob(obj, default_image())
+    except render.RenderError as exc:
+        reason = "InvalidTimeZone" if "timeZone" in str(exc) else "InvalidSchedule"
+        _not_ready(obj, patch, reason, str(exc))
+        return
+    try:
+        applied = kube.apply_cronjob(cronjob)
+    except ApiException as exc:
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+            _not_ready(obj, patch, "CronJobRejected", f"the API server rejected the CronJob: {kube.api_error_message(exc)}")
+            return
+        raise kopf.TemporaryError(f"applying the CronJob failed: {exc.reason}", delay=10) from exc
+    generation = obj["metadata"].get("generation")
+    message = f"CronJob {cronjob['metadata']['name']} is up to date" + (" (suspended)" if spec.get("suspend") else "")
+    patch.status["conditions"] = status.set_condition(
+        obj.get("status", {}).get("conditions") or [], READY, True, "CronJobApplied", message, generation
+    )
+    patch.status["cronJobName"] = cronjob["metadata"]["name"]
+    patch.status["observedGeneration"] = generation
+    patch.status["nextScheduleTime"] = next_schedule_time(dict(spec))
+    logger.info(f"CronJob {cronjob['metadata']['name']} applied")
+    _run_now(obj, applied, patch, logger)
+
+
+def _run_now(body: Body, cronjob: Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
+    run_id = (body["metadata"].get("annotations") or {}).get(render.RUN_NOW_ANNOTATION)
+    if not run_id or run_id == body.get("status", {}).get("lastManualRunId"):
+        return
+    job = render.render_manual_job(cronjob, run_id)
+    created = kube.create_job(job)
+    patch.status["lastManualRunId"] = run_id
+    if created:
+        logger.info(f"backup-now {run_id!r}: created Job {job['metadata']['name']}")
+        kopf.info(cast(kopf.Body, body), reason="BackupRequested", message=f"Job {job['metadata']['name']} started for backup-now={run_id}")
+
+
+def _owner(meta: Body, namespace: str | None) -> Body | None:
+    name = (meta.get("labels") or {}).get(render.NAME_LABEL)
+    if not name or not namespace:
+        return None
+    owner = kube.get_pgbackup(namespace, name)
+    if owner is None or owner["metadata"].get("deletionTimestamp"):
+        return None
+    return owner
+
+
+def drift(desired: Any, actual: Any, path: str = "") -> str | None:
+    """The first field ``actual`` lacks or contradicts from ``desired``, as a dotted path, or
+    None. Fields only ``actual`` has (server defaults, others' additions) are not drift."""
+    if desired in ({}, []) and actual is None:
+        return None  # the API server drops empty maps and lists
+    if isinstance(desired, dict):
+        if not isinstance(actual, dict):
+            return path or "."
+        for key, value in desired.items():
+            found = drift(value, actual.get(key), f"{path}.{key}" if path else key)
+            if found:
+                return found
+        return None
+    if isinstance(desired, list):
+        if not isinstance(actual, list) or len(actual) != len(desired):
+            return path
+        for index, (d, a) in enumerate(zip(desired, actual)):
+            found = drift(d, a, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return path if desired != actual else None
+
+
+@kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
+def cronjob_changed(
+    type: str, body: kopf.Body, meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any
+) -> None:
+    """Repair a CronJob deleted or edited by hand; mirror its schedule times."""
+    owner = _owner(dict(meta), namespace)
+    if owner is None:
+        return
+    try:
+        desired = render.render_cronjob(owner, default_image())
+    except render.RenderError:
+        return  # reconcile reports it
+    actual = dict(body)
+    deleted = type == "DELETED"
+    changed = drift({"metadata": {"labels": desired["metadata"]["labels"]}, "spec": desired["spec"]}, actual)
+    if deleted or changed:
+        try:
+            kube.apply_cronjob(desired)
+        except ApiException as exc:
+            if kube.namespace_terminating(exc):
+                return  # the namespace and everything in it is going away
+            raise
+        what = "deleted" if deleted else f"changed ({changed})"
+        message = f"CronJob {desired['metadata']['name']} was {what} outside the operator; restored"
+        logger.warning(message)
+        kopf.warn(cast(kopf.Body, owner), reason="DriftCorrected", message=message)
+        return
+    last = (actual.get("status") or {}).get("lastScheduleTime")
+    current = owner.get("status", {})
+    update: Body = {}
+    if last and last != current.get("lastScheduleTime"):
+        update["lastScheduleTime"] = last
+    upcoming = next_schedule_time(owner["spec"])
+    if upcoming != current.get("nextScheduleTime"):
+        update["nextScheduleTime"] = upcoming
+    if update:
+        kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+def job_changed(
+    type: str, body: kopf.Body, meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any
+) -> None:
+    """Record a run's progress and outcome in the PgBackup's status, with an Event at the end."""
+    if type == "DELETED":
+        return
+    owner = _owner(dict(meta), namespace)
+    if owner is None:
+        return
+    job = dict(body)
+    outcome = status.job_outcome(job)
+    message = ""
+    if outcome == "Failed":
+        message = status.termination_message(kube.job_pods(job["metadata"]["namespace"], job["metadata"]["name"])) \
+            or status.job_failure_reason(job)
+    elif outcome == "Succeeded":
+        message = "backup completed"
+    run = status.last_run(job, message)
+    current = owner.get("status", {})
+    if run == current.get("lastRun") or not status.is_newer_or_same(run, current.get("lastRun")):
+        return
+    update: Body = {"lastRun": run}
+    conditions = current.get("conditions") or []
+    if outcome == "Succeeded":
+        update["lastSuccessfulTime"] = run.get("completionTime") or status.now()
+        update["conditions"] = status.set_condition(conditions, LAST_BACKUP, True, "BackupSucceeded", f"Job {run['jobName']} succeeded")
+    elif outcome == "Failed":
+        update["lastFailedTime"] = run.get("completionTime") or status.now()
+        update["conditions"] = status.set_condition(conditions, LAST_BACKUP, False, "BackupFailed", f"Job {run['jobName']} failed: {message}")
+    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update)
+    if outcome == "Succeeded":  # the early return above makes this a transition: one Event per run
+        kopf.info(cast(kopf.Body, owner), reason="BackupSucceeded", message=f"Job {run['jobName']} backed up every selected database")
+    elif outcome == "Failed":
+        logger.warning(f"backup Job {run['jobName']} failed: {message}")
+        kopf.warn(cast(kopf.Body, owner), reason="BackupFailed", message=f"Job {run['jobName']} failed: {message}")

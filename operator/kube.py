@@ -1,0 +1,117 @@
+"""The operator's few calls to the Kubernetes API, through the official client.
+
+kopf watches and patches the PgBackup it is handling; everything else goes through here:
+applying the CronJob (server-side apply, field manager ``pgbackup-operator``, so a field
+someone removed by hand comes back and fields others own are left alone), creating manual
+Jobs, reading a failed Job's Pods for the termination message, reading a PgBackup from an
+event about one of its children, and patching its status.
+
+No function here reads Secrets; the operator's RBAC does not allow it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+import kubernetes
+from kubernetes.client import ApiException
+
+from .render import GROUP, PLURAL, VERSION
+
+FIELD_MANAGER = "pgbackup-operator"
+Body = dict[str, Any]
+_loaded = False
+
+
+def load_config() -> None:
+    """In-cluster credentials when running in a pod, else the kubeconfig."""
+    global _loaded
+    if _loaded:
+        return
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    _loaded = True
+
+
+def _api() -> kubernetes.client.ApiClient:
+    load_config()
+    return kubernetes.client.ApiClient()
+
+
+def _plain(obj: Any) -> Body:
+    return dict(_api().sanitize_for_serialization(obj))
+
+
+def apply_cronjob(cronjob: Body) -> Body:
+    """Create or update the CronJob by server-side apply, taking over conflicting fields."""
+    batch = kubernetes.client.BatchV1Api(_api())
+    result = batch.patch_namespaced_cron_job(
+        cronjob["metadata"]["name"], cronjob["metadata"]["namespace"], cronjob,  # sent as JSON, which is YAML
+        field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
+    )
+    return _plain(result)
+
+
+def create_job(job: Body) -> bool:
+    """Create a Job; False if one of that name exists already."""
+    batch = kubernetes.client.BatchV1Api(_api())
+    try:
+        batch.create_namespaced_job(job["metadata"]["namespace"], cast(Any, job), field_manager=FIELD_MANAGER)
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True
+
+
+def get_cronjob(namespace: str, name: str) -> Body | None:
+    batch = kubernetes.client.BatchV1Api(_api())
+    try:
+        return _plain(batch.read_namespaced_cron_job(name, namespace))
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def job_pods(namespace: str, job_name: str) -> list[Body]:
+    core = kubernetes.client.CoreV1Api(_api())
+    pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}")
+    return [_plain(pod) for pod in pods.items]
+
+
+def get_pgbackup(namespace: str, name: str) -> Body | None:
+    custom = kubernetes.client.CustomObjectsApi(_api())
+    try:
+        return cast(Body, custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def patch_pgbackup_status(namespace: str, name: str, status: Body) -> None:
+    custom = kubernetes.client.CustomObjectsApi(_api())
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, name, {"status": status},
+        _content_type="application/merge-patch+json",
+    )
+
+
+def namespace_terminating(exc: ApiException) -> bool:
+    """Whether a write failed only because the namespace is being deleted or is gone."""
+    return (exc.status == 403 and "NamespaceTerminating" in (exc.body or "")) or (
+        exc.status == 404 and '"kind":"namespaces"' in (exc.body or "").replace(" ", "")
+    )
+
+
+def api_error_message(exc: ApiException) -> str:
+    """The API server's own message from an error response, else the status line."""
+    try:
+        body = json.loads(exc.body or "{}")
+        return str(body.get("message") or exc.reason)
+    except ValueError:
+        return f"{exc.status} {exc.reason}"

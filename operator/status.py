@@ -1,0 +1,122 @@
+"""Status: pure functions from observed Jobs, Pods and CronJobs to PgBackup status fields.
+
+Conditions follow the Kubernetes conventions: ``type``, ``status`` ("True"/"False"/
+"Unknown"), a CamelCase ``reason``, a human ``message``, and ``lastTransitionTime``, which
+changes only when ``status`` changes. Two types:
+
+- ``Ready``: the CronJob is rendered and applied as the spec asks;
+- ``LastBackupSucceeded``: the outcome of the most recent finished run.
+
+A Job's outcome is read from its conditions (``Complete`` / ``Failed``). For a failure the
+message is the backup container's termination message, which ``pgbackup run`` writes as one
+line naming each failed database and why; the Job's own condition message is the fallback.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+Body = dict[str, Any]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def set_condition(
+    conditions: list[Body], type_: str, status: bool, reason: str, message: str, generation: int | None = None
+) -> list[Body]:
+    """A new conditions list with ``type_`` set; the transition time moves only on a change."""
+    value = "True" if status else "False"
+    result = [dict(c) for c in conditions if c.get("type") != type_]
+    previous = next((c for c in conditions if c.get("type") == type_), None)
+    changed = previous is None or previous.get("status") != value
+    condition: Body = {
+        "type": type_,
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now() if changed else previous.get("lastTransitionTime", now()),  # type: ignore[union-attr]
+    }
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    result.append(condition)
+    return sorted(result, key=lambda c: str(c["type"]))
+
+
+def job_outcome(job: Body) -> str:
+    """``Succeeded``, ``Failed`` or ``Running``."""
+    for condition in job.get("status", {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "Succeeded"
+        if condition.get("type") in ("Failed", "FailureTarget"):
+            return "Failed"
+    return "Running"
+
+
+def job_failure_reason(job: Body) -> str:
+    for condition in job.get("status", {}).get("conditions") or []:
+        if condition.get("type") in ("Failed", "FailureTarget") and condition.get("status") == "True":
+            return str(condition.get("message") or condition.get("reason") or "the Job failed")
+    return "the Job failed"
+
+
+def termination_message(pods: list[Body]) -> str | None:
+    """The newest non-empty termination message of the backup container among the pods."""
+    best: tuple[str, str] | None = None
+    for pod in pods:
+        for status in pod.get("status", {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            message = (terminated.get("message") or "").strip()
+            if message:
+                finished = str(terminated.get("finishedAt") or "")
+                if best is None or finished >= best[0]:
+                    best = (finished, message)
+    return best[1] if best else None
+
+
+def _time(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return iso(value)
+    return str(value)
+
+
+def last_run(job: Body, message: str) -> Body:
+    """The ``status.lastRun`` object for a Job."""
+    status = job.get("status", {})
+    labels = job.get("metadata", {}).get("labels") or {}
+    outcome = job_outcome(job)
+    finished = None
+    if outcome != "Running":
+        finished = status.get("completionTime")
+        for condition in status.get("conditions") or []:
+            if condition.get("type") in ("Failed", "Complete") and condition.get("status") == "True":
+                finished = finished or condition.get("lastTransitionTime")
+    run: Body = {
+        "jobName": job["metadata"]["name"],
+        "manual": labels.get("pgbackup.io/manual") == "true",
+        "startTime": _time(status.get("startTime")) or _time(job["metadata"].get("creationTimestamp")),
+        "result": outcome,
+        "message": message,
+    }
+    if finished:
+        run["completionTime"] = _time(finished)
+    return {k: v for k, v in run.items() if v is not None}
+
+
+def is_newer_or_same(run: Body, current: Body | None) -> bool:
+    """Whether ``run`` may replace ``current`` as the last run (never go back in time)."""
+    if not current:
+        return True
+    if current.get("jobName") == run.get("jobName"):
+        return True
+    return str(run.get("startTime", "")) >= str(current.get("startTime", ""))

@@ -1,0 +1,177 @@
+"""Test-side access to the control plane: API clients, the operator process, a stand-in kubelet."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+from kubernetes.client import ApiException
+
+from devenv.kube import ControlPlane, write_kubeconfig
+from devenv.postgres import free_port
+from devenv.wait import wait_for
+
+from .helpers import ROOT
+
+GROUP, VERSION, PLURAL = "pgbackup.io", "v1alpha1", "pgbackups"
+OPERATOR_NAMESPACE = "pgbackup-system"
+
+
+class KubeEnv:
+    """Admin clients for one control plane."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        self.api = kubernetes.config.new_client_from_config(config_file=str(plane.kubeconfig))
+        self.core = kubernetes.client.CoreV1Api(self.api)
+        self.batch = kubernetes.client.BatchV1Api(self.api)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+
+    def plain(self, obj: Any) -> dict[str, Any]:
+        return dict(self.api.sanitize_for_serialization(obj))
+
+    def create_pgbackup(self, namespace: str, name: str, spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PgBackup",
+                "metadata": {"name": name, **metadata}, "spec": spec}
+        return dict(self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body))
+
+    def pgbackup(self, namespace: str, name: str) -> dict[str, Any]:
+        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+
+    def patch_pgbackup(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch,
+                                                   _content_type="application/merge-patch+json")
+
+    def cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.plain(self.batch.read_namespaced_cron_job(name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def jobs(self, namespace: str) -> list[dict[str, Any]]:
+        return [self.plain(j) for j in self.batch.list_namespaced_job(namespace).items]
+
+    def events(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        found = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        return [self.plain(e) for e in found.items]
+
+    def condition(self, namespace: str, name: str, type_: str) -> dict[str, Any] | None:
+        conditions = self.pgbackup(namespace, name).get("status", {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == type_), None)
+
+
+class OperatorProcess:
+    """``pgbackup-operator`` as a subprocess, authenticated as its ServiceAccount."""
+
+    def __init__(self, kube: KubeEnv) -> None:
+        self.kube = kube
+        self.directory = Path(tempfile.mkdtemp(prefix="pgbackup-operator-"))
+        self.log = self.directory / "operator.log"
+        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _token_kubeconfig(self) -> Path:
+        plane = self.kube.plane
+        plane.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+        plane.kubectl("apply", "-f", str(ROOT / "deploy" / "rbac.yaml"))
+        token = plane.kubectl("create", "token", "pgbackup-operator", "-n", OPERATOR_NAMESPACE,
+                              "--duration=6h").stdout.strip()
+        return write_kubeconfig(self.directory / "kubeconfig", plane.server, plane.pki,
+                                user="pgbackup-operator", token=token)
+
+    def _alive(self) -> bool:
+        assert self._proc is not None
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"the operator exited with {self._proc.returncode}:\n{self.log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def __enter__(self) -> "OperatorProcess":
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PG", "AWS_", "BACKUP_"))}
+        env.update(KUBECONFIG=str(self._token_kubeconfig()), PGBACKUP_IMAGE="pgbackup:test")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "pgbackup_operator", "--liveness", f"http://127.0.0.1:{self.port}/healthz"],
+            env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.directory,
+        )
+        wait_for(self._alive, timeout=60, what="operator liveness endpoint")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Kubelet:
+    """Plays the kubelet for a Pod that no node will run: runs its command here, reports back."""
+
+    def __init__(self, kube: KubeEnv, extra_path: Path, workdir: Path) -> None:
+        self.kube = kube
+        self.extra_path = extra_path
+        self.workdir = workdir
+
+    def _resolve(self, namespace: str, entry: dict[str, Any]) -> str | None:
+        if "value" in entry:
+            return str(entry["value"])
+        ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
+        if ref is None:
+            return None
+        secret = self.kube.core.read_namespaced_secret(ref["name"], namespace)
+        import base64
+
+        return base64.b64decode(secret.data[ref["key"]]).decode()
+
+    def run(self, pod: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        """Run the Pod's single container to completion and write its status as a kubelet would."""
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        container = pod["spec"]["containers"][0]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PG", "AWS_", "BACKUP_"))}
+        for entry in container.get("env") or []:
+            value = self._resolve(namespace, entry)
+            if value is not None:
+                env[entry["name"]] = value
+        termination_log = self.workdir / f"{name}.termination-log"
+        env["BACKUP_TERMINATION_LOG"] = str(termination_log)  # stands in for /dev/termination-log
+        env["PATH"] = f"{self.extra_path}:{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        started = now()
+        self._patch_status(namespace, name, {"phase": "Running", "startTime": started})
+        result = subprocess.run(container["command"] + container.get("args", []), env=env,
+                                capture_output=True, text=True, cwd=self.workdir, timeout=300)
+        message = termination_log.read_text() if termination_log.exists() else ""
+        self._patch_status(namespace, name, {
+            "phase": "Succeeded" if result.returncode == 0 else "Failed",
+            "startTime": started,
+            "containerStatuses": [{
+                "name": container["name"], "image": container["image"], "imageID": "", "ready": False,
+                "restartCount": 0, "started": False,
+                "state": {"terminated": {"exitCode": result.returncode,
+                                         "reason": "Completed" if result.returncode == 0 else "Error",
+                                         "message": message, "startedAt": started, "finishedAt": now()}},
+            }],
+        })
+        return result
+
+    def _patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.kube.core.patch_namespaced_pod_status(name, namespace, {"status": status})

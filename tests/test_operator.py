@@ -1,0 +1,132 @@
+"""The operator on a real control plane: API validation, CronJob rendering, drift, status, run-now."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from kubernetes.client import ApiException
+
+from devenv.wait import wait_for
+
+from .kubeenv import KubeEnv, OperatorProcess
+
+
+def spec(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "schedule": "30 2 * * *",
+        "postgres": {"host": "pg.example", "user": "backup", "passwordSecretRef": {"name": "pg"}},
+        "destination": {"s3": {"bucket": "backups", "prefix": "prod"}},
+    }
+    base.update(overrides)
+    return base
+
+
+def test_crd_explains_itself(kube: KubeEnv) -> None:
+    def explain() -> str:
+        return kube.plane.kubectl("explain", "pgb.spec.postgres.passwordSecretRef", check=False).stdout
+
+    wait_for(explain, timeout=30, what="the CRD in the published OpenAPI")  # published shortly after Established
+    explained = explain()
+    assert "The Secret key that holds the role's password." in explained
+    assert "pgb" in kube.plane.kubectl("api-resources", "--api-group=pgbackup.io").stdout
+
+
+@pytest.mark.parametrize(("patch", "field"), [
+    ({"postgres": {"user": "x", "passwordSecretRef": {"name": "pg"}}}, "spec.postgres.host: Required value"),
+    ({"compressionLevel": 12}, "spec.compressionLevel: Invalid value: 12"),
+    ({"postgres": {"host": "h", "sslMode": "sometimes", "user": "x", "passwordSecretRef": {"name": "pg"}}},
+     'spec.postgres.sslMode: Unsupported value: "sometimes"'),
+    ({"postgres": {"host": "h", "passwordSecretRef": {"name": "pg"}}},
+     "set exactly one of spec.postgres.user and spec.postgres.userSecretRef"),
+    ({"schedule": "daily"}, "spec.schedule: Invalid value"),
+    ({"destination": {"s3": {"bucket": "Not_A_Bucket"}}}, "spec.destination.s3.bucket: Invalid value"),
+])
+def test_bad_objects_are_rejected_naming_the_field(kube: KubeEnv, namespace: str, patch: dict[str, Any], field: str) -> None:
+    with pytest.raises(ApiException) as caught:
+        kube.create_pgbackup(namespace, "bad", spec(**patch))
+    assert caught.value.status == 422
+    assert field in json.loads(caught.value.body)["message"]
+
+
+def test_cronjob_is_rendered_owned_and_reported(kube: KubeEnv, operator: OperatorProcess, namespace: str) -> None:
+    started = time.monotonic()
+    created = kube.create_pgbackup(namespace, "nightly", spec(timeZone="Europe/Berlin"))
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-nightly"), timeout=30, what="the CronJob")
+    apply_to_cronjob = time.monotonic() - started
+    cronjob = kube.cronjob(namespace, "pgbackup-nightly")
+    assert cronjob is not None
+    owner = cronjob["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("PgBackup", "nightly", created["metadata"]["uid"], True)
+    assert cronjob["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pgbackup-operator"
+    assert cronjob["spec"]["timeZone"] == "Europe/Berlin" and cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    wait_for(lambda: (kube.condition(namespace, "nightly", "Ready") or {}).get("status") == "True", timeout=30, what="Ready")
+    status = kube.pgbackup(namespace, "nightly")["status"]
+    assert status["cronJobName"] == "pgbackup-nightly" and status["observedGeneration"] == 1
+    assert status["nextScheduleTime"].endswith(":30:00Z")  # 02:30 Berlin is hh:30 UTC
+    meta = kube.pgbackup(namespace, "nightly")["metadata"]
+    assert not meta.get("finalizers")
+    assert any(k.startswith("kopf.pgbackup.io/") for k in meta.get("annotations", {})), "kopf state lives in our annotations"
+    assert "kopf" not in status
+    printed = kube.plane.kubectl("get", "pgb", "-n", namespace).stdout
+    assert "SCHEDULE" in printed and "30 2 * * *" in printed and "True" in printed
+    print(f"kubectl apply -> CronJob: {apply_to_cronjob:.2f} s")
+
+
+def test_spec_change_suspend_and_drift_are_reconciled(kube: KubeEnv, operator: OperatorProcess, namespace: str) -> None:
+    kube.create_pgbackup(namespace, "app", spec())
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-app"), timeout=30, what="the CronJob")
+
+    kube.patch_pgbackup(namespace, "app", {"spec": {"schedule": "0 * * * *", "suspend": True}})
+    wait_for(lambda: (kube.cronjob(namespace, "pgbackup-app") or {}).get("spec", {}).get("schedule") == "0 * * * *",
+             timeout=30, what="the new schedule")
+    assert kube.cronjob(namespace, "pgbackup-app")["spec"]["suspend"] is True  # type: ignore[index]
+    wait_for(lambda: kube.pgbackup(namespace, "app")["status"].get("observedGeneration") == 2, timeout=30, what="generation 2")
+    assert kube.pgbackup(namespace, "app")["status"].get("nextScheduleTime") is None
+
+    kube.batch.patch_namespaced_cron_job("pgbackup-app", namespace, {"spec": {"schedule": "5 5 * * *"}})
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-app")["spec"]["schedule"] == "0 * * * *",  # type: ignore[index]
+             timeout=30, what="the hand edit to be reverted")
+
+    kube.batch.delete_namespaced_cron_job("pgbackup-app", namespace)
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-app") is not None, timeout=30, what="the CronJob to come back")
+    wait_for(lambda: any(e["reason"] == "DriftCorrected" for e in kube.events(namespace, "app")), timeout=30,
+             what="a DriftCorrected event")
+
+
+def test_delete_removes_cronjob_by_garbage_collection(kube: KubeEnv, operator: OperatorProcess, namespace: str) -> None:
+    kube.create_pgbackup(namespace, "gone", spec())
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-gone"), timeout=30, what="the CronJob")
+    kube.custom.delete_namespaced_custom_object("pgbackup.io", "v1alpha1", namespace, "pgbackups", "gone")
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-gone") is None, timeout=60, what="garbage collection")
+
+
+def test_unknown_time_zone_is_reported(kube: KubeEnv, operator: OperatorProcess, namespace: str) -> None:
+    kube.create_pgbackup(namespace, "tz", spec(timeZone="Mars/Olympus"))
+    wait_for(lambda: kube.condition(namespace, "tz", "Ready"), timeout=30, what="a Ready condition")
+    ready = kube.condition(namespace, "tz", "Ready")
+    assert ready is not None and ready["status"] == "False" and ready["reason"] == "InvalidTimeZone"
+    assert "unknown time zone 'Mars/Olympus'" in ready["message"]
+    wait_for(lambda: any(e["type"] == "Warning" and e["reason"] == "InvalidTimeZone" for e in kube.events(namespace, "tz")),
+             timeout=30, what="a Warning event")
+    assert kube.cronjob(namespace, "pgbackup-tz") is None
+
+
+def test_backup_now_creates_one_job_per_id(kube: KubeEnv, operator: OperatorProcess, namespace: str) -> None:
+    kube.create_pgbackup(namespace, "now", spec())
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-now"), timeout=30, what="the CronJob")
+
+    kube.patch_pgbackup(namespace, "now", {"metadata": {"annotations": {"pgbackup.io/backup-now": "first"}}})
+    wait_for(lambda: len(kube.jobs(namespace)) == 1, timeout=30, what="one Job")
+    job = kube.jobs(namespace)[0]
+    assert job["metadata"]["labels"]["pgbackup.io/manual"] == "true"
+    wait_for(lambda: kube.pgbackup(namespace, "now")["status"].get("lastManualRunId") == "first", timeout=30, what="the id recorded")
+
+    kube.patch_pgbackup(namespace, "now", {"spec": {"compressionLevel": 3}})  # another update, same id
+    wait_for(lambda: kube.pgbackup(namespace, "now")["status"].get("observedGeneration") == 2, timeout=30, what="generation 2")
+    assert len(kube.jobs(namespace)) == 1
+
+    kube.patch_pgbackup(namespace, "now", {"metadata": {"annotations": {"pgbackup.io/backup-now": "second"}}})
+    wait_for(lambda: len(kube.jobs(namespace)) == 2, timeout=30, what="a second Job for a new id")
