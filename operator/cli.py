@@ -39,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    from . import handlers  # noqa: F401  (registers the handlers)
+    from . import handlers
+
+    assert handlers.reconcile  # importing the module registers the handlers with kopf
 
     print(
         f"pgbackup-operator {__version__} watching "

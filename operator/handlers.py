@@ -16,10 +16,9 @@ Handlers are plain functions with keyword arguments; tests can call them directl
 
 from __future__ import annotations
 
-import logging
 import os
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from kubernetes.client import ApiException
@@ -48,7 +47,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=KOPF_PREFIX, key="last-handled-configuration"
     )
     settings.peering.standalone = True
-    settings.posting.level = logging.WARNING
+    settings.posting.enabled = False  # Events are posted explicitly, one per fact (kube.post_event)
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     kube.load_config()
@@ -73,7 +72,7 @@ def _not_ready(body: Body, patch: kopf.Patch, reason: str, message: str) -> None
     )
     patch.status["observedGeneration"] = body["metadata"].get("generation")
     patch.status["nextScheduleTime"] = None
-    kopf.warn(cast(kopf.Body, body), reason=reason, message=message)
+    kube.post_event(body, "Warning", reason, message)
 
 
 @kopf.on.resume(render.GROUP, render.VERSION, render.PLURAL)
@@ -116,7 +115,7 @@ def _run_now(body: Body, cronjob: Body, patch: kopf.Patch, logger: kopf.Logger) 
     patch.status["lastManualRunId"] = run_id
     if created:
         logger.info(f"backup-now {run_id!r}: created Job {job['metadata']['name']}")
-        kopf.info(cast(kopf.Body, body), reason="BackupRequested", message=f"Job {job['metadata']['name']} started for backup-now={run_id}")
+        kube.post_event(body, "Normal", "BackupRequested", f"Job {job['metadata']['name']} started for backup-now={run_id}")
 
 
 def _owner(meta: Body, namespace: str | None) -> Body | None:
@@ -178,7 +177,7 @@ def cronjob_changed(
         what = "deleted" if deleted else f"changed ({changed})"
         message = f"CronJob {desired['metadata']['name']} was {what} outside the operator; restored"
         logger.warning(message)
-        kopf.warn(cast(kopf.Body, owner), reason="DriftCorrected", message=message)
+        kube.post_event(owner, "Warning", "DriftCorrected", message)
         return
     last = (actual.get("status") or {}).get("lastScheduleTime")
     current = owner.get("status", {})
@@ -223,8 +222,11 @@ def job_changed(
         update["lastFailedTime"] = run.get("completionTime") or status.now()
         update["conditions"] = status.set_condition(conditions, LAST_BACKUP, False, "BackupFailed", f"Job {run['jobName']} failed: {message}")
     kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update)
-    if outcome == "Succeeded":  # the early return above makes this a transition: one Event per run
-        kopf.info(cast(kopf.Body, owner), reason="BackupSucceeded", message=f"Job {run['jobName']} backed up every selected database")
+    previous = current.get("lastRun") or {}
+    if previous.get("jobName") == run["jobName"] and previous.get("result") == outcome:
+        return  # the same outcome seen again (the Job's status filled in further): one Event per run
+    if outcome == "Succeeded":
+        kube.post_event(owner, "Normal", "BackupSucceeded", f"Job {run['jobName']} backed up every selected database")
     elif outcome == "Failed":
         logger.warning(f"backup Job {run['jobName']} failed: {message}")
-        kopf.warn(cast(kopf.Body, owner), reason="BackupFailed", message=f"Job {run['jobName']} failed: {message}")
+        kube.post_event(owner, "Warning", "BackupFailed", f"Job {run['jobName']} failed: {message}")

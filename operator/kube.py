@@ -12,6 +12,8 @@ No function here reads Secrets; the operator's RBAC does not allow it.
 from __future__ import annotations
 
 import json
+import logging
+from datetime import datetime, timezone
 from typing import Any, cast
 
 import kubernetes
@@ -99,6 +101,25 @@ def patch_pgbackup_status(namespace: str, name: str, status: Body) -> None:
         GROUP, VERSION, namespace, PLURAL, name, {"status": status},
         _content_type="application/merge-patch+json",
     )
+
+
+def post_event(obj: Body, type_: str, reason: str, message: str) -> None:
+    """A core/v1 Event about ``obj`` (shown by ``kubectl describe``); failures only logged."""
+    meta = obj["metadata"]
+    moment = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = {
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {"apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"), "kind": obj.get("kind", "PgBackup"),
+                           "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+        "type": type_, "reason": reason, "message": message[:1024],
+        "source": {"component": FIELD_MANAGER}, "reportingComponent": FIELD_MANAGER,
+        "reportingInstance": FIELD_MANAGER,
+        "firstTimestamp": moment, "lastTimestamp": moment, "count": 1,
+    }
+    try:
+        kubernetes.client.CoreV1Api(_api()).create_namespaced_event(meta["namespace"], cast(Any, event))
+    except ApiException as exc:
+        logging.getLogger(__name__).warning("could not post the %s event %s: %s", type_, reason, exc.reason)
 
 
 def namespace_terminating(exc: ApiException) -> bool:

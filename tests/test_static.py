@@ -1,4 +1,4 @@
-"""Static checks that belong to the suite: the package type-checks under mypy --strict."""
+"""Static checks that belong to the suite: strict typing, and what the wheel carries."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ def test_the_built_wheel_carries_every_module_and_the_command(tmp_path: Path) ->
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-        assert "pgbackup = backup_job.cli:main" in archive.read(entry_points).decode()
+        scripts = archive.read(entry_points).decode()
+        assert "pgbackup = backup_job.cli:main" in scripts
+        assert "pgbackup-operator = pgbackup_operator.cli:main" in scripts
     sources = {str(p.relative_to(ROOT)) for p in (ROOT / "backup_job").rglob("*.py")}
+    sources |= {f"pgbackup_operator/{p.relative_to(ROOT / 'operator')}" for p in (ROOT / "operator").rglob("*.py")}
     assert sources <= names
+    assert not any(n.startswith("operator/") for n in names), "the operator must not shadow the stdlib module"

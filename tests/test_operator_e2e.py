@@ -1,0 +1,106 @@
+"""End to end: PgBackup -> CronJob -> Job -> Pod -> a real backup -> the PgBackup's status.
+
+There is no kubelet, so the test plays one (``Kubelet``): it reads the Pod that the Job
+controller created, resolves its secretKeyRefs, runs its command here against the real
+PostgreSQL and S3 fixtures, and writes the Pod's terminal status back.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from devenv.postgres import Cluster
+from devenv.s3 import ACCESS_KEY, SECRET_KEY
+from devenv.wait import wait_for
+
+from .helpers import Bucket
+from .kubeenv import Kubelet, KubeEnv, OperatorProcess
+
+
+def _secrets(kube: KubeEnv, namespace: str, pg_password: str) -> None:
+    def secret(name: str, data: dict[str, str]) -> None:
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        kube.core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "data": encoded})
+
+    secret("pg", {"password": pg_password})
+    secret("s3", {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY})
+
+
+def _spec(pg: Cluster, bucket: Bucket, schedule: str, database: str) -> dict[str, Any]:
+    return {
+        "schedule": schedule,
+        "postgres": {"host": pg.host, "port": pg.port, "sslMode": "disable", "user": "postgres",
+                     "passwordSecretRef": {"name": "pg"}},
+        "databases": {"include": [database]},
+        "destination": {"s3": {"bucket": bucket.name, "prefix": "k8s", "region": "us-east-1",
+                               "endpoint": bucket.server.endpoint, "pathStyle": True,
+                               "credentialsSecretRef": {"name": "s3"}}},
+    }
+
+
+def _pod_of(kube: KubeEnv, namespace: str, job_name: str) -> dict[str, Any] | None:
+    pods = kube.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}").items
+    return kube.plain(pods[0]) if pods else None
+
+
+def test_scheduled_backup_runs_and_reports_success(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
+    bucket: Bucket, dbname: str, tmp_path: Path,
+) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS n", dbname)
+    _secrets(kube, namespace, pg18.password)
+    kube.create_pgbackup(namespace, "e2e", _spec(pg18, bucket, "* * * * *", dbname))
+
+    wait_for(lambda: kube.jobs(namespace), timeout=90, what="the CronJob controller to start a Job")
+    kube.patch_pgbackup(namespace, "e2e", {"spec": {"suspend": True}})  # one run is enough
+    job = kube.jobs(namespace)[0]
+    assert job["metadata"]["labels"]["pgbackup.io/name"] == "e2e"
+    wait_for(lambda: _pod_of(kube, namespace, job["metadata"]["name"]), timeout=60, what="the Job controller's Pod")
+    pod = _pod_of(kube, namespace, job["metadata"]["name"])
+    assert pod is not None
+
+    result = Kubelet(kube, bindir18, tmp_path).run(pod)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for(lambda: kube.pgbackup(namespace, "e2e").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
+             timeout=60, what="lastRun.result == Succeeded")
+    status = kube.pgbackup(namespace, "e2e")["status"]
+    assert status["lastRun"]["jobName"] == job["metadata"]["name"] and status["lastRun"]["manual"] is False
+    assert status["lastSuccessfulTime"] and status["lastScheduleTime"]
+    condition = next(c for c in status["conditions"] if c["type"] == "LastBackupSucceeded")
+    assert condition["status"] == "True" and condition["reason"] == "BackupSucceeded"
+    wait_for(lambda: any(e["reason"] == "BackupSucceeded" and e["type"] == "Normal" for e in kube.events(namespace, "e2e")),
+             timeout=30, what="a BackupSucceeded event")
+    keys = bucket.keys("k8s/")
+    assert [k.split("/")[1] for k in keys] == [dbname, dbname] and any(k.endswith(".manifest.json") for k in keys)
+
+
+def test_failed_backup_reports_the_cause(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
+    bucket: Bucket, dbname: str, tmp_path: Path,
+) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    _secrets(kube, namespace, "not-the-password")
+    kube.create_pgbackup(namespace, "broken", _spec(pg18, bucket, "0 3 * * *", dbname),
+                         annotations={"pgbackup.io/backup-now": "try-1"})
+
+    wait_for(lambda: kube.jobs(namespace), timeout=30, what="the backup-now Job")
+    job = kube.jobs(namespace)[0]
+    wait_for(lambda: _pod_of(kube, namespace, job["metadata"]["name"]), timeout=60, what="the Job controller's Pod")
+    result = Kubelet(kube, bindir18, tmp_path).run(_pod_of(kube, namespace, job["metadata"]["name"]))  # type: ignore[arg-type]
+
+    assert result.returncode == 1
+    wait_for(lambda: kube.pgbackup(namespace, "broken").get("status", {}).get("lastRun", {}).get("result") == "Failed",
+             timeout=90, what="lastRun.result == Failed")
+    status = kube.pgbackup(namespace, "broken")["status"]
+    assert status["lastRun"]["manual"] is True and status["lastFailedTime"]
+    assert "password authentication failed" in status["lastRun"]["message"]
+    assert "not-the-password" not in str(status)
+    condition = next(c for c in status["conditions"] if c["type"] == "LastBackupSucceeded")
+    assert condition["status"] == "False" and "password authentication failed" in condition["message"]
+    wait_for(lambda: any(e["reason"] == "BackupFailed" and e["type"] == "Warning" for e in kube.events(namespace, "broken")),
+             timeout=30, what="a BackupFailed warning event")
+    assert bucket.keys() == []
