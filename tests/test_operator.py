@@ -11,6 +11,7 @@ from kubernetes.client import ApiException
 
 from devenv.wait import wait_for
 
+from .helpers import ROOT
 from .kubeenv import KubeEnv, OperatorProcess
 
 
@@ -130,3 +131,10 @@ def test_backup_now_creates_one_job_per_id(kube: KubeEnv, operator: OperatorProc
 
     kube.patch_pgbackup(namespace, "now", {"metadata": {"annotations": {"pgbackup.io/backup-now": "second"}}})
     wait_for(lambda: len(kube.jobs(namespace)) == 2, timeout=30, what="a second Job for a new id")
+
+
+def test_deploy_manifests_pass_server_side_dry_run(kube: KubeEnv, operator: OperatorProcess) -> None:
+    files = [str(ROOT / "deploy" / name) for name in ("crd.yaml", "operator.yaml", "rbac.yaml", "examples")]
+    deploy = kube.plane.kubectl("apply", "--dry-run=server", *(arg for f in files for arg in ("-f", f)), check=False)
+    assert deploy.returncode == 0, deploy.stderr
+    assert "pgbackup.pgbackup.io/app-db created (server dry run)" in deploy.stdout
