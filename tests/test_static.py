@@ -29,6 +29,15 @@ def test_the_built_wheel_carries_every_module_and_the_command(tmp_path: Path) ->
         assert "pgbackup = backup_job.cli:main" in scripts
         assert "pgbackup-operator = pgbackup_operator.cli:main" in scripts
     sources = {str(p.relative_to(ROOT)) for p in (ROOT / "backup_job").rglob("*.py")}
-    sources |= {f"pgbackup_operator/{p.relative_to(ROOT / 'operator')}" for p in (ROOT / "operator").rglob("*.py")}
+    sources |= {str(p.relative_to(ROOT / "operator")) for p in (ROOT / "operator").rglob("*.py")}
     assert sources <= names
     assert not any(n.startswith("operator/") for n in names), "the operator must not shadow the stdlib module"
+
+
+def test_the_repository_root_does_not_shadow_the_standard_library() -> None:
+    """`python -m ...` from the repository root puts the root first on sys.path."""
+    result = subprocess.run([sys.executable, "-c", "import operator; print(operator.eq(1, 1))"],
+                            cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True)
+    assert result.stdout.strip() == "True", result.stderr
+    assert not (ROOT / "operator" / "__init__.py").exists()

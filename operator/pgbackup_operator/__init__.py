@@ -1,7 +1,8 @@
 """The pgbackup operator: PgBackup resources in, CronJobs that run ``pgbackup run`` out.
 
-Imported as ``pgbackup_operator`` (the folder is ``operator/``; a package of that name would
-shadow the standard library's ``operator`` module).
+It lives in ``operator/pgbackup_operator/``. ``operator/`` itself is deliberately not a
+package: a package named ``operator`` on ``sys.path`` (the repository root, whenever
+``python -m`` runs from it) would shadow the standard library module of that name.
 
 - ``render``    pure functions: a PgBackup to its CronJob (and a backup-now Job);
 - ``status``    pure functions: observed Jobs, Pods and conditions to status fields;
