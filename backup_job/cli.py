@@ -5,7 +5,7 @@ Exit codes:
 - ``0``: every selected database was backed up;
 - ``1``: the run failed: any database failed, or nothing could start (server unreachable,
   bad password, version skew, no databases), or the process was stopped by a signal;
-- ``2``: the settings are invalid; nothing was attempted.
+- ``2``: the settings are invalid (including a bad schedule); nothing was attempted.
 
 Every error reaches the user as one line: configuration errors on stderr (logging is not set
 up yet, since its own settings may be the wrong ones), everything else as a log line on
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import __version__, logs
+from . import __version__, logs, schedule
 from .config import load_settings
 from .errors import ConfigError, Interrupted, PgBackupError
 from .runner import run
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     commands.add_parser("run", help="back up every selected database once, then exit")
+    commands.add_parser("schedule", help="run backups on BACKUP_SCHEDULE (or the crontab) with Supercronic")
     return parser
 
 
@@ -69,12 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupted)
     signal.signal(signal.SIGINT, _raise_interrupted)
     try:
+        if args.command == "schedule":
+            return schedule.start(os.environ)
         if args.command == "run":
             result = run(settings)
             if result.failed:
                 _write_termination_log(settings.termination_log, result.failure_summary())
                 return EXIT_FAILED
             return EXIT_OK
+    except ConfigError as exc:
+        print(f"pgbackup: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except PgBackupError as exc:
         logger.error("run FAILED: %s", exc, exc_info=_debug(),
                      extra=logs.fields(event="run.failed", error=str(exc)))

@@ -1,0 +1,102 @@
+"""``pgbackup schedule``: validation up front, then real backups under Supercronic."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backup_job.errors import ConfigError
+from backup_job.schedule import crontab_for, validate_crontab, validate_expression
+from devenv.postgres import Cluster
+from devenv.wait import wait_for
+
+from .helpers import ROOT, job_env, run_pgbackup
+
+
+@pytest.fixture(scope="session")
+def supercronic() -> Path:
+    built = subprocess.run([str(ROOT / "scripts" / "tools-build"), "supercronic"], stdout=subprocess.PIPE, text=True)
+    assert built.returncode == 0, "scripts/tools-build supercronic failed"
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("expression", ["30 2 * * *", "@daily", "*/10 * * * * * *", "0 30 2 * * * *", "0 2 * * * 2027"])
+def test_accepted_expressions(expression: str) -> None:
+    validate_expression(expression)
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    ("30 2 * *", "has 4 fields"),
+    ("61 2 * * *", "minute field: '61' is outside 0-59"),
+    ("*/0 * * * * * *", "second field: step '0'"),
+    ("0 0 2 * * * 1800", "year field: '1800' is outside 1970-2099"),
+])
+def test_rejected_expressions(expression: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("*", r"\*")):
+        validate_expression(expression)
+
+
+def test_crontab_file_is_checked_line_by_line(tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    good.write_text("# comment\nSHELL=/bin/sh\n\n30 2 * * * pgbackup run\n*/5 * * * * * * pgbackup run\n")
+    assert validate_crontab(good) == 2
+    bad = tmp_path / "bad"
+    bad.write_text("30 2 * * * pgbackup run\n30 25 * * * pgbackup run\n")
+    with pytest.raises(ConfigError, match="line 2: hour field: '25' is outside 0-23"):
+        validate_crontab(bad)
+    assert validate_crontab(ROOT / "crontab") == 1, "the repository's default crontab is valid"
+
+
+def test_schedule_variable_wins_over_the_crontab(tmp_path: Path) -> None:
+    written = crontab_for({"BACKUP_SCHEDULE": "*/2 * * * * * *", "BACKUP_CRONTAB": str(tmp_path / "missing")})
+    assert written.read_text().splitlines()[-1] == "*/2 * * * * * * pgbackup run"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"BACKUP_SCHEDULE": "every night"}, "BACKUP_SCHEDULE='every night': 'every night' has 2 fields"),
+    ({"BACKUP_SCHEDULE": "* * * * 8"}, "day-of-week field: '8' is outside 0-6"),
+    ({"BACKUP_CRONTAB": "/nonexistent/crontab"}, "the crontab /nonexistent/crontab cannot be read"),
+    ({"BACKUP_SCHEDULE": "@daily", "BACKUP_RUN_ON_START": "perhaps"}, "BACKUP_RUN_ON_START='perhaps' must be true or false"),
+])
+def test_bad_schedules_exit_2_before_anything_starts(env: dict[str, str], message: str, tmp_path: Path, supercronic: Path) -> None:
+    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}", "BACKUP_SUPERCRONIC": str(supercronic), **env},
+                          "schedule")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_schedule_runs_real_backups_and_stops_cleanly_on_sigterm(
+    pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str, supercronic: Path
+) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    target = tmp_path / "backups"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
+    env.update(job_env(pg18, f"file://{target}", bindir18, BACKUP_DATABASES=dbname,
+                       BACKUP_SCHEDULE="*/2 * * * * * *", BACKUP_RUN_ON_START="true",
+                       BACKUP_SUPERCRONIC=str(supercronic)))
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    log = tmp_path / "out.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "backup_job", "schedule"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            wait_for(lambda: len(list(target.glob(f"{dbname}/*.manifest.json"))) >= 3, timeout=60,
+                     what="three backups (one at start, two scheduled)")
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    output = log.read_text()
+    assert code == 0, output
+    assert "BACKUP_RUN_ON_START: running one backup" in output
+    finished = [line for line in output.splitlines() if f"backup of '{dbname}' finished" in line]
+    assert len(finished) >= 3 and all(line[:4].isdigit() and " INFO " in line for line in finished), \
+        "the job's own log lines pass through Supercronic untouched"
+    assert not list(target.rglob(".*partial*")), "a stop never leaves a partial backup"
