@@ -89,8 +89,9 @@ def kube() -> Iterator[KubeEnv]:
 
 @pytest.fixture(scope="session")
 def operator(kube: KubeEnv) -> Iterator[OperatorProcess]:
-    """``pgbackup-operator`` running with its own ServiceAccount's token (RBAC exercised)."""
-    with OperatorProcess(kube) as process:
+    """``pgbackup-operator`` running with its own ServiceAccount's token (RBAC exercised),
+    watching the tests' ``t-*`` namespaces (other tests run operators of their own)."""
+    with OperatorProcess(kube, namespaces=["t-*"]) as process:
         yield process
 
 

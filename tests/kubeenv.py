@@ -72,8 +72,11 @@ class KubeEnv:
 class OperatorProcess:
     """``pgbackup-operator`` as a subprocess, authenticated as its ServiceAccount."""
 
-    def __init__(self, kube: KubeEnv) -> None:
+    def __init__(self, kube: KubeEnv, service_account: tuple[str, str] = ("pgbackup-operator", OPERATOR_NAMESPACE),
+                 namespaces: list[str] | None = None) -> None:
         self.kube = kube
+        self.service_account = service_account
+        self.namespaces = namespaces or []
         self.directory = Path(tempfile.mkdtemp(prefix="pgbackup-operator-"))
         self.log = self.directory / "operator.log"
         self.port = free_port()
@@ -81,12 +84,12 @@ class OperatorProcess:
 
     def _token_kubeconfig(self) -> Path:
         plane = self.kube.plane
-        plane.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
-        plane.kubectl("apply", "-f", str(ROOT / "deploy" / "rbac.yaml"))
-        token = plane.kubectl("create", "token", "pgbackup-operator", "-n", OPERATOR_NAMESPACE,
-                              "--duration=6h").stdout.strip()
-        return write_kubeconfig(self.directory / "kubeconfig", plane.server, plane.pki,
-                                user="pgbackup-operator", token=token)
+        account, namespace = self.service_account
+        if self.service_account == ("pgbackup-operator", OPERATOR_NAMESPACE):
+            plane.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+            plane.kubectl("apply", "-f", str(ROOT / "deploy" / "rbac.yaml"))
+        token = plane.kubectl("create", "token", account, "-n", namespace, "--duration=6h").stdout.strip()
+        return write_kubeconfig(self.directory / "kubeconfig", plane.server, plane.pki, user=account, token=token)
 
     def _alive(self) -> bool:
         assert self._proc is not None
@@ -102,7 +105,8 @@ class OperatorProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PG", "AWS_", "BACKUP_"))}
         env.update(KUBECONFIG=str(self._token_kubeconfig()), PGBACKUP_IMAGE="pgbackup:test")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pgbackup_operator", "--liveness", f"http://127.0.0.1:{self.port}/healthz"],
+            [sys.executable, "-m", "pgbackup_operator", "--liveness", f"http://127.0.0.1:{self.port}/healthz",
+             *(arg for n in self.namespaces for arg in ("--namespace", n))],
             env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.directory,
         )
         wait_for(self._alive, timeout=60, what="operator liveness endpoint")

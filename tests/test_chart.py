@@ -1,0 +1,124 @@
+"""The Helm chart and deploy/: one source of truth, lint, server-side dry runs, and a real
+install whose ServiceAccount runs the operator (so the chart's RBAC is what is exercised)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devenv import chart_sync
+from devenv.kube import ControlPlane
+from devenv.kube import build as build_control_plane
+from devenv.wait import wait_for
+
+from .helpers import ROOT
+from .kubeenv import KubeEnv, OperatorProcess
+
+CHART = ROOT / "charts" / "pgbackup"
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    built = subprocess.run([str(ROOT / "scripts" / "tools-build"), "helm"], stdout=subprocess.PIPE, text=True)
+    assert built.returncode == 0, "scripts/tools-build helm failed"
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+def run(helm: Path, kube: KubeEnv | None, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    extra = [f"--kubeconfig={kube.plane.kubeconfig}"] if kube else []
+    result = subprocess.run([str(helm), *args, *extra], capture_output=True, text=True)
+    assert not check or result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_chart_copies_match_deploy() -> None:
+    for path, text in chart_sync.expected().items():
+        assert path.read_text() == text, f"{path} differs from deploy/: run scripts/sync-chart"
+
+
+def test_helm_lint_is_clean(helm: Path) -> None:
+    result = run(helm, None, "lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_values_schema_rejects_nonsense(helm: Path) -> None:
+    result = run(helm, None, "template", "x", str(CHART), "--set", "rbac.clusterWide=false", check=False)
+    assert result.returncode != 0 and "namespaces" in result.stderr
+
+
+def _example_backup() -> dict[str, Any]:
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "examples" / "pgbackup-s3-compatible.yaml").read_text()))
+    pgbackup = next(d for d in docs if d["kind"] == "PgBackup")
+    return {"name": "from-values", "namespace": "default", "spec": pgbackup["spec"]}
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"rbac": {"clusterWide": False, "namespaces": ["default", "kube-public"]}},
+    {"backups": "example"},
+])
+def test_rendered_manifests_pass_server_side_dry_run(helm: Path, kube: KubeEnv, tmp_path: Path, values: dict[str, Any]) -> None:
+    if values.get("backups") == "example":
+        values = {"backups": [_example_backup()]}
+    (tmp_path / "values.json").write_text(json.dumps(values))
+    kube.plane.kubectl("create", "namespace", "pgbackup-dry", check=False)
+    rendered = run(helm, kube, "template", "pgb", str(CHART), "-n", "pgbackup-dry", "--include-crds",
+                   "-f", str(tmp_path / "values.json")).stdout
+    (tmp_path / "rendered.yaml").write_text(rendered)
+    kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
+    assert {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "Deployment"} <= kinds
+    applied = kube.plane.kubectl("apply", "--dry-run=server", "-f", str(tmp_path / "rendered.yaml"), check=False)
+    assert applied.returncode == 0, applied.stderr
+    assert "Secret" not in json.dumps([r for d in yaml.safe_load_all(rendered) if d and d["kind"] in ("ClusterRole", "Role")
+                                      for r in d["rules"]])
+
+
+def test_kustomize_deploy_passes_server_side_dry_run(kube: KubeEnv) -> None:
+    kube.plane.kubectl("create", "namespace", "pgbackup-system", check=False)  # a dry run creates nothing
+    applied = kube.plane.kubectl("apply", "-k", str(ROOT / "deploy"), "--dry-run=server", check=False)
+    assert applied.returncode == 0, applied.stderr
+    assert "deployment.apps/pgbackup-operator created (server dry run)" in applied.stdout
+
+
+@pytest.fixture(scope="module")
+def bare_kube() -> Iterator[KubeEnv]:
+    """A control plane of its own, without the CRD: the chart installs it from crds/."""
+    plane = ControlPlane(build_control_plane(), Path(tempfile.mkdtemp(prefix="pgbackup-k8s-helm-")))
+    try:
+        plane.up()
+        yield KubeEnv(plane)
+    finally:
+        plane.down()
+
+
+def test_helm_install_runs_the_operator_with_the_chart_s_account_and_uninstall_cleans_up(
+    helm: Path, bare_kube: KubeEnv, tmp_path: Path
+) -> None:
+    kube = bare_kube
+    namespace, watched = "pgbackup-helm", "h-watched"
+    for name in (namespace, watched):
+        kube.plane.kubectl("create", "namespace", name, check=False)
+    values = {"rbac": {"clusterWide": False, "namespaces": [watched]}, "backups": [
+        {**_example_backup(), "name": "via-helm", "namespace": watched}]}
+    (tmp_path / "values.json").write_text(json.dumps(values))
+    run(helm, kube, "install", "pgb", str(CHART), "-n", namespace, "-f", str(tmp_path / "values.json"), "--wait=false")
+    assert kube.pgbackup(watched, "via-helm")["spec"]["schedule"] == "30 2 * * *"
+
+    with OperatorProcess(kube, service_account=("pgb-pgbackup", namespace), namespaces=[watched]):
+        wait_for(lambda: kube.cronjob(watched, "pgbackup-via-helm"), timeout=60, what="the CronJob")
+        wait_for(lambda: (kube.condition(watched, "via-helm", "Ready") or {}).get("status") == "True",
+                 timeout=30, what="Ready")
+
+    run(helm, kube, "uninstall", "pgb", "-n", namespace, "--wait")
+    leftovers = kube.plane.kubectl("get", "all,sa,role,rolebinding", "-n", namespace, "-o", "name").stdout.split()
+    assert [x for x in leftovers if "pgb" in x] == []
+    cluster_wide = kube.plane.kubectl("get", "clusterrole,clusterrolebinding", "-o", "name").stdout.split()
+    assert not any("pgb-pgbackup" in x for x in cluster_wide)
+    assert kube.plane.kubectl("get", "crd", "pgbackups.pgbackup.io", check=False).returncode == 0, "the CRD is kept"
