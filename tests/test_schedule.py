@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from backup_job.schedule import crontab_for, validate_crontab, validate_expressi
 from devenv.postgres import Cluster
 from devenv.wait import wait_for
 
-from .helpers import ROOT, job_env, run_pgbackup
+from .helpers import ROOT, fake_pg_dump, job_env, run_pgbackup
 
 
 @pytest.fixture(scope="session")
@@ -100,3 +101,28 @@ def test_schedule_runs_real_backups_and_stops_cleanly_on_sigterm(
     assert len(finished) >= 3 and all(line[:4].isdigit() and " INFO " in line for line in finished), \
         "the job's own log lines pass through Supercronic untouched"
     assert not list(target.rglob(".*partial*")), "a stop never leaves a partial backup"
+
+
+def test_runs_never_overlap(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str, supercronic: Path) -> None:
+    """A run that outlasts the interval makes Supercronic skip slots instead of starting a second run."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    slow = fake_pg_dump(tmp_path / "bin", bindir18, 'sleep 2.5\nexec "$REAL" "$@"')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
+    env.update(job_env(pg18, f"file://{tmp_path}/backups", slow, BACKUP_DATABASES=dbname,
+                       BACKUP_SCHEDULE="* * * * * * *", BACKUP_SUPERCRONIC=str(supercronic)))
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    log = tmp_path / "out.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "backup_job", "schedule"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            wait_for(lambda: log.read_text().count("run ") >= 6 and "still running" in log.read_text(),
+                     timeout=60, what="several runs and a skipped slot")
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    events = [line for line in log.read_text().splitlines() if re.search(r" run \d{8}T\d{6}Z (started|finished)", line)]
+    kinds = ["started" if " started:" in line else "finished" for line in events]
+    assert kinds[:4] == ["started", "finished", "started", "finished"], "\n".join(events)
+    assert all(a != b for a, b in zip(kinds, kinds[1:])), "a run started before the previous one finished"
