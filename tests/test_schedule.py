@@ -116,8 +116,11 @@ def test_runs_never_overlap(pg18: Cluster, bindir18: Path, tmp_path: Path, dbnam
         proc = subprocess.Popen([sys.executable, "-m", "backup_job", "schedule"], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, cwd=tmp_path)
         try:
-            wait_for(lambda: log.read_text().count("run ") >= 6 and "still running" in log.read_text(),
-                     timeout=60, what="several runs and a skipped slot")
+            def two_runs_and_a_skipped_slot() -> bool:
+                text = log.read_text()
+                return len(re.findall(r" run \d{8}T\d{6}Z finished", text)) >= 2 and "still running" in text
+
+            wait_for(two_runs_and_a_skipped_slot, timeout=60, what="two runs and a skipped slot")
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
         finally:
