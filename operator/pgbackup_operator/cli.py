@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         n.strip() for n in os.environ.get("PGBACKUP_NAMESPACES", "").split(",") if n.strip()
     ]
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
+    for handler in logging.getLogger().handlers:  # kopf logs to stderr; `kubectl logs` reads stdout
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stdout)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     from . import handlers
 
