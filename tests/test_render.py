@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,3 +161,12 @@ def test_job_outcomes_and_messages() -> None:
                    "message": "boom", "completionTime": "2026-01-01T00:01:00Z"}
     assert status.is_newer_or_same(run, {"jobName": "old", "startTime": "2025-12-31T00:00:00Z"})
     assert not status.is_newer_or_same({"jobName": "old", "startTime": "2025-12-31T00:00:00Z"}, run)
+
+
+def test_operator_without_credentials_fails_with_one_line(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "KUBECONFIG": str(tmp_path / "missing"), "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "pgbackup_operator"], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "no Kubernetes credentials" in result.stderr and "Traceback" not in result.stderr + result.stdout

@@ -42,9 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stdout)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    from . import handlers
+    from . import handlers, kube
 
     assert handlers.reconcile  # importing the module registers the handlers with kopf
+    try:
+        kube.load_config()
+    except Exception as exc:  # the client raises ConfigException or OSError subclasses
+        print(f"pgbackup-operator: no Kubernetes credentials: {str(exc).rstrip('.')}; run it in a pod with a "
+              "ServiceAccount, or set KUBECONFIG", file=sys.stderr)
+        return 2
 
     print(
         f"pgbackup-operator {__version__} watching "
