@@ -170,3 +170,17 @@ def test_operator_without_credentials_fails_with_one_line(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "no Kubernetes credentials" in result.stderr and "Traceback" not in result.stderr + result.stdout
+
+
+def test_operator_log_lines_keep_tracebacks_on_one_line() -> None:
+    import logging
+
+    from pgbackup_operator.cli import OneLineFormatter
+
+    formatter = OneLineFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("kopf", logging.ERROR, __file__, 1, "handler failed", None, sys.exc_info())
+    line = formatter.format(record)
+    assert "\n" not in line and line.startswith("ERROR handler failed") and "ValueError: boom" in line

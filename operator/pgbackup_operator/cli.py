@@ -20,6 +20,17 @@ import kopf
 from backup_job import __version__
 
 
+class OneLineFormatter(logging.Formatter):
+    """Wraps kopf's formatter so a traceback stays on its event's line (one event per line)."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.inner.format(record).replace("\n", "\\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgbackup-operator", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:  # kopf logs to stderr; `kubectl logs` reads stdout
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stdout)
+            handler.setFormatter(OneLineFormatter(handler.formatter))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     from . import handlers, kube
 
