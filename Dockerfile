@@ -39,8 +39,9 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     BACKUP_CRONTAB=/app/crontab
 USER 10001:10001
-# Only the schedule mode is long-running; Kubernetes uses its own probes for the operator.
+# Healthy while PID 1 is Supercronic (or `pgbackup schedule` still running its start-up
+# backup before it execs Supercronic). Kubernetes ignores this and probes the operator itself.
 HEALTHCHECK --interval=1m --timeout=5s --start-period=30s \
-  CMD ["python", "-c", "import sys; sys.exit(open('/proc/1/comm').read().strip() != 'supercronic')"]
+  CMD ["python", "-c", "import sys; c = open('/proc/1/cmdline', 'rb').read(); sys.exit(b'supercronic' not in c and b'schedule' not in c)"]
 ENTRYPOINT ["pgbackup"]
 CMD ["schedule"]
