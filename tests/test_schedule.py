@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -73,28 +74,35 @@ def test_bad_schedules_exit_2_before_anything_starts(env: dict[str, str], messag
     assert "Traceback" not in result.stderr
 
 
+def run_schedule(env: dict[str, str], tmp_path: Path, until: Callable[[str], bool], what: str) -> tuple[int, str]:
+    """Run ``pgbackup schedule`` until ``until(output)`` holds, then SIGTERM it: (exit code, output)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
+    full.update(env)
+    full["PATH"] = f"{Path(sys.executable).parent}:{full['PATH']}"  # `pgbackup` for the crontab line
+    log = tmp_path / "out.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "backup_job", "schedule"], env=full, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            wait_for(lambda: until(log.read_text()), timeout=60, what=what)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    return code, log.read_text()
+
+
 def test_schedule_runs_real_backups_and_stops_cleanly_on_sigterm(
     pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str, supercronic: Path
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     target = tmp_path / "backups"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-    env.update(job_env(pg18, f"file://{target}", bindir18, BACKUP_DATABASES=dbname,
-                       BACKUP_SCHEDULE="*/2 * * * * * *", BACKUP_RUN_ON_START="true",
-                       BACKUP_SUPERCRONIC=str(supercronic)))
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    log = tmp_path / "out.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "backup_job", "schedule"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=tmp_path)
-        try:
-            wait_for(lambda: len(list(target.glob(f"{dbname}/*.manifest.json"))) >= 3, timeout=60,
-                     what="three backups (one at start, two scheduled)")
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=60)
-        finally:
-            proc.kill()
-    output = log.read_text()
+    env = job_env(pg18, f"file://{target}", bindir18, BACKUP_DATABASES=dbname, BACKUP_SCHEDULE="*/2 * * * * * *",
+                  BACKUP_RUN_ON_START="true", BACKUP_SUPERCRONIC=str(supercronic))
+
+    code, output = run_schedule(env, tmp_path, lambda _: len(list(target.glob(f"{dbname}/*.manifest.json"))) >= 3,
+                                "three backups (one at start, two scheduled)")
+
     assert code == 0, output
     assert "BACKUP_RUN_ON_START: running one backup" in output
     finished = [line for line in output.splitlines() if f"backup of '{dbname}' finished" in line]
@@ -107,25 +115,15 @@ def test_runs_never_overlap(pg18: Cluster, bindir18: Path, tmp_path: Path, dbnam
     """A run that outlasts the interval makes Supercronic skip slots instead of starting a second run."""
     pg18.sql(f"CREATE DATABASE {dbname}")
     slow = fake_pg_dump(tmp_path / "bin", bindir18, 'sleep 2.5\nexec "$REAL" "$@"')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-    env.update(job_env(pg18, f"file://{tmp_path}/backups", slow, BACKUP_DATABASES=dbname,
-                       BACKUP_SCHEDULE="* * * * * * *", BACKUP_SUPERCRONIC=str(supercronic)))
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    log = tmp_path / "out.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "backup_job", "schedule"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=tmp_path)
-        try:
-            def two_runs_and_a_skipped_slot() -> bool:
-                text = log.read_text()
-                return len(re.findall(r" run \d{8}T\d{6}Z finished", text)) >= 2 and "still running" in text
+    env = job_env(pg18, f"file://{tmp_path}/backups", slow, BACKUP_DATABASES=dbname,
+                  BACKUP_SCHEDULE="* * * * * * *", BACKUP_SUPERCRONIC=str(supercronic))
 
-            wait_for(two_runs_and_a_skipped_slot, timeout=60, what="two runs and a skipped slot")
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
-        finally:
-            proc.kill()
-    events = [line for line in log.read_text().splitlines() if re.search(r" run \d{8}T\d{6}Z (started|finished)", line)]
+    def two_runs_and_a_skipped_slot(text: str) -> bool:
+        return len(re.findall(r" run \d{8}T\d{6}Z finished", text)) >= 2 and "still running" in text
+
+    _, output = run_schedule(env, tmp_path, two_runs_and_a_skipped_slot, "two runs and a skipped slot")
+
+    events = [line for line in output.splitlines() if re.search(r" run \d{8}T\d{6}Z (started|finished)", line)]
     kinds = ["started" if " started:" in line else "finished" for line in events]
     assert kinds[:4] == ["started", "finished", "started", "finished"], "\n".join(events)
     assert all(a != b for a, b in zip(kinds, kinds[1:])), "a run started before the previous one finished"
