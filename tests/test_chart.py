@@ -117,8 +117,13 @@ def test_helm_install_runs_the_operator_with_the_chart_s_account_and_uninstall_c
                  timeout=30, what="Ready")
 
     run(helm, kube, "uninstall", "pgb", "-n", namespace, "--wait")
-    leftovers = kube.plane.kubectl("get", "all,sa,role,rolebinding", "-n", namespace, "-o", "name").stdout.split()
-    assert [x for x in leftovers if "pgb" in x] == []
-    cluster_wide = kube.plane.kubectl("get", "clusterrole,clusterrolebinding", "-o", "name").stdout.split()
-    assert not any("pgb-pgbackup" in x for x in cluster_wide)
+
+    def leftovers() -> list[str]:
+        listed = kube.plane.kubectl("get", "all,sa,role,rolebinding", "-n", namespace, "-o", "name").stdout.split()
+        listed += kube.plane.kubectl("get", "clusterrole,clusterrolebinding", "-o", "name").stdout.split()
+        listed += kube.plane.kubectl("get", "pgb,cronjobs", "-n", watched, "-o", "name").stdout.split()
+        return [x for x in listed if "pgb" in x or "via-helm" in x]
+
+    # the Deployment's ReplicaSet and Pods, and the PgBackup's CronJob, go by garbage collection
+    wait_for(lambda: leftovers() == [], timeout=90, what="nothing of the release left")
     assert kube.plane.kubectl("get", "crd", "pgbackups.pgbackup.io", check=False).returncode == 0, "the CRD is kept"

@@ -67,9 +67,12 @@ def test_cronjob_is_rendered_owned_and_reported(kube: KubeEnv, operator: Operato
     status = kube.pgbackup(namespace, "nightly")["status"]
     assert status["cronJobName"] == "pgbackup-nightly" and status["observedGeneration"] == 1
     assert status["nextScheduleTime"].endswith(":30:00Z")  # 02:30 Berlin is hh:30 UTC
-    meta = kube.pgbackup(namespace, "nightly")["metadata"]
-    assert not meta.get("finalizers")
-    assert any(k.startswith("kopf.pgbackup.io/") for k in meta.get("annotations", {})), "kopf state lives in our annotations"
+    def kopf_annotations() -> list[str]:
+        annotations = kube.pgbackup(namespace, "nightly")["metadata"].get("annotations", {})
+        return [k for k in annotations if k.startswith("kopf.pgbackup.io/")]
+
+    wait_for(kopf_annotations, timeout=30, what="kopf's state in our annotations")
+    assert not kube.pgbackup(namespace, "nightly")["metadata"].get("finalizers")
     assert "kopf" not in status
     printed = kube.plane.kubectl("get", "pgb", "-n", namespace).stdout
     assert "SCHEDULE" in printed and "30 2 * * *" in printed and "True" in printed
