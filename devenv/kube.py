@@ -151,6 +151,7 @@ class ControlPlane:
             self.kubectl("apply", "-f", str(crd))
         if crds:
             self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+            self.wait_for_discovery()
         self._spawn("kube-controller-manager", [
             str(self.bindir / "kube-controller-manager"),
             f"--kubeconfig={self.kubeconfig}", f"--authentication-kubeconfig={self.kubeconfig}",
@@ -161,6 +162,19 @@ class ControlPlane:
         ])
         (self.state / "server").write_text(self.server)
         return self.kubeconfig
+
+    def wait_for_discovery(self, timeout: float = 60) -> None:
+        """Wait until API discovery lists every established CRD's resources.
+
+        Discovery lags a moment behind a CRD's Established condition, and kopf scans
+        discovery once at start: an operator started in that gap never sees the resource.
+        """
+        def listed() -> bool:
+            names = self.kubectl("get", "crd", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+            served = self.kubectl("api-resources", "-o", "name", check=False).stdout.split()
+            return all(name in served for name in names)
+
+        wait_for(listed, timeout=timeout, what="CRDs in API discovery")
 
     def down(self) -> None:
         for name in ("kube-controller-manager", "kube-apiserver", "etcd"):

@@ -111,6 +111,7 @@ def test_helm_install_runs_the_operator_with_the_chart_s_account_and_uninstall_c
     run(helm, kube, "install", "pgb", str(CHART), "-n", namespace, "-f", str(tmp_path / "values.json"), "--wait=false")
     assert kube.pgbackup(watched, "via-helm")["spec"]["schedule"] == "30 2 * * *"
 
+    kube.plane.wait_for_discovery()  # the chart just created the CRD
     with OperatorProcess(kube, service_account=("pgb-pgbackup", namespace), namespaces=[watched]):
         wait_for(lambda: kube.cronjob(watched, "pgbackup-via-helm"), timeout=60, what="the CronJob")
         wait_for(lambda: (kube.condition(watched, "via-helm", "Ready") or {}).get("status") == "True",
