@@ -23,7 +23,6 @@ wrong and what a right value looks like. Secret values never appear in those mes
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import shlex
@@ -103,7 +102,7 @@ class Destination:
 
 @dataclass(frozen=True)
 class S3Settings:
-    """Only what the AWS SDK has no variable for, plus file-mounted credentials."""
+    """Only what the AWS SDK has no variable for; credentials stay in the SDK's chain."""
 
     addressing_style: str = "auto"
     sse: str | None = None
@@ -233,14 +232,9 @@ def parse_choice(name: str, value: str, default: str, choices: tuple[str, ...]) 
     return folded
 
 
-def parse_patterns(name: str, value: str) -> tuple[str, ...]:
-    patterns = tuple(item.strip() for item in value.split(",") if item.strip())
-    for pattern in patterns:
-        try:
-            fnmatch.translate(pattern)
-        except Exception as exc:  # pragma: no cover - translate accepts almost anything
-            raise _bad(name, value, "contains an invalid glob", "app,analytics_*") from exc
-    return patterns
+def parse_patterns(value: str) -> tuple[str, ...]:
+    """Comma-separated names or shell-style globs (fnmatch accepts any string as a glob)."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 def parse_pg_dump_options(value: str) -> tuple[str, ...]:
@@ -310,8 +304,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     return Settings(
         destination=destination,
         s3=s3,
-        include=parse_patterns("BACKUP_DATABASES", env.get("BACKUP_DATABASES", "")),
-        exclude=parse_patterns("BACKUP_EXCLUDE_DATABASES", env.get("BACKUP_EXCLUDE_DATABASES", "")),
+        include=parse_patterns(env.get("BACKUP_DATABASES", "")),
+        exclude=parse_patterns(env.get("BACKUP_EXCLUDE_DATABASES", "")),
         discovery_database=env.get("PGDATABASE", "") or "postgres",
         compression_level=parse_int(
             "BACKUP_COMPRESSION_LEVEL", env.get("BACKUP_COMPRESSION_LEVEL", ""), 6, 1, 9
