@@ -10,7 +10,9 @@ at ``LOG_LEVEL=DEBUG``. Code that catches a lower-level exception always re-rais
 - ``RunError``: the run as a whole cannot proceed (server unreachable, version skew, no
   databases). Exit code 1.
 - ``DatabaseError`` and its subclasses: one database failed; the run goes on with the others
-  and exits 1 at the end.
+  and exits 1 at the end. Restores and verify drills fail with ``RestoreError`` (a checksum
+  mismatch is the ``ChecksumError`` subclass, so callers can tell corruption from a bad
+  target).
 """
 
 from __future__ import annotations
@@ -56,3 +58,15 @@ class StorageError(DatabaseError):
 
 class BackupExistsError(StorageError):
     """A backup with the same key exists already; pgbackup never overwrites one."""
+
+
+class NotFoundError(StorageError):
+    """An object (or a backup, or a database) that was asked for does not exist."""
+
+
+class RestoreError(DatabaseError):
+    """A restore or a verify drill of one database failed; nothing was committed."""
+
+
+class ChecksumError(RestoreError):
+    """The object read back does not match the sha256 and size in its manifest."""

@@ -8,15 +8,31 @@ place); callers never see a half-written object under a final key.
 ``send_part`` may block: that is the back-pressure which keeps memory bounded when the
 destination is slower than pg_dump. Errors from background work surface on the next call
 to ``send_part`` or in ``complete``.
+
+Reading back (list, restore, verify, prune) needs only ``list``, ``read`` and ``delete``;
+the catalog on top of them decides what is ours.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
+from ..errors import StorageError
+
 KeyFilter = Callable[[str], bool]
+READ_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object as a listing shows it."""
+
+    key: str
+    size: int
+    modified: datetime  # timezone-aware, UTC
 
 
 class Upload(ABC):
@@ -57,6 +73,24 @@ class Storage(ABC):
     @abstractmethod
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Write a small object in one piece (manifests)."""
+
+    @abstractmethod
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix/`` (everything for an empty prefix)."""
+
+    @abstractmethod
+    def read(self, key: str) -> Iterator[bytes]:
+        """The object's bytes in chunks of at most ``READ_CHUNK``; raises ``NotFoundError``
+        when it does not exist and ``StorageError`` when reading fails part way."""
+
+    def read_all(self, key: str, limit: int) -> bytes:
+        """A small object (a manifest) whole; more than ``limit`` bytes is an error."""
+        data = bytearray()
+        for chunk in self.read(key):
+            data += chunk
+            if len(data) > limit:
+                raise StorageError(f"{self.describe(key)} is larger than {limit} bytes")
+        return bytes(data)
 
     @abstractmethod
     def delete(self, key: str) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import BackupExistsError, StorageError
-from .base import KeyFilter, Storage, Upload
+from ..errors import BackupExistsError, NotFoundError, StorageError
+from .base import READ_CHUNK, KeyFilter, ObjectInfo, Storage, Upload
 
 PARTIAL_MARK = ".partial-"
 
@@ -92,6 +93,41 @@ class LocalStorage(Storage):
             self.path(key).unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(f"deleting {self.path(key)} failed: {exc.strerror}") from exc
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self.path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return
+        for directory, _dirs, files in os.walk(base):
+            for name in sorted(files):
+                if PARTIAL_MARK in name and name.startswith("."):
+                    continue  # an upload in progress, not an object
+                path = Path(directory) / name
+                try:
+                    status = path.stat()
+                except FileNotFoundError:
+                    continue
+                yield ObjectInfo(
+                    key=str(path.relative_to(self.root)), size=status.st_size,
+                    modified=datetime.fromtimestamp(status.st_mtime, timezone.utc),
+                )
+
+    def read(self, key: str) -> Iterator[bytes]:
+        try:
+            handle = open(self.path(key), "rb")
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.describe(key)} does not exist") from exc
+        except OSError as exc:
+            raise StorageError(f"reading {self.path(key)} failed: {exc.strerror}") from exc
+        with handle:
+            while True:
+                try:
+                    chunk = handle.read(READ_CHUNK)
+                except OSError as exc:
+                    raise StorageError(f"reading {self.path(key)} failed: {exc.strerror}") from exc
+                if not chunk:
+                    return
+                yield chunk
 
     def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
         base = self.path(prefix) if prefix else self.root

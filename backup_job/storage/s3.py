@@ -25,9 +25,9 @@ identity). ``BACKUP_S3_*`` adds what the SDK has no variable for.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal, cast
 
 import boto3
@@ -35,8 +35,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import S3Settings
-from ..errors import BackupExistsError, StorageError
-from .base import KeyFilter, Storage, Upload
+from ..errors import BackupExistsError, NotFoundError, StorageError
+from .base import READ_CHUNK, KeyFilter, ObjectInfo, Storage, Upload
 
 AddressingStyle = Literal["auto", "virtual", "path"]
 MAX_PARTS = 10_000
@@ -154,6 +154,34 @@ class S3Storage(Storage):
 
     def delete(self, key: str) -> None:
         self.call("DeleteObject", key, self.client.delete_object, Key=key)
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else ""):
+                for item in page.get("Contents", []):
+                    modified = item["LastModified"]
+                    yield ObjectInfo(key=item["Key"], size=int(item["Size"]),
+                                     modified=modified.astimezone(timezone.utc))
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"listing {self.describe(prefix)} failed: {describe_error(exc)}") from exc
+
+    def read(self, key: str) -> Iterator[bytes]:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                raise NotFoundError(f"{self.describe(key)} does not exist") from exc
+            raise self.error("GetObject", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self.error("GetObject", key, exc) from exc
+        body = response["Body"]
+        try:
+            yield from body.iter_chunks(READ_CHUNK)
+        except (ClientError, BotoCoreError) as exc:
+            raise self.error("GetObject", key, exc) from exc
+        finally:
+            body.close()
 
     def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
         aborted: list[str] = []
