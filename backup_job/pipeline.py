@@ -3,6 +3,7 @@
 Read this module to follow a byte::
 
     PgDump.chunks()          up to 1 MiB per read from pg_dump's stdout
+      (-> observe            the COPY row counter reads the raw chunk on its way)
       -> Compressor          gzip at BACKUP_COMPRESSION_LEVEL
       -> PartBuffer          cut into parts of exactly part_size(n) bytes; sha256 over all
       -> Upload.send_part    at most `concurrency` parts in flight (blocks when full)
@@ -128,6 +129,7 @@ def stream_backup(
     base_part_size: int,
     progress: Progress | None = None,
     progress_interval: float = 30.0,
+    observe: Callable[[bytes], None] | None = None,
 ) -> StreamStats:
     """Run one backup's bytes end to end; raise on any failure, leaving nothing behind."""
     stats = StreamStats()
@@ -137,6 +139,8 @@ def stream_backup(
         with ProgressReporter(stats, progress, progress_interval):
             for chunk in dump.chunks():
                 stats.raw_bytes += len(chunk)
+                if observe is not None:
+                    observe(chunk)
                 parts.write(compressor.compress(chunk))
                 stats.compressed_bytes = parts.total
             dump.finish(stats.raw_bytes)
