@@ -34,9 +34,11 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from .errors import ConfigError
+from .retention import RetentionPolicy
 
 SECRET_FILE_VARIABLES = (
     "PGPASSWORD",
+    "BACKUP_VERIFY_PGPASSWORD",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -131,6 +133,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     termination_log: Path | None = None
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    globals: bool = True
+    shrink_alarm: float = 0.5  # fraction of the previous backup's size; 0 turns it off
 
     def secrets(self) -> list[str]:
         """Every secret value this run knows, for the log redaction filter."""
@@ -266,6 +271,39 @@ def parse_bindir(value: str) -> Path | None:
     return path
 
 
+def parse_bool(name: str, value: str, default: bool) -> bool:
+    folded = value.strip().lower()
+    if folded == "":
+        return default
+    if folded in ("1", "true", "yes", "on"):
+        return True
+    if folded in ("0", "false", "no", "off"):
+        return False
+    raise _bad(name, value, "must be true or false", "true")
+
+
+def parse_retention(value: str) -> RetentionPolicy:
+    if not value.strip():
+        return RetentionPolicy()
+    try:
+        return RetentionPolicy.parse(value)
+    except ValueError as exc:
+        raise _bad("BACKUP_RETENTION", value, f"is not a retention policy ({exc})",
+                   "last=7,daily=14,weekly=8,monthly=12") from exc
+
+
+def parse_fraction(name: str, value: str, default: float) -> float:
+    if not value.strip():
+        return default
+    try:
+        number = float(value.strip().rstrip("%")) / (100 if value.strip().endswith("%") else 1)
+    except ValueError as exc:
+        raise _bad(name, value, "is not a fraction from 0 to 1", "0.5") from exc
+    if not 0 <= number < 1:
+        raise _bad(name, value, "must be from 0 (off) to below 1", "0.5")
+    return number
+
+
 def _secret(env: Mapping[str, str], name: str) -> Secret | None:
     value = env.get(name, "")
     return Secret(value) if value else None
@@ -332,6 +370,9 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         ).upper(),
         log_format=parse_choice("LOG_FORMAT", env.get("LOG_FORMAT", ""), "text", ("text", "json")),
         termination_log=Path(env["BACKUP_TERMINATION_LOG"]) if env.get("BACKUP_TERMINATION_LOG") else None,
+        retention=parse_retention(env.get("BACKUP_RETENTION", "")),
+        globals=parse_bool("BACKUP_GLOBALS", env.get("BACKUP_GLOBALS", ""), True),
+        shrink_alarm=parse_fraction("BACKUP_SHRINK_ALARM", env.get("BACKUP_SHRINK_ALARM", ""), 0.5),
     )
 
 

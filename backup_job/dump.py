@@ -12,6 +12,9 @@ chunks. Design points:
   timed-out or empty dump raises ``DumpError`` naming the cause.
 - A watchdog kills pg_dump when ``BACKUP_DATABASE_TIMEOUT`` passes; ``--lock-wait-timeout``
   makes pg_dump itself give up instead of queueing behind DDL.
+
+``pg_dumpall --globals-only`` (roles, memberships, tablespaces) runs through the same class
+with its own argv (``globals_argv``): the pipeline does not care which program writes SQL.
 """
 
 from __future__ import annotations
@@ -73,16 +76,25 @@ def pg_dump_argv(executable: str, lock_wait_timeout: int, extra: Sequence[str]) 
     return argv
 
 
+def globals_argv(executable: str, maintenance_database: str, role_passwords: bool) -> list[str]:
+    """``pg_dumpall --globals-only``; without role passwords for managed services that hide
+    ``pg_authid``."""
+    argv = [executable, "--globals-only", "--no-password", f"--database={maintenance_database}"]
+    if not role_passwords:
+        argv.append("--no-role-passwords")
+    return argv
+
+
 def _last_error(lines: Sequence[str]) -> str:
-    """pg_dump's most telling stderr line, trimmed to one line."""
+    """The program's most telling stderr line, trimmed to one line."""
     errors = [line for line in lines if "error:" in line or "FATAL" in line or "ERROR" in line]
     chosen = errors[0] if errors else (lines[-1] if lines else "")
-    chosen = re.sub(r"^pg_dump: (error: )?", "", chosen.strip())
+    chosen = re.sub(r"^pg_dump(all)?: (error: )?", "", chosen.strip())
     return chosen[:500]
 
 
 class PgDump:
-    """One running ``pg_dump`` of one database."""
+    """One running ``pg_dump`` of one database (or, given ``argv``, ``pg_dumpall``)."""
 
     def __init__(
         self,
@@ -92,8 +104,10 @@ class PgDump:
         lock_wait_timeout: int,
         extra_options: Sequence[str],
         timeout: int = 0,
+        argv: list[str] | None = None,
     ) -> None:
         self.database = database
+        self.program = Path(argv[0]).name if argv else "pg_dump"
         self.timeout = timeout
         self.lock_wait_timeout = lock_wait_timeout
         self.timed_out = False
@@ -104,7 +118,7 @@ class PgDump:
         self._error_lines: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
         try:
             self._proc = subprocess.Popen(
-                pg_dump_argv(executable, lock_wait_timeout, extra_options),
+                argv or pg_dump_argv(executable, lock_wait_timeout, extra_options),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -169,12 +183,12 @@ class PgDump:
         code = self.close()
         if self.timed_out:
             raise DumpError(
-                f"pg_dump exceeded BACKUP_DATABASE_TIMEOUT ({self.timeout} s) and was stopped",
+                f"{self.program} exceeded BACKUP_DATABASE_TIMEOUT ({self.timeout} s) and was stopped",
                 hint="raise BACKUP_DATABASE_TIMEOUT or exclude large tables' data "
                 "with BACKUP_PG_DUMP_OPTIONS",
             )
         if code < 0:
-            raise DumpError(f"pg_dump was killed by signal {-code} ({_signal_name(-code)})")
+            raise DumpError(f"{self.program} was killed by signal {-code} ({_signal_name(-code)})")
         if code != 0:
             detail = _last_error(list(self._error_lines) or list(self._stderr_tail))
             hint = None
@@ -184,9 +198,9 @@ class PgDump:
                     f"({self.lock_wait_timeout} s): another session holds an exclusive lock "
                     f"(DDL, VACUUM FULL); retry later or raise the timeout"
                 )
-            raise DumpError(f"pg_dump failed (exit {code}): {detail or 'no message'}", hint=hint)
+            raise DumpError(f"{self.program} failed (exit {code}): {detail or 'no message'}", hint=hint)
         if produced == 0:
-            raise DumpError("pg_dump exited 0 but produced no output")
+            raise DumpError(f"{self.program} exited 0 but produced no output")
 
     def stderr_tail(self) -> list[str]:
         return list(self._stderr_tail)

@@ -4,6 +4,8 @@
 
     <prefix>/<database>/<timestamp>.sql.gz
     <prefix>/<database>/<timestamp>.manifest.json
+    <prefix>/_globals/<timestamp>.sql.gz          roles and tablespaces (pg_dumpall --globals-only)
+    <prefix>/_globals/<timestamp>.manifest.json
 
 ``<timestamp>`` is the run's start in UTC (``YYYYMMDDTHHMMSSZ``), shared by every database of
 one run, so one run's backups sort and group together. ``<database>`` is the database name
@@ -14,7 +16,8 @@ objects (``_globals/``). Names ``.`` and ``..`` are encoded as well: they are no
 path segments on a local filesystem.
 
 Later commands (list, restore, prune) recognise our objects only through ``parse_key``: a
-key that does not parse is not ours and is never touched.
+key that does not parse is not ours and is never touched. In its answers the globals stand
+under the name ``GLOBALS`` (the empty string, which no database can be called).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+GLOBALS = ""  # the "database" name of the globals objects; PostgreSQL forbids empty names
+GLOBALS_SEGMENT = "_globals"
 DUMP_SUFFIX = ".sql.gz"
 MANIFEST_SUFFIX = ".manifest.json"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -93,8 +98,18 @@ def join(prefix: str, *parts: str) -> str:
     return "/".join(p for p in (prefix, *parts) if p)
 
 
+def segment_for(database: str) -> str:
+    return GLOBALS_SEGMENT if database == GLOBALS else encode_database(database)
+
+
+def display_name(database: str) -> str:
+    """How a catalog name appears in logs and listings."""
+    return "(globals)" if database == GLOBALS else database
+
+
 def backup_keys(prefix: str, database: str, timestamp: str) -> BackupKeys:
-    base = join(prefix, encode_database(database), timestamp)
+    """The keys of one backup; ``database`` ``GLOBALS`` gives the globals' keys."""
+    base = join(prefix, segment_for(database), timestamp)
     return BackupKeys(
         database=database,
         timestamp=timestamp,
@@ -120,6 +135,8 @@ def parse_key(prefix: str, key: str) -> tuple[str, str, str] | None:
         return None
     if not _TIMESTAMP.fullmatch(stamp):
         return None
+    if segment == GLOBALS_SEGMENT:
+        return GLOBALS, stamp, suffix
     try:
         database = decode_database(segment)
     except ValueError:

@@ -30,6 +30,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.compression_level == 6 and s.lock_wait_timeout == 300 and s.database_timeout == 0
     assert s.include == () and s.exclude == () and s.discovery_database == "postgres"
     assert s.log_format == "text" and s.log_level == "INFO"
+    assert not s.retention and s.globals is True and s.shrink_alarm == 0.5
 
 
 def test_destinations(tmp_path: Path) -> None:
@@ -51,6 +52,11 @@ def test_destinations(tmp_path: Path) -> None:
         ("LOG_FORMAT", "xml", "LOG_FORMAT='xml' must be one of text | json"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL='loud' must be one of"),
         ("BACKUP_S3_ADDRESSING_STYLE", "sideways", "must be one of auto | path | virtual"),
+        ("BACKUP_RETENTION", "keep=7", "BACKUP_RETENTION='keep=7' is not a retention policy ('keep=7' is not one of"),
+        ("BACKUP_RETENTION", "daily=0", "daily must be a whole number of at least 1"),
+        ("BACKUP_GLOBALS", "maybe", "BACKUP_GLOBALS='maybe' must be true or false"),
+        ("BACKUP_SHRINK_ALARM", "1.5", "BACKUP_SHRINK_ALARM='1.5' must be from 0 (off) to below 1"),
+        ("BACKUP_SHRINK_ALARM", "half", "is not a fraction from 0 to 1"),
         ("BACKUP_S3_SSE", "aes", "BACKUP_S3_SSE='aes' must be one of AES256 | aws:kms"),
         ("BACKUP_S3_KMS_KEY_ID", "alias/x", "BACKUP_S3_SSE is not aws:kms"),
         ("BACKUP_PG_BINDIR", "/nonexistent", "holds no pg_dump"),

@@ -1,0 +1,164 @@
+"""Retention: which backups to keep (a pure plan), then deleting the rest (``prune``).
+
+The policy is grandfather-father-son, written ``last=N,daily=N,weekly=N,monthly=N`` (any
+subset). For each database, and for the globals, over its complete backups newest first:
+
+- ``last=N`` keeps the N newest;
+- ``daily=N`` keeps the newest backup of each of the N newest UTC days that have one;
+  ``weekly`` does the same over ISO weeks, ``monthly`` over calendar months;
+- a backup is kept if any rule keeps it, and the newest complete backup is always kept.
+
+Buckets count days that *have* backups, so a pause in backups never makes retention delete
+more. What is not kept is deleted, manifest first, then the dump (so an interruption leaves
+an incomplete dump, never a manifest pointing at nothing). Incomplete leftovers (see
+``catalog``) are deleted once both their key timestamp and their objects are older than
+``LEFTOVER_AGE``, which no running backup can be.
+
+Only keys that parse as our layout under the prefix reach this module, so foreign objects
+are never touched. ``prune`` is called by ``pgbackup prune`` and after a run with no
+failures; a run with failures never deletes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from . import logs
+from .errors import StorageError
+from .layout import display_name
+
+if TYPE_CHECKING:  # config imports the policy; the catalog imports storage, which imports config
+    from .catalog import Backup, Catalog
+
+LEFTOVER_AGE = timedelta(days=1)
+RULES = ("last", "daily", "weekly", "monthly")
+log = logs.get("retention")
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How many of each kind to keep; 0 means the rule is not used."""
+
+    last: int = 0
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+
+    def __bool__(self) -> bool:
+        return any((self.last, self.daily, self.weekly, self.monthly))
+
+    def describe(self) -> str:
+        return ",".join(f"{rule}={getattr(self, rule)}" for rule in RULES if getattr(self, rule))
+
+    @classmethod
+    def parse(cls, text: str) -> "RetentionPolicy":
+        """``last=7,daily=14`` -> policy; ``ValueError`` with the reason otherwise."""
+        values: dict[str, int] = {}
+        for item in (part.strip() for part in text.split(",")):
+            if not item:
+                continue
+            rule, sep, count = item.partition("=")
+            rule = rule.strip().lower()
+            if not sep or rule not in RULES:
+                raise ValueError(f"{item!r} is not one of {', '.join(r + '=N' for r in RULES)}")
+            if rule in values:
+                raise ValueError(f"{rule} is given twice")
+            if not count.strip().isdigit() or int(count) < 1:
+                raise ValueError(f"{rule} must be a whole number of at least 1, not {count.strip()!r}")
+            values[rule] = int(count)
+        if not values:
+            raise ValueError("no rules given")
+        return cls(**values)
+
+
+def _newest_per_bucket(backups: list[Backup], count: int, bucket: Callable[[datetime], Hashable]) -> set[str]:
+    kept: set[str] = set()
+    seen: set[Hashable] = set()
+    for backup in backups:  # newest first: the first one met in a bucket is its newest
+        key = bucket(backup.time)
+        if key in seen:
+            continue
+        if len(seen) == count:
+            break
+        seen.add(key)
+        kept.add(backup.timestamp)
+    return kept
+
+
+def plan(backups: list[Backup], policy: RetentionPolicy) -> dict[str, list[str]]:
+    """For complete backups newest first: the timestamps to keep, each with its reasons."""
+    reasons: dict[str, list[str]] = {}
+
+    def keep(stamps: set[str], reason: str) -> None:
+        for stamp in stamps:
+            reasons.setdefault(stamp, []).append(reason)
+
+    if backups:
+        keep({backups[0].timestamp}, "newest")
+    if policy.last:
+        keep({b.timestamp for b in backups[: policy.last]}, "last")
+    if policy.daily:
+        keep(_newest_per_bucket(backups, policy.daily, lambda t: t.date()), "daily")
+    if policy.weekly:
+        keep(_newest_per_bucket(backups, policy.weekly, lambda t: t.isocalendar()[:2]), "weekly")
+    if policy.monthly:
+        keep(_newest_per_bucket(backups, policy.monthly, lambda t: (t.year, t.month)), "monthly")
+    return reasons
+
+
+@dataclass
+class PruneResult:
+    """What a prune did (or, in a dry run, would do)."""
+
+    kept: int = 0
+    deleted: list[str] = field(default_factory=list)  # object keys
+    errors: list[str] = field(default_factory=list)
+
+
+def _delete(catalog: Catalog, backup: Backup, why: str, dry_run: bool, result: PruneResult) -> None:
+    name = display_name(backup.database)
+    verb = "would delete" if dry_run else "deleted"
+    for key in backup.keys:
+        if not dry_run:
+            try:
+                catalog.storage.delete(key)
+            except StorageError as exc:
+                result.errors.append(str(exc))
+                log.error("retention could not delete %s: %s", catalog.storage.describe(key), exc,
+                          extra=logs.fields(event="retention.failed", key=key, error=str(exc)))
+                return  # keep the dump when its manifest could not be removed
+        result.deleted.append(key)
+        log.info("retention %s %s (%s of %s from %s)", verb, catalog.storage.describe(key), why, name,
+                 backup.timestamp, extra=logs.fields(event="retention.deleted", key=key,
+                                                     database=backup.database, dry_run=dry_run))
+
+
+def prune(catalog: Catalog, policy: RetentionPolicy, now: datetime, *, dry_run: bool = False) -> PruneResult:
+    """Apply ``policy`` to every database (and the globals) in ``catalog``."""
+    result = PruneResult()
+    for database in catalog.databases():
+        every = catalog.of(database)
+        catalog.load_manifests(every)
+        complete = [b for b in every if b.complete]
+        keep = plan(complete, policy)
+        for backup in complete:
+            if backup.timestamp in keep:
+                result.kept += 1
+            else:
+                _delete(catalog, backup, "outside the retention policy", dry_run, result)
+        for backup in every:
+            if backup.complete:
+                continue
+            if now - backup.time > LEFTOVER_AGE and now - backup.newest_change > LEFTOVER_AGE:
+                _delete(catalog, backup, f"leftover, {backup.state()}", dry_run, result)
+    log.info(
+        "retention %s: %d backups kept, %d objects %s%s",
+        policy.describe(), result.kept, len(result.deleted), "to delete (dry run)" if dry_run else "deleted",
+        f", {len(result.errors)} deletions failed" if result.errors else "",
+        extra=logs.fields(event="retention.finished", kept=result.kept, deleted=len(result.deleted),
+                          failed=len(result.errors), dry_run=dry_run),
+    )
+    return result
