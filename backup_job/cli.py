@@ -1,11 +1,16 @@
 """The ``pgbackup`` command line: the only place that turns errors into exit codes.
 
-Exit codes:
+Commands: ``run`` (one backup run), ``schedule`` (compose mode), ``list``, ``restore``,
+``verify`` and ``prune``; each lives in its own module and this one only wires them up.
 
-- ``0``: every selected database was backed up;
-- ``1``: the run failed: any database failed, or nothing could start (server unreachable,
-  bad password, version skew, no databases), or the process was stopped by a signal;
-- ``2``: the settings are invalid (including a bad schedule); nothing was attempted.
+Exit codes, the same for every command:
+
+- ``0``: everything asked for was done (every database backed up, restored, verified);
+- ``1``: it failed: any database failed, a backup or database was not found, a checksum
+  did not match, retention could not delete, nothing could start (server unreachable, bad
+  password, version skew), or the process was stopped by a signal;
+- ``2``: the settings or arguments are invalid (including a bad schedule); nothing was
+  attempted.
 
 Every error reaches the user as one line: configuration errors on stderr (logging is not set
 up yet, since its own settings may be the wrong ones), everything else as a log line on
@@ -19,13 +24,20 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
-from . import __version__, logs, schedule
-from .config import load_settings
+from . import __version__, listing, logs, schedule
+from .catalog import load_catalog
+from .config import Settings, load_settings
 from .errors import ConfigError, Interrupted, PgBackupError
+from .restore import parse_at, restore_database, restore_globals
+from .retention import prune
 from .runner import run
+from .storage import open_storage
+from .target import backup_server, verify_server
+from .verify import verify
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -43,6 +55,36 @@ def _parser() -> argparse.ArgumentParser:
     commands.required = True
     commands.add_parser("run", help="back up every selected database once, then exit")
     commands.add_parser("schedule", help="run backups on BACKUP_SCHEDULE (or the crontab) with Supercronic")
+
+    listing_parser = commands.add_parser("list", help="show the backups under BACKUP_DESTINATION, newest first")
+    listing_parser.add_argument("--database", metavar="NAME", help="only this database's backups")
+    listing_parser.add_argument("--json", action="store_true", help="one JSON document for scripts")
+
+    restore = commands.add_parser(
+        "restore", help="load a backup into a database, in one transaction, checksum verified",
+        description="Stream a backup into a database with psql. Nothing is committed unless the "
+        "whole object was read and matched its manifest's sha256.",
+    )
+    what = restore.add_mutually_exclusive_group(required=True)
+    what.add_argument("--database", metavar="NAME", help="the database whose backup to restore")
+    what.add_argument("--globals", action="store_true", help="restore the roles and tablespaces instead")
+    restore.add_argument("--at", default="latest", metavar="TIME",
+                         help="the newest backup at or before TIME (UTC unless it says otherwise): "
+                         "2026-11-26 (the end of that day), 2026-11-26T02:30:00Z or 20261126T023000Z; "
+                         "default: latest")
+    restore.add_argument("--target", metavar="NAME", help="the database to load into (default: the same name)")
+    restore.add_argument("--create", action="store_true",
+                         help="create the target with the backed-up owner, encoding, locale, settings and GRANTs")
+    restore.add_argument("--clean", action="store_true",
+                         help="replace the contents of a non-empty target (dropped inside the same transaction)")
+
+    drill = commands.add_parser("verify", help="restore the newest backups into scratch databases and check them")
+    drill.add_argument("--database", metavar="NAME", action="append", default=[],
+                       help="only this database (repeatable); default: every database with backups "
+                       "that BACKUP_DATABASES / BACKUP_EXCLUDE_DATABASES select")
+
+    pruning = commands.add_parser("prune", help="delete backups outside BACKUP_RETENTION")
+    pruning.add_argument("--dry-run", action="store_true", help="only log what would be deleted")
     return parser
 
 
@@ -66,31 +108,78 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pgbackup: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     logs.add_secrets(settings.secrets())
-    logger = logs.setup(settings.log_level, settings.log_format)
+    level = settings.log_level
+    if args.command == "list" and level != "DEBUG":
+        level = "ERROR"  # stdout is the listing (or its JSON); only errors may join it
+    logger = logs.setup(level, settings.log_format)
     signal.signal(signal.SIGTERM, _raise_interrupted)
     signal.signal(signal.SIGINT, _raise_interrupted)
     try:
-        if args.command == "schedule":
-            return schedule.start(os.environ)
-        if args.command == "run":
-            result = run(settings)
-            if result.failed:
-                _write_termination_log(settings.termination_log, result.failure_summary())
-                return EXIT_FAILED
-            return EXIT_OK
+        return _dispatch(args, settings)
     except ConfigError as exc:
         print(f"pgbackup: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except PgBackupError as exc:
-        logger.error("run FAILED: %s", exc, exc_info=_debug(),
+        logger.error("%s FAILED: %s", args.command, exc, exc_info=_debug(),
                      extra=logs.fields(event="run.failed", error=str(exc)))
         _write_termination_log(settings.termination_log, str(exc))
         return EXIT_FAILED
     except Exception as exc:
-        logger.error("run FAILED with an unexpected %s: %s", type(exc).__name__, exc,
+        logger.error("%s FAILED with an unexpected %s: %s", args.command, type(exc).__name__, exc,
                      exc_info=_debug(), extra=logs.fields(event="run.failed", error=str(exc)))
         _write_termination_log(settings.termination_log, f"unexpected {type(exc).__name__}: {exc}")
         return EXIT_FAILED
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "schedule":
+        return schedule.start(os.environ)
+    if args.command == "run":
+        result = run(settings)
+        if not result.ok:
+            _write_termination_log(settings.termination_log, result.failure_summary())
+            return EXIT_FAILED
+        return EXIT_OK
+    prefix = settings.destination.prefix
+    storage = open_storage(settings)
+    if args.command == "list":
+        catalog = load_catalog(storage, prefix)
+        print(listing.render(catalog, args.database, as_json=args.json), end="")
+        return EXIT_OK
+    if args.command == "restore":
+        try:
+            at = parse_at(args.at)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        if args.globals and (args.target or args.create or args.clean):
+            raise ConfigError("--target, --create and --clean apply to --database, not to --globals")
+        if args.globals:
+            restore_globals(storage, prefix, backup_server(), at=at, bindir=settings.pg_bindir)
+        else:
+            restore_database(storage, prefix, backup_server(), args.database, at=at, into=args.target,
+                             create=args.create, clean=args.clean, bindir=settings.pg_bindir)
+        return EXIT_OK
+    if args.command == "verify":
+        outcome = verify(load_catalog(storage, prefix), verify_server(os.environ),
+                         databases=tuple(args.database), include=settings.include,
+                         exclude=settings.exclude, bindir=settings.pg_bindir)
+        summary = outcome.summary()
+        if outcome.failed:
+            logs.get("verify").error(summary, extra=logs.fields(event="verify.summary", failed=len(outcome.failed)))
+            _write_termination_log(settings.termination_log, summary)
+            return EXIT_FAILED
+        logs.get("verify").info(summary, extra=logs.fields(event="verify.summary", failed=0))
+        return EXIT_OK
+    if args.command == "prune":
+        if not settings.retention:
+            raise ConfigError("configuration error: BACKUP_RETENTION is not set, so prune has no policy; "
+                              "for example BACKUP_RETENTION=last=7,daily=14,weekly=8,monthly=12")
+        pruned = prune(load_catalog(storage, prefix), settings.retention, datetime.now(timezone.utc),
+                       dry_run=args.dry_run)
+        if pruned.errors:
+            _write_termination_log(settings.termination_log, f"{len(pruned.errors)} deletions failed: {pruned.errors[0]}")
+            return EXIT_FAILED
+        return EXIT_OK
     raise AssertionError(f"unhandled command {args.command}")
 
 

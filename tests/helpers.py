@@ -10,11 +10,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from devenv.postgres import Cluster
 from devenv.s3 import S3Server
+from devenv.wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables from the developer's shell must not leak into the job under test.
@@ -122,3 +124,10 @@ def table_locked(cluster: Cluster, database: str, table: str) -> Iterator[None]:
         yield
     finally:
         blocker.close()
+
+
+def wait_for_next_second() -> None:
+    """Return once the wall clock has entered a new second, so the next run's timestamp
+    (which has second resolution) differs from every earlier run's."""
+    start = datetime.now(timezone.utc).replace(microsecond=0)
+    wait_for(lambda: datetime.now(timezone.utc).replace(microsecond=0) > start, timeout=5, what="the next second")

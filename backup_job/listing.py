@@ -1,0 +1,77 @@
+"""``pgbackup list``: the catalog as a table for people or a JSON document for scripts.
+
+Newest first per database, databases in name order, the globals last. Every backup shows
+its time, compressed size and the start of its sha256; incomplete ones say what is missing,
+and a backup that set off the shrink alarm says so. ``--json`` prints the same rows with the
+full checksum and sizes in bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import logs
+from .catalog import Backup, Catalog
+from .layout import GLOBALS, display_name
+
+
+def _flags(backup: Backup) -> str:
+    if not backup.complete:
+        return backup.state()
+    assert backup.manifest is not None
+    notes = ["complete"]
+    if backup.manifest.shrink_alarm:
+        alarm = backup.manifest.shrink_alarm
+        notes.append(f"SHRUNK below {round(alarm['fraction'] * 100)}% of {alarm['previous_timestamp']}")
+    if backup.manifest.role_passwords is False:
+        notes.append("without role passwords")
+    return ", ".join(notes)
+
+
+def row(backup: Backup) -> dict[str, Any]:
+    manifest = backup.manifest
+    return {
+        "database": None if backup.database == GLOBALS else backup.database,
+        "kind": "globals" if backup.database == GLOBALS else "database",
+        "timestamp": backup.timestamp,
+        "time": backup.time.isoformat().replace("+00:00", "Z"),
+        "complete": backup.complete,
+        "state": backup.state(),
+        "key": backup.dump.key if backup.dump else (manifest.key if manifest else None),
+        "compressed_bytes": manifest.compressed_bytes if manifest else (backup.dump.size if backup.dump else None),
+        "raw_bytes": manifest.raw_bytes if manifest else None,
+        "sha256": manifest.sha256 if manifest else None,
+        "tables": len(manifest.row_counts) if manifest else None,
+        "rows": sum(manifest.row_counts.values()) if manifest else None,
+        "shrink_alarm": manifest.shrink_alarm if manifest else None,
+        "role_passwords": manifest.role_passwords if manifest else None,
+    }
+
+
+def selected(catalog: Catalog, database: str | None) -> list[Backup]:
+    names = [database] if database is not None else [n for n in catalog.databases() if n != GLOBALS] + [GLOBALS]
+    chosen = [backup for name in names for backup in catalog.of(name)]
+    catalog.load_manifests(chosen)
+    return chosen
+
+
+def render(catalog: Catalog, database: str | None, *, as_json: bool) -> str:
+    backups = selected(catalog, database)
+    if as_json:
+        return json.dumps([row(b) for b in backups], indent=2) + "\n"
+    if not backups:
+        what = f"of {database!r} " if database is not None else ""
+        return f"no backups {what}under {catalog.storage.describe(catalog.prefix)}\n"
+    table = [("DATABASE", "TIMESTAMP", "SIZE", "SHA256", "STATE")]
+    for backup in backups:
+        data = row(backup)
+        size = data["compressed_bytes"]
+        table.append((
+            display_name(backup.database), backup.timestamp,
+            logs.human_bytes(size) if size is not None else "-",
+            (data["sha256"] or "-")[:12], _flags(backup),
+        ))
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(r[:4], widths)), r[4]]) for r in table]
+    return "\n".join(lines) + "\n"
