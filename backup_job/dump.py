@@ -39,6 +39,9 @@ _STDERR_TAIL_LINES = 20
 def find_tool(name: str, bindir: Path | None) -> str:
     """The path of a PostgreSQL client program, from ``BACKUP_PG_BINDIR`` or ``PATH``."""
     if bindir is not None:
+        if not (bindir / name).is_file():
+            hint = "set BACKUP_GLOBALS=false to skip the roles" if name == "pg_dumpall" else None
+            raise RunError(f"BACKUP_PG_BINDIR={str(bindir)!r} holds no {name}", hint=hint)
         return str(bindir / name)
     found = shutil.which(name)
     if found is None:

@@ -7,6 +7,11 @@ Sources of the schedule, first found wins:
 2. ``BACKUP_CRONTAB`` (default ``/app/crontab``, the repository's top-level ``crontab``): a
    crontab file used as is.
 
+``BACKUP_VERIFY_SCHEDULE`` adds the restore drill, ``<expression> pgbackup verify``, to
+either (the file is then copied under ``$TMPDIR`` with the line appended). Supercronic never
+overlaps a job line with itself; a drill may run while a backup runs, since it only reads
+complete backups.
+
 Every expression is checked before anything starts, so a typo fails with exit 2 and one line
 naming the problem instead of a container that silently never backs up. Accepted forms are
 the five-field cron of ``backup_job.cron`` and Supercronic's extended forms: six fields
@@ -35,6 +40,7 @@ from .errors import ConfigError
 
 DEFAULT_CRONTAB = Path("/app/crontab")
 JOB_COMMAND = "pgbackup run"
+VERIFY_COMMAND = "pgbackup verify"
 _EXTENDED_RANGES = {  # field name: (low, high), Supercronic's seconds and year fields
     "second": (0, 59),
     "year": (1970, 2099),
@@ -119,21 +125,34 @@ def validate_crontab(path: Path) -> int:
     return jobs
 
 
-def crontab_for(env: Mapping[str, str]) -> Path:
-    """The crontab Supercronic will run, written or checked; ``ConfigError`` if unusable."""
-    expression = env.get("BACKUP_SCHEDULE", "").strip()
+def _expression(env: Mapping[str, str], name: str, example: str) -> str:
+    expression = env.get(name, "").strip()
     if expression:
         try:
             validate_expression(expression)
         except ValueError as exc:
-            raise ConfigError(f"configuration error: BACKUP_SCHEDULE={expression!r}: {exc}; "
-                              "for example BACKUP_SCHEDULE='30 2 * * *'") from exc
-        target = Path(tempfile.gettempdir()) / "pgbackup.crontab"
-        target.write_text(f"# written by pgbackup schedule from BACKUP_SCHEDULE\n{expression} {JOB_COMMAND}\n")
-        return target
-    path = Path(env.get("BACKUP_CRONTAB", "") or DEFAULT_CRONTAB)
-    validate_crontab(path)
-    return path
+            raise ConfigError(f"configuration error: {name}={expression!r}: {exc}; "
+                              f"for example {name}='{example}'") from exc
+    return expression
+
+
+def crontab_for(env: Mapping[str, str]) -> Path:
+    """The crontab Supercronic will run, written or checked; ``ConfigError`` if unusable."""
+    expression = _expression(env, "BACKUP_SCHEDULE", "30 2 * * *")
+    verify = _expression(env, "BACKUP_VERIFY_SCHEDULE", "0 6 * * 0")
+    if expression:
+        text = f"# written by pgbackup schedule from BACKUP_SCHEDULE\n{expression} {JOB_COMMAND}\n"
+    else:
+        path = Path(env.get("BACKUP_CRONTAB", "") or DEFAULT_CRONTAB)
+        validate_crontab(path)
+        if not verify:
+            return path
+        text = path.read_text(encoding="utf-8").rstrip("\n") + "\n"
+    if verify:
+        text += f"# from BACKUP_VERIFY_SCHEDULE\n{verify} {VERIFY_COMMAND}\n"
+    target = Path(tempfile.gettempdir()) / "pgbackup.crontab"
+    target.write_text(text)
+    return target
 
 
 def run_on_start(env: Mapping[str, str]) -> bool:

@@ -101,8 +101,10 @@ def comparable_dump(cluster: Cluster, bindir: Path, database: str) -> list[str]:
 
 def fake_pg_dump(directory: Path, real_bindir: Path, body: str) -> Path:
     """A bin directory whose pg_dump answers ``--version`` like the real one and otherwise runs
-    the shell ``body`` (``$REAL`` is the real pg_dump)."""
+    the shell ``body`` (``$REAL`` is the real pg_dump); its other tools are the real ones."""
     directory.mkdir()
+    for tool in ("pg_dumpall", "psql"):
+        (directory / tool).symlink_to(real_bindir / tool)
     script = directory / "pg_dump"
     script.write_text(
         "#!/bin/bash\n"

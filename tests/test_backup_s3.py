@@ -52,10 +52,10 @@ def test_round_trip_restores_every_database_exactly(fresh_pg18: Cluster, bindir1
     assert result.returncode == 0, result.stdout + result.stderr
     keys = bucket.keys()
     dumps = [k for k in keys if k.endswith(".sql.gz")]
-    assert {k.split("/")[1] for k in dumps} == {"analytics", "postgres", "shop"}
+    assert {k.split("/")[1] for k in dumps} == {"analytics", "postgres", "shop", "_globals"}
     stamps = {re.search(TIMESTAMP, k).group(0) for k in keys}  # type: ignore[union-attr]
     assert len(stamps) == 1, "every database of one run shares the run's timestamp"
-    assert all(re.fullmatch(rf"nightly/[a-z]+/{TIMESTAMP}\.(sql\.gz|manifest\.json)", k) for k in keys)
+    assert all(re.fullmatch(rf"nightly/_?[a-z]+/{TIMESTAMP}\.(sql\.gz|manifest\.json)", k) for k in keys)
     assert len(keys) == 2 * len(dumps)
     for database in ("shop", "analytics"):
         dump_key = next(k for k in dumps if k.split("/")[1] == database)
@@ -71,7 +71,7 @@ def test_round_trip_restores_every_database_exactly(fresh_pg18: Cluster, bindir1
     shop = manifest(bucket.get(next(k for k in keys if "/shop/" in k and k.endswith(".json"))))
     assert shop["parts"] >= 3, "the big database must have gone through several multipart parts"
     assert "backup of 'shop' finished" in result.stdout
-    assert re.search(r"run \d{8}T\d{6}Z finished: 3 ok, 0 failed", result.stdout)
+    assert re.search(r"run \d{8}T\d{6}Z finished: 4 ok, 0 failed", result.stdout), "3 databases and the globals"
 
 
 def test_odd_names_map_to_safe_keys_and_templates_are_skipped(fresh_pg18: Cluster, bindir18: Path, bucket: Bucket) -> None:
@@ -86,7 +86,7 @@ def test_odd_names_map_to_safe_keys_and_templates_are_skipped(fresh_pg18: Cluste
     pg.sql("ALTER DATABASE closed WITH ALLOW_CONNECTIONS false")
     pg.sql("CREATE DATABASE tmpl WITH IS_TEMPLATE true")
 
-    result = run_pgbackup(bucket.job_env(pg, bindir18, ""))
+    result = run_pgbackup(bucket.job_env(pg, bindir18, "", BACKUP_GLOBALS="false"))
 
     assert result.returncode == 0, result.stdout + result.stderr
     segments = {k.split("/")[0] for k in bucket.keys()}
@@ -108,7 +108,7 @@ def test_include_and_exclude_globs(pg18: Cluster, bindir18: Path, bucket: Bucket
     result = run_pgbackup(bucket.job_env(
         pg18, bindir18, "",
         BACKUP_DATABASES=f"{dbname}_app_*, {dbname}_other",
-        BACKUP_EXCLUDE_DATABASES=f"*_test,{dbname}_other",
+        BACKUP_EXCLUDE_DATABASES=f"*_test,{dbname}_other", BACKUP_GLOBALS="false",
     ))
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -118,7 +118,8 @@ def test_include_and_exclude_globs(pg18: Cluster, bindir18: Path, bucket: Bucket
 def test_explicit_name_that_does_not_exist_fails_alone(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
 
-    result = run_pgbackup(bucket.job_env(pg18, bindir18, "", BACKUP_DATABASES=f"{dbname},{dbname}_typo"))
+    result = run_pgbackup(bucket.job_env(pg18, bindir18, "", BACKUP_DATABASES=f"{dbname},{dbname}_typo",
+                                         BACKUP_GLOBALS="false"))
 
     assert result.returncode == 1
     assert f"backup of '{dbname}_typo' FAILED: no such database" in result.stdout
@@ -132,7 +133,7 @@ def test_database_the_role_cannot_connect_to_fails_alone(fresh_pg18: Cluster, bi
     pg.sql("CREATE ROLE backup LOGIN PASSWORD 'backup-role-secret' IN ROLE pg_read_all_data")
     pg.sql("REVOKE CONNECT ON DATABASE locked FROM PUBLIC")
     env = bucket.job_env(pg, bindir18, "p", PGUSER="backup", PGPASSWORD="backup-role-secret",
-                  BACKUP_PART_SIZE_MB="5")
+                         BACKUP_PART_SIZE_MB="5", BACKUP_GLOBALS="false")
 
     result = run_pgbackup(env)
 
@@ -155,7 +156,8 @@ def test_pg_dump_killed_mid_stream_leaves_nothing(
     make_sample(pg18, dbname, rows=600_000)
     bindir = killing_pg_dump(tmp_path / "bin", bindir18, after_bytes=30_000_000)
 
-    result = run_pgbackup(bucket.job_env(pg18, bindir, "k", BACKUP_DATABASES=dbname, BACKUP_PART_SIZE_MB="5"))
+    result = run_pgbackup(bucket.job_env(pg18, bindir, "k", BACKUP_DATABASES=dbname, BACKUP_PART_SIZE_MB="5",
+                                         BACKUP_GLOBALS="false"))
 
     assert result.returncode == 1
     assert f"backup of '{dbname}' FAILED: pg_dump was killed by signal 9 (SIGKILL)" in result.stdout, result.stdout
@@ -166,7 +168,7 @@ def test_existing_backup_is_never_overwritten(
     pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    env = bucket.job_env(pg18, bindir18, "x", BACKUP_DATABASES=dbname)
+    env = bucket.job_env(pg18, bindir18, "x", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
     assert run_pgbackup(env).returncode == 0
     [dump_key] = [k for k in bucket.keys() if k.endswith(".gz")]
     original = bucket.get(dump_key)
@@ -220,7 +222,7 @@ def test_empty_dump_is_a_failure_not_a_backup(pg18: Cluster, bindir18: Path, buc
     pg18.sql(f"CREATE DATABASE {dbname}")
     fake = fake_pg_dump(tmp_path / "bin", bindir18, "exit 0")
 
-    result = run_pgbackup(bucket.job_env(pg18, fake, "e", BACKUP_DATABASES=dbname))
+    result = run_pgbackup(bucket.job_env(pg18, fake, "e", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false"))
 
     assert result.returncode == 1
     assert f"backup of '{dbname}' FAILED: pg_dump exited 0 but produced no output" in result.stdout
@@ -254,7 +256,7 @@ def test_s3_options_reach_the_store(pg18: Cluster, bindir18: Path, bucket: Bucke
 
     assert result.returncode == 0, result.stdout
     client = bucket.server.client()
-    [dump_key] = [k for k in bucket.keys() if k.endswith(".sql.gz")]
+    [dump_key] = [k for k in bucket.keys() if k.endswith(".sql.gz") and "/_globals/" not in k]
     dump_head = client.head_object(Bucket=bucket.name, Key=dump_key)
     manifest_head = client.head_object(Bucket=bucket.name, Key=dump_key.replace(".sql.gz", ".manifest.json"))
     assert dump_head["ServerSideEncryption"] == "AES256" and dump_head["StorageClass"] == "STANDARD_IA"

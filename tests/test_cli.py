@@ -71,7 +71,7 @@ def test_failure_summary_goes_to_the_termination_log(pg18: Cluster, bindir18: Pa
     env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=f"{dbname},{dbname}_gone",
                   BACKUP_TERMINATION_LOG=str(log))
     assert run_pgbackup(env).returncode == 1
-    assert log.read_text() == f"1 of 2 databases failed: '{dbname}_gone': no such database (or it does not allow connections); check BACKUP_DATABASES\n"
+    assert log.read_text() == f"1 of 3 backups failed: '{dbname}_gone': no such database (or it does not allow connections); check BACKUP_DATABASES\n"
     unreachable = run_pgbackup({**env, "PGPORT": str(free_port())})
     assert unreachable.returncode == 1 and log.read_text().startswith("cannot connect to PostgreSQL at 127.0.0.1:")
 
@@ -85,7 +85,8 @@ def test_no_database_selected_is_a_failure(pg18: Cluster, bindir18: Path, tmp_pa
 
 def test_json_logs_one_object_per_line(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    env = job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname, LOG_FORMAT="json")
+    env = job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname, LOG_FORMAT="json",
+                  BACKUP_GLOBALS="false")
     result = run_pgbackup(env)
     assert result.returncode == 0, result.stdout
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -99,7 +100,8 @@ def test_file_destination_round_trip_and_layout(pg18: Cluster, bindir18: Path, t
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS n", dbname)
     target = tmp_path / "backups"
-    result = run_pgbackup(job_env(pg18, f"file://{target}/daily", bindir18, BACKUP_DATABASES=dbname))
+    result = run_pgbackup(job_env(pg18, f"file://{target}/daily", bindir18, BACKUP_DATABASES=dbname,
+                                  BACKUP_GLOBALS="false"))
     assert result.returncode == 0, result.stdout
     files = sorted(p.relative_to(target) for p in target.rglob("*") if p.is_file())
     assert [p.parent for p in files] == [Path(f"daily/{dbname}")] * 2
@@ -114,7 +116,7 @@ def test_file_destination_leaves_nothing_when_pg_dump_is_killed(pg18: Cluster, b
     pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) FROM generate_series(1, 200000) g", dbname)
     bindir = killing_pg_dump(tmp_path / "bin", bindir18, after_bytes=2_000_000)
     target = tmp_path / "backups"
-    result = run_pgbackup(job_env(pg18, f"file://{target}", bindir, BACKUP_DATABASES=dbname))
+    result = run_pgbackup(job_env(pg18, f"file://{target}", bindir, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false"))
     assert result.returncode == 1 and "killed by signal 9" in result.stdout
     assert [p for p in target.rglob("*") if p.is_file()] == []
 
@@ -135,7 +137,8 @@ def test_database_timeout_stops_a_stuck_dump(pg18: Cluster, bindir18: Path, tmp_
     pg18.sql("CREATE TABLE busy (n int)", dbname)
     with table_locked(pg18, dbname, "busy"):
         result = run_pgbackup(job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname,
-                                      BACKUP_LOCK_WAIT_TIMEOUT="0", BACKUP_DATABASE_TIMEOUT="2s"))
+                                      BACKUP_LOCK_WAIT_TIMEOUT="0", BACKUP_DATABASE_TIMEOUT="2s",
+                                      BACKUP_GLOBALS="false"))
     assert result.returncode == 1
     assert "exceeded BACKUP_DATABASE_TIMEOUT (2 s)" in result.stdout
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

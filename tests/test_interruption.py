@@ -29,7 +29,7 @@ def test_sigterm_mid_upload_aborts_and_reports(
     bindir = stalling_pg_dump(tmp_path / "bin", bindir18, after_bytes=15_000_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
     env.update(bucket.job_env(pg18, bindir, "t", BACKUP_DATABASES=dbname, BACKUP_PART_SIZE_MB="5",
-                              BACKUP_PROGRESS_INTERVAL="1"))
+                              BACKUP_PROGRESS_INTERVAL="1", BACKUP_GLOBALS="false"))
     proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env,
                             stdout=subprocess.PIPE, text=True, cwd=tmp_path)
     lines: queue.Queue[str] = queue.Queue()

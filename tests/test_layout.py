@@ -12,6 +12,7 @@ from backup_job.layout import (
     decode_database,
     encode_database,
     format_timestamp,
+    GLOBALS,
     parse_key,
     parse_timestamp,
 )
@@ -58,9 +59,12 @@ def test_keys_with_and_without_prefix() -> None:
 def test_parse_key_recognises_only_our_layout() -> None:
     assert parse_key("p", "p/my%20db/20260102T030405Z.sql.gz") == ("my db", "20260102T030405Z", ".sql.gz")
     assert parse_key("", "app/20260102T030405Z.manifest.json") == ("app", "20260102T030405Z", ".manifest.json")
+    assert parse_key("p", "p/_globals/20260102T030405Z.sql.gz") == (GLOBALS, "20260102T030405Z", ".sql.gz")
+    assert parse_key("p", "p/%5Fglobals/20260102T030405Z.sql.gz") == ("_globals", "20260102T030405Z", ".sql.gz")
     for foreign in (
         "p/app/latest.sql.gz", "p/app/20260102T030405Z.sql", "other/app/20260102T030405Z.sql.gz",
-        "p/_globals/20260102T030405Z.sql.gz", "p/a/b/20260102T030405Z.sql.gz", "p/app/2026-01-02.sql.gz",
+        "p/_other/20260102T030405Z.sql.gz", "p/a/b/20260102T030405Z.sql.gz", "p/app/2026-01-02.sql.gz",
+        "p/_globals/x/20260102T030405Z.sql.gz",
     ):
         assert parse_key("p", foreign) is None, foreign
 

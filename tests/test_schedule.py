@@ -59,11 +59,25 @@ def test_schedule_variable_wins_over_the_crontab(tmp_path: Path) -> None:
     assert written.read_text().splitlines()[-1] == "*/2 * * * * * * pgbackup run"
 
 
+def test_verify_schedule_adds_the_drill_to_either_source(tmp_path: Path) -> None:
+    written = crontab_for({"BACKUP_SCHEDULE": "30 2 * * *", "BACKUP_VERIFY_SCHEDULE": "0 6 * * 0"})
+    assert [line for line in written.read_text().splitlines() if not line.startswith("#")] == [
+        "30 2 * * * pgbackup run", "0 6 * * 0 pgbackup verify"]
+    file = tmp_path / "crontab"
+    file.write_text("15 1 * * * pgbackup run\n0 3 * * * pgbackup prune")
+    combined = crontab_for({"BACKUP_CRONTAB": str(file), "BACKUP_VERIFY_SCHEDULE": "@weekly"})
+    assert [line for line in combined.read_text().splitlines() if not line.startswith("#")] == [
+        "15 1 * * * pgbackup run", "0 3 * * * pgbackup prune", "@weekly pgbackup verify"]
+    assert file.read_text().count("\n") == 1, "the user's crontab itself is left alone"
+    assert crontab_for({"BACKUP_CRONTAB": str(file)}) == file
+
+
 @pytest.mark.parametrize(("env", "message"), [
     ({"BACKUP_SCHEDULE": "every night"}, "BACKUP_SCHEDULE='every night': 'every night' has 2 fields"),
     ({"BACKUP_SCHEDULE": "* * * * 8"}, "day-of-week field: '8' is outside 0-6"),
     ({"BACKUP_CRONTAB": "/nonexistent/crontab"}, "the crontab /nonexistent/crontab cannot be read"),
     ({"BACKUP_SCHEDULE": "@daily", "BACKUP_RUN_ON_START": "perhaps"}, "BACKUP_RUN_ON_START='perhaps' must be true or false"),
+    ({"BACKUP_SCHEDULE": "@daily", "BACKUP_VERIFY_SCHEDULE": "weekly"}, "BACKUP_VERIFY_SCHEDULE='weekly': 'weekly' has 1 fields"),
 ])
 def test_bad_schedules_exit_2_before_anything_starts(env: dict[str, str], message: str, tmp_path: Path, supercronic: Path) -> None:
     result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}", "BACKUP_SUPERCRONIC": str(supercronic), **env},
@@ -127,3 +141,20 @@ def test_runs_never_overlap(pg18: Cluster, bindir18: Path, tmp_path: Path, dbnam
     kinds = ["started" if " started:" in line else "finished" for line in events]
     assert kinds[:4] == ["started", "finished", "started", "finished"], "\n".join(events)
     assert all(a != b for a, b in zip(kinds, kinds[1:])), "a run started before the previous one finished"
+
+
+def test_schedule_runs_the_verify_drill_on_its_own_schedule(
+    pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str, supercronic: Path
+) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE t AS SELECT g FROM generate_series(1, 10) g", dbname)
+    env = job_env(pg18, f"file://{tmp_path}/backups", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
+                  BACKUP_SCHEDULE="0 0 1 1 *", BACKUP_RUN_ON_START="true",
+                  BACKUP_VERIFY_SCHEDULE="*/2 * * * * * *", BACKUP_SUPERCRONIC=str(supercronic))
+
+    code, output = run_schedule(env, tmp_path, lambda text: "verify: 1 of 1 backups verified" in text,
+                                "a scheduled verify drill")
+
+    assert code == 0, output
+    assert f"verify of '{dbname}'" in output and "1 tables with 10 rows match" in output
+    assert pg18.sql("SELECT datname FROM pg_database WHERE datname LIKE 'pgbackup_verify_%'") == []
