@@ -109,13 +109,15 @@ def count_rows(target: Target, database: str, tables: list[str]) -> dict[str, in
     try:
         with connection.cursor() as cursor:
             for table in tables:
-                cursor.execute("SELECT relkind FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass(%s)", (table,))
+                # The server quotes the name it resolved, so nothing from the manifest is spliced in.
+                cursor.execute("SELECT relkind, oid::regclass::text FROM pg_catalog.pg_class"
+                               " WHERE oid = pg_catalog.to_regclass(%s)", (table,))
                 row = cursor.fetchone()
                 if row is None:
                     counts[table] = -1
                     continue
                 only = sql.SQL("") if row[0] == "p" else sql.SQL("ONLY ")
-                cursor.execute(sql.SQL("SELECT count(*) FROM {}{}").format(only, sql.SQL(table)))
+                cursor.execute(sql.SQL("SELECT count(*) FROM {}{}").format(only, sql.SQL(row[1])))
                 result = cursor.fetchone()
                 counts[table] = int(result[0]) if result else -1
     finally:

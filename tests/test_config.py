@@ -65,6 +65,8 @@ def test_destinations(tmp_path: Path) -> None:
         ("BACKUP_PG_DUMP_OPTIONS", "-f /tmp/x", "must not contain -f"),
         ("BACKUP_PG_DUMP_OPTIONS", "--dbname=other", "must not contain --dbname"),
         ("BACKUP_PG_DUMP_OPTIONS", "--jobs=4", "must not contain --jobs"),
+        ("BACKUP_PG_DUMP_OPTIONS", "--create", "must not contain --create: restore --create recreates"),
+        ("BACKUP_PG_DUMP_OPTIONS", "-c --if-exists", "must not contain -c: restore --clean drops"),
         ("BACKUP_PG_DUMP_OPTIONS", "'unterminated", "cannot be split into options"),
         ("BACKUP_PG_DUMP_OPTIONS", "schema_only", "is not an option"),
         ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE", "only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
