@@ -92,6 +92,7 @@ def operator(kube: KubeEnv) -> Iterator[OperatorProcess]:
     """``pgbackup-operator`` running with its own ServiceAccount's token (RBAC exercised),
     watching the tests' ``t-*`` namespaces (other tests run operators of their own)."""
     with OperatorProcess(kube, namespaces=["t-*"]) as process:
+        process.wait_for_namespace_watch("t-")
         yield process
 
 

@@ -64,6 +64,21 @@ class KubeEnv:
         found = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
         return [self.plain(e) for e in found.items]
 
+    def start_job(self, cronjob: dict[str, Any], suffix: str) -> str:
+        """A Job from the CronJob's template, as the CronJob controller would make one at its
+        next slot; returns the Job's name once the Job controller has created its Pod."""
+        namespace, name = cronjob["metadata"]["namespace"], f"{cronjob['metadata']['name']}-{suffix}"
+        template = cronjob["spec"]["jobTemplate"]
+        self.batch.create_namespaced_job(namespace, {"metadata": {"name": name, "labels": template["metadata"]["labels"]},
+                                                     "spec": template["spec"]})
+        wait_for(lambda: self.pod_of(namespace, name), timeout=30, what=f"the Pod of Job {name}")
+        return name
+
+    def pod_of(self, namespace: str, job_name: str) -> dict[str, Any] | None:
+        """The (first) Pod the Job controller created for a Job."""
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}").items
+        return self.plain(pods[0]) if pods else None
+
     def condition(self, namespace: str, name: str, type_: str) -> dict[str, Any] | None:
         conditions = self.pgbackup(namespace, name).get("status", {}).get("conditions") or []
         return next((c for c in conditions if c["type"] == type_), None)
@@ -123,6 +138,37 @@ class OperatorProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_for_namespace_watch(self, prefix: str) -> None:
+        """Return once the operator follows namespace events, not only its first listing.
+
+        With namespace globs, kopf lists namespaces, then lists them again to start its watch
+        and skips what that second listing holds; a namespace created between the two is not
+        served until it changes. Liveness answers before either, so a test creating its
+        namespace at once can hit that gap. A first probe namespace proves the first listing
+        is done; a second one, created after, can only be served through the watch, and is
+        touched until it is."""
+        for step in ("a", "b"):
+            namespace = f"{prefix}probe-{step}-{os.getpid()}"
+            self.kube.core.create_namespace({"metadata": {"name": namespace}})
+            try:
+                self._wait_served(namespace)
+            finally:
+                self.kube.core.delete_namespace(namespace)
+
+    def _wait_served(self, namespace: str) -> None:
+        self.kube.create_pgbackup(namespace, "probe", {
+            "schedule": "0 0 1 1 *", "postgres": {"host": "probe", "user": "probe", "passwordSecretRef": {"name": "probe"}},
+            "destination": {"s3": {"bucket": "probe"}}})
+        touches = iter(range(1, 10**6))
+
+        def served() -> bool:
+            if self.kube.cronjob(namespace, "pgbackup-probe") is not None:
+                return True
+            self.kube.core.patch_namespace(namespace, {"metadata": {"labels": {"probe-touch": str(next(touches))}}})
+            return False
+
+        wait_for(served, timeout=60, interval=0.5, what=f"the operator serving namespace {namespace}")
+
 
 def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -164,18 +210,25 @@ class Kubelet:
         result = subprocess.run(container["command"] + container.get("args", []), env=env,
                                 capture_output=True, text=True, cwd=self.workdir, timeout=300)
         message = termination_log.read_text() if termination_log.exists() else ""
-        self._patch_status(namespace, name, {
-            "phase": "Succeeded" if result.returncode == 0 else "Failed",
+        self.finish(pod, result.returncode, message, started)
+        return result
+
+    def finish(self, pod: dict[str, Any], exit_code: int, message: str, started: str | None = None) -> None:
+        """Write the Pod's terminal status (exit code, termination message) without running it,
+        for tests about what the operator makes of an outcome rather than about the job."""
+        container = pod["spec"]["containers"][0]
+        started = started or now()
+        self._patch_status(pod["metadata"]["namespace"], pod["metadata"]["name"], {
+            "phase": "Succeeded" if exit_code == 0 else "Failed",
             "startTime": started,
             "containerStatuses": [{
                 "name": container["name"], "image": container["image"], "imageID": "", "ready": False,
                 "restartCount": 0, "started": False,
-                "state": {"terminated": {"exitCode": result.returncode,
-                                         "reason": "Completed" if result.returncode == 0 else "Error",
+                "state": {"terminated": {"exitCode": exit_code,
+                                         "reason": "Completed" if exit_code == 0 else "Error",
                                          "message": message, "startedAt": started, "finishedAt": now()}},
             }],
         })
-        return result
 
     def _patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.kube.core.patch_namespaced_pod_status(name, namespace, {"status": status})
