@@ -169,6 +169,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             _write_termination_log(settings.termination_log, summary)
             return EXIT_FAILED
         logs.get("verify").info(summary, extra=logs.fields(event="verify.summary", failed=0))
+        _write_termination_log(settings.termination_log, summary)  # the operator shows it as lastVerify
         return EXIT_OK
     if args.command == "prune":
         if not settings.retention:

@@ -1,9 +1,11 @@
-"""The operator on a real control plane: API validation, CronJob rendering, drift, status, run-now."""
+"""The operator on a real control plane: API validation, CronJob rendering, drift, status, run-now,
+and the verify CronJob: created, repaired and deleted with spec.verify, its outcomes in lastVerify."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ from kubernetes.client import ApiException
 from devenv.wait import wait_for
 
 from .helpers import ROOT
-from .kubeenv import KubeEnv, OperatorProcess
+from .kubeenv import Kubelet, KubeEnv, OperatorProcess
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
@@ -44,6 +46,13 @@ def test_crd_explains_itself(kube: KubeEnv) -> None:
      "set exactly one of spec.postgres.user and spec.postgres.userSecretRef"),
     ({"schedule": "daily"}, "spec.schedule: Invalid value"),
     ({"destination": {"s3": {"bucket": "Not_A_Bucket"}}}, "spec.destination.s3.bucket: Invalid value"),
+    ({"retention": {"last": 0}}, "spec.retention.last: Invalid value: 0"),
+    ({"retention": {}}, "spec.retention: Invalid value"),
+    ({"shrinkAlarm": 1.5}, "spec.shrinkAlarm: Invalid value: 1.5"),
+    ({"verify": {"timeZone": "Etc/UTC"}}, "spec.verify.schedule: Required value"),
+    ({"verify": {"schedule": "@weekly", "databases": []}}, "spec.verify.databases: Invalid value"),
+    ({"verify": {"schedule": "@weekly", "server": {"host": "h", "passwordSecretRef": {"name": "s"}}}},
+     "set exactly one of spec.verify.server.user and spec.verify.server.userSecretRef"),
 ])
 def test_bad_objects_are_rejected_naming_the_field(kube: KubeEnv, namespace: str, patch: dict[str, Any], field: str) -> None:
     with pytest.raises(ApiException) as caught:
@@ -141,3 +150,117 @@ def test_deploy_manifests_pass_server_side_dry_run(kube: KubeEnv, operator: Oper
     deploy = kube.plane.kubectl("apply", "--dry-run=server", *(arg for f in files for arg in ("-f", f)), check=False)
     assert deploy.returncode == 0, deploy.stderr
     assert "pgbackup.pgbackup.io/app-db created (server dry run)" in deploy.stdout
+
+
+VERIFY = {"schedule": "0 5 * * 0",
+          "server": {"host": "scratch.example", "user": "drill", "passwordSecretRef": {"name": "scratch"}}}
+
+
+def env_of(cronjob: dict[str, Any]) -> dict[str, Any]:
+    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_verify_cronjob_follows_spec_verify(kube: KubeEnv, operator: OperatorProcess, namespace: str) -> None:
+    created = kube.create_pgbackup(namespace, "drill", spec(retention={"last": 7, "monthly": 12}, verify=VERIFY))
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-drill-verify"), timeout=30, what="the verify CronJob")
+    verify = kube.cronjob(namespace, "pgbackup-drill-verify")
+    backup = kube.cronjob(namespace, "pgbackup-drill")
+    assert verify is not None and backup is not None
+    owner = verify["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("PgBackup", "drill", created["metadata"]["uid"], True)
+    assert verify["metadata"]["labels"]["app.kubernetes.io/component"] == "verify"
+    assert backup["metadata"]["labels"]["app.kubernetes.io/component"] == "backup"
+    assert verify["spec"]["schedule"] == "0 5 * * 0" and verify["spec"]["concurrencyPolicy"] == "Forbid"
+    container = verify["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["pgbackup", "verify"]
+    env = env_of(verify)
+    assert env["BACKUP_VERIFY_PGPASSWORD"] == {"secretKeyRef": {"name": "scratch", "key": "password"}}  # CRD default key
+    assert "BACKUP_RETENTION" not in env and "PGPASSWORD" not in env
+    assert env_of(backup)["BACKUP_RETENTION"] == "last=7,monthly=12"
+    wait_for(lambda: "pgbackup-drill-verify" in (kube.condition(namespace, "drill", "Ready") or {}).get("message", ""),
+             timeout=30, what="Ready naming both CronJobs")
+
+    kube.batch.delete_namespaced_cron_job("pgbackup-drill-verify", namespace)
+    wait_for(lambda: (kube.cronjob(namespace, "pgbackup-drill-verify") or verify)["metadata"]["uid"] != verify["metadata"]["uid"],
+             timeout=30, what="the verify CronJob to come back")
+
+    kube.patch_pgbackup(namespace, "drill", {"spec": {"verify": None}})
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-drill-verify") is None, timeout=30, what="the verify CronJob deleted")
+    assert kube.cronjob(namespace, "pgbackup-drill") is not None
+    wait_for(lambda: any(e["reason"] == "VerifyRemoved" for e in kube.events(namespace, "drill")), timeout=30,
+             what="a VerifyRemoved event")
+
+
+def test_a_verify_cronjob_name_another_pgbackup_owns_is_not_taken(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str
+) -> None:
+    first = kube.create_pgbackup(namespace, "dup", spec(verify={"schedule": "@weekly"}))
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-dup-verify"), timeout=30, what="dup's verify CronJob")
+    kube.create_pgbackup(namespace, "dup-verify", spec())  # its backup CronJob would be pgbackup-dup-verify
+    wait_for(lambda: kube.condition(namespace, "dup-verify", "Ready"), timeout=30, what="a Ready condition")
+    ready = kube.condition(namespace, "dup-verify", "Ready")
+    assert ready is not None and (ready["status"], ready["reason"]) == ("False", "CronJobNameTaken")
+    assert "CronJob pgbackup-dup-verify already belongs to PgBackup dup" in ready["message"]
+    taken = kube.cronjob(namespace, "pgbackup-dup-verify")
+    assert taken is not None and taken["metadata"]["ownerReferences"][0]["uid"] == first["metadata"]["uid"]
+    assert taken["metadata"]["labels"]["app.kubernetes.io/component"] == "verify"
+
+
+def test_invalid_verify_schedule_is_reported(kube: KubeEnv, operator: OperatorProcess, namespace: str) -> None:
+    kube.create_pgbackup(namespace, "badverify", spec(verify={"schedule": "0 25 * * *"}))
+    wait_for(lambda: kube.condition(namespace, "badverify", "Ready"), timeout=30, what="a Ready condition")
+    ready = kube.condition(namespace, "badverify", "Ready")
+    assert ready is not None and (ready["status"], ready["reason"]) == ("False", "InvalidSchedule")
+    assert ready["message"].startswith("spec.verify.schedule: hour field")
+    assert kube.cronjob(namespace, "pgbackup-badverify-verify") is None
+
+
+def _finish_verify_job(kube: KubeEnv, kubelet: Kubelet, cronjob: dict[str, Any], suffix: str,
+                       exit_code: int, message: str) -> str:
+    """A drill Job whose Pod the stand-in kubelet reports finished with that exit code and message."""
+    name = kube.start_job(cronjob, suffix)
+    pod = kube.pod_of(cronjob["metadata"]["namespace"], name)
+    assert pod is not None
+    kubelet.finish(pod, exit_code, message)
+    return name
+
+
+def test_verify_outcomes_update_last_verify_only(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, tmp_path: Path
+) -> None:
+    kube.create_pgbackup(namespace, "checked", spec(verify={"schedule": "@weekly"}))
+    wait_for(lambda: (kube.condition(namespace, "checked", "Ready") or {}).get("status") == "True", timeout=30, what="Ready")
+    backups = {"lastSuccessfulTime": "2026-01-01T03:00:00Z", "lastFailedTime": "2025-12-30T03:00:00Z"}
+    kube.custom.patch_namespaced_custom_object_status("pgbackup.io", "v1alpha1", namespace, "pgbackups", "checked",
+                                                      {"status": backups}, _content_type="application/merge-patch+json")
+    cronjob = kube.cronjob(namespace, "pgbackup-checked-verify")
+    assert cronjob is not None
+    kubelet = Kubelet(kube, tmp_path, tmp_path)
+
+    def last_verify() -> dict[str, Any]:
+        return dict(kube.pgbackup(namespace, "checked").get("status", {}).get("lastVerify") or {})
+
+    failure = "1 of 2 databases failed verification: 'shop': row count of public.orders is 9, the backup wrote 10"
+    failed = _finish_verify_job(kube, kubelet, cronjob, "1", 1, failure)
+    wait_for(lambda: last_verify().get("job") == failed, timeout=30, what="lastVerify of the failed drill")
+    assert last_verify()["result"] == "Failed" and last_verify()["message"] == failure and last_verify()["time"]
+    condition = kube.condition(namespace, "checked", "LastVerifySucceeded")
+    assert condition is not None and (condition["status"], condition["reason"]) == ("False", "VerifyFailed")
+    assert condition["message"] == f"Job {failed} failed: {failure}"
+
+    passed = _finish_verify_job(kube, kubelet, cronjob, "2", 0, "2 of 2 databases verified")
+    wait_for(lambda: last_verify().get("job") == passed, timeout=30, what="lastVerify of the passed drill")
+    assert last_verify()["result"] == "Succeeded" and last_verify()["message"] == "2 of 2 databases verified"
+    condition = kube.condition(namespace, "checked", "LastVerifySucceeded")
+    assert condition is not None and (condition["status"], condition["reason"]) == ("True", "VerifySucceeded")
+
+    status = kube.pgbackup(namespace, "checked")["status"]
+    assert {k: status.get(k) for k in backups} == backups  # the backups' own fields untouched
+    assert "lastRun" not in status and kube.condition(namespace, "checked", "LastBackupSucceeded") is None
+    wait_for(lambda: any(e["reason"] == "VerifySucceeded" for e in kube.events(namespace, "checked")), timeout=30,
+             what="a VerifySucceeded event")
+    reasons = [e["reason"] for e in kube.events(namespace, "checked")]
+    assert reasons.count("VerifyFailed") == 1 and reasons.count("VerifySucceeded") == 1
+    printed = kube.plane.kubectl("get", "pgb", "checked", "-n", namespace).stdout
+    assert "VERIFIED" in printed.splitlines()[0] and "Succeeded" in printed.splitlines()[1]

@@ -1,4 +1,5 @@
-"""Unit tests of the operator's pure parts: rendering a PgBackup, and status bookkeeping."""
+"""Unit tests of the operator's pure parts: rendering a PgBackup, and status bookkeeping; and
+the verify-outcome handler against a recording stand-in for the Kubernetes API."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pgbackup_operator import render, status
+from pgbackup_operator import handlers, kube, render, status
 from pgbackup_operator.handlers import drift
 
 BODY: dict[str, Any] = {
@@ -36,9 +37,32 @@ BODY: dict[str, Any] = {
 }
 
 
+SCRATCH: dict[str, Any] = {
+    "host": "scratch.db.svc", "port": 6432, "database": "maintenance", "sslMode": "verify-ca",
+    "userSecretRef": {"name": "scratch", "key": "user"}, "passwordSecretRef": {"name": "scratch", "key": "pw"},
+    "tls": {"caSecretRef": {"name": "scratch-ca", "key": "root.crt"}, "clientCertSecretRef": {"name": "scratch-client"}},
+}
+
+
 def env_of(cronjob: dict[str, Any]) -> dict[str, Any]:
     container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def pod_of(cronjob: dict[str, Any]) -> dict[str, Any]:
+    return dict(cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+
+
+def with_spec(**fields: Any) -> dict[str, Any]:
+    body = copy.deepcopy(BODY)
+    body["spec"].update(copy.deepcopy(fields))
+    return body
+
+
+def verify_cronjob(**fields: Any) -> dict[str, Any]:
+    cronjob = render.render_verify_cronjob(with_spec(**fields), "img:1")
+    assert cronjob is not None
+    return cronjob
 
 
 def test_cronjob_carries_schedule_ownership_and_labels() -> None:
@@ -184,3 +208,231 @@ def test_operator_log_lines_keep_tracebacks_on_one_line() -> None:
         record = logging.LogRecord("kopf", logging.ERROR, __file__, 1, "handler failed", None, sys.exc_info())
     line = formatter.format(record)
     assert "\n" not in line and line.startswith("ERROR handler failed") and "ValueError: boom" in line
+
+
+def test_dump_settings_become_env() -> None:
+    env = env_of(render.render_cronjob(with_spec(
+        retention={"monthly": 12, "last": 7, "weekly": 8}, globals=False, shrinkAlarm=0.25)))
+    assert env["BACKUP_RETENTION"] == "last=7,weekly=8,monthly=12"  # fixed order, only the rules set
+    assert env["BACKUP_GLOBALS"] == "false" and env["BACKUP_SHRINK_ALARM"] == "0.25"
+    assert env_of(render.render_cronjob(with_spec(shrinkAlarm=0)))["BACKUP_SHRINK_ALARM"] == "0"
+    defaults = env_of(render.render_cronjob(BODY))
+    assert defaults["BACKUP_GLOBALS"] == "true"
+    assert "BACKUP_RETENTION" not in defaults and "BACKUP_SHRINK_ALARM" not in defaults
+
+
+def test_no_verify_no_verify_cronjob() -> None:
+    assert render.render_verify_cronjob(BODY) is None
+
+
+def test_verify_cronjob_runs_the_drill_on_its_own_schedule() -> None:
+    body = with_spec(verify={"schedule": "0 5 * * 0", "suspend": True}, job={"concurrencyPolicy": "Allow"})
+    backup = render.render_cronjob(body, "img:1")
+    cronjob = render.render_verify_cronjob(body, "img:1")
+    assert cronjob is not None
+    assert cronjob["metadata"]["name"] == "pgbackup-prod-verify"
+    assert cronjob["metadata"]["ownerReferences"] == backup["metadata"]["ownerReferences"]
+    assert cronjob["metadata"]["labels"]["app.kubernetes.io/component"] == "verify"
+    assert backup["metadata"]["labels"]["app.kubernetes.io/component"] == "backup"
+    template_labels = cronjob["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert template_labels["app.kubernetes.io/component"] == "verify" and template_labels["pgbackup.io/name"] == "prod"
+    spec = cronjob["spec"]
+    assert (spec["schedule"], spec["timeZone"], spec["suspend"], spec["concurrencyPolicy"]) == \
+        ("0 5 * * 0", "Europe/Berlin", True, "Forbid")  # the PgBackup's zone; never overlapping
+    assert backup["spec"]["concurrencyPolicy"] == "Allow" and backup["spec"]["suspend"] is False
+    assert render.render_verify_cronjob(with_spec(suspend=True, verify={"schedule": "@weekly", "timeZone": "UTC"})) \
+        ["spec"]["suspend"] is True  # type: ignore[index]
+
+
+def test_verify_pod_is_the_backup_pod_with_another_command() -> None:
+    body = with_spec(verify={"schedule": "0 5 * * 0"})
+    backup, verify = pod_of(render.render_cronjob(body, "img:1")), pod_of(verify_cronjob(verify={"schedule": "0 5 * * 0"}))
+    container = verify["containers"][0]
+    assert container["command"] == ["pgbackup", "verify"] and container["image"] == "img:1"
+    for key in ("securityContext", "automountServiceAccountToken", "restartPolicy"):
+        assert verify[key] == backup[key]
+    assert container["securityContext"] == backup["containers"][0]["securityContext"]
+    assert container["resources"] == {"limits": {"memory": "256Mi"}}
+
+
+def test_verify_without_server_restores_into_the_backup_server_and_never_prunes() -> None:
+    backup_env = env_of(render.render_cronjob(with_spec(retention={"last": 7}, shrinkAlarm=0.5)))
+    env = env_of(verify_cronjob(retention={"last": 7}, shrinkAlarm=0.5, verify={"schedule": "0 5 * * 0"}))
+    for name in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT", "BACKUP_DESTINATION",
+                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3", "BACKUP_DATABASES",
+                 "BACKUP_EXCLUDE_DATABASES", "BACKUP_TERMINATION_LOG"):
+        assert env[name] == backup_env[name], name
+    for name in ("BACKUP_RETENTION", "BACKUP_SHRINK_ALARM", "BACKUP_GLOBALS", "BACKUP_COMPRESSION_LEVEL",
+                 "BACKUP_PG_DUMP_OPTIONS"):
+        assert name in backup_env and name not in env, name
+    assert not any(name.startswith("BACKUP_VERIFY_") for name in env)
+
+
+def test_verify_databases_replace_the_backup_selection() -> None:
+    env = env_of(verify_cronjob(verify={"schedule": "0 5 * * 0", "databases": ["shop", "crm"]}))
+    assert env["BACKUP_DATABASES"] == "shop,crm" and "BACKUP_EXCLUDE_DATABASES" not in env
+
+
+def test_verify_server_gets_its_own_variables_secrets_and_mounts() -> None:
+    cronjob = verify_cronjob(verify={"schedule": "0 5 * * 0", "server": SCRATCH})
+    env = env_of(cronjob)
+    assert {k: v for k, v in env.items() if k.startswith("BACKUP_VERIFY_")} == {
+        "BACKUP_VERIFY_PGHOST": "scratch.db.svc",
+        "BACKUP_VERIFY_PGPORT": "6432",
+        "BACKUP_VERIFY_PGDATABASE": "maintenance",
+        "BACKUP_VERIFY_PGSSLMODE": "verify-ca",
+        "BACKUP_VERIFY_PGUSER": {"secretKeyRef": {"name": "scratch", "key": "user"}},
+        "BACKUP_VERIFY_PGPASSWORD": {"secretKeyRef": {"name": "scratch", "key": "pw"}},
+        "BACKUP_VERIFY_PGSSLROOTCERT": "/etc/pgbackup/verify-tls/ca/root.crt",
+        "BACKUP_VERIFY_PGSSLCERT": "/etc/pgbackup/verify-tls/client/tls.crt",
+        "BACKUP_VERIFY_PGSSLKEY": "/etc/pgbackup/verify-tls/client/tls.key",
+    }
+    # the backup server's connection, password and certificates stay out of the drill pod
+    assert not {"PGHOST", "PGUSER", "PGPASSWORD", "PGSSLROOTCERT", "PGSSLCERT"} & set(env)
+    assert env["BACKUP_DESTINATION"] == "s3://backups/pg/prod" and "BACKUP_RETENTION" not in env
+    pod = pod_of(cronjob)
+    assert [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v] == ["scratch-ca", "scratch-client"]
+    assert [m["mountPath"] for m in pod["containers"][0]["volumeMounts"]] == \
+        ["/tmp", "/etc/pgbackup/verify-tls/ca", "/etc/pgbackup/verify-tls/client"]
+    assert all(m["readOnly"] for m in pod["containers"][0]["volumeMounts"][1:])
+
+
+def test_verify_server_with_a_plain_user_and_defaults() -> None:
+    server = {"host": "scratch", "user": "drill", "passwordSecretRef": {"name": "scratch"}}
+    env = env_of(verify_cronjob(verify={"schedule": "0 5 * * 0", "server": server}))
+    assert env["BACKUP_VERIFY_PGUSER"] == "drill" and env["BACKUP_VERIFY_PGPORT"] == "5432"
+    assert env["BACKUP_VERIFY_PGDATABASE"] == "postgres" and env["BACKUP_VERIFY_PGSSLMODE"] == "prefer"
+    assert env["BACKUP_VERIFY_PGPASSWORD"] == {"secretKeyRef": {"name": "scratch", "key": "password"}}
+    assert "BACKUP_VERIFY_PGSSLROOTCERT" not in env
+
+
+LONG_NAMES = [
+    "a" * 63,
+    "a" * 62,
+    "orders-db-in-the-eu-west-1-region-with-a-rather-long-name",
+    "x" * 27 + "-verify" + "y" * 20,  # "-verify" exactly where the backup name is cut
+    "pgbackup-" + "z" * 40,
+    "a" * 36 + "-verify",  # the verify form of "a" * 36 is "pgbackup-aaa...-verify-<hash>"
+    *(f"team-{i}-" + "b" * 40 for i in range(20)),
+    *("c" * n for n in range(30, 64)),
+]
+
+
+@pytest.mark.parametrize("name", ["prod", "a" * 36, "a" * 37, *LONG_NAMES[:4]])
+def test_verify_names_fit_and_are_deterministic(name: str) -> None:
+    verify = render.verify_cronjob_name(name)
+    assert len(verify) <= 52 and verify == render.verify_cronjob_name(name)
+    assert verify.startswith("pgbackup-") and "-verify" in verify and verify[-1].isalnum()
+    assert len(render.manual_job_name(verify, "x")) <= 63
+    if len(f"pgbackup-{name}-verify") <= 52:
+        assert verify == f"pgbackup-{name}-verify"
+
+
+def test_backup_and_verify_names_of_long_names_never_collide() -> None:
+    backups = {render.cronjob_name(n) for n in LONG_NAMES}
+    verifies = {render.verify_cronjob_name(n) for n in LONG_NAMES}
+    assert len(backups) == len(verifies) == len(set(LONG_NAMES))
+    assert not backups & verifies
+    # the same hash for both would make these two equal: the cut puts "-verify" in both
+    tricky = "x" * 27 + "-verify" + "y" * 20
+    assert render.cronjob_name(tricky)[:-8] == render.verify_cronjob_name(tricky)[:-8]
+    assert render.cronjob_name(tricky) != render.verify_cronjob_name(tricky)
+
+
+@pytest.mark.parametrize(("fields", "message", "reason"), [
+    ({"verify": {"schedule": "61 * * * *"}}, "spec.verify.schedule: minute field", "InvalidSchedule"),
+    ({"verify": {"schedule": "@weekly", "timeZone": "Mars/Olympus"}},
+     "spec.verify.timeZone: unknown time zone 'Mars/Olympus'", "InvalidTimeZone"),
+    ({"verify": {}}, "spec.verify.schedule: '' has 0 fields", "InvalidSchedule"),
+    ({"retention": {}}, "spec.retention: set at least one of last, daily, weekly, monthly", "InvalidRetention"),
+    ({"retention": {"daily": 0}}, "spec.retention.daily: 0 is not a whole number of at least 1", "InvalidRetention"),
+    ({"schedule": "61 * * * *"}, "spec.schedule: minute field", "InvalidSchedule"),
+])
+def test_invalid_verify_and_retention_name_the_field(fields: dict[str, Any], message: str, reason: str) -> None:
+    body = with_spec(**fields)
+    for renderer in (render.render_cronjob, render.render_verify_cronjob):
+        with pytest.raises(render.RenderError, match=message) as caught:
+            renderer(body)
+        assert caught.value.reason == reason
+
+
+def test_job_components() -> None:
+    assert status.component({"metadata": {"labels": {"app.kubernetes.io/component": "verify"}}}) == "verify"
+    assert status.component({"metadata": {"labels": {"app.kubernetes.io/component": "backup"}}}) == "backup"
+    assert status.component({"metadata": {}}) == "backup"
+
+
+def _verify_job(name: str, outcome: str, when: str) -> dict[str, Any]:
+    condition = "Complete" if outcome == "Succeeded" else "Failed"
+    job_status: dict[str, Any] = {"startTime": when, "conditions": [
+        {"type": condition, "status": "True", "lastTransitionTime": when}]}
+    if outcome == "Succeeded":
+        job_status["completionTime"] = when
+    return {"metadata": {"name": name, "namespace": "db", "labels": render.labels("prod", render.VERIFY)},
+            "status": job_status}
+
+
+class FakeApi:
+    """Records what the handlers would write; serves one PgBackup and one Pod message."""
+
+    def __init__(self, owner: dict[str, Any], message: str) -> None:
+        self.owner = owner
+        self.message = message
+        self.patches: list[dict[str, Any]] = []
+        self.events: list[tuple[str, str, str]] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(kube, "get_pgbackup", lambda namespace, name: copy.deepcopy(self.owner))
+        monkeypatch.setattr(kube, "job_pods", lambda namespace, name: [{"status": {"containerStatuses": [
+            {"state": {"terminated": {"message": self.message, "finishedAt": "t"}}}]}}])
+        monkeypatch.setattr(kube, "patch_pgbackup_status", self._patch)
+        monkeypatch.setattr(kube, "post_event", lambda obj, type_, reason, message: self.events.append((type_, reason, message)))
+
+    def _patch(self, namespace: str, name: str, update: dict[str, Any]) -> None:
+        self.patches.append(update)
+        self.owner.setdefault("status", {}).update(copy.deepcopy(update))
+
+
+def _job_event(job: dict[str, Any]) -> None:
+    import logging
+
+    handlers.job_changed(type="MODIFIED", body=job, meta=job["metadata"], namespace="db",  # type: ignore[arg-type]
+                         logger=logging.getLogger("test"))
+
+
+def test_verify_outcomes_go_to_last_verify_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    owner = with_spec(verify={"schedule": "@weekly"})
+    backup_status = {"lastSuccessfulTime": "2026-01-01T03:00:00Z", "lastRun": {"jobName": "b", "result": "Succeeded"}}
+    owner["status"] = copy.deepcopy(backup_status)
+    api = FakeApi(owner, "1 of 2 databases failed verification: 'shop': psql failed")
+    api.install(monkeypatch)
+
+    failed = _verify_job("pgbackup-prod-verify-1", "Failed", "2026-01-02T05:01:00Z")
+    _job_event(failed)
+    _job_event(failed)  # the same outcome seen again
+    assert len(api.patches) == 1 and set(api.patches[0]) == {"lastVerify", "conditions"}
+    assert owner["status"]["lastVerify"] == {"time": "2026-01-02T05:01:00Z", "result": "Failed",
+                                             "message": "1 of 2 databases failed verification: 'shop': psql failed",
+                                             "job": "pgbackup-prod-verify-1"}
+    [condition] = owner["status"]["conditions"]
+    assert (condition["type"], condition["status"], condition["reason"]) == ("LastVerifySucceeded", "False", "VerifyFailed")
+    assert condition["message"] == "Job pgbackup-prod-verify-1 failed: 1 of 2 databases failed verification: 'shop': psql failed"
+    assert api.events == [("Warning", "VerifyFailed", condition["message"])]
+
+    api.message = "2 of 2 databases verified"
+    _job_event(_verify_job("pgbackup-prod-verify-0", "Succeeded", "2026-01-01T05:01:00Z"))  # older: ignored
+    assert len(api.patches) == 1
+    _job_event(_verify_job("pgbackup-prod-verify-2", "Succeeded", "2026-01-09T05:01:00Z"))
+    assert owner["status"]["lastVerify"]["result"] == "Succeeded"
+    assert owner["status"]["conditions"][0]["reason"] == "VerifySucceeded"
+    assert api.events[-1] == ("Normal", "VerifySucceeded", "Job pgbackup-prod-verify-2 succeeded: 2 of 2 databases verified")
+    assert {k: owner["status"][k] for k in backup_status} == backup_status  # the backup fields untouched
+
+
+def test_running_verify_jobs_are_not_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeApi(with_spec(verify={"schedule": "@weekly"}), "")
+    api.install(monkeypatch)
+    running = _verify_job("pgbackup-prod-verify-1", "Failed", "2026-01-02T05:01:00Z")
+    running["status"] = {"startTime": "2026-01-02T05:00:00Z"}
+    _job_event(running)
+    assert api.patches == [] and api.events == []

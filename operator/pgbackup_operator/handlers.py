@@ -1,16 +1,20 @@
-"""kopf handlers: keep each PgBackup's CronJob as rendered, and its status as observed.
+"""kopf handlers: keep each PgBackup's CronJobs as rendered, and its status as observed.
 
-- ``reconcile`` (create, update, resume of a PgBackup): render the CronJob, apply it, set
-  ``Ready``, ``cronJobName``, ``nextScheduleTime``, ``observedGeneration``; act on the
-  ``pgbackup.io/backup-now`` annotation by creating one Job per distinct id.
+- ``reconcile`` (create, update, resume of a PgBackup): render the backup CronJob and, with
+  ``spec.verify``, the verify CronJob; apply them, or delete a verify CronJob that
+  ``spec.verify`` no longer asks for (only one this PgBackup controls); set ``Ready``,
+  ``cronJobName``, ``nextScheduleTime``, ``observedGeneration``; act on the
+  ``pgbackup.io/backup-now`` annotation by creating one backup Job per distinct id.
 - ``cronjob_changed`` (any event on a CronJob we manage): if it was deleted or edited away
-  from the rendering, apply the rendering again (drift repair); copy ``lastScheduleTime``.
-- ``job_changed`` (any event on a Job we manage): record the run in ``lastRun``,
-  ``lastSuccessfulTime`` / ``lastFailedTime`` and the ``LastBackupSucceeded`` condition, and
-  post an Event when a run finishes.
+  from the rendering, apply the rendering again (drift repair, for both kinds); copy the
+  backup CronJob's ``lastScheduleTime``.
+- ``job_changed`` (any event on a Job we manage): the Job's component label says which kind
+  it is. A backup run goes to ``lastRun``, ``lastSuccessfulTime`` / ``lastFailedTime`` and
+  the ``LastBackupSucceeded`` condition; a finished verify drill to ``lastVerify`` and the
+  ``LastVerifySucceeded`` condition, never to the backup fields. One Event per outcome.
 
 There are no delete handlers, timers or daemons, so kopf adds no finalizers: deleting a
-PgBackup lets garbage collection remove its CronJob and Jobs through ownerReferences.
+PgBackup lets garbage collection remove its CronJobs and Jobs through ownerReferences.
 Handlers are plain functions with keyword arguments; tests can call them directly.
 """
 
@@ -29,7 +33,7 @@ from . import kube, render, status
 
 Body = dict[str, Any]
 MANAGED = {"app.kubernetes.io/managed-by": render.MANAGED_BY}
-READY, LAST_BACKUP = "Ready", "LastBackupSucceeded"
+READY, LAST_BACKUP, LAST_VERIFY = "Ready", "LastBackupSucceeded", "LastVerifySucceeded"
 # kopf ignores changes to annotations under its own storage prefix, so its bookkeeping must
 # not share `pgbackup.io/`: users' `pgbackup.io/backup-now` has to count as a change.
 KOPF_PREFIX = f"kopf.{render.GROUP}"
@@ -75,27 +79,50 @@ def _not_ready(body: Body, patch: kopf.Patch, reason: str, message: str) -> None
     kube.post_event(body, "Warning", reason, message)
 
 
+def _ready_message(cronjob: Body, verify: Body | None, suspended: bool) -> str:
+    names = [c["metadata"]["name"] for c in (cronjob, verify) if c is not None]
+    subject = f"CronJob {names[0]} is" if len(names) == 1 else f"CronJobs {' and '.join(names)} are"
+    return f"{subject} up to date" + (" (suspended)" if suspended else "")
+
+
+def _apply_verify(body: Body, verify: Body | None, logger: kopf.Logger) -> None:
+    """Apply the verify CronJob, or delete ours when ``spec.verify`` is gone."""
+    if verify is not None:
+        kube.apply_cronjob(verify)
+        logger.info(f"CronJob {verify['metadata']['name']} applied")
+        return
+    meta = body["metadata"]
+    name = render.verify_cronjob_name(meta["name"])
+    if kube.delete_owned_cronjob(meta["namespace"], name, meta["uid"]):
+        logger.info(f"CronJob {name} deleted: spec.verify was removed")
+        kube.post_event(body, "Normal", "VerifyRemoved", f"CronJob {name} deleted: spec.verify was removed")
+
+
 @kopf.on.resume(render.GROUP, render.VERSION, render.PLURAL)
 @kopf.on.create(render.GROUP, render.VERSION, render.PLURAL)
 @kopf.on.update(render.GROUP, render.VERSION, render.PLURAL)
 def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """Render and apply the CronJob; report readiness; honour backup-now."""
+    """Render and apply the CronJobs; report readiness; honour backup-now."""
     obj = dict(body)
     try:
         cronjob = render.render_cronjob(obj, default_image())
+        verify = render.render_verify_cronjob(obj, default_image())
     except render.RenderError as exc:
-        reason = "InvalidTimeZone" if "timeZone" in str(exc) else "InvalidSchedule"
-        _not_ready(obj, patch, reason, str(exc))
+        _not_ready(obj, patch, exc.reason, str(exc))
         return
     try:
         applied = kube.apply_cronjob(cronjob)
+        _apply_verify(obj, verify, logger)
+    except kube.NameTaken as exc:
+        _not_ready(obj, patch, "CronJobNameTaken", str(exc))
+        return
     except ApiException as exc:
         if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
             _not_ready(obj, patch, "CronJobRejected", f"the API server rejected the CronJob: {kube.api_error_message(exc)}")
             return
         raise kopf.TemporaryError(f"applying the CronJob failed: {exc.reason}", delay=10) from exc
     generation = obj["metadata"].get("generation")
-    message = f"CronJob {cronjob['metadata']['name']} is up to date" + (" (suspended)" if spec.get("suspend") else "")
+    message = _ready_message(cronjob, verify, bool(spec.get("suspend")))
     patch.status["conditions"] = status.set_condition(
         obj.get("status", {}).get("conditions") or [], READY, True, "CronJobApplied", message, generation
     )
@@ -152,34 +179,55 @@ def drift(desired: Any, actual: Any, path: str = "") -> str | None:
     return path if desired != actual else None
 
 
+def _desired_cronjob(owner: Body, component: str) -> Body | None:
+    """What ``owner`` renders for that component now; None if nothing (or it cannot render)."""
+    try:
+        if component == render.VERIFY:
+            return render.render_verify_cronjob(owner, default_image())
+        return render.render_cronjob(owner, default_image())
+    except render.RenderError:
+        return None  # reconcile reports it
+
+
 @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
 def cronjob_changed(
     type: str, body: kopf.Body, meta: kopf.Meta, namespace: str | None, logger: kopf.Logger, **_: Any
 ) -> None:
-    """Repair a CronJob deleted or edited by hand; mirror its schedule times."""
+    """Repair a CronJob deleted or edited by hand; mirror the backup CronJob's schedule times."""
     owner = _owner(dict(meta), namespace)
     if owner is None:
         return
-    try:
-        desired = render.render_cronjob(owner, default_image())
-    except render.RenderError:
-        return  # reconcile reports it
+    component = (meta.get("labels") or {}).get(render.COMPONENT_LABEL, render.BACKUP)
+    desired = _desired_cronjob(owner, component)
     actual = dict(body)
+    if desired is None or desired["metadata"]["name"] != actual["metadata"]["name"]:
+        return  # not wanted (any more): reconcile deletes a verify CronJob spec.verify no longer asks for
     deleted = type == "DELETED"
     changed = drift({"metadata": {"labels": desired["metadata"]["labels"]}, "spec": desired["spec"]}, actual)
     if deleted or changed:
-        try:
-            kube.apply_cronjob(desired)
-        except ApiException as exc:
-            if kube.namespace_terminating(exc):
-                return  # the namespace and everything in it is going away
-            raise
-        what = "deleted" if deleted else f"changed ({changed})"
-        message = f"CronJob {desired['metadata']['name']} was {what} outside the operator; restored"
-        logger.warning(message)
-        kube.post_event(owner, "Warning", "DriftCorrected", message)
+        _repair(owner, desired, "deleted" if deleted else f"changed ({changed})", logger)
         return
-    last = (actual.get("status") or {}).get("lastScheduleTime")
+    if component == render.BACKUP:
+        _mirror_schedule(owner, actual)
+
+
+def _repair(owner: Body, desired: Body, what: str, logger: kopf.Logger) -> None:
+    try:
+        kube.apply_cronjob(desired)
+    except kube.NameTaken as exc:
+        logger.warning(str(exc))  # the name went to another owner meanwhile: not ours to take back
+        return
+    except ApiException as exc:
+        if kube.namespace_terminating(exc):
+            return  # the namespace and everything in it is going away
+        raise
+    message = f"CronJob {desired['metadata']['name']} was {what} outside the operator; restored"
+    logger.warning(message)
+    kube.post_event(owner, "Warning", "DriftCorrected", message)
+
+
+def _mirror_schedule(owner: Body, cronjob: Body) -> None:
+    last = (cronjob.get("status") or {}).get("lastScheduleTime")
     current = owner.get("status", {})
     update: Body = {}
     if last and last != current.get("lastScheduleTime"):
@@ -202,11 +250,21 @@ def job_changed(
     if owner is None:
         return
     job = dict(body)
+    if status.component(job) == render.VERIFY:
+        _record_verify(owner, job, logger)
+    else:
+        _record_backup(owner, job, logger)
+
+
+def _pod_message(job: Body) -> str | None:
+    return status.termination_message(kube.job_pods(job["metadata"]["namespace"], job["metadata"]["name"]))
+
+
+def _record_backup(owner: Body, job: Body, logger: kopf.Logger) -> None:
     outcome = status.job_outcome(job)
     message = ""
     if outcome == "Failed":
-        message = status.termination_message(kube.job_pods(job["metadata"]["namespace"], job["metadata"]["name"])) \
-            or status.job_failure_reason(job)
+        message = _pod_message(job) or status.job_failure_reason(job)
     elif outcome == "Succeeded":
         message = "backup completed"
     run = status.last_run(job, message)
@@ -230,3 +288,23 @@ def job_changed(
     elif outcome == "Failed":
         logger.warning(f"backup Job {run['jobName']} failed: {message}")
         kube.post_event(owner, "Warning", "BackupFailed", f"Job {run['jobName']} failed: {message}")
+
+
+def _record_verify(owner: Body, job: Body, logger: kopf.Logger) -> None:
+    """A finished drill: ``lastVerify``, ``LastVerifySucceeded`` and one Event, once per outcome."""
+    if status.job_outcome(job) == "Running":
+        return
+    current = owner.get("status", {})
+    record = status.last_verify(job, "")
+    if not status.is_new_verify(record, current.get("lastVerify")):
+        return
+    succeeded = record["result"] == "Succeeded"
+    record["message"] = _pod_message(job) or ("verify completed" if succeeded else status.job_failure_reason(job))
+    summary = f"Job {record['job']} {'succeeded' if succeeded else 'failed'}: {record['message']}"
+    reason = "VerifySucceeded" if succeeded else "VerifyFailed"
+    conditions = status.set_condition(current.get("conditions") or [], LAST_VERIFY, succeeded, reason, summary)
+    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"],
+                               {"lastVerify": record, "conditions": conditions})
+    if not succeeded:
+        logger.warning(f"verify {summary}")
+    kube.post_event(owner, "Normal" if succeeded else "Warning", reason, summary)

@@ -1,10 +1,17 @@
 """The operator's few calls to the Kubernetes API, through the official client.
 
 kopf watches and patches the PgBackup it is handling; everything else goes through here:
-applying the CronJob (server-side apply, field manager ``pgbackup-operator``, so a field
-someone removed by hand comes back and fields others own are left alone), creating manual
-Jobs, reading a failed Job's Pods for the termination message, reading a PgBackup from an
-event about one of its children, and patching its status.
+applying a CronJob (server-side apply, field manager ``pgbackup-operator``, so a field
+someone removed by hand comes back and fields others own are left alone), deleting the
+verify CronJob when ``spec.verify`` goes away, creating manual Jobs, reading a finished
+Job's Pods for the termination message, reading a PgBackup from an event about one of its
+children, and patching its status.
+
+Server-side apply with ``force`` takes over any object of the name, so before applying a
+CronJob we look at who controls it: a name both PgBackups want (``pgbackup-a-verify`` is
+the verify CronJob of ``a`` and the backup CronJob of ``a-verify``) stays with the first,
+and the second gets ``NameTaken`` instead of a tug of war. Deleting works only on a CronJob
+this PgBackup controls, with the uid as a precondition.
 
 No function here reads Secrets; the operator's RBAC does not allow it.
 """
@@ -47,8 +54,31 @@ def _plain(obj: Any) -> Body:
     return dict(_api().sanitize_for_serialization(obj))
 
 
+class NameTaken(Exception):
+    """A CronJob of the wanted name exists and another object controls it."""
+
+
+def controller_uid(obj: Body) -> str | None:
+    """The uid of the object's controlling owner, if any."""
+    return next((ref.get("uid") for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("controller")), None)
+
+
+def _check_owner(cronjob: Body) -> None:
+    meta = cronjob["metadata"]
+    existing = get_cronjob(meta["namespace"], meta["name"])
+    if existing is None:
+        return
+    owner, wanted = controller_uid(existing), controller_uid(cronjob)
+    if owner is not None and owner != wanted:
+        ref = next(r for r in existing["metadata"]["ownerReferences"] if r.get("controller"))
+        raise NameTaken(f"CronJob {meta['name']} already belongs to {ref.get('kind')} {ref.get('name')}; "
+                        "give this PgBackup another name")
+
+
 def apply_cronjob(cronjob: Body) -> Body:
-    """Create or update the CronJob by server-side apply, taking over conflicting fields."""
+    """Create or update the CronJob by server-side apply, taking over conflicting fields;
+    ``NameTaken`` if another owner controls a CronJob of that name."""
+    _check_owner(cronjob)
     batch = kubernetes.client.BatchV1Api(_api())
     result = batch.patch_namespaced_cron_job(
         cronjob["metadata"]["name"], cronjob["metadata"]["namespace"], cronjob,  # sent as JSON, which is YAML
@@ -77,6 +107,24 @@ def get_cronjob(namespace: str, name: str) -> Body | None:
         if exc.status == 404:
             return None
         raise
+
+
+def delete_owned_cronjob(namespace: str, name: str, owner_uid: str) -> bool:
+    """Delete the CronJob if ``owner_uid`` controls it (its Jobs go by garbage collection);
+    whether one was deleted."""
+    existing = get_cronjob(namespace, name)
+    if existing is None or controller_uid(existing) != owner_uid:
+        return False
+    batch = kubernetes.client.BatchV1Api(_api())
+    options = kubernetes.client.V1DeleteOptions(
+        propagation_policy="Background", preconditions=kubernetes.client.V1Preconditions(uid=existing["metadata"]["uid"]))
+    try:
+        batch.delete_namespaced_cron_job(name, namespace, body=options)
+    except ApiException as exc:
+        if exc.status in (404, 409):  # gone already, or replaced by another object meanwhile
+            return False
+        raise
+    return True
 
 
 def job_pods(namespace: str, job_name: str) -> list[Body]:

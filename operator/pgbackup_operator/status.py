@@ -2,14 +2,20 @@
 
 Conditions follow the Kubernetes conventions: ``type``, ``status`` ("True"/"False"/
 "Unknown"), a CamelCase ``reason``, a human ``message``, and ``lastTransitionTime``, which
-changes only when ``status`` changes. Two types:
+changes only when ``status`` changes. Three types:
 
-- ``Ready``: the CronJob is rendered and applied as the spec asks;
-- ``LastBackupSucceeded``: the outcome of the most recent finished run.
+- ``Ready``: the CronJobs are rendered and applied as the spec asks;
+- ``LastBackupSucceeded``: the outcome of the most recent finished backup run;
+- ``LastVerifySucceeded``: the outcome of the most recent finished verify drill.
 
-A Job's outcome is read from its conditions (``Complete`` / ``Failed``). For a failure the
-message is the backup container's termination message, which ``pgbackup run`` writes as one
-line naming each failed database and why; the Job's own condition message is the fallback.
+A Job's outcome is read from its conditions (``Complete`` / ``Failed``) and which of the two
+kinds it is from its ``app.kubernetes.io/component`` label (``backup`` or ``verify``; Jobs
+without one are backups, as every Job was before verify existed). Backups are tracked from
+the start (``lastRun`` shows a running Job); drills only once finished (``lastVerify``).
+
+The message is the container's termination message, which ``pgbackup run`` and ``pgbackup
+verify`` write as one line (naming each failed database and why); for a failed Job without
+one, the Job's own condition message is the fallback.
 """
 
 from __future__ import annotations
@@ -120,3 +126,40 @@ def is_newer_or_same(run: Body, current: Body | None) -> bool:
     if current.get("jobName") == run.get("jobName"):
         return True
     return str(run.get("startTime", "")) >= str(current.get("startTime", ""))
+
+
+def component(job: Body) -> str:
+    """``backup`` or ``verify``: which CronJob (or backup-now) a Job comes from."""
+    labels = job.get("metadata", {}).get("labels") or {}
+    return "verify" if labels.get("app.kubernetes.io/component") == "verify" else "backup"
+
+
+def finished_time(job: Body) -> str | None:
+    """When a finished Job finished: its completionTime, else its terminal condition's time."""
+    status = job.get("status", {})
+    if status.get("completionTime"):
+        return _time(status["completionTime"])
+    for condition in status.get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in (
+                "Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"):
+            return _time(condition.get("lastTransitionTime"))
+    return None
+
+
+def last_verify(job: Body, message: str) -> Body:
+    """The ``status.lastVerify`` object for a finished verify Job."""
+    return {
+        "time": finished_time(job) or now(),
+        "result": job_outcome(job),
+        "message": message,
+        "job": job["metadata"]["name"],
+    }
+
+
+def is_new_verify(record: Body, current: Body | None) -> bool:
+    """Whether ``record`` is news: another Job than ``current``, or another result, and not older."""
+    if not current:
+        return True
+    if current.get("job") == record["job"]:
+        return bool(current.get("result") != record["result"])
+    return str(record["time"]) >= str(current.get("time", ""))
