@@ -1,4 +1,5 @@
-"""End to end: PgBackup -> CronJob -> Job -> Pod -> a real backup -> the PgBackup's status.
+"""End to end: PgBackup -> CronJob -> Job -> Pod -> a real backup (and a real restore drill)
+-> the PgBackup's status.
 
 There is no kubelet, so the test plays one (``Kubelet``): it reads the Pod that the Job
 controller created, resolves its secretKeyRefs, runs its command here against the real
@@ -40,11 +41,6 @@ def _spec(pg: Cluster, bucket: Bucket, schedule: str, database: str) -> dict[str
     }
 
 
-def _pod_of(kube: KubeEnv, namespace: str, job_name: str) -> dict[str, Any] | None:
-    pods = kube.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}").items
-    return kube.plain(pods[0]) if pods else None
-
-
 def test_scheduled_backup_runs_and_reports_success(
     kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
     bucket: Bucket, dbname: str, tmp_path: Path,
@@ -58,8 +54,8 @@ def test_scheduled_backup_runs_and_reports_success(
     kube.patch_pgbackup(namespace, "e2e", {"spec": {"suspend": True}})  # one run is enough
     job = kube.jobs(namespace)[0]
     assert job["metadata"]["labels"]["pgbackup.io/name"] == "e2e"
-    wait_for(lambda: _pod_of(kube, namespace, job["metadata"]["name"]), timeout=60, what="the Job controller's Pod")
-    pod = _pod_of(kube, namespace, job["metadata"]["name"])
+    wait_for(lambda: kube.pod_of(namespace, job["metadata"]["name"]), timeout=60, what="the Job controller's Pod")
+    pod = kube.pod_of(namespace, job["metadata"]["name"])
     assert pod is not None
 
     result = Kubelet(kube, bindir18, tmp_path).run(pod)
@@ -75,7 +71,9 @@ def test_scheduled_backup_runs_and_reports_success(
     wait_for(lambda: any(e["reason"] == "BackupSucceeded" and e["type"] == "Normal" for e in kube.events(namespace, "e2e")),
              timeout=30, what="a BackupSucceeded event")
     keys = bucket.keys("k8s/")
-    assert [k.split("/")[1] for k in keys] == [dbname, dbname] and any(k.endswith(".manifest.json") for k in keys)
+    segments = [k.split("/")[1] for k in keys]
+    assert segments.count(dbname) == 2 and any(k.endswith(".manifest.json") for k in keys)
+    assert [s for s in segments if s != dbname] == ["_globals", "_globals"]  # spec.globals defaults to true
 
 
 def test_failed_backup_reports_the_cause(
@@ -89,8 +87,8 @@ def test_failed_backup_reports_the_cause(
 
     wait_for(lambda: kube.jobs(namespace), timeout=30, what="the backup-now Job")
     job = kube.jobs(namespace)[0]
-    wait_for(lambda: _pod_of(kube, namespace, job["metadata"]["name"]), timeout=60, what="the Job controller's Pod")
-    result = Kubelet(kube, bindir18, tmp_path).run(_pod_of(kube, namespace, job["metadata"]["name"]))  # type: ignore[arg-type]
+    wait_for(lambda: kube.pod_of(namespace, job["metadata"]["name"]), timeout=60, what="the Job controller's Pod")
+    result = Kubelet(kube, bindir18, tmp_path).run(kube.pod_of(namespace, job["metadata"]["name"]))  # type: ignore[arg-type]
 
     assert result.returncode == 1
     wait_for(lambda: kube.pgbackup(namespace, "broken").get("status", {}).get("lastRun", {}).get("result") == "Failed",
@@ -104,3 +102,45 @@ def test_failed_backup_reports_the_cause(
     wait_for(lambda: any(e["reason"] == "BackupFailed" and e["type"] == "Warning" for e in kube.events(namespace, "broken")),
              timeout=30, what="a BackupFailed warning event")
     assert bucket.keys() == []
+
+
+def test_verify_drill_restores_into_the_scratch_server_and_reports(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
+    bucket: Bucket, dbname: str, tmp_path: Path,
+) -> None:
+    """The drill pod reaches its scratch server only through the BACKUP_VERIFY_* variables the
+    operator renders (here the same PostgreSQL, so the test needs no second server)."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 500) AS n", dbname)
+    _secrets(kube, namespace, pg18.password)
+    spec = _spec(pg18, bucket, "0 3 * * *", dbname)
+    spec["verify"] = {"schedule": "0 4 * * 0", "server": {**spec["postgres"], "passwordSecretRef": {"name": "scratch"}}}
+    kube.core.create_namespaced_secret(namespace, {"metadata": {"name": "scratch"}, "stringData": {"password": pg18.password}})
+    kube.create_pgbackup(namespace, "drilled", spec, annotations={"pgbackup.io/backup-now": "first"})
+    kubelet = Kubelet(kube, bindir18, tmp_path)
+
+    wait_for(lambda: kube.jobs(namespace), timeout=30, what="the backup-now Job")
+    backup_job = kube.jobs(namespace)[0]["metadata"]["name"]
+    wait_for(lambda: kube.pod_of(namespace, backup_job), timeout=60, what="the backup Job's Pod")
+    backed_up = kubelet.run(kube.pod_of(namespace, backup_job))  # type: ignore[arg-type]
+    assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
+
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-drilled-verify"), timeout=30, what="the verify CronJob")
+    drill_job = kube.start_job(kube.cronjob(namespace, "pgbackup-drilled-verify"), "now")  # type: ignore[arg-type]
+    pod = kube.pod_of(namespace, drill_job)
+    assert pod is not None
+    env_names = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+    assert "BACKUP_VERIFY_PGPASSWORD" in env_names and "PGPASSWORD" not in env_names
+    drilled = kubelet.run(pod)
+    assert drilled.returncode == 0, drilled.stdout + drilled.stderr
+
+    def last_verify() -> dict[str, Any]:
+        return dict(kube.pgbackup(namespace, "drilled").get("status", {}).get("lastVerify") or {})
+
+    wait_for(lambda: last_verify().get("result") == "Succeeded", timeout=60, what="lastVerify.result == Succeeded")
+    assert last_verify()["job"] == drill_job
+    condition = kube.condition(namespace, "drilled", "LastVerifySucceeded")
+    assert condition is not None and condition["status"] == "True"
+    status = kube.pgbackup(namespace, "drilled")["status"]
+    assert status["lastRun"]["jobName"] == backup_job  # the drill is not a backup run
+    assert pg18.sql("SELECT datname FROM pg_database WHERE datname LIKE %s", params=("pgbackup_verify_%",)) == []
