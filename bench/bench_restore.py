@@ -1,0 +1,72 @@
+"""Benchmark: restore and verify of one large backup from S3 (moto), time and peak memory.
+
+Builds the same order-like database as ``bench_backup`` (about ``--gigabytes`` GB of plain
+dump), backs it up to moto's S3 server with the real ``pgbackup run``, then measures:
+
+- ``pgbackup restore --create`` into a new database: wall time, raw throughput, and the peak
+  resident memory of the pgbackup process (it streams: no object is held in memory or disk);
+- ``pgbackup verify``: the whole drill (scratch database, load, row counts, drop).
+
+Usage: .venv/bin/python -m bench.bench_restore [--gigabytes 0.5]
+Not part of the test suite; numbers go into the issue notes and README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from bench.bench_backup import build_database
+from devenv.postgres import Cluster, embedded_bindir
+from devenv.s3 import S3Server
+
+RUNNER = (
+    "import resource, sys\n"
+    "from backup_job.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('MAXRSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def measure(env: dict[str, str], *args: str) -> dict[str, float]:
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", RUNNER, *args], env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"pgbackup {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    maxrss = next(int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("MAXRSS_KIB"))
+    return {"seconds": round(seconds, 1), "peak_rss_mib": round(maxrss / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gigabytes", type=float, default=0.5)
+    args = parser.parse_args()
+    bindir = embedded_bindir()
+    with Cluster(bindir) as cluster, S3Server() as s3:
+        build_database(cluster, args.gigabytes)
+        s3.client().create_bucket(Bucket="bench")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
+        env.update(cluster.env(), **s3.env(), BACKUP_PG_BINDIR=str(bindir), BACKUP_DATABASES="bench",
+                   BACKUP_DESTINATION="s3://bench/run", BACKUP_GLOBALS="false", LOG_FORMAT="json")
+        backup = measure(env, "run")
+        facts = json.loads(subprocess.run([sys.executable, "-m", "backup_job", "list", "--json"], env=env,
+                                          capture_output=True, text=True, check=True).stdout)[0]
+        restore = measure(env, "restore", "--database", "bench", "--target", "bench_copy", "--create")
+        verify = measure(env, "verify")
+    raw_mb = facts["raw_bytes"] / 1e6
+    restore["raw_mb_per_s"] = round(raw_mb / restore["seconds"], 1)
+    print(json.dumps({
+        "gigabytes": args.gigabytes, "cores": os.cpu_count(), "raw_mb": round(raw_mb, 1),
+        "compressed_mb": round(facts["compressed_bytes"] / 1e6, 1), "rows": facts["rows"],
+        "backup": backup, "restore": restore, "verify": verify,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
