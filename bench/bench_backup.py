@@ -76,7 +76,7 @@ def main() -> None:
         s3.client().create_bucket(Bucket="bench")
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
         base.update(cluster.env(), BACKUP_PG_BINDIR=str(bindir), BACKUP_DATABASES="bench",
-                    BACKUP_COMPRESSION_LEVEL=args.level, LOG_FORMAT="json")
+                    BACKUP_COMPRESSION_LEVEL=args.level, BACKUP_GLOBALS="false", LOG_FORMAT="json")
         report = {
             "s3": run_once({**base, **s3.env(), "BACKUP_DESTINATION": "s3://bench/run"}),
             "file": run_once({**base, "BACKUP_DESTINATION": f"file://{out}"}),
