@@ -166,11 +166,7 @@ class PgDump:
 
     def kill(self) -> None:
         """Stop pg_dump now (used on timeout and when the upload side fails)."""
-        if self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_group(self._proc)
 
     def close(self) -> int:
         """Wait for pg_dump to end and release its pipes; returns the exit status."""
@@ -207,6 +203,15 @@ class PgDump:
 
     def stderr_tail(self) -> list[str]:
         return list(self._stderr_tail)
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a child started with ``start_new_session`` and everything it started."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _signal_name(number: int) -> str:

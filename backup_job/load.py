@@ -20,9 +20,7 @@ happened to cause.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import signal
 import subprocess
 import threading
 import zlib
@@ -31,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO
 
+from .dump import kill_group
 from .errors import ChecksumError, RestoreError
 from .manifest import Manifest
 
@@ -112,11 +111,7 @@ class Psql:
 
     def abort(self) -> None:
         """Stop psql without COMMIT; the server rolls the open transaction back."""
-        if self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_group(self._proc)
         try:
             self._stdin.close()
         except (BrokenPipeError, OSError):
