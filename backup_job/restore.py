@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,7 +33,7 @@ from psycopg2 import sql
 from . import dbprops, logs
 from .catalog import Backup, Catalog, load_catalog
 from .dump import find_tool
-from .errors import NotFoundError, RestoreError, RunError
+from .errors import NotFoundError, RestoreError
 from .layout import GLOBALS, display_name, parse_timestamp
 from .load import Psql, ReadStats, read_verified
 from .pipeline import ProgressReporter, StreamStats
@@ -275,7 +274,8 @@ def restore_globals(
     assert backup.manifest is not None
     psql_path = find_tool("psql", bindir)
     data = bytearray()
-    read_verified(_limited(storage.read(backup.manifest.key)), backup.manifest, data.extend)
+    stored = storage.read_all(backup.manifest.key, GLOBALS_LIMIT)  # small: checked whole before loading
+    read_verified([stored], backup.manifest, data.extend)
     log.info("restore of the globals from %s started (sha256 verified)", backup.timestamp,
              extra=logs.fields(event="restore.started", database="", timestamp=backup.timestamp))
     psql = Psql(psql_path, target.child_env(target.maintenance_database), transaction=False, stop_on_error=False)
@@ -296,15 +296,6 @@ def restore_globals(
     log.info("restore of the globals finished: %d roles or tablespaces existed already and were updated",
              len(errors), extra=logs.fields(event="restore.finished", database=""))
     return len(errors)
-
-
-def _limited(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        if total > GLOBALS_LIMIT:
-            raise RunError(f"the globals object is larger than {GLOBALS_LIMIT} bytes; not loading it")
-        yield chunk
 
 
 def _pg_message(exc: Exception) -> str:
