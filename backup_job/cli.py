@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pgbackup: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except PgBackupError as exc:
+    except (PgBackupError, Interrupted) as exc:
         logger.error("%s FAILED: %s", args.command, exc, exc_info=_debug(),
                      extra=logs.fields(event="run.failed", error=str(exc)))
         _write_termination_log(settings.termination_log, str(exc))

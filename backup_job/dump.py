@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
+from . import signals
 from .errors import DumpError, RunError
 
 CHUNK_SIZE = 1024 * 1024
@@ -135,12 +136,12 @@ class PgDump:
         self._stderr_thread = threading.Thread(
             target=self._drain_stderr, args=(self._proc.stderr,), daemon=True
         )
-        self._stderr_thread.start()
+        signals.start(self._stderr_thread)
         self._watchdog: threading.Timer | None = None
         if timeout:
             self._watchdog = threading.Timer(timeout, self._on_timeout)
             self._watchdog.daemon = True
-            self._watchdog.start()
+            signals.start(self._watchdog)
 
     def _drain_stderr(self, stream: IO[bytes]) -> None:
         for raw in stream:

@@ -13,6 +13,10 @@ at ``LOG_LEVEL=DEBUG``. Code that catches a lower-level exception always re-rais
   and exits 1 at the end. Restores and verify drills fail with ``RestoreError`` (a checksum
   mismatch is the ``ChecksumError`` subclass, so callers can tell corruption from a bad
   target).
+
+``Interrupted`` (SIGTERM, SIGINT) stands apart: like ``KeyboardInterrupt`` it derives from
+``BaseException``, so no ``except Exception`` on its way up (ours, or a library's retry loop
+such as botocore's) can swallow a stop request. Exit code 1.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class RunError(PgBackupError):
     """The run cannot start or continue at all."""
 
 
-class Interrupted(RunError):
+class Interrupted(BaseException):
     """The process was asked to stop (SIGTERM or SIGINT)."""
 
 

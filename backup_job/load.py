@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO
 
+from . import signals
 from .dump import kill_group
 from .errors import ChecksumError, RestoreError
 from .manifest import Manifest
@@ -57,7 +58,7 @@ class Psql:
         assert self._proc.stdin is not None and self._proc.stderr is not None
         self._stdin: IO[bytes] = self._proc.stdin
         self._reader = threading.Thread(target=self._drain, args=(self._proc.stderr,), daemon=True)
-        self._reader.start()
+        signals.start(self._reader)
         self.failed = False
         if transaction:
             self.write(b"BEGIN;\n")

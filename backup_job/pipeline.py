@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import signals
 from .compress import Compressor
 from .dump import PgDump
 from .storage.base import Upload
@@ -112,7 +113,7 @@ class ProgressReporter:
 
     def __enter__(self) -> "ProgressReporter":
         if self.report is not None and self.interval > 0:
-            self._thread.start()
+            signals.start(self._thread)
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from . import dbprops, logs
+from . import dbprops, logs, signals
 from .catalog import Backup, Catalog, load_catalog
 from .dump import find_tool
 from .errors import NotFoundError, RestoreError
@@ -238,13 +238,13 @@ def restore_database(
     try:
         if create:
             properties = backup.manifest.database_properties
-            with closing(target.connect()) as connection:
+            with signals.held(), closing(target.connect()) as connection:  # created means recorded
                 try:
                     dbprops.create_database(connection, name, properties, owner=True)
                 except Exception as exc:
                     raise RestoreError(f"CREATE DATABASE {name!r} failed: {_pg_message(exc)}",
                                        hint=_owner_hint(exc)) from exc
-            created = True
+                created = True
         stats = load_backup(storage, backup, psql_path, target, name, clean=clean)
         if create:
             with closing(target.connect()) as connection:
@@ -310,6 +310,7 @@ def _owner_hint(exc: Exception) -> str | None:
 
 def _drop_quietly(target: Target, name: str) -> None:
     try:
-        drop_database(target, name)
+        with signals.held():
+            drop_database(target, name)
     except Exception as exc:  # the original error matters more; say what is left behind
         log.error("could not drop database %r created by this restore: %s", name, exc)

@@ -43,7 +43,7 @@ from .config import Settings
 from .copycount import CopyRowCounter
 from .discovery import Server, describe_target, discover, select_databases
 from .dump import PgDump, find_tool, globals_argv, major, tool_version
-from .errors import BackupExistsError, DatabaseError, Interrupted, PgBackupError, RunError
+from .errors import BackupExistsError, DatabaseError, PgBackupError, RunError
 from .layout import DUMP_SUFFIX, GLOBALS, backup_keys, display_name, format_timestamp, parse_key
 from .manifest import Manifest, isoformat
 from .pipeline import StreamStats, stream_backup
@@ -254,8 +254,6 @@ def store_backup(
         if quiet_failure:
             return DatabaseResult(database=database, ok=False, key=keys.dump, error=str(exc))
         return _failed(database, keys.dump, str(exc))
-    except Interrupted:
-        raise
     except Exception as exc:  # isolation: one database's surprise never stops the others
         log.debug("unexpected error backing up %r", name, exc_info=True)
         return _failed(database, keys.dump, f"unexpected {type(exc).__name__}: {exc}")

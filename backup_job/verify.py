@@ -9,7 +9,8 @@ For each selected database, the newest complete backup is restored into a scratc
 3. every table's row count equals the rows pg_dump wrote for it, counted from the COPY
    blocks at backup time (``manifest.row_counts``).
 
-The scratch database is dropped in a ``finally`` with SIGTERM and SIGINT blocked, so neither
+The scratch database is created with SIGTERM and SIGINT held until it is recorded for
+cleanup, and dropped in a ``finally`` with them held again, so neither
 a failure nor a stop request leaves it behind; a drill killed outright (SIGKILL, OOM) leaves
 one, and the next drill drops scratch databases older than a day. The globals object, when
 present, has its checksum checked too (it is not loaded anywhere).
@@ -19,21 +20,19 @@ from __future__ import annotations
 
 import re
 import secrets
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from psycopg2 import sql
 
-from . import dbprops, logs
+from . import dbprops, logs, signals
 from .catalog import Catalog
 from .discovery import select_databases
 from .dump import find_tool
-from .errors import Interrupted, PgBackupError
+from .errors import PgBackupError
 from .layout import GLOBALS, TIMESTAMP_FORMAT, format_timestamp
 from .load import read_verified
 from .restore import drop_database, load_backup
@@ -73,17 +72,6 @@ class VerifyResult:
 
 def scratch_name(now: datetime) -> str:
     return f"{SCRATCH_PREFIX}{format_timestamp(now).lower()}_{secrets.token_hex(4)}"
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGTERM/SIGINT for the duration (cleanup must not be cut short)."""
-    held = {signal.SIGTERM, signal.SIGINT}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def drop_stale_scratch(target: Target, now: datetime) -> None:
@@ -138,21 +126,19 @@ def drill(catalog: Catalog, target: Target, database: str, psql_path: str) -> Dr
                                                        timestamp=backup.timestamp, scratch=scratch))
     created = False
     try:
-        with closing(target.connect()) as connection:
+        with signals.held(), closing(target.connect()) as connection:  # created means recorded
             dbprops.create_database(connection, scratch, manifest.database_properties, owner=False)
-        created = True
+            created = True
         load_backup(catalog.storage, backup, psql_path, target, scratch, clean=False)
         expected = manifest.row_counts
         actual = count_rows(target, scratch, sorted(expected))
-    except Interrupted:
-        raise
     except PgBackupError as exc:
         return _failed(database, backup.timestamp, str(exc))
     except Exception as exc:  # e.g. psycopg2 errors from CREATE DATABASE or counting
         return _failed(database, backup.timestamp, " ".join(str(exc).split()) or type(exc).__name__)
     finally:
         if created:
-            with _signals_held():
+            with signals.held():
                 try:
                     drop_database(target, scratch)
                 except Exception as exc:

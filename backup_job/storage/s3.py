@@ -34,6 +34,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .. import signals
 from ..config import S3Settings
 from ..errors import BackupExistsError, NotFoundError, StorageError
 from .base import READ_CHUNK, KeyFilter, ObjectInfo, Storage, Upload
@@ -241,7 +242,8 @@ class S3Upload(Upload):
         if error is not None:
             self._slots.release()
             raise error
-        self._futures.append(self._pool.submit(self._upload_part, number, data))
+        with signals.held():  # a worker started here must never take a stop request
+            self._futures.append(self._pool.submit(self._upload_part, number, data))
 
     def complete(self) -> None:
         try:
