@@ -99,21 +99,27 @@ def comparable_dump(cluster: Cluster, bindir: Path, database: str) -> list[str]:
     return [line for line in out.splitlines() if not line.startswith(varying)]
 
 
-def fake_pg_dump(directory: Path, real_bindir: Path, body: str) -> Path:
-    """A bin directory whose pg_dump answers ``--version`` like the real one and otherwise runs
-    the shell ``body`` (``$REAL`` is the real pg_dump); its other tools are the real ones."""
+def fake_tool(directory: Path, real_bindir: Path, tool: str, body: str) -> Path:
+    """A bin directory whose ``tool`` answers ``--version`` like the real one and otherwise runs
+    the shell ``body`` (``$REAL`` is the real program); its other tools are the real ones."""
     directory.mkdir()
-    for tool in ("pg_dumpall", "psql"):
-        (directory / tool).symlink_to(real_bindir / tool)
-    script = directory / "pg_dump"
+    for other in ("pg_dump", "pg_dumpall", "psql"):
+        if other != tool:
+            (directory / other).symlink_to(real_bindir / other)
+    script = directory / tool
     script.write_text(
         "#!/bin/bash\n"
-        f'REAL="{real_bindir}/pg_dump"\n'
+        f'REAL="{real_bindir}/{tool}"\n'
         'if [ "$1" = "--version" ]; then exec "$REAL" --version; fi\n'
         f"{body}\n"
     )
     script.chmod(0o755)
     return directory
+
+
+def fake_pg_dump(directory: Path, real_bindir: Path, body: str) -> Path:
+    """``fake_tool`` for pg_dump."""
+    return fake_tool(directory, real_bindir, "pg_dump", body)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 from devenv.postgres import Cluster, free_port
 from devenv.wait import wait_for
 
-from .helpers import _SCRUB_PREFIXES, ROOT, Bucket, run_pgbackup
+from .helpers import _SCRUB_PREFIXES, ROOT, Bucket, fake_tool, run_pgbackup
 from .test_backup_s3 import make_sample
 
 SCRATCH = "SELECT datname FROM pg_database WHERE datname LIKE 'pgbackup_verify_%'"
@@ -83,11 +83,16 @@ def test_verify_fails_on_wrong_row_counts_and_on_load_errors(
     assert pg18.sql(SCRATCH) == []
 
 
-def test_sigterm_during_a_drill_drops_the_scratch_database(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
-    make_sample(pg18, dbname, rows=600_000)
+def test_sigterm_during_a_drill_drops_the_scratch_database(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
+) -> None:
+    make_sample(pg18, dbname, rows=100_000)
     _backup(bucket, pg18, bindir18, dbname)
+    # psql gets the first megabyte of the load and then nothing: the drill is surely still
+    # running when SIGTERM comes, however fast the machine.
+    stalling = fake_tool(tmp_path / "bin", bindir18, "psql", '{ head -c 1000000; sleep 600; } | "$REAL" "$@"')
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
-    env.update(bucket.job_env(pg18, bindir18, "prod"))
+    env.update(bucket.job_env(pg18, stalling, "prod"))
     process = subprocess.Popen([sys.executable, "-m", "backup_job", "verify", "--database", dbname],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT / "tests")
     try:
