@@ -14,7 +14,7 @@ Exit codes, the same for every command:
 
 Every error reaches the user as one line: configuration errors on stderr (logging is not set
 up yet, since its own settings may be the wrong ones), everything else as a log line on
-stdout. Tracebacks appear only with ``LOG_LEVEL=DEBUG``.
+stdout. Tracebacks appear only at the debug log level.
 """
 
 from __future__ import annotations
@@ -25,19 +25,22 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from types import FrameType
 
-from . import __version__, listing, logs, schedule
-from .catalog import load_catalog
-from .config import Settings, load_settings
-from .errors import ConfigError, Interrupted, PgBackupError
-from .restore import parse_at, restore_database, restore_globals
-from .retention import prune
-from .runner import run
-from .storage import open_storage
-from .target import backup_server, verify_server
-from .verify import verify
+from . import __version__
+from .commands import listing, schedule
+from .commands.destination import open_destination
+from .commands.prune import prune
+from .commands.restore import parse_at, restore_database, restore_globals
+from .commands.run import run
+from .commands.verify import verify
+from .core import logs, termination
+from .core.errors import ConfigError, Interrupted, PgBackupError
+from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, Settings, load_settings,
+                            parse_schedule)
+from .core.termination import TerminationMessage
+from .pg.target import backup_server, verify_server
+from .pipeline.catalog import load_catalog
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -54,9 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     commands.add_parser("run", help="back up every selected database once, then exit")
-    commands.add_parser("schedule", help="run backups on BACKUP_SCHEDULE (or the crontab) with Supercronic")
+    commands.add_parser("schedule", help="run backups on the configured schedule (or crontab) with Supercronic")
 
-    listing_parser = commands.add_parser("list", help="show the backups under BACKUP_DESTINATION, newest first")
+    listing_parser = commands.add_parser("list", help=f"show the backups under {DESTINATION.name}, newest first")
     listing_parser.add_argument("--database", metavar="NAME", help="only this database's backups")
     listing_parser.add_argument("--json", action="store_true", help="one JSON document for scripts")
 
@@ -81,9 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     drill = commands.add_parser("verify", help="restore the newest backups into scratch databases and check them")
     drill.add_argument("--database", metavar="NAME", action="append", default=[],
                        help="only this database (repeatable); default: every database with backups "
-                       "that BACKUP_DATABASES / BACKUP_EXCLUDE_DATABASES select")
+                       f"that {DATABASES.name} / {EXCLUDE_DATABASES.name} select")
 
-    pruning = commands.add_parser("prune", help="delete backups outside BACKUP_RETENTION")
+    pruning = commands.add_parser("prune", help=f"delete backups outside {RETENTION.name}")
     pruning.add_argument("--dry-run", action="store_true", help="only log what would be deleted")
     return parser
 
@@ -93,7 +96,7 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
 
 
 def _debug() -> bool:
-    return os.environ.get("LOG_LEVEL", "").lower() == "debug"
+    return os.environ.get(LOG_LEVEL.name, "").lower() == "debug"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,26 +125,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PgBackupError, Interrupted) as exc:
         logger.error("%s FAILED: %s", args.command, exc, exc_info=_debug(),
                      extra=logs.fields(event="run.failed", error=str(exc)))
-        _write_termination_log(settings.termination_log, str(exc))
+        _report(settings, str(exc))
         return EXIT_FAILED
     except Exception as exc:
         logger.error("%s FAILED with an unexpected %s: %s", args.command, type(exc).__name__, exc,
                      exc_info=_debug(), extra=logs.fields(event="run.failed", error=str(exc)))
-        _write_termination_log(settings.termination_log, f"unexpected {type(exc).__name__}: {exc}")
+        _report(settings, f"unexpected {type(exc).__name__}: {exc}")
         return EXIT_FAILED
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "schedule":
-        return schedule.start(os.environ)
+        return schedule.start(parse_schedule(os.environ))
     if args.command == "run":
         result = run(settings)
         if not result.ok:
-            _write_termination_log(settings.termination_log, result.failure_summary())
+            _report(settings, result.failure_summary())
             return EXIT_FAILED
         return EXIT_OK
     prefix = settings.destination.prefix
-    storage = open_storage(settings)
+    storage = open_destination(settings)
     if args.command == "list":
         catalog = load_catalog(storage, prefix)
         print(listing.render(catalog, args.database, as_json=args.json), end="")
@@ -166,29 +169,24 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         summary = outcome.summary()
         if outcome.failed:
             logs.get("verify").error(summary, extra=logs.fields(event="verify.summary", failed=len(outcome.failed)))
-            _write_termination_log(settings.termination_log, summary)
+            _report(settings, summary)
             return EXIT_FAILED
         logs.get("verify").info(summary, extra=logs.fields(event="verify.summary", failed=0))
-        _write_termination_log(settings.termination_log, summary)  # the operator shows it as lastVerify
+        _report(settings, summary)  # the operator shows it as lastVerify
         return EXIT_OK
     if args.command == "prune":
         if not settings.retention:
-            raise ConfigError("configuration error: BACKUP_RETENTION is not set, so prune has no policy; "
-                              "for example BACKUP_RETENTION=last=7,daily=14,weekly=8,monthly=12")
+            raise ConfigError(f"configuration error: {RETENTION.name} is not set, so prune has no policy; "
+                              f"for example {RETENTION.name}={RETENTION.example}")
         pruned = prune(load_catalog(storage, prefix), settings.retention, datetime.now(timezone.utc),
                        dry_run=args.dry_run)
         if pruned.errors:
-            _write_termination_log(settings.termination_log, f"{len(pruned.errors)} deletions failed: {pruned.errors[0]}")
+            _report(settings, f"{len(pruned.errors)} deletions failed: {pruned.errors[0]}")
             return EXIT_FAILED
         return EXIT_OK
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def _write_termination_log(path: Path | None, message: str) -> None:
-    """Kubernetes shows this file as the container's termination message (max 4 KiB)."""
-    if path is None:
-        return
-    try:
-        path.write_text(logs.redact(message)[:4000] + "\n", encoding="utf-8")
-    except OSError as exc:
-        logs.get("cli").warning("cannot write the termination message to %s: %s", path, exc.strerror)
+def _report(settings: Settings, summary: str) -> None:
+    """The outcome as the termination message, where Kubernetes (and the operator) read it."""
+    termination.write(settings.termination_log, TerminationMessage(summary))

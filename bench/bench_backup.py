@@ -5,7 +5,7 @@ runs the real ``pgbackup run`` against it, and reports, for each destination:
 
 - wall time and throughput over raw dump bytes (what pg_dump produced);
 - the peak resident memory of the pgbackup process (``ru_maxrss``), which the pipeline
-  bounds at ``(BACKUP_UPLOAD_CONCURRENCY + 1) * part size`` plus the interpreter;
+  bounds at ``(upload concurrency + 1) * part size`` plus the interpreter;
 - the compression ratio.
 
 Usage: .venv/bin/python -m bench.bench_backup [--gigabytes 1.0] [--level 6]
@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 
+from backup_job.core import settings as S
 from devenv.postgres import Cluster, embedded_bindir
 from devenv.s3 import S3Server
 
@@ -75,11 +76,12 @@ def main() -> None:
         build_database(cluster, args.gigabytes)
         s3.client().create_bucket(Bucket="bench")
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-        base.update(cluster.env(), BACKUP_PG_BINDIR=str(bindir), BACKUP_DATABASES="bench",
-                    BACKUP_COMPRESSION_LEVEL=args.level, BACKUP_GLOBALS="false", LOG_FORMAT="json")
+        base.update(cluster.env())
+        base.update({S.PG_BINDIR.name: str(bindir), S.DATABASES.name: "bench", S.COMPRESSION_LEVEL.name: args.level,
+                     S.GLOBALS.name: "false", S.LOG_FORMAT.name: "json"})
         report = {
-            "s3": run_once({**base, **s3.env(), "BACKUP_DESTINATION": "s3://bench/run"}),
-            "file": run_once({**base, "BACKUP_DESTINATION": f"file://{out}"}),
+            "s3": run_once({**base, **s3.env(), S.DESTINATION.name: "s3://bench/run"}),
+            "file": run_once({**base, S.DESTINATION.name: f"file://{out}"}),
         }
     print(json.dumps({"gigabytes": args.gigabytes, "level": args.level, "cores": os.cpu_count(), **report}, indent=2))
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+from backup_job.core import settings as S
 from bench.bench_backup import build_database
 from devenv.postgres import Cluster, embedded_bindir
 from devenv.s3 import S3Server
@@ -52,8 +53,9 @@ def main() -> None:
         build_database(cluster, args.gigabytes)
         s3.client().create_bucket(Bucket="bench")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-        env.update(cluster.env(), **s3.env(), BACKUP_PG_BINDIR=str(bindir), BACKUP_DATABASES="bench",
-                   BACKUP_DESTINATION="s3://bench/run", BACKUP_GLOBALS="false", LOG_FORMAT="json")
+        env.update(cluster.env(), **s3.env())
+        env.update({S.PG_BINDIR.name: str(bindir), S.DATABASES.name: "bench", S.DESTINATION.name: "s3://bench/run",
+                    S.GLOBALS.name: "false", S.LOG_FORMAT.name: "json"})
         backup = measure(env, "run")
         facts = json.loads(subprocess.run([sys.executable, "-m", "backup_job", "list", "--json"], env=env,
                                           capture_output=True, text=True, check=True).stdout)[0]

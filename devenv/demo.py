@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from backup_job.core import settings as S
+
 from .postgres import Cluster, embedded_bindir
 
 SAMPLES = {
@@ -64,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))},
             **cluster.env(),
-            "BACKUP_DESTINATION": f"file://{output}",
-            "BACKUP_PG_BINDIR": str(bindir),
+            S.DESTINATION.name: f"file://{output}",
+            S.PG_BINDIR.name: str(bindir),
         }
-        print(f"== BACKUP_DESTINATION=file://{output}", flush=True)
+        print(f"== {S.DESTINATION.name}=file://{output}", flush=True)
         for args in (("run",), ("verify",), ("restore", "--database", "shop", "--target", "shop_restored", "--create"),
                      ("list",)):
             code = pgbackup(env, *args)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from backup_job.config import load_settings
-from backup_job.layout import encode_database
-from backup_job.runner import backup_database, prepare
-from backup_job.storage import open_storage
+from backup_job.core.settings import load_settings
+from backup_job.core.layout import encode_database
+from backup_job.commands.run import backup_database, prepare, writer
+from backup_job.commands.destination import open_destination
 from devenv.postgres import Cluster
 from devenv.s3 import SECRET_KEY
 
@@ -177,7 +177,8 @@ def test_existing_backup_is_never_overwritten(
         monkeypatch.setenv(name, value)
     settings = load_settings(dotenv_path=tmp_path / "no.env")
     stamp = dump_key.split("/")[-1].removesuffix(".sql.gz")
-    outcome = backup_database(settings, open_storage(settings), prepare(settings), dbname, stamp)
+    tools = prepare(settings)
+    outcome = backup_database(writer(settings, open_destination(settings), tools, stamp), tools, dbname)
 
     assert not outcome.ok and "exists already" in outcome.error
     assert bucket.get(dump_key) == original and bucket.open_uploads() == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from backup_job.copycount import CopyRowCounter
+from backup_job.pg.copycount import CopyRowCounter
 
 DUMP = (
     b"--\n-- PostgreSQL database dump\n--\n\n"

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from backup_job.cron import CronSchedule
+from backup_job.core.cron import CronSchedule
 
 
 def utc(text: str) -> datetime:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from backup_job.layout import (
+from backup_job.core.layout import (
     backup_keys,
     decode_database,
     encode_database,

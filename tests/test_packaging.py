@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from backup_job.target import VERIFY_PREFIX, VERIFY_VARIABLES
+from backup_job.core.settings import ALL
 
 from .helpers import ROOT
 
@@ -69,7 +69,7 @@ def _variables_read_by_the_code() -> set[str]:
     names: set[str] = set()
     for path in (ROOT / "backup_job").rglob("*.py"):
         names |= set(re.findall(r'"((?:BACKUP|LOG)_[A-Z_0-9]*[A-Z0-9])"', path.read_text()))  # every name literal
-    names |= {VERIFY_PREFIX + name for name in VERIFY_VARIABLES}  # built from a prefix
+    names |= {variable.name for variable in ALL if variable.owner == "pgbackup"}
     return names
 
 

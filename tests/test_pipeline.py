@@ -11,11 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from backup_job.compress import GzipCompressor
-from backup_job.errors import DumpError, StorageError
-from backup_job.pipeline import PARTS_PER_STEP, PartBuffer, part_size, stream_backup
+from backup_job.pipeline.compress import GzipCompressor
+from backup_job.core.errors import DumpError, StorageError
+from backup_job.pipeline.backup import PartBuffer, stream_backup
+from backup_job.storage.base import PARTS_PER_STEP
 from backup_job.storage.base import Upload
-from backup_job.storage.s3 import MAX_PART_SIZE, MAX_PARTS, S3Upload
+from backup_job.storage.s3 import LIMITS, MAX_PART_SIZE, MAX_PARTS, S3Upload
 
 MIB = 1024 * 1024
 
@@ -67,16 +68,16 @@ class RecordingUpload(Upload):
 
 def test_part_size_doubles_every_thousand_parts_and_covers_s3_limits() -> None:
     base = 8 * MIB
-    assert part_size(1, base) == part_size(PARTS_PER_STEP, base) == base
-    assert part_size(PARTS_PER_STEP + 1, base) == 2 * base
-    total = sum(part_size(n, base) for n in range(1, MAX_PARTS + 1))
+    assert LIMITS.part_size(1, base) == LIMITS.part_size(PARTS_PER_STEP, base) == base
+    assert LIMITS.part_size(PARTS_PER_STEP + 1, base) == 2 * base
+    total = sum(LIMITS.part_size(n, base) for n in range(1, MAX_PARTS + 1))
     assert total > 5 * 1024**4, "10,000 parts must reach S3's 5 TiB object limit"
-    assert max(part_size(n, base) for n in range(1, MAX_PARTS + 1)) <= MAX_PART_SIZE
+    assert max(LIMITS.part_size(n, base) for n in range(1, MAX_PARTS + 1)) <= MAX_PART_SIZE
 
 
 def test_parts_are_exactly_sized_except_the_last() -> None:
     upload = RecordingUpload()
-    buffer = PartBuffer(upload, base_part_size=5 * MIB)
+    buffer = PartBuffer(upload, 5 * MIB, LIMITS)
     for _ in range(23):
         buffer.write(b"x" * (MIB // 2 + 7))  # odd sizes: parts must still be exact
     buffer.flush()
@@ -89,7 +90,7 @@ def test_parts_are_exactly_sized_except_the_last() -> None:
 def test_stream_produces_a_valid_gzip_with_matching_checksum() -> None:
     raw = [f"line {i}\n".encode() * 1000 for i in range(200)]
     upload = RecordingUpload()
-    stats = stream_backup(FakeDump(raw), GzipCompressor(6), upload, base_part_size=5 * MIB)  # type: ignore[arg-type]
+    stats = stream_backup(FakeDump(raw), GzipCompressor(6), upload, base_part_size=5 * MIB, limits=LIMITS)  # type: ignore[arg-type]
     body = b"".join(data for _, data in upload.parts)
     assert upload.completed and not upload.aborted
     assert gzip.decompress(body) == b"".join(raw)
@@ -101,7 +102,7 @@ def test_failed_dump_aborts_the_upload_and_never_completes() -> None:
     upload = RecordingUpload()
     dump = FakeDump([b"partial"], failure=DumpError("pg_dump failed (exit 1): boom"))
     with pytest.raises(DumpError):
-        stream_backup(dump, GzipCompressor(6), upload, base_part_size=5 * MIB)  # type: ignore[arg-type]
+        stream_backup(dump, GzipCompressor(6), upload, base_part_size=5 * MIB, limits=LIMITS)  # type: ignore[arg-type]
     assert upload.aborted and not upload.completed and dump.killed
 
 
@@ -110,7 +111,7 @@ def test_failed_part_stops_the_dump_and_aborts() -> None:
     data = [os.urandom(MIB) for _ in range(16)]  # incompressible: several 5 MiB parts
     dump = FakeDump(data)
     with pytest.raises(StorageError):
-        stream_backup(dump, GzipCompressor(1), upload, base_part_size=5 * MIB)  # type: ignore[arg-type]
+        stream_backup(dump, GzipCompressor(1), upload, base_part_size=5 * MIB, limits=LIMITS)  # type: ignore[arg-type]
     assert upload.aborted and not upload.completed and dump.killed
 
 

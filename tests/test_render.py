@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pgbackup_operator import handlers, kube, render, status
+from pgbackup_operator import api, handlers, kube, render, status
 from pgbackup_operator.handlers import drift
 
 BODY: dict[str, Any] = {
@@ -138,7 +138,7 @@ def test_names_are_deterministic_and_fit() -> None:
 def test_invalid_specs_name_the_field(field: str, value: str, message: str) -> None:
     body = copy.deepcopy(BODY)
     body["spec"][field] = value
-    with pytest.raises(render.RenderError, match=message):
+    with pytest.raises(api.RenderError, match=message):
         render.render_cronjob(body)
 
 
@@ -351,7 +351,7 @@ def test_backup_and_verify_names_of_long_names_never_collide() -> None:
 def test_invalid_verify_and_retention_name_the_field(fields: dict[str, Any], message: str, reason: str) -> None:
     body = with_spec(**fields)
     for renderer in (render.render_cronjob, render.render_verify_cronjob):
-        with pytest.raises(render.RenderError, match=message) as caught:
+        with pytest.raises(api.RenderError, match=message) as caught:
             renderer(body)
         assert caught.value.reason == reason
 
@@ -368,7 +368,7 @@ def _verify_job(name: str, outcome: str, when: str) -> dict[str, Any]:
         {"type": condition, "status": "True", "lastTransitionTime": when}]}
     if outcome == "Succeeded":
         job_status["completionTime"] = when
-    return {"metadata": {"name": name, "namespace": "db", "labels": render.labels("prod", render.VERIFY)},
+    return {"metadata": {"name": name, "namespace": "db", "labels": render.labels("prod", api.VERIFY)},
             "status": job_status}
 
 

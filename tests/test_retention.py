@@ -12,7 +12,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from backup_job.layout import format_timestamp
+from backup_job.core.layout import format_timestamp
 from devenv.postgres import Cluster
 
 from .helpers import Bucket, manifest, run_pgbackup, wait_for_next_second

@@ -6,10 +6,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from backup_job.catalog import Backup
-from backup_job.dbprops import split_list_setting
-from backup_job.restore import parse_at
-from backup_job.retention import RetentionPolicy, plan
+from backup_job.pipeline.catalog import Backup
+from backup_job.pg.dbprops import split_list_setting
+from backup_job.commands.restore import parse_at
+from backup_job.commands.prune import plan
+from backup_job.core.retention import RetentionPolicy
 
 
 def _backups(*stamps: str) -> list[Backup]:

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from backup_job.errors import ConfigError
-from backup_job.schedule import crontab_for, validate_crontab, validate_expression
+from backup_job.core.errors import ConfigError
+from backup_job.commands.schedule import crontab_for, validate_crontab
+from backup_job.core.cron import validate_expression
+from backup_job.core.settings import parse_schedule
 from devenv.postgres import Cluster
 from devenv.wait import wait_for
 
@@ -55,21 +57,21 @@ def test_crontab_file_is_checked_line_by_line(tmp_path: Path) -> None:
 
 
 def test_schedule_variable_wins_over_the_crontab(tmp_path: Path) -> None:
-    written = crontab_for({"BACKUP_SCHEDULE": "*/2 * * * * * *", "BACKUP_CRONTAB": str(tmp_path / "missing")})
+    written = crontab_for(parse_schedule({"BACKUP_SCHEDULE": "*/2 * * * * * *", "BACKUP_CRONTAB": str(tmp_path / "missing")}))
     assert written.read_text().splitlines()[-1] == "*/2 * * * * * * pgbackup run"
 
 
 def test_verify_schedule_adds_the_drill_to_either_source(tmp_path: Path) -> None:
-    written = crontab_for({"BACKUP_SCHEDULE": "30 2 * * *", "BACKUP_VERIFY_SCHEDULE": "0 6 * * 0"})
+    written = crontab_for(parse_schedule({"BACKUP_SCHEDULE": "30 2 * * *", "BACKUP_VERIFY_SCHEDULE": "0 6 * * 0"}))
     assert [line for line in written.read_text().splitlines() if not line.startswith("#")] == [
         "30 2 * * * pgbackup run", "0 6 * * 0 pgbackup verify"]
     file = tmp_path / "crontab"
     file.write_text("15 1 * * * pgbackup run\n0 3 * * * pgbackup prune")
-    combined = crontab_for({"BACKUP_CRONTAB": str(file), "BACKUP_VERIFY_SCHEDULE": "@weekly"})
+    combined = crontab_for(parse_schedule({"BACKUP_CRONTAB": str(file), "BACKUP_VERIFY_SCHEDULE": "@weekly"}))
     assert [line for line in combined.read_text().splitlines() if not line.startswith("#")] == [
         "15 1 * * * pgbackup run", "0 3 * * * pgbackup prune", "@weekly pgbackup verify"]
     assert file.read_text().count("\n") == 1, "the user's crontab itself is left alone"
-    assert crontab_for({"BACKUP_CRONTAB": str(file)}) == file
+    assert crontab_for(parse_schedule({"BACKUP_CRONTAB": str(file)})) == file
 
 
 @pytest.mark.parametrize(("env", "message"), [

@@ -1,18 +1,16 @@
-"""Destinations for backups: ``open_storage`` picks the implementation for a URL."""
+"""Destinations for backups, behind one interface.
+
+- ``base``   the interface (``Storage``, ``Upload``) and ``PartLimits``;
+- ``s3``     S3 and S3-compatible stores through boto3, multipart uploads we drive ourselves;
+- ``local``  a local directory (``file://``), the embedded default.
+
+Storage takes its options as arguments; it never reads pgbackup's settings.
+"""
 
 from __future__ import annotations
 
-from ..config import Settings
-from .base import Storage, Upload
+from .base import ObjectInfo, PartLimits, Storage, Upload
 from .local import LocalStorage
-from .s3 import S3Storage
+from .s3 import S3Options, S3Storage
 
-__all__ = ["Storage", "Upload", "open_storage"]
-
-
-def open_storage(settings: Settings) -> Storage:
-    destination = settings.destination
-    if destination.scheme == "s3":
-        return S3Storage(destination.bucket, settings.s3, settings.upload_concurrency)
-    assert destination.directory is not None
-    return LocalStorage(destination.directory)
+__all__ = ["LocalStorage", "ObjectInfo", "PartLimits", "S3Options", "S3Storage", "Storage", "Upload"]

@@ -9,6 +9,10 @@ place); callers never see a half-written object under a final key.
 destination is slower than pg_dump. Errors from background work surface on the next call
 to ``send_part`` or in ``complete``.
 
+Each destination declares its own ``PartLimits`` (S3's 5 MiB to 5 GiB parts, at most 10,000
+of them); the pipeline asks them how large part ``n`` must be, so nothing above storage
+knows a provider's numbers. Storage takes its options as arguments and reads no settings.
+
 Reading back (list, restore, verify, prune) needs only ``list``, ``read`` and ``delete``;
 the catalog on top of them decides what is ours.
 """
@@ -20,10 +24,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..errors import StorageError
+from ..core.errors import StorageError
 
 KeyFilter = Callable[[str], bool]
 READ_CHUNK = 1024 * 1024
+PARTS_PER_STEP = 1_000
+
+
+@dataclass(frozen=True)
+class PartLimits:
+    """What a destination allows for one object written in parts."""
+
+    min_part: int  # bytes; every part but the last must have at least this many
+    max_part: int  # bytes
+    max_parts: int | None  # None: no limit
+
+    def part_size(self, number: int, base: int) -> int:
+        """The size of part ``number`` (1-based): ``base`` doubled every ``PARTS_PER_STEP``
+        parts, so an unknown-length stream never runs out of parts before it reaches the
+        object size limit (1,000 parts of 8 MiB, then 1,000 of 16 MiB, ...)."""
+        return max(self.min_part, min(base << ((number - 1) // PARTS_PER_STEP), self.max_part))
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,7 @@ class Storage(ABC):
     """A destination for backups: an S3 bucket or a local directory."""
 
     url: str
+    limits: PartLimits
 
     @abstractmethod
     def describe(self, key: str) -> str:

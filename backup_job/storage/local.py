@@ -17,10 +17,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import BackupExistsError, NotFoundError, StorageError
-from .base import READ_CHUNK, KeyFilter, ObjectInfo, Storage, Upload
+from ..core.errors import BackupExistsError, NotFoundError, StorageError
+from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
 
 PARTIAL_MARK = ".partial-"
+# A part is one append to the temporary file: no minimum, no count limit; the cap only
+# bounds the bytes held in memory.
+LIMITS = PartLimits(min_part=0, max_part=64 * 1024 * 1024, max_parts=None)
 
 
 def _fsync_directory(path: Path) -> None:
@@ -48,6 +51,8 @@ def _publish(partial: Path, final: Path) -> None:
 
 class LocalStorage(Storage):
     """Backups as files under one root directory."""
+
+    limits = LIMITS
 
     def __init__(self, root: Path) -> None:
         self.root = root

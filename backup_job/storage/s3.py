@@ -19,7 +19,8 @@ check still guards it).
 
 Connection details come from the SDK's own variables (``AWS_ENDPOINT_URL_S3``,
 ``AWS_REGION``, ``AWS_REQUEST_CHECKSUM_CALCULATION``, the credential chain including web
-identity). ``BACKUP_S3_*`` adds what the SDK has no variable for.
+identity). ``S3Options`` adds what the SDK has no variable for (from pgbackup's own S3
+settings).
 """
 
 from __future__ import annotations
@@ -28,21 +29,37 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .. import signals
-from ..config import S3Settings
-from ..errors import BackupExistsError, NotFoundError, StorageError
-from .base import READ_CHUNK, KeyFilter, ObjectInfo, Storage, Upload
+from ..core import signals
+from ..core.errors import BackupExistsError, NotFoundError, StorageError
+from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
 
 AddressingStyle = Literal["auto", "virtual", "path"]
 MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+LIMITS = PartLimits(min_part=MIN_PART_SIZE, max_part=MAX_PART_SIZE, max_parts=MAX_PARTS)
+
+
+class S3Options(Protocol):
+    """What S3 storage needs beyond the SDK's own variables (``core.settings.S3Settings``)."""
+
+    @property
+    def addressing_style(self) -> str: ...
+
+    @property
+    def sse(self) -> str | None: ...
+
+    @property
+    def kms_key_id(self) -> str | None: ...
+
+    @property
+    def storage_class(self) -> str | None: ...
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _NOT_IMPLEMENTED = {"NotImplemented", "501"}
@@ -67,7 +84,9 @@ def _code(exc: ClientError) -> str:
 class S3Storage(Storage):
     """A bucket and the client that talks to it."""
 
-    def __init__(self, bucket: str, options: S3Settings, concurrency: int) -> None:
+    limits = LIMITS
+
+    def __init__(self, bucket: str, options: S3Options, concurrency: int) -> None:
         self.bucket = bucket
         self.url = f"s3://{bucket}"
         self.options = options

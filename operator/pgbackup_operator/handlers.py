@@ -27,16 +27,15 @@ from typing import Any
 import kopf
 from kubernetes.client import ApiException
 
-from backup_job.cron import CronSchedule
+from backup_job.core.cron import CronSchedule
 
-from . import kube, render, status
-
-Body = dict[str, Any]
-MANAGED = {"app.kubernetes.io/managed-by": render.MANAGED_BY}
+from . import api, kube, render, status
+from .api import Body
+MANAGED = {"app.kubernetes.io/managed-by": api.MANAGED_BY}
 READY, LAST_BACKUP, LAST_VERIFY = "Ready", "LastBackupSucceeded", "LastVerifySucceeded"
 # kopf ignores changes to annotations under its own storage prefix, so its bookkeeping must
 # not share `pgbackup.io/`: users' `pgbackup.io/backup-now` has to count as a change.
-KOPF_PREFIX = f"kopf.{render.GROUP}"
+KOPF_PREFIX = f"kopf.{api.GROUP}"
 
 
 def default_image() -> str:
@@ -62,7 +61,7 @@ def next_schedule_time(spec: Body) -> str | None:
         return None
     try:
         upcoming = CronSchedule.parse(spec["schedule"]).next_after(
-            datetime.now(timezone.utc), spec.get("timeZone", "Etc/UTC")
+            datetime.now(timezone.utc), spec.get("timeZone", render.DEFAULT_TIME_ZONE)
         )
     except ValueError:
         return None
@@ -98,16 +97,15 @@ def _apply_verify(body: Body, verify: Body | None, logger: kopf.Logger) -> None:
         kube.post_event(body, "Normal", "VerifyRemoved", f"CronJob {name} deleted: spec.verify was removed")
 
 
-@kopf.on.resume(render.GROUP, render.VERSION, render.PLURAL)
-@kopf.on.create(render.GROUP, render.VERSION, render.PLURAL)
-@kopf.on.update(render.GROUP, render.VERSION, render.PLURAL)
+@kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
+@kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
+@kopf.on.update(api.GROUP, api.VERSION, api.PLURAL)
 def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Render and apply the CronJobs; report readiness; honour backup-now."""
     obj = dict(body)
     try:
-        cronjob = render.render_cronjob(obj, default_image())
-        verify = render.render_verify_cronjob(obj, default_image())
-    except render.RenderError as exc:
+        cronjob, verify = render.render_cronjobs(obj, default_image())
+    except api.RenderError as exc:
         _not_ready(obj, patch, exc.reason, str(exc))
         return
     try:
@@ -134,7 +132,7 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.
 
 
 def _run_now(body: Body, cronjob: Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
-    run_id = (body["metadata"].get("annotations") or {}).get(render.RUN_NOW_ANNOTATION)
+    run_id = (body["metadata"].get("annotations") or {}).get(api.RUN_NOW_ANNOTATION)
     if not run_id or run_id == body.get("status", {}).get("lastManualRunId"):
         return
     job = render.render_manual_job(cronjob, run_id)
@@ -146,7 +144,7 @@ def _run_now(body: Body, cronjob: Body, patch: kopf.Patch, logger: kopf.Logger) 
 
 
 def _owner(meta: Body, namespace: str | None) -> Body | None:
-    name = (meta.get("labels") or {}).get(render.NAME_LABEL)
+    name = (meta.get("labels") or {}).get(api.NAME_LABEL)
     if not name or not namespace:
         return None
     owner = kube.get_pgbackup(namespace, name)
@@ -182,11 +180,10 @@ def drift(desired: Any, actual: Any, path: str = "") -> str | None:
 def _desired_cronjob(owner: Body, component: str) -> Body | None:
     """What ``owner`` renders for that component now; None if nothing (or it cannot render)."""
     try:
-        if component == render.VERIFY:
-            return render.render_verify_cronjob(owner, default_image())
-        return render.render_cronjob(owner, default_image())
-    except render.RenderError:
+        backup, verify = render.render_cronjobs(owner, default_image())
+    except api.RenderError:
         return None  # reconcile reports it
+    return verify if component == api.VERIFY else backup
 
 
 @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
@@ -197,7 +194,7 @@ def cronjob_changed(
     owner = _owner(dict(meta), namespace)
     if owner is None:
         return
-    component = (meta.get("labels") or {}).get(render.COMPONENT_LABEL, render.BACKUP)
+    component = (meta.get("labels") or {}).get(api.COMPONENT_LABEL, api.BACKUP)
     desired = _desired_cronjob(owner, component)
     actual = dict(body)
     if desired is None or desired["metadata"]["name"] != actual["metadata"]["name"]:
@@ -207,7 +204,7 @@ def cronjob_changed(
     if deleted or changed:
         _repair(owner, desired, "deleted" if deleted else f"changed ({changed})", logger)
         return
-    if component == render.BACKUP:
+    if component == api.BACKUP:
         _mirror_schedule(owner, actual)
 
 
@@ -250,7 +247,7 @@ def job_changed(
     if owner is None:
         return
     job = dict(body)
-    if status.component(job) == render.VERIFY:
+    if status.component(job) == api.VERIFY:
         _record_verify(owner, job, logger)
     else:
         _record_backup(owner, job, logger)

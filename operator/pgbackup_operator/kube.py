@@ -26,10 +26,9 @@ from typing import Any, cast
 import kubernetes
 from kubernetes.client import ApiException
 
-from .render import GROUP, PLURAL, VERSION
+from .api import GROUP, PLURAL, VERSION, Body
 
 FIELD_MANAGER = "pgbackup-operator"
-Body = dict[str, Any]
 _loaded = False
 
 

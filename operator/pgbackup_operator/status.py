@@ -14,8 +14,9 @@ without one are backups, as every Job was before verify existed). Backups are tr
 the start (``lastRun`` shows a running Job); drills only once finished (``lastVerify``).
 
 The message is the container's termination message, which ``pgbackup run`` and ``pgbackup
-verify`` write as one line (naming each failed database and why); for a failed Job without
-one, the Job's own condition message is the fallback.
+verify`` write as one line naming each failed database and why (``backup_job.core.termination``
+declares its format for both ends); for a failed Job without one, the Job's own condition
+message is the fallback.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-Body = dict[str, Any]
+from backup_job.core.termination import TerminationMessage
+
+from .api import Body
+
 
 
 def now() -> str:
@@ -80,7 +84,7 @@ def termination_message(pods: list[Body]) -> str | None:
     for pod in pods:
         for status in pod.get("status", {}).get("containerStatuses") or []:
             terminated = (status.get("state") or {}).get("terminated") or {}
-            message = (terminated.get("message") or "").strip()
+            message = TerminationMessage.decode(terminated.get("message") or "").summary
             if message:
                 finished = str(terminated.get("finishedAt") or "")
                 if best is None or finished >= best[0]:

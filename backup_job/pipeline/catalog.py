@@ -21,11 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from . import logs
-from .errors import NotFoundError, StorageError
-from .layout import DUMP_SUFFIX, MANIFEST_SUFFIX, parse_key, parse_timestamp
-from .manifest import Manifest
-from .storage.base import ObjectInfo, Storage
+from ..core import logs
+from ..core.errors import NotFoundError, StorageError
+from ..core.layout import DUMP_SUFFIX, MANIFEST_SUFFIX, parse_key, parse_timestamp
+from ..core.manifest import Manifest
+from ..storage.base import ObjectInfo, Storage
 
 MANIFEST_LIMIT = 16 * 1024 * 1024
 log = logs.get("catalog")

@@ -130,3 +130,44 @@ def load_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'") from exc
+
+
+# Supercronic (the compose schedule) also accepts a year field, and a seconds field first.
+_EXTENDED_RANGES = {  # field name: (low, high), Supercronic's seconds and year fields
+    "second": (0, 59),
+    "year": (1970, 2099),
+}
+
+
+def _check_extended_field(text: str, name: str) -> None:
+    low, high = _EXTENDED_RANGES[name]
+    for part in text.split(","):
+        base, _, step = part.partition("/")
+        if step and (not step.isdigit() or int(step) == 0):
+            raise ValueError(f"{name} field: step {step!r} must be a positive number")
+        if base in ("*", "?"):
+            continue
+        for bound in base.split("-", 1):
+            if not bound.isdigit() or not low <= int(bound) <= high:
+                raise ValueError(f"{name} field: {part!r} is outside {low}-{high}")
+
+
+def validate_expression(expression: str) -> None:
+    """Raise ``ValueError`` unless Supercronic and Kubernetes-style cron would accept it."""
+    fields = expression.split()
+    if expression.strip().lower() in MACROS or len(fields) == 5:
+        CronSchedule.parse(expression)
+        return
+    if len(fields) == 6:  # minute hour dom month dow year
+        CronSchedule.parse(" ".join(fields[:5]))
+        _check_extended_field(fields[5], "year")
+        return
+    if len(fields) == 7:  # second minute hour dom month dow year
+        _check_extended_field(fields[0], "second")
+        CronSchedule.parse(" ".join(fields[1:6]))
+        _check_extended_field(fields[6], "year")
+        return
+    raise ValueError(
+        f"{expression!r} has {len(fields)} fields; use 5 (minute hour day-of-month month "
+        "day-of-week), or 7 with seconds first and a year last"
+    )

@@ -1,7 +1,7 @@
-"""Retention: which backups to keep (a pure plan), then deleting the rest (``prune``).
+"""``pgbackup prune``: which backups to keep (a pure plan), then deleting the rest.
 
-The policy is grandfather-father-son, written ``last=N,daily=N,weekly=N,monthly=N`` (any
-subset). For each database, and for the globals, over its complete backups newest first:
+The policy (``core.retention``) is grandfather-father-son, written
+``last=N,daily=N,weekly=N,monthly=N`` (any subset). For each database, and for the globals, over its complete backups newest first:
 
 - ``last=N`` keeps the N newest;
 - ``daily=N`` keeps the newest backup of each of the N newest UTC days that have one;
@@ -24,54 +24,15 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from . import logs
-from .errors import StorageError
-from .layout import display_name
-
-if TYPE_CHECKING:  # config imports the policy; the catalog imports storage, which imports config
-    from .catalog import Backup, Catalog
+from ..core import logs
+from ..core.errors import StorageError
+from ..core.layout import display_name
+from ..core.retention import RetentionPolicy
+from ..pipeline.catalog import Backup, Catalog
 
 LEFTOVER_AGE = timedelta(days=1)
-RULES = ("last", "daily", "weekly", "monthly")
 log = logs.get("retention")
-
-
-@dataclass(frozen=True)
-class RetentionPolicy:
-    """How many of each kind to keep; 0 means the rule is not used."""
-
-    last: int = 0
-    daily: int = 0
-    weekly: int = 0
-    monthly: int = 0
-
-    def __bool__(self) -> bool:
-        return any((self.last, self.daily, self.weekly, self.monthly))
-
-    def describe(self) -> str:
-        return ",".join(f"{rule}={getattr(self, rule)}" for rule in RULES if getattr(self, rule))
-
-    @classmethod
-    def parse(cls, text: str) -> "RetentionPolicy":
-        """``last=7,daily=14`` -> policy; ``ValueError`` with the reason otherwise."""
-        values: dict[str, int] = {}
-        for item in (part.strip() for part in text.split(",")):
-            if not item:
-                continue
-            rule, sep, count = item.partition("=")
-            rule = rule.strip().lower()
-            if not sep or rule not in RULES:
-                raise ValueError(f"{item!r} is not one of {', '.join(r + '=N' for r in RULES)}")
-            if rule in values:
-                raise ValueError(f"{rule} is given twice")
-            if not count.strip().isdigit() or int(count) < 1:
-                raise ValueError(f"{rule} must be a whole number of at least 1, not {count.strip()!r}")
-            values[rule] = int(count)
-        if not values:
-            raise ValueError("no rules given")
-        return cls(**values)
 
 
 def _newest_per_bucket(backups: list[Backup], count: int, bucket: Callable[[datetime], Hashable]) -> set[str]:

@@ -3,7 +3,7 @@
 ``kubectl logs`` and ``docker compose logs`` read stdout, so that is where every line goes,
 configuration errors excepted (the CLI prints those on stderr before logging exists).
 
-Two formats (``LOG_FORMAT``):
+Two formats (``settings.LOG_FORMAT``):
 
 - ``text``: ``2026-11-26T14:02:39.123Z INFO  backup of "shop" finished: ...``, for people;
 - ``json``: ``{"time": ..., "level": ..., "message": ..., "database": ..., ...}``, for log

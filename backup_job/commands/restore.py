@@ -6,9 +6,10 @@ Steps for a database:
 2. check the target: with ``--create`` it must not exist and is created from template0 with
    the captured encoding, locale and owner; without it, it must exist and be empty, unless
    ``--clean``;
-3. load it through ``load.read_verified`` into psql, inside one transaction. With ``--clean``
+3. load it through ``pipeline.load`` into psql, inside one transaction. With ``--clean``
    the transaction starts by dropping every schema, extension and other object of the
-   target (``CLEAN_SQL``), so the old contents go only if the new ones arrive whole;
+   target (``pg.databases.CLEAN_SQL``), so the old contents go only if the new ones arrive
+   whole;
 4. COMMIT only after the whole object was read and matched its manifest's sha256;
 5. with ``--create``, reapply the captured database settings, GRANTs and comment. A database
    this restore created is dropped again if any later step fails.
@@ -28,84 +29,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from psycopg2 import sql
-
-from . import dbprops, logs, signals
-from .catalog import Backup, Catalog, load_catalog
-from .dump import find_tool
-from .errors import NotFoundError, RestoreError
-from .layout import GLOBALS, display_name, parse_timestamp
-from .load import Psql, ReadStats, read_verified
-from .pipeline import ProgressReporter, StreamStats
-from .storage.base import Storage
-from .target import Target
+from ..core import logs, signals
+from ..core.errors import NotFoundError, RestoreError, one_line
+from ..core.layout import GLOBALS, display_name, parse_timestamp
+from ..pg import dbprops
+from ..pg.databases import count_objects, database_exists, drop_database
+from ..pg.psql import Psql, error_line
+from ..pg.target import Target
+from ..pg.tools import find_tool
+from ..pipeline.catalog import Backup, Catalog, load_catalog
+from ..pipeline.load import ReadStats, load_backup, read_verified
+from ..storage.base import Storage
 
 GLOBALS_LIMIT = 256 * 1024 * 1024
 log = logs.get("restore")
-
-# Everything a plain dump may create, dropped inside the restore's transaction. The public
-# schema is recreated with its owner, privileges and comment, since dumps assume it exists.
-CLEAN_SQL = r"""
-DO $pgbackup_clean$
-DECLARE
-    r record;
-    public_owner oid;
-    public_acl aclitem[];
-    public_comment text;
-BEGIN
-    FOR r IN SELECT evtname FROM pg_catalog.pg_event_trigger LOOP
-        EXECUTE format('DROP EVENT TRIGGER %I', r.evtname);
-    END LOOP;
-    FOR r IN SELECT pubname FROM pg_catalog.pg_publication LOOP
-        EXECUTE format('DROP PUBLICATION %I', r.pubname);
-    END LOOP;
-    FOR r IN SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql' LOOP
-        EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);
-    END LOOP;
-    FOR r IN SELECT nspname FROM pg_catalog.pg_namespace
-             WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public')
-               AND nspname !~ '^pg_' LOOP
-        EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);
-    END LOOP;
-    FOR r IN SELECT srvname FROM pg_catalog.pg_foreign_server LOOP
-        EXECUTE format('DROP SERVER IF EXISTS %I CASCADE', r.srvname);
-    END LOOP;
-    FOR r IN SELECT fdwname FROM pg_catalog.pg_foreign_data_wrapper LOOP
-        EXECUTE format('DROP FOREIGN DATA WRAPPER IF EXISTS %I CASCADE', r.fdwname);
-    END LOOP;
-    PERFORM pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata;
-    SELECT n.nspowner, n.nspacl, pg_catalog.obj_description(n.oid, 'pg_namespace')
-      INTO public_owner, public_acl, public_comment
-      FROM pg_catalog.pg_namespace n WHERE n.nspname = 'public';
-    IF FOUND THEN
-        DROP SCHEMA public CASCADE;
-        EXECUTE format('CREATE SCHEMA public AUTHORIZATION %I', pg_catalog.pg_get_userbyid(public_owner));
-        FOR r IN SELECT * FROM pg_catalog.aclexplode(public_acl) WHERE grantee <> public_owner LOOP
-            EXECUTE format('GRANT %s ON SCHEMA public TO %s%s', r.privilege_type,
-                CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END,
-                CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-        END LOOP;
-        IF public_comment IS NOT NULL THEN
-            EXECUTE format('COMMENT ON SCHEMA public IS %L', public_comment);
-        END IF;
-    END IF;
-END
-$pgbackup_clean$;
-"""
-
-# Objects a database gets only from someone: anything outside the system schemas.
-_CONTENTS_SQL = r"""
-SELECT (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_')
-     + (SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_')
-     + (SELECT count(*) FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-         WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND t.typtype IN ('d', 'e', 'r', 'b'))
-     + (SELECT count(*) FROM pg_catalog.pg_namespace
-         WHERE nspname NOT IN ('information_schema', 'public') AND nspname !~ '^pg_')
-     + (SELECT count(*) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql')
-     + (SELECT count(*) FROM pg_catalog.pg_largeobject_metadata)
-"""
 
 
 def parse_at(text: str) -> datetime | None:
@@ -153,62 +90,6 @@ class RestoreResult:
     seconds: float
 
 
-def _database_exists(target: Target, name: str) -> bool:
-    with closing(target.connect()) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (name,))
-        return cursor.fetchone() is not None
-
-
-def count_objects(target: Target, name: str) -> int:
-    connection = target.connect(name)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(_CONTENTS_SQL)
-            row = cursor.fetchone()
-            return int(row[0]) if row else 0
-    finally:
-        connection.close()
-
-
-def drop_database(target: Target, name: str) -> None:
-    """Drop ``name``, disconnecting sessions still in it; raises only when it cannot."""
-    connection = target.connect()
-    try:
-        force = sql.SQL(" WITH (FORCE)") if int(connection.server_version) >= 130000 else sql.SQL("")
-        with connection.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), force))
-    finally:
-        connection.close()
-
-
-def load_backup(
-    storage: Storage, backup: Backup, psql_path: str, target: Target, database: str, *, clean: bool
-) -> ReadStats:
-    """Stream one backup into ``database`` inside one transaction; COMMIT only when verified."""
-    assert backup.manifest is not None
-    manifest = backup.manifest
-    name = display_name(backup.database)
-    stats = StreamStats()
-    read = ReadStats()
-
-    def progress(current: StreamStats) -> None:
-        log.info("restore of %r in progress: %s of %s read", name, logs.human_bytes(read.compressed_bytes),
-                 logs.human_bytes(manifest.compressed_bytes),
-                 extra=logs.fields(event="restore.progress", compressed_bytes=read.compressed_bytes))
-
-    psql = Psql(psql_path, target.child_env(database), transaction=True)
-    try:
-        if clean:
-            psql.write(CLEAN_SQL.encode())
-        with ProgressReporter(stats, progress, 30):
-            read_verified(storage.read(manifest.key), manifest, psql.write, read)
-        psql.commit()
-    except BaseException:
-        psql.abort()
-        raise
-    return read
-
-
 def restore_database(
     storage: Storage, prefix: str, target: Target, database: str, *, at: datetime | None = None,
     into: str | None = None, create: bool = False, clean: bool = False, bindir: Path | None = None,
@@ -220,7 +101,7 @@ def restore_database(
     assert backup.manifest is not None
     name = into or database
     psql_path = find_tool("psql", bindir)
-    exists = _database_exists(target, name)
+    exists = database_exists(target, name)
     if create and exists:
         raise RestoreError(f"database {name!r} exists already on {target.label}; drop it, pick another "
                            f"--target, or restore into it without --create")
@@ -242,7 +123,7 @@ def restore_database(
                 try:
                     dbprops.create_database(connection, name, properties, owner=True)
                 except Exception as exc:
-                    raise RestoreError(f"CREATE DATABASE {name!r} failed: {_pg_message(exc)}",
+                    raise RestoreError(f"CREATE DATABASE {name!r} failed: {one_line(exc)}",
                                        hint=_owner_hint(exc)) from exc
                 created = True
         stats = load_backup(storage, backup, psql_path, target, name, clean=clean)
@@ -251,7 +132,7 @@ def restore_database(
                 try:
                     dbprops.apply_properties(connection, name, backup.manifest.database_properties)
                 except Exception as exc:
-                    raise RestoreError(f"reapplying the settings of database {name!r} failed: {_pg_message(exc)}",
+                    raise RestoreError(f"reapplying the settings of database {name!r} failed: {one_line(exc)}",
                                        hint=_owner_hint(exc)) from exc
     except BaseException:
         if created:
@@ -288,7 +169,7 @@ def restore_globals(
     errors = list(psql.errors)
     unexpected = [line for line in errors if "already exists" not in line]
     if unexpected:
-        first = re.sub(r"^psql:<stdin>:(\d+): ", r"line \1: ", unexpected[0])
+        first = error_line(unexpected[0])
         raise RestoreError(f"{len(unexpected)} statements of the globals failed, the first at {first}")
     if backup.manifest.role_passwords is False:
         log.warning("the globals of %s were stored without role passwords (the server did not allow "
@@ -296,10 +177,6 @@ def restore_globals(
     log.info("restore of the globals finished: %d roles or tablespaces existed already and were updated",
              len(errors), extra=logs.fields(event="restore.finished", database=""))
     return len(errors)
-
-
-def _pg_message(exc: Exception) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _owner_hint(exc: Exception) -> str | None:

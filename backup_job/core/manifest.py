@@ -14,6 +14,9 @@ What later commands rely on, beyond the object's identity:
 - ``shrink_alarm``: set when this backup is much smaller than the previous one;
 - ``kind`` ``globals`` with ``role_passwords``: a ``pg_dumpall --globals-only`` object, and
   whether it could include the role passwords.
+
+``RunFacts`` holds what every manifest of one run shares and builds each manifest from what
+the stream measured (``StreamFacts``); ``shrink_alarm`` decides the alarm field.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from __future__ import annotations
 import json
 from dataclasses import MISSING, asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from . import __version__
+from .. import __version__
+from .layout import GLOBALS
 
 FORMAT_VERSION = 1
 
@@ -84,3 +88,54 @@ class Manifest:
 
 def isoformat(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StreamFacts(Protocol):
+    """What a finished stream measured (``pipeline.backup.StreamStats``)."""
+
+    raw_bytes: int
+    compressed_bytes: int
+    parts: int
+    sha256: str
+    seconds: float
+
+
+def shrink_alarm(fraction: float, previous: Manifest | None, size: int) -> dict[str, Any] | None:
+    """The alarm for a backup of ``size`` bytes, or None: off (0), nothing before, or not shrunk."""
+    if not fraction or previous is None or size >= fraction * previous.compressed_bytes:
+        return None
+    return {
+        "previous_timestamp": previous.run_timestamp,
+        "previous_compressed_bytes": previous.compressed_bytes,
+        "fraction": fraction,
+    }
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What every manifest of one run shares."""
+
+    run_timestamp: str
+    pg_dump_version: str
+    server_version: str
+    compression_level: int
+    pg_dump_options: tuple[str, ...]
+
+    def manifest(
+        self, database: str, key: str, stream: StreamFacts, *, started_at: datetime, finished_at: datetime,
+        row_counts: dict[str, int], properties: dict[str, Any] | None, role_passwords: bool | None,
+        shrink: dict[str, Any] | None,
+    ) -> Manifest:
+        """The manifest of one finished object of this run."""
+        globals_object = database == GLOBALS
+        return Manifest(
+            database=database, key=key, run_timestamp=self.run_timestamp,
+            raw_bytes=stream.raw_bytes, compressed_bytes=stream.compressed_bytes, sha256=stream.sha256,
+            parts=stream.parts, pg_dump_version=self.pg_dump_version, server_version=self.server_version,
+            started_at=isoformat(started_at), finished_at=isoformat(finished_at),
+            duration_seconds=round(stream.seconds, 3), compression_level=self.compression_level,
+            pg_dump_options=[] if globals_object else list(self.pg_dump_options),
+            kind="globals" if globals_object else "database",
+            row_counts=dict(sorted(row_counts.items())), database_properties=properties,
+            role_passwords=role_passwords, shrink_alarm=shrink,
+        )

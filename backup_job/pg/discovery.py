@@ -8,8 +8,8 @@ the server version and every database that can be dumped::
 Connection details come from libpq's own environment (``PGHOST``, ``PGPORT``, ``PGUSER``,
 ``PGPASSWORD``, ``PGPASSFILE``, ``PGSSLMODE``...), exactly as pg_dump will see them.
 
-``select_databases`` then applies ``BACKUP_DATABASES`` / ``BACKUP_EXCLUDE_DATABASES``
-(comma-separated shell-style globs). A name given without glob characters that does not
+``select_databases`` then applies the include and exclude lists (comma-separated shell-style
+globs). A name given without glob characters that does not
 exist is reported as missing, so a typo fails loudly instead of silently backing up less.
 """
 
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
-from .errors import RunError
+from ..core.errors import RunError, one_line
+from ..core.settings import PGPASSWORD
 
 _GLOB_CHARS = set("*?[")
 QUERY = (
@@ -63,10 +64,10 @@ def discover(database: str) -> Server:
     try:
         connection = psycopg2.connect(dbname=database, connect_timeout=15, application_name="pgbackup")
     except psycopg2.Error as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+        reason = one_line(exc)
         raise RunError(
             f"cannot connect to {describe_target(database)}: {reason}",
-            hint="check PGHOST, PGPORT, PGUSER and PGPASSWORD (or PGPASSWORD_FILE)",
+            hint=f"check PGHOST, PGPORT, PGUSER and PGPASSWORD (or {PGPASSWORD.file_name})",
         ) from exc
     try:
         with connection.cursor() as cursor:

@@ -3,7 +3,7 @@
 Every failure a user can meet is one of these classes, and each carries a message written
 for that user: what went wrong, and where it helps, what to do about it (``hint``). The CLI
 maps the classes to exit codes and prints ``str(error)`` as one line; tracebacks appear only
-at ``LOG_LEVEL=DEBUG``. Code that catches a lower-level exception always re-raises with
+at the debug log level. Code that catches a lower-level exception always re-raises with
 ``raise ... from exc`` so the cause survives for debugging.
 
 - ``ConfigError``: the settings are wrong. Exit code 2, nothing was attempted.
@@ -74,3 +74,8 @@ class RestoreError(DatabaseError):
 
 class ChecksumError(RestoreError):
     """The object read back does not match the sha256 and size in its manifest."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (server errors span several), else its type's name."""
+    return " ".join(str(exc).split()) or type(exc).__name__

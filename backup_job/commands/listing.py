@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import logs
-from .catalog import Backup, Catalog
-from .layout import GLOBALS, display_name
+from ..core import logs
+from ..core.layout import GLOBALS, display_name
+from ..pipeline.catalog import Backup, Catalog
 
 
 def _flags(backup: Backup) -> str:

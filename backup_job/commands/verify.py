@@ -2,7 +2,7 @@
 
 For each selected database, the newest complete backup is restored into a scratch database
 ``pgbackup_verify_<UTC time>_<random>`` on the verify target (the backup server, or the
-``BACKUP_VERIFY_PG*`` server), and checked three ways:
+``settings.SCRATCH_SERVER``), and checked three ways:
 
 1. the stored object matches its manifest's sha256 and size (checked while streaming);
 2. psql loaded it with ON_ERROR_STOP and committed: no statement failed;
@@ -26,17 +26,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from psycopg2 import sql
-
-from . import dbprops, logs, signals
-from .catalog import Catalog
-from .discovery import select_databases
-from .dump import find_tool
-from .errors import PgBackupError
-from .layout import GLOBALS, TIMESTAMP_FORMAT, format_timestamp
-from .load import read_verified
-from .restore import drop_database, load_backup
-from .target import Target
+from ..core import logs, signals
+from ..core.errors import PgBackupError, one_line
+from ..core.layout import GLOBALS, TIMESTAMP_FORMAT, display_name, format_timestamp
+from ..pg import dbprops
+from ..pg.databases import count_rows, drop_database
+from ..pg.discovery import select_databases
+from ..pg.target import Target
+from ..pg.tools import find_tool
+from ..pipeline.catalog import Catalog
+from ..pipeline.load import load_backup, read_verified
 
 SCRATCH_PREFIX = "pgbackup_verify_"
 STALE_SCRATCH = timedelta(days=1)
@@ -90,29 +89,6 @@ def drop_stale_scratch(target: Target, now: datetime) -> None:
             drop_database(target, name)
 
 
-def count_rows(target: Target, database: str, tables: list[str]) -> dict[str, int]:
-    """``count(*)`` of each table as pg_dump named it (partitioned tables include partitions)."""
-    counts: dict[str, int] = {}
-    connection = target.connect(database)
-    try:
-        with connection.cursor() as cursor:
-            for table in tables:
-                # The server quotes the name it resolved, so nothing from the manifest is spliced in.
-                cursor.execute("SELECT relkind, oid::regclass::text FROM pg_catalog.pg_class"
-                               " WHERE oid = pg_catalog.to_regclass(%s)", (table,))
-                row = cursor.fetchone()
-                if row is None:
-                    counts[table] = -1
-                    continue
-                only = sql.SQL("") if row[0] == "p" else sql.SQL("ONLY ")
-                cursor.execute(sql.SQL("SELECT count(*) FROM {}{}").format(only, sql.SQL(row[1])))
-                result = cursor.fetchone()
-                counts[table] = int(result[0]) if result else -1
-    finally:
-        connection.close()
-    return counts
-
-
 def drill(catalog: Catalog, target: Target, database: str, psql_path: str) -> DrillResult:
     """Restore the newest backup of ``database`` into a scratch database and check it."""
     backup = catalog.latest(database)
@@ -135,7 +111,7 @@ def drill(catalog: Catalog, target: Target, database: str, psql_path: str) -> Dr
     except PgBackupError as exc:
         return _failed(database, backup.timestamp, str(exc))
     except Exception as exc:  # e.g. psycopg2 errors from CREATE DATABASE or counting
-        return _failed(database, backup.timestamp, " ".join(str(exc).split()) or type(exc).__name__)
+        return _failed(database, backup.timestamp, one_line(exc))
     finally:
         if created:
             with signals.held():
@@ -170,10 +146,10 @@ def check_globals(catalog: Catalog) -> DrillResult | None:
     try:
         read_verified(catalog.storage.read(backup.manifest.key), backup.manifest, lambda _data: None)
     except PgBackupError as exc:
-        return _failed("(globals)", backup.timestamp, str(exc))
+        return _failed(display_name(GLOBALS), backup.timestamp, str(exc))
     log.info("verify of the globals (backup %s) OK: checksum ok", backup.timestamp,
              extra=logs.fields(event="verify.finished", database="", timestamp=backup.timestamp, ok=True))
-    return DrillResult("(globals)", True, "checksum ok", backup.timestamp)
+    return DrillResult(display_name(GLOBALS), True, "checksum ok", backup.timestamp)
 
 
 def verify(

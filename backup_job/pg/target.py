@@ -1,10 +1,10 @@
 """The server a restore or a verify drill writes into, and how to reach it.
 
 By default that is the server the backups come from, reached through libpq's own ``PG*``
-variables. A verify drill can use a separate scratch server: when ``BACKUP_VERIFY_PGHOST``
-is set, the ``BACKUP_VERIFY_PG*`` variables describe it, and none of the main ``PG*``
-connection variables are used for it, so the main server's password never travels to the
-other server.
+variables. A verify drill can use a separate scratch server: when its host is set, the
+scratch server's variables (``settings.SCRATCH_SERVER``, each the counterpart of one libpq
+variable) describe it, and none of the main ``PG*`` connection variables are used for it, so
+the main server's password never travels to the other server.
 
 ``Target`` carries the libpq variables for the chosen server. Both ways of talking to it use
 exactly those: psql gets them as its environment; psycopg2 connections are opened with them
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import psycopg2
 from psycopg2.extensions import connection as Connection
 
-from .errors import RunError
+from ..core.errors import RunError, one_line
+from ..core.settings import PGAPPNAME, PGDATABASE, PGHOST, PGPORT, SCRATCH_SERVER, SOURCE_SERVER
 
 # libpq variables a target is described by (PGDATABASE is the maintenance database).
 LIBPQ_VARIABLES = (
@@ -33,9 +34,6 @@ LIBPQ_VARIABLES = (
     "PGSERVICEFILE", "PGCONNECT_TIMEOUT", "PGOPTIONS", "PGTARGETSESSIONATTRS", "PGREQUIRESSL",
     "PGSSLNEGOTIATION", "PGGSSENCMODE", "PGKRBSRVNAME", "PGCHANNELBINDING",
 )
-VERIFY_PREFIX = "BACKUP_VERIFY_"
-VERIFY_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE",
-                    "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY")
 _environ_lock = threading.Lock()
 
 
@@ -48,14 +46,14 @@ class Target:
 
     @property
     def maintenance_database(self) -> str:
-        return self.env.get("PGDATABASE", "") or "postgres"
+        return PGDATABASE.read(self.env)
 
     def child_env(self, database: str) -> dict[str, str]:
         """The environment for psql connected to ``database`` on this server."""
         env = {k: v for k, v in os.environ.items() if k not in LIBPQ_VARIABLES}
         env.update(self.env)
-        env["PGDATABASE"] = database
-        env.setdefault("PGAPPNAME", "pgbackup")
+        env[PGDATABASE.name] = database
+        env.setdefault(PGAPPNAME.name, "pgbackup")
         return env
 
     @contextmanager
@@ -77,8 +75,7 @@ class Target:
             with self._environment():
                 connection = psycopg2.connect(dbname=name, connect_timeout=15, application_name="pgbackup")
         except psycopg2.Error as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise RunError(f"cannot connect to database {name!r} on {self.label}: {reason}") from exc
+            raise RunError(f"cannot connect to database {name!r} on {self.label}: {one_line(exc)}") from exc
         connection.autocommit = True
         return connection
 
@@ -86,13 +83,14 @@ class Target:
 def backup_server() -> Target:
     """The server the backups come from, as the process environment describes it."""
     env = {k: v for k, v in os.environ.items() if k in LIBPQ_VARIABLES}
-    host = env.get("PGHOST", "") or "the local socket"
-    return Target(env=env, label=f"the server at {host}:{env.get('PGPORT', '') or '5432'}")
+    host = env.get(PGHOST.name, "") or "the local socket"
+    return Target(env=env, label=f"the server at {host}:{env.get(PGPORT.name, '') or '5432'}")
 
 
 def verify_server(environ: Mapping[str, str]) -> Target:
-    """The scratch server for verify drills: ``BACKUP_VERIFY_PG*`` if set, else the backup server."""
-    if not environ.get(VERIFY_PREFIX + "PGHOST"):
+    """The scratch server for verify drills when its host is set, else the backup server."""
+    if not SCRATCH_SERVER.host.read(environ):
         return backup_server()
-    env = {name: environ[VERIFY_PREFIX + name] for name in VERIFY_VARIABLES if environ.get(VERIFY_PREFIX + name)}
-    return Target(env=env, label=f"the scratch server at {env['PGHOST']}:{env.get('PGPORT', '5432')}")
+    pairs = zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables())
+    env = {libpq.name: scratch.read(environ) for libpq, scratch in pairs if scratch.read(environ)}
+    return Target(env=env, label=f"the scratch server at {env[PGHOST.name]}:{env.get(PGPORT.name, '5432')}")

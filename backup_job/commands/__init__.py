@@ -1,0 +1,9 @@
+"""The commands: each wires settings, PostgreSQL, the pipeline and storage for one use.
+
+- ``run``       one backup run: discovery, every database in isolation, summary, retention;
+- ``restore``   one backup (or the globals) back into a database;
+- ``verify``    the restore drill in scratch databases;
+- ``prune``     the retention plan, and deleting what it does not keep;
+- ``listing``   ``pgbackup list``;
+- ``schedule``  compose mode: validate the schedule, then exec Supercronic.
+"""

@@ -1,0 +1,12 @@
+"""The vocabulary every other room uses; imports nothing from them.
+
+- ``settings``     every environment variable, declared once (``schema`` is the machinery);
+- ``errors``       the error hierarchy the CLI turns into exit codes;
+- ``logs``         one event per line on stdout, with secret redaction;
+- ``signals``      stop requests reach the main thread only, and wait where they must;
+- ``layout``       object keys <-> (database, timestamp): the only judge of what is ours;
+- ``manifest``     the proof of a complete backup, and how one is built;
+- ``retention``    the retention policy as a value;
+- ``cron``         cron expressions and their next run time;
+- ``termination``  the one-line outcome the job leaves for Kubernetes and the operator.
+"""

@@ -1,0 +1,467 @@
+"""Settings: every environment variable pgbackup reads, declared once, parsed into frozen values.
+
+Each ``Variable`` below is the single declaration of its name, parser, default, secrecy,
+``*_FILE`` form and one-line doc (``schema`` explains the fields). Everything else derives
+from these declarations: ``load_settings`` (the job), the operator's rendering of a PgBackup
+into a pod's environment (it imports these variables, never their names as text), the README
+configuration tables and the check of ``.env.example`` (``docs``).
+
+Sources, strongest first:
+
+1. the process environment;
+2. an optional ``.env`` file in the working directory (python-dotenv; it never overrides a
+   variable that is already set);
+3. for the variables declared with ``file_form``, ``<NAME>_FILE`` names a file holding the
+   value (Kubernetes Secrets, Docker secrets). The AWS SDK's own ``*_FILE`` variables
+   (``AWS_WEB_IDENTITY_TOKEN_FILE`` and friends) keep their SDK meaning and are left to it.
+
+PostgreSQL and S3 connection details stay in the variables their client libraries read
+(``PG*`` for libpq, ``AWS_*`` for botocore): ``load_settings`` exports the effective values
+(``.env`` entries, secret files) into the process environment so libpq, pg_dump and botocore
+see the same configuration, and pgbackup itself parses only what it must validate.
+
+The module is long on purpose (over 400 lines): it is the one list of every variable, and
+splitting it would scatter what the schema exists to keep in one place.
+
+Groups: ``Settings`` (every command), ``ScheduleSettings`` (only ``pgbackup schedule`` reads
+them, so a schedule typo never stops a run) and ``ServerVariables`` (the libpq variables of
+one server: the backup server's (``SOURCE_SERVER``), or the scratch server's for verify).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from .cron import validate_expression
+from .errors import ConfigError
+from .retention import RetentionPolicy
+from .schema import (Invalid, Secret, Variable, boolean, choice, duration, format_boolean, format_number,
+                     format_patterns, fraction, integer, optional_text, patterns, text)
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where backups go: an S3 bucket and prefix, or a local directory."""
+
+    url: str
+    scheme: str  # "s3" or "file"
+    bucket: str = ""
+    prefix: str = ""  # no leading or trailing slash; may be empty
+    directory: Path | None = None
+
+
+def _destination(value: str) -> Destination:
+    example = "s3://my-bucket/postgres or file:///var/backups/postgres"
+    if not value:
+        raise Invalid("is not set", example)
+    parts = urlsplit(value)
+    if parts.scheme == "s3":
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", parts.netloc):
+            raise Invalid("does not name a valid S3 bucket", example)
+        if parts.query or parts.fragment:
+            raise Invalid("must not contain '?' or '#'", example)
+        prefix = parts.path.strip("/")
+        if "//" in prefix:
+            raise Invalid("has an empty path segment in its prefix", example)
+        return Destination(url=value, scheme="s3", bucket=parts.netloc, prefix=prefix)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise Invalid("must be an absolute path (three slashes)", example)
+        return Destination(url=value, scheme="file", directory=Path(parts.path))
+    raise Invalid("must start with s3:// or file://", example)
+
+
+def _pg_dump_options(value: str) -> tuple[str, ...]:
+    try:
+        options = tuple(shlex.split(value))
+    except ValueError as exc:
+        raise Invalid(f"cannot be split into options ({exc})", "'--exclude-table-data=audit.*'") from exc
+    for option in options:
+        if not option.startswith("-"):
+            raise Invalid(f"contains {option!r}, which is not an option", "'--no-owner'")
+        flag = option.split("=", 1)[0]
+        if not flag.startswith("--") and len(flag) > 2:
+            flag = flag[:2]  # short option with its value attached, e.g. -Fc
+        if flag in REFUSED_PG_DUMP_OPTIONS:
+            raise Invalid(f"must not contain {flag}: {REFUSED_PG_DUMP_OPTIONS[flag]}; remove it", "'--no-owner'")
+    return options
+
+
+def _bindir(value: str) -> Path | None:
+    if value and not (Path(value) / "pg_dump").is_file():
+        raise Invalid("holds no pg_dump", "/usr/lib/postgresql/18/bin")
+    return Path(value) if value else None
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value) if value else None
+
+
+def _retention(value: str) -> RetentionPolicy:
+    if not value.strip():
+        return RetentionPolicy()
+    try:
+        return RetentionPolicy.parse(value)
+    except ValueError as exc:
+        raise Invalid(f"is not a retention policy ({exc})", "last=7,daily=14,weekly=8,monthly=12") from exc
+
+
+def _storage_class(value: str) -> str | None:
+    if value and not re.fullmatch(r"[A-Z_]+", value):
+        raise Invalid("is not an S3 storage class", "STANDARD_IA")
+    return value or None
+
+
+def _log_level(value: str) -> str:
+    return choice("info", "debug", "warning", "error")(value).upper()
+
+
+def _schedule(value: str) -> str:
+    expression = value.strip()
+    if expression:
+        try:
+            validate_expression(expression)
+        except ValueError as exc:
+            raise Invalid(str(exc), separator=": ") from exc
+    return expression
+
+
+def _optional(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+# --- where backups go ---------------------------------------------------------------------
+DESTINATION = Variable("BACKUP_DESTINATION", _destination, "Bucket and optional prefix, or an absolute directory.",
+                       example="s3://my-backups/postgres, file:///var/backups/pg", shown_default="(required)")
+S3_ADDRESSING_STYLE = Variable("BACKUP_S3_ADDRESSING_STYLE", choice("auto", "path", "virtual"),
+                               "`auto`, `path` or `virtual`. Most S3-compatible servers want `path`.",
+                               default="auto", example="path")
+S3_SSE = Variable("BACKUP_S3_SSE", choice("AES256", "aws:kms", "", fold=False),
+                  "Server-side encryption: `AES256` or `aws:kms`.", example="aws:kms")
+S3_KMS_KEY_ID = Variable("BACKUP_S3_KMS_KEY_ID", optional_text, "KMS key for `aws:kms`.", example="alias/backups",
+                         shown_default="bucket default", format=_optional)
+S3_STORAGE_CLASS = Variable("BACKUP_S3_STORAGE_CLASS", _storage_class,
+                            "Storage class of dump objects (manifests stay in the default class).",
+                            example="STANDARD_IA", shown_default="bucket default", format=_optional)
+UPLOAD_CONCURRENCY = Variable("BACKUP_UPLOAD_CONCURRENCY", integer(1, 32),
+                              "Parts uploaded in parallel, and so held in memory (1-32).", default="4", example="8")
+PART_SIZE_MB = Variable("BACKUP_PART_SIZE_MB", integer(5, 512),
+                        "First part size in MiB (5-512); grows for very large streams (see Memory, part sizes "
+                        "and S3 limits).", default="8", example="16")
+
+# --- what and how -------------------------------------------------------------------------
+DATABASES = Variable("BACKUP_DATABASES", patterns,
+                     "Comma-separated names or shell-style globs to back up. A plain name that does not exist "
+                     "fails (that name).", example="app,analytics_*", shown_default="all", format=format_patterns)
+EXCLUDE_DATABASES = Variable("BACKUP_EXCLUDE_DATABASES", patterns,
+                             "Names or globs to skip; applied after the include list.", example="*_test,scratch",
+                             format=format_patterns)
+COMPRESSION_LEVEL = Variable("BACKUP_COMPRESSION_LEVEL", integer(1, 9),
+                             "gzip level 1-9. Level 1 is about 2.5x faster and about 6% larger (measured on "
+                             "order-like rows).", default="6", example="1")
+PG_DUMP_OPTIONS = Variable("BACKUP_PG_DUMP_OPTIONS", _pg_dump_options,
+                           "Extra pg_dump options (shell quoting). Options that change the output file, format, "
+                           "compression or database (`-f -F -j -Z -d -W`), or that restore does itself (`-C`, "
+                           "`-c`), are refused.", example="--exclude-table-data='audit.*' --no-owner",
+                           format=shlex.join)
+LOCK_WAIT_TIMEOUT = Variable("BACKUP_LOCK_WAIT_TIMEOUT", duration,
+                             "pg_dump's `--lock-wait-timeout`: give up instead of queueing behind DDL. `0` waits "
+                             "forever.", default="300", example="90s, 5m")
+DATABASE_TIMEOUT = Variable("BACKUP_DATABASE_TIMEOUT", duration,
+                            "Per-database limit; a dump still running then is stopped and fails. `0`: none.",
+                            default="0", example="2h")
+PG_BINDIR = Variable("BACKUP_PG_BINDIR", _bindir, "Where `pg_dump` is, if not on `PATH`.",
+                     example="/usr/lib/postgresql/18/bin", shown_default="`PATH`", format=_optional)
+PROGRESS_INTERVAL = Variable("BACKUP_PROGRESS_INTERVAL", duration,
+                             "How often a running dump logs its progress; `0` turns it off.",
+                             default="30", example="10s")
+GLOBALS = Variable("BACKUP_GLOBALS", boolean,
+                   "Also store the roles and tablespaces (`pg_dumpall --globals-only`) with each run.",
+                   default="true", example="false", format=format_boolean)
+RETENTION = Variable("BACKUP_RETENTION", _retention,
+                     "Grandfather-father-son retention, applied after runs without failures and by `pgbackup "
+                     "prune`.", example="last=7,daily=14,weekly=8,monthly=12", shown_default="none (keep all)",
+                     format=RetentionPolicy.describe)
+SHRINK_ALARM = Variable("BACKUP_SHRINK_ALARM", fraction,
+                        "Warn and flag a backup smaller than this fraction of the previous one; `0` turns it off.",
+                        default="0.5", example="0.8, 0", format=format_number)
+TERMINATION_LOG = Variable("BACKUP_TERMINATION_LOG", _optional_path,
+                           "Write the outcome in one line here (Kubernetes shows it as the container's "
+                           "termination message).", example="/dev/termination-log", format=_optional)
+LOG_LEVEL = Variable("LOG_LEVEL", _log_level, "`debug` also prints tracebacks.", default="info", example="debug",
+                     format=str.lower)
+LOG_FORMAT = Variable("LOG_FORMAT", choice("text", "json"), "One line per event either way, on stdout.",
+                      default="text", example="json")
+
+# pg_dump options that would change where the output goes, its format, or which database is
+# dumped: the pipeline depends on plain SQL on stdout of the database it chose.
+_PASSWORD_PROMPT = "a password prompt would hang the job; use PGPASSWORD or PGPASSWORD_FILE"
+REFUSED_PG_DUMP_OPTIONS = {
+    **dict.fromkeys(("-f", "--file"), "the dump is streamed from stdout"),
+    **dict.fromkeys(("-F", "--format"), "pgbackup stores plain SQL"),
+    **dict.fromkeys(("-j", "--jobs"), "parallel dumps need the directory format"),
+    **dict.fromkeys(("-Z", "--compress"), f"pgbackup compresses the stream itself ({COMPRESSION_LEVEL.name})"),
+    **dict.fromkeys(("-C", "--create"), "restore --create recreates the database from the properties pgbackup captures"),
+    **dict.fromkeys(("-c", "--clean"), "restore --clean drops the old contents inside the restore's transaction"),
+    **dict.fromkeys(("-d", "--dbname"), f"databases are chosen with {DATABASES.name}"),
+    **dict.fromkeys(("-W", "--password"), _PASSWORD_PROMPT),
+    **dict.fromkeys(("-V", "--version"), "it prints the version instead of dumping"),
+    **dict.fromkeys(("-?", "--help"), "it prints help instead of dumping"),
+}
+
+
+# --- the compose schedule (read by `pgbackup schedule` only) ------------------------------
+SCHEDULE = Variable("BACKUP_SCHEDULE", _schedule,
+                    "The schedule: 5-field cron, a macro (`@daily`), or Supercronic's 7 fields with seconds first "
+                    "and a year last.", example="30 2 * * *, */30 * * * * * *")
+CRONTAB = Variable("BACKUP_CRONTAB", Path,
+                   f"A crontab file to use when `{SCHEDULE.name}` is empty (the repository's `crontab` is the "
+                   "image's default).", default="/app/crontab", example="/config/crontab")
+RUN_ON_START = Variable("BACKUP_RUN_ON_START", boolean, "Run one backup when the container starts.",
+                        default="false", example="true", format=format_boolean)
+VERIFY_SCHEDULE = Variable("BACKUP_VERIFY_SCHEDULE", _schedule,
+                           "Also run `pgbackup verify` (the restore drill) on this schedule, added to either "
+                           "schedule source.", example="0 6 * * 0")
+SUPERCRONIC = Variable("BACKUP_SUPERCRONIC", optional_text, "Where Supercronic is (the image ships it).",
+                       example="/usr/local/bin/supercronic", shown_default="`PATH`", format=_optional)
+
+
+# --- PostgreSQL: libpq's own variables, and a scratch server's for verify ----------------
+def _libpq(name: str, doc: str, example: str, secret: bool = False, default: str = "") -> Variable[str]:
+    return Variable(name, text, doc, example=example, default=default, shown_default="" if default else "libpq's",
+                    secret=secret, file_form=secret, owner="libpq")
+
+
+def _scratch(name: str, libpq: Variable[str], example: str) -> Variable[str]:
+    return Variable(name, text, f"`{libpq.name}` of the scratch server.", example=example,
+                    shown_default="the backup server's", secret=libpq.secret, file_form=libpq.secret)
+
+
+PGHOST = _libpq("PGHOST", "The server: host name, address or socket directory.", example="db.internal")
+PGPORT = _libpq("PGPORT", "Its port.", example="6432", default="5432")
+PGUSER = _libpq("PGUSER", "The user pg_dump and discovery connect as.", example="backup")
+PGPASSWORD = _libpq("PGPASSWORD", "Its password (or use libpq's `PGPASSFILE`).", "/run/secrets/pgpassword",
+                    secret=True)
+PGDATABASE = Variable("PGDATABASE", text, "The database discovery connects to.", default="postgres",
+                      example="template1", owner="libpq")
+PGSSLMODE = _libpq("PGSSLMODE", "TLS mode.", example="verify-full", default="prefer")
+PGSSLROOTCERT = _libpq("PGSSLROOTCERT", "CA certificate file for `verify-ca` / `verify-full`.",
+                       example="/etc/pgbackup/tls/ca/ca.crt")
+PGSSLCERT = _libpq("PGSSLCERT", "Client certificate file.", example="/etc/pgbackup/tls/client/tls.crt")
+PGSSLKEY = _libpq("PGSSLKEY", "Client key file.", example="/etc/pgbackup/tls/client/tls.key")
+PGAPPNAME = _libpq("PGAPPNAME", "The name the server shows for pgbackup's sessions.", example="pgbackup")
+
+VERIFY_PGHOST = _scratch("BACKUP_VERIFY_PGHOST", PGHOST, example="scratch.internal")
+VERIFY_PGPORT = _scratch("BACKUP_VERIFY_PGPORT", PGPORT, example="5432")
+VERIFY_PGUSER = _scratch("BACKUP_VERIFY_PGUSER", PGUSER, example="drill")
+VERIFY_PGPASSWORD = _scratch("BACKUP_VERIFY_PGPASSWORD", PGPASSWORD, example="/run/secrets/scratch")
+VERIFY_PGDATABASE = _scratch("BACKUP_VERIFY_PGDATABASE", PGDATABASE, example="postgres")
+VERIFY_PGSSLMODE = _scratch("BACKUP_VERIFY_PGSSLMODE", PGSSLMODE, example="verify-full")
+VERIFY_PGSSLROOTCERT = _scratch("BACKUP_VERIFY_PGSSLROOTCERT", PGSSLROOTCERT,
+                                example="/etc/pgbackup/verify-tls/ca/ca.crt")
+VERIFY_PGSSLCERT = _scratch("BACKUP_VERIFY_PGSSLCERT", PGSSLCERT, example="/etc/pgbackup/verify-tls/client/tls.crt")
+VERIFY_PGSSLKEY = _scratch("BACKUP_VERIFY_PGSSLKEY", PGSSLKEY, example="/etc/pgbackup/verify-tls/client/tls.key")
+
+
+@dataclass(frozen=True)
+class ServerVariables:
+    """The variables that describe one PostgreSQL server, field by field."""
+
+    host: Variable[str]
+    port: Variable[str]
+    user: Variable[str]
+    password: Variable[str]
+    database: Variable[str]
+    sslmode: Variable[str]
+    sslrootcert: Variable[str]
+    sslcert: Variable[str]
+    sslkey: Variable[str]
+
+    def variables(self) -> tuple[Variable[str], ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+SOURCE_SERVER = ServerVariables(PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT,
+                                PGSSLCERT, PGSSLKEY)
+SCRATCH_SERVER = ServerVariables(VERIFY_PGHOST, VERIFY_PGPORT, VERIFY_PGUSER, VERIFY_PGPASSWORD, VERIFY_PGDATABASE,
+                                 VERIFY_PGSSLMODE, VERIFY_PGSSLROOTCERT, VERIFY_PGSSLCERT, VERIFY_PGSSLKEY)
+
+
+# --- S3: the AWS SDK's own variables ------------------------------------------------------
+def _sdk(name: str, doc: str, example: str, secret: bool = False) -> Variable[str]:
+    return Variable(name, text, doc, example=example, shown_default="SDK chain", secret=secret, file_form=secret,
+                    owner="sdk")
+
+
+AWS_REGION = _sdk("AWS_REGION", "The bucket's region.", example="eu-central-1")
+AWS_ACCESS_KEY_ID = _sdk("AWS_ACCESS_KEY_ID", "Static access key (else the SDK's chain: profiles, IRSA / web "
+                         "identity, instance roles).", "/run/secrets/aws_access_key_id", secret=True)
+AWS_SECRET_ACCESS_KEY = _sdk("AWS_SECRET_ACCESS_KEY", "Its secret key.", "/run/secrets/aws_secret_access_key",
+                             secret=True)
+AWS_SESSION_TOKEN = _sdk("AWS_SESSION_TOKEN", "A session token for temporary credentials.",
+                         "/run/secrets/aws_session_token", secret=True)
+AWS_ENDPOINT_URL_S3 = _sdk("AWS_ENDPOINT_URL_S3", "An S3-compatible server (or `AWS_ENDPOINT_URL` for every "
+                           "service).", example="http://minio:9000")
+AWS_REQUEST_CHECKSUM_CALCULATION = _sdk("AWS_REQUEST_CHECKSUM_CALCULATION", "Set `when_required` for stores that "
+                                        "reject the SDK's newer default CRC checksums.", example="when_required")
+AWS_RESPONSE_CHECKSUM_VALIDATION = _sdk("AWS_RESPONSE_CHECKSUM_VALIDATION", "Likewise for checking responses.",
+                                        example="when_required")
+
+# The groups, in the order the README documents them.
+JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION_LEVEL, PG_DUMP_OPTIONS, LOCK_WAIT_TIMEOUT,
+       DATABASE_TIMEOUT, PG_BINDIR, S3_ADDRESSING_STYLE, S3_SSE, S3_KMS_KEY_ID, S3_STORAGE_CLASS, UPLOAD_CONCURRENCY,
+       PART_SIZE_MB, PROGRESS_INTERVAL, GLOBALS, RETENTION, SHRINK_ALARM, TERMINATION_LOG, LOG_LEVEL, LOG_FORMAT)
+SCHEDULE_VARIABLES = (SCHEDULE, CRONTAB, RUN_ON_START, VERIFY_SCHEDULE, SUPERCRONIC)
+POSTGRES = (*SOURCE_SERVER.variables(), PGAPPNAME)
+SCRATCH = SCRATCH_SERVER.variables()
+S3 = (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3,
+      AWS_REQUEST_CHECKSUM_CALCULATION, AWS_RESPONSE_CHECKSUM_VALIDATION)
+GROUPS: dict[str, tuple[Variable[Any], ...]] = {
+    "schedule": SCHEDULE_VARIABLES, "job": JOB, "postgres": POSTGRES, "scratch": SCRATCH, "s3": S3}
+ALL: tuple[Variable[Any], ...] = tuple(variable for group in GROUPS.values() for variable in group)
+BY_NAME = {variable.name: variable for variable in ALL}
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Only what the AWS SDK has no variable for; credentials stay in the SDK's chain."""
+
+    addressing_style: str = "auto"
+    sse: str | None = None
+    kms_key_id: str | None = None
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one command needs, validated."""
+
+    destination: Destination
+    s3: S3Settings
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    discovery_database: str
+    compression_level: int
+    pg_dump_options: tuple[str, ...]
+    lock_wait_timeout: int  # seconds; 0 waits forever
+    database_timeout: int  # seconds; 0 means no limit
+    pg_bindir: Path | None
+    secret_values: tuple[Secret, ...]
+    upload_concurrency: int
+    part_size: int  # bytes
+    progress_interval: int  # seconds; 0 turns progress lines off
+    log_level: str
+    log_format: str
+    termination_log: Path | None
+    retention: RetentionPolicy
+    globals: bool
+    shrink_alarm: float  # fraction of the previous backup's size; 0 turns it off
+
+    def secrets(self) -> list[str]:
+        """Every secret value this run knows, for the log redaction filter."""
+        return [secret.reveal() for secret in self.secret_values]
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """What ``pgbackup schedule`` runs when."""
+
+    expression: str  # empty: use the crontab file
+    crontab: Path
+    run_on_start: bool
+    verify_expression: str
+    supercronic: str | None
+
+
+def _both_aws_keys(env: Mapping[str, str]) -> None:
+    if bool(env.get(AWS_ACCESS_KEY_ID.name)) != bool(env.get(AWS_SECRET_ACCESS_KEY.name)):
+        raise ConfigError(
+            f"configuration error: only one of {AWS_ACCESS_KEY_ID.name} and {AWS_SECRET_ACCESS_KEY.name} is set "
+            "(directly or through *_FILE); set both, or neither to use the SDK's other credentials"
+        )
+
+
+def parse_settings(env: Mapping[str, str]) -> Settings:
+    """Validate the effective variables (see ``load_environment``) into ``Settings``."""
+    destination = DESTINATION.read(env)
+    s3 = S3Settings(S3_ADDRESSING_STYLE.read(env), S3_SSE.read(env) or None, S3_KMS_KEY_ID.read(env),
+                    S3_STORAGE_CLASS.read(env))
+    if s3.kms_key_id and s3.sse != "aws:kms":
+        raise ConfigError(f"configuration error: {S3_KMS_KEY_ID.name} is set but {S3_SSE.name} is not aws:kms; "
+                          f"set {S3_SSE.name}=aws:kms or unset {S3_KMS_KEY_ID.name}")
+    _both_aws_keys(env)
+    return Settings(
+        destination=destination, s3=s3,
+        include=DATABASES.read(env), exclude=EXCLUDE_DATABASES.read(env),
+        discovery_database=PGDATABASE.read(env),
+        compression_level=COMPRESSION_LEVEL.read(env),
+        pg_dump_options=PG_DUMP_OPTIONS.read(env),
+        lock_wait_timeout=LOCK_WAIT_TIMEOUT.read(env), database_timeout=DATABASE_TIMEOUT.read(env),
+        pg_bindir=PG_BINDIR.read(env),
+        secret_values=tuple(Secret(env[v.name]) for v in ALL if v.secret and env.get(v.name)),
+        upload_concurrency=UPLOAD_CONCURRENCY.read(env), part_size=PART_SIZE_MB.read(env) * MIB,
+        progress_interval=PROGRESS_INTERVAL.read(env),
+        log_level=LOG_LEVEL.read(env), log_format=LOG_FORMAT.read(env),
+        termination_log=TERMINATION_LOG.read(env),
+        retention=RETENTION.read(env), globals=GLOBALS.read(env), shrink_alarm=SHRINK_ALARM.read(env),
+    )
+
+
+def parse_schedule(env: Mapping[str, str]) -> ScheduleSettings:
+    return ScheduleSettings(SCHEDULE.read(env), CRONTAB.read(env), RUN_ON_START.read(env),
+                            VERIFY_SCHEDULE.read(env), SUPERCRONIC.read(env))
+
+
+def load_environment(environ: Mapping[str, str], dotenv_path: Path | None) -> dict[str, str]:
+    """The effective variables: the environment over the ``.env`` file, secret files read."""
+    merged: dict[str, str] = {}
+    if dotenv_path is not None and dotenv_path.is_file():
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(environ)
+    for variable in (v for v in ALL if v.file_form):
+        path = merged.get(variable.file_name, "")
+        if not path:
+            continue
+        if merged.get(variable.name):
+            raise ConfigError(f"configuration error: both {variable.name} and {variable.file_name} are set; "
+                              "set only one of them")
+        try:
+            merged[variable.name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"configuration error: {variable.file_name}={path!r} cannot be read ({exc.strerror}); "
+                f"point it at a readable file that holds the value of {variable.name}"
+            ) from exc
+    return merged
+
+
+def export_environment(effective: Mapping[str, str]) -> None:
+    """Make the effective variables visible to libpq, pg_dump and botocore."""
+    for name, value in effective.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> Settings:
+    """The one entry point: environment (+ ``.env``, + secret files) to ``Settings``.
+
+    Called without ``environ`` it reads ``os.environ`` and, once the settings are valid,
+    exports the effective variables back into it for the client libraries.
+    """
+    effective = load_environment(os.environ if environ is None else environ,
+                                 Path.cwd() / ".env" if dotenv_path is None else dotenv_path)
+    settings = parse_settings(effective)
+    if environ is None:
+        export_environment(effective)
+    return settings

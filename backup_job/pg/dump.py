@@ -1,0 +1,138 @@
+"""pg_dump as a child process: the source end of the pipeline.
+
+``PgDump`` starts ``pg_dump --format=plain`` for one database and hands its stdout out in
+chunks. Design points:
+
+- The database is chosen through ``PGDATABASE`` in the child's environment, never argv, so
+  a name containing ``=`` is not mistaken for a connection string; the password reaches
+  pg_dump the same way (or through libpq's ``PGPASSFILE``). argv holds no secret.
+- like every client program (``process``), it runs in its own session with stderr drained,
+  so a failure is reported with pg_dump's own first error line.
+- ``finish`` decides success: exit status 0 and at least one byte of output. A killed,
+  timed-out or empty dump raises ``DumpError`` naming the cause.
+- A watchdog kills pg_dump when the per-database timeout passes; ``--lock-wait-timeout``
+  makes pg_dump itself give up instead of queueing behind DDL.
+
+``pg_dumpall --globals-only`` (roles, memberships, tablespaces) runs through the same class
+with its own argv (``globals_argv``): the pipeline does not care which program writes SQL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+from ..core import signals
+from ..core.errors import DumpError
+from ..core.settings import DATABASE_TIMEOUT, LOCK_WAIT_TIMEOUT, PG_DUMP_OPTIONS, PGAPPNAME, PGDATABASE
+from .process import ChildProcess, signal_name
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def pg_dump_argv(executable: str, lock_wait_timeout: int, extra: Sequence[str]) -> list[str]:
+    argv = [executable, "--format=plain", "--no-password"]
+    if lock_wait_timeout:
+        argv.append(f"--lock-wait-timeout={lock_wait_timeout * 1000}")
+    argv.extend(extra)
+    return argv
+
+
+def globals_argv(executable: str, maintenance_database: str, role_passwords: bool) -> list[str]:
+    """``pg_dumpall --globals-only``; without role passwords for managed services that hide
+    ``pg_authid``."""
+    argv = [executable, "--globals-only", "--no-password", f"--database={maintenance_database}"]
+    if not role_passwords:
+        argv.append("--no-role-passwords")
+    return argv
+
+
+def _last_error(lines: Sequence[str]) -> str:
+    """The program's most telling stderr line, trimmed to one line."""
+    errors = [line for line in lines if PgDump.ERROR_LINE.search(line)]
+    chosen = errors[0] if errors else (lines[-1] if lines else "")
+    chosen = re.sub(r"^pg_dump(all)?: (error: )?", "", chosen.strip())
+    return chosen[:500]
+
+
+class PgDump(ChildProcess):
+    """One running ``pg_dump`` of one database (or, given ``argv``, ``pg_dumpall``)."""
+
+    ERROR_LINE = re.compile(r"error:|FATAL|ERROR")
+    failure = DumpError
+
+    def __init__(
+        self,
+        executable: str,
+        database: str,
+        *,
+        lock_wait_timeout: int,
+        extra_options: Sequence[str],
+        timeout: int = 0,
+        argv: list[str] | None = None,
+    ) -> None:
+        self.database = database
+        self.program = Path(argv[0]).name if argv else "pg_dump"
+        self.timeout = timeout
+        self.lock_wait_timeout = lock_wait_timeout
+        self.timed_out = False
+        env = dict(os.environ)
+        env[PGDATABASE.name] = database
+        env.setdefault(PGAPPNAME.name, "pgbackup")
+        super().__init__(argv or pg_dump_argv(executable, lock_wait_timeout, extra_options), env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        assert self.process.stdout is not None
+        self._stdout: IO[bytes] = self.process.stdout
+        self._watchdog: threading.Timer | None = None
+        if timeout:
+            self._watchdog = threading.Timer(timeout, self._on_timeout)
+            self._watchdog.daemon = True
+            signals.start(self._watchdog)
+
+    def _on_timeout(self) -> None:
+        self.timed_out = True
+        self.kill()
+
+    def chunks(self) -> Iterator[bytes]:
+        """pg_dump's stdout, up to ``CHUNK_SIZE`` bytes at a time, until it closes."""
+        read = self._stdout.read1 if hasattr(self._stdout, "read1") else self._stdout.read
+        while True:
+            chunk = read(CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> int:
+        """Wait for pg_dump to end and release its pipes; returns the exit status."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._stdout.close()
+        return self.wait()
+
+    def finish(self, produced: int) -> None:
+        """Raise ``DumpError`` unless pg_dump exited 0 having produced output."""
+        code = self.close()
+        if self.timed_out:
+            raise DumpError(
+                f"{self.program} exceeded {DATABASE_TIMEOUT.name} ({self.timeout} s) and was stopped",
+                hint=f"raise {DATABASE_TIMEOUT.name} or exclude large tables' data with {PG_DUMP_OPTIONS.name}",
+            )
+        if code < 0:
+            raise DumpError(f"{self.program} was killed by signal {-code} ({signal_name(-code)})")
+        if code != 0:
+            detail = _last_error(list(self.errors) or list(self.tail))
+            hint = None
+            if "statement timeout" in detail and self.lock_wait_timeout:
+                hint = (
+                    f"a table lock was not granted within {LOCK_WAIT_TIMEOUT.name} "
+                    f"({self.lock_wait_timeout} s): another session holds an exclusive lock "
+                    f"(DDL, VACUUM FULL); retry later or raise the timeout"
+                )
+            raise DumpError(f"{self.program} failed (exit {code}): {detail or 'no message'}", hint=hint)
+        if produced == 0:
+            raise DumpError(f"{self.program} exited 0 but produced no output")

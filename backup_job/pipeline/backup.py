@@ -1,0 +1,247 @@
+"""The byte path of one backup: pg_dump stdout -> gzip -> fixed-size parts -> storage.
+
+Read this module to follow a byte::
+
+    PgDump.chunks()          up to 1 MiB per read from pg_dump's stdout (``pg.dump``)
+      (-> observe            the COPY row counter reads the raw chunk on its way)
+      -> Compressor          gzip at the configured level (``compress``)
+      -> PartBuffer          cut into parts of exactly part_size(n) bytes; sha256 over all
+      -> Upload.send_part    at most `concurrency` parts in flight (blocks when full)
+    then, and only if every stage succeeded:
+      PgDump.finish()        exit status 0 and output produced, else DumpError
+      Compressor.finish()    the gzip trailer
+      Upload.complete()      the object appears under its final key
+    and last of all:
+      Storage.put(manifest)  the proof that the object is a complete backup
+
+Any exception on the way kills pg_dump and aborts the upload, so nothing is left under the
+final key. ``BackupRun.store`` runs this for one source (a database, or the globals) and
+writes the manifest only after the object is complete.
+
+Memory is bounded by the parts in flight plus the one being filled:
+``(concurrency + 1) * part_size(n) + CHUNK_SIZE`` (about 41 MiB with the defaults for any
+stream below 8 GiB compressed). Part sizes come from the destination's ``PartLimits``: they
+start at the configured size and double every 1,000 parts, so an unknown-length stream never
+reaches S3's 10,000-part limit before its 5 TiB object limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from ..core import logs
+from ..core.errors import BackupExistsError, DatabaseError
+from ..core.layout import backup_keys, display_name
+from ..core.manifest import Manifest, RunFacts, shrink_alarm
+from ..core.settings import Settings
+from ..pg.copycount import CopyRowCounter
+from ..pg.dump import PgDump
+from ..storage.base import PartLimits, Storage, Upload
+from .compress import Compressor, GzipCompressor
+from .progress import ProgressReporter
+
+log = logs.get("run")
+
+
+@dataclass
+class StreamStats:
+    """What one streamed backup measured."""
+
+    raw_bytes: int = 0
+    compressed_bytes: int = 0
+    parts: int = 0
+    sha256: str = ""
+    seconds: float = 0.0
+
+
+class PartBuffer:
+    """Collects compressed bytes and sends them on in parts of the planned size."""
+
+    def __init__(self, upload: Upload, base_part_size: int, limits: PartLimits) -> None:
+        self.upload = upload
+        self.base = base_part_size
+        self.limits = limits
+        self.buffer = bytearray()
+        self.hasher = hashlib.sha256()
+        self.sent_parts = 0
+        self.total = 0
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.hasher.update(data)
+        self.total += len(data)
+        self.buffer += data
+        while len(self.buffer) >= (size := self.limits.part_size(self.sent_parts + 1, self.base)):
+            self._send(size)
+
+    def _send(self, size: int) -> None:
+        part = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        self.sent_parts += 1
+        self.upload.send_part(self.sent_parts, part)
+
+    def flush(self) -> None:
+        """Send the last, possibly short, part (S3 allows that for the final part only)."""
+        if self.buffer or self.sent_parts == 0:
+            self._send(len(self.buffer))
+
+
+Progress = Callable[[StreamStats], None]
+
+
+def stream_backup(
+    dump: PgDump,
+    compressor: Compressor,
+    upload: Upload,
+    *,
+    base_part_size: int,
+    limits: PartLimits,
+    progress: Progress | None = None,
+    progress_interval: float = 30.0,
+    observe: Callable[[bytes], None] | None = None,
+) -> StreamStats:
+    """Run one backup's bytes end to end; raise on any failure, leaving nothing behind."""
+    stats = StreamStats()
+    parts = PartBuffer(upload, base_part_size, limits)
+
+    def report(seconds: float) -> None:
+        stats.seconds = seconds
+        assert progress is not None
+        progress(stats)
+
+    started = time.monotonic()
+    try:
+        with ProgressReporter(report if progress else None, progress_interval):
+            for chunk in dump.chunks():
+                stats.raw_bytes += len(chunk)
+                if observe is not None:
+                    observe(chunk)
+                parts.write(compressor.compress(chunk))
+                stats.compressed_bytes = parts.total
+            dump.finish(stats.raw_bytes)
+            parts.write(compressor.finish())
+            parts.flush()
+            upload.complete()
+    except BaseException:
+        dump.kill()
+        dump.close()
+        upload.abort()
+        raise
+    stats.compressed_bytes = parts.total
+    stats.parts = parts.sent_parts
+    stats.sha256 = parts.hasher.hexdigest()
+    stats.seconds = time.monotonic() - started
+    return stats
+
+
+@dataclass
+class Source:
+    """What one backup object is made from, and what its manifest says about it."""
+
+    database: str  # layout.GLOBALS for the roles and tablespaces
+    make_dump: Callable[[], PgDump]  # a new process per attempt
+    properties: dict[str, Any] | None = None
+    previous: Manifest | None = None  # the last complete backup, for the shrink alarm
+    role_passwords: bool | None = None
+    count_rows: bool = True
+
+
+@dataclass
+class Stored:
+    """One complete backup: its dump key and what the stream measured."""
+
+    key: str
+    stats: StreamStats
+
+
+def rate(count: int, seconds: float) -> str:
+    return f"{logs.human_bytes(count / seconds if seconds > 0 else 0)}/s"
+
+
+class BackupRun:
+    """The writer of one run's backups: each source becomes a dump object, then its manifest."""
+
+    def __init__(self, settings: Settings, storage: Storage, facts: RunFacts) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.facts = facts
+
+    def keys(self, database: str) -> tuple[str, str]:
+        keys = backup_keys(self.settings.destination.prefix, database, self.facts.run_timestamp)
+        return keys.dump, keys.manifest
+
+    def store(self, source: Source) -> Stored:
+        """Stream ``source`` to its object, then write its manifest; raises on any failure."""
+        name = display_name(source.database)
+        dump_key, manifest_key = self.keys(source.database)
+        where = self.storage.describe(dump_key)
+        fields = {"database": source.database, "key": dump_key}
+        log.info("backup of %r started -> %s", name, where, extra=logs.fields(event="backup.started", **fields))
+        started_at = datetime.now(timezone.utc)
+        counter = CopyRowCounter()
+
+        def progress(stats: StreamStats) -> None:
+            log.info("backup of %r in progress: %s read, %s written, %s", name, logs.human_bytes(stats.raw_bytes),
+                     logs.human_bytes(stats.compressed_bytes), rate(stats.raw_bytes, stats.seconds),
+                     extra=logs.fields(event="backup.progress", raw_bytes=stats.raw_bytes,
+                                       compressed_bytes=stats.compressed_bytes, **fields))
+
+        if self.storage.exists(dump_key) or self.storage.exists(manifest_key):
+            raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
+        dump = source.make_dump()
+        try:
+            upload = self.storage.start_upload(dump_key, "application/gzip")
+        except BaseException:
+            dump.kill()
+            dump.close()
+            raise
+        stats = stream_backup(dump, GzipCompressor(self.settings.compression_level), upload,
+                              base_part_size=self.settings.part_size, limits=self.storage.limits,
+                              progress=progress, progress_interval=self.settings.progress_interval,
+                              observe=counter.feed if source.count_rows else None)
+        shrink = shrink_alarm(self.settings.shrink_alarm, source.previous, stats.compressed_bytes)
+        manifest = self.facts.manifest(
+            source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
+            row_counts=counter.counts, properties=source.properties, role_passwords=source.role_passwords,
+            shrink=shrink)
+        try:
+            self.storage.put(manifest_key, manifest.to_json(), "application/json")
+        except BaseException:
+            self._remove_quietly(dump_key)
+            raise
+        self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
+        return Stored(dump_key, stats)
+
+    def _finished(self, name: str, source: Source, stats: StreamStats, counter: CopyRowCounter,
+                  fields: dict[str, str], manifest_key: str, where: str, shrink: dict[str, Any] | None) -> None:
+        rows = sum(counter.counts.values())
+        log.info(
+            "backup of %r finished: %s compressed (%s raw%s) in %.1f s, %s, sha256 %s -> %s",
+            name, logs.human_bytes(stats.compressed_bytes), logs.human_bytes(stats.raw_bytes),
+            f", {len(counter.counts)} tables, {rows} rows" if source.count_rows else "",
+            stats.seconds, rate(stats.raw_bytes, stats.seconds), stats.sha256[:12], where,
+            extra=logs.fields(event="backup.finished", raw_bytes=stats.raw_bytes,
+                              compressed_bytes=stats.compressed_bytes, seconds=round(stats.seconds, 3),
+                              sha256=stats.sha256, manifest=manifest_key, tables=len(counter.counts),
+                              rows=rows, **fields),
+        )
+        if shrink is not None:
+            log.warning(
+                "backup of %r SHRANK: %s compressed is below %d%% of the previous backup (%s, %s); "
+                "check that data was not lost",
+                name, logs.human_bytes(stats.compressed_bytes), round(self.settings.shrink_alarm * 100),
+                shrink["previous_timestamp"], logs.human_bytes(shrink["previous_compressed_bytes"]),
+                extra=logs.fields(event="backup.shrunk", **fields, **shrink),
+            )
+
+    def _remove_quietly(self, key: str) -> None:
+        try:
+            self.storage.delete(key)
+        except DatabaseError as exc:
+            log.error("could not remove %s after its manifest failed: %s", self.storage.describe(key), exc)

@@ -1,0 +1,58 @@
+"""The README's configuration tables, made from the settings schema.
+
+Each table stands between ``<!-- settings:GROUP -->`` and ``<!-- /settings -->`` in the
+README; ``python -m devenv.settings_docs`` rewrites them from ``backup_job.core.settings``,
+and ``tests/test_settings_schema.py`` fails while the README differs from what this makes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from backup_job.core.schema import Variable
+from backup_job.core.settings import GROUPS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BLOCK = re.compile(r"(<!-- settings:(\w+) -->\n).*?(<!-- /settings -->)", re.S)
+
+
+def _code(values: list[str]) -> str:
+    return ", ".join(f"`{value}`" for value in values if value)
+
+
+def rows(variable: Variable[Any]) -> list[str]:
+    """The variable's row, and its ``_FILE`` form's."""
+    example = "" if variable.secret else _code(variable.examples() if variable.example else [])
+    lines = [f"| `{variable.name}` | {variable.documented_default} | {example} | {variable.doc} |"]
+    if variable.file_form:
+        lines.append(f"| `{variable.file_name}` | none | `{variable.example}` | "
+                     f"`{variable.name}` read from this file (a mounted secret). |")
+    return lines
+
+
+def table(group: str) -> str:
+    lines = ["| Variable | Default | Example | Meaning |", "|---|---|---|---|"]
+    for variable in GROUPS[group]:
+        lines += rows(variable)
+    return "\n".join(lines) + "\n"
+
+
+def render(readme: str) -> str:
+    """``readme`` with every settings block made anew."""
+    return BLOCK.sub(lambda m: m.group(1) + table(m.group(2)) + m.group(3), readme)
+
+
+def main() -> int:
+    text = README.read_text()
+    updated = render(text)
+    if updated != text:
+        README.write_text(updated)
+        print(f"updated {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

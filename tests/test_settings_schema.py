@@ -1,0 +1,194 @@
+"""The settings schema holds its promises: one declaration per variable, docs made from it, and
+the operator's rendering read back by the job's own parser (no cluster needed)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from backup_job.core import settings as S
+from backup_job.core.retention import RetentionPolicy
+from backup_job.core.termination import LIMIT, TerminationMessage
+from backup_job.pg.target import verify_server
+from devenv.settings_docs import BLOCK, render
+from pgbackup_operator import render as operator
+
+from .helpers import ROOT
+
+OURS = [v for v in S.ALL if v.owner == "pgbackup"]
+COMPOSE_STACK = {"POSTGRES_PASSWORD", "BACKUP_BUCKET", "BACKUP_PREFIX"}  # docker-compose.yml's own, not pgbackup's
+
+SPEC: dict[str, Any] = {  # every field that becomes a variable, none at its default
+    "schedule": "30 2 * * *",
+    "postgres": {"host": "pg.db.svc", "port": 6432, "database": "maint", "sslMode": "verify-full",
+                 "userSecretRef": {"name": "pg", "key": "user"}, "passwordSecretRef": {"name": "pg", "key": "pw"},
+                 "tls": {"caSecretRef": {"name": "pg-ca", "key": "root.crt"}, "clientCertSecretRef": {"name": "c"}}},
+    "databases": {"include": ["app*", "shop"], "exclude": ["app_test"]},
+    "destination": {"s3": {"bucket": "backups", "prefix": "/pg/prod/", "region": "eu-west-1",
+                           "endpoint": "http://minio:9000", "pathStyle": True, "checksumCompatibility": True,
+                           "serverSideEncryption": "aws:kms", "kmsKeyId": "alias/pg", "storageClass": "STANDARD_IA",
+                           "credentialsSecretRef": {"name": "s3"}}},
+    "compressionLevel": 3,
+    "pgDumpOptions": ["--exclude-table-data=audit.*", "--no-owner", "--exclude-schema=it's"],
+    "globals": False,
+    "retention": {"monthly": 12, "last": 7, "weekly": 8, "daily": 14},
+    "shrinkAlarm": 0.25,
+    "verify": {"schedule": "0 5 * * 0", "databases": ["shop"],
+               "server": {"host": "scratch.db.svc", "port": 7432, "database": "drills", "sslMode": "require",
+                          "user": "drill", "passwordSecretRef": {"name": "scratch", "key": "pw"},
+                          "tls": {"caSecretRef": {"name": "s-ca"}}}},
+}
+SECRETS = {("pg", "user"): "backup", ("pg", "pw"): "pg-secret", ("s3", "AWS_ACCESS_KEY_ID"): "AKIA",
+           ("s3", "AWS_SECRET_ACCESS_KEY"): "s3-secret", ("scratch", "pw"): "scratch-secret"}
+
+
+def resolved_env(cronjob: dict[str, Any]) -> dict[str, str]:
+    """The pod's environment as the kubelet would hand it to the job (Secrets resolved)."""
+    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    env = {}
+    for item in container["env"]:
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = SECRETS[(ref["name"], ref["key"])]
+    return env
+
+
+def body(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "pgbackup.io/v1alpha1", "kind": "PgBackup",
+            "metadata": {"name": "prod", "namespace": "db", "uid": "u-1", "generation": 1}, "spec": spec}
+
+
+def test_every_pgbackup_field_renders_to_what_the_job_parses_back(tmp_path: Path) -> None:
+    backup, drill = operator.render_cronjobs(body(SPEC), "img:1")
+    env = resolved_env(backup)
+    assert set(env) <= set(S.BY_NAME), set(env) - set(S.BY_NAME)
+    settings = S.load_settings(env, dotenv_path=tmp_path / "none")
+    assert (settings.destination.bucket, settings.destination.prefix) == ("backups", "pg/prod")
+    assert settings.s3 == S.S3Settings("path", "aws:kms", "alias/pg", "STANDARD_IA")
+    assert (settings.include, settings.exclude) == (("app*", "shop"), ("app_test",))
+    assert settings.compression_level == 3
+    assert settings.pg_dump_options == tuple(SPEC["pgDumpOptions"])
+    assert settings.globals is False and settings.shrink_alarm == 0.25
+    assert settings.retention == RetentionPolicy(last=7, daily=14, weekly=8, monthly=12)
+    assert settings.discovery_database == "maint" and str(settings.termination_log) == "/dev/termination-log"
+    assert set(settings.secrets()) == {"pg-secret", "AKIA", "s3-secret"}
+    assert (env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGSSLMODE"]) == ("pg.db.svc", "6432", "backup", "verify-full")
+    assert env["PGSSLROOTCERT"].endswith("/ca/root.crt") and env["PGSSLKEY"].endswith("/client/tls.key")
+    assert env["AWS_REGION"] == "eu-west-1" and env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
+    assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
+
+    assert drill is not None
+    drill_env = resolved_env(drill)
+    assert set(drill_env) <= set(S.BY_NAME), set(drill_env) - set(S.BY_NAME)
+    drill_settings = S.load_settings(drill_env, dotenv_path=tmp_path / "none")
+    assert drill_settings.include == ("shop",) and not drill_settings.retention
+    target = verify_server(drill_env)
+    assert dict(target.env) == {"PGHOST": "scratch.db.svc", "PGPORT": "7432", "PGDATABASE": "drills",
+                                "PGSSLMODE": "require", "PGUSER": "drill", "PGPASSWORD": "scratch-secret",
+                                "PGSSLROOTCERT": "/etc/pgbackup/verify-tls/ca/ca.crt"}
+    assert "pg-secret" not in drill_env.values(), "a drill on a scratch server never gets the backup password"
+
+
+def test_a_minimal_pgbackup_runs_on_the_jobs_defaults(tmp_path: Path) -> None:
+    minimal = {"schedule": "@daily", "postgres": {"host": "pg", "user": "u", "passwordSecretRef": {"name": "pg"}},
+               "destination": {"s3": {"bucket": "bkt"}}}
+    cronjob = operator.render_cronjob(body(minimal))
+    container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value", "secret") for e in container["env"]}
+    settings = S.load_settings(env, dotenv_path=tmp_path / "none")
+    defaults = S.load_settings({S.DESTINATION.name: "s3://bkt"}, dotenv_path=tmp_path / "none")
+    for field in ("compression_level", "globals", "retention", "shrink_alarm", "include", "exclude",
+                  "pg_dump_options", "discovery_database", "s3"):
+        assert getattr(settings, field) == getattr(defaults, field), field
+
+
+def test_the_crd_defaults_are_the_renderers_and_the_jobs() -> None:
+    crd = yaml.safe_load((ROOT / "deploy" / "crd.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    postgres = spec["postgres"]["properties"]
+    assert postgres["port"]["default"] == int(S.PGPORT.default)
+    assert postgres["database"]["default"] == S.PGDATABASE.default
+    assert postgres["sslMode"]["default"] == S.PGSSLMODE.default
+    assert spec["compressionLevel"]["default"] == S.COMPRESSION_LEVEL.default_value
+    assert spec["globals"]["default"] == S.GLOBALS.default_value
+    assert spec["timeZone"]["default"] == operator.DEFAULT_TIME_ZONE
+    job = spec["job"]["properties"]
+    assert job["concurrencyPolicy"]["default"] == operator.DEFAULT_CONCURRENCY_POLICY
+    assert job["successfulJobsHistoryLimit"]["default"] == job["failedJobsHistoryLimit"]["default"] \
+        == operator.DEFAULT_HISTORY_LIMIT
+    assert job["backoffLimit"]["default"] == operator.DEFAULT_BACKOFF_LIMIT
+
+
+@pytest.mark.parametrize("variable", [v for v in S.ALL if v is not S.DESTINATION], ids=lambda v: v.name)
+def test_every_default_parses_and_renders_back(variable: S.Variable[Any]) -> None:
+    value = variable.default_value
+    assert variable.parse(variable.render(value)) == value
+
+
+def test_the_readme_tables_are_made_from_the_schema() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert {m.group(2) for m in BLOCK.finditer(readme)} == set(S.GROUPS)
+    assert render(readme) == readme, "run: python -m devenv.settings_docs"
+    broken = readme.replace("| `BACKUP_GLOBALS` | `true` |", "| `BACKUP_GLOBALS` | `false` |")
+    assert render(broken) != broken, "the check notices a hand-edited table"
+
+
+def _env_example() -> dict[str, str]:
+    """``NAME -> value`` for every line of .env.example that sets or shows a variable."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return {m.group(1): m.group(2) for m in (re.match(r"^#?([A-Z][A-Z0-9_]*)=(.*)$", line) for line in lines) if m}
+
+
+def test_env_example_lists_every_setting_and_only_declared_ones() -> None:
+    shown = _env_example()
+    wanted = {v.name for v in OURS} | {v.file_name for v in S.ALL if v.file_form}
+    assert wanted - set(shown) == set(), "missing from .env.example"
+    known = set(S.BY_NAME) | {v.file_name for v in S.ALL if v.file_form} | COMPOSE_STACK
+    assert set(shown) - known == set(), "in .env.example but not declared in backup_job/core/settings.py"
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert all(f"${{{name}" in compose for name in COMPOSE_STACK)
+
+
+def test_env_example_comments_show_the_declared_defaults() -> None:
+    text = (ROOT / ".env.example").read_text()
+    for variable in (v for v in S.ALL if v.default):  # without a default, a comment shows an example
+        for value in re.findall(rf"^#{variable.name}=(.+)$", text, re.M):
+            assert value == variable.default, f"#{variable.name}={value} but the default is {variable.default!r}"
+
+
+def _string_literals(path: Path) -> list[str]:
+    """Every string constant in a module except docstrings."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_each_setting_is_named_once_in_the_code() -> None:
+    """Its declaration; every other use goes through the variable (``DATABASES.name``)."""
+    sources = [*(ROOT / "backup_job").rglob("*.py"), *(ROOT / "operator").rglob("*.py")]
+    literals = [text for path in sources for text in _string_literals(path)]
+    wrong: list[str] = []
+    for variable in OURS:
+        pattern = re.compile(rf"\b{variable.name}\b")
+        uses = [text for text in literals if pattern.search(text)]
+        wrong.extend(f"{variable.name} in {text!r}" for text in uses if text != variable.name)
+        assert variable.name in uses
+    assert wrong == []
+
+
+def test_the_termination_message_fits_kubernetes() -> None:
+    long = "3 of 3 backups failed: " + "'bäckup': pg_dump failed (exit 1): ü " * 400
+    data = TerminationMessage(long).encode()
+    assert len(data) <= LIMIT + 1 < 4096 and data.endswith(b"\n") and data.count(b"\n") == 1
+    assert TerminationMessage.decode(data.decode("utf-8")).summary == data.decode().strip()
+    assert TerminationMessage("line one\nline two").encode() == b"line one line two\n"
