@@ -89,14 +89,25 @@ def restore(cluster: Cluster, bindir: Path, dump_gz: bytes, target: str) -> None
     assert loaded.returncode == 0, f"psql failed to load the dump: {loaded.stderr.decode()}"
 
 
+VARYING = ("\\restrict", "\\unrestrict", "-- Dumped from database version")  # differ between any two dumps
+
+
 def comparable_dump(cluster: Cluster, bindir: Path, database: str) -> list[str]:
     """A plain dump of schema and data, minus the lines that differ between any two dumps."""
     env = {**os.environ, **cluster.env(database)}
     out = subprocess.run(
         [str(bindir / "pg_dump"), "--format=plain"], env=env, check=True, capture_output=True, text=True
     ).stdout
-    varying = ("\\restrict", "\\unrestrict", "-- Dumped from database version")
-    return [line for line in out.splitlines() if not line.startswith(varying)]
+    return [line for line in out.splitlines() if not line.startswith(VARYING)]
+
+
+def comparable_globals(cluster: Cluster, bindir: Path) -> list[str]:
+    """``pg_dumpall --globals-only`` now, minus the lines that differ between any two dumps."""
+    env = {**os.environ, **cluster.env("postgres")}
+    out = subprocess.run(
+        [str(bindir / "pg_dumpall"), "--globals-only"], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    return [line for line in out.splitlines() if not line.startswith(VARYING)]
 
 
 def fake_tool(directory: Path, real_bindir: Path, tool: str, body: str) -> Path:

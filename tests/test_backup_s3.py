@@ -16,7 +16,7 @@ from backup_job.commands.destination import open_destination
 from devenv.postgres import Cluster
 from devenv.s3 import SECRET_KEY
 
-from .helpers import Bucket, comparable_dump, fake_pg_dump, manifest, restore, run_pgbackup
+from .helpers import VARYING, Bucket, comparable_dump, comparable_globals, fake_pg_dump, manifest, restore, run_pgbackup
 
 TIMESTAMP = r"\d{8}T\d{6}Z"
 
@@ -57,15 +57,21 @@ def test_round_trip_restores_every_database_exactly(fresh_pg18: Cluster, bindir1
     assert len(stamps) == 1, "every database of one run shares the run's timestamp"
     assert all(re.fullmatch(rf"nightly/_?[a-z]+/{TIMESTAMP}\.(sql\.gz|manifest\.json)", k) for k in keys)
     assert len(keys) == 2 * len(dumps)
-    for database in ("shop", "analytics"):
+    for database in ("shop", "analytics", "postgres", "_globals"):
         dump_key = next(k for k in dumps if k.split("/")[1] == database)
         data = bucket.get(dump_key)
         facts = manifest(bucket.get(dump_key.replace(".sql.gz", ".manifest.json")))
         assert facts["sha256"] == hashlib.sha256(data).hexdigest()
         assert facts["compressed_bytes"] == len(data)
         assert facts["raw_bytes"] == len(gzip.decompress(data))
-        assert facts["database"] == database and facts["key"] == dump_key
+        assert facts["key"] == dump_key
         assert facts["pg_dump_version"].startswith("18") and facts["server_version"].startswith("18")
+        if database == "_globals":
+            assert facts["kind"] == "globals" and facts["database"] == ""
+            stored = [line for line in gzip.decompress(data).decode().splitlines() if not line.startswith(VARYING)]
+            assert stored == comparable_globals(pg, bindir18)
+            continue
+        assert facts["database"] == database
         restore(pg, bindir18, data, f"{database}_restored")
         assert comparable_dump(pg, bindir18, f"{database}_restored") == comparable_dump(pg, bindir18, database)
     shop = manifest(bucket.get(next(k for k in keys if "/shop/" in k and k.endswith(".json"))))

@@ -76,8 +76,31 @@ def test_rendered_manifests_pass_server_side_dry_run(helm: Path, kube: KubeEnv, 
     assert {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "Deployment"} <= kinds
     applied = kube.plane.kubectl("apply", "--dry-run=server", "-f", str(tmp_path / "rendered.yaml"), check=False)
     assert applied.returncode == 0, applied.stderr
-    assert "Secret" not in json.dumps([r for d in yaml.safe_load_all(rendered) if d and d["kind"] in ("ClusterRole", "Role")
-                                      for r in d["rules"]])
+    rules = [r for d in yaml.safe_load_all(rendered) if d and d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+    assert rules and rbac_problems(rules) == []
+
+
+def rbac_problems(rules: list[dict[str, Any]]) -> list[str]:
+    """What least privilege forbids: any access to Secrets, and wildcards anywhere."""
+    problems = []
+    for rule in rules:
+        if "secrets" in rule.get("resources", []):
+            problems.append(f"grants {rule.get('verbs')} on secrets")
+        for field in ("resources", "apiGroups", "verbs"):
+            if any("*" in item for item in rule.get(field, [])):
+                problems.append(f"wildcard in {field}: {rule.get(field)}")
+    return problems
+
+
+def test_rbac_rules_grant_no_secrets_and_no_wildcards() -> None:
+    rules = [r for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text())
+             if d and d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+    assert rules and rbac_problems(rules) == []
+    broken = rules + [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+                      {"apiGroups": ["*"], "resources": ["pods"], "verbs": ["list"]},
+                      {"apiGroups": ["batch"], "resources": ["jobs/*"], "verbs": ["*"]}]
+    assert rbac_problems(broken) == ["grants ['get'] on secrets", "wildcard in apiGroups: ['*']",
+                                     "wildcard in resources: ['jobs/*']", "wildcard in verbs: ['*']"]
 
 
 def test_kustomize_deploy_passes_server_side_dry_run(kube: KubeEnv) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -32,33 +31,39 @@ def test_sigterm_mid_upload_aborts_and_reports(
                               BACKUP_PROGRESS_INTERVAL="1", BACKUP_GLOBALS="false"))
     proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env,
                             stdout=subprocess.PIPE, text=True, cwd=tmp_path)
-    lines: queue.Queue[str] = queue.Queue()
     seen: list[str] = []
     assert proc.stdout is not None
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+    reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
 
     def progressed() -> bool:
-        while not lines.empty():
-            seen.append(lines.get())
-        return any("in progress" in line for line in seen) and bucket.open_uploads() != []
+        return any("in progress" in line for line in list(seen)) and bucket.open_uploads() != []
 
     try:
         wait_for(progressed, timeout=60, what="a progress line and an open multipart upload")
+        [wrapper] = [p for p in _processes() if p.cmdline[1:2] == [f"{bindir}/pg_dump"] and p.pid == p.session]
+        real = [p for p in _in_session(wrapper.pid) if p.cmdline[:1] == [f"{bindir18}/pg_dump"]]
+        assert real, "the real pg_dump runs in the wrapper's session while the upload is open"
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     finally:
         proc.kill()
-    wait_for(lambda: lines.empty() or seen.append(lines.get()), timeout=5)  # type: ignore[func-returns-value]
+        survivors = _stop_leftovers(bindir)
+    assert survivors == [], "pg_dump and everything it started must be stopped too"
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "pgbackup's stdout closed when it exited"
     output = "".join(seen)
     assert code == 1, output
     assert "stopped by SIGTERM" in output
     assert bucket.keys() == [] and bucket.open_uploads() == []
-    assert not any(f"{bindir}/pg_dump" in " ".join(p.cmdline) for p in _processes()), "pg_dump must be stopped too"
 
 
 class _Proc:
-    def __init__(self, cmdline: list[str]) -> None:
+    def __init__(self, pid: int, cmdline: list[str], state: str, session: int) -> None:
+        self.pid = pid
         self.cmdline = cmdline
+        self.state = state
+        self.session = session
 
 
 def _processes() -> list[_Proc]:
@@ -67,7 +72,36 @@ def _processes() -> list[_Proc]:
         if entry.name.isdigit():
             try:
                 raw = (entry / "cmdline").read_bytes()
+                stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            found.append(_Proc([part.decode(errors="replace") for part in raw.split(b"\0") if part]))
+            fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp session ...
+            found.append(_Proc(int(entry.name), [part.decode(errors="replace") for part in raw.split(b"\0") if part],
+                               fields[0], int(fields[3])))
     return found
+
+
+def _in_session(leader: int) -> list[_Proc]:
+    """The processes of the session ``leader`` started (pgbackup starts pg_dump as one)."""
+    return [p for p in _processes() if p.session == leader]
+
+
+def _leftovers(bindir: Path) -> list[_Proc]:
+    """Live processes of any session a ``bindir`` pg_dump wrapper started (pg_dump, head, sleep),
+    found through any of its processes: the wrapper, or a subshell of it that outlived it."""
+    processes = _processes()
+    sessions = {p.session for p in processes if p.cmdline[1:2] == [f"{bindir}/pg_dump"] and p.state != "Z"}
+    return [p for p in processes if p.session in sessions and p.state != "Z"]
+
+
+def _stop_leftovers(bindir: Path) -> list[list[str]]:
+    """Wait up to 10 s for the wrapper's session to end; SIGKILL what is left (a failed run must
+    never leave a pg_dump holding the shared server) and return their command lines."""
+    try:
+        wait_for(lambda: not _leftovers(bindir), timeout=10, what="pg_dump and everything it started to stop")
+    except TimeoutError:
+        pass
+    left = _leftovers(bindir)
+    for process in left:
+        os.kill(process.pid, signal.SIGKILL)
+    return [process.cmdline for process in left]

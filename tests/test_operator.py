@@ -34,7 +34,11 @@ def test_crd_explains_itself(kube: KubeEnv) -> None:
     wait_for(explain, timeout=30, what="the CRD in the published OpenAPI")  # published shortly after Established
     explained = explain()
     assert "The Secret key that holds the role's password." in explained
-    assert "pgb" in kube.plane.kubectl("api-resources", "--api-group=pgbackup.io").stdout
+    lines = kube.plane.kubectl("api-resources", "--api-group=pgbackup.io").stdout.splitlines()
+    header = lines[0].split()
+    [row] = [dict(zip(header, line.split())) for line in lines[1:] if line.split()[0] == "pgbackups"]
+    assert header[:2] == ["NAME", "SHORTNAMES"] and row["SHORTNAMES"].split(",") == ["pgb"]
+    assert row["KIND"] == "PgBackup" and row["APIVERSION"] == "pgbackup.io/v1alpha1"
 
 
 @pytest.mark.parametrize(("patch", "field"), [

@@ -2,8 +2,9 @@
 -> the PgBackup's status.
 
 There is no kubelet, so the test plays one (``Kubelet``): it reads the Pod that the Job
-controller created, resolves its secretKeyRefs, runs its command here against the real
-PostgreSQL and S3 fixtures, and writes the Pod's terminal status back.
+controller created, resolves its environment (secretKeyRefs, envFrom) and volumes, runs its
+command here against the real PostgreSQL and S3 fixtures, and writes the Pod's terminal
+status back.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ def test_scheduled_backup_runs_and_reports_success(
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS n", dbname)
     _secrets(kube, namespace, pg18.password)
-    kube.create_pgbackup(namespace, "e2e", _spec(pg18, bucket, "* * * * *", dbname))
+    kube.core.create_namespaced_config_map(namespace, {"metadata": {"name": "logging"}, "data": {"FORMAT": "json"}})
+    spec = _spec(pg18, bucket, "* * * * *", dbname)
+    spec["pod"] = {"envFrom": [{"configMapRef": {"name": "logging"}, "prefix": "LOG_"}]}  # LOG_FORMAT=json
+    kube.create_pgbackup(namespace, "e2e", spec)
 
     wait_for(lambda: kube.jobs(namespace), timeout=90, what="the CronJob controller to start a Job")
     kube.patch_pgbackup(namespace, "e2e", {"spec": {"suspend": True}})  # one run is enough
@@ -61,6 +65,8 @@ def test_scheduled_backup_runs_and_reports_success(
     result = Kubelet(kube, bindir18, tmp_path).run(pod)
 
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("{") and all(line.startswith('{"time"') for line in result.stdout.splitlines()), \
+        "spec.pod.envFrom reached the job: its log lines are JSON"
     wait_for(lambda: kube.pgbackup(namespace, "e2e").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
              timeout=60, what="lastRun.result == Succeeded")
     status = kube.pgbackup(namespace, "e2e")["status"]

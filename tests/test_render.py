@@ -4,6 +4,7 @@ the verify-outcome handler against a recording stand-in for the Kubernetes API."
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import subprocess
 import sys
@@ -123,12 +124,30 @@ def test_service_account_mounts_its_token() -> None:
     assert pod["containers"][0]["image"] == render.DEFAULT_IMAGE
 
 
+def _sha8(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def test_names_are_deterministic_and_fit() -> None:
+    """Against names worked out here from the documented rule, not against the function itself."""
     long = "a" * 63
-    assert render.cronjob_name(long) == render.cronjob_name(long)
-    assert len(render.cronjob_name(long)) <= 52 and render.cronjob_name(long) != render.cronjob_name("a" * 62)
+    assert render.cronjob_name("prod") == "pgbackup-prod"
+    assert render.cronjob_name(long) == "pgbackup-" + "a" * 34 + "-" + _sha8(long)
+    assert len(render.cronjob_name(long)) == 52 and render.cronjob_name("a" * 62) == "pgbackup-" + "a" * 34 + "-" + _sha8("a" * 62)
     assert len(render.manual_job_name(render.cronjob_name(long), "x")) <= 63
-    assert render.manual_job_name("c", "id-1") == render.manual_job_name("c", "id-1") != render.manual_job_name("c", "id-2")
+    assert render.manual_job_name("c", "id-1") == "c-m" + _sha8("id-1")
+    assert render.manual_job_name("c", "id-2") == "c-m" + _sha8("id-2")
+
+
+def test_names_are_the_same_in_every_process() -> None:
+    """A restarted operator must find its children again: no per-process hash seed may leak in."""
+    code = ("from pgbackup_operator import render as r; n = 'x' * 60; "
+            "print(r.cronjob_name(n), r.verify_cronjob_name(n), r.manual_job_name(r.cronjob_name(n), 'id'))")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    name = "x" * 60
+    assert outputs == {f"{render.cronjob_name(name)} {render.verify_cronjob_name(name)} "
+                       f"{render.manual_job_name(render.cronjob_name(name), 'id')}\n"}
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
@@ -321,11 +340,10 @@ LONG_NAMES = [
 @pytest.mark.parametrize("name", ["prod", "a" * 36, "a" * 37, *LONG_NAMES[:4]])
 def test_verify_names_fit_and_are_deterministic(name: str) -> None:
     verify = render.verify_cronjob_name(name)
-    assert len(verify) <= 52 and verify == render.verify_cronjob_name(name)
-    assert verify.startswith("pgbackup-") and "-verify" in verify and verify[-1].isalnum()
+    full = f"pgbackup-{name}-verify"
+    expected = full if len(full) <= 52 else f"pgbackup-{name}"[:36].rstrip("-.") + "-verify-" + _sha8(f"verify:{name}")
+    assert verify == expected and len(verify) <= 52 and verify[-1].isalnum()
     assert len(render.manual_job_name(verify, "x")) <= 63
-    if len(f"pgbackup-{name}-verify") <= 52:
-        assert verify == f"pgbackup-{name}-verify"
 
 
 def test_backup_and_verify_names_of_long_names_never_collide() -> None:

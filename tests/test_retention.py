@@ -123,25 +123,36 @@ def test_incomplete_leftovers_go_after_a_day(pg18: Cluster, bindir18: Path, tmp_
            "BACKUP_DATABASES": dbname, "BACKUP_GLOBALS": "false"}
     assert run_pgbackup(env).returncode == 0
     folder = tmp_path / dbname
-    old = (datetime.now(timezone.utc) - timedelta(days=3)).timestamp()
-    leftovers = {
-        "20260101T000000Z.sql.gz": old,  # a dump whose manifest never came: old, goes
-        "20260102T000000Z.manifest.json": old,  # a manifest whose dump was deleted: old, goes
-        "20260103T000000Z.sql.gz": None,  # key is old but the object was written just now: stays
+    now = datetime.now(timezone.utc)
+
+    def stamp(hours: float) -> str:
+        return format_timestamp(now - timedelta(hours=hours))
+
+    # Leftovers go once both their key's time and their object's time are over a day old:
+    # each side of the threshold is tried on its own, with the other side well past it.
+    leftovers = {  # name: (object age in hours, goes)
+        f"{stamp(72)}.sql.gz": (72, True),  # a dump whose manifest never came
+        f"{stamp(71)}.manifest.json": (72, True),  # a manifest whose dump was deleted
+        f"{stamp(70)}.sql.gz": (25, True),  # object just over a day old
+        f"{stamp(69)}.sql.gz": (23, False),  # object just under a day old
+        f"{stamp(68)}.sql.gz": (0, False),  # key is old but the object was written just now
+        f"{stamp(25)}.sql.gz": (72, True),  # key just over a day old
+        f"{stamp(23)}.sql.gz": (72, False),  # key just under a day old (a run that may still be going)
     }
-    for name, mtime in leftovers.items():
+    for name, (hours, _) in leftovers.items():
         (folder / name).write_bytes(b"partial")
-        if mtime is not None:
-            os.utime(folder / name, (mtime, mtime))
+        moment = (now - timedelta(hours=hours)).timestamp()
+        os.utime(folder / name, (moment, moment))
 
     result = run_pgbackup({**env, "BACKUP_RETENTION": "last=5"}, "prune")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    names = sorted(p.name for p in folder.iterdir())
-    assert "20260101T000000Z.sql.gz" not in names and "20260102T000000Z.manifest.json" not in names
-    assert "20260103T000000Z.sql.gz" in names
-    assert len([n for n in names if n.endswith(".manifest.json")]) == 1
+    names = {p.name for p in folder.iterdir()}
+    assert {name for name, (_, goes) in leftovers.items() if goes} & names == set()
+    assert {name for name, (_, goes) in leftovers.items() if not goes} <= names
+    assert len([n for n in names if n.endswith(".manifest.json")]) == 1, "the complete backup stays"
     assert "leftover, incomplete: dump object without a manifest" in result.stdout
+    assert "leftover, incomplete: manifest without its dump object" in result.stdout
 
 
 def test_shrink_alarm_flags_a_backup_after_most_rows_are_deleted(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:

@@ -111,19 +111,26 @@ def run_schedule(env: dict[str, str], tmp_path: Path, until: Callable[[str], boo
 def test_schedule_runs_real_backups_and_stops_cleanly_on_sigterm(
     pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str, supercronic: Path
 ) -> None:
+    """SIGTERM lands while a scheduled backup is running: that backup finishes, then the schedule stops."""
     pg18.sql(f"CREATE DATABASE {dbname}")
     target = tmp_path / "backups"
-    env = job_env(pg18, f"file://{target}", bindir18, BACKUP_DATABASES=dbname, BACKUP_SCHEDULE="*/2 * * * * * *",
-                  BACKUP_RUN_ON_START="true", BACKUP_SUPERCRONIC=str(supercronic))
+    slow = fake_pg_dump(tmp_path / "bin", bindir18, 'sleep 1.5\nexec "$REAL" "$@"')  # every run is in progress 1.5 s
+    env = job_env(pg18, f"file://{target}", slow, BACKUP_DATABASES=dbname, BACKUP_SCHEDULE="*/2 * * * * * *",
+                  BACKUP_RUN_ON_START="true", BACKUP_SUPERCRONIC=str(supercronic), BACKUP_GLOBALS="false")
+    started, finished = f"backup of '{dbname}' started", f"backup of '{dbname}' finished"
 
-    code, output = run_schedule(env, tmp_path, lambda _: len(list(target.glob(f"{dbname}/*.manifest.json"))) >= 3,
-                                "three backups (one at start, two scheduled)")
+    def mid_run_after_two_backups(text: str) -> bool:
+        return len(list(target.glob(f"{dbname}/*.manifest.json"))) >= 2 and text.count(started) > text.count(finished)
+
+    code, output = run_schedule(env, tmp_path, mid_run_after_two_backups, "a backup in progress after two finished")
 
     assert code == 0, output
     assert "BACKUP_RUN_ON_START: running one backup" in output
-    finished = [line for line in output.splitlines() if f"backup of '{dbname}' finished" in line]
-    assert len(finished) >= 3 and all(line[:4].isdigit() and " INFO " in line for line in finished), \
+    lines = [line for line in output.splitlines() if finished in line]
+    assert len(lines) >= 3 and all(line[:4].isdigit() and " INFO " in line for line in lines), \
         "the job's own log lines pass through Supercronic untouched"
+    assert output.count(started) == output.count(finished), "the run in progress at SIGTERM was let finish"
+    assert len(list(target.glob(f"{dbname}/*.manifest.json"))) == len(lines), "and it left a complete backup"
     assert not list(target.rglob(".*partial*")), "a stop never leaves a partial backup"
 
 
