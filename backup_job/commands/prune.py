@@ -1,7 +1,8 @@
 """``pgbackup prune``: which backups to keep (a pure plan), then deleting the rest.
 
 The policy (``core.retention``) is grandfather-father-son, written
-``last=N,daily=N,weekly=N,monthly=N`` (any subset). For each database, and for the globals, over its complete backups newest first:
+``last=N,daily=N,weekly=N,monthly=N`` (any subset). For each database, and for the globals,
+over its complete backups newest first:
 
 - ``last=N`` keeps the N newest;
 - ``daily=N`` keeps the newest backup of each of the N newest UTC days that have one;
