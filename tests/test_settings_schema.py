@@ -20,7 +20,8 @@ from pgbackup_operator import render as operator
 
 from .helpers import ROOT
 
-OURS = [v for v in S.ALL if v.owner == "pgbackup"]
+OURS = [v for v in S.ALL if v.owner == "pgbackup"]  # the job's: each must be in .env.example
+OWN = [v for v in S.ALL if v.owner in ("pgbackup", "operator")]  # named once in the code
 COMPOSE_STACK = {"POSTGRES_PASSWORD", "BACKUP_BUCKET", "BACKUP_PREFIX"}  # docker-compose.yml's own, not pgbackup's
 
 SPEC: dict[str, Any] = {  # every field that becomes a variable, none at its default
@@ -178,7 +179,7 @@ def test_each_setting_is_named_once_in_the_code() -> None:
     sources = [*(ROOT / "backup_job").rglob("*.py"), *(ROOT / "operator").rglob("*.py")]
     literals = [text for path in sources for text in _string_literals(path)]
     wrong: list[str] = []
-    for variable in OURS:
+    for variable in OWN:
         pattern = re.compile(rf"\b{variable.name}\b")
         uses = [text for text in literals if pattern.search(text)]
         wrong.extend(f"{variable.name} in {text!r}" for text in uses if text != variable.name)
@@ -192,3 +193,10 @@ def test_the_termination_message_fits_kubernetes() -> None:
     assert len(data) <= LIMIT + 1 < 4096 and data.endswith(b"\n") and data.count(b"\n") == 1
     assert TerminationMessage.decode(data.decode("utf-8")).summary == data.decode().strip()
     assert TerminationMessage("line one\nline two").encode() == b"line one line two\n"
+
+
+def test_the_operator_deployments_set_only_declared_variables() -> None:
+    """deploy/operator.yaml and the chart's Deployment set the operator's settings by name."""
+    sources = [ROOT / "deploy" / "operator.yaml", ROOT / "charts" / "pgbackup" / "templates" / "deployment.yaml"]
+    names = {name for path in sources for name in re.findall(r"name:\s*(PGBACKUP_[A-Z_]+)", path.read_text())}
+    assert names and names <= {v.name for v in S.OPERATOR}, names

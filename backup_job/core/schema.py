@@ -11,7 +11,8 @@ A variable is declared once (in ``settings``) with everything every consumer nee
 - ``secret``: its value is registered with the log redaction and never printed;
 - ``file_form``: ``<NAME>_FILE`` may hold the path of a file with the value (Kubernetes and
   Docker secrets); setting both is an error;
-- ``owner``: ``pgbackup`` for our own knobs; ``libpq`` and ``sdk`` for the client
+- ``owner``: ``pgbackup`` for the job's own knobs, ``operator`` for the operator's;
+  ``libpq`` and ``sdk`` for the client
   libraries' own variables that pgbackup reads or the operator renders, which keep their
   libraries' meaning;
 - ``format``: a typed value back to the text ``parse`` accepts, for the operator, which
@@ -33,7 +34,7 @@ from typing import Generic, Literal, TypeVar
 from .errors import ConfigError
 
 T = TypeVar("T")
-Owner = Literal["pgbackup", "libpq", "sdk"]
+Owner = Literal["pgbackup", "operator", "libpq", "sdk"]
 
 
 class Invalid(ValueError):

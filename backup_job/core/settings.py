@@ -24,7 +24,8 @@ The module is long on purpose (over 400 lines): it is the one list of every vari
 splitting it would scatter what the schema exists to keep in one place.
 
 Groups: ``Settings`` (every command), ``ScheduleSettings`` (only ``pgbackup schedule`` reads
-them, so a schedule typo never stops a run) and ``ServerVariables`` (the libpq variables of
+them, so a schedule typo never stops a run), the operator's own (read by
+``pgbackup-operator``) and ``ServerVariables`` (the libpq variables of
 one server: the backup server's (``SOURCE_SERVER``), or the scratch server's for verify).
 """
 
@@ -237,6 +238,19 @@ SUPERCRONIC = Variable("BACKUP_SUPERCRONIC", optional_text, "Where Supercronic i
                        example="/usr/local/bin/supercronic", shown_default="`PATH`", format=_optional)
 
 
+# --- the operator (pgbackup-operator) -----------------------------------------------------
+OPERATOR_NAMESPACES = Variable("PGBACKUP_NAMESPACES", patterns,
+                               "Namespaces the operator watches, comma-separated (globs allowed); `--namespace` "
+                               "does the same.", example="db,team-*", shown_default="all namespaces",
+                               owner="operator", format=format_patterns)
+OPERATOR_IMAGE = Variable("PGBACKUP_IMAGE", optional_text,
+                          "The image backup and verify pods run when a PgBackup's `pod.image` is empty.",
+                          example="registry.example.com/pgbackup:0.1.0", shown_default="the operator's own release",
+                          owner="operator", format=_optional)
+OPERATOR_LIVENESS = Variable("PGBACKUP_LIVENESS", text, "The operator's liveness endpoint (`--liveness`).",
+                             default="http://0.0.0.0:8080/healthz", owner="operator")
+
+
 # --- PostgreSQL: libpq's own variables, and a scratch server's for verify ----------------
 def _libpq(name: str, doc: str, example: str, secret: bool = False, default: str = "") -> Variable[str]:
     return Variable(name, text, doc, example=example, default=default, shown_default="" if default else "libpq's",
@@ -323,12 +337,14 @@ JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION_LEVEL, PG_DUMP_OPT
        DATABASE_TIMEOUT, PG_BINDIR, S3_ADDRESSING_STYLE, S3_SSE, S3_KMS_KEY_ID, S3_STORAGE_CLASS, UPLOAD_CONCURRENCY,
        PART_SIZE_MB, PROGRESS_INTERVAL, GLOBALS, RETENTION, SHRINK_ALARM, TERMINATION_LOG, LOG_LEVEL, LOG_FORMAT)
 SCHEDULE_VARIABLES = (SCHEDULE, CRONTAB, RUN_ON_START, VERIFY_SCHEDULE, SUPERCRONIC)
+OPERATOR = (OPERATOR_NAMESPACES, OPERATOR_IMAGE, OPERATOR_LIVENESS)
 POSTGRES = (*SOURCE_SERVER.variables(), PGAPPNAME)
 SCRATCH = SCRATCH_SERVER.variables()
 S3 = (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3,
       AWS_REQUEST_CHECKSUM_CALCULATION, AWS_RESPONSE_CHECKSUM_VALIDATION)
 GROUPS: dict[str, tuple[Variable[Any], ...]] = {
-    "schedule": SCHEDULE_VARIABLES, "job": JOB, "postgres": POSTGRES, "scratch": SCRATCH, "s3": S3}
+    "schedule": SCHEDULE_VARIABLES, "job": JOB, "postgres": POSTGRES, "scratch": SCRATCH, "s3": S3,
+    "operator": OPERATOR}
 ALL: tuple[Variable[Any], ...] = tuple(variable for group in GROUPS.values() for variable in group)
 BY_NAME = {variable.name: variable for variable in ALL}
 

@@ -1,9 +1,8 @@
 """``pgbackup-operator``: run the kopf operator with a liveness endpoint.
 
-Watches every namespace by default, or only those given with ``--namespace`` (repeatable)
-or ``PGBACKUP_NAMESPACES`` (comma-separated). Runs standalone (no kopf peering): deploy
-exactly one replica. ``PGBACKUP_IMAGE`` sets the image backup pods run when a PgBackup does
-not name one; the Helm chart points it at the operator's own image.
+Its settings are the operator group of ``backup_job.core.settings`` (namespaces, default
+image, liveness URL); ``DESCRIPTION`` tells users about them by name. Runs standalone (no
+kopf peering): deploy exactly one replica.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from collections.abc import Sequence
 import kopf
 
 from backup_job import __version__
+from backup_job.core.settings import OPERATOR_IMAGE, OPERATOR_LIVENESS, OPERATOR_NAMESPACES
 
 
 class OneLineFormatter(logging.Formatter):
@@ -31,13 +31,22 @@ class OneLineFormatter(logging.Formatter):
         return self.inner.format(record).replace("\n", "\\n")
 
 
+DESCRIPTION = f"""Run the pgbackup operator: PgBackup resources in, CronJobs that back up out.
+
+Watches every namespace by default, or only those given with --namespace (repeatable) or
+{OPERATOR_NAMESPACES.name} (comma-separated). Runs standalone (no peering): deploy exactly one
+replica. {OPERATOR_IMAGE.name} sets the image backup pods run when a PgBackup does not name one;
+the Helm chart points it at the operator's own image.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pgbackup-operator", description=__doc__,
+    parser = argparse.ArgumentParser(prog="pgbackup-operator", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"pgbackup-operator {__version__}")
     parser.add_argument("-n", "--namespace", action="append", default=[],
                         help="watch this namespace (repeatable); default: all namespaces")
-    parser.add_argument("--liveness", default=os.environ.get("PGBACKUP_LIVENESS", "http://0.0.0.0:8080/healthz"),
+    parser.add_argument("--liveness", default=OPERATOR_LIVENESS.read(os.environ),
                         help="liveness endpoint URL (default %(default)s)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
@@ -45,9 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    namespaces = list(args.namespace) or [
-        n.strip() for n in os.environ.get("PGBACKUP_NAMESPACES", "").split(",") if n.strip()
-    ]
+    namespaces = list(args.namespace) or list(OPERATOR_NAMESPACES.read(os.environ))
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
     for handler in logging.getLogger().handlers:  # kopf logs to stderr; `kubectl logs` reads stdout
         if isinstance(handler, logging.StreamHandler):

@@ -28,6 +28,7 @@ import kopf
 from kubernetes.client import ApiException
 
 from backup_job.core.cron import CronSchedule
+from backup_job.core.settings import OPERATOR_IMAGE
 
 from . import api, kube, render, status
 from .api import Body
@@ -39,7 +40,7 @@ KOPF_PREFIX = f"kopf.{api.GROUP}"
 
 
 def default_image() -> str:
-    return os.environ.get("PGBACKUP_IMAGE") or render.DEFAULT_IMAGE
+    return OPERATOR_IMAGE.read(os.environ) or render.DEFAULT_IMAGE
 
 
 @kopf.on.startup()
