@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from . import dumpoptions
 from .cron import validate_expression
 from .errors import ConfigError
 from .retention import RetentionPolicy
@@ -85,18 +86,19 @@ def _destination(value: str) -> Destination:
 
 def _pg_dump_options(value: str) -> tuple[str, ...]:
     try:
-        options = tuple(shlex.split(value))
+        words = shlex.split(value)
     except ValueError as exc:
         raise Invalid(f"cannot be split into options ({exc})", "'--exclude-table-data=audit.*'") from exc
+    try:
+        options = dumpoptions.parse(words)
+    except dumpoptions.OptionError as exc:
+        raise Invalid(f"is not usable: {exc}", "'--no-owner'") from exc
     for option in options:
-        if not option.startswith("-"):
-            raise Invalid(f"contains {option!r}, which is not an option", "'--no-owner'")
-        flag = option.split("=", 1)[0]
-        if not flag.startswith("--") and len(flag) > 2:
-            flag = flag[:2]  # short option with its value attached, e.g. -Fc
-        if flag in REFUSED_PG_DUMP_OPTIONS:
-            raise Invalid(f"must not contain {flag}: {REFUSED_PG_DUMP_OPTIONS[flag]}; remove it", "'--no-owner'")
-    return options
+        if option.meaning in REFUSED_PG_DUMP_OPTIONS:
+            written = f" (written {option.written!r})" if option.written.split("=")[0] != option.shown else ""
+            raise Invalid(f"must not contain {option.shown}{written}: {REFUSED_PG_DUMP_OPTIONS[option.meaning]}; "
+                          "remove it", "'--no-owner'")
+    return tuple(words)
 
 
 def _bindir(value: str) -> Path | None:
@@ -172,9 +174,10 @@ COMPRESSION_LEVEL = Variable("BACKUP_COMPRESSION_LEVEL", integer(1, 9),
                              "gzip level 1-9. Level 1 is about 2.5x faster and about 6% larger (measured on "
                              "order-like rows).", default="6", example="1")
 PG_DUMP_OPTIONS = Variable("BACKUP_PG_DUMP_OPTIONS", _pg_dump_options,
-                           "Extra pg_dump options (shell quoting). Options that change the output file, format, "
-                           "compression or database (`-f -F -j -Z -d -W`), or that restore does itself (`-C`, "
-                           "`-c`), are refused.", example="--exclude-table-data='audit.*' --no-owner",
+                           "Extra pg_dump options (shell quoting), read as pg_dump 18 reads them. Options that "
+                           "change the output file, format, compression or database (`-f -F -j -Z -d -W`), or that "
+                           "restore does itself (`-C`, `-c`), are refused however they are written (`--form=c`, "
+                           "`-vFc`); so are options pg_dump would reject and words that are not options.", example="--exclude-table-data='audit.*' --no-owner",
                            format=shlex.join)
 LOCK_WAIT_TIMEOUT = Variable("BACKUP_LOCK_WAIT_TIMEOUT", duration,
                              "pg_dump's `--lock-wait-timeout`: give up instead of queueing behind DDL. `0` waits "
@@ -206,19 +209,20 @@ LOG_FORMAT = Variable("LOG_FORMAT", choice("text", "json"), "One line per event 
                       default="text", example="json")
 
 # pg_dump options that would change where the output goes, its format, or which database is
-# dumped: the pipeline depends on plain SQL on stdout of the database it chose.
+# dumped: the pipeline depends on plain SQL on stdout of the database it chose. Matched by
+# meaning, however the option is spelled (a prefix, bundled, an alias).
 _PASSWORD_PROMPT = "a password prompt would hang the job; use PGPASSWORD or PGPASSWORD_FILE"
-REFUSED_PG_DUMP_OPTIONS = {
-    **dict.fromkeys(("-f", "--file"), "the dump is streamed from stdout"),
-    **dict.fromkeys(("-F", "--format"), "pgbackup stores plain SQL"),
-    **dict.fromkeys(("-j", "--jobs"), "parallel dumps need the directory format"),
-    **dict.fromkeys(("-Z", "--compress"), f"pgbackup compresses the stream itself ({COMPRESSION_LEVEL.name})"),
-    **dict.fromkeys(("-C", "--create"), "restore --create recreates the database from the properties pgbackup captures"),
-    **dict.fromkeys(("-c", "--clean"), "restore --clean drops the old contents inside the restore's transaction"),
-    **dict.fromkeys(("-d", "--dbname"), f"databases are chosen with {DATABASES.name}"),
-    **dict.fromkeys(("-W", "--password"), _PASSWORD_PROMPT),
-    **dict.fromkeys(("-V", "--version"), "it prints the version instead of dumping"),
-    **dict.fromkeys(("-?", "--help"), "it prints help instead of dumping"),
+REFUSED_PG_DUMP_OPTIONS = {  # by meaning (core.dumpoptions): every spelling of these is refused
+    "file": "the dump is streamed from stdout",
+    "format": "pgbackup stores plain SQL",
+    "jobs": "parallel dumps need the directory format",
+    "compress": f"pgbackup compresses the stream itself ({COMPRESSION_LEVEL.name})",
+    "create": "restore --create recreates the database from the properties pgbackup captures",
+    "clean": "restore --clean drops the old contents inside the restore's transaction",
+    "dbname": f"databases are chosen with {DATABASES.name}",
+    "password": _PASSWORD_PROMPT,
+    "version": "it prints the version instead of dumping",
+    "help": "it prints help instead of dumping",
 }
 
 
