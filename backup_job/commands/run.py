@@ -42,7 +42,7 @@ from ..core.layout import DUMP_SUFFIX, GLOBALS, display_name, format_timestamp, 
 from ..core.manifest import Manifest, RunFacts
 from ..core.settings import DATABASES, EXCLUDE_DATABASES, PG_BINDIR, PGUSER, Settings
 from ..pg import dbprops
-from ..pg.discovery import Server, describe_target, discover, select_databases
+from ..pg.discovery import TEMPLATE, Server, describe_target, discover, select_databases
 from ..pg.dump import PgDump, globals_argv
 from ..pg.target import backup_server
 from ..pg.tools import find_tool, major, tool_version
@@ -215,6 +215,7 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
             hint=f"check {DATABASES.name} and {EXCLUDE_DATABASES.name}",
         )
     storage = open_destination(settings)
+    storage.prepare()
     log.info(
         "run %s started: %d databases on PostgreSQL %s with pg_dump %s -> %s",
         result.timestamp, len(selection.databases), tools.server.version, tools.pg_dump_version,
@@ -225,9 +226,11 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
     _sweep_stale_uploads(storage, settings.destination.prefix, started)
     previous = _previous_backups(settings, storage)
     properties = _database_properties(settings, selection.databases)
+    _log_skipped(tools.server)
     for name in selection.missing:
-        result.results.append(_logged(DatabaseResult(
-            name, ok=False, error=f"no such database (or it does not allow connections); check {DATABASES.name}")))
+        why = tools.server.skipped.get(name)
+        error = (f"cannot be dumped: {why}" if why else f"no such database; check {DATABASES.name}")
+        result.results.append(_logged(DatabaseResult(name, ok=False, error=error)))
     backups = writer(settings, storage, tools, result.timestamp)
     if settings.globals:
         result.results.append(backup_globals(backups, tools))
@@ -242,6 +245,16 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
     return result
 
 
+def _log_skipped(server: Server) -> None:
+    """One line naming every database left out and why; a warning when one is not a template."""
+    if not server.skipped:
+        return
+    names = ", ".join(f"{name!r} ({why})" for name, why in server.skipped.items())
+    worrying = any(why != TEMPLATE for why in server.skipped.values())
+    (log.warning if worrying else log.info)(
+        "not backed up: %s", names, extra=logs.fields(event="run.skipped", skipped=server.skipped))
+
+
 def _log_summary(result: RunResult) -> None:
     total = sum(r.stats.compressed_bytes for r in result.succeeded if r.stats)
     log_summary = log.error if result.failed else log.info
@@ -249,7 +262,7 @@ def _log_summary(result: RunResult) -> None:
         "run %s %s: %d ok, %d failed%s, %s written in %.1f s",
         result.timestamp, "FAILED" if result.failed else "finished",
         len(result.succeeded), len(result.failed),
-        f" ({', '.join(r.database for r in result.failed)})" if result.failed else "",
+        f" ({', '.join(display_name(r.database) for r in result.failed)})" if result.failed else "",
         logs.human_bytes(total), result.seconds,
         extra=logs.fields(event="run.finished", ok=len(result.succeeded), failed=len(result.failed),
                           compressed_bytes=total, seconds=round(result.seconds, 3)),

@@ -9,9 +9,11 @@ Two formats (``settings.LOG_FORMAT``):
 - ``json``: ``{"time": ..., "level": ..., "message": ..., "database": ..., ...}``, for log
   pipelines. Fields passed as ``extra={"fields": {...}}`` appear as keys.
 
-A redaction step runs on the final line of either format: any value registered with
-``add_secrets`` is replaced by ``***``, so a secret that leaks into a message (a server
-error quoting a connection string, a traceback at DEBUG) still never reaches the output.
+A redaction step runs on every string before it is written, in either format: any value
+registered with ``add_secrets`` is replaced by ``***``, so a secret that leaks into a message
+(a server error quoting a connection string, a traceback at DEBUG) never reaches the output.
+It runs before any escaping (JSON's, or the text format's newlines), so a secret with a
+quote, a backslash or a newline in it is found too.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ _secrets: list[str] = []
 
 
 def add_secrets(values: list[str]) -> None:
-    """Register values that must never appear in output."""
+    """Register values that must never appear in output, also as ``%r`` would quote them
+    (log lines quote names with ``%r``, which doubles a backslash)."""
     for value in values:
-        if value and value not in _secrets:
-            _secrets.append(value)
+        for form in (value, repr(value)[1:-1]):
+            if form and form not in _secrets:
+                _secrets.append(form)
     _secrets.sort(key=len, reverse=True)
 
 
@@ -52,11 +56,23 @@ class TextFormatter(logging.Formatter):
         line = f"{_timestamp(record)} {record.levelname:<7} {record.getMessage()}"
         if record.exc_info:
             line += " | " + self.formatException(record.exc_info)
-        return redact(line.replace("\n", "\\n"))
+        return redact(line).replace("\n", "\\n")
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with every secret replaced, strings inside lists and dicts included."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return redact(str(value)) if not isinstance(value, (int, float, bool, type(None))) else value
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line; secrets are replaced before encoding, so escaping (a ``"``
+    or ``\\`` in a secret) cannot hide one from the redaction."""
 
     def format(self, record: logging.LogRecord) -> str:
         event: dict[str, Any] = {
@@ -67,7 +83,7 @@ class JsonFormatter(logging.Formatter):
         event.update(getattr(record, "fields", {}))
         if record.exc_info:
             event["traceback"] = self.formatException(record.exc_info)
-        return redact(json.dumps(event, default=str, ensure_ascii=False))
+        return json.dumps(_redacted(event), ensure_ascii=False)
 
 
 def setup(level: str = "INFO", fmt: str = "text") -> logging.Logger:

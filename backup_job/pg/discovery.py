@@ -3,7 +3,10 @@
 One short connection to the discovery database (``PGDATABASE``, default ``postgres``) reads
 the server version and every database that can be dumped::
 
-    SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn
+    SELECT datname, datistemplate, datallowconn FROM pg_database
+
+Templates and databases that do not allow connections cannot be dumped; they are kept in
+``Server.skipped`` with the reason, so the run can say which databases it leaves out.
 
 Connection details come from libpq's own environment (``PGHOST``, ``PGPORT``, ``PGUSER``,
 ``PGPASSWORD``, ``PGPASSFILE``, ``PGSSLMODE``...), exactly as pg_dump will see them.
@@ -25,10 +28,9 @@ from ..core.errors import RunError, one_line
 from ..core.settings import PGPASSWORD
 
 _GLOB_CHARS = set("*?[")
-QUERY = (
-    "SELECT datname FROM pg_database "
-    "WHERE NOT datistemplate AND datallowconn ORDER BY datname"
-)
+QUERY = "SELECT datname, datistemplate, datallowconn FROM pg_database ORDER BY datname"
+TEMPLATE = "a template database"
+NO_CONNECTIONS = "it does not allow connections (datallowconn = false)"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Server:
     version: str  # e.g. "18.1"
     version_num: int  # e.g. 180001
     databases: tuple[str, ...]
+    skipped: dict[str, str] = field(default_factory=dict)  # database -> why it cannot be dumped
 
     @property
     def major(self) -> int:
@@ -76,12 +79,15 @@ def discover(database: str) -> Server:
             assert row is not None
             version, version_num = str(row[0]).split()[0], int(row[1])
             cursor.execute(QUERY)
-            names = tuple(str(r[0]) for r in cursor.fetchall())
+            rows = [(str(r[0]), bool(r[1]), bool(r[2])) for r in cursor.fetchall()]
     except psycopg2.Error as exc:
         raise RunError(f"listing databases on {describe_target(database)} failed: {exc}".strip()) from exc
     finally:
         connection.close()
-    return Server(version=version, version_num=version_num, databases=names)
+    names = tuple(name for name, template, allowed in rows if allowed and not template)
+    skipped = {name: TEMPLATE if template else NO_CONNECTIONS for name, template, allowed in rows
+               if template or not allowed}
+    return Server(version=version, version_num=version_num, databases=names, skipped=skipped)
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:

@@ -19,7 +19,6 @@ with its own argv (``globals_argv``): the pipeline does not care which program w
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import threading
@@ -30,7 +29,7 @@ from typing import IO
 from ..core import signals
 from ..core.errors import DumpError
 from ..core.settings import DATABASE_TIMEOUT, LOCK_WAIT_TIMEOUT, PG_DUMP_OPTIONS, PGAPPNAME, PGDATABASE
-from .process import ChildProcess, signal_name
+from .process import ChildProcess, environment, libpq_environment, signal_name
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -52,11 +51,20 @@ def globals_argv(executable: str, maintenance_database: str, role_passwords: boo
     return argv
 
 
-def _last_error(lines: Sequence[str]) -> str:
-    """The program's most telling stderr line, trimmed to one line."""
-    errors = [line for line in lines if PgDump.ERROR_LINE.search(line)]
+def _last_error(errors: Sequence[str], lines: Sequence[str]) -> str:
+    """The program's most telling stderr line, trimmed to one line, with the server's own
+    reason when pg_dump only reports that its connection failed (``PQgetCopyData() failed``
+    when the backend was terminated or the database dropped)."""
     chosen = errors[0] if errors else (lines[-1] if lines else "")
     chosen = re.sub(r"^pg_dump(all)?: (error: )?", "", chosen.strip())
+    start = next((i for i, line in enumerate(lines) if "Error message from server:" in line), None)
+    server = ""
+    if start is not None:  # the detail, and the indented lines that continue it
+        parts = [lines[start].split("Error message from server:", 1)[1]]
+        parts += [line for line in lines[start + 1:] if line[:1].isspace()][: 3]
+        server = " ".join(" ".join(parts).split())
+    if server and server not in chosen:
+        chosen = f"{chosen} (the server said: {server})"
     return chosen[:500]
 
 
@@ -81,7 +89,7 @@ class PgDump(ChildProcess):
         self.timeout = timeout
         self.lock_wait_timeout = lock_wait_timeout
         self.timed_out = False
-        env = dict(os.environ)
+        env = environment(libpq_environment())
         env[PGDATABASE.name] = database
         env.setdefault(PGAPPNAME.name, "pgbackup")
         super().__init__(argv or pg_dump_argv(executable, lock_wait_timeout, extra_options), env,
@@ -125,7 +133,7 @@ class PgDump(ChildProcess):
         if code < 0:
             raise DumpError(f"{self.program} was killed by signal {-code} ({signal_name(-code)})")
         if code != 0:
-            detail = _last_error(list(self.errors) or list(self.tail))
+            detail = _last_error(list(self.errors), list(self.tail))
             hint = None
             if "statement timeout" in detail and self.lock_wait_timeout:
                 hint = (

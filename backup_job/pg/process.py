@@ -7,8 +7,10 @@ pg_dump, pg_dumpall and psql all run the same way:
 - with stderr drained by a thread (started with stop signals blocked, see
   ``core.signals``) into a bounded tail and a bounded list of error lines, so a chatty
   program never blocks on a full pipe and a failure is reported by the program's own words;
-- with only the environment the caller gives them (connection variables included), never a
-  secret in argv.
+- with only the environment they need (``environment``): their connection variables, and
+  from pgbackup's own environment only ``HOME`` (``~/.pgpass``, ``~/.postgresql/``),
+  ``PATH``, the locale and the time zone. Nothing of the storage side (no ``AWS_*``) and none
+  of pgbackup's settings reach them, and argv holds no secret.
 
 Subclasses say which lines count as errors (``ERROR_LINE``) and add their own end of the
 pipe: ``PgDump`` reads stdout, ``Psql`` writes stdin.
@@ -30,6 +32,19 @@ from ..core.errors import PgBackupError
 
 TAIL_LINES = 20
 ERROR_LINES = 50
+PASSED_THROUGH = frozenset({"HOME", "PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR"})
+
+
+def environment(connection: Mapping[str, str]) -> dict[str, str]:
+    """A child's whole environment: the pass-through variables of ours, then ``connection``."""
+    env = {k: v for k, v in os.environ.items() if k in PASSED_THROUGH or k.startswith("LC_")}
+    env.update(connection)
+    return env
+
+
+def libpq_environment() -> dict[str, str]:
+    """libpq's own variables from our environment (``PG*``; pgbackup's ``PGBACKUP_*`` excluded)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("PG") and not k.startswith("PGBACKUP_")}
 
 
 class ChildProcess:

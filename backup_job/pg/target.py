@@ -26,6 +26,7 @@ from psycopg2.extensions import connection as Connection
 
 from ..core.errors import RunError, one_line
 from ..core.settings import PGAPPNAME, PGDATABASE, PGHOST, PGPORT, SCRATCH_SERVER, SOURCE_SERVER
+from .process import environment
 
 # libpq variables a target is described by (PGDATABASE is the maintenance database).
 LIBPQ_VARIABLES = (
@@ -50,8 +51,7 @@ class Target:
 
     def child_env(self, database: str) -> dict[str, str]:
         """The environment for psql connected to ``database`` on this server."""
-        env = {k: v for k, v in os.environ.items() if k not in LIBPQ_VARIABLES}
-        env.update(self.env)
+        env = environment(self.env)
         env[PGDATABASE.name] = database
         env.setdefault(PGAPPNAME.name, "pgbackup")
         return env

@@ -79,6 +79,10 @@ class Storage(ABC):
     url: str
     limits: PartLimits
 
+    def prepare(self) -> None:
+        """Check, before a run writes anything, that backups can go here; raises
+        ``StorageError`` naming what is wrong. Nothing to check by default."""
+
     @abstractmethod
     def describe(self, key: str) -> str:
         """A URL for a key, for log lines (``s3://bucket/key``, ``file:///dir/key``)."""

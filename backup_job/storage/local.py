@@ -1,6 +1,8 @@
 """A local directory as storage (``file:///dir``): the embedded default, and NFS-style mounts.
 
-Same layout and the same all-or-nothing rule as S3. Parts are appended to a hidden
+Same layout and the same all-or-nothing rule as S3. Only the destination directory itself
+(and what is below it) is ever created: its parent must exist, so an unmounted volume fails
+the run instead of filling the root filesystem. Parts are appended to a hidden
 temporary file beside the final one (``.<name>.partial-<random>``); ``complete`` fsyncs it,
 links it to the final name (``os.link`` fails if that name exists, so a backup is never
 overwritten, without a check-then-rename race), removes the temporary name and fsyncs the
@@ -67,7 +69,22 @@ class LocalStorage(Storage):
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 
+    def prepare(self) -> None:
+        """Create the destination directory itself if needed, never its parent: a parent that
+        does not exist is usually a volume that is not mounted, and backups written onto the
+        root filesystem instead would vanish with the container."""
+        if self.root.is_dir():
+            return
+        if not self.root.parent.is_dir():
+            raise StorageError(f"{self.root.parent} does not exist, so {self.root} cannot be created in it "
+                               f"(is the volume mounted?); create {self.root.parent} or fix the destination")
+        try:
+            self.root.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {self.root}: {exc.strerror}") from exc
+
     def _directory_for(self, key: str) -> Path:
+        self.prepare()
         directory = self.path(key).parent
         try:
             directory.mkdir(parents=True, exist_ok=True)
