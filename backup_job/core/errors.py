@@ -10,7 +10,8 @@ at the debug log level. Code that catches a lower-level exception always re-rais
 - ``RunError``: the run as a whole cannot proceed (server unreachable, version skew, no
   databases). Exit code 1.
 - ``DatabaseError`` and its subclasses: one database failed; the run goes on with the others
-  and exits 1 at the end. Restores and verify drills fail with ``RestoreError`` (a checksum
+  and exits 1 at the end. ``UnconfirmedError`` is the storage failure after an ambiguous
+  write that could not be read back (write-only credentials): the backup is probably there. Restores and verify drills fail with ``RestoreError`` (a checksum
   mismatch is the ``ChecksumError`` subclass, so callers can tell corruption from a bad
   target).
 
@@ -62,6 +63,14 @@ class StorageError(DatabaseError):
 
 class BackupExistsError(StorageError):
     """A backup with the same key exists already; pgbackup never overwrites one."""
+
+
+class AccessDeniedError(StorageError):
+    """The credentials may not do this (write-only credentials reading, for example)."""
+
+
+class UnconfirmedError(StorageError):
+    """A write may well have happened, but it cannot be confirmed by reading it back."""
 
 
 class NotFoundError(StorageError):

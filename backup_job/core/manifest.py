@@ -22,6 +22,7 @@ the stream measured (``StreamFacts``); ``shrink_alarm`` decides the alarm field.
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import MISSING, asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -55,6 +56,7 @@ class Manifest:
     database_properties: dict[str, Any] | None = None
     role_passwords: bool | None = None
     shrink_alarm: dict[str, Any] | None = None
+    run_id: str = ""  # the run that wrote it (settles a write whose answer was lost)
     format: str = "plain"
     compression: str = "gzip"
     format_version: int = FORMAT_VERSION
@@ -120,6 +122,7 @@ class RunFacts:
     server_version: str
     compression_level: int
     pg_dump_options: tuple[str, ...]
+    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def manifest(
         self, database: str, key: str, stream: StreamFacts, *, started_at: datetime, finished_at: datetime,
@@ -137,5 +140,5 @@ class RunFacts:
             pg_dump_options=[] if globals_object else list(self.pg_dump_options),
             kind="globals" if globals_object else "database",
             row_counts=dict(sorted(row_counts.items())), database_properties=properties,
-            role_passwords=role_passwords, shrink_alarm=shrink,
+            role_passwords=role_passwords, shrink_alarm=shrink, run_id=self.run_id,
         )

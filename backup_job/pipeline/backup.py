@@ -16,7 +16,10 @@ Read this module to follow a byte::
 
 Any exception on the way kills pg_dump and aborts the upload, so nothing is left under the
 final key. ``BackupRun.store`` runs this for one source (a database, or the globals) and
-writes the manifest only after the object is complete.
+writes the manifest only after the object is complete. Every object carries the run's
+random id (dump: object metadata; manifest: ``run_id``), so a write whose answer was lost is
+recognised as ours when the retry meets it, and nothing is ever deleted because of a
+conflict: an object a manifest may point at stays.
 
 Memory is bounded by the parts in flight plus the one being filled:
 ``(concurrency + 1) * part_size(n) + CHUNK_SIZE`` (about 41 MiB with the defaults for any
@@ -35,7 +38,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..core import logs
-from ..core.errors import BackupExistsError, DatabaseError
+from ..core.errors import BackupExistsError, UnconfirmedError
 from ..core.layout import backup_keys, display_name
 from ..core.manifest import Manifest, RunFacts, shrink_alarm
 from ..core.settings import Settings
@@ -46,6 +49,7 @@ from .compress import Compressor, GzipCompressor
 from .progress import ProgressReporter
 
 log = logs.get("run")
+RUN_ID_METADATA = "pgbackup-run-id"  # on every dump object: which run wrote it
 
 
 @dataclass
@@ -196,7 +200,7 @@ class BackupRun:
             raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
         dump = source.make_dump()
         try:
-            upload = self.storage.start_upload(dump_key, "application/gzip")
+            upload = self.storage.start_upload(dump_key, "application/gzip", {RUN_ID_METADATA: self.facts.run_id})
         except BaseException:
             dump.kill()
             dump.close()
@@ -210,11 +214,14 @@ class BackupRun:
             source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
             row_counts=counter.counts, properties=source.properties, role_passwords=source.role_passwords,
             shrink=shrink)
+        # No clean-up if this fails: the manifest may have been written although the answer
+        # was lost, and then the dump is a complete backup. A dump left without its manifest
+        # is an incomplete leftover that retention removes after a day.
         try:
             self.storage.put(manifest_key, manifest.to_json(), "application/json")
-        except BaseException:
-            self._remove_quietly(dump_key)
-            raise
+        except UnconfirmedError as exc:
+            raise UnconfirmedError(f"the backup is probably complete but unconfirmed: {exc.message}",
+                                   hint=exc.hint) from exc
         self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
         return Stored(dump_key, stats)
 
@@ -239,9 +246,3 @@ class BackupRun:
                 shrink["previous_timestamp"], logs.human_bytes(shrink["previous_compressed_bytes"]),
                 extra=logs.fields(event="backup.shrunk", **fields, **shrink),
             )
-
-    def _remove_quietly(self, key: str) -> None:
-        try:
-            self.storage.delete(key)
-        except DatabaseError as exc:
-            log.error("could not remove %s after its manifest failed: %s", self.storage.describe(key), exc)

@@ -2,6 +2,11 @@
 
 A backup is written as an ``Upload``: numbered parts in order, then ``complete`` (the object
 appears, whole, under its key) or ``abort`` (nothing appears, nothing is left behind).
+
+A write can be applied by the store while its answer is lost (a 500 or a reset after the
+store acted); the SDK's retry then meets our own object. Implementations settle that by
+reading what is there: our own bytes (or our own metadata and size) mean the write
+happened; anything else is someone else's object and is never overwritten or deleted.
 Implementations decide how parts travel (S3 multipart, a temporary file renamed into
 place); callers never see a half-written object under a final key.
 
@@ -92,12 +97,16 @@ class Storage(ABC):
         """Whether an object exists under ``key``."""
 
     @abstractmethod
-    def start_upload(self, key: str, content_type: str) -> Upload:
-        """Begin writing a large object in parts."""
+    def start_upload(self, key: str, content_type: str, metadata: dict[str, str]) -> Upload:
+        """Begin writing a large object in parts, tagged with ``metadata`` (which says whose
+        it is when a completion turns out ambiguous)."""
 
     @abstractmethod
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Write a small object in one piece (manifests)."""
+        """Write a small object in one piece (manifests), never over an existing one: an
+        object already there is ``BackupExistsError``, unless it holds exactly ``data`` (our
+        own write, applied although the answer was lost); ``UnconfirmedError`` when that
+        cannot be read back."""
 
     @abstractmethod
     def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:

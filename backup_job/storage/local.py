@@ -92,7 +92,9 @@ class LocalStorage(Storage):
             raise StorageError(f"cannot create {directory}: {exc.strerror}") from exc
         return directory
 
-    def start_upload(self, key: str, content_type: str) -> Upload:
+    def start_upload(self, key: str, content_type: str, metadata: dict[str, str]) -> Upload:
+        # A local write is never ambiguous (the link happened or it raised), so no metadata
+        # is needed to tell our object from another run's.
         self._directory_for(key)
         return LocalUpload(self.path(key), key)
 

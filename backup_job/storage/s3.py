@@ -36,7 +36,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import signals
-from ..core.errors import BackupExistsError, NotFoundError, StorageError
+from ..core.errors import AccessDeniedError, BackupExistsError, NotFoundError, StorageError, UnconfirmedError
 from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
 
 AddressingStyle = Literal["auto", "virtual", "path"]
@@ -61,6 +61,7 @@ class S3Options(Protocol):
     @property
     def storage_class(self) -> str | None: ...
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_DENIED = {"403", "AccessDenied", "Forbidden"}
 _PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _NOT_IMPLEMENTED = {"NotImplemented", "501"}
 
@@ -123,6 +124,8 @@ class S3Storage(Storage):
             return BackupExistsError(
                 f"{self.describe(key)} exists already; pgbackup never overwrites a backup"
             )
+        if isinstance(exc, ClientError) and _code(exc) in _DENIED:
+            return AccessDeniedError(f"S3 {what} of {self.describe(key)} was denied: {describe_error(exc)}")
         return StorageError(f"S3 {what} of {self.describe(key)} failed: {describe_error(exc)}")
 
     def call(self, what: str, key: str, operation: Callable[..., Any], **kwargs: Any) -> Any:
@@ -151,7 +154,7 @@ class S3Storage(Storage):
         except ClientError as exc:
             if _code(exc) in _NOT_FOUND:
                 return False
-            if _code(exc) in {"403", "AccessDenied", "Forbidden"}:
+            if _code(exc) in _DENIED:
                 # Write-only credentials cannot read; the conditional write guards instead.
                 return False
             raise self.error("HEAD", key, exc) from exc
@@ -159,18 +162,51 @@ class S3Storage(Storage):
             raise self.error("HEAD", key, exc) from exc
         return True
 
-    def start_upload(self, key: str, content_type: str) -> Upload:
+    def start_upload(self, key: str, content_type: str, metadata: dict[str, str]) -> Upload:
         response = self.call(
             "CreateMultipartUpload", key, self.client.create_multipart_upload,
-            Key=key, ContentType=content_type, **self._object_args(storage_class=True),
+            Key=key, ContentType=content_type, Metadata=metadata, **self._object_args(storage_class=True),
         )
-        return S3Upload(self, key, response["UploadId"])
+        return S3Upload(self, key, response["UploadId"], metadata)
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.conditional(
-            "PutObject", key, self.client.put_object,
-            Key=key, Body=data, ContentType=content_type, **self._object_args(storage_class=False),
-        )
+        try:
+            self.conditional(
+                "PutObject", key, self.client.put_object,
+                Key=key, Body=data, ContentType=content_type, **self._object_args(storage_class=False),
+            )
+        except BackupExistsError as conflict:
+            if self._holds(key, data, conflict):
+                return  # our own write: applied by the store, its answer lost, the retry refused
+
+    def _holds(self, key: str, data: bytes, conflict: BackupExistsError) -> bool:
+        """Whether the object in the way is exactly ``data``; raises the conflict if it is
+        someone else's, ``UnconfirmedError`` when it cannot be read."""
+        try:
+            existing = self.read_all(key, len(data))
+        except AccessDeniedError as exc:
+            raise UnconfirmedError(
+                f"{self.describe(key)} was probably written (the store answered that it exists), but these "
+                "credentials cannot read it back to confirm", hint="check with `pgbackup list` using read access",
+            ) from exc
+        except StorageError:
+            raise conflict from None
+        if existing != data:
+            raise BackupExistsError(f"{self.describe(key)} was written by another run meanwhile; "
+                                    "pgbackup never overwrites a backup") from conflict
+        return True
+
+    def head(self, key: str) -> tuple[int, dict[str, str]] | None:
+        """Size and user metadata of ``key``; None when it does not exist."""
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                return None
+            raise self.error("HEAD", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self.error("HEAD", key, exc) from exc
+        return int(response["ContentLength"]), dict(response.get("Metadata") or {})
 
     def delete(self, key: str) -> None:
         self.call("DeleteObject", key, self.client.delete_object, Key=key)
@@ -225,10 +261,12 @@ class S3Storage(Storage):
 class S3Upload(Upload):
     """One multipart upload with a bounded number of parts in flight."""
 
-    def __init__(self, storage: S3Storage, key: str, upload_id: str) -> None:
+    def __init__(self, storage: S3Storage, key: str, upload_id: str, metadata: dict[str, str]) -> None:
         self.storage = storage
         self.key = key
         self.upload_id = upload_id
+        self.metadata = metadata
+        self.sent = 0  # bytes handed to send_part
         self._slots = threading.BoundedSemaphore(storage.concurrency)
         self._pool = ThreadPoolExecutor(storage.concurrency, thread_name_prefix="s3-part")
         self._futures: list[Future[dict[str, Any]]] = []
@@ -255,6 +293,7 @@ class S3Upload(Upload):
     def send_part(self, number: int, data: bytes) -> None:
         if number > MAX_PARTS:
             raise StorageError(f"{self.storage.describe(self.key)} would need more than {MAX_PARTS} parts")
+        self.sent += len(data)
         self._slots.acquire()  # back-pressure: wait while `concurrency` parts are in flight
         with self._lock:
             error = self._error
@@ -269,10 +308,33 @@ class S3Upload(Upload):
             parts = [future.result() for future in self._futures]
         finally:
             self._pool.shutdown(wait=True)
-        self.storage.conditional(
-            "CompleteMultipartUpload", self.key, self.storage.client.complete_multipart_upload,
-            Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts},
-        )
+        try:
+            self.storage.conditional(
+                "CompleteMultipartUpload", self.key, self.storage.client.complete_multipart_upload,
+                Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts},
+            )
+        except StorageError as exc:
+            if not isinstance(exc, BackupExistsError) and "NoSuchUpload" not in str(exc):
+                raise
+            self._settle(exc)  # the retry of a completion the store had applied meets our object
+
+    def _settle(self, failure: StorageError) -> None:
+        """Return if the object under our key is the one this upload made (our metadata, our
+        size); else raise: ``UnconfirmedError`` when it cannot be read, the failure when it
+        is another run's object or no object at all."""
+        try:
+            found = self.storage.head(self.key)
+        except AccessDeniedError as exc:
+            raise UnconfirmedError(
+                f"{self.storage.describe(self.key)} was probably completed (the store answered '{failure}'), but "
+                "these credentials cannot read it back to confirm", hint="check with `pgbackup list` using read access",
+            ) from exc
+        if found is None:
+            raise failure
+        if found != (self.sent, self.metadata):
+            raise BackupExistsError(f"{self.storage.describe(self.key)} was written by another run meanwhile; "
+                                    "pgbackup never overwrites a backup") from failure
+
 
     def abort(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

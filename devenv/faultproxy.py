@@ -1,0 +1,184 @@
+"""A fault-injecting HTTP proxy for S3 on loopback: the faults a network and a store really have.
+
+pgbackup talks to it through ``AWS_ENDPOINT_URL_S3`` exactly as to the store behind it; every
+request is forwarded unchanged except the ones a ``Fault`` matches (by method and a regular
+expression over the path and query). Actions:
+
+- ``applied-500``: forward the request, so the store applies it, then answer 500: the client
+  cannot know the write happened (and the SDK retries it);
+- ``applied-reset``: forward it, then drop the connection without an answer;
+- ``deny``: answer 403 AccessDenied without forwarding (write-only credentials on reads);
+- ``answer``: answer ``status`` with the S3 error ``code`` without forwarding (for example
+  the 412 PreconditionFailed a store that enforces ``If-None-Match`` gives a retry);
+- ``stall``: hold the request for ``seconds`` (bounded) before forwarding it, or answering
+  nothing at all when ``forward`` is False;
+- ``corrupt``: flip one byte of the request body on the way (a damaged part in transit).
+
+It listens on 127.0.0.1 only, every socket has a timeout, and ``stop`` ends stalls at once,
+so a test that forgets a fault still ends.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+SOCKET_TIMEOUT = 60.0
+MAX_STALL = 120.0
+
+
+@dataclass
+class Fault:
+    """One fault: which requests it hits, what it does, and how many times."""
+
+    method: str
+    path: str  # a regular expression searched in the request's path and query
+    action: str  # applied-500 | applied-reset | deny | answer | stall | corrupt
+    times: int | None = 1  # None: every matching request
+    seconds: float = 0.0  # for stall
+    forward: bool = True  # for stall: forward afterwards, or never answer
+    status: int = 412  # for answer
+    code: str = "PreconditionFailed"  # for answer
+    hits: list[str] = field(default_factory=list)  # the requests it hit
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method in ("*", method) and re.search(self.path, path) is not None
+                and (self.times is None or len(self.hits) < self.times))
+
+
+class FaultProxy:
+    """The proxy, its faults, and a log of every request it saw."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str, int]] = []  # method, path, status sent back
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def take(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.hits.append(f"{method} {path}")
+                    return fault
+        return None
+
+    def start(self) -> "FaultProxy":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "FaultProxy":
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def _error_body(code: str, message: str) -> bytes:
+    return f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'.encode()
+
+
+def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        timeout = SOCKET_TIMEOUT
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet: tests read proxy.requests
+            pass
+
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+            self.send_response(status)
+            head = self.command == "HEAD"  # its Content-Length is the object's, with no body sent
+            for name, value in headers:
+                if name.lower() not in HOP_BY_HOP and (head or name.lower() != "content-length"):
+                    self.send_header(name, value)
+            if not head or not any(name.lower() == "content-length" for name, _ in headers):
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            proxy.requests.append((self.command, self.path, status))
+
+        def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+            upstream = http.client.HTTPConnection(*proxy.upstream, timeout=SOCKET_TIMEOUT)
+            try:
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                headers["Content-Length"] = str(len(body))
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                response = upstream.getresponse()
+                return response.status, response.getheaders(), response.read()
+            finally:
+                upstream.close()
+
+        def _reset(self) -> None:
+            """Close the client's connection with a TCP reset, answering nothing."""
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            proxy.requests.append((self.command, self.path, 0))
+
+        def _handle(self) -> None:
+            body = self._body()
+            fault = proxy.take(self.command, self.path)
+            action = fault.action if fault else "forward"
+            if action == "deny":
+                self._answer(403, [("Content-Type", "application/xml")], _error_body("AccessDenied", "Access Denied"))
+                return
+            if action == "answer":
+                assert fault is not None
+                self._answer(fault.status, [("Content-Type", "application/xml")], _error_body(fault.code, "injected"))
+                return
+            if action == "stall":
+                assert fault is not None
+                proxy.stopping.wait(min(fault.seconds, MAX_STALL))
+                if not fault.forward:
+                    self._reset()
+                    return
+            if action == "corrupt" and body:
+                body = body[:-1] + bytes([body[-1] ^ 0xFF])
+            status, headers, answer = self._forward(body)
+            if action == "applied-500":
+                self._answer(500, [("Content-Type", "application/xml")], _error_body("InternalError", "injected"))
+            elif action == "applied-reset":
+                self._reset()
+            else:
+                self._answer(status, headers, answer)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+    return Handler
