@@ -5,11 +5,14 @@ so a short read produces a short part (rejected at completion when under 5 MiB),
 short first read turns the whole stream into one in-memory PutObject. The pipeline fills
 every part to its size itself and hands it here.
 
-``S3Upload`` keeps at most ``concurrency`` parts in flight: ``send_part`` takes a slot from a
-semaphore before submitting to the thread pool, so a slow bucket blocks the pipeline
-instead of growing memory. A failed part is remembered and re-raised by the next
-``send_part`` or by ``complete``; ``abort`` always calls AbortMultipartUpload so no
-invisible, billed parts remain.
+``S3Upload`` (``s3_multipart``) keeps at most ``concurrency`` parts in flight, so a slow
+bucket blocks the pipeline instead of growing memory.
+
+Every part and single PUT carries ``Content-MD5``, so a store that checks it refuses bytes
+altered on the way; where the returned ETag is an MD5 (no SSE-KMS) it is compared too, for
+stores that do not check, and the completed object's ETag (MD5 of the parts' MD5s) and size
+must match what was sent. An object that fails these checks is ours and wrong: it is
+deleted and the backup fails.
 
 Completion and manifest writes carry ``If-None-Match: *``: the store itself refuses to
 overwrite an existing backup, which also holds for write-only credentials that cannot read
@@ -25,9 +28,8 @@ settings).
 
 from __future__ import annotations
 
-import threading
+import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol, cast
 
@@ -35,14 +37,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core import signals
 from ..core.errors import AccessDeniedError, BackupExistsError, NotFoundError, StorageError, UnconfirmedError
 from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
+from .s3_checks import (DENIED, MAX_PART_SIZE, MAX_PARTS, MD5_ETAG, MIN_PART_SIZE, NOT_FOUND, NOT_IMPLEMENTED,
+                        PRECONDITION, code, content_md5, describe_error, etag)
+from .s3_multipart import S3Upload
 
 AddressingStyle = Literal["auto", "virtual", "path"]
-MAX_PARTS = 10_000
-MIN_PART_SIZE = 5 * 1024 * 1024
-MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
 LIMITS = PartLimits(min_part=MIN_PART_SIZE, max_part=MAX_PART_SIZE, max_parts=MAX_PARTS)
 
 
@@ -60,28 +61,6 @@ class S3Options(Protocol):
 
     @property
     def storage_class(self) -> str | None: ...
-_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-_DENIED = {"403", "AccessDenied", "Forbidden"}
-_PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
-_NOT_IMPLEMENTED = {"NotImplemented", "501"}
-
-
-def describe_error(exc: Exception) -> str:
-    """A one-line reason for a boto3/botocore exception."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "?")
-        message = error.get("Message", "") or exc.response.get("ResponseMetadata", {}).get(
-            "HTTPStatusCode", ""
-        )
-        return f"{code}: {message}".rstrip(": ")
-    return str(exc) or type(exc).__name__
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 class S3Storage(Storage):
     """A bucket and the client that talks to it."""
 
@@ -120,11 +99,11 @@ class S3Storage(Storage):
 
     def error(self, what: str, key: str, exc: Exception) -> StorageError:
         """The ``StorageError`` for a failed SDK call."""
-        if isinstance(exc, ClientError) and _code(exc) in _PRECONDITION:
+        if isinstance(exc, ClientError) and code(exc) in PRECONDITION:
             return BackupExistsError(
                 f"{self.describe(key)} exists already; pgbackup never overwrites a backup"
             )
-        if isinstance(exc, ClientError) and _code(exc) in _DENIED:
+        if isinstance(exc, ClientError) and code(exc) in DENIED:
             return AccessDeniedError(f"S3 {what} of {self.describe(key)} was denied: {describe_error(exc)}")
         return StorageError(f"S3 {what} of {self.describe(key)} failed: {describe_error(exc)}")
 
@@ -141,7 +120,7 @@ class S3Storage(Storage):
             try:
                 return operation(Bucket=self.bucket, IfNoneMatch="*", **kwargs)
             except ClientError as exc:
-                if _code(exc) not in _NOT_IMPLEMENTED:
+                if code(exc) not in NOT_IMPLEMENTED:
                     raise self.error(what, key, exc) from exc
                 self._conditional_writes = False
             except BotoCoreError as exc:
@@ -152,9 +131,9 @@ class S3Storage(Storage):
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
+            if code(exc) in NOT_FOUND:
                 return False
-            if _code(exc) in _DENIED:
+            if code(exc) in DENIED:
                 # Write-only credentials cannot read; the conditional write guards instead.
                 return False
             raise self.error("HEAD", key, exc) from exc
@@ -169,15 +148,35 @@ class S3Storage(Storage):
         )
         return S3Upload(self, key, response["UploadId"], metadata)
 
+    @property
+    def etags_are_md5(self) -> bool:
+        """Without SSE-KMS, S3 and its clones give an object (or part) written in one piece the
+        MD5 of its bytes as its ETag; with it, an opaque value."""
+        return self.options.sse != "aws:kms"
+
+    def check_etag(self, what: str, key: str, response: dict[str, Any], expected: str, pattern: re.Pattern[str]) -> None:
+        """Fail when the store's ETag says it stored other bytes than we sent."""
+        got = etag(response)
+        if self.etags_are_md5 and pattern.fullmatch(got) and got != expected:
+            raise StorageError(f"{what} of {self.describe(key)} was altered on its way: the store holds bytes "
+                               f"with MD5 {got}, pgbackup sent {expected}")
+
     def put(self, key: str, data: bytes, content_type: str) -> None:
+        md5, expected = content_md5(data)
         try:
-            self.conditional(
+            response = self.conditional(
                 "PutObject", key, self.client.put_object,
-                Key=key, Body=data, ContentType=content_type, **self._object_args(storage_class=False),
+                Key=key, Body=data, ContentType=content_type, ContentMD5=md5, **self._object_args(storage_class=False),
             )
         except BackupExistsError as conflict:
             if self._holds(key, data, conflict):
                 return  # our own write: applied by the store, its answer lost, the retry refused
+            raise
+        try:
+            self.check_etag("PutObject", key, response, expected, MD5_ETAG)
+        except StorageError:
+            self.delete(key)  # ours (its ETag answered our own request) and not what we sent
+            raise
 
     def _holds(self, key: str, data: bytes, conflict: BackupExistsError) -> bool:
         """Whether the object in the way is exactly ``data``; raises the conflict if it is
@@ -201,7 +200,7 @@ class S3Storage(Storage):
         try:
             response = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
+            if code(exc) in NOT_FOUND:
                 return None
             raise self.error("HEAD", key, exc) from exc
         except BotoCoreError as exc:
@@ -226,7 +225,7 @@ class S3Storage(Storage):
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
+            if code(exc) in NOT_FOUND:
                 raise NotFoundError(f"{self.describe(key)} does not exist") from exc
             raise self.error("GetObject", key, exc) from exc
         except BotoCoreError as exc:
@@ -256,91 +255,3 @@ class S3Storage(Storage):
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"listing unfinished uploads in {self.url} failed: {describe_error(exc)}") from exc
         return aborted
-
-
-class S3Upload(Upload):
-    """One multipart upload with a bounded number of parts in flight."""
-
-    def __init__(self, storage: S3Storage, key: str, upload_id: str, metadata: dict[str, str]) -> None:
-        self.storage = storage
-        self.key = key
-        self.upload_id = upload_id
-        self.metadata = metadata
-        self.sent = 0  # bytes handed to send_part
-        self._slots = threading.BoundedSemaphore(storage.concurrency)
-        self._pool = ThreadPoolExecutor(storage.concurrency, thread_name_prefix="s3-part")
-        self._futures: list[Future[dict[str, Any]]] = []
-        self._error: BaseException | None = None
-        self._lock = threading.Lock()
-
-    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
-        try:
-            response = self.storage.call(
-                "UploadPart", self.key, self.storage.client.upload_part,
-                Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data,
-            )
-            part = {"PartNumber": number, "ETag": response["ETag"]}
-            part.update({k: v for k, v in response.items() if k.startswith("Checksum") and k != "ChecksumType"})
-            return part
-        except BaseException as exc:
-            with self._lock:
-                if self._error is None:
-                    self._error = exc
-            raise
-        finally:
-            self._slots.release()
-
-    def send_part(self, number: int, data: bytes) -> None:
-        if number > MAX_PARTS:
-            raise StorageError(f"{self.storage.describe(self.key)} would need more than {MAX_PARTS} parts")
-        self.sent += len(data)
-        self._slots.acquire()  # back-pressure: wait while `concurrency` parts are in flight
-        with self._lock:
-            error = self._error
-        if error is not None:
-            self._slots.release()
-            raise error
-        with signals.held():  # a worker started here must never take a stop request
-            self._futures.append(self._pool.submit(self._upload_part, number, data))
-
-    def complete(self) -> None:
-        try:
-            parts = [future.result() for future in self._futures]
-        finally:
-            self._pool.shutdown(wait=True)
-        try:
-            self.storage.conditional(
-                "CompleteMultipartUpload", self.key, self.storage.client.complete_multipart_upload,
-                Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts},
-            )
-        except StorageError as exc:
-            if not isinstance(exc, BackupExistsError) and "NoSuchUpload" not in str(exc):
-                raise
-            self._settle(exc)  # the retry of a completion the store had applied meets our object
-
-    def _settle(self, failure: StorageError) -> None:
-        """Return if the object under our key is the one this upload made (our metadata, our
-        size); else raise: ``UnconfirmedError`` when it cannot be read, the failure when it
-        is another run's object or no object at all."""
-        try:
-            found = self.storage.head(self.key)
-        except AccessDeniedError as exc:
-            raise UnconfirmedError(
-                f"{self.storage.describe(self.key)} was probably completed (the store answered '{failure}'), but "
-                "these credentials cannot read it back to confirm", hint="check with `pgbackup list` using read access",
-            ) from exc
-        if found is None:
-            raise failure
-        if found != (self.sent, self.metadata):
-            raise BackupExistsError(f"{self.storage.describe(self.key)} was written by another run meanwhile; "
-                                    "pgbackup never overwrites a backup") from failure
-
-
-    def abort(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        try:
-            self.storage.client.abort_multipart_upload(
-                Bucket=self.storage.bucket, Key=self.key, UploadId=self.upload_id
-            )
-        except (ClientError, BotoCoreError):
-            pass  # the next run's stale-upload sweep and the bucket lifecycle rule catch it

@@ -1,0 +1,50 @@
+"""S3's numbers and what its answers mean: limits, error codes, ETags and their MD5s.
+
+Shared by the storage (``s3``) and its multipart uploads (``s3_multipart``), so both read a
+412, a 403 or an ETag the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+MAX_PARTS = 10_000
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+DENIED = {"403", "AccessDenied", "Forbidden"}
+PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+NOT_IMPLEMENTED = {"NotImplemented", "501"}
+MD5_ETAG = re.compile(r"[0-9a-f]{32}")
+MULTIPART_ETAG = re.compile(r"[0-9a-f]{32}-\d+")
+
+
+def etag(response: dict[str, Any]) -> str:
+    return str(response.get("ETag", "")).strip('"').lower()
+
+
+def content_md5(data: bytes) -> tuple[str, str]:
+    """The Content-MD5 header for ``data`` (base64) and its hex digest (what an MD5 ETag is)."""
+    digest = hashlib.md5(data, usedforsecurity=False)
+    return base64.b64encode(digest.digest()).decode(), digest.hexdigest()
+
+
+def describe_error(exc: Exception) -> str:
+    """A one-line reason for a boto3/botocore exception."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code_ = error.get("Code", "?")
+        message = error.get("Message", "") or exc.response.get("ResponseMetadata", {}).get(
+            "HTTPStatusCode", ""
+        )
+        return f"{code_}: {message}".rstrip(": ")
+    return str(exc) or type(exc).__name__
+
+
+def code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
