@@ -61,10 +61,13 @@ def test_parse_key_recognises_only_our_layout() -> None:
     assert parse_key("", "app/20260102T030405Z.manifest.json") == ("app", "20260102T030405Z", ".manifest.json")
     assert parse_key("p", "p/_globals/20260102T030405Z.sql.gz") == (GLOBALS, "20260102T030405Z", ".sql.gz")
     assert parse_key("p", "p/%5Fglobals/20260102T030405Z.sql.gz") == ("_globals", "20260102T030405Z", ".sql.gz")
+    # dumps in formats a newer pgbackup writes are still ours (listed as unknown, never deleted)
+    assert parse_key("p", "p/app/20260102T030405Z.sql.zst") == ("app", "20260102T030405Z", ".sql.zst")
+    assert parse_key("p", "p/app/20260102T030405Z.sql.gz.age") == ("app", "20260102T030405Z", ".sql.gz.age")
     for foreign in (
         "p/app/latest.sql.gz", "p/app/20260102T030405Z.sql", "other/app/20260102T030405Z.sql.gz",
         "p/_other/20260102T030405Z.sql.gz", "p/a/b/20260102T030405Z.sql.gz", "p/app/2026-01-02.sql.gz",
-        "p/_globals/x/20260102T030405Z.sql.gz",
+        "p/_globals/x/20260102T030405Z.sql.gz", "p/app/20260102T030405Z.txt", "p/app/20260102T030405Z.sql.a.b.c",
     ):
         assert parse_key("p", foreign) is None, foreign
 

@@ -132,7 +132,7 @@ def test_incomplete_leftovers_go_after_a_day(pg18: Cluster, bindir18: Path, tmp_
     # each side of the threshold is tried on its own, with the other side well past it.
     leftovers = {  # name: (object age in hours, goes)
         f"{stamp(72)}.sql.gz": (72, True),  # a dump whose manifest never came
-        f"{stamp(71)}.manifest.json": (72, True),  # a manifest whose dump was deleted
+        f"{stamp(71)}.manifest.json": (72, False),  # an unreadable manifest without its dump: damaged, kept
         f"{stamp(70)}.sql.gz": (25, True),  # object just over a day old
         f"{stamp(69)}.sql.gz": (23, False),  # object just under a day old
         f"{stamp(68)}.sql.gz": (0, False),  # key is old but the object was written just now
@@ -150,9 +150,9 @@ def test_incomplete_leftovers_go_after_a_day(pg18: Cluster, bindir18: Path, tmp_
     names = {p.name for p in folder.iterdir()}
     assert {name for name, (_, goes) in leftovers.items() if goes} & names == set()
     assert {name for name, (_, goes) in leftovers.items() if not goes} <= names
-    assert len([n for n in names if n.endswith(".manifest.json")]) == 1, "the complete backup stays"
+    assert len([n for n in names if n.endswith(".manifest.json")]) == 2, "the complete backup and the damaged stay"
     assert "leftover, incomplete: dump object without a manifest" in result.stdout
-    assert "leftover, incomplete: manifest without its dump object" in result.stdout
+    assert "WARNING retention keeps" in result.stdout and "DAMAGED: manifest invalid" in result.stdout
 
 
 def test_shrink_alarm_flags_a_backup_after_most_rows_are_deleted(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:

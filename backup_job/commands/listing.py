@@ -2,7 +2,8 @@
 
 Newest first per database, databases in name order, the globals last. Every backup shows
 its time, compressed size and the start of its sha256; incomplete ones say what is missing,
-and a backup that set off the shrink alarm says so. ``--json`` prints the same rows with the
+DAMAGED ones why their objects and manifest disagree, unknown ones why this version cannot
+vouch for them, and a backup that set off the shrink alarm says so. ``--json`` prints the same rows with the
 full checksum and sizes in bytes.
 """
 
@@ -29,6 +30,15 @@ def _flags(backup: Backup) -> str:
     return ", ".join(notes)
 
 
+def status(backup: Backup) -> str:
+    """``complete``, ``incomplete``, ``damaged`` or ``unknown`` (see ``pipeline.catalog``)."""
+    if backup.complete:
+        return "complete"
+    if backup.unknown:
+        return "unknown"
+    return "damaged" if backup.damaged else "incomplete"
+
+
 def row(backup: Backup) -> dict[str, Any]:
     manifest = backup.manifest
     return {
@@ -37,6 +47,7 @@ def row(backup: Backup) -> dict[str, Any]:
         "timestamp": backup.timestamp,
         "time": backup.time.isoformat().replace("+00:00", "Z"),
         "complete": backup.complete,
+        "status": status(backup),
         "state": backup.state(),
         "key": backup.dump.key if backup.dump else (manifest.key if manifest else None),
         "compressed_bytes": manifest.compressed_bytes if manifest else (backup.dump.size if backup.dump else None),

@@ -15,8 +15,11 @@ an incomplete dump, never a manifest pointing at nothing). Incomplete leftovers 
 ``catalog``) are deleted once both their key timestamp and their objects are older than
 ``LEFTOVER_AGE``, which no running backup can be.
 
-Only keys that parse as our layout under the prefix reach this module, so foreign objects
-are never touched. ``prune`` is called by ``pgbackup prune`` and after a run with no
+Damaged backups (their manifest and objects disagree) are never deleted, by the policy or as
+leftovers, and never count as the newest complete backup: each prune logs them as a WARNING
+with the command that removes them by hand. Unknown ones (a newer pgbackup's, or ones this
+version cannot read) are left alone too. Only keys that parse as our layout under the
+prefix reach this module, so foreign objects are never touched. ``prune`` is called by ``pgbackup prune`` and after a run with no
 failures; a run with failures never deletes anything.
 """
 
@@ -77,6 +80,7 @@ class PruneResult:
 
     kept: int = 0
     deleted: list[str] = field(default_factory=list)  # object keys
+    damaged: list[str] = field(default_factory=list)  # timestamps of damaged backups left alone
     errors: list[str] = field(default_factory=list)
 
 
@@ -114,7 +118,17 @@ def prune(catalog: Catalog, policy: RetentionPolicy, now: datetime, *, dry_run: 
         for backup in every:
             if backup.complete:
                 continue
-            if now - backup.time > LEFTOVER_AGE and now - backup.newest_change > LEFTOVER_AGE:
+            if backup.damaged:
+                result.damaged.append(backup.timestamp)
+                log.warning("retention keeps %s of %r, which is %s; look at it, then remove it by hand: %s",
+                            backup.timestamp, display_name(database), backup.state(),
+                            catalog.storage.removal_command(backup.keys + [o.key for o in backup.others]),
+                            extra=logs.fields(event="retention.damaged", database=database,
+                                              timestamp=backup.timestamp, state=backup.state()))
+            elif backup.unknown:
+                log.info("retention keeps %s of %r: %s", backup.timestamp, display_name(database), backup.state(),
+                         extra=logs.fields(event="retention.unknown", database=database, timestamp=backup.timestamp))
+            elif now - backup.time > LEFTOVER_AGE and now - backup.newest_change > LEFTOVER_AGE:
                 _delete(catalog, backup, f"leftover, {backup.state()}", dry_run, result)
     log.info(
         "retention %s: %d backups kept, %d objects %s%s",

@@ -66,11 +66,19 @@ def parse_at(text: str) -> datetime | None:
 
 
 def choose(catalog: Catalog, database: str, at: datetime | None) -> Backup:
-    """The backup to restore, or ``NotFoundError`` saying what exists."""
-    backup = catalog.latest(database, at)
-    if backup is not None:
-        return backup
+    """The backup to restore: the newest (at or before ``at``) that a run finished. A damaged
+    or unknown one is refused by name, never passed over for an older one in silence;
+    ``NotFoundError`` says what exists when there is none."""
+    backup = catalog.newest(database, at)
     name = display_name(database)
+    if backup is not None and backup.complete:
+        return backup
+    if backup is not None:
+        older = catalog.latest(database, backup.time - timedelta(seconds=1))
+        choice = (f"restore an older one with --at {older.timestamp}" if older is not None
+                  else "no older complete backup exists")
+        raise RestoreError(f"the backup of {name!r} from {backup.timestamp} is {backup.state()}; {choice}",
+                           hint="`pgbackup list` shows every backup and its state")
     complete = catalog.complete(database)
     where = catalog.storage.describe(catalog.prefix)
     if not complete:

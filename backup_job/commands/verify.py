@@ -91,9 +91,11 @@ def drop_stale_scratch(target: Target, now: datetime) -> None:
 
 def drill(catalog: Catalog, target: Target, database: str, psql_path: str) -> DrillResult:
     """Restore the newest backup of ``database`` into a scratch database and check it."""
-    backup = catalog.latest(database)
-    if backup is None or backup.manifest is None:
+    backup = catalog.newest(database)
+    if backup is None:
         return DrillResult(database, False, "no complete backup to verify")
+    if not backup.complete or backup.manifest is None:
+        return _failed(database, backup.timestamp, f"the newest backup ({backup.timestamp}) is {backup.state()}")
     manifest = backup.manifest
     started = time.monotonic()
     scratch = scratch_name(datetime.now(timezone.utc))
@@ -140,9 +142,12 @@ def _failed(database: str, timestamp: str, message: str) -> DrillResult:
 
 
 def check_globals(catalog: Catalog) -> DrillResult | None:
-    backup = catalog.latest(GLOBALS)
-    if backup is None or backup.manifest is None:
+    backup = catalog.newest(GLOBALS)
+    if backup is None:
         return None
+    if not backup.complete or backup.manifest is None:
+        return _failed(display_name(GLOBALS), backup.timestamp,
+                       f"the newest globals ({backup.timestamp}) are {backup.state()}")
     try:
         read_verified(catalog.storage.read(backup.manifest.key), backup.manifest, lambda _data: None)
     except PgBackupError as exc:

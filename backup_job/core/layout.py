@@ -16,7 +16,9 @@ objects (``_globals/``). Names ``.`` and ``..`` are encoded as well: they are no
 path segments on a local filesystem.
 
 Later commands (list, restore, prune) recognise our objects only through ``parse_key``: a
-key that does not parse is not ours and is never touched. In its answers the globals stand
+key that does not parse is not ours and is never touched. Dump suffixes are recognised by
+their shape (``.sql.<compression>[.<encryption>]``), so a format a newer pgbackup writes is
+recognised as ours, and shown as unknown, by an older one. In its answers the globals stand
 under the name ``GLOBALS`` (the empty string, which no database can be called).
 """
 
@@ -28,8 +30,12 @@ from datetime import datetime, timezone
 
 GLOBALS = ""  # the "database" name of the globals objects; PostgreSQL forbids empty names
 GLOBALS_SEGMENT = "_globals"
-DUMP_SUFFIX = ".sql.gz"
+DUMP_SUFFIX = ".sql.gz"  # the dump format this version writes and reads
 MANIFEST_SUFFIX = ".manifest.json"
+# Any ``.sql.<compression>[.<encryption>]`` is a dump of this layout: ``.sql.zst`` and the
+# ``.age`` variants are coming. One this version does not read is still ours, so it is
+# listed as unknown and never deleted (an older binary must not destroy a newer one's work).
+_DUMP_SUFFIX = re.compile(r"\.sql(?:\.[a-z0-9]+){1,2}")
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _TIMESTAMP = re.compile(r"\d{8}T\d{6}Z")
@@ -127,13 +133,8 @@ def parse_key(prefix: str, key: str) -> tuple[str, str, str] | None:
     if len(rest) != 2:
         return None
     segment, leaf = rest
-    for suffix in (DUMP_SUFFIX, MANIFEST_SUFFIX):
-        if leaf.endswith(suffix):
-            stamp = leaf[: -len(suffix)]
-            break
-    else:
-        return None
-    if not _TIMESTAMP.fullmatch(stamp):
+    stamp, suffix = leaf[:16], leaf[16:]
+    if not _TIMESTAMP.fullmatch(stamp) or not (suffix == MANIFEST_SUFFIX or _DUMP_SUFFIX.fullmatch(suffix)):
         return None
     if segment == GLOBALS_SEGMENT:
         return GLOBALS, stamp, suffix

@@ -33,6 +33,11 @@ from .layout import GLOBALS
 FORMAT_VERSION = 1
 
 
+class NotUnderstood(ValueError):
+    """A manifest this version cannot vouch for, though it may be fine: written by a newer
+    pgbackup, or not by pgbackup at all. Such a backup is *unknown*, never deleted."""
+
+
 @dataclass(frozen=True)
 class Manifest:
     """Everything known about one completed backup object."""
@@ -74,9 +79,9 @@ class Manifest:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not JSON: {exc}") from exc
         if not isinstance(values, dict) or values.get("tool") != "pgbackup":
-            raise ValueError("not a pgbackup manifest")
+            raise NotUnderstood("not a pgbackup manifest")
         if int(values.get("format_version", 0)) > FORMAT_VERSION:
-            raise ValueError(
+            raise NotUnderstood(
                 f"manifest format {values.get('format_version')} is newer than this pgbackup "
                 f"understands ({FORMAT_VERSION}); upgrade pgbackup"
             )

@@ -4,12 +4,16 @@ One listing of ``<prefix>/`` is grouped by ``(database, timestamp)`` through
 ``layout.parse_key``; keys that do not parse are not ours and never appear. Each group is a
 ``Backup``:
 
-- *complete*: the dump object and a readable manifest whose key, size and kind agree with it.
+- *complete*: the dump object and a readable manifest whose key and size agree with it.
   Only complete backups are restored, verified, or count for retention;
-- *incomplete*: a dump without a manifest (a run died between the two writes, or a manifest
-  write failed and its cleanup too), a manifest without its dump (a deletion was cut short),
-  or a manifest that cannot be read. ``list`` shows them; ``prune`` removes them once they
-  are older than a day.
+- *incomplete*: a dump without a manifest (a run died between the two writes, or its
+  manifest write failed). It never was a backup: ``prune`` removes it once it is a day old;
+- *damaged*: the manifest and the objects disagree (size, key, a missing dump object, an
+  invalid manifest). Restore and verify refuse it by name instead of falling back to an
+  older backup, and retention never deletes it (it logs how to remove it by hand);
+- *unknown*: this version cannot vouch for it (a manifest of a newer format, a dump in a
+  format it does not read, a manifest it cannot read). Listed, never deleted, so an older
+  pgbackup can never destroy what a newer one wrote.
 
 Manifests are read only for the entries a command needs (``load_manifests``), so listing a
 large bucket costs one paginated LIST plus one GET per backup shown.
@@ -24,7 +28,7 @@ from datetime import datetime
 from ..core import logs
 from ..core.errors import NotFoundError, StorageError
 from ..core.layout import DUMP_SUFFIX, MANIFEST_SUFFIX, parse_key, parse_timestamp
-from ..core.manifest import Manifest
+from ..core.manifest import Manifest, NotUnderstood
 from ..storage.base import ObjectInfo, Storage
 
 MANIFEST_LIMIT = 16 * 1024 * 1024
@@ -40,15 +44,31 @@ class Backup:
     dump: ObjectInfo | None = None
     manifest_object: ObjectInfo | None = None
     manifest: Manifest | None = None
-    problem: str = ""  # why a backup that has both objects is still not complete
+    others: list[ObjectInfo] = field(default_factory=list)  # dumps in a format this version does not read
+    problem: str = ""  # damaged: why the objects and the manifest disagree
+    not_understood: str = ""  # unknown: why this version cannot vouch for it
 
     @property
     def time(self) -> datetime:
         return parse_timestamp(self.timestamp)
 
     @property
+    def unknown(self) -> bool:
+        return bool(self.not_understood or self.others)
+
+    @property
+    def damaged(self) -> bool:
+        return not self.unknown and bool(self.problem)
+
+    @property
+    def incomplete(self) -> bool:
+        """A run that died between its two writes: a dump object and no manifest."""
+        return not self.unknown and self.manifest_object is None
+
+    @property
     def complete(self) -> bool:
-        return self.dump is not None and self.manifest is not None and not self.problem
+        return (self.dump is not None and self.manifest is not None and not self.problem
+                and not self.unknown)
 
     @property
     def keys(self) -> list[str]:
@@ -58,16 +78,20 @@ class Backup:
 
     @property
     def newest_change(self) -> datetime:
-        return max(o.modified for o in (self.manifest_object, self.dump) if o is not None)
+        return max(o.modified for o in (self.manifest_object, self.dump, *self.others) if o is not None)
 
     def state(self) -> str:
+        if self.unknown:
+            what = self.not_understood or f"{', '.join(o.key.rsplit('/', 1)[-1] for o in self.others)} is in a format " \
+                                          "this pgbackup does not read"
+            return f"unknown: {what} (never deleted by this version)"
         if self.complete:
             return "complete"
-        if self.dump is None:
-            return "incomplete: manifest without its dump object"
+        if self.problem:
+            return f"DAMAGED: {self.problem}"
         if self.manifest_object is None:
             return "incomplete: dump object without a manifest"
-        return f"incomplete: {self.problem or 'manifest not read'}"
+        return "manifest not read"
 
 
 @dataclass
@@ -101,6 +125,18 @@ class Catalog:
                 return backup
         return None
 
+    def newest(self, database: str, at: datetime | None = None) -> Backup | None:
+        """The newest backup (at or before ``at``) that is not a mere leftover of a run that
+        died: complete, or damaged, or unknown. Restore and verify use this, so a damaged
+        newest backup is reported, never silently passed over for an older one."""
+        for backup in self.of(database):
+            if at is not None and backup.time > at:
+                continue
+            self.load_manifests([backup])
+            if not backup.incomplete:
+                return backup
+        return None
+
     def load_manifests(self, backups: Iterable[Backup]) -> None:
         for backup in backups:
             if backup.manifest is None and backup.manifest_object is not None and not backup.problem:
@@ -108,27 +144,32 @@ class Catalog:
 
 
 def read_manifest(storage: Storage, backup: Backup) -> None:
-    """Fill in ``backup.manifest``, or ``backup.problem`` when it cannot be trusted."""
+    """Fill in ``backup.manifest``; or ``backup.problem`` (damaged) when the manifest and the
+    objects disagree; or ``backup.not_understood`` (unknown) when this version cannot tell."""
     assert backup.manifest_object is not None
     key = backup.manifest_object.key
     try:
         manifest = Manifest.from_json(storage.read_all(key, MANIFEST_LIMIT))
     except NotFoundError:
-        backup.problem = "manifest disappeared while listing"
+        backup.not_understood = "its manifest disappeared while listing"
         return
     except StorageError as exc:
-        backup.problem = f"manifest unreadable: {exc}"
+        backup.not_understood = f"its manifest cannot be read: {exc}"
+        return
+    except NotUnderstood as exc:
+        backup.not_understood = f"manifest: {exc}"
         return
     except ValueError as exc:
         backup.problem = f"manifest invalid: {exc}"
         return
-    if backup.dump is not None:
-        if manifest.key != backup.dump.key:
-            backup.problem = f"manifest names another object ({manifest.key})"
-        elif manifest.compressed_bytes != backup.dump.size:
-            backup.problem = (f"dump object has {backup.dump.size} bytes, "
-                              f"the manifest says {manifest.compressed_bytes}")
     backup.manifest = manifest
+    if backup.dump is None:
+        backup.problem = "its dump object is missing"
+    elif manifest.key != backup.dump.key:
+        backup.problem = f"manifest names another object ({manifest.key})"
+    elif manifest.compressed_bytes != backup.dump.size:
+        backup.problem = (f"dump object has {backup.dump.size} bytes, "
+                          f"the manifest says {manifest.compressed_bytes}")
 
 
 def load_catalog(storage: Storage, prefix: str) -> Catalog:
@@ -144,4 +185,6 @@ def load_catalog(storage: Storage, prefix: str) -> Catalog:
             backup.dump = item
         elif suffix == MANIFEST_SUFFIX:
             backup.manifest_object = item
+        else:
+            backup.others.append(item)
     return Catalog(storage=storage, prefix=prefix, backups=list(groups.values()))

@@ -93,6 +93,10 @@ class Storage(ABC):
         """A URL for a key, for log lines (``s3://bucket/key``, ``file:///dir/key``)."""
 
     @abstractmethod
+    def removal_command(self, keys: list[str]) -> str:
+        """A shell command a person can run to delete ``keys`` (pgbackup itself will not)."""
+
+    @abstractmethod
     def exists(self, key: str) -> bool:
         """Whether an object exists under ``key``."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,6 +66,9 @@ class LocalStorage(Storage):
 
     def describe(self, key: str) -> str:
         return f"file://{self.path(key)}"
+
+    def removal_command(self, keys: list[str]) -> str:
+        return "rm -- " + " ".join(shlex.quote(str(self.path(key))) for key in keys)
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()

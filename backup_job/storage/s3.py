@@ -29,6 +29,7 @@ settings).
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol, cast
@@ -126,6 +127,9 @@ class S3Storage(Storage):
             except BotoCoreError as exc:
                 raise self.error(what, key, exc) from exc
         return self.call(what, key, operation, **kwargs)
+
+    def removal_command(self, keys: list[str]) -> str:
+        return " && ".join(f"aws s3 rm {shlex.quote(self.describe(key))}" for key in keys)
 
     def exists(self, key: str) -> bool:
         try:
