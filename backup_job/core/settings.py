@@ -157,6 +157,12 @@ S3_KMS_KEY_ID = Variable("BACKUP_S3_KMS_KEY_ID", optional_text, "KMS key for `aw
 S3_STORAGE_CLASS = Variable("BACKUP_S3_STORAGE_CLASS", _storage_class,
                             "Storage class of dump objects (manifests stay in the default class).",
                             example="STANDARD_IA", shown_default="bucket default", format=_optional)
+S3_CONNECT_TIMEOUT = Variable("BACKUP_S3_CONNECT_TIMEOUT", duration,
+                               "How long one connection attempt to the S3 endpoint may take.", default="10",
+                               example="5s")
+S3_READ_TIMEOUT = Variable("BACKUP_S3_READ_TIMEOUT", duration,
+                           "How long one S3 request may wait for the next bytes of its answer before it is "
+                           "retried (each attempt of `AWS_MAX_ATTEMPTS`).", default="60", example="2m")
 UPLOAD_CONCURRENCY = Variable("BACKUP_UPLOAD_CONCURRENCY", integer(1, 32),
                               "Parts uploaded in parallel, and so held in memory (1-32).", default="4", example="8")
 PART_SIZE_MB = Variable("BACKUP_PART_SIZE_MB", integer(5, 512),
@@ -183,7 +189,8 @@ LOCK_WAIT_TIMEOUT = Variable("BACKUP_LOCK_WAIT_TIMEOUT", duration,
                              "pg_dump's `--lock-wait-timeout`: give up instead of queueing behind DDL. `0` waits "
                              "forever.", default="300", example="90s, 5m")
 DATABASE_TIMEOUT = Variable("BACKUP_DATABASE_TIMEOUT", duration,
-                            "Per-database limit; a dump still running then is stopped and fails. `0`: none.",
+                            "Per-database limit, pg_dump and upload together; a backup still running then is "
+                            "stopped and fails. `0`: none.",
                             default="0", example="2h")
 PG_BINDIR = Variable("BACKUP_PG_BINDIR", _bindir, "Where `pg_dump` is, if not on `PATH`.",
                      example="/usr/lib/postgresql/18/bin", shown_default="`PATH`", format=_optional)
@@ -331,6 +338,11 @@ AWS_SESSION_TOKEN = _sdk("AWS_SESSION_TOKEN", "A session token for temporary cre
                          "/run/secrets/aws_session_token", secret=True)
 AWS_ENDPOINT_URL_S3 = _sdk("AWS_ENDPOINT_URL_S3", "An S3-compatible server (or `AWS_ENDPOINT_URL` for every "
                            "service).", example="http://minio:9000")
+AWS_MAX_ATTEMPTS = Variable("AWS_MAX_ATTEMPTS", integer(1, 20),
+                            "Attempts per S3 request, the first included (the SDK's variable; pgbackup's "
+                            "default differs from the SDK's).", default="5", example="3", owner="sdk")
+AWS_RETRY_MODE = Variable("AWS_RETRY_MODE", choice("standard", "adaptive", "legacy"),
+                          "The SDK's retry mode.", default="standard", example="adaptive", owner="sdk")
 AWS_REQUEST_CHECKSUM_CALCULATION = _sdk("AWS_REQUEST_CHECKSUM_CALCULATION", "Set `when_required` for stores that "
                                         "reject the SDK's newer default CRC checksums.", example="when_required")
 AWS_RESPONSE_CHECKSUM_VALIDATION = _sdk("AWS_RESPONSE_CHECKSUM_VALIDATION", "Likewise for checking responses.",
@@ -338,14 +350,15 @@ AWS_RESPONSE_CHECKSUM_VALIDATION = _sdk("AWS_RESPONSE_CHECKSUM_VALIDATION", "Lik
 
 # The groups, in the order the README documents them.
 JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION_LEVEL, PG_DUMP_OPTIONS, LOCK_WAIT_TIMEOUT,
-       DATABASE_TIMEOUT, PG_BINDIR, S3_ADDRESSING_STYLE, S3_SSE, S3_KMS_KEY_ID, S3_STORAGE_CLASS, UPLOAD_CONCURRENCY,
+       DATABASE_TIMEOUT, PG_BINDIR, S3_ADDRESSING_STYLE, S3_SSE, S3_KMS_KEY_ID, S3_STORAGE_CLASS, S3_CONNECT_TIMEOUT,
+       S3_READ_TIMEOUT, UPLOAD_CONCURRENCY,
        PART_SIZE_MB, PROGRESS_INTERVAL, GLOBALS, RETENTION, SHRINK_ALARM, TERMINATION_LOG, LOG_LEVEL, LOG_FORMAT)
 SCHEDULE_VARIABLES = (SCHEDULE, CRONTAB, RUN_ON_START, VERIFY_SCHEDULE, SUPERCRONIC)
 OPERATOR = (OPERATOR_NAMESPACES, OPERATOR_IMAGE, OPERATOR_LIVENESS)
 POSTGRES = (*SOURCE_SERVER.variables(), PGAPPNAME)
 SCRATCH = SCRATCH_SERVER.variables()
 S3 = (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3,
-      AWS_REQUEST_CHECKSUM_CALCULATION, AWS_RESPONSE_CHECKSUM_VALIDATION)
+      AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, AWS_REQUEST_CHECKSUM_CALCULATION, AWS_RESPONSE_CHECKSUM_VALIDATION)
 GROUPS: dict[str, tuple[Variable[Any], ...]] = {
     "schedule": SCHEDULE_VARIABLES, "job": JOB, "postgres": POSTGRES, "scratch": SCRATCH, "s3": S3,
     "operator": OPERATOR}
@@ -361,6 +374,10 @@ class S3Settings:
     sse: str | None = None
     kms_key_id: str | None = None
     storage_class: str | None = None
+    connect_timeout: int = 10  # seconds
+    read_timeout: int = 60  # seconds
+    max_attempts: int = 5
+    retry_mode: str = "standard"
 
 
 @dataclass(frozen=True)
@@ -416,7 +433,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     """Validate the effective variables (see ``load_environment``) into ``Settings``."""
     destination = DESTINATION.read(env)
     s3 = S3Settings(S3_ADDRESSING_STYLE.read(env), S3_SSE.read(env) or None, S3_KMS_KEY_ID.read(env),
-                    S3_STORAGE_CLASS.read(env))
+                    S3_STORAGE_CLASS.read(env), S3_CONNECT_TIMEOUT.read(env), S3_READ_TIMEOUT.read(env),
+                    AWS_MAX_ATTEMPTS.read(env), AWS_RETRY_MODE.read(env))
     if s3.kms_key_id and s3.sse != "aws:kms":
         raise ConfigError(f"configuration error: {S3_KMS_KEY_ID.name} is set but {S3_SSE.name} is not aws:kms; "
                           f"set {S3_SSE.name}=aws:kms or unset {S3_KMS_KEY_ID.name}")

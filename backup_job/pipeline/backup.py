@@ -31,17 +31,18 @@ reaches S3's 10,000-part limit before its 5 TiB object limit.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..core import logs
-from ..core.errors import BackupExistsError, UnconfirmedError
+from ..core import logs, signals
+from ..core.errors import BackupExistsError, StorageError, UnconfirmedError
 from ..core.layout import backup_keys, display_name
 from ..core.manifest import Manifest, RunFacts, shrink_alarm
-from ..core.settings import Settings
+from ..core.settings import DATABASE_TIMEOUT, Settings
 from ..pg.copycount import CopyRowCounter
 from ..pg.dump import PgDump
 from ..storage.base import PartLimits, Storage, Upload
@@ -61,6 +62,7 @@ class StreamStats:
     parts: int = 0
     sha256: str = ""
     seconds: float = 0.0
+    waiting_on: str = "the database"  # what the byte path is blocked on when it does not move
 
 
 class PartBuffer:
@@ -126,9 +128,12 @@ def stream_backup(
                 stats.raw_bytes += len(chunk)
                 if observe is not None:
                     observe(chunk)
+                stats.waiting_on = "storage"
                 parts.write(compressor.compress(chunk))
+                stats.waiting_on = "the database"
                 stats.compressed_bytes = parts.total
             dump.finish(stats.raw_bytes)
+            stats.waiting_on = "storage"
             parts.write(compressor.finish())
             parts.flush()
             upload.complete()
@@ -190,11 +195,22 @@ class BackupRun:
         started_at = datetime.now(timezone.utc)
         counter = CopyRowCounter()
 
+        moved = [-1, 0.0]  # raw bytes at the last report that saw them change, and when
+
         def progress(stats: StreamStats) -> None:
-            log.info("backup of %r in progress: %s read, %s written, %s", name, logs.human_bytes(stats.raw_bytes),
-                     logs.human_bytes(stats.compressed_bytes), rate(stats.raw_bytes, stats.seconds),
-                     extra=logs.fields(event="backup.progress", raw_bytes=stats.raw_bytes,
-                                       compressed_bytes=stats.compressed_bytes, **fields))
+            if stats.raw_bytes != moved[0]:
+                moved[:] = [stats.raw_bytes, stats.seconds]
+                log.info("backup of %r in progress: %s read, %s written, %s", name,
+                         logs.human_bytes(stats.raw_bytes), logs.human_bytes(stats.compressed_bytes),
+                         rate(stats.raw_bytes, stats.seconds),
+                         extra=logs.fields(event="backup.progress", raw_bytes=stats.raw_bytes,
+                                           compressed_bytes=stats.compressed_bytes, **fields))
+                return
+            log.warning("backup of %r stalled: no byte has moved for %.0f s, waiting on %s (%s read, %s written)",
+                        name, stats.seconds - moved[1], stats.waiting_on, logs.human_bytes(stats.raw_bytes),
+                        logs.human_bytes(stats.compressed_bytes),
+                        extra=logs.fields(event="backup.stalled", waiting_on=stats.waiting_on,
+                                          seconds=round(stats.seconds - moved[1]), **fields))
 
         if self.storage.exists(dump_key) or self.storage.exists(manifest_key):
             raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
@@ -205,10 +221,15 @@ class BackupRun:
             dump.kill()
             dump.close()
             raise
-        stats = stream_backup(dump, GzipCompressor(self.settings.compression_level), upload,
-                              base_part_size=self.settings.part_size, limits=self.storage.limits,
-                              progress=progress, progress_interval=self.settings.progress_interval,
-                              observe=counter.feed if source.count_rows else None)
+        deadline = self._deadline(upload)
+        try:
+            stats = stream_backup(dump, GzipCompressor(self.settings.compression_level), upload,
+                                  base_part_size=self.settings.part_size, limits=self.storage.limits,
+                                  progress=progress, progress_interval=self.settings.progress_interval,
+                                  observe=counter.feed if source.count_rows else None)
+        finally:
+            if deadline is not None:
+                deadline.cancel()
         shrink = shrink_alarm(self.settings.shrink_alarm, source.previous, stats.compressed_bytes)
         manifest = self.facts.manifest(
             source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
@@ -224,6 +245,19 @@ class BackupRun:
                                    hint=exc.hint) from exc
         self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
         return Stored(dump_key, stats)
+
+    def _deadline(self, upload: Upload) -> threading.Timer | None:
+        """The per-database timeout on the storage side (pg_dump's own watchdog stops the dump):
+        an upload still waiting then is cancelled, whatever its requests are doing."""
+        seconds = self.settings.database_timeout
+        if not seconds:
+            return None
+        error = StorageError(f"the backup exceeded {DATABASE_TIMEOUT.name} ({seconds} s) while waiting on storage "
+                             "and was stopped", hint=f"check the S3 endpoint, or raise {DATABASE_TIMEOUT.name}")
+        timer = threading.Timer(seconds, upload.cancel, args=(error,))
+        timer.daemon = True
+        signals.start(timer)
+        return timer
 
     def _finished(self, name: str, source: Source, stats: StreamStats, counter: CopyRowCounter,
                   fields: dict[str, str], manifest_key: str, where: str, shrink: dict[str, Any] | None) -> None:

@@ -75,7 +75,11 @@ class Upload(ABC):
 
     @abstractmethod
     def abort(self) -> None:
-        """Discard everything written so far; never raises."""
+        """Discard everything written so far, within a few seconds; never raises."""
+
+    def cancel(self, error: StorageError) -> None:
+        """Make a ``send_part`` or ``complete`` that waits on the destination raise ``error``
+        (called from another thread, when time is up). Writes that cannot hang need nothing."""
 
 
 class Storage(ABC):

@@ -45,6 +45,7 @@ from .s3_checks import (DENIED, MAX_PART_SIZE, MAX_PARTS, MD5_ETAG, MIN_PART_SIZ
 from .s3_multipart import S3Upload
 
 AddressingStyle = Literal["auto", "virtual", "path"]
+RetryMode = Literal["standard", "adaptive", "legacy"]
 LIMITS = PartLimits(min_part=MIN_PART_SIZE, max_part=MAX_PART_SIZE, max_parts=MAX_PARTS)
 
 
@@ -62,6 +63,18 @@ class S3Options(Protocol):
 
     @property
     def storage_class(self) -> str | None: ...
+
+    @property
+    def connect_timeout(self) -> int: ...
+
+    @property
+    def read_timeout(self) -> int: ...
+
+    @property
+    def max_attempts(self) -> int: ...
+
+    @property
+    def retry_mode(self) -> str: ...
 class S3Storage(Storage):
     """A bucket and the client that talks to it."""
 
@@ -74,10 +87,10 @@ class S3Storage(Storage):
         self.concurrency = concurrency
         config = Config(
             s3={"addressing_style": cast(AddressingStyle, options.addressing_style)},
-            retries={"mode": "standard", "max_attempts": 5},
+            retries={"mode": cast(RetryMode, options.retry_mode), "max_attempts": options.max_attempts},
             max_pool_connections=concurrency + 2,
-            connect_timeout=10,
-            read_timeout=120,
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
         )
         try:
             self.client = boto3.session.Session().client("s3", config=config)

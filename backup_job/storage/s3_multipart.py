@@ -1,9 +1,15 @@
 """One S3 multipart upload: parts sent in parallel with bounded memory, then completed.
 
-``send_part`` takes a slot from a semaphore before submitting to the thread pool, so a slow
-bucket blocks the pipeline instead of growing memory. A failed part is remembered and
-re-raised by the next ``send_part`` or by ``complete``; ``abort`` always calls
+``send_part`` takes a slot from a semaphore before queueing the part for the workers, so a
+slow bucket blocks the pipeline instead of growing memory. A failed part is remembered and
+re-raised by the next ``send_part`` or by ``complete``; ``abort`` always tries
 AbortMultipartUpload so no invisible, billed parts remain.
+
+No wait here is unbounded for the caller: every blocking point polls (``POLL``), so a stop
+request (SIGTERM raises in the main thread) or ``cancel`` (the per-database timeout) ends it
+at once, however long a request of a worker hangs. Workers are daemon threads, so a request
+still hanging never keeps the process from exiting, and ``abort`` gives the store
+``ABORT_WAIT`` seconds to answer before leaving the upload to the next run's clean-up.
 
 Each part carries ``Content-MD5`` and its MD5 ETag is compared with what was sent; the
 completed object's ETag and size must match too, else it is deleted (it is ours: it answered
@@ -14,8 +20,9 @@ our own completion). A completion whose answer was lost is settled by the object
 from __future__ import annotations
 
 import hashlib
+import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,6 +34,9 @@ from .s3_checks import MAX_PARTS, MD5_ETAG, MULTIPART_ETAG, content_md5
 
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it
     from .s3 import S3Storage
+
+POLL = 0.2  # seconds between checks for a cancel while waiting on workers
+ABORT_WAIT = 5.0  # seconds AbortMultipartUpload may take on the way out
 
 
 class S3Upload(Upload):
@@ -40,10 +50,23 @@ class S3Upload(Upload):
         self.sent = 0  # bytes handed to send_part
         self._digests: dict[int, bytes] = {}  # part number -> MD5 of what we sent
         self._slots = threading.BoundedSemaphore(storage.concurrency)
-        self._pool = ThreadPoolExecutor(storage.concurrency, thread_name_prefix="s3-part")
+        self._queue: queue.Queue[tuple[Future[dict[str, Any]], int, bytes] | None] = queue.Queue()
+        self._workers: list[threading.Thread] = []
         self._futures: list[Future[dict[str, Any]]] = []
         self._error: BaseException | None = None
+        self._cancelled: StorageError | None = None
         self._lock = threading.Lock()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, number, data = item
+            if self._cancelled is not None or not future.set_running_or_notify_cancel():
+                self._slots.release()
+                continue
+            try:
+                future.set_result(self._upload_part(number, data))
+            except BaseException as exc:
+                future.set_exception(exc)
 
     def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
         try:
@@ -66,24 +89,58 @@ class S3Upload(Upload):
         finally:
             self._slots.release()
 
+    def _check(self) -> None:
+        if self._cancelled is not None:
+            raise self._cancelled
+        with self._lock:
+            error = self._error
+        if error is not None:
+            raise error
+
+    def cancel(self, error: StorageError) -> None:
+        """Make every wait of this upload end with ``error`` (from any thread)."""
+        self._cancelled = error
+
     def send_part(self, number: int, data: bytes) -> None:
         if number > MAX_PARTS:
             raise StorageError(f"{self.storage.describe(self.key)} would need more than {MAX_PARTS} parts")
         self.sent += len(data)
-        self._slots.acquire()  # back-pressure: wait while `concurrency` parts are in flight
-        with self._lock:
-            error = self._error
-        if error is not None:
+        while not self._slots.acquire(timeout=POLL):  # back-pressure: `concurrency` parts in flight
+            self._check()
+        try:
+            self._check()
+        except BaseException:
             self._slots.release()
-            raise error
-        with signals.held():  # a worker started here must never take a stop request
-            self._futures.append(self._pool.submit(self._upload_part, number, data))
+            raise
+        if len(self._workers) < self.storage.concurrency:
+            worker = threading.Thread(target=self._work, name="s3-part", daemon=True)
+            signals.start(worker)  # a worker must never take a stop request
+            self._workers.append(worker)
+        future: Future[dict[str, Any]] = Future()
+        self._futures.append(future)
+        self._queue.put((future, number, data))
+
+    def _results(self) -> list[dict[str, Any]]:
+        parts = []
+        for future in self._futures:
+            while True:
+                self._check()
+                try:
+                    parts.append(future.result(timeout=POLL))
+                    break
+                except TimeoutError:
+                    continue
+        return parts
+
+    def _stop_workers(self) -> None:
+        for _ in self._workers:
+            self._queue.put(None)
 
     def complete(self) -> None:
         try:
-            parts = [future.result() for future in self._futures]
+            parts = self._results()
         finally:
-            self._pool.shutdown(wait=True)
+            self._stop_workers()
         try:
             response = self.storage.conditional(
                 "CompleteMultipartUpload", self.key, self.storage.client.complete_multipart_upload,
@@ -131,12 +188,21 @@ class S3Upload(Upload):
             raise BackupExistsError(f"{self.storage.describe(self.key)} was written by another run meanwhile; "
                                     "pgbackup never overwrites a backup") from failure
 
-
     def abort(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        try:
-            self.storage.client.abort_multipart_upload(
-                Bucket=self.storage.bucket, Key=self.key, UploadId=self.upload_id
-            )
-        except (ClientError, BotoCoreError):
-            pass  # the next run's stale-upload sweep and the bucket lifecycle rule catch it
+        """Drop what is queued and abort the upload, waiting at most ``ABORT_WAIT`` seconds;
+        what is left then is found by the next run's clean-up of abandoned uploads."""
+        if self._cancelled is None:
+            self._cancelled = StorageError(f"the upload of {self.storage.describe(self.key)} was aborted")
+        self._stop_workers()
+
+        def abort() -> None:
+            try:
+                self.storage.client.abort_multipart_upload(
+                    Bucket=self.storage.bucket, Key=self.key, UploadId=self.upload_id
+                )
+            except (ClientError, BotoCoreError):
+                pass  # the next run's clean-up of abandoned uploads and the bucket lifecycle rule catch it
+
+        aborter = threading.Thread(target=abort, name="s3-abort", daemon=True)
+        signals.start(aborter)
+        aborter.join(timeout=ABORT_WAIT)
