@@ -16,7 +16,8 @@ from backup_job.commands.destination import open_destination
 from devenv.postgres import Cluster
 from devenv.s3 import SECRET_KEY
 
-from .helpers import VARYING, Bucket, comparable_dump, comparable_globals, fake_pg_dump, manifest, restore, run_pgbackup
+from .helpers import (VARYING, Bucket, comparable_dump, comparable_globals, fake_pg_dump, manifest, restore,
+                      run_pgbackup, wait_for_next_second)
 
 TIMESTAMP = r"\d{8}T\d{6}Z"
 
@@ -193,14 +194,26 @@ def test_existing_backup_is_never_overwritten(
 def test_stale_upload_of_a_killed_run_is_aborted(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     client = bucket.server.client()
-    client.create_multipart_upload(Bucket=bucket.name, Key=f"s/{dbname}/20200101T000000Z.sql.gz")
+    killed = f"s/{dbname}/20200101T000000Z.sql.gz"
+    client.create_multipart_upload(Bucket=bucket.name, Key=killed)
     client.create_multipart_upload(Bucket=bucket.name, Key="s/not-ours.bin")
+    live = f"s/{dbname}/20991231T000000Z.sql.gz"  # another run, uploading right now
+    upload = client.create_multipart_upload(Bucket=bucket.name, Key=live)
+    client.upload_part(Bucket=bucket.name, Key=live, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024)
 
     result = run_pgbackup(bucket.job_env(pg18, bindir18, "s", BACKUP_DATABASES=dbname))
 
     assert result.returncode == 0, result.stdout
-    assert bucket.open_uploads() == ["s/not-ours.bin"], "only uploads in our own layout are aborted"
+    assert sorted(bucket.open_uploads()) == sorted(["s/not-ours.bin", live]), \
+        "only our layout's uploads with nothing written for BACKUP_ABANDONED_UPLOAD_AGE (24 h) are aborted"
     assert "aborted an unfinished upload left by an earlier run" in result.stdout
+    wait_for_next_second()
+
+    hasty = run_pgbackup(bucket.job_env(pg18, bindir18, "s", BACKUP_DATABASES=dbname,
+                                        BACKUP_ABANDONED_UPLOAD_AGE="0"))
+
+    assert hasty.returncode == 0, hasty.stdout
+    assert bucket.open_uploads() == ["s/not-ours.bin"], "with an age of 0 the other run's upload counts as abandoned"
 
 
 def test_secrets_never_appear_in_output(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path) -> None:

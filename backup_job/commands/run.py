@@ -6,7 +6,9 @@ Order of work:
    connection). A server newer than pg_dump fails the run up front with both versions named,
    instead of pg_dump's own abort once per database;
 2. select databases (the include and exclude patterns); nothing selected is a failure;
-3. abort unfinished uploads a killed earlier run left in our layout;
+3. abort unfinished uploads of our layout older than the abandoned-upload age (24 h by
+   default): a killed run's, never a live run's, so runs started by hand while a scheduled
+   one is running do each other no harm;
 4. store the globals (``pg_dumpall --globals-only``: roles, memberships, tablespaces) under
    ``_globals/``, unless the globals setting is off. A server that denies reading role
    passwords (managed services) gets a second attempt without them, said in the log and the
@@ -33,7 +35,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..core import logs
@@ -223,7 +225,8 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
         extra=logs.fields(event="run.started", timestamp=result.timestamp,
                           databases=list(selection.databases)),
     )
-    _sweep_stale_uploads(storage, settings.destination.prefix, started)
+    _sweep_stale_uploads(storage, settings.destination.prefix,
+                         started - timedelta(seconds=settings.abandoned_upload_age))
     previous = _previous_backups(settings, storage)
     properties = _database_properties(settings, selection.databases)
     _log_skipped(tools.server)

@@ -194,6 +194,10 @@ DATABASE_TIMEOUT = Variable("BACKUP_DATABASE_TIMEOUT", duration,
                             default="0", example="2h")
 PG_BINDIR = Variable("BACKUP_PG_BINDIR", _bindir, "Where `pg_dump` is, if not on `PATH`.",
                      example="/usr/lib/postgresql/18/bin", shown_default="`PATH`", format=_optional)
+ABANDONED_UPLOAD_AGE = Variable("BACKUP_ABANDONED_UPLOAD_AGE", duration,
+                                "A run aborts unfinished uploads of our layout older than this, left by "
+                                "killed runs; keep it longer than any run, so a live run's upload is never "
+                                "touched.", default="24h", example="48h")
 PROGRESS_INTERVAL = Variable("BACKUP_PROGRESS_INTERVAL", duration,
                              "How often a running dump logs its progress; `0` turns it off.",
                              default="30", example="10s")
@@ -351,7 +355,7 @@ AWS_RESPONSE_CHECKSUM_VALIDATION = _sdk("AWS_RESPONSE_CHECKSUM_VALIDATION", "Lik
 # The groups, in the order the README documents them.
 JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION_LEVEL, PG_DUMP_OPTIONS, LOCK_WAIT_TIMEOUT,
        DATABASE_TIMEOUT, PG_BINDIR, S3_ADDRESSING_STYLE, S3_SSE, S3_KMS_KEY_ID, S3_STORAGE_CLASS, S3_CONNECT_TIMEOUT,
-       S3_READ_TIMEOUT, UPLOAD_CONCURRENCY,
+       S3_READ_TIMEOUT, UPLOAD_CONCURRENCY, ABANDONED_UPLOAD_AGE,
        PART_SIZE_MB, PROGRESS_INTERVAL, GLOBALS, RETENTION, SHRINK_ALARM, TERMINATION_LOG, LOG_LEVEL, LOG_FORMAT)
 SCHEDULE_VARIABLES = (SCHEDULE, CRONTAB, RUN_ON_START, VERIFY_SCHEDULE, SUPERCRONIC)
 OPERATOR = (OPERATOR_NAMESPACES, OPERATOR_IMAGE, OPERATOR_LIVENESS)
@@ -398,6 +402,7 @@ class Settings:
     upload_concurrency: int
     part_size: int  # bytes
     progress_interval: int  # seconds; 0 turns progress lines off
+    abandoned_upload_age: int  # seconds
     log_level: str
     log_format: str
     termination_log: Path | None
@@ -449,7 +454,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         pg_bindir=PG_BINDIR.read(env),
         secret_values=tuple(Secret(env[v.name]) for v in ALL if v.secret and env.get(v.name)),
         upload_concurrency=UPLOAD_CONCURRENCY.read(env), part_size=PART_SIZE_MB.read(env) * MIB,
-        progress_interval=PROGRESS_INTERVAL.read(env),
+        progress_interval=PROGRESS_INTERVAL.read(env), abandoned_upload_age=ABANDONED_UPLOAD_AGE.read(env),
         log_level=LOG_LEVEL.read(env), log_format=LOG_FORMAT.read(env),
         termination_log=TERMINATION_LOG.read(env),
         retention=RETENTION.read(env), globals=GLOBALS.read(env), shrink_alarm=SHRINK_ALARM.read(env),

@@ -140,6 +140,7 @@ class Storage(ABC):
 
     @abstractmethod
     def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
-        """Abort unfinished uploads under ``prefix`` begun before ``before`` whose key
-        ``is_ours`` accepts, left behind by a process that was killed; returns their keys."""
+        """Abort unfinished uploads under ``prefix`` begun before ``before``, with nothing
+        written to them since, whose key ``is_ours`` accepts: left behind by a process that
+        was killed, never a live run's; returns their keys."""
 

@@ -255,6 +255,12 @@ class S3Storage(Storage):
         finally:
             body.close()
 
+    def _active_since(self, key: str, upload_id: str, moment: datetime) -> bool:
+        """Whether any part of the upload was written at or after ``moment``: a run that has
+        been going a long time, or a store whose Initiated times cannot be trusted."""
+        pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        return any(part["LastModified"] >= moment for page in pages for part in page.get("Parts", []))
+
     def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
         aborted: list[str] = []
         paginator = self.client.get_paginator("list_multipart_uploads")
@@ -263,7 +269,7 @@ class S3Storage(Storage):
             for page in pages:
                 for upload in page.get("Uploads", []):
                     key = upload["Key"]
-                    if upload["Initiated"] < before and is_ours(key):
+                    if upload["Initiated"] < before and is_ours(key) and not self._active_since(key, upload["UploadId"], before):
                         self.call(
                             "AbortMultipartUpload", key, self.client.abort_multipart_upload,
                             Key=key, UploadId=upload["UploadId"],

@@ -1,0 +1,109 @@
+"""Runs against one destination never harm each other: a run started by hand while another
+is uploading leaves that upload alone, and of two runs writing the same key the second fails
+that database and deletes nothing. Real PostgreSQL, a real S3 server, the real command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devenv.faultproxy import Fault, FaultProxy
+from devenv.postgres import Cluster
+from devenv.s3 import S3Server
+from devenv.wait import wait_for
+
+from .helpers import Bucket, fake_tool, manifest, run_pgbackup, wait_for_next_second
+
+
+@pytest.fixture
+def proxy(s3server: S3Server) -> Iterator[FaultProxy]:
+    with FaultProxy(s3server.endpoint) as running:
+        yield running
+
+
+def test_a_manual_run_leaves_a_running_upload_alone(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
+) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) || md5(g::text || 'x') AS f"
+             " FROM generate_series(1, 400000) g", dbname)
+    flag = tmp_path / "go-on"
+    # The scheduled run's pg_dump pauses after 24 MB (a 5 MiB part is uploaded) until the manual run is done.
+    paused = fake_tool(tmp_path / "bin", bindir18, "pg_dump",
+                       f'set -o pipefail\n"$REAL" "$@" | {{ head -c 24000000; for i in $(seq 1200); do '
+                       f'[ -f "{flag}" ] && break; sleep 0.05; done; cat; }}')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
+    env.update(bucket.job_env(pg18, paused, "both", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
+                              BACKUP_PART_SIZE_MB="5", BACKUP_COMPRESSION_LEVEL="1"))
+    scheduled = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        def uploading() -> bool:
+            client = bucket.server.client()
+            for upload in client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", []):
+                parts = client.list_parts(Bucket=bucket.name, Key=upload["Key"], UploadId=upload["UploadId"])
+                if parts.get("Parts"):
+                    return True
+            return False
+
+        wait_for(uploading, timeout=60, what="the scheduled run uploading its first part")
+        wait_for_next_second()
+        manual = run_pgbackup({**env, "BACKUP_PG_BINDIR": str(bindir18)})
+        assert manual.returncode == 0, manual.stdout
+        assert len(bucket.open_uploads()) == 1, "the scheduled run's upload is still open"
+        flag.touch()
+        output, _ = scheduled.communicate(timeout=120)
+    finally:
+        flag.touch()
+        scheduled.kill()
+    assert scheduled.returncode == 0, output
+    manifests = [k for k in bucket.keys(f"both/{dbname}/") if k.endswith(".manifest.json")]
+    assert len(manifests) == 2, "both runs made a complete backup"
+    assert bucket.open_uploads() == []
+
+
+def test_the_second_of_two_runs_on_one_key_fails_and_deletes_nothing(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str
+) -> None:
+    """The other run completes the same key between our check and our completion (as two
+    runs started in the same second do); the store's conditional write refuses ours."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    theirs = b"the other run's dump"
+
+    class OtherRunFirst(Fault):
+        def matches(self, method: str, path: str) -> bool:
+            if super().matches(method, path):
+                key = path.split(f"/{bucket.name}/", 1)[1].split("?", 1)[0]
+                bucket.server.client().put_object(Bucket=bucket.name, Key=key, Body=theirs,
+                                                  Metadata={"pgbackup-run-id": "the-other-run"})
+                return True
+            return False
+
+    race = proxy.add(OtherRunFirst("POST", rf"/race/{dbname}/.*\.sql\.gz\?uploadId=", "forward"))
+    env = bucket.job_env(pg18, bindir18, "race", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
+                         BACKUP_S3_ADDRESSING_STYLE="path")
+    env["AWS_ENDPOINT_URL_S3"] = proxy.endpoint
+
+    result = run_pgbackup(env)
+
+    assert race.hits and result.returncode == 1
+    [failed] = [line for line in result.stdout.splitlines() if "FAILED" in line and f"'{dbname}'" in line]
+    assert "was written by another run meanwhile" in failed, failed
+    [key] = bucket.keys(f"race/{dbname}/")
+    assert bucket.get(key) == theirs, "the other run's object is untouched, and no manifest of ours claims it"
+    assert bucket.open_uploads() == [], "our own upload was aborted"
+
+
+def test_manifests_carry_the_run_id_that_tags_the_dump(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    assert run_pgbackup(bucket.job_env(pg18, bindir18, "ids", BACKUP_DATABASES=dbname)).returncode == 0
+    keys = bucket.keys("ids/")
+    ids = {manifest(bucket.get(k))["run_id"] for k in keys if k.endswith(".manifest.json")}
+    assert len(ids) == 1, "every object of one run carries the same id"
+    for dump in (k for k in keys if k.endswith(".sql.gz")):
+        head = bucket.server.client().head_object(Bucket=bucket.name, Key=dump)
+        assert head["Metadata"]["pgbackup-run-id"] in ids
