@@ -9,6 +9,7 @@ static tests, without installing PostgreSQL 15 or building anything.
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,14 +20,17 @@ import pytest
 from devenv.kube import ControlPlane
 from devenv.kube import build as build_control_plane
 from devenv.postgres import Cluster, debian_bindir, embedded_bindir
+from devenv.faultproxy import FaultProxy
 from devenv.s3 import S3Server
+from devenv.seaweed import SeaweedServer
 
 from .helpers import ROOT, Bucket
 from .kubeenv import KubeEnv, OperatorProcess
 
 
 SERVICES = {"bindir18", "bindir15", "pg18", "fresh_pg18", "pg15", "s3server", "bucket", "kube", "operator",
-            "namespace", "helm", "bare_kube", "supercronic", "compose_schema"}
+            "namespace", "helm", "bare_kube", "supercronic", "compose_schema", "weed", "seaweed", "store", "any_bucket",
+            "proxy"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -82,6 +86,40 @@ def bucket(s3server: S3Server) -> Bucket:
     name = f"backups-{uuid.uuid4().hex[:12]}"
     s3server.client().create_bucket(Bucket=name)
     return Bucket(s3server, name)
+
+
+@pytest.fixture(scope="session")
+def weed() -> Path:
+    """SeaweedFS's ``weed``, built from the Go module proxy once (scripts/tools-build)."""
+    built = subprocess.run([str(ROOT / "scripts" / "tools-build"), "seaweedfs"], stdout=subprocess.PIPE, text=True)
+    assert built.returncode == 0, "scripts/tools-build seaweedfs failed"
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def seaweed(weed: Path) -> Iterator[SeaweedServer]:
+    with SeaweedServer(weed) as server:
+        yield server
+
+
+@pytest.fixture(params=["moto", "seaweedfs"])
+def store(request: pytest.FixtureRequest) -> S3Server | SeaweedServer:
+    """Each S3 implementation the storage, fault and concurrency tests must pass against."""
+    return request.getfixturevalue("s3server" if request.param == "moto" else "seaweed")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def any_bucket(store: S3Server | SeaweedServer) -> Bucket:
+    name = f"backups-{uuid.uuid4().hex[:12]}"
+    store.client().create_bucket(Bucket=name)
+    return Bucket(store, name)
+
+
+@pytest.fixture
+def proxy(store: S3Server | SeaweedServer) -> Iterator[FaultProxy]:
+    """The fault-injecting proxy in front of the S3 implementation under test."""
+    with FaultProxy(store.endpoint) as running:
+        yield running
 
 
 @pytest.fixture

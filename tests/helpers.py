@@ -16,6 +16,7 @@ from typing import Any
 
 from devenv.postgres import Cluster
 from devenv.s3 import S3Server
+from devenv.seaweed import SeaweedServer
 from devenv.wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,9 +26,9 @@ _SCRUB_PREFIXES = ("PG", "AWS_", "BACKUP_", "LOG_", "PYTHONPATH")
 
 @dataclass
 class Bucket:
-    """A bucket on the test S3 server."""
+    """A bucket on a test S3 server (moto's, or SeaweedFS)."""
 
-    server: S3Server
+    server: S3Server | SeaweedServer
     name: str
 
     def keys(self, prefix: str = "") -> list[str]:

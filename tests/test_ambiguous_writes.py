@@ -4,22 +4,20 @@ server, a real PostgreSQL, the real ``pgbackup`` command."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
-from devenv.s3 import S3Server
 
 from .helpers import Bucket, manifest, run_pgbackup
 
 
 @pytest.fixture
-def proxy(s3server: S3Server) -> Iterator[FaultProxy]:
-    with FaultProxy(s3server.endpoint) as running:
-        yield running
+def bucket(any_bucket: Bucket) -> Bucket:
+    """These tests run against every S3 implementation: moto's, and SeaweedFS."""
+    return any_bucket
 
 
 def _env(bucket: Bucket, pg: Cluster, bindir: Path, proxy: FaultProxy, dbname: str) -> dict[str, str]:

@@ -7,23 +7,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
-from devenv.s3 import S3Server
 from devenv.wait import wait_for
 
 from .helpers import Bucket, fake_tool, manifest, run_pgbackup, wait_for_next_second
 
 
 @pytest.fixture
-def proxy(s3server: S3Server) -> Iterator[FaultProxy]:
-    with FaultProxy(s3server.endpoint) as running:
-        yield running
+def bucket(any_bucket: Bucket) -> Bucket:
+    """These tests run against every S3 implementation: moto's, and SeaweedFS."""
+    return any_bucket
 
 
 def test_a_manual_run_leaves_a_running_upload_alone(
@@ -107,3 +105,47 @@ def test_manifests_carry_the_run_id_that_tags_the_dump(pg18: Cluster, bindir18: 
     for dump in (k for k in keys if k.endswith(".sql.gz")):
         head = bucket.server.client().head_object(Bucket=bucket.name, Key=dump)
         assert head["Metadata"]["pgbackup-run-id"] in ids
+
+
+def test_two_runs_with_the_same_timestamp_leave_one_good_backup(
+    pg18: Cluster, bindir18: Path, seaweed: object, dbname: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs of one second, racing for real (two threads, one store). On SeaweedFS, whose
+    conditional writes are atomic (moto's are not): one backup wins whole, the other run
+    fails that database, and nothing is deleted or left open."""
+    from datetime import datetime, timezone
+    from threading import Thread
+
+    from backup_job.commands.run import RunResult, run
+    from backup_job.core.settings import load_settings
+    from backup_job.pipeline.catalog import load_catalog
+    from backup_job.commands.destination import open_destination
+    from devenv.seaweed import SeaweedServer
+
+    assert isinstance(seaweed, SeaweedServer)
+    name = "race-" + dbname.replace("_", "-")
+    seaweed.client().create_bucket(Bucket=name)
+    race = Bucket(seaweed, name)
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) AS f FROM generate_series(1, 100000) g", dbname)
+    for key, value in race.job_env(pg18, bindir18, "same", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
+                                   BACKUP_S3_ADDRESSING_STYLE="path", BACKUP_PART_SIZE_MB="5").items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(dotenv_path=tmp_path / "none")
+    moment = datetime.now(timezone.utc)
+    results: list[RunResult] = []
+    runs = [Thread(target=lambda: results.append(run(settings, started=moment))) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(timeout=120)
+
+    outcomes = sorted((r.results[0].ok, r.results[0].error) for r in results)
+    assert [ok for ok, _ in outcomes] == [False, True], outcomes
+    loser = outcomes[0][1]
+    assert "written by another run meanwhile" in loser or "exists already" in loser, loser
+    catalog = load_catalog(open_destination(settings), "same")
+    [backup] = catalog.of(dbname)
+    catalog.load_manifests([backup])
+    assert backup.complete, backup.state()
+    assert race.open_uploads() == []

@@ -142,7 +142,7 @@ def test_a_terminated_dump_reports_the_servers_reason(pg18: Cluster, bindir18: P
     [failed] = [line for line in output.splitlines() if "FAILED" in line and f"'{dbname}'" in line]
     # libpq reports the server's FATAL when it reaches the client, else the closed connection
     said = failed.split("(the server said: ", 1)[-1]
-    assert "PQgetCopyData() failed" in failed and "(the server said: " in failed, failed
+    assert "Dumping the contents of table" in failed and "(the server said: " in failed, failed
     assert "terminating connection due to administrator command" in said or (
         "server closed the connection unexpectedly" in said and "terminated abnormally" in said), failed
 

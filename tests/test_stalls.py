@@ -11,14 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
-from devenv.s3 import S3Server
 from devenv.wait import wait_for
 
 from .helpers import Bucket, fake_tool, run_pgbackup, wait_for_next_second
@@ -27,9 +25,9 @@ PARTS = r"\?.*partNumber="
 
 
 @pytest.fixture
-def proxy(s3server: S3Server) -> Iterator[FaultProxy]:
-    with FaultProxy(s3server.endpoint) as running:
-        yield running
+def bucket(any_bucket: Bucket) -> Bucket:
+    """These tests run against every S3 implementation: moto's, and SeaweedFS."""
+    return any_bucket
 
 
 def _env(bucket: Bucket, pg: Cluster, bindir: Path, proxy: FaultProxy, dbname: str, **extra: str) -> dict[str, str]:
