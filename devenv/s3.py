@@ -19,6 +19,17 @@ SECRET_KEY = "pgbackup-test-secret-key-do-not-log"
 REGION = "us-east-1"
 
 
+def sdk_env(endpoint: str) -> dict[str, str]:
+    """The AWS SDK variables that reach a test S3 server at ``endpoint`` with the test keys."""
+    return {
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
 class S3Server:
     """moto's S3 server on 127.0.0.1:<port>."""
 
@@ -52,13 +63,7 @@ class S3Server:
 
     def env(self) -> dict[str, str]:
         """AWS SDK variables that reach this server."""
-        return {
-            "AWS_ENDPOINT_URL_S3": self.endpoint,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_REGION": REGION,
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
+        return sdk_env(self.endpoint)
 
     def client(self) -> Any:
         import boto3

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .postgres import free_port
-from .s3 import ACCESS_KEY, REGION, SECRET_KEY
+from .s3 import ACCESS_KEY, REGION, SECRET_KEY, sdk_env
 from .wait import wait_for
 
 SERVICES_OFF = ["-webdav=false", "-admin.ui=false", "-master.telemetry=false", "-s3.port.iceberg=0",
@@ -95,13 +95,7 @@ class SeaweedServer:
                 self._proc.wait(timeout=10)
 
     def env(self) -> dict[str, str]:
-        return {
-            "AWS_ENDPOINT_URL_S3": self.endpoint,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_REGION": REGION,
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
+        return sdk_env(self.endpoint)
 
     def client(self) -> Any:
         import boto3

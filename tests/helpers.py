@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devenv.postgres import Cluster
+from devenv.faultproxy import FaultProxy
 from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer
 from devenv.wait import wait_for
@@ -55,6 +56,15 @@ class Bucket:
     def job_env(self, cluster: Cluster, bindir: Path, prefix: str = "", **extra: str) -> dict[str, str]:
         """Settings for a run of ``cluster`` into this bucket under ``prefix``."""
         return {**self.server.env(), **job_env(cluster, self.url(prefix), bindir, **extra)}
+
+    def proxied_env(self, cluster: Cluster, bindir: Path, prefix: str, proxy: FaultProxy, database: str,
+                    **extra: str) -> dict[str, str]:
+        """``job_env`` for one database, talking to this bucket through a fault proxy."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
+        env.update(self.job_env(cluster, bindir, prefix, BACKUP_DATABASES=database, BACKUP_GLOBALS="false",
+                                BACKUP_S3_ADDRESSING_STYLE="path", **extra))
+        env["AWS_ENDPOINT_URL_S3"] = proxy.endpoint
+        return env
 
 
 def run_pgbackup(

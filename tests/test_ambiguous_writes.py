@@ -21,10 +21,7 @@ def bucket(any_bucket: Bucket) -> Bucket:
 
 
 def _env(bucket: Bucket, pg: Cluster, bindir: Path, proxy: FaultProxy, dbname: str) -> dict[str, str]:
-    env = bucket.job_env(pg, bindir, "amb", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                         BACKUP_S3_ADDRESSING_STYLE="path")
-    env["AWS_ENDPOINT_URL_S3"] = proxy.endpoint
-    return env
+    return bucket.proxied_env(pg, bindir, "amb", proxy, dbname)
 
 
 def _objects(bucket: Bucket, dbname: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ real HTTP proxy in front of the S3 server."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -31,11 +30,7 @@ def bucket(any_bucket: Bucket) -> Bucket:
 
 
 def _env(bucket: Bucket, pg: Cluster, bindir: Path, proxy: FaultProxy, dbname: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-    env.update(bucket.job_env(pg, bindir, "st", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                              BACKUP_S3_ADDRESSING_STYLE="path", BACKUP_PROGRESS_INTERVAL="1", **extra))
-    env["AWS_ENDPOINT_URL_S3"] = proxy.endpoint
-    return env
+    return bucket.proxied_env(pg, bindir, "st", proxy, dbname, BACKUP_PROGRESS_INTERVAL="1", **extra)
 
 
 def test_the_database_timeout_covers_a_stalled_upload(

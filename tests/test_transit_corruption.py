@@ -24,10 +24,7 @@ REFUSED = ("BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest")  # how a c
 
 
 def _env(bucket: Bucket, pg: Cluster, bindir: Path, proxy: FaultProxy, dbname: str, **extra: str) -> dict[str, str]:
-    env = bucket.job_env(pg, bindir, "tr", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                         BACKUP_S3_ADDRESSING_STYLE="path", **extra)
-    env["AWS_ENDPOINT_URL_S3"] = proxy.endpoint
-    return env
+    return bucket.proxied_env(pg, bindir, "tr", proxy, dbname, **extra)
 
 
 def test_an_altered_part_fails_the_database_and_retention_keeps_the_last_good_backup(
