@@ -1,6 +1,7 @@
 """The vocabulary every other room uses; imports nothing from them.
 
 - ``settings``     every environment variable, declared once (``schema`` is the machinery);
+- ``dumpoptions``  pg_dump's command line, read the way pg_dump reads it;
 - ``errors``       the error hierarchy the CLI turns into exit codes;
 - ``logs``         one event per line on stdout, with secret redaction;
 - ``signals``      stop requests reach the main thread only, and wait where they must;

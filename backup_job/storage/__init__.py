@@ -1,7 +1,8 @@
 """Destinations for backups, behind one interface.
 
 - ``base``   the interface (``Storage``, ``Upload``) and ``PartLimits``;
-- ``s3``     S3 and S3-compatible stores through boto3, multipart uploads we drive ourselves;
+- ``s3``     S3 and S3-compatible stores through boto3 (``s3_multipart``: one upload;
+            ``s3_checks``: limits, error codes, ETags and MD5s);
 - ``local``  a local directory (``file://``), the embedded default.
 
 Storage takes its options as arguments; it never reads pgbackup's settings.
