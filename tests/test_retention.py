@@ -12,10 +12,18 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from backup_job.core.layout import format_timestamp
 from devenv.postgres import Cluster
 
 from .helpers import Bucket, manifest, run_pgbackup, wait_for_next_second
+
+
+@pytest.fixture
+def bucket(any_bucket: Bucket) -> Bucket:
+    """Retention against every S3 implementation: moto's, and SeaweedFS."""
+    return any_bucket
 
 FOREIGN = (
     "prod/README.txt",
