@@ -38,10 +38,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core.errors import AccessDeniedError, BackupExistsError, NotFoundError, StorageError, UnconfirmedError
+from ..core.errors import AccessDeniedError, BackupExistsError, NotFoundError, StorageError
 from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
 from .s3_checks import (DENIED, MAX_PART_SIZE, MAX_PARTS, MD5_ETAG, MIN_PART_SIZE, NOT_FOUND, NOT_IMPLEMENTED,
-                        PRECONDITION, code, content_md5, describe_error, etag)
+                        PRECONDITION, code, content_md5, describe_error, etag, unconfirmed, written_by_another_run)
 from .s3_multipart import S3Upload
 
 AddressingStyle = Literal["auto", "virtual", "path"]
@@ -186,31 +186,25 @@ class S3Storage(Storage):
                 Key=key, Body=data, ContentType=content_type, ContentMD5=md5, **self._object_args(storage_class=False),
             )
         except BackupExistsError as conflict:
-            if self._holds(key, data, conflict):
-                return  # our own write: applied by the store, its answer lost, the retry refused
-            raise
+            self._confirm(key, data, conflict)
+            return  # our own write: applied by the store, its answer lost, the retry refused
         try:
             self.check_etag("PutObject", key, response, expected, MD5_ETAG)
         except StorageError:
             self.delete(key)  # ours (its ETag answered our own request) and not what we sent
             raise
 
-    def _holds(self, key: str, data: bytes, conflict: BackupExistsError) -> bool:
-        """Whether the object in the way is exactly ``data``; raises the conflict if it is
-        someone else's, ``UnconfirmedError`` when it cannot be read."""
+    def _confirm(self, key: str, data: bytes, conflict: BackupExistsError) -> None:
+        """Return if the object in the way is exactly ``data``; else raise: the conflict when it
+        is someone else's, ``UnconfirmedError`` when it cannot be read."""
         try:
             existing = self.read_all(key, len(data))
         except AccessDeniedError as exc:
-            raise UnconfirmedError(
-                f"{self.describe(key)} was probably written (the store answered that it exists), but these "
-                "credentials cannot read it back to confirm", hint="check with `pgbackup list` using read access",
-            ) from exc
+            raise unconfirmed(self.describe(key), "written (the store answered that it exists)") from exc
         except StorageError:
             raise conflict from None
         if existing != data:
-            raise BackupExistsError(f"{self.describe(key)} was written by another run meanwhile; "
-                                    "pgbackup never overwrites a backup") from conflict
-        return True
+            raise written_by_another_run(self.describe(key)) from conflict
 
     def head(self, key: str) -> tuple[int, dict[str, str]] | None:
         """Size and user metadata of ``key``; None when it does not exist."""

@@ -13,6 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..core.errors import BackupExistsError, UnconfirmedError
+
 MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
@@ -44,6 +46,17 @@ def describe_error(exc: Exception) -> str:
         )
         return f"{code_}: {message}".rstrip(": ")
     return str(exc) or type(exc).__name__
+
+
+def written_by_another_run(where: str) -> BackupExistsError:
+    """The conflict when the object in the way carries another run's bytes or id."""
+    return BackupExistsError(f"{where} was written by another run meanwhile; pgbackup never overwrites a backup")
+
+
+def unconfirmed(where: str, what: str) -> UnconfirmedError:
+    """A write the store probably applied that these credentials cannot read back."""
+    return UnconfirmedError(f"{where} was probably {what}, but these credentials cannot read it back to confirm",
+                            hint="check with `pgbackup list` using read access")
 
 
 def code(exc: ClientError) -> str:

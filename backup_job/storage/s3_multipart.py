@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import signals
-from ..core.errors import AccessDeniedError, BackupExistsError, StorageError, UnconfirmedError
+from ..core.errors import AccessDeniedError, BackupExistsError, StorageError
 from .base import Upload
-from .s3_checks import MAX_PARTS, MD5_ETAG, MULTIPART_ETAG, content_md5
+from .s3_checks import MAX_PARTS, MD5_ETAG, MULTIPART_ETAG, content_md5, unconfirmed, written_by_another_run
 
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it
     from .s3 import S3Storage
@@ -178,15 +178,11 @@ class S3Upload(Upload):
         try:
             found = self.storage.head(self.key)
         except AccessDeniedError as exc:
-            raise UnconfirmedError(
-                f"{self.storage.describe(self.key)} was probably completed (the store answered '{failure}'), but "
-                "these credentials cannot read it back to confirm", hint="check with `pgbackup list` using read access",
-            ) from exc
+            raise unconfirmed(self.storage.describe(self.key), f"completed (the store answered '{failure}')") from exc
         if found is None:
             raise failure
         if found != (self.sent, self.metadata):
-            raise BackupExistsError(f"{self.storage.describe(self.key)} was written by another run meanwhile; "
-                                    "pgbackup never overwrites a backup") from failure
+            raise written_by_another_run(self.storage.describe(self.key)) from failure
 
     def abort(self) -> None:
         """Drop what is queued and abort the upload, waiting at most ``ABORT_WAIT`` seconds;
