@@ -8,9 +8,17 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from devenv.postgres import Cluster
 
 from .helpers import Bucket, job_env, run_pgbackup, wait_for_next_second
+
+
+@pytest.fixture
+def bucket(any_bucket: Bucket) -> Bucket:
+    """Against every S3 implementation: moto's, and SeaweedFS."""
+    return any_bucket
 
 
 def _two_backups(env: dict[str, str], pg: Cluster, dbname: str) -> None:

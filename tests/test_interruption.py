@@ -9,10 +9,18 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from devenv.postgres import Cluster
 from devenv.wait import wait_for
 
 from .helpers import Bucket, fake_pg_dump
+
+
+@pytest.fixture
+def bucket(any_bucket: Bucket) -> Bucket:
+    """Against every S3 implementation: moto's, and SeaweedFS."""
+    return any_bucket
 
 
 def stalling_pg_dump(directory: Path, real_bindir: Path, after_bytes: int) -> Path:
