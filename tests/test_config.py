@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backup_job.core.settings import Secret, load_settings
+from backup_job.core.settings import Compression, Secret, load_settings
 from backup_job.core.errors import ConfigError
 
 BASE = {"BACKUP_DESTINATION": "s3://my-bucket/nightly/"}
@@ -27,7 +27,7 @@ def error(tmp_path: Path, **env: str) -> str:
 def test_defaults(tmp_path: Path) -> None:
     s = settings(tmp_path)
     assert (s.destination.bucket, s.destination.prefix) == ("my-bucket", "nightly")
-    assert s.compression_level == 6 and s.lock_wait_timeout == 300 and s.database_timeout == 0
+    assert s.compression.level == 6 and s.lock_wait_timeout == 300 and s.database_timeout == 0
     assert s.include == () and s.exclude == () and s.discovery_database == "postgres"
     assert s.log_format == "text" and s.log_level == "INFO"
     assert not s.retention and s.globals is True and s.shrink_alarm == 0.5
@@ -39,6 +39,15 @@ def test_destinations(tmp_path: Path) -> None:
     assert local.scheme == "file" and str(local.directory) == "/var/backups/pg"
 
 
+def test_zstd_levels_reach_19_and_default_to_3(tmp_path: Path) -> None:
+    zstd = {"BACKUP_DESTINATION": "file:///tmp/x", "BACKUP_COMPRESSION": "zstd"}
+    assert load_settings(zstd, dotenv_path=tmp_path / "none").compression == Compression("zstd", 3, None)
+    assert load_settings({**zstd, "BACKUP_COMPRESSION_LEVEL": "19", "BACKUP_COMPRESSION_THREADS": "3"},
+                         dotenv_path=tmp_path / "none").compression == Compression("zstd", 19, 3)
+    assert "BACKUP_COMPRESSION_LEVEL='20' is out of range: it must be from 1 to 19" in error(tmp_path, BACKUP_COMPRESSION="zstd",
+                                                                    BACKUP_COMPRESSION_LEVEL="20")
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
@@ -46,8 +55,11 @@ def test_destinations(tmp_path: Path) -> None:
         ("BACKUP_DESTINATION", "/var/backups", "must start with s3:// or file://"),
         ("BACKUP_DESTINATION", "file://relative/dir", "must be an absolute path"),
         ("BACKUP_DESTINATION", "s3://Bad_Bucket", "does not name a valid S3 bucket"),
-        ("BACKUP_COMPRESSION_LEVEL", "11", "BACKUP_COMPRESSION_LEVEL='11' is out of range: it must be from 1 to 9"),
-        ("BACKUP_COMPRESSION_LEVEL", "fast", "is not a whole number from 1 to 9"),
+        ("BACKUP_COMPRESSION_LEVEL", "11", "BACKUP_COMPRESSION_LEVEL='11' is out of range for gzip: it must be from 1 to 9"),
+        ("BACKUP_COMPRESSION_LEVEL", "fast", "is not a whole number from 1 to 19"),
+        ("BACKUP_COMPRESSION", "lz4", "BACKUP_COMPRESSION='lz4' must be one of gzip | zstd"),
+        ("BACKUP_COMPRESSION_THREADS", "0", "BACKUP_COMPRESSION_THREADS='0' is out of range: it must be from 1 to 64"),
+        ("BACKUP_PARALLEL_DATABASES", "many", "BACKUP_PARALLEL_DATABASES='many' is not a whole number from 1 to 32"),
         ("BACKUP_DATABASE_TIMEOUT", "ten minutes", "BACKUP_DATABASE_TIMEOUT='ten minutes' is not a duration"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT='xml' must be one of text | json"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL='loud' must be one of"),
@@ -122,4 +134,4 @@ def test_dotenv_fills_in_but_the_environment_wins(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("BACKUP_DESTINATION=file:///from/dotenv\nBACKUP_COMPRESSION_LEVEL=1\n")
     s = load_settings({"BACKUP_COMPRESSION_LEVEL": "9"}, dotenv_path=tmp_path / ".env")
     assert str(s.destination.directory) == "/from/dotenv"
-    assert s.compression_level == 9
+    assert s.compression.level == 9

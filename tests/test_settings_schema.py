@@ -74,7 +74,7 @@ def test_every_pgbackup_field_renders_to_what_the_job_parses_back(tmp_path: Path
     assert (settings.destination.bucket, settings.destination.prefix) == ("backups", "pg/prod")
     assert settings.s3 == S.S3Settings("path", "aws:kms", "alias/pg", "STANDARD_IA")
     assert (settings.include, settings.exclude) == (("app*", "shop"), ("app_test",))
-    assert settings.compression_level == 3
+    assert settings.compression.level == 3
     assert settings.pg_dump_options == tuple(SPEC["pgDumpOptions"])
     assert settings.globals is False and settings.shrink_alarm == 0.25
     assert settings.retention == RetentionPolicy(last=7, daily=14, weekly=8, monthly=12)
@@ -105,7 +105,7 @@ def test_a_minimal_pgbackup_runs_on_the_jobs_defaults(tmp_path: Path) -> None:
     env = {e["name"]: e.get("value", "secret") for e in container["env"]}
     settings = S.load_settings(env, dotenv_path=tmp_path / "none")
     defaults = S.load_settings({S.DESTINATION.name: "s3://bkt"}, dotenv_path=tmp_path / "none")
-    for field in ("compression_level", "globals", "retention", "shrink_alarm", "include", "exclude",
+    for field in ("compression", "globals", "retention", "shrink_alarm", "include", "exclude",
                   "pg_dump_options", "discovery_database", "s3"):
         assert getattr(settings, field) == getattr(defaults, field), field
 
@@ -117,7 +117,9 @@ def test_the_crd_defaults_are_the_renderers_and_the_jobs() -> None:
     assert postgres["port"]["default"] == int(S.PGPORT.default)
     assert postgres["database"]["default"] == S.PGDATABASE.default
     assert postgres["sslMode"]["default"] == S.PGSSLMODE.default
-    assert spec["compressionLevel"]["default"] == S.COMPRESSION_LEVEL.default_value
+    assert "default" not in spec["compressionLevel"]  # so that zstd's own default level is reachable
+    assert spec["compression"]["properties"]["format"]["default"] == S.COMPRESSION.default_value
+    assert spec["parallelDatabases"]["default"] == S.PARALLEL_DATABASES.default_value
     assert spec["globals"]["default"] == S.GLOBALS.default_value
     assert spec["timeZone"]["default"] == operator.DEFAULT_TIME_ZONE
     job = spec["job"]["properties"]

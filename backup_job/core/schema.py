@@ -144,6 +144,15 @@ def integer(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def optional_integer(low: int, high: int) -> Callable[[str], int | None]:
+    """A whole number in range, or None when unset."""
+    number = integer(low, high)
+
+    def parse(value: str) -> int | None:
+        return number(value) if value.strip() else None
+    return parse
+
+
 def duration(value: str) -> int:
     """Seconds from ``90``, ``90s``, ``15m`` or ``2h``."""
     match = re.fullmatch(r"\s*(\d+)\s*([smh]?)\s*", value)

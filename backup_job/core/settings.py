@@ -47,7 +47,7 @@ from .cron import validate_expression
 from .errors import ConfigError
 from .retention import RetentionPolicy
 from .schema import (Invalid, Secret, Variable, boolean, choice, duration, format_boolean, format_number,
-                     format_patterns, fraction, integer, optional_text, patterns, text)
+                     format_patterns, fraction, integer, optional_integer, optional_text, patterns, text)
 
 MIB = 1024 * 1024
 
@@ -176,9 +176,19 @@ DATABASES = Variable("BACKUP_DATABASES", patterns,
 EXCLUDE_DATABASES = Variable("BACKUP_EXCLUDE_DATABASES", patterns,
                              "Names or globs to skip; applied after the include list.", example="*_test,scratch",
                              format=format_patterns)
-COMPRESSION_LEVEL = Variable("BACKUP_COMPRESSION_LEVEL", integer(1, 9),
-                             "gzip level 1-9. Level 1 is about 2.5x faster and about 6% larger (measured on "
-                             "order-like rows).", default="6", example="1")
+COMPRESSION = Variable("BACKUP_COMPRESSION", choice("gzip", "zstd"),
+                       "`gzip` (one standard gzip stream, `.sql.gz`) or `zstd` (`.sql.zst`: faster and smaller; "
+                       "restore it by hand with `zstd -dc`).", default="gzip", example="zstd")
+COMPRESSION_LEVEL = Variable("BACKUP_COMPRESSION_LEVEL", optional_integer(1, 19),
+                             "gzip: 1-9, zstd: 1-19. What each level means in speed and size: see Performance.",
+                             example="1, 9", shown_default="6 (gzip), 3 (zstd)", format=_optional)
+COMPRESSION_THREADS = Variable("BACKUP_COMPRESSION_THREADS", optional_integer(1, 64),
+                               "Compression threads of one database's stream (1-64).", example="2",
+                               shown_default="the CPUs this process may use (affinity, cgroup CPU limit), "
+                               "divided among the databases running at once", format=_optional)
+PARALLEL_DATABASES = Variable("BACKUP_PARALLEL_DATABASES", integer(1, 32),
+                              "Databases dumped and uploaded at once (1-32); each still fails alone. Memory grows "
+                              "with it: see Memory, part sizes and S3 limits.", default="4", example="1, 8")
 PG_DUMP_OPTIONS = Variable("BACKUP_PG_DUMP_OPTIONS", _pg_dump_options,
                            "Extra pg_dump options (shell quoting), read as pg_dump 18 reads them. Options that "
                            "change the output file, format, compression or database (`-f -F -j -Z -d -W`), or that "
@@ -227,7 +237,7 @@ REFUSED_PG_DUMP_OPTIONS = {  # by meaning (core.dumpoptions): every spelling of 
     "file": "the dump is streamed from stdout",
     "format": "pgbackup stores plain SQL",
     "jobs": "parallel dumps need the directory format",
-    "compress": f"pgbackup compresses the stream itself ({COMPRESSION_LEVEL.name})",
+    "compress": f"pgbackup compresses the stream itself ({COMPRESSION.name}, {COMPRESSION_LEVEL.name})",
     "create": "restore --create recreates the database from the properties pgbackup captures",
     "clean": "restore --clean drops the old contents inside the restore's transaction",
     "dbname": f"databases are chosen with {DATABASES.name}",
@@ -353,7 +363,8 @@ AWS_RESPONSE_CHECKSUM_VALIDATION = _sdk("AWS_RESPONSE_CHECKSUM_VALIDATION", "Lik
                                         example="when_required")
 
 # The groups, in the order the README documents them.
-JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION_LEVEL, PG_DUMP_OPTIONS, LOCK_WAIT_TIMEOUT,
+JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION, COMPRESSION_LEVEL, COMPRESSION_THREADS,
+       PARALLEL_DATABASES, PG_DUMP_OPTIONS, LOCK_WAIT_TIMEOUT,
        DATABASE_TIMEOUT, PG_BINDIR, S3_ADDRESSING_STYLE, S3_SSE, S3_KMS_KEY_ID, S3_STORAGE_CLASS, S3_CONNECT_TIMEOUT,
        S3_READ_TIMEOUT, UPLOAD_CONCURRENCY, ABANDONED_UPLOAD_AGE,
        PART_SIZE_MB, PROGRESS_INTERVAL, GLOBALS, RETENTION, SHRINK_ALARM, TERMINATION_LOG, LOG_LEVEL, LOG_FORMAT)
@@ -368,6 +379,19 @@ GROUPS: dict[str, tuple[Variable[Any], ...]] = {
     "operator": OPERATOR}
 ALL: tuple[Variable[Any], ...] = tuple(variable for group in GROUPS.values() for variable in group)
 BY_NAME = {variable.name: variable for variable in ALL}
+
+
+LEVELS = {"gzip": (1, 9), "zstd": (1, 19)}  # the level range of each format, in its own words
+DEFAULT_LEVEL = {"gzip": 6, "zstd": 3}
+
+
+@dataclass(frozen=True)
+class Compression:
+    """What the user asked for; ``pipeline.compress`` maps it onto a library."""
+
+    format: str = "gzip"  # "gzip" or "zstd"
+    level: int = 6  # in the format's own scale (gzip 1-9, zstd 1-19)
+    threads: int | None = None  # per database stream; None: the usable CPUs shared out
 
 
 @dataclass(frozen=True)
@@ -393,7 +417,8 @@ class Settings:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     discovery_database: str
-    compression_level: int
+    compression: Compression
+    parallel_databases: int
     pg_dump_options: tuple[str, ...]
     lock_wait_timeout: int  # seconds; 0 waits forever
     database_timeout: int  # seconds; 0 means no limit
@@ -426,6 +451,17 @@ class ScheduleSettings:
     supercronic: str | None
 
 
+def _compression(env: Mapping[str, str]) -> Compression:
+    """The format, and its level checked against that format's range (gzip 1-9, zstd 1-19)."""
+    fmt = COMPRESSION.read(env)
+    level = COMPRESSION_LEVEL.read(env)
+    low, high = LEVELS[fmt]
+    if level is not None and not low <= level <= high:
+        raise COMPRESSION_LEVEL.problem(str(level), Invalid(
+            f"is out of range for {fmt}: it must be from {low} to {high}", str(DEFAULT_LEVEL[fmt])))
+    return Compression(fmt, DEFAULT_LEVEL[fmt] if level is None else level, COMPRESSION_THREADS.read(env))
+
+
 def _both_aws_keys(env: Mapping[str, str]) -> None:
     if bool(env.get(AWS_ACCESS_KEY_ID.name)) != bool(env.get(AWS_SECRET_ACCESS_KEY.name)):
         raise ConfigError(
@@ -448,7 +484,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         destination=destination, s3=s3,
         include=DATABASES.read(env), exclude=EXCLUDE_DATABASES.read(env),
         discovery_database=PGDATABASE.read(env),
-        compression_level=COMPRESSION_LEVEL.read(env),
+        compression=_compression(env), parallel_databases=PARALLEL_DATABASES.read(env),
         pg_dump_options=PG_DUMP_OPTIONS.read(env),
         lock_wait_timeout=LOCK_WAIT_TIMEOUT.read(env), database_timeout=DATABASE_TIMEOUT.read(env),
         pg_bindir=PG_BINDIR.read(env),
