@@ -11,7 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from backup_job.pipeline.compress import GzipCompressor
+from backup_job.core.settings import Compression
+from backup_job.pipeline.compress import open_compressor
+
+
+def GzipCompressor(level: int):  # type: ignore[no-untyped-def]
+    return open_compressor(Compression("gzip", level), lambda: 2, 2)
 from backup_job.core.errors import DumpError, StorageError
 from backup_job.pipeline.backup import PartBuffer, stream_backup
 from backup_job.storage.base import PARTS_PER_STEP

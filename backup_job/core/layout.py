@@ -2,7 +2,7 @@
 
 ::
 
-    <prefix>/<database>/<timestamp>.sql.gz
+    <prefix>/<database>/<timestamp>.sql.gz         or .sql.zst (BACKUP_COMPRESSION=zstd)
     <prefix>/<database>/<timestamp>.manifest.json
     <prefix>/_globals/<timestamp>.sql.gz          roles and tablespaces (pg_dumpall --globals-only)
     <prefix>/_globals/<timestamp>.manifest.json
@@ -30,10 +30,11 @@ from datetime import datetime, timezone
 
 GLOBALS = ""  # the "database" name of the globals objects; PostgreSQL forbids empty names
 GLOBALS_SEGMENT = "_globals"
-DUMP_SUFFIX = ".sql.gz"  # the dump format this version writes and reads
+DUMP_SUFFIXES = {"gzip": ".sql.gz", "zstd": ".sql.zst"}  # the dump formats this version writes and reads
+DUMP_SUFFIX = DUMP_SUFFIXES["gzip"]
 MANIFEST_SUFFIX = ".manifest.json"
-# Any ``.sql.<compression>[.<encryption>]`` is a dump of this layout: ``.sql.zst`` and the
-# ``.age`` variants are coming. One this version does not read is still ours, so it is
+# Any ``.sql.<compression>[.<encryption>]`` is a dump of this layout: the ``.age`` variants
+# are coming. One this version does not read is still ours, so it is
 # listed as unknown and never deleted (an older binary must not destroy a newer one's work).
 _DUMP_SUFFIX = re.compile(r"\.sql(?:\.[a-z0-9]+){1,2}")
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -113,13 +114,13 @@ def display_name(database: str) -> str:
     return "(globals)" if database == GLOBALS else database
 
 
-def backup_keys(prefix: str, database: str, timestamp: str) -> BackupKeys:
+def backup_keys(prefix: str, database: str, timestamp: str, compression: str = "gzip") -> BackupKeys:
     """The keys of one backup; ``database`` ``GLOBALS`` gives the globals' keys."""
     base = join(prefix, segment_for(database), timestamp)
     return BackupKeys(
         database=database,
         timestamp=timestamp,
-        dump=base + DUMP_SUFFIX,
+        dump=base + DUMP_SUFFIXES[compression],
         manifest=base + MANIFEST_SUFFIX,
     )
 

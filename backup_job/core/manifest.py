@@ -12,6 +12,9 @@ What later commands rely on, beyond the object's identity:
 - ``database_properties``: owner, encoding, locale, ``ALTER DATABASE ... SET`` and GRANTs of
   the database, which a plain dump leaves out and ``restore --create`` reapplies;
 - ``shrink_alarm``: set when this backup is much smaller than the previous one;
+- ``compression`` (``gzip`` or ``zstd``), ``compression_level`` (as the user asked for it)
+  and ``compression_engine`` (the library, its own level and the threads it ran with):
+  ``format`` stays ``plain``, the dump's own format;
 - ``kind`` ``globals`` with ``role_passwords``: a ``pg_dumpall --globals-only`` object, and
   whether it could include the role passwords.
 
@@ -63,7 +66,8 @@ class Manifest:
     shrink_alarm: dict[str, Any] | None = None
     run_id: str = ""  # the run that wrote it (settles a write whose answer was lost)
     format: str = "plain"
-    compression: str = "gzip"
+    compression: str = "gzip"  # or "zstd"; compression_level is the level asked for, in its scale
+    compression_engine: dict[str, Any] | None = None  # what ran: library, its own level, threads
     format_version: int = FORMAT_VERSION
     tool: str = "pgbackup"
     tool_version: str = __version__
@@ -125,6 +129,7 @@ class RunFacts:
     run_timestamp: str
     pg_dump_version: str
     server_version: str
+    compression: str
     compression_level: int
     pg_dump_options: tuple[str, ...]
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
@@ -132,7 +137,7 @@ class RunFacts:
     def manifest(
         self, database: str, key: str, stream: StreamFacts, *, started_at: datetime, finished_at: datetime,
         row_counts: dict[str, int], properties: dict[str, Any] | None, role_passwords: bool | None,
-        shrink: dict[str, Any] | None,
+        shrink: dict[str, Any] | None, engine: dict[str, Any] | None = None,
     ) -> Manifest:
         """The manifest of one finished object of this run."""
         globals_object = database == GLOBALS
@@ -146,4 +151,5 @@ class RunFacts:
             kind="globals" if globals_object else "database",
             row_counts=dict(sorted(row_counts.items())), database_properties=properties,
             role_passwords=role_passwords, shrink_alarm=shrink, run_id=self.run_id,
+            compression=self.compression, compression_engine=engine,
         )

@@ -46,8 +46,10 @@ from ..core.settings import DATABASE_TIMEOUT, Settings
 from ..pg.copycount import CopyRowCounter
 from ..pg.dump import PgDump
 from ..storage.base import PartLimits, Storage, Upload
-from .compress import Compressor, GzipCompressor
+from .compress import CONTENT_TYPES, Compressor, open_compressor
+from .cpushare import CpuShare
 from .progress import ProgressReporter
+from .sidecar import Sidecar
 
 log = logs.get("run")
 RUN_ID_METADATA = "pgbackup-run-id"  # on every dump object: which run wrote it
@@ -63,6 +65,7 @@ class StreamStats:
     sha256: str = ""
     seconds: float = 0.0
     waiting_on: str = "the database"  # what the byte path is blocked on when it does not move
+    engine: dict[str, Any] | None = None  # what compressed it (library, its level, threads)
 
 
 class PartBuffer:
@@ -112,9 +115,12 @@ def stream_backup(
     progress_interval: float = 30.0,
     observe: Callable[[bytes], None] | None = None,
 ) -> StreamStats:
-    """Run one backup's bytes end to end; raise on any failure, leaving nothing behind."""
+    """Run one backup's bytes end to end; raise on any failure, leaving nothing behind.
+
+    ``observe`` sees every raw chunk on a ``Sidecar`` thread, off the byte path."""
     stats = StreamStats()
     parts = PartBuffer(upload, base_part_size, limits)
+    sidecar = Sidecar(observe, "observe") if observe is not None else None
 
     def report(seconds: float) -> None:
         stats.seconds = seconds
@@ -126,8 +132,8 @@ def stream_backup(
         with ProgressReporter(report if progress else None, progress_interval):
             for chunk in dump.chunks():
                 stats.raw_bytes += len(chunk)
-                if observe is not None:
-                    observe(chunk)
+                if sidecar is not None:
+                    sidecar.feed(chunk)
                 stats.waiting_on = "storage"
                 parts.write(compressor.compress(chunk))
                 stats.waiting_on = "the database"
@@ -135,6 +141,8 @@ def stream_backup(
             dump.finish(stats.raw_bytes)
             stats.waiting_on = "storage"
             parts.write(compressor.finish())
+            if sidecar is not None:
+                sidecar.finish()
             parts.flush()
             upload.complete()
     except BaseException:
@@ -142,10 +150,15 @@ def stream_backup(
         dump.close()
         upload.abort()
         raise
+    finally:
+        if sidecar is not None:
+            sidecar.close()
+        compressor.close()
     stats.compressed_bytes = parts.total
     stats.parts = parts.sent_parts
     stats.sha256 = parts.hasher.hexdigest()
     stats.seconds = time.monotonic() - started
+    stats.engine = compressor.engine().as_dict()
     return stats
 
 
@@ -176,13 +189,27 @@ def rate(count: int, seconds: float) -> str:
 class BackupRun:
     """The writer of one run's backups: each source becomes a dump object, then its manifest."""
 
-    def __init__(self, settings: Settings, storage: Storage, facts: RunFacts) -> None:
+    def __init__(self, settings: Settings, storage: Storage, facts: RunFacts, cpus: CpuShare | None = None) -> None:
         self.settings = settings
         self.storage = storage
         self.facts = facts
+        self.cpus = cpus or CpuShare(1, settings.compression.threads)
+        self._active: dict[int, tuple[PgDump, Upload]] = {}  # the streams running, to stop them all
+        self._stopped: StorageError | None = None
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Stop every stream of this run now (from the main thread, on SIGTERM or SIGINT): kill
+        each pg_dump and cancel each upload; each stream then aborts on its own thread."""
+        with self._lock:
+            self._stopped = StorageError("stopped: the run was interrupted")
+            for dump, upload in self._active.values():
+                dump.kill()
+                upload.cancel(self._stopped)
 
     def keys(self, database: str) -> tuple[str, str]:
-        keys = backup_keys(self.settings.destination.prefix, database, self.facts.run_timestamp)
+        keys = backup_keys(self.settings.destination.prefix, database, self.facts.run_timestamp,
+                           self.settings.compression.format)
         return keys.dump, keys.manifest
 
     def store(self, source: Source) -> Stored:
@@ -214,27 +241,13 @@ class BackupRun:
 
         if self.storage.exists(dump_key) or self.storage.exists(manifest_key):
             raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
-        dump = source.make_dump()
-        try:
-            upload = self.storage.start_upload(dump_key, "application/gzip", {RUN_ID_METADATA: self.facts.run_id})
-        except BaseException:
-            dump.kill()
-            dump.close()
-            raise
-        deadline = self._deadline(upload)
-        try:
-            stats = stream_backup(dump, GzipCompressor(self.settings.compression_level), upload,
-                                  base_part_size=self.settings.part_size, limits=self.storage.limits,
-                                  progress=progress, progress_interval=self.settings.progress_interval,
-                                  observe=counter.feed if source.count_rows else None)
-        finally:
-            if deadline is not None:
-                deadline.cancel()
+        with self.cpus.stream():
+            stats = self._stream(source, dump_key, progress, counter)
         shrink = shrink_alarm(self.settings.shrink_alarm, source.previous, stats.compressed_bytes)
         manifest = self.facts.manifest(
             source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
             row_counts=counter.counts, properties=source.properties, role_passwords=source.role_passwords,
-            shrink=shrink)
+            shrink=shrink, engine=stats.engine)
         # No clean-up if this fails: the manifest may have been written although the answer
         # was lost, and then the dump is a complete backup. A dump left without its manifest
         # is an incomplete leftover that retention removes after a day.
@@ -245,6 +258,41 @@ class BackupRun:
                                    hint=exc.hint) from exc
         self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
         return Stored(dump_key, stats)
+
+    def _stream(self, source: Source, dump_key: str, progress: Progress, counter: CopyRowCounter) -> StreamStats:
+        compression = self.settings.compression
+        dump = source.make_dump()
+        try:
+            upload = self.storage.start_upload(dump_key, CONTENT_TYPES[compression.format],
+                                               {RUN_ID_METADATA: self.facts.run_id})
+        except BaseException:
+            dump.kill()
+            dump.close()
+            raise
+        with self._lock:
+            self._active[id(dump)] = (dump, upload)
+            stopped = self._stopped
+        if stopped is not None:
+            dump.kill()
+            upload.cancel(stopped)
+        deadline = self._deadline(upload)
+        try:
+            compressor = open_compressor(compression, self.cpus.threads, self.cpus.most)
+        except BaseException:
+            dump.kill()
+            dump.close()
+            upload.abort()
+            raise
+        try:
+            return stream_backup(dump, compressor, upload,
+                                 base_part_size=self.settings.part_size, limits=self.storage.limits,
+                                 progress=progress, progress_interval=self.settings.progress_interval,
+                                 observe=counter.feed if source.count_rows else None)
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+            with self._lock:
+                self._active.pop(id(dump), None)
 
     def _deadline(self, upload: Upload) -> threading.Timer | None:
         """The per-database timeout on the storage side (pg_dump's own watchdog stops the dump):

@@ -4,7 +4,8 @@ One listing of ``<prefix>/`` is grouped by ``(database, timestamp)`` through
 ``layout.parse_key``; keys that do not parse are not ours and never appear. Each group is a
 ``Backup``:
 
-- *complete*: the dump object and a readable manifest whose key and size agree with it.
+- *complete*: the dump object (``.sql.gz`` or ``.sql.zst``) and a readable manifest whose
+  key, size and compression agree with it.
   Only complete backups are restored, verified, or count for retention;
 - *incomplete*: a dump without a manifest (a run died between the two writes, or its
   manifest write failed). It never was a backup: ``prune`` removes it once it is a day old;
@@ -27,11 +28,12 @@ from datetime import datetime
 
 from ..core import logs
 from ..core.errors import NotFoundError, StorageError
-from ..core.layout import DUMP_SUFFIX, MANIFEST_SUFFIX, parse_key, parse_timestamp
+from ..core.layout import DUMP_SUFFIXES, MANIFEST_SUFFIX, parse_key, parse_timestamp
 from ..core.manifest import Manifest, NotUnderstood
 from ..storage.base import ObjectInfo, Storage
 
 MANIFEST_LIMIT = 16 * 1024 * 1024
+READABLE = frozenset(DUMP_SUFFIXES.values())  # gzip and zstd dumps, mixed freely in one history
 log = logs.get("catalog")
 
 
@@ -162,11 +164,16 @@ def read_manifest(storage: Storage, backup: Backup) -> None:
     except ValueError as exc:
         backup.problem = f"manifest invalid: {exc}"
         return
+    if manifest.compression not in DUMP_SUFFIXES:
+        backup.not_understood = f"compressed with {manifest.compression!r}, which this pgbackup does not read"
+        return
     backup.manifest = manifest
     if backup.dump is None:
         backup.problem = "its dump object is missing"
     elif manifest.key != backup.dump.key:
         backup.problem = f"manifest names another object ({manifest.key})"
+    elif not manifest.key.endswith(DUMP_SUFFIXES[manifest.compression]):
+        backup.problem = f"manifest says {manifest.compression} but the object is named {manifest.key}"
     elif manifest.compressed_bytes != backup.dump.size:
         backup.problem = (f"dump object has {backup.dump.size} bytes, "
                           f"the manifest says {manifest.compressed_bytes}")
@@ -181,7 +188,7 @@ def load_catalog(storage: Storage, prefix: str) -> Catalog:
             continue
         database, timestamp, suffix = parsed
         backup = groups.setdefault((database, timestamp), Backup(database, timestamp))
-        if suffix == DUMP_SUFFIX:
+        if suffix in READABLE and backup.dump is None:
             backup.dump = item
         elif suffix == MANIFEST_SUFFIX:
             backup.manifest_object = item

@@ -1,11 +1,11 @@
-"""The byte path back: storage -> sha256 check -> gunzip -> psql, in one transaction.
+"""The byte path back: storage -> sha256 check -> gunzip or unzstd -> psql, in one transaction.
 
 Read this module to follow a restored byte::
 
     Storage.read(key)        1 MiB chunks of the stored object
       -> sha256, size        over the stored bytes, compared with the manifest at the end
-      -> zlib (gzip)         bounded output per step, so a very compressible chunk cannot
-                             balloon memory
+      -> Decompressor        gzip or zstd, as the manifest says (``decompress``); bounded
+                             output per step, so a very compressible chunk cannot balloon memory
       -> Psql.write          psql's stdin (``pg.psql``); ON_ERROR_STOP inside BEGIN
     then, only when the whole object was read and matched its manifest:
       Psql.commit()          COMMIT, and psql must exit 0
@@ -13,7 +13,7 @@ Read this module to follow a restored byte::
 ``load_backup`` runs that path for one backup; ``read_verified`` is the checked read alone
 (verify also uses it for the globals, which are checked but loaded nowhere).
 
-On a checksum mismatch, a broken gzip stream, a psql error or an interruption, psql is never
+On a checksum mismatch, a broken compressed stream, a psql error or an interruption, psql is never
 sent COMMIT: it is stopped and the server rolls the transaction back, so the target holds
 exactly what it held before. When psql fails first, the rest of the object is still read
 (not loaded) so that a corrupted object is reported as corruption, not as the SQL error it
@@ -23,7 +23,6 @@ happened to cause.
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -36,9 +35,9 @@ from ..pg.psql import Psql
 from ..pg.target import Target
 from ..storage.base import Storage
 from .catalog import Backup
+from .decompress import open_decompressor
 from .progress import ProgressReporter
 
-MAX_INFLATE_STEP = 8 * 1024 * 1024
 log = logs.get("restore")
 
 
@@ -53,14 +52,14 @@ class ReadStats:
 def read_verified(
     chunks: Iterable[bytes], manifest: Manifest, sink: Callable[[bytes], None], stats: ReadStats | None = None
 ) -> ReadStats:
-    """Feed the gunzipped object to ``sink`` and check it against ``manifest``.
+    """Feed the decompressed object to ``sink`` and check it against ``manifest``.
 
     Raises ``ChecksumError`` when the stored bytes differ from the manifest (even when the
-    sink or gunzip failed first), else the sink's or gunzip's error.
+    sink or the decompressor failed first), else the sink's or the decompressor's error.
     """
     stats = stats or ReadStats()
     hasher = hashlib.sha256()
-    inflater = zlib.decompressobj(wbits=31)
+    inflater = open_decompressor(manifest.compression)
     failure: Exception | None = None
     for chunk in chunks:
         hasher.update(chunk)
@@ -68,13 +67,9 @@ def read_verified(
         if failure is not None:
             continue  # keep reading: corruption is reported before its side effects
         try:
-            data = inflater.decompress(chunk, MAX_INFLATE_STEP)
-            while data:
+            for data in inflater.feed(chunk):
                 stats.raw_bytes += len(data)
                 sink(data)
-                data = inflater.decompress(inflater.unconsumed_tail, MAX_INFLATE_STEP) if inflater.unconsumed_tail else b""
-        except zlib.error as exc:
-            failure = RestoreError(f"the object is not valid gzip data: {exc}")
         except RestoreError as exc:
             failure = exc
     digest = hasher.hexdigest()
@@ -86,8 +81,7 @@ def read_verified(
         )
     if failure is not None:
         raise failure
-    if not inflater.eof or inflater.unused_data:
-        raise RestoreError(f"{manifest.key} is not one complete gzip stream")
+    inflater.end(manifest.key)
     return stats
 
 
