@@ -13,8 +13,9 @@ Order of work:
    ``_globals/``, unless the globals setting is off. A server that denies reading role
    passwords (managed services) gets a second attempt without them, said in the log and the
    manifest;
-5. back up each database in isolation: any error of one database is logged with the
-   database's name and cause and counted, and the run moves on. While a dump streams, its
+5. back up each database in isolation, up to ``BACKUP_PARALLEL_DATABASES`` at once
+   (``parallel``): any error of one database is logged with the database's name and cause
+   and counted, and the others go on. While a dump streams, its
    COPY rows are counted per table; the database's own properties (owner, locale, settings,
    GRANTs) were read beforehand, in a second short connection. Both go into the manifest;
 6. log one summary line. The result says how many succeeded and failed; the CLI turns it
@@ -34,13 +35,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
-from ..core import logs
+from ..core import cpus, logs
 from ..core.errors import DatabaseError, PgBackupError, RunError, one_line
-from ..core.layout import DUMP_SUFFIX, GLOBALS, display_name, format_timestamp, parse_key
+from ..core.layout import DUMP_SUFFIXES, GLOBALS, display_name, format_timestamp, parse_key
 from ..core.manifest import Manifest, RunFacts
 from ..core.settings import DATABASES, EXCLUDE_DATABASES, PG_BINDIR, PGUSER, Settings
 from ..pg import dbprops
@@ -49,9 +52,11 @@ from ..pg.dump import PgDump, globals_argv
 from ..pg.target import backup_server
 from ..pg.tools import find_tool, major, tool_version
 from ..pipeline.backup import BackupRun, Source, StreamStats
+from ..pipeline.cpushare import CpuShare
 from ..pipeline.catalog import Catalog, load_catalog
 from ..storage.base import Storage
 from .destination import open_destination
+from .parallel import Parallel
 from .prune import PruneResult, prune
 
 log = logs.get("run")
@@ -126,17 +131,18 @@ def prepare(settings: Settings) -> Tools:
 
 
 def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str) -> BackupRun:
-    """The run's writer, with what every manifest of the run shares."""
+    """The run's writer, with what every manifest of the run shares and the CPUs it shares out."""
     facts = RunFacts(run_timestamp=timestamp, pg_dump_version=tools.pg_dump_version,
-                     server_version=tools.server.version, compression_level=settings.compression_level,
+                     server_version=tools.server.version, compression=settings.compression.format,
+                     compression_level=settings.compression.level,
                      pg_dump_options=settings.pg_dump_options)
-    return BackupRun(settings, storage, facts)
+    return BackupRun(settings, storage, facts, CpuShare(cpus.usable(), settings.compression.threads))
 
 
 def _sweep_stale_uploads(storage: Storage, prefix: str, before: datetime) -> None:
     def ours(key: str) -> bool:
         parsed = parse_key(prefix, key)
-        return parsed is not None and parsed[2] == DUMP_SUFFIX
+        return parsed is not None and parsed[2] in DUMP_SUFFIXES.values()
 
     try:
         aborted = storage.abort_stale_uploads(prefix, before, ours)
@@ -235,12 +241,12 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
         error = (f"cannot be dumped: {why}" if why else f"no such database; check {DATABASES.name}")
         result.results.append(_logged(DatabaseResult(name, ok=False, error=error)))
     backups = writer(settings, storage, tools, result.timestamp)
-    if settings.globals:
-        result.results.append(backup_globals(backups, tools))
+    jobs: list[Callable[[], DatabaseResult]] = [partial(backup_globals, backups, tools)] if settings.globals else []
     for database in selection.databases:
         last = previous.latest(database) if previous is not None else None
-        result.results.append(backup_database(backups, tools, database, properties.get(database),
-                                              last.manifest if last else None))
+        jobs.append(partial(backup_database, backups, tools, database, properties.get(database),
+                            last.manifest if last else None))
+    result.results.extend(Parallel(jobs, settings.parallel_databases).run(backups.stop))
     result.seconds = time.monotonic() - clock
     _log_summary(result)
     if settings.retention:
