@@ -454,3 +454,30 @@ def test_running_verify_jobs_are_not_recorded(monkeypatch: pytest.MonkeyPatch) -
     running["status"] = {"startTime": "2026-01-02T05:00:00Z"}
     _job_event(running)
     assert api.patches == [] and api.events == []
+
+
+def test_compression_renders_format_level_threads_and_parallel_databases() -> None:
+    env = env_of(render.render_cronjob(with_spec(compression={"format": "zstd", "level": 12, "threads": 3},
+                                                 parallelDatabases=6), "img:1"))
+    assert env["BACKUP_COMPRESSION"] == "zstd" and env["BACKUP_COMPRESSION_LEVEL"] == "12"
+    assert env["BACKUP_COMPRESSION_THREADS"] == "3" and env["BACKUP_PARALLEL_DATABASES"] == "6"
+
+
+def test_compression_level_wins_over_the_older_compression_level_field() -> None:
+    both = env_of(render.render_cronjob(with_spec(compressionLevel=4, compression={"level": 9}), "img:1"))
+    assert both["BACKUP_COMPRESSION_LEVEL"] == "9"
+    older = env_of(render.render_cronjob(with_spec(compressionLevel=4, compression={"format": "zstd"}), "img:1"))
+    assert older["BACKUP_COMPRESSION_LEVEL"] == "4" and older["BACKUP_COMPRESSION"] == "zstd"
+
+
+def test_no_level_anywhere_leaves_the_formats_own_default() -> None:
+    body = copy.deepcopy(BODY)
+    del body["spec"]["compressionLevel"]
+    body["spec"]["compression"] = {"format": "zstd"}
+    env = env_of(render.render_cronjob(body, "img:1"))
+    assert "BACKUP_COMPRESSION_LEVEL" not in env and env["BACKUP_COMPRESSION"] == "zstd"
+
+
+def test_a_gzip_level_above_9_is_refused_by_field() -> None:
+    with pytest.raises(api.RenderError, match=r"spec.compression.level: 12 is out of range for gzip: it must be from 1 to 9"):
+        render.render_cronjob(with_spec(compression={"format": "gzip", "level": 12}), "img:1")

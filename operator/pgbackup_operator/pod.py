@@ -131,13 +131,24 @@ def _selection(spec: Body) -> dict[Variable[Any], str | None]:
     }
 
 
+def _compression(spec: Body) -> dict[Variable[Any], str | None]:
+    """``spec.compression``; the older ``spec.compressionLevel`` counts when no level is given there."""
+    compression = spec.get("compression", {})
+    level = compression.get("level", spec.get("compressionLevel"))
+    return {
+        job_settings.COMPRESSION: _value(job_settings.COMPRESSION, compression.get("format")),
+        job_settings.COMPRESSION_LEVEL: _value(job_settings.COMPRESSION_LEVEL, level),
+        job_settings.COMPRESSION_THREADS: _value(job_settings.COMPRESSION_THREADS, compression.get("threads")),
+    }
+
+
 def render_env(spec: Body) -> list[dict[str, Any]]:
     """The backup job's settings as container environment variables."""
     settings = _plain_env({
         job_settings.PGAPPNAME: "pgbackup",
         **_selection(spec),
-        job_settings.COMPRESSION_LEVEL: _value(job_settings.COMPRESSION_LEVEL,
-                                      spec.get("compressionLevel", job_settings.COMPRESSION_LEVEL.default_value)),
+        **_compression(spec),
+        job_settings.PARALLEL_DATABASES: _value(job_settings.PARALLEL_DATABASES, spec.get("parallelDatabases")),
         job_settings.PG_DUMP_OPTIONS: _value(job_settings.PG_DUMP_OPTIONS, tuple(spec.get("pgDumpOptions", []))),
         job_settings.GLOBALS: _value(job_settings.GLOBALS, spec.get("globals", job_settings.GLOBALS.default_value)),
         job_settings.RETENTION: _value(job_settings.RETENTION, retention_policy(spec)),

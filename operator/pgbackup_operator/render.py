@@ -27,6 +27,7 @@ import hashlib
 from typing import Any
 
 from backup_job import __version__
+from backup_job.core import settings as job_settings
 from backup_job.core.cron import CronSchedule, load_zone
 
 from .api import (BACKUP, COMPONENT_LABEL, GROUP, KIND, MANAGED_BY, MANUAL_LABEL, NAME_LABEL, RUN_NOW_ANNOTATION,
@@ -112,6 +113,11 @@ def validate(spec: Body) -> None:
     that bypass the schema) a retention policy that keeps something."""
     _validate_timing(spec["schedule"], spec.get("timeZone", DEFAULT_TIME_ZONE), "spec")
     retention_policy(spec)
+    compression = spec.get("compression", {})
+    low, high = job_settings.LEVELS[compression.get("format", job_settings.COMPRESSION.default_value)]
+    if "level" in compression and not low <= compression["level"] <= high:
+        raise RenderError(f"spec.compression.level: {compression['level']} is out of range for "
+                          f"{compression.get('format', 'gzip')}: it must be from {low} to {high}", "InvalidLevel")
     if spec.get("verify") is not None:
         _validate_timing(spec["verify"].get("schedule", ""), verify_time_zone(spec), "spec.verify")
 
