@@ -50,6 +50,7 @@ def row(backup: Backup) -> dict[str, Any]:
         "status": status(backup),
         "state": backup.state(),
         "key": backup.dump.key if backup.dump else (manifest.key if manifest else None),
+        "compression": manifest.compression if manifest else None,
         "compressed_bytes": manifest.compressed_bytes if manifest else (backup.dump.size if backup.dump else None),
         "raw_bytes": manifest.raw_bytes if manifest else None,
         "sha256": manifest.sha256 if manifest else None,

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
 
 
 def affinity() -> int:
@@ -92,10 +93,11 @@ def quota_v1(root: Path, path: str) -> float | None:
     return min(limits) if limits else None
 
 
-def usable(root: Path = CGROUP_ROOT, proc_self_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+def usable(root: Path | None = None, proc_self_cgroup: Path | None = None) -> int:
     """The CPUs this process may use: affinity, capped by a cgroup CPU quota; at least 1."""
+    root = root or CGROUP_ROOT
     count = affinity()
-    v2, v1 = _own_cgroup(proc_self_cgroup)
+    v2, v1 = _own_cgroup(proc_self_cgroup or PROC_SELF_CGROUP)
     for quota in (quota_v2(root, v2), quota_v1(root, v1.get("cpu", v1.get("cpuacct", "")))):
         if quota is not None:
             count = min(count, math.ceil(quota))

@@ -111,15 +111,22 @@ class StreamFacts(Protocol):
     seconds: float
 
 
-def shrink_alarm(fraction: float, previous: Manifest | None, size: int) -> dict[str, Any] | None:
-    """The alarm for a backup of ``size`` bytes, or None: off (0), nothing before, or not shrunk."""
-    if not fraction or previous is None or size >= fraction * previous.compressed_bytes:
+def shrink_alarm(fraction: float, previous: Manifest | None, size: int, raw_bytes: int = 0,
+                 compression: str = "gzip") -> dict[str, Any] | None:
+    """The alarm for a backup of ``size`` compressed bytes, or None: off (0), nothing before, or
+    not shrunk. Across a change of compression (gzip to zstd) compressed sizes say nothing about
+    lost data, so the dump's raw bytes are compared instead, and the alarm says so."""
+    if not fraction or previous is None:
         return None
-    return {
-        "previous_timestamp": previous.run_timestamp,
-        "previous_compressed_bytes": previous.compressed_bytes,
-        "fraction": fraction,
-    }
+    if previous.compression == compression:
+        if size >= fraction * previous.compressed_bytes:
+            return None
+        return {"previous_timestamp": previous.run_timestamp, "previous_compressed_bytes": previous.compressed_bytes,
+                "fraction": fraction}
+    if raw_bytes >= fraction * previous.raw_bytes:
+        return None
+    return {"previous_timestamp": previous.run_timestamp, "previous_compressed_bytes": previous.compressed_bytes,
+            "previous_raw_bytes": previous.raw_bytes, "compared": "raw_bytes", "fraction": fraction}
 
 
 @dataclass(frozen=True)

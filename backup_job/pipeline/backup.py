@@ -243,7 +243,8 @@ class BackupRun:
             raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
         with self.cpus.stream():
             stats = self._stream(source, dump_key, progress, counter)
-        shrink = shrink_alarm(self.settings.shrink_alarm, source.previous, stats.compressed_bytes)
+        shrink = shrink_alarm(self.settings.shrink_alarm, source.previous, stats.compressed_bytes, stats.raw_bytes,
+                              self.settings.compression.format)
         manifest = self.facts.manifest(
             source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
             row_counts=counter.counts, properties=source.properties, role_passwords=source.role_passwords,
@@ -321,10 +322,13 @@ class BackupRun:
                               rows=rows, **fields),
         )
         if shrink is not None:
+            raw = shrink.get("compared") == "raw_bytes"  # the compression changed since the last backup
+            now, before = ((stats.raw_bytes, shrink["previous_raw_bytes"]) if raw
+                           else (stats.compressed_bytes, shrink["previous_compressed_bytes"]))
             log.warning(
-                "backup of %r SHRANK: %s compressed is below %d%% of the previous backup (%s, %s); "
+                "backup of %r SHRANK: %s %s is below %d%% of the previous backup (%s, %s); "
                 "check that data was not lost",
-                name, logs.human_bytes(stats.compressed_bytes), round(self.settings.shrink_alarm * 100),
-                shrink["previous_timestamp"], logs.human_bytes(shrink["previous_compressed_bytes"]),
+                name, logs.human_bytes(now), "raw" if raw else "compressed", round(self.settings.shrink_alarm * 100),
+                shrink["previous_timestamp"], logs.human_bytes(before),
                 extra=logs.fields(event="backup.shrunk", **fields, **shrink),
             )

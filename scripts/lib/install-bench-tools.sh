@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Debian's pigz, zstd and gzip, for bench/compare.py (the shell one-liners it compares pgbackup
+# against). Nothing happens when all three are already on PATH.
+set -euo pipefail
+missing=()
+for tool in pigz zstd gzip; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+echo "== installing Debian's ${missing[*]} (benchmark one-liners)"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for tool in "${missing[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool did not install" >&2; exit 1; }
+done

@@ -1,0 +1,176 @@
+"""Compression: every format and level reads back with the reference tools, threads are what
+was asked for, and the CPU count follows the cgroup quota a Kubernetes CPU limit sets.
+
+The input is a real pg_dump of a real database; the reference readers are the system's
+``gzip`` and ``zstd`` (Debian's), and the output must equal pg_dump's bytes exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backup_job.core import cpus
+from backup_job.core.errors import RestoreError
+from backup_job.core.settings import Compression
+from backup_job.pipeline import compress
+from backup_job.pipeline.compress import open_compressor
+from backup_job.pipeline.cpushare import CpuShare
+from backup_job.pipeline.decompress import open_decompressor
+from devenv.postgres import Cluster
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name)
+    assert found, f"{name} is not installed; scripts/test installs it (scripts/lib/install-bench-tools.sh)"
+    return found
+
+
+@pytest.fixture(scope="module")
+def dump(pg18: Cluster, bindir18: Path) -> bytes:
+    """About 6 MB of plain dump: several 1 MiB gzip blocks, rows of varied compressibility."""
+    pg18.sql("CREATE DATABASE compress_src")
+    pg18.sql("CREATE TABLE orders AS SELECT g AS id, timestamptz '2026-01-01' + g * interval '1 minute' AS at,"
+             " md5(g::text) AS note, repeat('x', g % 50) AS pad FROM generate_series(1, 80000) g", "compress_src")
+    env = {**os.environ, **pg18.env("compress_src")}
+    out = subprocess.run([str(bindir18 / "pg_dump")], env=env, check=True, capture_output=True).stdout
+    assert len(out) > 5 * compress.BLOCK
+    return out
+
+
+def pieces(data: bytes, size: int = 65536 + 17) -> Iterator[bytes]:
+    """Uneven chunks, as a pipe hands them over."""
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+def compressed(data: bytes, choice: Compression, threads: int) -> bytes:
+    compressor = open_compressor(choice, lambda: threads, threads)
+    try:
+        return b"".join(compressor.compress(chunk) for chunk in pieces(data)) + compressor.finish()
+    finally:
+        compressor.close()
+
+
+def reference_read(program: str, data: bytes) -> bytes:
+    subprocess.run([tool(program), "-t"], input=data, check=True, capture_output=True)
+    return subprocess.run([tool(program), "-dc"], input=data, check=True, capture_output=True).stdout
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("level", range(1, 10))
+def test_every_gzip_level_is_one_standard_stream_of_pg_dumps_bytes(dump: bytes, level: int, threads: int) -> None:
+    out = compressed(dump, Compression("gzip", level), threads)
+    assert out[:2] == b"\x1f\x8b"
+    assert reference_read("gzip", out) == dump
+
+
+@pytest.mark.parametrize(("level", "threads"), [(1, 1), (3, 2), (19, 2)])
+def test_zstd_levels_read_back_with_the_zstd_tool(dump: bytes, level: int, threads: int) -> None:
+    out = compressed(dump, Compression("zstd", level), threads)
+    assert reference_read("zstd", out) == dump
+
+
+@pytest.mark.parametrize("choice", [Compression("gzip", 6), Compression("zstd", 3)], ids=["gzip", "zstd"])
+def test_our_reader_reads_what_our_writer_wrote_and_refuses_a_cut(dump: bytes, choice: Compression) -> None:
+    out = compressed(dump, choice, 2)
+    reader = open_decompressor(choice.format)
+    assert b"".join(b"".join(reader.feed(chunk)) for chunk in pieces(out, 1 << 20)) == dump
+    reader.end("whole")
+    cut = open_decompressor(choice.format)
+    for chunk in pieces(out[: len(out) // 2], 1 << 20):
+        list(cut.feed(chunk))
+    with pytest.raises(RestoreError, match="is not one complete"):
+        cut.end("db/20260101T000000Z")
+
+
+def test_the_gzip_tool_output_of_older_versions_still_reads(dump: bytes) -> None:
+    """Backups written before ISA-L (zlib, one block) and by hand (gzip -9) restore too."""
+    by_hand = subprocess.run([tool("gzip"), "-9c"], input=dump, check=True, capture_output=True).stdout
+    reader = open_decompressor("gzip")
+    assert b"".join(reader.feed(by_hand)) == dump
+    reader.end("by hand")
+
+
+def test_gzip_runs_as_many_blocks_at_once_as_threads_asked(dump: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three threads: the first three blocks meet inside the compressor at the same time. Two
+    threads: they cannot, and the barrier breaks."""
+    real = compress._deflate
+
+    def together(barrier: threading.Barrier) -> None:
+        def deflate(block: bytes, dictionary: bytes, level: int, last: bool) -> tuple[bytes, int]:
+            if not last:
+                try:
+                    barrier.wait()
+                except threading.BrokenBarrierError:
+                    pass
+            return real(block, dictionary, level, last)
+        monkeypatch.setattr(compress, "_deflate", deflate)
+
+    three = threading.Barrier(3, timeout=30)
+    together(three)
+    assert reference_read("gzip", compressed(dump, Compression("gzip", 6), 3)) == dump
+    assert not three.broken
+
+    two = threading.Barrier(3, timeout=1)
+    together(two)
+    assert reference_read("gzip", compressed(dump, Compression("gzip", 6), 2)) == dump
+    assert two.broken, "three blocks ran at once on two threads"
+
+
+def test_the_engine_reports_the_library_its_level_and_threads(dump: bytes) -> None:
+    gzip = open_compressor(Compression("gzip", 9), lambda: 3, 3)
+    gzip.compress(dump)
+    gzip.finish()
+    gzip.close()
+    assert gzip.engine().as_dict() == {"library": "isal", "level": 3, "threads": 3}
+    zstd = open_compressor(Compression("zstd", 7), lambda: 2, 2)
+    zstd.finish()
+    zstd.close()
+    assert zstd.engine().as_dict() == {"library": "zstd", "level": 7, "threads": 2}
+
+
+def cgroup(tmp_path: Path, files: dict[str, str], own: str = "0::/\n") -> tuple[Path, Path]:
+    root = tmp_path / "cgroup"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    root.mkdir(exist_ok=True)
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text(own)
+    return root, proc
+
+
+@pytest.mark.parametrize(("files", "own", "expected"), [
+    ({"cpu.max": "150000 100000\n"}, "0::/\n", 2),  # a pod limit of 1.5 CPUs: 2 threads share it
+    ({"cpu.max": "max 100000\n"}, "0::/\n", 8),  # no limit: the affinity mask
+    ({"kubepods/cpu.max": "200000 100000\n", "kubepods/pod1/c1/cpu.max": "max 100000\n"},
+     "0::/kubepods/pod1/c1\n", 2),  # a parent's limit binds the container below it
+    ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, "4:cpu,cpuacct:/\n", 3),  # v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, "4:cpu,cpuacct:/\n", 8),
+    ({}, "", 8),  # nothing readable: no limit from there
+], ids=["v2-limit", "v2-max", "v2-parent", "v1-limit", "v1-none", "none"])
+def test_usable_cpus_follow_the_cgroup_quota(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             files: dict[str, str], own: str, expected: int) -> None:
+    monkeypatch.setattr(cpus, "affinity", lambda: 8)
+    root, proc = cgroup(tmp_path, files, own)
+    assert cpus.usable(root, proc) == expected
+
+
+def test_the_cpus_are_shared_among_the_streams_running_at_once() -> None:
+    share = CpuShare(8)
+    with share.stream():
+        assert share.threads() == 8
+        with share.stream(), share.stream():
+            assert share.threads() == 2
+        assert share.threads() == 8, "the big stream gets the CPUs back when the others end"
+    assert CpuShare(8, fixed=3).threads() == 3
+    many = CpuShare(2)
+    with many.stream(), many.stream(), many.stream():
+        assert many.threads() == 1
