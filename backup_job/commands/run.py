@@ -130,13 +130,14 @@ def prepare(settings: Settings) -> Tools:
     return Tools(pg_dump=pg_dump, pg_dump_version=dump_version, server=server, pg_dumpall=pg_dumpall)
 
 
-def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str) -> BackupRun:
+def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str,
+           listed: frozenset[str] | None = None) -> BackupRun:
     """The run's writer, with what every manifest of the run shares and the CPUs it shares out."""
     facts = RunFacts(run_timestamp=timestamp, pg_dump_version=tools.pg_dump_version,
                      server_version=tools.server.version, compression=settings.compression.format,
                      compression_level=settings.compression.level,
                      pg_dump_options=settings.pg_dump_options)
-    return BackupRun(settings, storage, facts, CpuShare(cpus.usable(), settings.compression.threads))
+    return BackupRun(settings, storage, facts, CpuShare(cpus.usable(), settings.compression.threads), listed)
 
 
 def _sweep_stale_uploads(storage: Storage, prefix: str, before: datetime) -> None:
@@ -240,7 +241,7 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
         why = tools.server.skipped.get(name)
         error = (f"cannot be dumped: {why}" if why else f"no such database; check {DATABASES.name}")
         result.results.append(_logged(DatabaseResult(name, ok=False, error=error)))
-    backups = writer(settings, storage, tools, result.timestamp)
+    backups = writer(settings, storage, tools, result.timestamp, previous.keys() if previous is not None else None)
     jobs: list[Callable[[], DatabaseResult]] = [partial(backup_globals, backups, tools)] if settings.globals else []
     for database in selection.databases:
         last = previous.latest(database) if previous is not None else None

@@ -1,31 +1,38 @@
-"""The byte path of one backup: pg_dump stdout -> gzip -> fixed-size parts -> storage.
+"""The byte path of one backup: pg_dump stdout -> compressor -> fixed-size parts -> storage.
 
 Read this module to follow a byte::
 
     PgDump.chunks()          up to 1 MiB per read from pg_dump's stdout (``pg.dump``)
-      (-> observe            the COPY row counter reads the raw chunk on its way)
-      -> Compressor          gzip at the configured level (``compress``)
+      (-> Sidecar            the COPY row counter sees each chunk on its own thread)
+      -> Compressor          gzip in 1 MiB blocks on a thread pool, or zstd (``compress``)
       -> PartBuffer          cut into parts of exactly part_size(n) bytes; sha256 over all
       -> Upload.send_part    at most `concurrency` parts in flight (blocks when full)
     then, and only if every stage succeeded:
       PgDump.finish()        exit status 0 and output produced, else DumpError
-      Compressor.finish()    the gzip trailer
+      Compressor.finish()    the end of the stream (gzip trailer, zstd epilogue)
       Upload.complete()      the object appears under its final key
     and last of all:
       Storage.put(manifest)  the proof that the object is a complete backup
 
 Any exception on the way kills pg_dump and aborts the upload, so nothing is left under the
 final key. ``BackupRun.store`` runs this for one source (a database, or the globals) and
-writes the manifest only after the object is complete. Every object carries the run's
-random id (dump: object metadata; manifest: ``run_id``), so a write whose answer was lost is
-recognised as ours when the retry meets it, and nothing is ever deleted because of a
-conflict: an object a manifest may point at stays.
+writes the manifest only after the object is complete; several sources may stream at once
+(``commands.parallel``), sharing the run's CPUs (``cpushare``), and ``BackupRun.stop`` ends
+them all. Every object carries the run's random id (dump: object metadata; manifest:
+``run_id``), so a write whose answer was lost is recognised as ours when the retry meets it,
+and nothing is ever deleted because of a conflict: an object a manifest may point at stays.
+
+The thread reading pg_dump does little per byte: it hands each chunk to the sidecar (by
+reference) and to the compressor (a copy into the current block), and takes back compressed
+bytes to hash and cut into parts. Compression, row counting, part checksums (Content-MD5)
+and uploads each run on other threads, with the GIL released for the heavy work.
 
 Memory is bounded by the parts in flight plus the one being filled:
-``(concurrency + 1) * part_size(n) + CHUNK_SIZE`` (about 41 MiB with the defaults for any
-stream below 8 GiB compressed). Part sizes come from the destination's ``PartLimits``: they
-start at the configured size and double every 1,000 parts, so an unknown-length stream never
-reaches S3's 10,000-part limit before its 5 TiB object limit.
+``(concurrency + 1) * part_size(n)``, plus the compressor's blocks in flight and the
+sidecar's queue (about 66 MiB with the defaults for any stream below 8 GiB compressed).
+Part sizes come from the destination's ``PartLimits``: they start at the configured size
+and double every 1,000 parts, so an unknown-length stream never reaches S3's 10,000-part
+limit before its 5 TiB object limit.
 """
 
 from __future__ import annotations
@@ -69,13 +76,17 @@ class StreamStats:
 
 
 class PartBuffer:
-    """Collects compressed bytes and sends them on in parts of the planned size."""
+    """Collects compressed bytes and sends them on in parts of the planned size.
+
+    The pieces are kept as they came and joined once per part: one copy per byte, and no
+    growing buffer to reallocate (which, with parts of megabytes, fragments the heap)."""
 
     def __init__(self, upload: Upload, base_part_size: int, limits: PartLimits) -> None:
         self.upload = upload
         self.base = base_part_size
         self.limits = limits
-        self.buffer = bytearray()
+        self.pieces: list[bytes] = []
+        self.pending = 0  # bytes in pieces
         self.hasher = hashlib.sha256()
         self.sent_parts = 0
         self.total = 0
@@ -85,20 +96,26 @@ class PartBuffer:
             return
         self.hasher.update(data)
         self.total += len(data)
-        self.buffer += data
-        while len(self.buffer) >= (size := self.limits.part_size(self.sent_parts + 1, self.base)):
+        self.pieces.append(data)
+        self.pending += len(data)
+        while self.pending >= (size := self.limits.part_size(self.sent_parts + 1, self.base)):
             self._send(size)
 
     def _send(self, size: int) -> None:
-        part = bytes(self.buffer[:size])
-        del self.buffer[:size]
+        over = self.pending - size  # bytes of the last piece that belong to the next part
+        last = self.pieces[-1]
+        if over:
+            self.pieces[-1] = last[: len(last) - over]
+        part = b"".join(self.pieces)
+        self.pieces = [last[len(last) - over:]] if over else []
+        self.pending = over
         self.sent_parts += 1
         self.upload.send_part(self.sent_parts, part)
 
     def flush(self) -> None:
         """Send the last, possibly short, part (S3 allows that for the final part only)."""
-        if self.buffer or self.sent_parts == 0:
-            self._send(len(self.buffer))
+        if self.pending or self.sent_parts == 0:
+            self._send(self.pending)
 
 
 Progress = Callable[[StreamStats], None]
@@ -189,10 +206,15 @@ def rate(count: int, seconds: float) -> str:
 class BackupRun:
     """The writer of one run's backups: each source becomes a dump object, then its manifest."""
 
-    def __init__(self, settings: Settings, storage: Storage, facts: RunFacts, cpus: CpuShare | None = None) -> None:
+    def __init__(self, settings: Settings, storage: Storage, facts: RunFacts, cpus: CpuShare | None = None,
+                 listed: frozenset[str] | None = None) -> None:
         self.settings = settings
         self.storage = storage
         self.facts = facts
+        # The keys a listing at the start of the run found: what is there already is known
+        # without a HEAD per object (None: not listed, so ask). Both only catch a clash early;
+        # the conditional writes settle a run that writes the same key meanwhile.
+        self.listed = listed
         self.cpus = cpus or CpuShare(1, settings.compression.threads)
         self._active: dict[int, tuple[PgDump, Upload]] = {}  # the streams running, to stop them all
         self._stopped: StorageError | None = None
@@ -239,7 +261,7 @@ class BackupRun:
                         extra=logs.fields(event="backup.stalled", waiting_on=stats.waiting_on,
                                           seconds=round(stats.seconds - moved[1]), **fields))
 
-        if self.storage.exists(dump_key) or self.storage.exists(manifest_key):
+        if self._exists(dump_key) or self._exists(manifest_key):
             raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
         with self.cpus.stream():
             stats = self._stream(source, dump_key, progress, counter)
@@ -259,6 +281,9 @@ class BackupRun:
                                    hint=exc.hint) from exc
         self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
         return Stored(dump_key, stats)
+
+    def _exists(self, key: str) -> bool:
+        return key in self.listed if self.listed is not None else self.storage.exists(key)
 
     def _stream(self, source: Source, dump_key: str, progress: Progress, counter: CopyRowCounter) -> StreamStats:
         compression = self.settings.compression

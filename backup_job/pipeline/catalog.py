@@ -104,6 +104,10 @@ class Catalog:
     prefix: str
     backups: list[Backup] = field(default_factory=list)
 
+    def keys(self) -> frozenset[str]:
+        """Every key of our layout the listing found."""
+        return frozenset(o.key for b in self.backups for o in (b.dump, b.manifest_object, *b.others) if o is not None)
+
     def databases(self) -> list[str]:
         return sorted({b.database for b in self.backups})
 

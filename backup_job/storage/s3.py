@@ -171,12 +171,16 @@ class S3Storage(Storage):
         MD5 of its bytes as its ETag; with it, an opaque value."""
         return self.options.sse != "aws:kms"
 
-    def check_etag(self, what: str, key: str, response: dict[str, Any], expected: str, pattern: re.Pattern[str]) -> None:
-        """Fail when the store's ETag says it stored other bytes than we sent."""
+    def check_etag(self, what: str, key: str, response: dict[str, Any], expected: str, pattern: re.Pattern[str]) -> bool:
+        """Fail when the store's ETag says it stored other bytes than we sent; True when it
+        showed that the store holds exactly what we sent (an MD5 ETag that matches)."""
         got = etag(response)
-        if self.etags_are_md5 and pattern.fullmatch(got) and got != expected:
+        if not (self.etags_are_md5 and pattern.fullmatch(got)):
+            return False
+        if got != expected:
             raise StorageError(f"{what} of {self.describe(key)} was altered on its way: the store holds bytes "
                                f"with MD5 {got}, pgbackup sent {expected}")
+        return True
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         md5, expected = content_md5(data)

@@ -12,7 +12,8 @@ still hanging never keeps the process from exiting, and ``abort`` gives the stor
 ``ABORT_WAIT`` seconds to answer before leaving the upload to the next run's clean-up.
 
 Each part carries ``Content-MD5`` and its MD5 ETag is compared with what was sent; the
-completed object's ETag and size must match too, else it is deleted (it is ours: it answered
+completed object's ETag must match too (the MD5 of the parts' MD5s: the very bytes we sent)
+or, where the ETag is opaque, its size, else it is deleted (it is ours: it answered
 our own completion). A completion whose answer was lost is settled by the object's
 ``pgbackup-run-id`` metadata and size (``_settle``).
 """
@@ -153,9 +154,9 @@ class S3Upload(Upload):
             return
         whole = hashlib.md5(b"".join(self._digests[n] for n in sorted(self._digests)), usedforsecurity=False)
         try:
-            self.storage.check_etag("the object", self.key, response, f"{whole.hexdigest()}-{len(parts)}",
-                                    MULTIPART_ETAG)
-            self._check_size()
+            if not self.storage.check_etag("the object", self.key, response, f"{whole.hexdigest()}-{len(parts)}",
+                                           MULTIPART_ETAG):
+                self._check_size()  # the ETag proved nothing (SSE-KMS, or a store's own form): ask
         except StorageError:
             self.storage.delete(self.key)  # ours (it answered our completion) and not what we sent
             raise
