@@ -34,7 +34,7 @@ from .commands.prune import prune
 from .commands.restore import parse_at, restore_database, restore_globals
 from .commands.run import run
 from .commands.verify import verify
-from .core import logs, termination
+from .core import logs, memory, termination
 from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, Settings, load_settings,
                             parse_schedule)
@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger = logs.setup(level, settings.log_format)
     signal.signal(signal.SIGTERM, _raise_interrupted)
     signal.signal(signal.SIGINT, _raise_interrupted)
+    memory.pin_mmap_threshold()
     try:
         return _dispatch(args, settings)
     except ConfigError as exc:

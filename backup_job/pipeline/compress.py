@@ -44,7 +44,7 @@ BLOCK = 1024 * 1024  # bytes of raw input per gzip block
 WINDOW = 32 * 1024  # deflate's window: the dictionary a block inherits from the one before
 GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 255])  # deflate, no name, no mtime, OS unknown
 # The user's gzip level (1-9) -> ISA-L's level (0-3).
-GZIP_LEVELS = {1: 0, 2: 1, 3: 1, 4: 1, 5: 2, 6: 2, 7: 2, 8: 3, 9: 3}
+GZIP_LEVELS = {1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 2, 7: 3, 8: 3, 9: 3}
 CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd"}
 
 Threads = Callable[[], int]
