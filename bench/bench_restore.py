@@ -7,7 +7,10 @@ dump), backs it up to moto's S3 server with the real ``pgbackup run``, then meas
   resident memory of the pgbackup process (it streams: no object is held in memory or disk);
 - ``pgbackup verify``: the whole drill (scratch database, load, row counts, drop).
 
-Usage: .venv/bin/python -m bench.bench_restore [--gigabytes 0.5]
+- decompression alone, in this process, over the stored object held in memory: pgbackup's
+  reader for the format (``pipeline.decompress``: ISA-L inflate or zstd) against Python's zlib.
+
+Usage: .venv/bin/python -m bench.bench_restore [--gigabytes 0.5] [--compression gzip|zstd]
 Not part of the test suite; numbers go into the issue notes and README.
 """
 
@@ -19,8 +22,11 @@ import os
 import subprocess
 import sys
 import time
+import zlib
+from collections.abc import Callable
 
 from backup_job.core import settings as S
+from backup_job.pipeline.decompress import open_decompressor
 from bench.bench_backup import build_database
 from devenv.postgres import Cluster, embedded_bindir
 from devenv.s3 import S3Server
@@ -44,9 +50,30 @@ def measure(env: dict[str, str], *args: str) -> dict[str, float]:
     return {"seconds": round(seconds, 1), "peak_rss_mib": round(maxrss / 1024, 1)}
 
 
+def decompress_alone(stored: bytes, compression: str) -> dict[str, float]:
+    """Raw MB/s of pgbackup's reader for ``compression``, and of zlib for gzip, on one core."""
+    def rate(read: Callable[[bytes], int]) -> float:
+        started = time.monotonic()
+        raw = read(stored)
+        return round(raw / 1e6 / (time.monotonic() - started), 1)
+
+    def ours(data: bytes) -> int:
+        reader = open_decompressor(compression)
+        raw = sum(len(piece) for start in range(0, len(data), 1 << 20)
+                  for piece in reader.feed(data[start:start + (1 << 20)]))
+        reader.end("bench")
+        return raw
+
+    figures = {"pgbackup_raw_mb_per_s": rate(ours)}
+    if compression == "gzip":
+        figures["zlib_raw_mb_per_s"] = rate(lambda data: len(zlib.decompress(data, wbits=31)))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gigabytes", type=float, default=0.5)
+    parser.add_argument("--compression", choices=["gzip", "zstd"], default="gzip")
     args = parser.parse_args()
     bindir = embedded_bindir()
     with Cluster(bindir) as cluster, S3Server() as s3:
@@ -55,18 +82,21 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
         env.update(cluster.env(), **s3.env())
         env.update({S.PG_BINDIR.name: str(bindir), S.DATABASES.name: "bench", S.DESTINATION.name: "s3://bench/run",
-                    S.GLOBALS.name: "false", S.LOG_FORMAT.name: "json"})
+                    S.GLOBALS.name: "false", S.LOG_FORMAT.name: "json", S.COMPRESSION.name: args.compression})
         backup = measure(env, "run")
         facts = json.loads(subprocess.run([sys.executable, "-m", "backup_job", "list", "--json"], env=env,
                                           capture_output=True, text=True, check=True).stdout)[0]
         restore = measure(env, "restore", "--database", "bench", "--target", "bench_copy", "--create")
         verify = measure(env, "verify")
+        stored = s3.client().get_object(Bucket="bench", Key=facts["key"])["Body"].read()
+        decompress = decompress_alone(stored, args.compression)
     raw_mb = facts["raw_bytes"] / 1e6
     restore["raw_mb_per_s"] = round(raw_mb / restore["seconds"], 1)
     print(json.dumps({
         "gigabytes": args.gigabytes, "cores": os.cpu_count(), "raw_mb": round(raw_mb, 1),
         "compressed_mb": round(facts["compressed_bytes"] / 1e6, 1), "rows": facts["rows"],
-        "backup": backup, "restore": restore, "verify": verify,
+        "compression": args.compression, "backup": backup, "restore": restore, "verify": verify,
+        "decompress_alone": decompress,
     }, indent=2))
 
 
