@@ -26,7 +26,8 @@ Every database of one run shares the run's start time as its key timestamp. The 
 each backup go through ``pipeline.backup.BackupRun``; this module decides what to back up
 and keeps one database's failure from touching the others.
 
-The shrink alarm compares each new backup with the previous complete one of the same
+The module runs a little over 300 lines on purpose: a run's steps read in order here, and
+each is short. The shrink alarm compares each new backup with the previous complete one of the same
 database, read from a listing taken at the start. Credentials that may not list the bucket
 (write-only backups) turn the alarm off for the run, with one log line saying so.
 """
@@ -51,7 +52,8 @@ from ..pg.discovery import TEMPLATE, Server, describe_target, discover, select_d
 from ..pg.dump import PgDump, globals_argv
 from ..pg.target import backup_server
 from ..pg.tools import find_tool, major, tool_version
-from ..pipeline.backup import BackupRun, Source, StreamStats
+from ..pipeline.backup import BackupRun, Source
+from ..pipeline.stream import StreamStats
 from ..pipeline.cpushare import CpuShare
 from ..pipeline.catalog import Catalog, load_catalog
 from ..storage.base import Storage

@@ -102,7 +102,7 @@ def isoformat(moment: datetime) -> str:
 
 
 class StreamFacts(Protocol):
-    """What a finished stream measured (``pipeline.backup.StreamStats``)."""
+    """What a finished stream measured (``pipeline.stream.StreamStats``)."""
 
     raw_bytes: int
     compressed_bytes: int

@@ -1,8 +1,12 @@
 """The byte paths between PostgreSQL and storage, and the catalog of what they left there.
 
-- ``backup``    pg_dump -> compress -> parts -> storage, then the manifest (start here);
-- ``compress``  the compression stage;
-- ``progress``  progress lines while bytes flow;
-- ``load``      storage -> sha256 -> gunzip -> psql, committed only when verified;
-- ``catalog``   the backups under a prefix: listing + manifests, complete or not.
+- ``stream``      pg_dump -> compressor -> parts -> storage: one byte's path (start here);
+- ``backup``      one run's backups: each source streamed, then its manifest;
+- ``compress``    the compression stage: block-parallel gzip on ISA-L, or zstd;
+- ``cpushare``    the run's CPUs shared among the streams running at once;
+- ``sidecar``     work beside the byte path (the COPY row counter);
+- ``progress``    progress lines while bytes flow;
+- ``load``        storage -> sha256 -> gunzip/unzstd -> psql, committed only when verified;
+- ``decompress``  gzip or zstd back, in bounded steps;
+- ``catalog``     the backups under a prefix: listing + manifests, complete or not.
 """

@@ -1,45 +1,21 @@
-"""The byte path of one backup: pg_dump stdout -> compressor -> fixed-size parts -> storage.
+"""One run's backups: each source (a database, or the globals) becomes a dump object, then its manifest.
 
-Read this module to follow a byte::
+``BackupRun.store`` streams a source through ``pipeline.stream`` (pg_dump -> compressor ->
+parts -> storage; start there to follow a byte) and writes the manifest only after the
+object is complete::
 
-    PgDump.chunks()          up to 1 MiB per read from pg_dump's stdout (``pg.dump``)
-      (-> Sidecar            the COPY row counter sees each chunk on its own thread)
-      -> Compressor          gzip in 1 MiB blocks on a thread pool, or zstd (``compress``)
-      -> PartBuffer          cut into parts of exactly part_size(n) bytes; sha256 over all
-      -> Upload.send_part    at most `concurrency` parts in flight (blocks when full)
-    then, and only if every stage succeeded:
-      PgDump.finish()        exit status 0 and output produced, else DumpError
-      Compressor.finish()    the end of the stream (gzip trailer, zstd epilogue)
-      Upload.complete()      the object appears under its final key
-    and last of all:
-      Storage.put(manifest)  the proof that the object is a complete backup
+    Storage.put(manifest)  the proof that the object is a complete backup
 
-Any exception on the way kills pg_dump and aborts the upload, so nothing is left under the
-final key. ``BackupRun.store`` runs this for one source (a database, or the globals) and
-writes the manifest only after the object is complete; several sources may stream at once
-(``commands.parallel``), sharing the run's CPUs (``cpushare``), and ``BackupRun.stop`` ends
-them all. Every object carries the run's random id (dump: object metadata; manifest:
-``run_id``), so a write whose answer was lost is recognised as ours when the retry meets it,
-and nothing is ever deleted because of a conflict: an object a manifest may point at stays.
-
-The thread reading pg_dump does little per byte: it hands each chunk to the sidecar (by
-reference) and to the compressor (a copy into the current block), and takes back compressed
-bytes to hash and cut into parts. Compression, row counting, part checksums (Content-MD5)
-and uploads each run on other threads, with the GIL released for the heavy work.
-
-Memory is bounded by the parts in flight plus the one being filled:
-``(concurrency + 1) * part_size(n)``, plus the compressor's blocks in flight and the
-sidecar's queue (about 66 MiB with the defaults for any stream below 8 GiB compressed).
-Part sizes come from the destination's ``PartLimits``: they start at the configured size
-and double every 1,000 parts, so an unknown-length stream never reaches S3's 10,000-part
-limit before its 5 TiB object limit.
+Several sources may stream at once (``commands.parallel``), sharing the run's CPUs
+(``cpushare``); ``BackupRun.stop`` ends them all. Every object carries the run's random id
+(dump: object metadata; manifest: ``run_id``), so a write whose answer was lost is
+recognised as ours when the retry meets it, and nothing is ever deleted because of a
+conflict: an object a manifest may point at stays.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -52,131 +28,13 @@ from ..core.manifest import Manifest, RunFacts, shrink_alarm
 from ..core.settings import DATABASE_TIMEOUT, Settings
 from ..pg.copycount import CopyRowCounter
 from ..pg.dump import PgDump
-from ..storage.base import PartLimits, Storage, Upload
-from .compress import CONTENT_TYPES, Compressor, open_compressor
+from ..storage.base import Storage, Upload
+from .compress import CONTENT_TYPES, open_compressor
 from .cpushare import CpuShare
-from .progress import ProgressReporter
-from .sidecar import Sidecar
+from .stream import Progress, StreamStats, stream_backup
 
 log = logs.get("run")
 RUN_ID_METADATA = "pgbackup-run-id"  # on every dump object: which run wrote it
-
-
-@dataclass
-class StreamStats:
-    """What one streamed backup measured."""
-
-    raw_bytes: int = 0
-    compressed_bytes: int = 0
-    parts: int = 0
-    sha256: str = ""
-    seconds: float = 0.0
-    waiting_on: str = "the database"  # what the byte path is blocked on when it does not move
-    engine: dict[str, Any] | None = None  # what compressed it (library, its level, threads)
-
-
-class PartBuffer:
-    """Collects compressed bytes and sends them on in parts of the planned size.
-
-    The pieces are kept as they came and joined once per part: one copy per byte, and no
-    growing buffer to reallocate (which, with parts of megabytes, fragments the heap)."""
-
-    def __init__(self, upload: Upload, base_part_size: int, limits: PartLimits) -> None:
-        self.upload = upload
-        self.base = base_part_size
-        self.limits = limits
-        self.pieces: list[bytes] = []
-        self.pending = 0  # bytes in pieces
-        self.hasher = hashlib.sha256()
-        self.sent_parts = 0
-        self.total = 0
-
-    def write(self, data: bytes) -> None:
-        if not data:
-            return
-        self.hasher.update(data)
-        self.total += len(data)
-        self.pieces.append(data)
-        self.pending += len(data)
-        while self.pending >= (size := self.limits.part_size(self.sent_parts + 1, self.base)):
-            self._send(size)
-
-    def _send(self, size: int) -> None:
-        over = self.pending - size  # bytes of the last piece that belong to the next part
-        last = self.pieces[-1]
-        if over:
-            self.pieces[-1] = last[: len(last) - over]
-        part = b"".join(self.pieces)
-        self.pieces = [last[len(last) - over:]] if over else []
-        self.pending = over
-        self.sent_parts += 1
-        self.upload.send_part(self.sent_parts, part)
-
-    def flush(self) -> None:
-        """Send the last, possibly short, part (S3 allows that for the final part only)."""
-        if self.pending or self.sent_parts == 0:
-            self._send(self.pending)
-
-
-Progress = Callable[[StreamStats], None]
-
-
-def stream_backup(
-    dump: PgDump,
-    compressor: Compressor,
-    upload: Upload,
-    *,
-    base_part_size: int,
-    limits: PartLimits,
-    progress: Progress | None = None,
-    progress_interval: float = 30.0,
-    observe: Callable[[bytes], None] | None = None,
-) -> StreamStats:
-    """Run one backup's bytes end to end; raise on any failure, leaving nothing behind.
-
-    ``observe`` sees every raw chunk on a ``Sidecar`` thread, off the byte path."""
-    stats = StreamStats()
-    parts = PartBuffer(upload, base_part_size, limits)
-    sidecar = Sidecar(observe, "observe") if observe is not None else None
-
-    def report(seconds: float) -> None:
-        stats.seconds = seconds
-        assert progress is not None
-        progress(stats)
-
-    started = time.monotonic()
-    try:
-        with ProgressReporter(report if progress else None, progress_interval):
-            for chunk in dump.chunks():
-                stats.raw_bytes += len(chunk)
-                if sidecar is not None:
-                    sidecar.feed(chunk)
-                stats.waiting_on = "storage"
-                parts.write(compressor.compress(chunk))
-                stats.waiting_on = "the database"
-                stats.compressed_bytes = parts.total
-            dump.finish(stats.raw_bytes)
-            stats.waiting_on = "storage"
-            parts.write(compressor.finish())
-            if sidecar is not None:
-                sidecar.finish()
-            parts.flush()
-            upload.complete()
-    except BaseException:
-        dump.kill()
-        dump.close()
-        upload.abort()
-        raise
-    finally:
-        if sidecar is not None:
-            sidecar.close()
-        compressor.close()
-    stats.compressed_bytes = parts.total
-    stats.parts = parts.sent_parts
-    stats.sha256 = parts.hasher.hexdigest()
-    stats.seconds = time.monotonic() - started
-    stats.engine = compressor.engine().as_dict()
-    return stats
 
 
 @dataclass
