@@ -174,3 +174,18 @@ def test_the_cpus_are_shared_among_the_streams_running_at_once() -> None:
     many = CpuShare(2)
     with many.stream(), many.stream(), many.stream():
         assert many.threads() == 1
+
+
+def test_the_compression_libraries_load_only_when_a_stream_needs_them() -> None:
+    """A gzip run never loads zstandard, and importing the pipeline loads neither library:
+    part of the memory bound."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; import backup_job.cli, backup_job.commands.run, backup_job.commands.restore; "
+             "import backup_job.pipeline.compress as c; from backup_job.core.settings import Compression; "
+             "before = {m for m in ('isal', 'zstandard') if m in sys.modules}; "
+             "g = c.open_compressor(Compression('gzip', 6), lambda: 1, 1); g.compress(b'x'); g.finish(); g.close(); "
+             "print(sorted(before), 'zstandard' in sys.modules, 'isal' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.split()
+    assert out == ["[]", "False", "True"]

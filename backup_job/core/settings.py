@@ -177,8 +177,8 @@ EXCLUDE_DATABASES = Variable("BACKUP_EXCLUDE_DATABASES", patterns,
                              "Names or globs to skip; applied after the include list.", example="*_test,scratch",
                              format=format_patterns)
 COMPRESSION = Variable("BACKUP_COMPRESSION", choice("gzip", "zstd"),
-                       "`gzip` (one standard gzip stream, `.sql.gz`) or `zstd` (`.sql.zst`: faster and smaller; "
-                       "restore it by hand with `zstd -dc`).", default="gzip", example="zstd")
+                       "`gzip` (one standard gzip stream, `.sql.gz`) or `zstd` (`.sql.zst`, about 10% smaller; "
+                       "restore it by hand with `zstd -dc`). See Performance.", default="gzip", example="zstd")
 COMPRESSION_LEVEL = Variable("BACKUP_COMPRESSION_LEVEL", optional_integer(1, 19),
                              "gzip: 1-9, zstd: 1-19. What each level means in speed and size: see Performance.",
                              example="1, 9", shown_default="6 (gzip), 3 (zstd)", format=_optional)
