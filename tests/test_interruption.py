@@ -28,6 +28,17 @@ def stalling_pg_dump(directory: Path, real_bindir: Path, after_bytes: int) -> Pa
     return fake_pg_dump(directory, real_bindir, f'"$REAL" "$@" | {{ head -c {after_bytes}; sleep 600; }}')
 
 
+def started_run(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
+    """``pgbackup run`` in the background; its stdout lines are collected as they come."""
+    proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env,
+                            stdout=subprocess.PIPE, text=True, cwd=cwd)
+    seen: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    return proc, seen, reader
+
+
 def test_sigterm_mid_upload_aborts_and_reports(
     pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
 ) -> None:
@@ -37,12 +48,7 @@ def test_sigterm_mid_upload_aborts_and_reports(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
     env.update(bucket.job_env(pg18, bindir, "t", BACKUP_DATABASES=dbname, BACKUP_PART_SIZE_MB="5",
                               BACKUP_PROGRESS_INTERVAL="1", BACKUP_GLOBALS="false"))
-    proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env,
-                            stdout=subprocess.PIPE, text=True, cwd=tmp_path)
-    seen: list[str] = []
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
-    reader.start()
+    proc, seen, reader = started_run(env, tmp_path)
 
     def progressed() -> bool:
         return any("in progress" in line for line in list(seen)) and bucket.open_uploads() != []

@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ from devenv.postgres import Cluster
 from devenv.wait import wait_for
 
 from .helpers import Bucket, manifest, run_pgbackup, table_locked
-from .test_interruption import _stop_leftovers, stalling_pg_dump
+from .test_interruption import _stop_leftovers, stalling_pg_dump, started_run
 
 
 @pytest.fixture
@@ -97,12 +94,7 @@ def test_sigterm_stops_every_database_running_at_once(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
     env.update(bucket.job_env(pg18, bindir, "t", BACKUP_DATABASES=f"{dbname}_*", BACKUP_PART_SIZE_MB="5",
                               BACKUP_GLOBALS="false", BACKUP_PARALLEL_DATABASES="2"))
-    proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env,
-                            stdout=subprocess.PIPE, text=True, cwd=tmp_path)
-    seen: list[str] = []
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
-    reader.start()
+    proc, seen, reader = started_run(env, tmp_path)
     try:
         wait_for(lambda: len(bucket.open_uploads()) == 2, timeout=60, what="both databases uploading")
         proc.send_signal(signal.SIGTERM)
