@@ -63,6 +63,13 @@ def test_sigterm_mid_upload_aborts_and_reports(
     finally:
         proc.kill()
         survivors = _stop_leftovers(bindir)
+    assert_stopped_cleanly(code, survivors, reader, seen, bucket)
+
+
+def assert_stopped_cleanly(code: int, survivors: list[list[str]], reader: threading.Thread, seen: list[str],
+                           bucket: Bucket) -> None:
+    """Exit 1 saying SIGTERM, every pg_dump and its children gone, stdout closed, and
+    nothing left in the bucket: no object, no open upload."""
     assert survivors == [], "pg_dump and everything it started must be stopped too"
     reader.join(timeout=10)
     assert not reader.is_alive(), "pgbackup's stdout closed when it exited"

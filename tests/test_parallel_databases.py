@@ -16,7 +16,7 @@ from devenv.postgres import Cluster
 from devenv.wait import wait_for
 
 from .helpers import Bucket, manifest, run_pgbackup, table_locked
-from .test_interruption import _stop_leftovers, stalling_pg_dump, started_run
+from .test_interruption import _stop_leftovers, assert_stopped_cleanly, stalling_pg_dump, started_run
 
 
 @pytest.fixture
@@ -102,12 +102,7 @@ def test_sigterm_stops_every_database_running_at_once(
     finally:
         proc.kill()
         survivors = _stop_leftovers(bindir)
-    assert survivors == [], "every pg_dump and everything it started is stopped"
-    reader.join(timeout=10)
-    output = "".join(seen)
-    assert code == 1, output
-    assert "stopped by SIGTERM" in output
-    assert bucket.keys() == [] and bucket.open_uploads() == []
+    assert_stopped_cleanly(code, survivors, reader, seen, bucket)
 
 
 def test_threads_follow_the_setting_and_the_cgroup_quota(
