@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,17 +54,27 @@ def test_sigterm_mid_upload_aborts_and_reports(
     def progressed() -> bool:
         return any("in progress" in line for line in list(seen)) and bucket.open_uploads() != []
 
-    try:
+    def uploading() -> None:
         wait_for(progressed, timeout=60, what="a progress line and an open multipart upload")
         [wrapper] = [p for p in _processes() if p.cmdline[1:2] == [f"{bindir}/pg_dump"] and p.pid == p.session]
         real = [p for p in _in_session(wrapper.pid) if p.cmdline[:1] == [f"{bindir18}/pg_dump"]]
         assert real, "the real pg_dump runs in the wrapper's session while the upload is open"
+
+    code, survivors = terminate_when(uploading, proc, bindir)
+    assert_stopped_cleanly(code, survivors, reader, seen, bucket)
+
+
+def terminate_when(ready: Callable[[], None], proc: subprocess.Popen[str], bindir: Path) -> tuple[int, list[list[str]]]:
+    """SIGTERM the run once ``ready`` returns; its exit code and the pg_dump processes that
+    outlived it (killed now, so a failed test never leaves one holding the shared server)."""
+    try:
+        ready()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     finally:
         proc.kill()
         survivors = _stop_leftovers(bindir)
-    assert_stopped_cleanly(code, survivors, reader, seen, bucket)
+    return code, survivors
 
 
 def assert_stopped_cleanly(code: int, survivors: list[list[str]], reader: threading.Thread, seen: list[str],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from devenv.postgres import Cluster
 from devenv.wait import wait_for
 
 from .helpers import Bucket, manifest, run_pgbackup, table_locked
-from .test_interruption import _stop_leftovers, assert_stopped_cleanly, stalling_pg_dump, started_run
+from .test_interruption import assert_stopped_cleanly, stalling_pg_dump, started_run, terminate_when
 
 
 @pytest.fixture
@@ -95,13 +94,9 @@ def test_sigterm_stops_every_database_running_at_once(
     env.update(bucket.job_env(pg18, bindir, "t", BACKUP_DATABASES=f"{dbname}_*", BACKUP_PART_SIZE_MB="5",
                               BACKUP_GLOBALS="false", BACKUP_PARALLEL_DATABASES="2"))
     proc, seen, reader = started_run(env, tmp_path)
-    try:
-        wait_for(lambda: len(bucket.open_uploads()) == 2, timeout=60, what="both databases uploading")
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
-    finally:
-        proc.kill()
-        survivors = _stop_leftovers(bindir)
+    code, survivors = terminate_when(
+        lambda: wait_for(lambda: len(bucket.open_uploads()) == 2, timeout=60, what="both databases uploading"),
+        proc, bindir)
     assert_stopped_cleanly(code, survivors, reader, seen, bucket)
 
 
