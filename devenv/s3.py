@@ -12,6 +12,7 @@ import urllib.request
 from typing import Any
 
 from .postgres import free_port
+from .process import stop as stop_process
 from .wait import wait_for
 
 ACCESS_KEY = "pgbackup-test-access-key"
@@ -57,9 +58,7 @@ class S3Server:
         return self
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
+        stop_process(self._proc)
 
     def env(self) -> dict[str, str]:
         """AWS SDK variables that reach this server."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .postgres import free_port
+from .process import stop as stop_process
 from .s3 import ACCESS_KEY, REGION, SECRET_KEY, sdk_env
 from .wait import wait_for
 
@@ -86,13 +87,7 @@ class SeaweedServer:
             return "BucketAlreadyOwnedByYou" in str(exc) or "BucketAlreadyExists" in str(exc)
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=10)
+        stop_process(self._proc)
 
     def env(self) -> dict[str, str]:
         return sdk_env(self.endpoint)

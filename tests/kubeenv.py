@@ -15,6 +15,7 @@ import kubernetes
 from kubernetes.client import ApiException
 
 from devenv.kube import ControlPlane, write_kubeconfig
+from devenv.process import stop as stop_process
 from devenv.postgres import free_port
 from devenv.wait import wait_for
 
@@ -128,12 +129,7 @@ class OperatorProcess:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        stop_process(self._proc)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
