@@ -123,6 +123,18 @@ def test_gzip_runs_as_many_blocks_at_once_as_threads_asked(dump: bytes, monkeypa
     assert reference_read("gzip", compressed(dump, Compression("gzip", 6), 2)) == dump
     assert two.broken, "three blocks ran at once on two threads"
 
+    # The pool is sized for the most this stream may get; while the run's other streams
+    # share the CPUs it is given one thread, and one block runs at a time.
+    shared = threading.Barrier(2, timeout=1)
+    together(shared)
+    compressor = open_compressor(Compression("gzip", 6), lambda: 1, 3)
+    try:
+        out = b"".join(compressor.compress(chunk) for chunk in pieces(dump)) + compressor.finish()
+    finally:
+        compressor.close()
+    assert reference_read("gzip", out) == dump
+    assert shared.broken, "two blocks ran at once on a stream given one thread"
+
 
 def test_the_engine_reports_the_library_its_level_and_threads(dump: bytes) -> None:
     gzip = open_compressor(Compression("gzip", 9), lambda: 3, 3)

@@ -16,7 +16,9 @@ reading while blocks are compressed:
   combined in order. The result is one standard gzip member that ``gunzip``, ``gzip -t``
   and every older pgbackup read. ISA-L has levels 0-3; ``GZIP_LEVELS`` maps the user's gzip
   level 1-9 onto them (the README's Performance section has the measured speed and size).
-  Blocks in flight are bounded (``2 x threads``), so memory is too.
+  At most ``threads`` blocks are in flight (the pool may be larger, for when the run's other
+  streams end), so that many run at once and memory is bounded; the reader fills the next
+  block meanwhile.
 - ``ZstdStream`` is python-zstandard's streaming compressor with zstd's own worker threads,
   writing one frame with a content checksum (``.sql.zst``, ``zstd -dc`` reads it).
 
@@ -116,7 +118,8 @@ class ParallelGzip:
         self._size += len(block)
 
     def _collect(self, wait_beyond: int) -> bytes:
-        """Completed blocks in order; waits while more than ``wait_beyond`` are in flight."""
+        """Completed blocks in order; waits while more than ``wait_beyond`` are in flight
+        (``len(self._inflight)``: no wait, only what is done)."""
         out = []
         while self._inflight and (len(self._inflight) > wait_beyond or self._inflight[0][0].done()):
             future, length = self._inflight.popleft()
@@ -131,13 +134,13 @@ class ParallelGzip:
             self._started, head = True, GZIP_HEADER
         self._pending += data
         while len(self._pending) >= BLOCK:
-            block = bytes(self._pending[:BLOCK])
-            del self._pending[:BLOCK]
             threads = max(1, self._threads())
             self._most = max(self._most, threads)
+            head += self._collect(threads - 1)  # a free thread for this block: never more at once
+            block = bytes(self._pending[:BLOCK])
+            del self._pending[:BLOCK]
             self._submit(block, last=False)
-            head += self._collect(2 * threads)
-        return head + self._collect(2 * max(1, self._threads()))
+        return head + self._collect(len(self._inflight))  # whatever is done already, in order
 
     def finish(self) -> bytes:
         head = b"" if self._started else GZIP_HEADER
@@ -167,7 +170,6 @@ class ZstdStream:
         with signals.held():  # zstd starts its workers on the first call; they inherit the mask
             self._zstd = zstandard.ZstdCompressor(level=level, threads=self.threads, write_checksum=True)
             self._stream = self._zstd.compressobj()
-        self._version = zstandard.__version__
 
     def compress(self, data: bytes) -> bytes:
         with signals.held():

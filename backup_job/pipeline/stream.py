@@ -23,7 +23,7 @@ and uploads each run on other threads, with the GIL released for the heavy work.
 
 Memory is bounded by the parts in flight plus the one being filled:
 ``(concurrency + 1) * part_size(n)``, plus the compressor's blocks in flight and the
-sidecar's queue (about 66 MiB with the defaults for any stream below 8 GiB compressed).
+sidecar's queue (about 61 MiB with the defaults for any stream below 8 GiB compressed).
 Part sizes come from the destination's ``PartLimits``: they start at the configured size
 and double every 1,000 parts, so an unknown-length stream never reaches S3's 10,000-part
 limit before its 5 TiB object limit.
