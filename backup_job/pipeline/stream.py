@@ -2,7 +2,7 @@
 
 Read this module to follow a byte::
 
-    PgDump.chunks()          up to 1 MiB per read from pg_dump's stdout (``pg.dump``)
+    PgDump.chunks()          1 MiB chunks gathered from pg_dump's stdout (``pg.dump``)
       (-> Sidecar            the COPY row counter sees each chunk on its own thread)
       -> Compressor          gzip in 1 MiB blocks on a thread pool, or zstd (``compress``)
       -> PartBuffer          cut into parts of exactly part_size(n) bytes; sha256 over all
