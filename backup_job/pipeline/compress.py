@@ -20,7 +20,10 @@ reading while blocks are compressed:
   streams end), so that many run at once and memory is bounded; the reader fills the next
   block meanwhile.
 - ``ZstdStream`` is python-zstandard's streaming compressor with zstd's own worker threads,
-  writing one frame with a content checksum (``.sql.zst``, ``zstd -dc`` reads it).
+  writing one frame with a content checksum (``.sql.zst``, ``zstd -dc`` reads it). Its jobs
+  are ``ZSTD_JOB`` (4 MiB) or the level's window if larger, not zstd's default of four
+  windows: at level 3 that takes its buffers from about 65 to 35 MiB with two threads, at
+  the same speed and size (measured on a 300 MB dump).
 
 The thread count is fixed for a zstd stream when it starts; a gzip stream asks ``threads``
 again for each block, so a large database that outlives the small ones beside it gets their
@@ -47,6 +50,7 @@ WINDOW = 32 * 1024  # deflate's window: the dictionary a block inherits from the
 GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 255])  # deflate, no name, no mtime, OS unknown
 # The user's gzip level (1-9) -> ISA-L's level (0-3).
 GZIP_LEVELS = {1: 1, 2: 1, 3: 1, 4: 2, 5: 2, 6: 2, 7: 3, 8: 3, 9: 3}
+ZSTD_JOB = 4 * 1024 * 1024  # bytes of input per zstd worker job (at least the level's window)
 CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd"}
 
 Threads = Callable[[], int]
@@ -168,7 +172,10 @@ class ZstdStream:
         self.level = level
         self.threads = max(1, threads)
         with signals.held():  # zstd starts its workers on the first call; they inherit the mask
-            self._zstd = zstandard.ZstdCompressor(level=level, threads=self.threads, write_checksum=True)
+            window = zstandard.ZstdCompressionParameters.from_level(level).window_log
+            params = zstandard.ZstdCompressionParameters.from_level(
+                level, threads=self.threads, write_checksum=1, job_size=max(ZSTD_JOB, 1 << window))
+            self._zstd = zstandard.ZstdCompressor(compression_params=params)
             self._stream = self._zstd.compressobj()
 
     def compress(self, data: bytes) -> bytes:
