@@ -23,6 +23,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from types import FrameType
@@ -39,6 +40,8 @@ from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, Settings, load_settings,
                             parse_schedule)
 from .core.termination import TerminationMessage
+from .report.metrics import DatabaseFigure
+from .report.reporter import Reporter
 from .pg.target import backup_server, verify_server
 from .pipeline.catalog import load_catalog
 
@@ -118,32 +121,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupted)
     signal.signal(signal.SIGINT, _raise_interrupted)
     memory.pin_mmap_threshold()
+    report = Report(settings, args.command)
     try:
-        return _dispatch(args, settings)
+        report.started()
+        return _dispatch(args, settings, report)
     except ConfigError as exc:
         print(f"pgbackup: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except (PgBackupError, Interrupted) as exc:
         logger.error("%s FAILED: %s", args.command, exc, exc_info=_debug(),
                      extra=logs.fields(event="run.failed", error=str(exc)))
-        _report(settings, str(exc))
+        report(TerminationMessage(str(exc), command=args.command, ok=False))
         return EXIT_FAILED
     except Exception as exc:
         logger.error("%s FAILED with an unexpected %s: %s", args.command, type(exc).__name__, exc,
                      exc_info=_debug(), extra=logs.fields(event="run.failed", error=str(exc)))
-        _report(settings, f"unexpected {type(exc).__name__}: {exc}")
+        report(TerminationMessage(f"unexpected {type(exc).__name__}: {exc}", command=args.command,
+                                             ok=False))
         return EXIT_FAILED
 
 
-def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> int:
     if args.command == "schedule":
         return schedule.start(parse_schedule(os.environ))
     if args.command == "run":
         result = run(settings)
-        if not result.ok:
-            _report(settings, result.failure_summary())
-            return EXIT_FAILED
-        return EXIT_OK
+        report(result.termination(), result.figures(), result.warnings())  # on success too
+        return EXIT_OK if result.ok else EXIT_FAILED
     prefix = settings.destination.prefix
     storage = open_destination(settings)
     if args.command == "list":
@@ -164,16 +168,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                              create=args.create, clean=args.clean, bindir=settings.pg_bindir)
         return EXIT_OK
     if args.command == "verify":
+        clock = time.monotonic()
         outcome = verify(load_catalog(storage, prefix), verify_server(os.environ),
                          databases=tuple(args.database), include=settings.include,
                          exclude=settings.exclude, bindir=settings.pg_bindir)
         summary = outcome.summary()
+        report(outcome.termination(time.monotonic() - clock))  # the operator's lastVerify
         if outcome.failed:
             logs.get("verify").error(summary, extra=logs.fields(event="verify.summary", failed=len(outcome.failed)))
-            _report(settings, summary)
             return EXIT_FAILED
         logs.get("verify").info(summary, extra=logs.fields(event="verify.summary", failed=0))
-        _report(settings, summary)  # the operator shows it as lastVerify
         return EXIT_OK
     if args.command == "prune":
         if not settings.retention:
@@ -182,12 +186,31 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         pruned = prune(load_catalog(storage, prefix), settings.retention, datetime.now(timezone.utc),
                        dry_run=args.dry_run)
         if pruned.errors:
-            _report(settings, f"{len(pruned.errors)} deletions failed: {pruned.errors[0]}")
+            report(TerminationMessage(f"{len(pruned.errors)} deletions failed: {pruned.errors[0]}",
+                                                 command="prune", ok=False))
             return EXIT_FAILED
+        report(TerminationMessage(
+            f"prune: {len(pruned.deleted)} objects {'would be ' if args.dry_run else ''}deleted, "
+            f"{pruned.kept} backups kept", command="prune", ok=True))
         return EXIT_OK
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def _report(settings: Settings, summary: str) -> None:
-    """The outcome as the termination message, where Kubernetes (and the operator) read it."""
-    termination.write(settings.termination_log, TerminationMessage(summary))
+class Report:
+    """Where a command's outcome goes: the termination message (Kubernetes, the operator),
+    and through ``report.Reporter`` to notifications, pings and metrics when configured."""
+
+    def __init__(self, settings: Settings, command: str) -> None:
+        self.settings = settings
+        self.reporter = (Reporter(settings.report, settings.destination.url, command)
+                         if settings.report.wanted and command in ("run", "verify", "prune") else None)
+
+    def started(self) -> None:
+        if self.reporter is not None:
+            self.reporter.started()
+
+    def __call__(self, message: TerminationMessage, databases: list[DatabaseFigure] | None = None,
+                 warnings: list[str] | None = None) -> None:
+        termination.write(self.settings.termination_log, message)
+        if self.reporter is not None:
+            self.reporter.finished(message, databases, warnings)

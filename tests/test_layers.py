@@ -1,4 +1,4 @@
-"""The rooms of backup_job import one way only: commands -> pipeline -> pg | storage -> core.
+"""The rooms of backup_job import one way only: commands -> pipeline -> pg | storage | report -> core.
 
 A module may import from its own room and from the rooms below it; ``pg`` and ``storage``
 stand side by side and never import each other. The operator imports only ``backup_job.core``
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .helpers import ROOT
 
-RANK = {"core": 0, "pg": 1, "storage": 1, "pipeline": 2, "commands": 3, "cli": 4, "__main__": 5}
+RANK = {"core": 0, "pg": 1, "storage": 1, "report": 1, "pipeline": 2, "commands": 3, "cli": 4, "__main__": 5}
 OPERATOR_MAY_USE = {"", "core"}  # "" is backup_job itself: the version
 
 

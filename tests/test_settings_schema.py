@@ -4,6 +4,7 @@ the operator's rendering read back by the job's own parser (no cluster needed)."
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -190,11 +191,26 @@ def test_each_setting_is_named_once_in_the_code() -> None:
 
 
 def test_the_termination_message_fits_kubernetes() -> None:
-    long = "3 of 3 backups failed: " + "'bäckup': pg_dump failed (exit 1): ü " * 400
-    data = TerminationMessage(long).encode()
+    long = "3 of 3 backups failed: " + "'bäckup': pg_dump failed (exit 1): ü \"quoted\" " * 400
+    names = tuple(f"database_{i}_ü" for i in range(300))
+    message = TerminationMessage(long, command="run", ok=False, timestamp="20261126T020000Z", seconds=83.25,
+                                 stored_bytes=10**12, databases_ok=1, databases_failed=300, failed=names)
+    data = message.encode()
     assert len(data) <= LIMIT + 1 < 4096 and data.endswith(b"\n") and data.count(b"\n") == 1
-    assert TerminationMessage.decode(data.decode("utf-8")).summary == data.decode().strip()
-    assert TerminationMessage("line one\nline two").encode() == b"line one line two\n"
+    read = TerminationMessage.decode(data.decode("utf-8"))
+    assert (read.command, read.ok, read.timestamp, read.seconds, read.stored_bytes) == ("run", False, "20261126T020000Z",
+                                                                                83.2, 10**12)
+    assert (read.databases_ok, read.databases_failed) == (1, 300)  # the counts stay exact
+    assert read.failed_truncated and 0 < len(read.failed) < 300 and read.failed == names[: len(read.failed)]
+    assert read.summary.startswith("3 of 3 backups failed: 'bäckup'") and len(read.summary) < len(long)
+    one_line = TerminationMessage("line one\nline two", command="prune", ok=True).encode()
+    assert json.loads(one_line) == {"v": 1, "command": "prune", "ok": True, "summary": "line one line two"}
+
+
+def test_an_older_plain_termination_message_still_reads() -> None:
+    read = TerminationMessage.decode("1 of 2 backups failed: 'x': boom\n")
+    assert read == TerminationMessage("1 of 2 backups failed: 'x': boom")
+    assert TerminationMessage.decode("{not json").summary == "{not json"
 
 
 def test_the_operator_deployments_set_only_declared_variables() -> None:

@@ -46,6 +46,8 @@ from ..core import cpus, logs
 from ..core.errors import DatabaseError, PgBackupError, RunError, one_line
 from ..core.layout import DUMP_SUFFIXES, GLOBALS, display_name, format_timestamp, parse_key
 from ..core.manifest import Manifest, RunFacts
+from ..core.termination import TerminationMessage
+from ..report.metrics import DatabaseFigure
 from ..core.settings import DATABASES, EXCLUDE_DATABASES, PG_BINDIR, PGUSER, Settings
 from ..pg import dbprops
 from ..pg.discovery import TEMPLATE, Server, describe_target, discover, select_databases
@@ -73,6 +75,7 @@ class DatabaseResult:
     key: str = ""
     error: str = ""
     stats: StreamStats | None = None
+    shrunk: str = ""  # the shrink alarm's warning for this backup
 
 
 @dataclass
@@ -97,12 +100,38 @@ class RunResult:
     def succeeded(self) -> list[DatabaseResult]:
         return [r for r in self.results if r.ok]
 
+    @property
+    def stored_bytes(self) -> int:
+        return sum(r.stats.compressed_bytes for r in self.succeeded if r.stats)
+
     def failure_summary(self) -> str:
         """One line naming every failed database and its cause."""
         if not self.failed:
             return f"every backup succeeded, but retention failed: {self.retention_error}"
         causes = "; ".join(f"{display_name(r.database)!r}: {r.error}" for r in self.failed)
         return f"{len(self.failed)} of {len(self.results)} backups failed: {causes}"
+
+    def summary(self) -> str:
+        if not self.ok:
+            return self.failure_summary()
+        return (f"{len(self.results)} backups succeeded: {logs.human_bytes(self.stored_bytes)} "
+                f"stored in {self.seconds:.1f} s")
+
+    def figures(self) -> list[DatabaseFigure]:
+        """Per database, for the run's metrics."""
+        return [DatabaseFigure(display_name(r.database), r.ok, r.stats.compressed_bytes if r.stats else 0)
+                for r in self.results]
+
+    def warnings(self) -> list[str]:
+        """What deserves a notification even in a successful run: shrink alarms."""
+        return [r.shrunk for r in self.results if r.shrunk]
+
+    def termination(self) -> TerminationMessage:
+        """The outcome for the operator (``core.termination``)."""
+        return TerminationMessage(
+            self.summary(), command="run", ok=self.ok, timestamp=self.timestamp, seconds=self.seconds,
+            stored_bytes=self.stored_bytes, databases_ok=len(self.succeeded), databases_failed=len(self.failed),
+            failed=tuple(display_name(r.database) for r in self.failed))
 
 
 @dataclass(frozen=True)
@@ -167,7 +196,7 @@ def attempt(run: BackupRun, source: Source) -> DatabaseResult:
         log.debug("unexpected error backing up %r", display_name(source.database), exc_info=True)
         return DatabaseResult(database=source.database, ok=False, key=dump_key,
                               error=f"unexpected {type(exc).__name__}: {exc}")
-    return DatabaseResult(database=source.database, ok=True, key=stored.key, stats=stored.stats)
+    return DatabaseResult(database=source.database, ok=True, key=stored.key, stats=stored.stats, shrunk=stored.shrunk)
 
 
 def backup_database(run: BackupRun, tools: Tools, database: str, properties: dict[str, Any] | None = None,
@@ -268,7 +297,7 @@ def _log_skipped(server: Server) -> None:
 
 
 def _log_summary(result: RunResult) -> None:
-    total = sum(r.stats.compressed_bytes for r in result.succeeded if r.stats)
+    total = result.stored_bytes
     log_summary = log.error if result.failed else log.info
     log_summary(
         "run %s %s: %d ok, %d failed%s, %s written in %.1f s",

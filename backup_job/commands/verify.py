@@ -29,6 +29,7 @@ from pathlib import Path
 from ..core import logs, signals
 from ..core.errors import PgBackupError, one_line
 from ..core.layout import GLOBALS, TIMESTAMP_FORMAT, display_name, format_timestamp
+from ..core.termination import TerminationMessage
 from ..pg import dbprops
 from ..pg.databases import count_rows, drop_database
 from ..pg.discovery import select_databases
@@ -60,6 +61,13 @@ class VerifyResult:
     @property
     def failed(self) -> list[DrillResult]:
         return [r for r in self.results if not r.ok]
+
+    def termination(self, seconds: float) -> TerminationMessage:
+        """The outcome for the operator (``core.termination``)."""
+        return TerminationMessage(self.summary(), command="verify", ok=not self.failed, seconds=seconds,
+                                  databases_ok=len(self.results) - len(self.failed),
+                                  databases_failed=len(self.failed),
+                                  failed=tuple(r.database for r in self.failed))
 
     def summary(self) -> str:
         ok = len(self.results) - len(self.failed)

@@ -224,6 +224,46 @@ SHRINK_ALARM = Variable("BACKUP_SHRINK_ALARM", fraction,
 TERMINATION_LOG = Variable("BACKUP_TERMINATION_LOG", _optional_path,
                            "Write the outcome in one line here (Kubernetes shows it as the container's "
                            "termination message).", example="/dev/termination-log", format=_optional)
+# --- where outcomes go besides the log (``backup_job.report``) ------------------------------
+def _urls(value: str) -> tuple[str, ...]:
+    urls = tuple(value.split())
+    bad = [url for url in urls if "://" not in url]
+    if bad:
+        raise Invalid("holds an entry that is not a URL (scheme://...)", "slack://TokenA/TokenB/TokenC")
+    return urls
+
+
+def _http_url(value: str) -> str | None:
+    if value and not value.startswith(("http://", "https://")):
+        raise Invalid("must be an http:// or https:// URL", "https://hc-ping.com/<uuid>")
+    return value or None
+
+
+NOTIFY_URLS = Variable("BACKUP_NOTIFY_URLS", _urls,
+                       "Where to send notifications: Apprise URLs separated by spaces or newlines (Slack, "
+                       "Teams, Discord, Matrix, ntfy, email, JSON webhooks...). They carry tokens: use the "
+                       "`_FILE` form.", example="/run/secrets/notify_urls",
+                       shown_default="none", secret=True, file_form=True, format=" ".join)
+NOTIFY_ON = Variable("BACKUP_NOTIFY_ON", choice("failure", "always"),
+                     "`failure`: failed runs, failed verify drills and shrink alarms; `always`: every run too.",
+                     default="failure", example="always")
+HEALTHCHECK_URL = Variable("BACKUP_HEALTHCHECK_URL", _http_url,
+                           "A dead man's switch (healthchecks.io convention): `<url>/start` when a run starts, "
+                           "`<url>` on success, `<url>/fail` on failure; the monitor alerts when pings stop.",
+                           example="/run/secrets/healthcheck_url", shown_default="none", secret=True, file_form=True,
+                           format=_optional)
+METRICS_TEXTFILE = Variable("BACKUP_METRICS_TEXTFILE", _optional_path,
+                            "Write the last run's metrics here, atomically, for node_exporter's textfile "
+                            "collector.", example="/var/lib/node_exporter/pgbackup.prom", format=_optional)
+METRICS_PUSHGATEWAY_URL = Variable("BACKUP_METRICS_PUSHGATEWAY_URL", _http_url,
+                                   "Push the last run's metrics to this Prometheus Pushgateway (job `pgbackup`, "
+                                   "grouped by destination).", example="/run/secrets/pushgateway_url",
+                                   shown_default="none", secret=True, file_form=True, format=_optional)
+NOTIFY_TIMEOUT = Variable("BACKUP_NOTIFY_TIMEOUT", duration,
+                          "The most time notifications, pings and metric pushes may take together at each "
+                          "step; they never change the run's exit code.", default="10s", example="5s")
+
+
 LOG_LEVEL = Variable("LOG_LEVEL", _log_level, "`debug` also prints tracebacks.", default="info", example="debug",
                      format=str.lower)
 LOG_FORMAT = Variable("LOG_FORMAT", choice("text", "json"), "One line per event either way, on stdout.",
@@ -274,6 +314,17 @@ OPERATOR_IMAGE = Variable("PGBACKUP_IMAGE", optional_text,
                           owner="operator", format=_optional)
 OPERATOR_LIVENESS = Variable("PGBACKUP_LIVENESS", text, "The operator's liveness endpoint (`--liveness`).",
                              default="http://0.0.0.0:8080/healthz", owner="operator")
+OPERATOR_METRICS_PORT = Variable("PGBACKUP_METRICS_PORT", integer(0, 65535),
+                                 "The port of the operator's Prometheus metrics (`/metrics`, `--metrics-port`); "
+                                 "`0` turns them off.", default="9090", example="9090, 0", owner="operator")
+OPERATOR_LOG_FORMAT = Variable("PGBACKUP_LOG_FORMAT", choice("text", "json"),
+                               "The operator's log lines (`--log-format`): text, or JSON objects shaped like "
+                               "the job's (`time`, `level`, `message`, `event`, and `object` for a resource).",
+                               default="text", example="json", owner="operator")
+OPERATOR_FRESHNESS_INTERVAL = Variable("PGBACKUP_FRESHNESS_INTERVAL", duration,
+                                       "How often the operator checks every PgBackup's last success against "
+                                       "its maximum age (`spec.alerting.maxAge`).", default="60s", example="30s",
+                                       owner="operator")
 
 
 # --- PostgreSQL: libpq's own variables, and a scratch server's for verify ----------------
@@ -369,13 +420,15 @@ JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION, COMPRESSION_LEVEL
        S3_READ_TIMEOUT, UPLOAD_CONCURRENCY, ABANDONED_UPLOAD_AGE,
        PART_SIZE_MB, PROGRESS_INTERVAL, GLOBALS, RETENTION, SHRINK_ALARM, TERMINATION_LOG, LOG_LEVEL, LOG_FORMAT)
 SCHEDULE_VARIABLES = (SCHEDULE, CRONTAB, RUN_ON_START, VERIFY_SCHEDULE, SUPERCRONIC)
-OPERATOR = (OPERATOR_NAMESPACES, OPERATOR_IMAGE, OPERATOR_LIVENESS)
+REPORT = (NOTIFY_URLS, NOTIFY_ON, HEALTHCHECK_URL, METRICS_TEXTFILE, METRICS_PUSHGATEWAY_URL, NOTIFY_TIMEOUT)
+OPERATOR = (OPERATOR_NAMESPACES, OPERATOR_IMAGE, OPERATOR_LIVENESS, OPERATOR_METRICS_PORT, OPERATOR_FRESHNESS_INTERVAL,
+            OPERATOR_LOG_FORMAT)
 POSTGRES = (*SOURCE_SERVER.variables(), PGAPPNAME)
 SCRATCH = SCRATCH_SERVER.variables()
 S3 = (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3,
       AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, AWS_REQUEST_CHECKSUM_CALCULATION, AWS_RESPONSE_CHECKSUM_VALIDATION)
 GROUPS: dict[str, tuple[Variable[Any], ...]] = {
-    "schedule": SCHEDULE_VARIABLES, "job": JOB, "postgres": POSTGRES, "scratch": SCRATCH, "s3": S3,
+    "schedule": SCHEDULE_VARIABLES, "job": JOB, "report": REPORT, "postgres": POSTGRES, "scratch": SCRATCH, "s3": S3,
     "operator": OPERATOR}
 ALL: tuple[Variable[Any], ...] = tuple(variable for group in GROUPS.values() for variable in group)
 BY_NAME = {variable.name: variable for variable in ALL}
@@ -435,9 +488,28 @@ class Settings:
     globals: bool
     shrink_alarm: float  # fraction of the previous backup's size; 0 turns it off
 
+    report: "ReportSettings"
+
     def secrets(self) -> list[str]:
-        """Every secret value this run knows, for the log redaction filter."""
-        return [secret.reveal() for secret in self.secret_values]
+        """Every secret value this run knows, for the log redaction filter (each notification
+        URL on its own too: a log line may name one of several)."""
+        return [secret.reveal() for secret in self.secret_values] + [url.reveal() for url in self.report.notify_urls]
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Where a run's outcome goes besides the log and the termination message."""
+
+    notify_urls: tuple[Secret, ...]
+    notify_always: bool
+    healthcheck_url: Secret | None
+    metrics_textfile: Path | None
+    pushgateway_url: Secret | None
+    timeout: int  # seconds
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.notify_urls or self.healthcheck_url or self.metrics_textfile or self.pushgateway_url)
 
 
 @dataclass(frozen=True)
@@ -494,6 +566,19 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         log_level=LOG_LEVEL.read(env), log_format=LOG_FORMAT.read(env),
         termination_log=TERMINATION_LOG.read(env),
         retention=RETENTION.read(env), globals=GLOBALS.read(env), shrink_alarm=SHRINK_ALARM.read(env),
+        report=_report(env),
+    )
+
+
+def _report(env: Mapping[str, str]) -> ReportSettings:
+    healthcheck, pushgateway = HEALTHCHECK_URL.read(env), METRICS_PUSHGATEWAY_URL.read(env)
+    return ReportSettings(
+        notify_urls=tuple(Secret(url) for url in NOTIFY_URLS.read(env)),
+        notify_always=NOTIFY_ON.read(env) == "always",
+        healthcheck_url=Secret(healthcheck.rstrip("/")) if healthcheck else None,
+        metrics_textfile=METRICS_TEXTFILE.read(env),
+        pushgateway_url=Secret(pushgateway) if pushgateway else None,
+        timeout=max(1, NOTIFY_TIMEOUT.read(env)),
     )
 
 

@@ -1,22 +1,37 @@
-"""The termination message: the job's one-line outcome, read back by the operator.
+"""The termination message: the job's outcome in one JSON line, read back by the operator.
 
 Kubernetes copies a container's ``terminationMessagePath`` file into the Pod's status
 (``state.terminated.message``) and cuts it at 4096 bytes. ``pgbackup run``, ``verify`` and
-``prune`` write their outcome there (``settings.TERMINATION_LOG``, which the operator points
-at ``KUBERNETES_PATH``), and the operator shows it as ``status.lastRun.message`` or
-``status.lastVerify.message``. Both ends use this module, so the format is declared once:
-today one line of text, redacted, cut to ``LIMIT`` bytes on a character boundary.
+``prune`` write their outcome there on every exit, success included
+(``settings.TERMINATION_LOG``, which the operator points at ``KUBERNETES_PATH``). The
+operator turns it into ``status.lastRun`` (result, duration, stored bytes, database counts,
+the failed databases) or ``status.lastVerify``, and from there into its metrics. Both ends
+use this module, so the format is declared once:
+
+    {"v": 1, "command": "run", "ok": false, "summary": "1 of 3 backups failed: 'shop': ...",
+     "timestamp": "20261126T020000Z", "seconds": 83.2, "bytes": 165288497,
+     "databases": {"ok": 2, "failed": 1}, "failed": ["shop"]}
+
+``encode`` keeps the line under ``LIMIT`` bytes: the summary gets at most
+``SUMMARY_LIMIT``, then failed names are dropped from the end (the counts stay exact;
+``failedTruncated`` says names are missing), and only then is the summary cut further. The summary is redacted like every log line. ``decode`` also reads the plain
+one-line text that versions before the JSON form wrote, as a summary with nothing else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import logs
 
 KUBERNETES_PATH = "/dev/termination-log"
 LIMIT = 4000  # bytes, under Kubernetes' 4096 with room for the newline
+VERSION = 1
+SUMMARY_LIMIT = 2500  # bytes of summary at most, so the failed names and figures have room
+MAX_FAILED = 50  # failed database names carried at most; the counts are always exact
 log = logs.get("termination")
 
 
@@ -25,17 +40,90 @@ class TerminationMessage:
     """What a finished job tells the operator."""
 
     summary: str  # one line: the outcome, naming each failed database and why
+    command: str = ""  # run | verify | prune; empty when read from an older plain-text message
+    ok: bool | None = None  # None: not known (an older plain-text message)
+    timestamp: str = ""  # the run's timestamp (``run``)
+    seconds: float | None = None  # how long the command ran
+    stored_bytes: int | None = None  # bytes stored by this run (``run``); "bytes" in the JSON
+    databases_ok: int | None = None
+    databases_failed: int | None = None
+    failed: tuple[str, ...] = field(default_factory=tuple)  # failed databases, at most MAX_FAILED
+    failed_truncated: bool = False
+
+    def _document(self, summary: str, failed: tuple[str, ...], truncated: bool) -> dict[str, Any]:
+        document: dict[str, Any] = {"v": VERSION, "command": self.command, "ok": self.ok, "summary": summary}
+        if self.timestamp:
+            document["timestamp"] = self.timestamp
+        if self.seconds is not None:
+            document["seconds"] = round(self.seconds, 1)
+        if self.stored_bytes is not None:
+            document["bytes"] = self.stored_bytes
+        if self.databases_ok is not None or self.databases_failed is not None:
+            document["databases"] = {"ok": self.databases_ok or 0, "failed": self.databases_failed or 0}
+        if failed or truncated:
+            document["failed"] = list(failed)
+        if truncated:
+            document["failedTruncated"] = True
+        return document
 
     def encode(self) -> bytes:
-        """The file's content: the redacted summary on one line, at most ``LIMIT`` bytes."""
-        line = logs.redact(self.summary).replace("\n", " ")
-        data = line.encode("utf-8")[:LIMIT]
-        return data.decode("utf-8", "ignore").encode("utf-8") + b"\n"
+        """The file's content: one JSON line of at most ``LIMIT`` bytes, newline included."""
+        summary = _cut(logs.redact(self.summary).replace("\n", " "), SUMMARY_LIMIT)
+        failed = tuple(logs.redact(name) for name in self.failed[:MAX_FAILED])
+        truncated = self.failed_truncated or len(self.failed) > MAX_FAILED
+        while True:
+            line = json.dumps(self._document(summary, failed, truncated), ensure_ascii=False,
+                              separators=(",", ":")).encode("utf-8") + b"\n"
+            excess = len(line) - LIMIT
+            if excess <= 0:
+                return line
+            if failed:  # names go before the rest of the summary
+                failed, truncated = failed[: len(failed) // 2], True
+            else:  # cut at least the excess (escapes may make a character cost more than a byte)
+                summary = _cut(summary, len(summary.encode("utf-8")) - excess - 16)
 
     @classmethod
     def decode(cls, text: str) -> "TerminationMessage":
-        """Read what the Pod status shows (Kubernetes may have cut it)."""
-        return cls(summary=text.strip())
+        """Read what the Pod status shows: this module's JSON, or an older version's plain line."""
+        text = text.strip()
+        try:
+            document = json.loads(text) if text.startswith("{") else None
+        except ValueError:
+            document = None
+        if not isinstance(document, dict) or not isinstance(document.get("summary"), str):
+            return cls(summary=text)
+        databases = document.get("databases")
+        databases = databases if isinstance(databases, dict) else {}
+        failed = document.get("failed")
+        failed = failed if isinstance(failed, list) else []
+        return cls(
+            summary=document["summary"],
+            command=str(document.get("command") or ""),
+            ok=document["ok"] if isinstance(document.get("ok"), bool) else None,
+            timestamp=str(document.get("timestamp") or ""),
+            seconds=_number(document.get("seconds")),
+            stored_bytes=_integer(document.get("bytes")),
+            databases_ok=_integer(databases.get("ok")),
+            databases_failed=_integer(databases.get("failed")),
+            failed=tuple(str(name) for name in failed),
+            failed_truncated=document.get("failedTruncated") is True,
+        )
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` bytes of UTF-8, marked with ``...`` when cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[: max(0, limit - 3)].decode("utf-8", "ignore") + "..."
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def write(path: Path | None, message: TerminationMessage) -> None:

@@ -55,6 +55,7 @@ class Stored:
 
     key: str
     stats: StreamStats
+    shrunk: str = ""  # the shrink alarm's warning, when it went off
 
 
 def rate(count: int, seconds: float) -> str:
@@ -137,8 +138,8 @@ class BackupRun:
         except UnconfirmedError as exc:
             raise UnconfirmedError(f"the backup is probably complete but unconfirmed: {exc.message}",
                                    hint=exc.hint) from exc
-        self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
-        return Stored(dump_key, stats)
+        shrunk = self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
+        return Stored(dump_key, stats, shrunk)
 
     def _exists(self, key: str) -> bool:
         return key in self.listed if self.listed is not None else self.storage.exists(key)
@@ -192,7 +193,8 @@ class BackupRun:
         return timer
 
     def _finished(self, name: str, source: Source, stats: StreamStats, counter: CopyRowCounter,
-                  fields: dict[str, str], manifest_key: str, where: str, shrink: dict[str, Any] | None) -> None:
+                  fields: dict[str, str], manifest_key: str, where: str, shrink: dict[str, Any] | None) -> str:
+        """Log the backup's end; returns the shrink alarm's warning, or "" when it stayed quiet."""
         rows = sum(counter.counts.values())
         log.info(
             "backup of %r finished: %s compressed (%s raw%s) in %.1f s, %s, sha256 %s -> %s",
@@ -204,14 +206,13 @@ class BackupRun:
                               sha256=stats.sha256, manifest=manifest_key, tables=len(counter.counts),
                               rows=rows, **fields),
         )
-        if shrink is not None:
-            raw = shrink.get("compared") == "raw_bytes"  # the compression changed since the last backup
-            now, before = ((stats.raw_bytes, shrink["previous_raw_bytes"]) if raw
-                           else (stats.compressed_bytes, shrink["previous_compressed_bytes"]))
-            log.warning(
-                "backup of %r SHRANK: %s %s is below %d%% of the previous backup (%s, %s); "
-                "check that data was not lost",
-                name, logs.human_bytes(now), "raw" if raw else "compressed", round(self.settings.shrink_alarm * 100),
-                shrink["previous_timestamp"], logs.human_bytes(before),
-                extra=logs.fields(event="backup.shrunk", **fields, **shrink),
-            )
+        if shrink is None:
+            return ""
+        raw = shrink.get("compared") == "raw_bytes"  # the compression changed since the last backup
+        now, before = ((stats.raw_bytes, shrink["previous_raw_bytes"]) if raw
+                       else (stats.compressed_bytes, shrink["previous_compressed_bytes"]))
+        warning = (f"backup of {name!r} SHRANK: {logs.human_bytes(now)} {'raw' if raw else 'compressed'} is below "
+                   f"{round(self.settings.shrink_alarm * 100)}% of the previous backup ({shrink['previous_timestamp']}, "
+                   f"{logs.human_bytes(before)}); check that data was not lost")
+        log.warning("%s", warning, extra=logs.fields(event="backup.shrunk", **fields, **shrink))
+        return warning

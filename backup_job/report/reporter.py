@@ -1,0 +1,77 @@
+"""The one object ``cli`` tells about a command's start and end; it decides what goes where.
+
+- ``run``: a healthcheck ``start`` ping when it starts; at the end a ``success`` or ``fail``
+  ping with the summary, the metrics (textfile, Pushgateway), and a notification when the
+  run failed, when a backup set off the shrink alarm, or for every run with
+  ``BACKUP_NOTIFY_ON=always``;
+- ``verify``: a notification when a drill failed (or always);
+- ``prune``: a notification when deletions failed (or always).
+
+Each step is bounded by ``BACKUP_NOTIFY_TIMEOUT`` as a whole (``bounded.within``), and no
+outcome of a send reaches the caller: the command's exit code is its own.
+"""
+
+from __future__ import annotations
+
+from ..core import logs
+from ..core.settings import ReportSettings
+from ..core.termination import TerminationMessage
+from . import healthcheck, metrics, notify
+from .bounded import within
+from .metrics import DatabaseFigure
+
+TITLES = {"run": "backup run", "verify": "verify drill", "prune": "retention"}
+
+
+class Reporter:
+    def __init__(self, settings: ReportSettings, destination: str, command: str) -> None:
+        self.settings = settings
+        self.destination = destination
+        self.command = command
+
+    def started(self) -> None:
+        url = self.settings.healthcheck_url
+        if self.command == "run" and url is not None:
+            within(self.settings.timeout, "healthcheck start ping",
+                   lambda: healthcheck.ping(url, "start", f"pgbackup run started -> {self.destination}",
+                                            self.settings.timeout))
+
+    def finished(self, outcome: TerminationMessage, databases: list[DatabaseFigure] | None = None,
+                 warnings: list[str] | None = None) -> None:
+        warnings = warnings or []
+        timeout = self.settings.timeout
+        summary = logs.redact(outcome.summary)
+        if self.command == "run":
+            url = self.settings.healthcheck_url
+            if url is not None:
+                event = "success" if outcome.ok else "fail"
+                within(timeout, f"healthcheck {event} ping", lambda: healthcheck.ping(url, event, summary, timeout))
+            textfile = self.settings.metrics_textfile
+            if textfile is not None:
+                within(timeout, "metrics textfile",
+                       lambda: metrics.write_textfile(textfile, self.destination, outcome, databases or []))
+            gateway = self.settings.pushgateway_url
+            if gateway is not None:
+                within(timeout, "metrics push",
+                       lambda: metrics.push(gateway, self.destination, outcome, databases or [], timeout))
+        if not self.settings.notify_urls:
+            return
+        if outcome.ok is False or warnings or self.settings.notify_always:
+            message = self.notification(outcome, summary, warnings)
+            within(timeout, "notification", lambda: notify.send(self.settings.notify_urls, message))
+
+    def notification(self, outcome: TerminationMessage, summary: str, warnings: list[str]) -> notify.Notification:
+        what = TITLES.get(outcome.command or self.command, self.command)
+        when = f" {outcome.timestamp}" if outcome.timestamp else ""
+        if outcome.ok is False:
+            kind, verdict = "failure", "FAILED"
+        elif warnings:
+            kind, verdict = "warning", "succeeded with warnings"
+        else:
+            kind, verdict = "success", "succeeded"
+        lines = [summary]
+        if outcome.failed:
+            lines.append("Failed: " + ", ".join(outcome.failed) + (" and more" if outcome.failed_truncated else ""))
+        lines += [logs.redact(w) for w in warnings]
+        lines.append(f"Destination: {self.destination}")
+        return notify.Notification(title=f"pgbackup {what}{when} {verdict}", body="\n".join(lines), kind=kind)
