@@ -30,7 +30,7 @@ from .kubeenv import KubeEnv, OperatorProcess
 
 SERVICES = {"bindir18", "bindir15", "pg18", "fresh_pg18", "pg15", "s3server", "bucket", "kube", "operator",
             "namespace", "helm", "bare_kube", "supercronic", "compose_schema", "weed", "seaweed", "store", "any_bucket",
-            "proxy"}
+            "proxy", "promtool"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -154,3 +154,11 @@ def namespace(kube: KubeEnv) -> Iterator[str]:
     kube.core.create_namespace({"metadata": {"name": name}})
     yield name
     kube.core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """Prometheus' promtool, built from the Go module proxy (scripts/tools-build promtool)."""
+    from . import promtool as tool
+
+    return tool.binary()

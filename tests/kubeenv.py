@@ -96,6 +96,7 @@ class OperatorProcess:
         self.directory = Path(tempfile.mkdtemp(prefix="pgbackup-operator-"))
         self.log = self.directory / "operator.log"
         self.port = free_port()
+        self.metrics_port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
     def _token_kubeconfig(self) -> Path:
@@ -119,9 +120,11 @@ class OperatorProcess:
 
     def __enter__(self) -> "OperatorProcess":
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PG", "AWS_", "BACKUP_"))}
-        env.update(KUBECONFIG=str(self._token_kubeconfig()), PGBACKUP_IMAGE="pgbackup:test")
+        env.update(KUBECONFIG=str(self._token_kubeconfig()), PGBACKUP_IMAGE="pgbackup:test",
+                   PGBACKUP_FRESHNESS_INTERVAL="1s")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "pgbackup_operator", "--liveness", f"http://127.0.0.1:{self.port}/healthz",
+             "--metrics-port", str(self.metrics_port),
              *(arg for n in self.namespaces for arg in ("--namespace", n))],
             env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.directory,
         )
@@ -133,6 +136,11 @@ class OperatorProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def scrape(self) -> str:
+        """The operator's ``/metrics`` text, as Prometheus would read it."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode("utf-8"))
 
     def wait_for_namespace_watch(self, prefix: str) -> None:
         """Return once the operator follows namespace events, not only its first listing.

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from backup_job.core.termination import TerminationMessage
 from pgbackup_operator import api, handlers, kube, render, status
 from pgbackup_operator.handlers import drift
 
@@ -198,12 +199,26 @@ def test_job_outcomes_and_messages() -> None:
                                          "lastTransitionTime": "2026-01-01T00:01:00Z"}]}}
     assert status.job_outcome(failed) == "Failed"
     pods = [{"status": {"containerStatuses": [{"state": {"terminated": {"message": "1 of 1 databases failed: 'x': boom", "finishedAt": "t"}}}]}}]
-    assert status.termination_message(pods) == "1 of 1 databases failed: 'x': boom"
+    assert status.termination_message(pods).summary == "1 of 1 databases failed: 'x': boom"  # type: ignore[union-attr]
     run = status.last_run(failed, "boom")
     assert run == {"jobName": "j", "manual": True, "startTime": "2026-01-01T00:00:00Z", "result": "Failed",
                    "message": "boom", "completionTime": "2026-01-01T00:01:00Z"}
     assert status.is_newer_or_same(run, {"jobName": "old", "startTime": "2025-12-31T00:00:00Z"})
     assert not status.is_newer_or_same({"jobName": "old", "startTime": "2025-12-31T00:00:00Z"}, run)
+
+
+def test_a_run_s_figures_come_from_its_termination_message() -> None:
+    text = TerminationMessage("1 of 3 backups failed: 'x': boom", command="run", ok=False, timestamp="20260101T000000Z",
+                              seconds=754.4, stored_bytes=165288497, databases_ok=2, databases_failed=1,
+                              failed=("x",)).encode().decode()
+    pods = [{"status": {"containerStatuses": [{"state": {"terminated": {"message": text, "finishedAt": "t"}}}]}}]
+    figures = status.run_figures(status.termination_message(pods))
+    assert figures == {"durationSeconds": 754.4, "duration": "12m34s", "bytes": 165288497, "size": "157.6 MiB",
+                       "databases": {"ok": 2, "failed": 1}, "failedDatabases": ["x"],
+                       "timestamp": "20260101T000000Z"}
+    assert status.run_figures(TerminationMessage("plain text from an older job")) == {}
+    assert status.run_figures(None) == {}
+    assert [status.human_duration(s) for s in (4.6, 60, 3725)] == ["5s", "1m0s", "1h2m"]
 
 
 def test_operator_without_credentials_fails_with_one_line(tmp_path: Path) -> None:
@@ -481,3 +496,30 @@ def test_no_level_anywhere_leaves_the_formats_own_default() -> None:
 def test_a_gzip_level_above_9_is_refused_by_field() -> None:
     with pytest.raises(api.RenderError, match=r"spec.compression.level: 12 is out of range for gzip: it must be from 1 to 9"):
         render.render_cronjob(with_spec(compression={"format": "gzip", "level": 12}), "img:1")
+
+
+def test_notify_and_healthcheck_urls_come_from_secrets_only() -> None:
+    body = with_spec(notify={"urlsSecretRef": {"name": "alerts", "key": "urls"}, "on": "always"},
+                     healthcheck={"urlSecretRef": {"name": "hc"}}, verify={"schedule": "@weekly"})
+    backup = env_of(render.render_cronjob(body, "img:1"))
+    assert backup["BACKUP_NOTIFY_URLS"] == {"secretKeyRef": {"name": "alerts", "key": "urls"}}
+    assert backup["BACKUP_NOTIFY_ON"] == "always"
+    assert backup["BACKUP_HEALTHCHECK_URL"] == {"secretKeyRef": {"name": "hc", "key": "url"}}
+    drill = env_of(verify_cronjob(**{k: body["spec"][k] for k in ("notify", "healthcheck", "verify")}))
+    assert drill["BACKUP_NOTIFY_URLS"] == {"secretKeyRef": {"name": "alerts", "key": "urls"}}
+    assert "BACKUP_HEALTHCHECK_URL" not in drill  # pings mean "a backup ran"; drills do not ping
+    assert "BACKUP_NOTIFY_URLS" not in env_of(render.render_cronjob(BODY, "img:1"))
+
+
+def test_the_operator_s_json_log_lines_name_the_resource() -> None:
+    import json
+    import logging
+
+    from pgbackup_operator.cli import OperatorJsonFormatter
+
+    record = logging.LogRecord("kopf.objects", logging.WARNING, __file__, 1, "Handler failed", None, None)
+    record.k8s_ref = {"namespace": "db", "name": "shop"}
+    line = json.loads(OperatorJsonFormatter().format(record))
+    assert (line["level"], line["message"], line["event"], line["object"]) == ("WARNING", "Handler failed",
+                                                                              "operator.kopf.objects", "db/shop")
+    assert line["time"].endswith("Z")

@@ -14,7 +14,8 @@
   ``LastVerifySucceeded`` condition, never to the backup fields. One Event per outcome.
 
 There are no delete handlers, timers or daemons, so kopf adds no finalizers: deleting a
-PgBackup lets garbage collection remove its CronJobs and Jobs through ownerReferences.
+PgBackup lets garbage collection remove its CronJobs and Jobs through ownerReferences. The
+freshness watch and the metrics (``alerting``) run from one index and one startup task.
 Handlers are plain functions with keyword arguments; tests can call them directly.
 """
 
@@ -29,8 +30,9 @@ from kubernetes.client import ApiException
 
 from backup_job.core.cron import CronSchedule
 from backup_job.core.settings import OPERATOR_IMAGE
+from backup_job.core.termination import TerminationMessage
 
-from . import api, kube, render, status
+from . import alerting, api, kube, metrics, render, status
 from .api import Body
 MANAGED = {"app.kubernetes.io/managed-by": api.MANAGED_BY}
 READY, LAST_BACKUP, LAST_VERIFY = "Ready", "LastBackupSucceeded", "LastVerifySucceeded"
@@ -70,6 +72,7 @@ def next_schedule_time(spec: Body) -> str | None:
 
 
 def _not_ready(body: Body, patch: kopf.Patch, reason: str, message: str) -> None:
+    metrics.STORE.reconcile_failed()
     current = body.get("status", {}).get("conditions") or []
     patch.status["conditions"] = status.set_condition(
         current, READY, False, reason, message, body["metadata"].get("generation")
@@ -119,6 +122,7 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.
         if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
             _not_ready(obj, patch, "CronJobRejected", f"the API server rejected the CronJob: {kube.api_error_message(exc)}")
             return
+        metrics.STORE.reconcile_failed()
         raise kopf.TemporaryError(f"applying the CronJob failed: {exc.reason}", delay=10) from exc
     generation = obj["metadata"].get("generation")
     message = _ready_message(cronjob, verify, bool(spec.get("suspend")))
@@ -254,18 +258,20 @@ def job_changed(
         _record_backup(owner, job, logger)
 
 
-def _pod_message(job: Body) -> str | None:
+def _pod_message(job: Body) -> TerminationMessage | None:
     return status.termination_message(kube.job_pods(job["metadata"]["namespace"], job["metadata"]["name"]))
 
 
 def _record_backup(owner: Body, job: Body, logger: kopf.Logger) -> None:
     outcome = status.job_outcome(job)
-    message = ""
+    message, told = "", None
+    if outcome != "Running":
+        told = _pod_message(job)
     if outcome == "Failed":
-        message = _pod_message(job) or status.job_failure_reason(job)
+        message = told.summary if told else status.job_failure_reason(job)
     elif outcome == "Succeeded":
-        message = "backup completed"
-    run = status.last_run(job, message)
+        message = told.summary if told else "backup completed"
+    run = status.last_run(job, message, status.run_figures(told))
     current = owner.get("status", {})
     if run == current.get("lastRun") or not status.is_newer_or_same(run, current.get("lastRun")):
         return
@@ -273,6 +279,7 @@ def _record_backup(owner: Body, job: Body, logger: kopf.Logger) -> None:
     conditions = current.get("conditions") or []
     if outcome == "Succeeded":
         update["lastSuccessfulTime"] = run.get("completionTime") or status.now()
+        conditions = alerting.fresh_after_success(conditions, run["jobName"])
         update["conditions"] = status.set_condition(conditions, LAST_BACKUP, True, "BackupSucceeded", f"Job {run['jobName']} succeeded")
     elif outcome == "Failed":
         update["lastFailedTime"] = run.get("completionTime") or status.now()
@@ -297,12 +304,15 @@ def _record_verify(owner: Body, job: Body, logger: kopf.Logger) -> None:
     if not status.is_new_verify(record, current.get("lastVerify")):
         return
     succeeded = record["result"] == "Succeeded"
-    record["message"] = _pod_message(job) or ("verify completed" if succeeded else status.job_failure_reason(job))
+    told = _pod_message(job)
+    record["message"] = told.summary if told else ("verify completed" if succeeded else status.job_failure_reason(job))
     summary = f"Job {record['job']} {'succeeded' if succeeded else 'failed'}: {record['message']}"
     reason = "VerifySucceeded" if succeeded else "VerifyFailed"
     conditions = status.set_condition(current.get("conditions") or [], LAST_VERIFY, succeeded, reason, summary)
-    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"],
-                               {"lastVerify": record, "conditions": conditions})
+    update: Body = {"lastVerify": record, "conditions": conditions}
+    if succeeded:
+        update["lastSuccessfulVerifyTime"] = record["time"]
+    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update)
     if not succeeded:
         logger.warning(f"verify {summary}")
     kube.post_event(owner, "Normal" if succeeded else "Warning", reason, summary)

@@ -142,6 +142,20 @@ def _compression(spec: Body) -> dict[Variable[Any], str | None]:
     }
 
 
+def report_env(spec: Body, healthcheck: bool) -> list[dict[str, Any]]:
+    """Notifications (and, for backups, the healthcheck pings): URLs from Secrets, never plain."""
+    env: list[dict[str, Any]] = []
+    notify = spec.get("notify") or {}
+    if notify.get("urlsSecretRef"):
+        ref = notify["urlsSecretRef"]
+        env.append(_secret_env(job_settings.NOTIFY_URLS, ref["name"], ref.get("key", "urls")))
+        env += _plain_env({job_settings.NOTIFY_ON: notify.get("on")})
+    check = (spec.get("healthcheck") or {}).get("urlSecretRef")
+    if healthcheck and check:
+        env.append(_secret_env(job_settings.HEALTHCHECK_URL, check["name"], check.get("key", "url")))
+    return env
+
+
 def render_env(spec: Body) -> list[dict[str, Any]]:
     """The backup job's settings as container environment variables."""
     settings = _plain_env({
@@ -156,7 +170,7 @@ def render_env(spec: Body) -> list[dict[str, Any]]:
         job_settings.TERMINATION_LOG: KUBERNETES_PATH,
     })
     return [*connection_env(spec["postgres"], SOURCE_ENDPOINT), *destination_env(spec), *settings,
-            *spec.get("pod", {}).get("env", [])]
+            *report_env(spec, healthcheck=True), *spec.get("pod", {}).get("env", [])]
 
 
 def verify_target(spec: Body) -> tuple[Body, Endpoint]:
@@ -172,7 +186,7 @@ def render_verify_env(spec: Body) -> list[dict[str, Any]]:
                  else _selection(spec))
     settings = _plain_env({job_settings.PGAPPNAME: "pgbackup", **selection, job_settings.TERMINATION_LOG: KUBERNETES_PATH})
     return [*connection_env(*verify_target(spec)), *destination_env(spec), *settings,
-            *spec.get("pod", {}).get("env", [])]
+            *report_env(spec, healthcheck=False), *spec.get("pod", {}).get("env", [])]
 
 
 def _tls_volumes(pg: Body, endpoint: Endpoint = SOURCE_ENDPOINT) -> tuple[list[Body], list[Body]]:

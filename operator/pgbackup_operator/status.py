@@ -78,18 +78,57 @@ def job_failure_reason(job: Body) -> str:
     return "the Job failed"
 
 
-def termination_message(pods: list[Body]) -> str | None:
+def termination_message(pods: list[Body]) -> TerminationMessage | None:
     """The newest non-empty termination message of the backup container among the pods."""
-    best: tuple[str, str] | None = None
+    best: tuple[str, TerminationMessage] | None = None
     for pod in pods:
         for status in pod.get("status", {}).get("containerStatuses") or []:
             terminated = (status.get("state") or {}).get("terminated") or {}
-            message = TerminationMessage.decode(terminated.get("message") or "").summary
-            if message:
+            message = TerminationMessage.decode(terminated.get("message") or "")
+            if message.summary:
                 finished = str(terminated.get("finishedAt") or "")
                 if best is None or finished >= best[0]:
                     best = (finished, message)
     return best[1] if best else None
+
+
+def human_duration(seconds: float) -> str:
+    """``45s``, ``12m5s``, ``3h2m``: what ``kubectl get pgb -o wide`` shows."""
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60}s"
+    return f"{whole // 3600}h{whole % 3600 // 60}m"
+
+
+def human_size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def run_figures(message: TerminationMessage | None) -> Body:
+    """The ``lastRun`` fields a job's termination message carries (none from an older job)."""
+    if message is None or message.command not in ("", "run"):
+        return {}
+    figures: Body = {}
+    if message.seconds is not None:
+        figures["durationSeconds"] = message.seconds
+        figures["duration"] = human_duration(message.seconds)
+    if message.stored_bytes is not None:
+        figures["bytes"] = message.stored_bytes
+        figures["size"] = human_size(message.stored_bytes)
+    if message.databases_ok is not None or message.databases_failed is not None:
+        figures["databases"] = {"ok": message.databases_ok or 0, "failed": message.databases_failed or 0}
+    if message.failed:
+        figures["failedDatabases"] = list(message.failed)
+    if message.timestamp:
+        figures["timestamp"] = message.timestamp
+    return figures
 
 
 def _time(value: Any) -> str | None:
@@ -100,8 +139,8 @@ def _time(value: Any) -> str | None:
     return str(value)
 
 
-def last_run(job: Body, message: str) -> Body:
-    """The ``status.lastRun`` object for a Job."""
+def last_run(job: Body, message: str, figures: Body | None = None) -> Body:
+    """The ``status.lastRun`` object for a Job; ``figures`` from ``run_figures``."""
     status = job.get("status", {})
     labels = job.get("metadata", {}).get("labels") or {}
     outcome = job_outcome(job)
@@ -120,6 +159,7 @@ def last_run(job: Body, message: str) -> Body:
     }
     if finished:
         run["completionTime"] = _time(finished)
+    run.update(figures or {})
     return {k: v for k, v in run.items() if v is not None}
 
 

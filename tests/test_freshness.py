@@ -1,0 +1,75 @@
+"""The freshness rule and the metrics built from it, as pure functions (the operator's use of
+them on a real control plane is tests/test_operator_alerting.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import generate_latest
+
+from pgbackup_operator import freshness, metrics
+
+MONDAY = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+
+
+def body(**spec: object) -> dict[str, object]:
+    return {"metadata": {"namespace": "db", "name": "shop", "creationTimestamp": "2026-11-01T00:00:00Z"},
+            "spec": {"schedule": "30 2 * * *", **spec}}
+
+
+def test_the_default_max_age_is_twice_the_longest_gap_plus_the_deadline() -> None:
+    assert freshness.schedule_gap("30 2 * * *", "Etc/UTC", MONDAY) == 86400
+    assert freshness.schedule_gap("0 * * * 1-5", "Etc/UTC", MONDAY) == 49 * 3600  # Friday 23:00 -> Monday 00:00
+    assert freshness.schedule_gap("0 2 1 * *", "Etc/UTC", MONDAY) == 31 * 86400  # Dec 1 -> Jan 1
+    assert freshness.schedule_gap("0 0 31 2 *", "Etc/UTC", MONDAY) is None  # never
+    assert freshness.schedule_gap("not cron", "Etc/UTC", MONDAY) is None
+    assert freshness.max_age(body()["spec"], MONDAY)[0] == 2 * 86400 + 3600  # type: ignore[arg-type]
+    deadline = body(job={"activeDeadlineSeconds": 600})["spec"]
+    assert freshness.max_age(deadline, MONDAY)[0] == 2 * 86400 + 600  # type: ignore[arg-type]
+    given = body(alerting={"maxAge": "26h"})["spec"]
+    assert freshness.max_age(given, MONDAY) == (26 * 3600, "spec.alerting.maxAge 26h")  # type: ignore[arg-type]
+
+
+def test_the_gap_is_measured_in_the_schedule_s_time_zone() -> None:
+    # Europe/Berlin leaves summer time on 2026-10-25: from 01:30 that day to 01:30 the next is 25 hours.
+    gap = freshness.schedule_gap("30 1 * * *", "Europe/Berlin", datetime(2026, 10, 20, tzinfo=timezone.utc))
+    assert gap == 25 * 3600
+
+
+def test_stale_is_measured_from_the_last_success_or_creation() -> None:
+    created = freshness.observe(body(alerting={"maxAge": "1h"}), MONDAY)
+    assert created.age(created.created + 600) == 600 and not created.stale(created.created + 600)  # type: ignore[operator]
+    assert created.stale(created.created + 3601)  # type: ignore[operator]
+    assert "since it was created" in freshness.stale_message(created, created.created + 7200)  # type: ignore[operator]
+    succeeded = freshness.observe({**body(alerting={"maxAge": "1h"}),
+                                   "status": {"lastSuccessfulTime": "2026-11-30T11:30:00Z",
+                                              "lastFailedTime": "2026-11-30T11:45:00Z"}}, MONDAY)
+    assert not succeeded.stale(MONDAY.timestamp()) and succeeded.last_run_ok() is False
+    assert freshness.stale_message(succeeded, MONDAY.timestamp() + 5400).startswith("no successful backup for 2h0m")
+
+
+def test_metrics_are_built_from_status_and_follow_the_store() -> None:
+    store = metrics.Store()
+    status = {"lastSuccessfulTime": "2026-11-30T02:31:00Z", "lastFailedTime": "2026-11-29T02:31:00Z",
+              "nextScheduleTime": "2026-12-01T02:30:00Z",
+              "lastRun": {"result": "Succeeded", "completionTime": "2026-11-30T02:31:00Z", "durationSeconds": 61.0,
+                          "bytes": 1234, "databases": {"ok": 3, "failed": 0}},
+              "lastVerify": {"result": "Failed", "time": "2026-11-29T05:00:00Z"}}
+    store.put(freshness.observe({**body(), "status": status}, MONDAY))
+    store.put(freshness.observe({**body(suspend=True), "metadata": {"namespace": "db", "name": "other"}}, MONDAY))
+    text = generate_latest(metrics.registry(store)).decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    shop = (("name", "shop"), ("namespace", "db"))
+    assert samples[("pgbackup_last_run_success", shop)] == 1.0
+    assert samples[("pgbackup_last_run_bytes", shop)] == 1234.0
+    assert samples[("pgbackup_last_run_databases", (*shop[:1], ("namespace", "db"), ("result", "failed")))] == 0.0
+    assert samples[("pgbackup_last_verify_success", shop)] == 0.0
+    assert samples[("pgbackup_last_success_timestamp_seconds", shop)] == datetime(2026, 11, 30, 2, 31, tzinfo=timezone.utc).timestamp()
+    assert samples[("pgbackup_suspended", (("name", "other"), ("namespace", "db")))] == 1.0
+    assert ("pgbackup_last_run_success", (("name", "other"), ("namespace", "db"))) not in samples  # nothing ran
+    assert samples[("pgbackup_operator_pgbackups", ())] == 2.0
+    store.keep_only([("db", "shop")])
+    text = generate_latest(metrics.registry(store)).decode()
+    assert 'name="other"' not in text and 'name="shop"' in text
