@@ -1,4 +1,5 @@
-"""Copy the CRD and the operator's RBAC rules from deploy/ into the Helm chart (see scripts/sync-chart)."""
+"""Copy the CRD, the operator's RBAC rules, the alert rules and the Grafana dashboard from deploy/ into
+the Helm chart (see scripts/sync-chart)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ def expected() -> dict[Path, str]:
     return {
         CHART / "crds" / "pgbackups.pgbackup.io.yaml": HEADER.format("crd.yaml") + (DEPLOY / "crd.yaml").read_text(),
         FILES / "rbac-rules.yaml": HEADER.format("rbac.yaml") + yaml.safe_dump(rbac_rules(), sort_keys=False),
+        FILES / "prometheus-rules.yaml": HEADER.format("monitoring/prometheus-rules.yaml")
+        + (DEPLOY / "monitoring" / "prometheus-rules.yaml").read_text(),
+        FILES / "grafana-dashboard.json": (DEPLOY / "monitoring" / "grafana-dashboard.json").read_text(),
     }
 
 

@@ -80,6 +80,33 @@ def test_rendered_manifests_pass_server_side_dry_run(helm: Path, kube: KubeEnv, 
     assert rules and rbac_problems(rules) == []
 
 
+def test_monitoring_objects_render_only_when_asked(helm: Path, tmp_path: Path) -> None:
+    def kinds(*sets: str) -> dict[str, dict[str, Any]]:
+        args = [arg for item in sets for arg in ("--set", item)]
+        rendered = run(helm, None, "template", "pgb", str(CHART), "-n", "ops", *args).stdout
+        return {d["kind"]: d for d in yaml.safe_load_all(rendered) if d}
+
+    default = kinds()
+    assert "ServiceMonitor" not in default and "PrometheusRule" not in default and "ConfigMap" not in default
+    service = default["Service"]
+    assert service["spec"]["ports"][0]["port"] == 9090 and service["metadata"]["name"] == "pgb-pgbackup-metrics"
+    env = {e["name"]: e.get("value") for e in default["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGBACKUP_METRICS_PORT"] == "9090"
+    everything = kinds("metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true",
+                       "metrics.grafanaDashboard.enabled=true", "metrics.serviceMonitor.labels.release=prom")
+    monitor = everything["ServiceMonitor"]
+    assert monitor["metadata"]["labels"]["release"] == "prom" and monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    rules = yaml.safe_load((ROOT / "deploy" / "monitoring" / "prometheus-rules.yaml").read_text())
+    assert everything["PrometheusRule"]["spec"] == rules  # templates like {{ $labels.name }} survive Helm
+    dashboard = everything["ConfigMap"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["pgbackup.json"])["title"] == "pgbackup"
+    off = kinds("metrics.enabled=false")
+    assert "Service" not in off
+    off_env = {e["name"]: e.get("value") for e in off["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert off_env["PGBACKUP_METRICS_PORT"] == "0"
+
+
 def rbac_problems(rules: list[dict[str, Any]]) -> list[str]:
     """What least privilege forbids: any access to Secrets, and wildcards anywhere."""
     problems = []
