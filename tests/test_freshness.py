@@ -73,3 +73,29 @@ def test_metrics_are_built_from_status_and_follow_the_store() -> None:
     store.keep_only([("db", "shop")])
     text = generate_latest(metrics.registry(store)).decode()
     assert 'name="other"' not in text and 'name="shop"' in text
+
+
+def test_a_lost_fresh_condition_is_written_again_but_warned_about_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import logging
+
+    from pgbackup_operator import alerting
+
+    writes: list[tuple[str, bool, bool]] = []
+    monkeypatch.setattr(alerting, "_write_fresh",
+                        lambda item, fresh, reason, message, warn: writes.append((item.name, fresh, warn)))
+    stale = freshness.observe(body(alerting={"maxAge": "1h"}), MONDAY)  # created a month ago, never succeeded
+    index = {stale.key: [stale]}
+    memory = alerting.Memory()
+    log = logging.getLogger("test")
+
+    asyncio.run(alerting.check_once(index, memory, log, patience=0.0))  # type: ignore[arg-type]
+    assert writes == [("shop", False, True)]
+    asyncio.run(alerting.check_once(index, memory, log, patience=3600.0))  # type: ignore[arg-type]
+    assert len(writes) == 1  # written a moment ago: waiting for the watch to show it
+    asyncio.run(alerting.check_once(index, memory, log, patience=0.0))  # type: ignore[arg-type]
+    assert writes[-1] == ("shop", False, False)  # still not shown: written again, no second Event
+    shown = freshness.observe({**body(alerting={"maxAge": "1h"}),
+                               "status": {"conditions": [{"type": "Fresh", "status": "False"}]}}, MONDAY)
+    asyncio.run(alerting.check_once({shown.key: [shown]}, memory, log, patience=0.0))  # type: ignore[arg-type]
+    assert len(writes) == 2 and stale.key not in memory.written

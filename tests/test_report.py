@@ -126,3 +126,14 @@ def test_a_failed_verify_drill_notifies(pg18: Cluster, bindir18: Path, bucket: B
     assert receiver.paths() == [f"POST /notify/{TOKEN}"]  # no healthcheck pings for drills
     sent = json.loads(receiver.requests[0].body)
     assert sent["type"] == "failure" and "verify drill" in sent["title"]
+
+
+def test_apprise_and_prometheus_client_load_only_when_configured() -> None:
+    """A run without notifications or metrics never imports either library (the memory bound)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; import backup_job.cli, backup_job.report.reporter; "
+             "print([m for m in ('apprise', 'prometheus_client') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.strip()
+    assert out == "[]"

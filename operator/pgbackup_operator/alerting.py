@@ -9,7 +9,9 @@
   PgBackups cost microseconds. Only when a PgBackup turns stale or fresh again does it read
   the object, set the ``Fresh`` condition (``False``/``NoRecentBackup`` with the age, or
   ``True``/``RecentBackup``) and, on turning stale, post one Warning Event. A success
-  recorded by ``handlers`` sets ``Fresh=True`` at once.
+  recorded by ``handlers`` sets ``Fresh=True`` at once. The other handlers write the
+  conditions list whole from the object they saw, so a Fresh condition can be lost to one
+  of them; the next pass puts it back (never a second Event for the same silence).
 
 This is deliberately not a kopf timer or daemon per PgBackup: those would add a finalizer
 to every object and a task per object. ``stop`` (operator cleanup) cancels the task.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -50,51 +53,73 @@ def fresh_condition(observed: freshness.Observed, now: float) -> tuple[bool, str
                                 f"{freshness.human(observed.max_age or 0)} ({observed.max_age_source})")
 
 
-def _write_fresh(observed: freshness.Observed, fresh: bool, reason: str, message: str) -> None:
-    """Set the condition on the object as it is now (another handler may have written since)."""
+def _write_fresh(observed: freshness.Observed, fresh: bool, reason: str, message: str, warn: bool) -> None:
+    """Set the condition on the object as it is now (another handler may have written since);
+    post the Warning Event when ``warn``."""
     body = kube.get_pgbackup(observed.namespace, observed.name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
-    conditions = status.set_condition((body.get("status") or {}).get("conditions") or [],
-                                      freshness.FRESH, fresh, reason, message)
-    kube.patch_pgbackup_status(observed.namespace, observed.name, {"conditions": conditions})
-    if not fresh:
+    current = (body.get("status") or {}).get("conditions") or []
+    shown = next((c.get("status") for c in current if c.get("type") == freshness.FRESH), None)
+    if shown != ("True" if fresh else "False"):
+        conditions = status.set_condition(current, freshness.FRESH, fresh, reason, message)
+        kube.patch_pgbackup_status(observed.namespace, observed.name, {"conditions": conditions})
+    if warn:
         kube.post_event(body, "Warning", reason, message)
 
 
-async def check_once(index: kopf.Index[tuple[str, str], freshness.Observed], written: dict[tuple[str, str], bool],
-                     logger: Any) -> None:
-    """One pass over every PgBackup; ``written`` remembers flips the index has not seen yet."""
-    now = time.time()
+@dataclass
+class Memory:
+    """What one freshness watch remembers between passes."""
+
+    written: dict[tuple[str, str], tuple[bool, float]] = field(default_factory=dict)  # value, when
+    warned: set[tuple[str, str]] = field(default_factory=set)  # stale PgBackups whose Event is posted
+
+
+async def check_once(index: kopf.Index[tuple[str, str], freshness.Observed], memory: Memory, logger: Any,
+                     patience: float = 30.0) -> None:
+    """One pass over every PgBackup. A write the watch has not brought back within
+    ``patience`` seconds (another handler's status patch can replace the conditions it was
+    computed without) is written again; the Warning Event is posted once per silence."""
+    now, clock = time.time(), time.perf_counter()
     items = _observed(index)
     metrics.STORE.keep_only(item.key for item in items)
+    present = {item.key for item in items}
+    memory.warned &= present
+    for key in [k for k in memory.written if k not in present]:
+        del memory.written[key]
     for item in items:
         if item.max_age is None:
             continue  # a schedule that never runs: the Ready condition already says so
         fresh, reason, message = fresh_condition(item, now)
+        if fresh:
+            memory.warned.discard(item.key)
         shown = None if item.fresh is None else item.fresh == "True"
         if shown == fresh:
-            written.pop(item.key, None)
+            memory.written.pop(item.key, None)
             continue
-        if written.get(item.key) == fresh:
+        earlier = memory.written.get(item.key)
+        if earlier is not None and earlier[0] == fresh and now - earlier[1] < patience:
             continue  # written; the watch has not brought it back yet
+        warn = not fresh and item.key not in memory.warned
         try:
-            await asyncio.to_thread(_write_fresh, item, fresh, reason, message)
+            await asyncio.to_thread(_write_fresh, item, fresh, reason, message, warn)
         except Exception as exc:  # the API may be briefly away: the next pass tries again
             logger.warning(f"cannot set the Fresh condition of {item.namespace}/{item.name}: {exc}")
             continue
-        written[item.key] = fresh
-        if not fresh:
+        memory.written[item.key] = (fresh, now)
+        if warn:
+            memory.warned.add(item.key)
             logger.warning(f"PgBackup {item.namespace}/{item.name} is stale: {message}")
-    metrics.STORE.checked()
+    metrics.STORE.checked(time.perf_counter() - clock)
 
 
 async def check_freshness(index: kopf.Index[tuple[str, str], freshness.Observed], interval: float, logger: Any) -> None:
-    written: dict[tuple[str, str], bool] = {}
+    memory = Memory()
     while True:
         await asyncio.sleep(interval)
         try:
-            await check_once(index, written, logger)
+            await check_once(index, memory, logger, patience=max(30.0, 3 * interval))
         except Exception as exc:  # never let one bad pass end the watch
             logger.error(f"freshness check failed: {exc}")
 

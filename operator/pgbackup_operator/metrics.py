@@ -17,8 +17,9 @@ a series is absent while its value is unknown, e.g. before the first success):
     pgbackup_stale (1/0)                      pgbackup_max_age_seconds
 
 and the operator's own: ``pgbackup_operator_info{version}``, ``pgbackup_operator_pgbackups``,
-``pgbackup_operator_reconcile_errors_total``, ``pgbackup_operator_freshness_checks_total``
-and ``pgbackup_operator_last_freshness_check_timestamp_seconds`` (a stuck loop shows).
+``pgbackup_operator_reconcile_errors_total``, ``pgbackup_operator_freshness_checks_total``,
+``pgbackup_operator_last_freshness_check_timestamp_seconds`` (a stuck loop shows) and
+``pgbackup_operator_freshness_check_duration_seconds``.
 
 The HTTP server is prometheus_client's, on its own thread (``serve``); kopf's liveness
 endpoint keeps its port.
@@ -50,6 +51,7 @@ class Store:
         self.reconcile_errors = 0
         self.freshness_checks = 0
         self.last_freshness_check: float | None = None
+        self.freshness_check_seconds = 0.0
 
     def put(self, observed: Observed) -> None:
         with self._lock:
@@ -62,8 +64,9 @@ class Store:
             for key in [k for k in self._items if k not in wanted]:
                 del self._items[key]
 
-    def checked(self) -> None:
+    def checked(self, seconds: float) -> None:
         with self._lock:
+            self.freshness_check_seconds = seconds
             self.freshness_checks += 1
             self.last_freshness_check = time.time()
 
@@ -148,6 +151,9 @@ class PgBackupCollector(Collector):
         if self.store.last_freshness_check is not None:
             yield GaugeMetricFamily("pgbackup_operator_last_freshness_check_timestamp_seconds",
                                     "When the last freshness check finished.", value=self.store.last_freshness_check)
+            yield GaugeMetricFamily("pgbackup_operator_freshness_check_duration_seconds",
+                                    "How long the last freshness check over every PgBackup took.",
+                                    value=self.store.freshness_check_seconds)
 
 
 def registry(store: Store = STORE) -> CollectorRegistry:
