@@ -137,3 +137,26 @@ def test_apprise_and_prometheus_client_load_only_when_configured() -> None:
              "print([m for m in ('apprise', 'prometheus_client') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.strip()
     assert out == "[]"
+
+
+def test_a_shrink_alarm_notifies_even_when_only_failures_do(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    from .helpers import wait_for_next_second
+
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body"
+             " FROM generate_series(1, 50000) g", dbname)
+    with Receiver() as receiver:
+        env = bucket.job_env(pg18, bindir18, "alerts-shrink", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
+                             BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify/{TOKEN}")
+        assert run_pgbackup(env).returncode == 0
+        assert receiver.requests == []  # a plain success is not news with BACKUP_NOTIFY_ON=failure
+        pg18.sql("DELETE FROM events WHERE id > 2000", dbname)
+        wait_for_next_second()
+        second = run_pgbackup(env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert len(receiver.requests) == 1
+    sent = json.loads(receiver.requests[0].body)
+    assert sent["type"] == "warning" and "succeeded with warnings" in sent["title"]
+    assert f"backup of '{dbname}' SHRANK" in sent["message"] and "below 50% of the previous backup" in sent["message"]
