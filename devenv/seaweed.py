@@ -16,6 +16,7 @@ the compose file's S3 service.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import urllib.error
@@ -36,6 +37,9 @@ def command(weed: str, directory: str, s3_port: int, ports: dict[str, int]) -> l
     """The ``weed mini`` command line: loopback only, the given ports, no extra services."""
     return [weed, "mini", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={s3_port}",
             *(f"-{name}={port}" for name, port in sorted(ports.items())), *SERVICES_OFF]
+
+
+VOLUMES = 2000
 
 
 class SeaweedServer:
@@ -71,7 +75,11 @@ class SeaweedServer:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
         with open(self.directory / "weed.log", "wb") as log:
             argv = [*command(str(self.weed), str(self.directory / "data"), self.port, self._ports()),
-                    "-s3.autoCreateBucket=false"]  # a missing bucket is an error, as on AWS
+                    "-s3.autoCreateBucket=false",  # a missing bucket is an error, as on AWS
+                    # Each bucket is a collection with volumes of its own; mini's default limit
+                    # (free disk / 128 MB) runs out after a few dozen buckets on a small disk, and
+                    # the tests make one per test. Volumes take disk only as data arrives.
+                    f"-volume.max={VOLUMES}"]
             self._proc = subprocess.Popen(argv,
                                           stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.directory)
         (self.directory / "data").mkdir(exist_ok=True)
@@ -88,6 +96,7 @@ class SeaweedServer:
 
     def stop(self) -> None:
         stop_process(self._proc)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def env(self) -> dict[str, str]:
         return sdk_env(self.endpoint)

@@ -71,9 +71,20 @@ def test_failure_summary_goes_to_the_termination_log(pg18: Cluster, bindir18: Pa
     env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=f"{dbname},{dbname}_gone",
                   BACKUP_TERMINATION_LOG=str(log))
     assert run_pgbackup(env).returncode == 1
-    assert log.read_text() == f"1 of 3 backups failed: '{dbname}_gone': no such database; check BACKUP_DATABASES\n"
+    assert log.read_text().count("\n") == 1  # one line
+    message = json.loads(log.read_text())
+    assert message["summary"] == f"1 of 3 backups failed: '{dbname}_gone': no such database; check BACKUP_DATABASES"
+    assert (message["command"], message["ok"], message["databases"], message["failed"]) == (
+        "run", False, {"ok": 2, "failed": 1}, [f"{dbname}_gone"])
+    assert message["bytes"] > 0 and message["seconds"] >= 0 and message["timestamp"]
     unreachable = run_pgbackup({**env, "PGPORT": str(free_port())})
-    assert unreachable.returncode == 1 and log.read_text().startswith("cannot connect to PostgreSQL at 127.0.0.1:")
+    message = json.loads(log.read_text())
+    assert unreachable.returncode == 1 and message["summary"].startswith("cannot connect to PostgreSQL at 127.0.0.1:")
+    assert message["ok"] is False and "databases" not in message  # nothing started: no counts to give
+    env["BACKUP_DATABASES"] = dbname
+    assert run_pgbackup(env).returncode == 0
+    message = json.loads(log.read_text())  # success is written too: the operator's metrics read it
+    assert message["ok"] is True and message["summary"].startswith("2 backups succeeded:")
 
 
 def test_no_database_selected_is_a_failure(pg18: Cluster, bindir18: Path, tmp_path: Path) -> None:

@@ -79,7 +79,9 @@ def test_verify_fails_on_wrong_row_counts_and_on_load_errors(
     assert f'role "{dbname}_gone" does not exist' in result.stdout
     summary = result.stdout.splitlines()[-1]
     assert "verify: 1 of 3 backups verified; FAILED:" in summary and counted in summary and broken in summary
-    assert termination.startswith("verify: 1 of 3 backups verified; FAILED:")
+    told = json.loads(termination)
+    assert told["summary"].startswith("verify: 1 of 3 backups verified; FAILED:") and told["ok"] is False
+    assert told["command"] == "verify" and told["databases"] == {"ok": 1, "failed": 2}
     assert pg18.sql(SCRATCH) == []
 
 
