@@ -40,6 +40,7 @@ from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, Settings, load_settings,
                             parse_schedule)
 from .core.termination import TerminationMessage
+from .pipeline.unseal import Keyring
 from .report.metrics import DatabaseFigure
 from .report.reporter import Reporter
 from .pg.target import backup_server, verify_server
@@ -162,16 +163,19 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
         if args.globals and (args.target or args.create or args.clean):
             raise ConfigError("--target, --create and --clean apply to --database, not to --globals")
         if args.globals:
-            restore_globals(storage, prefix, backup_server(), at=at, bindir=settings.pg_bindir)
+            restore_globals(storage, prefix, backup_server(), at=at, bindir=settings.pg_bindir,
+                            keyring=Keyring(settings.decrypt_identity))
         else:
             restore_database(storage, prefix, backup_server(), args.database, at=at, into=args.target,
-                             create=args.create, clean=args.clean, bindir=settings.pg_bindir)
+                             create=args.create, clean=args.clean, bindir=settings.pg_bindir,
+                             keyring=Keyring(settings.decrypt_identity))
         return EXIT_OK
     if args.command == "verify":
         clock = time.monotonic()
         outcome = verify(load_catalog(storage, prefix), verify_server(os.environ),
                          databases=tuple(args.database), include=settings.include,
-                         exclude=settings.exclude, bindir=settings.pg_bindir)
+                         exclude=settings.exclude, bindir=settings.pg_bindir,
+                         keyring=Keyring(settings.decrypt_identity))
         summary = outcome.summary()
         report(outcome.termination(time.monotonic() - clock))  # the operator's lastVerify
         if outcome.failed:

@@ -173,7 +173,7 @@ def test_list_shows_backups_newest_first_and_incomplete_ones(pg18: Cluster, bind
 
     assert text.returncode == 0 and as_json.returncode == 0, text.stdout + as_json.stdout
     lines = text.stdout.splitlines()
-    assert lines[0].split() == ["DATABASE", "TIMESTAMP", "SIZE", "SHA256", "STATE"]
+    assert lines[0].split() == ["DATABASE", "TIMESTAMP", "SIZE", "SHA256", "ENCRYPTED", "STATE"]
     assert "29990101T000000Z" in lines[1] and "incomplete: dump object without a manifest" in lines[1]
     assert key.split("/")[-1].removesuffix(".sql.gz") in lines[2] and lines[2].endswith("complete")
     rows = json.loads(as_json.stdout)

@@ -1,7 +1,8 @@
 """``pgbackup list``: the catalog as a table for people or a JSON document for scripts.
 
 Newest first per database, databases in name order, the globals last. Every backup shows
-its time, compressed size and the start of its sha256; incomplete ones say what is missing,
+its time, compressed size, the start of its sha256 and whether it is sealed with age
+(ENCRYPTED); incomplete ones say what is missing,
 DAMAGED ones why their objects and manifest disagree, unknown ones why this version cannot
 vouch for them, and a backup that set off the shrink alarm says so. ``--json`` prints the same rows with the
 full checksum and sizes in bytes.
@@ -13,7 +14,7 @@ import json
 from typing import Any
 
 from ..core import logs
-from ..core.layout import GLOBALS, display_name
+from ..core.layout import ENCRYPTED_SUFFIX, GLOBALS, display_name
 from ..pipeline.catalog import Backup, Catalog
 
 
@@ -51,6 +52,9 @@ def row(backup: Backup) -> dict[str, Any]:
         "state": backup.state(),
         "key": backup.dump.key if backup.dump else (manifest.key if manifest else None),
         "compression": manifest.compression if manifest else None,
+        "encrypted": manifest.encrypted if manifest else (backup.dump.key.endswith(ENCRYPTED_SUFFIX)
+                                                          if backup.dump else None),
+        "recipients": manifest.recipients if manifest else None,
         "compressed_bytes": manifest.compressed_bytes if manifest else (backup.dump.size if backup.dump else None),
         "raw_bytes": manifest.raw_bytes if manifest else None,
         "sha256": manifest.sha256 if manifest else None,
@@ -75,15 +79,15 @@ def render(catalog: Catalog, database: str | None, *, as_json: bool) -> str:
     if not backups:
         what = f"of {database!r} " if database is not None else ""
         return f"no backups {what}under {catalog.storage.describe(catalog.prefix)}\n"
-    table = [("DATABASE", "TIMESTAMP", "SIZE", "SHA256", "STATE")]
+    table = [("DATABASE", "TIMESTAMP", "SIZE", "SHA256", "ENCRYPTED", "STATE")]
     for backup in backups:
         data = row(backup)
         size = data["compressed_bytes"]
         table.append((
             display_name(backup.database), backup.timestamp,
             logs.human_bytes(size) if size is not None else "-",
-            (data["sha256"] or "-")[:12], _flags(backup),
+            (data["sha256"] or "-")[:12], "age" if data["encrypted"] else "-", _flags(backup),
         ))
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
-    lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(r[:4], widths)), r[4]]) for r in table]
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(r[:5], widths)), r[5]]) for r in table]
     return "\n".join(lines) + "\n"

@@ -39,6 +39,7 @@ from ..pg.target import Target
 from ..pg.tools import find_tool
 from ..pipeline.catalog import Backup, Catalog, load_catalog
 from ..pipeline.load import ReadStats, load_backup, read_verified
+from ..pipeline.unseal import Keyring
 from ..storage.base import Storage
 
 GLOBALS_LIMIT = 256 * 1024 * 1024
@@ -101,12 +102,15 @@ class RestoreResult:
 def restore_database(
     storage: Storage, prefix: str, target: Target, database: str, *, at: datetime | None = None,
     into: str | None = None, create: bool = False, clean: bool = False, bindir: Path | None = None,
+    keyring: Keyring | None = None,
 ) -> RestoreResult:
     """Restore ``database``'s backup into ``into`` (default: the same name)."""
     started = time.monotonic()
     catalog = load_catalog(storage, prefix)
     backup = choose(catalog, database, at)
     assert backup.manifest is not None
+    keyring = keyring or Keyring(None)
+    keyring.check(backup.manifest, f"backup {backup.timestamp} of {display_name(database)!r}")
     name = into or database
     psql_path = find_tool("psql", bindir)
     exists = database_exists(target, name)
@@ -134,7 +138,7 @@ def restore_database(
                     raise RestoreError(f"CREATE DATABASE {name!r} failed: {one_line(exc)}",
                                        hint=_owner_hint(exc)) from exc
                 created = True
-        stats = load_backup(storage, backup, psql_path, target, name, clean=clean)
+        stats = load_backup(storage, backup, psql_path, target, name, clean=clean, keyring=keyring)
         if create:
             with closing(target.connect()) as connection:
                 try:
@@ -155,16 +159,19 @@ def restore_database(
 
 
 def restore_globals(
-    storage: Storage, prefix: str, target: Target, *, at: datetime | None, bindir: Path | None = None
+    storage: Storage, prefix: str, target: Target, *, at: datetime | None, bindir: Path | None = None,
+    keyring: Keyring | None = None,
 ) -> int:
     """Load the roles and tablespaces; the number of statements that failed as expected."""
     catalog = load_catalog(storage, prefix)
     backup = choose(catalog, GLOBALS, at)
     assert backup.manifest is not None
+    keyring = keyring or Keyring(None)
+    keyring.check(backup.manifest, f"the globals of {backup.timestamp}")
     psql_path = find_tool("psql", bindir)
     data = bytearray()
     stored = storage.read_all(backup.manifest.key, GLOBALS_LIMIT)  # small: checked whole before loading
-    read_verified([stored], backup.manifest, data.extend)
+    read_verified([stored], backup.manifest, data.extend, keyring=keyring)
     log.info("restore of the globals from %s started (sha256 verified)", backup.timestamp,
              extra=logs.fields(event="restore.started", database="", timestamp=backup.timestamp))
     psql = Psql(psql_path, target.child_env(target.maintenance_database), transaction=False, stop_on_error=False)

@@ -44,7 +44,7 @@ from typing import Any
 
 from ..core import cpus, logs
 from ..core.errors import DatabaseError, PgBackupError, RunError, one_line
-from ..core.layout import DUMP_SUFFIXES, GLOBALS, display_name, format_timestamp, parse_key
+from ..core.layout import READABLE_SUFFIXES, GLOBALS, display_name, format_timestamp, parse_key
 from ..core.manifest import Manifest, RunFacts
 from ..core.termination import TerminationMessage
 from ..report.metrics import DatabaseFigure
@@ -167,14 +167,14 @@ def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str,
     facts = RunFacts(run_timestamp=timestamp, pg_dump_version=tools.pg_dump_version,
                      server_version=tools.server.version, compression=settings.compression.format,
                      compression_level=settings.compression.level,
-                     pg_dump_options=settings.pg_dump_options)
+                     pg_dump_options=settings.pg_dump_options, recipients=settings.encrypt_to)
     return BackupRun(settings, storage, facts, CpuShare(cpus.usable(), settings.compression.threads), listed)
 
 
 def _sweep_stale_uploads(storage: Storage, prefix: str, before: datetime) -> None:
     def ours(key: str) -> bool:
         parsed = parse_key(prefix, key)
-        return parsed is not None and parsed[2] in DUMP_SUFFIXES.values()
+        return parsed is not None and parsed[2] in READABLE_SUFFIXES
 
     try:
         aborted = storage.abort_stale_uploads(prefix, before, ours)

@@ -37,6 +37,7 @@ from ..pg.target import Target
 from ..pg.tools import find_tool
 from ..pipeline.catalog import Catalog
 from ..pipeline.load import load_backup, read_verified
+from ..pipeline.unseal import Keyring
 
 SCRATCH_PREFIX = "pgbackup_verify_"
 STALE_SCRATCH = timedelta(days=1)
@@ -97,7 +98,7 @@ def drop_stale_scratch(target: Target, now: datetime) -> None:
             drop_database(target, name)
 
 
-def drill(catalog: Catalog, target: Target, database: str, psql_path: str) -> DrillResult:
+def drill(catalog: Catalog, target: Target, database: str, psql_path: str, keyring: Keyring | None = None) -> DrillResult:
     """Restore the newest backup of ``database`` into a scratch database and check it."""
     backup = catalog.newest(database)
     if backup is None:
@@ -105,6 +106,11 @@ def drill(catalog: Catalog, target: Target, database: str, psql_path: str) -> Dr
     if not backup.complete or backup.manifest is None:
         return _failed(database, backup.timestamp, f"the newest backup ({backup.timestamp}) is {backup.state()}")
     manifest = backup.manifest
+    keyring = keyring or Keyring(None)
+    try:
+        keyring.check(manifest, f"backup {backup.timestamp} of {database!r}")
+    except PgBackupError as exc:
+        return _failed(database, backup.timestamp, str(exc))
     started = time.monotonic()
     scratch = scratch_name(datetime.now(timezone.utc))
     log.info("verify of %r (backup %s) started in scratch database %r on %s", database, backup.timestamp,
@@ -115,7 +121,7 @@ def drill(catalog: Catalog, target: Target, database: str, psql_path: str) -> Dr
         with signals.held(), closing(target.connect()) as connection:  # created means recorded
             dbprops.create_database(connection, scratch, manifest.database_properties, owner=False)
             created = True
-        load_backup(catalog.storage, backup, psql_path, target, scratch, clean=False)
+        load_backup(catalog.storage, backup, psql_path, target, scratch, clean=False, keyring=keyring)
         expected = manifest.row_counts
         actual = count_rows(target, scratch, sorted(expected))
     except PgBackupError as exc:
@@ -149,7 +155,7 @@ def _failed(database: str, timestamp: str, message: str) -> DrillResult:
     return DrillResult(database, False, message, timestamp)
 
 
-def check_globals(catalog: Catalog) -> DrillResult | None:
+def check_globals(catalog: Catalog, keyring: Keyring | None = None) -> DrillResult | None:
     backup = catalog.newest(GLOBALS)
     if backup is None:
         return None
@@ -157,7 +163,9 @@ def check_globals(catalog: Catalog) -> DrillResult | None:
         return _failed(display_name(GLOBALS), backup.timestamp,
                        f"the newest globals ({backup.timestamp}) are {backup.state()}")
     try:
-        read_verified(catalog.storage.read(backup.manifest.key), backup.manifest, lambda _data: None)
+        (keyring or Keyring(None)).check(backup.manifest, f"the globals of {backup.timestamp}")
+        read_verified(catalog.storage.read(backup.manifest.key), backup.manifest, lambda _data: None,
+                      keyring=keyring)
     except PgBackupError as exc:
         return _failed(display_name(GLOBALS), backup.timestamp, str(exc))
     log.info("verify of the globals (backup %s) OK: checksum ok", backup.timestamp,
@@ -167,7 +175,7 @@ def check_globals(catalog: Catalog) -> DrillResult | None:
 
 def verify(
     catalog: Catalog, target: Target, *, databases: tuple[str, ...] = (), include: tuple[str, ...] = (),
-    exclude: tuple[str, ...] = (), bindir: Path | None = None,
+    exclude: tuple[str, ...] = (), bindir: Path | None = None, keyring: Keyring | None = None,
 ) -> VerifyResult:
     """Drill every selected database; ``databases`` (from ``--database``) overrides the filters."""
     psql_path = find_tool("psql", bindir)
@@ -183,8 +191,8 @@ def verify(
         return result
     drop_stale_scratch(target, datetime.now(timezone.utc))
     for database in chosen:
-        result.results.append(drill(catalog, target, database, psql_path))
-    checked = check_globals(catalog) if not databases else None
+        result.results.append(drill(catalog, target, database, psql_path, keyring))
+    checked = check_globals(catalog, keyring) if not databases else None
     if checked is not None:
         result.results.append(checked)
     return result

@@ -13,7 +13,7 @@ at the debug log level. Code that catches a lower-level exception always re-rais
   and exits 1 at the end. ``UnconfirmedError`` is the storage failure after an ambiguous
   write that could not be read back (write-only credentials): the backup is probably there. Restores and verify drills fail with ``RestoreError`` (a checksum
   mismatch is the ``ChecksumError`` subclass, so callers can tell corruption from a bad
-  target).
+  target; ``DecryptionError`` is a backup that cannot be opened with the identity given).
 
 ``Interrupted`` (SIGTERM, SIGINT) stands apart: like ``KeyboardInterrupt`` it derives from
 ``BaseException``, so no ``except Exception`` on its way up (ours, or a library's retry loop
@@ -79,6 +79,11 @@ class NotFoundError(StorageError):
 
 class RestoreError(DatabaseError):
     """A restore or a verify drill of one database failed; nothing was committed."""
+
+
+class DecryptionError(RestoreError):
+    """An encrypted backup cannot be opened: no identity, an identity it was not sealed to, an
+    unreadable identity file, or a ciphertext that fails age's authentication."""
 
 
 class ChecksumError(RestoreError):

@@ -2,7 +2,8 @@
 
 ::
 
-    <prefix>/<database>/<timestamp>.sql.gz         or .sql.zst (BACKUP_COMPRESSION=zstd)
+    <prefix>/<database>/<timestamp>.sql.gz         or .sql.zst (BACKUP_COMPRESSION=zstd);
+                                                   + .age when sealed (BACKUP_ENCRYPT_RECIPIENTS)
     <prefix>/<database>/<timestamp>.manifest.json
     <prefix>/_globals/<timestamp>.sql.gz          roles and tablespaces (pg_dumpall --globals-only)
     <prefix>/_globals/<timestamp>.manifest.json
@@ -32,10 +33,13 @@ GLOBALS = ""  # the "database" name of the globals objects; PostgreSQL forbids e
 GLOBALS_SEGMENT = "_globals"
 DUMP_SUFFIXES = {"gzip": ".sql.gz", "zstd": ".sql.zst"}  # the dump formats this version writes and reads
 DUMP_SUFFIX = DUMP_SUFFIXES["gzip"]
+ENCRYPTED_SUFFIX = ".age"  # after the compression's: <timestamp>.sql.gz.age, sealed with age
+# Every dump name this version reads: each compression, plain or sealed.
+READABLE_SUFFIXES = frozenset(s + e for s in DUMP_SUFFIXES.values() for e in ("", ENCRYPTED_SUFFIX))
 MANIFEST_SUFFIX = ".manifest.json"
-# Any ``.sql.<compression>[.<encryption>]`` is a dump of this layout: the ``.age`` variants
-# are coming. One this version does not read is still ours, so it is
-# listed as unknown and never deleted (an older binary must not destroy a newer one's work).
+# Any ``.sql.<compression>[.<encryption>]`` is a dump of this layout. One this version does
+# not read is still ours, so it is listed as unknown and never deleted (an older binary must
+# not destroy a newer one's work).
 _DUMP_SUFFIX = re.compile(r"\.sql(?:\.[a-z0-9]+){1,2}")
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -114,13 +118,18 @@ def display_name(database: str) -> str:
     return "(globals)" if database == GLOBALS else database
 
 
-def backup_keys(prefix: str, database: str, timestamp: str, compression: str = "gzip") -> BackupKeys:
+def dump_suffix(compression: str, encrypted: bool) -> str:
+    return DUMP_SUFFIXES[compression] + (ENCRYPTED_SUFFIX if encrypted else "")
+
+
+def backup_keys(prefix: str, database: str, timestamp: str, compression: str = "gzip",
+                encrypted: bool = False) -> BackupKeys:
     """The keys of one backup; ``database`` ``GLOBALS`` gives the globals' keys."""
     base = join(prefix, segment_for(database), timestamp)
     return BackupKeys(
         database=database,
         timestamp=timestamp,
-        dump=base + DUMP_SUFFIXES[compression],
+        dump=base + dump_suffix(compression, encrypted),
         manifest=base + MANIFEST_SUFFIX,
     )
 

@@ -16,7 +16,12 @@ What later commands rely on, beyond the object's identity:
   and ``compression_engine`` (the library, its own level and the threads it ran with):
   ``format`` stays ``plain``, the dump's own format;
 - ``kind`` ``globals`` with ``role_passwords``: a ``pg_dumpall --globals-only`` object, and
-  whether it could include the role passwords.
+  whether it could include the role passwords;
+- ``encryption`` (``{"format": "age", "recipients": [...]}``, public keys only) for an object
+  sealed with age. ``compressed_bytes`` and ``sha256`` always describe the object as stored
+  (the ciphertext), which is what list, verify, retention and the shrink alarm compare. A
+  sealed backup's manifest has ``format_version`` 2, so a pgbackup from before encryption
+  lists it as unknown (never deletes it, never mistakes it for gzip).
 
 ``RunFacts`` holds what every manifest of one run shares and builds each manifest from what
 the stream measured (``StreamFacts``); ``shrink_alarm`` decides the alarm field.
@@ -33,7 +38,9 @@ from typing import Any, Protocol
 from .. import __version__
 from .layout import GLOBALS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # what plain backups are written as
+SEALED_FORMAT_VERSION = 2  # sealed backups: a pgbackup before encryption sees them as unknown, never as gzip
+UNDERSTOOD_VERSION = SEALED_FORMAT_VERSION
 
 
 class NotUnderstood(ValueError):
@@ -68,9 +75,18 @@ class Manifest:
     format: str = "plain"
     compression: str = "gzip"  # or "zstd"; compression_level is the level asked for, in its scale
     compression_engine: dict[str, Any] | None = None  # what ran: library, its own level, threads
+    encryption: dict[str, Any] | None = None  # {"format": "age", "recipients": [public keys]}, or None
     format_version: int = FORMAT_VERSION
     tool: str = "pgbackup"
     tool_version: str = __version__
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption is not None
+
+    @property
+    def recipients(self) -> list[str]:
+        return list((self.encryption or {}).get("recipients") or [])
 
     def to_json(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode("utf-8")
@@ -84,10 +100,10 @@ class Manifest:
             raise ValueError(f"not JSON: {exc}") from exc
         if not isinstance(values, dict) or values.get("tool") != "pgbackup":
             raise NotUnderstood("not a pgbackup manifest")
-        if int(values.get("format_version", 0)) > FORMAT_VERSION:
+        if int(values.get("format_version", 0)) > UNDERSTOOD_VERSION:
             raise NotUnderstood(
                 f"manifest format {values.get('format_version')} is newer than this pgbackup "
-                f"understands ({FORMAT_VERSION}); upgrade pgbackup"
+                f"understands ({UNDERSTOOD_VERSION}); upgrade pgbackup"
             )
         known = {name for name in cls.__dataclass_fields__}
         missing = [name for name, spec in cls.__dataclass_fields__.items()
@@ -139,6 +155,7 @@ class RunFacts:
     compression: str
     compression_level: int
     pg_dump_options: tuple[str, ...]
+    recipients: tuple[str, ...] = ()  # age recipients the objects are sealed to; empty: not sealed
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def manifest(
@@ -159,4 +176,6 @@ class RunFacts:
             row_counts=dict(sorted(row_counts.items())), database_properties=properties,
             role_passwords=role_passwords, shrink_alarm=shrink, run_id=self.run_id,
             compression=self.compression, compression_engine=engine,
+            encryption={"format": "age", "recipients": list(self.recipients)} if self.recipients else None,
+            format_version=SEALED_FORMAT_VERSION if self.recipients else FORMAT_VERSION,
         )

@@ -46,6 +46,7 @@ from . import dumpoptions
 from .cron import validate_expression
 from .errors import ConfigError
 from .retention import RetentionPolicy
+from . import keys
 from .schema import (Invalid, Secret, Variable, boolean, choice, duration, format_boolean, format_number,
                      format_patterns, fraction, integer, optional_integer, optional_text, patterns, text)
 
@@ -224,6 +225,20 @@ SHRINK_ALARM = Variable("BACKUP_SHRINK_ALARM", fraction,
 TERMINATION_LOG = Variable("BACKUP_TERMINATION_LOG", _optional_path,
                            "Write the outcome in one line here (Kubernetes shows it as the container's "
                            "termination message).", example="/dev/termination-log", format=_optional)
+# --- client-side encryption (age) -----------------------------------------------------------
+ENCRYPT_RECIPIENTS = Variable("BACKUP_ENCRYPT_RECIPIENTS", keys.parse_recipients,
+                              "Encrypt every stored dump and globals object to these age recipients (`age1...`) "
+                              "or SSH public keys (`ssh-ed25519`, `ssh-rsa`), separated by commas or newlines. "
+                              "Public keys: the job never needs a private one.",
+                              example="age1nw3km0dvdajfha6vqe5t4xv9ragwhv74p7a6k8pgcs62gly5td0sy3t46j",
+                              shown_default="none (not encrypted)", file_form=True, format=", ".join)
+DECRYPT_IDENTITY_PATH = Variable("BACKUP_DECRYPT_IDENTITY_PATH", _optional_path,
+                                 "The age identity file (`AGE-SECRET-KEY-1...` lines) or unencrypted SSH private "
+                                 "key that `restore` and `verify` decrypt with. Read only when decrypting, never "
+                                 "put into the environment.", example="/run/secrets/age-identity.txt",
+                                 format=_optional)
+
+
 # --- where outcomes go besides the log (``backup_job.report``) ------------------------------
 def _urls(value: str) -> tuple[str, ...]:
     urls = tuple(value.split())
@@ -420,6 +435,7 @@ JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION, COMPRESSION_LEVEL
        S3_READ_TIMEOUT, UPLOAD_CONCURRENCY, ABANDONED_UPLOAD_AGE,
        PART_SIZE_MB, PROGRESS_INTERVAL, GLOBALS, RETENTION, SHRINK_ALARM, TERMINATION_LOG, LOG_LEVEL, LOG_FORMAT)
 SCHEDULE_VARIABLES = (SCHEDULE, CRONTAB, RUN_ON_START, VERIFY_SCHEDULE, SUPERCRONIC)
+ENCRYPTION = (ENCRYPT_RECIPIENTS, DECRYPT_IDENTITY_PATH)
 REPORT = (NOTIFY_URLS, NOTIFY_ON, HEALTHCHECK_URL, METRICS_TEXTFILE, METRICS_PUSHGATEWAY_URL, NOTIFY_TIMEOUT)
 OPERATOR = (OPERATOR_NAMESPACES, OPERATOR_IMAGE, OPERATOR_LIVENESS, OPERATOR_METRICS_PORT, OPERATOR_FRESHNESS_INTERVAL,
             OPERATOR_LOG_FORMAT)
@@ -428,7 +444,7 @@ SCRATCH = SCRATCH_SERVER.variables()
 S3 = (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3,
       AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, AWS_REQUEST_CHECKSUM_CALCULATION, AWS_RESPONSE_CHECKSUM_VALIDATION)
 GROUPS: dict[str, tuple[Variable[Any], ...]] = {
-    "schedule": SCHEDULE_VARIABLES, "job": JOB, "report": REPORT, "postgres": POSTGRES, "scratch": SCRATCH, "s3": S3,
+    "schedule": SCHEDULE_VARIABLES, "job": JOB, "encryption": ENCRYPTION, "report": REPORT, "postgres": POSTGRES, "scratch": SCRATCH, "s3": S3,
     "operator": OPERATOR}
 ALL: tuple[Variable[Any], ...] = tuple(variable for group in GROUPS.values() for variable in group)
 BY_NAME = {variable.name: variable for variable in ALL}
@@ -489,6 +505,8 @@ class Settings:
     shrink_alarm: float  # fraction of the previous backup's size; 0 turns it off
 
     report: "ReportSettings"
+    encrypt_to: tuple[str, ...] = ()  # age recipients; empty: stored as plain compressed SQL
+    decrypt_identity: Path | None = None  # read only when something is decrypted
 
     def secrets(self) -> list[str]:
         """Every secret value this run knows, for the log redaction filter (each notification
@@ -567,6 +585,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         termination_log=TERMINATION_LOG.read(env),
         retention=RETENTION.read(env), globals=GLOBALS.read(env), shrink_alarm=SHRINK_ALARM.read(env),
         report=_report(env),
+        encrypt_to=ENCRYPT_RECIPIENTS.read(env), decrypt_identity=DECRYPT_IDENTITY_PATH.read(env),
     )
 
 

@@ -90,7 +90,7 @@ class BackupRun:
 
     def keys(self, database: str) -> tuple[str, str]:
         keys = backup_keys(self.settings.destination.prefix, database, self.facts.run_timestamp,
-                           self.settings.compression.format)
+                           self.settings.compression.format, encrypted=bool(self.settings.encrypt_to))
         return keys.dump, keys.manifest
 
     def store(self, source: Source) -> Stored:
@@ -172,7 +172,8 @@ class BackupRun:
             return stream_backup(dump, compressor, upload,
                                  base_part_size=self.settings.part_size, limits=self.storage.limits,
                                  progress=progress, progress_interval=self.settings.progress_interval,
-                                 observe=counter.feed if source.count_rows else None)
+                                 observe=counter.feed if source.count_rows else None,
+                                 seal_to=self.settings.encrypt_to)
         finally:
             if deadline is not None:
                 deadline.cancel()

@@ -4,7 +4,8 @@ One listing of ``<prefix>/`` is grouped by ``(database, timestamp)`` through
 ``layout.parse_key``; keys that do not parse are not ours and never appear. Each group is a
 ``Backup``:
 
-- *complete*: the dump object (``.sql.gz`` or ``.sql.zst``) and a readable manifest whose
+- *complete*: the dump object (``.sql.gz`` or ``.sql.zst``, ``.age`` after either when it is
+  sealed) and a readable manifest whose
   key, size and compression agree with it.
   Only complete backups are restored, verified, or count for retention;
 - *incomplete*: a dump without a manifest (a run died between the two writes, or its
@@ -28,12 +29,12 @@ from datetime import datetime
 
 from ..core import logs
 from ..core.errors import NotFoundError, StorageError
-from ..core.layout import DUMP_SUFFIXES, MANIFEST_SUFFIX, parse_key, parse_timestamp
+from ..core.layout import DUMP_SUFFIXES, MANIFEST_SUFFIX, READABLE_SUFFIXES, dump_suffix, parse_key, parse_timestamp
 from ..core.manifest import Manifest, NotUnderstood
 from ..storage.base import ObjectInfo, Storage
 
 MANIFEST_LIMIT = 16 * 1024 * 1024
-READABLE = frozenset(DUMP_SUFFIXES.values())  # gzip and zstd dumps, mixed freely in one history
+READABLE = READABLE_SUFFIXES  # gzip and zstd dumps, plain or sealed, mixed freely in one history
 log = logs.get("catalog")
 
 
@@ -171,13 +172,17 @@ def read_manifest(storage: Storage, backup: Backup) -> None:
     if manifest.compression not in DUMP_SUFFIXES:
         backup.not_understood = f"compressed with {manifest.compression!r}, which this pgbackup does not read"
         return
+    if manifest.encryption is not None and manifest.encryption.get("format") != "age":
+        backup.not_understood = f"encrypted with {manifest.encryption.get('format')!r}, which this pgbackup does not read"
+        return
     backup.manifest = manifest
     if backup.dump is None:
         backup.problem = "its dump object is missing"
     elif manifest.key != backup.dump.key:
         backup.problem = f"manifest names another object ({manifest.key})"
-    elif not manifest.key.endswith(DUMP_SUFFIXES[manifest.compression]):
-        backup.problem = f"manifest says {manifest.compression} but the object is named {manifest.key}"
+    elif not manifest.key.endswith(dump_suffix(manifest.compression, manifest.encrypted)):
+        sealed = " sealed with age" if manifest.encrypted else ""
+        backup.problem = f"manifest says {manifest.compression}{sealed} but the object is named {manifest.key}"
     elif manifest.compressed_bytes != backup.dump.size:
         backup.problem = (f"dump object has {backup.dump.size} bytes, "
                           f"the manifest says {manifest.compressed_bytes}")

@@ -1,9 +1,10 @@
-"""The byte path back: storage -> sha256 check -> gunzip or unzstd -> psql, in one transaction.
+"""The byte path back: storage -> sha256 check -> (age) -> gunzip or unzstd -> psql, in one transaction.
 
 Read this module to follow a restored byte::
 
     Storage.read(key)        1 MiB chunks of the stored object
       -> sha256, size        over the stored bytes, compared with the manifest at the end
+      (-> decrypt            age, for a sealed backup, with the identity (``unseal``))
       -> Decompressor        gzip or zstd, as the manifest says (``decompress``); bounded
                              output per step, so a very compressible chunk cannot balloon memory
       -> Psql.write          psql's stdin (``pg.psql``); ON_ERROR_STOP inside BEGIN
@@ -23,11 +24,11 @@ happened to cause.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..core import logs
-from ..core.errors import ChecksumError, RestoreError
+from ..core.errors import ChecksumError, DecryptionError, RestoreError
 from ..core.layout import display_name
 from ..core.manifest import Manifest
 from ..pg.databases import CLEAN_SQL
@@ -37,6 +38,7 @@ from ..storage.base import Storage
 from .catalog import Backup
 from .decompress import open_decompressor
 from .progress import ProgressReporter
+from .unseal import Keyring, decrypt
 
 log = logs.get("restore")
 
@@ -50,28 +52,48 @@ class ReadStats:
 
 
 def read_verified(
-    chunks: Iterable[bytes], manifest: Manifest, sink: Callable[[bytes], None], stats: ReadStats | None = None
+    chunks: Iterable[bytes], manifest: Manifest, sink: Callable[[bytes], None], stats: ReadStats | None = None,
+    keyring: Keyring | None = None,
 ) -> ReadStats:
-    """Feed the decompressed object to ``sink`` and check it against ``manifest``.
+    """Feed the decompressed (and, when sealed, decrypted) object to ``sink`` and check it
+    against ``manifest``.
 
     Raises ``ChecksumError`` when the stored bytes differ from the manifest (even when the
-    sink or the decompressor failed first), else the sink's or the decompressor's error.
+    sink, the decryption or the decompressor failed first), else the first error of those.
     """
     stats = stats or ReadStats()
     hasher = hashlib.sha256()
     inflater = open_decompressor(manifest.compression)
     failure: Exception | None = None
-    for chunk in chunks:
-        hasher.update(chunk)
-        stats.compressed_bytes += len(chunk)
+
+    def stored() -> Iterator[bytes]:
+        for chunk in chunks:
+            hasher.update(chunk)
+            stats.compressed_bytes += len(chunk)
+            yield chunk
+
+    def inflate(data: bytes) -> None:
+        nonlocal failure
         if failure is not None:
-            continue  # keep reading: corruption is reported before its side effects
+            return  # keep reading: corruption is reported before its side effects
         try:
-            for data in inflater.feed(chunk):
-                stats.raw_bytes += len(data)
-                sink(data)
+            for out in inflater.feed(data):
+                stats.raw_bytes += len(out)
+                sink(out)
         except RestoreError as exc:
             failure = exc
+
+    source = stored()
+    if manifest.encrypted:
+        try:
+            decrypt(source, inflate, keyring or Keyring(None), manifest)
+        except DecryptionError as exc:
+            failure = failure or exc
+        for _ in source:
+            pass  # the rest still counts for the checksum
+    else:
+        for chunk in source:
+            inflate(chunk)
     digest = hasher.hexdigest()
     if stats.compressed_bytes != manifest.compressed_bytes or digest != manifest.sha256:
         raise ChecksumError(
@@ -86,7 +108,8 @@ def read_verified(
 
 
 def load_backup(
-    storage: Storage, backup: Backup, psql_path: str, target: Target, database: str, *, clean: bool
+    storage: Storage, backup: Backup, psql_path: str, target: Target, database: str, *, clean: bool,
+    keyring: Keyring | None = None,
 ) -> ReadStats:
     """Stream one backup into ``database`` inside one transaction; COMMIT only when verified.
 
@@ -106,7 +129,7 @@ def load_backup(
         if clean:
             psql.write(CLEAN_SQL.encode())
         with ProgressReporter(progress, 30):
-            read_verified(storage.read(manifest.key), manifest, psql.write, read)
+            read_verified(storage.read(manifest.key), manifest, psql.write, read, keyring)
         psql.commit()
     except BaseException:
         psql.abort()

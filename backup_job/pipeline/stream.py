@@ -5,6 +5,7 @@ Read this module to follow a byte::
     PgDump.chunks()          1 MiB chunks gathered from pg_dump's stdout (``pg.dump``)
       (-> Sidecar            the COPY row counter sees each chunk on its own thread)
       -> Compressor          gzip in 1 MiB blocks on a thread pool, or zstd (``compress``)
+      (-> Sealer             age encryption to the recipients, when configured (``seal``))
       -> PartBuffer          cut into parts of exactly part_size(n) bytes; sha256 over all
       -> Upload.send_part    at most `concurrency` parts in flight (blocks when full)
     then, and only if every stage succeeded:
@@ -41,6 +42,7 @@ from ..pg.dump import PgDump
 from ..storage.base import PartLimits, Upload
 from .compress import Compressor
 from .progress import ProgressReporter
+from .seal import Sealer
 from .sidecar import Sidecar
 
 
@@ -113,12 +115,17 @@ def stream_backup(
     progress: Progress | None = None,
     progress_interval: float = 30.0,
     observe: Callable[[bytes], None] | None = None,
+    seal_to: tuple[str, ...] = (),
 ) -> StreamStats:
     """Run one backup's bytes end to end; raise on any failure, leaving nothing behind.
 
-    ``observe`` sees every raw chunk on a ``Sidecar`` thread, off the byte path."""
+    ``observe`` sees every raw chunk on a ``Sidecar`` thread, off the byte path. With
+    ``seal_to``, the compressed stream is sealed with age before it is cut into parts, and
+    every size and the sha256 describe the sealed object, as stored."""
     stats = StreamStats()
     parts = PartBuffer(upload, base_part_size, limits)
+    sealer = Sealer(seal_to, parts.write) if seal_to else None
+    out = sealer.write if sealer is not None else parts.write
     sidecar = Sidecar(observe, "observe") if observe is not None else None
 
     def report(seconds: float) -> None:
@@ -134,12 +141,14 @@ def stream_backup(
                 if sidecar is not None:
                     sidecar.feed(chunk)
                 stats.waiting_on = "storage"
-                parts.write(compressor.compress(chunk))
+                out(compressor.compress(chunk))
                 stats.waiting_on = "the database"
                 stats.compressed_bytes = parts.total
             dump.finish(stats.raw_bytes)
             stats.waiting_on = "storage"
-            parts.write(compressor.finish())
+            out(compressor.finish())
+            if sealer is not None:
+                sealer.finish()
             if sidecar is not None:
                 sidecar.finish()
             parts.flush()
@@ -152,6 +161,8 @@ def stream_backup(
     finally:
         if sidecar is not None:
             sidecar.close()
+        if sealer is not None:
+            sealer.close()
         compressor.close()
     stats.compressed_bytes = parts.total
     stats.parts = parts.sent_parts

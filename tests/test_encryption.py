@@ -1,0 +1,139 @@
+"""Sealed backups on real PostgreSQL and S3: no plaintext stored, restore and verify with the
+identity, a clear failure without it or with another one, a changed ciphertext byte that
+commits nothing, and a history that mixes plain and sealed backups."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from devenv.postgres import Cluster
+
+from .helpers import Bucket, run_pgbackup, wait_for_next_second
+
+SECRET_ROW = "needle-7c1e0b5a-in-the-haystack"
+
+
+def identity_file(directory: Path, name: str) -> tuple[Path, str]:
+    identity = pyrage.x25519.Identity.generate()
+    path = directory / f"{name}.txt"
+    path.write_text(f"# created for a test\n# public key: {identity.to_public()}\n{identity}\n")
+    path.chmod(0o600)
+    return path, str(identity.to_public())
+
+
+@pytest.fixture
+def sealed(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path) -> dict[str, object]:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql(f"CREATE TABLE secrets AS SELECT g AS id, '{SECRET_ROW}-' || g AS body FROM generate_series(1, 3000) g",
+             dbname)
+    key, public = identity_file(tmp_path, "key")
+    other, other_public = identity_file(tmp_path, "other")
+    env = bucket.job_env(pg18, bindir18, "sealed", BACKUP_DATABASES=dbname, BACKUP_ENCRYPT_RECIPIENTS=public)
+    result = run_pgbackup(env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {"env": env, "key": key, "public": public, "other": other, "other_public": other_public}
+
+
+def test_a_sealed_run_stores_no_plaintext_and_records_its_recipients(
+    sealed: dict[str, object], bucket: Bucket, dbname: str
+) -> None:
+    keys = bucket.keys("sealed/")
+    dump = next(k for k in keys if k.startswith(f"sealed/{dbname}/") and not k.endswith(".json"))
+    globals_dump = next(k for k in keys if k.startswith("sealed/_globals/") and not k.endswith(".json"))
+    assert dump.endswith(".sql.gz.age") and globals_dump.endswith(".sql.gz.age")
+    for key in (dump, globals_dump):
+        stored = bucket.get(key)
+        assert stored.startswith(b"age-encryption.org/v1\n")
+        assert SECRET_ROW.encode() not in stored and b"CREATE ROLE" not in stored
+        with pytest.raises(gzip.BadGzipFile):
+            gzip.decompress(stored)
+    manifest = json.loads(bucket.get(dump.removesuffix(".sql.gz.age") + ".manifest.json"))
+    assert manifest["encryption"] == {"format": "age", "recipients": [sealed["public"]]}
+    assert manifest["format_version"] == 2 and manifest["compression"] == "gzip"
+    assert manifest["compressed_bytes"] == len(bucket.get(dump)) and manifest["row_counts"] == {"public.secrets": 3000}
+    assert SECRET_ROW not in json.dumps(manifest)
+
+
+def test_restore_and_verify_open_it_with_the_identity_only(
+    sealed: dict[str, object], pg18: Cluster, dbname: str
+) -> None:
+    env = dict(sealed["env"])  # type: ignore[call-overload]
+    target = f"{dbname}_restored"
+    missing = run_pgbackup(env, "restore", "--database", dbname, "--target", target, "--create")
+    assert missing.returncode == 1
+    line = missing.stdout.strip().splitlines()[-1]
+    assert f"of '{dbname}' is encrypted with age, sealed to {sealed['public']}" in line
+    assert "BACKUP_DECRYPT_IDENTITY_PATH" in line
+    assert pg18.sql(f"SELECT 1 FROM pg_database WHERE datname = '{target}'") == []  # nothing created
+
+    wrong = run_pgbackup({**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(sealed["other"])},
+                         "restore", "--database", dbname, "--target", target, "--create")
+    assert wrong.returncode == 1
+    assert f"is sealed to {sealed['public']}; the identity in BACKUP_DECRYPT_IDENTITY_PATH is not one of them" in wrong.stdout
+    assert pg18.sql(f"SELECT 1 FROM pg_database WHERE datname = '{target}'") == []
+
+    opened = {**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(sealed["key"])}
+    restored = run_pgbackup(opened, "restore", "--database", dbname, "--target", target, "--create")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert pg18.sql(f"SELECT count(*), min(body) FROM secrets", target) == [(3000, f"{SECRET_ROW}-1")]
+    drill = run_pgbackup(opened, "verify")
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    assert "verify: 2 of 2 backups verified" in drill.stdout  # the database and the globals
+    without = run_pgbackup(env, "verify")
+    assert without.returncode == 1 and "is encrypted with age" in without.stdout
+    assert str(sealed["key"]) not in restored.stdout + drill.stdout  # the path is fine; its content never shows
+    assert "AGE-SECRET-KEY" not in restored.stdout + drill.stdout + without.stdout
+
+
+def test_a_changed_ciphertext_byte_commits_nothing(
+    sealed: dict[str, object], pg18: Cluster, bucket: Bucket, dbname: str
+) -> None:
+    dump = next(k for k in bucket.keys(f"sealed/{dbname}/") if k.endswith(".age"))
+    stored = bytearray(bucket.get(dump))
+    stored[len(stored) // 2] ^= 0x01
+    bucket.put(dump, bytes(stored))
+    opened = {**sealed["env"], "BACKUP_DECRYPT_IDENTITY_PATH": str(sealed["key"])}  # type: ignore[dict-item]
+    target = f"{dbname}_tampered"
+    pg18.sql(f"CREATE DATABASE {target}")
+    result = run_pgbackup(opened, "restore", "--database", dbname, "--target", target)
+    assert result.returncode == 1
+    assert "checksum mismatch" in result.stdout
+    assert pg18.sql("SELECT count(*) FROM pg_class WHERE relname = 'secrets'", target) == [(0,)]
+
+
+def test_a_history_of_plain_and_sealed_backups_restores_verifies_and_prunes(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
+) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g", dbname)
+    key, public = identity_file(tmp_path, "key")
+    env = bucket.job_env(pg18, bindir18, "mixed", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
+    assert run_pgbackup(env).returncode == 0  # plain
+    wait_for_next_second()
+    pg18.sql("INSERT INTO t SELECT g FROM generate_series(101, 150) g", dbname)
+    assert run_pgbackup({**env, "BACKUP_ENCRYPT_RECIPIENTS": public}).returncode == 0  # sealed
+    opened = {**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(key)}
+    listing = json.loads(run_pgbackup(opened, "list", "--json").stdout)
+    assert [b["encrypted"] for b in listing] == [True, False]  # newest first
+    assert listing[0]["recipients"] == [public] and listing[1]["recipients"] == []
+    table = run_pgbackup(opened, "list").stdout.splitlines()
+    assert "ENCRYPTED" in table[0] and "age" in table[1] and "age" not in table[2]
+
+    oldest = listing[1]["timestamp"]
+    restored = run_pgbackup(opened, "restore", "--database", dbname, "--target", f"{dbname}_old", "--create",
+                            "--at", oldest)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert pg18.sql("SELECT count(*) FROM t", f"{dbname}_old") == [(100,)]
+    newest = run_pgbackup(opened, "restore", "--database", dbname, "--target", f"{dbname}_new", "--create")
+    assert newest.returncode == 0 and pg18.sql("SELECT count(*) FROM t", f"{dbname}_new") == [(150,)]
+    assert run_pgbackup(opened, "verify").returncode == 0
+
+    pruned = run_pgbackup({**env, "BACKUP_RETENTION": "last=1"}, "prune")  # no identity needed to prune
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    left = [k for k in bucket.keys(f"mixed/{dbname}/")]
+    assert len(left) == 2 and any(k.endswith(".sql.gz.age") for k in left)
