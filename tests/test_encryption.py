@@ -137,3 +137,46 @@ def test_a_history_of_plain_and_sealed_backups_restores_verifies_and_prunes(
     assert pruned.returncode == 0, pruned.stdout + pruned.stderr
     left = [k for k in bucket.keys(f"mixed/{dbname}/")]
     assert len(left) == 2 and any(k.endswith(".sql.gz.age") for k in left)
+
+
+def test_the_age_cli_opens_what_pgbackup_sealed_the_readme_way(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
+) -> None:
+    """Keys from Debian's age-keygen, the object opened with Debian's age, gunzip and psql,
+    exactly as the README's by-hand restore pipes them."""
+    import shutil
+    import subprocess
+
+    age, keygen = shutil.which("age"), shutil.which("age-keygen")
+    assert age and keygen, "Debian's age is missing: scripts/lib/install-bench-tools.sh installs it"
+    key = tmp_path / "pgbackup-key.txt"
+    made = subprocess.run([keygen, "-o", str(key)], capture_output=True, text=True, check=True)
+    public = made.stderr.split("Public key: ")[1].strip()
+    ssh_key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_key)], check=True)
+    ssh_public = (tmp_path / "id_ed25519.pub").read_text().strip()
+    recipients = tmp_path / "recipients.txt"
+    recipients.write_text(f"# the team\n{public}\n\n# break glass\n{ssh_public}\n")
+
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql(f"CREATE TABLE t AS SELECT g, '{SECRET_ROW}' AS body FROM generate_series(1, 500) g", dbname)
+    env = bucket.job_env(pg18, bindir18, "cli", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
+                         BACKUP_ENCRYPT_RECIPIENTS_FILE=str(recipients))
+    assert run_pgbackup(env).returncode == 0
+    dump = next(k for k in bucket.keys(f"cli/{dbname}/") if k.endswith(".sql.gz.age"))
+    manifest = json.loads(bucket.get(dump.removesuffix(".sql.gz.age") + ".manifest.json"))
+    assert manifest["encryption"]["recipients"] == [public, " ".join(ssh_public.split()[:2])]
+
+    target = f"{dbname}_by_hand"
+    pg18.sql(f"CREATE DATABASE {target}")
+    pipeline = (f"{age} -d -i {key} | gunzip | {bindir18}/psql -X -1 -v ON_ERROR_STOP=1 -q -d {target}")
+    by_hand = subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], input=bucket.get(dump),
+                             env={**pg18.env(), "PATH": "/usr/bin:/bin"}, capture_output=True)
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert pg18.sql("SELECT count(*), min(body) FROM t", target) == [(500, SECRET_ROW)]
+    assert pg18.sql("SELECT count(*) FROM t", target) == pg18.sql("SELECT count(*) FROM t", dbname)
+
+    with_ssh = {**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(ssh_key)}  # the other recipient's key opens it too
+    restored = run_pgbackup(with_ssh, "restore", "--database", dbname, "--target", f"{dbname}_ssh", "--create")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert pg18.sql("SELECT count(*) FROM t", f"{dbname}_ssh") == [(500,)]

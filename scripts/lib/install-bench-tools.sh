@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Debian's pigz, zstd and gzip, for bench/compare.py (the shell one-liners it compares pgbackup
-# against). Nothing happens when all three are already on PATH.
+# Debian's pigz, zstd, gzip and age: the shell one-liners bench/compare.py compares pgbackup
+# against, and the reference tools the interop tests read our objects with (gunzip, zstd -dc,
+# age -d). Nothing happens when all of them are already on PATH.
 set -euo pipefail
 missing=()
-for tool in pigz zstd gzip; do
+for tool in pigz zstd gzip age; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 [ "${#missing[@]}" -eq 0 ] && exit 0
-echo "== installing Debian's ${missing[*]} (benchmark one-liners)"
+echo "== installing Debian's ${missing[*]} (benchmark one-liners, interop tests)"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
