@@ -523,3 +523,29 @@ def test_the_operator_s_json_log_lines_name_the_resource() -> None:
     assert (line["level"], line["message"], line["event"], line["object"]) == ("WARNING", "Handler failed",
                                                                               "operator.kopf.objects", "db/shop")
     assert line["time"].endswith("Z")
+
+
+def test_encryption_recipients_go_to_the_backup_pod_and_the_identity_is_a_mounted_file() -> None:
+    import pyrage
+
+    public = str(pyrage.x25519.Identity.generate().to_public())
+    body = with_spec(encryption={"recipients": [public, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGfe01WyMGxBUoK1maT6gAWpOiMhCcSDGhUwQ2e6z2oA"]},
+                     verify={"schedule": "@weekly", "decryptionSecretRef": {"name": "age-key"}})
+    backup = render.render_cronjob(body, "img:1")
+    env = env_of(backup)
+    assert env["BACKUP_ENCRYPT_RECIPIENTS"].splitlines()[0] == public
+    assert "BACKUP_DECRYPT_IDENTITY_PATH" not in env  # the backup pod never gets a private key
+    assert all("age" not in v.get("name", "") for v in pod_of(backup)["volumes"])
+    drill = verify_cronjob(**{k: body["spec"][k] for k in ("encryption", "verify")})
+    drill_env = env_of(drill)
+    assert drill_env["BACKUP_DECRYPT_IDENTITY_PATH"] == "/etc/pgbackup/age/identity"
+    assert "BACKUP_ENCRYPT_RECIPIENTS" not in drill_env
+    volume = next(v for v in pod_of(drill)["volumes"] if v["name"] == "age-identity")
+    assert volume["secret"] == {"secretName": "age-key", "defaultMode": 0o440,
+                                "items": [{"key": "identity", "path": "identity"}]}
+    mount = next(m for m in pod_of(drill)["containers"][0]["volumeMounts"] if m["name"] == "age-identity")
+    assert mount == {"name": "age-identity", "mountPath": "/etc/pgbackup/age", "readOnly": True}
+    by_ref = env_of(render.render_cronjob(with_spec(encryption={"recipientsSecretRef": {"name": "keys"}}), "img:1"))
+    assert by_ref["BACKUP_ENCRYPT_RECIPIENTS"] == {"secretKeyRef": {"name": "keys", "key": "recipients"}}
+    with pytest.raises(api.RenderError, match=r"spec.encryption.recipients\[1\]: holds 'age1nope'"):
+        render.render_cronjobs(with_spec(encryption={"recipients": [public, "age1nope"]}), "img:1")

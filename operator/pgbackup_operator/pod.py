@@ -156,6 +156,32 @@ def report_env(spec: Body, healthcheck: bool) -> list[dict[str, Any]]:
     return env
 
 
+IDENTITY_ROOT = "/etc/pgbackup/age"  # the verify pod's decryption identity, mounted from its Secret
+
+
+def encryption_env(spec: Body) -> list[dict[str, Any]]:
+    """The recipients a backup is sealed to: plain from the spec (public keys), or a secretKeyRef."""
+    encryption = spec.get("encryption") or {}
+    if encryption.get("recipientsSecretRef"):
+        ref = encryption["recipientsSecretRef"]
+        return [_secret_env(job_settings.ENCRYPT_RECIPIENTS, ref["name"], ref.get("key", "recipients"))]
+    recipients = encryption.get("recipients") or []
+    return _plain_env({job_settings.ENCRYPT_RECIPIENTS: "\n".join(recipients) or None})
+
+
+def identity_mount(spec: Body) -> tuple[list[Body], list[Body], list[Body]]:
+    """The verify pod's identity: a Secret key mounted as a file, its path in
+    ``BACKUP_DECRYPT_IDENTITY_PATH`` (never an env value; the operator never reads it)."""
+    ref = (spec.get("verify") or {}).get("decryptionSecretRef")
+    if not ref:
+        return [], [], []
+    volume = {"name": "age-identity", "secret": {"secretName": ref["name"], "defaultMode": 0o440,
+                                                 "items": [{"key": ref.get("key", "identity"), "path": "identity"}]}}
+    mount = {"name": "age-identity", "mountPath": IDENTITY_ROOT, "readOnly": True}
+    env = _plain_env({job_settings.DECRYPT_IDENTITY_PATH: f"{IDENTITY_ROOT}/identity"})
+    return [volume], [mount], env
+
+
 def render_env(spec: Body) -> list[dict[str, Any]]:
     """The backup job's settings as container environment variables."""
     settings = _plain_env({
@@ -170,7 +196,7 @@ def render_env(spec: Body) -> list[dict[str, Any]]:
         job_settings.TERMINATION_LOG: KUBERNETES_PATH,
     })
     return [*connection_env(spec["postgres"], SOURCE_ENDPOINT), *destination_env(spec), *settings,
-            *report_env(spec, healthcheck=True), *spec.get("pod", {}).get("env", [])]
+            *encryption_env(spec), *report_env(spec, healthcheck=True), *spec.get("pod", {}).get("env", [])]
 
 
 def verify_target(spec: Body) -> tuple[Body, Endpoint]:
@@ -185,7 +211,7 @@ def render_verify_env(spec: Body) -> list[dict[str, Any]]:
     selection = ({job_settings.DATABASES: job_settings.DATABASES.render(tuple(verify["databases"]))} if verify.get("databases")
                  else _selection(spec))
     settings = _plain_env({job_settings.PGAPPNAME: "pgbackup", **selection, job_settings.TERMINATION_LOG: KUBERNETES_PATH})
-    return [*connection_env(*verify_target(spec)), *destination_env(spec), *settings,
+    return [*connection_env(*verify_target(spec)), *destination_env(spec), *settings, *identity_mount(spec)[2],
             *report_env(spec, healthcheck=False), *spec.get("pod", {}).get("env", [])]
 
 
@@ -251,6 +277,9 @@ def render_pod_spec(spec: Body, default_image: str) -> Body:
 
 
 def render_verify_pod_spec(spec: Body, default_image: str) -> Body:
-    """The verify pod: ``pgbackup verify``, mounting only the target server's certificates."""
+    """The verify pod: ``pgbackup verify``, mounting only the target server's certificates and,
+    for sealed backups, the decryption identity."""
+    volumes, mounts = _tls_volumes(*verify_target(spec))
+    identity_volumes, identity_mounts, _env = identity_mount(spec)
     return _pod_spec(spec, default_image, ["pgbackup", "verify"], render_verify_env(spec),
-                     _tls_volumes(*verify_target(spec)))
+                     (volumes + identity_volumes, mounts + identity_mounts))

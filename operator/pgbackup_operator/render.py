@@ -28,7 +28,9 @@ from typing import Any
 
 from backup_job import __version__
 from backup_job.core import settings as job_settings
+from backup_job.core import keys
 from backup_job.core.cron import CronSchedule, load_zone
+from backup_job.core.schema import Invalid
 
 from .api import (BACKUP, COMPONENT_LABEL, GROUP, KIND, MANAGED_BY, MANUAL_LABEL, NAME_LABEL, RUN_NOW_ANNOTATION,
                   VERIFY, VERSION, Body, RenderError)
@@ -120,6 +122,12 @@ def validate(spec: Body) -> None:
                           f"{compression.get('format', 'gzip')}: it must be from {low} to {high}", "InvalidLevel")
     if spec.get("verify") is not None:
         _validate_timing(spec["verify"].get("schedule", ""), verify_time_zone(spec), "spec.verify")
+    recipients = (spec.get("encryption") or {}).get("recipients") or []
+    for index, entry in enumerate(recipients):
+        try:
+            keys.recipient(entry.strip())
+        except Invalid as exc:
+            raise RenderError(f"spec.encryption.recipients[{index}]: {exc.problem}", "InvalidRecipients") from exc
 
 
 def _job_spec(spec: Body, common: dict[str, str], pod_spec: Body) -> Body:
