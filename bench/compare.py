@@ -8,7 +8,8 @@ then round 2, ...), each to a fresh prefix:
 - ``dump``: ``pg_dump bench > /dev/null`` (the floor);
 - ``gzip`` / ``pigz``: ``pg_dump bench | gzip -6 | python -c <boto3 upload_fileobj>`` (pigz
   with one thread per usable core);
-- ``default`` / ``zstd`` / ``level1``: ``pgbackup run`` of ``bench``: defaults, zstd, level 1;
+- ``default`` / ``zstd`` / ``level1`` / ``sealed``: ``pgbackup run`` of ``bench``: defaults, zstd,
+  level 1, and the defaults sealed with age to one recipient;
 - ``smallloop``: a bash loop over the small databases, ``pg_dump | gzip -6 | upload`` each;
 - ``small``: ``pgbackup run`` of ``small_*``.
 
@@ -61,6 +62,7 @@ class Case:
     overrides: tuple[tuple[str, str], ...] = ()  # pgbackup only: extra variables
     small: bool = False  # the small-databases group (else database bench)
     not_gz: bool = False  # its dump objects must not be gzip (a check that the setting took)
+    sealed: bool = False  # its dump objects must be sealed with age (likewise)
 
 
 @dataclass
@@ -80,6 +82,13 @@ def one_liner(compressor: str, pg_dump: str, key: str, database: str = dataset.B
     return f"{pg_dump} {database} | {compressor} | {upload}"
 
 
+def bench_recipient() -> str:
+    """A throwaway age recipient: the benchmark never decrypts."""
+    import pyrage
+
+    return str(pyrage.x25519.Identity.generate().to_public())
+
+
 def make_cases(pg_dump: str, small: list[str]) -> list[Case]:
     each = one_liner("gzip -6", pg_dump, "{prefix}/$db.sql.gz", database='"$db"')
     loop = f"for db in {' '.join(small)}; do {each}; done"
@@ -92,6 +101,8 @@ def make_cases(pg_dump: str, small: list[str]) -> list[Case]:
         Case("default", "pgbackup run (defaults)"),
         Case("zstd", "pgbackup run (zstd)", overrides=((COMPRESSION_NAME, "zstd"),), not_gz=True),
         Case("level1", "pgbackup run (level 1)", overrides=((S.COMPRESSION_LEVEL.name, "1"),)),
+        Case("sealed", "pgbackup run (defaults, sealed with age)",
+             overrides=((S.ENCRYPT_RECIPIENTS.name, bench_recipient()),), sealed=True),
         Case("smallloop", f"{len(small)} small dbs: shell loop gzip -6", shell=loop, small=True),
         Case("small", f"{len(small)} small dbs: pgbackup run", small=True),
     ]
@@ -132,6 +143,8 @@ class Bench:
     def output_bytes(self, case: Case, prefix: str, result: Measured) -> int:
         dumps = [item for item in objects(self.client, BUCKET, prefix + "/")
                  if not item["Key"].endswith(".manifest.json")]
+        if case.sealed != any(item["Key"].endswith(".age") for item in dumps):
+            raise SystemExit(f"{case.title}: the objects are {'not ' if case.sealed else ''}sealed with age")
         if case.not_gz and any(item["Key"].endswith(".gz") for item in dumps):
             raise SystemExit(f"{case.title}: pgbackup ignored {COMPRESSION_NAME}=zstd (it wrote .gz objects); "
                              "leave the case out with --cases")
@@ -191,6 +204,10 @@ def targets(runs: dict[str, Runs]) -> list[tuple[str, bool | None]]:
     if "default" in runs:
         peak = runs["default"].figure("peak_rss_mib")
         rss = (f"{peak:.0f} MiB", peak <= 160)
+    sealed_rss: tuple[str, bool | None] = ("sealed or default not run", None)
+    if "sealed" in runs and "default" in runs:
+        extra = runs["sealed"].figure("peak_rss_mib") - runs["default"].figure("peak_rss_mib")
+        sealed_rss = (f"{extra:+.0f} MiB peak RSS", extra <= 16)
     return [
         line("default pgbackup <= 0.5x gzip one-liner, <= 0.7x pigz one-liner, output <= 1.03x gzip -6",
              check("default", "gzip", 0.5), check("default", "pigz", 0.7),
@@ -198,6 +215,8 @@ def targets(runs: dict[str, Runs]) -> list[tuple[str, bool | None]]:
         line("zstd pgbackup <= 0.35x gzip one-liner", check("zstd", "gzip", 0.35)),
         line("small databases: pgbackup <= 0.15x shell loop", check("small", "smallloop", 0.15)),
         line("peak RSS of default pgbackup <= 160 MiB", rss),
+        line("sealing with age adds <= 10% time and <= 16 MiB peak RSS to the default run",
+             check("sealed", "default", 1.10), sealed_rss),
     ]
 
 

@@ -84,6 +84,9 @@ def test_restore_and_verify_open_it_with_the_identity_only(
     drill = run_pgbackup(opened, "verify")
     assert drill.returncode == 0, drill.stdout + drill.stderr
     assert "verify: 2 of 2 backups verified" in drill.stdout  # the database and the globals
+    roles = run_pgbackup(opened, "restore", "--globals")
+    assert roles.returncode == 0, roles.stdout + roles.stderr
+    assert run_pgbackup(env, "restore", "--globals").returncode == 1  # sealed too: no identity, no roles
     without = run_pgbackup(env, "verify")
     assert without.returncode == 1 and "is encrypted with age" in without.stdout
     assert str(sealed["key"]) not in restored.stdout + drill.stdout  # the path is fine; its content never shows
