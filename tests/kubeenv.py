@@ -267,9 +267,14 @@ class Kubelet:
                 pass
             elif kinds == {"secret"}:
                 spec = volume["secret"]
-                if set(spec) - {"secretName", "defaultMode", "optional"}:
+                if set(spec) - {"secretName", "defaultMode", "optional", "items"}:
                     raise NotImplementedByStandIn(f"volume {volume['name']}: secret {sorted(spec)} is not implemented")
-                for key, value in (self._secret(namespace, spec["secretName"], bool(spec.get("optional"))) or {}).items():
+                data = self._secret(namespace, spec["secretName"], bool(spec.get("optional"))) or {}
+                if "items" in spec:  # only the listed keys, each at its path (a missing key fails the pod)
+                    if any(set(item) - {"key", "path"} for item in spec["items"]):
+                        raise NotImplementedByStandIn(f"volume {volume['name']}: item modes are not implemented")
+                    data = {item["path"]: data[item["key"]] for item in spec["items"]}
+                for key, value in data.items():
                     (directory / key).write_text(value)
                     (directory / key).chmod(spec.get("defaultMode", 0o644))
             else:

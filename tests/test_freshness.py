@@ -99,3 +99,28 @@ def test_a_lost_fresh_condition_is_written_again_but_warned_about_once(monkeypat
                                "status": {"conditions": [{"type": "Fresh", "status": "False"}]}}, MONDAY)
     asyncio.run(alerting.check_once({shown.key: [shown]}, memory, log, patience=0.0))  # type: ignore[arg-type]
     assert len(writes) == 2 and stale.key not in memory.written
+
+
+def test_the_fresh_write_is_conditional_and_keeps_a_condition_written_meanwhile(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from kubernetes.client import ApiException
+
+    from pgbackup_operator import alerting, kube
+
+    versions = iter([
+        {"metadata": {"name": "shop", "namespace": "db", "resourceVersion": "1"}, "status": {"conditions": []}},
+        {"metadata": {"name": "shop", "namespace": "db", "resourceVersion": "2"},
+         "status": {"conditions": [{"type": "LastVerifySucceeded", "status": "True"}]}},
+    ])
+    patches: list[tuple[str | None, list[str]]] = []
+
+    def patch(namespace: str, name: str, status: dict, resource_version: str | None = None) -> None:  # type: ignore[type-arg]
+        patches.append((resource_version, [c["type"] for c in status["conditions"]]))
+        if resource_version == "1":
+            raise ApiException(status=409, reason="Conflict")  # a drill was recorded meanwhile
+
+    monkeypatch.setattr(kube, "get_pgbackup", lambda namespace, name: next(versions))
+    monkeypatch.setattr(kube, "patch_pgbackup_status", patch)
+    monkeypatch.setattr(kube, "post_event", lambda *args: None)
+    stale = freshness.observe(body(alerting={"maxAge": "1h"}), MONDAY)
+    alerting._write_fresh(stale, False, "NoRecentBackup", "old", warn=True)
+    assert patches == [("1", ["Fresh"]), ("2", ["Fresh", "LastVerifySucceeded"])]

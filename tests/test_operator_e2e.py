@@ -150,3 +150,44 @@ def test_verify_drill_restores_into_the_scratch_server_and_reports(
     status = kube.pgbackup(namespace, "drilled")["status"]
     assert status["lastRun"]["jobName"] == backup_job  # the drill is not a backup run
     assert pg18.sql("SELECT datname FROM pg_database WHERE datname LIKE %s", params=("pgbackup_verify_%",)) == []
+
+
+def test_a_sealed_backup_is_drilled_with_the_identity_mounted_as_a_file(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
+    bucket: Bucket, dbname: str, tmp_path: Path,
+) -> None:
+    """spec.encryption seals the backup pod's objects; spec.verify.decryptionSecretRef reaches the
+    drill pod only as a mounted file, and the drill opens the sealed backup with it."""
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 300) AS n", dbname)
+    _secrets(kube, namespace, pg18.password)
+    kube.core.create_namespaced_secret(namespace, {"metadata": {"name": "age-key"},
+                                                   "stringData": {"identity": f"# drill key\n{identity}\n"}})
+    spec = _spec(pg18, bucket, "0 3 * * *", dbname)
+    spec["encryption"] = {"recipients": [str(identity.to_public())]}
+    spec["verify"] = {"schedule": "0 4 * * 0", "decryptionSecretRef": {"name": "age-key"}}
+    kube.create_pgbackup(namespace, "sealed", spec, annotations={"pgbackup.io/backup-now": "first"})
+    kubelet = Kubelet(kube, bindir18, tmp_path)
+
+    wait_for(lambda: kube.jobs(namespace), timeout=30, what="the backup-now Job")
+    backup_job = kube.jobs(namespace)[0]["metadata"]["name"]
+    wait_for(lambda: kube.pod_of(namespace, backup_job), timeout=60, what="the backup Job's Pod")
+    backup_pod = kube.pod_of(namespace, backup_job)
+    assert backup_pod is not None and not any(v["name"] == "age-identity" for v in backup_pod["spec"]["volumes"])
+    backed_up = kubelet.run(backup_pod)
+    assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
+    assert [k for k in bucket.keys() if k.endswith(".sql.gz.age")]
+
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-sealed-verify"), timeout=30, what="the verify CronJob")
+    drill_job = kube.start_job(kube.cronjob(namespace, "pgbackup-sealed-verify"), "now")  # type: ignore[arg-type]
+    pod = kube.pod_of(namespace, drill_job)
+    assert pod is not None
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["BACKUP_DECRYPT_IDENTITY_PATH"] == "/etc/pgbackup/age/identity"
+    assert not any(str(identity) in str(e) for e in pod["spec"]["containers"][0]["env"])
+    drilled = kubelet.run(pod)
+    assert drilled.returncode == 0, drilled.stdout + drilled.stderr
+    assert "2 of 2 backups verified" in drilled.stdout and str(identity) not in drilled.stdout

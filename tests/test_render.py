@@ -421,7 +421,7 @@ class FakeApi:
         monkeypatch.setattr(kube, "patch_pgbackup_status", self._patch)
         monkeypatch.setattr(kube, "post_event", lambda obj, type_, reason, message: self.events.append((type_, reason, message)))
 
-    def _patch(self, namespace: str, name: str, update: dict[str, Any]) -> None:
+    def _patch(self, namespace: str, name: str, update: dict[str, Any], resource_version: str | None = None) -> None:
         self.patches.append(update)
         self.owner.setdefault("status", {}).update(copy.deepcopy(update))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..core import keys, signals
@@ -28,35 +28,35 @@ from ..core.errors import PgBackupError
 DEPTH = 8  # compressed pieces waiting for the sealer, each at most about 1 MiB
 
 
-class _Pieces(io.RawIOBase):
-    """What pyrage reads: the queued pieces, in order, until ``None``."""
+class ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks: what pyrage reads from."""
 
-    def __init__(self, pieces: queue.Queue[bytes | None]) -> None:
-        self._pieces = pieces
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
         self._current = memoryview(b"")
-        self._ended = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while not self._current and not self._ended:
-            piece = self._pieces.get()
-            if piece is None:
-                self._ended = True
-            else:
-                self._current = memoryview(piece)
+        while not self._current:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._current = memoryview(chunk)
         count = min(len(buffer), len(self._current))
         buffer[:count] = self._current[:count]
         self._current = self._current[count:]
         return count
 
 
-class _Sink(io.RawIOBase):
-    """What pyrage writes to: the parts, until the stream is abandoned."""
+class CallbackWriter(io.RawIOBase):
+    """A writable file that hands each write to ``callback``: what pyrage writes to. The
+    callback's own error is kept (pyrage reports it only as an I/O failure); once
+    ``abandoned``, writes are discarded."""
 
-    def __init__(self, write: Callable[[bytes], None]) -> None:
-        self._write = write
+    def __init__(self, callback: Callable[[bytes], None]) -> None:
+        self._callback = callback
         self.error: BaseException | None = None
         self.abandoned = False
 
@@ -66,8 +66,8 @@ class _Sink(io.RawIOBase):
     def write(self, data: Any) -> int:
         if not self.abandoned:
             try:
-                self._write(bytes(data))
-            except BaseException as exc:  # handed back to the byte path's thread
+                self._callback(bytes(data))
+            except BaseException as exc:  # handed back to the caller of pyrage
                 self.error = exc
                 raise
         return len(data)
@@ -80,7 +80,7 @@ class Sealer:
         self.recipients = recipients
         self._targets = keys.recipients(recipients)
         self._pieces: queue.Queue[bytes | None] = queue.Queue(DEPTH)
-        self._sink = _Sink(write)
+        self._sink = CallbackWriter(write)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="seal", daemon=True)
         signals.start(self._thread)
@@ -89,7 +89,7 @@ class Sealer:
         import pyrage
 
         try:
-            pyrage.encrypt_io(_Pieces(self._pieces), self._sink, self._targets)
+            pyrage.encrypt_io(ChunkReader(iter(self._pieces.get, None)), self._sink, self._targets)
         except BaseException as exc:
             self._error = self._sink.error or exc
             while self._pieces.get() is not None:  # let a blocked writer go on, to see the error

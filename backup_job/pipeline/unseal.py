@@ -14,7 +14,6 @@ age authenticates every 64 KiB chunk, so a changed byte stops the stream at its 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ..core import keys
 from ..core.errors import DecryptionError
 from ..core.manifest import Manifest
 from ..core.settings import DECRYPT_IDENTITY_PATH
+from .seal import CallbackWriter, ChunkReader
 
 
 def sealed_to(manifest: Manifest) -> str:
@@ -54,51 +54,14 @@ class Keyring:
                                   f"{DECRYPT_IDENTITY_PATH.name} is not one of them")
 
 
-class _Chunks(io.RawIOBase):
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._current = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._current:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._current = memoryview(chunk)
-        count = min(len(buffer), len(self._current))
-        buffer[:count] = self._current[:count]
-        self._current = self._current[count:]
-        return count
-
-
-class _Plain(io.RawIOBase):
-    def __init__(self, sink: Callable[[bytes], None]) -> None:
-        self._sink = sink
-        self.error: BaseException | None = None
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        try:
-            self._sink(bytes(data))
-        except BaseException as exc:
-            self.error = exc
-            raise
-        return len(data)
-
-
 def decrypt(chunks: Iterator[bytes], sink: Callable[[bytes], None], keyring: Keyring, manifest: Manifest) -> None:
     """Decrypt the stored ``chunks`` of ``manifest``'s object into ``sink``; the sink's own
     error is raised as it was, anything age refuses as ``DecryptionError``."""
     import pyrage
 
-    plain = _Plain(sink)
+    plain = CallbackWriter(sink)
     try:
-        pyrage.decrypt_io(_Chunks(chunks), plain, keyring.identities())
+        pyrage.decrypt_io(ChunkReader(chunks), plain, keyring.identities())
     except BaseException as exc:
         if plain.error is not None:
             raise plain.error from None

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+from kubernetes.client import ApiException
 
 from . import api, freshness, kube, metrics, status
 from .api import Body
@@ -54,18 +55,30 @@ def fresh_condition(observed: freshness.Observed, now: float) -> tuple[bool, str
 
 
 def _write_fresh(observed: freshness.Observed, fresh: bool, reason: str, message: str, warn: bool) -> None:
-    """Set the condition on the object as it is now (another handler may have written since);
-    post the Warning Event when ``warn``."""
-    body = kube.get_pgbackup(observed.namespace, observed.name)
-    if body is None or body["metadata"].get("deletionTimestamp"):
+    """Set the condition on the object as it is now; post the Warning Event when ``warn``.
+
+    The conditions list is written whole, so the write is conditional on the version read:
+    a handler recording a run meanwhile makes it fail with 409 and it is computed again,
+    instead of erasing that handler's condition."""
+    for _attempt in range(5):
+        body = kube.get_pgbackup(observed.namespace, observed.name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        current = (body.get("status") or {}).get("conditions") or []
+        shown = next((c.get("status") for c in current if c.get("type") == freshness.FRESH), None)
+        if shown != ("True" if fresh else "False"):
+            conditions = status.set_condition(current, freshness.FRESH, fresh, reason, message)
+            try:
+                kube.patch_pgbackup_status(observed.namespace, observed.name, {"conditions": conditions},
+                                           resource_version=body["metadata"].get("resourceVersion"))
+            except ApiException as exc:
+                if exc.status == 409:
+                    continue  # changed since it was read: read it again
+                raise
+        if warn:
+            kube.post_event(body, "Warning", reason, message)
         return
-    current = (body.get("status") or {}).get("conditions") or []
-    shown = next((c.get("status") for c in current if c.get("type") == freshness.FRESH), None)
-    if shown != ("True" if fresh else "False"):
-        conditions = status.set_condition(current, freshness.FRESH, fresh, reason, message)
-        kube.patch_pgbackup_status(observed.namespace, observed.name, {"conditions": conditions})
-    if warn:
-        kube.post_event(body, "Warning", reason, message)
+    raise RuntimeError("the PgBackup kept changing while its Fresh condition was written")
 
 
 @dataclass

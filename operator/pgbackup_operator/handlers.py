@@ -252,10 +252,22 @@ def job_changed(
     if owner is None:
         return
     job = dict(body)
-    if status.component(job) == api.VERIFY:
-        _record_verify(owner, job, logger)
-    else:
-        _record_backup(owner, job, logger)
+    record = _record_verify if status.component(job) == api.VERIFY else _record_backup
+    for _attempt in range(5):
+        try:
+            record(owner, job, logger)
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        # The status changed since it was read (the freshness check, another Job): the
+        # conditions are written whole, so compute them again from the object as it is now.
+        fresh = kube.get_pgbackup(owner["metadata"]["namespace"], owner["metadata"]["name"])
+        if fresh is None:
+            return
+        owner = fresh
+    logger.warning(f"the status of {owner['metadata']['name']} kept changing; Job {job['metadata']['name']} "
+                   "is recorded on its next event")
 
 
 def _pod_message(job: Body) -> TerminationMessage | None:
@@ -284,7 +296,8 @@ def _record_backup(owner: Body, job: Body, logger: kopf.Logger) -> None:
     elif outcome == "Failed":
         update["lastFailedTime"] = run.get("completionTime") or status.now()
         update["conditions"] = status.set_condition(conditions, LAST_BACKUP, False, "BackupFailed", f"Job {run['jobName']} failed: {message}")
-    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update)
+    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update,
+                               resource_version=owner["metadata"].get("resourceVersion"))
     previous = current.get("lastRun") or {}
     if previous.get("jobName") == run["jobName"] and previous.get("result") == outcome:
         return  # the same outcome seen again (the Job's status filled in further): one Event per run
@@ -312,7 +325,8 @@ def _record_verify(owner: Body, job: Body, logger: kopf.Logger) -> None:
     update: Body = {"lastVerify": record, "conditions": conditions}
     if succeeded:
         update["lastSuccessfulVerifyTime"] = record["time"]
-    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update)
+    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update,
+                               resource_version=owner["metadata"].get("resourceVersion"))
     if not succeeded:
         logger.warning(f"verify {summary}")
     kube.post_event(owner, "Normal" if succeeded else "Warning", reason, summary)

@@ -142,10 +142,15 @@ def get_pgbackup(namespace: str, name: str) -> Body | None:
         raise
 
 
-def patch_pgbackup_status(namespace: str, name: str, status: Body) -> None:
+def patch_pgbackup_status(namespace: str, name: str, status: Body, resource_version: str | None = None) -> None:
+    """Merge ``status`` in; with ``resource_version``, only if the object is still that version
+    (else the API server answers 409 Conflict), for writes computed from what was read."""
     custom = kubernetes.client.CustomObjectsApi(_api())
+    body: Body = {"status": status}
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
     custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, name, {"status": status},
+        GROUP, VERSION, namespace, PLURAL, name, body,
         _content_type="application/merge-patch+json",
     )
 
