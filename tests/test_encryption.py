@@ -109,7 +109,7 @@ def test_a_changed_ciphertext_byte_commits_nothing(
     assert pg18.sql("SELECT count(*) FROM pg_class WHERE relname = 'secrets'", target) == [(0,)]
 
 
-def test_a_history_of_plain_and_sealed_backups_restores_verifies_and_prunes(
+def test_a_history_of_plain_sealed_and_rotated_backups_restores_verifies_and_prunes(
     pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
@@ -136,10 +136,23 @@ def test_a_history_of_plain_and_sealed_backups_restores_verifies_and_prunes(
     assert newest.returncode == 0 and pg18.sql("SELECT count(*) FROM t", f"{dbname}_new") == [(150,)]
     assert run_pgbackup(opened, "verify").returncode == 0
 
+    # Rotation: a third backup sealed to a new key only; one identity file holding both keys opens all.
+    wait_for_next_second()
+    rotated_key, rotated_public = identity_file(tmp_path, "rotated")
+    third = run_pgbackup({**env, "BACKUP_ENCRYPT_RECIPIENTS": rotated_public})
+    assert third.returncode == 0 and "SHRANK" not in third.stdout  # plain -> sealed -> resealed: no false alarm
+    both = tmp_path / "both.txt"
+    both.write_text(key.read_text() + rotated_key.read_text())
+    assert run_pgbackup({**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(both)}, "verify").returncode == 0
+    old_only = run_pgbackup(opened, "verify")  # the old key cannot open the newest backup
+    assert old_only.returncode == 1 and f"sealed to {rotated_public}" in old_only.stdout
+
     pruned = run_pgbackup({**env, "BACKUP_RETENTION": "last=1"}, "prune")  # no identity needed to prune
     assert pruned.returncode == 0, pruned.stdout + pruned.stderr
     left = [k for k in bucket.keys(f"mixed/{dbname}/")]
     assert len(left) == 2 and any(k.endswith(".sql.gz.age") for k in left)
+    newest = json.loads(run_pgbackup(env, "list", "--json").stdout)
+    assert [b["recipients"] for b in newest] == [[rotated_public]]
 
 
 def test_the_age_cli_opens_what_pgbackup_sealed_the_readme_way(
