@@ -1,4 +1,4 @@
-"""Sealed backups on real PostgreSQL and S3: no plaintext stored, restore and verify with the
+"""Sealed backups on real PostgreSQL and both S3 servers of the suite (moto, SeaweedFS): no plaintext stored, restore and verify with the
 identity, a clear failure without it or with another one, a changed ciphertext byte that
 commits nothing, and a history that mixes plain and sealed backups."""
 
@@ -24,6 +24,13 @@ def identity_file(directory: Path, name: str) -> tuple[Path, str]:
     path.write_text(f"# created for a test\n# public key: {identity.to_public()}\n{identity}\n")
     path.chmod(0o600)
     return path, str(identity.to_public())
+
+
+@pytest.fixture
+def bucket(any_bucket: Bucket) -> Bucket:
+    """Every test here runs against moto and SeaweedFS (multipart uploads of ciphertext, checked
+    with Content-MD5 by SeaweedFS)."""
+    return any_bucket
 
 
 @pytest.fixture
