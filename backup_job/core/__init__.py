@@ -9,5 +9,6 @@
 - ``manifest``     the proof of a complete backup, and how one is built;
 - ``retention``    the retention policy as a value;
 - ``cron``         cron expressions and their next run time;
-- ``termination``  the one-line outcome the job leaves for Kubernetes and the operator.
+- ``termination``  the one-line JSON outcome the job leaves for Kubernetes and the operator;
+- ``keys``         age recipients (checked as settings) and identities (read only to decrypt).
 """
