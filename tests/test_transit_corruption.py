@@ -67,3 +67,25 @@ def test_an_altered_manifest_is_removed_and_fails_the_database(
     assert [k for k in keys if k.endswith(".manifest.json")] == [], "no manifest vouches for what the store holds"
     listing = run_pgbackup(_env(bucket, pg18, bindir18, proxy, dbname), "list", "--database", dbname)
     assert "dump object without a manifest" in listing.stdout
+
+
+def test_an_altered_part_of_a_sealed_backup_fails_it_and_leaves_nothing(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str
+) -> None:
+    """The same fault while age seals the stream: the part is sent from the sealing thread, and
+    its failure still fails the database, aborts the upload and writes no manifest."""
+    import pyrage
+
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) AS f FROM generate_series(1, 20000) g", dbname)
+    public = str(pyrage.x25519.Identity.generate().to_public())
+    env = _env(bucket, pg18, bindir18, proxy, dbname, BACKUP_ENCRYPT_RECIPIENTS=public)
+    corrupt = proxy.add(Fault("PUT", rf"/tr/{dbname}/.*\.sql\.gz\.age\?.*partNumber=1", "corrupt"))
+
+    result = run_pgbackup(env)
+
+    assert corrupt.hits and result.returncode == 1, result.stdout
+    [failed] = [line for line in result.stdout.splitlines() if "FAILED" in line and f"'{dbname}'" in line]
+    assert any(word in failed for word in REFUSED) or ("part 1 of" in failed and "was altered on its way" in failed), \
+        failed
+    assert bucket.keys(f"tr/{dbname}/") == [] and bucket.open_uploads() == []
