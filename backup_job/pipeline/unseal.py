@@ -36,7 +36,9 @@ class Keyring:
 
     def identities(self) -> list[Any]:
         if self._identities is None:
-            assert self.path is not None
+            if self.path is None:
+                raise DecryptionError(f"a backup is encrypted with age; set {DECRYPT_IDENTITY_PATH.name} "
+                                      "to the file of a matching identity")
             self._identities = keys.load_identities(self.path, DECRYPT_IDENTITY_PATH.name)
         return self._identities
 

@@ -19,6 +19,7 @@ Everything here is a pure function of the object and the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -48,7 +49,15 @@ def parse_time(value: Any) -> float | None:
 
 def schedule_gap(expression: str, zone: str, now: datetime) -> float | None:
     """The longest time between two consecutive runs from ``now`` on, in seconds; None when
-    the expression is invalid or fires fewer than twice in five years."""
+    the expression is invalid or fires fewer than twice in five years.
+
+    The index recomputes this on every event of a PgBackup (status changes included), so the
+    answer is kept per schedule for the hour: an every-minute schedule costs 200 run times."""
+    return _gap(expression, zone, now.replace(minute=0, second=0, microsecond=0))
+
+
+@lru_cache(maxsize=1024)
+def _gap(expression: str, zone: str, now: datetime) -> float | None:
     try:
         schedule = CronSchedule.parse(expression)
         first = schedule.next_after(now, zone)
