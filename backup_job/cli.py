@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="create the target with the backed-up owner, encoding, locale, settings and GRANTs")
     restore.add_argument("--clean", action="store_true",
                          help="replace the contents of a non-empty target (dropped inside the same transaction)")
+    restore.add_argument("--with-globals", action="store_true",
+                         help="first restore the roles and tablespaces (the newest globals at or before TIME), "
+                         "as a fresh server needs")
 
     drill = commands.add_parser("verify", help="restore the newest backups into scratch databases and check them")
     drill.add_argument("--database", metavar="NAME", action="append", default=[],
@@ -160,15 +163,21 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
             at = parse_at(args.at)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        if args.globals and (args.target or args.create or args.clean):
-            raise ConfigError("--target, --create and --clean apply to --database, not to --globals")
-        if args.globals:
+        if args.globals and (args.target or args.create or args.clean or args.with_globals):
+            raise ConfigError("--target, --create, --clean and --with-globals apply to --database, not to --globals")
+        if args.globals or args.with_globals:
             restore_globals(storage, prefix, backup_server(), at=at, bindir=settings.pg_bindir,
                             keyring=Keyring(settings.decrypt_identity))
-        else:
-            restore_database(storage, prefix, backup_server(), args.database, at=at, into=args.target,
-                             create=args.create, clean=args.clean, bindir=settings.pg_bindir,
-                             keyring=Keyring(settings.decrypt_identity))
+        if args.globals:
+            report(TerminationMessage("the globals were restored", command="restore", ok=True))
+            return EXIT_OK
+        restored = restore_database(storage, prefix, backup_server(), args.database, at=at, into=args.target,
+                                    create=args.create, clean=args.clean, bindir=settings.pg_bindir,
+                                    keyring=Keyring(settings.decrypt_identity))
+        report(TerminationMessage(  # the PgRestore's status: which backup, how long
+            f"restored {restored.database!r} from {restored.backup.timestamp} into {restored.target!r}"
+            f"{' (roles and tablespaces first)' if args.with_globals else ''} in {restored.seconds:.1f} s",
+            command="restore", ok=True, timestamp=restored.backup.timestamp, seconds=restored.seconds))
         return EXIT_OK
     if args.command == "verify":
         clock = time.monotonic()
