@@ -25,6 +25,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from types import FrameType
 
@@ -33,12 +34,13 @@ from .commands import listing, schedule
 from .commands.destination import open_destination
 from .commands.prune import prune
 from .commands.restore import parse_at, restore_database, restore_globals
-from .commands.run import run
+from .commands.run import key_moment, run
 from .commands.verify import verify
 from .core import logs, memory, termination
 from .core.errors import ConfigError, Interrupted, PgBackupError
-from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, Settings, load_settings,
-                            parse_schedule)
+from .core.layout import format_timestamp
+from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, Settings, check_command,
+                            load_settings, parse_schedule)
 from .core.termination import TerminationMessage
 from .pipeline.unseal import Keyring
 from .report.metrics import DatabaseFigure
@@ -110,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        check_command(settings, args.command)
     except ConfigError as exc:
         if _debug():
             import traceback
@@ -149,8 +152,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
     if args.command == "schedule":
         return schedule.start(parse_schedule(os.environ))
     if args.command == "run":
-        result = run(settings)
-        report(result.termination(), result.figures(), result.warnings())  # on success too
+        started = key_moment(settings, datetime.now(timezone.utc))
+        report.timestamp = format_timestamp(started)  # also for a run that cannot start
+        result = run(settings, started=started)
+        report(result.termination(), result.figures(), result.warnings(), result.ping_success)  # on success too
         return EXIT_OK if result.ok else EXIT_FAILED
     prefix = settings.destination.prefix
     storage = open_destination(settings)
@@ -215,7 +220,10 @@ class Report:
 
     def __init__(self, settings: Settings, command: str) -> None:
         self.settings = settings
-        self.reporter = (Reporter(settings.report, settings.destination.url, command)
+        self.command = command
+        self.timestamp = ""  # the run's, once known
+        self.shard = str(settings.shard) if command == "run" and settings.shard.sharded else ""
+        self.reporter = (Reporter(settings.report, settings.destination.url, command, self.shard)
                          if settings.report.wanted and command in ("run", "verify", "prune") else None)
 
     def started(self) -> None:
@@ -223,7 +231,9 @@ class Report:
             self.reporter.started()
 
     def __call__(self, message: TerminationMessage, databases: list[DatabaseFigure] | None = None,
-                 warnings: list[str] | None = None) -> None:
+                 warnings: list[str] | None = None, success_ping: bool = True) -> None:
+        if self.command == "run":  # a run that could not start still names its timestamp and shard
+            message = replace(message, timestamp=message.timestamp or self.timestamp, shard=message.shard or self.shard)
         termination.write(self.settings.termination_log, message)
         if self.reporter is not None:
-            self.reporter.finished(message, databases, warnings)
+            self.reporter.finished(message, databases, warnings, success_ping)

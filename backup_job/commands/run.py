@@ -5,11 +5,13 @@ Order of work:
 1. find pg_dump and its version; discover the server version and databases (a short
    connection). A server newer than pg_dump fails the run up front with both versions named,
    instead of pg_dump's own abort once per database;
-2. select databases (the include and exclude patterns); nothing selected is a failure;
+2. select databases (the include and exclude patterns); nothing selected is a failure. A
+   shard (``BACKUP_SHARD=i/N``) then keeps its own part of the selection (``shards``): it may
+   be empty, which is a success with 0 databases;
 3. abort unfinished uploads of our layout older than the abandoned-upload age (24 h by
    default): a killed run's, never a live run's, so runs started by hand while a scheduled
    one is running do each other no harm;
-4. store the globals (``pg_dumpall --globals-only``: roles, memberships, tablespaces) under
+4. store the globals, in shard 0 only (``pg_dumpall --globals-only``: roles, memberships, tablespaces) under
    ``_globals/``, unless the globals setting is off. A server that denies reading role
    passwords (managed services) gets a second attempt without them, said in the log and the
    manifest;
@@ -20,11 +22,15 @@ Order of work:
    GRANTs) were read beforehand, in a second short connection. Both go into the manifest;
 6. log one summary line. The result says how many succeeded and failed; the CLI turns it
    into the exit code;
-7. only when nothing failed, apply the retention policy (``prune``).
+7. only when nothing failed, apply the retention policy (``prune``; refused up front with
+   N > 1 shards, since no shard knows the others succeeded). A sharded run that succeeded
+   checks whether the whole run is stored, for the healthcheck's success ping (``shards``).
 
-Every database of one run shares the run's start time as its key timestamp. The bytes of
-each backup go through ``pipeline.backup.BackupRun``; this module decides what to back up
-and keeps one database's failure from touching the others.
+Every database of one run shares the run's key timestamp: its start by the clock, or the
+one the pods of a Kubernetes Job agree on (``core.runkey``: ``BACKUP_RUN_TIMESTAMP``, the
+CronJob's scheduled minute in ``BACKUP_JOB_NAME``). The bytes of each backup go through
+``pipeline.backup.BackupRun``; this module decides what to back up and keeps one database's
+failure from touching the others. The results are ``outcome``'s.
 
 The module runs a little over 300 lines on purpose: a run's steps read in order here, and
 each is short. The shrink alarm compares each new backup with the previous complete one of the same
@@ -37,7 +43,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
@@ -46,92 +52,24 @@ from ..core import cpus, logs
 from ..core.errors import DatabaseError, PgBackupError, RunError, one_line
 from ..core.layout import READABLE_SUFFIXES, GLOBALS, display_name, format_timestamp, parse_key
 from ..core.manifest import Manifest, RunFacts
-from ..core.termination import TerminationMessage
-from ..report.metrics import DatabaseFigure
-from ..core.settings import DATABASES, EXCLUDE_DATABASES, PG_BINDIR, PGUSER, Settings
+from ..core.runkey import run_moment
+from ..core.settings import DATABASES, EXCLUDE_DATABASES, JOB_NAME, PG_BINDIR, PGUSER, Settings, check_command
 from ..pg import dbprops
 from ..pg.discovery import TEMPLATE, Server, describe_target, discover, select_databases
 from ..pg.dump import PgDump, globals_argv
 from ..pg.target import backup_server
 from ..pg.tools import find_tool, major, tool_version
 from ..pipeline.backup import BackupRun, Source
-from ..pipeline.stream import StreamStats
 from ..pipeline.cpushare import CpuShare
 from ..pipeline.catalog import Catalog, load_catalog
 from ..storage.base import Storage
 from .destination import open_destination
+from . import shards
+from .outcome import DatabaseResult, RunResult
 from .parallel import Parallel
-from .prune import PruneResult, prune
+from .prune import prune
 
 log = logs.get("run")
-
-
-@dataclass
-class DatabaseResult:
-    """The outcome for one database."""
-
-    database: str
-    ok: bool
-    key: str = ""
-    error: str = ""
-    stats: StreamStats | None = None
-    shrunk: str = ""  # the shrink alarm's warning for this backup
-
-
-@dataclass
-class RunResult:
-    """The outcome of a whole run."""
-
-    timestamp: str
-    results: list[DatabaseResult] = field(default_factory=list)
-    seconds: float = 0.0
-    retention: PruneResult | None = None
-    retention_error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.retention_error
-
-    @property
-    def failed(self) -> list[DatabaseResult]:
-        return [r for r in self.results if not r.ok]
-
-    @property
-    def succeeded(self) -> list[DatabaseResult]:
-        return [r for r in self.results if r.ok]
-
-    @property
-    def stored_bytes(self) -> int:
-        return sum(r.stats.compressed_bytes for r in self.succeeded if r.stats)
-
-    def failure_summary(self) -> str:
-        """One line naming every failed database and its cause."""
-        if not self.failed:
-            return f"every backup succeeded, but retention failed: {self.retention_error}"
-        causes = "; ".join(f"{display_name(r.database)!r}: {r.error}" for r in self.failed)
-        return f"{len(self.failed)} of {len(self.results)} backups failed: {causes}"
-
-    def summary(self) -> str:
-        if not self.ok:
-            return self.failure_summary()
-        return (f"{len(self.results)} backups succeeded: {logs.human_bytes(self.stored_bytes)} "
-                f"stored in {self.seconds:.1f} s")
-
-    def figures(self) -> list[DatabaseFigure]:
-        """Per database, for the run's metrics."""
-        return [DatabaseFigure(display_name(r.database), r.ok, r.stats.compressed_bytes if r.stats else 0)
-                for r in self.results]
-
-    def warnings(self) -> list[str]:
-        """What deserves a notification even in a successful run: shrink alarms."""
-        return [r.shrunk for r in self.results if r.shrunk]
-
-    def termination(self) -> TerminationMessage:
-        """The outcome for the operator (``core.termination``)."""
-        return TerminationMessage(
-            self.summary(), command="run", ok=self.ok, timestamp=self.timestamp, seconds=self.seconds,
-            stored_bytes=self.stored_bytes, databases_ok=len(self.succeeded), databases_failed=len(self.failed),
-            failed=tuple(display_name(r.database) for r in self.failed))
 
 
 @dataclass(frozen=True)
@@ -167,7 +105,8 @@ def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str,
     facts = RunFacts(run_timestamp=timestamp, pg_dump_version=tools.pg_dump_version,
                      server_version=tools.server.version, compression=settings.compression.format,
                      compression_level=settings.compression.level,
-                     pg_dump_options=settings.pg_dump_options, recipients=settings.encrypt_to)
+                     pg_dump_options=settings.pg_dump_options, recipients=settings.encrypt_to,
+                     **({"run_id": settings.run_id} if settings.run_id else {}))
     return BackupRun(settings, storage, facts, CpuShare(cpus.usable(), settings.compression.threads), listed)
 
 
@@ -197,6 +136,15 @@ def attempt(run: BackupRun, source: Source) -> DatabaseResult:
         return DatabaseResult(database=source.database, ok=False, key=dump_key,
                               error=f"unexpected {type(exc).__name__}: {exc}")
     return DatabaseResult(database=source.database, ok=True, key=stored.key, stats=stored.stats, shrunk=stored.shrunk)
+
+
+def key_moment(settings: Settings, now: datetime) -> datetime:
+    """The run's key moment (``core.runkey``); warns when a Job name's number was not taken."""
+    moment, _origin, ignored = run_moment(settings.run_timestamp, settings.job_name, now)
+    if ignored:
+        log.warning("%s=%s gives no run timestamp: %s; the run uses the clock", JOB_NAME.name, settings.job_name,
+                    ignored, extra=logs.fields(event="run.timestamp_from_clock"))
+    return moment
 
 
 def backup_database(run: BackupRun, tools: Tools, database: str, properties: dict[str, Any] | None = None,
@@ -242,10 +190,12 @@ def _logged(result: DatabaseResult) -> DatabaseResult:
 
 
 def run(settings: Settings, started: datetime | None = None) -> RunResult:
-    """Back up every selected database; raises ``RunError`` only when nothing can start."""
+    """Back up every selected database (this shard's); raises ``RunError`` only when nothing can
+    start. ``started`` overrides the run's key moment (``core.runkey``)."""
+    check_command(settings, "run")
     clock = time.monotonic()
-    started = started or datetime.now(timezone.utc)
-    result = RunResult(timestamp=format_timestamp(started))
+    now = datetime.now(timezone.utc)
+    result = RunResult(timestamp=format_timestamp(started or key_moment(settings, now)), shard=settings.shard)
     tools = prepare(settings)
     selection = select_databases(tools.server.databases, settings.include, settings.exclude)
     if not selection.databases and not selection.missing:
@@ -254,27 +204,30 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
             f"connectable databases and the filters selected none",
             hint=f"check {DATABASES.name} and {EXCLUDE_DATABASES.name}",
         )
+    mine = shards.plan(selection, settings.shard, settings.globals)
     storage = open_destination(settings)
     storage.prepare()
     log.info(
-        "run %s started: %d databases on PostgreSQL %s with pg_dump %s -> %s",
-        result.timestamp, len(selection.databases), tools.server.version, tools.pg_dump_version,
-        settings.destination.url,
-        extra=logs.fields(event="run.started", timestamp=result.timestamp,
-                          databases=list(selection.databases)),
+        "run %s started: %d databases%s on PostgreSQL %s with pg_dump %s -> %s",
+        result.label, len(mine.databases),
+        f" of {len(selection.databases)}" if settings.shard.sharded else "", tools.server.version,
+        tools.pg_dump_version, settings.destination.url,
+        extra=logs.fields(event="run.started", timestamp=result.timestamp, databases=list(mine.databases),
+                          **({"shard": str(settings.shard)} if settings.shard.sharded else {})),
     )
-    _sweep_stale_uploads(storage, settings.destination.prefix,
-                         started - timedelta(seconds=settings.abandoned_upload_age))
+    # By the clock, never the run's key moment: that may be given, and a later one would
+    # abort the uploads of shards that are running now.
+    _sweep_stale_uploads(storage, settings.destination.prefix, now - timedelta(seconds=settings.abandoned_upload_age))
     previous = _previous_backups(settings, storage)
-    properties = _database_properties(settings, selection.databases)
+    properties = _database_properties(settings, mine.databases)
     _log_skipped(tools.server)
-    for name in selection.missing:
+    for name in mine.missing:
         why = tools.server.skipped.get(name)
         error = (f"cannot be dumped: {why}" if why else f"no such database; check {DATABASES.name}")
         result.results.append(_logged(DatabaseResult(name, ok=False, error=error)))
     backups = writer(settings, storage, tools, result.timestamp, previous.keys() if previous is not None else None)
-    jobs: list[Callable[[], DatabaseResult]] = [partial(backup_globals, backups, tools)] if settings.globals else []
-    for database in selection.databases:
+    jobs: list[Callable[[], DatabaseResult]] = [partial(backup_globals, backups, tools)] if mine.globals else []
+    for database in mine.databases:
         last = previous.latest(database) if previous is not None else None
         jobs.append(partial(backup_database, backups, tools, database, properties.get(database),
                             last.manifest if last else None))
@@ -283,6 +236,9 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
     _log_summary(result)
     if settings.retention:
         _apply_retention(settings, storage, result)
+    if result.ok and settings.shard.sharded and settings.report.healthcheck_url is not None:
+        result.ping_success = shards.announce_whole_run(storage, settings.destination.prefix, result.timestamp,
+                                                        settings.run_id, mine)
     return result
 
 
@@ -301,12 +257,13 @@ def _log_summary(result: RunResult) -> None:
     log_summary = log.error if result.failed else log.info
     log_summary(
         "run %s %s: %d ok, %d failed%s, %s written in %.1f s",
-        result.timestamp, "FAILED" if result.failed else "finished",
+        result.label, "FAILED" if result.failed else "finished",
         len(result.succeeded), len(result.failed),
         f" ({', '.join(display_name(r.database) for r in result.failed)})" if result.failed else "",
         logs.human_bytes(total), result.seconds,
         extra=logs.fields(event="run.finished", ok=len(result.succeeded), failed=len(result.failed),
-                          compressed_bytes=total, seconds=round(result.seconds, 3)),
+                          compressed_bytes=total, seconds=round(result.seconds, 3),
+                          **({"shard": str(result.shard)} if result.shard.sharded else {})),
     )
 
 
@@ -342,6 +299,8 @@ def _previous_backups(settings: Settings, storage: Storage) -> Catalog | None:
 
 def _database_properties(settings: Settings, databases: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """Owner, locale, settings and GRANTs of each database, for ``restore --create``."""
+    if not databases:
+        return {}
     try:
         connection = backup_server().connect(settings.discovery_database)
     except RunError as exc:

@@ -17,6 +17,8 @@ What later commands rely on, beyond the object's identity:
   ``format`` stays ``plain``, the dump's own format;
 - ``kind`` ``globals`` with ``role_passwords``: a ``pg_dumpall --globals-only`` object, and
   whether it could include the role passwords;
+- ``run_id`` and ``attempt``: the run that wrote it (random, or ``BACKUP_RUN_ID``, shared by a
+  run's shards and retried pods) and the process within it (always random);
 - ``encryption`` (``{"format": "age", "recipients": [...]}``, public keys only) for an object
   sealed with age. ``compressed_bytes`` and ``sha256`` always describe the object as stored
   (the ciphertext), which is what list, verify, retention and the shrink alarm compare. A
@@ -72,6 +74,7 @@ class Manifest:
     role_passwords: bool | None = None
     shrink_alarm: dict[str, Any] | None = None
     run_id: str = ""  # the run that wrote it (settles a write whose answer was lost)
+    attempt: str = ""  # the process (one attempt of the run) that wrote it; see RunFacts
     format: str = "plain"
     compression: str = "gzip"  # or "zstd"; compression_level is the level asked for, in its scale
     compression_engine: dict[str, Any] | None = None  # what ran: library, its own level, threads
@@ -157,6 +160,10 @@ class RunFacts:
     pg_dump_options: tuple[str, ...]
     recipients: tuple[str, ...] = ()  # age recipients the objects are sealed to; empty: not sealed
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    # Drawn anew by every process, also when ``run_id`` is given (BACKUP_RUN_ID): two attempts
+    # of one run (a retried pod) share the run id, never the attempt, so neither can take the
+    # other's object for its own write whose answer was lost (``pipeline.backup``).
+    attempt: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def manifest(
         self, database: str, key: str, stream: StreamFacts, *, started_at: datetime, finished_at: datetime,
@@ -174,7 +181,7 @@ class RunFacts:
             pg_dump_options=[] if globals_object else list(self.pg_dump_options),
             kind="globals" if globals_object else "database",
             row_counts=dict(sorted(row_counts.items())), database_properties=properties,
-            role_passwords=role_passwords, shrink_alarm=shrink, run_id=self.run_id,
+            role_passwords=role_passwords, shrink_alarm=shrink, run_id=self.run_id, attempt=self.attempt,
             compression=self.compression, compression_engine=engine,
             encryption={"format": "age", "recipients": list(self.recipients)} if self.recipients else None,
             format_version=SEALED_FORMAT_VERSION if self.recipients else FORMAT_VERSION,

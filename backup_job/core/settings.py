@@ -36,6 +36,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +48,8 @@ from .cron import validate_expression
 from .errors import ConfigError
 from .retention import RetentionPolicy
 from . import keys
+from .runkey import EXAMPLE_RUN_ID, format_run_timestamp, parse_run_id, parse_run_timestamp
+from .shard import Shard, parse_shard
 from .schema import (Invalid, Secret, Variable, boolean, choice, duration, format_boolean, format_number,
                      format_patterns, fraction, integer, optional_integer, optional_text, patterns, text)
 
@@ -225,6 +228,29 @@ SHRINK_ALARM = Variable("BACKUP_SHRINK_ALARM", fraction,
 TERMINATION_LOG = Variable("BACKUP_TERMINATION_LOG", _optional_path,
                            "Write the outcome in one line here (Kubernetes shows it as the container's "
                            "termination message).", example="/dev/termination-log", format=_optional)
+# --- one run spread over several pods, and the run's identity (the operator renders these) ---
+SHARD = Variable("BACKUP_SHARD", parse_shard,
+                 "`i/N`: back up only the selected databases whose name's hash modulo N is i (see Sharding a "
+                 f"server over several pods); shard 0 also stores the globals. With N > 1, `{RETENTION.name}` "
+                 "is refused: run `pgbackup prune` after every shard of the run.", example="0/3",
+                 shown_default="`0/1` (one pod, every database)")
+JOB_NAME = Variable("BACKUP_JOB_NAME", optional_text,
+                    "The Kubernetes Job's name (the operator renders the pod's `batch.kubernetes.io/job-name` "
+                    "label). Unless the run timestamp is given, a name ending in `-<digits>` (the CronJob "
+                    "controller's scheduled time, in minutes since the Unix epoch, UTC) gives the run's "
+                    "timestamp; any other name, or a number that is no plausible minute, leaves the clock.",
+                    example="pgbackup-prod-29400000", format=_optional)
+RUN_TIMESTAMP = Variable("BACKUP_RUN_TIMESTAMP", parse_run_timestamp,
+                         "The run's key timestamp instead of the clock, shared by every shard and retried pod of "
+                         "one run: `20261130T020000Z`, or RFC 3339 with `Z` or an offset (kept in UTC, whole "
+                         f"seconds). First of three: this, else `{JOB_NAME.name}`'s scheduled minute, else the "
+                         "clock at the start.", example="20261130T020000Z, 2026-11-30T03:00:00+01:00",
+                         shown_default=f"from `{JOB_NAME.name}`, else the clock", format=format_run_timestamp)
+RUN_ID = Variable("BACKUP_RUN_ID", parse_run_id,
+                  "The run's id in its manifests and object metadata instead of a random one (the operator "
+                  "renders the Job's uid). A retried pod with the same id and timestamp counts its own complete "
+                  "backups as done instead of as conflicts.", example=EXAMPLE_RUN_ID,
+                  shown_default="random, per run", format=_optional)
 # --- client-side encryption (age) -----------------------------------------------------------
 ENCRYPT_RECIPIENTS = Variable("BACKUP_ENCRYPT_RECIPIENTS", keys.parse_recipients,
                               "Encrypt every stored dump and globals object to these age recipients (`age1...`) "
@@ -430,7 +456,7 @@ AWS_RESPONSE_CHECKSUM_VALIDATION = _sdk("AWS_RESPONSE_CHECKSUM_VALIDATION", "Lik
 
 # The groups, in the order the README documents them.
 JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION, COMPRESSION_LEVEL, COMPRESSION_THREADS,
-       PARALLEL_DATABASES, PG_DUMP_OPTIONS, LOCK_WAIT_TIMEOUT,
+       PARALLEL_DATABASES, SHARD, RUN_TIMESTAMP, JOB_NAME, RUN_ID, PG_DUMP_OPTIONS, LOCK_WAIT_TIMEOUT,
        DATABASE_TIMEOUT, PG_BINDIR, S3_ADDRESSING_STYLE, S3_SSE, S3_KMS_KEY_ID, S3_STORAGE_CLASS, S3_CONNECT_TIMEOUT,
        S3_READ_TIMEOUT, UPLOAD_CONCURRENCY, ABANDONED_UPLOAD_AGE,
        PART_SIZE_MB, PROGRESS_INTERVAL, GLOBALS, RETENTION, SHRINK_ALARM, TERMINATION_LOG, LOG_LEVEL, LOG_FORMAT)
@@ -507,6 +533,10 @@ class Settings:
     report: "ReportSettings"
     encrypt_to: tuple[str, ...] = ()  # age recipients; empty: stored as plain compressed SQL
     decrypt_identity: Path | None = None  # read only when something is decrypted
+    shard: Shard = Shard()  # this pod's part of the run; Shard(0, 1): every database
+    run_timestamp: datetime | None = None  # the run's key moment when given (core.runkey)
+    job_name: str | None = None  # the Kubernetes Job's name: its scheduled minute, if a CronJob's
+    run_id: str | None = None  # None: a random id per run
 
     def secrets(self) -> list[str]:
         """Every secret value this run knows, for the log redaction filter (each notification
@@ -586,7 +616,22 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         retention=RETENTION.read(env), globals=GLOBALS.read(env), shrink_alarm=SHRINK_ALARM.read(env),
         report=_report(env),
         encrypt_to=ENCRYPT_RECIPIENTS.read(env), decrypt_identity=DECRYPT_IDENTITY_PATH.read(env),
+        shard=SHARD.read(env), run_timestamp=RUN_TIMESTAMP.read(env), job_name=JOB_NAME.read(env),
+        run_id=RUN_ID.read(env),
     )
+
+
+def check_command(settings: Settings, command: str) -> None:
+    """Refuse settings that are valid alone but wrong for ``command``, in one line."""
+    if command == "run" and settings.shard.sharded and settings.retention:
+        raise ConfigError(
+            f"configuration error: {RETENTION.name} is refused with {SHARD.name}={settings.shard} (N > 1): one "
+            f"shard cannot know that the others succeeded; unset {RETENTION.name} for the shards and run "
+            f"`pgbackup prune` once every shard of the run has finished")
+    if command == "schedule" and (settings.run_timestamp is not None or settings.run_id is not None):
+        name = RUN_TIMESTAMP.name if settings.run_timestamp is not None else RUN_ID.name
+        raise ConfigError(f"configuration error: {name} names one run, and `pgbackup schedule` starts many "
+                          f"(each would meet the first one's backups); unset {name}")
 
 
 def _report(env: Mapping[str, str]) -> ReportSettings:

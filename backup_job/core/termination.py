@@ -12,6 +12,10 @@ use this module, so the format is declared once:
      "timestamp": "20261126T020000Z", "seconds": 83.2, "bytes": 165288497,
      "databases": {"ok": 2, "failed": 1}, "failed": ["shop"]}
 
+A sharded run (``BACKUP_SHARD`` with N > 1) adds ``"shard": "1/3"``: the counts, bytes and
+failed names are that pod's part of the run only. An unsharded run has no ``shard`` field, and
+a message without one (every older version's) reads as unsharded.
+
 ``encode`` keeps the line under ``LIMIT`` bytes: the summary gets at most
 ``SUMMARY_LIMIT``, then failed names are dropped from the end (the counts stay exact;
 ``failedTruncated`` says names are missing), and only then is the summary cut further. The summary is redacted like every log line. ``decode`` also reads the plain
@@ -49,11 +53,14 @@ class TerminationMessage:
     databases_failed: int | None = None
     failed: tuple[str, ...] = field(default_factory=tuple)  # failed databases, at most MAX_FAILED
     failed_truncated: bool = False
+    shard: str = ""  # "i/N" of a sharded run; empty when unsharded (or not known)
 
     def _document(self, summary: str, failed: tuple[str, ...], truncated: bool) -> dict[str, Any]:
         document: dict[str, Any] = {"v": VERSION, "command": self.command, "ok": self.ok, "summary": summary}
         if self.timestamp:
             document["timestamp"] = self.timestamp
+        if self.shard:
+            document["shard"] = self.shard
         if self.seconds is not None:
             document["seconds"] = round(self.seconds, 1)
         if self.stored_bytes is not None:
@@ -107,6 +114,7 @@ class TerminationMessage:
             databases_failed=_integer(databases.get("failed")),
             failed=tuple(str(name) for name in failed),
             failed_truncated=document.get("failedTruncated") is True,
+            shard=document["shard"] if isinstance(document.get("shard"), str) else "",
         )
 
 

@@ -7,10 +7,25 @@ object is complete::
     Storage.put(manifest)  the proof that the object is a complete backup
 
 Several sources may stream at once (``commands.parallel``), sharing the run's CPUs
-(``cpushare``); ``BackupRun.stop`` ends them all. Every object carries the run's random id
-(dump: object metadata; manifest: ``run_id``), so a write whose answer was lost is
+(``cpushare``); ``BackupRun.stop`` ends them all. Every object carries the run's id (dump:
+object metadata; manifest: ``run_id``) and the attempt's, so a write whose answer was lost is
 recognised as ours when the retry meets it, and nothing is ever deleted because of a
 conflict: an object a manifest may point at stays.
+
+Why an attempt nonce beside the run id: the run id is random unless ``BACKUP_RUN_ID`` gives
+it, and then every attempt of the run shares it (the pods of a Kubernetes Job retried after a
+failure, or an old pod still running beside its replacement). The storage recognises its own
+lost write by what it finds under the key: a dump by its metadata and size
+(``storage.s3_multipart``), a manifest by its exact bytes (``storage.s3``). With the run id
+alone, an earlier attempt's dump of the same size would pass for this attempt's completion,
+and this attempt would then write a manifest vouching for bytes it never sent. Each process
+draws its own ``attempt`` (``RunFacts``), which goes into the dump's metadata and the
+manifest, so only the very process that made an object can take it for its own write.
+
+A retried attempt meets the earlier one's objects at the start instead (``_stored_earlier``):
+a complete backup of this run (same run id and timestamp, its dump there with the recorded
+size) counts as done and nothing is written; a dump without a manifest cannot be completed
+without overwriting, so that database fails; another run's objects are the usual conflict.
 """
 
 from __future__ import annotations
@@ -22,19 +37,21 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..core import logs, signals
-from ..core.errors import BackupExistsError, StorageError, UnconfirmedError
+from ..core.errors import BackupExistsError, NotFoundError, StorageError, UnconfirmedError
 from ..core.layout import backup_keys, display_name
 from ..core.manifest import Manifest, RunFacts, shrink_alarm
 from ..core.settings import DATABASE_TIMEOUT, Settings
 from ..pg.copycount import CopyRowCounter
 from ..pg.dump import PgDump
 from ..storage.base import Storage, Upload
+from .catalog import MANIFEST_LIMIT
 from .compress import CONTENT_TYPES, open_compressor
 from .cpushare import CpuShare
 from .stream import Progress, StreamStats, stream_backup
 
 log = logs.get("run")
 RUN_ID_METADATA = "pgbackup-run-id"  # on every dump object: which run wrote it
+ATTEMPT_METADATA = "pgbackup-attempt"  # and which process of that run
 
 
 @dataclass
@@ -56,6 +73,7 @@ class Stored:
     key: str
     stats: StreamStats
     shrunk: str = ""  # the shrink alarm's warning, when it went off
+    earlier: bool = False  # stored by an earlier attempt of this run, nothing written now
 
 
 def rate(count: int, seconds: float) -> str:
@@ -99,6 +117,11 @@ class BackupRun:
         dump_key, manifest_key = self.keys(source.database)
         where = self.storage.describe(dump_key)
         fields = {"database": source.database, "key": dump_key}
+        if self._exists(dump_key) or self._exists(manifest_key):
+            earlier = self._stored_earlier(name, dump_key, manifest_key)
+            if earlier is not None:
+                return earlier
+            raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
         log.info("backup of %r started -> %s", name, where, extra=logs.fields(event="backup.started", **fields))
         started_at = datetime.now(timezone.utc)
         counter = CopyRowCounter()
@@ -120,8 +143,6 @@ class BackupRun:
                         extra=logs.fields(event="backup.stalled", waiting_on=stats.waiting_on,
                                           seconds=round(stats.seconds - moved[1]), **fields))
 
-        if self._exists(dump_key) or self._exists(manifest_key):
-            raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
         with self.cpus.stream():
             stats = self._stream(source, dump_key, progress, counter)
         shrink = shrink_alarm(self.settings.shrink_alarm, source.previous, stats.compressed_bytes, stats.raw_bytes,
@@ -144,12 +165,47 @@ class BackupRun:
     def _exists(self, key: str) -> bool:
         return key in self.listed if self.listed is not None else self.storage.exists(key)
 
+    def _stored_earlier(self, name: str, dump_key: str, manifest_key: str) -> Stored | None:
+        """This run's own complete backup under these keys, left by an earlier attempt (same
+        run id, given by ``BACKUP_RUN_ID``, and same timestamp); None when what is there is
+        another run's (the caller's conflict). Raises when it is this run's and incomplete."""
+        if self.settings.run_id is None:
+            return None
+        try:
+            found = Manifest.from_json(self.storage.read_all(manifest_key, MANIFEST_LIMIT))
+        except NotFoundError:
+            if not self._exists(dump_key):
+                return None
+            raise BackupExistsError(
+                f"{self.storage.describe(dump_key)} exists without its manifest (an attempt stopped between its "
+                "two writes, or another one is finishing it now): it cannot be completed without overwriting, and pgbackup never overwrites a backup",
+                hint="`pgbackup prune` removes such incomplete leftovers once they are a day old; the next run "
+                "backs the database up again") from None
+        except (StorageError, ValueError):
+            return None  # unreadable: not known to be ours
+        if found.run_id != self.facts.run_id or found.run_timestamp != self.facts.run_timestamp:
+            return None
+        sizes = {o.key: o.size for o in self.storage.list_objects(dump_key.rsplit("/", 1)[0])}
+        if sizes.get(found.key) != found.compressed_bytes:
+            raise BackupExistsError(
+                f"{self.storage.describe(manifest_key)} of this run names {found.key}, which "
+                f"{'is missing' if found.key not in sizes else f'holds {sizes[found.key]} bytes'} instead of "
+                f"{found.compressed_bytes}: damaged, and pgbackup never overwrites a backup")
+        log.info("backup of %r already stored by an earlier attempt of this run (%s) -> %s", name,
+                 logs.human_bytes(found.compressed_bytes), self.storage.describe(found.key),
+                 extra=logs.fields(event="backup.already_stored", database=found.database, key=found.key,
+                                   compressed_bytes=found.compressed_bytes, manifest=manifest_key))
+        stats = StreamStats(raw_bytes=found.raw_bytes, compressed_bytes=found.compressed_bytes, parts=found.parts,
+                            sha256=found.sha256, engine=found.compression_engine)
+        return Stored(found.key, stats, earlier=True)
+
     def _stream(self, source: Source, dump_key: str, progress: Progress, counter: CopyRowCounter) -> StreamStats:
         compression = self.settings.compression
         dump = source.make_dump()
         try:
             upload = self.storage.start_upload(dump_key, CONTENT_TYPES[compression.format],
-                                               {RUN_ID_METADATA: self.facts.run_id})
+                                               {RUN_ID_METADATA: self.facts.run_id,
+                                                ATTEMPT_METADATA: self.facts.attempt})
         except BaseException:
             dump.kill()
             dump.close()

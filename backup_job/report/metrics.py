@@ -1,6 +1,8 @@
 """The last run as Prometheus metrics, for setups without the operator: a textfile for
 node_exporter's textfile collector (``BACKUP_METRICS_TEXTFILE``) and/or a Pushgateway
-(``BACKUP_METRICS_PUSHGATEWAY_URL``, job ``pgbackup``, grouping key ``destination``).
+(``BACKUP_METRICS_PUSHGATEWAY_URL``, job ``pgbackup``, grouping key ``destination``, and
+``shard`` (``i/N``) for a sharded run, so each shard's pod keeps its own group: a shard's push
+never replaces another shard's series, and the Pushgateway adds the ``shard`` label to them).
 
 Series carry a ``destination`` label (the destination URL, which holds no credentials), and
 ``database`` where they are per database:
@@ -105,10 +107,11 @@ def write_textfile(path: Path, destination: str, outcome: TerminationMessage, da
 
 
 def push(url: Secret, destination: str, outcome: TerminationMessage, databases: list[DatabaseFigure],
-         timeout: float) -> None:
+         timeout: float, shard: str = "") -> None:
     from prometheus_client import push_to_gateway, pushadd_to_gateway
 
     now = time.time()
     registry = build(destination, outcome, databases, now if outcome.ok else None, now)
     send = push_to_gateway if outcome.ok else pushadd_to_gateway  # a failure keeps the last success's series
-    send(url.reveal(), job=JOB, registry=registry, grouping_key={"destination": destination}, timeout=timeout)
+    grouping = {"destination": destination, **({"shard": shard} if shard else {})}
+    send(url.reveal(), job=JOB, registry=registry, grouping_key=grouping, timeout=timeout)

@@ -9,6 +9,13 @@
 
 Each step is bounded by ``BACKUP_NOTIFY_TIMEOUT`` as a whole (``bounded.within``), and no
 outcome of a send reaches the caller: the command's exit code is its own.
+
+A sharded run (``BACKUP_SHARD=i/N``, N > 1) is N pods, each reporting its own part, so one
+shard's success never hides another's failure: every notification names the shard and the
+run's timestamp, and each shard's metrics are their own Pushgateway group. Every shard sends
+the ``start`` ping and a failing shard the ``fail`` ping, but the ``success`` ping means the
+whole run, so ``cli`` asks for it only from the shard that saw every shard's backups stored
+(``success_ping``; ``commands.shards``).
 """
 
 from __future__ import annotations
@@ -24,26 +31,27 @@ TITLES = {"run": "backup run", "verify": "verify drill", "prune": "retention"}
 
 
 class Reporter:
-    def __init__(self, settings: ReportSettings, destination: str, command: str) -> None:
+    def __init__(self, settings: ReportSettings, destination: str, command: str, shard: str = "") -> None:
         self.settings = settings
         self.destination = destination
         self.command = command
+        self.shard = shard  # "i/N" of a sharded run, for the start ping
 
     def started(self) -> None:
         url = self.settings.healthcheck_url
         if self.command == "run" and url is not None:
             within(self.settings.timeout, "healthcheck start ping",
-                   lambda: healthcheck.ping(url, "start", f"pgbackup run started -> {self.destination}",
-                                            self.settings.timeout))
+                   lambda: healthcheck.ping(url, "start", f"pgbackup run{' shard ' + self.shard if self.shard else ''} "
+                                            f"started -> {self.destination}", self.settings.timeout))
 
     def finished(self, outcome: TerminationMessage, databases: list[DatabaseFigure] | None = None,
-                 warnings: list[str] | None = None) -> None:
+                 warnings: list[str] | None = None, success_ping: bool = True) -> None:
         warnings = warnings or []
         timeout = self.settings.timeout
         summary = logs.redact(outcome.summary)
         if self.command == "run":
             url = self.settings.healthcheck_url
-            if url is not None:
+            if url is not None and (success_ping or not outcome.ok):
                 event = "success" if outcome.ok else "fail"
                 within(timeout, f"healthcheck {event} ping", lambda: healthcheck.ping(url, event, summary, timeout))
             textfile = self.settings.metrics_textfile
@@ -53,7 +61,8 @@ class Reporter:
             gateway = self.settings.pushgateway_url
             if gateway is not None:
                 within(timeout, "metrics push",
-                       lambda: metrics.push(gateway, self.destination, outcome, databases or [], timeout))
+                       lambda: metrics.push(gateway, self.destination, outcome, databases or [], timeout,
+                                            shard=outcome.shard))
         if not self.settings.notify_urls:
             return
         if outcome.ok is False or warnings or self.settings.notify_always:
@@ -63,6 +72,7 @@ class Reporter:
     def notification(self, outcome: TerminationMessage, summary: str, warnings: list[str]) -> notify.Notification:
         what = TITLES.get(outcome.command or self.command, self.command)
         when = f" {outcome.timestamp}" if outcome.timestamp else ""
+        when += f" shard {outcome.shard}" if outcome.shard else ""
         if outcome.ok is False:
             kind, verdict = "failure", "FAILED"
         elif warnings:
@@ -73,5 +83,7 @@ class Reporter:
         if outcome.failed:
             lines.append("Failed: " + ", ".join(outcome.failed) + (" and more" if outcome.failed_truncated else ""))
         lines += [logs.redact(w) for w in warnings]
+        if outcome.shard:
+            lines.append(f"Shard: {outcome.shard} (this pod's databases only; every shard of the run reports its own)")
         lines.append(f"Destination: {self.destination}")
         return notify.Notification(title=f"pgbackup {what}{when} {verdict}", body="\n".join(lines), kind=kind)
