@@ -1,4 +1,4 @@
-"""Copy the CRD, the operator's RBAC rules, the alert rules and the Grafana dashboard from deploy/ into
+"""Copy the CRDs, the operator's RBAC rules, the alert rules and the Grafana dashboard from deploy/ into
 the Helm chart (see scripts/sync-chart)."""
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def expected() -> dict[Path, str]:
     """The chart files as they must be."""
     return {
         CHART / "crds" / "pgbackups.pgbackup.io.yaml": HEADER.format("crd.yaml") + (DEPLOY / "crd.yaml").read_text(),
+        CHART / "crds" / "pgrestores.pgbackup.io.yaml": HEADER.format("crd-pgrestore.yaml")
+        + (DEPLOY / "crd-pgrestore.yaml").read_text(),
         FILES / "rbac-rules.yaml": HEADER.format("rbac.yaml") + yaml.safe_dump(rbac_rules(), sort_keys=False),
         FILES / "prometheus-rules.yaml": HEADER.format("monitoring/prometheus-rules.yaml")
         + (DEPLOY / "monitoring" / "prometheus-rules.yaml").read_text(),

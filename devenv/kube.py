@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     plane = ControlPlane(build(), args.state)
-    kubeconfig = plane.up(crds=(ROOT / "deploy" / "crd.yaml",))
+    kubeconfig = plane.up(crds=(ROOT / "deploy" / "crd.yaml", ROOT / "deploy" / "crd-pgrestore.yaml"))
     print(f"control plane ready in {time.monotonic() - started:.1f} s at {plane.server}", file=sys.stderr)
     print(f"export KUBECONFIG={kubeconfig}; kubectl binary: {plane.bindir / 'kubectl'}", file=sys.stderr)
     print(kubeconfig)

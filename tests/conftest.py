@@ -133,7 +133,7 @@ def kube() -> Iterator[KubeEnv]:
     """A real control plane with the CRD installed, and an admin API client."""
     plane = ControlPlane(build_control_plane(), Path(tempfile.mkdtemp(prefix="pgbackup-k8s-")))
     try:
-        plane.up(crds=(ROOT / "deploy" / "crd.yaml",))
+        plane.up(crds=(ROOT / "deploy" / "crd.yaml", ROOT / "deploy" / "crd-pgrestore.yaml"))
         yield KubeEnv(plane)
     finally:
         plane.down()

@@ -4,6 +4,7 @@ the verify-outcome handler against a recording stand-in for the Kubernetes API."
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timezone
 import hashlib
 import os
 import subprocess
@@ -165,10 +166,14 @@ def test_invalid_specs_name_the_field(field: str, value: str, message: str) -> N
 def test_manual_job_copies_the_template_and_is_labelled() -> None:
     cronjob = render.render_cronjob(BODY, "img:1")
     cronjob["metadata"]["uid"] = "cj-uid"
-    job = render.render_manual_job(cronjob, "now-1")
+    job = render.render_manual_job(cronjob, "now-1", datetime(2026, 11, 30, 2, 0, 5, tzinfo=timezone.utc))
     assert job["metadata"]["labels"]["pgbackup.io/manual"] == "true"
     assert job["spec"]["template"]["metadata"]["labels"]["pgbackup.io/manual"] == "true"
-    assert job["spec"]["template"]["spec"] == cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    pod, template = job["spec"]["template"]["spec"], cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert {**pod, "containers": None} == {**template, "containers": None}
+    [container], [original] = pod["containers"], template["containers"]
+    assert container["env"] == [*original["env"], {"name": "BACKUP_RUN_TIMESTAMP", "value": "20261130T020005Z"}], \
+        "every pod of a backup-now Job shares the timestamp the operator fixed"
     assert job["metadata"]["ownerReferences"][0]["uid"] == "cj-uid"
 
 

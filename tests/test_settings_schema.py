@@ -49,6 +49,11 @@ SECRETS = {("pg", "user"): "backup", ("pg", "pw"): "pg-secret", ("s3", "AWS_ACCE
            ("s3", "AWS_SECRET_ACCESS_KEY"): "s3-secret", ("scratch", "pw"): "scratch-secret"}
 
 
+# What the downward API gives a pod the Job controller made from the CronJob
+POD_FIELDS = {"metadata.labels['batch.kubernetes.io/job-name']": "pgbackup-prod-29400000",
+              "metadata.labels['batch.kubernetes.io/controller-uid']": "0d6c6a55-4a8e-4c59-9a43-05a8b47f7a2e"}
+
+
 def resolved_env(cronjob: dict[str, Any]) -> dict[str, str]:
     """The pod's environment as the kubelet would hand it to the job (Secrets resolved)."""
     container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
@@ -56,6 +61,8 @@ def resolved_env(cronjob: dict[str, Any]) -> dict[str, str]:
     for item in container["env"]:
         if "value" in item:
             env[item["name"]] = item["value"]
+        elif "fieldRef" in item["valueFrom"]:
+            env[item["name"]] = POD_FIELDS[item["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             ref = item["valueFrom"]["secretKeyRef"]
             env[item["name"]] = SECRETS[(ref["name"], ref["key"])]
@@ -103,7 +110,7 @@ def test_a_minimal_pgbackup_runs_on_the_jobs_defaults(tmp_path: Path) -> None:
                "destination": {"s3": {"bucket": "bkt"}}}
     cronjob = operator.render_cronjob(body(minimal))
     container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e.get("value", "secret") for e in container["env"]}
+    env = {e["name"]: e.get("value", "secret") for e in container["env"] if "fieldRef" not in e.get("valueFrom", {})}
     settings = S.load_settings(env, dotenv_path=tmp_path / "none")
     defaults = S.load_settings({S.DESTINATION.name: "s3://bkt"}, dotenv_path=tmp_path / "none")
     for field in ("compression", "globals", "retention", "shrink_alarm", "include", "exclude",

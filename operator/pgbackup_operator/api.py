@@ -1,4 +1,4 @@
-"""The PgBackup API as the operator speaks it: group, version, kind, label keys, and the
+"""The PgBackup and PgRestore API as the operator speaks it: group, version, kind, label keys, and the
 plain-dict body type and spec error every other module uses."""
 
 from __future__ import annotations
@@ -9,10 +9,14 @@ GROUP = "pgbackup.io"
 VERSION = "v1alpha1"
 PLURAL = "pgbackups"
 KIND = "PgBackup"
-NAME_LABEL = f"{GROUP}/name"
+RESTORE_PLURAL = "pgrestores"
+RESTORE_KIND = "PgRestore"
+NAME_LABEL = f"{GROUP}/name"  # the PgBackup a CronJob or Job belongs to
+RESTORE_LABEL = f"{GROUP}/restore"  # the PgRestore a restore Job belongs to
 MANUAL_LABEL = f"{GROUP}/manual"
+AFTER_LABEL = f"{GROUP}/after"  # on a prune Job: the sharded backup Job it follows
 COMPONENT_LABEL = "app.kubernetes.io/component"
-BACKUP, VERIFY = "backup", "verify"
+BACKUP, VERIFY, PRUNE, RESTORE = "backup", "verify", "prune", "restore"
 RUN_NOW_ANNOTATION = f"{GROUP}/backup-now"
 MANAGED_BY = "pgbackup-operator"
 Body = dict[str, Any]

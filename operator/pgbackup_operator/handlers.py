@@ -21,7 +21,6 @@ Handlers are plain functions with keyword arguments; tests can call them directl
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,10 +28,9 @@ import kopf
 from kubernetes.client import ApiException
 
 from backup_job.core.cron import CronSchedule
-from backup_job.core.settings import OPERATOR_IMAGE
 from backup_job.core.termination import TerminationMessage
 
-from . import alerting, api, kube, metrics, render, status
+from . import alerting, api, kube, metrics, render, restores, status
 from .api import Body
 MANAGED = {"app.kubernetes.io/managed-by": api.MANAGED_BY}
 READY, LAST_BACKUP, LAST_VERIFY = "Ready", "LastBackupSucceeded", "LastVerifySucceeded"
@@ -41,8 +39,7 @@ READY, LAST_BACKUP, LAST_VERIFY = "Ready", "LastBackupSucceeded", "LastVerifySuc
 KOPF_PREFIX = f"kopf.{api.GROUP}"
 
 
-def default_image() -> str:
-    return OPERATOR_IMAGE.read(os.environ) or render.DEFAULT_IMAGE
+default_image = render.default_image
 
 
 @kopf.on.startup()
@@ -82,23 +79,30 @@ def _not_ready(body: Body, patch: kopf.Patch, reason: str, message: str) -> None
     kube.post_event(body, "Warning", reason, message)
 
 
-def _ready_message(cronjob: Body, verify: Body | None, suspended: bool) -> str:
-    names = [c["metadata"]["name"] for c in (cronjob, verify) if c is not None]
-    subject = f"CronJob {names[0]} is" if len(names) == 1 else f"CronJobs {' and '.join(names)} are"
+def _ready_message(cronjobs: list[Body], suspended: bool) -> str:
+    names = [c["metadata"]["name"] for c in cronjobs]
+    subject = (f"CronJob {names[0]} is" if len(names) == 1
+               else f"CronJobs {', '.join(names[:-1])} and {names[-1]} are")
     return f"{subject} up to date" + (" (suspended)" if suspended else "")
 
 
-def _apply_verify(body: Body, verify: Body | None, logger: kopf.Logger) -> None:
-    """Apply the verify CronJob, or delete ours when ``spec.verify`` is gone."""
-    if verify is not None:
-        kube.apply_cronjob(verify)
-        logger.info(f"CronJob {verify['metadata']['name']} applied")
+# The optional CronJobs: how each is named, and the field whose removal removes it.
+OPTIONAL = {api.VERIFY: (render.verify_cronjob_name, "spec.verify", "VerifyRemoved"),
+            api.PRUNE: (render.prune_cronjob_name, "spec.retention.schedule", "PruneRemoved")}
+
+
+def _apply_optional(body: Body, component: str, cronjob: Body | None, logger: kopf.Logger) -> None:
+    """Apply an optional CronJob, or delete ours when the field asking for it is gone."""
+    if cronjob is not None:
+        kube.apply_cronjob(cronjob)
+        logger.info(f"CronJob {cronjob['metadata']['name']} applied")
         return
     meta = body["metadata"]
-    name = render.verify_cronjob_name(meta["name"])
+    namer, field, reason = OPTIONAL[component]
+    name = namer(meta["name"])
     if kube.delete_owned_cronjob(meta["namespace"], name, meta["uid"]):
-        logger.info(f"CronJob {name} deleted: spec.verify was removed")
-        kube.post_event(body, "Normal", "VerifyRemoved", f"CronJob {name} deleted: spec.verify was removed")
+        logger.info(f"CronJob {name} deleted: {field} was removed")
+        kube.post_event(body, "Normal", reason, f"CronJob {name} deleted: {field} was removed")
 
 
 @kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
@@ -108,13 +112,16 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.
     """Render and apply the CronJobs; report readiness; honour backup-now."""
     obj = dict(body)
     try:
-        cronjob, verify = render.render_cronjobs(obj, default_image())
+        rendered = render.render_all(obj, default_image())
     except api.RenderError as exc:
         _not_ready(obj, patch, exc.reason, str(exc))
         return
+    cronjob = rendered[api.BACKUP]
+    assert cronjob is not None
     try:
         applied = kube.apply_cronjob(cronjob)
-        _apply_verify(obj, verify, logger)
+        for component in OPTIONAL:
+            _apply_optional(obj, component, rendered[component], logger)
     except kube.NameTaken as exc:
         _not_ready(obj, patch, "CronJobNameTaken", str(exc))
         return
@@ -125,7 +132,7 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.
         metrics.STORE.reconcile_failed()
         raise kopf.TemporaryError(f"applying the CronJob failed: {exc.reason}", delay=10) from exc
     generation = obj["metadata"].get("generation")
-    message = _ready_message(cronjob, verify, bool(spec.get("suspend")))
+    message = _ready_message([c for c in rendered.values() if c is not None], bool(spec.get("suspend")))
     patch.status["conditions"] = status.set_condition(
         obj.get("status", {}).get("conditions") or [], READY, True, "CronJobApplied", message, generation
     )
@@ -140,7 +147,7 @@ def _run_now(body: Body, cronjob: Body, patch: kopf.Patch, logger: kopf.Logger) 
     run_id = (body["metadata"].get("annotations") or {}).get(api.RUN_NOW_ANNOTATION)
     if not run_id or run_id == body.get("status", {}).get("lastManualRunId"):
         return
-    job = render.render_manual_job(cronjob, run_id)
+    job = render.render_manual_job(cronjob, run_id, datetime.now(timezone.utc))
     created = kube.create_job(job)
     patch.status["lastManualRunId"] = run_id
     if created:
@@ -185,10 +192,9 @@ def drift(desired: Any, actual: Any, path: str = "") -> str | None:
 def _desired_cronjob(owner: Body, component: str) -> Body | None:
     """What ``owner`` renders for that component now; None if nothing (or it cannot render)."""
     try:
-        backup, verify = render.render_cronjobs(owner, default_image())
+        return render.render_all(owner, default_image()).get(component)
     except api.RenderError:
         return None  # reconcile reports it
-    return verify if component == api.VERIFY else backup
 
 
 @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
@@ -248,15 +254,19 @@ def job_changed(
     """Record a run's progress and outcome in the PgBackup's status, with an Event at the end."""
     if type == "DELETED":
         return
+    job = dict(body)
+    kind = status.component(job)
+    if kind == api.RESTORE:
+        restores.job_changed(job, logger)
+        return
     owner = _owner(dict(meta), namespace)
     if owner is None:
         return
-    job = dict(body)
-    record = _record_verify if status.component(job) == api.VERIFY else _record_backup
+    records = {api.VERIFY: _record_verify, api.PRUNE: _record_prune, api.BACKUP: _record_backup}
     for _attempt in range(5):
         try:
-            record(owner, job, logger)
-            return
+            records[kind](owner, job, logger)
+            break
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -266,8 +276,25 @@ def job_changed(
         if fresh is None:
             return
         owner = fresh
-    logger.warning(f"the status of {owner['metadata']['name']} kept changing; Job {job['metadata']['name']} "
-                   "is recorded on its next event")
+    else:
+        logger.warning(f"the status of {owner['metadata']['name']} kept changing; Job {job['metadata']['name']} "
+                       "is recorded on its next event")
+    if kind == api.BACKUP:
+        _prune_after(owner, job, logger)
+
+
+def _prune_after(owner: Body, job: Body, logger: kopf.Logger) -> None:
+    """After a sharded run whose every shard succeeded, start its one prune Job (unless
+    retention has a schedule of its own). Its fixed name makes a second attempt a no-op."""
+    retention = owner["spec"].get("retention") or {}
+    sharded = job.get("spec", {}).get("completionMode") == "Indexed"
+    if not sharded or not retention or retention.get("schedule") or status.job_outcome(job) != "Succeeded":
+        return
+    prune = render.render_after_run_prune_job(owner, job, default_image())
+    if kube.create_job(prune):
+        logger.info(f"every shard of Job {job['metadata']['name']} succeeded: created prune Job {prune['metadata']['name']}")
+        kube.post_event(owner, "Normal", "PruneStarted",
+                        f"every shard of Job {job['metadata']['name']} succeeded; Job {prune['metadata']['name']} applies retention")
 
 
 def _pod_message(job: Body) -> TerminationMessage | None:
@@ -283,7 +310,11 @@ def _record_backup(owner: Body, job: Body, logger: kopf.Logger) -> None:
         message = told.summary if told else status.job_failure_reason(job)
     elif outcome == "Succeeded":
         message = told.summary if told else "backup completed"
-    run = status.last_run(job, message, status.run_figures(told))
+    figures = status.run_figures(told)
+    shards = status.shard_counts(job)
+    if shards:
+        figures["shards"] = shards
+    run = status.last_run(job, message, figures)
     current = owner.get("status", {})
     if run == current.get("lastRun") or not status.is_newer_or_same(run, current.get("lastRun")):
         return
@@ -306,6 +337,24 @@ def _record_backup(owner: Body, job: Body, logger: kopf.Logger) -> None:
     elif outcome == "Failed":
         logger.warning(f"backup Job {run['jobName']} failed: {message}")
         kube.post_event(owner, "Warning", "BackupFailed", f"Job {run['jobName']} failed: {message}")
+
+
+def _record_prune(owner: Body, job: Body, logger: kopf.Logger) -> None:
+    """A finished prune Job: ``lastPrune`` and one Event, once per outcome."""
+    if status.job_outcome(job) == "Running":
+        return
+    record = status.last_verify(job, "")
+    if not status.is_new_verify(record, owner.get("status", {}).get("lastPrune")):
+        return
+    succeeded = record["result"] == "Succeeded"
+    told = _pod_message(job)
+    record["message"] = told.summary if told else ("prune completed" if succeeded else status.job_failure_reason(job))
+    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], {"lastPrune": record},
+                               resource_version=owner["metadata"].get("resourceVersion"))
+    summary = f"Job {record['job']} {'succeeded' if succeeded else 'failed'}: {record['message']}"
+    if not succeeded:
+        logger.warning(f"prune {summary}")
+    kube.post_event(owner, "Normal" if succeeded else "Warning", "PruneSucceeded" if succeeded else "PruneFailed", summary)
 
 
 def _record_verify(owner: Body, job: Body, logger: kopf.Logger) -> None:

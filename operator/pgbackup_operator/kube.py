@@ -3,9 +3,10 @@
 kopf watches and patches the PgBackup it is handling; everything else goes through here:
 applying a CronJob (server-side apply, field manager ``pgbackup-operator``, so a field
 someone removed by hand comes back and fields others own are left alone), deleting the
-verify CronJob when ``spec.verify`` goes away, creating manual Jobs, reading a finished
+verify or prune CronJob when the field asking for it goes away, creating manual, prune and
+restore Jobs, reading a finished
 Job's Pods for the termination message, reading a PgBackup from an event about one of its
-children, and patching its status.
+children, and patching the status of a PgBackup or PgRestore.
 
 Server-side apply with ``force`` takes over any object of the name, so before applying a
 CronJob we look at who controls it: a name both PgBackups want (``pgbackup-a-verify`` is
@@ -132,17 +133,32 @@ def job_pods(namespace: str, job_name: str) -> list[Body]:
     return [_plain(pod) for pod in pods.items]
 
 
-def get_pgbackup(namespace: str, name: str) -> Body | None:
-    custom = kubernetes.client.CustomObjectsApi(_api())
+def get_job(namespace: str, name: str) -> Body | None:
+    batch = kubernetes.client.BatchV1Api(_api())
     try:
-        return cast(Body, custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+        return _plain(batch.read_namespaced_job(name, namespace))
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
 
 
-def patch_pgbackup_status(namespace: str, name: str, status: Body, resource_version: str | None = None) -> None:
+def get_custom(plural: str, namespace: str, name: str) -> Body | None:
+    """One of our objects (``pgbackups``, ``pgrestores``), or None if there is none."""
+    custom = kubernetes.client.CustomObjectsApi(_api())
+    try:
+        return cast(Body, custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name))
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def get_pgbackup(namespace: str, name: str) -> Body | None:
+    return get_custom(PLURAL, namespace, name)
+
+
+def patch_status(plural: str, namespace: str, name: str, status: Body, resource_version: str | None = None) -> None:
     """Merge ``status`` in; with ``resource_version``, only if the object is still that version
     (else the API server answers 409 Conflict), for writes computed from what was read."""
     custom = kubernetes.client.CustomObjectsApi(_api())
@@ -150,9 +166,13 @@ def patch_pgbackup_status(namespace: str, name: str, status: Body, resource_vers
     if resource_version is not None:
         body["metadata"] = {"resourceVersion": resource_version}
     custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, name, body,
+        GROUP, VERSION, namespace, plural, name, body,
         _content_type="application/merge-patch+json",
     )
+
+
+def patch_pgbackup_status(namespace: str, name: str, status: Body, resource_version: str | None = None) -> None:
+    patch_status(PLURAL, namespace, name, status, resource_version)
 
 
 def post_event(obj: Body, type_: str, reason: str, message: str) -> None:

@@ -100,8 +100,9 @@ def connection_env(pg: Body, endpoint: Endpoint) -> list[dict[str, Any]]:
     return env
 
 
-def destination_env(spec: Body) -> list[dict[str, Any]]:
-    """Where backups are, with the bucket's credentials: the same for backup and verify."""
+def destination_env(spec: Body, credentials: Body | None = None) -> list[dict[str, Any]]:
+    """Where backups are, with the bucket's credentials: ``credentials`` (a job's own Secret,
+    for least privilege per job) or else the destination's."""
     s3 = spec["destination"]["s3"]
     prefix = s3.get("prefix", "").strip("/")
     compatible = "when_required" if s3.get("checksumCompatibility") else None
@@ -116,7 +117,7 @@ def destination_env(spec: Body) -> list[dict[str, Any]]:
         job_settings.S3_KMS_KEY_ID: s3.get("kmsKeyId"),
         job_settings.S3_STORAGE_CLASS: s3.get("storageClass"),
     })
-    credentials = s3.get("credentialsSecretRef")
+    credentials = credentials or s3.get("credentialsSecretRef")
     if credentials:  # the Secret's keys are named like the variables
         for variable in (job_settings.AWS_ACCESS_KEY_ID, job_settings.AWS_SECRET_ACCESS_KEY):
             env.append(_secret_env(variable, credentials["name"], variable.name))
@@ -169,10 +170,11 @@ def encryption_env(spec: Body) -> list[dict[str, Any]]:
     return _plain_env({job_settings.ENCRYPT_RECIPIENTS: "\n".join(recipients) or None})
 
 
-def identity_mount(spec: Body) -> tuple[list[Body], list[Body], list[Body]]:
-    """The verify pod's identity: a Secret key mounted as a file, its path in
-    ``BACKUP_DECRYPT_IDENTITY_PATH`` (never an env value; the operator never reads it)."""
-    ref = (spec.get("verify") or {}).get("decryptionSecretRef")
+def identity_mount(spec: Body, ref: Body | None = None) -> tuple[list[Body], list[Body], list[Body]]:
+    """A decryption identity (``ref``, else the verify section's): a Secret key mounted as a
+    file, its path in ``BACKUP_DECRYPT_IDENTITY_PATH`` (never an env value; the operator
+    never reads it). Volumes, mounts, env."""
+    ref = ref or (spec.get("verify") or {}).get("decryptionSecretRef")
     if not ref:
         return [], [], []
     volume = {"name": "age-identity", "secret": {"secretName": ref["name"], "defaultMode": 0o440,
@@ -182,8 +184,45 @@ def identity_mount(spec: Body) -> tuple[list[Body], list[Body], list[Body]]:
     return [volume], [mount], env
 
 
+def parallelism(spec: Body) -> int:
+    """Pods per backup run (``spec.parallelism``): above 1, an Indexed Job of shards."""
+    return int(spec.get("parallelism") or 1)
+
+
+def prunes_separately(spec: Body) -> bool:
+    """Whether retention runs in a prune Job of its own rather than inside the backup run: on
+    ``spec.retention.schedule``, or after a sharded run (no shard knows the others succeeded)."""
+    retention = spec.get("retention") or {}
+    return bool(retention) and (bool(retention.get("schedule")) or parallelism(spec) > 1)
+
+
+# The Job controller labels and annotates each pod with its Job's name, uid and (Indexed
+# Jobs) completion index; the backup pod reads them through the downward API, so every pod
+# (and every retry) of one run shares the run's timestamp and id.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+SHARD_INDEX = "PGBACKUP_SHARD_INDEX"  # a helper variable BACKUP_SHARD refers to as $(...)
+
+
+def _field_env(name: str, path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def run_identity_env(spec: Body) -> list[dict[str, Any]]:
+    """The run's identity from the pod's own metadata; for shards, ``BACKUP_SHARD=i/N``."""
+    env = [_field_env(job_settings.JOB_NAME.name, f"metadata.labels['{JOB_NAME_LABEL}']"),
+           _field_env(job_settings.RUN_ID.name, f"metadata.labels['{CONTROLLER_UID_LABEL}']")]
+    shards = parallelism(spec)
+    if shards > 1:
+        env += [_field_env(SHARD_INDEX, f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"),
+                {"name": job_settings.SHARD.name, "value": f"$({SHARD_INDEX})/{shards}"}]
+    return env
+
+
 def render_env(spec: Body) -> list[dict[str, Any]]:
     """The backup job's settings as container environment variables."""
+    retention = None if prunes_separately(spec) else retention_policy(spec)
     settings = _plain_env({
         job_settings.PGAPPNAME: "pgbackup",
         **_selection(spec),
@@ -191,12 +230,23 @@ def render_env(spec: Body) -> list[dict[str, Any]]:
         job_settings.PARALLEL_DATABASES: _value(job_settings.PARALLEL_DATABASES, spec.get("parallelDatabases")),
         job_settings.PG_DUMP_OPTIONS: _value(job_settings.PG_DUMP_OPTIONS, tuple(spec.get("pgDumpOptions", []))),
         job_settings.GLOBALS: _value(job_settings.GLOBALS, spec.get("globals", job_settings.GLOBALS.default_value)),
-        job_settings.RETENTION: _value(job_settings.RETENTION, retention_policy(spec)),
+        job_settings.RETENTION: _value(job_settings.RETENTION, retention),
         job_settings.SHRINK_ALARM: _value(job_settings.SHRINK_ALARM, spec.get("shrinkAlarm")),
         job_settings.TERMINATION_LOG: KUBERNETES_PATH,
     })
     return [*connection_env(spec["postgres"], SOURCE_ENDPOINT), *destination_env(spec), *settings,
-            *encryption_env(spec), *report_env(spec, healthcheck=True), *spec.get("pod", {}).get("env", [])]
+            *run_identity_env(spec), *encryption_env(spec), *report_env(spec, healthcheck=True),
+            *spec.get("pod", {}).get("env", [])]
+
+
+def render_prune_env(spec: Body) -> list[dict[str, Any]]:
+    """The prune job's settings: the destination with the retention's own credentials, and the
+    policy. No PostgreSQL server: pruning reads and deletes objects only."""
+    retention = spec["retention"]
+    settings = _plain_env({job_settings.RETENTION: _value(job_settings.RETENTION, retention_policy(spec)),
+                           job_settings.TERMINATION_LOG: KUBERNETES_PATH})
+    return [*destination_env(spec, retention.get("credentialsSecretRef")), *settings,
+            *report_env(spec, healthcheck=False), *spec.get("pod", {}).get("env", [])]
 
 
 def verify_target(spec: Body) -> tuple[Body, Endpoint]:
@@ -211,8 +261,9 @@ def render_verify_env(spec: Body) -> list[dict[str, Any]]:
     selection = ({job_settings.DATABASES: job_settings.DATABASES.render(tuple(verify["databases"]))} if verify.get("databases")
                  else _selection(spec))
     settings = _plain_env({job_settings.PGAPPNAME: "pgbackup", **selection, job_settings.TERMINATION_LOG: KUBERNETES_PATH})
-    return [*connection_env(*verify_target(spec)), *destination_env(spec), *settings, *identity_mount(spec)[2],
-            *report_env(spec, healthcheck=False), *spec.get("pod", {}).get("env", [])]
+    return [*connection_env(*verify_target(spec)), *destination_env(spec, verify.get("credentialsSecretRef")),
+            *settings, *identity_mount(spec)[2], *report_env(spec, healthcheck=False),
+            *spec.get("pod", {}).get("env", [])]
 
 
 def _tls_volumes(pg: Body, endpoint: Endpoint = SOURCE_ENDPOINT) -> tuple[list[Body], list[Body]]:
@@ -271,6 +322,13 @@ def _pod_spec(spec: Body, default_image: str, command: list[str], env: list[Body
     return pod_spec
 
 
+def with_account(spec: Body, account: str | None) -> Body:
+    """``spec`` with another pod ServiceAccount (a job's own identity), when one is given."""
+    if not account:
+        return spec
+    return {**spec, "pod": {**spec.get("pod", {}), "serviceAccountName": account}}
+
+
 def render_pod_spec(spec: Body, default_image: str) -> Body:
     """The backup pod: ``pgbackup run`` against ``spec.postgres``."""
     return _pod_spec(spec, default_image, ["pgbackup", "run"], render_env(spec), _tls_volumes(spec["postgres"]))
@@ -281,5 +339,38 @@ def render_verify_pod_spec(spec: Body, default_image: str) -> Body:
     for sealed backups, the decryption identity."""
     volumes, mounts = _tls_volumes(*verify_target(spec))
     identity_volumes, identity_mounts, _env = identity_mount(spec)
-    return _pod_spec(spec, default_image, ["pgbackup", "verify"], render_verify_env(spec),
+    return _pod_spec(with_account(spec, spec["verify"].get("serviceAccountName")), default_image,
+                     ["pgbackup", "verify"], render_verify_env(spec),
+                     (volumes + identity_volumes, mounts + identity_mounts))
+
+
+def render_prune_pod_spec(spec: Body, default_image: str) -> Body:
+    """The prune pod: ``pgbackup prune`` with the retention's own credentials and account."""
+    retention = spec["retention"]
+    return _pod_spec(with_account(spec, retention.get("serviceAccountName")), default_image,
+                     ["pgbackup", "prune"], render_prune_env(spec), ([], []))
+
+
+def restore_identity(restore: Body, spec: Body) -> tuple[Body | None, str | None, Body | None]:
+    """A PgRestore's read identity: its own credentials and account when given, else the
+    PgBackup's verify section's (read-only, like a drill), else the backup's (None: the
+    destination's and the pod's); and its decryption identity, else the drill's."""
+    verify = spec.get("verify") or {}
+    return (restore.get("credentialsSecretRef") or verify.get("credentialsSecretRef"),
+            restore.get("serviceAccountName") or verify.get("serviceAccountName"),
+            restore.get("decryptionSecretRef") or verify.get("decryptionSecretRef"))
+
+
+def render_restore_pod_spec(restore: Body, spec: Body, default_image: str, command: list[str]) -> Body:
+    """The restore pod of a PgRestore (``restore``, its spec) from its PgBackup's ``spec``: the
+    same hardened pod, into ``restore.target.server`` or else the backup server, reading with
+    ``restore_identity``."""
+    server = (restore.get("target") or {}).get("server") or spec["postgres"]
+    credentials, account, decryption = restore_identity(restore, spec)
+    identity_volumes, identity_mounts, identity_env = identity_mount(spec, decryption) if decryption else ([], [], [])
+    settings = _plain_env({job_settings.PGAPPNAME: "pgbackup", job_settings.TERMINATION_LOG: KUBERNETES_PATH})
+    env = [*connection_env(server, SOURCE_ENDPOINT), *destination_env(spec, credentials), *settings, *identity_env,
+           *spec.get("pod", {}).get("env", [])]
+    volumes, mounts = _tls_volumes(server)
+    return _pod_spec(with_account(spec, account), default_image, command, env,
                      (volumes + identity_volumes, mounts + identity_mounts))

@@ -24,17 +24,21 @@ creates two CronJobs.
 from __future__ import annotations
 
 import hashlib
+import os
+from datetime import datetime
 from typing import Any
 
 from backup_job import __version__
 from backup_job.core import settings as job_settings
 from backup_job.core import keys
+from backup_job.core.settings import OPERATOR_IMAGE
 from backup_job.core.cron import CronSchedule, load_zone
+from backup_job.core.layout import format_timestamp
 from backup_job.core.schema import Invalid
 
-from .api import (BACKUP, COMPONENT_LABEL, GROUP, KIND, MANAGED_BY, MANUAL_LABEL, NAME_LABEL, RUN_NOW_ANNOTATION,
-                  VERIFY, VERSION, Body, RenderError)
-from .pod import render_pod_spec, render_verify_pod_spec, retention_policy
+from .api import (AFTER_LABEL, BACKUP, COMPONENT_LABEL, GROUP, KIND, MANAGED_BY, MANUAL_LABEL, NAME_LABEL, PRUNE,
+                  RUN_NOW_ANNOTATION, VERIFY, VERSION, Body, RenderError)
+from .pod import parallelism, render_pod_spec, render_prune_pod_spec, render_verify_pod_spec, retention_policy
 
 DEFAULT_IMAGE = f"ghcr.io/pgbackup/pgbackup:{__version__}"
 CRONJOB_NAME_MAX = 52
@@ -44,6 +48,11 @@ DEFAULT_TIME_ZONE = "Etc/UTC"
 DEFAULT_CONCURRENCY_POLICY = "Forbid"
 DEFAULT_HISTORY_LIMIT = 3
 DEFAULT_BACKOFF_LIMIT = 0
+
+
+def default_image() -> str:
+    """The image pods run unless ``spec.pod.image`` says otherwise: ``PGBACKUP_IMAGE``, else this version's."""
+    return OPERATOR_IMAGE.read(os.environ) or DEFAULT_IMAGE
 
 
 def _fit(stem: str, suffix: str, key: str) -> str:
@@ -65,6 +74,23 @@ def verify_cronjob_name(name: str) -> str:
     The hash input carries a ``verify:`` tag (a colon never occurs in a name), so it differs
     from the backup name's hash input for every pair of PgBackup names."""
     return _fit(f"pgbackup-{name}", "-verify", f"verify:{name}")
+
+
+def prune_cronjob_name(name: str) -> str:
+    """``pgbackup-<name>-prune``, or ``pgbackup-<name cut>-prune-<hash>`` when too long (the
+    hash input's ``prune:`` tag keeps it apart from every other name's, as for verify)."""
+    return _fit(f"pgbackup-{name}", "-prune", f"prune:{name}")
+
+
+JOB_NAME_MAX = 63
+
+
+def after_run_prune_job_name(job: str) -> str:
+    """The one prune Job after the sharded backup Job ``job``: a fixed name, so it is made once."""
+    if len(job) + len("-prune") <= JOB_NAME_MAX:
+        return f"{job}-prune"
+    tail = f"-prune-{hashlib.sha256(job.encode()).hexdigest()[:8]}"
+    return job[: JOB_NAME_MAX - len(tail)].rstrip("-.") + tail
 
 
 def manual_job_name(cronjob: str, run_id: str) -> str:
@@ -110,6 +136,10 @@ def verify_time_zone(spec: Body) -> str:
     return str(spec["verify"].get("timeZone") or spec.get("timeZone") or DEFAULT_TIME_ZONE)
 
 
+def prune_time_zone(spec: Body) -> str:
+    return str(spec["retention"].get("timeZone") or spec.get("timeZone") or DEFAULT_TIME_ZONE)
+
+
 def validate(spec: Body) -> None:
     """What the API server's schema cannot check: cron fields, time zones, and (for callers
     that bypass the schema) a retention policy that keeps something."""
@@ -122,6 +152,8 @@ def validate(spec: Body) -> None:
                           f"{compression.get('format', 'gzip')}: it must be from {low} to {high}", "InvalidLevel")
     if spec.get("verify") is not None:
         _validate_timing(spec["verify"].get("schedule", ""), verify_time_zone(spec), "spec.verify")
+    if (spec.get("retention") or {}).get("schedule"):
+        _validate_timing(spec["retention"]["schedule"], prune_time_zone(spec), "spec.retention")
     recipients = (spec.get("encryption") or {}).get("recipients") or []
     for index, entry in enumerate(recipients):
         try:
@@ -130,16 +162,24 @@ def validate(spec: Body) -> None:
             raise RenderError(f"spec.encryption.recipients[{index}]: {exc.problem}", "InvalidRecipients") from exc
 
 
-def _job_spec(spec: Body, common: dict[str, str], pod_spec: Body) -> Body:
+def _job_spec(spec: Body, common: dict[str, str], pod_spec: Body, shards: int = 1) -> Body:
+    """A Job's spec; with ``shards`` above 1 an Indexed Job of that many pods, run at once,
+    each retried on its own (``backoffLimitPerIndex``: one shard's failure never stops the
+    others) and replaced only once the failed pod is gone (no two pods of a shard overlap)."""
     job = spec.get("job", {})
     pod = spec.get("pod", {})
+    retries = job.get("backoffLimit", DEFAULT_BACKOFF_LIMIT)
     job_spec: Body = {
-        "backoffLimit": job.get("backoffLimit", DEFAULT_BACKOFF_LIMIT),
         "template": {
             "metadata": {"labels": {**pod.get("podLabels", {}), **common}},
             "spec": pod_spec,
         },
     }
+    if shards > 1:
+        job_spec.update({"completionMode": "Indexed", "completions": shards, "parallelism": shards,
+                         "backoffLimitPerIndex": retries, "podReplacementPolicy": "Failed"})
+    else:
+        job_spec["backoffLimit"] = retries
     if pod.get("podAnnotations"):
         job_spec["template"]["metadata"]["annotations"] = dict(pod["podAnnotations"])
     for key in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
@@ -148,7 +188,7 @@ def _job_spec(spec: Body, common: dict[str, str], pod_spec: Body) -> Body:
     return job_spec
 
 
-def _cronjob(body: Body, name: str, component: str, timing: Body, pod_spec: Body) -> Body:
+def _cronjob(body: Body, name: str, component: str, timing: Body, pod_spec: Body, shards: int = 1) -> Body:
     """A CronJob owned by the PgBackup; ``timing`` holds schedule, timeZone, suspend, concurrencyPolicy."""
     spec = body["spec"]
     job = spec.get("job", {})
@@ -157,7 +197,7 @@ def _cronjob(body: Body, name: str, component: str, timing: Body, pod_spec: Body
         **timing,
         "successfulJobsHistoryLimit": job.get("successfulJobsHistoryLimit", DEFAULT_HISTORY_LIMIT),
         "failedJobsHistoryLimit": job.get("failedJobsHistoryLimit", DEFAULT_HISTORY_LIMIT),
-        "jobTemplate": {"metadata": {"labels": common}, "spec": _job_spec(spec, common, pod_spec)},
+        "jobTemplate": {"metadata": {"labels": common}, "spec": _job_spec(spec, common, pod_spec, shards)},
     }
     if "startingDeadlineSeconds" in job:
         cron_spec["startingDeadlineSeconds"] = job["startingDeadlineSeconds"]
@@ -174,11 +214,26 @@ def _cronjob(body: Body, name: str, component: str, timing: Body, pod_spec: Body
     }
 
 
-def render_cronjobs(body: Body, default_image: str = DEFAULT_IMAGE) -> tuple[Body, Body | None]:
-    """The backup CronJob and the verify CronJob (None without ``spec.verify``), validated
-    once; raises ``RenderError`` for a spec it cannot honour."""
+def render_all(body: Body, default_image: str = DEFAULT_IMAGE) -> dict[str, Body | None]:
+    """Every CronJob a PgBackup renders, by component: backup, verify (None without
+    ``spec.verify``) and prune (None without ``spec.retention.schedule``), validated once;
+    raises ``RenderError`` for a spec it cannot honour."""
     validate(body["spec"])
-    return _backup_cronjob(body, default_image), _verify_cronjob(body, default_image)
+    return {BACKUP: _backup_cronjob(body, default_image), VERIFY: _verify_cronjob(body, default_image),
+            PRUNE: _prune_cronjob(body, default_image)}
+
+
+def render_cronjobs(body: Body, default_image: str = DEFAULT_IMAGE) -> tuple[Body, Body | None]:
+    """The backup CronJob and the verify CronJob (``render_all``)."""
+    rendered = render_all(body, default_image)
+    backup = rendered[BACKUP]
+    assert backup is not None
+    return backup, rendered[VERIFY]
+
+
+def render_prune_cronjob(body: Body, default_image: str = DEFAULT_IMAGE) -> Body | None:
+    """The prune CronJob alone (``render_all``)."""
+    return render_all(body, default_image)[PRUNE]
 
 
 def render_cronjob(body: Body, default_image: str = DEFAULT_IMAGE) -> Body:
@@ -200,7 +255,41 @@ def _backup_cronjob(body: Body, default_image: str) -> Body:
         "concurrencyPolicy": spec.get("job", {}).get("concurrencyPolicy", DEFAULT_CONCURRENCY_POLICY),
     }
     return _cronjob(body, cronjob_name(body["metadata"]["name"]), BACKUP, timing,
-                    render_pod_spec(spec, default_image))
+                    render_pod_spec(spec, default_image), parallelism(spec))
+
+
+def _prune_cronjob(body: Body, default_image: str) -> Body | None:
+    """With ``spec.retention.schedule``: prune with the retention's own credentials, never
+    overlapping, suspended with the PgBackup."""
+    spec = body["spec"]
+    schedule = (spec.get("retention") or {}).get("schedule")
+    if not schedule:
+        return None
+    timing = {"schedule": schedule, "timeZone": prune_time_zone(spec), "suspend": bool(spec.get("suspend", False)),
+              "concurrencyPolicy": "Forbid"}
+    return _cronjob(body, prune_cronjob_name(body["metadata"]["name"]), PRUNE, timing,
+                    render_prune_pod_spec(spec, default_image))
+
+
+def render_after_run_prune_job(owner: Body, backup_job: Body, default_image: str = DEFAULT_IMAGE) -> Body:
+    """The prune Job that follows a sharded run whose every shard succeeded: owned by that
+    backup Job (it goes with it), named after it (so it is created once)."""
+    spec = owner["spec"]
+    common = {**labels(owner["metadata"]["name"], PRUNE), AFTER_LABEL: backup_job["metadata"]["name"]}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": after_run_prune_job_name(backup_job["metadata"]["name"]),
+            "namespace": backup_job["metadata"]["namespace"],
+            "labels": common,
+            "ownerReferences": [{
+                "apiVersion": "batch/v1", "kind": "Job", "name": backup_job["metadata"]["name"],
+                "uid": backup_job["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": _job_spec(spec, common, render_prune_pod_spec(spec, default_image)),
+    }
 
 
 def _verify_cronjob(body: Body, default_image: str) -> Body | None:
@@ -220,15 +309,21 @@ def _verify_cronjob(body: Body, default_image: str) -> Body | None:
                     render_verify_pod_spec(spec, default_image))
 
 
-def render_manual_job(cronjob: Body, run_id: str) -> Body:
-    """A Job from the CronJob's template, for the backup-now annotation."""
+def render_manual_job(cronjob: Body, run_id: str, started: datetime) -> Body:
+    """A Job from the CronJob's template, for the backup-now annotation. Its run timestamp is
+    ``started``, fixed here once for every pod (and shard) of the Job."""
     template = cronjob["spec"]["jobTemplate"]
     job_labels = {**template["metadata"]["labels"], MANUAL_LABEL: "true"}
     spec = dict(template["spec"])
+    pod_spec = dict(spec["template"]["spec"])
+    stamp = {"name": job_settings.RUN_TIMESTAMP.name, "value": format_timestamp(started)}
+    pod_spec["containers"] = [{**container, "env": [*(container.get("env") or []), stamp]}
+                              for container in pod_spec["containers"]]
     spec["template"] = {
         **spec["template"],
         "metadata": {**spec["template"].get("metadata", {}),
                      "labels": {**spec["template"]["metadata"].get("labels", {}), MANUAL_LABEL: "true"}},
+        "spec": pod_spec,
     }
     return {
         "apiVersion": "batch/v1",

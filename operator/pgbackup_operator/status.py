@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from backup_job.core.termination import TerminationMessage
+from backup_job.core.termination import MAX_FAILED, TerminationMessage
 
 from .api import Body
 
@@ -39,10 +39,11 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def set_condition(
-    conditions: list[Body], type_: str, status: bool, reason: str, message: str, generation: int | None = None
+    conditions: list[Body], type_: str, status: bool | str, reason: str, message: str, generation: int | None = None
 ) -> list[Body]:
-    """A new conditions list with ``type_`` set; the transition time moves only on a change."""
-    value = "True" if status else "False"
+    """A new conditions list with ``type_`` set (``status``: True, False or "Unknown"); the
+    transition time moves only on a change."""
+    value = status if isinstance(status, str) else ("True" if status else "False")
     result = [dict(c) for c in conditions if c.get("type") != type_]
     previous = next((c for c in conditions if c.get("type") == type_), None)
     changed = previous is None or previous.get("status") != value
@@ -78,8 +79,10 @@ def job_failure_reason(job: Body) -> str:
     return "the Job failed"
 
 
-def termination_message(pods: list[Body]) -> TerminationMessage | None:
-    """The newest non-empty termination message of the backup container among the pods."""
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+
+
+def _newest(pods: list[Body]) -> tuple[str, TerminationMessage] | None:
     best: tuple[str, TerminationMessage] | None = None
     for pod in pods:
         for status in pod.get("status", {}).get("containerStatuses") or []:
@@ -89,7 +92,63 @@ def termination_message(pods: list[Body]) -> TerminationMessage | None:
                 finished = str(terminated.get("finishedAt") or "")
                 if best is None or finished >= best[0]:
                     best = (finished, message)
-    return best[1] if best else None
+    return best
+
+
+def termination_message(pods: list[Body]) -> TerminationMessage | None:
+    """The run's termination message: the newest non-empty one among the pods; for the pods
+    of an Indexed Job (shards), the newest of each index, added up (``add_up``)."""
+    indexes: dict[str, list[Body]] = {}
+    for pod in pods:
+        index = (pod.get("metadata", {}).get("annotations") or {}).get(COMPLETION_INDEX)
+        indexes.setdefault(index or "", []).append(pod)
+    if len(indexes) <= 1:
+        best = _newest(pods)
+        return best[1] if best else None
+    newest = [_newest(group) for _index, group in sorted(indexes.items(), key=lambda item: int(item[0] or -1))]
+    return add_up([found[1] for found in newest if found], len(indexes))
+
+
+def add_up(messages: list[TerminationMessage], shards: int) -> TerminationMessage:
+    """One run's outcome from its shards' messages: a success only when every shard told of
+    one; counts and bytes added, the longest time, every failure named."""
+    ok = len(messages) == shards and all(m.ok for m in messages)
+    failed = tuple(name for m in messages for name in m.failed)
+    if ok:
+        databases = sum(m.databases_ok or 0 for m in messages)
+        summary = (f"{databases} backups succeeded in {shards} shards: "
+                   f"{human_size(sum(m.stored_bytes or 0 for m in messages))} stored")
+    else:
+        told = [m.summary for m in messages if not m.ok]
+        silent = shards - len(messages)
+        summary = "; ".join(told + ([f"{silent} of {shards} shards told nothing"] if silent else []))
+    seconds = [m.seconds for m in messages if m.seconds is not None]
+    return TerminationMessage(
+        summary, command="run", ok=ok, timestamp=next((m.timestamp for m in messages if m.timestamp), ""),
+        seconds=max(seconds) if seconds else None, stored_bytes=sum(m.stored_bytes or 0 for m in messages),
+        databases_ok=sum(m.databases_ok or 0 for m in messages),
+        databases_failed=sum(m.databases_failed or 0 for m in messages),
+        failed=failed[:MAX_FAILED], failed_truncated=len(failed) > MAX_FAILED or any(m.failed_truncated for m in messages))
+
+
+def shard_counts(job: Body) -> Body | None:
+    """An Indexed Job's pods by outcome (``lastRun.shards``); None for a single-pod Job."""
+    spec = job.get("spec", {})
+    if spec.get("completionMode") != "Indexed":
+        return None
+    status = job.get("status", {})
+    failed_indexes = [i for i in str(status.get("failedIndexes") or "").split(",") if i]
+    return {"total": int(spec.get("completions") or 1), "succeeded": int(status.get("succeeded") or 0),
+            "failed": _count_indexes(failed_indexes)}
+
+
+def _count_indexes(ranges: list[str]) -> int:
+    """How many indexes ``1,3-5`` names (the Job's failedIndexes)."""
+    total = 0
+    for item in ranges:
+        low, _, high = item.partition("-")
+        total += int(high or low) - int(low) + 1
+    return total
 
 
 def human_duration(seconds: float) -> str:
@@ -173,9 +232,10 @@ def is_newer_or_same(run: Body, current: Body | None) -> bool:
 
 
 def component(job: Body) -> str:
-    """``backup`` or ``verify``: which CronJob (or backup-now) a Job comes from."""
+    """``backup``, ``verify``, ``prune`` or ``restore``: what a Job of ours does."""
     labels = job.get("metadata", {}).get("labels") or {}
-    return "verify" if labels.get("app.kubernetes.io/component") == "verify" else "backup"
+    found = labels.get("app.kubernetes.io/component")
+    return found if found in ("verify", "prune", "restore") else "backup"
 
 
 def finished_time(job: Body) -> str | None:

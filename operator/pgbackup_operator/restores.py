@@ -1,0 +1,201 @@
+"""PgRestore: one restore, run once as a Job, reported in the PgRestore's status.
+
+A PgRestore names a PgBackup in its namespace (``spec.backupRef``) and reuses its
+destination, server, image and pod settings. The operator:
+
+1. on create (or on resume, when nothing was started yet) renders the Job
+   ``pgrestore-<name>`` running ``pgbackup restore --database=... [--at ...] [--target ...]
+   [--create] [--clean] [--with-globals]`` in the same hardened pod as backups, owned by the
+   PgRestore (deleting the PgRestore deletes the Job), and sets ``phase: Pending``;
+2. on every event of that Job, sets ``phase`` (Pending, Running, then Succeeded or Failed),
+   ``startTime``, ``completionTime``, ``backupTimestamp`` and ``message`` (both from the
+   job's termination message), the ``Restored`` condition, and posts one Event per outcome.
+
+It never runs twice: once ``status.jobName`` is set nothing is created again, even if the Job
+is deleted, and the CRD refuses any change to ``spec`` (CEL ``self == oldSelf``). A missing
+PgBackup keeps it Pending (``BackupNotFound``) and kopf retries. The rules about the target
+(exists and not empty without ``clean``, ``create`` of an existing one) are the job's own:
+its one-line error becomes the status message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import kopf
+from kubernetes.client import ApiException
+
+from backup_job.core.termination import TerminationMessage
+
+from . import api, kube, render, status
+from .api import Body, RESTORE, RESTORE_KIND, RESTORE_LABEL, RESTORE_PLURAL
+from .pod import render_restore_pod_spec
+
+JOB_NAME_MAX = 63
+RESTORED = "Restored"
+PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
+
+
+def restore_job_name(name: str) -> str:
+    """``pgrestore-<name>``, cut and hashed to fit a Job name (63 characters)."""
+    full = f"pgrestore-{name}"
+    if len(full) <= JOB_NAME_MAX:
+        return full
+    tail = f"-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return full[: JOB_NAME_MAX - len(tail)].rstrip("-.") + tail
+
+
+def restore_command(spec: Body) -> list[str]:
+    """``pgbackup restore`` with the PgRestore's choices; values as ``--flag=value`` so a name
+    that starts with a dash stays a value."""
+    target = spec.get("target") or {}
+    command = ["pgbackup", "restore", f"--database={spec['database']}"]
+    if str(spec.get("at") or "").strip() not in ("", "latest"):
+        command.append(f"--at={spec['at'].strip()}")
+    if target.get("database"):
+        command.append(f"--target={target['database']}")
+    command += [flag for flag, wanted in (("--create", target.get("create")), ("--clean", target.get("clean")),
+                                          ("--with-globals", spec.get("globals"))) if wanted]
+    return command
+
+
+def render_restore_job(restore: Body, backup: Body, default_image: str) -> Body:
+    """The Job of a PgRestore, from its PgBackup (``RenderError`` if that cannot render)."""
+    render.validate(backup["spec"])
+    meta = restore["metadata"]
+    job_labels = {**render.labels(backup["metadata"]["name"], RESTORE), RESTORE_LABEL: meta["name"]}
+    pod = backup["spec"].get("pod", {})
+    spec: Body = {
+        "backoffLimit": 0,  # a failed restore is looked at, not retried blindly
+        "template": {"metadata": {"labels": {**pod.get("podLabels", {}), **job_labels}},
+                     "spec": render_restore_pod_spec(restore["spec"], backup["spec"], default_image,
+                                                     restore_command(restore["spec"]))},
+    }
+    if pod.get("podAnnotations"):
+        spec["template"]["metadata"]["annotations"] = dict(pod["podAnnotations"])
+    if restore["spec"].get("activeDeadlineSeconds"):
+        spec["activeDeadlineSeconds"] = restore["spec"]["activeDeadlineSeconds"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": restore_job_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": job_labels,
+            "ownerReferences": [{"apiVersion": f"{api.GROUP}/{api.VERSION}", "kind": RESTORE_KIND,
+                                 "name": meta["name"], "uid": meta["uid"], "controller": True,
+                                 "blockOwnerDeletion": True}],
+        },
+        "spec": spec,
+    }
+
+
+def phase(job: Body) -> str:
+    """Pending until the Job has a pod, Running while it has one, then how it ended."""
+    outcome = status.job_outcome(job)
+    if outcome != "Running":
+        return outcome
+    return RUNNING if (job.get("status") or {}).get("active") else PENDING
+
+
+def observed(job: Body, told: TerminationMessage | None, current: Body) -> Body:
+    """The status fields a restore Job's state gives (``current``: the status as it is)."""
+    now_phase = phase(job)
+    job_status = job.get("status") or {}
+    update: Body = {"phase": now_phase, "jobName": job["metadata"]["name"]}
+    if job_status.get("startTime"):
+        update["startTime"] = str(job_status["startTime"])
+    if now_phase in (SUCCEEDED, FAILED):
+        update["completionTime"] = status.finished_time(job) or status.now()
+        update["message"] = told.summary if told and told.summary else (
+            "restore completed" if now_phase == SUCCEEDED else status.job_failure_reason(job))
+        if told and told.timestamp:
+            update["backupTimestamp"] = told.timestamp
+    truths: dict[str, bool | str] = {PENDING: "Unknown", RUNNING: "Unknown", SUCCEEDED: True, FAILED: False}
+    truth = truths[now_phase]
+    reason = {PENDING: "JobPending", RUNNING: "JobRunning", SUCCEEDED: "RestoreSucceeded", FAILED: "RestoreFailed"}[now_phase]
+    message = update.get("message") or f"Job {job['metadata']['name']} is {now_phase.lower()}"
+    update["conditions"] = status.set_condition(current.get("conditions") or [], RESTORED, truth, reason, message)
+    return update
+
+
+def _patch(restore: Body, update: Body) -> None:
+    meta = restore["metadata"]
+    kube.patch_status(RESTORE_PLURAL, meta["namespace"], meta["name"], update)
+
+
+@kopf.on.resume(api.GROUP, api.VERSION, RESTORE_PLURAL)
+@kopf.on.create(api.GROUP, api.VERSION, RESTORE_PLURAL)
+def start(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    """Create the restore Job once; a PgRestore that started (or ended) is never started again."""
+    restore = dict(body)
+    current = restore.get("status") or {}
+    if current.get("jobName") or current.get("phase") in (SUCCEEDED, FAILED):
+        return
+    meta = restore["metadata"]
+    backup = kube.get_pgbackup(meta["namespace"], restore["spec"]["backupRef"]["name"])
+    if backup is None:
+        message = f"PgBackup {restore['spec']['backupRef']['name']} does not exist in namespace {meta['namespace']}"
+        _waiting(restore, "BackupNotFound", message)
+        raise kopf.TemporaryError(message, delay=30)
+    try:
+        job = render_restore_job(restore, backup, render.default_image())
+    except api.RenderError as exc:
+        message = f"PgBackup {backup['metadata']['name']} cannot be rendered: {exc}"
+        _waiting(restore, "BackupInvalid", message)
+        raise kopf.TemporaryError(message, delay=60) from exc
+    name = job["metadata"]["name"]
+    if not kube.create_job(job):
+        existing = kube.get_job(meta["namespace"], name)
+        if existing is not None and kube.controller_uid(existing) != meta["uid"]:
+            message = f"Job {name} exists and belongs to someone else; delete it or name this PgRestore otherwise"
+            _patch(restore, {"phase": FAILED, "message": message, "conditions": status.set_condition(
+                current.get("conditions") or [], RESTORED, False, "JobNameTaken", message)})
+            kube.post_event(restore, "Warning", "JobNameTaken", message)
+            return
+    _patch(restore, {"phase": PENDING, "jobName": name, "observedGeneration": meta.get("generation"),
+                     "conditions": status.set_condition(current.get("conditions") or [], RESTORED, "Unknown",
+                                                        "JobCreated", f"Job {name} created")})
+    logger.info(f"restore of {restore['spec']['database']!r} from PgBackup {backup['metadata']['name']}: Job {name}")
+    kube.post_event(restore, "Normal", "RestoreStarted", f"Job {name} restores {restore['spec']['database']!r}")
+
+
+def _waiting(restore: Body, reason: str, message: str) -> None:
+    current = restore.get("status") or {}
+    was: Body = next((c for c in current.get("conditions") or [] if c.get("type") == RESTORED), {})
+    _patch(restore, {"phase": PENDING, "message": message, "conditions": status.set_condition(
+        current.get("conditions") or [], RESTORED, "Unknown", reason, message)})
+    if was.get("reason") != reason:  # one Event per cause, not one per retry
+        kube.post_event(restore, "Warning", reason, message)
+
+
+def job_changed(job: Body, logger: kopf.Logger) -> None:
+    """A restore Job changed: bring its PgRestore's status up to date; one Event per outcome."""
+    meta = job["metadata"]
+    name = (meta.get("labels") or {}).get(RESTORE_LABEL)
+    if not name:
+        return
+    restore = kube.get_custom(RESTORE_PLURAL, meta["namespace"], name)
+    if restore is None or kube.controller_uid(job) != restore["metadata"]["uid"]:
+        return
+    current = restore.get("status") or {}
+    if current.get("phase") in (SUCCEEDED, FAILED):
+        return  # it ended: what it said then stays
+    told = None
+    if status.job_outcome(job) != "Running":
+        told = status.termination_message(kube.job_pods(meta["namespace"], meta["name"]))
+    update = observed(job, told, current)
+    if all(current.get(key) == value for key, value in update.items()):
+        return
+    try:
+        _patch(restore, update)
+    except ApiException as exc:
+        if exc.status == 404:
+            return  # deleted meanwhile
+        raise
+    if update["phase"] == SUCCEEDED:
+        kube.post_event(restore, "Normal", "RestoreSucceeded", update["message"])
+    elif update["phase"] == FAILED:
+        logger.warning(f"restore Job {meta['name']} failed: {update['message']}")
+        kube.post_event(restore, "Warning", "RestoreFailed", update["message"])
