@@ -1,4 +1,5 @@
-"""Test-side access to the control plane: API clients, the operator process, a stand-in kubelet."""
+"""Test-side access to the control plane: API clients, the operator process, and the stand-in
+kubelet (``tests/kubelet.py``, re-exported here)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,9 @@ from devenv.postgres import free_port
 from devenv.wait import wait_for
 
 from .helpers import ROOT
+from .kubelet import CreateContainerConfigError, Kubelet, NotImplementedByStandIn, now
+
+__all__ = ["CreateContainerConfigError", "KubeEnv", "Kubelet", "NotImplementedByStandIn", "OperatorProcess", "now"]
 
 GROUP, VERSION, PLURAL = "pgbackup.io", "v1alpha1", "pgbackups"
 OPERATOR_NAMESPACE = "pgbackup-system"
@@ -172,176 +175,3 @@ class OperatorProcess:
             return False
 
         wait_for(served, timeout=60, interval=0.5, what=f"the operator serving namespace {namespace}")
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class NotImplementedByStandIn(AssertionError):
-    """The Pod asks for something this stand-in kubelet does not do: the test cannot run it."""
-
-
-# What the stand-in may leave aside: fields about images, scheduling, DNS, resources and the
-# security of a real node (the API server fills several of them in). Everything else it
-# either implements or refuses loudly.
-_IGNORED_POD_FIELDS = {"restartPolicy", "automountServiceAccountToken", "securityContext", "serviceAccountName",
-                       "serviceAccount", "nodeSelector", "tolerations", "affinity", "dnsPolicy", "enableServiceLinks",
-                       "preemptionPolicy", "priority", "schedulerName", "terminationGracePeriodSeconds"}
-_IGNORED_CONTAINER_FIELDS = {"name", "image", "imagePullPolicy", "resources", "securityContext",
-                             "terminationMessagePolicy"}
-
-
-class Kubelet:
-    """Plays the kubelet for a Pod that no node will run: runs its command here, reports back.
-
-    Implemented: one container's ``command``/``args``; ``env`` with ``value``,
-    ``secretKeyRef`` and ``configMapKeyRef``; ``envFrom`` with ``secretRef`` and
-    ``configMapRef`` (``prefix``, ``optional``); volumes ``emptyDir`` and ``secret`` (its
-    keys written as files with their mode), mounted read-only or not; the termination
-    message. Paths are local: a mount path or the termination message path at the start of
-    an environment value is rewritten to the local directory that stands in for it (the
-    command runs on this machine, not in a container). Anything else fails the test with
-    ``NotImplementedByStandIn``, so a rendered Pod can never silently run with less.
-    """
-
-    def __init__(self, kube: KubeEnv, extra_path: Path, workdir: Path) -> None:
-        self.kube = kube
-        self.extra_path = extra_path
-        self.workdir = workdir
-
-    def _secret(self, namespace: str, name: str, optional: bool) -> dict[str, str] | None:
-        import base64
-
-        try:
-            secret = self.kube.core.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404 and optional:
-                return None
-            raise
-        return {key: base64.b64decode(value).decode() for key, value in (secret.data or {}).items()}
-
-    def _config_map(self, namespace: str, name: str, optional: bool) -> dict[str, str] | None:
-        try:
-            return dict(self.kube.core.read_namespaced_config_map(name, namespace).data or {})
-        except ApiException as exc:
-            if exc.status == 404 and optional:
-                return None
-            raise
-
-    def _value(self, namespace: str, entry: dict[str, Any]) -> str | None:
-        if "value" in entry:
-            return str(entry["value"])
-        source = entry.get("valueFrom") or {}
-        kinds = set(source) - {"secretKeyRef", "configMapKeyRef"}
-        if kinds or len(source) != 1:
-            raise NotImplementedByStandIn(f"env {entry['name']}: valueFrom {sorted(source)} is not implemented")
-        kind, ref = next(iter(source.items()))
-        read = self._secret if kind == "secretKeyRef" else self._config_map
-        data = read(namespace, ref["name"], bool(ref.get("optional")))
-        if data is None or ref["key"] not in data:
-            if ref.get("optional"):
-                return None
-            raise AssertionError(f"env {entry['name']}: {kind} {ref['name']}/{ref['key']} does not exist")
-        return data[ref["key"]]
-
-    def _env_from(self, namespace: str, source: dict[str, Any]) -> dict[str, str]:
-        kinds = set(source) - {"prefix"}
-        if kinds not in ({"secretRef"}, {"configMapRef"}):
-            raise NotImplementedByStandIn(f"envFrom {sorted(source)} is not implemented")
-        ref = source["secretRef"] if "secretRef" in source else source["configMapRef"]
-        read = self._secret if "secretRef" in source else self._config_map
-        data = read(namespace, ref["name"], bool(ref.get("optional")))
-        if data is None:
-            return {}
-        return {source.get("prefix", "") + key: value for key, value in data.items()}
-
-    def _volumes(self, namespace: str, pod_name: str, pod: dict[str, Any]) -> dict[str, Path]:
-        """Each volume as a local directory, by volume name."""
-        local: dict[str, Path] = {}
-        for volume in pod["spec"].get("volumes") or []:
-            directory = self.workdir / f"{pod_name}.volumes" / volume["name"]
-            directory.mkdir(parents=True)
-            kinds = set(volume) - {"name"}
-            if kinds == {"emptyDir"}:
-                pass
-            elif kinds == {"secret"}:
-                spec = volume["secret"]
-                if set(spec) - {"secretName", "defaultMode", "optional", "items"}:
-                    raise NotImplementedByStandIn(f"volume {volume['name']}: secret {sorted(spec)} is not implemented")
-                data = self._secret(namespace, spec["secretName"], bool(spec.get("optional"))) or {}
-                if "items" in spec:  # only the listed keys, each at its path (a missing key fails the pod)
-                    if any(set(item) - {"key", "path"} for item in spec["items"]):
-                        raise NotImplementedByStandIn(f"volume {volume['name']}: item modes are not implemented")
-                    data = {item["path"]: data[item["key"]] for item in spec["items"]}
-                for key, value in data.items():
-                    (directory / key).write_text(value)
-                    (directory / key).chmod(spec.get("defaultMode", 0o644))
-            else:
-                raise NotImplementedByStandIn(f"volume {volume['name']}: {sorted(kinds)} is not implemented")
-            local[volume["name"]] = directory
-        return local
-
-    def run(self, pod: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-        """Run the Pod's single container to completion and write its status as a kubelet would."""
-        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        unknown = set(pod["spec"]) - _IGNORED_POD_FIELDS - {"containers", "volumes"}
-        if unknown or len(pod["spec"]["containers"]) != 1:
-            raise NotImplementedByStandIn(f"pod fields {sorted(unknown)} or several containers are not implemented")
-        container = pod["spec"]["containers"][0]
-        unknown = set(container) - _IGNORED_CONTAINER_FIELDS - {"command", "args", "env", "envFrom", "volumeMounts",
-                                                               "terminationMessagePath"}
-        if unknown:
-            raise NotImplementedByStandIn(f"container fields {sorted(unknown)} are not implemented")
-        volumes = self._volumes(namespace, name, pod)
-        termination_log = self.workdir / f"{name}.termination-log"
-        paths = {container.get("terminationMessagePath", "/dev/termination-log"): termination_log}
-        for mount in container.get("volumeMounts") or []:
-            if set(mount) - {"name", "mountPath", "readOnly"}:
-                raise NotImplementedByStandIn(f"volumeMount {sorted(mount)} is not implemented")
-            paths[mount["mountPath"]] = volumes[mount["name"]]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PG", "AWS_", "BACKUP_"))}
-        for source in container.get("envFrom") or []:
-            env.update(self._env_from(namespace, source))
-        for entry in container.get("env") or []:
-            value = self._value(namespace, entry)
-            if value is not None:
-                env[entry["name"]] = _local(value, paths)
-        if "/tmp" in paths:
-            env["TMPDIR"] = str(paths["/tmp"])
-        env["PATH"] = f"{self.extra_path}:{Path(sys.executable).parent}:{env.get('PATH', '')}"
-        started = now()
-        self._patch_status(namespace, name, {"phase": "Running", "startTime": started})
-        result = subprocess.run(container["command"] + container.get("args", []), env=env,
-                                capture_output=True, text=True, cwd=self.workdir, timeout=300)
-        message = termination_log.read_text() if termination_log.exists() else ""
-        self.finish(pod, result.returncode, message, started)
-        return result
-
-    def finish(self, pod: dict[str, Any], exit_code: int, message: str, started: str | None = None) -> None:
-        """Write the Pod's terminal status (exit code, termination message) without running it,
-        for tests about what the operator makes of an outcome rather than about the job."""
-        container = pod["spec"]["containers"][0]
-        started = started or now()
-        self._patch_status(pod["metadata"]["namespace"], pod["metadata"]["name"], {
-            "phase": "Succeeded" if exit_code == 0 else "Failed",
-            "startTime": started,
-            "containerStatuses": [{
-                "name": container["name"], "image": container["image"], "imageID": "", "ready": False,
-                "restartCount": 0, "started": False,
-                "state": {"terminated": {"exitCode": exit_code,
-                                         "reason": "Completed" if exit_code == 0 else "Error",
-                                         "message": message, "startedAt": started, "finishedAt": now()}},
-            }],
-        })
-
-    def _patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.kube.core.patch_namespaced_pod_status(name, namespace, {"status": status})
-
-
-def _local(value: str, paths: dict[str, Path]) -> str:
-    """``value`` with a leading in-container path replaced by the local path standing in for it."""
-    for inside, outside in sorted(paths.items(), key=lambda item: -len(item[0])):
-        if value == inside or value.startswith(inside.rstrip("/") + "/"):
-            return str(outside) + value[len(inside.rstrip("/")):] if value != inside else str(outside)
-    return value
