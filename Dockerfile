@@ -32,13 +32,22 @@ RUN apt-get update \
 COPY --from=supercronic /out/supercronic /usr/local/bin/supercronic
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels /wheels/pgbackup-*.whl
-RUN useradd --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin pgbackup
+# Any uid, group root: the image runs as 10001:0, and a cluster that assigns its own uid
+# (OpenShift's restricted-v2: one from the namespace's range, no passwd entry) keeps GID 0.
+# So what the job may write is group root's: /tmp (HOME and temporary files; the pods mount
+# an emptyDir there) and /backups, a mount point for `file://` destinations, which a new
+# named volume copies (root:root 0775). Nothing else is written; /app is read-only.
+RUN useradd --uid 10001 --gid 0 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin pgbackup \
+ && mkdir /backups \
+ && chgrp 0 /backups \
+ && chmod g=u /backups
 WORKDIR /app
 COPY crontab /app/crontab
-ENV PYTHONUNBUFFERED=1 \
+ENV HOME=/tmp \
+    PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     BACKUP_CRONTAB=/app/crontab
-USER 10001:10001
+USER 10001:0
 # Healthy while PID 1 is Supercronic (or `pgbackup schedule` still running its start-up
 # backup before it execs Supercronic). Kubernetes ignores this and probes the operator itself.
 HEALTHCHECK --interval=1m --timeout=5s --start-period=30s \

@@ -36,7 +36,7 @@ def test_dockerfile_copies_only_what_exists_and_dockerignore_lets_through() -> N
     for source in sources:
         assert (ROOT / source).exists(), source
         assert source.rstrip("/") in allowed, f"{source} is excluded by .dockerignore"
-    assert "USER 10001:10001" in dockerfile and 'ENTRYPOINT ["pgbackup"]' in dockerfile
+    assert "USER 10001:0" in dockerfile and 'ENTRYPOINT ["pgbackup"]' in dockerfile
 
 
 @pytest.fixture(scope="module")
