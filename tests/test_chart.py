@@ -63,12 +63,17 @@ def _example_backup() -> dict[str, Any]:
     {},
     {"rbac": {"clusterWide": False, "namespaces": ["default", "kube-public"]}},
     {"backups": "example"},
+    {"podSecurityContext": {"runAsUser": 1000680000, "fsGroup": 1000680000}, "priorityClassName": "ops",
+     "imagePullSecrets": [{"name": "registry"}]},
 ])
 def test_rendered_manifests_pass_server_side_dry_run(helm: Path, kube: KubeEnv, tmp_path: Path, values: dict[str, Any]) -> None:
+    """In a namespace that warns on the restricted Pod Security Standard: the operator's pod
+    template must not trip it."""
     if values.get("backups") == "example":
         values = {"backups": [_example_backup()]}
     (tmp_path / "values.json").write_text(json.dumps(values))
     kube.plane.kubectl("create", "namespace", "pgbackup-dry", check=False)
+    kube.plane.kubectl("label", "--overwrite", "namespace", "pgbackup-dry", "pod-security.kubernetes.io/warn=restricted")
     rendered = run(helm, kube, "template", "pgb", str(CHART), "-n", "pgbackup-dry", "--include-crds",
                    "-f", str(tmp_path / "values.json")).stdout
     (tmp_path / "rendered.yaml").write_text(rendered)
@@ -76,6 +81,7 @@ def test_rendered_manifests_pass_server_side_dry_run(helm: Path, kube: KubeEnv, 
     assert {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "Deployment"} <= kinds
     applied = kube.plane.kubectl("apply", "--dry-run=server", "-f", str(tmp_path / "rendered.yaml"), check=False)
     assert applied.returncode == 0, applied.stderr
+    assert "PodSecurity" not in applied.stderr, applied.stderr
     rules = [r for d in yaml.safe_load_all(rendered) if d and d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
     assert rules and rbac_problems(rules) == []
 
@@ -105,6 +111,39 @@ def test_monitoring_objects_render_only_when_asked(helm: Path, tmp_path: Path) -
     assert "Service" not in off
     off_env = {e["name"]: e.get("value") for e in off["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert off_env["PGBACKUP_METRICS_PORT"] == "0"
+
+
+def _deployment(helm: Path, *sets: str) -> dict[str, Any]:
+    args = [arg for item in sets for arg in ("--set", item)]
+    rendered = run(helm, None, "template", "pgb", str(CHART), "-n", "ops", *args).stdout
+    return next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")
+
+
+def test_the_operator_pod_fixes_no_ids_and_takes_overrides(helm: Path) -> None:
+    pod = _deployment(helm)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                                       "capabilities": {"drop": ["ALL"]}}
+    assert "imagePullSecrets" not in pod and "priorityClassName" not in pod
+
+    pod = _deployment(helm, "podSecurityContext.runAsUser=1000680000", "podSecurityContext.fsGroup=1000680000",
+                      "securityContext.runAsGroup=0", "imagePullSecrets[0].name=registry",
+                      "priorityClassName=ops")["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
+                                      "runAsUser": 1000680000, "fsGroup": 1000680000}  # merged over the defaults
+    assert pod["containers"][0]["securityContext"]["runAsGroup"] == 0
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["imagePullSecrets"] == [{"name": "registry"}] and pod["priorityClassName"] == "ops"
+
+
+@pytest.mark.parametrize(("setting", "complaint"), [
+    ("podSecurityContext.runAsUser=-1", "runAsUser"),
+    ("imagePullSecrets[0].secret=registry", "imagePullSecrets"),
+    ("priorityClassName=1", "priorityClassName"),
+])
+def test_values_schema_checks_the_pod_settings(helm: Path, setting: str, complaint: str) -> None:
+    result = run(helm, None, "template", "x", str(CHART), "--set", setting, check=False)  # 1 is a number here
+    assert result.returncode != 0 and complaint in result.stderr, result.stderr
 
 
 def rbac_problems(rules: list[dict[str, Any]]) -> list[str]:
