@@ -105,7 +105,7 @@ def test_pod_is_restricted() -> None:
     pod = render.render_cronjob(BODY, "img:1")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == "img:1" and container["command"] == ["pgbackup", "run"]
-    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["runAsNonRoot"] and not {"runAsUser", "runAsGroup", "fsGroup"} & set(pod["securityContext"])
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                             "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}

@@ -10,7 +10,8 @@ server gets only that server's variables and Secrets, never the backup server's 
 Secrets stay in Secrets: the pod reads them through ``secretKeyRef`` and read-only volumes,
 so the operator never needs to read a Secret itself, and its RBAC grants no access to them.
 
-The pod is locked down as the restricted Pod Security Standard asks: non-root numeric user,
+The pod is locked down as the restricted Pod Security Standard asks: non-root (no fixed ids:
+the image's numeric user, or the uid the cluster assigns, see ``RUN_AS``),
 read-only root filesystem with an ``emptyDir`` at ``/tmp``, no capabilities, seccomp
 ``RuntimeDefault``, no privilege escalation, and no service-account token unless a
 ``serviceAccountName`` is given (for IRSA-style cloud identity).
@@ -18,6 +19,7 @@ read-only root filesystem with an ``emptyDir`` at ``/tmp``, no capabilities, sec
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +30,13 @@ from backup_job.core.termination import KUBERNETES_PATH
 
 from .api import Body, RenderError
 
-RUN_AS = 10001
+# Who the pods run as: no fixed uid, gid or fsGroup. The image's ``USER 10001:0`` applies, or
+# the uid a cluster assigns (OpenShift's restricted-v2 picks one from the namespace's range,
+# with GID 0 and an fsGroup); ``spec.pod.securityContext`` / ``containerSecurityContext`` set
+# ids where a policy wants them, merged over these key by key.
+RUN_AS: Body = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_RUN_AS: Body = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                          "capabilities": {"drop": ["ALL"]}}
 TLS_ROOT = "/etc/pgbackup/tls"
 VERIFY_TLS_ROOT = "/etc/pgbackup/verify-tls"
 
@@ -267,6 +275,9 @@ def render_verify_env(spec: Body) -> list[dict[str, Any]]:
 
 
 def _tls_volumes(pg: Body, endpoint: Endpoint = SOURCE_ENDPOINT) -> tuple[list[Body], list[Body]]:
+    """The server's CA and client certificate Secrets, mounted read-only. Mode 0440: the kubelet
+    makes the files root's, group root (or the fsGroup), so the pod's GID 0 (or fsGroup) reads
+    them under any uid, and libpq accepts a root-owned key of 0640 or less."""
     volumes: list[Body] = []
     mounts: list[Body] = []
     tls = pg.get("tls", {})
@@ -290,12 +301,7 @@ def _pod_spec(spec: Body, default_image: str, command: list[str], env: list[Body
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *tls_mounts],
         "terminationMessagePath": KUBERNETES_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": copy.deepcopy({**CONTAINER_RUN_AS, **(pod.get("containerSecurityContext") or {})}),
     }
     for key in ("imagePullPolicy", "resources", "envFrom"):
         if pod.get(key):
@@ -304,19 +310,13 @@ def _pod_spec(spec: Body, default_image: str, command: list[str], env: list[Body
     pod_spec: Body = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": bool(account),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": copy.deepcopy({**RUN_AS, **(pod.get("securityContext") or {})}),
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, *tls_volumes],
     }
     if account:
         pod_spec["serviceAccountName"] = account
-    for key in ("nodeSelector", "tolerations", "affinity"):
+    for key in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName"):
         if pod.get(key):
             pod_spec[key] = pod[key]
     return pod_spec
