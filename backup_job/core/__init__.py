@@ -9,6 +9,8 @@
 - ``manifest``     the proof of a complete backup, and how one is built;
 - ``retention``    the retention policy as a value;
 - ``cron``         cron expressions and their next run time;
+- ``shard``        the stable hash that spreads databases over shards (``BACKUP_SHARD=i/N``);
+- ``runkey``       a run's key timestamp and id, the same in every pod of the run;
 - ``termination``  the one-line JSON outcome the job leaves for Kubernetes and the operator;
 - ``keys``         age recipients (checked as settings) and identities (read only to decrypt).
 """
