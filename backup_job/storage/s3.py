@@ -41,7 +41,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..core.errors import AccessDeniedError, BackupExistsError, NotFoundError, StorageError
 from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
 from .s3_checks import (DENIED, MAX_PART_SIZE, MAX_PARTS, MD5_ETAG, MIN_PART_SIZE, NOT_FOUND, NOT_IMPLEMENTED,
-                        PRECONDITION, code, content_md5, describe_error, etag, unconfirmed, written_by_another_run)
+                        PRECONDITION, code, content_md5, denied, describe_error, etag, unconfirmed,
+                        written_by_another_run)
 from .s3_multipart import S3Upload
 
 AddressingStyle = Literal["auto", "virtual", "path"]
@@ -118,8 +119,14 @@ class S3Storage(Storage):
                 f"{self.describe(key)} exists already; pgbackup never overwrites a backup"
             )
         if isinstance(exc, ClientError) and code(exc) in DENIED:
-            return AccessDeniedError(f"S3 {what} of {self.describe(key)} was denied: {describe_error(exc)}")
+            return denied(what, self.describe(key), exc)
         return StorageError(f"S3 {what} of {self.describe(key)} failed: {describe_error(exc)}")
+
+    def listing_error(self, operation: str, where: str, what: str, exc: Exception) -> StorageError:
+        """The ``StorageError`` for a failed listing of ``what`` at ``where`` (a URL)."""
+        if isinstance(exc, ClientError) and code(exc) in DENIED:
+            return denied(operation, where, exc)
+        return StorageError(f"listing {what} failed: {describe_error(exc)}")
 
     def call(self, what: str, key: str, operation: Callable[..., Any], **kwargs: Any) -> Any:
         """Run one S3 operation, turning SDK errors into ``StorageError``."""
@@ -234,7 +241,8 @@ class S3Storage(Storage):
                     yield ObjectInfo(key=item["Key"], size=int(item["Size"]),
                                      modified=modified.astimezone(timezone.utc))
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"listing {self.describe(prefix)} failed: {describe_error(exc)}") from exc
+            where = self.describe(f"{prefix}/" if prefix else "")
+            raise self.listing_error("ListObjectsV2", where, where, exc) from exc
 
     def read(self, key: str) -> Iterator[bytes]:
         try:
@@ -257,22 +265,29 @@ class S3Storage(Storage):
         """Whether any part of the upload was written at or after ``moment``: a run that has
         been going a long time, or a store whose Initiated times cannot be trusted."""
         pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        return any(part["LastModified"] >= moment for page in pages for part in page.get("Parts", []))
+        try:
+            return any(part["LastModified"] >= moment for page in pages for part in page.get("Parts", []))
+        except (ClientError, BotoCoreError) as exc:
+            where = self.describe(key)
+            raise self.listing_error("ListParts", where, f"the parts of the unfinished upload of {where}", exc) from exc
+
+    def _uploads(self, prefix: str) -> Iterator[Any]:
+        """The unfinished uploads under ``prefix``."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else "")
+        try:
+            for page in pages:
+                yield from page.get("Uploads", [])
+        except (ClientError, BotoCoreError) as exc:
+            where = self.describe(f"{prefix}/" if prefix else "")
+            raise self.listing_error("ListMultipartUploads", where, f"unfinished uploads in {where}", exc) from exc
 
     def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
         aborted: list[str] = []
-        paginator = self.client.get_paginator("list_multipart_uploads")
-        pages = paginator.paginate(Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else "")
-        try:
-            for page in pages:
-                for upload in page.get("Uploads", []):
-                    key = upload["Key"]
-                    if upload["Initiated"] < before and is_ours(key) and not self._active_since(key, upload["UploadId"], before):
-                        self.call(
-                            "AbortMultipartUpload", key, self.client.abort_multipart_upload,
-                            Key=key, UploadId=upload["UploadId"],
-                        )
-                        aborted.append(key)
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"listing unfinished uploads in {self.url} failed: {describe_error(exc)}") from exc
+        for upload in self._uploads(prefix):
+            key = upload["Key"]
+            if upload["Initiated"] < before and is_ours(key) and not self._active_since(key, upload["UploadId"], before):
+                self.call("AbortMultipartUpload", key, self.client.abort_multipart_upload,
+                          Key=key, UploadId=upload["UploadId"])
+                aborted.append(key)
         return aborted

@@ -3,7 +3,8 @@
 ``send_part`` takes a slot from a semaphore before queueing the part for the workers, so a
 slow bucket blocks the pipeline instead of growing memory. A failed part is remembered and
 re-raised by the next ``send_part`` or by ``complete``; ``abort`` always tries
-AbortMultipartUpload so no invisible, billed parts remain.
+AbortMultipartUpload so no invisible, billed parts remain, and logs a refusal (credentials
+without s3:AbortMultipartUpload), which no later run with the same credentials could undo.
 
 No wait here is unbounded for the caller: every blocking point polls (``POLL``), so a stop
 request (SIGTERM raises in the main thread) or ``cancel`` (the per-database timeout) ends it
@@ -28,16 +29,18 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core import signals
+from ..core import logs, signals
 from ..core.errors import AccessDeniedError, BackupExistsError, StorageError
 from .base import Upload
-from .s3_checks import MAX_PARTS, MD5_ETAG, MULTIPART_ETAG, content_md5, unconfirmed, written_by_another_run
+from .s3_checks import (DENIED, MAX_PARTS, MD5_ETAG, MULTIPART_ETAG, code, content_md5, denied, unconfirmed,
+                        written_by_another_run)
 
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it
     from .s3 import S3Storage
 
 POLL = 0.2  # seconds between checks for a cancel while waiting on workers
 ABORT_WAIT = 5.0  # seconds AbortMultipartUpload may take on the way out
+log = logs.get("storage")
 
 
 class S3Upload(Upload):
@@ -197,8 +200,13 @@ class S3Upload(Upload):
                 self.storage.client.abort_multipart_upload(
                     Bucket=self.storage.bucket, Key=self.key, UploadId=self.upload_id
                 )
-            except (ClientError, BotoCoreError):
-                pass  # the next run's clean-up of abandoned uploads and the bucket lifecycle rule catch it
+            except ClientError as exc:
+                if code(exc) in DENIED:  # no later run with the same credentials can abort it either
+                    log.warning("%s; its parts stay, and are billed, until the bucket's lifecycle rule removes them",
+                                denied("AbortMultipartUpload", self.storage.describe(self.key), exc))
+                # otherwise the next run's clean-up of abandoned uploads and the bucket lifecycle rule catch it
+            except BotoCoreError:
+                pass  # as above
 
         aborter = threading.Thread(target=abort, name="s3-abort", daemon=True)
         signals.start(aborter)
