@@ -2,13 +2,32 @@
 
 The code under test talks to it with plain boto3 through ``AWS_ENDPOINT_URL_S3``, exactly
 as it would talk to AWS or MinIO; nothing is patched in-process.
+
+``IamS3Server`` is a second moto server that checks each S3 request against the IAM policies
+of the user whose access key signed it, so a policy can be proved against real requests.
+moto starts enforcing once ``INITIAL_NO_AUTH_ACTION_COUNT`` requests have passed; the server
+is started with 0 (enforcing from the first request), and its ``/moto-api/reset-auth``
+endpoint (what moto's own ``set_initial_no_auth_action_count`` calls against a server) lifts
+enforcement only while users and buckets are being created. moto's checks, found by trying
+them (moto 5.2): the action and the resource ARN of every S3 request are matched, with
+moto's own action names (HeadObject is s3:GetObject, every multipart call but the abort
+s3:PutObject, ListObjectsV2 s3:ListBucket, a conditional PutObject plain s3:PutObject), and
+an unknown access key answers InvalidAccessKeyId; a policy's ``Condition`` is never
+evaluated (``s3:prefix`` limits nothing), and DeleteObjects (the batch) is checked against
+the bucket's ARN rather than each key's, so it answers AccessDenied per key where a policy
+grants deletes under a prefix only.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from .postgres import free_port
@@ -34,6 +53,8 @@ def sdk_env(endpoint: str) -> dict[str, str]:
 class S3Server:
     """moto's S3 server on 127.0.0.1:<port>."""
 
+    server_env: dict[str, str] = {}  # added to the server process's environment
+
     def __init__(self) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -52,7 +73,7 @@ class S3Server:
     def start(self) -> "S3Server":
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **self.server_env},
         )
         wait_for(self._up, timeout=60, what="moto S3 server answering")
         return self
@@ -77,3 +98,65 @@ class S3Server:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An IAM user's access key on an ``IamS3Server``."""
+
+    name: str
+    access_key: str
+    secret_key: str
+    endpoint: str
+
+    def env(self) -> dict[str, str]:
+        """AWS SDK variables that sign as this user."""
+        return {**sdk_env(self.endpoint), "AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.secret_key}
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+
+
+class IamS3Server(S3Server):
+    """moto's S3 server that allows each S3 request only as the signing user's IAM policies do."""
+
+    server_env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"}
+
+    def _post(self, path: str, body: bytes = b"") -> None:
+        request = urllib.request.Request(self.endpoint + path, data=body, method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    @contextmanager
+    def unenforced(self) -> Iterator[None]:
+        """Requests made inside are not checked (to create users and buckets)."""
+        self._post("/moto-api/reset-auth", b"inf")
+        try:
+            yield
+        finally:
+            self._post("/moto-api/reset-auth", b"0")
+
+    def reset(self) -> None:
+        """Forget every bucket, object, user and key."""
+        self._post("/moto-api/reset")
+
+    def create_bucket(self, name: str) -> None:
+        with self.unenforced():
+            self.client().create_bucket(Bucket=name)
+
+    def identity(self, name: str, policy: dict[str, Any]) -> Identity:
+        """A new IAM user with ``policy`` as its only (inline) policy, and an access key."""
+        import boto3
+
+        with self.unenforced():
+            iam = boto3.client("iam", endpoint_url=self.endpoint, region_name=REGION,
+                               aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+            iam.create_user(UserName=name)
+            iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps(policy))
+            key = iam.create_access_key(UserName=name)["AccessKey"]
+        return Identity(name, key["AccessKeyId"], key["SecretAccessKey"], self.endpoint)
