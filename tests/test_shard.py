@@ -128,6 +128,18 @@ def test_retention_is_refused_for_a_sharded_run_only() -> None:
         S.check_command(settings(BACKUP_RUN_ID="abc"), "schedule")
 
 
+def test_a_sharded_run_needs_a_timestamp_every_shard_shares() -> None:
+    for env in ({}, {"BACKUP_JOB_NAME": "pgbackup-x-m1a2b3c4"}, {"BACKUP_JOB_NAME": "backup-2"}):
+        with pytest.raises(ConfigError) as raised:
+            S.check_command(settings(BACKUP_SHARD="1/3", **env), "run")
+        message = str(raised.value)
+        assert "\n" not in message and "BACKUP_SHARD=1/3 needs a run timestamp shared by every shard" in message
+        assert "set BACKUP_RUN_TIMESTAMP to the same value in every shard" in message
+    S.check_command(settings(BACKUP_SHARD="1/3", BACKUP_JOB_NAME="pgbackup-x-29400000"), "run")
+    S.check_command(settings(BACKUP_SHARD="1/3", BACKUP_RUN_TIMESTAMP="20261130T020000Z"), "run")
+    S.check_command(settings(), "run")  # one pod keeps its clock
+
+
 def test_the_termination_message_names_the_shard_and_reads_older_ones() -> None:
     message = TerminationMessage("2 backups succeeded", command="run", ok=True, timestamp="20261130T020000Z",
                                  databases_ok=2, databases_failed=0, shard="1/3")

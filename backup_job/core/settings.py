@@ -36,7 +36,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,7 +48,7 @@ from .cron import validate_expression
 from .errors import ConfigError
 from .retention import RetentionPolicy
 from . import keys
-from .runkey import EXAMPLE_RUN_ID, format_run_timestamp, parse_run_id, parse_run_timestamp
+from .runkey import EXAMPLE_RUN_ID, format_run_timestamp, parse_run_id, parse_run_timestamp, scheduled_minute
 from .shard import Shard, parse_shard
 from .schema import (Invalid, Secret, Variable, boolean, choice, duration, format_boolean, format_number,
                      format_patterns, fraction, integer, optional_integer, optional_text, patterns, text)
@@ -229,11 +229,6 @@ TERMINATION_LOG = Variable("BACKUP_TERMINATION_LOG", _optional_path,
                            "Write the outcome in one line here (Kubernetes shows it as the container's "
                            "termination message).", example="/dev/termination-log", format=_optional)
 # --- one run spread over several pods, and the run's identity (the operator renders these) ---
-SHARD = Variable("BACKUP_SHARD", parse_shard,
-                 "`i/N`: back up only the selected databases whose name's hash modulo N is i (see Sharding a "
-                 f"server over several pods); shard 0 also stores the globals. With N > 1, `{RETENTION.name}` "
-                 "is refused: run `pgbackup prune` after every shard of the run.", example="0/3",
-                 shown_default="`0/1` (one pod, every database)")
 JOB_NAME = Variable("BACKUP_JOB_NAME", optional_text,
                     "The Kubernetes Job's name (the operator renders the pod's `batch.kubernetes.io/job-name` "
                     "label). Unless the run timestamp is given, a name ending in `-<digits>` (the CronJob "
@@ -251,6 +246,12 @@ RUN_ID = Variable("BACKUP_RUN_ID", parse_run_id,
                   "renders the Job's uid). A retried pod with the same id and timestamp counts its own complete "
                   "backups as done instead of as conflicts.", example=EXAMPLE_RUN_ID,
                   shown_default="random, per run", format=_optional)
+SHARD = Variable("BACKUP_SHARD", parse_shard,
+                 "`i/N`: back up only the selected databases whose name's hash modulo N is i (see Sharding a "
+                 f"server over several pods); shard 0 also stores the globals. With N > 1 every shard needs the "
+                 f"same run timestamp (`{RUN_TIMESTAMP.name}`, or a CronJob's `{JOB_NAME.name}`), and "
+                 f"`{RETENTION.name}` is refused: run `pgbackup prune` after every shard of the run.", example="0/3",
+                 shown_default="`0/1` (one pod, every database)")
 # --- client-side encryption (age) -----------------------------------------------------------
 ENCRYPT_RECIPIENTS = Variable("BACKUP_ENCRYPT_RECIPIENTS", keys.parse_recipients,
                               "Encrypt every stored dump and globals object to these age recipients (`age1...`) "
@@ -628,10 +629,24 @@ def check_command(settings: Settings, command: str) -> None:
             f"configuration error: {RETENTION.name} is refused with {SHARD.name}={settings.shard} (N > 1): one "
             f"shard cannot know that the others succeeded; unset {RETENTION.name} for the shards and run "
             f"`pgbackup prune` once every shard of the run has finished")
+    if command == "run" and settings.shard.sharded and settings.run_timestamp is None:
+        _shared_timestamp(settings)
     if command == "schedule" and (settings.run_timestamp is not None or settings.run_id is not None):
         name = RUN_TIMESTAMP.name if settings.run_timestamp is not None else RUN_ID.name
         raise ConfigError(f"configuration error: {name} names one run, and `pgbackup schedule` starts many "
                           f"(each would meet the first one's backups); unset {name}")
+
+
+def _shared_timestamp(settings: Settings) -> None:
+    """A sharded run's pods must agree on its timestamp: given, or a CronJob's Job name's minute."""
+    minute, why = scheduled_minute(settings.job_name or "", datetime.now(timezone.utc))
+    if minute is not None:
+        return
+    job = (f"{JOB_NAME.name} is not set" if not settings.job_name
+           else f"{JOB_NAME.name}={settings.job_name!r} gives none ({why or 'it does not end in -<digits>'})")
+    raise ConfigError(f"configuration error: {SHARD.name}={settings.shard} needs a run timestamp shared by every "
+                      f"shard, and {job}; set {RUN_TIMESTAMP.name} to the same value in every shard, for example "
+                      f"{RUN_TIMESTAMP.name}={RUN_TIMESTAMP.examples()[0]}")
 
 
 def _report(env: Mapping[str, str]) -> ReportSettings:
