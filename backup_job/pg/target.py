@@ -26,6 +26,7 @@ from psycopg2.extensions import connection as Connection
 
 from ..core.errors import RunError, one_line
 from ..core.settings import PGAPPNAME, PGDATABASE, PGHOST, PGPORT, SCRATCH_SERVER, SOURCE_SERVER
+from . import tlsfiles
 from .process import environment
 
 # libpq variables a target is described by (PGDATABASE is the maintenance database).
@@ -71,6 +72,9 @@ class Target:
     def connect(self, database: str | None = None) -> Connection:
         """An autocommit connection to ``database`` (default: the maintenance database)."""
         name = database or self.maintenance_database
+        problem = tlsfiles.unreadable(self.env)
+        if problem:
+            raise RunError(f"cannot connect to database {name!r} on {self.label}: {problem}", hint=tlsfiles.HINT)
         try:
             with self._environment():
                 connection = psycopg2.connect(dbname=name, connect_timeout=15, application_name="pgbackup")
