@@ -1,5 +1,5 @@
 """End to end on the real control plane, day two: a PgRestore restoring a real backup, a prune
-CronJob with its own credentials, and one run spread over three pods (an Indexed Job).
+CronJob with its own credentials, and one run spread over three pods (an Indexed Job), and a prune CronJob running with its own IAM identity.
 
 The Job controller makes the pods (with their completion index for shards); the stand-in
 kubelet (``Kubelet``) runs each pod's command here against the real PostgreSQL and S3, and
@@ -9,18 +9,20 @@ the operator turns what it sees into status, Events and the Jobs that follow.
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devenv.postgres import Cluster
-from devenv.s3 import ACCESS_KEY, SECRET_KEY
+from devenv.s3 import ACCESS_KEY, SECRET_KEY, IamS3Server, Identity
 from devenv.wait import wait_for
 
-from .helpers import Bucket
+from .helpers import ROOT, Bucket, wait_for_next_second
 from .kubeenv import Kubelet, KubeEnv, OperatorProcess
 
 pytestmark = pytest.mark.slow
@@ -215,3 +217,69 @@ def test_a_sharded_run_stores_every_database_once_then_prunes_once(
     assert len({t for _d, t in left}) == 1 and left[0][1] != dumps[0][1]
     prunes = [j for j in kube.jobs(namespace) if j["metadata"]["labels"].get("app.kubernetes.io/component") == "prune"]
     assert len(prunes) == 2, "one prune Job per run, never a second"
+
+
+@pytest.fixture(scope="module")
+def iam_s3() -> Iterator[IamS3Server]:
+    with IamS3Server() as server:
+        yield server
+
+
+def _policy(job: str) -> dict[str, Any]:
+    return dict(json.loads((ROOT / "deploy" / "iam" / f"{job}.json").read_text()))
+
+
+def _keys(identity: Identity) -> dict[str, str]:
+    return {"AWS_ACCESS_KEY_ID": identity.access_key, "AWS_SECRET_ACCESS_KEY": identity.secret_key}
+
+
+def test_the_prune_cronjob_prunes_with_its_own_credentials_which_the_backups_lack(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
+    iam_s3: IamS3Server, dbname: str, tmp_path: Path,
+) -> None:
+    """Backups write with the README's write-only policy, the prune CronJob deletes with the
+    prune policy: each job holds only its own identity (moto enforcing IAM)."""
+    iam_s3.reset()
+    iam_s3.create_bucket("my-backups")
+    writer, pruner = iam_s3.identity("backup", _policy("backup")), iam_s3.identity("prune", _policy("prune"))
+    admin = iam_s3.identity("admin", {"Version": "2012-10-17",
+                                      "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    _secret(kube, namespace, "pg", {"password": pg18.password})
+    _secret(kube, namespace, "s3", _keys(writer))
+    _secret(kube, namespace, "s3-prune", _keys(pruner))
+    spec = _spec(pg18, Bucket(iam_s3, "my-backups"), dbname,
+                 retention={"last": 1, "schedule": "0 6 * * *", "credentialsSecretRef": {"name": "s3-prune"}})
+    spec["destination"]["s3"]["prefix"] = "prod"
+    kube.create_pgbackup(namespace, "least", spec)
+    kubelet = Kubelet(kube, bindir18, tmp_path)
+    for run_id in ("one", "two"):
+        job = _run_now(kube, namespace, "least", run_id)
+        wait_for(lambda job=job: _pods(kube, namespace, job), timeout=60, what="the backup pod")
+        env = {e["name"] for e in _pods(kube, namespace, job)[0]["spec"]["containers"][0]["env"]}
+        assert "BACKUP_RETENTION" not in env, "the backup pod never prunes"
+        _run_pods(kube, kubelet, namespace, job)
+        wait_for_next_second()  # two runs, two distinct second-precision timestamps
+
+    def stored() -> list[str]:
+        listed = admin.client().list_objects_v2(Bucket="my-backups", Prefix="prod/")
+        return sorted(o["Key"] for o in listed.get("Contents", []) if ".manifest." not in o["Key"])
+
+    first_two = stored()
+    assert len(first_two) == 4, first_two  # two runs of the database and of the globals
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-least-prune"), timeout=30, what="the prune CronJob")
+    prune_job = kube.start_job(kube.cronjob(namespace, "pgbackup-least-prune"), "now")  # type: ignore[arg-type]
+    pod = kube.pod_of(namespace, prune_job)
+    assert pod is not None
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in pod["spec"]["containers"][0]["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})}
+    assert refs == {"AWS_ACCESS_KEY_ID": "s3-prune", "AWS_SECRET_ACCESS_KEY": "s3-prune"}, \
+        "the prune pod holds the prune identity and no PostgreSQL password"
+    pruned = kubelet.run(pod)
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    left = stored()
+    assert len(left) == 2 and set(left) < set(first_two) and all(key in first_two[1::2] for key in left), left
+    wait_for(lambda: (kube.pgbackup(namespace, "least").get("status", {}).get("lastPrune") or {}).get("result")
+             == "Succeeded", timeout=60, what="lastPrune Succeeded")
+    wait_for(lambda: any(e["reason"] == "PruneSucceeded" for e in kube.events(namespace, "least")), timeout=30,
+             what="a PruneSucceeded event")
