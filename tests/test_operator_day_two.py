@@ -153,6 +153,20 @@ def test_a_pgrestore_restores_a_real_backup_once_and_reports_it(
     assert _job_named(kube, namespace, "pgrestore-again") is not None
 
 
+def test_kubectl_explain_and_api_resources_know_pgrestore(kube: KubeEnv) -> None:
+    def explain() -> str:
+        return kube.plane.kubectl("explain", "pgr.spec", check=False).stdout
+
+    wait_for(explain, timeout=30, what="the PgRestore CRD in the published OpenAPI")
+    text = explain()
+    for field in ("backupRef", "database", "at", "globals", "target", "credentialsSecretRef", "serviceAccountName",
+                  "decryptionSecretRef", "activeDeadlineSeconds"):
+        assert f"  {field}\t" in text or f"  {field} " in text, field
+    assert "It cannot change once created." in " ".join(text.split())
+    lines = kube.plane.kubectl("api-resources", "--api-group=pgbackup.io").stdout.splitlines()
+    assert any(line.split()[:2] == ["pgrestores", "pgr"] for line in lines)
+
+
 def test_a_missing_pgbackup_keeps_a_pgrestore_pending(kube: KubeEnv, operator: OperatorProcess, namespace: str) -> None:
     _restore(kube, namespace, "orphan", {"backupRef": {"name": "nowhere"}, "database": "db"})
     wait_for(lambda: _restore_status(kube, namespace, "orphan").get("phase") == "Pending", timeout=30, what="Pending")

@@ -235,3 +235,23 @@ def test_shard_counts_read_the_indexed_job() -> None:
            "status": {"succeeded": 2, "failedIndexes": "1,3-4"}}
     assert status.shard_counts(job) == {"total": 5, "succeeded": 2, "failed": 3}
     assert status.shard_counts({"spec": {}, "status": {}}) is None
+
+
+def _undocumented(schema: dict[str, Any], path: str) -> list[str]:
+    missing = [] if schema.get("description") else [path]
+    for name, child in (schema.get("properties") or {}).items():
+        missing += _undocumented(child, f"{path}.{name}")
+    if "items" in schema:
+        missing += [m for m in _undocumented(schema["items"], f"{path}[]") if m != f"{path}[]"]
+    return missing
+
+
+def test_kubectl_explain_pgr_spec_documents_every_field() -> None:
+    import yaml
+
+    from tests.helpers import ROOT
+
+    crd = yaml.safe_load((ROOT / "deploy" / "crd-pgrestore.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert _undocumented(schema["properties"]["spec"], "spec") == []
+    assert _undocumented(schema["properties"]["status"], "status") == []
