@@ -1,15 +1,26 @@
 """A throwaway PKI for TLS tests, made with the ``openssl`` command: a CA, a server certificate
 for 127.0.0.1 and a client certificate whose CN is the PostgreSQL role it authenticates
-(``hostssl ... cert``). EC P-256 keys, valid for two days."""
+(``hostssl ... cert``). EC P-256 keys, valid for two days.
+
+The fixtures (import them into a test module) give a PostgreSQL 18 that admits ``TLS_ROLE``
+only over TLS with that certificate, and refuses it a plain connection. The embedded
+PostgreSQL has no TLS support, so server and client programs come from the OpenSSL build of
+the same major (``devenv.postgres.openssl_bindir``); tests using them are marked slow.
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from devenv.postgres import ServerTLS
+import pytest
+
+from devenv.postgres import Cluster, ServerTLS, openssl_bindir
+
+TLS_ROLE = "backup_tls"  # the client certificate's CN
 
 
 @dataclass(frozen=True)
@@ -50,3 +61,22 @@ def make_pki(directory: Path, client_cn: str) -> Pki:
                                       "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth")
     client_cert, client_key = _signed(directory, "client", f"/CN={client_cn}", "extendedKeyUsage=clientAuth")
     return Pki(directory / "ca.crt", ServerTLS(server_cert, server_key, directory / "ca.crt"), client_cert, client_key)
+
+
+@pytest.fixture(scope="module")
+def tls_bindir() -> Path:
+    return openssl_bindir()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"), client_cn=TLS_ROLE)
+
+
+@pytest.fixture(scope="module")
+def tls_pg(tls_bindir: Path, pki: Pki) -> Iterator[Cluster]:
+    """A PostgreSQL 18 where ``TLS_ROLE`` (a superuser) gets in only with its client certificate."""
+    hba = [f"hostssl all {TLS_ROLE} 127.0.0.1/32 cert", f"host all {TLS_ROLE} 127.0.0.1/32 reject"]
+    with Cluster(tls_bindir, tls=pki.server, hba=hba) as cluster:
+        cluster.sql(f"CREATE ROLE {TLS_ROLE} LOGIN SUPERUSER")
+        yield cluster

@@ -3,8 +3,7 @@ group root, no HOME, and the connection's TLS files laid out as a Secret volume 
 0440), against a PostgreSQL 18 that admits the backup role only over TLS with a client
 certificate (``hostssl ... cert``), server verified (``verify-full``), into moto's S3.
 
-The embedded PostgreSQL 18 has no TLS support, so server and pg_dump here are the OpenSSL
-build of the same major (``devenv.postgres.openssl_bindir``)."""
+Server and pg_dump are the OpenSSL build of PostgreSQL 18 (``tests/certs.py``)."""
 
 from __future__ import annotations
 
@@ -20,32 +19,14 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from devenv.postgres import Cluster, openssl_bindir
+from devenv.postgres import Cluster
 
 from . import anyuid
-from .certs import Pki, make_pki
+from .certs import TLS_ROLE, Pki, pki, tls_bindir, tls_pg  # noqa: F401 (fixtures)
 from .helpers import Bucket
 
-ROLE = "backup_tls"  # the client certificate's CN; the server admits it only with that certificate
 pytestmark = pytest.mark.slow  # a real PostgreSQL (and, once per machine, its download)
-
-
-@pytest.fixture(scope="module")
-def tls_bindir() -> Path:
-    return openssl_bindir()
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"), client_cn=ROLE)
-
-
-@pytest.fixture(scope="module")
-def tls_pg(tls_bindir: Path, pki: Pki) -> Iterator[Cluster]:
-    hba = [f"hostssl all {ROLE} 127.0.0.1/32 cert", f"host all {ROLE} 127.0.0.1/32 reject"]
-    with Cluster(tls_bindir, tls=pki.server, hba=hba) as cluster:
-        cluster.sql(f"CREATE ROLE {ROLE} LOGIN SUPERUSER")
-        yield cluster
+ROLE = TLS_ROLE
 
 
 @pytest.fixture
