@@ -73,7 +73,7 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _IGNORED_POD_FIELDS = {"restartPolicy", "automountServiceAccountToken", "serviceAccountName", "serviceAccount",
                        "nodeSelector", "tolerations", "affinity", "dnsPolicy", "enableServiceLinks",
                        "preemptionPolicy", "priority", "priorityClassName", "imagePullSecrets", "schedulerName",
-                       "terminationGracePeriodSeconds"}
+                       "terminationGracePeriodSeconds", "hostname", "subdomain"}  # an Indexed Job's pods are named
 _IGNORED_CONTAINER_FIELDS = {"name", "image", "imagePullPolicy", "resources", "terminationMessagePolicy"}
 # securityContext: what decides who the process is, and what only the node enforces.
 _IDENTITY_FIELDS = {"runAsUser", "runAsGroup", "runAsNonRoot"}
