@@ -1,22 +1,24 @@
 """kopf handlers: keep each PgBackup's CronJobs as rendered, and its status as observed.
 
 - ``reconcile`` (create, update, resume of a PgBackup): render the backup CronJob and, with
-  ``spec.verify``, the verify CronJob; apply them, or delete a verify CronJob that
-  ``spec.verify`` no longer asks for (only one this PgBackup controls); set ``Ready``,
-  ``cronJobName``, ``nextScheduleTime``, ``observedGeneration``; act on the
-  ``pgbackup.io/backup-now`` annotation by creating one backup Job per distinct id.
+  ``spec.verify`` and ``spec.retention.schedule``, the verify and prune CronJobs; apply them,
+  or delete an optional CronJob its field no longer asks for (only one this PgBackup
+  controls); set ``Ready``, ``cronJobName``, ``nextScheduleTime``, ``observedGeneration``;
+  act on the ``pgbackup.io/backup-now`` annotation by creating one backup Job per distinct
+  id, with the run's timestamp fixed in it.
 - ``cronjob_changed`` (any event on a CronJob we manage): if it was deleted or edited away
-  from the rendering, apply the rendering again (drift repair, for both kinds); copy the
+  from the rendering, apply the rendering again (drift repair, for every kind); copy the
   backup CronJob's ``lastScheduleTime``.
 - ``job_changed`` (any event on a Job we manage): the Job's component label says which kind
-  it is. A backup run goes to ``lastRun``, ``lastSuccessfulTime`` / ``lastFailedTime`` and
-  the ``LastBackupSucceeded`` condition; a finished verify drill to ``lastVerify`` and the
-  ``LastVerifySucceeded`` condition, never to the backup fields. One Event per outcome.
+  it is. Restore Jobs go to their PgRestore (``restores``); backup, verify and prune Jobs to
+  their PgBackup's status (``runs``), one Event per outcome, and a sharded run whose every
+  shard succeeded gets its one prune Job.
 
 There are no delete handlers, timers or daemons, so kopf adds no finalizers: deleting a
-PgBackup lets garbage collection remove its CronJobs and Jobs through ownerReferences. The
-freshness watch and the metrics (``alerting``) run from one index and one startup task.
-Handlers are plain functions with keyword arguments; tests can call them directly.
+PgBackup (or a PgRestore) lets garbage collection remove its CronJobs and Jobs through
+ownerReferences. The freshness watch and the metrics (``alerting``) run from one index and
+one startup task. Handlers are plain functions with keyword arguments; tests can call them
+directly.
 """
 
 from __future__ import annotations
@@ -28,12 +30,11 @@ import kopf
 from kubernetes.client import ApiException
 
 from backup_job.core.cron import CronSchedule
-from backup_job.core.termination import TerminationMessage
 
-from . import alerting, api, kube, metrics, render, restores, status
+from . import api, kube, metrics, render, restores, runs, status
 from .api import Body
 MANAGED = {"app.kubernetes.io/managed-by": api.MANAGED_BY}
-READY, LAST_BACKUP, LAST_VERIFY = "Ready", "LastBackupSucceeded", "LastVerifySucceeded"
+READY = "Ready"
 # kopf ignores changes to annotations under its own storage prefix, so its bookkeeping must
 # not share `pgbackup.io/`: users' `pgbackup.io/backup-now` has to count as a change.
 KOPF_PREFIX = f"kopf.{api.GROUP}"
@@ -262,7 +263,7 @@ def job_changed(
     owner = _owner(dict(meta), namespace)
     if owner is None:
         return
-    records = {api.VERIFY: _record_verify, api.PRUNE: _record_prune, api.BACKUP: _record_backup}
+    records = {api.VERIFY: runs.record_verify, api.PRUNE: runs.record_prune, api.BACKUP: runs.record_backup}
     for _attempt in range(5):
         try:
             records[kind](owner, job, logger)
@@ -280,102 +281,4 @@ def job_changed(
         logger.warning(f"the status of {owner['metadata']['name']} kept changing; Job {job['metadata']['name']} "
                        "is recorded on its next event")
     if kind == api.BACKUP:
-        _prune_after(owner, job, logger)
-
-
-def _prune_after(owner: Body, job: Body, logger: kopf.Logger) -> None:
-    """After a sharded run whose every shard succeeded, start its one prune Job (unless
-    retention has a schedule of its own). Its fixed name makes a second attempt a no-op."""
-    retention = owner["spec"].get("retention") or {}
-    sharded = job.get("spec", {}).get("completionMode") == "Indexed"
-    if not sharded or not retention or retention.get("schedule") or status.job_outcome(job) != "Succeeded":
-        return
-    prune = render.render_after_run_prune_job(owner, job, default_image())
-    if kube.create_job(prune):
-        logger.info(f"every shard of Job {job['metadata']['name']} succeeded: created prune Job {prune['metadata']['name']}")
-        kube.post_event(owner, "Normal", "PruneStarted",
-                        f"every shard of Job {job['metadata']['name']} succeeded; Job {prune['metadata']['name']} applies retention")
-
-
-def _pod_message(job: Body) -> TerminationMessage | None:
-    return status.termination_message(kube.job_pods(job["metadata"]["namespace"], job["metadata"]["name"]))
-
-
-def _record_backup(owner: Body, job: Body, logger: kopf.Logger) -> None:
-    outcome = status.job_outcome(job)
-    message, told = "", None
-    if outcome != "Running":
-        told = _pod_message(job)
-    if outcome == "Failed":
-        message = told.summary if told else status.job_failure_reason(job)
-    elif outcome == "Succeeded":
-        message = told.summary if told else "backup completed"
-    figures = status.run_figures(told)
-    shards = status.shard_counts(job)
-    if shards:
-        figures["shards"] = shards
-    run = status.last_run(job, message, figures)
-    current = owner.get("status", {})
-    if run == current.get("lastRun") or not status.is_newer_or_same(run, current.get("lastRun")):
-        return
-    update: Body = {"lastRun": run}
-    conditions = current.get("conditions") or []
-    if outcome == "Succeeded":
-        update["lastSuccessfulTime"] = run.get("completionTime") or status.now()
-        conditions = alerting.fresh_after_success(conditions, run["jobName"])
-        update["conditions"] = status.set_condition(conditions, LAST_BACKUP, True, "BackupSucceeded", f"Job {run['jobName']} succeeded")
-    elif outcome == "Failed":
-        update["lastFailedTime"] = run.get("completionTime") or status.now()
-        update["conditions"] = status.set_condition(conditions, LAST_BACKUP, False, "BackupFailed", f"Job {run['jobName']} failed: {message}")
-    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update,
-                               resource_version=owner["metadata"].get("resourceVersion"))
-    previous = current.get("lastRun") or {}
-    if previous.get("jobName") == run["jobName"] and previous.get("result") == outcome:
-        return  # the same outcome seen again (the Job's status filled in further): one Event per run
-    if outcome == "Succeeded":
-        kube.post_event(owner, "Normal", "BackupSucceeded", f"Job {run['jobName']} backed up every selected database")
-    elif outcome == "Failed":
-        logger.warning(f"backup Job {run['jobName']} failed: {message}")
-        kube.post_event(owner, "Warning", "BackupFailed", f"Job {run['jobName']} failed: {message}")
-
-
-def _record_prune(owner: Body, job: Body, logger: kopf.Logger) -> None:
-    """A finished prune Job: ``lastPrune`` and one Event, once per outcome."""
-    if status.job_outcome(job) == "Running":
-        return
-    record = status.last_verify(job, "")
-    if not status.is_new_verify(record, owner.get("status", {}).get("lastPrune")):
-        return
-    succeeded = record["result"] == "Succeeded"
-    told = _pod_message(job)
-    record["message"] = told.summary if told else ("prune completed" if succeeded else status.job_failure_reason(job))
-    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], {"lastPrune": record},
-                               resource_version=owner["metadata"].get("resourceVersion"))
-    summary = f"Job {record['job']} {'succeeded' if succeeded else 'failed'}: {record['message']}"
-    if not succeeded:
-        logger.warning(f"prune {summary}")
-    kube.post_event(owner, "Normal" if succeeded else "Warning", "PruneSucceeded" if succeeded else "PruneFailed", summary)
-
-
-def _record_verify(owner: Body, job: Body, logger: kopf.Logger) -> None:
-    """A finished drill: ``lastVerify``, ``LastVerifySucceeded`` and one Event, once per outcome."""
-    if status.job_outcome(job) == "Running":
-        return
-    current = owner.get("status", {})
-    record = status.last_verify(job, "")
-    if not status.is_new_verify(record, current.get("lastVerify")):
-        return
-    succeeded = record["result"] == "Succeeded"
-    told = _pod_message(job)
-    record["message"] = told.summary if told else ("verify completed" if succeeded else status.job_failure_reason(job))
-    summary = f"Job {record['job']} {'succeeded' if succeeded else 'failed'}: {record['message']}"
-    reason = "VerifySucceeded" if succeeded else "VerifyFailed"
-    conditions = status.set_condition(current.get("conditions") or [], LAST_VERIFY, succeeded, reason, summary)
-    update: Body = {"lastVerify": record, "conditions": conditions}
-    if succeeded:
-        update["lastSuccessfulVerifyTime"] = record["time"]
-    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update,
-                               resource_version=owner["metadata"].get("resourceVersion"))
-    if not succeeded:
-        logger.warning(f"verify {summary}")
-    kube.post_event(owner, "Normal" if succeeded else "Warning", reason, summary)
+        runs.prune_after(owner, job, logger)

@@ -1,32 +1,30 @@
 """Rendering: a PgBackup in, the CronJobs that run it out. Pure functions, no cluster needed.
 
-A PgBackup renders to one or two CronJobs, and they are the whole contract between the
+A PgBackup renders to up to three CronJobs, and they are the whole contract between the
 operator and the job: each pod runs a ``pgbackup`` command from the configured image with
 the job's settings as environment variables (``PG*``, ``AWS_*``, ``BACKUP_*``).
 
 - the backup CronJob ``pgbackup-<name>`` runs ``pgbackup run`` on ``spec.schedule``; it
-  carries the dump settings (compression, pg_dump options, globals, retention, shrink alarm);
+  carries the dump settings (compression, pg_dump options, globals, retention, shrink alarm).
+  With ``spec.parallelism`` N above 1 its Job is an Indexed Job of N pods (shards);
 - with ``spec.verify``, the verify CronJob ``pgbackup-<name>-verify`` runs ``pgbackup
   verify`` (a restore drill) on its own schedule. It shares the destination, the pod
   settings and the hardening, but none of the dump settings: in particular it never carries
   the retention policy, so a drill can never delete a backup. It restores into
-  ``spec.verify.server`` when given, else into the backup server.
+  ``spec.verify.server`` when given, else into the backup server;
+- with ``spec.retention.schedule``, the prune CronJob ``pgbackup-<name>-prune`` runs
+  ``pgbackup prune`` with the retention's own credentials, and the backup pods stop pruning.
+  A sharded run without that schedule gets one prune Job once every shard succeeded
+  (``render_after_run_prune_job``).
 
-The pod itself (environment, certificates, hardening) comes from ``pod``; the vocabulary
-(group, labels, ``Body``, ``RenderError``) from ``api``.
-
-Names are fixed and deterministic (``pgbackup-<name>`` and ``pgbackup-<name>-verify``,
-shortened with a hash to fit the 52 characters CronJob names may have; the two hashes use
-different inputs, so a backup and a verify name never meet), so applying twice never
-creates two CronJobs.
+The environment comes from ``env``, the pod from ``pod``, names and labels from ``names``,
+the vocabulary (group, ``Body``, ``RenderError``) from ``api``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from datetime import datetime
-from typing import Any
 
 from backup_job import __version__
 from backup_job.core import settings as job_settings
@@ -36,12 +34,18 @@ from backup_job.core.cron import CronSchedule, load_zone
 from backup_job.core.layout import format_timestamp
 from backup_job.core.schema import Invalid
 
-from .api import (AFTER_LABEL, BACKUP, COMPONENT_LABEL, GROUP, KIND, MANAGED_BY, MANUAL_LABEL, NAME_LABEL, PRUNE,
-                  RUN_NOW_ANNOTATION, VERIFY, VERSION, Body, RenderError)
-from .pod import parallelism, render_pod_spec, render_prune_pod_spec, render_verify_pod_spec, retention_policy
+from .api import AFTER_LABEL, BACKUP, MANUAL_LABEL, PRUNE, RUN_NOW_ANNOTATION, VERIFY, Body, RenderError
+from .names import after_run_prune_job_name as after_run_prune_job_name  # re-exported: names of what is rendered
+from .names import cronjob_name as cronjob_name
+from .names import labels as labels
+from .names import manual_job_name as manual_job_name
+from .names import owner_reference as owner_reference
+from .names import prune_cronjob_name as prune_cronjob_name
+from .names import verify_cronjob_name as verify_cronjob_name
+from .env import parallelism, retention_policy
+from .pod import render_pod_spec, render_prune_pod_spec, render_verify_pod_spec
 
 DEFAULT_IMAGE = f"ghcr.io/pgbackup/pgbackup:{__version__}"
-CRONJOB_NAME_MAX = 52
 # Defaults the CRD also declares (tests/test_render.py checks they agree): the API server
 # fills them in, these cover a spec that did not pass through it.
 DEFAULT_TIME_ZONE = "Etc/UTC"
@@ -53,72 +57,6 @@ DEFAULT_BACKOFF_LIMIT = 0
 def default_image() -> str:
     """The image pods run unless ``spec.pod.image`` says otherwise: ``PGBACKUP_IMAGE``, else this version's."""
     return OPERATOR_IMAGE.read(os.environ) or DEFAULT_IMAGE
-
-
-def _fit(stem: str, suffix: str, key: str) -> str:
-    """``stem + suffix`` if it fits a CronJob name, else ``stem`` cut short + suffix + a hash of ``key``."""
-    if len(stem + suffix) <= CRONJOB_NAME_MAX:
-        return stem + suffix
-    tail = f"{suffix}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
-    return stem[: CRONJOB_NAME_MAX - len(tail)].rstrip("-.") + tail
-
-
-def cronjob_name(name: str) -> str:
-    """``pgbackup-<name>``, or a hashed short form when that exceeds 52 characters."""
-    return _fit(f"pgbackup-{name}", "", name)
-
-
-def verify_cronjob_name(name: str) -> str:
-    """``pgbackup-<name>-verify``, or ``pgbackup-<name cut>-verify-<hash>`` when too long.
-
-    The hash input carries a ``verify:`` tag (a colon never occurs in a name), so it differs
-    from the backup name's hash input for every pair of PgBackup names."""
-    return _fit(f"pgbackup-{name}", "-verify", f"verify:{name}")
-
-
-def prune_cronjob_name(name: str) -> str:
-    """``pgbackup-<name>-prune``, or ``pgbackup-<name cut>-prune-<hash>`` when too long (the
-    hash input's ``prune:`` tag keeps it apart from every other name's, as for verify)."""
-    return _fit(f"pgbackup-{name}", "-prune", f"prune:{name}")
-
-
-JOB_NAME_MAX = 63
-
-
-def after_run_prune_job_name(job: str) -> str:
-    """The one prune Job after the sharded backup Job ``job``: a fixed name, so it is made once."""
-    if len(job) + len("-prune") <= JOB_NAME_MAX:
-        return f"{job}-prune"
-    tail = f"-prune-{hashlib.sha256(job.encode()).hexdigest()[:8]}"
-    return job[: JOB_NAME_MAX - len(tail)].rstrip("-.") + tail
-
-
-def manual_job_name(cronjob: str, run_id: str) -> str:
-    """A fixed Job name per backup-now id, so one id never makes a second Job."""
-    return f"{cronjob}-m{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
-
-
-def labels(name: str, component: str = BACKUP) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": "pgbackup",
-        "app.kubernetes.io/instance": name,
-        COMPONENT_LABEL: component,
-        "app.kubernetes.io/part-of": "pgbackup",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        "app.kubernetes.io/version": __version__,
-        NAME_LABEL: name,
-    }
-
-
-def owner_reference(body: Body) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "name": body["metadata"]["name"],
-        "uid": body["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def _validate_timing(schedule: str, zone: str, field: str) -> None:
