@@ -49,7 +49,7 @@ from functools import partial
 from typing import Any
 
 from ..core import cpus, logs
-from ..core.errors import DatabaseError, PgBackupError, RunError, one_line
+from ..core.errors import AccessDeniedError, DatabaseError, PgBackupError, RunError, one_line
 from ..core.layout import READABLE_SUFFIXES, GLOBALS, display_name, format_timestamp, parse_key
 from ..core.manifest import Manifest, RunFacts
 from ..core.runkey import run_moment
@@ -117,6 +117,9 @@ def _sweep_stale_uploads(storage: Storage, prefix: str, before: datetime) -> Non
 
     try:
         aborted = storage.abort_stale_uploads(prefix, before, ours)
+    except AccessDeniedError as exc:  # the write-only policy, by design: the lifecycle rule cleans up
+        log.info("unfinished uploads of earlier runs not swept: %s", exc)
+        return
     except DatabaseError as exc:
         log.warning("could not clean up unfinished uploads: %s", exc)
         return
