@@ -12,6 +12,7 @@ import base64
 import json
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,16 @@ def test_a_sharded_run_stores_every_database_once_then_prunes_once(
     assert len({t for _d, t in left}) == 1 and left[0][1] != dumps[0][1]
     prunes = [j for j in kube.jobs(namespace) if j["metadata"]["labels"].get("app.kubernetes.io/component") == "prune"]
     assert len(prunes) == 2, "one prune Job per run, never a second"
+
+    # A scheduled run: the CronJob controller names its Job after the scheduled minute, which
+    # every shard turns into the same timestamp (nothing from the operator, no pod clock).
+    minute = int(datetime.now(timezone.utc).timestamp()) // 60
+    cronjob = kube.cronjob(namespace, "pgbackup-wide")
+    assert cronjob is not None
+    scheduled = kube.start_job(cronjob, str(minute))
+    _run_pods(kube, kubelet, namespace, scheduled, count=3)
+    stamp = datetime.fromtimestamp(minute * 60, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    assert Counter(d for d, t in _dumps(bucket) if t == stamp) == Counter([*names, "_globals"])
 
 
 @pytest.fixture(scope="module")
