@@ -25,6 +25,7 @@ from devenv.wait import wait_for
 
 from .helpers import ROOT, Bucket, wait_for_next_second
 from .kubeenv import Kubelet, KubeEnv, OperatorProcess
+from .test_operator_e2e import _spec as e2e_spec
 
 pytestmark = pytest.mark.slow
 GROUP, VERSION = "pgbackup.io", "v1alpha1"
@@ -36,16 +37,8 @@ def _secret(kube: KubeEnv, namespace: str, name: str, data: dict[str, str]) -> N
 
 
 def _spec(pg: Cluster, bucket: Bucket, include: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "schedule": "0 3 * * *",
-        "postgres": {"host": pg.host, "port": pg.port, "sslMode": "disable", "user": "postgres",
-                     "passwordSecretRef": {"name": "pg"}},
-        "databases": {"include": [include]},
-        "destination": {"s3": {"bucket": bucket.name, "prefix": "k8s", "region": "us-east-1",
-                               "endpoint": bucket.server.endpoint, "pathStyle": True,
-                               "credentialsSecretRef": {"name": "s3"}}},
-        **extra,
-    }
+    """The end-to-end PgBackup (daily at 03:00, never reached here), selecting ``include``."""
+    return {**e2e_spec(pg, bucket, "0 3 * * *", include), **extra}
 
 
 def _setup(kube: KubeEnv, namespace: str, pg: Cluster) -> None:
@@ -74,7 +67,9 @@ def _run_now(kube: KubeEnv, namespace: str, name: str, run_id: str) -> str:
                 return str(job["metadata"]["name"])
         return None
 
+    asked = time.monotonic()
     wait_for(new_backup_job, timeout=30, what=f"the backup-now Job for {run_id}")
+    print(f"backup-now -> Job: {time.monotonic() - asked:.2f} s")
     return str(new_backup_job())
 
 
@@ -217,7 +212,9 @@ def test_a_sharded_run_stores_every_database_once_then_prunes_once(
     assert run["databases"] == {"ok": 10, "failed": 0} and run["timestamp"] == dumps[0][1]
 
     prune = f"{first}-prune"
+    shards_done = time.monotonic()
     wait_for(lambda: _job_named(kube, namespace, prune), timeout=30, what="the prune Job after every shard succeeded")
+    print(f"last shard done -> prune Job: {time.monotonic() - shards_done:.2f} s")
     _run_pods(kube, kubelet, namespace, prune)
     wait_for(lambda: (kube.pgbackup(namespace, "wide").get("status", {}).get("lastPrune") or {}).get("result")
              == "Succeeded", timeout=60, what="lastPrune Succeeded")
