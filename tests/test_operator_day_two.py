@@ -197,6 +197,7 @@ def test_a_sharded_run_stores_every_database_once_then_prunes_once(
     job = _job_named(kube, namespace, first)
     assert job is not None and job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 3
     _run_pods(kube, kubelet, namespace, first, count=3)
+    shards_done = time.monotonic()
 
     dumps = _dumps(bucket)
     assert sorted(d for d, _t in dumps if d != "_globals") == sorted(names), "every database stored exactly once"
@@ -212,7 +213,6 @@ def test_a_sharded_run_stores_every_database_once_then_prunes_once(
     assert run["databases"] == {"ok": 10, "failed": 0} and run["timestamp"] == dumps[0][1]
 
     prune = f"{first}-prune"
-    shards_done = time.monotonic()
     wait_for(lambda: _job_named(kube, namespace, prune), timeout=30, what="the prune Job after every shard succeeded")
     print(f"last shard done -> prune Job: {time.monotonic() - shards_done:.2f} s")
     _run_pods(kube, kubelet, namespace, prune)
