@@ -43,6 +43,7 @@ def test_a_truncated_newest_backup_is_refused_by_name_on_s3(
     listing = run_pgbackup(env, "list", "--database", dbname)
     restored = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_r", "--create")
     verified = run_pgbackup(env, "verify", "--database", dbname)
+    verify_told = (tmp_path / "term").read_text()  # each command leaves its own termination message
     chosen = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_old", "--create",
                           "--at", stamp_old)
 
@@ -52,8 +53,9 @@ def test_a_truncated_newest_backup_is_refused_by_name_on_s3(
     assert f"from {stamp_new} is DAMAGED" in restored.stdout and f"--at {stamp_old}" in restored.stdout
     assert pg18.sql("SELECT 1 FROM pg_database WHERE datname = %s", params=(f"{dbname}_r",)) == []
     assert verified.returncode == 1 and f"({stamp_new}) is DAMAGED" in verified.stdout
-    assert "0 of 1 backups verified" in (tmp_path / "term").read_text()
+    assert "0 of 1 backups verified" in verify_told
     assert chosen.returncode == 0, chosen.stdout
+    assert f'"timestamp":"{stamp_old}"' in (tmp_path / "term").read_text(), "the restore names the backup it loaded"
     assert pg18.sql("SELECT n FROM v", f"{dbname}_old") == [(1,)]
 
 
