@@ -178,7 +178,8 @@ class BackupRun:
                 return None
             raise BackupExistsError(
                 f"{self.storage.describe(dump_key)} exists without its manifest (an attempt stopped between its "
-                "two writes, or another one is finishing it now): it cannot be completed without overwriting, and pgbackup never overwrites a backup",
+                "two writes, or another one is finishing it now): it cannot be completed without overwriting, "
+                "and pgbackup never overwrites a backup",
                 hint="`pgbackup prune` removes such incomplete leftovers once they are a day old; the next run "
                 "backs the database up again") from None
         except (StorageError, ValueError):

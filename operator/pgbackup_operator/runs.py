@@ -84,8 +84,8 @@ def record_prune(owner: Body, job: Body, logger: kopf.Logger) -> None:
     """A finished prune Job: ``lastPrune`` and one Event, once per outcome."""
     if status.job_outcome(job) == "Running":
         return
-    record = status.last_verify(job, "")
-    if not status.is_new_verify(record, owner.get("status", {}).get("lastPrune")):
+    record = status.finished_record(job, "")
+    if not status.is_new_record(record, owner.get("status", {}).get("lastPrune")):
         return
     succeeded = record["result"] == "Succeeded"
     told = _pod_message(job)
@@ -103,8 +103,8 @@ def record_verify(owner: Body, job: Body, logger: kopf.Logger) -> None:
     if status.job_outcome(job) == "Running":
         return
     current = owner.get("status", {})
-    record = status.last_verify(job, "")
-    if not status.is_new_verify(record, current.get("lastVerify")):
+    record = status.finished_record(job, "")
+    if not status.is_new_record(record, current.get("lastVerify")):
         return
     succeeded = record["result"] == "Succeeded"
     told = _pod_message(job)

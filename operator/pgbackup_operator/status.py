@@ -250,8 +250,8 @@ def finished_time(job: Body) -> str | None:
     return None
 
 
-def last_verify(job: Body, message: str) -> Body:
-    """The ``status.lastVerify`` object for a finished verify Job."""
+def finished_record(job: Body, message: str) -> Body:
+    """A finished verify or prune Job as ``status.lastVerify`` / ``status.lastPrune`` record it."""
     return {
         "time": finished_time(job) or now(),
         "result": job_outcome(job),
@@ -260,7 +260,7 @@ def last_verify(job: Body, message: str) -> Body:
     }
 
 
-def is_new_verify(record: Body, current: Body | None) -> bool:
+def is_new_record(record: Body, current: Body | None) -> bool:
     """Whether ``record`` is news: another Job than ``current``, or another result, and not older."""
     if not current:
         return True
