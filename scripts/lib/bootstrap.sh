@@ -1,35 +1,34 @@
-# Sourced by scripts/demo and scripts/test: a Python virtualenv with pgbackup and its test
-# extras, created on first use and refreshed when pyproject.toml changes. pip's own cache
-# (outside the repo) makes a refresh on a warm machine take seconds.
+# Sourced by scripts/demo, scripts/test and scripts/sync-chart: a Python virtualenv holding
+# exactly requirements/test.txt (the hashed lock: runtime + test dependencies, pip and the
+# build backend) and pgbackup itself, editable. Two steps, as in the image:
+#   pip install --require-hashes -r requirements/test.txt
+#   pip install --no-deps --no-build-isolation -e .
+# The virtualenv is made anew whenever the lock, pyproject.toml or the Python changes, so it
+# never keeps a package the lock has dropped. pip's own cache (outside the repo) makes that
+# take seconds on a warm machine.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${PGBACKUP_VENV:-$ROOT/.venv}"
+LOCK="$ROOT/requirements/test.txt"
 STAMP="$VENV/.pgbackup-installed"
+source "$ROOT/scripts/lib/python.sh"
 
-pick_python() {
-  for candidate in python3.13 python3.12 python3.11 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 &&
-       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      echo "$candidate"; return 0
-    fi
-  done
-  echo "pgbackup needs Python 3.11 or newer on PATH" >&2
-  return 1
-}
-
-if [ ! -x "$VENV/bin/python" ] || [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
-  echo "== preparing $VENV (Python deps from PyPI)"
-  "$(pick_python)" -m venv "$VENV"
+PYTHON="$(pick_python)"
+want="$(cat "$LOCK" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16) $("$PYTHON" -c 'import sys; print(sys.version.split()[0])')"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  echo "== preparing $VENV (Python $(echo "$want" | cut -d' ' -f2), requirements/test.txt from PyPI)"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
   log="$(mktemp)"
-  if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
-         "$VENV/bin/python" -m pip install -e "$ROOT[test]"; } >"$log" 2>&1; then
+  if ! { "$VENV/bin/python" -m pip install --require-hashes --only-binary :all: -r "$LOCK" &&
+         "$VENV/bin/python" -m pip install --no-deps --no-build-isolation -e "$ROOT"; } >"$log" 2>&1; then
     cat "$log" >&2
     echo "installing the Python dependencies failed (output above)" >&2
     exit 1
   fi
   rm -f "$log"
-  touch "$STAMP"
+  echo "$want" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
 cd "$ROOT"
