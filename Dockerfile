@@ -5,33 +5,52 @@
 # The logic lives in the Python package and scripts that the test suite exercises; this file
 # only installs and copies.
 
+# Base images are pinned by the digest of their multi-arch index (linux/amd64 and linux/arm64
+# among its platforms), so a build next month starts from the same bytes; the tag each digest
+# was read from, and when, is in the comment above it (docker-library/repo-info records them).
+
 # Supercronic, built from source at a pinned version; the Go checksum database verifies it.
-FROM golang:1.26-bookworm AS supercronic
+# golang:1.26-bookworm (Go 1.26.8), built 2026-09-01
+FROM golang@sha256:9fdc884aacc3bec89b20ffc69f4bb369c78210e3e4f600387b5128b12c199f81 AS supercronic
 ARG SUPERCRONIC_VERSION=v0.2.48
 RUN CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags "-s -w" \
       "github.com/aptible/supercronic@${SUPERCRONIC_VERSION}"
 
-# pgbackup and its dependencies as wheels, so the final stage needs no compiler.
-FROM python:3.12-slim-bookworm AS wheels
+# The dependencies exactly as requirements/runtime.txt locks them (every file's hash checked,
+# wheels only), and pgbackup's own wheel built by the locked setuptools without fetching
+# anything else: the final stage installs both from /wheels without reaching an index.
+# python:3.12-slim-bookworm (Python 3.12.14), built 2026-09-01
+FROM python@sha256:782412e85d0f0984994c290652577d4018aff08145c85b262bb63dc0c7522254 AS wheels
+ENV PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+COPY requirements/runtime.txt ./requirements/
+RUN pip download --no-cache-dir --require-hashes --only-binary :all: --dest /wheels -r requirements/runtime.txt \
+ && pip install --no-cache-dir --no-index --find-links /wheels --require-hashes -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY backup_job ./backup_job
 COPY operator ./operator
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --no-index --no-deps --no-build-isolation --wheel-dir /wheels .
 
-FROM python:3.12-slim-bookworm
+# python:3.12-slim-bookworm (Python 3.12.14), built 2026-09-01
+FROM python@sha256:782412e85d0f0984994c290652577d4018aff08145c85b262bb63dc0c7522254
 # pg_dump 18 (the newest major) from the PostgreSQL project's apt repository, which Debian's
-# postgresql-common sets up, so every supported server version can be dumped.
+# postgresql-common sets up, so every supported server version can be dumped. Its minor version
+# floats on purpose: the repository keeps only current builds (and fixes), so a pinned one
+# would stop building at the next point release. The build log names the one installed.
 ARG PG_MAJOR=18
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates postgresql-common \
  && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
  && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" \
+ && dpkg-query --show "postgresql-client-${PG_MAJOR}" \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=supercronic /out/supercronic /usr/local/bin/supercronic
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/pgbackup-*.whl
+    --mount=type=bind,from=wheels,source=/src/requirements,target=/requirements \
+    PIP_ROOT_USER_ACTION=ignore pip install --no-cache-dir --no-index --find-links /wheels --require-hashes \
+      -r /requirements/runtime.txt \
+ && PIP_ROOT_USER_ACTION=ignore pip install --no-cache-dir --no-index --no-deps /wheels/pgbackup-*.whl
 # Any uid, group root: the image runs as 10001:0, and a cluster that assigns its own uid
 # (OpenShift's restricted-v2: one from the namespace's range, no passwd entry) keeps GID 0.
 # So what the job may write is group root's: /tmp (HOME and temporary files; the pods mount
