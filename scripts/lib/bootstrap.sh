@@ -18,6 +18,10 @@ PYTHON="$(pick_python)"
 want="$(cat "$LOCK" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16) $("$PYTHON" -c 'import sys; print(sys.version.split()[0])')"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "== preparing $VENV (Python $(echo "$want" | cut -d' ' -f2), requirements/test.txt from PyPI)"
+  if [ -e "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ]; then
+    echo "$VENV is not a virtualenv; set PGBACKUP_VENV to a new directory" >&2
+    exit 1
+  fi
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
   log="$(mktemp)"
