@@ -16,6 +16,12 @@ an unknown access key answers InvalidAccessKeyId; a policy's ``Condition`` is ne
 evaluated (``s3:prefix`` limits nothing), and DeleteObjects (the batch) is checked against
 the bucket's ARN rather than each key's, so it answers AccessDenied per key where a policy
 grants deletes under a prefix only.
+
+Before it serves a test, ``IamS3Server`` checks that it authorizes a multipart upload as AWS
+does: allowed to a user holding only ``s3:PutObject``, refused to one holding only
+``s3:GetObject``. A moto that fails this (5.2.6 checks CreateMultipartUpload as
+``s3:CreateMultipartUpload``, which is no IAM action) cannot stand in for IAM, and every test
+on it would fail as if pgbackup's policies were wrong; it fails at start with one line saying so.
 """
 
 from __future__ import annotations
@@ -140,6 +146,38 @@ class IamS3Server(S3Server):
             yield
         finally:
             self._post("/moto-api/reset-auth", b"0")
+
+    def start(self) -> "IamS3Server":
+        super().start()
+        try:
+            self._check_multipart_is_authorized_as_aws_does()
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def _check_multipart_is_authorized_as_aws_does(self) -> None:
+        import importlib.metadata
+
+        from botocore.exceptions import ClientError
+
+        self.create_bucket("iam-self-check")
+        verdicts = {}
+        for action in ("s3:PutObject", "s3:GetObject"):
+            user = self.identity(f"self-check-{action[3:]}", {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": action, "Resource": "arn:aws:s3:::iam-self-check/*"}]})
+            try:
+                user.client().create_multipart_upload(Bucket="iam-self-check", Key="k")
+                verdicts[action] = "allowed"
+            except ClientError as exc:
+                verdicts[action] = exc.response["Error"]["Code"]
+        self.reset()
+        if verdicts != {"s3:PutObject": "allowed", "s3:GetObject": "AccessDenied"}:
+            raise RuntimeError(
+                f"moto {importlib.metadata.version('moto')} does not authorize CreateMultipartUpload as AWS does "
+                f"(s3:PutObject required): a user holding only s3:PutObject was {verdicts['s3:PutObject']}, one holding "
+                f"only s3:GetObject {verdicts['s3:GetObject']}; it cannot stand in for IAM "
+                f"(requirements/constraints.txt holds moto back for this)")
 
     def reset(self) -> None:
         """Forget every bucket, object, user and key."""
