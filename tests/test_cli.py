@@ -83,7 +83,8 @@ def test_failure_summary_goes_to_the_termination_log(pg18: Cluster, bindir18: Pa
     assert message["ok"] is False and "databases" not in message  # nothing started: no counts to give
     # A destination of its own: the first run may have stored this database in this same second.
     env.update(BACKUP_DATABASES=dbname, BACKUP_DESTINATION=f"file://{tmp_path}/c")
-    assert run_pgbackup(env).returncode == 0
+    succeeded = run_pgbackup(env)
+    assert succeeded.returncode == 0, succeeded.stdout + succeeded.stderr
     message = json.loads(log.read_text())  # success is written too: the operator's metrics read it
     assert message["ok"] is True and message["summary"].startswith("2 backups succeeded:")
 
