@@ -1,8 +1,18 @@
-"""The storage a command works on: ``settings.DESTINATION``, opened with its S3 options."""
+"""What a command works on and whom it trusts: ``settings.DESTINATION`` opened with its S3
+options, the backup job's signing key, and the catalog read with the public keys configured.
+
+The keys are read once per command here, so every command judges signatures the same way:
+the public keys of ``BACKUP_SIGNING_PUBLIC_KEYS``, and the public half of
+``BACKUP_SIGNING_KEY_FILE`` when the process holds it (a run then trusts its own signatures
+without the public key being configured twice).
+"""
 
 from __future__ import annotations
 
-from ..core.settings import Settings
+from ..core.errors import ConfigError
+from ..core.settings import SIGNING_KEY_FILE, Settings
+from ..core.signing import SigningKey, Trust
+from ..pipeline.catalog import Catalog, Reading, load_catalog
 from ..storage import LocalStorage, S3Storage, Storage
 
 
@@ -12,3 +22,30 @@ def open_destination(settings: Settings) -> Storage:
         return S3Storage(destination.bucket, settings.s3, settings.upload_concurrency)
     assert destination.directory is not None
     return LocalStorage(destination.directory)
+
+
+def open_signer(settings: Settings) -> SigningKey | None:
+    """The backup job's private key, or None when none is configured; ``ConfigError`` when its
+    file cannot be used (never showing its contents)."""
+    if settings.signing_key is None:
+        return None
+    try:
+        return SigningKey.load(settings.signing_key, SIGNING_KEY_FILE.name)
+    except ValueError as exc:
+        raise ConfigError(f"configuration error: {exc}") from None
+
+
+def trust(settings: Settings, signer: SigningKey | None = None) -> Trust:
+    keys = dict.fromkeys(settings.public_keys)
+    if signer is not None:
+        keys.setdefault(signer.public)
+    return Trust(tuple(keys))
+
+
+def reading(settings: Settings, signer: SigningKey | None = None) -> Reading:
+    return Reading.of(settings, trust(settings, signer))
+
+
+def open_catalog(settings: Settings, storage: Storage, signer: SigningKey | None = None) -> Catalog:
+    """The backups under the destination's prefix, judged with the configured keys."""
+    return load_catalog(storage, settings.destination.prefix, reading(settings, signer))

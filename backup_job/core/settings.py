@@ -47,7 +47,7 @@ from . import dumpoptions
 from .cron import validate_expression
 from .errors import ConfigError
 from .retention import RetentionPolicy
-from . import keys
+from . import keys, signing
 from .runkey import EXAMPLE_RUN_ID, format_run_timestamp, parse_run_id, parse_run_timestamp, scheduled_minute
 from .shard import Shard, parse_shard
 from .schema import (Invalid, Secret, Variable, boolean, choice, duration, format_boolean, format_number,
@@ -266,6 +266,38 @@ DECRYPT_IDENTITY_PATH = Variable("BACKUP_DECRYPT_IDENTITY_PATH", _optional_path,
                                  format=_optional)
 
 
+# --- signed manifests and what a reader trusts (``core.signing``) ----------------------------
+SIGNING_KEY_FILE = Variable("BACKUP_SIGNING_KEY_FILE", _optional_path,
+                            "The backup job's ed25519 private key (PEM, from `pgbackup keygen`): every manifest it "
+                            "writes is signed with it. Only `run` reads it; without it, backups are unsigned and "
+                            "whoever can write the bucket is trusted like the database superuser.",
+                            example="/run/secrets/pgbackup-signing.pem", format=_optional)
+SIGNING_PUBLIC_KEYS = Variable("BACKUP_SIGNING_PUBLIC_KEYS", signing.parse_public_keys,
+                               "Public keys (`ed25519:...`, commas or newlines) whose signatures `list`, `prune`, "
+                               "`verify` and `restore` accept; several at once for rotation. Set, unsigned backups "
+                               "are never picked as latest, never kept by retention and restored only with "
+                               "`--allow-unsigned`.", example="ed25519:" + "A" * 43 + "=",
+                               shown_default="none (no signatures checked)", file_form=True,
+                               format=signing.format_public_keys)
+CLOCK_SKEW = Variable("BACKUP_CLOCK_SKEW", duration,
+                      "How far a backup's timestamp may lie ahead of now, and of when its manifest was stored, "
+                      "before it is *suspect* (listed, never latest, never kept or deleted by retention).",
+                      default="15m", example="5m")
+MANIFEST_LIMIT_MB = Variable("BACKUP_MANIFEST_LIMIT_MB", integer(1, 1024),
+                             "The largest manifest read, in MiB (the default holds 100,000 tables and the block "
+                             "digests of a 1 TiB dump); a larger one marks its backup damaged.",
+                             default="16", example="64")
+VERIFY_ON_BACKUP_SERVER = Variable("BACKUP_VERIFY_ON_BACKUP_SERVER", boolean,
+                                   "Let `pgbackup verify` drill on the server the backups come from. Off, the "
+                                   "drill needs a separate scratch server (see Restore drills), because "
+                                   "restoring a database runs its owners' functions with the drill's rights, next "
+                                   "to every other database of the server.", default="false", example="true",
+                                   format=format_boolean)
+GLOBALS_LIMIT_MB = Variable("BACKUP_GLOBALS_LIMIT_MB", integer(1, 65536),
+                            "The most globals (roles and tablespaces) `restore --globals` holds once decompressed, "
+                            "in MiB.", default="256", example="1024")
+
+
 # --- where outcomes go besides the log (``backup_job.report``) ------------------------------
 def _urls(value: str) -> tuple[str, ...]:
     urls = tuple(value.split())
@@ -463,6 +495,8 @@ JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION, COMPRESSION_LEVEL
        PART_SIZE_MB, PROGRESS_INTERVAL, GLOBALS, RETENTION, SHRINK_ALARM, TERMINATION_LOG, LOG_LEVEL, LOG_FORMAT)
 SCHEDULE_VARIABLES = (SCHEDULE, CRONTAB, RUN_ON_START, VERIFY_SCHEDULE, SUPERCRONIC)
 ENCRYPTION = (ENCRYPT_RECIPIENTS, DECRYPT_IDENTITY_PATH)
+TRUST = (SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, CLOCK_SKEW, VERIFY_ON_BACKUP_SERVER, MANIFEST_LIMIT_MB,
+         GLOBALS_LIMIT_MB)
 REPORT = (NOTIFY_URLS, NOTIFY_ON, HEALTHCHECK_URL, METRICS_TEXTFILE, METRICS_PUSHGATEWAY_URL, NOTIFY_TIMEOUT)
 OPERATOR = (OPERATOR_NAMESPACES, OPERATOR_IMAGE, OPERATOR_LIVENESS, OPERATOR_METRICS_PORT, OPERATOR_FRESHNESS_INTERVAL,
             OPERATOR_LOG_FORMAT)
@@ -471,7 +505,7 @@ SCRATCH = SCRATCH_SERVER.variables()
 S3 = (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3,
       AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, AWS_REQUEST_CHECKSUM_CALCULATION, AWS_RESPONSE_CHECKSUM_VALIDATION)
 GROUPS: dict[str, tuple[Variable[Any], ...]] = {
-    "schedule": SCHEDULE_VARIABLES, "job": JOB, "encryption": ENCRYPTION, "report": REPORT, "postgres": POSTGRES, "scratch": SCRATCH, "s3": S3,
+    "schedule": SCHEDULE_VARIABLES, "job": JOB, "encryption": ENCRYPTION, "trust": TRUST, "report": REPORT, "postgres": POSTGRES, "scratch": SCRATCH, "s3": S3,
     "operator": OPERATOR}
 ALL: tuple[Variable[Any], ...] = tuple(variable for group in GROUPS.values() for variable in group)
 BY_NAME = {variable.name: variable for variable in ALL}
@@ -538,6 +572,12 @@ class Settings:
     run_timestamp: datetime | None = None  # the run's key moment when given (core.runkey)
     job_name: str | None = None  # the Kubernetes Job's name: its scheduled minute, if a CronJob's
     run_id: str | None = None  # None: a random id per run
+    signing_key: Path | None = None  # the private key's file; read when a run starts
+    public_keys: tuple[signing.PublicKey, ...] = ()  # whose signatures list/prune/verify/restore accept
+    clock_skew: int = 900  # seconds
+    manifest_limit: int = 16 * MIB  # bytes
+    globals_limit: int = 256 * MIB  # bytes, decompressed
+    verify_on_backup_server: bool = False  # drills may run on the backed-up server itself
 
     def secrets(self) -> list[str]:
         """Every secret value this run knows, for the log redaction filter (each notification
@@ -618,7 +658,9 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         report=_report(env),
         encrypt_to=ENCRYPT_RECIPIENTS.read(env), decrypt_identity=DECRYPT_IDENTITY_PATH.read(env),
         shard=SHARD.read(env), run_timestamp=RUN_TIMESTAMP.read(env), job_name=JOB_NAME.read(env),
-        run_id=RUN_ID.read(env),
+        run_id=RUN_ID.read(env), signing_key=SIGNING_KEY_FILE.read(env), public_keys=SIGNING_PUBLIC_KEYS.read(env),
+        clock_skew=CLOCK_SKEW.read(env), manifest_limit=MANIFEST_LIMIT_MB.read(env) * MIB,
+        globals_limit=GLOBALS_LIMIT_MB.read(env) * MIB, verify_on_backup_server=VERIFY_ON_BACKUP_SERVER.read(env),
     )
 
 
