@@ -77,6 +77,10 @@ class NotFoundError(StorageError):
     """An object (or a backup, or a database) that was asked for does not exist."""
 
 
+class ChangedError(StorageError):
+    """An object was replaced between two reads that had to see the same bytes."""
+
+
 class RestoreError(DatabaseError):
     """A restore or a verify drill of one database failed; nothing was committed."""
 

@@ -25,15 +25,39 @@ What later commands rely on, beyond the object's identity:
   sealed backup's manifest has ``format_version`` 2, so a pgbackup from before encryption
   lists it as unknown (never deletes it, never mistakes it for gzip).
 
+- ``block_bytes`` and ``block_sha256``: the sha256 of every ``block_bytes`` block of the stored
+  object, concatenated and base64-encoded, so restore and verify check each block before any
+  of its bytes go on (``pipeline.load``); a manifest without them (written before they existed)
+  is read in two passes instead;
+- ``sealed_database_properties``: for a sealed backup, ``database_properties`` sealed with age
+  to the same recipients (settings, role settings and comments can hold secrets); the plain
+  field is then empty;
+- ``loads_as_owner``: the dump puts ``SET SESSION AUTHORIZATION <owner>`` before each object
+  and its data, so restoring it runs an owner's functions (constraints, defaults, index
+  expressions) with that owner's rights, not the restoring superuser's;
+- ``server_system_identifier``: the backed-up cluster's ``system_identifier``, so a restore
+  drill can tell that a scratch server is not that server;
+- ``signature``: ed25519 over the rest of the manifest (``core.signing``), when the job holds
+  a signing key.
+
+Everything read back is hostile until checked: ``parse`` refuses duplicate keys and any field
+of the wrong type or shape with a ``ValueError`` naming the field, so one bad manifest marks
+one backup damaged and stops nothing else. ``slim`` drops what only restore and verify need
+(row counts, block digests), which a listing of many large manifests must not hold.
+
 ``RunFacts`` holds what every manifest of one run shares and builds each manifest from what
 the stream measured (``StreamFacts``); ``shrink_alarm`` decides the alarm field.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
+import re
 import secrets
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -82,6 +106,13 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     tool: str = "pgbackup"
     tool_version: str = __version__
+    block_bytes: int = 0  # 0: no block digests (a manifest from before they existed)
+    block_sha256: str = ""  # base64 of the concatenated sha256 of every block of the stored object
+    sealed_database_properties: str | None = None  # base64 of the age-sealed JSON, for a sealed backup
+    loads_as_owner: bool = False  # the dump sets each object's owner as session user (restore runs no
+    # owner's code with the restoring role's rights); false for dumps from before that, or --no-owner
+    server_system_identifier: str = ""  # the backed-up cluster's (verify refuses to drill on it); "" unknown
+    signature: dict[str, str] | None = None  # core.signing, over everything else
 
     @property
     def encrypted(self) -> bool:
@@ -91,29 +122,238 @@ class Manifest:
     def recipients(self) -> list[str]:
         return list((self.encryption or {}).get("recipients") or [])
 
+    @property
+    def blocks(self) -> list[bytes]:
+        """The sha256 of each block of the stored object, in order (empty: not recorded)."""
+        raw = base64.b64decode(self.block_sha256)
+        return [raw[i:i + 32] for i in range(0, len(raw), 32)]
+
+    @property
+    def tables(self) -> int:
+        return len(self.row_counts)
+
+    def values(self) -> dict[str, Any]:
+        return asdict(self)
+
     def to_json(self) -> bytes:
-        return (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode("utf-8")
+        return (json.dumps(self.values(), indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes) -> "Manifest":
         """Parse a manifest; ``ValueError`` for anything that is not one of ours."""
-        try:
-            values = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not JSON: {exc}") from exc
-        if not isinstance(values, dict) or values.get("tool") != "pgbackup":
+        return cls.from_values(parse(data))
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> "Manifest":
+        """A manifest from checked JSON values (``parse``); fields it does not know are left out."""
+        if values.get("tool") != "pgbackup":
             raise NotUnderstood("not a pgbackup manifest")
-        if int(values.get("format_version", 0)) > UNDERSTOOD_VERSION:
+        version = values.get("format_version", 0)
+        if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < 1000:
+            raise ValueError("field format_version: not a small whole number")
+        if version > UNDERSTOOD_VERSION:
             raise NotUnderstood(
-                f"manifest format {values.get('format_version')} is newer than this pgbackup "
-                f"understands ({UNDERSTOOD_VERSION}); upgrade pgbackup"
+                f"manifest format {version} is newer than this pgbackup understands ({UNDERSTOOD_VERSION}); "
+                "upgrade pgbackup"
             )
-        known = {name for name in cls.__dataclass_fields__}
         missing = [name for name, spec in cls.__dataclass_fields__.items()
                    if name not in values and spec.default is MISSING and spec.default_factory is MISSING]
         if missing:
             raise ValueError(f"manifest lacks {', '.join(missing)}")
-        return cls(**{k: v for k, v in values.items() if k in known})
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        for name, value in known.items():
+            _FIELDS[name](name, value)
+        manifest = cls(**known)
+        _check_blocks(manifest)
+        return manifest
+
+    def slim(self) -> "Manifest":
+        """This manifest without what only restore and verify read (row counts, block digests),
+        which a listing of many large manifests must not hold."""
+        return replace(self, row_counts={}, block_sha256="")
+
+
+MAX_JSON_DEPTH = 8
+
+
+def parse(data: bytes) -> dict[str, Any]:
+    """Checked JSON of a manifest: an object, no duplicate keys, no NaN, no deep nesting."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key, value in items:
+            if key in found:
+                raise ValueError(f"key {key[:40]!r} appears twice")
+            found[key] = value
+        return found
+
+    def constant(name: str) -> float:
+        raise ValueError(f"{name} is not a number a manifest holds")
+
+    try:
+        values = json.loads(data, object_pairs_hook=pairs, parse_constant=constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"not JSON: {str(exc)[:200]}") from None
+    except ValueError as exc:
+        raise ValueError(f"not a manifest: {str(exc)[:200]}") from None
+    if not isinstance(values, dict):
+        raise ValueError("not a JSON object")
+    if _depth(values) > MAX_JSON_DEPTH:
+        raise ValueError("nested deeper than a manifest is")
+    return values
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+# --- the shape of every field, checked before a value is used --------------------------------
+MAX_INT = 2**63 - 1
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+# A table as pg_dump writes it in a COPY header (pg.copycount): schema.table, each part plain or
+# double-quoted with "" escapes.
+TABLE_NAME = re.compile(r'(?:"(?:[^"]|"")*"|[^" .(]+)(?:\.(?:"(?:[^"]|"")*"|[^" .(]+))?')
+MAX_TABLE_NAME = 1024
+MAX_BLOCK_BYTES = 1024 * 1024 * 1024
+
+
+def _fail(name: str, why: str) -> None:
+    raise ValueError(f"field {name}: {why}")
+
+
+def _text(limit: int = 4096) -> Any:
+    def check(name: str, value: Any) -> None:
+        if not isinstance(value, str):
+            _fail(name, "not a string")
+        if len(value) > limit:
+            _fail(name, f"longer than {limit} characters")
+    return check
+
+
+def _count(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
+        _fail(name, "not a whole number from 0 to 2^63-1")
+
+
+def _seconds(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        _fail(name, "not a number of seconds")
+
+
+def _sha256(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+        _fail(name, "not a sha256 in hex")
+
+
+def _optional_bool(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        _fail(name, "not true, false or null")
+
+
+def _words(name: str, value: Any) -> None:
+    if not isinstance(value, list) or len(value) > 1000 or not all(isinstance(w, str) and len(w) <= 4096 for w in value):
+        _fail(name, "not a list of strings")
+
+
+def _row_counts(name: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        _fail(name, "not an object")
+    for table, rows in value.items():
+        if len(table) > MAX_TABLE_NAME or not TABLE_NAME.fullmatch(table):
+            _fail(name, f"{table[:60]!r} is not a table name as pg_dump writes one")
+        if not isinstance(rows, int) or isinstance(rows, bool) or not 0 <= rows <= MAX_INT:
+            _fail(name, f"{table[:60]!r} has no row count")
+
+
+def _json_object(name: str, value: Any) -> None:
+    """An object or null whose members are plain JSON (its users check their own keys)."""
+    if value is not None and not isinstance(value, dict):
+        _fail(name, "not an object or null")
+
+
+def _shrink(name: str, value: Any) -> None:
+    _json_object(name, value)
+    if value is None:
+        return
+    if not isinstance(value.get("previous_timestamp"), str) or len(value["previous_timestamp"]) > 32:
+        _fail(name, "previous_timestamp is not a timestamp")
+    for number in ("previous_compressed_bytes", "previous_raw_bytes"):
+        if number in value:
+            _count(f"{name}.{number}", value[number])
+    fraction = value.get("fraction")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        _fail(name, "fraction is not from 0 to 1")
+
+
+def _encryption(name: str, value: Any) -> None:
+    _json_object(name, value)
+    if value is None:
+        return
+    if not isinstance(value.get("format"), str):
+        _fail(name, "format is not a string")
+    recipients = value.get("recipients", [])
+    if not isinstance(recipients, list) or len(recipients) > 1000 or \
+            not all(isinstance(r, str) and len(r) <= 16384 for r in recipients):
+        _fail(name, "recipients is not a list of keys")
+
+
+def _signature(name: str, value: Any) -> None:
+    _json_object(name, value)  # its contents are core.signing's to judge
+
+
+def _choice(*allowed: str) -> Any:
+    def check(name: str, value: Any) -> None:
+        if value not in allowed:
+            _fail(name, f"not one of {', '.join(allowed)}")
+    return check
+
+
+def _version_field(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        _fail(name, "not a whole number")
+
+
+def _base64(name: str, value: Any) -> None:
+    if value is None and name == "sealed_database_properties":
+        return
+    if not isinstance(value, str):
+        _fail(name, "not a string")
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        _fail(name, "not base64")
+
+
+_FIELDS: dict[str, Any] = {
+    "database": _text(1024), "key": _text(4096), "run_timestamp": _text(32), "raw_bytes": _count,
+    "compressed_bytes": _count, "sha256": _sha256, "parts": _count, "pg_dump_version": _text(64),
+    "server_version": _text(64), "started_at": _text(64), "finished_at": _text(64),
+    "duration_seconds": _seconds, "compression_level": _count, "pg_dump_options": _words,
+    "kind": _choice("database", "globals"), "row_counts": _row_counts, "database_properties": _json_object,
+    "role_passwords": _optional_bool, "shrink_alarm": _shrink, "run_id": _text(128), "attempt": _text(128),
+    "format": _text(32), "compression": _text(32), "compression_engine": _json_object,
+    "encryption": _encryption, "format_version": _version_field, "tool": _text(32), "tool_version": _text(64),
+    "block_bytes": _count, "block_sha256": _base64, "sealed_database_properties": _base64,
+    "loads_as_owner": _optional_bool, "server_system_identifier": _text(32), "signature": _signature,
+}
+
+
+def _check_blocks(manifest: Manifest) -> None:
+    """The block digests, when recorded, cover the whole object: one per block, none more."""
+    if manifest.block_bytes == 0:
+        if manifest.block_sha256:
+            _fail("block_sha256", "given without block_bytes")
+        return
+    if not 4096 <= manifest.block_bytes <= MAX_BLOCK_BYTES:
+        _fail("block_bytes", f"not from 4096 to {MAX_BLOCK_BYTES}")
+    if not manifest.block_sha256:
+        return  # slimmed by a catalog, or a read that needs no blocks
+    expected = max(1, -(-manifest.compressed_bytes // manifest.block_bytes))
+    if len(base64.b64decode(manifest.block_sha256)) != 32 * expected:
+        _fail("block_sha256", f"does not hold one sha256 per block ({expected} blocks)")
 
 
 def isoformat(moment: datetime) -> str:
@@ -128,6 +368,8 @@ class StreamFacts(Protocol):
     parts: int
     sha256: str
     seconds: float
+    block_bytes: int
+    blocks: list[bytes] | None
 
 
 def shrink_alarm(fraction: float, previous: Manifest | None, size: int, raw_bytes: int = 0,
@@ -159,6 +401,8 @@ class RunFacts:
     compression_level: int
     pg_dump_options: tuple[str, ...]
     recipients: tuple[str, ...] = ()  # age recipients the objects are sealed to; empty: not sealed
+    loads_as_owner: bool = False  # pg_dump ran with --use-set-session-authorization and owners kept
+    server_system_identifier: str = ""  # pg_control_system()'s, when the role may read it
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
     # Drawn anew by every process, also when ``run_id`` is given (BACKUP_RUN_ID): two attempts
     # of one run (a retried pod) share the run id, never the attempt, so neither can take the
@@ -168,10 +412,12 @@ class RunFacts:
     def manifest(
         self, database: str, key: str, stream: StreamFacts, *, started_at: datetime, finished_at: datetime,
         row_counts: dict[str, int], properties: dict[str, Any] | None, role_passwords: bool | None,
-        shrink: dict[str, Any] | None, engine: dict[str, Any] | None = None,
+        shrink: dict[str, Any] | None, engine: dict[str, Any] | None = None, sealed_properties: str | None = None,
     ) -> Manifest:
-        """The manifest of one finished object of this run."""
+        """The manifest of one finished object of this run. For a sealed backup the caller passes
+        the properties sealed (``sealed_properties``) and none in the clear."""
         globals_object = database == GLOBALS
+        blocks = stream.blocks or []
         return Manifest(
             database=database, key=key, run_timestamp=self.run_timestamp,
             raw_bytes=stream.raw_bytes, compressed_bytes=stream.compressed_bytes, sha256=stream.sha256,
@@ -185,4 +431,9 @@ class RunFacts:
             compression=self.compression, compression_engine=engine,
             encryption={"format": "age", "recipients": list(self.recipients)} if self.recipients else None,
             format_version=SEALED_FORMAT_VERSION if self.recipients else FORMAT_VERSION,
+            block_bytes=stream.block_bytes if blocks else 0,
+            block_sha256=base64.b64encode(b"".join(blocks)).decode("ascii"),
+            sealed_database_properties=sealed_properties,
+            loads_as_owner=self.loads_as_owner and not globals_object,
+            server_system_identifier=self.server_system_identifier,
         )

@@ -30,9 +30,11 @@ without overwriting, so that database fails; another run's objects are the usual
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,12 +43,14 @@ from ..core.errors import BackupExistsError, NotFoundError, StorageError, Unconf
 from ..core.layout import backup_keys, display_name
 from ..core.manifest import Manifest, RunFacts, shrink_alarm
 from ..core.settings import DATABASE_TIMEOUT, Settings
+from ..core.signing import SigningKey
 from ..pg.copycount import CopyRowCounter
 from ..pg.dump import PgDump
 from ..storage.base import Storage, Upload
 from .catalog import MANIFEST_LIMIT
 from .compress import CONTENT_TYPES, open_compressor
 from .cpushare import CpuShare
+from .seal import seal_bytes
 from .stream import Progress, StreamStats, stream_backup
 
 log = logs.get("run")
@@ -84,10 +88,11 @@ class BackupRun:
     """The writer of one run's backups: each source becomes a dump object, then its manifest."""
 
     def __init__(self, settings: Settings, storage: Storage, facts: RunFacts, cpus: CpuShare | None = None,
-                 listed: frozenset[str] | None = None) -> None:
+                 listed: frozenset[str] | None = None, signer: SigningKey | None = None) -> None:
         self.settings = settings
         self.storage = storage
         self.facts = facts
+        self.signer = signer  # signs every manifest (core.signing); None: unsigned
         # The keys a listing at the start of the run found: what is there already is known
         # without a HEAD per object (None: not listed, so ask). Both only catch a clash early;
         # the conditional writes settle a run that writes the same key meanwhile.
@@ -147,10 +152,7 @@ class BackupRun:
             stats = self._stream(source, dump_key, progress, counter)
         shrink = shrink_alarm(self.settings.shrink_alarm, source.previous, stats.compressed_bytes, stats.raw_bytes,
                               self.settings.compression.format)
-        manifest = self.facts.manifest(
-            source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
-            row_counts=counter.counts, properties=source.properties, role_passwords=source.role_passwords,
-            shrink=shrink, engine=stats.engine)
+        manifest = self._manifest(source, dump_key, stats, started_at, counter, shrink)
         # No clean-up if this fails: the manifest may have been written although the answer
         # was lost, and then the dump is a complete backup. A dump left without its manifest
         # is an incomplete leftover that retention removes after a day.
@@ -161,6 +163,23 @@ class BackupRun:
                                    hint=exc.hint) from exc
         shrunk = self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
         return Stored(dump_key, stats, shrunk)
+
+    def _manifest(self, source: Source, dump_key: str, stats: StreamStats, started_at: datetime,
+                  counter: CopyRowCounter, shrink: dict[str, Any] | None) -> Manifest:
+        """The manifest of a finished stream: the database properties sealed like the dump when
+        it is sealed, and signed when the run holds a signing key."""
+        properties, sealed = source.properties, None
+        if self.settings.encrypt_to and properties is not None:
+            sealed = base64.b64encode(seal_bytes(json.dumps(properties, sort_keys=True).encode(),
+                                                 self.settings.encrypt_to)).decode("ascii")
+            properties = None
+        manifest = self.facts.manifest(
+            source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
+            row_counts=counter.counts, properties=properties, role_passwords=source.role_passwords,
+            shrink=shrink, engine=stats.engine, sealed_properties=sealed)
+        if self.signer is not None:
+            manifest = replace(manifest, signature=self.signer.sign(manifest.values()))
+        return manifest
 
     def _exists(self, key: str) -> bool:
         return key in self.listed if self.listed is not None else self.storage.exists(key)

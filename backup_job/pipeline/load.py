@@ -1,18 +1,32 @@
-"""The byte path back: storage -> sha256 check -> (age) -> gunzip or unzstd -> psql, in one transaction.
+"""The byte path back: storage -> each block checked -> (age) -> gunzip or unzstd -> psql, in one transaction.
 
 Read this module to follow a restored byte::
 
     Storage.read(key)        1 MiB chunks of the stored object
-      -> sha256, size        over the stored bytes, compared with the manifest at the end
+      -> CheckedRead         gathered into blocks of the manifest's ``block_bytes``; each
+                             block's sha256 must equal the manifest's before any byte of it
+                             goes on (a manifest without block digests: one hashing pass over
+                             the whole object first, then a second read pinned to the same
+                             version of it)
+      -> sha256, size        over the stored bytes, compared with the manifest at the end too
       (-> decrypt            age, for a sealed backup, with the identity (``unseal``))
       -> Decompressor        gzip or zstd, as the manifest says (``decompress``); bounded
                              output per step, so a very compressible chunk cannot balloon memory
-      -> Psql.write          psql's stdin (``pg.psql``); ON_ERROR_STOP inside BEGIN
+      -> Psql.write_dump     psql's stdin (``pg.psql``), restricted: no meta-command of the
+                             dump runs; ON_ERROR_STOP inside BEGIN
     then, only when the whole object was read and matched its manifest:
       Psql.commit()          COMMIT, and psql must exit 0
 
+So nothing a bucket writer changed reaches the decompressor, age, psql or the server: a
+changed byte stops the restore at its block, before the block is used, and psql is never sent
+COMMIT. Whether the manifest itself is ours is the catalog's judgement (signatures,
+``core.signing``); this module makes the object agree with it. Why blocks and not a whole
+first pass: one read of the object (the second pass doubles the bytes fetched and needs a
+version to pin to), no local copy, and memory of one block (16 MiB by default).
+
 ``load_backup`` runs that path for one backup; ``read_verified`` is the checked read alone
-(verify also uses it for the globals, which are checked but loaded nowhere).
+(verify also uses it for the globals, which are checked but loaded nowhere, and restore for
+the globals, which are loaded only once read whole).
 
 On a checksum mismatch, a broken compressed stream, a psql error or an interruption, psql is never
 sent COMMIT: it is stopped and the server rolls the transaction back, so the target holds
@@ -24,7 +38,7 @@ happened to cause.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..core import logs
@@ -34,8 +48,8 @@ from ..core.manifest import Manifest
 from ..pg.databases import CLEAN_SQL
 from ..pg.psql import Psql
 from ..pg.target import Target
-from ..storage.base import Storage
-from .catalog import Backup
+from ..storage.base import READ_CHUNK, Storage
+from .catalog import Backup, Catalog
 from .decompress import open_decompressor
 from .progress import ProgressReporter
 from .unseal import Keyring, decrypt
@@ -51,12 +65,81 @@ class ReadStats:
     raw_bytes: int = 0
 
 
+def _changed(manifest: Manifest, what: str) -> ChecksumError:
+    return ChecksumError(f"{what} of {manifest.key} does not match its manifest; the object was changed or "
+                         "damaged after the backup, and nothing of it was used")
+
+
+class CheckedRead:
+    """The stored object's bytes, each block proven against the manifest before it is handed on.
+    ``error`` keeps the mismatch, also when a consumer (age) turned it into its own error."""
+
+    def __init__(self, storage: Storage, manifest: Manifest) -> None:
+        self.storage = storage
+        self.manifest = manifest
+        self.error: ChecksumError | None = None
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            if self.manifest.block_bytes and self.manifest.block_sha256:
+                yield from self._blocks()
+            else:
+                yield from self._two_passes()
+        except ChecksumError as exc:
+            self.error = exc
+            raise
+
+    def _blocks(self) -> Iterator[bytes]:
+        manifest = self.manifest
+        expected = manifest.blocks
+        size = manifest.block_bytes
+        block = bytearray()
+        index = 0
+        for chunk in self.storage.read(manifest.key):
+            view = memoryview(chunk)
+            while view:
+                take = min(size - len(block), len(view))
+                block += view[:take]
+                view = view[take:]
+                if len(block) == size:
+                    yield from self._checked(block, index, expected)
+                    block.clear()
+                    index += 1
+        if block or index == 0:
+            yield from self._checked(block, index, expected)
+            index += 1
+        if index != len(expected):
+            raise _changed(manifest, f"the length ({index} blocks, the manifest has {len(expected)})")
+
+    def _checked(self, block: bytearray, index: int, expected: list[bytes]) -> Iterator[bytes]:
+        if index >= len(expected) or hashlib.sha256(block).digest() != expected[index]:
+            raise _changed(self.manifest, f"block {index + 1}" if index < len(expected) else "the length")
+        data = bytes(block)
+        for start in range(0, len(data), READ_CHUNK):
+            yield data[start:start + READ_CHUNK]
+
+    def _two_passes(self) -> Iterator[bytes]:
+        """A manifest from before block digests: hash the whole object, then read that same
+        version again (an object replaced in between fails the second read)."""
+        manifest = self.manifest
+        version = self.storage.version(manifest.key)
+        hasher, size = hashlib.sha256(), 0
+        for chunk in self.storage.read(manifest.key, version=version):
+            hasher.update(chunk)
+            size += len(chunk)
+            if size > manifest.compressed_bytes:
+                break
+        if size != manifest.compressed_bytes or hasher.hexdigest() != manifest.sha256:
+            raise _changed(manifest, "the object")
+        yield from self.storage.read(manifest.key, version=version)
+
+
 def read_verified(
-    chunks: Iterable[bytes], manifest: Manifest, sink: Callable[[bytes], None], stats: ReadStats | None = None,
+    storage: Storage, manifest: Manifest, sink: Callable[[bytes], None], stats: ReadStats | None = None,
     keyring: Keyring | None = None,
 ) -> ReadStats:
-    """Feed the decompressed (and, when sealed, decrypted) object to ``sink`` and check it
-    against ``manifest``.
+    """Feed the decompressed (and, when sealed, decrypted) object to ``sink``, each block checked
+    against ``manifest`` before it is used.
 
     Raises ``ChecksumError`` when the stored bytes differ from the manifest (even when the
     sink, the decryption or the decompressor failed first), else the first error of those.
@@ -64,10 +147,11 @@ def read_verified(
     stats = stats or ReadStats()
     hasher = hashlib.sha256()
     inflater = open_decompressor(manifest.compression)
+    reader = CheckedRead(storage, manifest)
     failure: Exception | None = None
 
     def stored() -> Iterator[bytes]:
-        for chunk in chunks:
+        for chunk in reader.chunks():
             hasher.update(chunk)
             stats.compressed_bytes += len(chunk)
             yield chunk
@@ -90,10 +174,12 @@ def read_verified(
         except DecryptionError as exc:
             failure = failure or exc
         for _ in source:
-            pass  # the rest still counts for the checksum
+            pass  # the rest still counts for the checksum (a block that failed ended the read)
     else:
         for chunk in source:
             inflate(chunk)
+    if reader.error is not None:  # age reports a failed read as its own error
+        raise reader.error
     digest = hasher.hexdigest()
     if stats.compressed_bytes != manifest.compressed_bytes or digest != manifest.sha256:
         raise ChecksumError(
@@ -108,14 +194,13 @@ def read_verified(
 
 
 def load_backup(
-    storage: Storage, backup: Backup, psql_path: str, target: Target, database: str, *, clean: bool,
+    catalog: Catalog, backup: Backup, psql_path: str, target: Target, database: str, *, clean: bool,
     keyring: Keyring | None = None,
 ) -> ReadStats:
     """Stream one backup into ``database`` inside one transaction; COMMIT only when verified.
 
     With ``clean``, the transaction first drops the target's old contents (``CLEAN_SQL``)."""
-    assert backup.manifest is not None
-    manifest = backup.manifest
+    manifest = catalog.details(backup)
     name = display_name(backup.database)
     read = ReadStats()
 
@@ -129,7 +214,8 @@ def load_backup(
         if clean:
             psql.write(CLEAN_SQL.encode())
         with ProgressReporter(progress, 30):
-            read_verified(storage.read(manifest.key), manifest, psql.write, read, keyring)
+            read_verified(catalog.storage, manifest, psql.write_dump, read, keyring)
+        psql.finish_dump()
         psql.commit()
     except BaseException:
         psql.abort()

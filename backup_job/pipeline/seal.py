@@ -120,3 +120,10 @@ class Sealer:
             self._sink.abandoned = True
             self._pieces.put(None)
             self._thread.join()
+
+
+def seal_bytes(data: bytes, recipients: tuple[str, ...]) -> bytes:
+    """``data`` sealed with age to ``recipients`` in one piece (a manifest's database properties)."""
+    import pyrage
+
+    return bytes(pyrage.encrypt(data, keys.recipients(recipients)))

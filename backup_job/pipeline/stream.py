@@ -6,7 +6,8 @@ Read this module to follow a byte::
       (-> Sidecar            the COPY row counter sees each chunk on its own thread)
       -> Compressor          gzip in 1 MiB blocks on a thread pool, or zstd (``compress``)
       (-> Sealer             age encryption to the recipients, when configured (``seal``))
-      -> PartBuffer          cut into parts of exactly part_size(n) bytes; sha256 over all
+      -> PartBuffer          cut into parts of exactly part_size(n) bytes; sha256 over all,
+                             and over each BLOCK_BYTES block (restore checks each before use)
       -> Upload.send_part    at most `concurrency` parts in flight (blocks when full)
     then, and only if every stage succeeded:
       PgDump.finish()        exit status 0 and output produced, else DumpError
@@ -46,6 +47,12 @@ from .seal import Sealer
 from .sidecar import Sidecar
 
 
+# The stored object is hashed in blocks of this size as well as whole: restore and verify
+# hold one block, check it against the manifest and only then pass it on. 16 MiB keeps the
+# digests of a 1 TiB object at 2 MiB (65,536 blocks) and what a restore holds at one block.
+BLOCK_BYTES = 16 * 1024 * 1024
+
+
 @dataclass
 class StreamStats:
     """What one streamed backup measured."""
@@ -54,6 +61,8 @@ class StreamStats:
     compressed_bytes: int = 0
     parts: int = 0
     sha256: str = ""
+    block_bytes: int = BLOCK_BYTES
+    blocks: list[bytes] | None = None  # the sha256 of each block of the stored object
     seconds: float = 0.0
     waiting_on: str = "the database"  # what the byte path is blocked on when it does not move
     engine: dict[str, Any] | None = None  # what compressed it (library, its level, threads)
@@ -72,6 +81,7 @@ class PartBuffer:
         self.pieces: list[bytes] = []
         self.pending = 0  # bytes in pieces
         self.hasher = hashlib.sha256()
+        self.blocks = BlockHasher(BLOCK_BYTES)
         self.sent_parts = 0
         self.total = 0
 
@@ -79,6 +89,7 @@ class PartBuffer:
         if not data:
             return
         self.hasher.update(data)
+        self.blocks.update(data)
         self.total += len(data)
         self.pieces.append(data)
         self.pending += len(data)
@@ -100,6 +111,34 @@ class PartBuffer:
         """Send the last, possibly short, part (S3 allows that for the final part only)."""
         if self.pending or self.sent_parts == 0:
             self._send(self.pending)
+
+
+class BlockHasher:
+    """The sha256 of each ``size``-byte block of a stream (the last one may be short; an empty
+    stream has one empty block)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.digests: list[bytes] = []
+        self._current = hashlib.sha256()
+        self._filled = 0
+
+    def update(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            take = min(self.size - self._filled, len(view))
+            self._current.update(view[:take])
+            self._filled += take
+            view = view[take:]
+            if self._filled == self.size:
+                self.digests.append(self._current.digest())
+                self._current, self._filled = hashlib.sha256(), 0
+
+    def finish(self) -> list[bytes]:
+        if self._filled or not self.digests:
+            self.digests.append(self._current.digest())
+            self._current, self._filled = hashlib.sha256(), 0
+        return self.digests
 
 
 Progress = Callable[[StreamStats], None]
@@ -167,6 +206,7 @@ def stream_backup(
     stats.compressed_bytes = parts.total
     stats.parts = parts.sent_parts
     stats.sha256 = parts.hasher.hexdigest()
+    stats.blocks = parts.blocks.finish()
     stats.seconds = time.monotonic() - started
     stats.engine = compressor.engine().as_dict()
     return stats

@@ -14,6 +14,8 @@ age authenticates every 64 KiB chunk, so a changed byte stops the stream at its 
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,3 +74,23 @@ def decrypt(chunks: Iterator[bytes], sink: Callable[[bytes], None], keyring: Key
                                   f"{DECRYPT_IDENTITY_PATH.name} is not one of them") from None
         raise DecryptionError(f"{manifest.key} cannot be decrypted: {exc} (the ciphertext was changed, "
                               "cut short or damaged)") from None
+
+
+def database_properties(manifest: Manifest, keyring: Keyring) -> dict[str, Any] | None:
+    """The backed-up database's properties: in the clear, or opened with the identity when the
+    backup is sealed (they can hold secrets: settings, role settings, comments)."""
+    if manifest.sealed_database_properties is None:
+        return manifest.database_properties
+    import pyrage
+
+    try:
+        data = pyrage.decrypt(base64.b64decode(manifest.sealed_database_properties), keyring.identities())
+        properties = json.loads(data)
+    except DecryptionError:
+        raise
+    except Exception as exc:
+        raise DecryptionError(f"the database properties of {manifest.key} cannot be opened: {str(exc)[:200]}; the "
+                              f"identity in {DECRYPT_IDENTITY_PATH.name} must be one the backup was sealed to") from None
+    if not isinstance(properties, dict):
+        raise DecryptionError(f"the sealed database properties of {manifest.key} are not an object")
+    return properties

@@ -19,7 +19,9 @@ of them); the pipeline asks them how large part ``n`` must be, so nothing above 
 knows a provider's numbers. Storage takes its options as arguments and reads no settings.
 
 Reading back (list, restore, verify, prune) needs only ``list``, ``read`` and ``delete``;
-the catalog on top of them decides what is ours.
+the catalog on top of them decides what is ours. ``version`` and ``read(key, version=...)``
+pin two reads to the same object: a read of a version that is no longer there fails
+(``ChangedError``) instead of returning other bytes.
 """
 
 from __future__ import annotations
@@ -121,9 +123,15 @@ class Storage(ABC):
         """Every object whose key starts with ``prefix/`` (everything for an empty prefix)."""
 
     @abstractmethod
-    def read(self, key: str) -> Iterator[bytes]:
+    def read(self, key: str, version: str | None = None) -> Iterator[bytes]:
         """The object's bytes in chunks of at most ``READ_CHUNK``; raises ``NotFoundError``
-        when it does not exist and ``StorageError`` when reading fails part way."""
+        when it does not exist and ``StorageError`` when reading fails part way. With
+        ``version`` (from ``version``), ``ChangedError`` when the object is no longer that one."""
+
+    @abstractmethod
+    def version(self, key: str) -> str:
+        """A token naming the object now under ``key`` (an ETag, a file's identity), for
+        ``read(key, version=...)``; ``NotFoundError`` when there is none."""
 
     def read_all(self, key: str, limit: int) -> bytes:
         """A small object (a manifest) whole; more than ``limit`` bytes is an error."""

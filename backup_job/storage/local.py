@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-from ..core.errors import BackupExistsError, NotFoundError, StorageError
+from ..core.errors import BackupExistsError, ChangedError, NotFoundError, StorageError
 from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
 
 PARTIAL_MARK = ".partial-"
@@ -140,7 +140,15 @@ class LocalStorage(Storage):
                     modified=datetime.fromtimestamp(status.st_mtime, timezone.utc),
                 )
 
-    def read(self, key: str) -> Iterator[bytes]:
+    def version(self, key: str) -> str:
+        try:
+            return _identity(os.stat(self.path(key)))
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.describe(key)} does not exist") from exc
+        except OSError as exc:
+            raise StorageError(f"reading {self.path(key)} failed: {exc.strerror}") from exc
+
+    def read(self, key: str, version: str | None = None) -> Iterator[bytes]:
         try:
             handle = open(self.path(key), "rb")
         except FileNotFoundError as exc:
@@ -148,6 +156,8 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise StorageError(f"reading {self.path(key)} failed: {exc.strerror}") from exc
         with handle:
+            if version is not None and _identity(os.fstat(handle.fileno())) != version:
+                raise ChangedError(f"{self.describe(key)} was replaced while it was being read")
             while True:
                 try:
                     chunk = handle.read(READ_CHUNK)
@@ -205,3 +215,8 @@ class LocalUpload(Upload):
         except OSError:
             pass
         self.partial.unlink(missing_ok=True)
+
+
+def _identity(stat: os.stat_result) -> str:
+    """A file's identity: replaced (a rename over it) or rewritten, it changes."""
+    return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"

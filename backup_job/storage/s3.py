@@ -38,7 +38,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core.errors import AccessDeniedError, BackupExistsError, NotFoundError, StorageError
+from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, NotFoundError, StorageError
 from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
 from .s3_checks import (DENIED, MAX_PART_SIZE, MAX_PARTS, MD5_ETAG, MIN_PART_SIZE, NOT_FOUND, NOT_IMPLEMENTED,
                         PRECONDITION, code, content_md5, denied, describe_error, etag, unconfirmed,
@@ -244,12 +244,28 @@ class S3Storage(Storage):
             where = self.describe(f"{prefix}/" if prefix else "")
             raise self.listing_error("ListObjectsV2", where, where, exc) from exc
 
-    def read(self, key: str) -> Iterator[bytes]:
+    def version(self, key: str) -> str:
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if code(exc) in NOT_FOUND:
                 raise NotFoundError(f"{self.describe(key)} does not exist") from exc
+            raise self.error("HEAD", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self.error("HEAD", key, exc) from exc
+        return str(response["ETag"])
+
+    def read(self, key: str, version: str | None = None) -> Iterator[bytes]:
+        try:
+            if version is None:
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
+            else:
+                response = self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=version)
+        except ClientError as exc:
+            if code(exc) in NOT_FOUND:
+                raise NotFoundError(f"{self.describe(key)} does not exist") from exc
+            if version is not None and code(exc) in PRECONDITION:
+                raise ChangedError(f"{self.describe(key)} was replaced while it was being read") from exc
             raise self.error("GetObject", key, exc) from exc
         except BotoCoreError as exc:
             raise self.error("GetObject", key, exc) from exc
