@@ -39,7 +39,11 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux
 
 
 def pg_dump_argv(executable: str, lock_wait_timeout: int, extra: Sequence[str]) -> list[str]:
-    argv = [executable, "--format=plain", "--no-password"]
+    """pg_dump's command line. ``--use-set-session-authorization``: the dump sets each object's
+    owner as the session user before creating it and loading its data, so a restore runs an
+    owner's functions (CHECK constraints, defaults, index expressions) with that owner's rights,
+    never with the restoring superuser's."""
+    argv = [executable, "--format=plain", "--no-password", "--use-set-session-authorization"]
     if lock_wait_timeout:
         argv.append(f"--lock-wait-timeout={lock_wait_timeout * 1000}")
     argv.extend(extra)
