@@ -27,26 +27,27 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 from types import FrameType
 
 from . import __version__
-from .commands import listing, schedule
-from .commands.destination import open_destination
+from .commands import keygen, listing, schedule
+from .commands.destination import open_catalog, open_destination, open_signer
 from .commands.prune import prune
 from .commands.restore import parse_at, restore_database, restore_globals
 from .commands.run import key_moment, run
-from .commands.verify import verify
+from .commands.verify import DrillServer, verify
 from .core import logs, memory, termination
 from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.layout import format_timestamp
-from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, Settings, check_command,
-                            load_settings, parse_schedule)
+from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, SCRATCH_SERVER,
+                            SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, Settings, check_command, load_settings,
+                            parse_schedule)
 from .core.termination import TerminationMessage
 from .pipeline.unseal import Keyring
 from .report.metrics import DatabaseFigure
 from .report.reporter import Reporter
 from .pg.target import backup_server, verify_server
-from .pipeline.catalog import load_catalog
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -89,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--with-globals", action="store_true",
                          help="first restore the roles and tablespaces (the newest globals at or before TIME), "
                          "as a fresh server needs")
+    restore.add_argument("--allow-unsigned", action="store_true",
+                         help="also consider backups without a trusted signature (made before signing keys were "
+                         "configured) and let --clean run one: whoever can write the bucket could have made it")
+    restore.add_argument("--as-superuser", action="store_true",
+                         help="load a dump that does not set each object's owner (made before pgbackup did, or "
+                         "with --no-owner) as a superuser, whose rights its owners' functions then run with")
 
     drill = commands.add_parser("verify", help="restore the newest backups into scratch databases and check them")
     drill.add_argument("--database", metavar="NAME", action="append", default=[],
@@ -97,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
 
     pruning = commands.add_parser("prune", help=f"delete backups outside {RETENTION.name}")
     pruning.add_argument("--dry-run", action="store_true", help="only log what would be deleted")
+
+    keygen = commands.add_parser("keygen", help="make a signing key pair: the private key into a new file, the "
+                                 "public key printed", description="Write a new ed25519 private key (PEM, mode "
+                                 f"0600) for {SIGNING_KEY_FILE.name} and print its public key for "
+                                 f"{SIGNING_PUBLIC_KEYS.name}.")
+    keygen.add_argument("--private-key", metavar="FILE", required=True, help="the new file (never overwritten)")
     return parser
 
 
@@ -110,6 +123,13 @@ def _debug() -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "keygen":  # needs no settings: it makes the key the settings will name
+        try:
+            print(keygen.write(Path(args.private_key)))
+        except ConfigError as exc:
+            print(f"pgbackup: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        return EXIT_OK
     try:
         settings = load_settings()
         check_command(settings, args.command)
@@ -157,10 +177,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
         result = run(settings, started=started)
         report(result.termination(), result.figures(), result.warnings(), result.ping_success)  # on success too
         return EXIT_OK if result.ok else EXIT_FAILED
-    prefix = settings.destination.prefix
     storage = open_destination(settings)
+    catalog = open_catalog(settings, storage, open_signer(settings))
     if args.command == "list":
-        catalog = load_catalog(storage, prefix)
         print(listing.render(catalog, args.database, as_json=args.json), end="")
         return EXIT_OK
     if args.command == "restore":
@@ -171,14 +190,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
         if args.globals and (args.target or args.create or args.clean or args.with_globals):
             raise ConfigError("--target, --create, --clean and --with-globals apply to --database, not to --globals")
         if args.globals or args.with_globals:
-            restore_globals(storage, prefix, backup_server(), at=at, bindir=settings.pg_bindir,
-                            keyring=Keyring(settings.decrypt_identity))
+            restore_globals(catalog, backup_server(), at=at, bindir=settings.pg_bindir,
+                            keyring=Keyring(settings.decrypt_identity), allow_unsigned=args.allow_unsigned,
+                            limit=settings.globals_limit)
         if args.globals:
             report(TerminationMessage("the globals were restored", command="restore", ok=True))
             return EXIT_OK
-        restored = restore_database(storage, prefix, backup_server(), args.database, at=at, into=args.target,
+        restored = restore_database(catalog, backup_server(), args.database, at=at, into=args.target,
                                     create=args.create, clean=args.clean, bindir=settings.pg_bindir,
-                                    keyring=Keyring(settings.decrypt_identity))
+                                    keyring=Keyring(settings.decrypt_identity), allow_unsigned=args.allow_unsigned,
+                                    as_superuser=args.as_superuser)
         report(TerminationMessage(  # the PgRestore's status: which backup, how long
             f"restored {restored.database!r} from {restored.backup.timestamp} into {restored.target!r}"
             f"{' (roles and tablespaces first)' if args.with_globals else ''} in {restored.seconds:.1f} s",
@@ -186,7 +207,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
         return EXIT_OK
     if args.command == "verify":
         clock = time.monotonic()
-        outcome = verify(load_catalog(storage, prefix), verify_server(os.environ),
+        server = DrillServer(verify_server(os.environ), scratch=bool(SCRATCH_SERVER.host.read(os.environ)),
+                             on_backup_server=settings.verify_on_backup_server)
+        outcome = verify(catalog, server,
                          databases=tuple(args.database), include=settings.include,
                          exclude=settings.exclude, bindir=settings.pg_bindir,
                          keyring=Keyring(settings.decrypt_identity))
@@ -201,8 +224,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
         if not settings.retention:
             raise ConfigError(f"configuration error: {RETENTION.name} is not set, so prune has no policy; "
                               f"for example {RETENTION.name}={RETENTION.example}")
-        pruned = prune(load_catalog(storage, prefix), settings.retention, datetime.now(timezone.utc),
-                       dry_run=args.dry_run)
+        pruned = prune(catalog, settings.retention, datetime.now(timezone.utc), dry_run=args.dry_run)
         if pruned.errors:
             report(TerminationMessage(f"{len(pruned.errors)} deletions failed: {pruned.errors[0]}",
                                                  command="prune", ok=False))

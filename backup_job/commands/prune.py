@@ -18,7 +18,16 @@ an incomplete dump, never a manifest pointing at nothing). Incomplete leftovers 
 Damaged backups (their manifest and objects disagree) are never deleted, by the policy or as
 leftovers, and never count as the newest complete backup: each prune logs them as a WARNING
 with the command that removes them by hand. Unknown ones (a newer pgbackup's, or ones this
-version cannot read) are left alone too. Only keys that parse as our layout under the
+version cannot read) are left alone too.
+
+What counts is only what the catalog trusts (``pipeline.catalog``). Suspect backups (dated in
+the future) and untrusted ones (a signature that does not verify) are never counted, never
+deleted, and logged as a WARNING with the command that removes them by hand: a forger's
+backup dated 2099 cannot push real ones out, and nothing unproven is deleted. With signing
+keys configured, unsigned backups (made before a key was, or by whoever can write the
+bucket) are never counted either; they are deleted only once they are older than every
+signed backup retention keeps, so the history signed backups replace goes, and nothing a
+forger plants can make a signed backup go. Only keys that parse as our layout under the
 prefix reach this module, so foreign objects are never touched. ``prune`` is called by ``pgbackup prune`` and after a run with no
 failures; a run with failures never deletes anything.
 """
@@ -81,6 +90,7 @@ class PruneResult:
     kept: int = 0
     deleted: list[str] = field(default_factory=list)  # object keys
     damaged: list[str] = field(default_factory=list)  # timestamps of damaged backups left alone
+    suspect: list[str] = field(default_factory=list)  # timestamps of suspect or untrusted backups left alone
     errors: list[str] = field(default_factory=list)
 
 
@@ -108,17 +118,34 @@ def prune(catalog: Catalog, policy: RetentionPolicy, now: datetime, *, dry_run: 
     for database in catalog.databases():
         every = catalog.of(database)
         catalog.load_manifests(every)
-        complete = [b for b in every if b.complete]
-        keep = plan(complete, policy)
-        for backup in complete:
+        trusted = [b for b in every if b.trusted]
+        keep = plan(trusted, policy)
+        for backup in trusted:
             if backup.timestamp in keep:
                 result.kept += 1
             else:
                 _delete(catalog, backup, "outside the retention policy", dry_run, result)
+        oldest_kept = min(keep) if keep else None
         for backup in every:
-            if backup.complete:
+            if backup.trusted:
                 continue
-            if backup.damaged:
+            if backup.unsigned:
+                if oldest_kept is not None and backup.timestamp < oldest_kept:
+                    _delete(catalog, backup, f"unsigned, older than every signed backup kept ({oldest_kept})",
+                            dry_run, result)
+                else:
+                    log.info("retention keeps %s of %r: unsigned, and not older than every signed backup kept",
+                             backup.timestamp, display_name(database),
+                             extra=logs.fields(event="retention.unsigned", database=database,
+                                               timestamp=backup.timestamp))
+            elif backup.suspect or backup.untrusted:
+                result.suspect.append(backup.timestamp)
+                log.warning("retention keeps %s of %r, which is %s; look at it, then remove it by hand: %s",
+                            backup.timestamp, display_name(database), backup.state(),
+                            catalog.storage.removal_command(backup.keys + [o.key for o in backup.others]),
+                            extra=logs.fields(event="retention.suspect", database=database,
+                                              timestamp=backup.timestamp, state=backup.state()))
+            elif backup.damaged:
                 result.damaged.append(backup.timestamp)
                 log.warning("retention keeps %s of %r, which is %s; look at it, then remove it by hand: %s",
                             backup.timestamp, display_name(database), backup.state(),

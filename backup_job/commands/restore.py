@@ -16,8 +16,22 @@ Steps for a database:
 
 ``restore --globals`` loads the newest roles-and-tablespaces object. pg_dumpall writes
 ``CREATE ROLE`` for every role, including the one restoring, so that file is meant to be run
-to the end with "already exists" errors tolerated: it is read whole and checked first
-(it is small), then loaded without ON_ERROR_STOP; any other error fails the restore.
+to the end with "already exists" errors tolerated: it is read whole (at most
+``BACKUP_GLOBALS_LIMIT_MB`` once decompressed) and checked first, then loaded without
+ON_ERROR_STOP; any other error, a refused meta-command included, fails the restore.
+
+What a restore trusts, and what it needs said explicitly:
+
+- only trusted backups are picked (``pipeline.catalog``): with signing keys configured, an
+  unsigned backup is restored only with ``allow_unsigned`` (``--allow-unsigned``), and
+  suspect or untrusted ones never; the newer ones passed over are named in a WARNING;
+- ``--clean`` drops the target's contents inside the restore's transaction, which a dump's own
+  ``COMMIT`` would end early: only a signed backup's SQL is known to hold none, so an unsigned
+  one needs ``--allow-unsigned`` as well;
+- a dump that does not set each object's owner as session user (``manifest.loads_as_owner``
+  false: made before pgbackup did, or with ``--no-owner``) would run its owners' functions with
+  the restoring role's rights; loaded by a superuser, that needs ``as_superuser``
+  (``--as-superuser``).
 """
 
 from __future__ import annotations
@@ -31,18 +45,20 @@ from pathlib import Path
 
 from ..core import logs, signals
 from ..core.errors import NotFoundError, RestoreError, one_line
+from ..core.settings import GLOBALS_LIMIT_MB, SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS
 from ..core.layout import GLOBALS, display_name, parse_timestamp
 from ..pg import dbprops
 from ..pg.databases import count_objects, database_exists, drop_database
-from ..pg.psql import Psql, error_line
+from ..pg.psql import Psql, check_restrict, error_line
+from ..pg.roles import is_superuser
 from ..pg.target import Target
-from ..pg.tools import find_tool
-from ..pipeline.catalog import Backup, Catalog, load_catalog
+from ..pg.tools import find_tool, tool_version
+from ..pipeline.catalog import Backup, Catalog
 from ..pipeline.load import ReadStats, load_backup, read_verified
-from ..pipeline.unseal import Keyring
+from ..pipeline.unseal import Keyring, database_properties
 from ..storage.base import Storage
 
-GLOBALS_LIMIT = 256 * 1024 * 1024
+GLOBALS_LIMIT = 256 * 1024 * 1024  # the default of BACKUP_GLOBALS_LIMIT_MB
 log = logs.get("restore")
 
 
@@ -66,13 +82,18 @@ def parse_at(text: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def choose(catalog: Catalog, database: str, at: datetime | None) -> Backup:
-    """The backup to restore: the newest (at or before ``at``) that a run finished. A damaged
-    or unknown one is refused by name, never passed over for an older one in silence;
-    ``NotFoundError`` says what exists when there is none."""
+def choose(catalog: Catalog, database: str, at: datetime | None, allow_unsigned: bool = False) -> Backup:
+    """The backup to restore: the newest trusted one (at or before ``at``), or with
+    ``allow_unsigned`` the newest trusted or unsigned one. A damaged or unknown one is refused
+    by name, never passed over for an older one in silence; the suspect, unsigned and untrusted
+    ones passed over are named in a WARNING; ``NotFoundError`` says what exists when there is none."""
     backup = catalog.newest(database, at)
     name = display_name(database)
-    if backup is not None and backup.complete:
+    if allow_unsigned:
+        newer_unsigned = [b for b in catalog.passed_over(database, backup, at) if b.unsigned]
+        backup = newer_unsigned[0] if newer_unsigned else backup
+    _warn_passed_over(catalog, database, backup, at)
+    if backup is not None and (backup.trusted or (allow_unsigned and backup.unsigned)):
         return backup
     if backup is not None:
         older = catalog.latest(database, backup.time - timedelta(seconds=1))
@@ -83,11 +104,23 @@ def choose(catalog: Catalog, database: str, at: datetime | None) -> Backup:
     complete = catalog.complete(database)
     where = catalog.storage.describe(catalog.prefix)
     if not complete:
-        raise NotFoundError(f"no complete backup of {name!r} under {where}; `pgbackup list` shows what exists")
+        some_unsigned = any(b.unsigned for b in catalog.of(database))
+        raise NotFoundError(f"no complete {'signed ' if some_unsigned else ''}backup of {name!r} under {where}; "
+                            f"`pgbackup list` shows what exists"
+                            f"{'; restore an unsigned one with --allow-unsigned' if some_unsigned else ''}")
     oldest = complete[-1].timestamp
     raise NotFoundError(
         f"no backup of {name!r} at or before {at.isoformat() if at else 'now'}; the oldest is {oldest}"
     )
+
+
+def _warn_passed_over(catalog: Catalog, database: str, chosen: Backup | None, at: datetime | None) -> None:
+    for backup in catalog.passed_over(database, chosen, at):
+        if backup is chosen:
+            continue
+        log.warning("the backup of %r from %s is not restored: it is %s", display_name(database), backup.timestamp,
+                    backup.state(), extra=logs.fields(event="restore.passed_over", database=database,
+                                                      timestamp=backup.timestamp, state=backup.state()))
 
 
 @dataclass
@@ -100,19 +133,31 @@ class RestoreResult:
 
 
 def restore_database(
-    storage: Storage, prefix: str, target: Target, database: str, *, at: datetime | None = None,
+    catalog: Catalog, target: Target, database: str, *, at: datetime | None = None,
     into: str | None = None, create: bool = False, clean: bool = False, bindir: Path | None = None,
-    keyring: Keyring | None = None,
+    keyring: Keyring | None = None, allow_unsigned: bool = False, as_superuser: bool = False,
 ) -> RestoreResult:
     """Restore ``database``'s backup into ``into`` (default: the same name)."""
     started = time.monotonic()
-    catalog = load_catalog(storage, prefix)
-    backup = choose(catalog, database, at)
+    backup = choose(catalog, database, at, allow_unsigned)
     assert backup.manifest is not None
     keyring = keyring or Keyring(None)
     keyring.check(backup.manifest, f"backup {backup.timestamp} of {display_name(database)!r}")
+    if clean and not backup.signed_by and not allow_unsigned:
+        raise RestoreError(
+            f"--clean drops the contents of the target inside the restore's transaction, and the backup of "
+            f"{display_name(database)!r} from {backup.timestamp} is not signed: its SQL could commit that drop "
+            f"early (whoever can write the bucket could have made it)",
+            hint=f"sign backups ({SIGNING_KEY_FILE.name}, {SIGNING_PUBLIC_KEYS.name}), or add --allow-unsigned")
     name = into or database
-    psql_path = find_tool("psql", bindir)
+    psql_path = _psql(bindir)
+    if not backup.manifest.loads_as_owner and not as_superuser and is_superuser(target):
+        raise RestoreError(
+            f"the backup of {display_name(database)!r} from {backup.timestamp} does not set each object's owner "
+            f"(made before pgbackup did, or with --no-owner): loaded by a superuser, its owners' functions "
+            f"(constraints, defaults, index expressions) would run with superuser rights",
+            hint="restore as a role that owns the objects, or add --as-superuser if its owners are trusted")
+    storage = catalog.storage
     exists = database_exists(target, name)
     if create and exists:
         raise RestoreError(f"database {name!r} exists already on {target.label}; drop it, pick another "
@@ -129,8 +174,8 @@ def restore_database(
              extra=logs.fields(event="restore.started", database=database, target=name, timestamp=backup.timestamp))
     created = False
     try:
+        properties = database_properties(backup.manifest, keyring) if create else None
         if create:
-            properties = backup.manifest.database_properties
             with signals.held(), closing(target.connect()) as connection:  # created means recorded
                 try:
                     dbprops.create_database(connection, name, properties, owner=True)
@@ -138,11 +183,11 @@ def restore_database(
                     raise RestoreError(f"CREATE DATABASE {name!r} failed: {one_line(exc)}",
                                        hint=_owner_hint(exc)) from exc
                 created = True
-        stats = load_backup(storage, backup, psql_path, target, name, clean=clean, keyring=keyring)
+        stats = load_backup(catalog, backup, psql_path, target, name, clean=clean, keyring=keyring)
         if create:
             with closing(target.connect()) as connection:
                 try:
-                    dbprops.apply_properties(connection, name, backup.manifest.database_properties)
+                    dbprops.apply_properties(connection, name, properties)
                 except Exception as exc:
                     raise RestoreError(f"reapplying the settings of database {name!r} failed: {one_line(exc)}",
                                        hint=_owner_hint(exc)) from exc
@@ -158,25 +203,39 @@ def restore_database(
     return RestoreResult(database, name, backup, stats, seconds)
 
 
+def _psql(bindir: Path | None) -> str:
+    """psql, refused unless it can be restricted (``pg.psql``)."""
+    path = find_tool("psql", bindir)
+    check_restrict(path, tool_version(path))
+    return path
+
+
 def restore_globals(
-    storage: Storage, prefix: str, target: Target, *, at: datetime | None, bindir: Path | None = None,
-    keyring: Keyring | None = None,
+    catalog: Catalog, target: Target, *, at: datetime | None, bindir: Path | None = None,
+    keyring: Keyring | None = None, allow_unsigned: bool = False, limit: int = GLOBALS_LIMIT,
 ) -> int:
     """Load the roles and tablespaces; the number of statements that failed as expected."""
-    catalog = load_catalog(storage, prefix)
-    backup = choose(catalog, GLOBALS, at)
+    backup = choose(catalog, GLOBALS, at, allow_unsigned)
     assert backup.manifest is not None
     keyring = keyring or Keyring(None)
     keyring.check(backup.manifest, f"the globals of {backup.timestamp}")
-    psql_path = find_tool("psql", bindir)
+    psql_path = _psql(bindir)
     data = bytearray()
-    stored = storage.read_all(backup.manifest.key, GLOBALS_LIMIT)  # small: checked whole before loading
-    read_verified([stored], backup.manifest, data.extend, keyring=keyring)
+
+    def held(piece: bytes) -> None:  # read whole and checked before loading, within the limit
+        if len(data) + len(piece) > limit:
+            raise RestoreError(f"the globals of {backup.timestamp} hold more than {limit // (1024 * 1024)} MiB once "
+                               f"decompressed, more than {GLOBALS_LIMIT_MB.name} allows",
+                               hint=f"raise {GLOBALS_LIMIT_MB.name} if the server really has that many roles")
+        data.extend(piece)
+
+    read_verified(catalog.storage, catalog.details(backup), held, keyring=keyring)
     log.info("restore of the globals from %s started (sha256 verified)", backup.timestamp,
              extra=logs.fields(event="restore.started", database="", timestamp=backup.timestamp))
     psql = Psql(psql_path, target.child_env(target.maintenance_database), transaction=False, stop_on_error=False)
     try:
-        psql.write(bytes(data))
+        psql.write_dump(bytes(data))
+        psql.finish_dump()
         psql.finish(commit=False)
     except BaseException:
         psql.abort()

@@ -48,22 +48,24 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
 
-from ..core import cpus, logs
+from ..core import cpus, dumpoptions, logs
 from ..core.errors import AccessDeniedError, DatabaseError, PgBackupError, RunError, one_line
 from ..core.layout import READABLE_SUFFIXES, GLOBALS, display_name, format_timestamp, parse_key
 from ..core.manifest import Manifest, RunFacts
 from ..core.runkey import run_moment
 from ..core.settings import DATABASES, EXCLUDE_DATABASES, JOB_NAME, PG_BINDIR, PGUSER, Settings, check_command
+from ..core.signing import SigningKey
 from ..pg import dbprops
 from ..pg.discovery import TEMPLATE, Server, describe_target, discover, select_databases
 from ..pg.dump import PgDump, globals_argv
+from ..pg.roles import system_identifier
 from ..pg.target import backup_server
 from ..pg.tools import find_tool, major, tool_version
 from ..pipeline.backup import BackupRun, Source
 from ..pipeline.cpushare import CpuShare
-from ..pipeline.catalog import Catalog, load_catalog
+from ..pipeline.catalog import Catalog
 from ..storage.base import Storage
-from .destination import open_destination
+from .destination import open_catalog, open_destination, open_signer
 from . import shards
 from .outcome import DatabaseResult, RunResult
 from .parallel import Parallel
@@ -80,6 +82,7 @@ class Tools:
     pg_dump_version: str
     server: Server
     pg_dumpall: str = ""
+    system_identifier: str = ""  # "" when the role may not read it
 
 
 def prepare(settings: Settings) -> Tools:
@@ -96,18 +99,22 @@ def prepare(settings: Settings) -> Tools:
             f"set {PG_BINDIR.name} to a PostgreSQL {server.major}+ bin directory",
         )
     pg_dumpall = find_tool("pg_dumpall", settings.pg_bindir) if settings.globals else ""
-    return Tools(pg_dump=pg_dump, pg_dump_version=dump_version, server=server, pg_dumpall=pg_dumpall)
+    return Tools(pg_dump=pg_dump, pg_dump_version=dump_version, server=server, pg_dumpall=pg_dumpall,
+                 system_identifier=system_identifier(backup_server(), settings.discovery_database))
 
 
 def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str,
-           listed: frozenset[str] | None = None) -> BackupRun:
+           listed: frozenset[str] | None = None, signer: SigningKey | None = None) -> BackupRun:
     """The run's writer, with what every manifest of the run shares and the CPUs it shares out."""
+    no_owner = any(option.meaning == "no-owner" for option in dumpoptions.parse(list(settings.pg_dump_options)))
     facts = RunFacts(run_timestamp=timestamp, pg_dump_version=tools.pg_dump_version,
                      server_version=tools.server.version, compression=settings.compression.format,
                      compression_level=settings.compression.level,
                      pg_dump_options=settings.pg_dump_options, recipients=settings.encrypt_to,
+                     loads_as_owner=not no_owner, server_system_identifier=tools.system_identifier,
                      **({"run_id": settings.run_id} if settings.run_id else {}))
-    return BackupRun(settings, storage, facts, CpuShare(cpus.usable(), settings.compression.threads), listed)
+    return BackupRun(settings, storage, facts, CpuShare(cpus.usable(), settings.compression.threads), listed,
+                     signer)
 
 
 def _sweep_stale_uploads(storage: Storage, prefix: str, before: datetime) -> None:
@@ -196,6 +203,7 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
     """Back up every selected database (this shard's); raises ``RunError`` only when nothing can
     start. ``started`` overrides the run's key moment (``core.runkey``)."""
     check_command(settings, "run")
+    signer = open_signer(settings)  # a key that cannot be used stops the run before anything starts
     clock = time.monotonic()
     now = datetime.now(timezone.utc)
     result = RunResult(timestamp=format_timestamp(started or key_moment(settings, now)), shard=settings.shard)
@@ -221,14 +229,15 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
     # By the clock, never the run's key moment: that may be given, and a later one would
     # abort the uploads of shards that are running now.
     _sweep_stale_uploads(storage, settings.destination.prefix, now - timedelta(seconds=settings.abandoned_upload_age))
-    previous = _previous_backups(settings, storage)
+    previous = _previous_backups(settings, storage, signer)
     properties = _database_properties(settings, mine.databases)
     _log_skipped(tools.server)
     for name in mine.missing:
         why = tools.server.skipped.get(name)
         error = (f"cannot be dumped: {why}" if why else f"no such database; check {DATABASES.name}")
         result.results.append(_logged(DatabaseResult(name, ok=False, error=error)))
-    backups = writer(settings, storage, tools, result.timestamp, previous.keys() if previous is not None else None)
+    backups = writer(settings, storage, tools, result.timestamp, previous.keys() if previous is not None else None,
+                     signer)
     jobs: list[Callable[[], DatabaseResult]] = [partial(backup_globals, backups, tools)] if mine.globals else []
     for database in mine.databases:
         last = previous.latest(database) if previous is not None else None
@@ -238,7 +247,7 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
     result.seconds = time.monotonic() - clock
     _log_summary(result)
     if settings.retention:
-        _apply_retention(settings, storage, result)
+        _apply_retention(settings, storage, result, signer)
     if result.ok and settings.shard.sharded and settings.report.healthcheck_url is not None:
         result.ping_success = shards.announce_whole_run(storage, settings.destination.prefix, result.timestamp,
                                                         settings.run_id, mine)
@@ -270,13 +279,13 @@ def _log_summary(result: RunResult) -> None:
     )
 
 
-def _apply_retention(settings: Settings, storage: Storage, result: RunResult) -> None:
+def _apply_retention(settings: Settings, storage: Storage, result: RunResult, signer: SigningKey | None) -> None:
     if result.failed:
         log.warning("retention skipped: the run had failures, so nothing is deleted",
                     extra=logs.fields(event="retention.skipped"))
         return
     try:
-        catalog = load_catalog(storage, settings.destination.prefix)
+        catalog = open_catalog(settings, storage, signer)
         result.retention = prune(catalog, settings.retention, datetime.now(timezone.utc))
     except PgBackupError as exc:
         result.retention_error = str(exc)
@@ -289,12 +298,12 @@ def _apply_retention(settings: Settings, storage: Storage, result: RunResult) ->
                   extra=logs.fields(event="retention.failed", error=result.retention_error))
 
 
-def _previous_backups(settings: Settings, storage: Storage) -> Catalog | None:
+def _previous_backups(settings: Settings, storage: Storage, signer: SigningKey | None) -> Catalog | None:
     """The catalog for the shrink alarm, or None when it is off or cannot be read."""
     if not settings.shrink_alarm:
         return None
     try:
-        return load_catalog(storage, settings.destination.prefix)
+        return open_catalog(settings, storage, signer)
     except PgBackupError as exc:
         log.info("shrink alarm off for this run: the backups cannot be listed (%s)", exc)
         return None
