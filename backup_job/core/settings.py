@@ -311,10 +311,13 @@ LOG_LEVEL = Variable("LOG_LEVEL", _log_level, "`debug` also prints tracebacks.",
 LOG_FORMAT = Variable("LOG_FORMAT", choice("text", "json"), "One line per event either way, on stdout.",
                       default="text", example="json")
 
-# pg_dump options that would change where the output goes, its format, or which database is
-# dumped: the pipeline depends on plain SQL on stdout of the database it chose. Matched by
-# meaning, however the option is spelled (a prefix, bundled, an alias).
+# pg_dump options that would change where the output goes, its format, which database is
+# dumped, or which server and user: the pipeline depends on plain SQL on stdout of the database
+# it chose, and another host or port would receive PGPASSWORD (whoever writes a PgBackup's
+# pgDumpOptions could collect it). Matched by meaning, however the option is spelled (a
+# prefix, bundled, an alias).
 _PASSWORD_PROMPT = "a password prompt would hang the job; use PGPASSWORD or PGPASSWORD_FILE"
+_SERVER = "the server and user come from PGHOST, PGPORT and PGUSER (another server would receive PGPASSWORD)"
 REFUSED_PG_DUMP_OPTIONS = {  # by meaning (core.dumpoptions): every spelling of these is refused
     "file": "the dump is streamed from stdout",
     "format": "pgbackup stores plain SQL",
@@ -324,6 +327,10 @@ REFUSED_PG_DUMP_OPTIONS = {  # by meaning (core.dumpoptions): every spelling of 
     "clean": "restore --clean drops the old contents inside the restore's transaction",
     "dbname": f"databases are chosen with {DATABASES.name}",
     "password": _PASSWORD_PROMPT,
+    "host": _SERVER,
+    "port": _SERVER,
+    "username": _SERVER,
+    "restrict-key": "pgbackup chooses a dump's \\restrict key itself, and strips it when it restores",
     "version": "it prints the version instead of dumping",
     "help": "it prints help instead of dumping",
 }
