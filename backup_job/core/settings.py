@@ -46,6 +46,7 @@ from dotenv import dotenv_values
 from . import dumpoptions
 from .cron import validate_expression
 from .errors import ConfigError
+from .printable import control_character
 from .retention import RetentionPolicy
 from . import keys
 from .runkey import EXAMPLE_RUN_ID, format_run_timestamp, parse_run_id, parse_run_timestamp, scheduled_minute
@@ -71,12 +72,15 @@ def _destination(value: str) -> Destination:
     example = "s3://my-bucket/postgres or file:///var/backups/postgres"
     if not value:
         raise Invalid("is not set", example)
+    control = control_character(value)
+    if control:  # urlsplit drops tabs and line breaks: the place used would not be the one written
+        raise Invalid(f"contains a control character ({control}); remove it", example)
+    if "?" in value or "#" in value:  # urlsplit would cut them off (with what follows) in silence
+        raise Invalid("must not contain '?' or '#' (a bucket prefix or directory is the path alone)", example)
     parts = urlsplit(value)
     if parts.scheme == "s3":
         if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", parts.netloc):
             raise Invalid("does not name a valid S3 bucket", example)
-        if parts.query or parts.fragment:
-            raise Invalid("must not contain '?' or '#'", example)
         prefix = parts.path.strip("/")
         if "//" in prefix:
             raise Invalid("has an empty path segment in its prefix", example)
