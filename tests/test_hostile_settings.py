@@ -42,3 +42,32 @@ def test_a_destination_with_a_control_character_is_refused(destination: str, tmp
     line = one_line_refusal(result)
     assert "BACKUP_DESTINATION" in line and "control character" in line, line
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("variable", ["BACKUP_METRICS_PUSHGATEWAY_URL", "BACKUP_HEALTHCHECK_URL"])
+def test_a_report_url_with_credentials_is_refused_without_echoing_them(
+    variable: str, pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path
+) -> None:
+    """``http://user:pass@host`` used to end in a DNS error on every run (urllib takes
+    ``user:pass@host`` for the host name) while the run itself reported success."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
+                  **{variable: "http://pusher:Pa55-w0rd-xyz@127.0.0.1:9/metrics"})
+    result = run_pgbackup(env)
+    line = one_line_refusal(result)
+    assert variable in line and "user:password@" in line and "no credentials" in line, line
+    assert "Pa55-w0rd-xyz" not in result.stdout + result.stderr and "pusher" not in line
+    assert not (tmp_path / "b").exists(), "nothing was attempted"
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("https://", "names no host"), ("http:///metrics", "names no host"), ("https://:9091/x", "names no host"),
+    ("https://user@monitor.example/uuid", "user:password@"), ("https://monitor.example:99999/uuid", "invalid port"),
+    ("https://monitor.example/uu\nid", "control character"), ("https://monitor.example/uu\tid", "control character"),
+    ("https://monitor.example/a b", "a space"), ("ftp://monitor.example/uuid", "must be an http:// or https:// URL"),
+])
+def test_a_report_url_that_cannot_work_is_refused(url: str, problem: str) -> None:
+    result = run_pgbackup({"BACKUP_DESTINATION": "file:///nonexistent/b", "BACKUP_HEALTHCHECK_URL": url})
+    line = one_line_refusal(result)
+    assert "BACKUP_HEALTHCHECK_URL" in line and problem in line, line
+    assert "monitor.example" not in line, "a secret variable's value is never shown"

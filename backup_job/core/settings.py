@@ -280,9 +280,26 @@ def _urls(value: str) -> tuple[str, ...]:
 
 
 def _http_url(value: str) -> str | None:
-    if value and not value.startswith(("http://", "https://")):
-        raise Invalid("must be an http:// or https:// URL", "https://hc-ping.com/<uuid>")
-    return value or None
+    """An http(s) URL urllib can reach as written. These variables are secret: no message
+    here repeats any part of the value."""
+    example = "https://hc-ping.com/<uuid>"
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise Invalid("must be an http:// or https:// URL", example)
+    if control_character(value) or " " in value:  # urlsplit drops some; a request line breaks on the rest
+        raise Invalid("contains a space or a control character; percent-encode or remove it", example)
+    parts = urlsplit(value)
+    if "@" in parts.netloc:  # urllib sends no credentials from a URL: it resolves "user:pass@host" as a name
+        raise Invalid("must not contain user:password@: pgbackup sends no credentials from a URL; use one that "
+                      "needs none, or whose path carries its token", example)
+    if not parts.hostname:
+        raise Invalid("names no host", example)
+    try:
+        parts.port
+    except ValueError as exc:
+        raise Invalid("has an invalid port (1-65535)", example) from exc
+    return value
 
 
 NOTIFY_URLS = Variable("BACKUP_NOTIFY_URLS", _urls,
