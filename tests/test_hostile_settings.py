@@ -71,3 +71,24 @@ def test_a_report_url_that_cannot_work_is_refused(url: str, problem: str) -> Non
     line = one_line_refusal(result)
     assert "BACKUP_HEALTHCHECK_URL" in line and problem in line, line
     assert "monitor.example" not in line, "a secret variable's value is never shown"
+
+
+@pytest.mark.parametrize(("variable", "expression"), [
+    ("BACKUP_SCHEDULE", "* * * * *\n* * * * * rm -rf /"),  # a second crontab line, a second job
+    ("BACKUP_SCHEDULE", "* * *\n* *"),  # five fields over two lines: what the field count let through
+    ("BACKUP_SCHEDULE", "30\r2 * * *"),
+    ("BACKUP_SCHEDULE", "30\x0b2 * * *"),
+    ("BACKUP_VERIFY_SCHEDULE", "0 6 * *\n0"),
+])
+def test_a_schedule_with_a_control_character_is_refused_before_a_crontab_is_written(
+    variable: str, expression: str, tmp_path: Path
+) -> None:
+    """Each schedule becomes one line of the crontab Supercronic reads: a line break in it would
+    be a second line, a second job."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {"BACKUP_DESTINATION": f"file://{tmp_path}/b", "TMPDIR": str(tmpdir), "BACKUP_SCHEDULE": "30 2 * * *",
+           "BACKUP_SUPERCRONIC": str(tmp_path / "no-supercronic"), variable: expression}
+    line = one_line_refusal(run_pgbackup(env, "schedule"))
+    assert variable in line and "control character" in line, line
+    assert list(tmpdir.iterdir()) == [], "no crontab was written"
