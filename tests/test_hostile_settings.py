@@ -5,6 +5,7 @@ never echoes a credential or a control character."""
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,40 @@ def test_a_schedule_with_a_control_character_is_refused_before_a_crontab_is_writ
     line = one_line_refusal(run_pgbackup(env, "schedule"))
     assert variable in line and "control character" in line, line
     assert list(tmpdir.iterdir()) == [], "no crontab was written"
+
+
+@pytest.mark.parametrize("at", [
+    "9999-12-31", "2026-13-45", "2026-02-30", "20261326T000000Z", "-1", "x" * 10_000, "2026-11-26T25:00:00Z",
+    "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-11-26T02:30:00+24:00", "1969-12-31",
+    "2026W481", "\x1b[2J2026-11-26",
+])
+def test_an_invalid_at_is_one_line_naming_the_accepted_forms(at: str, tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}/b"}, "restore", "--database", "shop", "--at", at)
+    line = one_line_refusal(result)
+    assert line.startswith("pgbackup: --at ") and "2026-11-26T02:30:00Z" in line and "20261126T023000Z" in line, line
+    assert len(line) < 400 and line.isprintable(), line
+    assert result.stdout == ""
+
+
+def test_an_at_that_is_valid_still_reaches_the_catalog(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}/b"}, "restore", "--database", "shop",
+                          "--at", "2026-11-26T03:30:00+01:00")
+    assert result.returncode == 1 and "no complete backup of 'shop'" in result.stdout, result.stdout + result.stderr
+
+
+def test_the_accepted_at_forms_give_utc_moments() -> None:
+    from backup_job.commands import restore
+    from backup_job.core.moments import parse_at
+
+    utc = timezone.utc
+    assert restore.parse_at is parse_at, "restore and the operator read --at with one function"
+    assert parse_at(" latest ") is None and parse_at("") is None
+    assert parse_at("2026-11-26t03:30+0100") == datetime(2026, 11, 26, 2, 30, tzinfo=utc)
+    assert parse_at("2026-11-26T02:30:00.5Z") == datetime(2026, 11, 26, 2, 30, 0, 500000, tzinfo=utc)
+    assert parse_at("9998-12-31") == datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=utc)
+    assert parse_at("19700101T000000Z") == datetime(1970, 1, 1, tzinfo=utc)
+    for value in ("2026-11-26T02:30:00.1234567Z", "2026-11-26T02", "٢٠٢٦-11-26", "2026-11-26 02:30 UTC"):
+        with pytest.raises(ValueError, match="^--at '"):
+            parse_at(value)
