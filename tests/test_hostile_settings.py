@@ -4,6 +4,7 @@ never echoes a credential or a control character."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -130,3 +131,49 @@ def test_the_accepted_at_forms_give_utc_moments() -> None:
     for value in ("2026-11-26T02:30:00.1234567Z", "2026-11-26T02", "٢٠٢٦-11-26", "2026-11-26 02:30 UTC"):
         with pytest.raises(ValueError, match="^--at '"):
             parse_at(value)
+
+
+FORGED_NAMES = [  # database names a bucket writer can give keys; each decodes to a legal name
+    "shop\n20991231T000000Z  1.0 KiB  deadbeefcafe  -          complete",  # a forged listing line
+    "\x1b[2J\x1b[Hwiped", "invoice\u202etxt.exe", "tab\there", "cr\rover", "zero\u200bwidth", "line\u2028sep",
+    "back\\slash",
+]
+
+
+def test_list_escapes_control_characters_in_database_names_from_the_bucket(
+    pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path
+) -> None:
+    from backup_job.core.layout import encode_database
+
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
+    assert run_pgbackup(env).returncode == 0
+    [dump] = (tmp_path / "b" / dbname).glob("*.sql.gz")
+    for name in FORGED_NAMES:  # what a bucket writer can do: objects under keys of its choosing
+        forged = tmp_path / "b" / encode_database(name)
+        forged.mkdir()
+        (forged / dump.name).write_bytes(dump.read_bytes())
+
+    table = run_pgbackup(env, "list")
+    assert table.returncode == 0, table.stdout + table.stderr
+    lines = table.stdout.split("\n")
+    assert lines.pop() == "" and len(lines) == 1 + 1 + len(FORGED_NAMES), table.stdout
+    assert all(line.isprintable() for line in lines), [line for line in lines if not line.isprintable()]
+    shown = "\n".join(lines)
+    for escaped in ("shop\\n20991231T000000Z", "\\x1b[2J\\x1b[Hwiped", "invoice\\u202etxt.exe", "tab\\there",
+                    "cr\\rover", "zero\\u200bwidth", "line\\u2028sep", "back\\\\slash"):
+        assert escaped in shown, escaped
+    assert sum(line.startswith(dbname) for line in lines) == 1
+
+    listed = run_pgbackup(env, "list", "--json")
+    assert sorted(row["database"] for row in json.loads(listed.stdout)) == sorted([dbname, *FORGED_NAMES])
+
+
+def test_escape_shows_every_unprintable_character_and_keeps_the_rest() -> None:
+    from backup_job.core.printable import control_character, escape
+
+    assert escape("shop ünïcode 名前 'q\"") == "shop ünïcode 名前 'q\""
+    assert escape("a\nb\rc\td\x00e\x7f\x9b\u00a0\u200b\u202e\u2028\u2029\U000e0001\\") == \
+        "a\\nb\\rc\\td\\x00e\\x7f\\x9b\\xa0\\u200b\\u202e\\u2028\\u2029\\U000e0001\\\\"
+    assert escape("a\\nb") != escape("a\nb"), "a backslash and n is not a line break"
+    assert control_character("30 2 * * *") is None and control_character("a\u202eb\n") == "\\u202e"
