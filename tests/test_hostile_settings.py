@@ -177,3 +177,96 @@ def test_escape_shows_every_unprintable_character_and_keeps_the_rest() -> None:
         "a\\nb\\rc\\td\\x00e\\x7f\\x9b\\xa0\\u200b\\u202e\\u2028\\u2029\\U000e0001\\\\"
     assert escape("a\\nb") != escape("a\nb"), "a backslash and n is not a line break"
     assert control_character("30 2 * * *") is None and control_character("a\u202eb\n") == "\\u202e"
+
+
+def _age_identity() -> tuple[str, str]:
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    return str(identity), str(identity.to_public())
+
+
+def _assert_unseen(secret: str, result: subprocess.CompletedProcess[str]) -> None:
+    """Neither ``secret`` nor any 8 characters of it in a row is printed (a key's fixed words
+    such as AGE-SECRET-KEY- and -----BEGIN are not secret)."""
+    output = result.stdout + result.stderr
+    for word in secret.split():
+        body = word.removeprefix("AGE-SECRET-KEY-1").removeprefix("age-secret-key-1")
+        if word.startswith("-----") or len(body) < 12:
+            continue
+        for start in range(len(body) - 7):
+            assert body[start:start + 8] not in output, f"part of the key leaked: {body[start:start + 8]!r}"
+
+
+@pytest.mark.parametrize("case", ["upper", "lower", "among recipients"])
+def test_an_age_identity_pasted_as_a_recipient_is_never_printed(case: str, tmp_path: Path) -> None:
+    identity, public = _age_identity()
+    value = {"upper": identity, "lower": identity.lower(), "among recipients": f"{public},{identity}"}[case]
+    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}/b", "BACKUP_ENCRYPT_RECIPIENTS": value})
+    line = one_line_refusal(result)
+    assert "BACKUP_ENCRYPT_RECIPIENTS holds a private age identity" in line, line
+    assert "age-keygen -y" in line and "BACKUP_DECRYPT_IDENTITY_PATH" in line, line
+    _assert_unseen(identity, result)
+
+
+def test_an_age_identity_file_given_as_the_recipients_file_is_never_printed(tmp_path: Path) -> None:
+    key = tmp_path / "key.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    [identity] = [line for line in key.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-")]
+    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}/b", "BACKUP_ENCRYPT_RECIPIENTS_FILE": str(key)})
+    line = one_line_refusal(result)
+    assert "holds a private age identity" in line and "age-keygen -y" in line, line
+    _assert_unseen(identity, result)
+
+
+def test_a_private_key_or_token_in_a_plain_setting_is_redacted(tmp_path: Path) -> None:
+    ssh_key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh_key)], check=True)
+    private = ssh_key.read_text()
+    identity, _public = _age_identity()
+    token = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq9RvLmT3aXk"  # shaped like an AWS secret access key
+    cases = {
+        "BACKUP_ENCRYPT_RECIPIENTS": private, "BACKUP_COMPRESSION": private.strip().replace("\n", " "),
+        "BACKUP_DESTINATION": token, "BACKUP_PG_DUMP_OPTIONS": f"--no-owner {identity}",
+        "BACKUP_S3_STORAGE_CLASS": "-----BEGIN PRIVATE KEY-----MC4CAQAwBQYDK2VwBCIEIFqkc1lT8pD6xkXz-----END",
+        "BACKUP_SHARD": "PuTTY-User-Key-File-3: ssh-ed25519",
+    }
+    for variable, value in cases.items():
+        env = {"BACKUP_DESTINATION": f"file://{tmp_path}/b", variable: value}
+        result = run_pgbackup(env)
+        line = one_line_refusal(result)
+        assert f"{variable}=<redacted: looks like " in line, line
+        _assert_unseen(value, result)
+
+
+@pytest.mark.parametrize("value", [
+    "s3://my-backups/Production2024/ClusterEast", "file:///var/backups/PostgreSQL18ProductionServerInstance",
+    "--exclude-table-data=Audit2024LogEntriesArchiveTable", "3f0c9a4e-7b1d-4c52-9e8a-5d2f61b0c7aa",
+    "age1nw3km0dvdajfha6vqe5t4xv9ragwhv74p7a6k8pgcs62gly5td0sy3t46j", "AKIAIOSFODNN7EXAMPLE",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGUkZ0Ay5q1cfXdgJMUb4W4lw0OfTVM5Y9gUCwXNEeqf me@host",
+    "customer_orders_2024_archive_partition_q1", "last=7,daily=14,weekly=8,monthly=12", "*/10 * * * * * *",
+])
+def test_ordinary_values_do_not_look_like_credentials(value: str) -> None:
+    from backup_job.core import credentials
+
+    assert credentials.kind(value) is None
+
+
+@pytest.mark.parametrize(("value", "looks"), [
+    ("AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSHH5K6T", "a private age identity"),
+    ("-----BEGIN EC PRIVATE KEY-----", "a private key"), ("-----BEGIN CERTIFICATE-----", "a PEM key block"),
+    ("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ", "a private key"),
+    ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq9RvLmT3aXk", "a secret token"),
+    ("ghp_R8x2ZkQv7LmN4pT1sW9yB3cD6fH0jK5aE2uG", "a secret token"),
+    ("token=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "a secret token"),
+])
+def test_keys_and_tokens_are_recognised(value: str, looks: str) -> None:
+    from backup_job.core import credentials
+
+    assert credentials.kind(value) == looks
+
+
+def test_the_identity_setting_named_in_messages_is_the_real_one() -> None:
+    from backup_job.core import credentials, settings
+
+    assert credentials.IDENTITY_SETTING == settings.DECRYPT_IDENTITY_PATH.name
