@@ -270,3 +270,54 @@ def test_the_identity_setting_named_in_messages_is_the_real_one() -> None:
     from backup_job.core import credentials, settings
 
     assert credentials.IDENTITY_SETTING == settings.DECRYPT_IDENTITY_PATH.name
+
+
+def _termination(path: Path) -> dict[str, object]:
+    assert path.exists(), "no termination message was written"
+    document = json.loads(path.read_text())
+    assert isinstance(document, dict) and path.read_text().count("\n") == 1
+    return document
+
+
+@pytest.mark.parametrize(("env", "args", "command", "said"), [
+    ({"BACKUP_COMPRESSION": "bogus"}, ("run",), "run", "BACKUP_COMPRESSION='bogus' must be one of gzip | zstd"),
+    ({"PGPASSWORD": "x", "PGPASSWORD_FILE": "/etc/hostname"}, ("verify",), "verify", "both PGPASSWORD and"),
+    ({"BACKUP_RUN_ID": "run-1"}, ("schedule",), "schedule", "BACKUP_RUN_ID names one run"),
+    ({}, ("restore", "--database", "shop", "--at", "2026-13-45"), "restore", "--at '2026-13-45' is not a valid"),
+    ({}, ("prune",), "prune", "BACKUP_RETENTION is not set"),
+    ({}, ("restore",), "restore", "one of the arguments --database --globals is required"),
+    ({}, ("restore", "--database", "x", "--bogus"), "", "unrecognized arguments: --bogus"),
+    ({}, ("explode",), "", "invalid choice: 'explode'"),
+])
+def test_every_refusal_writes_the_termination_message(
+    env: dict[str, str], args: tuple[str, ...], command: str, said: str, tmp_path: Path
+) -> None:
+    """The operator and ``kubectl describe pod`` learn why a job exited 2 from this file."""
+    (tmp_path / "b").mkdir()
+    message = tmp_path / "termination-log"
+    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}/b", "BACKUP_TERMINATION_LOG": str(message),
+                           **env}, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    document = _termination(message)
+    assert document["ok"] is False and document["command"] == command, document
+    assert said in str(document["summary"]) and said in result.stderr, (document, result.stderr)
+    assert str(document["summary"]) in result.stderr.replace("\n", " "), "the same words as on stderr"
+
+
+def test_the_termination_log_named_in_dotenv_is_written_when_the_settings_fail(tmp_path: Path) -> None:
+    message = tmp_path / "termination-log"
+    identity, _public = _age_identity()
+    (tmp_path / ".env").write_text(f"BACKUP_DESTINATION=file://{tmp_path}\nBACKUP_TERMINATION_LOG={message}\n"
+                                   f"BACKUP_ENCRYPT_RECIPIENTS={identity}\n")
+    result = run_pgbackup({}, "run", cwd=tmp_path)
+    assert result.returncode == 2
+    document = _termination(message)
+    assert document["ok"] is False and "holds a private age identity" in str(document["summary"]), document
+    assert identity[16:32] not in message.read_text(), "the message is redacted as the line on stderr is"
+
+
+def test_the_environment_wins_over_dotenv_for_the_termination_log(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"BACKUP_TERMINATION_LOG={tmp_path}/from-dotenv\nBACKUP_COMPRESSION=bogus\n")
+    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}", "BACKUP_TERMINATION_LOG": str(tmp_path / "env")},
+                          "run", cwd=tmp_path)
+    assert result.returncode == 2 and (tmp_path / "env").exists() and not (tmp_path / "from-dotenv").exists()
