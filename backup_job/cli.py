@@ -20,7 +20,10 @@ stdout. Tracebacks appear only at the debug log level.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
+import re
 import signal
 import sys
 import time
@@ -41,8 +44,8 @@ from .core import logs, memory, termination
 from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.layout import format_timestamp
 from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, SCRATCH_SERVER,
-                            SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, Settings, check_command, load_settings,
-                            parse_schedule)
+                            SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, TERMINATION_LOG, Settings, check_command,
+                            load_settings, parse_schedule)
 from .core.termination import TerminationMessage
 from .pipeline.unseal import Keyring
 from .report.metrics import DatabaseFigure
@@ -121,8 +124,37 @@ def _debug() -> bool:
     return os.environ.get(LOG_LEVEL.name, "").lower() == "debug"
 
 
+def _refused(summary: str, command: str) -> None:
+    """The termination message of a job refused before its settings were read (exit 2)."""
+    path = termination.configured_path(TERMINATION_LOG.name, os.environ, Path.cwd() / ".env")
+    termination.write(path, TerminationMessage(summary, command=command, ok=False))
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed command line. On a usage error argparse prints its usage and error and exits
+    2; the termination message then carries that error line, and the command when it was a
+    command's own arguments that were wrong."""
+    parser, printed = _parser(), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            return parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code not in (0, None):  # not --help or --version
+            _refused_arguments(parser.prog, printed.getvalue())
+        raise
+    finally:
+        sys.stderr.write(printed.getvalue())
+
+
+def _refused_arguments(prog: str, printed: str) -> None:
+    """The termination message for argparse's error line (``pgbackup restore: error: ...``)."""
+    errors = list(re.finditer(rf"^{re.escape(prog)}(?: (\S+))?: error: .*$", printed, re.MULTILINE))
+    if errors:
+        _refused(errors[-1].group(0), errors[-1].group(1) or "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _arguments(argv)
     if args.command == "keygen":  # needs no settings: it makes the key the settings will name
         try:
             print(keygen.write(Path(args.private_key)))
@@ -139,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
         print(f"pgbackup: {exc}", file=sys.stderr)
+        _refused(str(exc), args.command)
         return EXIT_CONFIG
     logs.add_secrets(settings.secrets())
     level = settings.log_level
@@ -154,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args, settings, report)
     except ConfigError as exc:
         print(f"pgbackup: {exc}", file=sys.stderr)
+        report(TerminationMessage(str(exc), command=args.command, ok=False))
         return EXIT_CONFIG
     except (PgBackupError, Interrupted) as exc:
         logger.error("%s FAILED: %s", args.command, exc, exc_info=_debug(),

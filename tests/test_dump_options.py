@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import struct
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -110,3 +113,98 @@ def test_a_bypass_that_pg_dump_honours_is_refused_before_anything_runs(
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "must not contain -" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "b").exists(), "nothing was attempted"
+
+
+CONNECTION_SPELLINGS = [  # every way pg_dump reads a server, port or user, and what it sees
+    ("--host=evil.example", "--host"), ("--hos=evil.example", "--host"), ("--ho evil.example", "--host"),
+    ("-h evil.example", "-h"), ("-hevil.example", "-h"), ("-vhevil.example", "-h"), ("-vh evil.example", "-h"),
+    ("--port=6543", "--port"), ("--po 6543", "--port"), ("-p6543", "-p"), ("-vp 6543", "-p"),
+    ("--username=mallory", "--username"), ("--user mallory", "--username"), ("-Umallory", "-U"),
+    ("-vUmallory", "-U"), ("--restrict-key=k3y", "--restrict-key"), ("--restr k3y", "--restrict-key"),
+]
+
+
+@pytest.mark.parametrize(("value", "option"), CONNECTION_SPELLINGS)
+def test_connection_options_and_the_restrict_key_are_refused_however_written(
+    value: str, option: str, tmp_path: Path
+) -> None:
+    message = settings_error(f"--no-owner {value}", tmp_path)
+    assert f"must not contain {option}" in message and "BACKUP_PG_DUMP_OPTIONS" in message, message
+
+
+class PasswordTrap:
+    """A TCP server that speaks just enough of PostgreSQL's protocol to ask a client for its
+    password in cleartext, and keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.passwords: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _address = self.server.accept()
+            except OSError:
+                return  # closed
+            with client:
+                self._answer(client)
+
+    def _answer(self, client: socket.socket) -> None:
+        client.settimeout(10)
+        try:
+            while True:  # SSLRequest / GSSENCRequest are refused ("N"); then the startup packet
+                length, code = struct.unpack("!ii", _read(client, 8))
+                _read(client, length - 8)
+                if code not in (80877103, 80877104):
+                    break
+                client.sendall(b"N")
+            client.sendall(b"R" + struct.pack("!ii", 8, 3))  # AuthenticationCleartextPassword
+            kind, length = struct.unpack("!ci", _read(client, 5))
+            if kind == b"p":
+                self.passwords.append(_read(client, length - 4).rstrip(b"\0"))
+        except (OSError, struct.error):
+            pass
+
+    def __enter__(self) -> "PasswordTrap":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.close()
+        self.thread.join(timeout=10)
+
+
+def _read(client: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = client.recv(count - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("spelling", ["--hos=127.0.0.1 --po={port}", "-vh127.0.0.1 -p {port}"])
+def test_pg_dump_options_cannot_send_the_servers_password_to_another_server(
+    spelling: str, pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path
+) -> None:
+    """Whoever writes BACKUP_PG_DUMP_OPTIONS (a PgBackup's spec.pgDumpOptions) must not learn
+    PGPASSWORD by pointing pg_dump at a server of their own."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    with PasswordTrap() as trap:
+        options = spelling.format(port=trap.port)
+        direct = subprocess.run([str(bindir18 / "pg_dump"), *options.split()], capture_output=True, timeout=60,
+                                env={**os.environ, **pg18.env(dbname)}, stdin=subprocess.DEVNULL)
+        assert direct.returncode != 0 and trap.passwords == [pg18.password.encode()], \
+            "pg_dump itself really sends PGPASSWORD where these options point"
+        trap.passwords.clear()
+
+        result = run_pgbackup(job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname,
+                                      BACKUP_GLOBALS="false", BACKUP_PG_DUMP_OPTIONS=options))
+
+    assert trap.passwords == [], "pgbackup's pg_dump sent the password to the other server"
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and re.search(r"must not contain (--host|-h) ", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "b").exists()

@@ -6,6 +6,11 @@ its time, compressed size, the start of its sha256 and whether it is sealed with
 DAMAGED ones why their objects and manifest disagree, unknown ones why this version cannot
 vouch for them, and a backup that set off the shrink alarm says so. ``--json`` prints the same rows with the
 full checksum and sizes in bytes.
+
+Database names come from the bucket's keys and the state from its objects, so whoever can write
+the bucket chooses them: every cell of the table is escaped (``core.printable``: ``\\n``,
+``\\x1b``, ``\\u202e``), so a name can neither forge a line of the listing nor drive the
+terminal. The JSON keeps every name exact; JSON escapes control characters itself.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 from ..core import logs
 from ..core.layout import ENCRYPTED_SUFFIX, GLOBALS, display_name
+from ..core.printable import escape
 from ..pipeline.catalog import Backup, Catalog
 
 
@@ -79,15 +85,15 @@ def render(catalog: Catalog, database: str | None, *, as_json: bool) -> str:
     if not backups:
         what = f"of {database!r} " if database is not None else ""
         return f"no backups {what}under {catalog.storage.describe(catalog.prefix)}\n"
-    table = [("DATABASE", "TIMESTAMP", "SIZE", "SHA256", "ENCRYPTED", "STATE")]
+    table: list[tuple[str, ...]] = [("DATABASE", "TIMESTAMP", "SIZE", "SHA256", "ENCRYPTED", "STATE")]
     for backup in backups:
         data = row(backup)
         size = data["compressed_bytes"]
-        table.append((
+        table.append(tuple(escape(cell) for cell in (
             display_name(backup.database), backup.timestamp,
             logs.human_bytes(size) if size is not None else "-",
             (data["sha256"] or "-")[:12], "age" if data["encrypted"] else "-", _flags(backup),
-        ))
+        )))
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(r[:5], widths)), r[5]]) for r in table]
     return "\n".join(lines) + "\n"

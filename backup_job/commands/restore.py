@@ -36,17 +36,17 @@ What a restore trusts, and what it needs said explicitly:
 
 from __future__ import annotations
 
-import re
 import time
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..core import logs, signals
 from ..core.errors import NotFoundError, RestoreError, one_line
+from ..core.layout import GLOBALS, display_name
+from ..core.moments import parse_at as parse_at  # re-exported: --at was parsed here before the operator needed it
 from ..core.settings import GLOBALS_LIMIT_MB, SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS
-from ..core.layout import GLOBALS, display_name, parse_timestamp
 from ..pg import dbprops
 from ..pg.databases import count_objects, database_exists, drop_database
 from ..pg.psql import Psql, check_restrict, error_line
@@ -60,26 +60,6 @@ from ..storage.base import Storage
 
 GLOBALS_LIMIT = 256 * 1024 * 1024  # the default of BACKUP_GLOBALS_LIMIT_MB
 log = logs.get("restore")
-
-
-def parse_at(text: str) -> datetime | None:
-    """``latest`` -> None; ``20261126T020000Z``, ISO 8601 (UTC if no offset), or a date
-    (meaning the end of that UTC day) -> a moment. ``ValueError`` otherwise."""
-    value = text.strip()
-    if value.lower() in ("", "latest"):
-        return None
-    if re.fullmatch(r"\d{8}T\d{6}Z", value):
-        return parse_timestamp(value)
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        day = datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
-        return day + timedelta(days=1) - timedelta(microseconds=1)
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValueError(
-            f"--at {text!r} is not a time; use latest, 2026-11-26, 2026-11-26T02:30:00Z or 20261126T023000Z"
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def choose(catalog: Catalog, database: str, at: datetime | None, allow_unsigned: bool = False) -> Backup:

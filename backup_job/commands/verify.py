@@ -100,7 +100,7 @@ def scratch_name(now: datetime) -> str:
 def drop_stale_scratch(target: Target, now: datetime) -> None:
     """Drop scratch databases a killed drill left, once they are older than a day."""
     with closing(target.connect()) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT datname FROM pg_catalog.pg_database WHERE datname LIKE %s",
+        cursor.execute("SELECT datname FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.~~) %s",
                        (SCRATCH_PREFIX.replace("_", r"\_") + "%",))
         names = [str(row[0]) for row in cursor.fetchall()]
     for name in names:

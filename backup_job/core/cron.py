@@ -11,6 +11,10 @@ grammar follows the parser Kubernetes uses (robfig/cron, standard mode):
   may (classic cron's "or");
 - macros ``@yearly @annually @monthly @weekly @daily @midnight @hourly``.
 
+An expression is one line: a control character inside it (a line break, a carriage return, a
+tab) is refused, since a schedule is written into a crontab line (``pgbackup schedule``) and a
+line break there would start a second job. Leading and trailing whitespace is ignored.
+
 ``next_after`` walks calendar days in the schedule's time zone and, on a matching day, the
 matching hours and minutes, so even a once-a-leap-year schedule costs a few thousand steps.
 Wall-clock times that do not exist (a DST gap) are skipped; ambiguous ones use the first.
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .printable import control_character
+
 MACROS = {
     "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
     "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
@@ -32,6 +38,17 @@ _NO_NAMES: dict[str, int] = {}
 _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (("minute", 0, 59, _NO_NAMES), ("hour", 0, 23, _NO_NAMES), ("day-of-month", 1, 31, _NO_NAMES),
            ("month", 1, 12, _MONTHS), ("day-of-week", 0, 6, _DAYS))
 _SEARCH_DAYS = 366 * 5
+
+
+def one_line(expression: str) -> str:
+    """``expression`` without surrounding whitespace; ``ValueError`` if a control character
+    is left inside it."""
+    text = expression.strip()
+    control = control_character(text)
+    if control:
+        raise ValueError(f"contains a control character ({control}); a schedule is one line of fields "
+                         "separated by spaces")
+    return text
 
 
 def _value(text: str, name: str, names: dict[str, int]) -> int:
@@ -86,7 +103,7 @@ class CronSchedule:
     @classmethod
     def parse(cls, expression: str) -> "CronSchedule":
         """Parse, or raise ``ValueError`` saying which field is wrong and why."""
-        text = MACROS.get(expression.strip().lower(), expression.strip())
+        text = MACROS.get(one_line(expression).lower(), expression.strip())
         fields = text.split()
         if len(fields) != 5:
             raise ValueError(
@@ -154,6 +171,7 @@ def _check_extended_field(text: str, name: str) -> None:
 
 def validate_expression(expression: str) -> None:
     """Raise ``ValueError`` unless Supercronic and Kubernetes-style cron would accept it."""
+    one_line(expression)
     fields = expression.split()
     if expression.strip().lower() in MACROS or len(fields) == 5:
         CronSchedule.parse(expression)

@@ -20,7 +20,13 @@ A variable is declared once (in ``settings``) with everything every consumer nee
 
 Reading turns every complaint into one ``ConfigError`` line in one shape, naming the
 variable, the value (never a secret's), the problem and an example:
-``configuration error: NAME='value' problem; for example NAME=example``.
+``configuration error: NAME='value' problem; for example NAME=example``. A value that looks
+like a key or credential (``credentials``: an age identity, a private key, a PEM block, a long
+random token) is never shown either, whatever the variable: the line says
+``NAME=<redacted: looks like a private key>``, and any piece of it the parser quoted is taken
+out. An age identity given where age recipients belong (a variable whose example is an
+``age1...`` recipient) gets its own line: put its public key there, keep the identity for
+decrypting.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
+from . import credentials
 from .errors import ConfigError
 
 T = TypeVar("T")
@@ -90,10 +97,21 @@ class Variable(Generic[T]):
         return f"{self.name}_FILE"
 
     def problem(self, value: str, invalid: Invalid) -> ConfigError:
-        """The one-line error for ``value``; a secret's value is never shown."""
-        shown = f"{self.name}={value!r}" if value and not self.secret else self.name
+        """The one-line error for ``value``; a secret's value is never shown, nor a value that
+        looks like a key or credential (nor the pieces of it ``invalid`` quotes)."""
         example = invalid.example if invalid.example is not None else shlex.quote(self.examples()[0])
-        return ConfigError(f"configuration error: {shown}{invalid.separator}{invalid.problem}; "
+        looks = credentials.kind(value)
+        if looks == credentials.AGE_IDENTITY and self.example.startswith("age1"):
+            return ConfigError(f"configuration error: {self.name} holds a private age identity (not shown); put "
+                               "its public key here instead (age1..., as `age-keygen -y` prints it) and keep the "
+                               f"identity for {credentials.IDENTITY_SETTING}; for example {self.name}={example}")
+        if looks:
+            shown = self.name if self.secret else f"{self.name}=<redacted: looks like {looks}>"
+            detail = credentials.scrub(invalid.problem, value)
+        else:
+            shown = f"{self.name}={value!r}" if value and not self.secret else self.name
+            detail = invalid.problem
+        return ConfigError(f"configuration error: {shown}{invalid.separator}{detail}; "
                            f"for example {self.name}={example}")
 
     def read(self, env: Mapping[str, str]) -> T:

@@ -46,6 +46,7 @@ from dotenv import dotenv_values
 from . import dumpoptions
 from .cron import validate_expression
 from .errors import ConfigError
+from .printable import control_character
 from .retention import RetentionPolicy
 from . import keys, signing
 from .runkey import EXAMPLE_RUN_ID, format_run_timestamp, parse_run_id, parse_run_timestamp, scheduled_minute
@@ -71,12 +72,15 @@ def _destination(value: str) -> Destination:
     example = "s3://my-bucket/postgres or file:///var/backups/postgres"
     if not value:
         raise Invalid("is not set", example)
+    control = control_character(value)
+    if control:  # urlsplit drops tabs and line breaks: the place used would not be the one written
+        raise Invalid(f"contains a control character ({control}); remove it", example)
+    if "?" in value or "#" in value:  # urlsplit would cut them off (with what follows) in silence
+        raise Invalid("must not contain '?' or '#' (a bucket prefix or directory is the path alone)", example)
     parts = urlsplit(value)
     if parts.scheme == "s3":
         if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", parts.netloc):
             raise Invalid("does not name a valid S3 bucket", example)
-        if parts.query or parts.fragment:
-            raise Invalid("must not contain '?' or '#'", example)
         prefix = parts.path.strip("/")
         if "//" in prefix:
             raise Invalid("has an empty path segment in its prefix", example)
@@ -308,9 +312,26 @@ def _urls(value: str) -> tuple[str, ...]:
 
 
 def _http_url(value: str) -> str | None:
-    if value and not value.startswith(("http://", "https://")):
-        raise Invalid("must be an http:// or https:// URL", "https://hc-ping.com/<uuid>")
-    return value or None
+    """An http(s) URL urllib can reach as written. These variables are secret: no message
+    here repeats any part of the value."""
+    example = "https://hc-ping.com/<uuid>"
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise Invalid("must be an http:// or https:// URL", example)
+    if control_character(value) or " " in value:  # urlsplit drops some; a request line breaks on the rest
+        raise Invalid("contains a space or a control character; percent-encode or remove it", example)
+    parts = urlsplit(value)
+    if "@" in parts.netloc:  # urllib sends no credentials from a URL: it resolves "user:pass@host" as a name
+        raise Invalid("must not contain user:password@: pgbackup sends no credentials from a URL; use one that "
+                      "needs none, or whose path carries its token", example)
+    if not parts.hostname:
+        raise Invalid("names no host", example)
+    try:
+        parts.port
+    except ValueError as exc:
+        raise Invalid("has an invalid port (1-65535)", example) from exc
+    return value
 
 
 NOTIFY_URLS = Variable("BACKUP_NOTIFY_URLS", _urls,
@@ -343,10 +364,13 @@ LOG_LEVEL = Variable("LOG_LEVEL", _log_level, "`debug` also prints tracebacks.",
 LOG_FORMAT = Variable("LOG_FORMAT", choice("text", "json"), "One line per event either way, on stdout.",
                       default="text", example="json")
 
-# pg_dump options that would change where the output goes, its format, or which database is
-# dumped: the pipeline depends on plain SQL on stdout of the database it chose. Matched by
-# meaning, however the option is spelled (a prefix, bundled, an alias).
+# pg_dump options that would change where the output goes, its format, which database is
+# dumped, or which server and user: the pipeline depends on plain SQL on stdout of the database
+# it chose, and another host or port would receive PGPASSWORD (whoever writes a PgBackup's
+# pgDumpOptions could collect it). Matched by meaning, however the option is spelled (a
+# prefix, bundled, an alias).
 _PASSWORD_PROMPT = "a password prompt would hang the job; use PGPASSWORD or PGPASSWORD_FILE"
+_SERVER = "the server and user come from PGHOST, PGPORT and PGUSER (another server would receive PGPASSWORD)"
 REFUSED_PG_DUMP_OPTIONS = {  # by meaning (core.dumpoptions): every spelling of these is refused
     "file": "the dump is streamed from stdout",
     "format": "pgbackup stores plain SQL",
@@ -356,6 +380,10 @@ REFUSED_PG_DUMP_OPTIONS = {  # by meaning (core.dumpoptions): every spelling of 
     "clean": "restore --clean drops the old contents inside the restore's transaction",
     "dbname": f"databases are chosen with {DATABASES.name}",
     "password": _PASSWORD_PROMPT,
+    "host": _SERVER,
+    "port": _SERVER,
+    "username": _SERVER,
+    "restrict-key": "pgbackup chooses a dump's \\restrict key itself, and strips it when it restores",
     "version": "it prints the version instead of dumping",
     "help": "it prints help instead of dumping",
 }

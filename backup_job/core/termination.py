@@ -20,14 +20,21 @@ a message without one (every older version's) reads as unsharded.
 ``SUMMARY_LIMIT``, then failed names are dropped from the end (the counts stay exact;
 ``failedTruncated`` says names are missing), and only then is the summary cut further. The summary is redacted like every log line. ``decode`` also reads the plain
 one-line text that versions before the JSON form wrote, as a summary with nothing else.
+
+A job refused for its settings or arguments (exit 2) writes the message too, although it has
+no ``Settings`` to take the path from: ``configured_path`` reads that one variable as the
+settings would (the environment over the ``.env`` file; it has no ``_FILE`` form).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dotenv import dotenv_values
 
 from . import logs
 
@@ -142,3 +149,17 @@ def write(path: Path | None, message: TerminationMessage) -> None:
         path.write_bytes(message.encode())
     except OSError as exc:
         log.warning("cannot write the termination message to %s: %s", path, exc.strerror)
+
+
+def configured_path(name: str, environ: Mapping[str, str], dotenv_path: Path) -> Path | None:
+    """The path variable ``name`` (``settings.TERMINATION_LOG``) gives when the settings as a
+    whole could not be read: from ``environ``, else from the ``.env`` file at ``dotenv_path``;
+    None when it is unset, empty, or the file cannot be read."""
+    if name in environ:
+        value = environ[name]
+    else:
+        try:
+            value = (dotenv_values(dotenv_path).get(name) if dotenv_path.is_file() else None) or ""
+        except (OSError, UnicodeDecodeError):
+            value = ""
+    return Path(value) if value else None

@@ -3,13 +3,17 @@
 One short connection to the discovery database (``PGDATABASE``, default ``postgres``) reads
 the server version and every database that can be dumped::
 
-    SELECT datname, datistemplate, datallowconn FROM pg_database
+    SELECT datname, datistemplate, datallowconn FROM pg_catalog.pg_database
 
 Templates and databases that do not allow connections cannot be dumped; they are kept in
 ``Server.skipped`` with the reason, so the run can say which databases it leaves out.
 
 Connection details come from libpq's own environment (``PGHOST``, ``PGPORT``, ``PGUSER``,
-``PGPASSWORD``, ``PGPASSFILE``, ``PGSSLMODE``...), exactly as pg_dump will see them.
+``PGPASSWORD``, ``PGPASSFILE``, ``PGSSLMODE``...), exactly as pg_dump will see them. The
+session's search_path is fixed to ``pg_catalog, pg_temp`` at connect time and both queries
+name pg_catalog's objects, so nothing a database's owner planted (functions or operators
+shadowing pg_catalog's, a stored ``search_path``) runs with pgbackup's rights
+(``target.session_options``).
 
 ``select_databases`` then applies the include and exclude lists (comma-separated shell-style
 globs). A name given without glob characters that does not
@@ -27,9 +31,12 @@ import psycopg2
 from ..core.errors import RunError, one_line
 from ..core.settings import PGPASSWORD
 from . import tlsfiles
+from .target import PGOPTIONS, session_options
 
 _GLOB_CHARS = set("*?[")
-QUERY = "SELECT datname, datistemplate, datallowconn FROM pg_database ORDER BY datname"
+VERSION_QUERY = ("SELECT pg_catalog.current_setting('server_version'),"
+                 " pg_catalog.current_setting('server_version_num')::int")
+QUERY = "SELECT datname, datistemplate, datallowconn FROM pg_catalog.pg_database ORDER BY datname"
 TEMPLATE = "a template database"
 NO_CONNECTIONS = "it does not allow connections (datallowconn = false)"
 
@@ -69,7 +76,8 @@ def discover(database: str) -> Server:
     if problem:
         raise RunError(f"cannot connect to {describe_target(database)}: {problem}", hint=tlsfiles.HINT)
     try:
-        connection = psycopg2.connect(dbname=database, connect_timeout=15, application_name="pgbackup")
+        connection = psycopg2.connect(dbname=database, connect_timeout=15, application_name="pgbackup",
+                                      options=session_options(os.environ.get(PGOPTIONS)))
     except psycopg2.Error as exc:
         reason = one_line(exc)
         raise RunError(
@@ -78,7 +86,7 @@ def discover(database: str) -> Server:
         ) from exc
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int")
+            cursor.execute(VERSION_QUERY)
             row = cursor.fetchone()
             assert row is not None
             version, version_num = str(row[0]).split()[0], int(row[1])

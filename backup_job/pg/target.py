@@ -11,6 +11,15 @@ exactly those: psql gets them as its environment; psycopg2 connections are opene
 swapped into the process environment for the moment of the connect (libpq reads defaults
 from the environment, and a keyword left unset would otherwise fall back to the main
 server's variable).
+
+Every session pgbackup opens starts with ``search_path = pg_catalog, pg_temp``, as pg_dump's
+own do: a database's owner (or anyone, where ``public`` is writable) can plant functions and
+operators that shadow pg_catalog's, and ``ALTER DATABASE/ROLE ... SET search_path`` would
+put them first, running their code with pgbackup's rights. The setting travels in the
+startup packet (libpq's ``options``, for psql ``PGOPTIONS``), which takes precedence over
+those stored settings; a user's own ``PGOPTIONS`` is kept, with ours after it so that ours
+wins. The SQL itself names only pg_catalog's functions and operators (``databases``,
+``dbprops``, ``discovery``), so either defence alone would hold.
 """
 
 from __future__ import annotations
@@ -37,6 +46,14 @@ LIBPQ_VARIABLES = (
     "PGSSLNEGOTIATION", "PGGSSENCMODE", "PGKRBSRVNAME", "PGCHANNELBINDING",
 )
 _environ_lock = threading.Lock()
+PGOPTIONS = "PGOPTIONS"
+SAFE_SEARCH_PATH = "-c search_path=pg_catalog,pg_temp"
+
+
+def session_options(user_options: str | None) -> str:
+    """The session options for libpq: the user's ``PGOPTIONS``, then the fixed search_path."""
+    user = (user_options or "").strip()
+    return f"{user} {SAFE_SEARCH_PATH}" if user else SAFE_SEARCH_PATH
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,7 @@ class Target:
         env = environment(self.env)
         env[PGDATABASE.name] = database
         env.setdefault(PGAPPNAME.name, "pgbackup")
+        env[PGOPTIONS] = session_options(self.env.get(PGOPTIONS))
         return env
 
     @contextmanager
@@ -77,7 +95,8 @@ class Target:
             raise RunError(f"cannot connect to database {name!r} on {self.label}: {problem}", hint=tlsfiles.HINT)
         try:
             with self._environment():
-                connection = psycopg2.connect(dbname=name, connect_timeout=15, application_name="pgbackup")
+                connection = psycopg2.connect(dbname=name, connect_timeout=15, application_name="pgbackup",
+                                              options=session_options(self.env.get(PGOPTIONS)))
         except psycopg2.Error as exc:
             raise RunError(f"cannot connect to database {name!r} on {self.label}: {one_line(exc)}") from exc
         connection.autocommit = True
