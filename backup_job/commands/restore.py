@@ -159,6 +159,8 @@ def restore_database(
             with signals.held(), closing(target.connect()) as connection:  # created means recorded
                 try:
                     dbprops.create_database(connection, name, properties, owner=True)
+                except RestoreError:
+                    raise  # a property refused before anything was created: its own line
                 except Exception as exc:
                     raise RestoreError(f"CREATE DATABASE {name!r} failed: {one_line(exc)}",
                                        hint=_owner_hint(exc)) from exc
@@ -168,6 +170,8 @@ def restore_database(
             with closing(target.connect()) as connection:
                 try:
                     dbprops.apply_properties(connection, name, properties)
+                except RestoreError:
+                    raise
                 except Exception as exc:
                     raise RestoreError(f"reapplying the settings of database {name!r} failed: {one_line(exc)}",
                                        hint=_owner_hint(exc)) from exc
