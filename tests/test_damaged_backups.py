@@ -89,8 +89,8 @@ def test_retention_never_deletes_damaged_or_unknown_backups(pg18: Cluster, bindi
     old_stamp = "20200101T000000Z"
     (folder / f"{old_stamp}.sql.zst").write_bytes(b"\x28\xb5\x2f\xfd not ours to judge")
     (folder / f"{old_stamp}.manifest.json").write_text(json.dumps({"tool": "pgbackup", "format_version": 99}))
-    for path in folder.iterdir():
-        _age(path, 30)  # far beyond the leftover age
+    for path in folder.glob(f"{old_stamp}.*"):
+        _age(path, 30)  # far beyond the leftover age (aging today's objects would make them suspect)
 
     pruned = run_pgbackup({**env, "BACKUP_RETENTION": "last=1"}, "prune")
     listing = run_pgbackup(env, "list", "--database", dbname)

@@ -4,8 +4,10 @@ and a real S3 server: round trips, --clean, refusals, tampering, and the globals
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from backup_job.core.layout import format_timestamp
 from devenv.postgres import Cluster
 
 from .helpers import Bucket, comparable_dump, manifest, run_pgbackup, wait_for_next_second
@@ -163,7 +165,8 @@ def test_list_shows_backups_newest_first_and_incomplete_ones(pg18: Cluster, bind
     pg18.sql(f"CREATE DATABASE {dbname}")
     _backup(bucket, pg18, bindir18, dbname)
     key = next(k for k in bucket.keys(f"prod/{dbname}/") if k.endswith(".sql.gz"))
-    orphan = f"prod/{dbname}/29990101T000000Z.sql.gz"
+    later = format_timestamp(datetime.now(timezone.utc) + timedelta(minutes=5))  # newest, within the clock skew
+    orphan = f"prod/{dbname}/{later}.sql.gz"
     bucket.put(orphan, b"half an upload")
     bucket.put("prod/notes.txt", b"not ours")
     env = bucket.job_env(pg18, bindir18, "prod")
@@ -174,8 +177,8 @@ def test_list_shows_backups_newest_first_and_incomplete_ones(pg18: Cluster, bind
     assert text.returncode == 0 and as_json.returncode == 0, text.stdout + as_json.stdout
     lines = text.stdout.splitlines()
     assert lines[0].split() == ["DATABASE", "TIMESTAMP", "SIZE", "SHA256", "ENCRYPTED", "STATE"]
-    assert "29990101T000000Z" in lines[1] and "incomplete: dump object without a manifest" in lines[1]
-    assert key.split("/")[-1].removesuffix(".sql.gz") in lines[2] and lines[2].endswith("complete")
+    assert later in lines[1] and "incomplete: dump object without a manifest" in lines[1]
+    assert key.split("/")[-1].removesuffix(".sql.gz") in lines[2] and lines[2].endswith("complete, signed (fc16885beacd577b)")
     rows = json.loads(as_json.stdout)
     ours = [r for r in rows if r["database"] == dbname]
     assert [r["complete"] for r in ours] == [False, True]

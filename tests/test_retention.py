@@ -17,7 +17,7 @@ import pytest
 from backup_job.core.layout import format_timestamp
 from devenv.postgres import Cluster
 
-from .helpers import Bucket, manifest, run_pgbackup, wait_for_next_second
+from .helpers import signed, Bucket, manifest, run_pgbackup, wait_for_next_second
 
 
 @pytest.fixture
@@ -46,8 +46,7 @@ def _seed(bucket: Bucket, database: str, stamps: list[str]) -> None:
         for stamp in stamps:
             key = f"prod/{segment}/{stamp}.sql.gz"
             client.copy_object(Bucket=bucket.name, Key=key, CopySource={"Bucket": bucket.name, "Key": dump})
-            bucket.put(key.replace(".sql.gz", ".manifest.json"),
-                       json.dumps({**facts, "key": key, "run_timestamp": stamp}).encode())
+            bucket.put(key.replace(".sql.gz", ".manifest.json"), signed({**facts, "key": key, "run_timestamp": stamp}))
 
 
 def _expected(stamps: list[str], last: int, daily: int, weekly: int, monthly: int) -> set[str]:
@@ -137,15 +136,17 @@ def test_incomplete_leftovers_go_after_a_day(pg18: Cluster, bindir18: Path, tmp_
         return format_timestamp(now - timedelta(hours=hours))
 
     # Leftovers go once both their key's time and their object's time are over a day old:
-    # each side of the threshold is tried on its own, with the other side well past it.
+    # each side of the threshold is tried on its own. (An object older than its key's time is
+    # suspect, never deleted, so the key side is tried with the object written at that time.)
     leftovers = {  # name: (object age in hours, goes)
         f"{stamp(72)}.sql.gz": (72, True),  # a dump whose manifest never came
-        f"{stamp(71)}.manifest.json": (72, False),  # an unreadable manifest without its dump: damaged, kept
+        f"{stamp(71)}.manifest.json": (71, False),  # an unreadable manifest without its dump: damaged, kept
         f"{stamp(70)}.sql.gz": (25, True),  # object just over a day old
         f"{stamp(69)}.sql.gz": (23, False),  # object just under a day old
         f"{stamp(68)}.sql.gz": (0, False),  # key is old but the object was written just now
-        f"{stamp(25)}.sql.gz": (72, True),  # key just over a day old
-        f"{stamp(23)}.sql.gz": (72, False),  # key just under a day old (a run that may still be going)
+        f"{stamp(25)}.sql.gz": (25, True),  # key just over a day old
+        f"{stamp(23)}.sql.gz": (23, False),  # key just under a day old (a run that may still be going)
+        f"{stamp(30)}.sql.gz": (72, False),  # dated after the store received it: suspect, kept
     }
     for name, (hours, _) in leftovers.items():
         (folder / name).write_bytes(b"partial")

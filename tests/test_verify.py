@@ -13,7 +13,7 @@ from pathlib import Path
 from devenv.postgres import Cluster, free_port
 from devenv.wait import wait_for
 
-from .helpers import _SCRUB_PREFIXES, ROOT, Bucket, fake_tool, run_pgbackup
+from .helpers import signed, _SCRUB_PREFIXES, ROOT, Bucket, fake_tool, run_pgbackup
 from .test_backup_s3 import make_sample
 
 SCRATCH = "SELECT datname FROM pg_database WHERE datname LIKE 'pgbackup_verify_%'"
@@ -65,7 +65,7 @@ def test_verify_fails_on_wrong_row_counts_and_on_load_errors(
     manifest_key = next(k for k in bucket.keys(f"prod/{counted}/") if k.endswith(".json"))
     facts = json.loads(bucket.get(manifest_key))
     facts["row_counts"]["public.bulk"] = 101  # as if the restore had lost a row
-    bucket.put(manifest_key, json.dumps(facts).encode())
+    bucket.put(manifest_key, signed(facts))
     env = bucket.job_env(pg18, bindir18, "prod", BACKUP_TERMINATION_LOG=str(ROOT / "tests" / f".{dbname}.term"))
 
     try:

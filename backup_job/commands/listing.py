@@ -4,8 +4,10 @@ Newest first per database, databases in name order, the globals last. Every back
 its time, compressed size, the start of its sha256 and whether it is sealed with age
 (ENCRYPTED); incomplete ones say what is missing,
 DAMAGED ones why their objects and manifest disagree, unknown ones why this version cannot
-vouch for them, and a backup that set off the shrink alarm says so. ``--json`` prints the same rows with the
-full checksum and sizes in bytes.
+vouch for them, SUSPECT ones (dated in the future) why, and a backup that set off the shrink
+alarm says so. With signing keys configured, complete backups say whether they are signed (and
+by which key), UNSIGNED or UNTRUSTED. ``--json`` prints the same rows with the full checksum and
+sizes in bytes.
 
 Database names come from the bucket's keys and the state from its objects, so whoever can write
 the bucket chooses them: every cell of the table is escaped (``core.printable``: ``\\n``,
@@ -25,10 +27,10 @@ from ..pipeline.catalog import Backup, Catalog
 
 
 def _flags(backup: Backup) -> str:
-    if not backup.complete:
+    if not backup.trusted:
         return backup.state()
     assert backup.manifest is not None
-    notes = ["complete"]
+    notes = [backup.state()]  # complete, and by which key it is signed
     if backup.manifest.shrink_alarm:
         alarm = backup.manifest.shrink_alarm
         notes.append(f"SHRUNK below {round(alarm['fraction'] * 100)}% of {alarm['previous_timestamp']}")
@@ -38,11 +40,18 @@ def _flags(backup: Backup) -> str:
 
 
 def status(backup: Backup) -> str:
-    """``complete``, ``incomplete``, ``damaged`` or ``unknown`` (see ``pipeline.catalog``)."""
-    if backup.complete:
+    """``complete``, ``unsigned``, ``untrusted``, ``suspect``, ``incomplete``, ``damaged`` or
+    ``unknown`` (see ``pipeline.catalog``)."""
+    if backup.trusted:
         return "complete"
+    if backup.unsigned:
+        return "unsigned"
+    if backup.untrusted:
+        return "untrusted"
     if backup.unknown:
         return "unknown"
+    if backup.suspect:
+        return "suspect"
     return "damaged" if backup.damaged else "incomplete"
 
 
@@ -53,8 +62,9 @@ def row(backup: Backup) -> dict[str, Any]:
         "kind": "globals" if backup.database == GLOBALS else "database",
         "timestamp": backup.timestamp,
         "time": backup.time.isoformat().replace("+00:00", "Z"),
-        "complete": backup.complete,
+        "complete": backup.trusted,
         "status": status(backup),
+        "signed_by": backup.signed_by or None,
         "state": backup.state(),
         "key": backup.dump.key if backup.dump else (manifest.key if manifest else None),
         "compression": manifest.compression if manifest else None,
@@ -64,8 +74,8 @@ def row(backup: Backup) -> dict[str, Any]:
         "compressed_bytes": manifest.compressed_bytes if manifest else (backup.dump.size if backup.dump else None),
         "raw_bytes": manifest.raw_bytes if manifest else None,
         "sha256": manifest.sha256 if manifest else None,
-        "tables": len(manifest.row_counts) if manifest else None,
-        "rows": sum(manifest.row_counts.values()) if manifest else None,
+        "tables": backup.tables if manifest else None,
+        "rows": backup.rows if manifest else None,
         "shrink_alarm": manifest.shrink_alarm if manifest else None,
         "role_passwords": manifest.role_passwords if manifest else None,
     }

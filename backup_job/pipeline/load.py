@@ -66,8 +66,8 @@ class ReadStats:
 
 
 def _changed(manifest: Manifest, what: str) -> ChecksumError:
-    return ChecksumError(f"{what} of {manifest.key} does not match its manifest; the object was changed or "
-                         "damaged after the backup, and nothing of it was used")
+    return ChecksumError(f"checksum mismatch: {what} of {manifest.key} does not match its manifest; the object "
+                         "was changed or damaged after the backup, and nothing of it was used")
 
 
 class CheckedRead:
