@@ -97,8 +97,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="also consider backups without a trusted signature (made before signing keys were "
                          "configured) and let --clean run one: whoever can write the bucket could have made it")
     restore.add_argument("--as-superuser", action="store_true",
-                         help="load a dump that does not set each object's owner (made before pgbackup did, or "
-                         "with --no-owner) as a superuser, whose rights its owners' functions then run with")
+                         help="restore as a superuser a database whose objects belong to other roles: their code "
+                         "(constraints, defaults, index expressions) can then act with superuser rights; only when "
+                         "every owner is trusted (else restore as the database's owner)")
 
     drill = commands.add_parser("verify", help="restore the newest backups into scratch databases and check them")
     drill.add_argument("--database", metavar="NAME", action="append", default=[],

@@ -26,7 +26,7 @@ from backup_job.pg import databases, dbprops, discovery
 from backup_job.pg.target import Target
 from devenv.postgres import SUPERUSER, Cluster
 
-from .helpers import job_env, run_pgbackup, wait_for_next_second
+from .helpers import SIGNED, job_env, run_pgbackup, wait_for_next_second
 
 TENANT_PASSWORD = "tenant-secret"
 HOSTILE_PATH = "public, pg_catalog"
@@ -123,8 +123,11 @@ class Tenant:
     database: str
     destination: Path
 
+    forged: bool = False  # a manifest was rewritten: read without keys, as a forger would need
+
     def env(self, bindir: Path, **extra: str) -> dict[str, str]:
-        return job_env(self.cluster, f"file://{self.destination}", bindir, BACKUP_GLOBALS="false", **extra)
+        env = job_env(self.cluster, f"file://{self.destination}", bindir, BACKUP_GLOBALS="false", **extra)
+        return {k: v for k, v in env.items() if k not in SIGNED} if self.forged else env
 
     def plant(self, database: str) -> None:
         connection = self.cluster.connect(database, user=self.role, password=TENANT_PASSWORD)
@@ -169,6 +172,7 @@ class Tenant:
         data = json.loads(path.read_bytes())
         change(data)
         path.write_text(json.dumps(data))
+        self.forged = True  # with keys the forgery is simply untrusted: these tests watch what lies behind
 
 
 def _tenant(cluster: Cluster, dbname: str, destination: Path) -> Tenant:
@@ -213,7 +217,7 @@ def test_a_run_never_calls_the_shadows_planted_in_the_discovery_database(
 
 
 def test_a_refused_restore_never_calls_the_shadows(tenant: Tenant, bindir18: Path) -> None:
-    result = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database)
+    result = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--as-superuser")
 
     assert result.returncode == 1
     assert f"database '{tenant.database}' is not empty" in result.stdout
@@ -221,7 +225,7 @@ def test_a_refused_restore_never_calls_the_shadows(tenant: Tenant, bindir18: Pat
 
 
 def test_restore_clean_never_calls_the_shadows(tenant: Tenant, bindir18: Path) -> None:
-    result = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--clean")
+    result = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--clean", "--as-superuser")
 
     assert result.returncode == 0, result.stdout + result.stderr
     tenant.assert_untouched(tenant.database)
@@ -242,7 +246,8 @@ def test_restore_create_reapplies_properties_but_never_a_superusers_search_path(
     tenant: Tenant, bindir18: Path
 ) -> None:
     copy = f"{tenant.database}_copy"
-    refused = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create")
+    refused = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create",
+                           "--as-superuser")
 
     assert refused.returncode == 1
     assert f"search_path for role '{SUPERUSER}'" in refused.stdout and "a superuser" in refused.stdout
@@ -253,7 +258,8 @@ def test_restore_create_reapplies_properties_but_never_a_superusers_search_path(
     wait_for_next_second()
     backed_up = run_pgbackup(tenant.env(bindir18, BACKUP_DATABASES=tenant.database))
     assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
-    restored = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create")
+    restored = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create",
+                            "--as-superuser")
 
     assert restored.returncode == 0, restored.stdout + restored.stderr
     tenant.assert_untouched(tenant.database, copy)
@@ -272,7 +278,7 @@ def test_a_forged_row_count_key_is_refused_never_run(tenant: Tenant, bindir18: P
 
     assert result.returncode == 1
     [summary] = [line for line in result.stdout.splitlines() if "verify: 0 of 1 backups verified" in line]
-    assert repr(injection) in summary and "not a table name as pg_dump writes it" in summary
+    assert repr(injection) in summary and "not a table name as pg_dump writes" in summary  # damaged on sight
     assert "Traceback" not in result.stdout + result.stderr
     tenant.assert_untouched(tenant.database)
 
@@ -321,7 +327,8 @@ def test_forged_database_properties_are_refused_before_anything_is_created(
     tenant.forge(forge)
     copy = f"{tenant.database}_forged"
 
-    result = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create")
+    result = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create",
+                          "--as-superuser")
 
     assert result.returncode == 1
     [line] = [line for line in result.stdout.splitlines() if "ERROR" in line]

@@ -28,10 +28,12 @@ What a restore trusts, and what it needs said explicitly:
 - ``--clean`` drops the target's contents inside the restore's transaction, which a dump's own
   ``COMMIT`` would end early: only a signed backup's SQL is known to hold none, so an unsigned
   one needs ``--allow-unsigned`` as well;
-- a dump that does not set each object's owner as session user (``manifest.loads_as_owner``
-  false: made before pgbackup did, or with ``--no-owner``) would run its owners' functions with
-  the restoring role's rights; loaded by a superuser, that needs ``as_superuser``
-  (``--as-superuser``).
+- a restore runs the code of every role owning objects in the database (constraints,
+  defaults, index expressions), in a session that code can turn back into the restoring
+  role's (``RESET SESSION AUTHORIZATION``, even after pg_dump's per-object ``SET SESSION
+  AUTHORIZATION``): a superuser restores a database whose owners (``manifest.owners``) are
+  not all superusers only with ``as_superuser`` (``--as-superuser``); restoring as the
+  database's owner needs nothing.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from ..core.settings import GLOBALS_LIMIT_MB, SIGNING_KEY_FILE, SIGNING_PUBLIC_K
 from ..pg import dbprops
 from ..pg.databases import count_objects, database_exists, drop_database
 from ..pg.psql import Psql, check_restrict, error_line
-from ..pg.roles import is_superuser
+from ..pg.roles import is_superuser, not_superusers
 from ..pg.target import Target
 from ..pg.tools import find_tool, tool_version
 from ..pipeline.catalog import Backup, Catalog
@@ -131,12 +133,8 @@ def restore_database(
             hint=f"sign backups ({SIGNING_KEY_FILE.name}, {SIGNING_PUBLIC_KEYS.name}), or add --allow-unsigned")
     name = into or database
     psql_path = _psql(bindir)
-    if not backup.manifest.loads_as_owner and not as_superuser and is_superuser(target):
-        raise RestoreError(
-            f"the backup of {display_name(database)!r} from {backup.timestamp} does not set each object's owner "
-            f"(made before pgbackup did, or with --no-owner): loaded by a superuser, its owners' functions "
-            f"(constraints, defaults, index expressions) would run with superuser rights",
-            hint="restore as a role that owns the objects, or add --as-superuser if its owners are trusted")
+    if not as_superuser:
+        _refuse_owners_code_as_superuser(target, backup)
     storage = catalog.storage
     exists = database_exists(target, name)
     if create and exists:
@@ -185,6 +183,27 @@ def restore_database(
              extra=logs.fields(event="restore.finished", database=database, target=name,
                                raw_bytes=stats.raw_bytes, seconds=round(seconds, 3)))
     return RestoreResult(database, name, backup, stats, seconds)
+
+
+def _refuse_owners_code_as_superuser(target: Target, backup: Backup) -> None:
+    """A superuser restoring a database runs the code of every role that owns objects in it
+    (CHECK constraints, defaults, index expressions, functions), in a session that code can turn
+    back into the superuser's (RESET SESSION AUTHORIZATION): refuse unless every owner is a
+    superuser, so no database owner gains the restoring role's rights by its own restore."""
+    assert backup.manifest is not None
+    if not is_superuser(target):
+        return
+    owners = backup.manifest.owners
+    others = not_superusers(target, owners) if owners is not None else None
+    if others == []:
+        return
+    name = display_name(backup.database)
+    whose = (f"roles that are not superusers ({', '.join(repr(o) for o in others[:5])})" if others
+             else "roles it does not record (made before pgbackup recorded them)")
+    raise RestoreError(
+        f"the backup of {name!r} from {backup.timestamp} holds objects of {whose}; restored by a superuser, their "
+        f"code (constraints, defaults, index expressions) would run in a session it can turn into the superuser's",
+        hint=f"restore as the database's owner (PGUSER), or add --as-superuser if every owner of {name!r} is trusted")
 
 
 def _psql(bindir: Path | None) -> str:

@@ -48,7 +48,7 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
 
-from ..core import cpus, dumpoptions, logs
+from ..core import cpus, logs
 from ..core.errors import AccessDeniedError, DatabaseError, PgBackupError, RunError, one_line
 from ..core.layout import READABLE_SUFFIXES, GLOBALS, display_name, format_timestamp, parse_key
 from ..core.manifest import Manifest, RunFacts
@@ -58,7 +58,7 @@ from ..core.signing import SigningKey
 from ..pg import dbprops
 from ..pg.discovery import TEMPLATE, Server, describe_target, discover, select_databases
 from ..pg.dump import PgDump, globals_argv
-from ..pg.roles import system_identifier
+from ..pg.roles import database_owners, system_identifier
 from ..pg.target import backup_server
 from ..pg.tools import find_tool, major, tool_version
 from ..pipeline.backup import BackupRun, Source
@@ -106,12 +106,11 @@ def prepare(settings: Settings) -> Tools:
 def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str,
            listed: frozenset[str] | None = None, signer: SigningKey | None = None) -> BackupRun:
     """The run's writer, with what every manifest of the run shares and the CPUs it shares out."""
-    no_owner = any(option.meaning == "no-owner" for option in dumpoptions.parse(list(settings.pg_dump_options)))
     facts = RunFacts(run_timestamp=timestamp, pg_dump_version=tools.pg_dump_version,
                      server_version=tools.server.version, compression=settings.compression.format,
                      compression_level=settings.compression.level,
                      pg_dump_options=settings.pg_dump_options, recipients=settings.encrypt_to,
-                     loads_as_owner=not no_owner, server_system_identifier=tools.system_identifier,
+                     server_system_identifier=tools.system_identifier,
                      **({"run_id": settings.run_id} if settings.run_id else {}))
     return BackupRun(settings, storage, facts, CpuShare(cpus.usable(), settings.compression.threads), listed,
                      signer)
@@ -166,7 +165,20 @@ def backup_database(run: BackupRun, tools: Tools, database: str, properties: dic
         return PgDump(tools.pg_dump, database, lock_wait_timeout=settings.lock_wait_timeout,
                       extra_options=settings.pg_dump_options, timeout=settings.database_timeout)
 
-    return _logged(attempt(run, Source(database, make_dump, properties=properties, previous=previous)))
+    owners = _owners(database)
+    return _logged(attempt(run, Source(database, make_dump, properties=properties, previous=previous, owners=owners)))
+
+
+def _owners(database: str) -> list[str] | None:
+    """The roles owning objects in ``database`` (whose code a restore runs), or None when they
+    cannot be read; the backup goes on either way."""
+    try:
+        return database_owners(backup_server(), database)
+    except Exception as exc:  # psycopg2's errors, or a database that went away: the dump will say
+        log.warning("the owners of %r were not recorded (%s); restoring it as a superuser will need --as-superuser",
+                    display_name(database), one_line(exc)[:200], extra=logs.fields(event="backup.owners_unknown",
+                                                                                database=database))
+        return None
 
 
 def backup_globals(run: BackupRun, tools: Tools) -> DatabaseResult:

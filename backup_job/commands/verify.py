@@ -183,7 +183,9 @@ def _drill(catalog: Catalog, server: DrillServer, database: str, psql_path: str,
     try:
         properties = database_properties(manifest, keyring)
         with signals.held(), closing(target.connect()) as connection:  # created means recorded
-            dbprops.create_database(connection, scratch, properties, owner=False)
+            # Owned as the original: the dump creates its objects as their owners (SET SESSION
+            # AUTHORIZATION), who need the owner's default rights on public. No setting is reapplied.
+            dbprops.create_database(connection, scratch, properties, owner=True, reapply=False)
             created = True
         load_backup(catalog, backup, psql_path, target, scratch, clean=False, keyring=keyring)
         expected = manifest.row_counts

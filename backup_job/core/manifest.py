@@ -32,9 +32,9 @@ What later commands rely on, beyond the object's identity:
 - ``sealed_database_properties``: for a sealed backup, ``database_properties`` sealed with age
   to the same recipients (settings, role settings and comments can hold secrets); the plain
   field is then empty;
-- ``loads_as_owner``: the dump puts ``SET SESSION AUTHORIZATION <owner>`` before each object
-  and its data, so restoring it runs an owner's functions (constraints, defaults, index
-  expressions) with that owner's rights, not the restoring superuser's;
+- ``owners``: the roles that own objects in the database, whose code (constraints, defaults,
+  index expressions) any restore of it runs; restore asks before a superuser loads code of
+  roles that are not superusers (``commands.restore``);
 - ``server_system_identifier``: the backed-up cluster's ``system_identifier``, so a restore
   drill can tell that a scratch server is not that server;
 - ``signature``: ed25519 over the rest of the manifest (``core.signing``), when the job holds
@@ -109,8 +109,8 @@ class Manifest:
     block_bytes: int = 0  # 0: no block digests (a manifest from before they existed)
     block_sha256: str = ""  # base64 of the concatenated sha256 of every block of the stored object
     sealed_database_properties: str | None = None  # base64 of the age-sealed JSON, for a sealed backup
-    loads_as_owner: bool = False  # the dump sets each object's owner as session user (restore runs no
-    # owner's code with the restoring role's rights); false for dumps from before that, or --no-owner
+    owners: list[str] | None = None  # the roles owning objects in the database: whose code a restore
+    # runs (constraints, defaults, index expressions); None: not recorded
     server_system_identifier: str = ""  # the backed-up cluster's (verify refuses to drill on it); "" unknown
     signature: dict[str, str] | None = None  # core.signing, over everything else
 
@@ -258,6 +258,12 @@ def _words(name: str, value: Any) -> None:
         _fail(name, "not a list of strings")
 
 
+def _owners(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, list) or len(value) > 100_000
+                              or not all(isinstance(r, str) and 0 < len(r) <= 256 for r in value)):
+        _fail(name, "not a list of role names")
+
+
 def _row_counts(name: str, value: Any) -> None:
     if not isinstance(value, dict):
         _fail(name, "not an object")
@@ -337,7 +343,7 @@ _FIELDS: dict[str, Any] = {
     "format": _text(32), "compression": _text(32), "compression_engine": _json_object,
     "encryption": _encryption, "format_version": _version_field, "tool": _text(32), "tool_version": _text(64),
     "block_bytes": _count, "block_sha256": _base64, "sealed_database_properties": _base64,
-    "loads_as_owner": _optional_bool, "server_system_identifier": _text(32), "signature": _signature,
+    "owners": _owners, "server_system_identifier": _text(32), "signature": _signature,
 }
 
 
@@ -401,7 +407,6 @@ class RunFacts:
     compression_level: int
     pg_dump_options: tuple[str, ...]
     recipients: tuple[str, ...] = ()  # age recipients the objects are sealed to; empty: not sealed
-    loads_as_owner: bool = False  # pg_dump ran with --use-set-session-authorization and owners kept
     server_system_identifier: str = ""  # pg_control_system()'s, when the role may read it
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
     # Drawn anew by every process, also when ``run_id`` is given (BACKUP_RUN_ID): two attempts
@@ -413,6 +418,7 @@ class RunFacts:
         self, database: str, key: str, stream: StreamFacts, *, started_at: datetime, finished_at: datetime,
         row_counts: dict[str, int], properties: dict[str, Any] | None, role_passwords: bool | None,
         shrink: dict[str, Any] | None, engine: dict[str, Any] | None = None, sealed_properties: str | None = None,
+        owners: list[str] | None = None,
     ) -> Manifest:
         """The manifest of one finished object of this run. For a sealed backup the caller passes
         the properties sealed (``sealed_properties``) and none in the clear."""
@@ -434,6 +440,6 @@ class RunFacts:
             block_bytes=stream.block_bytes if blocks else 0,
             block_sha256=base64.b64encode(b"".join(blocks)).decode("ascii"),
             sealed_database_properties=sealed_properties,
-            loads_as_owner=self.loads_as_owner and not globals_object,
+            owners=None if globals_object else owners,
             server_system_identifier=self.server_system_identifier,
         )

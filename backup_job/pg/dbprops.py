@@ -114,17 +114,19 @@ def capture(connection: Connection, databases: Sequence[str]) -> dict[str, dict[
 
 
 def create_database(
-    connection: Connection, name: str, properties: dict[str, Any] | None, *, owner: bool
+    connection: Connection, name: str, properties: dict[str, Any] | None, *, owner: bool, reapply: bool | None = None
 ) -> None:
     """``CREATE DATABASE`` from template0 with the captured encoding and locale (and owner).
 
     Without properties (a manifest written before they were captured) the server's defaults
-    apply. Every property is checked first (``checked``); with ``owner`` (a restore that
-    recreates the database as it was, and will reapply its settings) the settings are also
-    checked against ``refuse_unsafe_settings`` now, before anything is created.
+    apply. Every property is checked first (``checked``); with ``reapply`` (default: ``owner``;
+    a restore that recreates the database as it was and will reapply its settings) the settings
+    are also checked against ``refuse_unsafe_settings`` now, before anything is created. A drill
+    creates its scratch database with the owner (the dump's objects are created as their owners)
+    but reapplies no setting.
     """
     props = checked(properties)
-    if owner:
+    if owner if reapply is None else reapply:
         refuse_unsafe_settings(props, superusers(connection))
     version = int(connection.server_version)
     options: list[sql.Composable] = [sql.SQL("TEMPLATE = template0")]

@@ -34,3 +34,34 @@ def system_identifier(target: Target, database: str | None = None) -> str:
     except Exception:  # psycopg2's errors: not allowed, or not there; unknown counts as "the same"
         return ""
     return str(row[0]) if row is not None else ""
+
+
+# Every object whose owner's code a restore of the database can run: what the database's
+# users created (object ids from FirstNormalObjectId, 16384, on) and the database itself.
+OWNERS_SQL = """
+SELECT DISTINCT pg_catalog.pg_get_userbyid(owner) FROM (
+    SELECT nspowner FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.>=) 16384
+    UNION SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.>=) 16384
+    UNION SELECT proowner FROM pg_catalog.pg_proc WHERE oid OPERATOR(pg_catalog.>=) 16384
+    UNION SELECT typowner FROM pg_catalog.pg_type WHERE oid OPERATOR(pg_catalog.>=) 16384
+    UNION SELECT datdba FROM pg_catalog.pg_database
+     WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+) AS objects(owner) ORDER BY 1
+"""
+
+
+def database_owners(target: Target, database: str) -> list[str]:
+    """The roles that own objects in ``database``, whose code (constraints, defaults, index
+    expressions, functions) any restore of it runs."""
+    with closing(target.connect(database)) as connection, connection.cursor() as cursor:
+        cursor.execute(OWNERS_SQL)
+        return [str(row[0]) for row in cursor.fetchall()]
+
+
+def not_superusers(target: Target, roles: list[str]) -> list[str]:
+    """Those of ``roles`` that are not superusers on ``target`` (a role it lacks counts as not one)."""
+    with closing(target.connect()) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper AND rolname OPERATOR(pg_catalog.=) "
+                       "ANY (%s)", (roles,))
+        superusers = {str(row[0]) for row in cursor.fetchall()}
+    return [role for role in roles if role not in superusers]

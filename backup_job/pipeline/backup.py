@@ -68,6 +68,7 @@ class Source:
     previous: Manifest | None = None  # the last complete backup, for the shrink alarm
     role_passwords: bool | None = None
     count_rows: bool = True
+    owners: list[str] | None = None  # the roles owning objects in the database (None: unknown)
 
 
 @dataclass
@@ -176,7 +177,7 @@ class BackupRun:
         manifest = self.facts.manifest(
             source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
             row_counts=counter.counts, properties=properties, role_passwords=source.role_passwords,
-            shrink=shrink, engine=stats.engine, sealed_properties=sealed)
+            shrink=shrink, engine=stats.engine, sealed_properties=sealed, owners=source.owners)
         if self.signer is not None:
             manifest = replace(manifest, signature=self.signer.sign(manifest.values()))
         return manifest
