@@ -350,7 +350,7 @@ def test_read_identity_lists_verifies_and_restores_but_cannot_change_anything(
 
     listing = scene.run("read", pg18, bindir18, "list")
     assert listing.returncode == 0, listing.stdout + listing.stderr
-    assert [line.split()[-1] for line in listing.stdout.splitlines()[1:]] == ["complete"] * 4
+    assert [line.split("  ")[-1] for line in listing.stdout.splitlines()[1:]] == ["complete, signed (fc16885beacd577b)"] * 4
     prefixes = scene.listed_prefixes()
     verified = scene.run("read", pg18, bindir18, "verify", BACKUP_DATABASES=dbname)
     assert verified.returncode == 0, verified.stdout
