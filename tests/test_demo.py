@@ -27,3 +27,5 @@ def test_demo_backs_up_sample_databases_and_proves_a_restore(tmp_path: Path) -> 
     assert "restore of 'shop' into 'shop_restored' finished" in result.stdout
     assert "50000 of 50000 orders present" in result.stdout
     assert "gunzip -c " in result.stdout and "psql -X -1 -v ON_ERROR_STOP=1 -d shop_restored" in result.stdout
+    assert result.stdout.count("complete, signed (") == 5 and "on the scratch server at" in result.stdout
+    assert (tmp_path / "out-signing-key.pem").stat().st_mode & 0o777 == 0o600
