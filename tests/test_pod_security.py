@@ -25,6 +25,8 @@ BODY: dict[str, Any] = {
         "destination": {"s3": {"bucket": "backups"}},
         "retention": {"last": 3, "schedule": "0 4 * * *"},
         "verify": {"schedule": "0 5 * * 0", "decryptionSecretRef": {"name": "age"}},
+        "signing": {"privateKeySecretRef": {"name": "signer"},
+                    "publicKeys": ["ed25519:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]},
     },
 }
 FIXED_IDS = {"runAsUser", "runAsGroup", "fsGroup"}
@@ -78,11 +80,14 @@ def test_renders_share_no_mutable_defaults() -> None:
 def test_secret_volumes_are_readable_through_gid_0_and_acceptable_to_libpq() -> None:
     """0440: the kubelet makes Secret files root's with group root (or the fsGroup), so the pod's
     GID 0 reads them under any uid; libpq accepts a root-owned key of 0640 or less."""
+    checked = set()
     for name, pod in pods().items():
         for volume in pod["volumes"]:
             if "secret" in volume:
                 mode = volume["secret"]["defaultMode"]
                 assert mode & 0o040 and not mode & 0o137, (name, volume["name"], oct(mode))
+                checked.add(volume["name"])
+    assert {"tls-ca", "tls-client", "age-identity", "signing-key"} <= checked
 
 
 @pytest.mark.parametrize("field", ["securityContext", "containerSecurityContext", "imagePullSecrets",

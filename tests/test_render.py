@@ -554,3 +554,178 @@ def test_encryption_recipients_go_to_the_backup_pod_and_the_identity_is_a_mounte
     assert by_ref["BACKUP_ENCRYPT_RECIPIENTS"] == {"secretKeyRef": {"name": "keys", "key": "recipients"}}
     with pytest.raises(api.RenderError, match=r"spec.encryption.recipients\[1\]: holds 'age1nope'"):
         render.render_cronjobs(with_spec(encryption={"recipients": [public, "age1nope"]}), "img:1")
+
+
+PUBLIC_KEY = "ed25519:vVou7SwWohd6TEsUiRUKI7DjgihzvjjvPR38Krc+iTA="  # the suite's test key (tests/helpers.py)
+NEXT_KEY = "ed25519:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="  # a second key, as while rotating
+SIGNING: dict[str, Any] = {"privateKeySecretRef": {"name": "pgbackup-signing"}, "publicKeys": [PUBLIC_KEY, NEXT_KEY]}
+
+
+def _every_pod(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every pod spec a PgBackup leads to, by kind: its CronJobs', the prune Job after a sharded
+    run, and a PgRestore's."""
+    from pgbackup_operator import restores
+
+    pods = {kind: pod_of(cronjob) for kind, cronjob in render.render_all(body, "img:1").items() if cronjob}
+    if body["spec"].get("retention"):
+        run = {"metadata": {"name": "pgbackup-prod-29400000", "namespace": "db", "uid": "job-uid"}}
+        pods["after-run prune"] = render.render_after_run_prune_job(body, run, "img:1")["spec"]["template"]["spec"]
+    restore = {"metadata": {"name": "back", "namespace": "db", "uid": "r-1"},
+               "spec": {"backupRef": {"name": "prod"}, "database": "shop"}}
+    pods["restore"] = restores.render_restore_job(restore, body, "img:1")["spec"]["template"]["spec"]
+    return pods
+
+
+def _pod_env(pod: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["containers"][0]["env"]}
+
+
+def test_the_signing_key_is_a_file_in_backup_pods_only_and_every_reader_trusts_the_public_keys() -> None:
+    body = with_spec(signing=SIGNING, parallelism=3, retention={"last": 7, "schedule": "0 6 * * *"},
+                     verify={"schedule": "@weekly", "server": SCRATCH})
+    pods = _every_pod(body)
+    assert set(pods) == {"backup", "verify", "prune", "after-run prune", "restore"}
+    backup = pods["backup"]
+    volume = next(v for v in backup["volumes"] if v["name"] == "signing-key")
+    assert volume["secret"] == {"secretName": "pgbackup-signing", "defaultMode": 0o440,
+                                "items": [{"key": "signing-key", "path": "signing-key.pem"}]}  # the CRD's default key
+    mount = next(m for m in backup["containers"][0]["volumeMounts"] if m["name"] == "signing-key")
+    assert mount == {"name": "signing-key", "mountPath": "/etc/pgbackup/signing", "readOnly": True}
+    assert _pod_env(backup)["BACKUP_SIGNING_KEY_FILE"] == "/etc/pgbackup/signing/signing-key.pem"
+    sharded = render.render_cronjob(body, "img:1")["spec"]["jobTemplate"]["spec"]
+    assert sharded["completionMode"] == "Indexed", "every shard runs this one template, key and all"
+    for kind, pod in pods.items():
+        env = _pod_env(pod)
+        assert env["BACKUP_SIGNING_PUBLIC_KEYS"] == f"{PUBLIC_KEY},{NEXT_KEY}", kind
+        if kind != "backup":
+            assert "BACKUP_SIGNING_KEY_FILE" not in env, f"the {kind} pod never gets the private key"
+            assert "pgbackup-signing" not in str(pod), f"the {kind} pod never names the key's Secret"
+    assert all(isinstance(v, str) for k, v in _pod_env(backup).items() if k.startswith("BACKUP_SIGNING_")), \
+        "public keys and the key's path are plain values; the key itself is never an environment value"
+
+
+def test_the_jobs_read_the_signing_settings_back_as_rendered(tmp_path: Path) -> None:
+    from backup_job.core import settings as job_settings
+
+    body = with_spec(signing={"privateKeySecretRef": {"name": "k", "key": "pem"}, "publicKeys": [PUBLIC_KEY]},
+                     verify={"schedule": "@weekly", "onBackupServer": True}, retention={"last": 2})
+    for kind, pod in _every_pod(body).items():
+        env = {k: v for k, v in _pod_env(pod).items() if isinstance(v, str)}
+        settings = job_settings.load_settings(env, dotenv_path=tmp_path / "none")
+        assert [str(key) for key in settings.public_keys] == [PUBLIC_KEY], kind
+        assert (str(settings.signing_key) if settings.signing_key else None) == \
+            ("/etc/pgbackup/signing/signing-key.pem" if kind == "backup" else None), kind
+        assert settings.verify_on_backup_server is (kind == "verify"), kind
+    backup = _every_pod(body)["backup"]
+    assert next(v for v in backup["volumes"] if v["name"] == "signing-key")["secret"]["items"] == \
+        [{"key": "pem", "path": "signing-key.pem"}]
+
+
+def test_without_signing_nothing_is_signed_or_checked() -> None:
+    for kind, pod in _every_pod(with_spec(verify={"schedule": "@weekly"}, retention={"last": 1})).items():
+        assert not any(name.startswith("BACKUP_SIGNING_") for name in _pod_env(pod)), kind
+        assert not any(v["name"] == "signing-key" for v in pod["volumes"]), kind
+
+
+@pytest.mark.parametrize(("signing", "message"), [
+    ({"privateKeySecretRef": {"name": "k"}, "publicKeys": [PUBLIC_KEY, "ed25519:nope"]},
+     r"spec.signing.publicKeys\[1\]: holds 'ed25519:nope', which is not 32 bytes long"),
+    ({"privateKeySecretRef": {"name": "k"}, "publicKeys": ["ed25519:n*pe"]},
+     r"spec.signing.publicKeys\[0\]: holds 'ed25519:n\*pe', whose key is not base64"),
+    ({"privateKeySecretRef": {"name": "k"}, "publicKeys": ["age1" + "q" * 58]},
+     r"spec.signing.publicKeys\[0\]: holds 'age1qqqq.*which is not an ed25519 public key"),
+    ({"privateKeySecretRef": {"name": "k"}, "publicKeys": []}, r"spec.signing.publicKeys: give at least one"),
+    ({"publicKeys": [PUBLIC_KEY]}, r"spec.signing.privateKeySecretRef: name the Secret"),
+])
+def test_bad_signing_settings_are_refused_naming_the_field(signing: dict[str, Any], message: str) -> None:
+    """For specs that did not pass the API server (its schema refuses these too)."""
+    with pytest.raises(api.RenderError, match=message) as caught:
+        render.render_all(with_spec(signing=signing), "img:1")
+    assert caught.value.reason == "InvalidSigningKeys"
+
+
+def test_only_on_backup_server_lets_the_drill_restore_on_the_backup_server() -> None:
+    allowed = env_of(verify_cronjob(verify={"schedule": "@weekly", "onBackupServer": True}))
+    assert allowed["BACKUP_VERIFY_ON_BACKUP_SERVER"] == "true" and allowed["PGHOST"] == "pg.db.svc"
+    for verify in ({"schedule": "@weekly"}, {"schedule": "@weekly", "onBackupServer": False},
+                   {"schedule": "@weekly", "server": SCRATCH}):
+        assert "BACKUP_VERIFY_ON_BACKUP_SERVER" not in env_of(verify_cronjob(verify=verify)), verify
+    for kind, pod in _every_pod(with_spec(verify={"schedule": "@weekly", "onBackupServer": True})).items():
+        if kind != "verify":
+            assert "BACKUP_VERIFY_ON_BACKUP_SERVER" not in _pod_env(pod), kind
+
+
+def _conditions(spec: dict[str, Any], current: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    from pgbackup_operator import trust
+
+    return {c["type"]: c for c in trust.conditions(spec, current or [], 2)}
+
+
+def test_the_trust_conditions_follow_the_spec() -> None:
+    unsigned = _conditions(with_spec()["spec"])
+    assert set(unsigned) == {"Signed"}, "no spec.verify, no VerifyIsolated"
+    assert (unsigned["Signed"]["status"], unsigned["Signed"]["reason"]) == ("False", "NoSigningKey")
+    assert "trusted like the database superuser" in unsigned["Signed"]["message"]
+    signed = _conditions(with_spec(signing=SIGNING)["spec"])["Signed"]
+    assert (signed["status"], signed["reason"], signed["observedGeneration"]) == ("True", "SigningKeyConfigured", 2)
+    assert "Secret pgbackup-signing" in signed["message"] and "2 public keys" in signed["message"]
+
+    lonely = _conditions(with_spec(verify={"schedule": "@weekly"})["spec"])["VerifyIsolated"]
+    assert (lonely["status"], lonely["reason"]) == ("False", "NoScratchServer")
+    for advice in ("spec.verify.server", "a superuser", "pgbackup restore --globals",
+                   "spec.verify.onBackupServer: true", "every owner of every database is trusted"):
+        assert advice in lonely["message"], advice
+    isolated = _conditions(with_spec(verify={"schedule": "@weekly", "server": SCRATCH})["spec"])["VerifyIsolated"]
+    assert (isolated["status"], isolated["reason"]) == ("True", "ScratchServer")
+    assert "scratch.db.svc:6432" in isolated["message"]
+    opted = _conditions(with_spec(verify={"schedule": "@weekly", "onBackupServer": True})["spec"])["VerifyIsolated"]
+    assert (opted["status"], opted["reason"]) == ("False", "OnBackupServer")
+
+    others = [{"type": "Ready", "status": "True"}, {"type": "Fresh", "status": "False"}, lonely]
+    gone = _conditions(with_spec()["spec"], others)
+    assert set(gone) == {"Ready", "Fresh", "Signed"}, "removing spec.verify removes its condition, nothing else"
+
+
+class _Reconciled:
+    """``handlers.reconcile`` against a recording stand-in for the few API calls it makes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[tuple[str, str, str]] = []
+        monkeypatch.setattr(kube, "apply_cronjob", lambda cronjob: cronjob)
+        monkeypatch.setattr(kube, "delete_owned_cronjob", lambda namespace, name, uid: False)
+        monkeypatch.setattr(kube, "post_event", lambda obj, type_, reason, message: self.events.append(
+            (type_, reason, message)))
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
+        import kopf
+        import logging
+
+        patch = kopf.Patch()
+        handlers.reconcile(body=body, spec=body["spec"], patch=patch,  # type: ignore[arg-type]
+                           logger=logging.getLogger("test"))
+        return dict(patch.status)
+
+
+def test_a_drill_without_a_scratch_server_is_rendered_and_reported_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    reconciled = _Reconciled(monkeypatch)
+    body = with_spec(verify={"schedule": "@weekly"})
+    written = reconciled(body)
+    conditions = {c["type"]: c for c in written["conditions"]}
+    assert (conditions["Ready"]["status"], conditions["VerifyIsolated"]["reason"]) == ("True", "NoScratchServer")
+    assert "pgbackup-prod-verify" in conditions["Ready"]["message"], "the verify CronJob is still rendered"
+    [(type_, reason, message)] = reconciled.events
+    assert (type_, reason, message) == ("Warning", "NoScratchServer", conditions["VerifyIsolated"]["message"])
+
+    body["status"] = {"conditions": written["conditions"]}
+    reconciled(body)  # the operator restarts, or the PgBackup changes otherwise
+    assert len(reconciled.events) == 1, "one Event per change, not one per reconcile"
+
+    body["spec"]["verify"]["server"] = SCRATCH
+    written = reconciled(body)
+    assert {c["type"]: c for c in written["conditions"]}["VerifyIsolated"]["status"] == "True"
+    assert len(reconciled.events) == 1
+
+    broken = with_spec(verify={"schedule": "61 * * * *"})
+    written = reconciled(broken)
+    conditions = {c["type"]: c for c in written["conditions"]}
+    assert conditions["Ready"]["reason"] == "InvalidSchedule" and conditions["VerifyIsolated"]["reason"] == "NoScratchServer"

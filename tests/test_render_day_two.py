@@ -179,6 +179,22 @@ def test_a_restore_s_own_fields_win_and_its_target_is_honoured() -> None:
     assert [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v] == ["other-ca"]
 
 
+def test_a_restore_says_what_it_trusts_only_when_told_and_never_gets_the_signing_key() -> None:
+    public = "ed25519:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+    owner = body(signing={"privateKeySecretRef": {"name": "signer", "key": "pem"}, "publicKeys": [public]})
+    plain = pod_of(restores.render_restore_job(restore(), owner, "img:1")["spec"])
+    assert plain["containers"][0]["command"] == ["pgbackup", "restore", "--database=orders"]
+    assert env(plain)["BACKUP_SIGNING_PUBLIC_KEYS"] == public, "a restore trusts what the PgBackup's jobs trust"
+    assert "BACKUP_SIGNING_KEY_FILE" not in env(plain) and "signer" not in str(plain)
+    trusting = pod_of(restores.render_restore_job(restore(allowUnsigned=True, asSuperuser=True,
+                                                          target={"clean": True}), owner, "img:1")["spec"])
+    assert trusting["containers"][0]["command"] == ["pgbackup", "restore", "--database=orders", "--clean",
+                                                    "--allow-unsigned", "--as-superuser"]
+    refused = pod_of(restores.render_restore_job(restore(allowUnsigned=False, asSuperuser=False), body(), "img:1")["spec"])
+    assert refused["containers"][0]["command"] == ["pgbackup", "restore", "--database=orders"]
+    assert "BACKUP_SIGNING_PUBLIC_KEYS" not in env(refused), "without spec.signing nothing is checked"
+
+
 def test_a_restore_without_verify_reads_with_the_backup_s_credentials() -> None:
     pod = pod_of(restores.render_restore_job(restore(), body(), "img:1")["spec"])
     assert credentials(pod) == "s3-write" and "serviceAccountName" not in pod
@@ -255,3 +271,18 @@ def test_kubectl_explain_pgr_spec_documents_every_field() -> None:
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert _undocumented(schema["properties"]["spec"], "spec") == []
     assert _undocumented(schema["properties"]["status"], "status") == []
+
+
+def test_kubectl_explain_pgb_documents_signing_and_the_drill_s_server() -> None:
+    import yaml
+
+    from tests.helpers import ROOT
+
+    crd = yaml.safe_load((ROOT / "deploy" / "crd.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert _undocumented(spec["properties"]["signing"], "spec.signing") == []
+    assert spec["properties"]["signing"]["required"] == ["privateKeySecretRef", "publicKeys"]
+    verify = spec["properties"]["verify"]["properties"]
+    assert _undocumented(verify["onBackupServer"], "spec.verify.onBackupServer") == []
+    assert verify["onBackupServer"]["default"] is False
+    assert "superuser" in verify["server"]["description"] and "CREATEDB" not in verify["server"]["description"]

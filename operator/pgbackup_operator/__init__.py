@@ -13,6 +13,7 @@ package: a package named ``operator`` on ``sys.path`` (the repository root, when
 - ``render``    pure functions: a PgBackup to its backup, verify and prune CronJobs (and a
                 backup-now Job, the prune Job after a sharded run);
 - ``status``    pure functions: observed Jobs, Pods and conditions to status fields, shards added up;
+- ``trust``     pure functions: what the spec says about signing and drill isolation, as conditions;
 - ``kube``      the few Kubernetes API calls kopf does not make for us;
 - ``handlers``  the kopf handlers of PgBackups, their CronJobs and Jobs;
 - ``runs``      what a backup, verify or prune Job means for its PgBackup's status;

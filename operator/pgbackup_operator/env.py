@@ -11,6 +11,11 @@ its own bucket credentials (``destination_env``'s ``credentials``).
 
 Secrets stay in Secrets: the pod reads them through ``secretKeyRef`` and read-only volumes,
 so the operator never needs to read a Secret itself, and its RBAC grants no access to them.
+
+Trust (``spec.signing``): the backup pods, and only they, get the signing key as a mounted
+file (``signing_key_mount``); every job that reads backups (backup, verify, prune, restore)
+gets the public keys it trusts (``trust_env``), plain values, since public keys are no secret.
+A drill restores on the backup server only when ``spec.verify.onBackupServer`` says so.
 A backup pod learns its run (Job name, uid, and for shards the completion index) through the
 downward API (``run_identity_env``), so every pod and retry of one run shares it.
 """
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backup_job.core import settings as job_settings
+from backup_job.core import signing
 from backup_job.core.retention import RULES, RetentionPolicy
 from backup_job.core.schema import Variable
 from backup_job.core.termination import KUBERNETES_PATH
@@ -182,6 +188,33 @@ def identity_mount(spec: Body, ref: Body | None = None) -> tuple[list[Body], lis
     return [volume], [mount], env
 
 
+SIGNING_ROOT = "/etc/pgbackup/signing"  # the backup job's signing key, mounted from its Secret
+SIGNING_KEY_PATH = f"{SIGNING_ROOT}/signing-key.pem"
+
+
+def trust_env(spec: Body) -> list[dict[str, Any]]:
+    """The public keys whose signatures the jobs accept (``spec.signing.publicKeys``), in the
+    variable's own form (``validate`` checked each); none without ``spec.signing``."""
+    keys = (spec.get("signing") or {}).get("publicKeys") or []
+    if not keys:
+        return []
+    parsed = signing.parse_public_keys("\n".join(keys))
+    return plain_env({job_settings.SIGNING_PUBLIC_KEYS: job_settings.SIGNING_PUBLIC_KEYS.render(parsed)})
+
+
+def signing_key_mount(spec: Body) -> tuple[list[Body], list[Body], list[Body]]:
+    """The backup job's private signing key (``spec.signing.privateKeySecretRef``): a Secret key
+    mounted read-only as a file, its path in ``BACKUP_SIGNING_KEY_FILE`` (never an env value;
+    the operator never reads it). For backup pods only. Volumes, mounts, env."""
+    ref = (spec.get("signing") or {}).get("privateKeySecretRef")
+    if not ref:
+        return [], [], []
+    volume = {"name": "signing-key", "secret": {"secretName": ref["name"], "defaultMode": 0o440, "items": [
+        {"key": ref.get("key", "signing-key"), "path": SIGNING_KEY_PATH.rsplit("/", 1)[1]}]}}
+    mount = {"name": "signing-key", "mountPath": SIGNING_ROOT, "readOnly": True}
+    return [volume], [mount], plain_env({job_settings.SIGNING_KEY_FILE: SIGNING_KEY_PATH})
+
+
 def parallelism(spec: Body) -> int:
     """Pods per backup run (``spec.parallelism``): above 1, an Indexed Job of shards."""
     return int(spec.get("parallelism") or 1)
@@ -233,8 +266,8 @@ def render_env(spec: Body) -> list[dict[str, Any]]:
         job_settings.TERMINATION_LOG: KUBERNETES_PATH,
     })
     return [*connection_env(spec["postgres"], SOURCE_ENDPOINT), *destination_env(spec), *settings,
-            *run_identity_env(spec), *encryption_env(spec), *report_env(spec, healthcheck=True),
-            *spec.get("pod", {}).get("env", [])]
+            *run_identity_env(spec), *encryption_env(spec), *signing_key_mount(spec)[2], *trust_env(spec),
+            *report_env(spec, healthcheck=True), *spec.get("pod", {}).get("env", [])]
 
 
 def render_prune_env(spec: Body) -> list[dict[str, Any]]:
@@ -243,12 +276,13 @@ def render_prune_env(spec: Body) -> list[dict[str, Any]]:
     retention = spec["retention"]
     settings = plain_env({job_settings.RETENTION: _value(job_settings.RETENTION, retention_policy(spec)),
                            job_settings.TERMINATION_LOG: KUBERNETES_PATH})
-    return [*destination_env(spec, retention.get("credentialsSecretRef")), *settings,
+    return [*destination_env(spec, retention.get("credentialsSecretRef")), *settings, *trust_env(spec),
             *report_env(spec, healthcheck=False), *spec.get("pod", {}).get("env", [])]
 
 
 def verify_target(spec: Body) -> tuple[Body, Endpoint]:
-    """The server a drill restores into: ``spec.verify.server``, else the backup server."""
+    """The server a drill restores into: ``spec.verify.server``, else the backup server (where
+    the job drills only with ``spec.verify.onBackupServer``; ``trust`` reports it)."""
     server = spec["verify"].get("server")
     return (server, SCRATCH_ENDPOINT) if server else (spec["postgres"], SOURCE_ENDPOINT)
 
@@ -258,9 +292,11 @@ def render_verify_env(spec: Body) -> list[dict[str, Any]]:
     verify = spec["verify"]
     selection = ({job_settings.DATABASES: job_settings.DATABASES.render(tuple(verify["databases"]))} if verify.get("databases")
                  else _selection(spec))
-    settings = plain_env({job_settings.PGAPPNAME: "pgbackup", **selection, job_settings.TERMINATION_LOG: KUBERNETES_PATH})
+    on_backup_server = job_settings.VERIFY_ON_BACKUP_SERVER
+    settings = plain_env({job_settings.PGAPPNAME: "pgbackup", **selection, job_settings.TERMINATION_LOG: KUBERNETES_PATH,
+                          on_backup_server: on_backup_server.render(True) if verify.get("onBackupServer") else None})
     return [*connection_env(*verify_target(spec)), *destination_env(spec, verify.get("credentialsSecretRef")),
-            *settings, *identity_mount(spec)[2], *report_env(spec, healthcheck=False),
+            *settings, *identity_mount(spec)[2], *trust_env(spec), *report_env(spec, healthcheck=False),
             *spec.get("pod", {}).get("env", [])]
 
 

@@ -3,7 +3,8 @@
 - ``reconcile`` (create, update, resume of a PgBackup): render the backup CronJob and, with
   ``spec.verify`` and ``spec.retention.schedule``, the verify and prune CronJobs; apply them,
   or delete an optional CronJob its field no longer asks for (only one this PgBackup
-  controls); set ``Ready``, ``cronJobName``, ``nextScheduleTime``, ``observedGeneration``;
+  controls); set ``Ready``, the trust conditions ``Signed`` and ``VerifyIsolated`` (``trust``),
+  ``cronJobName``, ``nextScheduleTime``, ``observedGeneration``;
   act on the ``pgbackup.io/backup-now`` annotation by creating one backup Job per distinct
   id, with the run's timestamp fixed in it.
 - ``cronjob_changed`` (any event on a CronJob we manage): if it was deleted or edited away
@@ -31,7 +32,7 @@ from kubernetes.client import ApiException
 
 from backup_job.core.cron import CronSchedule
 
-from . import api, kube, metrics, render, restores, runs, status
+from . import api, kube, metrics, render, restores, runs, status, trust
 from .api import Body
 MANAGED = {"app.kubernetes.io/managed-by": api.MANAGED_BY}
 READY = "Ready"
@@ -69,11 +70,19 @@ def next_schedule_time(spec: Body) -> str | None:
     return status.iso(upcoming)
 
 
-def _not_ready(body: Body, patch: kopf.Patch, reason: str, message: str) -> None:
-    metrics.STORE.reconcile_failed()
+def _trust(body: Body) -> list[Body]:
+    """The conditions with the trust conditions (``trust``) set from the spec; a Warning Event
+    for each warning the status did not show yet."""
     current = body.get("status", {}).get("conditions") or []
+    for finding in trust.warnings(body["spec"], current):
+        kube.post_event(body, "Warning", finding.reason, finding.message)
+    return trust.conditions(body["spec"], current, body["metadata"].get("generation"))
+
+
+def _not_ready(body: Body, patch: kopf.Patch, reason: str, message: str, conditions: list[Body]) -> None:
+    metrics.STORE.reconcile_failed()
     patch.status["conditions"] = status.set_condition(
-        current, READY, False, reason, message, body["metadata"].get("generation")
+        conditions, READY, False, reason, message, body["metadata"].get("generation")
     )
     patch.status["observedGeneration"] = body["metadata"].get("generation")
     patch.status["nextScheduleTime"] = None
@@ -112,10 +121,11 @@ def _apply_optional(body: Body, component: str, cronjob: Body | None, logger: ko
 def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Render and apply the CronJobs; report readiness; honour backup-now."""
     obj = dict(body)
+    conditions = _trust(obj)
     try:
         rendered = render.render_all(obj, default_image())
     except api.RenderError as exc:
-        _not_ready(obj, patch, exc.reason, str(exc))
+        _not_ready(obj, patch, exc.reason, str(exc), conditions)
         return
     cronjob = rendered[api.BACKUP]
     assert cronjob is not None
@@ -124,19 +134,18 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.
         for component in OPTIONAL:
             _apply_optional(obj, component, rendered[component], logger)
     except kube.NameTaken as exc:
-        _not_ready(obj, patch, "CronJobNameTaken", str(exc))
+        _not_ready(obj, patch, "CronJobNameTaken", str(exc), conditions)
         return
     except ApiException as exc:
         if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
-            _not_ready(obj, patch, "CronJobRejected", f"the API server rejected the CronJob: {kube.api_error_message(exc)}")
+            _not_ready(obj, patch, "CronJobRejected", f"the API server rejected the CronJob: {kube.api_error_message(exc)}",
+                       conditions)
             return
         metrics.STORE.reconcile_failed()
         raise kopf.TemporaryError(f"applying the CronJob failed: {exc.reason}", delay=10) from exc
     generation = obj["metadata"].get("generation")
     message = _ready_message([c for c in rendered.values() if c is not None], bool(spec.get("suspend")))
-    patch.status["conditions"] = status.set_condition(
-        obj.get("status", {}).get("conditions") or [], READY, True, "CronJobApplied", message, generation
-    )
+    patch.status["conditions"] = status.set_condition(conditions, READY, True, "CronJobApplied", message, generation)
     patch.status["cronJobName"] = cronjob["metadata"]["name"]
     patch.status["observedGeneration"] = generation
     patch.status["nextScheduleTime"] = next_schedule_time(dict(spec))

@@ -6,7 +6,8 @@ the image's numeric user, or the uid the cluster assigns, see ``RUN_AS``),
 read-only root filesystem with an ``emptyDir`` at ``/tmp``, no capabilities, seccomp
 ``RuntimeDefault``, no privilege escalation, and no service-account token unless a
 ``serviceAccountName`` is given (for IRSA-style cloud identity; each job may have its own,
-``with_account``). Certificates and decryption identities are Secret volumes, read-only.
+``with_account``). Certificates, decryption identities and the signing key are Secret
+volumes, read-only; the signing key only in backup pods.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from backup_job.core import settings as job_settings
 
 from .api import Body
 from .env import (SOURCE_ENDPOINT, Endpoint, connection_env, destination_env, identity_mount, plain_env, render_env,
-                  render_prune_env, render_verify_env, restore_identity, verify_target)
+                  render_prune_env, render_verify_env, restore_identity, signing_key_mount, trust_env, verify_target)
 
 # Who the pods run as: no fixed uid, gid or fsGroup. The image's ``USER 10001:0`` applies, or
 # the uid a cluster assigns (OpenShift's restricted-v2 picks one from the namespace's range,
@@ -84,8 +85,12 @@ def with_account(spec: Body, account: str | None) -> Body:
 
 
 def render_pod_spec(spec: Body, default_image: str) -> Body:
-    """The backup pod: ``pgbackup run`` against ``spec.postgres``."""
-    return _pod_spec(spec, default_image, ["pgbackup", "run"], render_env(spec), _tls_volumes(spec["postgres"]))
+    """The backup pod: ``pgbackup run`` against ``spec.postgres``; the only pod that gets the
+    signing key (every shard of an Indexed Job shares this template)."""
+    volumes, mounts = _tls_volumes(spec["postgres"])
+    key_volumes, key_mounts, _env = signing_key_mount(spec)
+    return _pod_spec(spec, default_image, ["pgbackup", "run"], render_env(spec),
+                     (volumes + key_volumes, mounts + key_mounts))
 
 
 def render_verify_pod_spec(spec: Body, default_image: str) -> Body:
@@ -114,7 +119,7 @@ def render_restore_pod_spec(restore: Body, spec: Body, default_image: str, comma
     identity_volumes, identity_mounts, identity_env = identity_mount(spec, decryption) if decryption else ([], [], [])
     settings = plain_env({job_settings.PGAPPNAME: "pgbackup", job_settings.TERMINATION_LOG: KUBERNETES_PATH})
     env = [*connection_env(server, SOURCE_ENDPOINT), *destination_env(spec, credentials), *settings, *identity_env,
-           *spec.get("pod", {}).get("env", [])]
+           *trust_env(spec), *spec.get("pod", {}).get("env", [])]
     volumes, mounts = _tls_volumes(server)
     return _pod_spec(with_account(spec, account), default_image, command, env,
                      (volumes + identity_volumes, mounts + identity_mounts))

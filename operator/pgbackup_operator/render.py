@@ -11,11 +11,16 @@ the job's settings as environment variables (``PG*``, ``AWS_*``, ``BACKUP_*``).
   verify`` (a restore drill) on its own schedule. It shares the destination, the pod
   settings and the hardening, but none of the dump settings: in particular it never carries
   the retention policy, so a drill can never delete a backup. It restores into
-  ``spec.verify.server`` when given, else into the backup server;
+  ``spec.verify.server`` when given, else into the backup server, which the job allows only
+  with ``spec.verify.onBackupServer`` (it is rendered either way: the job's refusal and the
+  ``VerifyIsolated`` condition say what to do);
 - with ``spec.retention.schedule``, the prune CronJob ``pgbackup-<name>-prune`` runs
   ``pgbackup prune`` with the retention's own credentials, and the backup pods stop pruning.
   A sharded run without that schedule gets one prune Job once every shard succeeded
   (``render_after_run_prune_job``).
+
+With ``spec.signing`` the backup pods sign every manifest with the private key mounted from
+its Secret, and every pod that reads backups trusts only ``spec.signing.publicKeys``.
 
 The environment comes from ``env``, the pod from ``pod``, names and labels from ``names``,
 the vocabulary (group, ``Body``, ``RenderError``) from ``api``.
@@ -28,7 +33,7 @@ from datetime import datetime
 
 from backup_job import __version__
 from backup_job.core import settings as job_settings
-from backup_job.core import keys
+from backup_job.core import keys, signing
 from backup_job.core.settings import OPERATOR_IMAGE
 from backup_job.core.cron import CronSchedule, load_zone
 from backup_job.core.layout import format_timestamp
@@ -98,6 +103,27 @@ def validate(spec: Body) -> None:
             keys.recipient(entry.strip())
         except Invalid as exc:
             raise RenderError(f"spec.encryption.recipients[{index}]: {exc.problem}", "InvalidRecipients") from exc
+    _validate_signing(spec)
+
+
+def _validate_signing(spec: Body) -> None:
+    """``spec.signing`` as the CRD declares it, for callers that bypass the API server: a
+    private key to sign with and at least one public key, each one ``ed25519:<base64>``."""
+    if spec.get("signing") is None:
+        return
+    given = spec["signing"]
+    if not (given.get("privateKeySecretRef") or {}).get("name"):
+        raise RenderError("spec.signing.privateKeySecretRef: name the Secret holding the backup job's private key "
+                          "(`pgbackup keygen --private-key FILE` makes one)", "InvalidSigningKeys")
+    public_keys = given.get("publicKeys") or []
+    if not public_keys:
+        raise RenderError("spec.signing.publicKeys: give at least one public key (`pgbackup keygen` prints it); "
+                          "readers trust only these", "InvalidSigningKeys")
+    for index, entry in enumerate(public_keys):
+        try:
+            signing.parse_public_key(str(entry))
+        except Invalid as exc:
+            raise RenderError(f"spec.signing.publicKeys[{index}]: {exc.problem}", "InvalidSigningKeys") from exc
 
 
 def _job_spec(spec: Body, common: dict[str, str], pod_spec: Body, shards: int = 1) -> Body:

@@ -5,7 +5,8 @@ destination, server, image and pod settings. The operator:
 
 1. on create (or on resume, when nothing was started yet) renders the Job
    ``pgrestore-<name>`` running ``pgbackup restore --database=... [--at ...] [--target ...]
-   [--create] [--clean] [--with-globals]`` in the same hardened pod as backups, owned by the
+   [--create] [--clean] [--with-globals] [--allow-unsigned] [--as-superuser]`` in the same
+   hardened pod as backups (trusting the PgBackup's ``spec.signing.publicKeys``), owned by the
    PgRestore (deleting the PgRestore deletes the Job), and sets ``phase: Pending``;
 2. on every event of that Job, sets ``phase`` (Pending, Running, then Succeeded or Failed),
    ``startTime``, ``completionTime``, ``backupTimestamp`` and ``message`` (both from the
@@ -56,7 +57,9 @@ def restore_command(spec: Body) -> list[str]:
     if target.get("database"):
         command.append(f"--target={target['database']}")
     command += [flag for flag, wanted in (("--create", target.get("create")), ("--clean", target.get("clean")),
-                                          ("--with-globals", spec.get("globals"))) if wanted]
+                                          ("--with-globals", spec.get("globals")),
+                                          ("--allow-unsigned", spec.get("allowUnsigned")),
+                                          ("--as-superuser", spec.get("asSuperuser"))) if wanted]
     return command
 
 
