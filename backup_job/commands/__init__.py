@@ -7,5 +7,7 @@
 - ``verify``    the restore drill in scratch databases;
 - ``prune``     the retention plan, and deleting what it does not keep;
 - ``listing``   ``pgbackup list``;
-- ``schedule``  compose mode: validate the schedule, then exec Supercronic.
+- ``schedule``  compose mode: validate the schedule, then exec Supercronic;
+- ``destination``  the destination opened, the signing key read, the keys a catalog trusts;
+- ``keygen``    ``pgbackup keygen``: a signing key pair.
 """

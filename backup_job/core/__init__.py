@@ -12,5 +12,9 @@
 - ``shard``        the stable hash that spreads databases over shards (``BACKUP_SHARD=i/N``);
 - ``runkey``       a run's key timestamp and id, the same in every pod of the run;
 - ``termination``  the one-line JSON outcome the job leaves for Kubernetes and the operator;
-- ``keys``         age recipients (checked as settings) and identities (read only to decrypt).
+- ``keys``         age recipients (checked as settings) and identities (read only to decrypt);
+- ``signing``      ed25519 signatures on manifests: the job's private key, the public keys trusted;
+- ``moments``      ``--at`` read into a moment, every bad value one line;
+- ``printable``    control and format characters escaped for people's screens;
+- ``credentials``  values that look like keys, never echoed in a message.
 """

@@ -199,9 +199,10 @@ PARALLEL_DATABASES = Variable("BACKUP_PARALLEL_DATABASES", integer(1, 32),
                               "with it: see Memory, part sizes and S3 limits.", default="4", example="1, 8")
 PG_DUMP_OPTIONS = Variable("BACKUP_PG_DUMP_OPTIONS", _pg_dump_options,
                            "Extra pg_dump options (shell quoting), read as pg_dump 18 reads them. Options that "
-                           "change the output file, format, compression or database (`-f -F -j -Z -d -W`), or that "
-                           "restore does itself (`-C`, `-c`), are refused however they are written (`--form=c`, "
-                           "`-vFc`); so are options pg_dump would reject and words that are not options.", example="--exclude-table-data='audit.*' --no-owner",
+                           "change the output file, format, compression, database or server (`-f -F -j -Z -d -W -h -p "
+                           "-U`), that restore does itself (`-C`, `-c`), and `--restrict-key`, are refused however "
+                           "they are written (`--form=c`, `-vFc`); so are options pg_dump would reject and words "
+                           "that are not options.", example="--exclude-table-data='audit.*' --no-owner",
                            format=shlex.join)
 LOCK_WAIT_TIMEOUT = Variable("BACKUP_LOCK_WAIT_TIMEOUT", duration,
                              "pg_dump's `--lock-wait-timeout`: give up instead of queueing behind DDL. `0` waits "
@@ -293,7 +294,7 @@ MANIFEST_LIMIT_MB = Variable("BACKUP_MANIFEST_LIMIT_MB", integer(1, 1024),
                              default="16", example="64")
 VERIFY_ON_BACKUP_SERVER = Variable("BACKUP_VERIFY_ON_BACKUP_SERVER", boolean,
                                    "Let `pgbackup verify` drill on the server the backups come from. Off, the "
-                                   "drill needs a separate scratch server (see Restore drills), because "
+                                   "drill needs a separate scratch server (see Security model), because "
                                    "restoring a database runs its owners' functions with the drill's rights, next "
                                    "to every other database of the server.", default="false", example="true",
                                    format=format_boolean)
