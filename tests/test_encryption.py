@@ -203,3 +203,32 @@ def test_the_age_cli_opens_what_pgbackup_sealed_the_readme_way(
     restored = run_pgbackup(with_ssh, "restore", "--database", dbname, "--target", f"{dbname}_ssh", "--create")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert pg18.sql("SELECT count(*) FROM t", f"{dbname}_ssh") == [(500,)]
+
+
+def test_a_sealed_backup_keeps_its_database_settings_sealed_and_restore_reapplies_them(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
+) -> None:
+    """Database settings, role settings and comments often hold secrets (JWT secrets, API keys):
+    a sealed backup's manifest holds them sealed like the dump, and restore --create opens them."""
+    secret = "jwt-secret-3b8c1d77"
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql(f"ALTER DATABASE {dbname} SET app.jwt_secret = '{secret}'")
+    pg18.sql(f"COMMENT ON DATABASE {dbname} IS 'api key {secret}'")
+    key, public = identity_file(tmp_path, "key")
+    env = bucket.job_env(pg18, bindir18, "sealed", BACKUP_DATABASES=dbname, BACKUP_ENCRYPT_RECIPIENTS=public,
+                         BACKUP_DECRYPT_IDENTITY_PATH=str(key))
+    assert run_pgbackup(env).returncode == 0
+    manifest_key = next(k for k in bucket.keys(f"sealed/{dbname}/") if k.endswith(".json"))
+
+    restored = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_r", "--create")
+    without = run_pgbackup({k: v for k, v in env.items() if k != "BACKUP_DECRYPT_IDENTITY_PATH"}, "restore",
+                           "--database", dbname, "--target", f"{dbname}_s", "--create")
+
+    stored = bucket.get(manifest_key)
+    assert secret.encode() not in stored
+    facts = json.loads(stored)
+    assert facts["database_properties"] is None and facts["sealed_database_properties"]
+    assert restored.returncode == 0, restored.stdout
+    assert pg18.sql(f"SELECT pg_catalog.shobj_description(oid, 'pg_database') FROM pg_database "
+                    f"WHERE datname = '{dbname}_r'") == [(f"api key {secret}",)]
+    assert without.returncode == 1 and "BACKUP_DECRYPT_IDENTITY_PATH" in without.stdout

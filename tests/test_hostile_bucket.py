@@ -25,7 +25,7 @@ import pytest
 from backup_job.pipeline.stream import BLOCK_BYTES
 from devenv.postgres import Cluster
 
-from .helpers import SIGNED, Bucket, manifest, run_pgbackup, wait_for_next_second
+from .helpers import SIGNED, Bucket, fake_tool, manifest, run_pgbackup, wait_for_next_second
 from .test_backup_s3 import make_sample
 
 PADDING = b"-- " + b"x" * 1021 + b"\n"  # a few MB of SQL comments, so a streaming loader starts early
@@ -313,4 +313,42 @@ def test_block_digests_cover_a_dump_of_several_blocks(
     restored = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_r", "--create")
 
     assert restored.returncode == 1 and "checksum mismatch: block 2 of" in restored.stdout, restored.stdout
+    assert pg18.sql("SELECT count(*) FROM pg_database WHERE datname = %s", params=(f"{dbname}_r",)) == [(0,)]
+
+
+def test_a_forged_globals_object_runs_no_command(
+    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str, tmp_path: Path,
+) -> None:
+    """The globals are loaded without ON_ERROR_STOP (pg_dumpall's CREATE ROLE of existing roles
+    fails by design), so a refused meta-command must still fail the load."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    env = _unsigned(any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname))
+    assert run_pgbackup(env).returncode == 0
+    mark = tmp_path / "pwned"
+    _forge(any_bucket, _newest(any_bucket, "prod/_globals/"), f"\\! touch {mark}\nCREATE ROLE {dbname}_x;\n".encode())
+
+    restored = run_pgbackup(env, "restore", "--globals")
+
+    assert restored.returncode == 1 and "backslash commands are restricted" in restored.stdout, restored.stdout
+    assert not mark.exists()
+
+
+def test_a_psql_that_cannot_be_restricted_is_refused_in_one_line(
+    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str, tmp_path: Path,
+) -> None:
+    make_sample(pg18, dbname, rows=5)
+    env = any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname)
+    assert run_pgbackup(env).returncode == 0
+    old = fake_tool(tmp_path / "bin", bindir18, "psql", 'exec "$REAL" "$@"')
+    (old / "psql").write_text("#!/bin/bash\n"
+                              'if [ "$1" = "--version" ]; then echo "psql (PostgreSQL) 15.13"; exit 0; fi\n'
+                              f'exec "{bindir18}/psql" "$@"\n')
+
+    restored = run_pgbackup({**env, "BACKUP_PG_BINDIR": str(old)}, "restore", "--database", dbname,
+                            "--target", f"{dbname}_r", "--create")
+    verified = run_pgbackup({**env, "BACKUP_PG_BINDIR": str(old)}, "verify")
+
+    for result in (restored, verified):
+        assert result.returncode == 1, result.stdout
+        assert "psql 15.13" in result.stdout and "cannot refuse a dump's meta-commands" in result.stdout
     assert pg18.sql("SELECT count(*) FROM pg_database WHERE datname = %s", params=(f"{dbname}_r",)) == [(0,)]
