@@ -86,6 +86,38 @@ def test_rendered_manifests_pass_server_side_dry_run(helm: Path, kube: KubeEnv, 
     assert rules and rbac_problems(rules) == []
 
 
+def test_the_example_backup_is_signed_and_drills_on_a_scratch_server() -> None:
+    """The example every doc points at sets a deployment up as the security model wants it."""
+    spec = _example_backup()["spec"]
+    assert spec["signing"]["privateKeySecretRef"]["name"] and spec["signing"]["publicKeys"]
+    assert spec["verify"]["server"]["host"] != spec["postgres"]["host"] and not spec["verify"].get("onBackupServer")
+
+
+def test_the_notes_warn_of_unsigned_backups_and_of_drills_without_a_scratch_server(
+    helm: Path, kube: KubeEnv, tmp_path: Path
+) -> None:
+    example = _example_backup()
+    unsigned = {**example, "name": "unsigned", "spec": {k: v for k, v in example["spec"].items() if k != "signing"}}
+    lonely = {**example, "name": "lonely", "namespace": "db", "spec": {**example["spec"], "verify": {"schedule": "@weekly"}}}
+    trusted = {**example, "name": "trusted", "spec": {**example["spec"], "verify": {"schedule": "@weekly",
+                                                                                   "onBackupServer": True}}}
+    (tmp_path / "values.json").write_text(json.dumps({"backups": [example, unsigned, lonely, trusted]}))
+    notes = run(helm, kube, "install", "pgb", str(CHART), "-n", "ops", "--dry-run=client",
+                "-f", str(tmp_path / "values.json")).stdout.split("NOTES:", 1)[1]
+    warnings = [" ".join(w.split()) for w in notes.split("WARNING: ")[1:]]
+    assert [w.split(" has ")[0] for w in warnings] == ["PgBackup default/unsigned", "PgBackup db/lonely"]
+    assert "whoever can write its bucket is trusted like the database superuser" in warnings[0]
+    assert "every drill fails" in warnings[1] and "Set spec.verify.server" in warnings[1]
+
+
+def test_the_values_schema_checks_the_signing_keys(helm: Path, tmp_path: Path) -> None:
+    backup = _example_backup()
+    backup["spec"]["signing"]["publicKeys"] = ["ed25519:not-a-key="]
+    (tmp_path / "values.json").write_text(json.dumps({"backups": [backup]}))
+    result = run(helm, None, "template", "x", str(CHART), "-f", str(tmp_path / "values.json"), check=False)
+    assert result.returncode != 0 and "/backups/0/spec/signing/publicKeys/0" in result.stderr, result.stderr
+
+
 def test_monitoring_objects_render_only_when_asked(helm: Path, tmp_path: Path) -> None:
     def kinds(*sets: str) -> dict[str, dict[str, Any]]:
         args = [arg for item in sets for arg in ("--set", item)]

@@ -17,6 +17,9 @@ from .helpers import ROOT
 from .kubeenv import Kubelet, KubeEnv, OperatorProcess
 
 
+SIGNING_KEY = "ed25519:vVou7SwWohd6TEsUiRUKI7DjgihzvjjvPR38Krc+iTA="  # the suite's test key (tests/helpers.py)
+
+
 def spec(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "schedule": "30 2 * * *",
@@ -57,6 +60,13 @@ def test_crd_explains_itself(kube: KubeEnv) -> None:
     ({"verify": {"schedule": "@weekly", "databases": []}}, "spec.verify.databases: Invalid value"),
     ({"verify": {"schedule": "@weekly", "server": {"host": "h", "passwordSecretRef": {"name": "s"}}}},
      "set exactly one of spec.verify.server.user and spec.verify.server.userSecretRef"),
+    ({"verify": {"schedule": "@weekly", "onBackupServer": "yes"}}, "spec.verify.onBackupServer: Invalid value"),
+    ({"signing": {"privateKeySecretRef": {"name": "k"}, "publicKeys": ["ed25519:c2hvcnQ="]}},
+     'spec.signing.publicKeys[0]: Invalid value: "ed25519:c2hvcnQ="'),
+    ({"signing": {"privateKeySecretRef": {"name": "k"}, "publicKeys": ["age1" + "q" * 58]}},
+     "spec.signing.publicKeys[0]: Invalid value"),
+    ({"signing": {"privateKeySecretRef": {"name": "k"}, "publicKeys": []}}, "spec.signing.publicKeys: Invalid value"),
+    ({"signing": {"publicKeys": [SIGNING_KEY]}}, "spec.signing.privateKeySecretRef: Required value"),
 ])
 def test_bad_objects_are_rejected_naming_the_field(kube: KubeEnv, namespace: str, patch: dict[str, Any], field: str) -> None:
     with pytest.raises(ApiException) as caught:
@@ -268,3 +278,46 @@ def test_verify_outcomes_update_last_verify_only(
     assert reasons.count("VerifyFailed") == 1 and reasons.count("VerifySucceeded") == 1
     printed = kube.plane.kubectl("get", "pgb", "checked", "-n", namespace).stdout
     assert "VERIFIED" in printed.splitlines()[0] and "Succeeded" in printed.splitlines()[1]
+
+
+def _reason(kube: KubeEnv, namespace: str, name: str, type_: str) -> tuple[str, str] | None:
+    found = kube.condition(namespace, name, type_)
+    return (found["status"], found["reason"]) if found else None
+
+
+def test_a_drill_without_a_scratch_server_is_reported_with_what_to_do(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str
+) -> None:
+    """Every PgBackup that drilled on its backup server before verify refused it: still Ready,
+    its verify CronJob still there, and VerifyIsolated=False with one Warning Event saying
+    what to do; Signed says whether a bucket writer is trusted."""
+    kube.create_pgbackup(namespace, "lonely", spec(verify={"schedule": "0 5 * * 0"}))
+    wait_for(lambda: _reason(kube, namespace, "lonely", "VerifyIsolated") == ("False", "NoScratchServer"),
+             timeout=30, what="VerifyIsolated=False, NoScratchServer")
+    assert _reason(kube, namespace, "lonely", "Ready") == ("True", "CronJobApplied")
+    assert kube.cronjob(namespace, "pgbackup-lonely-verify") is not None, "the drill is rendered; the job refuses it"
+    assert _reason(kube, namespace, "lonely", "Signed") == ("False", "NoSigningKey")
+    message = (kube.condition(namespace, "lonely", "VerifyIsolated") or {})["message"]
+    assert "spec.verify.server" in message and "spec.verify.onBackupServer: true" in message
+
+    def warnings() -> list[dict[str, Any]]:
+        return [e for e in kube.events(namespace, "lonely") if e["reason"] == "NoScratchServer"]
+
+    wait_for(warnings, timeout=30, what="a NoScratchServer event")
+    [event] = warnings()
+    assert event["type"] == "Warning" and event["message"] == message
+
+    kube.patch_pgbackup(namespace, "lonely", {"spec": {"suspend": True}})  # reconciled again: no second Event
+    wait_for(lambda: "(suspended)" in ((kube.condition(namespace, "lonely", "Ready") or {}).get("message") or ""),
+             timeout=30, what="the change reconciled")
+    kube.patch_pgbackup(namespace, "lonely", {"spec": {
+        "verify": {"server": {"host": "scratch.example", "user": "postgres", "passwordSecretRef": {"name": "scratch"}}},
+        "signing": {"privateKeySecretRef": {"name": "signer"}, "publicKeys": [SIGNING_KEY]}}})
+    wait_for(lambda: _reason(kube, namespace, "lonely", "VerifyIsolated") == ("True", "ScratchServer"), timeout=30,
+             what="VerifyIsolated=True once a scratch server is set")
+    assert _reason(kube, namespace, "lonely", "Signed") == ("True", "SigningKeyConfigured")
+    assert len(warnings()) == 1
+
+    kube.patch_pgbackup(namespace, "lonely", {"spec": {"verify": None}})
+    wait_for(lambda: _reason(kube, namespace, "lonely", "VerifyIsolated") is None, timeout=30,
+             what="the condition gone with spec.verify")

@@ -156,7 +156,7 @@ def test_kubectl_explain_and_api_resources_know_pgrestore(kube: KubeEnv) -> None
     wait_for(explain, timeout=30, what="the PgRestore CRD in the published OpenAPI")
     text = explain()
     for field in ("backupRef", "database", "at", "globals", "target", "credentialsSecretRef", "serviceAccountName",
-                  "decryptionSecretRef", "activeDeadlineSeconds"):
+                  "decryptionSecretRef", "activeDeadlineSeconds", "allowUnsigned", "asSuperuser"):
         assert f"  {field}\t" in text or f"  {field} " in text, field
     assert "It cannot change once created." in " ".join(text.split())
     lines = kube.plane.kubectl("api-resources", "--api-group=pgbackup.io").stdout.splitlines()
