@@ -266,7 +266,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
             return EXIT_FAILED
         report(TerminationMessage(
             f"prune: {len(pruned.deleted)} objects {'would be ' if args.dry_run else ''}deleted, "
-            f"{pruned.kept} backups kept", command="prune", ok=True))
+            f"{pruned.kept} backups kept"
+            + (f", {len(pruned.suspect)} suspect or untrusted left alone" if pruned.suspect else ""),
+            command="prune", ok=True, suspect=len(pruned.suspect)))
         return EXIT_OK
     raise AssertionError(f"unhandled command {args.command}")
 

@@ -352,3 +352,22 @@ def test_a_psql_that_cannot_be_restricted_is_refused_in_one_line(
         assert result.returncode == 1, result.stdout
         assert "psql 15.13" in result.stdout and "cannot refuse a dump's meta-commands" in result.stdout
     assert pg18.sql("SELECT count(*) FROM pg_database WHERE datname = %s", params=(f"{dbname}_r",)) == [(0,)]
+
+
+def test_a_run_reports_suspect_backups_in_its_log_and_metrics(
+    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str, tmp_path: Path,
+) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    env = any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
+                             BACKUP_METRICS_TEXTFILE=str(tmp_path / "pgbackup.prom"))
+    assert run_pgbackup(env).returncode == 0
+    real = _newest(any_bucket, f"prod/{dbname}/")
+    any_bucket.put(f"prod/{dbname}/20990101T000000Z.sql.gz", any_bucket.get(real))
+    wait_for_next_second()
+
+    second = run_pgbackup(env)
+
+    assert second.returncode == 0, second.stdout
+    assert "1 backups in the destination are SUSPECT" in second.stdout and "20990101T000000Z" in second.stdout
+    [line] = [l for l in (tmp_path / "pgbackup.prom").read_text().splitlines() if l.startswith("pgbackup_suspect")]
+    assert line.startswith('pgbackup_suspect_backups{destination="') and line.endswith("} 1.0"), line

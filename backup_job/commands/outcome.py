@@ -42,6 +42,7 @@ class RunResult:
     retention_error: str = ""
     shard: Shard = Shard()
     ping_success: bool = True  # False: a shard that cannot tell that the whole run is stored
+    suspect: int | None = None  # backups in the destination dated in the future; None: not listed
 
     @property
     def ok(self) -> bool:
@@ -83,8 +84,9 @@ class RunResult:
                 for r in self.results]
 
     def warnings(self) -> list[str]:
-        """What deserves a notification even in a successful run: shrink alarms."""
-        return [r.shrunk for r in self.results if r.shrunk]
+        """What deserves a notification even in a successful run: shrink alarms, suspect backups."""
+        suspect = [f"{self.suspect} backups in the destination are dated in the future (SUSPECT): see `pgbackup list`"]
+        return [r.shrunk for r in self.results if r.shrunk] + (suspect if self.suspect else [])
 
     def termination(self) -> TerminationMessage:
         """The outcome for the operator (``core.termination``)."""
@@ -92,4 +94,4 @@ class RunResult:
             self.summary(), command="run", ok=self.ok, timestamp=self.timestamp, seconds=self.seconds,
             stored_bytes=self.stored_bytes, databases_ok=len(self.succeeded), databases_failed=len(self.failed),
             failed=tuple(display_name(r.database) for r in self.failed),
-            shard=str(self.shard) if self.shard.sharded else "")
+            shard=str(self.shard) if self.shard.sharded else "", suspect=self.suspect)

@@ -242,6 +242,7 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
     # abort the uploads of shards that are running now.
     _sweep_stale_uploads(storage, settings.destination.prefix, now - timedelta(seconds=settings.abandoned_upload_age))
     previous = _previous_backups(settings, storage, signer)
+    result.suspect = _warn_suspect(previous)
     properties = _database_properties(settings, mine.databases)
     _log_skipped(tools.server)
     for name in mine.missing:
@@ -308,6 +309,20 @@ def _apply_retention(settings: Settings, storage: Storage, result: RunResult, si
     if result.retention_error:
         log.error("retention FAILED: %s", result.retention_error,
                   extra=logs.fields(event="retention.failed", error=result.retention_error))
+
+
+def _warn_suspect(catalog: Catalog | None) -> int | None:
+    """Log the backups dated in the future (a forger's or a wrong clock's); their number, or
+    None when the destination was not listed."""
+    if catalog is None:
+        return None
+    suspects = catalog.suspects()
+    if suspects:
+        log.warning("%d backups in the destination are SUSPECT, dated in the future: %s; never picked, kept or "
+                    "deleted by retention; look at them (`pgbackup list`)", len(suspects),
+                    ", ".join(f"{display_name(b.database)!r} {b.timestamp}" for b in suspects[:5]),
+                    extra=logs.fields(event="run.suspect", count=len(suspects)))
+    return len(suspects)
 
 
 def _previous_backups(settings: Settings, storage: Storage, signer: SigningKey | None) -> Catalog | None:

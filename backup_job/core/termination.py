@@ -12,7 +12,8 @@ use this module, so the format is declared once:
      "timestamp": "20261126T020000Z", "seconds": 83.2, "bytes": 165288497,
      "databases": {"ok": 2, "failed": 1}, "failed": ["shop"]}
 
-A sharded run (``BACKUP_SHARD`` with N > 1) adds ``"shard": "1/3"``: the counts, bytes and
+``"suspect": 2`` counts the backups in the destination dated in the future (``pipeline.catalog``),
+when the command looked. A sharded run (``BACKUP_SHARD`` with N > 1) adds ``"shard": "1/3"``: the counts, bytes and
 failed names are that pod's part of the run only. An unsharded run has no ``shard`` field, and
 a message without one (every older version's) reads as unsharded.
 
@@ -61,6 +62,7 @@ class TerminationMessage:
     failed: tuple[str, ...] = field(default_factory=tuple)  # failed databases, at most MAX_FAILED
     failed_truncated: bool = False
     shard: str = ""  # "i/N" of a sharded run; empty when unsharded (or not known)
+    suspect: int | None = None  # backups in the destination dated in the future (None: not looked at)
 
     def _document(self, summary: str, failed: tuple[str, ...], truncated: bool) -> dict[str, Any]:
         document: dict[str, Any] = {"v": VERSION, "command": self.command, "ok": self.ok, "summary": summary}
@@ -74,6 +76,8 @@ class TerminationMessage:
             document["bytes"] = self.stored_bytes
         if self.databases_ok is not None or self.databases_failed is not None:
             document["databases"] = {"ok": self.databases_ok or 0, "failed": self.databases_failed or 0}
+        if self.suspect is not None:
+            document["suspect"] = self.suspect
         if failed or truncated:
             document["failed"] = list(failed)
         if truncated:
@@ -122,6 +126,7 @@ class TerminationMessage:
             failed=tuple(str(name) for name in failed),
             failed_truncated=document.get("failedTruncated") is True,
             shard=document["shard"] if isinstance(document.get("shard"), str) else "",
+            suspect=_integer(document.get("suspect")),
         )
 
 

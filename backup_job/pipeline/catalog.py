@@ -213,6 +213,10 @@ class Catalog:
                 return backup
         return None
 
+    def suspects(self) -> list[Backup]:
+        """Every backup dated in the future, newest first (no manifest is read to know)."""
+        return sorted((b for b in self.backups if b.suspect), key=lambda b: b.timestamp, reverse=True)
+
     def passed_over(self, database: str, chosen: Backup | None, at: datetime | None = None) -> list[Backup]:
         """The suspect, unsigned and untrusted backups newer than ``chosen`` (at or before ``at``):
         what ``newest`` did not pick, which its callers report."""

@@ -10,6 +10,7 @@ Series carry a ``destination`` label (the destination URL, which holds no creden
     pgbackup_last_run_timestamp_seconds  pgbackup_last_run_success  pgbackup_last_run_duration_seconds
     pgbackup_last_run_bytes  pgbackup_last_run_databases{result}  pgbackup_last_success_timestamp_seconds
     pgbackup_database_last_run_success{database}  pgbackup_database_last_run_bytes{database}
+    pgbackup_suspect_backups (when the run listed the destination: backups dated in the future)
 
 A failed run must not erase when the last success was: the textfile carries the previous
 file's ``pgbackup_last_success_timestamp_seconds`` over, and a failed run's push is a POST,
@@ -63,6 +64,9 @@ def build(destination: str, outcome: TerminationMessage, databases: list[Databas
     runs.labels(destination=destination, result="failed").set(outcome.databases_failed or 0)
     if last_success is not None:
         gauge(SUCCESS, "When the last successful backup run finished.", last_success)
+    if outcome.suspect is not None:
+        gauge("pgbackup_suspect_backups", "Backups in the destination dated in the future (suspect: never picked, "
+              "kept or deleted), as the last run listed them.", float(outcome.suspect))
     ok = Gauge("pgbackup_database_last_run_success", "1 if the database's backup in the last run succeeded.",
                ["destination", "database"], registry=registry)
     size = Gauge("pgbackup_database_last_run_bytes", "Bytes stored for the database in the last run.",
