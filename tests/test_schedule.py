@@ -93,6 +93,14 @@ def test_bad_schedules_exit_2_before_anything_starts(env: dict[str, str], messag
     assert "Traceback" not in result.stderr
 
 
+def test_a_supercronic_path_that_is_no_program_is_one_line(tmp_path: Path) -> None:
+    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}", "BACKUP_SCHEDULE": "@daily",
+                           "BACKUP_SUPERCRONIC": str(tmp_path / "missing")}, "schedule")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "BACKUP_SUPERCRONIC=" in line and "is not an executable file" in line
+
+
 def run_schedule(env: dict[str, str], tmp_path: Path, until: Callable[[str], bool], what: str) -> tuple[int, str]:
     """Run ``pgbackup schedule`` until ``until(output)`` holds, then SIGTERM it: (exit code, output)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}

@@ -102,7 +102,12 @@ def crontab_for(schedule: ScheduleSettings) -> Path:
 
 
 def find_supercronic(schedule: ScheduleSettings) -> str:
-    found = schedule.supercronic or shutil.which("supercronic")
+    if schedule.supercronic:
+        if not (os.path.isfile(schedule.supercronic) and os.access(schedule.supercronic, os.X_OK)):
+            raise ConfigError(f"configuration error: {SUPERCRONIC.name}={schedule.supercronic!r} is not an executable "
+                              "file; point it at Supercronic, or unset it to find supercronic on PATH")
+        return schedule.supercronic
+    found = shutil.which("supercronic")
     if not found:
         raise ConfigError("configuration error: supercronic was not found on PATH; "
                           f"the pgbackup image ships it, or set {SUPERCRONIC.name} to its path")
