@@ -172,8 +172,10 @@ class PasswordTrap:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept() that close() alone would leave waiting
         self.server.close()
         self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
 
 
 def _read(client: socket.socket, count: int) -> bytes:
