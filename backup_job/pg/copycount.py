@@ -138,6 +138,11 @@ class CopyRowCounter:
         self._line = bytearray()  # in a block: start of the current, incomplete line
         self._long = False  # the current line outgrew what needs keeping
 
+    @property
+    def lost(self) -> bool:
+        """The lexer met something too long to follow and stopped: later tables are not counted."""
+        return self._sql.lost
+
     def feed(self, chunk: bytes) -> None:
         start = 0
         while start < len(chunk):

@@ -284,6 +284,10 @@ class BackupRun:
                               sha256=stats.sha256, manifest=manifest_key, tables=len(counter.counts),
                               rows=rows, **fields),
         )
+        if source.count_rows and counter.lost:
+            log.warning("row counts of %r are partial: the dump holds a statement too long for the counter to follow, "
+                        "so `pgbackup verify` checks the %d tables counted before it and not the rest", name,
+                        len(counter.counts), extra=logs.fields(event="backup.counts_partial", **fields))
         if shrink is None:
             return ""
         raw = shrink.get("compared") == "raw_bytes"  # the compression changed since the last backup
