@@ -11,13 +11,13 @@ its own bucket credentials (``destination_env``'s ``credentials``).
 
 Secrets stay in Secrets: the pod reads them through ``secretKeyRef`` and read-only volumes,
 so the operator never needs to read a Secret itself, and its RBAC grants no access to them.
+A backup pod learns its run (Job name, uid, and for shards the completion index) through the
+downward API (``run_identity_env``), so every pod and retry of one run shares it.
 
 Trust (``spec.signing``): the backup pods, and only they, get the signing key as a mounted
 file (``signing_key_mount``); every job that reads backups (backup, verify, prune, restore)
 gets the public keys it trusts (``trust_env``), plain values, since public keys are no secret.
 A drill restores on the backup server only when ``spec.verify.onBackupServer`` says so.
-A backup pod learns its run (Job name, uid, and for shards the completion index) through the
-downward API (``run_identity_env``), so every pod and retry of one run shares it.
 """
 
 from __future__ import annotations
