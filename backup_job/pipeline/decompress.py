@@ -21,7 +21,7 @@ ZSTD_SLICE = 32 * 1024  # zstd input per step: its output is bounded by the fram
 
 
 class Decompressor(Protocol):
-    def feed(self, chunk: bytes) -> Iterator[bytes]: ...
+    def feed(self, chunk: bytes | memoryview) -> Iterator[bytes]: ...
 
     def end(self, key: str) -> None: ...
 
@@ -33,7 +33,7 @@ class GzipInflater:
         self._error: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # mis-annotated
         self._inflater = isal_zlib.decompressobj(wbits=31)
 
-    def feed(self, chunk: bytes) -> Iterator[bytes]:
+    def feed(self, chunk: bytes | memoryview) -> Iterator[bytes]:
         inflater = self._inflater
         try:
             data = inflater.decompress(chunk, STEP)
@@ -55,7 +55,7 @@ class ZstdInflater:
         self._error: type[Exception] = zstandard.ZstdError
         self._inflater = zstandard.ZstdDecompressor().decompressobj()
 
-    def feed(self, chunk: bytes) -> Iterator[bytes]:
+    def feed(self, chunk: bytes | memoryview) -> Iterator[bytes]:
         view = memoryview(chunk)
         try:
             for start in range(0, len(view), ZSTD_SLICE):

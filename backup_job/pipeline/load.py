@@ -79,7 +79,7 @@ class CheckedRead:
         self.manifest = manifest
         self.error: ChecksumError | None = None
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Iterator[bytes | memoryview]:
         try:
             if self.manifest.block_bytes and self.manifest.block_sha256:
                 yield from self._blocks()
@@ -89,7 +89,7 @@ class CheckedRead:
             self.error = exc
             raise
 
-    def _blocks(self) -> Iterator[bytes]:
+    def _blocks(self) -> Iterator[memoryview]:
         manifest = self.manifest
         expected = manifest.blocks
         size = manifest.block_bytes
@@ -103,7 +103,7 @@ class CheckedRead:
                 view = view[take:]
                 if len(block) == size:
                     yield from self._checked(block, index, expected)
-                    block.clear()
+                    block = bytearray()  # a new one: the consumer may still hold views of the last
                     index += 1
         if block or index == 0:
             yield from self._checked(block, index, expected)
@@ -111,12 +111,12 @@ class CheckedRead:
         if index != len(expected):
             raise _changed(manifest, f"the length ({index} blocks, the manifest has {len(expected)})")
 
-    def _checked(self, block: bytearray, index: int, expected: list[bytes]) -> Iterator[bytes]:
+    def _checked(self, block: bytearray, index: int, expected: list[bytes]) -> Iterator[memoryview]:
         if index >= len(expected) or hashlib.sha256(block).digest() != expected[index]:
             raise _changed(self.manifest, f"block {index + 1}" if index < len(expected) else "the length")
-        data = bytes(block)
-        for start in range(0, len(data), READ_CHUNK):
-            yield data[start:start + READ_CHUNK]
+        view = memoryview(block)  # handed on in READ_CHUNK slices, without a copy
+        for start in range(0, len(view), READ_CHUNK):
+            yield view[start:start + READ_CHUNK]
 
     def _two_passes(self) -> Iterator[bytes]:
         """A manifest from before block digests: hash the whole object, then read that same
@@ -150,13 +150,13 @@ def read_verified(
     reader = CheckedRead(storage, manifest)
     failure: Exception | None = None
 
-    def stored() -> Iterator[bytes]:
+    def stored() -> Iterator[bytes | memoryview]:
         for chunk in reader.chunks():
             hasher.update(chunk)
             stats.compressed_bytes += len(chunk)
             yield chunk
 
-    def inflate(data: bytes) -> None:
+    def inflate(data: bytes | memoryview) -> None:
         nonlocal failure
         if failure is not None:
             return  # keep reading: corruption is reported before its side effects

@@ -31,7 +31,7 @@ DEPTH = 8  # compressed pieces waiting for the sealer, each at most about 1 MiB
 class ChunkReader(io.RawIOBase):
     """A readable file over an iterator of byte chunks: what pyrage reads from."""
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes | memoryview]) -> None:
         self._chunks = chunks
         self._current = memoryview(b"")
 

@@ -58,7 +58,7 @@ class Keyring:
                                   f"{DECRYPT_IDENTITY_PATH.name} is not one of them")
 
 
-def decrypt(chunks: Iterator[bytes], sink: Callable[[bytes], None], keyring: Keyring, manifest: Manifest) -> None:
+def decrypt(chunks: Iterator[bytes | memoryview], sink: Callable[[bytes], None], keyring: Keyring, manifest: Manifest) -> None:
     """Decrypt the stored ``chunks`` of ``manifest``'s object into ``sink``; the sink's own
     error is raised as it was, anything age refuses as ``DecryptionError``."""
     import pyrage
