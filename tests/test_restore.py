@@ -206,7 +206,7 @@ def test_globals_round_trip_restores_roles_with_their_grants(fresh_pg18: Cluster
 
     without_roles = run_pgbackup(env, "restore", "--database", "app", "--create")
     roles = run_pgbackup(env, "restore", "--globals")
-    database = run_pgbackup(env, "restore", "--database", "app", "--create")
+    database = run_pgbackup(env, "restore", "--database", "app", "--create", "--as-superuser")  # app_owner's objects
 
     assert without_roles.returncode == 1 and "restore --globals" in without_roles.stdout, without_roles.stdout
     assert roles.returncode == 0, roles.stdout + roles.stderr

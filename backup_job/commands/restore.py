@@ -52,7 +52,7 @@ from ..core.settings import GLOBALS_LIMIT_MB, SIGNING_KEY_FILE, SIGNING_PUBLIC_K
 from ..pg import dbprops
 from ..pg.databases import count_objects, database_exists, drop_database
 from ..pg.psql import Psql, check_restrict, error_line
-from ..pg.roles import is_superuser, not_superusers
+from ..pg.roles import is_superuser, superuser_roles
 from ..pg.target import Target
 from ..pg.tools import find_tool, tool_version
 from ..pipeline.catalog import Backup, Catalog
@@ -194,10 +194,18 @@ def _refuse_owners_code_as_superuser(target: Target, backup: Backup) -> None:
     if not is_superuser(target):
         return
     owners = backup.manifest.owners
-    others = not_superusers(target, owners) if owners is not None else None
+    name = display_name(backup.database)
+    others: list[str] | None = None
+    if owners is not None:
+        found = superuser_roles(target, owners)
+        missing = [owner for owner in owners if owner not in found]
+        if missing:
+            raise NotFoundError(f"the backup of {name!r} holds objects of roles that do not exist on {target.label} "
+                                f"({', '.join(repr(o) for o in missing[:5])})",
+                                hint="restore the roles first with `pgbackup restore --globals` (or --with-globals)")
+        others = [owner for owner in owners if not found[owner]]
     if others == []:
         return
-    name = display_name(backup.database)
     whose = (f"roles that are not superusers ({', '.join(repr(o) for o in others[:5])})" if others
              else "roles it does not record (made before pgbackup recorded them)")
     raise RestoreError(

@@ -36,16 +36,15 @@ def system_identifier(target: Target, database: str | None = None) -> str:
     return str(row[0]) if row is not None else ""
 
 
-# Every object whose owner's code a restore of the database can run: what the database's
-# users created (object ids from FirstNormalObjectId, 16384, on) and the database itself.
+# Every object whose owner's code a restore of the database can run: what was created in it
+# (object ids from FirstNormalObjectId, 16384, on). The database's owner counts only through
+# objects it owns: owning the database itself runs no code during a restore.
 OWNERS_SQL = """
 SELECT DISTINCT pg_catalog.pg_get_userbyid(owner) FROM (
     SELECT nspowner FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.>=) 16384
     UNION SELECT relowner FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.>=) 16384
     UNION SELECT proowner FROM pg_catalog.pg_proc WHERE oid OPERATOR(pg_catalog.>=) 16384
     UNION SELECT typowner FROM pg_catalog.pg_type WHERE oid OPERATOR(pg_catalog.>=) 16384
-    UNION SELECT datdba FROM pg_catalog.pg_database
-     WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
 ) AS objects(owner) ORDER BY 1
 """
 
@@ -58,10 +57,9 @@ def database_owners(target: Target, database: str) -> list[str]:
         return [str(row[0]) for row in cursor.fetchall()]
 
 
-def not_superusers(target: Target, roles: list[str]) -> list[str]:
-    """Those of ``roles`` that are not superusers on ``target`` (a role it lacks counts as not one)."""
+def superuser_roles(target: Target, roles: list[str]) -> dict[str, bool]:
+    """Which of ``roles`` exist on ``target``, and whether each is a superuser there."""
     with closing(target.connect()) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper AND rolname OPERATOR(pg_catalog.=) "
+        cursor.execute("SELECT rolname, rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) "
                        "ANY (%s)", (roles,))
-        superusers = {str(row[0]) for row in cursor.fetchall()}
-    return [role for role in roles if role not in superusers]
+        return {str(row[0]): bool(row[1]) for row in cursor.fetchall()}
