@@ -3,7 +3,11 @@ way a database's names, strings, comments and function bodies could hide or fake
 
 from __future__ import annotations
 
+import importlib.util
 import random
+import re
+import sys
+import types
 
 import pytest
 
@@ -165,3 +169,50 @@ def test_a_token_too_long_to_follow_stops_the_count(monkeypatch: pytest.MonkeyPa
         assert len(counter._sql._held) <= 100
     counter.feed(b"$ x $" + b"t" * 550 + b"$;\nCOPY public.b (v) FROM stdin;\n1\n\\.\n")
     assert counter.counts == {"public.a": 1}
+
+
+def _counter_as_on_an_interpreter_before_3_11_5(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """The module loaded afresh as CPython 3.11.0-3.11.4 would build it: no possessive repeat of
+    a group anywhere (those can match wrongly there), atomic groups instead."""
+    monkeypatch.setattr(sys, "version_info", (3, 11, 2, "final", 0))
+    spec = importlib.util.spec_from_file_location("copycount_before_3_11_5", copycount.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_spelling_for_interpreters_before_3_11_5_counts_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Debian 12's python3 (3.11.2) the possessive quick pass matched nothing at the newline
+    before ``);`` and a backup of any table hung for ever. The other spelling has no possessive
+    group at all, and counts what this interpreter's possessive patterns count."""
+    assert any(re.search(rb"\)[*+?]\+", value.pattern) for value in vars(copycount).values()
+               if isinstance(value, re.Pattern)) == (sys.version_info >= (3, 11, 5))
+    old = _counter_as_on_an_interpreter_before_3_11_5(monkeypatch)
+    patterns = [value.pattern for value in vars(old).values() if isinstance(value, re.Pattern)]
+    assert patterns and not [p for p in patterns if re.search(rb"\)[*+?]\+", p)]
+    rng = random.Random(5)
+    pieces = [b"COPY ", b"public.t", b' "x', b'"', b"'", b"E'", b"\\", b"\\.\n", b"\n", b";", b" FROM stdin;\n",
+              b"$", b"$a$", b"1e5", b"1_0$", b"--", b"/*", b"*/", b"(", b")", b"::", b":x", b" ", b"''",
+              b"COPY public.t (n) FROM stdin;\n", b"1\t2\n", b"\\restrict x\n", b"-", b"/", b".", b"+"]
+    streams = [DUMP, HOSTILE] + [b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 80)))
+                                 for _ in range(2000)]
+    for data in streams:
+        for size in (len(data), 3, 1):
+            chunks = [data[i : i + size] for i in range(0, len(data), size)]
+            counter = old.CopyRowCounter()
+            for chunk in chunks:
+                counter.feed(chunk)
+            assert counter.counts == _count(chunks), data
+
+
+def test_a_step_that_never_moves_on_stops_the_count_instead_of_spinning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should a pattern ever match nothing where it must match something (as the possessive
+    ones did on 3.11.2), the lexer would read the same byte for ever and the backup would hang
+    with it: the counter gives up instead, and the dump goes on."""
+    monkeypatch.setattr(copycount, "_FAST_STATEMENTS", re.compile(b""))
+    monkeypatch.setattr(copycount, "_TOKENS", re.compile(b""))
+    counter = CopyRowCounter()
+    counter.feed(b"CREATE TABLE public.t (\n    n integer\n);\n")
+    counter.feed(b"COPY public.t (n) FROM stdin;\n1\n\\.\n")
+    assert counter._sql.lost and counter.counts == {}

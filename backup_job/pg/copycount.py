@@ -59,10 +59,29 @@ there and the tables counted until then keep their counts.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 
 MAX_HEADER = 1024 * 1024  # a longer COPY statement is no header; a longer token or tag stops the count
 _END = b"\\."
+_MAX_STILL = 8  # steps in a row that stay put, each changing the state (60,000 random inputs: at most 1)
+
+# Possessive repeats of a group ((?:...)*+) can match wrongly on CPython before 3.11.5 (gh-106052,
+# gh-100061: on 3.11.2, Debian 12's python3, the quick pass matched nothing at a newline and the
+# lexer never moved on). There they are written as greedy repeats inside atomic groups, which
+# mean the same; repeats of one character class ([^']++) were never affected and stay possessive.
+_POSSESSIVE_GROUPS = sys.version_info >= (3, 11, 5)
+
+
+def _many(pattern: str) -> str:
+    """``(?:pattern)*+``: as many as match, none given back."""
+    return f"(?:{pattern})*+" if _POSSESSIVE_GROUPS else f"(?>(?:{pattern})*)"
+
+
+def _some(pattern: str) -> str:
+    """``(?:pattern)++``."""
+    return f"(?:{pattern})++" if _POSSESSIVE_GROUPS else f"(?>(?:{pattern})+)"
+
 
 # psqlscan.l's classes, for bytes (where \w is [A-Za-z0-9_]): ident_start, dolq_cont, ident_cont.
 _S, _C, _R = r"[A-Za-z_\x80-\xff]", r"[\w\x80-\xff]", r"[\w\x80-\xff$]"
@@ -70,15 +89,17 @@ _S, _C, _R = r"[A-Za-z_\x80-\xff]", r"[\w\x80-\xff]", r"[\w\x80-\xff$]"
 # belongs to the same ("junk") token, so the $ in 1e5$x$ or 1_0$x$ starts no dollar quote,
 # while 1e+5$x$ and 12$x$ end the number before it.
 _JUNK = rf"{_S}{_R}*+"
-_DEC = r"\d(?:_?\d)*+"
-_UJUNK = rf"\d++(?:_\d++)++\${_R}*+"  # digits with an underscore, then $: junk from the underscore on
+_DEC = r"\d" + _many(r"_?\d")
+_UJUNK = r"\d++" + _some(r"_\d++") + rf"\${_R}*+"  # digits with an underscore, then $: junk from the underscore on
 _TAIL = rf"(?:[eE][-+](?:{_UJUNK}|{_DEC}(?:{_JUNK})?)?|{_JUNK})"  # an exponent, or junk
 _NUMBER = (rf"(?>{_UJUNK}|{_DEC}(?:\.(?!\.)(?:{_UJUNK}|(?:{_DEC})?{_TAIL}?)|{_TAIL})?"
            rf"|\.(?:{_UJUNK}|{_DEC}{_TAIL}?))")
+_QUOTED = _many(r"[^']++|''")  # the inside of a '...' string or, with ", of a "..." name
+_QUOTED_NAME = _many(r'[^"]++|""')
 # Exact lexing: whole tokens after which lexing goes on in the same state, up to the next
 # blank (where the quick pass takes over again). Each ends before the end of the buffer
 # ((?!\Z)) where the next bytes could still change it; the stop is then read again.
-_TOKENS = re.compile("(?:{})*+".format("|".join((
+_TOKENS = re.compile(_many("|".join((
     r"[^-/'\"$\\;:()\w\x80-\xff.\s]++",  # operators, commas...
     rf"(?![eE]'){_S}{_R}*+(?!\Z)",  # identifiers and key words; E'...' starts a string
     rf"{_NUMBER}(?!\Z)",
@@ -86,31 +107,32 @@ _TOKENS = re.compile("(?:{})*+".format("|".join((
     rf"\$(?=(?:{_S}{_C}*+)?[^\w\x80-\xff$])",  # a $ that starts no quote (its word is lexed anew)
     rf":(?:[:=]|{_C}++(?!\Z)|(?=[^:\w\x80-\xff]))",  # ::, :=, a psql variable (:name) or a lone :
     r"-(?!-)(?!\Z)", r"/(?!\*)(?!\Z)", r"\.(?!\d)(?!\Z)",
-    r"'(?:[^']++|'')*+'(?!\Z)", r'"(?:[^"]++|"")*+"(?!\Z)',  # complete strings and names
+    rf"'{_QUOTED}'(?!\Z)", rf'"{_QUOTED_NAME}"(?!\Z)',  # complete strings and names
 ))).encode())
 # The quick pass: bytes that neither change the state nor depend on the token before them
 # (no quote, comment, $, : or \ can start among them), casts (::), complete strings and
 # names not after an E, and parentheses (nested up to four deep) with only these inside.
 # Between statements it also crosses a ; when the next statement starts with nothing that
 # needs a look (a COPY, a comment, a \ command).
-_QUICK = r"""(?:[^-/'"$\\;:()]++|::|(?<![eE])'(?:[^']++|'')*+'(?!\Z)|"(?:[^"]++|"")*+"(?!\Z))"""
-_QUICK_PARENS = rf"\((?:{_QUICK}|;)*+\)"
+_QUICK = rf"""(?:[^-/'"$\\;:()]++|::|(?<![eE])'{_QUOTED}'(?!\Z)|"{_QUOTED_NAME}"(?!\Z))"""
+_QUICK_PARENS = r"\(" + _many(rf"{_QUICK}|;") + r"\)"
 for _ in range(3):
-    _QUICK_PARENS = rf"\((?:{_QUICK}|;|{_QUICK_PARENS})*+\)"
-_FAST = re.compile(rf"(?:{_QUICK}|{_QUICK_PARENS})*+".encode())
-_FAST_STATEMENTS = re.compile(rf"(?:{_QUICK}|{_QUICK_PARENS}|;(?=\s*+[^-/\\C\s]))*+".encode())
+    _QUICK_PARENS = r"\(" + _many(rf"{_QUICK}|;|{_QUICK_PARENS}") + r"\)"
+_FAST = re.compile(_many(rf"{_QUICK}|{_QUICK_PARENS}").encode())
+_FAST_STATEMENTS = re.compile(_many(rf"{_QUICK}|{_QUICK_PARENS}|;(?=\s*+[^-/\\C\s])").encode())
 _BOUNDARY = re.compile(rb"""(?s:.*)[\s'"(),]""")  # the last byte after which a token starts
-_BLANKS = re.compile(rb"(?:[ \t\n\r\f\v]++|--[^\n\r]*+(?=[\n\r]))*+")  # and whole -- comments
+_BLANKS = re.compile(_many(r"[ \t\n\r\f\v]++|--[^\n\r]*+(?=[\n\r])").encode())  # and whole -- comments
 _DOLLAR_QUOTE = re.compile(rf"\$(?:{_S}{_C}*+)?\$".encode())
 _UNFINISHED = re.compile(rb"[\w\x80-\xff$.:+-]*+\Z")  # a token running to the end of the buffer
-_STRING = re.compile(rb"(?:[^']++|'')*+")
-_NAME = re.compile(rb'(?:[^"]++|"")*+')
-_E_STRING = re.compile(rb"(?:[^\\']++|''|\\.)*+", re.DOTALL)
-_CONTINUATION = re.compile(rb"(?:[ \t\n\r\f\v]++|--[^\n\r]*+)*+")  # may join two parts of a string
+_STRING = re.compile(_QUOTED.encode())
+_NAME = re.compile(_QUOTED_NAME.encode())
+_E_STRING = re.compile(_many(r"[^\\']++|''|\\.").encode(), re.DOTALL)
+_CONTINUATION = re.compile(_many(r"[ \t\n\r\f\v]++|--[^\n\r]*+").encode())  # may join two parts of a string
 _COMMENT_MARK = re.compile(rb"/\*|\*/")
 _NEWLINE = re.compile(rb"[\n\r]")
-_IDENT = r'(?:"(?:[^"]|"")*+"|[A-Za-z_\x80-\xff][\w\x80-\xff$]*+)'
-_COPY_HEADER = re.compile(rf"COPY ({_IDENT}(?:\.{_IDENT})?) (?:\({_IDENT}(?:, {_IDENT})*+\))? FROM stdin;".encode())
+_IDENT = r'(?:"' + _many(r'[^"]|""') + r'"|[A-Za-z_\x80-\xff][\w\x80-\xff$]*+)'
+_COLUMNS = rf"\({_IDENT}" + _many(f", {_IDENT}") + r"\)"
+_COPY_HEADER = re.compile(rf"COPY ({_IDENT}(?:\.{_IDENT})?) (?:{_COLUMNS})? FROM stdin;".encode())
 
 
 def _find_end(chunk: bytes, start: int) -> int:
@@ -215,7 +237,7 @@ class _SqlLexer:
 
     def __init__(self) -> None:
         self.table: str | None = None  # the table of the block found last (None: unreadable name)
-        self.lost = False  # something too long to follow came: the lexer has stopped
+        self.lost = False  # something too long (or a step that stays put) came: the lexer has stopped
         self._step: Callable[[bytes, int], int] = self._initial  # the state, as the method reading it
         self._statement = True  # nothing but blanks and comments since the last statement ended
         self._line_start = True  # the byte before the buffer ends a line
@@ -237,8 +259,14 @@ class _SqlLexer:
         buf = b"".join((held, memoryview(chunk)[start:])) if held else chunk
         pos = 0 if held else start
         self._held, self._hold, self._mark, self._found = b"", -1, pos, -1
+        still = 0  # steps in a row that did not move: a few change the state; more never end
         while pos < len(buf) and self._found < 0:
-            pos = self._step(buf, pos)
+            moved = self._step(buf, pos)
+            still = 0 if moved != pos else still + 1
+            if still > _MAX_STILL:
+                self.lost, self._held = True, b""  # stop counting rather than spin for ever
+                return -1
+            pos = moved
         if self._found >= 0:
             return self._found - len(held) + (start if held else 0)
         self._keep(buf)
