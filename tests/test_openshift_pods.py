@@ -2,7 +2,8 @@
 fsGroup (``spec.pod.securityContext``), or with no ids at all (the image's 10001:0), in a
 namespace that enforces the restricted Pod Security Standard, reading the server's CA and a
 client certificate from Secrets (``spec.postgres.tls``) to back up a PostgreSQL 18 that admits
-the backup role only with that certificate.
+the backup role only with that certificate, and signing each manifest with the key mounted
+from its Secret (``spec.signing``) the same way.
 
 The Job controller creates the pod only if it passes the restricted standard; the stand-in
 kubelet then runs it as its securityContext says, with the Secret files laid out as a kubelet
@@ -12,6 +13,7 @@ lays them out (root's, group root or the fsGroup, mode 0440).
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from devenv.wait import wait_for
 
 from . import anyuid
 from .certs import TLS_ROLE, Pki, pki, tls_bindir, tls_pg  # noqa: F401 (fixtures)
-from .helpers import Bucket
+from .helpers import SIGNING_KEY, SIGNING_PUBLIC_KEY, Bucket
 from .kubeenv import Kubelet, KubeEnv, OperatorProcess
 from .kubelet import identity
 
@@ -40,6 +42,7 @@ def _secrets(kube: KubeEnv, namespace: str, pki: Pki) -> None:
     secret("pg-ca", {"ca.crt": pki.ca.read_text()})
     secret("pg-client", {"tls.crt": pki.client_cert.read_text(), "tls.key": pki.client_key.read_text()},
            "kubernetes.io/tls")
+    secret("signing", {"signing-key": SIGNING_KEY.read_text()})
 
 
 def _spec(pg: Cluster, bucket: Bucket, database: str, pod: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +55,7 @@ def _spec(pg: Cluster, bucket: Bucket, database: str, pod: dict[str, Any]) -> di
         "destination": {"s3": {"bucket": bucket.name, "prefix": "openshift", "region": "us-east-1",
                                "endpoint": bucket.server.endpoint, "pathStyle": True,
                                "credentialsSecretRef": {"name": "s3"}}},
+        "signing": {"privateKeySecretRef": {"name": "signing"}, "publicKeys": [SIGNING_PUBLIC_KEY]},
         "pod": pod,
     }
 
@@ -89,6 +93,9 @@ def test_a_backup_pod_runs_as_the_restricted_namespace_allows_and_reads_its_tls_
              == "Succeeded", timeout=60, what="lastRun.result == Succeeded")
     segments = [key.split("/")[1] for key in bucket.keys("openshift/")]
     assert sorted(set(segments)) == ["_globals", dbname] and len(segments) == 4
+    manifests = [json.loads(bucket.get(key)) for key in bucket.keys("openshift/") if key.endswith(".manifest.json")]
+    assert len(manifests) == 2 and all(m.get("signature", {}).get("key_id") for m in manifests), \
+        "the signing key's file (0440, root's) was read by the pod's user"
     who = identity(backup_pod)  # what the stand-in ran it as
     assert (who.uid, who.gid, list(who.groups)) == (uid, 0, groups)
 

@@ -23,7 +23,7 @@ from devenv.postgres import Cluster
 from devenv.s3 import ACCESS_KEY, SECRET_KEY, IamS3Server, Identity
 from devenv.wait import wait_for
 
-from .helpers import ROOT, Bucket, wait_for_next_second
+from .helpers import ROOT, SIGNING_KEY, SIGNING_PUBLIC_KEY, Bucket, wait_for_next_second
 from .kubeenv import Kubelet, KubeEnv, OperatorProcess
 from .test_operator_e2e import _spec as e2e_spec
 
@@ -44,6 +44,7 @@ def _spec(pg: Cluster, bucket: Bucket, include: str, **extra: Any) -> dict[str, 
 def _setup(kube: KubeEnv, namespace: str, pg: Cluster) -> None:
     _secret(kube, namespace, "pg", {"password": pg.password})
     _secret(kube, namespace, "s3", {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY})
+    _secret(kube, namespace, "signing", {"signing-key": SIGNING_KEY.read_text()})  # _spec's spec.signing
 
 
 def _pods(kube: KubeEnv, namespace: str, job: str) -> list[dict[str, Any]]:
@@ -110,6 +111,12 @@ def test_a_pgrestore_restores_a_real_backup_once_and_reports_it(
     wait_for(lambda: _job_named(kube, namespace, "pgrestore-back"), timeout=30, what="the restore Job")
     print(f"PgRestore -> Job: {time.monotonic() - started:.2f} s")
     assert _restore_status(kube, namespace, "back").get("phase") in ("Pending", "Running")
+    wait_for(lambda: _pods(kube, namespace, "pgrestore-back"), timeout=60, what="the restore pod")
+    restore_pod = _pods(kube, namespace, "pgrestore-back")[0]
+    restore_env = {e["name"]: e.get("value") for e in restore_pod["spec"]["containers"][0]["env"]}
+    assert restore_env["BACKUP_SIGNING_PUBLIC_KEYS"] == SIGNING_PUBLIC_KEY, "it restores only what the backup job signed"
+    assert "BACKUP_SIGNING_KEY_FILE" not in restore_env and "signing" not in {
+        v.get("secret", {}).get("secretName") for v in restore_pod["spec"]["volumes"]}
     _run_pods(kube, kubelet, namespace, "pgrestore-back")
 
     wait_for(lambda: _restore_status(kube, namespace, "back").get("phase") == "Succeeded", timeout=60,
@@ -270,6 +277,7 @@ def test_the_prune_cronjob_prunes_with_its_own_credentials_which_the_backups_lac
     _secret(kube, namespace, "pg", {"password": pg18.password})
     _secret(kube, namespace, "s3", _keys(writer))
     _secret(kube, namespace, "s3-prune", _keys(pruner))
+    _secret(kube, namespace, "signing", {"signing-key": SIGNING_KEY.read_text()})
     spec = _spec(pg18, Bucket(iam_s3, "my-backups"), dbname,
                  retention={"last": 1, "schedule": "0 6 * * *", "credentialsSecretRef": {"name": "s3-prune"}})
     spec["destination"]["s3"]["prefix"] = "prod"

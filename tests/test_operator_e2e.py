@@ -5,11 +5,17 @@ There is no kubelet, so the test plays one (``Kubelet``): it reads the Pod that 
 controller created, resolves its environment (secretKeyRefs, envFrom) and volumes, runs its
 command here against the real PostgreSQL and S3 fixtures, and writes the Pod's terminal
 status back.
+
+Every PgBackup here is set up as the README says: its backups are signed (``spec.signing``,
+with the suite's test key in a Secret), and its drills restore into a second PostgreSQL of
+their own (``fresh_pg18``) that holds the roles the dumps name, restored there with
+``pgbackup restore --globals``.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +23,38 @@ from devenv.postgres import Cluster
 from devenv.s3 import ACCESS_KEY, SECRET_KEY
 from devenv.wait import wait_for
 
-from .helpers import Bucket
+from .helpers import SIGNING_KEY, SIGNING_PUBLIC_KEY, Bucket, run_pgbackup
 from .kubeenv import Kubelet, KubeEnv, OperatorProcess
+
+SIGNING = {"privateKeySecretRef": {"name": "signing"}, "publicKeys": [SIGNING_PUBLIC_KEY]}
 
 
 def _secrets(kube: KubeEnv, namespace: str, pg_password: str) -> None:
+    """The backup server's password, the bucket's keys and the signing key (key ``signing-key``,
+    the CRD's default), as ``kubectl create secret`` would store them."""
     def secret(name: str, data: dict[str, str]) -> None:
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
         kube.core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "data": encoded})
 
     secret("pg", {"password": pg_password})
     secret("s3", {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY})
+    secret("signing", {"signing-key": SIGNING_KEY.read_text()})
+
+
+def _scratch(kube: KubeEnv, namespace: str, scratch: Cluster) -> dict[str, Any]:
+    """``spec.verify.server`` for a scratch server, its superuser's password in a Secret."""
+    kube.core.create_namespaced_secret(namespace, {"metadata": {"name": "scratch"},
+                                                   "stringData": {"password": scratch.password}})
+    return {"host": scratch.host, "port": scratch.port, "sslMode": "disable", "user": "postgres",
+            "passwordSecretRef": {"name": "scratch"}}
+
+
+def _signed_by_the_suite_s_key(manifest: bytes) -> bool:
+    from backup_job.core.signing import SigningKey, parse_public_key
+
+    signature = json.loads(manifest).get("signature") or {}
+    return bool(signature.get("key_id") == parse_public_key(SIGNING_PUBLIC_KEY).id
+                == SigningKey.load(SIGNING_KEY, "test key").public.id)
 
 
 def _spec(pg: Cluster, bucket: Bucket, schedule: str, database: str) -> dict[str, Any]:
@@ -39,6 +66,7 @@ def _spec(pg: Cluster, bucket: Bucket, schedule: str, database: str) -> dict[str
         "destination": {"s3": {"bucket": bucket.name, "prefix": "k8s", "region": "us-east-1",
                                "endpoint": bucket.server.endpoint, "pathStyle": True,
                                "credentialsSecretRef": {"name": "s3"}}},
+        "signing": SIGNING,
     }
 
 
@@ -80,6 +108,12 @@ def test_scheduled_backup_runs_and_reports_success(
     segments = [k.split("/")[1] for k in keys]
     assert segments.count(dbname) == 2 and any(k.endswith(".manifest.json") for k in keys)
     assert [s for s in segments if s != dbname] == ["_globals", "_globals"]  # spec.globals defaults to true
+    manifests = [k for k in keys if k.endswith(".manifest.json")]
+    assert len(manifests) == 2 and all(_signed_by_the_suite_s_key(bucket.get(k)) for k in manifests), \
+        "the backup pod signed every manifest with the key mounted from its Secret"
+    assert any(v["name"] == "signing-key" for v in pod["spec"]["volumes"])
+    signed = kube.condition(namespace, "e2e", "Signed")
+    assert signed is not None and signed["status"] == "True"
 
 
 def test_failed_backup_reports_the_cause(
@@ -110,35 +144,60 @@ def test_failed_backup_reports_the_cause(
     assert bucket.keys() == []
 
 
-def test_verify_drill_restores_into_the_scratch_server_and_reports(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
-    bucket: Bucket, dbname: str, tmp_path: Path,
-) -> None:
-    """The drill pod reaches its scratch server only through the BACKUP_VERIFY_* variables the
-    operator renders (here the same PostgreSQL, so the test needs no second server)."""
-    pg18.sql(f"CREATE DATABASE {dbname}")
-    pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 500) AS n", dbname)
-    _secrets(kube, namespace, pg18.password)
-    spec = _spec(pg18, bucket, "0 3 * * *", dbname)
-    spec["verify"] = {"schedule": "0 4 * * 0", "server": {**spec["postgres"], "passwordSecretRef": {"name": "scratch"}}}
-    kube.core.create_namespaced_secret(namespace, {"metadata": {"name": "scratch"}, "stringData": {"password": pg18.password}})
-    kube.create_pgbackup(namespace, "drilled", spec, annotations={"pgbackup.io/backup-now": "first"})
-    kubelet = Kubelet(kube, bindir18, tmp_path)
-
+def _back_up_now(kube: KubeEnv, namespace: str, kubelet: Kubelet) -> str:
+    """Run the backup-now Job's pod; its Job's name."""
     wait_for(lambda: kube.jobs(namespace), timeout=30, what="the backup-now Job")
     backup_job = kube.jobs(namespace)[0]["metadata"]["name"]
     wait_for(lambda: kube.pod_of(namespace, backup_job), timeout=60, what="the backup Job's Pod")
-    backed_up = kubelet.run(kube.pod_of(namespace, backup_job))  # type: ignore[arg-type]
+    backup_pod = kube.pod_of(namespace, backup_job)
+    assert backup_pod is not None
+    backed_up = kubelet.run(backup_pod)
     assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
+    return str(backup_job)
 
-    wait_for(lambda: kube.cronjob(namespace, "pgbackup-drilled-verify"), timeout=30, what="the verify CronJob")
-    drill_job = kube.start_job(kube.cronjob(namespace, "pgbackup-drilled-verify"), "now")  # type: ignore[arg-type]
+
+def _drill_pod(kube: KubeEnv, namespace: str, name: str) -> dict[str, Any]:
+    """The Pod of a Job started from the PgBackup's verify CronJob now."""
+    wait_for(lambda: kube.cronjob(namespace, f"pgbackup-{name}-verify"), timeout=30, what="the verify CronJob")
+    drill_job = kube.start_job(kube.cronjob(namespace, f"pgbackup-{name}-verify"), "now")  # type: ignore[arg-type]
     pod = kube.pod_of(namespace, drill_job)
     assert pod is not None
-    env_names = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
-    assert "BACKUP_VERIFY_PGPASSWORD" in env_names and "PGPASSWORD" not in env_names
+    return pod
+
+
+def test_verify_drill_restores_into_the_scratch_server_and_reports(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, fresh_pg18: Cluster, bindir18: Path,
+    bucket: Bucket, dbname: str, tmp_path: Path,
+) -> None:
+    """The drill pod reaches its scratch server, a second PostgreSQL, only through the
+    BACKUP_VERIFY_* variables the operator renders, and never gets the backup server's password
+    or the signing key. The database belongs to a role of its own, so the drill works only once
+    the scratch server holds the roles, restored from the backups as the docs say."""
+    owner = f"owner_{dbname}"
+    pg18.sql(f"CREATE ROLE {owner} NOLOGIN")
+    pg18.sql(f"CREATE DATABASE {dbname} OWNER {owner}")
+    pg18.sql(f"CREATE TABLE t AS SELECT generate_series(1, 500) AS n; ALTER TABLE t OWNER TO {owner}", dbname)
+    _secrets(kube, namespace, pg18.password)
+    spec = _spec(pg18, bucket, "0 3 * * *", dbname)
+    spec["verify"] = {"schedule": "0 4 * * 0", "server": _scratch(kube, namespace, fresh_pg18)}
+    kube.create_pgbackup(namespace, "drilled", spec, annotations={"pgbackup.io/backup-now": "first"})
+    kubelet = Kubelet(kube, bindir18, tmp_path)
+    backup_job = _back_up_now(kube, namespace, kubelet)
+
+    roles = run_pgbackup(bucket.job_env(fresh_pg18, bindir18, "k8s"), "restore", "--globals")
+    assert roles.returncode == 0, roles.stdout + roles.stderr
+    assert fresh_pg18.sql("SELECT count(*) FROM pg_roles WHERE rolname = %s", params=(owner,)) == [(1,)]
+
+    pod = _drill_pod(kube, namespace, "drilled")
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["BACKUP_VERIFY_PGPORT"] == str(fresh_pg18.port) and "PGPASSWORD" not in env and "PGHOST" not in env
+    assert env["BACKUP_SIGNING_PUBLIC_KEYS"] == SIGNING_PUBLIC_KEY and "BACKUP_SIGNING_KEY_FILE" not in env
+    assert "BACKUP_VERIFY_ON_BACKUP_SERVER" not in env, "the job checks the scratch server is another one"
+    assert not any(v["name"] == "signing-key" for v in pod["spec"]["volumes"])
     drilled = kubelet.run(pod)
     assert drilled.returncode == 0, drilled.stdout + drilled.stderr
+    assert "2 of 2 backups verified" in drilled.stdout
+    drill_job = pod["metadata"]["labels"]["batch.kubernetes.io/job-name"]
 
     def last_verify() -> dict[str, Any]:
         return dict(kube.pgbackup(namespace, "drilled").get("status", {}).get("lastVerify") or {})
@@ -149,11 +208,48 @@ def test_verify_drill_restores_into_the_scratch_server_and_reports(
     assert condition is not None and condition["status"] == "True"
     status = kube.pgbackup(namespace, "drilled")["status"]
     assert status["lastRun"]["jobName"] == backup_job  # the drill is not a backup run
+    isolated = kube.condition(namespace, "drilled", "VerifyIsolated")
+    assert isolated is not None and (isolated["status"], isolated["reason"]) == ("True", "ScratchServer")
+    for server in (pg18, fresh_pg18):
+        assert server.sql("SELECT datname FROM pg_database WHERE datname LIKE %s", params=("pgbackup_verify_%",)) == []
+
+
+def test_a_drill_without_a_scratch_server_fails_saying_what_to_do_and_the_pgbackup_says_so_too(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
+    bucket: Bucket, dbname: str, tmp_path: Path,
+) -> None:
+    """An existing PgBackup whose drill restored on the backup server: the operator keeps it
+    Ready and reports VerifyIsolated=False; the drill itself refuses, loudly, with the same
+    advice, and creates nothing on the backup server."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 50) AS n", dbname)
+    _secrets(kube, namespace, pg18.password)
+    spec = {**_spec(pg18, bucket, "0 3 * * *", dbname), "verify": {"schedule": "0 4 * * 0"}}
+    kube.create_pgbackup(namespace, "alone", spec, annotations={"pgbackup.io/backup-now": "first"})
+    kubelet = Kubelet(kube, bindir18, tmp_path)
+    _back_up_now(kube, namespace, kubelet)
+
+    wait_for(lambda: (kube.condition(namespace, "alone", "VerifyIsolated") or {}).get("reason") == "NoScratchServer",
+             timeout=30, what="VerifyIsolated=False, NoScratchServer")
+    condition = kube.condition(namespace, "alone", "VerifyIsolated")
+    assert condition is not None and condition["status"] == "False" and "spec.verify.server" in condition["message"]
+    assert (kube.condition(namespace, "alone", "Ready") or {}).get("status") == "True"
+    wait_for(lambda: any(e["reason"] == "NoScratchServer" and e["type"] == "Warning"
+                         for e in kube.events(namespace, "alone")), timeout=30, what="a NoScratchServer warning")
+
+    drilled = kubelet.run(_drill_pod(kube, namespace, "alone"))
+    assert drilled.returncode == 1, drilled.stdout + drilled.stderr
+
+    def last_verify() -> dict[str, Any]:
+        return dict(kube.pgbackup(namespace, "alone").get("status", {}).get("lastVerify") or {})
+
+    wait_for(lambda: last_verify().get("result") == "Failed", timeout=60, what="lastVerify.result == Failed")
+    assert "no scratch server is configured" in last_verify()["message"], last_verify()
     assert pg18.sql("SELECT datname FROM pg_database WHERE datname LIKE %s", params=("pgbackup_verify_%",)) == []
 
 
 def test_a_sealed_backup_is_drilled_with_the_identity_mounted_as_a_file(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, fresh_pg18: Cluster, bindir18: Path,
     bucket: Bucket, dbname: str, tmp_path: Path,
 ) -> None:
     """spec.encryption seals the backup pod's objects; spec.verify.decryptionSecretRef reaches the
@@ -168,7 +264,8 @@ def test_a_sealed_backup_is_drilled_with_the_identity_mounted_as_a_file(
                                                    "stringData": {"identity": f"# drill key\n{identity}\n"}})
     spec = _spec(pg18, bucket, "0 3 * * *", dbname)
     spec["encryption"] = {"recipients": [str(identity.to_public())]}
-    spec["verify"] = {"schedule": "0 4 * * 0", "decryptionSecretRef": {"name": "age-key"}}
+    spec["verify"] = {"schedule": "0 4 * * 0", "decryptionSecretRef": {"name": "age-key"},
+                      "server": _scratch(kube, namespace, fresh_pg18)}  # its owner, postgres, is there
     kube.create_pgbackup(namespace, "sealed", spec, annotations={"pgbackup.io/backup-now": "first"})
     kubelet = Kubelet(kube, bindir18, tmp_path)
 
