@@ -245,20 +245,23 @@ class Cluster:
             "PGSSLMODE": "disable",
         }
 
-    def connect(self, database: str = "postgres", user: str = SUPERUSER, password: str | None = None) -> Any:
-        """An autocommit psycopg2 connection (keyword arguments: any database name works)."""
+    def connect(self, database: str = "postgres", user: str = SUPERUSER, password: str | None = None,
+                search_path: str | None = None) -> Any:
+        """An autocommit psycopg2 connection (keyword arguments: any database name works);
+        ``search_path`` set from the start, before any setting of the database or role applies."""
         import psycopg2
 
         connection = psycopg2.connect(
             host=self.host, port=self.port, user=user, password=password or self.password,
-            dbname=database, sslmode="disable",
+            dbname=database, sslmode="disable", options=f"-c search_path={search_path}" if search_path else None,
         )
         connection.autocommit = True
         return connection
 
-    def sql(self, statement: str, database: str = "postgres", params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def sql(self, statement: str, database: str = "postgres", params: tuple[Any, ...] = (),
+            search_path: str | None = None) -> list[tuple[Any, ...]]:
         """Run one statement; the rows it returned (empty for commands)."""
-        connection = self.connect(database)
+        connection = self.connect(database, search_path=search_path)
         try:
             with connection.cursor() as cursor:
                 cursor.execute(statement, params or None)

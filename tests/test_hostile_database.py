@@ -77,41 +77,22 @@ CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = integer, FUNCTION = public.h
 CREATE FUNCTION public.hijack_oid_regclass(oid, regclass) RETURNS boolean LANGUAGE plpgsql AS
     $$ BEGIN PERFORM public.hijack('= (oid, regclass)'); RETURN $1 OPERATOR(pg_catalog.=) $2::oid; END $$;
 CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.hijack_oid_regclass);
-CREATE FUNCTION public.hijack_oid_ne(oid, oid) RETURNS boolean LANGUAGE plpgsql AS
-    $$ BEGIN PERFORM public.hijack('<> (oid, oid)'); RETURN $1 OPERATOR(pg_catalog.<>) $2; END $$;
-CREATE OPERATOR public.<> (LEFTARG = oid, RIGHTARG = oid, FUNCTION = public.hijack_oid_ne);
-CREATE FUNCTION public.hijack_name_eq(name, name) RETURNS boolean LANGUAGE plpgsql AS
-    $$ BEGIN PERFORM public.hijack('= (name, name)'); RETURN $1 OPERATOR(pg_catalog.=) $2; END $$;
-CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.hijack_name_eq);
-CREATE FUNCTION public.hijack_name_ne(name, name) RETURNS boolean LANGUAGE plpgsql AS
-    $$ BEGIN PERFORM public.hijack('<> (name, name)'); RETURN $1 OPERATOR(pg_catalog.<>) $2; END $$;
-CREATE OPERATOR public.<> (LEFTARG = name, RIGHTARG = name, FUNCTION = public.hijack_name_ne);
-CREATE FUNCTION public.hijack_name_nregex(name, text) RETURNS boolean LANGUAGE plpgsql AS
-    $$ BEGIN PERFORM public.hijack('!~ (name, text)'); RETURN $1 OPERATOR(pg_catalog.!~) $2; END $$;
-CREATE OPERATOR public.!~ (LEFTARG = name, RIGHTARG = text, FUNCTION = public.hijack_name_nregex);
-CREATE FUNCTION public.hijack_text_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS
-    $$ BEGIN PERFORM public.hijack('= (text, text)'); RETURN $1 OPERATOR(pg_catalog.=) $2; END $$;
-CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.hijack_text_eq);
-CREATE FUNCTION public.hijack_text_ne(text, text) RETURNS boolean LANGUAGE plpgsql AS
-    $$ BEGIN PERFORM public.hijack('<> (text, text)'); RETURN $1 OPERATOR(pg_catalog.<>) $2; END $$;
-CREATE OPERATOR public.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = public.hijack_text_ne);
-
+{operators}
 CREATE TABLE public.t (id int);
 INSERT INTO public.t SELECT g FROM pg_catalog.generate_series(1, 25) g;
-"""
+""".replace("{operators}", "".join(
+    # Shadows of the comparisons pgbackup's catalog queries make, each passing on to the real one.
+    f"CREATE FUNCTION public.hijack_{left}_{name}({left}, {right}) RETURNS boolean LANGUAGE plpgsql AS\n"
+    f"    $$ BEGIN PERFORM public.hijack('{op} ({left}, {right})'); RETURN $1 OPERATOR(pg_catalog.{op}) $2; END $$;\n"
+    f"CREATE OPERATOR public.{op} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = public.hijack_{left}_{name});\n"
+    for name, op, left, right in (("ne", "<>", "oid", "oid"), ("eq", "=", "name", "name"), ("ne", "<>", "name", "name"),
+                                  ("nregex", "!~", "name", "text"), ("eq", "=", "text", "text"),
+                                  ("ne", "<>", "text", "text"))))
 
 
 def _query(cluster: Cluster, database: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """One statement of the test's own, as the superuser, safe from the tenant's search_path."""
-    connection = psycopg2.connect(host=cluster.host, port=cluster.port, user=SUPERUSER, password=cluster.password,
-                                  dbname=database, sslmode="disable", options="-c search_path=pg_catalog,pg_temp")
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params or None)
-            return list(cursor.fetchall()) if cursor.description else []
-    finally:
-        connection.close()
+    return cluster.sql(statement, database, params, search_path="pg_catalog,pg_temp")
 
 
 @dataclass

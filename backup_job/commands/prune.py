@@ -138,20 +138,14 @@ def prune(catalog: Catalog, policy: RetentionPolicy, now: datetime, *, dry_run: 
                              backup.timestamp, display_name(database),
                              extra=logs.fields(event="retention.unsigned", database=database,
                                                timestamp=backup.timestamp))
-            elif backup.suspect or backup.untrusted:
-                result.suspect.append(backup.timestamp)
+            elif backup.suspect or backup.untrusted or backup.damaged:
+                suspect = backup.suspect or backup.untrusted  # (reported as suspect when also damaged)
+                (result.suspect if suspect else result.damaged).append(backup.timestamp)
                 log.warning("retention keeps %s of %r, which is %s; look at it, then remove it by hand: %s",
                             backup.timestamp, display_name(database), backup.state(),
                             catalog.storage.removal_command(backup.keys + [o.key for o in backup.others]),
-                            extra=logs.fields(event="retention.suspect", database=database,
-                                              timestamp=backup.timestamp, state=backup.state()))
-            elif backup.damaged:
-                result.damaged.append(backup.timestamp)
-                log.warning("retention keeps %s of %r, which is %s; look at it, then remove it by hand: %s",
-                            backup.timestamp, display_name(database), backup.state(),
-                            catalog.storage.removal_command(backup.keys + [o.key for o in backup.others]),
-                            extra=logs.fields(event="retention.damaged", database=database,
-                                              timestamp=backup.timestamp, state=backup.state()))
+                            extra=logs.fields(event="retention.suspect" if suspect else "retention.damaged",
+                                              database=database, timestamp=backup.timestamp, state=backup.state()))
             elif backup.unknown:
                 log.info("retention keeps %s of %r: %s", backup.timestamp, display_name(database), backup.state(),
                          extra=logs.fields(event="retention.unknown", database=database, timestamp=backup.timestamp))
