@@ -1,4 +1,4 @@
-"""Copy the CRDs, the operator's RBAC rules, the alert rules and the Grafana dashboard from deploy/ into
+"""Copy the CRDs, the operator's RBAC rules, the admission policy, the alert rules and the Grafana dashboard from deploy/ into
 the Helm chart (see scripts/sync-chart)."""
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def expected() -> dict[Path, str]:
         FILES / "prometheus-rules.yaml": HEADER.format("monitoring/prometheus-rules.yaml")
         + (DEPLOY / "monitoring" / "prometheus-rules.yaml").read_text(),
         FILES / "grafana-dashboard.json": (DEPLOY / "monitoring" / "grafana-dashboard.json").read_text(),
+        FILES / "admission-policy.yaml": HEADER.format("admission-policy.yaml")
+        + (DEPLOY / "admission-policy.yaml").read_text(),
     }
 
 

@@ -134,6 +134,7 @@ def kube() -> Iterator[KubeEnv]:
     plane = ControlPlane(build_control_plane(), Path(tempfile.mkdtemp(prefix="pgbackup-k8s-")))
     try:
         plane.up(crds=(ROOT / "deploy" / "crd.yaml", ROOT / "deploy" / "crd-pgrestore.yaml"))
+        plane.kubectl("apply", "-f", str(ROOT / "deploy" / "admission-policy.yaml"))  # as deploy/ installs it
         yield KubeEnv(plane)
     finally:
         plane.down()

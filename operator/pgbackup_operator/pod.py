@@ -18,6 +18,7 @@ from backup_job.core.termination import KUBERNETES_PATH
 
 from backup_job.core import settings as job_settings
 
+from . import podrules
 from .api import Body
 from .env import (SOURCE_ENDPOINT, Endpoint, connection_env, destination_env, identity_mount, plain_env, render_env,
                   render_prune_env, render_verify_env, restore_identity, signing_key_mount, trust_env, verify_target)
@@ -25,7 +26,7 @@ from .env import (SOURCE_ENDPOINT, Endpoint, connection_env, destination_env, id
 # Who the pods run as: no fixed uid, gid or fsGroup. The image's ``USER 10001:0`` applies, or
 # the uid a cluster assigns (OpenShift's restricted-v2 picks one from the namespace's range,
 # with GID 0 and an fsGroup); ``spec.pod.securityContext`` / ``containerSecurityContext`` set
-# ids where a policy wants them, merged over these key by key.
+# ids where a policy wants them (only those: ``podrules`` keeps the rest at the baseline).
 RUN_AS: Body = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_RUN_AS: Body = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
                           "capabilities": {"drop": ["ALL"]}}
@@ -47,6 +48,7 @@ def _tls_volumes(pg: Body, endpoint: Endpoint = SOURCE_ENDPOINT) -> tuple[list[B
 def _pod_spec(spec: Body, default_image: str, command: list[str], env: list[Body],
               tls: tuple[list[Body], list[Body]]) -> Body:
     pod = spec.get("pod", {})
+    podrules.check(pod)
     tls_volumes, tls_mounts = tls
     container: Body = {
         "name": "pgbackup",
@@ -56,7 +58,7 @@ def _pod_spec(spec: Body, default_image: str, command: list[str], env: list[Body
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *tls_mounts],
         "terminationMessagePath": KUBERNETES_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": copy.deepcopy({**CONTAINER_RUN_AS, **(pod.get("containerSecurityContext") or {})}),
+        "securityContext": copy.deepcopy(podrules.container_security_context(pod, CONTAINER_RUN_AS)),
     }
     for key in ("imagePullPolicy", "resources", "envFrom"):
         if pod.get(key):
@@ -65,7 +67,7 @@ def _pod_spec(spec: Body, default_image: str, command: list[str], env: list[Body
     pod_spec: Body = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": bool(account),
-        "securityContext": copy.deepcopy({**RUN_AS, **(pod.get("securityContext") or {})}),
+        "securityContext": copy.deepcopy(podrules.pod_security_context(pod, RUN_AS)),
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, *tls_volumes],
     }

@@ -1,0 +1,99 @@
+"""What ``spec.pod`` may change in the pods the operator renders, checked at reconcile.
+
+A PgBackup's author need not be allowed to create pods, yet the operator creates pods for
+them. Three layers keep a custom resource from becoming an arbitrary pod:
+
+1. The CRD accepts only the identity fields of the security contexts (``runAsUser``,
+   ``runAsGroup``, ``fsGroup``, ``supplementalGroups``, the seccomp profile); the API server
+   drops anything else, and refuses uid 0 and ``Unconfined``.
+2. The admission policy (``deploy/admission-policy.yaml``) asks the API server whether the
+   author may read each Secret the resource names, and may create pods when it sets a field
+   that shapes the pod (image, accounts, env from Secrets, tolerations, annotations...).
+3. This module, for clusters where (1) is an older CRD or (2) is not installed: it refuses,
+   naming the field, what it can judge without reading a Secret or asking about the author's
+   rights: security-context values other than the restricted baseline, environment variables
+   whose names steer the job (``BACKUP_*``, ``PG*``, ``AWS_*``), and annotations or labels that
+   grant an identity or lift a confinement (``iam.amazonaws.com/``, AppArmor and seccomp
+   annotations, ``openshift.io/``...). The renderer then builds the contexts from the identity
+   fields alone (``pod.py``), so whatever slips past, the baseline holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .api import Body, RenderError
+
+REASON = "PodNotAllowed"
+
+POD_IDENTITY = ("runAsUser", "runAsGroup", "fsGroup", "supplementalGroups", "seccompProfile")
+CONTAINER_IDENTITY = ("runAsUser", "runAsGroup", "seccompProfile")
+SECCOMP_TYPES = ("RuntimeDefault", "Localhost")
+
+# The restricted baseline: the values a spec may repeat (older manifests do), never change.
+POD_BASELINE: Body = {"runAsNonRoot": True}
+CONTAINER_BASELINE: Body = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                            "privileged": False, "capabilities": {"drop": ["ALL"]}}
+
+RESERVED_ENV_PREFIXES = ("BACKUP_", "PG", "AWS_")
+# Annotations and labels that give a pod a cloud identity, an SCC or a looser confinement.
+RESERVED_METADATA_PREFIXES = (
+    "iam.amazonaws.com/", "eks.amazonaws.com/", "iam.gke.io/", "azure.workload.identity/",
+    "container.apparmor.security.beta.kubernetes.io/", "seccomp.security.alpha.kubernetes.io/",
+    "container.seccomp.security.alpha.kubernetes.io/", "openshift.io/", "security.openshift.io/", "pgbackup.io/",
+)
+
+
+def check(pod: Body, field: str = "spec.pod") -> None:
+    """Refuse (``RenderError``, naming the field) what no author may ask of the pods."""
+    _check_context(pod.get("securityContext") or {}, f"{field}.securityContext", POD_IDENTITY, POD_BASELINE)
+    _check_context(pod.get("containerSecurityContext") or {}, f"{field}.containerSecurityContext",
+                   CONTAINER_IDENTITY, CONTAINER_BASELINE)
+    for index, variable in enumerate(pod.get("env") or []):
+        name = str((variable or {}).get("name", ""))
+        if name.startswith(RESERVED_ENV_PREFIXES):
+            raise RenderError(f"{field}.env[{index}].name: {name!r} is set by the operator or steers the job's "
+                              f"connections and credentials (BACKUP_*, PG*, AWS_*): use this resource's fields",
+                              REASON)
+    for kind in ("podAnnotations", "podLabels"):
+        for key in pod.get(kind) or {}:
+            if str(key).startswith(RESERVED_METADATA_PREFIXES):
+                raise RenderError(f"{field}.{kind}[{key!r}]: this prefix grants a cloud identity, a security "
+                                  f"context constraint or a looser confinement; a ServiceAccount "
+                                  f"(spec.pod.serviceAccountName) is the way to an identity", REASON)
+
+
+def _check_context(given: Body, field: str, identity: tuple[str, ...], baseline: Body) -> None:
+    if not isinstance(given, dict):
+        raise RenderError(f"{field}: must be an object", REASON)
+    for key, value in given.items():
+        if key in identity:
+            _check_identity(key, value, f"{field}.{key}")
+        elif key in baseline and value == baseline[key]:
+            continue
+        else:
+            allowed = ", ".join(identity)
+            raise RenderError(f"{field}.{key}: only {allowed} may be set; the rest is fixed to the restricted "
+                              f"Pod Security Standard", REASON)
+
+
+def _check_identity(key: str, value: Any, field: str) -> None:
+    if key == "runAsUser" and value == 0:
+        raise RenderError(f"{field}: 0 is root; the pods run as non-root (leave it out for the image's 10001)", REASON)
+    if key == "seccompProfile":
+        kind = (value or {}).get("type") if isinstance(value, dict) else None
+        if kind not in SECCOMP_TYPES:
+            raise RenderError(f"{field}.type: {kind!r}; only RuntimeDefault or Localhost", REASON)
+
+
+def pod_security_context(pod: Body, defaults: Body) -> Body:
+    """The pod's securityContext: ``defaults`` (the baseline) with the spec's identity fields,
+    nothing else of the spec's."""
+    given = pod.get("securityContext") or {}
+    return {**defaults, **{key: given[key] for key in POD_IDENTITY if key in given}}
+
+
+def container_security_context(pod: Body, defaults: Body) -> Body:
+    """The container's securityContext: the baseline with the spec's identity fields."""
+    given = pod.get("containerSecurityContext") or {}
+    return {**defaults, **{key: given[key] for key in CONTAINER_IDENTITY if key in given}}
