@@ -1,0 +1,114 @@
+"""Hostile input on the operator's side, on the real control plane: a PgBackup or PgRestore
+grants nothing beyond its author's rights.
+
+The author is ``alice``, whom a Role allows PgBackups and PgRestores in one namespace and
+nothing else; she acts through ``kubectl --as=alice``. What she writes must not take a
+CronJob somebody else made (nor have it deleted with her PgBackup), must not reach a pod
+the job itself would refuse, and a pod's termination message must not break or fill the
+status with what it should not hold.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from devenv.wait import wait_for
+
+from .kubeenv import KubeEnv, OperatorProcess
+
+GROUP, VERSION = "pgbackup.io", "v1alpha1"
+AUTHOR = "alice"
+
+
+def _allow_author(kube: KubeEnv, namespace: str) -> None:
+    """A Role granting ``alice`` PgBackups and PgRestores in ``namespace``, and nothing else."""
+    rules = [{"apiGroups": [GROUP], "resources": ["pgbackups", "pgrestores"],
+              "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]
+    kube.plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "cr-author"},
+             "rules": rules},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "cr-author"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cr-author"},
+             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": AUTHOR}]}]}))
+    denied = kube.plane.kubectl(f"--as={AUTHOR}", "auth", "can-i", "create", "cronjobs", "-n", namespace, check=False)
+    assert denied.stdout.strip() == "no", "the author may not write CronJobs herself"
+
+
+def _as_author(kube: KubeEnv, namespace: str, kind: str, name: str, spec: dict[str, Any]) -> None:
+    """Create a PgBackup or PgRestore as ``alice``."""
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name, "namespace": namespace},
+            "spec": spec}
+    created = kube.plane.kubectl(f"--as={AUTHOR}", "create", "-f", "-", input=json.dumps(body), check=False)
+    assert created.returncode == 0, created.stderr
+
+
+def _spec(**overrides: Any) -> dict[str, Any]:
+    return {"schedule": "30 2 * * *",
+            "postgres": {"host": "pg.example", "user": "backup", "passwordSecretRef": {"name": "pg"}},
+            "destination": {"s3": {"bucket": "backups", "prefix": "prod"}}, **overrides}
+
+
+def _warned(kube: KubeEnv, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
+    return [e for e in kube.events(namespace, name) if e["type"] == "Warning" and e["reason"] == reason]
+
+
+def _restore_status(kube: KubeEnv, namespace: str, name: str) -> dict[str, Any]:
+    found = kube.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "pgrestores", name)
+    return dict(found.get("status") or {})
+
+
+# --- what the job would refuse, the operator refuses first ---------------------------------
+
+CONNECTION_OPTIONS = {"host": ["--no-owner", "--ho=evil.example"], "short-host": ["-vhevil.example"],
+                      "port": ["--port=6543"], "short-port": ["-p6543"], "user": ["--user=postgres"],
+                      "short-user": ["-Upostgres"]}
+
+
+def test_pg_dump_connection_options_are_refused_before_any_cronjob(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str
+) -> None:
+    """The CRD admits any item starting with ``-``; the job's own parser refuses another server
+    or user (the server's password would go there) however it is spelled, and so does the
+    operator, before a CronJob or a backup-now Job exists."""
+    _allow_author(kube, namespace)
+    for name, options in CONNECTION_OPTIONS.items():
+        _as_author(kube, namespace, "PgBackup", name, _spec(pgDumpOptions=options))
+    for name in CONNECTION_OPTIONS:
+        wait_for(lambda name=name: kube.condition(namespace, name, "Ready"), timeout=30, what=f"{name}: Ready")
+        ready = kube.condition(namespace, name, "Ready")
+        assert ready is not None and (ready["status"], ready["reason"]) == ("False", "InvalidPgDumpOptions"), ready
+        assert ready["message"].startswith("spec.pgDumpOptions: must not contain -") and "PGPASSWORD" in ready["message"]
+        wait_for(lambda name=name: _warned(kube, namespace, name, "InvalidPgDumpOptions"), timeout=30,
+                 what=f"{name}: a Warning Event")
+        assert kube.cronjob(namespace, f"pgbackup-{name}") is None
+    host = kube.condition(namespace, "host", "Ready")
+    assert host is not None and "--host (written '--ho=evil.example')" in host["message"]
+
+    kube.plane.kubectl(f"--as={AUTHOR}", "annotate", "pgb", "host", "-n", namespace, "pgbackup.io/backup-now=1")
+    wait_for(lambda: len(_warned(kube, namespace, "host", "InvalidPgDumpOptions")) >= 2, timeout=30,
+             what="the annotation reconciled")
+    assert kube.jobs(namespace) == [], "no Job for a backup the job would refuse"
+
+
+def test_a_pgrestore_at_the_job_would_refuse_fails_without_a_job(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str
+) -> None:
+    """``spec.at: 9999-12-31`` passes the CRD's pattern; the job's ``--at`` parser refuses it
+    (the end of that day is past what a time can hold), and so does the operator: phase Failed,
+    ``Restored=False`` with ``InvalidAt``, one Warning Event, no Job."""
+    _allow_author(kube, namespace)
+    _as_author(kube, namespace, "PgBackup", "src", _spec())
+    for name, at in (("far", "9999-12-31"), ("feb", "2026-02-30")):
+        _as_author(kube, namespace, "PgRestore", name, {"backupRef": {"name": "src"}, "database": "app", "at": at})
+    for name, refused in (("far", "is out of range (years 1970 to 9998)"), ("feb", "is not a valid time")):
+        wait_for(lambda name=name: _restore_status(kube, namespace, name).get("phase") == "Failed", timeout=30,
+                 what=f"{name}: phase Failed")
+        status = _restore_status(kube, namespace, name)
+        [restored] = [c for c in status["conditions"] if c["type"] == "Restored"]
+        assert (restored["status"], restored["reason"]) == ("False", "InvalidAt")
+        assert status["message"].startswith("spec.at: --at '") and refused in status["message"], status["message"]
+        assert "jobName" not in status
+        wait_for(lambda name=name: _warned(kube, namespace, name, "InvalidAt"), timeout=30, what=f"{name}: a Warning")
+    assert kube.jobs(namespace) == []
