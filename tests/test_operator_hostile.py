@@ -112,3 +112,84 @@ def test_a_pgrestore_at_the_job_would_refuse_fails_without_a_job(
         assert "jobName" not in status
         wait_for(lambda name=name: _warned(kube, namespace, name, "InvalidAt"), timeout=30, what=f"{name}: a Warning")
     assert kube.jobs(namespace) == []
+
+
+# --- a CronJob the operator does not own ---------------------------------------------------
+
+def _admin_cronjob(kube: KubeEnv, namespace: str, name: str) -> dict[str, Any]:
+    """A CronJob an admin made by hand: no owner, nothing of the operator's."""
+    container = {"name": "main", "image": "registry.example/legacy-backup:1", "command": ["/backup.sh"]}
+    body = {"metadata": {"name": name}, "spec": {
+        "schedule": "0 1 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never", "containers": [container]}}}}}}
+    return kube.plain(kube.batch.create_namespaced_cron_job(namespace, body))
+
+
+def _delete_pgbackup(kube: KubeEnv, namespace: str, name: str) -> None:
+    kube.plane.kubectl(f"--as={AUTHOR}", "delete", "pgb", name, "-n", namespace, "--wait=true")
+
+
+def test_a_cronjob_nobody_owns_is_never_taken_over_nor_deleted(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str
+) -> None:
+    """An admin's ``pgbackup-legacy`` is not the operator's: a PgBackup ``legacy`` gets
+    ``CronJobNameTaken`` (condition and Event), the CronJob is not patched, and deleting the
+    PgBackup leaves it. Only the admin's ``pgbackup.io/adopt=legacy`` label hands it over."""
+    _allow_author(kube, namespace)
+    legacy = _admin_cronjob(kube, namespace, "pgbackup-legacy")
+    _as_author(kube, namespace, "PgBackup", "legacy", _spec())
+    wait_for(lambda: kube.condition(namespace, "legacy", "Ready"), timeout=30, what="a Ready condition")
+    ready = kube.condition(namespace, "legacy", "Ready")
+    assert ready is not None and (ready["status"], ready["reason"]) == ("False", "CronJobNameTaken"), ready
+    assert "CronJob pgbackup-legacy exists and no PgBackup owns it" in ready["message"]
+    assert "pgbackup.io/adopt=legacy" in ready["message"]
+    wait_for(lambda: _warned(kube, namespace, "legacy", "CronJobNameTaken"), timeout=30, what="a Warning Event")
+    untouched = kube.cronjob(namespace, "pgbackup-legacy")
+    assert untouched is not None and untouched["metadata"]["resourceVersion"] == legacy["metadata"]["resourceVersion"]
+    assert not untouched["metadata"].get("ownerReferences") and untouched["spec"]["schedule"] == "0 1 * * *"
+
+    _delete_pgbackup(kube, namespace, "legacy")
+    kept = kube.cronjob(namespace, "pgbackup-legacy")
+    assert kept is not None and kept["metadata"]["uid"] == legacy["metadata"]["uid"], "deleted with the PgBackup"
+
+    kube.batch.patch_namespaced_cron_job("pgbackup-legacy", namespace,
+                                         {"metadata": {"labels": {"pgbackup.io/adopt": "legacy"}}})
+    _as_author(kube, namespace, "PgBackup", "legacy", _spec())
+    owner_uid = kube.pgbackup(namespace, "legacy")["metadata"]["uid"]
+    wait_for(lambda: (kube.condition(namespace, "legacy", "Ready") or {}).get("status") == "True", timeout=30,
+             what="Ready once the admin labelled the CronJob for adoption")
+    adopted = kube.cronjob(namespace, "pgbackup-legacy")
+    assert adopted is not None and adopted["metadata"]["uid"] == legacy["metadata"]["uid"]
+    assert [ref["uid"] for ref in adopted["metadata"]["ownerReferences"] if ref.get("controller")] == [owner_uid]
+    assert adopted["spec"]["schedule"] == "30 2 * * *"
+
+
+HOLD = "test.pgbackup.io/hold"
+
+
+def test_the_cronjob_of_a_deleted_pgbackup_of_the_same_name_is_waited_for(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str
+) -> None:
+    """A PgBackup deleted and made again at once: its predecessor's CronJob, which garbage
+    collection is deleting (held here by a finalizer, so the test sees that moment), is
+    waited for (``Ready=Unknown``, ``PredecessorLeaving``), never ``CronJobNameTaken``."""
+    _allow_author(kube, namespace)
+    _as_author(kube, namespace, "PgBackup", "again", _spec())
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-again"), timeout=30, what="the first CronJob")
+    kube.batch.patch_namespaced_cron_job("pgbackup-again", namespace, {"metadata": {"finalizers": [HOLD]}})
+    _delete_pgbackup(kube, namespace, "again")
+    wait_for(lambda: (kube.cronjob(namespace, "pgbackup-again") or {}).get("metadata", {}).get("deletionTimestamp"),
+             timeout=60, what="garbage collection deleting the first CronJob")
+
+    _as_author(kube, namespace, "PgBackup", "again", _spec(schedule="15 4 * * *"))
+    wait_for(lambda: (kube.condition(namespace, "again", "Ready") or {}).get("reason") == "PredecessorLeaving",
+             timeout=30, what="Ready=Unknown while the old CronJob goes")
+    assert (kube.condition(namespace, "again", "Ready") or {}).get("status") == "Unknown"
+    kube.batch.patch_namespaced_cron_job("pgbackup-again", namespace, {"metadata": {"finalizers": None}})
+    wait_for(lambda: (kube.condition(namespace, "again", "Ready") or {}).get("status") == "True", timeout=30,
+             what="Ready once the old CronJob is gone")
+    cronjob = kube.cronjob(namespace, "pgbackup-again")
+    assert cronjob is not None and cronjob["spec"]["schedule"] == "15 4 * * *"
+    assert cronjob["metadata"]["ownerReferences"][0]["uid"] == kube.pgbackup(namespace, "again")["metadata"]["uid"]
+    assert not _warned(kube, namespace, "again", "CronJobNameTaken")
+    assert not [e for e in kube.events(namespace, "again") if e["reason"] == "DriftCorrected"]
