@@ -11,11 +11,16 @@ status with what it should not hold.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from devenv.postgres import Cluster
 from devenv.wait import wait_for
 
-from .kubeenv import KubeEnv, OperatorProcess
+from .helpers import Bucket
+from .kubeenv import Kubelet, KubeEnv, OperatorProcess
+from .test_operator_day_two import _pods, _run_now, _run_pods, _setup
+from .test_operator_day_two import _spec as real_spec
 
 GROUP, VERSION = "pgbackup.io", "v1alpha1"
 AUTHOR = "alice"
@@ -193,3 +198,41 @@ def test_the_cronjob_of_a_deleted_pgbackup_of_the_same_name_is_waited_for(
     assert cronjob["metadata"]["ownerReferences"][0]["uid"] == kube.pgbackup(namespace, "again")["metadata"]["uid"]
     assert not _warned(kube, namespace, "again", "CronJobNameTaken")
     assert not [e for e in kube.events(namespace, "again") if e["reason"] == "DriftCorrected"]
+
+
+# --- status cannot be poisoned: no row values -------------------------------------------------------------
+
+SSN = "123-45-6789"  # a row value: it may be in the job's log, never in status, Events or alerts
+
+
+def test_a_failed_load_keeps_row_values_out_of_a_pgrestore_s_status(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
+    bucket: Bucket, dbname: str, tmp_path: Path,
+) -> None:
+    """A real restore that fails on a row (a tenant's CHECK, true where the data came from,
+    casts the column to integer elsewhere): psql's error quotes the value. The job's log keeps
+    it; the PgRestore's message, condition and Event carry the error without it."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql(f"CREATE FUNCTION public.ssn_ok(v text) RETURNS boolean LANGUAGE sql AS "
+             f"$$ SELECT CASE WHEN current_database() = '{dbname}' THEN true ELSE v::integer IS NOT NULL END $$", dbname)
+    pg18.sql(f"CREATE TABLE people (ssn text CHECK (public.ssn_ok(ssn))); INSERT INTO people VALUES ('{SSN}')", dbname)
+    _setup(kube, namespace, pg18)
+    kube.create_pgbackup(namespace, "src", real_spec(pg18, bucket, dbname))
+    kubelet = Kubelet(kube, bindir18, tmp_path)
+    _run_pods(kube, kubelet, namespace, _run_now(kube, namespace, "src", "first"))
+    wait_for(lambda: kube.pgbackup(namespace, "src").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
+             timeout=60, what="the backup recorded")
+
+    _allow_author(kube, namespace)
+    _as_author(kube, namespace, "PgRestore", "copy", {"backupRef": {"name": "src"}, "database": dbname,
+                                                     "target": {"database": f"{dbname}_r", "create": True}})
+    wait_for(lambda: _pods(kube, namespace, "pgrestore-copy"), timeout=60, what="the restore pod")
+    result = kubelet.run(_pods(kube, namespace, "pgrestore-copy")[0])
+    assert result.returncode != 0 and SSN in result.stdout + result.stderr, "the job's own log has the whole error"
+    wait_for(lambda: _restore_status(kube, namespace, "copy").get("phase") == "Failed", timeout=60, what="Failed")
+    status = _restore_status(kube, namespace, "copy")
+    assert "invalid input syntax for type integer" in status["message"], status["message"]
+    [restored] = [c for c in status["conditions"] if c["type"] == "Restored"]
+    assert SSN not in status["message"] and SSN not in restored["message"]
+    wait_for(lambda: _warned(kube, namespace, "copy", "RestoreFailed"), timeout=30, what="a RestoreFailed Event")
+    assert all(SSN not in event["message"] for event in kube.events(namespace, "copy"))

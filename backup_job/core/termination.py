@@ -19,8 +19,11 @@ a message without one (every older version's) reads as unsharded.
 
 ``encode`` keeps the line under ``LIMIT`` bytes: the summary gets at most
 ``SUMMARY_LIMIT``, then failed names are dropped from the end (the counts stay exact;
-``failedTruncated`` says names are missing), and only then is the summary cut further. The summary is redacted like every log line. ``decode`` also reads the plain
-one-line text that versions before the JSON form wrote, as a summary with nothing else.
+``failedTruncated`` says names are missing), and only then is the summary cut further. The
+summary is redacted like every log line, and holds no data value (``datavalues``: a failed
+load's error that quotes a row is cut before the value), on writing and again on reading.
+``decode`` also reads the plain one-line text that versions before the JSON form wrote, as a
+summary with nothing else.
 
 A job refused for its settings or arguments (exit 2) writes the message too, although it has
 no ``Settings`` to take the path from: ``configured_path`` reads that one variable as the
@@ -37,7 +40,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from . import logs
+from . import datavalues, logs
 
 KUBERNETES_PATH = "/dev/termination-log"
 LIMIT = 4000  # bytes, under Kubernetes' 4096 with room for the newline
@@ -86,7 +89,7 @@ class TerminationMessage:
 
     def encode(self) -> bytes:
         """The file's content: one JSON line of at most ``LIMIT`` bytes, newline included."""
-        summary = _cut(logs.redact(self.summary).replace("\n", " "), SUMMARY_LIMIT)
+        summary = _cut(datavalues.scrub(logs.redact(self.summary)).replace("\n", " "), SUMMARY_LIMIT)
         failed = tuple(logs.redact(name) for name in self.failed[:MAX_FAILED])
         truncated = self.failed_truncated or len(self.failed) > MAX_FAILED
         while True:
@@ -109,13 +112,13 @@ class TerminationMessage:
         except ValueError:
             document = None
         if not isinstance(document, dict) or not isinstance(document.get("summary"), str):
-            return cls(summary=text)
+            return cls(summary=datavalues.scrub(text))
         databases = document.get("databases")
         databases = databases if isinstance(databases, dict) else {}
         failed = document.get("failed")
         failed = failed if isinstance(failed, list) else []
         return cls(
-            summary=document["summary"],
+            summary=datavalues.scrub(document["summary"]),
             command=str(document.get("command") or ""),
             ok=document["ok"] if isinstance(document.get("ok"), bool) else None,
             timestamp=str(document.get("timestamp") or ""),
