@@ -200,9 +200,54 @@ def test_the_cronjob_of_a_deleted_pgbackup_of_the_same_name_is_waited_for(
     assert not [e for e in kube.events(namespace, "again") if e["reason"] == "DriftCorrected"]
 
 
-# --- status cannot be poisoned: no row values -------------------------------------------------------------
+# --- status cannot be poisoned -------------------------------------------------------------
 
 SSN = "123-45-6789"  # a row value: it may be in the job's log, never in status, Events or alerts
+LOAD_ERROR = f'psql failed at line 40: ERROR:  invalid input syntax for type integer: "{SSN}"'
+
+
+def _series(scraped: str, metric: str, namespace: str, name: str) -> list[str]:
+    return [line for line in scraped.splitlines() if line.startswith(metric + "{")
+            and f'namespace="{namespace}"' in line and f'name="{name}"' in line]
+
+
+def test_a_termination_message_cannot_poison_the_status(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str, tmp_path: Path
+) -> None:
+    """A termination message with ``NaN``, ``Infinity`` and out-of-range figures, and a row
+    value in its summary: the run is still recorded (``lastRun`` Failed, the condition, one
+    Event, the metric the alert reads), without those figures and without the value."""
+    _allow_author(kube, namespace)
+    _as_author(kube, namespace, "PgBackup", "poison", _spec())
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-poison"), timeout=30, what="the CronJob")
+    cronjob = kube.cronjob(namespace, "pgbackup-poison")
+    assert cronjob is not None
+    job = kube.start_job(cronjob, "1")
+    pod = kube.pod_of(namespace, job)
+    assert pod is not None
+    summary = f"1 of 2 backups failed: 'people': {LOAD_ERROR}; 'other': ok"
+    message = ('{"v":1,"command":"run","ok":false,"summary":' + json.dumps(summary) + ',"timestamp":"20261206T020000Z",'
+               '"seconds":NaN,"bytes":1e999,"databases":{"ok":Infinity,"failed":-1},"failed":["people"]}')
+    Kubelet(kube, tmp_path, tmp_path).finish(pod, 1, message)
+
+    def last_run() -> dict[str, Any]:
+        return dict(kube.pgbackup(namespace, "poison").get("status", {}).get("lastRun") or {})
+
+    wait_for(lambda: last_run().get("result") == "Failed", timeout=30, what="the failed run recorded")
+    run = last_run()
+    assert run["jobName"] == job and run["failedDatabases"] == ["people"] and run["timestamp"] == "20261206T020000Z"
+    assert not {"durationSeconds", "duration", "bytes", "size", "databases"} & set(run), run
+    assert "invalid input syntax for type integer" in run["message"] and SSN not in run["message"], run["message"]
+    condition = kube.condition(namespace, "poison", "LastBackupSucceeded")
+    assert condition is not None and (condition["status"], condition["reason"]) == ("False", "BackupFailed")
+    assert SSN not in condition["message"]
+    wait_for(lambda: _warned(kube, namespace, "poison", "BackupFailed"), timeout=30, what="a BackupFailed Event")
+    [event] = _warned(kube, namespace, "poison", "BackupFailed")
+    assert "invalid input syntax" in event["message"] and SSN not in event["message"]
+    wait_for(lambda: _series(operator.scrape(), "pgbackup_last_run_success", namespace, "poison"), timeout=30,
+             what="the last run's metric")
+    [success] = _series(operator.scrape(), "pgbackup_last_run_success", namespace, "poison")
+    assert success.endswith(" 0.0"), "PgBackupLastRunFailed fires on it"
 
 
 def test_a_failed_load_keeps_row_values_out_of_a_pgrestore_s_status(

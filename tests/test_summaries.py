@@ -1,5 +1,5 @@
 """What a summary may carry to the operator, status, Events and notifications: no row values
-(``core.datavalues``)."""
+(``core.datavalues``), and figures the status can hold (``core.termination``)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,14 @@ def test_the_termination_message_carries_no_data_value_either_way() -> None:
     assert SSN not in TerminationMessage.decode(from_older_job).summary
     assert SSN not in TerminationMessage.decode(failed).summary  # the plain text of the oldest versions
 
+
+def test_figures_the_status_cannot_hold_are_read_as_absent() -> None:
+    told = TerminationMessage.decode('{"v":1,"command":"run","ok":false,"summary":"failed","seconds":NaN,'
+                                     '"bytes":1e999,"databases":{"ok":Infinity,"failed":-1},"suspect":-Infinity}')
+    assert (told.ok, told.summary) == (False, "failed")
+    assert (told.seconds, told.stored_bytes, told.databases_ok, told.databases_failed, told.suspect) == (None,) * 5
+    huge = TerminationMessage.decode('{"v":1,"summary":"ok","seconds":1e308,"bytes":9223372036854775808}')
+    assert huge.seconds == 1e308 and huge.stored_bytes is None
+    assert TerminationMessage.decode('{"v":1,"summary":"ok","seconds":1' + "0" * 400 + '}').seconds is None
+    fine = TerminationMessage.decode('{"v":1,"summary":"ok","seconds":0,"bytes":9223372036854775807}')
+    assert fine.seconds == 0.0 and fine.stored_bytes == 2**63 - 1
