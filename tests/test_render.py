@@ -385,6 +385,11 @@ def test_backup_and_verify_names_of_long_names_never_collide() -> None:
     ({"retention": {}}, "spec.retention: set at least one of last, daily, weekly, monthly", "InvalidRetention"),
     ({"retention": {"daily": 0}}, "spec.retention.daily: 0 is not a whole number of at least 1", "InvalidRetention"),
     ({"schedule": "61 * * * *"}, "spec.schedule: minute field", "InvalidSchedule"),
+    ({"pgDumpOptions": ["-vhevil.example"]}, "spec.pgDumpOptions: must not contain -h", "InvalidPgDumpOptions"),
+    ({"pgDumpOptions": ["--no-owner", "--por=1"]}, r"spec.pgDumpOptions: must not contain --port \(written '--por=1'\)",
+     "InvalidPgDumpOptions"),
+    ({"pgDumpOptions": ["--nope"]}, "spec.pgDumpOptions: is not usable: --nope is not a pg_dump option",
+     "InvalidPgDumpOptions"),
 ])
 def test_invalid_verify_and_retention_name_the_field(fields: dict[str, Any], message: str, reason: str) -> None:
     body = with_spec(**fields)

@@ -146,6 +146,13 @@ def restore(**spec: Any) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.parametrize("at", ["9999-12-31", "2026-02-30", "2026-11-26T02:30:00+24:00"])
+def test_a_restore_at_the_job_would_refuse_renders_no_job(at: str) -> None:
+    with pytest.raises(RenderError, match=r"^spec.at: --at '") as caught:
+        restores.render_restore_job(restore(at=at), body(), "img:1")
+    assert caught.value.reason == "InvalidAt"
+
+
 def test_a_restore_job_runs_once_in_the_backup_pod_with_read_credentials() -> None:
     owner = body(verify={"schedule": "@weekly", "credentialsSecretRef": {"name": "s3-read"}, "serviceAccountName": "reader",
                          "decryptionSecretRef": {"name": "age"}})

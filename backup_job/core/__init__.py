@@ -12,6 +12,7 @@
 - ``shard``        the stable hash that spreads databases over shards (``BACKUP_SHARD=i/N``);
 - ``runkey``       a run's key timestamp and id, the same in every pod of the run;
 - ``termination``  the one-line JSON outcome the job leaves for Kubernetes and the operator;
+- ``datavalues``   the data values a PostgreSQL error quotes, kept out of summaries;
 - ``keys``         age recipients (checked as settings) and identities (read only to decrypt);
 - ``signing``      ed25519 signatures on manifests: the job's private key, the public keys trusted;
 - ``moments``      ``--at`` read into a moment, every bad value one line;

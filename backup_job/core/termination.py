@@ -19,8 +19,13 @@ a message without one (every older version's) reads as unsharded.
 
 ``encode`` keeps the line under ``LIMIT`` bytes: the summary gets at most
 ``SUMMARY_LIMIT``, then failed names are dropped from the end (the counts stay exact;
-``failedTruncated`` says names are missing), and only then is the summary cut further. The summary is redacted like every log line. ``decode`` also reads the plain
-one-line text that versions before the JSON form wrote, as a summary with nothing else.
+``failedTruncated`` says names are missing), and only then is the summary cut further. The
+summary is redacted like every log line, and holds no data value (``datavalues``: a failed
+load's error that quotes a row is cut before the value), on writing and again on reading.
+``decode`` also reads the plain one-line text that versions before the JSON form wrote, as a
+summary with nothing else. It trusts no figure: a number that is not finite (``NaN``,
+``Infinity``, which Python's JSON reader accepts), negative, or beyond an int64 is read as
+absent, so one odd message can never stop the operator from recording a run.
 
 A job refused for its settings or arguments (exit 2) writes the message too, although it has
 no ``Settings`` to take the path from: ``configured_path`` reads that one variable as the
@@ -30,6 +35,7 @@ settings would (the environment over the ``.env`` file; it has no ``_FILE`` form
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +43,14 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from . import logs
+from . import datavalues, logs
 
 KUBERNETES_PATH = "/dev/termination-log"
 LIMIT = 4000  # bytes, under Kubernetes' 4096 with room for the newline
 VERSION = 1
 SUMMARY_LIMIT = 2500  # bytes of summary at most, so the failed names and figures have room
 MAX_FAILED = 50  # failed database names carried at most; the counts are always exact
+INTEGER_MAX = 2**63 - 1  # the largest count or size read back (an int64 status field holds it)
 log = logs.get("termination")
 
 
@@ -86,7 +93,7 @@ class TerminationMessage:
 
     def encode(self) -> bytes:
         """The file's content: one JSON line of at most ``LIMIT`` bytes, newline included."""
-        summary = _cut(logs.redact(self.summary).replace("\n", " "), SUMMARY_LIMIT)
+        summary = _cut(datavalues.scrub(logs.redact(self.summary)).replace("\n", " "), SUMMARY_LIMIT)
         failed = tuple(logs.redact(name) for name in self.failed[:MAX_FAILED])
         truncated = self.failed_truncated or len(self.failed) > MAX_FAILED
         while True:
@@ -109,13 +116,13 @@ class TerminationMessage:
         except ValueError:
             document = None
         if not isinstance(document, dict) or not isinstance(document.get("summary"), str):
-            return cls(summary=text)
+            return cls(summary=datavalues.scrub(text))
         databases = document.get("databases")
         databases = databases if isinstance(databases, dict) else {}
         failed = document.get("failed")
         failed = failed if isinstance(failed, list) else []
         return cls(
-            summary=document["summary"],
+            summary=datavalues.scrub(document["summary"]),
             command=str(document.get("command") or ""),
             ok=document["ok"] if isinstance(document.get("ok"), bool) else None,
             timestamp=str(document.get("timestamp") or ""),
@@ -139,11 +146,22 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A duration: finite and not negative, else None (``NaN``, ``Infinity`` and ``1e999``
+    parse as floats, and no status field or metric can hold them)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # a whole number of hundreds of digits
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _integer(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """A count or a size: a whole number from 0 to ``INTEGER_MAX``, else None."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return value if 0 <= value <= INTEGER_MAX else None
 
 
 def write(path: Path | None, message: TerminationMessage) -> None:

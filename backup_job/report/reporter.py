@@ -20,7 +20,7 @@ whole run, so ``cli`` asks for it only from the shard that saw every shard's bac
 
 from __future__ import annotations
 
-from ..core import logs
+from ..core import datavalues, logs
 from ..core.settings import ReportSettings
 from ..core.termination import TerminationMessage
 from . import healthcheck, metrics, notify
@@ -48,7 +48,7 @@ class Reporter:
                  warnings: list[str] | None = None, success_ping: bool = True) -> None:
         warnings = warnings or []
         timeout = self.settings.timeout
-        summary = logs.redact(outcome.summary)
+        summary = datavalues.scrub(logs.redact(outcome.summary))  # pings and notifications: no row values
         if self.command == "run":
             url = self.settings.healthcheck_url
             if url is not None and (success_ping or not outcome.ok):

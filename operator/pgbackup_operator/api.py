@@ -14,6 +14,7 @@ RESTORE_KIND = "PgRestore"
 NAME_LABEL = f"{GROUP}/name"  # the PgBackup a CronJob or Job belongs to
 RESTORE_LABEL = f"{GROUP}/restore"  # the PgRestore a restore Job belongs to
 MANUAL_LABEL = f"{GROUP}/manual"
+ADOPT_LABEL = f"{GROUP}/adopt"  # on a CronJob without owner: the PgBackup that may take it over
 AFTER_LABEL = f"{GROUP}/after"  # on a prune Job: the sharded backup Job it follows
 COMPONENT_LABEL = "app.kubernetes.io/component"
 BACKUP, VERIFY, PRUNE, RESTORE = "backup", "verify", "prune", "restore"

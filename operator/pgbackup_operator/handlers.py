@@ -7,9 +7,13 @@
   ``cronJobName``, ``nextScheduleTime``, ``observedGeneration``;
   act on the ``pgbackup.io/backup-now`` annotation by creating one backup Job per distinct
   id, with the run's timestamp fixed in it.
-- ``cronjob_changed`` (any event on a CronJob we manage): if it was deleted or edited away
-  from the rendering, apply the rendering again (drift repair, for every kind); copy the
-  backup CronJob's ``lastScheduleTime``.
+  A CronJob of a wanted name that is not this PgBackup's is never changed (``kube``):
+  ``Ready=False`` with ``CronJobNameTaken``, or, while garbage collection removes the CronJob
+  of a deleted PgBackup of the same name, ``Ready=Unknown`` with ``PredecessorLeaving`` and a
+  retry every few seconds.
+- ``cronjob_changed`` (any event on a CronJob we manage): if this PgBackup's CronJob was
+  deleted or edited away from the rendering, apply the rendering again (drift repair, for
+  every kind); copy the backup CronJob's ``lastScheduleTime``.
 - ``job_changed`` (any event on a Job we manage): the Job's component label says which kind
   it is. Restore Jobs go to their PgRestore (``restores``); backup, verify and prune Jobs to
   their PgBackup's status (``runs``), one Event per outcome, and a sharded run whose every
@@ -39,6 +43,7 @@ READY = "Ready"
 # kopf ignores changes to annotations under its own storage prefix, so its bookkeeping must
 # not share `pgbackup.io/`: users' `pgbackup.io/backup-now` has to count as a change.
 KOPF_PREFIX = f"kopf.{api.GROUP}"
+PREDECESSOR_RETRY = 5  # seconds between looks at a CronJob garbage collection is about to delete
 
 
 default_image = render.default_image
@@ -136,6 +141,11 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.
     except kube.NameTaken as exc:
         _not_ready(obj, patch, "CronJobNameTaken", str(exc), conditions)
         return
+    except kube.PredecessorLeaving as exc:
+        logger.info(str(exc))
+        patch.status["conditions"] = status.set_condition(conditions, READY, "Unknown", "PredecessorLeaving", str(exc),
+                                                          obj["metadata"].get("generation"))
+        raise kopf.TemporaryError(str(exc), delay=PREDECESSOR_RETRY) from exc
     except ApiException as exc:
         if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
             _not_ready(obj, patch, "CronJobRejected", f"the API server rejected the CronJob: {kube.api_error_message(exc)}",
@@ -220,6 +230,8 @@ def cronjob_changed(
     actual = dict(body)
     if desired is None or desired["metadata"]["name"] != actual["metadata"]["name"]:
         return  # not wanted (any more): reconcile deletes a verify CronJob spec.verify no longer asks for
+    if kube.controller_uid(actual) != owner["metadata"]["uid"]:
+        return  # not this PgBackup's (a predecessor's, or nobody's): reconcile decides, never a repair
     deleted = type == "DELETED"
     changed = drift({"metadata": {"labels": desired["metadata"]["labels"]}, "spec": desired["spec"]}, actual)
     if deleted or changed:
@@ -232,7 +244,7 @@ def cronjob_changed(
 def _repair(owner: Body, desired: Body, what: str, logger: kopf.Logger) -> None:
     try:
         kube.apply_cronjob(desired)
-    except kube.NameTaken as exc:
+    except (kube.NameTaken, kube.PredecessorLeaving) as exc:
         logger.warning(str(exc))  # the name went to another owner meanwhile: not ours to take back
         return
     except ApiException as exc:

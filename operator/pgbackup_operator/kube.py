@@ -8,11 +8,18 @@ restore Jobs, reading a finished
 Job's Pods for the termination message, reading a PgBackup from an event about one of its
 children, and patching the status of a PgBackup or PgRestore.
 
-Server-side apply with ``force`` takes over any object of the name, so before applying a
-CronJob we look at who controls it: a name both PgBackups want (``pgbackup-a-verify`` is
-the verify CronJob of ``a`` and the backup CronJob of ``a-verify``) stays with the first,
-and the second gets ``NameTaken`` instead of a tug of war. Deleting works only on a CronJob
-this PgBackup controls, with the uid as a precondition.
+Server-side apply with ``force`` takes over any object of the name (and our owner reference
+would then have garbage collection delete it with the PgBackup), so before applying a CronJob
+we look at who controls it (``_check_owner``). Only a CronJob this PgBackup controls is
+updated. Any other existing CronJob is ``NameTaken`` and left untouched: one without a
+controller (an admin's ``pgbackup-legacy``, whatever a PgBackup named ``legacy`` wants), and
+one another object controls (``pgbackup-a-verify`` is the verify CronJob of ``a`` and the
+backup CronJob of ``a-verify``: it stays with the first, no tug of war). Two exceptions: a
+CronJob without a controller whose ``pgbackup.io/adopt`` label names this PgBackup is adopted
+(only someone who may write CronJobs can set that label), and one still controlled by an
+earlier, deleted PgBackup of the same name is ``PredecessorLeaving``: garbage collection is
+about to delete it, so the caller waits. Deleting works only on a CronJob this PgBackup
+controls, with the uid as a precondition.
 
 No function here reads Secrets; the operator's RBAC does not allow it.
 """
@@ -27,7 +34,7 @@ from typing import Any, cast
 import kubernetes
 from kubernetes.client import ApiException
 
-from .api import GROUP, PLURAL, VERSION, Body
+from .api import ADOPT_LABEL, GROUP, KIND, PLURAL, VERSION, Body
 
 FIELD_MANAGER = "pgbackup-operator"
 _loaded = False
@@ -55,29 +62,52 @@ def _plain(obj: Any) -> Body:
 
 
 class NameTaken(Exception):
-    """A CronJob of the wanted name exists and another object controls it."""
+    """A CronJob of the wanted name exists and this PgBackup does not control it."""
+
+
+class PredecessorLeaving(Exception):
+    """A CronJob of the wanted name still belongs to a deleted PgBackup of the same name;
+    garbage collection deletes it soon."""
+
+
+def controller(obj: Body) -> Body | None:
+    """The object's controlling owner reference, if any."""
+    return next((ref for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("controller")), None)
 
 
 def controller_uid(obj: Body) -> str | None:
     """The uid of the object's controlling owner, if any."""
-    return next((ref.get("uid") for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("controller")), None)
+    ref = controller(obj)
+    return None if ref is None else ref.get("uid")
 
 
 def _check_owner(cronjob: Body) -> None:
+    """Return if ``cronjob`` (rendered, with its PgBackup as controller) may be applied over
+    what exists; else ``NameTaken`` or ``PredecessorLeaving`` (see the module's docstring)."""
     meta = cronjob["metadata"]
     existing = get_cronjob(meta["namespace"], meta["name"])
     if existing is None:
         return
-    owner, wanted = controller_uid(existing), controller_uid(cronjob)
-    if owner is not None and owner != wanted:
-        ref = next(r for r in existing["metadata"]["ownerReferences"] if r.get("controller"))
-        raise NameTaken(f"CronJob {meta['name']} already belongs to {ref.get('kind')} {ref.get('name')}; "
-                        "give this PgBackup another name")
+    wanted, found = controller(cronjob) or {}, controller(existing)
+    if found is None:
+        if (existing["metadata"].get("labels") or {}).get(ADOPT_LABEL) == wanted.get("name"):
+            return
+        raise NameTaken(f"CronJob {meta['name']} exists and no PgBackup owns it; it is left alone. Delete it, or "
+                        f"label it {ADOPT_LABEL}={wanted.get('name')} to hand it to this PgBackup, then change or "
+                        "annotate the PgBackup")
+    if found.get("uid") == wanted.get("uid"):
+        return
+    if (found.get("kind"), found.get("name"), str(found.get("apiVersion", "")).split("/")[0]) == (
+            KIND, wanted.get("name"), GROUP):
+        raise PredecessorLeaving(f"CronJob {meta['name']} still belongs to a deleted PgBackup {wanted.get('name')} "
+                                 "(garbage collection deletes it); waiting")
+    raise NameTaken(f"CronJob {meta['name']} already belongs to {found.get('kind')} {found.get('name')}; "
+                    "give this PgBackup another name")
 
 
 def apply_cronjob(cronjob: Body) -> Body:
     """Create or update the CronJob by server-side apply, taking over conflicting fields;
-    ``NameTaken`` if another owner controls a CronJob of that name."""
+    ``NameTaken`` or ``PredecessorLeaving`` if a CronJob of that name is not ours to change."""
     _check_owner(cronjob)
     batch = kubernetes.client.BatchV1Api(_api())
     result = batch.patch_namespaced_cron_job(

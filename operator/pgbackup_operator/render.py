@@ -84,9 +84,11 @@ def prune_time_zone(spec: Body) -> str:
 
 
 def validate(spec: Body) -> None:
-    """What the API server's schema cannot check: cron fields, time zones, and (for callers
-    that bypass the schema) a retention policy that keeps something."""
+    """What the API server's schema cannot check: cron fields, time zones, pg_dump options as
+    the job reads them, and (for callers that bypass the schema) a retention policy that keeps
+    something."""
     _validate_timing(spec["schedule"], spec.get("timeZone", DEFAULT_TIME_ZONE), "spec")
+    _validate_pg_dump_options(spec.get("pgDumpOptions") or [])
     retention_policy(spec)
     compression = spec.get("compression", {})
     low, high = job_settings.LEVELS[compression.get("format", job_settings.COMPRESSION.default_value)]
@@ -104,6 +106,19 @@ def validate(spec: Body) -> None:
         except Invalid as exc:
             raise RenderError(f"spec.encryption.recipients[{index}]: {exc.problem}", "InvalidRecipients") from exc
     _validate_signing(spec)
+
+
+def _validate_pg_dump_options(options: list[str]) -> None:
+    """``spec.pgDumpOptions`` through the job's own parser (``BACKUP_PG_DUMP_OPTIONS``), so what
+    the job would refuse never reaches a pod: above all ``--host``, ``--port`` and ``--username``
+    in any spelling (``-h``, ``--ho=``, ``-vh``), which would send the server's password to a
+    server the PgBackup's author chose. The CRD's pattern (each item starts with ``-``) cannot
+    tell those apart."""
+    variable = job_settings.PG_DUMP_OPTIONS
+    try:
+        variable.parse(variable.render(tuple(str(option) for option in options)))
+    except Invalid as exc:
+        raise RenderError(f"spec.pgDumpOptions: {exc.problem}", "InvalidPgDumpOptions") from exc
 
 
 def _validate_signing(spec: Body) -> None:

@@ -14,9 +14,10 @@ destination, server, image and pod settings. The operator:
 
 It never runs twice: once ``status.jobName`` is set nothing is created again, even if the Job
 is deleted, and the CRD refuses any change to ``spec`` (CEL ``self == oldSelf``). A missing
-PgBackup keeps it Pending (``BackupNotFound``) and kopf retries. The rules about the target
-(exists and not empty without ``clean``, ``create`` of an existing one) are the job's own:
-its one-line error becomes the status message.
+PgBackup keeps it Pending (``BackupNotFound``) and kopf retries. A ``spec.at`` the job's own
+parser refuses fails it at once (``InvalidAt``, ``validate``): no Job is made for it. The
+rules about the target (exists and not empty without ``clean``, ``create`` of an existing one)
+are the job's own: its one-line error becomes the status message.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from typing import Any
 import kopf
 from kubernetes.client import ApiException
 
+from backup_job.core.moments import parse_at
 from backup_job.core.termination import TerminationMessage
 
 from . import api, kube, render, status
-from .api import Body, RESTORE, RESTORE_KIND, RESTORE_LABEL, RESTORE_PLURAL
+from .api import Body, RenderError, RESTORE, RESTORE_KIND, RESTORE_LABEL, RESTORE_PLURAL
 from .pod import render_restore_pod_spec
 
 JOB_NAME_MAX = 63
@@ -63,8 +65,19 @@ def restore_command(spec: Body) -> list[str]:
     return command
 
 
+def validate(spec: Body) -> None:
+    """What the job would refuse in a PgRestore's own fields, refused before any Job: ``spec.at``
+    read by the job's own ``--at`` parser (the CRD's pattern admits ``9999-12-31`` and 30
+    February). ``RenderError`` with reason ``InvalidAt``."""
+    try:
+        parse_at(str(spec.get("at") or ""))
+    except ValueError as exc:
+        raise RenderError(f"spec.at: {exc}", "InvalidAt") from exc
+
+
 def render_restore_job(restore: Body, backup: Body, default_image: str) -> Body:
-    """The Job of a PgRestore, from its PgBackup (``RenderError`` if that cannot render)."""
+    """The Job of a PgRestore, from its PgBackup (``RenderError`` if either cannot render)."""
+    validate(restore["spec"])
     render.validate(backup["spec"])
     meta = restore["metadata"]
     job_labels = {**render.labels(backup["metadata"]["name"], RESTORE), RESTORE_LABEL: meta["name"]}
@@ -137,6 +150,11 @@ def start(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     if current.get("jobName") or current.get("phase") in (SUCCEEDED, FAILED):
         return
     meta = restore["metadata"]
+    try:
+        validate(restore["spec"])
+    except RenderError as exc:  # its spec never changes: it fails now, and for good
+        _refuse(restore, exc.reason, str(exc))
+        return
     backup = kube.get_pgbackup(meta["namespace"], restore["spec"]["backupRef"]["name"])
     if backup is None:
         message = f"PgBackup {restore['spec']['backupRef']['name']} does not exist in namespace {meta['namespace']}"
@@ -152,16 +170,22 @@ def start(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     if not kube.create_job(job):
         existing = kube.get_job(meta["namespace"], name)
         if existing is not None and kube.controller_uid(existing) != meta["uid"]:
-            message = f"Job {name} exists and belongs to someone else; delete it or name this PgRestore otherwise"
-            _patch(restore, {"phase": FAILED, "message": message, "conditions": status.set_condition(
-                current.get("conditions") or [], RESTORED, False, "JobNameTaken", message)})
-            kube.post_event(restore, "Warning", "JobNameTaken", message)
+            _refuse(restore, "JobNameTaken",
+                    f"Job {name} exists and belongs to someone else; delete it or name this PgRestore otherwise")
             return
     _patch(restore, {"phase": PENDING, "jobName": name, "observedGeneration": meta.get("generation"),
                      "conditions": status.set_condition(current.get("conditions") or [], RESTORED, "Unknown",
                                                         "JobCreated", f"Job {name} created")})
     logger.info(f"restore of {restore['spec']['database']!r} from PgBackup {backup['metadata']['name']}: Job {name}")
     kube.post_event(restore, "Normal", "RestoreStarted", f"Job {name} restores {restore['spec']['database']!r}")
+
+
+def _refuse(restore: Body, reason: str, message: str) -> None:
+    """The PgRestore fails without a Job: phase Failed, ``Restored=False`` and a Warning Event."""
+    current = restore.get("status") or {}
+    _patch(restore, {"phase": FAILED, "message": message, "conditions": status.set_condition(
+        current.get("conditions") or [], RESTORED, False, reason, message)})
+    kube.post_event(restore, "Warning", reason, message)
 
 
 def _waiting(restore: Body, reason: str, message: str) -> None:
