@@ -1,8 +1,8 @@
 """Hostile input on the operator's side, on the real control plane: a PgBackup or PgRestore
 grants nothing beyond its author's rights.
 
-The author is ``alice``, whom a Role allows PgBackups and PgRestores in one namespace and
-nothing else; she acts through ``kubectl --as=alice``. What she writes must not take a
+The author is ``alice``, whom a Role allows PgBackups and PgRestores in one namespace, and
+reading its Secrets, nothing else; she acts through ``kubectl --as=alice``. What she writes must not take a
 CronJob somebody else made (nor have it deleted with her PgBackup), must not reach a pod
 the job itself would refuse, and a pod's termination message must not break or fill the
 status with what it should not hold.
@@ -27,9 +27,11 @@ AUTHOR = "alice"
 
 
 def _allow_author(kube: KubeEnv, namespace: str) -> None:
-    """A Role granting ``alice`` PgBackups and PgRestores in ``namespace``, and nothing else."""
+    """A Role granting ``alice`` PgBackups and PgRestores in ``namespace`` and reading the
+    Secrets they name (the admission policy asks), nothing else: no pods, Jobs or CronJobs."""
     rules = [{"apiGroups": [GROUP], "resources": ["pgbackups", "pgrestores"],
-              "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]
+              "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     kube.plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
         "apiVersion": "v1", "kind": "List", "items": [
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "cr-author"},
