@@ -117,7 +117,7 @@ def test_md5_is_refused_naming_the_setting_that_allows_it_which_then_works(
     ({"BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true", "PGSSLMODE": "require"},
      "BACKUP_ALLOW_CLEARTEXT_PASSWORD=true needs PGSSLMODE=verify-full (it is 'require')"),
     ({"BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true", "PGSSLMODE": "verify-full", "BACKUP_VERIFY_PGHOST": "scratch",
-      "BACKUP_VERIFY_PGSSLMODE": "prefer"}, "needs PGSSLMODE=verify-full (it is 'prefer')"),
+      "BACKUP_VERIFY_PGSSLMODE": "prefer"}, "needs BACKUP_VERIFY_PGSSLMODE=verify-full (it is 'prefer')"),
     ({"PGREQUIREAUTH": "scram-sha-256,!md5"}, "PGREQUIREAUTH='scram-sha-256,!md5' mixes methods"),
     ({"PGCHANNELBINDING": "always"}, "PGCHANNELBINDING='always' must be one of require | prefer | disable"),
 ])

@@ -41,7 +41,7 @@ from pathlib import Path
 from .authmethods import AuthMethods
 from .errors import ConfigError
 from .settings import (ALLOW_CLEARTEXT_PASSWORD, CHANNEL_BINDING, PGPASSWORD, PGSSLCERT, PGSSLMODE, REQUIRE_AUTH,
-                       SCRATCH_SERVER, SOURCE_SERVER)
+                       SCRATCH_SERVER, SOURCE_SERVER, ServerVariables)
 
 DEFAULT = AuthMethods(("scram-sha-256", "none"))
 WITH_CLEARTEXT = AuthMethods(("scram-sha-256", "password", "none"))
@@ -59,12 +59,14 @@ def methods(environ: Mapping[str, str]) -> AuthMethods:
     return WITH_CLEARTEXT if ALLOW_CLEARTEXT_PASSWORD.read(environ) else DEFAULT
 
 
-def policy(server: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+def policy(server: Mapping[str, str], environ: Mapping[str, str],
+           names: ServerVariables = SOURCE_SERVER) -> dict[str, str]:
     """``PGREQUIREAUTH`` and (where it applies) ``PGCHANNELBINDING`` for the server whose libpq
-    variables are ``server``; ``ConfigError`` when cleartext is allowed where it may not be."""
+    variables are ``server`` (set through ``names``: the backup or the scratch server's);
+    ``ConfigError`` when cleartext is allowed where it may not be."""
     allowed = methods(environ)
     if allowed.allows("password"):
-        _cleartext_allowed(server, environ, allowed)
+        _cleartext_allowed(server, environ, allowed, names)
     result = {REQUIRE_AUTH.name: str(allowed)}
     binding = CHANNEL_BINDING.read(environ) or ("require" if _binds(server, allowed) else "")
     if binding:
@@ -72,9 +74,10 @@ def policy(server: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, s
     return result
 
 
-def secured(server: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+def secured(server: Mapping[str, str], environ: Mapping[str, str],
+            names: ServerVariables = SOURCE_SERVER) -> dict[str, str]:
     """``server``'s libpq variables with the policy's added."""
-    return {**server, **policy(server, environ)}
+    return {**server, **policy(server, environ, names)}
 
 
 def check(environ: Mapping[str, str]) -> None:
@@ -83,20 +86,23 @@ def check(environ: Mapping[str, str]) -> None:
     policy({v.name: environ[v.name] for v in SOURCE_SERVER.variables() if environ.get(v.name)}, environ)
     if environ.get(SCRATCH_SERVER.host.name):
         policy({libpq.name: environ[scratch.name] for libpq, scratch in
-                zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables()) if environ.get(scratch.name)}, environ)
+                zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables()) if environ.get(scratch.name)}, environ,
+               SCRATCH_SERVER)
 
 
-def _cleartext_allowed(server: Mapping[str, str], environ: Mapping[str, str], allowed: AuthMethods) -> None:
+def _cleartext_allowed(server: Mapping[str, str], environ: Mapping[str, str], allowed: AuthMethods,
+                       names: ServerVariables) -> None:
     sslmode = server.get(PGSSLMODE.name) or PGSSLMODE.default
+    setting, ca = names.sslmode.name, names.sslrootcert.name
     given = f"{REQUIRE_AUTH.name}={allowed}" if REQUIRE_AUTH.read(environ) else f"{ALLOW_CLEARTEXT_PASSWORD.name}=true"
     if not ALLOW_CLEARTEXT_PASSWORD.read(environ):
         raise ConfigError(f"configuration error: {given} lets a server ask for the password in cleartext; set "
-                          f"{ALLOW_CLEARTEXT_PASSWORD.name}=true (with {PGSSLMODE.name}=verify-full) if the server "
+                          f"{ALLOW_CLEARTEXT_PASSWORD.name}=true (with {setting}=verify-full) if the server "
                           "needs it (IAM tokens), else take password out of the list")
     if sslmode != "verify-full":
-        raise ConfigError(f"configuration error: {given} needs {PGSSLMODE.name}=verify-full (it is {sslmode!r}): a "
+        raise ConfigError(f"configuration error: {given} needs {setting}=verify-full (it is {sslmode!r}): a "
                           "cleartext password goes only to a server whose certificate names it; set "
-                          f"{PGSSLMODE.name}=verify-full with its CA in PGSSLROOTCERT")
+                          f"{setting}=verify-full with its CA in {ca}")
 
 
 def _binds(server: Mapping[str, str], allowed: AuthMethods) -> bool:

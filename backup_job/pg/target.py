@@ -140,5 +140,5 @@ def verify_server(environ: Mapping[str, str]) -> Target:
         return backup_server()
     pairs = zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables())
     env = pgauth.secured({libpq.name: scratch.read(environ) for libpq, scratch in pairs if scratch.read(environ)},
-                         environ)
+                         environ, SCRATCH_SERVER)
     return Target(env=env, label=f"the scratch server at {env[PGHOST.name]}:{env.get(PGPORT.name, '5432')}")
