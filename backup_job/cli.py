@@ -40,7 +40,7 @@ from .commands.prune import prune
 from .commands.restore import parse_at, restore_database, restore_globals
 from .commands.run import key_moment, run
 from .commands.verify import DrillServer, verify
-from .core import logs, memory, termination
+from .core import logs, memory, pgauth, termination
 from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.layout import format_timestamp
 from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, SCRATCH_SERVER,
@@ -53,6 +53,7 @@ from .report.reporter import Reporter
 from .pg.target import backup_server, verify_server
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+CONNECTING = ("run", "restore", "verify")  # the commands that talk to PostgreSQL
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         check_command(settings, args.command)
+        if args.command in CONNECTING:
+            pgauth.check(os.environ)
     except ConfigError as exc:
         if _debug():
             import traceback

@@ -734,3 +734,15 @@ def test_a_drill_without_a_scratch_server_is_rendered_and_reported_once(monkeypa
     written = reconciled(broken)
     conditions = {c["type"]: c for c in written["conditions"]}
     assert conditions["Ready"]["reason"] == "InvalidSchedule" and conditions["VerifyIsolated"]["reason"] == "NoScratchServer"
+
+
+def test_a_server_block_says_how_its_password_may_travel() -> None:
+    """spec.postgres, spec.verify.server and a PgRestore's target.server carry the job's password
+    policy for the pods that connect to them; without it the job's own default applies."""
+    assert "PGREQUIREAUTH" not in env_of(render.render_cronjob(BODY, "img:1"))
+    md5 = with_spec(postgres={**BODY["spec"]["postgres"], "requireAuth": "scram-sha-256,md5"})
+    backup = env_of(render.render_cronjob(md5, "img:1"))
+    assert backup["PGREQUIREAUTH"] == "scram-sha-256,md5" and "BACKUP_ALLOW_CLEARTEXT_PASSWORD" not in backup
+    drill = env_of(verify_cronjob(verify={"schedule": "0 4 * * 0",
+                                          "server": {**SCRATCH, "allowCleartextPassword": True}}))
+    assert drill["BACKUP_ALLOW_CLEARTEXT_PASSWORD"] == "true" and "PGREQUIREAUTH" not in drill

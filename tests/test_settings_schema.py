@@ -101,7 +101,9 @@ def test_every_pgbackup_field_renders_to_what_the_job_parses_back(tmp_path: Path
     target = verify_server(drill_env)
     assert dict(target.env) == {"PGHOST": "scratch.db.svc", "PGPORT": "7432", "PGDATABASE": "drills",
                                 "PGSSLMODE": "require", "PGUSER": "drill", "PGPASSWORD": "scratch-secret",
-                                "PGSSLROOTCERT": "/etc/pgbackup/verify-tls/ca/ca.crt"}
+                                "PGSSLROOTCERT": "/etc/pgbackup/verify-tls/ca/ca.crt",
+                                "PGREQUIREAUTH": "scram-sha-256,none", "PGCHANNELBINDING": "require"}, \
+        "no password in cleartext or md5, and over TLS only with channel binding (core.pgauth)"
     assert "pg-secret" not in drill_env.values(), "a drill on a scratch server never gets the backup password"
 
 

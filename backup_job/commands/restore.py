@@ -38,6 +38,7 @@ What a restore trusts, and what it needs said explicitly:
 
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from ..pg import dbprops
 from ..pg.databases import count_objects, database_exists, drop_database
 from ..pg.psql import Psql, check_restrict, error_line
 from ..pg.roles import is_superuser, superuser_roles
-from ..pg.target import Target
+from ..pg.target import Target, unenforced
 from ..pg.tools import find_tool, tool_version
 from ..pipeline.catalog import Backup, Catalog
 from ..pipeline.load import ReadStats, load_backup, read_verified
@@ -217,7 +218,9 @@ def _refuse_owners_code_as_superuser(target: Target, backup: Backup) -> None:
 def _psql(bindir: Path | None) -> str:
     """psql, refused unless it can be restricted (``pg.psql``)."""
     path = find_tool("psql", bindir)
-    check_restrict(path, tool_version(path))
+    version = tool_version(path)
+    check_restrict(path, version)
+    _warn_unenforced(version)
     return path
 
 
@@ -276,3 +279,11 @@ def _drop_quietly(target: Target, name: str) -> None:
             drop_database(target, name)
     except Exception as exc:  # the original error matters more; say what is left behind
         log.error("could not drop database %r created by this restore: %s", name, exc)
+
+
+@functools.cache
+def _warn_unenforced(psql_version: str) -> None:
+    """Once per command: say so when psql (or psycopg2's libpq) would ignore PGREQUIREAUTH."""
+    warning = unenforced("psql", psql_version)
+    if warning:
+        log.warning(warning, extra=logs.fields(event="auth.unenforced"))

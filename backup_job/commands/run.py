@@ -59,7 +59,7 @@ from ..pg import dbprops
 from ..pg.discovery import TEMPLATE, Server, describe_target, discover, select_databases
 from ..pg.dump import PgDump, globals_argv
 from ..pg.roles import database_owners, system_identifier
-from ..pg.target import backup_server
+from ..pg.target import backup_server, unenforced
 from ..pg.tools import find_tool, major, tool_version
 from ..pipeline.backup import BackupRun, Source
 from ..pipeline.cpushare import CpuShare
@@ -99,6 +99,9 @@ def prepare(settings: Settings) -> Tools:
             f"set {PG_BINDIR.name} to a PostgreSQL {server.major}+ bin directory",
         )
     pg_dumpall = find_tool("pg_dumpall", settings.pg_bindir) if settings.globals else ""
+    warning = unenforced("pg_dump", dump_version)
+    if warning:
+        log.warning(warning, extra=logs.fields(event="auth.unenforced"))
     return Tools(pg_dump=pg_dump, pg_dump_version=dump_version, server=server, pg_dumpall=pg_dumpall,
                  system_identifier=system_identifier(backup_server(), settings.discovery_database))
 

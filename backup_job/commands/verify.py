@@ -30,6 +30,7 @@ present, has its checksum checked too (it is not loaded anywhere).
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -48,7 +49,7 @@ from ..pg.databases import count_rows, drop_database
 from ..pg.discovery import select_databases
 from ..pg.psql import check_restrict
 from ..pg.roles import system_identifier
-from ..pg.target import Target, backup_server
+from ..pg.target import Target, backup_server, unenforced
 from ..pg.tools import find_tool, tool_version
 from ..pipeline.catalog import Backup, Catalog
 from ..pipeline.load import load_backup, read_verified
@@ -254,7 +255,9 @@ def verify(
 ) -> VerifyResult:
     """Drill every selected database; ``databases`` (from ``--database``) overrides the filters."""
     psql_path = find_tool("psql", bindir)
-    check_restrict(psql_path, tool_version(psql_path))
+    psql_version = tool_version(psql_path)
+    check_restrict(psql_path, psql_version)
+    _warn_unenforced(psql_version)
     target = server.target
     available = tuple(name for name in catalog.databases() if name != GLOBALS)
     if databases:
@@ -273,3 +276,11 @@ def verify(
     if checked is not None:
         result.results.append(checked)
     return result
+
+
+@functools.cache
+def _warn_unenforced(psql_version: str) -> None:
+    """Once per command: say so when psql (or psycopg2's libpq) would ignore PGREQUIREAUTH."""
+    warning = unenforced("psql", psql_version)
+    if warning:
+        log.warning(warning, extra=logs.fields(event="auth.unenforced"))

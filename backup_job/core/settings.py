@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from . import dumpoptions
+from . import authmethods, dumpoptions
 from .cron import validate_expression
 from .errors import ConfigError
 from .printable import control_character
@@ -454,6 +454,25 @@ PGSSLROOTCERT = _libpq("PGSSLROOTCERT", "CA certificate file for `verify-ca` / `
 PGSSLCERT = _libpq("PGSSLCERT", "Client certificate file.", example="/etc/pgbackup/tls/client/tls.crt")
 PGSSLKEY = _libpq("PGSSLKEY", "Client key file.", example="/etc/pgbackup/tls/client/tls.key")
 PGAPPNAME = _libpq("PGAPPNAME", "The name the server shows for pgbackup's sessions.", example="pgbackup")
+ALLOW_CLEARTEXT_PASSWORD = Variable("BACKUP_ALLOW_CLEARTEXT_PASSWORD", boolean,
+                                    "Let a server ask for the password in cleartext (`password` in pg_hba.conf: "
+                                    "the IAM tokens of RDS, Cloud SQL, Entra ID); only with "
+                                    f"`{PGSSLMODE.name}=verify-full`, so it goes only to the server whose "
+                                    "certificate names it.", default="false", example="true", format=format_boolean)
+REQUIRE_AUTH = Variable("PGREQUIREAUTH", authmethods.parse,
+                        "The authentication requests pgbackup and its client programs answer (libpq's "
+                        "`require_auth`, libpq 16+). A list that allows `password` (cleartext) is refused unless "
+                        f"`{PGSSLMODE.name}=verify-full` and `{ALLOW_CLEARTEXT_PASSWORD.name}=true`. See Passwords "
+                        "on the wire.", example=authmethods.EXAMPLE,
+                        shown_default=f"`scram-sha-256,none` (with `{ALLOW_CLEARTEXT_PASSWORD.name}`: "
+                        "`scram-sha-256,password,none`)", owner="libpq", format=authmethods.describe)
+CHANNEL_BINDING = Variable("PGCHANNELBINDING", choice("require", "prefer", "disable", ""),
+                           "Channel binding (libpq's `channel_binding`): `require` makes a server prove over TLS "
+                           "that it holds the password's SCRAM verifier. `prefer` for a server or pooler that "
+                           "cannot.", example="prefer",
+                           shown_default="`require` when TLS is required, a password is given, no client "
+                           "certificate is, and only `scram-sha-256` or `none` are allowed; else libpq's `prefer`",
+                           owner="libpq", format=_optional)
 
 VERIFY_PGHOST = _scratch("BACKUP_VERIFY_PGHOST", PGHOST, example="scratch.internal")
 VERIFY_PGPORT = _scratch("BACKUP_VERIFY_PGPORT", PGPORT, example="5432")
@@ -529,7 +548,8 @@ TRUST = (SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, CLOCK_SKEW, VERIFY_ON_BACKUP_SER
 REPORT = (NOTIFY_URLS, NOTIFY_ON, HEALTHCHECK_URL, METRICS_TEXTFILE, METRICS_PUSHGATEWAY_URL, NOTIFY_TIMEOUT)
 OPERATOR = (OPERATOR_NAMESPACES, OPERATOR_IMAGE, OPERATOR_LIVENESS, OPERATOR_METRICS_PORT, OPERATOR_FRESHNESS_INTERVAL,
             OPERATOR_LOG_FORMAT)
-POSTGRES = (*SOURCE_SERVER.variables(), PGAPPNAME)
+POSTGRES: tuple[Variable[Any], ...] = (*SOURCE_SERVER.variables(), PGAPPNAME, REQUIRE_AUTH, CHANNEL_BINDING,
+                                       ALLOW_CLEARTEXT_PASSWORD)
 SCRATCH = SCRATCH_SERVER.variables()
 S3 = (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3,
       AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, AWS_REQUEST_CHECKSUM_CALCULATION, AWS_RESPONSE_CHECKSUM_VALIDATION)

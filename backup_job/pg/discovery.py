@@ -9,7 +9,8 @@ Templates and databases that do not allow connections cannot be dumped; they are
 ``Server.skipped`` with the reason, so the run can say which databases it leaves out.
 
 Connection details come from libpq's own environment (``PGHOST``, ``PGPORT``, ``PGUSER``,
-``PGPASSWORD``, ``PGPASSFILE``, ``PGSSLMODE``...), exactly as pg_dump will see them. The
+``PGPASSWORD``, ``PGPASSFILE``, ``PGSSLMODE``...) and the authentication policy
+(``core.pgauth``), exactly as pg_dump will see them. The
 session's search_path is fixed to ``pg_catalog, pg_temp`` at connect time and both queries
 name pg_catalog's objects, so nothing a database's owner planted (functions or operators
 shadowing pg_catalog's, a stored ``search_path``) runs with pgbackup's rights
@@ -28,10 +29,11 @@ from dataclasses import dataclass, field
 
 import psycopg2
 
+from ..core import pgauth
 from ..core.errors import RunError, one_line
 from ..core.settings import PGPASSWORD
 from . import tlsfiles
-from .target import PGOPTIONS, session_options
+from .target import PGOPTIONS, connect_keywords, session_options
 
 _GLOB_CHARS = set("*?[")
 VERSION_QUERY = ("SELECT pg_catalog.current_setting('server_version'),"
@@ -77,12 +79,13 @@ def discover(database: str) -> Server:
         raise RunError(f"cannot connect to {describe_target(database)}: {problem}", hint=tlsfiles.HINT)
     try:
         connection = psycopg2.connect(dbname=database, connect_timeout=15, application_name="pgbackup",
-                                      options=session_options(os.environ.get(PGOPTIONS)))
+                                      options=session_options(os.environ.get(PGOPTIONS)),
+                                      **connect_keywords(os.environ))
     except psycopg2.Error as exc:
         reason = one_line(exc)
         raise RunError(
             f"cannot connect to {describe_target(database)}: {reason}",
-            hint=f"check PGHOST, PGPORT, PGUSER and PGPASSWORD (or {PGPASSWORD.file_name})",
+            hint=pgauth.hint(reason) or f"check PGHOST, PGPORT, PGUSER and PGPASSWORD (or {PGPASSWORD.file_name})",
         ) from exc
     try:
         with connection.cursor() as cursor:

@@ -5,7 +5,8 @@ chunks. Design points:
 
 - The database is chosen through ``PGDATABASE`` in the child's environment, never argv, so
   a name containing ``=`` is not mistaken for a connection string; the password reaches
-  pg_dump the same way (or through libpq's ``PGPASSFILE``). argv holds no secret.
+  pg_dump the same way (or through libpq's ``PGPASSFILE``). argv holds no secret. The
+  authentication policy (``core.pgauth``) goes with it: no password in cleartext or md5.
 - like every client program (``process``), it runs in its own session with stderr drained,
   so a failure is reported with pg_dump's own first error line.
 - ``finish`` decides success: exit status 0 and at least one byte of output. A killed,
@@ -28,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from ..core import signals
+from ..core import pgauth, signals
 from ..core.errors import DumpError
 from ..core.settings import DATABASE_TIMEOUT, LOCK_WAIT_TIMEOUT, PG_DUMP_OPTIONS, PGAPPNAME, PGDATABASE
 from .process import ChildProcess, environment, libpq_environment, signal_name
@@ -107,7 +108,7 @@ class PgDump(ChildProcess):
         self.timeout = timeout
         self.lock_wait_timeout = lock_wait_timeout
         self.timed_out = False
-        env = environment(libpq_environment())
+        env = environment(pgauth.secured(libpq_environment(), os.environ))
         env[PGDATABASE.name] = database
         env.setdefault(PGAPPNAME.name, "pgbackup")
         super().__init__(argv or pg_dump_argv(executable, lock_wait_timeout, extra_options), env,

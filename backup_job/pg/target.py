@@ -10,7 +10,8 @@ the main server's password never travels to the other server.
 exactly those: psql gets them as its environment; psycopg2 connections are opened with them
 swapped into the process environment for the moment of the connect (libpq reads defaults
 from the environment, and a keyword left unset would otherwise fall back to the main
-server's variable).
+server's variable). They include the authentication policy (``core.pgauth``: no password in
+cleartext or md5, channel binding over TLS), computed for that server.
 
 Every session pgbackup opens starts with ``search_path = pg_catalog, pg_temp``, as pg_dump's
 own do: a database's owner (or anyone, where ``public`` is writable) can plant functions and
@@ -29,21 +30,24 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg2
 from psycopg2.extensions import connection as Connection
 
+from ..core import pgauth
 from ..core.errors import RunError, one_line
 from ..core.settings import PGAPPNAME, PGDATABASE, PGHOST, PGPORT, SCRATCH_SERVER, SOURCE_SERVER
 from . import tlsfiles
 from .process import environment
+from .tools import major
 
 # libpq variables a target is described by (PGDATABASE is the maintenance database).
 LIBPQ_VARIABLES = (
     "PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGPASSFILE", "PGDATABASE",
     "PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL", "PGSERVICE",
     "PGSERVICEFILE", "PGCONNECT_TIMEOUT", "PGOPTIONS", "PGTARGETSESSIONATTRS", "PGREQUIRESSL",
-    "PGSSLNEGOTIATION", "PGGSSENCMODE", "PGKRBSRVNAME", "PGCHANNELBINDING",
+    "PGSSLNEGOTIATION", "PGGSSENCMODE", "PGKRBSRVNAME", "PGCHANNELBINDING", "PGREQUIREAUTH",
 )
 _environ_lock = threading.Lock()
 PGOPTIONS = "PGOPTIONS"
@@ -98,14 +102,34 @@ class Target:
                 connection = psycopg2.connect(dbname=name, connect_timeout=15, application_name="pgbackup",
                                               options=session_options(self.env.get(PGOPTIONS)))
         except psycopg2.Error as exc:
-            raise RunError(f"cannot connect to database {name!r} on {self.label}: {one_line(exc)}") from exc
+            raise RunError(f"cannot connect to database {name!r} on {self.label}: {one_line(exc)}",
+                           hint=pgauth.hint(str(exc))) from exc
         connection.autocommit = True
         return connection
 
 
+def libpq_major() -> int:
+    """The major version of the libpq psycopg2 was built with (require_auth needs 16)."""
+    return int(psycopg2.__libpq_version__) // 10000
+
+
+def unenforced(program: str, version: str) -> str | None:
+    """The warning for a run whose ``program`` (of PostgreSQL ``version``) or psycopg2's libpq
+    ignores ``PGREQUIREAUTH``; None when both enforce it."""
+    return pgauth.unenforced({f"{program}": major(version), "psycopg2's libpq": libpq_major()})
+
+
+def connect_keywords(server: Mapping[str, str]) -> dict[str, Any]:
+    """The authentication policy (``core.pgauth``) for ``server`` as psycopg2 keywords; a libpq
+    before 16 would reject ``require_auth`` as unknown, and gets it left out."""
+    names = {"PGREQUIREAUTH": "require_auth", "PGCHANNELBINDING": "channel_binding"}
+    return {names[k]: v for k, v in pgauth.policy(server, os.environ).items()
+            if libpq_major() >= pgauth.FIRST_ENFORCING or names[k] != "require_auth"}
+
+
 def backup_server() -> Target:
     """The server the backups come from, as the process environment describes it."""
-    env = {k: v for k, v in os.environ.items() if k in LIBPQ_VARIABLES}
+    env = pgauth.secured({k: v for k, v in os.environ.items() if k in LIBPQ_VARIABLES}, os.environ)
     host = env.get(PGHOST.name, "") or "the local socket"
     return Target(env=env, label=f"the server at {host}:{env.get(PGPORT.name, '') or '5432'}")
 
@@ -115,5 +139,6 @@ def verify_server(environ: Mapping[str, str]) -> Target:
     if not SCRATCH_SERVER.host.read(environ):
         return backup_server()
     pairs = zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables())
-    env = {libpq.name: scratch.read(environ) for libpq, scratch in pairs if scratch.read(environ)}
+    env = pgauth.secured({libpq.name: scratch.read(environ) for libpq, scratch in pairs if scratch.read(environ)},
+                         environ, SCRATCH_SERVER)
     return Target(env=env, label=f"the scratch server at {env[PGHOST.name]}:{env.get(PGPORT.name, '5432')}")

@@ -10,6 +10,7 @@ package: a package named ``operator`` on ``sys.path`` (the repository root, when
 - ``env``       pure functions: each job's settings as the pod's environment (from the job's
                 settings schema), credentials per job, the run's identity for shards;
 - ``pod``       pure functions: the hardened pod each job runs (command, certificates, security);
+- ``literal``   every CR string in a pod's env and command kept out of the kubelet's ``$(VAR)`` expansion;
 - ``render``    pure functions: a PgBackup to its backup, verify and prune CronJobs (and a
                 backup-now Job, the prune Job after a sharded run);
 - ``status``    pure functions: observed Jobs, Pods and conditions to status fields, shards added up;

@@ -32,6 +32,7 @@ from backup_job.core.schema import Variable
 from backup_job.core.termination import KUBERNETES_PATH
 
 from .api import Body, RenderError
+from .literal import Expansion
 
 TLS_ROOT = "/etc/pgbackup/tls"
 VERIFY_TLS_ROOT = "/etc/pgbackup/verify-tls"
@@ -101,6 +102,12 @@ def connection_env(pg: Body, endpoint: Endpoint) -> list[dict[str, Any]]:
         env += plain_env({names.sslrootcert: f"{root}/ca/{tls['caSecretRef'].get('key', 'ca.crt')}"})
     if "clientCertSecretRef" in tls:
         env += plain_env({names.sslcert: f"{root}/client/tls.crt", names.sslkey: f"{root}/client/tls.key"})
+    # How the password may travel (the job's policy, Passwords on the wire): each pod connects
+    # to one server, so that server's block sets the job's variables.
+    env += plain_env({
+        job_settings.REQUIRE_AUTH: pg.get("requireAuth"),
+        job_settings.ALLOW_CLEARTEXT_PASSWORD: "true" if pg.get("allowCleartextPassword") else None,
+    })
     return env
 
 
@@ -233,7 +240,7 @@ def prunes_separately(spec: Body) -> bool:
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
-SHARD_INDEX = "PGBACKUP_SHARD_INDEX"  # a helper variable BACKUP_SHARD refers to as $(...)
+SHARD_INDEX = "PGBACKUP_SHARD_INDEX"  # a helper variable BACKUP_SHARD refers to as $(...): the one expansion
 
 
 def _field_env(name: str, path: str) -> dict[str, Any]:
@@ -247,7 +254,7 @@ def run_identity_env(spec: Body) -> list[dict[str, Any]]:
     shards = parallelism(spec)
     if shards > 1:
         env += [_field_env(SHARD_INDEX, f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"),
-                {"name": job_settings.SHARD.name, "value": f"$({SHARD_INDEX})/{shards}"}]
+                {"name": job_settings.SHARD.name, "value": Expansion(f"$({SHARD_INDEX})/{shards}")}]
     return env
 
 

@@ -7,7 +7,8 @@ read-only root filesystem with an ``emptyDir`` at ``/tmp``, no capabilities, sec
 ``RuntimeDefault``, no privilege escalation, and no service-account token unless a
 ``serviceAccountName`` is given (for IRSA-style cloud identity; each job may have its own,
 ``with_account``). Certificates, decryption identities and the signing key are Secret
-volumes, read-only; the signing key only in backup pods.
+volumes, read-only; the signing key only in backup pods. Every env value and command word is
+made literal here, once (``literal``): no CR string reaches the kubelet's ``$(VAR)`` expansion.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from backup_job.core import settings as job_settings
 
 from . import podrules
 from .api import Body
+from .literal import literal_env, literal_words
 from .env import (SOURCE_ENDPOINT, Endpoint, connection_env, destination_env, identity_mount, plain_env, render_env,
                   render_prune_env, render_verify_env, restore_identity, signing_key_mount, trust_env, verify_target)
 
@@ -53,8 +55,8 @@ def _pod_spec(spec: Body, default_image: str, command: list[str], env: list[Body
     container: Body = {
         "name": "pgbackup",
         "image": pod.get("image") or default_image,
-        "command": command,
-        "env": env,
+        "command": literal_words(command),
+        "env": literal_env(env),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *tls_mounts],
         "terminationMessagePath": KUBERNETES_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
