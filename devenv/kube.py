@@ -192,10 +192,23 @@ class ControlPlane:
         subprocess.run(["rm", "-rf", str(self.state)], check=False)
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        """Run kubectl against this plane; with ``check``, a failure raises with kubectl's own
+        words (a bare exit status says nothing about which object or why)."""
+        result = subprocess.run(
             [str(self.bindir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input, capture_output=True, text=True, check=check,
+            input=input, capture_output=True, text=True, check=False,
         )
+        if check and result.returncode:
+            raise KubectlFailed(result.returncode, result.args, result.stdout, result.stderr)
+        return result
+
+
+class KubectlFailed(subprocess.CalledProcessError):
+    """A kubectl command that failed, shown with what it printed."""
+
+    def __str__(self) -> str:
+        said = (self.stderr or self.stdout or "").strip()
+        return f"kubectl {' '.join(map(str, self.cmd[2:]))} exited {self.returncode}: {said}"
 
 
 def _alive(pid: int) -> bool:
