@@ -54,6 +54,11 @@ def test_a_secret_is_redacted_percent_encoded(secrets: None, written: str) -> No
     assert "***" in redacted and "p%40ss" not in redacted, redacted
 
 
+def test_a_secret_with_bytes_that_are_not_utf8_is_still_redacted_as_written() -> None:
+    undecodable = b"pw\xff1".decode("utf-8", "surrogateescape")  # how os.environ holds such a value
+    assert logs.forms(undecodable) == [undecodable, "pw\\udcff1"]
+
+
 def test_a_percent_encoded_secret_inside_a_longer_name_is_left_alone(secrets: None) -> None:
     longer = f"s3://b/p/{encode_database('p@ss word/12')}/20261126T020000Z.sql.gz"
     assert logs.redact(longer) == longer

@@ -49,8 +49,11 @@ _PERCENT = re.compile(r"%([0-9A-F]{2})")
 def forms(value: str) -> list[str]:
     """The ways ``value`` is written in output: as is, as ``%r`` quotes it (log lines quote
     names with ``%r``, which doubles a backslash), and percent-encoded as keys and URLs have it."""
-    written = [value, repr(value)[1:-1], encode_database(value), quote(value, safe=""), quote(value),
-               quote_plus(value, safe="")]
+    written = [value, repr(value)[1:-1]]
+    try:
+        written += [encode_database(value), quote(value, safe=""), quote(value), quote_plus(value, safe="")]
+    except UnicodeEncodeError:
+        pass  # bytes no UTF-8 could hold (an environment's undecodable ones): never in a key or URL
     return list(dict.fromkeys(form for form in written if form))
 
 
