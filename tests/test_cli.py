@@ -23,10 +23,16 @@ from .test_backup_s3 import killing_pg_dump
         ({"BACKUP_DESTINATION": "file:///tmp/x", "BACKUP_COMPRESSION_LEVEL": "0"}, "BACKUP_COMPRESSION_LEVEL='0' is out of range"),
         ({"BACKUP_DESTINATION": "file:///tmp/x", "PGPASSWORD": "hunter2-secret", "PGPASSWORD_FILE": "/etc/hostname"},
          "both PGPASSWORD and PGPASSWORD_FILE are set"),
+        # urllib3 refuses a zero timeout only when the S3 client is built: an unexpected ValueError, exit 1
+        ({"BACKUP_DESTINATION": "s3://my-bucket", "BACKUP_S3_READ_TIMEOUT": "0"},
+         "BACKUP_S3_READ_TIMEOUT='0' must be at least 1 second"),
+        ({"BACKUP_DESTINATION": "s3://my-bucket", "BACKUP_S3_CONNECT_TIMEOUT": "0s"},
+         "BACKUP_S3_CONNECT_TIMEOUT='0s' must be at least 1 second"),
     ],
 )
-def test_configuration_errors_exit_2_with_one_line(env: dict[str, str], expected: str) -> None:
-    result = run_pgbackup(env)
+@pytest.mark.parametrize("command", ["run", "list"])
+def test_configuration_errors_exit_2_with_one_line(env: dict[str, str], expected: str, command: str) -> None:
+    result = run_pgbackup(env, command)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()

@@ -241,3 +241,23 @@ def test_globals_fall_back_to_no_passwords_when_they_cannot_be_read(fresh_pg18: 
     assert manifest(bucket.get(globals_key))["role_passwords"] is False
     listing = run_pgbackup(bucket.job_env(pg, bindir18, "prod"), "list")
     assert "without role passwords" in listing.stdout
+
+
+def test_restore_names_the_newer_dump_without_a_manifest_it_passed_over(
+    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str
+) -> None:
+    """On moto and SeaweedFS: the newest dump has no manifest (a run died between its writes);
+    the older complete backup is restored, and the newer dump is named, not passed over in silence."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    _backup(any_bucket, pg18, bindir18, dbname)
+    later = format_timestamp(datetime.now(timezone.utc) + timedelta(minutes=5))  # newest, within the clock skew
+    any_bucket.put(f"prod/{dbname}/{later}.sql.gz", b"half an upload")
+    env = any_bucket.job_env(pg18, bindir18, "prod")
+
+    result = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_copy", "--create")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    [warning] = [line for line in result.stdout.splitlines() if "WARNING" in line]
+    assert f"the backup of '{dbname}' from {later} is not restored" in warning
+    assert "incomplete: dump object without a manifest" in warning
+    pg18.sql(f"DROP DATABASE {dbname}_copy")

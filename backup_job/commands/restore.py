@@ -24,7 +24,8 @@ What a restore trusts, and what it needs said explicitly:
 
 - only trusted backups are picked (``pipeline.catalog``): with signing keys configured, an
   unsigned backup is restored only with ``allow_unsigned`` (``--allow-unsigned``), and
-  suspect or untrusted ones never; the newer ones passed over are named in a WARNING;
+  suspect or untrusted ones never; the newer ones passed over, incomplete ones (a dump
+  without its manifest) included, are named in a WARNING;
 - ``--clean`` drops the target's contents inside the restore's transaction, which a dump's own
   ``COMMIT`` would end early: only a signed backup's SQL is known to hold none, so an unsigned
   one needs ``--allow-unsigned`` as well;
@@ -68,8 +69,8 @@ log = logs.get("restore")
 def choose(catalog: Catalog, database: str, at: datetime | None, allow_unsigned: bool = False) -> Backup:
     """The backup to restore: the newest trusted one (at or before ``at``), or with
     ``allow_unsigned`` the newest trusted or unsigned one. A damaged or unknown one is refused
-    by name, never passed over for an older one in silence; the suspect, unsigned and untrusted
-    ones passed over are named in a WARNING; ``NotFoundError`` says what exists when there is none."""
+    by name, never passed over for an older one in silence; the incomplete, suspect, unsigned and
+    untrusted ones passed over are named in a WARNING; ``NotFoundError`` says what exists when there is none."""
     backup = catalog.newest(database, at)
     name = display_name(database)
     if allow_unsigned:

@@ -19,7 +19,7 @@ unknown counts as the same server), unless ``BACKUP_VERIFY_ON_BACKUP_SERVER`` sa
 
 Each database is drilled in isolation: whatever goes wrong with one (a damaged manifest, an
 unexpected error) is that database's failure and the others still run. Newer backups the
-drill passed over (suspect, unsigned, untrusted) are named in a WARNING.
+drill passed over (incomplete, suspect, unsigned, untrusted) are named in a WARNING.
 
 The scratch database is created with SIGTERM and SIGINT held until it is recorded for
 cleanup, and dropped in a ``finally`` with them held again, so neither

@@ -14,34 +14,74 @@ registered with ``add_secrets`` is replaced by ``***``, so a secret that leaks i
 (a server error quoting a connection string, a traceback at DEBUG) never reaches the output.
 It runs before any escaping (JSON's, or the text format's newlines), so a secret with a
 quote, a backslash or a newline in it is found too.
+
+A secret is replaced where it stands as a whole token: not preceded or followed by a letter or
+digit (any other character, or the start or end of the string, bounds it). A secret is a word
+of its own wherever it leaks (``user:hunter2@host``, ``PGPASSWORD=hunter2``, ``'hunter2'``), while
+a short one inside a longer word is a coincidence: ``PGPASSWORD=bench`` must not turn the
+database ``bench1`` into ``***1`` (nor ``benchmark`` into ``***mark``), whatever the length.
+Each secret is also looked for percent-encoded, as object keys (``layout.encode_database``)
+and URLs write it, with either case of hex digits: a database named like a password appears in
+its keys as ``p%40ss%20word``.
+
+What is not a log line is not redacted: ``pgbackup list`` prints database names as they are,
+since they are no secret and whoever can run it can read the bucket's keys anyway.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
+from urllib.parse import quote, quote_plus
+
+from .layout import encode_database
 
 LOGGER_NAME = "pgbackup"
-_secrets: list[str] = []
+_secrets: list[str] = []  # every registered form, longest first
+_pattern: re.Pattern[str] | None = None  # all of them as whole tokens, one alternation
+_PERCENT = re.compile(r"%([0-9A-F]{2})")
+
+
+def forms(value: str) -> list[str]:
+    """The ways ``value`` is written in output: as is, as ``%r`` quotes it (log lines quote
+    names with ``%r``, which doubles a backslash), and percent-encoded as keys and URLs have it."""
+    written = [value, repr(value)[1:-1]]
+    try:
+        written += [encode_database(value), quote(value, safe=""), quote(value), quote_plus(value, safe="")]
+    except UnicodeEncodeError:
+        pass  # bytes no UTF-8 could hold (an environment's undecodable ones): never in a key or URL
+    return list(dict.fromkeys(form for form in written if form))
+
+
+def _token(form: str) -> str:
+    """``form`` as a regular expression that matches only a whole token: no letter or digit
+    right before or after it (where its own edge is a letter or digit), and the hex digits of
+    its percent-escapes in either case."""
+    pieces = _PERCENT.split(form)  # text, hex, text, hex, ..., text
+    body = "".join(f"%(?i:{piece})" if index % 2 else re.escape(piece) for index, piece in enumerate(pieces))
+    before = r"(?<![^\W_])" if pieces[0][:1].isalnum() else ""  # an escape is no letter or digit
+    after = r"(?![^\W_])" if pieces[-1][-1:].isalnum() else ""
+    return before + body + after
 
 
 def add_secrets(values: list[str]) -> None:
-    """Register values that must never appear in output, also as ``%r`` would quote them
-    (log lines quote names with ``%r``, which doubles a backslash)."""
+    """Register values that must never appear in output (``forms`` of each)."""
+    global _pattern
     for value in values:
-        for form in (value, repr(value)[1:-1]):
-            if form and form not in _secrets:
+        for form in forms(value):
+            if form not in _secrets:
                 _secrets.append(form)
     _secrets.sort(key=len, reverse=True)
+    _pattern = re.compile("|".join(_token(form) for form in _secrets)) if _secrets else None
 
 
 def redact(text: str) -> str:
-    for value in _secrets:
-        text = text.replace(value, "***")
-    return text
+    """``text`` with every registered secret that stands as a whole token replaced by ``***``."""
+    return _pattern.sub("***", text) if _pattern is not None else text
 
 
 def _timestamp(record: logging.LogRecord) -> str:

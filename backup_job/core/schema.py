@@ -179,6 +179,16 @@ def duration(value: str) -> int:
     return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
+def bound(value: str) -> int:
+    """A duration that bounds a network wait: at least one second. There is no ``0`` for
+    "forever" (every network wait needs a bound), and the HTTP stack refuses a zero timeout
+    only when the client is built, as an unexpected error instead of this line."""
+    seconds = duration(value)
+    if seconds < 1:
+        raise Invalid("must be at least 1 second: every network wait needs a bound", "60, 90s or 2m")
+    return seconds
+
+
 def choice(*choices: str, fold: bool = True) -> Callable[[str], str]:
     """One of ``choices``; folded to lower case unless ``fold`` is False. The first choice
     is the example; an empty string among them allows unset."""

@@ -51,7 +51,7 @@ from .retention import RetentionPolicy
 from . import keys, signing
 from .runkey import EXAMPLE_RUN_ID, format_run_timestamp, parse_run_id, parse_run_timestamp, scheduled_minute
 from .shard import Shard, parse_shard
-from .schema import (Invalid, Secret, Variable, boolean, choice, duration, format_boolean, format_number,
+from .schema import (Invalid, Secret, Variable, boolean, bound, choice, duration, format_boolean, format_number,
                      format_patterns, fraction, integer, optional_integer, optional_text, patterns, text)
 
 MIB = 1024 * 1024
@@ -165,12 +165,13 @@ S3_KMS_KEY_ID = Variable("BACKUP_S3_KMS_KEY_ID", optional_text, "KMS key for `aw
 S3_STORAGE_CLASS = Variable("BACKUP_S3_STORAGE_CLASS", _storage_class,
                             "Storage class of dump objects (manifests stay in the default class).",
                             example="STANDARD_IA", shown_default="bucket default", format=_optional)
-S3_CONNECT_TIMEOUT = Variable("BACKUP_S3_CONNECT_TIMEOUT", duration,
-                               "How long one connection attempt to the S3 endpoint may take.", default="10",
+S3_CONNECT_TIMEOUT = Variable("BACKUP_S3_CONNECT_TIMEOUT", bound,
+                               "How long one connection attempt to the S3 endpoint may take (at least 1 s).",
+                               default="10",
                                example="5s")
-S3_READ_TIMEOUT = Variable("BACKUP_S3_READ_TIMEOUT", duration,
+S3_READ_TIMEOUT = Variable("BACKUP_S3_READ_TIMEOUT", bound,
                            "How long one S3 request may wait for the next bytes of its answer before it is "
-                           "retried (each attempt of `AWS_MAX_ATTEMPTS`).", default="60", example="2m")
+                           "retried (each attempt of `AWS_MAX_ATTEMPTS`; at least 1 s).", default="60", example="2m")
 UPLOAD_CONCURRENCY = Variable("BACKUP_UPLOAD_CONCURRENCY", integer(1, 32),
                               "Parts uploaded in parallel, and so held in memory (1-32).", default="4", example="8")
 PART_SIZE_MB = Variable("BACKUP_PART_SIZE_MB", integer(5, 512),

@@ -218,12 +218,14 @@ class Catalog:
         return sorted((b for b in self.backups if b.suspect), key=lambda b: b.timestamp, reverse=True)
 
     def passed_over(self, database: str, chosen: Backup | None, at: datetime | None = None) -> list[Backup]:
-        """The suspect, unsigned and untrusted backups newer than ``chosen`` (at or before ``at``):
-        what ``newest`` did not pick, which its callers report."""
+        """The incomplete, suspect, unsigned and untrusted backups newer than ``chosen`` (at or
+        before ``at``): what ``newest`` did not pick, which its callers report. An incomplete one
+        is named too: a dump without its manifest may be the newest data there is (a run that
+        died, a manifest write that failed), and whoever restores an older one must know it."""
         newer = [b for b in self.of(database) if (chosen is None or b.timestamp > chosen.timestamp)
                  and (at is None or b.time <= at)]
         self.load_manifests(newer)
-        return [b for b in newer if b.suspect or b.unsigned or b.untrusted]
+        return [b for b in newer if b.incomplete or b.suspect or b.unsigned or b.untrusted]
 
     def load_manifests(self, backups: Iterable[Backup]) -> None:
         for backup in backups:

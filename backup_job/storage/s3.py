@@ -24,6 +24,11 @@ Connection details come from the SDK's own variables (``AWS_ENDPOINT_URL_S3``,
 ``AWS_REGION``, ``AWS_REQUEST_CHECKSUM_CALCULATION``, the credential chain including web
 identity). ``S3Options`` adds what the SDK has no variable for (from pgbackup's own S3
 settings).
+
+``AWS_MAX_ATTEMPTS`` counts attempts as the AWS SDKs document it, the first request included,
+so it goes to botocore's ``total_max_attempts``: the older ``max_attempts`` key of a
+``Config`` counts retries, and would send one request more (one read timeout more of waiting
+when every attempt stalls).
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ class S3Storage(Storage):
         self.concurrency = concurrency
         config = Config(
             s3={"addressing_style": cast(AddressingStyle, options.addressing_style)},
-            retries={"mode": cast(RetryMode, options.retry_mode), "max_attempts": options.max_attempts},
+            retries={"mode": cast(RetryMode, options.retry_mode), "total_max_attempts": options.max_attempts},
             max_pool_connections=concurrency + 2,
             connect_timeout=options.connect_timeout,
             read_timeout=options.read_timeout,
