@@ -3,17 +3,24 @@
 - A bit flipped at rest in the newest dump keeps its size, so the catalog calls the backup
   complete; prune must prove the newest backup it keeps (read it whole, checked against the
   manifest) before deleting older ones, and keep them when the proof fails.
+- A listing that leaves a manifest key out, or carries it with a bit flipped, makes a good
+  dump look like a leftover without a manifest; prune must look the manifest up directly
+  before deleting it. The listing is really damaged, by the fault proxy in front of the store.
 
 Both run against moto's S3 server and SeaweedFS.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from backup_job.core.logs import human_bytes
+from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
 
 from .helpers import Bucket, run_pgbackup, wait_for_next_second
@@ -83,3 +90,83 @@ def test_prune_proves_the_newest_backup_before_deleting_older_ones(
     assert newer.rsplit("/", 1)[-1][:16] in proved
     assert f"1 proven ({human_bytes(size)} read)" in pruned.stdout
 
+
+def _flip_manifest_key(stamp: str) -> Callable[[bytes], bytes]:
+    def rewrite(body: bytes) -> bytes:
+        needle = f"{stamp}.manifest.json".encode()
+        assert needle in body, body[:500]
+        return body.replace(needle, needle[:-1] + bytes([needle[-1] ^ 0x01]))  # ...json -> ...jsoo
+    return rewrite
+
+
+def _drop_manifest_key(stamp: str) -> Callable[[bytes], bytes]:
+    def rewrite(body: bytes) -> bytes:
+        entry = re.compile(rb"<Contents>(?:(?!</Contents>).)*" + re.escape(f"{stamp}.manifest.json".encode())
+                           + rb".*?</Contents>", re.S)
+        assert entry.search(body), body[:500]
+        return entry.sub(b"", body, count=1)
+    return rewrite
+
+
+@pytest.mark.parametrize("listing_fault", ["flipped", "dropped"])
+def test_a_listing_that_leaves_a_manifest_out_deletes_no_dump(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, listing_fault: str,
+) -> None:
+    """Prune a day later (its clock moved on, so every dump is old enough to be a leftover),
+    through a proxy that damages the listing's entry of the older backup's manifest."""
+    from backup_job.commands.destination import open_catalog, open_destination
+    from backup_job.commands.prune import prune
+    from backup_job.core.retention import RetentionPolicy
+    from backup_job.core.settings import load_settings
+
+    env = bucket.proxied_env(pg18, bindir18, "lf", proxy, dbname)
+    _two_backups(pg18, env, dbname)
+    before = bucket.keys(f"lf/{dbname}/")
+    older = before[0].rsplit("/", 1)[-1][:16]
+    change = (_flip_manifest_key if listing_fault == "flipped" else _drop_manifest_key)(older)
+    fault = proxy.add(Fault("GET", r"list-type=2", "rewrite", rewrite=change))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(dotenv_path=tmp_path / "none")
+    storage = open_destination(settings)
+
+    result = prune(open_catalog(settings, storage), RetentionPolicy(last=5), datetime.now(timezone.utc) + timedelta(days=2))
+
+    assert fault.hits, "the listing went through the proxy"
+    assert bucket.keys(f"lf/{dbname}/") == before, "the dump whose manifest the listing lost is kept"
+    assert result.deleted == [] and len(result.unsure) == 1 and older in result.unsure[0]
+    assert "its manifest exists, though the listing did not show it" in result.trouble()
+
+
+
+def test_a_leftover_goes_only_when_its_manifest_is_known_to_be_absent(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real leftover (its manifest really gone) whose lookup is refused is kept; looked up
+    and not found, it goes."""
+    from backup_job.commands.destination import open_catalog, open_destination
+    from backup_job.commands.prune import prune
+    from backup_job.core.retention import RetentionPolicy
+    from backup_job.core.settings import load_settings
+
+    env = bucket.proxied_env(pg18, bindir18, "lf", proxy, dbname)
+    _two_backups(pg18, env, dbname)
+    older_manifest, older_dump = bucket.keys(f"lf/{dbname}/")[:2]
+    bucket.server.client().delete_object(Bucket=bucket.name, Key=older_manifest)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(dotenv_path=tmp_path / "none")
+    later = datetime.now(timezone.utc) + timedelta(days=2)
+    denied = proxy.add(Fault("HEAD", re.escape(older_manifest.rsplit("/", 1)[-1]), "deny"))
+
+    refused = prune(open_catalog(settings, open_destination(settings)), RetentionPolicy(last=5), later)
+
+    assert denied.hits and older_dump in bucket.keys(f"lf/{dbname}/")
+    assert refused.deleted == [] and "looking up its manifest failed" in refused.trouble()
+
+    pruned = prune(open_catalog(settings, open_destination(settings)), RetentionPolicy(last=5), later)
+
+    assert pruned.deleted == [older_dump] and not pruned.trouble()
+    assert older_dump not in bucket.keys(f"lf/{dbname}/")

@@ -24,6 +24,10 @@ is deleted. So retention never leaves a database without a backup proven to matc
 manifest, and the cost is one read of that newest backup per database whenever something
 of it goes. A prune that met such a backup fails (exit 1) and names it.
 
+A dump listed without its manifest is an incomplete leftover only if its manifest is really
+not there: it is looked up directly before the dump is deleted, since a listing can leave a
+key out or carry it with a bit flipped. Found (or unsure), the dump is kept and the prune fails.
+
 Damaged backups (their manifest and objects disagree) are never deleted, by the policy or as
 leftovers, and never count as the newest complete backup: each prune logs them as a WARNING
 with the command that removes them by hand. Unknown ones (a newer pgbackup's, or ones this
@@ -49,8 +53,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..core import logs
-from ..core.errors import StorageError
-from ..core.layout import display_name
+from ..core.errors import NotFoundError, StorageError
+from ..core.layout import backup_keys, display_name
 from ..core.retention import RetentionPolicy
 from ..pipeline.catalog import Backup, Catalog
 from ..pipeline.proof import prove
@@ -105,6 +109,7 @@ class PruneResult:
     errors: list[str] = field(default_factory=list)
     proven: list[str] = field(default_factory=list)  # "<database> <timestamp>" read whole and matching
     unproven: list[str] = field(default_factory=list)  # "<database> <timestamp>" whose bytes failed the proof
+    unsure: list[str] = field(default_factory=list)  # leftovers kept: their manifest is there, or may be
     proof_bytes: int = 0  # read from the store to prove backups
 
     def trouble(self) -> str:
@@ -115,6 +120,8 @@ class PruneResult:
         if self.unproven:
             return (f"{len(self.unproven)} backups are DAMAGED at rest (their bytes do not match their manifests), "
                     f"kept; the policy counted only backups that proved: {', '.join(self.unproven)}")
+        if self.unsure:
+            return f"{len(self.unsure)} dumps listed without a manifest were kept: {self.unsure[0]}"
         return ""
 
 
@@ -235,5 +242,27 @@ def _judge_other(catalog: Catalog, backup: Backup, oldest_kept: str | None, now:
         log.info("retention keeps %s of %r: %s", backup.timestamp, display_name(database), backup.state(),
                  extra=logs.fields(event="retention.unknown", database=database, timestamp=backup.timestamp))
     elif now - backup.time > LEFTOVER_AGE and now - backup.newest_change > LEFTOVER_AGE:
-        _delete(catalog, backup, f"leftover, {backup.state()}", dry_run, result)
+        if _manifest_absent(catalog, backup, result):
+            _delete(catalog, backup, f"leftover, {backup.state()}", dry_run, result)
 
+
+def _manifest_absent(catalog: Catalog, backup: Backup, result: PruneResult) -> bool:
+    """Whether the manifest a leftover's listing lacks is really not there: looked up directly,
+    since a listing can leave a key out (or carry it with a bit flipped). Found, or unsure: the
+    dump is kept and the run says so."""
+    key = backup_keys(catalog.prefix, backup.database, backup.timestamp).manifest
+    try:
+        catalog.storage.version(key)
+    except NotFoundError:
+        return True
+    except StorageError as exc:
+        why = f"looking up its manifest failed ({exc})"
+    else:
+        why = "its manifest exists, though the listing did not show it"
+    result.unsure.append(f"{display_name(backup.database)} {backup.timestamp}: {why}")
+    log.error("retention keeps %s of %r, listed as a dump without a manifest: %s; look at it with "
+              "`pgbackup list --database %s`, and run prune again", backup.timestamp, display_name(backup.database),
+              why, display_name(backup.database),
+              extra=logs.fields(event="retention.listing", database=backup.database, timestamp=backup.timestamp,
+                                key=key, error=why))
+    return False
