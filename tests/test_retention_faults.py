@@ -91,6 +91,24 @@ def test_prune_proves_the_newest_backup_before_deleting_older_ones(
     assert f"1 proven ({human_bytes(size)} read)" in pruned.stdout
 
 
+def test_prune_deletes_nothing_of_a_database_whose_newest_backup_cannot_be_read(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str
+) -> None:
+    """Unsure is not damaged: a read refused while proving marks nothing and deletes nothing."""
+    env = bucket.proxied_env(pg18, bindir18, "rest", proxy, dbname)
+    _two_backups(pg18, env, dbname)
+    _, newer = sorted(k for k in bucket.keys(f"rest/{dbname}/") if k.endswith(".sql.gz"))
+    before = bucket.keys(f"rest/{dbname}/")
+    denied = proxy.add(Fault("GET", re.escape(newer.rsplit("/", 1)[-1]), "deny", times=None))
+
+    pruned = run_pgbackup({**env, "BACKUP_RETENTION": "last=1"}, "prune")
+
+    assert denied.hits and pruned.returncode == 1, pruned.stdout + pruned.stderr
+    assert bucket.keys(f"rest/{dbname}/") == before
+    assert "could not read" in pruned.stdout and f"nothing of '{dbname}' is deleted this time" in pruned.stdout
+    assert "DAMAGED" not in pruned.stdout
+
+
 def _flip_manifest_key(stamp: str) -> Callable[[bytes], bytes]:
     def rewrite(body: bytes) -> bytes:
         needle = f"{stamp}.manifest.json".encode()

@@ -19,10 +19,11 @@ Before the plan deletes any backup of a database, the newest backup it keeps is 
 (``pipeline.proof``): every object read back and checked against its manifest, block digests
 and whole sha256, as restore would. A backup whose stored bytes fail the proof (a bit flipped
 at rest keeps the size the catalog judges by) is marked damaged and the plan is made again
-without it, until the newest backup left proves; when none proves, nothing of that database
-is deleted. So retention never leaves a database without a backup proven to match its
-manifest, and the cost is one read of that newest backup per database whenever something
-of it goes. A prune that met such a backup fails (exit 1) and names it.
+without it, until the newest backup left proves; when none proves, or the newest cannot be
+read at all (unsure: keep), nothing of that database is deleted. So retention never leaves a
+database without a backup proven to match its manifest, and the cost is one read of that
+newest backup per database whenever something of it goes. A prune that met such a backup
+fails (exit 1) and names it.
 
 A dump listed without its manifest is an incomplete leftover only if its manifest is really
 not there: it is looked up directly before the dump is deleted, since a listing can leave a
@@ -118,8 +119,8 @@ class PruneResult:
         if self.errors:
             return f"{len(self.errors)} deletions failed: {self.errors[0]}"
         if self.unproven:
-            return (f"{len(self.unproven)} backups are DAMAGED at rest (their bytes do not match their manifests), "
-                    f"kept; the policy counted only backups that proved: {', '.join(self.unproven)}")
+            return (f"{len(self.unproven)} backups could not be proven (their stored bytes differ from their "
+                    f"manifests, or could not be read), kept with what is older: {', '.join(self.unproven)}")
         if self.unsure:
             return f"{len(self.unsure)} dumps listed without a manifest were kept: {self.unsure[0]}"
         return ""
@@ -149,13 +150,13 @@ def prune(catalog: Catalog, policy: RetentionPolicy, now: datetime, *, dry_run: 
     for database in catalog.databases():
         every = catalog.of(database)
         catalog.load_manifests(every)
-        trusted, keep = _proven_plan(catalog, every, policy, result)
+        trusted, keep, may_delete = _proven_plan(catalog, every, policy, result)
         for backup in trusted:
             if backup.timestamp in keep:
                 result.kept += 1
             else:
                 _delete(catalog, backup, "outside the retention policy", dry_run, result)
-        oldest_kept = min(keep) if keep else None
+        oldest_kept = min(keep) if keep and may_delete else None
         for backup in every:
             if not backup.trusted:
                 _judge_other(catalog, backup, oldest_kept, now, dry_run, result)
@@ -172,18 +173,23 @@ def prune(catalog: Catalog, policy: RetentionPolicy, now: datetime, *, dry_run: 
     return result
 
 
-def _proven_plan(catalog: Catalog, every: list[Backup], policy: RetentionPolicy, result: PruneResult) -> tuple[list[Backup], dict[str, list[str]]]:
-    """The trusted backups and the plan over them, once the newest of them is proven whenever
-    the plan deletes anything: a newest one whose bytes fail the proof is marked damaged
-    (never counted, never deleted) and the plan is made again without it, until one proves
-    or none is left."""
+def _proven_plan(catalog: Catalog, every: list[Backup], policy: RetentionPolicy,
+                 result: PruneResult) -> tuple[list[Backup], dict[str, list[str]], bool]:
+    """The trusted backups, the plan over them, and whether it may delete: the newest of them
+    is proven whenever the plan deletes anything. A newest one whose bytes differ from its
+    manifest is marked damaged (never counted, never deleted) and the plan is made again
+    without it, until one proves or none is left; one that cannot be read holds every
+    deletion of the database (unsure: keep)."""
     while True:
         trusted = [b for b in every if b.trusted]
         keep = plan(trusted, policy)
         if not _deletes(every, trusted, keep) or trusted[0].proven:
-            return trusted, keep
-        if _prove(catalog, trusted[0], result):
-            return trusted, keep
+            return trusted, keep, True
+        outcome = _prove(catalog, trusted[0], result)
+        if outcome == "proven":
+            return trusted, keep, True
+        if outcome == "unreadable":
+            return trusted, {b.timestamp: ["unproven"] for b in trusted}, False
 
 
 def _deletes(every: list[Backup], trusted: list[Backup], keep: dict[str, list[str]]) -> bool:
@@ -193,28 +199,33 @@ def _deletes(every: list[Backup], trusted: list[Backup], keep: dict[str, list[st
         oldest_kept is not None and any(b.unsigned and b.timestamp < oldest_kept for b in every))
 
 
-def _prove(catalog: Catalog, backup: Backup, result: PruneResult) -> bool:
-    """Read ``backup`` whole and check it; on a mismatch mark it damaged and say so loudly."""
+def _prove(catalog: Catalog, backup: Backup, result: PruneResult) -> str:
+    """Read ``backup`` whole and check it: "proven"; "damaged" (marked so, and said loudly);
+    or "unreadable" (said loudly, nothing marked)."""
     name = display_name(backup.database)
     clock = time.monotonic()
     proof = prove(catalog, backup)
     result.proof_bytes += proof.read_bytes
+    fields = {"database": backup.database, "timestamp": backup.timestamp, "read_bytes": proof.read_bytes}
     if proof.ok:
         backup.proven = True
         result.proven.append(f"{name} {backup.timestamp}")
         log.info("retention proved %s of %r restorable before deleting anything of it: %s read and checked "
                  "in %.1f s", backup.timestamp, name, logs.human_bytes(proof.read_bytes), time.monotonic() - clock,
-                 extra=logs.fields(event="retention.proven", database=backup.database, timestamp=backup.timestamp,
-                                   read_bytes=proof.read_bytes))
-        return True
-    backup.problem = f"its stored bytes do not match its manifest ({proof.problem})"
+                 extra=logs.fields(event="retention.proven", **fields))
+        return "proven"
     result.unproven.append(f"{name} {backup.timestamp}")
-    log.error("retention could not prove %s of %r, the newest backup it would keep: %s; it is kept, and so is "
-              "every older backup until one proves; look at it with `pgbackup verify --database %s`",
-              backup.timestamp, name, proof.problem, name,
-              extra=logs.fields(event="retention.unproven", database=backup.database, timestamp=backup.timestamp,
-                                error=proof.problem))
-    return False
+    if proof.damaged:
+        backup.problem = f"its stored bytes do not match its manifest ({proof.problem})"
+        log.error("retention could not prove %s of %r, the newest backup it would keep: %s; it is kept, and nothing "
+                  "older is deleted until a backup proves; look at it with `pgbackup verify --database %s`",
+                  backup.timestamp, name, proof.problem, name,
+                  extra=logs.fields(event="retention.unproven", error=proof.problem, **fields))
+        return "damaged"
+    log.error("retention could not read %s of %r, the newest backup it would keep, to prove it: %s; nothing of %r "
+              "is deleted this time", backup.timestamp, name, proof.problem, name,
+              extra=logs.fields(event="retention.unproven", error=proof.problem, **fields))
+    return "unreadable"
 
 
 def _judge_other(catalog: Catalog, backup: Backup, oldest_kept: str | None, now: datetime, dry_run: bool,

@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..core.errors import PgBackupError
+from ..core.errors import ChecksumError, PgBackupError
 from ..core.manifest import Manifest
 from .catalog import Backup, Catalog
 from .load import CheckedRead
@@ -37,6 +37,7 @@ class Proof:
     backup: Backup
     read_bytes: int
     problem: str = ""
+    damaged: bool = False  # the bytes read differ from the manifest (else: could not be read or judged)
 
     @property
     def ok(self) -> bool:
@@ -45,7 +46,8 @@ class Proof:
 
 def prove(catalog: Catalog, backup: Backup) -> Proof:
     """Read every object of ``backup`` and check it against its manifest; never raises for
-    what the store answers (a failed read is a failed proof: unsure means unproven)."""
+    what the store answers. ``damaged`` only when bytes were read and differ; a read that
+    fails (or a manifest that changed meanwhile) is unproven without being damaged."""
     read = 0
     try:
         manifest = catalog.details(backup)
@@ -54,8 +56,11 @@ def prove(catalog: Catalog, backup: Backup) -> Proof:
             hasher.update(chunk)
             read += len(chunk)
         if read != manifest.compressed_bytes or hasher.hexdigest() != manifest.sha256:
-            return Proof(backup, read, f"read {read} bytes with sha256 {hasher.hexdigest()[:16]}..., the manifest "
-                                       f"says {manifest.compressed_bytes} bytes with sha256 {manifest.sha256[:16]}...")
+            return Proof(backup, read, f"checksum mismatch: read {read} bytes with sha256 {hasher.hexdigest()[:16]}..., "
+                                       f"the manifest says {manifest.compressed_bytes} bytes with sha256 "
+                                       f"{manifest.sha256[:16]}...", damaged=True)
+    except ChecksumError as exc:
+        return Proof(backup, read, str(exc), damaged=True)
     except PgBackupError as exc:
         return Proof(backup, read, str(exc))
     return Proof(backup, read)
