@@ -74,6 +74,30 @@ def test_prune_keeps_the_older_backup_when_the_newest_is_damaged_at_rest(
     assert pg18.sql("SELECT count(*) FROM t", f"{dbname}_r") == [(20000,)]
 
 
+def test_prune_walks_past_every_damaged_backup_and_deletes_nothing_unproven(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    """Three backups, the two newest damaged at rest: each is marked damaged in turn and the
+    plan made again, until the oldest is all it keeps; with last=1 nothing is deleted."""
+    env = bucket.job_env(pg18, bindir18, "rest", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
+    _two_backups(pg18, env, dbname)
+    wait_for_next_second()
+    assert run_pgbackup(env).returncode == 0
+    oldest, middle, newest = sorted(k for k in bucket.keys(f"rest/{dbname}/") if k.endswith(".sql.gz"))
+    _flip_one_bit_at_rest(bucket, middle)
+    _flip_one_bit_at_rest(bucket, newest)
+    before = bucket.keys(f"rest/{dbname}/")
+
+    pruned = run_pgbackup({**env, "BACKUP_RETENTION": "last=1"}, "prune")
+
+    assert pruned.returncode == 1, pruned.stdout + pruned.stderr
+    assert bucket.keys(f"rest/{dbname}/") == before
+    stamps = [k.rsplit("/", 1)[-1][:16] for k in (oldest, middle, newest)]
+    unproven = [line for line in pruned.stdout.splitlines() if "could not prove" in line]
+    assert [s for s in stamps if any(s in line for line in unproven)] == stamps[1:]
+    assert "retention proved" not in pruned.stdout, "the oldest is all the plan keeps: nothing to delete, no read"
+
+
 def test_prune_proves_the_newest_backup_before_deleting_older_ones(
     pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
 ) -> None:
