@@ -263,14 +263,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
             raise ConfigError(f"configuration error: {RETENTION.name} is not set, so prune has no policy; "
                               f"for example {RETENTION.name}={RETENTION.example}")
         pruned = prune(catalog, settings.retention, datetime.now(timezone.utc), dry_run=args.dry_run)
-        if pruned.errors:
-            report(TerminationMessage(f"{len(pruned.errors)} deletions failed: {pruned.errors[0]}",
-                                                 command="prune", ok=False))
+        if pruned.trouble():
+            report(TerminationMessage(pruned.trouble(), command="prune", ok=False))
             return EXIT_FAILED
         report(TerminationMessage(
             f"prune: {len(pruned.deleted)} objects {'would be ' if args.dry_run else ''}deleted, "
             f"{pruned.kept} backups kept"
-            + (f", {len(pruned.suspect)} suspect or untrusted left alone" if pruned.suspect else ""),
+            + (f", {len(pruned.suspect)} suspect or untrusted left alone" if pruned.suspect else "")
+            + (f", {len(pruned.proven)} proven ({logs.human_bytes(pruned.proof_bytes)} read)" if pruned.proven else ""),
             command="prune", ok=True, suspect=len(pruned.suspect)))
         return EXIT_OK
     raise AssertionError(f"unhandled command {args.command}")

@@ -12,7 +12,9 @@ expression over the path and query). Actions:
   the 412 PreconditionFailed a store that enforces ``If-None-Match`` gives a retry);
 - ``stall``: hold the request for ``seconds`` (bounded) before forwarding it, or answering
   nothing at all when ``forward`` is False;
-- ``corrupt``: flip one byte of the request body on the way (a damaged part in transit).
+- ``corrupt``: flip one byte of the request body on the way (a damaged part in transit);
+- ``rewrite``: forward the request, then pass the store's answer body through ``rewrite``
+  (a listing with a key left out, or a bit of a key flipped).
 
 It listens on 127.0.0.1 only, every socket has a timeout, and ``stop`` ends stalls at once,
 so a test that forgets a fault still ends.
@@ -25,6 +27,7 @@ import re
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -40,12 +43,13 @@ class Fault:
 
     method: str
     path: str  # a regular expression searched in the request's path and query
-    action: str  # applied-500 | applied-reset | deny | answer | stall | corrupt
+    action: str  # applied-500 | applied-reset | deny | answer | stall | corrupt | rewrite
     times: int | None = 1  # None: every matching request
     seconds: float = 0.0  # for stall
     forward: bool = True  # for stall: forward afterwards, or never answer
     status: int = 412  # for answer
     code: str = "PreconditionFailed"  # for answer
+    rewrite: Callable[[bytes], bytes] | None = None  # for rewrite: the answer's body, changed
     hits: list[str] = field(default_factory=list)  # the requests it hit
 
     def matches(self, method: str, path: str) -> bool:
@@ -176,6 +180,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self._answer(500, [("Content-Type", "application/xml")], _error_body("InternalError", "injected"))
             elif action == "applied-reset":
                 self._reset()
+            elif action == "rewrite" and fault is not None and fault.rewrite is not None:
+                self._answer(status, headers, fault.rewrite(answer))
             else:
                 self._answer(status, headers, answer)
 

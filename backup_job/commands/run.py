@@ -306,9 +306,7 @@ def _apply_retention(settings: Settings, storage: Storage, result: RunResult, si
     except PgBackupError as exc:
         result.retention_error = str(exc)
     else:
-        if result.retention.errors:
-            result.retention_error = (f"{len(result.retention.errors)} deletions failed, the first: "
-                                      f"{result.retention.errors[0]}")
+        result.retention_error = result.retention.trouble()
     if result.retention_error:
         log.error("retention FAILED: %s", result.retention_error,
                   extra=logs.fields(event="retention.failed", error=result.retention_error))

@@ -7,6 +7,7 @@
 - ``sidecar``     work beside the byte path (the COPY row counter);
 - ``progress``    progress lines while bytes flow;
 - ``load``        storage -> sha256 -> (age) -> gunzip/unzstd -> psql, committed only when verified;
+- ``proof``       a backup's stored bytes read whole and checked, before retention deletes older ones;
 - ``seal``        age encryption of the compressed stream, on its own thread;
 - ``unseal``      the identity, and age decryption inside the checked read;
 - ``decompress``  gzip or zstd back, in bounded steps;

@@ -88,6 +88,7 @@ class Backup:
     untrusted_why: str = ""  # with keys: "unsigned", or why the signature is not accepted
     tables: int = 0  # from the manifest's row counts, which the slim manifest no longer holds
     rows: int = 0
+    proven: bool = False  # its objects were read whole and matched the manifest (``pipeline.proof``)
 
     @property
     def time(self) -> datetime:
