@@ -9,6 +9,7 @@ unsigned is picked, kept or deleted by retention; a forged object hides no real 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -246,6 +247,14 @@ def _max_rss(env: dict[str, str], *args: str) -> tuple[int, str]:
     return int(rss), f"exit {code}\n{out}"
 
 
+@functools.cache
+def _globals_bomb() -> bytes:
+    """3 GiB of zeros once inflated, about 3 MiB stored (made once: compressing takes seconds)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = b"\0" * (64 * 1024 * 1024)
+    return b"".join(packer.compress(zeros) for _ in range(48)) + packer.flush()
+
+
 def test_a_globals_bomb_stops_at_the_limit_in_bounded_memory(
     pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str,
 ) -> None:
@@ -253,9 +262,7 @@ def test_a_globals_bomb_stops_at_the_limit_in_bounded_memory(
     env = _unsigned(any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname))
     assert run_pgbackup(env).returncode == 0
     key = _newest(any_bucket, "prod/_globals/")
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    zeros = b"\0" * (64 * 1024 * 1024)
-    bomb = b"".join(packer.compress(zeros) for _ in range(48)) + packer.flush()  # 3 GiB once inflated
+    bomb = _globals_bomb()
     assert len(bomb) < 4 * 1024 * 1024
     facts = manifest(any_bucket.get(key.replace(".sql.gz", ".manifest.json")))
     facts.update(sha256=hashlib.sha256(bomb).hexdigest(), compressed_bytes=len(bomb), block_bytes=0, block_sha256="")
