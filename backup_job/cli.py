@@ -8,7 +8,8 @@ Exit codes, the same for every command:
 - ``0``: everything asked for was done (every database backed up, restored, verified);
 - ``1``: it failed: any database failed, a backup or database was not found, a checksum
   did not match, retention could not delete, nothing could start (server unreachable, bad
-  password, version skew), or the process was stopped by a signal;
+  password, version skew), or the process was stopped by a signal (``core.stopping``: one
+  line naming what was stored and what not, within its bound, whenever the signal came);
 - ``2``: the settings or arguments are invalid (including a bad schedule); nothing was
   attempted.
 
@@ -22,25 +23,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 import os
 import re
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType
 
 from . import __version__
 from .commands import keygen, listing, schedule
 from .commands.destination import open_catalog, open_destination, open_signer
 from .commands.prune import prune
+from .commands.outcome import RunResult
 from .commands.restore import parse_at, restore_database, restore_globals
 from .commands.run import key_moment, run
 from .commands.verify import DrillServer, verify
-from .core import logs, memory, pgauth, termination
+from .core import logs, memory, pgauth, stopping, termination
 from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.layout import format_timestamp
 from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, SCRATCH_SERVER,
@@ -118,10 +119,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
-    raise Interrupted(f"stopped by {signal.Signals(signum).name}; the current backup was aborted")
-
-
 def _debug() -> bool:
     return os.environ.get(LOG_LEVEL.name, "").lower() == "debug"
 
@@ -182,37 +179,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list" and level != "DEBUG":
         level = "ERROR"  # stdout is the listing (or its JSON); only errors may join it
     logger = logs.setup(level, settings.log_format)
-    signal.signal(signal.SIGTERM, _raise_interrupted)
-    signal.signal(signal.SIGINT, _raise_interrupted)
+    stopping.listen()  # already listening when started as ``pgbackup``: the entry point's first step
     memory.pin_mmap_threshold()
     report = Report(settings, args.command)
+    if args.command == "run":  # named from the start, so that even a stop in the first instant names it
+        report.result = RunResult(timestamp=format_timestamp(key_moment(settings, datetime.now(timezone.utc))),
+                                  shard=settings.shard)
+        report.timestamp = report.result.timestamp
+    stopping.last_word(lambda: _stopped(logger, report))
     try:
-        report.started()
-        return _dispatch(args, settings, report)
+        with stopping.armed():
+            report.started()
+            code = _dispatch(args, settings, report)
+    except Interrupted:
+        code = EXIT_FAILED
     except ConfigError as exc:
         print(f"pgbackup: {exc}", file=sys.stderr)
         report(TerminationMessage(str(exc), command=args.command, ok=False))
-        return EXIT_CONFIG
-    except (PgBackupError, Interrupted) as exc:
+        code = EXIT_CONFIG
+    except PgBackupError as exc:
         logger.error("%s FAILED: %s", args.command, exc, exc_info=_debug(),
                      extra=logs.fields(event="run.failed", error=str(exc)))
         report(TerminationMessage(str(exc), command=args.command, ok=False))
-        return EXIT_FAILED
+        code = EXIT_FAILED
     except Exception as exc:
         logger.error("%s FAILED with an unexpected %s: %s", args.command, type(exc).__name__, exc,
                      exc_info=_debug(), extra=logs.fields(event="run.failed", error=str(exc)))
         report(TerminationMessage(f"unexpected {type(exc).__name__}: {exc}", command=args.command,
                                              ok=False))
+        code = EXIT_FAILED
+    if stopping.requested():  # during the work, or after its outcome was reported: either way it was stopped
+        stopping.once(lambda: _stopped(logger, report))
         return EXIT_FAILED
+    return code
+
+
+def _stopped(logger: logging.Logger, report: Report) -> None:
+    """The one line of a stopped command, and its termination message, within the stop's bound."""
+    message = report.stopped(stopping.requested() or "a signal")
+    logger.error("%s", message.summary, extra=logs.fields(event=f"{report.command}.stopped", signal=stopping.requested(),
+                                                          failed=list(message.failed)))
+    report(message, budget=stopping.remaining(stopping.REPORT_BY))
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> int:
     if args.command == "schedule":
         return schedule.start(parse_schedule(os.environ))
     if args.command == "run":
-        started = key_moment(settings, datetime.now(timezone.utc))
-        report.timestamp = format_timestamp(started)  # also for a run that cannot start
-        result = run(settings, started=started)
+        result = run(settings, result=report.result)
         report(result.termination(), result.figures(), result.warnings(), result.ping_success)  # on success too
         return EXIT_OK if result.ok else EXIT_FAILED
     storage = open_destination(settings)
@@ -284,6 +298,7 @@ class Report:
         self.settings = settings
         self.command = command
         self.timestamp = ""  # the run's, once known
+        self.result: RunResult | None = None  # the run's, filled in as it goes: what a stop reports
         self.shard = str(settings.shard) if command == "run" and settings.shard.sharded else ""
         self.reporter = (Reporter(settings.report, settings.destination.url, command, self.shard)
                          if settings.report.wanted and command in ("run", "verify", "prune") else None)
@@ -292,10 +307,18 @@ class Report:
         if self.reporter is not None:
             self.reporter.started()
 
+    def stopped(self, signal: str) -> TerminationMessage:
+        """The outcome of the command stopped by ``signal``."""
+        if self.result is not None:
+            return self.result.stopped(signal)
+        return TerminationMessage(f"{self.command} stopped by {signal}; what it was doing was abandoned",
+                                  command=self.command, ok=False)
+
     def __call__(self, message: TerminationMessage, databases: list[DatabaseFigure] | None = None,
-                 warnings: list[str] | None = None, success_ping: bool = True) -> None:
+                 warnings: list[str] | None = None, success_ping: bool = True, budget: float | None = None) -> None:
+        """Write the termination message, then notify; ``budget``: the seconds notifying may take in all."""
         if self.command == "run":  # a run that could not start still names its timestamp and shard
             message = replace(message, timestamp=message.timestamp or self.timestamp, shard=message.shard or self.shard)
         termination.write(self.settings.termination_log, message)
         if self.reporter is not None:
-            self.reporter.finished(message, databases, warnings, success_ping)
+            self.reporter.finished(message, databases, warnings, success_ping, budget)

@@ -27,7 +27,7 @@ def test_the_built_wheel_carries_every_module_and_the_command(tmp_path: Path) ->
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         scripts = archive.read(entry_points).decode()
-        assert "pgbackup = backup_job.cli:main" in scripts
+        assert "pgbackup = backup_job.__main__:main" in scripts
         assert "pgbackup-operator = pgbackup_operator.cli:main" in scripts
     sources = {str(p.relative_to(ROOT)) for p in (ROOT / "backup_job").rglob("*.py")}
     sources |= {str(p.relative_to(ROOT / "operator")) for p in (ROOT / "operator").rglob("*.py")}

@@ -4,6 +4,9 @@
 (``core.termination``), the metrics' figures and the notifications' warnings. A sharded run's
 result is that pod's part only (``shard``), and ``ping_success`` says whether this pod may
 send the healthcheck's success ping for the whole run (``shards.announce_whole_run``).
+
+A run stopped by a signal has a result too (``stopped``): what was stored before the stop
+and what was not, in one line, whatever stage the stop came at.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class RunResult:
     shard: Shard = Shard()
     ping_success: bool = True  # False: a shard that cannot tell that the whole run is stored
     suspect: int | None = None  # backups in the destination dated in the future; None: not listed
+    planned: list[str] | None = None  # the databases (and the globals) this run stores; None: not known yet
+    finishing: set[str] = field(default_factory=set)  # at a stop: whose manifest was on its way
 
     @property
     def ok(self) -> bool:
@@ -87,6 +92,27 @@ class RunResult:
         """What deserves a notification even in a successful run: shrink alarms, suspect backups."""
         suspect = [f"{self.suspect} backups in the destination are dated in the future (SUSPECT): see `pgbackup list`"]
         return [r.shrunk for r in self.results if r.shrunk] + (suspect if self.suspect else [])
+
+    def stopped(self, signal: str) -> TerminationMessage:
+        """The outcome of the run stopped by ``signal``: which databases were stored before the
+        stop and which not (``finishing``: those whose manifest was on its way, which may have landed)."""
+        stored = [r.database for r in self.succeeded]
+        planned = self.planned if self.planned is not None else [r.database for r in self.results]
+        missing = [name for name in planned if name not in stored]
+        if self.planned is None and not self.results:
+            summary = f"run {self.label} stopped by {signal} before any backup started: nothing was stored"
+        else:
+            def named(name: str) -> str:
+                return (f"{display_name(name)!r} (its manifest was on its way: `pgbackup list` shows whether it landed)"
+                        if name in self.finishing else repr(display_name(name)))
+            summary = (f"run {self.label} stopped by {signal}: {len(missing)} of {len(planned)} not stored"
+                       f"{' (' + ', '.join(named(n) for n in missing) + ')' if missing else ''}; stored before the "
+                       f"stop: {', '.join(repr(display_name(n)) for n in stored) if stored else 'none'}")
+        return TerminationMessage(
+            summary, command="run", ok=False, timestamp=self.timestamp, seconds=self.seconds or None,
+            stored_bytes=self.stored_bytes, databases_ok=len(stored), databases_failed=len(missing),
+            failed=tuple(display_name(name) for name in missing), shard=str(self.shard) if self.shard.sharded else "",
+            suspect=self.suspect)
 
     def termination(self) -> TerminationMessage:
         """The outcome for the operator (``core.termination``)."""

@@ -9,21 +9,24 @@ the order the jobs were given, so the summary reads the same however the work in
 The workers are daemon threads started with stop requests blocked (``core.signals``), so
 SIGTERM and SIGINT still reach the main thread, which waits here. On a stop request the
 main thread calls ``stop`` (the run kills every pg_dump and cancels every upload, so each
-worker unwinds through its own abort path), gives the workers ``STOP_WAIT`` seconds to clean
-up, and re-raises: jobs not yet begun never start.
+worker unwinds through its own abort path), waits for the workers until the stop's deadline
+(``core.stopping``), and re-raises: jobs not yet begun never start. A worker blocked in a call
+nothing can interrupt (a request to a stalled store) is not waited for, and what any worker
+finishes after the stop is not counted: ``done`` is what was done before it.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from ..core import signals
+from ..core import signals, stopping
 
 T = TypeVar("T")
-STOP_WAIT = 20.0  # seconds the workers get to abort their uploads after a stop request
+POLL = 0.05  # seconds between looks at the workers while they clean up after a stop
 
 
 class Parallel(Generic[T]):
@@ -38,6 +41,7 @@ class Parallel(Generic[T]):
         self._count = len(jobs)
         self._done = threading.Event()
         self._lock = threading.Lock()
+        self._stopped = False  # results that come after a stop are not counted
         self._threads = [threading.Thread(target=self._work, name=f"database-{n + 1}", daemon=True)
                          for n in range(max(1, min(width, len(jobs))))]
 
@@ -54,6 +58,8 @@ class Parallel(Generic[T]):
                 self._done.set()
                 return
             with self._lock:
+                if self._stopped:
+                    return
                 self._results[index] = result
                 if len(self._results) == self._count:
                     self._done.set()
@@ -68,12 +74,27 @@ class Parallel(Generic[T]):
             if self._error is not None:
                 raise self._error
         except BaseException:
+            with self._lock:
+                self._stopped = True
             self._drain()
             stop()
-            for thread in self._threads:
-                thread.join(STOP_WAIT / len(self._threads))
+            self._settle()
             raise
-        return [self._results[i] for i in sorted(self._results)]
+        return self.done()
+
+    def done(self) -> list[T]:
+        """The results of the jobs done (before a stop), in job order."""
+        with self._lock:
+            return [self._results[i] for i in sorted(self._results)]
+
+    def _settle(self) -> None:
+        """Wait until every worker has ended or sits in an abandonable call, or the stop's deadline."""
+        deadline = stopping.settle_by()
+        while (busy := [t for t in self._threads if t.is_alive() and not stopping.abandoned(t)]):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            busy[0].join(min(POLL, left))
 
     def _drain(self) -> None:
         """Take every job not yet begun off the queue, so none starts after a stop."""

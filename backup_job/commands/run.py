@@ -48,8 +48,8 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any
 
-from ..core import cpus, logs
-from ..core.errors import AccessDeniedError, DatabaseError, PgBackupError, RunError, one_line
+from ..core import cpus, logs, stopping
+from ..core.errors import AccessDeniedError, DatabaseError, Interrupted, PgBackupError, RunError, one_line
 from ..core.layout import READABLE_SUFFIXES, GLOBALS, display_name, format_timestamp, parse_key
 from ..core.manifest import Manifest, RunFacts
 from ..core.runkey import run_moment
@@ -168,7 +168,8 @@ def backup_database(run: BackupRun, tools: Tools, database: str, properties: dic
         return PgDump(tools.pg_dump, database, lock_wait_timeout=settings.lock_wait_timeout,
                       extra_options=settings.pg_dump_options, timeout=settings.database_timeout)
 
-    owners = _owners(database)
+    with stopping.abandonable():  # a query to a server that stopped answering: a stop does not wait for it
+        owners = _owners(database)
     return _logged(attempt(run, Source(database, make_dump, properties=properties, previous=previous, owners=owners)))
 
 
@@ -207,21 +208,23 @@ def backup_globals(run: BackupRun, tools: Tools) -> DatabaseResult:
 
 
 def _logged(result: DatabaseResult) -> DatabaseResult:
-    if not result.ok:
+    if not result.ok and not stopping.requested():  # after a stop, the run's stopped line names it
         log.error("backup of %r FAILED: %s", display_name(result.database), result.error,
                   extra=logs.fields(event="backup.failed", database=result.database, key=result.key,
                                     error=result.error))
     return result
 
 
-def run(settings: Settings, started: datetime | None = None) -> RunResult:
+def run(settings: Settings, started: datetime | None = None, result: RunResult | None = None) -> RunResult:
     """Back up every selected database (this shard's); raises ``RunError`` only when nothing can
-    start. ``started`` overrides the run's key moment (``core.runkey``)."""
+    start. ``started`` overrides the run's key moment (``core.runkey``). ``result`` (the caller's,
+    to be filled in) is what a stop request (``Interrupted``) leaves: what was stored before it."""
     check_command(settings, "run")
     signer = open_signer(settings)  # a key that cannot be used stops the run before anything starts
     clock = time.monotonic()
     now = datetime.now(timezone.utc)
-    result = RunResult(timestamp=format_timestamp(started or key_moment(settings, now)), shard=settings.shard)
+    if result is None:
+        result = RunResult(timestamp=format_timestamp(started or key_moment(settings, now)), shard=settings.shard)
     tools = prepare(settings)
     selection = select_databases(tools.server.databases, settings.include, settings.exclude)
     if not selection.databases and not selection.missing:
@@ -231,6 +234,7 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
             hint=f"check {DATABASES.name} and {EXCLUDE_DATABASES.name}",
         )
     mine = shards.plan(selection, settings.shard, settings.globals)
+    result.planned = [*([GLOBALS] if mine.globals else []), *mine.databases, *mine.missing]
     storage = open_destination(settings)
     storage.prepare()
     log.info(
@@ -259,7 +263,14 @@ def run(settings: Settings, started: datetime | None = None) -> RunResult:
         last = previous.latest(database) if previous is not None else None
         jobs.append(partial(backup_database, backups, tools, database, properties.get(database),
                             last.manifest if last else None))
-    result.results.extend(Parallel(jobs, settings.parallel_databases).run(backups.stop))
+    parallel = Parallel(jobs, settings.parallel_databases)
+    try:
+        result.results.extend(parallel.run(backups.stop))
+    except Interrupted:
+        result.results.extend(parallel.done())  # stored before the stop; nothing after it counts
+        result.finishing = backups.finishing()
+        result.seconds = time.monotonic() - clock
+        raise
     result.seconds = time.monotonic() - clock
     _log_summary(result)
     if settings.retention:

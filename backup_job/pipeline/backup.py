@@ -7,7 +7,9 @@ object is complete::
     Storage.put(manifest)  the proof that the object is a complete backup
 
 Several sources may stream at once (``commands.parallel``), sharing the run's CPUs
-(``cpushare``); ``BackupRun.stop`` ends them all. Every object carries the run's id (dump:
+(``cpushare``); ``BackupRun.stop`` ends them all. After a stop request (``core.stopping``) no
+backup starts, no manifest is written, and a manifest PUT already on its way when the stop
+came is not waited for and not reported as finished: the run's stopped line names it. Every object carries the run's id (dump:
 object metadata; manifest: ``run_id``) and the attempt's, so a write whose answer was lost is
 recognised as ours when the retry meets it, and nothing is ever deleted because of a
 conflict: an object a manifest may point at stays.
@@ -38,7 +40,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from ..core import logs, signals
+from ..core import logs, signals, stopping
 from ..core.errors import BackupExistsError, NotFoundError, StorageError, UnconfirmedError
 from ..core.layout import backup_keys, display_name
 from ..core.manifest import Manifest, RunFacts, shrink_alarm
@@ -101,6 +103,7 @@ class BackupRun:
         self.cpus = cpus or CpuShare(1, settings.compression.threads)
         self._active: dict[int, tuple[PgDump, Upload]] = {}  # the streams running, to stop them all
         self._stopped: StorageError | None = None
+        self._finishing: set[str] = set()  # the databases whose manifest is on its way
         self._lock = threading.Lock()
 
     def stop(self) -> None:
@@ -111,6 +114,11 @@ class BackupRun:
             for dump, upload in self._active.values():
                 dump.kill()
                 upload.cancel(self._stopped)
+
+    def finishing(self) -> set[str]:
+        """The databases whose manifest PUT was sent and not known to have failed."""
+        with self._lock:
+            return set(self._finishing)
 
     def keys(self, database: str) -> tuple[str, str]:
         keys = backup_keys(self.settings.destination.prefix, database, self.facts.run_timestamp,
@@ -123,11 +131,14 @@ class BackupRun:
         dump_key, manifest_key = self.keys(source.database)
         where = self.storage.describe(dump_key)
         fields = {"database": source.database, "key": dump_key}
-        if self._exists(dump_key) or self._exists(manifest_key):
-            earlier = self._stored_earlier(name, dump_key, manifest_key)
-            if earlier is not None:
-                return earlier
-            raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
+        stopping.refuse_writes(f"the backup of {name!r}")
+        with stopping.abandonable():  # reads only: a stop need not wait for them
+            if self._exists(dump_key) or self._exists(manifest_key):
+                earlier = self._stored_earlier(name, dump_key, manifest_key)
+                if earlier is not None:
+                    return earlier
+                raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
+        stopping.refuse_writes(f"the backup of {name!r}")
         log.info("backup of %r started -> %s", name, where, extra=logs.fields(event="backup.started", **fields))
         started_at = datetime.now(timezone.utc)
         counter = CopyRowCounter()
@@ -157,11 +168,21 @@ class BackupRun:
         # No clean-up if this fails: the manifest may have been written although the answer
         # was lost, and then the dump is a complete backup. A dump left without its manifest
         # is an incomplete leftover that retention removes after a day.
+        stopping.refuse_writes(f"the manifest of {name!r}")
+        with self._lock:
+            self._finishing.add(source.database)
         try:
-            self.storage.put(manifest_key, manifest.to_json(), "application/json")
+            with stopping.abandonable():  # a stalled PUT cannot be interrupted; a stop walks away from it
+                self.storage.put(manifest_key, manifest.to_json(), "application/json")
         except UnconfirmedError as exc:
             raise UnconfirmedError(f"the backup is probably complete but unconfirmed: {exc.message}",
                                    hint=exc.hint) from exc
+        except BaseException:
+            with self._lock:
+                self._finishing.discard(source.database)
+            raise
+        if stopping.requested():  # it landed as the stop came: the stopped line speaks for it, nothing else
+            raise StorageError(f"the manifest of {name!r} landed as the run was stopped by {stopping.requested()}")
         shrunk = self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
         return Stored(dump_key, stats, shrunk)
 

@@ -20,6 +20,8 @@ whole run, so ``cli`` asks for it only from the shard that saw every shard's bac
 
 from __future__ import annotations
 
+import time
+
 from ..core import datavalues, logs
 from ..core.settings import ReportSettings
 from ..core.termination import TerminationMessage
@@ -45,29 +47,35 @@ class Reporter:
                                             f"started -> {self.destination}", self.settings.timeout))
 
     def finished(self, outcome: TerminationMessage, databases: list[DatabaseFigure] | None = None,
-                 warnings: list[str] | None = None, success_ping: bool = True) -> None:
+                 warnings: list[str] | None = None, success_ping: bool = True, budget: float | None = None) -> None:
+        """Send the outcome everywhere configured; ``budget`` (a stopped run's: what is left of its
+        bound) caps the seconds all channels together may take."""
         warnings = warnings or []
-        timeout = self.settings.timeout
+        by = time.monotonic() + budget if budget is not None else None
+
+        def left() -> float:
+            return self.settings.timeout if by is None else max(0.0, min(self.settings.timeout, by - time.monotonic()))
+
         summary = datavalues.scrub(logs.redact(outcome.summary))  # pings and notifications: no row values
         if self.command == "run":
             url = self.settings.healthcheck_url
             if url is not None and (success_ping or not outcome.ok):
                 event = "success" if outcome.ok else "fail"
-                within(timeout, f"healthcheck {event} ping", lambda: healthcheck.ping(url, event, summary, timeout))
+                within(left(), f"healthcheck {event} ping", lambda: healthcheck.ping(url, event, summary, left()))
             textfile = self.settings.metrics_textfile
             if textfile is not None:
-                within(timeout, "metrics textfile",
+                within(left(), "metrics textfile",
                        lambda: metrics.write_textfile(textfile, self.destination, outcome, databases or []))
             gateway = self.settings.pushgateway_url
             if gateway is not None:
-                within(timeout, "metrics push",
-                       lambda: metrics.push(gateway, self.destination, outcome, databases or [], timeout,
+                within(left(), "metrics push",
+                       lambda: metrics.push(gateway, self.destination, outcome, databases or [], left(),
                                             shard=outcome.shard))
         if not self.settings.notify_urls:
             return
         if outcome.ok is False or warnings or self.settings.notify_always:
             message = self.notification(outcome, summary, warnings)
-            within(timeout, "notification", lambda: notify.send(self.settings.notify_urls, message))
+            within(left(), "notification", lambda: notify.send(self.settings.notify_urls, message))
 
     def notification(self, outcome: TerminationMessage, summary: str, warnings: list[str]) -> notify.Notification:
         what = TITLES.get(outcome.command or self.command, self.command)

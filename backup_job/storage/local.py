@@ -7,7 +7,8 @@ temporary file beside the final one (``.<name>.partial-<random>``); ``complete``
 links it to the final name (``os.link`` fails if that name exists, so a backup is never
 overwritten, without a check-then-rename race), removes the temporary name and fsyncs the
 directory. ``abort`` removes the temporary file. Temporary files left by a killed process
-are removed by the next run's ``abort_stale_uploads``.
+are removed by the next run's ``abort_stale_uploads``. After a stop request (``core.stopping``)
+nothing is published.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
+from ..core import stopping
 from ..core.errors import BackupExistsError, ChangedError, NotFoundError, StorageError
 from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
 
@@ -201,6 +203,7 @@ class LocalUpload(Upload):
             raise StorageError(f"writing {self.partial} failed: {exc.strerror}") from exc
 
     def complete(self) -> None:
+        stopping.refuse_writes(f"finishing {self.final}")  # after a stop the file stays temporary; abort removes it
         try:
             self._handle.flush()
             os.fsync(self._handle.fileno())

@@ -20,6 +20,10 @@ the bucket to check first. A store that does not implement conditional writes an
 NotImplemented; the write is then repeated without the condition (the earlier existence
 check still guards it).
 
+After a stop request (``core.stopping``) the client sends no write: a hook refuses every
+upload, part, completion and PUT before it goes on the wire, the SDK's retries included.
+Aborts and deletes (clean-up) still go.
+
 Connection details come from the SDK's own variables (``AWS_ENDPOINT_URL_S3``,
 ``AWS_REGION``, ``AWS_REQUEST_CHECKSUM_CALCULATION``, the credential chain including web
 identity). ``S3Options`` adds what the SDK has no variable for (from pgbackup's own S3
@@ -43,6 +47,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..core import stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, NotFoundError, StorageError
 from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
 from .s3_checks import (DENIED, MAX_PART_SIZE, MAX_PARTS, MD5_ETAG, MIN_PART_SIZE, NOT_FOUND, NOT_IMPLEMENTED,
@@ -53,6 +58,8 @@ from .s3_multipart import S3Upload
 AddressingStyle = Literal["auto", "virtual", "path"]
 RetryMode = Literal["standard", "adaptive", "legacy"]
 LIMITS = PartLimits(min_part=MIN_PART_SIZE, max_part=MAX_PART_SIZE, max_parts=MAX_PARTS)
+WRITES = frozenset({"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "CopyObject",
+                    "UploadPartCopy"})
 
 
 class S3Options(Protocol):
@@ -81,6 +88,13 @@ class S3Options(Protocol):
 
     @property
     def retry_mode(self) -> str: ...
+def _refuse_writes_after_stop(event_name: str = "", **_: Any) -> None:
+    """botocore's ``before-send`` hook: a write (each attempt) raises once a stop was requested."""
+    operation = event_name.rsplit(".", 1)[-1]
+    if operation in WRITES:
+        stopping.refuse_writes(f"S3 {operation}")
+
+
 class S3Storage(Storage):
     """A bucket and the client that talks to it."""
 
@@ -102,6 +116,7 @@ class S3Storage(Storage):
             self.client = boto3.session.Session().client("s3", config=config)
         except BotoCoreError as exc:
             raise StorageError(f"cannot set up the S3 client: {describe_error(exc)}") from exc
+        self.client.meta.events.register("before-send.s3", _refuse_writes_after_stop)
         self._conditional_writes = True
 
     def describe(self, key: str) -> str:

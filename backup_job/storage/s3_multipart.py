@@ -10,7 +10,9 @@ No wait here is unbounded for the caller: every blocking point polls (``POLL``),
 request (SIGTERM raises in the main thread) or ``cancel`` (the per-database timeout) ends it
 at once, however long a request of a worker hangs. Workers are daemon threads, so a request
 still hanging never keeps the process from exiting, and ``abort`` gives the store
-``ABORT_WAIT`` seconds to answer before leaving the upload to the next run's clean-up.
+``ABORT_WAIT`` seconds to answer before leaving the upload to the next run's clean-up. A
+completion already sent when a stop comes is not waited for (``core.stopping``): it lands or
+not, and no manifest follows it.
 
 Each part carries ``Content-MD5`` and its MD5 ETag is compared with what was sent; the
 completed object's ETag must match too (the MD5 of the parts' MD5s: the very bytes we sent)
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core import logs, signals
+from ..core import logs, signals, stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, StorageError
 from .base import Upload
 from .s3_checks import (DENIED, MAX_PARTS, MD5_ETAG, MULTIPART_ETAG, code, content_md5, denied, unconfirmed,
@@ -145,11 +147,13 @@ class S3Upload(Upload):
             parts = self._results()
         finally:
             self._stop_workers()
+        self._check()
         try:
-            response = self.storage.conditional(
-                "CompleteMultipartUpload", self.key, self.storage.client.complete_multipart_upload,
-                Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts},
-            )
+            with stopping.abandonable():  # a stalled completion cannot be interrupted; a stop walks away from it
+                response = self.storage.conditional(
+                    "CompleteMultipartUpload", self.key, self.storage.client.complete_multipart_upload,
+                    Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts},
+                )
         except StorageError as exc:
             if not isinstance(exc, BackupExistsError) and "NoSuchUpload" not in str(exc):
                 raise
