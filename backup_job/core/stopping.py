@@ -46,7 +46,7 @@ REPORT_BY = 8.5  # seconds from the signal by which the outcome's notifications 
 WATCHDOG = 9.0  # seconds from the signal at which the watchdog says the last word and ends the process
 EXIT_STOPPED = 1  # the README's exit code for a stopped process
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _abandonable; never taken in the signal handler
 _listening = False
 _request: tuple[str, float] | None = None  # the first request's signal name and monotonic time
 _armed = False
@@ -58,10 +58,12 @@ _abandonable: set[int] = set()  # threads blocked in a call a stop may walk away
 
 
 def _record(name: str) -> None:
+    """Keep the first request. No lock: the signal handler runs in the main thread between any
+    two bytecodes, perhaps while that thread holds one (the watchdog and the handler may both
+    record one signal; either moment will do)."""
     global _request
-    with _lock:
-        if _request is None:
-            _request = (name, time.monotonic())
+    if _request is None:
+        _request = (name, time.monotonic())
 
 
 def _on_signal(signum: int, _frame: object) -> None:
