@@ -5,6 +5,7 @@
 - ``errors``       the error hierarchy the CLI turns into exit codes;
 - ``logs``         one event per line on stdout, with secret redaction;
 - ``signals``      stop requests reach the main thread only, and wait where they must;
+- ``stopping``     a stop request: heard from the first instant, bounded, no write after it, said once;
 - ``layout``       object keys <-> (database, timestamp): the only judge of what is ours;
 - ``manifest``     the proof of a complete backup, and how one is built;
 - ``retention``    the retention policy as a value;
