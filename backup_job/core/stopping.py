@@ -193,9 +193,13 @@ def once(say: Callable[[], None]) -> bool:
 
 def leave(code: int) -> int:
     """After a stop request, end the process now with ``code``: the threads left behind (in
-    calls that may never return) are not waited for. Without one, return ``code``."""
+    calls that may never return) are not waited for. A request nobody has spoken of yet (it
+    came as the command returned) is said here, and the exit code says it. Without a
+    request, return ``code``."""
     if not requested():
         return code
+    if once(_last_word or _plain_word):
+        code = EXIT_STOPPED
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
