@@ -26,6 +26,10 @@ Order of work:
    N > 1 shards, since no shard knows the others succeeded). A sharded run that succeeded
    checks whether the whole run is stored, for the healthcheck's success ping (``shards``).
 
+A stop request (SIGTERM) may come at any step: ``Parallel`` stops the backups under way and
+waits only for what can clean up within the stop's bound (``core.stopping``), and the
+``result`` the caller holds says what was stored before the stop, for its one stopped line.
+
 Every database of one run shares the run's key timestamp: its start by the clock, or the
 one the pods of a Kubernetes Job agree on (``core.runkey``: ``BACKUP_RUN_TIMESTAMP``, the
 CronJob's scheduled minute in ``BACKUP_JOB_NAME``). The bytes of each backup go through

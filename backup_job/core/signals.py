@@ -1,6 +1,7 @@
 """Stop requests (SIGTERM, SIGINT): always to the main thread, and held where they must wait.
 
-The CLI turns a stop request into ``Interrupted``, raised in the main thread, which unwinds
+The CLI turns a stop request into ``Interrupted`` (``stopping``: when, and how long the
+stop may take), raised in the main thread, which unwinds
 every stage (pg_dump killed, upload aborted, psql stopped without COMMIT, scratch database
 dropped). For that the signal must interrupt the main thread even when it sits in a blocking
 call, such as a write to a psql that stopped reading. The kernel hands a process-directed
