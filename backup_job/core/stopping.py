@@ -29,7 +29,6 @@ seconds of the signal, whatever it is doing, and says so:
 from __future__ import annotations
 
 import os
-import select
 import signal
 import sys
 import threading
@@ -92,14 +91,15 @@ def _watch(reader: int) -> None:
     """Wait for a stop signal's byte on the wakeup pipe; at the deadline, end the process."""
     numbers = {int(number) for number in signals.STOP_SIGNALS}
     while True:
-        select.select([reader], [], [])
-        heard = [n for n in os.read(reader, 256) if n in numbers]
+        data = os.read(reader, 256)  # blocks this thread only
+        if not data:
+            return
+        heard = [n for n in data if n in numbers]
         if heard:
             _record(signal.Signals(heard[0]).name)
             break
     time.sleep(max(0.0, WATCHDOG - elapsed()))  # a daemon thread's plain wait: nothing to poll for
-    once(_last_word or _plain_word)
-    leave(EXIT_STOPPED)
+    leave(EXIT_STOPPED)  # says the last word first, unless the main thread has
 
 
 def _plain_word() -> None:
