@@ -21,8 +21,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import typing
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import pytest
@@ -38,6 +38,7 @@ CRDS = {"deploy/crd.yaml": PgBackupSpec, "deploy/crd-pgrestore.yaml": PgRestoreS
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
+@cache
 def openapi(crd: str) -> dict[str, Any]:
     document = yaml.safe_load((ROOT / crd).read_text())
     schema: dict[str, Any] = document["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -91,15 +92,17 @@ def classes(cls: type[Any]) -> list[type[Any]]:
     return found
 
 
-def operator_trees() -> list[ast.Module]:
-    return [ast.parse(path.read_text()) for path in sorted(OPERATOR.rglob("*.py"))]
+@cache
+def operator_trees() -> tuple[ast.Module, ...]:
+    """The operator's source, parsed once for the whole file."""
+    return tuple(ast.parse(path.read_text()) for path in sorted(OPERATOR.rglob("*.py")))
 
 
-def attributes_read(trees: list[ast.Module]) -> set[str]:
+def attributes_read(trees: Sequence[ast.Module]) -> set[str]:
     return {node.attr for tree in trees for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
 
 
-def keys_written(trees: list[ast.Module]) -> set[str]:
+def keys_written(trees: Sequence[ast.Module]) -> set[str]:
     """String keys of dict displays and of subscript assignments (``update["phase"] = ...``)."""
     found: set[str] = set()
     for tree in trees:
