@@ -9,13 +9,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import generate_latest
 
 from pgbackup_operator import freshness, metrics
+from pgbackup_operator.spec import PgBackupSpec, parse_pgbackup
 
 MONDAY = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
 
 def body(**spec: object) -> dict[str, object]:
     return {"metadata": {"namespace": "db", "name": "shop", "creationTimestamp": "2026-11-01T00:00:00Z"},
-            "spec": {"schedule": "30 2 * * *", **spec}}
+            "spec": {"schedule": "30 2 * * *", "postgres": {"host": "pg", "passwordSecretRef": {"name": "pg"}},
+                     "destination": {"s3": {"bucket": "backups"}}, **spec}}
+
+
+def spec_of(**spec: object) -> PgBackupSpec:
+    return parse_pgbackup(body(**spec))
 
 
 def test_the_default_max_age_is_twice_the_longest_gap_plus_the_deadline() -> None:
@@ -24,11 +30,11 @@ def test_the_default_max_age_is_twice_the_longest_gap_plus_the_deadline() -> Non
     assert freshness.schedule_gap("0 2 1 * *", "Etc/UTC", MONDAY) == 31 * 86400  # Dec 1 -> Jan 1
     assert freshness.schedule_gap("0 0 31 2 *", "Etc/UTC", MONDAY) is None  # never
     assert freshness.schedule_gap("not cron", "Etc/UTC", MONDAY) is None
-    assert freshness.max_age(body()["spec"], MONDAY)[0] == 2 * 86400 + 3600  # type: ignore[arg-type]
-    deadline = body(job={"activeDeadlineSeconds": 600})["spec"]
-    assert freshness.max_age(deadline, MONDAY)[0] == 2 * 86400 + 600  # type: ignore[arg-type]
-    given = body(alerting={"maxAge": "26h"})["spec"]
-    assert freshness.max_age(given, MONDAY) == (26 * 3600, "spec.alerting.maxAge 26h")  # type: ignore[arg-type]
+    assert freshness.max_age(spec_of(), MONDAY)[0] == 2 * 86400 + 3600
+    deadline = spec_of(job={"activeDeadlineSeconds": 600})
+    assert freshness.max_age(deadline, MONDAY)[0] == 2 * 86400 + 600
+    given = spec_of(alerting={"maxAge": "26h"})
+    assert freshness.max_age(given, MONDAY) == (26 * 3600, "spec.alerting.maxAge 26h")
 
 
 def test_the_gap_is_measured_in_the_schedule_s_time_zone() -> None:

@@ -662,8 +662,9 @@ def test_only_on_backup_server_lets_the_drill_restore_on_the_backup_server() -> 
 
 def _conditions(spec: dict[str, Any], current: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     from pgbackup_operator import trust
+    from pgbackup_operator.spec import parse_pgbackup
 
-    return {c["type"]: c for c in trust.conditions(spec, current or [], 2)}
+    return {c["type"]: c for c in trust.conditions(parse_pgbackup({"spec": spec}), current or [], 2)}
 
 
 def test_the_trust_conditions_follow_the_spec() -> None:

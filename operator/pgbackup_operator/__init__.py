@@ -7,6 +7,8 @@ package: a package named ``operator`` on ``sys.path`` (the repository root, when
 ``python -m`` runs from it) would shadow the standard library module of that name.
 
 - ``api``       the PgBackup and PgRestore vocabulary: group, version, labels, ``Body``, ``RenderError``;
+- ``spec``      each PgBackup and PgRestore spec read once into frozen dataclasses, which every
+                module below reads instead of the body's dicts;
 - ``env``       pure functions: each job's settings as the pod's environment (from the job's
                 settings schema), credentials per job, the run's identity for shards;
 - ``pod``       pure functions: the hardened pod each job runs (command, certificates, security);

@@ -1,5 +1,6 @@
 """The PgBackup and PgRestore API as the operator speaks it: group, version, kind, label keys, and the
-plain-dict body type and spec error every other module uses."""
+plain-dict body type (metadata, status, the objects the operator renders; specs are read into
+``spec``'s dataclasses) and the spec error every other module uses."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The environment of the pods a PgBackup's jobs run: each job's settings as variables.
 
-Every variable comes from the job's settings schema (``backup_job.core.settings``): its name,
+Every function reads the typed spec (``spec.PgBackupSpec``, ``spec.PgRestoreSpec``), never the
+body. Every variable comes from the job's settings schema (``backup_job.core.settings``): its name,
 the text form of its value (``Variable.render``) and, where a spec field is absent, its
 default. A PostgreSQL server block (``spec.postgres``, ``spec.verify.server`` or a
 PgRestore's ``target.server``) renders through one ``Endpoint``: its variables (libpq's own
@@ -32,6 +33,8 @@ from backup_job.core.schema import Variable
 from backup_job.core.termination import KUBERNETES_PATH
 
 from .api import Body, RenderError
+from .spec import NameRef, PgBackupSpec, PgRestoreSpec, SecretKey, Server, plain
+from .spec.pgbackup import Retention, Verify
 from .literal import Expansion
 
 TLS_ROOT = "/etc/pgbackup/tls"
@@ -64,132 +67,133 @@ def _value(variable: Variable[Any], value: Any) -> str | None:
     return None if value is None else variable.render(value)
 
 
-def retention_policy(spec: Body) -> RetentionPolicy | None:
+def retention_policy(spec: PgBackupSpec) -> RetentionPolicy | None:
     """``spec.retention`` as a policy, None to keep everything."""
-    retention = spec.get("retention")
+    retention = spec.retention
     if retention is None:
         return None
-    for tier in RULES:
-        count = retention.get(tier)
-        if tier in retention and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+    given = {"last": retention.last, "daily": retention.daily, "weekly": retention.weekly, "monthly": retention.monthly}
+    tiers = {tier: count for tier in RULES if (count := given[tier]) is not None}
+    for tier, count in tiers.items():
+        if count < 1:
             raise RenderError(f"spec.retention.{tier}: {count!r} is not a whole number of at least 1; "
                               "it counts backups to keep", "InvalidRetention")
-    policy = RetentionPolicy(**{tier: retention[tier] for tier in RULES if tier in retention})
+    policy = RetentionPolicy(**tiers)
     if not policy:
         raise RenderError(f"spec.retention: set at least one of {', '.join(RULES)}, or remove "
                           "spec.retention to keep every backup", "InvalidRetention")
     return policy
 
 
-def connection_env(pg: Body, endpoint: Endpoint) -> list[dict[str, Any]]:
+def connection_env(pg: Server, endpoint: Endpoint) -> list[dict[str, Any]]:
     """A server block (``spec.postgres`` or ``spec.verify.server``) as the job's variables."""
     names = endpoint.variables
     env = plain_env({
-        names.host: pg["host"],
-        names.port: str(pg.get("port", job_settings.PGPORT.default)),
-        names.database: pg.get("database", job_settings.PGDATABASE.default),
-        names.sslmode: pg.get("sslMode", job_settings.PGSSLMODE.default),
-        names.user: pg.get("user"),
+        names.host: pg.host,
+        names.port: str(job_settings.PGPORT.default if pg.port is None else pg.port),
+        names.database: job_settings.PGDATABASE.default if pg.database is None else pg.database,
+        names.sslmode: job_settings.PGSSLMODE.default if pg.ssl_mode is None else pg.ssl_mode,
+        names.user: pg.user,
     })
-    if "userSecretRef" in pg:
-        ref = pg["userSecretRef"]
-        env.append(_secret_env(names.user, ref["name"], ref.get("key", "username")))
-    password = pg["passwordSecretRef"]
-    env.append(_secret_env(names.password, password["name"], password.get("key", "password")))
-    tls = pg.get("tls", {})
+    if pg.user_secret_ref is not None:
+        ref = pg.user_secret_ref
+        env.append(_secret_env(names.user, ref.name, ref.key_or("username")))
+    password = pg.password_secret_ref
+    env.append(_secret_env(names.password, password.name, password.key_or("password")))
     root = endpoint.tls_root
-    if "caSecretRef" in tls:
-        env += plain_env({names.sslrootcert: f"{root}/ca/{tls['caSecretRef'].get('key', 'ca.crt')}"})
-    if "clientCertSecretRef" in tls:
+    if pg.tls.ca_secret_ref is not None:
+        env += plain_env({names.sslrootcert: f"{root}/ca/{pg.tls.ca_secret_ref.key_or('ca.crt')}"})
+    if pg.tls.client_cert_secret_ref is not None:
         env += plain_env({names.sslcert: f"{root}/client/tls.crt", names.sslkey: f"{root}/client/tls.key"})
     # How the password may travel (the job's policy, Passwords on the wire): each pod connects
     # to one server, so that server's block sets the job's variables.
     env += plain_env({
-        job_settings.REQUIRE_AUTH: pg.get("requireAuth"),
-        job_settings.ALLOW_CLEARTEXT_PASSWORD: "true" if pg.get("allowCleartextPassword") else None,
+        job_settings.REQUIRE_AUTH: pg.require_auth,
+        job_settings.ALLOW_CLEARTEXT_PASSWORD: "true" if pg.allow_cleartext_password else None,
     })
     return env
 
 
-def destination_env(spec: Body, credentials: Body | None = None) -> list[dict[str, Any]]:
+def destination_env(spec: PgBackupSpec, credentials: NameRef | None = None) -> list[dict[str, Any]]:
     """Where backups are, with the bucket's credentials: ``credentials`` (a job's own Secret,
     for least privilege per job) or else the destination's."""
-    s3 = spec["destination"]["s3"]
-    prefix = s3.get("prefix", "").strip("/")
-    compatible = "when_required" if s3.get("checksumCompatibility") else None
+    s3 = spec.destination.s3
+    prefix = s3.prefix.strip("/")
+    compatible = "when_required" if s3.checksum_compatibility else None
     env = plain_env({
-        job_settings.DESTINATION: f"s3://{s3['bucket']}" + (f"/{prefix}" if prefix else ""),
-        job_settings.AWS_REGION: s3.get("region"),
-        job_settings.AWS_ENDPOINT_URL_S3: s3.get("endpoint"),
-        job_settings.S3_ADDRESSING_STYLE: "path" if s3.get("pathStyle") else None,
+        job_settings.DESTINATION: f"s3://{s3.bucket}" + (f"/{prefix}" if prefix else ""),
+        job_settings.AWS_REGION: s3.region,
+        job_settings.AWS_ENDPOINT_URL_S3: s3.endpoint,
+        job_settings.S3_ADDRESSING_STYLE: "path" if s3.path_style else None,
         job_settings.AWS_REQUEST_CHECKSUM_CALCULATION: compatible,
         job_settings.AWS_RESPONSE_CHECKSUM_VALIDATION: compatible,
-        job_settings.S3_SSE: s3.get("serverSideEncryption"),
-        job_settings.S3_KMS_KEY_ID: s3.get("kmsKeyId"),
-        job_settings.S3_STORAGE_CLASS: s3.get("storageClass"),
+        job_settings.S3_SSE: s3.server_side_encryption,
+        job_settings.S3_KMS_KEY_ID: s3.kms_key_id,
+        job_settings.S3_STORAGE_CLASS: s3.storage_class,
     })
-    credentials = credentials or s3.get("credentialsSecretRef")
+    credentials = credentials or s3.credentials_secret_ref
     if credentials:  # the Secret's keys are named like the variables
         for variable in (job_settings.AWS_ACCESS_KEY_ID, job_settings.AWS_SECRET_ACCESS_KEY):
-            env.append(_secret_env(variable, credentials["name"], variable.name))
+            env.append(_secret_env(variable, credentials.name, variable.name))
     return env
 
 
-def _selection(spec: Body) -> dict[Variable[Any], str | None]:
-    databases = spec.get("databases", {})
+def _selection(spec: PgBackupSpec) -> dict[Variable[Any], str | None]:
+    databases = spec.databases
     return {
-        job_settings.DATABASES: job_settings.DATABASES.render(tuple(databases.get("include", []))),
-        job_settings.EXCLUDE_DATABASES: job_settings.EXCLUDE_DATABASES.render(tuple(databases.get("exclude", []))),
+        job_settings.DATABASES: job_settings.DATABASES.render(databases.include),
+        job_settings.EXCLUDE_DATABASES: job_settings.EXCLUDE_DATABASES.render(databases.exclude),
     }
 
 
-def _compression(spec: Body) -> dict[Variable[Any], str | None]:
+def _compression(spec: PgBackupSpec) -> dict[Variable[Any], str | None]:
     """``spec.compression``; the older ``spec.compressionLevel`` counts when no level is given there."""
-    compression = spec.get("compression", {})
-    level = compression.get("level", spec.get("compressionLevel"))
+    compression = spec.compression
+    level = spec.compression_level if compression.level is None else compression.level
     return {
-        job_settings.COMPRESSION: _value(job_settings.COMPRESSION, compression.get("format")),
+        job_settings.COMPRESSION: _value(job_settings.COMPRESSION, compression.format),
         job_settings.COMPRESSION_LEVEL: _value(job_settings.COMPRESSION_LEVEL, level),
-        job_settings.COMPRESSION_THREADS: _value(job_settings.COMPRESSION_THREADS, compression.get("threads")),
+        job_settings.COMPRESSION_THREADS: _value(job_settings.COMPRESSION_THREADS, compression.threads),
     }
 
 
-def report_env(spec: Body, healthcheck: bool) -> list[dict[str, Any]]:
+def report_env(spec: PgBackupSpec, healthcheck: bool) -> list[dict[str, Any]]:
     """Notifications (and, for backups, the healthcheck pings): URLs from Secrets, never plain."""
     env: list[dict[str, Any]] = []
-    notify = spec.get("notify") or {}
-    if notify.get("urlsSecretRef"):
-        ref = notify["urlsSecretRef"]
-        env.append(_secret_env(job_settings.NOTIFY_URLS, ref["name"], ref.get("key", "urls")))
-        env += plain_env({job_settings.NOTIFY_ON: notify.get("on")})
-    check = (spec.get("healthcheck") or {}).get("urlSecretRef")
-    if healthcheck and check:
-        env.append(_secret_env(job_settings.HEALTHCHECK_URL, check["name"], check.get("key", "url")))
+    notify = spec.notify
+    if notify is not None and notify.urls_secret_ref is not None:
+        ref = notify.urls_secret_ref
+        env.append(_secret_env(job_settings.NOTIFY_URLS, ref.name, ref.key_or("urls")))
+        env += plain_env({job_settings.NOTIFY_ON: notify.on_})
+    check = spec.healthcheck.url_secret_ref if spec.healthcheck is not None else None
+    if healthcheck and check is not None:
+        env.append(_secret_env(job_settings.HEALTHCHECK_URL, check.name, check.key_or("url")))
     return env
 
 
 IDENTITY_ROOT = "/etc/pgbackup/age"  # a decryption identity (drill, restore), mounted from its Secret
 
 
-def encryption_env(spec: Body) -> list[dict[str, Any]]:
+def encryption_env(spec: PgBackupSpec) -> list[dict[str, Any]]:
     """The recipients a backup is sealed to: plain from the spec (public keys), or a secretKeyRef."""
-    encryption = spec.get("encryption") or {}
-    if encryption.get("recipientsSecretRef"):
-        ref = encryption["recipientsSecretRef"]
-        return [_secret_env(job_settings.ENCRYPT_RECIPIENTS, ref["name"], ref.get("key", "recipients"))]
-    recipients = encryption.get("recipients") or []
-    return plain_env({job_settings.ENCRYPT_RECIPIENTS: "\n".join(recipients) or None})
+    encryption = spec.encryption
+    if encryption is None:
+        return []
+    if encryption.recipients_secret_ref is not None:
+        ref = encryption.recipients_secret_ref
+        return [_secret_env(job_settings.ENCRYPT_RECIPIENTS, ref.name, ref.key_or("recipients"))]
+    return plain_env({job_settings.ENCRYPT_RECIPIENTS: "\n".join(encryption.recipients) or None})
 
 
-def identity_mount(spec: Body, ref: Body | None = None) -> tuple[list[Body], list[Body], list[Body]]:
+def identity_mount(spec: PgBackupSpec, ref: SecretKey | None = None) -> tuple[list[Body], list[Body], list[Body]]:
     """A decryption identity (``ref``, else the verify section's): a Secret key mounted as a
     file, its path in ``BACKUP_DECRYPT_IDENTITY_PATH`` (never an env value; the operator
     never reads it). Volumes, mounts, env."""
-    ref = ref or (spec.get("verify") or {}).get("decryptionSecretRef")
-    if not ref:
+    ref = ref or (spec.verify.decryption_secret_ref if spec.verify is not None else None)
+    if ref is None:
         return [], [], []
-    volume = {"name": "age-identity", "secret": {"secretName": ref["name"], "defaultMode": 0o440,
-                                                 "items": [{"key": ref.get("key", "identity"), "path": "identity"}]}}
+    volume = {"name": "age-identity", "secret": {"secretName": ref.name, "defaultMode": 0o440,
+                                                 "items": [{"key": ref.key_or("identity"), "path": "identity"}]}}
     mount = {"name": "age-identity", "mountPath": IDENTITY_ROOT, "readOnly": True}
     env = plain_env({job_settings.DECRYPT_IDENTITY_PATH: f"{IDENTITY_ROOT}/identity"})
     return [volume], [mount], env
@@ -199,39 +203,39 @@ SIGNING_ROOT = "/etc/pgbackup/signing"  # the backup job's signing key, mounted 
 SIGNING_KEY_PATH = f"{SIGNING_ROOT}/signing-key.pem"
 
 
-def trust_env(spec: Body) -> list[dict[str, Any]]:
+def trust_env(spec: PgBackupSpec) -> list[dict[str, Any]]:
     """The public keys whose signatures the jobs accept (``spec.signing.publicKeys``), in the
     variable's own form (``validate`` checked each); none without ``spec.signing``."""
-    keys = (spec.get("signing") or {}).get("publicKeys") or []
+    keys = spec.signing.public_keys if spec.signing is not None else ()
     if not keys:
         return []
     parsed = signing.parse_public_keys("\n".join(keys))
     return plain_env({job_settings.SIGNING_PUBLIC_KEYS: job_settings.SIGNING_PUBLIC_KEYS.render(parsed)})
 
 
-def signing_key_mount(spec: Body) -> tuple[list[Body], list[Body], list[Body]]:
+def signing_key_mount(spec: PgBackupSpec) -> tuple[list[Body], list[Body], list[Body]]:
     """The backup job's private signing key (``spec.signing.privateKeySecretRef``): a Secret key
     mounted read-only as a file, its path in ``BACKUP_SIGNING_KEY_FILE`` (never an env value;
     the operator never reads it). For backup pods only. Volumes, mounts, env."""
-    ref = (spec.get("signing") or {}).get("privateKeySecretRef")
-    if not ref:
+    ref = spec.signing.private_key_secret_ref if spec.signing is not None else None
+    if ref is None:
         return [], [], []
-    volume = {"name": "signing-key", "secret": {"secretName": ref["name"], "defaultMode": 0o440, "items": [
-        {"key": ref.get("key", "signing-key"), "path": SIGNING_KEY_PATH.rsplit("/", 1)[1]}]}}
+    volume = {"name": "signing-key", "secret": {"secretName": ref.name, "defaultMode": 0o440, "items": [
+        {"key": ref.key_or("signing-key"), "path": SIGNING_KEY_PATH.rsplit("/", 1)[1]}]}}
     mount = {"name": "signing-key", "mountPath": SIGNING_ROOT, "readOnly": True}
     return [volume], [mount], plain_env({job_settings.SIGNING_KEY_FILE: SIGNING_KEY_PATH})
 
 
-def parallelism(spec: Body) -> int:
+def parallelism(spec: PgBackupSpec) -> int:
     """Pods per backup run (``spec.parallelism``): above 1, an Indexed Job of shards."""
-    return int(spec.get("parallelism") or 1)
+    return spec.parallelism or 1
 
 
-def prunes_separately(spec: Body) -> bool:
+def prunes_separately(spec: PgBackupSpec) -> bool:
     """Whether retention runs in a prune Job of its own rather than inside the backup run: on
     ``spec.retention.schedule``, or after a sharded run (no shard knows the others succeeded)."""
-    retention = spec.get("retention") or {}
-    return bool(retention) and (bool(retention.get("schedule")) or parallelism(spec) > 1)
+    retention = spec.retention
+    return retention is not None and (bool(retention.schedule) or parallelism(spec) > 1)
 
 
 # The Job controller labels and annotates each pod with its Job's name, uid and (Indexed
@@ -247,7 +251,7 @@ def _field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def run_identity_env(spec: Body) -> list[dict[str, Any]]:
+def run_identity_env(spec: PgBackupSpec) -> list[dict[str, Any]]:
     """The run's identity from the pod's own metadata; for shards, ``BACKUP_SHARD=i/N``."""
     env = [_field_env(job_settings.JOB_NAME.name, f"metadata.labels['{JOB_NAME_LABEL}']"),
            _field_env(job_settings.RUN_ID.name, f"metadata.labels['{CONTROLLER_UID_LABEL}']")]
@@ -258,60 +262,65 @@ def run_identity_env(spec: Body) -> list[dict[str, Any]]:
     return env
 
 
-def render_env(spec: Body) -> list[dict[str, Any]]:
+def pod_env(spec: PgBackupSpec) -> list[dict[str, Any]]:
+    """``spec.pod.env``, the author's own variables (``podrules`` checked their names), last."""
+    env: list[dict[str, Any]] = plain(spec.pod.env)
+    return env
+
+
+def render_env(spec: PgBackupSpec) -> list[dict[str, Any]]:
     """The backup job's settings as container environment variables."""
     retention = None if prunes_separately(spec) else retention_policy(spec)
     settings = plain_env({
         job_settings.PGAPPNAME: "pgbackup",
         **_selection(spec),
         **_compression(spec),
-        job_settings.PARALLEL_DATABASES: _value(job_settings.PARALLEL_DATABASES, spec.get("parallelDatabases")),
-        job_settings.PG_DUMP_OPTIONS: _value(job_settings.PG_DUMP_OPTIONS, tuple(spec.get("pgDumpOptions", []))),
-        job_settings.GLOBALS: _value(job_settings.GLOBALS, spec.get("globals", job_settings.GLOBALS.default_value)),
+        job_settings.PARALLEL_DATABASES: _value(job_settings.PARALLEL_DATABASES, spec.parallel_databases),
+        job_settings.PG_DUMP_OPTIONS: _value(job_settings.PG_DUMP_OPTIONS, spec.pg_dump_options),
+        job_settings.GLOBALS: _value(job_settings.GLOBALS,
+                                     job_settings.GLOBALS.default_value if spec.globals is None else spec.globals),
         job_settings.RETENTION: _value(job_settings.RETENTION, retention),
-        job_settings.SHRINK_ALARM: _value(job_settings.SHRINK_ALARM, spec.get("shrinkAlarm")),
+        job_settings.SHRINK_ALARM: _value(job_settings.SHRINK_ALARM, spec.shrink_alarm),
         job_settings.TERMINATION_LOG: KUBERNETES_PATH,
     })
-    return [*connection_env(spec["postgres"], SOURCE_ENDPOINT), *destination_env(spec), *settings,
+    return [*connection_env(spec.postgres, SOURCE_ENDPOINT), *destination_env(spec), *settings,
             *run_identity_env(spec), *encryption_env(spec), *signing_key_mount(spec)[2], *trust_env(spec),
-            *report_env(spec, healthcheck=True), *spec.get("pod", {}).get("env", [])]
+            *report_env(spec, healthcheck=True), *pod_env(spec)]
 
 
-def render_prune_env(spec: Body) -> list[dict[str, Any]]:
+def render_prune_env(spec: PgBackupSpec, retention: Retention) -> list[dict[str, Any]]:
     """The prune job's settings: the destination with the retention's own credentials, and the
     policy. No PostgreSQL server: pruning reads and deletes objects only."""
-    retention = spec["retention"]
     settings = plain_env({job_settings.RETENTION: _value(job_settings.RETENTION, retention_policy(spec)),
                            job_settings.TERMINATION_LOG: KUBERNETES_PATH})
-    return [*destination_env(spec, retention.get("credentialsSecretRef")), *settings, *trust_env(spec),
-            *report_env(spec, healthcheck=False), *spec.get("pod", {}).get("env", [])]
+    return [*destination_env(spec, retention.credentials_secret_ref), *settings, *trust_env(spec),
+            *report_env(spec, healthcheck=False), *pod_env(spec)]
 
 
-def verify_target(spec: Body) -> tuple[Body, Endpoint]:
+def verify_target(spec: PgBackupSpec, verify: Verify) -> tuple[Server, Endpoint]:
     """The server a drill restores into: ``spec.verify.server``, else the backup server (where
     the job drills only with ``spec.verify.onBackupServer``; ``trust`` reports it)."""
-    server = spec["verify"].get("server")
-    return (server, SCRATCH_ENDPOINT) if server else (spec["postgres"], SOURCE_ENDPOINT)
+    return (verify.server, SCRATCH_ENDPOINT) if verify.server else (spec.postgres, SOURCE_ENDPOINT)
 
 
-def render_verify_env(spec: Body) -> list[dict[str, Any]]:
+def render_verify_env(spec: PgBackupSpec, verify: Verify) -> list[dict[str, Any]]:
     """The verify job's settings: destination, selection and the server to restore into."""
-    verify = spec["verify"]
-    selection = ({job_settings.DATABASES: job_settings.DATABASES.render(tuple(verify["databases"]))} if verify.get("databases")
+    selection = ({job_settings.DATABASES: job_settings.DATABASES.render(verify.databases)} if verify.databases
                  else _selection(spec))
     on_backup_server = job_settings.VERIFY_ON_BACKUP_SERVER
     settings = plain_env({job_settings.PGAPPNAME: "pgbackup", **selection, job_settings.TERMINATION_LOG: KUBERNETES_PATH,
-                          on_backup_server: on_backup_server.render(True) if verify.get("onBackupServer") else None})
-    return [*connection_env(*verify_target(spec)), *destination_env(spec, verify.get("credentialsSecretRef")),
+                          on_backup_server: on_backup_server.render(True) if verify.on_backup_server else None})
+    return [*connection_env(*verify_target(spec, verify)), *destination_env(spec, verify.credentials_secret_ref),
             *settings, *identity_mount(spec)[2], *trust_env(spec), *report_env(spec, healthcheck=False),
-            *spec.get("pod", {}).get("env", [])]
+            *pod_env(spec)]
 
 
-def restore_identity(restore: Body, spec: Body) -> tuple[Body | None, str | None, Body | None]:
+def restore_identity(restore: PgRestoreSpec,
+                     spec: PgBackupSpec) -> tuple[NameRef | None, str | None, SecretKey | None]:
     """A PgRestore's read identity: its own credentials and account when given, else the
     PgBackup's verify section's (read-only, like a drill), else the backup's (None: the
     destination's and the pod's); and its decryption identity, else the drill's."""
-    verify = spec.get("verify") or {}
-    return (restore.get("credentialsSecretRef") or verify.get("credentialsSecretRef"),
-            restore.get("serviceAccountName") or verify.get("serviceAccountName"),
-            restore.get("decryptionSecretRef") or verify.get("decryptionSecretRef"))
+    verify = spec.verify or Verify()
+    return (restore.credentials_secret_ref or verify.credentials_secret_ref,
+            restore.service_account_name or verify.service_account_name,
+            restore.decryption_secret_ref or verify.decryption_secret_ref)

@@ -12,7 +12,9 @@ an alert tell them apart).
 
 ``Observed`` is the operator's in-memory picture of one PgBackup: the few spec and status
 fields the freshness check and the metrics need, computed once per change by the kopf index
-(``handlers``), so a check of hundreds of PgBackups touches no API and parses no schedule.
+(``handlers``), so a check of hundreds of PgBackups touches no API and parses no schedule. The
+spec is read into the typed ``spec.PgBackupSpec``; one that cannot be read has no maximum age
+(like a schedule that never runs, its ``Ready=False`` condition already says so).
 Everything here is a pure function of the object and the clock.
 """
 
@@ -26,7 +28,9 @@ from typing import Any
 from backup_job.core.cron import CronSchedule
 from backup_job.core.schema import Invalid, duration
 
-from .api import Body
+from .api import Body, RenderError
+from .spec import PgBackupSpec, parse_pgbackup
+from .spec.pgbackup import DEFAULT_TIME_ZONE
 
 DEFAULT_DEADLINE = 3600  # seconds allowed for a run whose Job has no activeDeadlineSeconds
 HORIZON = timedelta(days=8)  # long enough to see a weekend's or a week's gap between runs
@@ -74,18 +78,18 @@ def _gap(expression: str, zone: str, now: datetime) -> float | None:
     return max((later - earlier).total_seconds() for earlier, later in zip(moments, moments[1:]))
 
 
-def max_age(spec: Body, now: datetime) -> tuple[float | None, str]:
+def max_age(spec: PgBackupSpec, now: datetime) -> tuple[float | None, str]:
     """The maximum age of the last success, and how it was chosen (for messages)."""
-    given = (spec.get("alerting") or {}).get("maxAge")
+    given = spec.alerting.max_age if spec.alerting is not None else None
     if given:
         try:
-            return float(duration(str(given))), f"spec.alerting.maxAge {given}"
+            return float(duration(given)), f"spec.alerting.maxAge {given}"
         except Invalid:
             return None, f"spec.alerting.maxAge {given!r} is not a duration"
-    gap = schedule_gap(str(spec.get("schedule", "")), str(spec.get("timeZone") or "Etc/UTC"), now)
+    gap = schedule_gap(spec.schedule, spec.time_zone or DEFAULT_TIME_ZONE, now)
     if gap is None:
         return None, "the schedule never runs"
-    deadline = (spec.get("job") or {}).get("activeDeadlineSeconds") or DEFAULT_DEADLINE
+    deadline = spec.job.active_deadline_seconds or DEFAULT_DEADLINE
     return 2 * gap + float(deadline), f"twice the schedule's interval plus the job deadline ({human(2 * gap + deadline)})"
 
 
@@ -140,16 +144,24 @@ class Observed:
         return (self.last_success or 0.0) >= (self.last_failure or 0.0)
 
 
+def _readable(body: Body) -> PgBackupSpec | None:
+    try:
+        return parse_pgbackup(body)
+    except RenderError:
+        return None  # reconcile reports it
+
+
 def observe(body: Body, now: datetime | None = None) -> Observed:
     """The ``Observed`` picture of a PgBackup body."""
-    meta, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status") or {}
-    limit, source = max_age(spec, now or datetime.now(timezone.utc))
+    meta, status = body.get("metadata", {}), body.get("status") or {}
+    spec = _readable(body)
+    limit, source = max_age(spec, now or datetime.now(timezone.utc)) if spec else (None, "the spec cannot be read")
     fresh = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == FRESH), None)
     return Observed(
         namespace=str(meta.get("namespace", "")),
         name=str(meta.get("name", "")),
         created=parse_time(meta.get("creationTimestamp")),
-        suspended=bool(spec.get("suspend")),
+        suspended=spec is not None and spec.suspend,
         max_age=limit,
         max_age_source=source,
         last_success=parse_time(status.get("lastSuccessfulTime")),

@@ -19,6 +19,10 @@
   their PgBackup's status (``runs``), one Event per outcome, and a sharded run whose every
   shard succeeded gets its one prune Job.
 
+Each handler reads a PgBackup's spec once into the typed ``spec.PgBackupSpec`` and hands it
+down; a spec that cannot be read is ``Ready=False`` with the field's path, like one that
+cannot be rendered.
+
 There are no delete handlers, timers or daemons, so kopf adds no finalizers: deleting a
 PgBackup (or a PgRestore) lets garbage collection remove its CronJobs and Jobs through
 ownerReferences. The freshness watch and the metrics (``alerting``) run from one index and
@@ -38,6 +42,8 @@ from backup_job.core.cron import CronSchedule
 
 from . import api, kube, metrics, render, restores, runs, status, trust
 from .api import Body
+from .spec import PgBackupSpec, parse_pgbackup
+
 MANAGED = {"app.kubernetes.io/managed-by": api.MANAGED_BY}
 READY = "Ready"
 # kopf ignores changes to annotations under its own storage prefix, so its bookkeeping must
@@ -63,25 +69,25 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     kube.load_config()
 
 
-def next_schedule_time(spec: Body) -> str | None:
-    if spec.get("suspend"):
+def next_schedule_time(spec: PgBackupSpec) -> str | None:
+    if spec.suspend:
         return None
     try:
-        upcoming = CronSchedule.parse(spec["schedule"]).next_after(
-            datetime.now(timezone.utc), spec.get("timeZone", render.DEFAULT_TIME_ZONE)
-        )
+        upcoming = CronSchedule.parse(spec.schedule).next_after(datetime.now(timezone.utc), spec.time_zone)
     except ValueError:
         return None
     return status.iso(upcoming)
 
 
-def _trust(body: Body) -> list[Body]:
-    """The conditions with the trust conditions (``trust``) set from the spec; a Warning Event
-    for each warning the status did not show yet."""
+def _trust(body: Body, spec: PgBackupSpec | None) -> list[Body]:
+    """The conditions with the trust conditions (``trust``) set from the spec (as they were, for
+    a spec that cannot be read); a Warning Event for each warning the status did not show yet."""
     current = body.get("status", {}).get("conditions") or []
-    for finding in trust.warnings(body["spec"], current):
+    if spec is None:
+        return [dict(c) for c in current]
+    for finding in trust.warnings(spec, current):
         kube.post_event(body, "Warning", finding.reason, finding.message)
-    return trust.conditions(body["spec"], current, body["metadata"].get("generation"))
+    return trust.conditions(spec, current, body["metadata"].get("generation"))
 
 
 def _not_ready(body: Body, patch: kopf.Patch, reason: str, message: str, conditions: list[Body]) -> None:
@@ -123,12 +129,17 @@ def _apply_optional(body: Body, component: str, cronjob: Body | None, logger: ko
 @kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.update(api.GROUP, api.VERSION, api.PLURAL)
-def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    """Render and apply the CronJobs; report readiness; honour backup-now."""
+def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+    """Read the spec once; render and apply the CronJobs; report readiness; honour backup-now."""
     obj = dict(body)
-    conditions = _trust(obj)
     try:
-        rendered = render.render_all(obj, default_image())
+        typed = parse_pgbackup(obj)
+    except api.RenderError as exc:  # malformed: nothing renders, the trust conditions stay as they were
+        _not_ready(obj, patch, exc.reason, str(exc), _trust(obj, None))
+        return
+    conditions = _trust(obj, typed)
+    try:
+        rendered = render.render_all(obj, default_image(), typed)
     except api.RenderError as exc:
         _not_ready(obj, patch, exc.reason, str(exc), conditions)
         return
@@ -154,11 +165,11 @@ def reconcile(body: kopf.Body, spec: kopf.Spec, patch: kopf.Patch, logger: kopf.
         metrics.STORE.reconcile_failed()
         raise kopf.TemporaryError(f"applying the CronJob failed: {exc.reason}", delay=10) from exc
     generation = obj["metadata"].get("generation")
-    message = _ready_message([c for c in rendered.values() if c is not None], bool(spec.get("suspend")))
+    message = _ready_message([c for c in rendered.values() if c is not None], typed.suspend)
     patch.status["conditions"] = status.set_condition(conditions, READY, True, "CronJobApplied", message, generation)
     patch.status["cronJobName"] = cronjob["metadata"]["name"]
     patch.status["observedGeneration"] = generation
-    patch.status["nextScheduleTime"] = next_schedule_time(dict(spec))
+    patch.status["nextScheduleTime"] = next_schedule_time(typed)
     logger.info(f"CronJob {cronjob['metadata']['name']} applied")
     _run_now(obj, applied, patch, logger)
 
@@ -262,7 +273,10 @@ def _mirror_schedule(owner: Body, cronjob: Body) -> None:
     update: Body = {}
     if last and last != current.get("lastScheduleTime"):
         update["lastScheduleTime"] = last
-    upcoming = next_schedule_time(owner["spec"])
+    try:
+        upcoming = next_schedule_time(parse_pgbackup(owner))
+    except api.RenderError:
+        upcoming = None  # reconcile reports it
     if upcoming != current.get("nextScheduleTime"):
         update["nextScheduleTime"] = upcoming
     if update:

@@ -5,10 +5,15 @@ The pod is locked down as the restricted Pod Security Standard asks: non-root (n
 the image's numeric user, or the uid the cluster assigns, see ``RUN_AS``),
 read-only root filesystem with an ``emptyDir`` at ``/tmp``, no capabilities, seccomp
 ``RuntimeDefault``, no privilege escalation, and no service-account token unless a
-``serviceAccountName`` is given (for IRSA-style cloud identity; each job may have its own,
-``with_account``). Certificates, decryption identities and the signing key are Secret
-volumes, read-only; the signing key only in backup pods. Every env value and command word is
-made literal here, once (``literal``): no CR string reaches the kubelet's ``$(VAR)`` expansion.
+``serviceAccountName`` is given (for IRSA-style cloud identity; each job may have its own:
+the ``account`` of ``_pod_spec``). Certificates, decryption identities and the signing key are
+Secret volumes, read-only; the signing key only in backup pods. Every env value and command
+word is made literal here, once (``literal``): no CR string reaches the kubelet's ``$(VAR)``
+expansion.
+
+Every function reads the typed spec (``spec``); the pass-through fields of ``spec.pod``
+(resources, tolerations, affinity...) are copied into each pod (``spec.plain``), so no two
+rendered objects share a dict.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from backup_job.core import settings as job_settings
 from . import podrules
 from .api import Body
 from .literal import literal_env, literal_words
-from .env import (SOURCE_ENDPOINT, Endpoint, connection_env, destination_env, identity_mount, plain_env, render_env,
-                  render_prune_env, render_verify_env, restore_identity, signing_key_mount, trust_env, verify_target)
+from .env import (SOURCE_ENDPOINT, Endpoint, connection_env, destination_env, identity_mount, plain_env, pod_env,
+                  render_env, render_prune_env, render_verify_env, restore_identity, signing_key_mount, trust_env,
+                  verify_target)
+from .spec import PgBackupSpec, PgRestoreSpec, Server, plain
+from .spec.pgbackup import Retention, Verify
 
 # Who the pods run as: no fixed uid, gid or fsGroup. The image's ``USER 10001:0`` applies, or
 # the uid a cluster assigns (OpenShift's restricted-v2 picks one from the namespace's range,
@@ -32,29 +40,31 @@ from .env import (SOURCE_ENDPOINT, Endpoint, connection_env, destination_env, id
 RUN_AS: Body = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_RUN_AS: Body = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
                           "capabilities": {"drop": ["ALL"]}}
-def _tls_volumes(pg: Body, endpoint: Endpoint = SOURCE_ENDPOINT) -> tuple[list[Body], list[Body]]:
+
+
+def _tls_volumes(pg: Server, endpoint: Endpoint = SOURCE_ENDPOINT) -> tuple[list[Body], list[Body]]:
     """The server's CA and client certificate Secrets, mounted read-only. Mode 0440: the kubelet
     makes the files root's, group root (or the fsGroup), so the pod's GID 0 (or fsGroup) reads
     them under any uid, and libpq accepts a root-owned key of 0640 or less."""
     volumes: list[Body] = []
     mounts: list[Body] = []
-    tls = pg.get("tls", {})
-    for kind, ref_field in (("ca", "caSecretRef"), ("client", "clientCertSecretRef")):
-        if ref_field in tls:
+    for kind, ref in (("ca", pg.tls.ca_secret_ref), ("client", pg.tls.client_cert_secret_ref)):
+        if ref is not None:
             name = f"{endpoint.volume_prefix}-{kind}"
-            volumes.append({"name": name, "secret": {"secretName": tls[ref_field]["name"], "defaultMode": 0o440}})
+            volumes.append({"name": name, "secret": {"secretName": ref.name, "defaultMode": 0o440}})
             mounts.append({"name": name, "mountPath": f"{endpoint.tls_root}/{kind}", "readOnly": True})
     return volumes, mounts
 
 
-def _pod_spec(spec: Body, default_image: str, command: list[str], env: list[Body],
-              tls: tuple[list[Body], list[Body]]) -> Body:
-    pod = spec.get("pod", {})
+def _pod_spec(spec: PgBackupSpec, default_image: str, command: list[str], env: list[Body],
+              tls: tuple[list[Body], list[Body]], account: str | None = None) -> Body:
+    """The hardened pod; ``account``: the job's own ServiceAccount, else ``spec.pod``'s."""
+    pod = spec.pod
     podrules.check(pod)
     tls_volumes, tls_mounts = tls
     container: Body = {
         "name": "pgbackup",
-        "image": pod.get("image") or default_image,
+        "image": pod.image or default_image,
         "command": literal_words(command),
         "env": literal_env(env),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *tls_mounts],
@@ -62,10 +72,11 @@ def _pod_spec(spec: Body, default_image: str, command: list[str], env: list[Body
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": copy.deepcopy(podrules.container_security_context(pod, CONTAINER_RUN_AS)),
     }
-    for key in ("imagePullPolicy", "resources", "envFrom"):
-        if pod.get(key):
-            container[key] = pod[key]
-    account = pod.get("serviceAccountName")
+    for key, given in (("imagePullPolicy", pod.image_pull_policy), ("resources", pod.resources),
+                       ("envFrom", pod.env_from)):
+        if given:
+            container[key] = plain(given)
+    account = account or pod.service_account_name
     pod_spec: Body = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": bool(account),
@@ -75,55 +86,49 @@ def _pod_spec(spec: Body, default_image: str, command: list[str], env: list[Body
     }
     if account:
         pod_spec["serviceAccountName"] = account
-    for key in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName"):
-        if pod.get(key):
-            pod_spec[key] = pod[key]
+    for key, given in (("nodeSelector", pod.node_selector), ("tolerations", pod.tolerations),
+                       ("affinity", pod.affinity), ("imagePullSecrets", pod.image_pull_secrets),
+                       ("priorityClassName", pod.priority_class_name)):
+        if given:
+            pod_spec[key] = plain(given)
     return pod_spec
 
 
-def with_account(spec: Body, account: str | None) -> Body:
-    """``spec`` with another pod ServiceAccount (a job's own identity), when one is given."""
-    if not account:
-        return spec
-    return {**spec, "pod": {**spec.get("pod", {}), "serviceAccountName": account}}
-
-
-def render_pod_spec(spec: Body, default_image: str) -> Body:
+def render_pod_spec(spec: PgBackupSpec, default_image: str) -> Body:
     """The backup pod: ``pgbackup run`` against ``spec.postgres``; the only pod that gets the
     signing key (every shard of an Indexed Job shares this template)."""
-    volumes, mounts = _tls_volumes(spec["postgres"])
+    volumes, mounts = _tls_volumes(spec.postgres)
     key_volumes, key_mounts, _env = signing_key_mount(spec)
     return _pod_spec(spec, default_image, ["pgbackup", "run"], render_env(spec),
                      (volumes + key_volumes, mounts + key_mounts))
 
 
-def render_verify_pod_spec(spec: Body, default_image: str) -> Body:
+def render_verify_pod_spec(spec: PgBackupSpec, verify: Verify, default_image: str) -> Body:
     """The verify pod: ``pgbackup verify``, mounting only the target server's certificates and,
     for sealed backups, the decryption identity."""
-    volumes, mounts = _tls_volumes(*verify_target(spec))
+    volumes, mounts = _tls_volumes(*verify_target(spec, verify))
     identity_volumes, identity_mounts, _env = identity_mount(spec)
-    return _pod_spec(with_account(spec, spec["verify"].get("serviceAccountName")), default_image,
-                     ["pgbackup", "verify"], render_verify_env(spec),
-                     (volumes + identity_volumes, mounts + identity_mounts))
+    return _pod_spec(spec, default_image, ["pgbackup", "verify"], render_verify_env(spec, verify),
+                     (volumes + identity_volumes, mounts + identity_mounts), verify.service_account_name)
 
 
-def render_prune_pod_spec(spec: Body, default_image: str) -> Body:
+def render_prune_pod_spec(spec: PgBackupSpec, retention: Retention, default_image: str) -> Body:
     """The prune pod: ``pgbackup prune`` with the retention's own credentials and account."""
-    retention = spec["retention"]
-    return _pod_spec(with_account(spec, retention.get("serviceAccountName")), default_image,
-                     ["pgbackup", "prune"], render_prune_env(spec), ([], []))
+    return _pod_spec(spec, default_image, ["pgbackup", "prune"], render_prune_env(spec, retention), ([], []),
+                     retention.service_account_name)
 
 
-def render_restore_pod_spec(restore: Body, spec: Body, default_image: str, command: list[str]) -> Body:
+def render_restore_pod_spec(restore: PgRestoreSpec, spec: PgBackupSpec, default_image: str,
+                            command: list[str]) -> Body:
     """The restore pod of a PgRestore (``restore``, its spec) from its PgBackup's ``spec``: the
     same hardened pod, into ``restore.target.server`` or else the backup server, reading with
     ``restore_identity``."""
-    server = (restore.get("target") or {}).get("server") or spec["postgres"]
+    server = restore.target.server or spec.postgres
     credentials, account, decryption = restore_identity(restore, spec)
     identity_volumes, identity_mounts, identity_env = identity_mount(spec, decryption) if decryption else ([], [], [])
     settings = plain_env({job_settings.PGAPPNAME: "pgbackup", job_settings.TERMINATION_LOG: KUBERNETES_PATH})
     env = [*connection_env(server, SOURCE_ENDPOINT), *destination_env(spec, credentials), *settings, *identity_env,
-           *trust_env(spec), *spec.get("pod", {}).get("env", [])]
+           *trust_env(spec), *pod_env(spec)]
     volumes, mounts = _tls_volumes(server)
-    return _pod_spec(with_account(spec, account), default_image, command, env,
-                     (volumes + identity_volumes, mounts + identity_mounts))
+    return _pod_spec(spec, default_image, command, env, (volumes + identity_volumes, mounts + identity_mounts),
+                     account)

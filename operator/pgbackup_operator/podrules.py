@@ -16,13 +16,18 @@ them. Three layers keep a custom resource from becoming an arbitrary pod:
    grant an identity or lift a confinement (``iam.amazonaws.com/``, AppArmor and seccomp
    annotations, ``openshift.io/``...). The renderer then builds the contexts from the identity
    fields alone (``pod.py``), so whatever slips past, the baseline holds.
+
+A security context that is not an object at all is refused earlier, as the typed spec is read
+(``spec.pgbackup.PodSettings``), under this module's reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .api import Body, RenderError
+from .spec import PodSettings
 
 REASON = "PodNotAllowed"
 
@@ -44,28 +49,26 @@ RESERVED_METADATA_PREFIXES = (
 )
 
 
-def check(pod: Body, field: str = "spec.pod") -> None:
+def check(pod: PodSettings, field: str = "spec.pod") -> None:
     """Refuse (``RenderError``, naming the field) what no author may ask of the pods."""
-    _check_context(pod.get("securityContext") or {}, f"{field}.securityContext", POD_IDENTITY, POD_BASELINE)
-    _check_context(pod.get("containerSecurityContext") or {}, f"{field}.containerSecurityContext",
+    _check_context(pod.security_context or {}, f"{field}.securityContext", POD_IDENTITY, POD_BASELINE)
+    _check_context(pod.container_security_context or {}, f"{field}.containerSecurityContext",
                    CONTAINER_IDENTITY, CONTAINER_BASELINE)
-    for index, variable in enumerate(pod.get("env") or []):
-        name = str((variable or {}).get("name", ""))
+    for index, variable in enumerate(pod.env):
+        name = str(variable.get("name", ""))
         if name.startswith(RESERVED_ENV_PREFIXES):
             raise RenderError(f"{field}.env[{index}].name: {name!r} is set by the operator or steers the job's "
                               f"connections and credentials (BACKUP_*, PG*, AWS_*): use this resource's fields",
                               REASON)
-    for kind in ("podAnnotations", "podLabels"):
-        for key in pod.get(kind) or {}:
+    for kind, given in (("podAnnotations", pod.pod_annotations), ("podLabels", pod.pod_labels)):
+        for key in given:
             if str(key).startswith(RESERVED_METADATA_PREFIXES):
                 raise RenderError(f"{field}.{kind}[{key!r}]: this prefix grants a cloud identity, a security "
                                   f"context constraint or a looser confinement; a ServiceAccount "
                                   f"(spec.pod.serviceAccountName) is the way to an identity", REASON)
 
 
-def _check_context(given: Body, field: str, identity: tuple[str, ...], baseline: Body) -> None:
-    if not isinstance(given, dict):
-        raise RenderError(f"{field}: must be an object", REASON)
+def _check_context(given: Mapping[str, Any], field: str, identity: tuple[str, ...], baseline: Body) -> None:
     for key, value in given.items():
         if key in identity:
             _check_identity(key, value, f"{field}.{key}")
@@ -86,14 +89,14 @@ def _check_identity(key: str, value: Any, field: str) -> None:
             raise RenderError(f"{field}.type: {kind!r}; only RuntimeDefault or Localhost", REASON)
 
 
-def pod_security_context(pod: Body, defaults: Body) -> Body:
+def pod_security_context(pod: PodSettings, defaults: Body) -> Body:
     """The pod's securityContext: ``defaults`` (the baseline) with the spec's identity fields,
     nothing else of the spec's."""
-    given = pod.get("securityContext") or {}
+    given = pod.security_context or {}
     return {**defaults, **{key: given[key] for key in POD_IDENTITY if key in given}}
 
 
-def container_security_context(pod: Body, defaults: Body) -> Body:
+def container_security_context(pod: PodSettings, defaults: Body) -> Body:
     """The container's securityContext: the baseline with the spec's identity fields."""
-    given = pod.get("containerSecurityContext") or {}
+    given = pod.container_security_context or {}
     return {**defaults, **{key: given[key] for key in CONTAINER_IDENTITY if key in given}}

@@ -22,8 +22,10 @@ the job's settings as environment variables (``PG*``, ``AWS_*``, ``BACKUP_*``).
 With ``spec.signing`` the backup pods sign every manifest with the private key mounted from
 its Secret, and every pod that reads backups trusts only ``spec.signing.publicKeys``.
 
-The environment comes from ``env``, the pod from ``pod``, names and labels from ``names``,
-the vocabulary (group, ``Body``, ``RenderError``) from ``api``.
+The spec is read once (``spec.parse_pgbackup``; ``render_all`` takes it ready-made from a
+handler that read it already) and every function here reads the typed ``PgBackupSpec``; the
+body is used for its metadata only. The environment comes from ``env``, the pod from ``pod``,
+names and labels from ``names``, the vocabulary (group, ``Body``, ``RenderError``) from ``api``.
 """
 
 from __future__ import annotations
@@ -48,15 +50,15 @@ from .names import owner_reference as owner_reference
 from .names import prune_cronjob_name as prune_cronjob_name
 from .names import verify_cronjob_name as verify_cronjob_name
 from .env import parallelism, retention_policy
+from .spec import PgBackupSpec, PodSettings, parse_pgbackup
+from .spec.pgbackup import DEFAULT_BACKOFF_LIMIT as DEFAULT_BACKOFF_LIMIT  # re-exported: the CRD's defaults
+from .spec.pgbackup import DEFAULT_CONCURRENCY_POLICY as DEFAULT_CONCURRENCY_POLICY
+from .spec.pgbackup import DEFAULT_HISTORY_LIMIT as DEFAULT_HISTORY_LIMIT
+from .spec.pgbackup import DEFAULT_TIME_ZONE as DEFAULT_TIME_ZONE
+from .spec.pgbackup import Retention, Signing, Verify
 from .pod import render_pod_spec, render_prune_pod_spec, render_verify_pod_spec
 
 DEFAULT_IMAGE = f"ghcr.io/pgbackup/pgbackup:{__version__}"
-# Defaults the CRD also declares (tests/test_render.py checks they agree): the API server
-# fills them in, these cover a spec that did not pass through it.
-DEFAULT_TIME_ZONE = "Etc/UTC"
-DEFAULT_CONCURRENCY_POLICY = "Forbid"
-DEFAULT_HISTORY_LIMIT = 3
-DEFAULT_BACKOFF_LIMIT = 0
 
 
 def default_image() -> str:
@@ -75,40 +77,40 @@ def _validate_timing(schedule: str, zone: str, field: str) -> None:
         raise RenderError(f"{field}.timeZone: {exc}", "InvalidTimeZone") from exc
 
 
-def verify_time_zone(spec: Body) -> str:
-    return str(spec["verify"].get("timeZone") or spec.get("timeZone") or DEFAULT_TIME_ZONE)
+def verify_time_zone(spec: PgBackupSpec, verify: Verify) -> str:
+    return verify.time_zone or spec.time_zone or DEFAULT_TIME_ZONE
 
 
-def prune_time_zone(spec: Body) -> str:
-    return str(spec["retention"].get("timeZone") or spec.get("timeZone") or DEFAULT_TIME_ZONE)
+def prune_time_zone(spec: PgBackupSpec, retention: Retention) -> str:
+    return retention.time_zone or spec.time_zone or DEFAULT_TIME_ZONE
 
 
-def validate(spec: Body) -> None:
+def validate(spec: PgBackupSpec) -> None:
     """What the API server's schema cannot check: cron fields, time zones, pg_dump options as
     the job reads them, and (for callers that bypass the schema) a retention policy that keeps
     something."""
-    _validate_timing(spec["schedule"], spec.get("timeZone", DEFAULT_TIME_ZONE), "spec")
-    _validate_pg_dump_options(spec.get("pgDumpOptions") or [])
+    _validate_timing(spec.schedule, spec.time_zone, "spec")
+    _validate_pg_dump_options(spec.pg_dump_options)
     retention_policy(spec)
-    compression = spec.get("compression", {})
-    low, high = job_settings.LEVELS[compression.get("format", job_settings.COMPRESSION.default_value)]
-    if "level" in compression and not low <= compression["level"] <= high:
-        raise RenderError(f"spec.compression.level: {compression['level']} is out of range for "
-                          f"{compression.get('format', 'gzip')}: it must be from {low} to {high}", "InvalidLevel")
-    if spec.get("verify") is not None:
-        _validate_timing(spec["verify"].get("schedule", ""), verify_time_zone(spec), "spec.verify")
-    if (spec.get("retention") or {}).get("schedule"):
-        _validate_timing(spec["retention"]["schedule"], prune_time_zone(spec), "spec.retention")
-    recipients = (spec.get("encryption") or {}).get("recipients") or []
+    compression = spec.compression
+    low, high = job_settings.LEVELS[compression.format or job_settings.COMPRESSION.default_value]
+    if compression.level is not None and not low <= compression.level <= high:
+        raise RenderError(f"spec.compression.level: {compression.level} is out of range for "
+                          f"{compression.format or 'gzip'}: it must be from {low} to {high}", "InvalidLevel")
+    if spec.verify is not None:
+        _validate_timing(spec.verify.schedule, verify_time_zone(spec, spec.verify), "spec.verify")
+    if spec.retention is not None and spec.retention.schedule:
+        _validate_timing(spec.retention.schedule, prune_time_zone(spec, spec.retention), "spec.retention")
+    recipients = spec.encryption.recipients if spec.encryption is not None else ()
     for index, entry in enumerate(recipients):
         try:
             keys.recipient(entry.strip())
         except Invalid as exc:
             raise RenderError(f"spec.encryption.recipients[{index}]: {exc.problem}", "InvalidRecipients") from exc
-    _validate_signing(spec)
+    _validate_signing(spec.signing)
 
 
-def _validate_pg_dump_options(options: list[str]) -> None:
+def _validate_pg_dump_options(options: tuple[str, ...]) -> None:
     """``spec.pgDumpOptions`` through the job's own parser (``BACKUP_PG_DUMP_OPTIONS``), so what
     the job would refuse never reaches a pod: above all ``--host``, ``--port`` and ``--username``
     in any spelling (``-h``, ``--ho=``, ``-vh``), which would send the server's password to a
@@ -116,70 +118,70 @@ def _validate_pg_dump_options(options: list[str]) -> None:
     tell those apart."""
     variable = job_settings.PG_DUMP_OPTIONS
     try:
-        variable.parse(variable.render(tuple(str(option) for option in options)))
+        variable.parse(variable.render(options))
     except Invalid as exc:
         raise RenderError(f"spec.pgDumpOptions: {exc.problem}", "InvalidPgDumpOptions") from exc
 
 
-def _validate_signing(spec: Body) -> None:
+def _validate_signing(given: Signing | None) -> None:
     """``spec.signing`` as the CRD declares it, for callers that bypass the API server: a
     private key to sign with and at least one public key, each one ``ed25519:<base64>``."""
-    if spec.get("signing") is None:
+    if given is None:
         return
-    given = spec["signing"]
-    if not (given.get("privateKeySecretRef") or {}).get("name"):
+    if given.private_key_secret_ref is None or not given.private_key_secret_ref.name:
         raise RenderError("spec.signing.privateKeySecretRef: name the Secret holding the backup job's private key "
                           "(`pgbackup keygen --private-key FILE` makes one)", "InvalidSigningKeys")
-    public_keys = given.get("publicKeys") or []
-    if not public_keys:
+    if not given.public_keys:
         raise RenderError("spec.signing.publicKeys: give at least one public key (`pgbackup keygen` prints it); "
                           "readers trust only these", "InvalidSigningKeys")
-    for index, entry in enumerate(public_keys):
+    for index, entry in enumerate(given.public_keys):
         try:
-            signing.parse_public_key(str(entry))
+            signing.parse_public_key(entry)
         except Invalid as exc:
             raise RenderError(f"spec.signing.publicKeys[{index}]: {exc.problem}", "InvalidSigningKeys") from exc
 
 
-def _job_spec(spec: Body, common: dict[str, str], pod_spec: Body, shards: int = 1) -> Body:
+def pod_template_metadata(pod: PodSettings, common: dict[str, str]) -> Body:
+    """A pod template's metadata: ``spec.pod.podLabels`` under the operator's labels, and
+    ``spec.pod.podAnnotations`` (``podrules`` checked both)."""
+    metadata: Body = {"labels": {**pod.pod_labels, **common}}
+    if pod.pod_annotations:
+        metadata["annotations"] = dict(pod.pod_annotations)
+    return metadata
+
+
+def _job_spec(spec: PgBackupSpec, common: dict[str, str], pod_spec: Body, shards: int = 1) -> Body:
     """A Job's spec; with ``shards`` above 1 an Indexed Job of that many pods, run at once,
     each retried on its own (``backoffLimitPerIndex``: one shard's failure never stops the
     others) and replaced only once the failed pod is gone (no two pods of a shard overlap)."""
-    job = spec.get("job", {})
-    pod = spec.get("pod", {})
-    retries = job.get("backoffLimit", DEFAULT_BACKOFF_LIMIT)
-    job_spec: Body = {
-        "template": {
-            "metadata": {"labels": {**pod.get("podLabels", {}), **common}},
-            "spec": pod_spec,
-        },
-    }
+    job = spec.job
+    retries = job.backoff_limit
+    job_spec: Body = {"template": {"metadata": pod_template_metadata(spec.pod, common), "spec": pod_spec}}
     if shards > 1:
         job_spec.update({"completionMode": "Indexed", "completions": shards, "parallelism": shards,
                          "backoffLimitPerIndex": retries, "podReplacementPolicy": "Failed"})
     else:
         job_spec["backoffLimit"] = retries
-    if pod.get("podAnnotations"):
-        job_spec["template"]["metadata"]["annotations"] = dict(pod["podAnnotations"])
-    for key in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
-        if key in job:
-            job_spec[key] = job[key]
+    for key, value in (("activeDeadlineSeconds", job.active_deadline_seconds),
+                       ("ttlSecondsAfterFinished", job.ttl_seconds_after_finished)):
+        if value is not None:
+            job_spec[key] = value
     return job_spec
 
 
-def _cronjob(body: Body, name: str, component: str, timing: Body, pod_spec: Body, shards: int = 1) -> Body:
+def _cronjob(body: Body, spec: PgBackupSpec, name: str, component: str, timing: Body, pod_spec: Body,
+             shards: int = 1) -> Body:
     """A CronJob owned by the PgBackup; ``timing`` holds schedule, timeZone, suspend, concurrencyPolicy."""
-    spec = body["spec"]
-    job = spec.get("job", {})
+    job = spec.job
     common = labels(body["metadata"]["name"], component)
     cron_spec: Body = {
         **timing,
-        "successfulJobsHistoryLimit": job.get("successfulJobsHistoryLimit", DEFAULT_HISTORY_LIMIT),
-        "failedJobsHistoryLimit": job.get("failedJobsHistoryLimit", DEFAULT_HISTORY_LIMIT),
+        "successfulJobsHistoryLimit": job.successful_jobs_history_limit,
+        "failedJobsHistoryLimit": job.failed_jobs_history_limit,
         "jobTemplate": {"metadata": {"labels": common}, "spec": _job_spec(spec, common, pod_spec, shards)},
     }
-    if "startingDeadlineSeconds" in job:
-        cron_spec["startingDeadlineSeconds"] = job["startingDeadlineSeconds"]
+    if job.starting_deadline_seconds is not None:
+        cron_spec["startingDeadlineSeconds"] = job.starting_deadline_seconds
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -193,13 +195,16 @@ def _cronjob(body: Body, name: str, component: str, timing: Body, pod_spec: Body
     }
 
 
-def render_all(body: Body, default_image: str = DEFAULT_IMAGE) -> dict[str, Body | None]:
+def render_all(body: Body, default_image: str = DEFAULT_IMAGE,
+               spec: PgBackupSpec | None = None) -> dict[str, Body | None]:
     """Every CronJob a PgBackup renders, by component: backup, verify (None without
     ``spec.verify``) and prune (None without ``spec.retention.schedule``), validated once;
-    raises ``RenderError`` for a spec it cannot honour."""
-    validate(body["spec"])
-    return {BACKUP: _backup_cronjob(body, default_image), VERIFY: _verify_cronjob(body, default_image),
-            PRUNE: _prune_cronjob(body, default_image)}
+    raises ``RenderError`` for a spec it cannot honour. ``spec``: the body's, when the caller
+    has read it already (``parse_pgbackup``)."""
+    spec = spec or parse_pgbackup(body)
+    validate(spec)
+    return {BACKUP: _backup_cronjob(body, spec, default_image), VERIFY: _verify_cronjob(body, spec, default_image),
+            PRUNE: _prune_cronjob(body, spec, default_image)}
 
 
 def render_cronjobs(body: Body, default_image: str = DEFAULT_IMAGE) -> tuple[Body, Body | None]:
@@ -225,35 +230,32 @@ def render_verify_cronjob(body: Body, default_image: str = DEFAULT_IMAGE) -> Bod
     return render_cronjobs(body, default_image)[1]
 
 
-def _backup_cronjob(body: Body, default_image: str) -> Body:
-    spec = body["spec"]
-    timing = {
-        "schedule": spec["schedule"],
-        "timeZone": spec.get("timeZone", DEFAULT_TIME_ZONE),
-        "suspend": bool(spec.get("suspend", False)),
-        "concurrencyPolicy": spec.get("job", {}).get("concurrencyPolicy", DEFAULT_CONCURRENCY_POLICY),
-    }
-    return _cronjob(body, cronjob_name(body["metadata"]["name"]), BACKUP, timing,
+def _backup_cronjob(body: Body, spec: PgBackupSpec, default_image: str) -> Body:
+    timing = {"schedule": spec.schedule, "timeZone": spec.time_zone, "suspend": spec.suspend,
+              "concurrencyPolicy": spec.job.concurrency_policy}
+    return _cronjob(body, spec, cronjob_name(body["metadata"]["name"]), BACKUP, timing,
                     render_pod_spec(spec, default_image), parallelism(spec))
 
 
-def _prune_cronjob(body: Body, default_image: str) -> Body | None:
+def _prune_cronjob(body: Body, spec: PgBackupSpec, default_image: str) -> Body | None:
     """With ``spec.retention.schedule``: prune with the retention's own credentials, never
     overlapping, suspended with the PgBackup."""
-    spec = body["spec"]
-    schedule = (spec.get("retention") or {}).get("schedule")
-    if not schedule:
+    retention = spec.retention
+    if retention is None or not retention.schedule:
         return None
-    timing = {"schedule": schedule, "timeZone": prune_time_zone(spec), "suspend": bool(spec.get("suspend", False)),
+    timing = {"schedule": retention.schedule, "timeZone": prune_time_zone(spec, retention), "suspend": spec.suspend,
               "concurrencyPolicy": "Forbid"}
-    return _cronjob(body, prune_cronjob_name(body["metadata"]["name"]), PRUNE, timing,
-                    render_prune_pod_spec(spec, default_image))
+    return _cronjob(body, spec, prune_cronjob_name(body["metadata"]["name"]), PRUNE, timing,
+                    render_prune_pod_spec(spec, retention, default_image))
 
 
-def render_after_run_prune_job(owner: Body, backup_job: Body, default_image: str = DEFAULT_IMAGE) -> Body:
+def render_after_run_prune_job(owner: Body, backup_job: Body, default_image: str = DEFAULT_IMAGE,
+                               spec: PgBackupSpec | None = None) -> Body:
     """The prune Job that follows a sharded run whose every shard succeeded: owned by that
-    backup Job (it goes with it), named after it (so it is created once)."""
-    spec = owner["spec"]
+    backup Job (it goes with it), named after it (so it is created once). ``spec``: the
+    owner's, when the caller has read it already."""
+    spec = spec or parse_pgbackup(owner)
+    retention = spec.retention or Retention()
     common = {**labels(owner["metadata"]["name"], PRUNE), AFTER_LABEL: backup_job["metadata"]["name"]}
     return {
         "apiVersion": "batch/v1",
@@ -267,25 +269,20 @@ def render_after_run_prune_job(owner: Body, backup_job: Body, default_image: str
                 "uid": backup_job["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
             }],
         },
-        "spec": _job_spec(spec, common, render_prune_pod_spec(spec, default_image)),
+        "spec": _job_spec(spec, common, render_prune_pod_spec(spec, retention, default_image)),
     }
 
 
-def _verify_cronjob(body: Body, default_image: str) -> Body | None:
+def _verify_cronjob(body: Body, spec: PgBackupSpec, default_image: str) -> Body | None:
     """Suspending the PgBackup suspends the drills too; drills never overlap (``Forbid``)
     whatever the backup's concurrencyPolicy."""
-    spec = body["spec"]
-    verify = spec.get("verify")
+    verify = spec.verify
     if verify is None:
         return None
-    timing = {
-        "schedule": verify["schedule"],
-        "timeZone": verify_time_zone(spec),
-        "suspend": bool(spec.get("suspend", False) or verify.get("suspend", False)),
-        "concurrencyPolicy": "Forbid",
-    }
-    return _cronjob(body, verify_cronjob_name(body["metadata"]["name"]), VERIFY, timing,
-                    render_verify_pod_spec(spec, default_image))
+    timing = {"schedule": verify.schedule, "timeZone": verify_time_zone(spec, verify),
+              "suspend": spec.suspend or verify.suspend, "concurrencyPolicy": "Forbid"}
+    return _cronjob(body, spec, verify_cronjob_name(body["metadata"]["name"]), VERIFY, timing,
+                    render_verify_pod_spec(spec, verify, default_image))
 
 
 def render_manual_job(cronjob: Body, run_id: str, started: datetime) -> Body:

@@ -3,7 +3,8 @@
 A PgRestore names a PgBackup in its namespace (``spec.backupRef``) and reuses its
 destination, server, image and pod settings. The operator:
 
-1. on create (or on resume, when nothing was started yet) renders the Job
+1. on create (or on resume, when nothing was started yet) reads its spec once (``spec.
+   parse_pgrestore``; a malformed one fails it for good, like a bad ``at``), renders the Job
    ``pgrestore-<name>`` running ``pgbackup restore --database=... [--at ...] [--target ...]
    [--create] [--clean] [--with-globals] [--allow-unsigned] [--as-superuser]`` in the same
    hardened pod as backups (trusting the PgBackup's ``spec.signing.publicKeys``), owned by the
@@ -34,6 +35,7 @@ from backup_job.core.termination import TerminationMessage
 from . import api, kube, render, status
 from .api import Body, RenderError, RESTORE, RESTORE_KIND, RESTORE_LABEL, RESTORE_PLURAL
 from .pod import render_restore_pod_spec
+from .spec import PgBackupSpec, PgRestoreSpec, parse_pgbackup, parse_pgrestore
 
 JOB_NAME_MAX = 63
 RESTORED = "Restored"
@@ -49,49 +51,50 @@ def restore_job_name(name: str) -> str:
     return full[: JOB_NAME_MAX - len(tail)].rstrip("-.") + tail
 
 
-def restore_command(spec: Body) -> list[str]:
+def restore_command(spec: PgRestoreSpec) -> list[str]:
     """``pgbackup restore`` with the PgRestore's choices; values as ``--flag=value`` so a name
     that starts with a dash stays a value."""
-    target = spec.get("target") or {}
-    command = ["pgbackup", "restore", f"--database={spec['database']}"]
-    if str(spec.get("at") or "").strip() not in ("", "latest"):
-        command.append(f"--at={spec['at'].strip()}")
-    if target.get("database"):
-        command.append(f"--target={target['database']}")
-    command += [flag for flag, wanted in (("--create", target.get("create")), ("--clean", target.get("clean")),
-                                          ("--with-globals", spec.get("globals")),
-                                          ("--allow-unsigned", spec.get("allowUnsigned")),
-                                          ("--as-superuser", spec.get("asSuperuser"))) if wanted]
+    target = spec.target
+    command = ["pgbackup", "restore", f"--database={spec.database}"]
+    at = (spec.at or "").strip()
+    if at not in ("", "latest"):
+        command.append(f"--at={at}")
+    if target.database:
+        command.append(f"--target={target.database}")
+    command += [flag for flag, wanted in (("--create", target.create), ("--clean", target.clean),
+                                          ("--with-globals", spec.globals),
+                                          ("--allow-unsigned", spec.allow_unsigned),
+                                          ("--as-superuser", spec.as_superuser)) if wanted]
     return command
 
 
-def validate(spec: Body) -> None:
+def validate(spec: PgRestoreSpec) -> None:
     """What the job would refuse in a PgRestore's own fields, refused before any Job: ``spec.at``
     read by the job's own ``--at`` parser (the CRD's pattern admits ``9999-12-31`` and 30
     February). ``RenderError`` with reason ``InvalidAt``."""
     try:
-        parse_at(str(spec.get("at") or ""))
+        parse_at(spec.at or "")
     except ValueError as exc:
         raise RenderError(f"spec.at: {exc}", "InvalidAt") from exc
 
 
-def render_restore_job(restore: Body, backup: Body, default_image: str) -> Body:
-    """The Job of a PgRestore, from its PgBackup (``RenderError`` if either cannot render)."""
-    validate(restore["spec"])
-    render.validate(backup["spec"])
+def render_restore_job(restore: Body, backup: Body, default_image: str, *, spec: PgRestoreSpec | None = None,
+                       backup_spec: PgBackupSpec | None = None) -> Body:
+    """The Job of a PgRestore, from its PgBackup (``RenderError`` if either cannot render).
+    ``spec`` and ``backup_spec``: the two bodies' specs, when the caller has read them already."""
+    spec = spec or parse_pgrestore(restore)
+    validate(spec)
+    backup_spec = backup_spec or parse_pgbackup(backup)
+    render.validate(backup_spec)
     meta = restore["metadata"]
     job_labels = {**render.labels(backup["metadata"]["name"], RESTORE), RESTORE_LABEL: meta["name"]}
-    pod = backup["spec"].get("pod", {})
-    spec: Body = {
+    job_spec: Body = {
         "backoffLimit": 0,  # a failed restore is looked at, not retried blindly
-        "template": {"metadata": {"labels": {**pod.get("podLabels", {}), **job_labels}},
-                     "spec": render_restore_pod_spec(restore["spec"], backup["spec"], default_image,
-                                                     restore_command(restore["spec"]))},
+        "template": {"metadata": render.pod_template_metadata(backup_spec.pod, job_labels),
+                     "spec": render_restore_pod_spec(spec, backup_spec, default_image, restore_command(spec))},
     }
-    if pod.get("podAnnotations"):
-        spec["template"]["metadata"]["annotations"] = dict(pod["podAnnotations"])
-    if restore["spec"].get("activeDeadlineSeconds"):
-        spec["activeDeadlineSeconds"] = restore["spec"]["activeDeadlineSeconds"]
+    if spec.active_deadline_seconds:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -103,7 +106,7 @@ def render_restore_job(restore: Body, backup: Body, default_image: str) -> Body:
                                  "name": meta["name"], "uid": meta["uid"], "controller": True,
                                  "blockOwnerDeletion": True}],
         },
-        "spec": spec,
+        "spec": job_spec,
     }
 
 
@@ -151,17 +154,18 @@ def start(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         return
     meta = restore["metadata"]
     try:
-        validate(restore["spec"])
+        spec = parse_pgrestore(restore)
+        validate(spec)
     except RenderError as exc:  # its spec never changes: it fails now, and for good
         _refuse(restore, exc.reason, str(exc))
         return
-    backup = kube.get_pgbackup(meta["namespace"], restore["spec"]["backupRef"]["name"])
+    backup = kube.get_pgbackup(meta["namespace"], spec.backup_ref.name)
     if backup is None:
-        message = f"PgBackup {restore['spec']['backupRef']['name']} does not exist in namespace {meta['namespace']}"
+        message = f"PgBackup {spec.backup_ref.name} does not exist in namespace {meta['namespace']}"
         _waiting(restore, "BackupNotFound", message)
         raise kopf.TemporaryError(message, delay=30)
     try:
-        job = render_restore_job(restore, backup, render.default_image())
+        job = render_restore_job(restore, backup, render.default_image(), spec=spec)
     except api.RenderError as exc:
         message = f"PgBackup {backup['metadata']['name']} cannot be rendered: {exc}"
         _waiting(restore, "BackupInvalid", message)
@@ -176,8 +180,8 @@ def start(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     _patch(restore, {"phase": PENDING, "jobName": name, "observedGeneration": meta.get("generation"),
                      "conditions": status.set_condition(current.get("conditions") or [], RESTORED, "Unknown",
                                                         "JobCreated", f"Job {name} created")})
-    logger.info(f"restore of {restore['spec']['database']!r} from PgBackup {backup['metadata']['name']}: Job {name}")
-    kube.post_event(restore, "Normal", "RestoreStarted", f"Job {name} restores {restore['spec']['database']!r}")
+    logger.info(f"restore of {spec.database!r} from PgBackup {backup['metadata']['name']}: Job {name}")
+    kube.post_event(restore, "Normal", "RestoreStarted", f"Job {name} restores {spec.database!r}")
 
 
 def _refuse(restore: Body, reason: str, message: str) -> None:

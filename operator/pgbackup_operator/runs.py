@@ -19,7 +19,8 @@ import kopf
 from backup_job.core.termination import TerminationMessage
 
 from . import alerting, kube, render, status
-from .api import Body
+from .api import Body, RenderError
+from .spec import parse_pgbackup
 
 LAST_BACKUP, LAST_VERIFY = "LastBackupSucceeded", "LastVerifySucceeded"
 
@@ -27,11 +28,16 @@ LAST_BACKUP, LAST_VERIFY = "LastBackupSucceeded", "LastVerifySucceeded"
 def prune_after(owner: Body, job: Body, logger: kopf.Logger) -> None:
     """After a sharded run whose every shard succeeded, start its one prune Job (unless
     retention has a schedule of its own). Its fixed name makes a second attempt a no-op."""
-    retention = owner["spec"].get("retention") or {}
     sharded = job.get("spec", {}).get("completionMode") == "Indexed"
-    if not sharded or not retention or retention.get("schedule") or status.job_outcome(job) != "Succeeded":
+    if not sharded or status.job_outcome(job) != "Succeeded":
         return
-    prune = render.render_after_run_prune_job(owner, job, render.default_image())
+    try:
+        spec = parse_pgbackup(owner)
+        if spec.retention is None or spec.retention.schedule:
+            return
+        prune = render.render_after_run_prune_job(owner, job, render.default_image(), spec)
+    except RenderError:
+        return  # reconcile reports it
     if kube.create_job(prune):
         logger.info(f"every shard of Job {job['metadata']['name']} succeeded: created prune Job {prune['metadata']['name']}")
         kube.post_event(owner, "Normal", "PruneStarted",

@@ -15,6 +15,8 @@ them: a PgBackup is Ready either way):
   verify`` refuses the backup server, where restoring runs each database owner's code with the
   drill's rights next to every other database). That one says what to do and comes with a
   Warning Event, once per change (``warnings``), not once per reconcile.
+
+Both read the typed spec (``spec.PgBackupSpec``) the reconcile handler read once.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .api import Body
+from .spec import PgBackupSpec
 from .status import set_condition
 
 SIGNED = "Signed"
@@ -40,33 +43,34 @@ class Finding:
     warn: bool = False
 
 
-def signing_finding(spec: Body) -> Finding:
-    signing = spec.get("signing")
-    if not signing:
+def signing_finding(spec: PgBackupSpec) -> Finding:
+    signing = spec.signing
+    if signing is None:
         return Finding(SIGNED, False, "NoSigningKey",
                        "backups are unsigned, so whoever can write the bucket is trusted like the database "
                        "superuser: a backup stored there is restored and verified as this PgBackup's own. Set "
                        "spec.signing (a key pair from `pgbackup keygen`)")
-    ref = signing.get("privateKeySecretRef") or {}
-    count = len(signing.get("publicKeys") or [])
+    ref = signing.private_key_secret_ref
+    count = len(signing.public_keys)
     return Finding(SIGNED, True, "SigningKeyConfigured",
-                   f"backups are signed with the key in Secret {ref.get('name')} (key {ref.get('key', 'signing-key')}); "
+                   f"backups are signed with the key in Secret {ref.name if ref else None} "
+                   f"(key {ref.key_or('signing-key') if ref else 'signing-key'}); "
                    f"list, verify, prune and restore accept only {count} public key{'s' if count != 1 else ''}")
 
 
-def isolation_finding(spec: Body) -> Finding | None:
-    verify = spec.get("verify")
+def isolation_finding(spec: PgBackupSpec) -> Finding | None:
+    verify = spec.verify
     if verify is None:
         return None
-    server = verify.get("server")
+    server = verify.server
     if server:
         refused = ("which may share the backup server's system_identifier (spec.verify.onBackupServer: a clone "
-                   "made from a physical backup)" if verify.get("onBackupServer") else
+                   "made from a physical backup)" if verify.on_backup_server else
                    "which the job refuses if it is the backup server (the same system_identifier)")
         return Finding(VERIFY_ISOLATED, True, "ScratchServer",
-                       f"drills restore into the scratch server {server.get('host')}:{server.get('port', 5432)}, "
+                       f"drills restore into the scratch server {server.host}:{server.port or 5432}, "
                        f"{refused}")
-    if verify.get("onBackupServer"):
+    if verify.on_backup_server:
         return Finding(VERIFY_ISOLATED, False, "OnBackupServer",
                        "drills restore on the backup server (spec.verify.onBackupServer): restoring a database runs "
                        "its owners' functions with the drill's rights next to every other database there, which "
@@ -79,21 +83,21 @@ def isolation_finding(spec: Body) -> Finding | None:
                    "spec.verify.onBackupServer: true if every owner of every database is trusted", warn=True)
 
 
-def findings(spec: Body) -> list[Finding]:
+def findings(spec: PgBackupSpec) -> list[Finding]:
     isolation = isolation_finding(spec)
     return [signing_finding(spec), *([isolation] if isolation else [])]
 
 
-def conditions(spec: Body, current: list[Body], generation: int | None = None) -> list[Body]:
+def conditions(spec: PgBackupSpec, current: list[Body], generation: int | None = None) -> list[Body]:
     """``current`` with the trust conditions set from ``spec`` (``VerifyIsolated`` dropped
     without ``spec.verify``); the other conditions as they are."""
-    result = [dict(c) for c in current if c.get("type") != VERIFY_ISOLATED or spec.get("verify") is not None]
+    result = [dict(c) for c in current if c.get("type") != VERIFY_ISOLATED or spec.verify is not None]
     for finding in findings(spec):
         result = set_condition(result, finding.type, finding.status, finding.reason, finding.message, generation)
     return result
 
 
-def warnings(spec: Body, current: list[Body]) -> list[Finding]:
+def warnings(spec: PgBackupSpec, current: list[Body]) -> list[Finding]:
     """The findings to announce as Warning Events: those that warn and that ``current`` (the
     conditions before this reconcile) does not show yet, so each is told once per change."""
     before = {c.get("type"): c.get("reason") for c in current}
