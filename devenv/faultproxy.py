@@ -62,9 +62,8 @@ class Fault:
     carrying: str = ""  # hit only requests with this header (lowercase)
     hits: list[str] = field(default_factory=list)  # the requests it hit
 
-    def matches(self, method: str, path: str, headers: dict[str, str]) -> bool:
+    def matches(self, method: str, path: str) -> bool:
         return (self.method in ("*", method) and re.search(self.path, path) is not None
-                and (not self.carrying or self.carrying in headers)
                 and (self.times is None or len(self.hits) < self.times))
 
 
@@ -93,7 +92,7 @@ class FaultProxy:
         with self._lock:
             self.seen.append((method, path, headers))
             for fault in self.faults:
-                if fault.matches(method, path, headers):
+                if (not fault.carrying or fault.carrying in headers) and fault.matches(method, path):
                     fault.hits.append(f"{method} {path}")
                     return fault
         return None
