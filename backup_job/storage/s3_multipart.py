@@ -56,7 +56,7 @@ class S3Upload(Upload):
     """One multipart upload with a bounded number of parts in flight."""
 
     def __init__(self, storage: S3Storage, key: str, upload_id: str, metadata: dict[str, str], *,
-                 checksums: bool) -> None:
+                 checksums: bool = False) -> None:
         self.storage = storage
         self.key = key
         self.upload_id = upload_id
