@@ -119,7 +119,8 @@ class S3Storage(Storage):
         # requires (the compatibility mode for stores that reject them) or CRC32C cannot run in C.
         self.checksums = (getattr(self.client.meta.config, "request_checksum_calculation", None) != "when_required"
                           and s3_crc.available())
-        self._warned = threading.Event()
+        self._warned = False
+        self._warning = threading.Lock()  # parallel databases complete their uploads at once
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -208,9 +209,10 @@ class S3Storage(Storage):
 
     def unproven(self, key: str) -> None:
         """Say once per run that under SSE-KMS nothing here shows the store holds what was sent."""
-        if self.options.sse != "aws:kms" or self._warned.is_set():
-            return
-        self._warned.set()
+        with self._warning:
+            if self.options.sse != "aws:kms" or self._warned:
+                return
+            self._warned = True
         why = ("it returned no CRC32C of what it holds" if self.checksums else
                "no CRC32C is sent (AWS_REQUEST_CHECKSUM_CALCULATION=when_required, or the store refused them)")
         log.warning("bytes altered on their way to %s cannot be detected under SSE-KMS: ETags are not MD5s there and "
