@@ -532,7 +532,8 @@ AWS_MAX_ATTEMPTS = Variable("AWS_MAX_ATTEMPTS", integer(1, 20),
 AWS_RETRY_MODE = Variable("AWS_RETRY_MODE", choice("standard", "adaptive", "legacy"),
                           "The SDK's retry mode.", default="standard", example="adaptive", owner="sdk")
 AWS_REQUEST_CHECKSUM_CALCULATION = _sdk("AWS_REQUEST_CHECKSUM_CALCULATION", "Set `when_required` for stores that "
-                                        "reject the SDK's newer default CRC checksums.", example="when_required")
+                                        "reject CRC checksums: the SDK's defaults and pgbackup's CRC32C are then "
+                                        "left out (see *Integrity in transit*).", example="when_required")
 AWS_RESPONSE_CHECKSUM_VALIDATION = _sdk("AWS_RESPONSE_CHECKSUM_VALIDATION", "Likewise for checking responses.",
                                         example="when_required")
 
