@@ -11,9 +11,10 @@ they hold up; where they do not, nothing is aborted and one WARNING per run name
 and the remedy, the bucket's lifecycle rule:
 
 - no upload may have begun after the store's own "now" (beyond ``TOLERANCE``);
-- no two uploads of different runs may carry the very same start: the uploads of one run
-  start together and a store that keeps whole seconds dates them alike, but different runs
-  agreeing to the millisecond is what a store with a fixed date (moto's server) looks like;
+- no two uploads of different runs that are old enough to go may carry the very same start:
+  the uploads of one run start together and a store that keeps whole seconds (SeaweedFS)
+  dates them alike, but old uploads of different runs agreeing to the instant is what a
+  store with a fixed date (moto's server) looks like;
 - before anything is aborted, a probe upload the run starts itself (``layout.probe_key``)
   must be dated within ``TOLERANCE`` of the store's clock. This is what catches a lone upload
   with a wrong fixed date, which its date cannot tell from an old one, nor its parts when
@@ -44,19 +45,16 @@ def sweep_unfinished_uploads(storage: Storage, prefix: str, age: timedelta) -> N
     where = storage.describe(f"{prefix}/" if prefix else "")
     try:
         listing = storage.open_uploads(prefix)
-        ours = [upload for upload in listing.uploads if _ours(prefix, upload.key) or is_probe(prefix, upload.key)]
-        doubt = _doubt(prefix, listing, ours)
+        old = _old(prefix, listing, age)
+        doubt = _doubt(prefix, listing, old)
+        if doubt is None and old:
+            doubt = _probe(storage, prefix)
         if doubt is None and listing.clock is not None:
-            threshold = listing.clock - age
-            old = [upload for upload in ours if upload.initiated < threshold]
-            if old:
-                doubt = _probe(storage, prefix)
-            if doubt is None:
-                for upload in old:
-                    if not storage.written_since(upload, threshold):
-                        storage.abort_upload(upload)
-                        log.warning("aborted an unfinished upload left by an earlier run: %s",
-                                    storage.describe(upload.key), extra=logs.fields(event="sweep.aborted"))
+            for upload in old:
+                if not storage.written_since(upload, listing.clock - age):
+                    storage.abort_upload(upload)
+                    log.warning("aborted an unfinished upload left by an earlier run: %s",
+                                storage.describe(upload.key), extra=logs.fields(event="sweep.aborted"))
     except AccessDeniedError as exc:  # the write-only policy, by design: the lifecycle rule cleans up
         log.info("unfinished uploads of earlier runs not swept: %s", exc)
         return
@@ -81,7 +79,16 @@ def _run_of(prefix: str, key: str) -> str:
     return parsed[1] if parsed is not None else key
 
 
-def _doubt(prefix: str, listing: OpenUploads, ours: list[OpenUpload]) -> str | None:
+def _old(prefix: str, listing: OpenUploads, age: timedelta) -> list[OpenUpload]:
+    """Our uploads (and clock probes) that began more than ``age`` before the store's time."""
+    if listing.clock is None:
+        return []
+    threshold = listing.clock - age
+    return [upload for upload in listing.uploads
+            if upload.initiated < threshold and (_ours(prefix, upload.key) or is_probe(prefix, upload.key))]
+
+
+def _doubt(prefix: str, listing: OpenUploads, old: list[OpenUpload]) -> str | None:
     """Why the listing's dates cannot be trusted, or None."""
     if listing.clock is None:
         return "its answer carries no Date"
@@ -90,10 +97,9 @@ def _doubt(prefix: str, listing: OpenUploads, ours: list[OpenUpload]) -> str | N
             ahead = (upload.initiated - listing.clock).total_seconds()
             return f"an upload began {ahead:.0f} s after the store's own time, {listing.clock:%Y-%m-%dT%H:%M:%SZ}"
     seen: dict[object, str] = {}
-    for upload in ours:
+    for upload in old:  # only what would go: live uploads of two runs may start in the same second
         run = _run_of(prefix, upload.key)
-        other = seen.setdefault(upload.initiated, run)
-        if other != run:
+        if seen.setdefault(upload.initiated, run) != run:
             return f"uploads of two different runs began at the same instant, {upload.initiated:%Y-%m-%dT%H:%M:%S.%fZ}"
     return None
 
