@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,11 @@ from backup_job.core.settings import load_settings
 from backup_job.core.layout import encode_database
 from backup_job.commands.run import backup_database, prepare, writer
 from backup_job.commands.destination import open_destination
-from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
 from devenv.s3 import SECRET_KEY
 
-from .helpers import (UPLOAD_LISTING, VARYING, Bucket, comparable_dump, comparable_globals, fake_pg_dump, manifest,
-                      redated, restore, run_pgbackup)
+from .helpers import (VARYING, Bucket, comparable_dump, comparable_globals, fake_pg_dump, manifest, restore,
+                      run_pgbackup)
 
 TIMESTAMP = r"\d{8}T\d{6}Z"
 
@@ -197,65 +195,6 @@ def test_existing_backup_is_never_overwritten(
 
     assert not outcome.ok and "exists already" in outcome.error
     assert bucket.get(dump_key) == original and bucket.open_uploads() == []
-
-
-def sweep_scene(bucket: Bucket, prefix: str, keys: list[str]) -> None:
-    """Open an upload at each key, as killed runs (or others) left them."""
-    client = bucket.server.client()
-    for key in keys:
-        client.create_multipart_upload(Bucket=bucket.name, Key=key)
-
-
-def test_abandoned_uploads_are_aborted_by_the_store_s_clock(
-    pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str
-) -> None:
-    """The proxy dates the uploads as an honest store would (moto's server dates them all
-    2010-11-10): two days old, or now for the run's own clock probe."""
-    pg18.sql(f"CREATE DATABASE {dbname}")
-    killed, live = f"s/{dbname}/20200101T000000Z.sql.gz", f"s/{dbname}/20200102T000000Z.sql.gz"
-    probe, foreign = "s/_probe/" + "0" * 32 + ".clock", "s/not-ours.bin"  # a killed run's probe; someone else's
-    sweep_scene(bucket, "s", [killed, probe, foreign])
-    client = bucket.server.client()
-    upload = client.create_multipart_upload(Bucket=bucket.name, Key=live)  # a long run, writing right now
-    client.upload_part(Bucket=bucket.name, Key=live, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024)
-    now = datetime.now(timezone.utc)
-    started = {key: now - timedelta(days=2, seconds=n) for n, key in enumerate([killed, probe, foreign, live])}
-    proxy.add(Fault("GET", UPLOAD_LISTING, "rewrite", times=None,
-                    rewrite=redated(lambda key: started.get(key, datetime.now(timezone.utc)))))
-
-    result = run_pgbackup(bucket.proxied_env(pg18, bindir18, "s", proxy, dbname))
-
-    assert result.returncode == 0, result.stdout
-    assert sorted(bucket.open_uploads()) == [live, foreign], \
-        "uploads outside our layout, and ours with a part written within BACKUP_ABANDONED_UPLOAD_AGE, stay"
-    aborted = [line.rsplit(": ", 1)[1] for line in result.stdout.splitlines()
-               if "aborted an unfinished upload left by an earlier run" in line]
-    assert sorted(aborted) == [f"s3://{bucket.name}/{probe}", f"s3://{bucket.name}/{killed}"], result.stdout
-    assert "cannot be trusted" not in result.stdout
-
-
-@pytest.mark.parametrize("dates", ["future", "alike"])
-def test_upload_dates_that_cannot_be_true_abort_nothing(
-    pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str, dates: str
-) -> None:
-    """An upload begun after the store's own time, or two runs' uploads begun at the very same
-    instant: the store's dates are wrong, and by them a live run's upload could look old."""
-    pg18.sql(f"CREATE DATABASE {dbname}")
-    first, second = f"u/{dbname}/20200101T000000Z.sql.gz", f"u/{dbname}/20200102T000000Z.sql.gz"
-    sweep_scene(bucket, "u", [first, second])
-    old = datetime.now(timezone.utc) - timedelta(days=2)
-    started = {first: old, second: old if dates == "alike" else old + timedelta(days=3)}
-    proxy.add(Fault("GET", UPLOAD_LISTING, "rewrite", times=None,
-                    rewrite=redated(lambda key: started.get(key, datetime.now(timezone.utc)))))
-
-    result = run_pgbackup(bucket.proxied_env(pg18, bindir18, "u", proxy, dbname))
-
-    assert result.returncode == 0, result.stdout
-    assert sorted(bucket.open_uploads()) == [first, second]
-    warnings = [line for line in result.stdout.splitlines() if "not swept" in line]
-    assert len(warnings) == 1 and " WARNING " in warnings[0], result.stdout
-    assert f"s3://{bucket.name}/u/" in warnings[0] and "lifecycle rule" in warnings[0], warnings[0]
-    assert "aborted an unfinished upload" not in result.stdout
 
 
 def test_secrets_never_appear_in_output(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path) -> None:
