@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from backup_job.commands.sweep import sweep_unfinished_uploads
+from backup_job.core.errors import StorageError
 from backup_job.core.layout import is_probe, parse_key, probe_key
 from backup_job.core.settings import S3Settings
 from backup_job.storage.local import LocalStorage
@@ -117,6 +118,31 @@ def test_upload_dates_that_cannot_be_true_abort_nothing(
     assert f"unfinished uploads in s3://{any_bucket.name}/s/ not swept: the store's upload dates cannot be trusted" \
         in lines[0] and "lifecycle rule" in lines[0], lines[0]
     assert len(requests) == sent, requests
+
+
+def test_a_completion_whose_upload_was_aborted_under_it_says_so(
+    any_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its part was stored, then another process aborted the upload: the completion finds it
+    gone (SeaweedFS: NoSuchUpload; moto: a bare 500). A part refused so is proved by a whole run
+    in ``test_concurrent_runs.py``."""
+    for name, value in any_bucket.server.env().items():
+        monkeypatch.setenv(name, value)
+    storage = S3Storage(any_bucket.name, S3Settings(addressing_style="path", max_attempts=1), concurrency=1)
+    key = "v/shop/20200101T000000Z.sql.gz"
+    upload = storage.start_upload(key, "application/gzip", {})
+    upload.send_part(1, b"the whole dump")
+    client = admin(any_bucket.server)
+    wait_for(lambda: client.list_parts(Bucket=any_bucket.name, Key=key, UploadId=upload.upload_id).get("Parts"),
+             timeout=10, what="the part stored")
+    client.abort_multipart_upload(Bucket=any_bucket.name, Key=key, UploadId=upload.upload_id)
+
+    with pytest.raises(StorageError) as failed:
+        upload.complete()
+
+    assert str(failed.value).startswith(f"the unfinished upload of s3://{any_bucket.name}/{key} was aborted by "
+                                        "another process while this run was writing it"), failed.value
+    assert isinstance(failed.value.__cause__, StorageError), "the store's own answer stays the cause"
 
 
 def partial(root: Path, key: str, age: float) -> Path:
