@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 SOCKET_TIMEOUT = 60.0
 MAX_STALL = 120.0
+POLL = 0.02  # seconds between the server's checks for a stop
 
 
 @dataclass
@@ -81,7 +82,9 @@ class FaultProxy:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+        # serve_forever checks for shutdown every poll_interval (0.5 s by default): each stop waited that long
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": POLL},
+                                        name="fault-proxy", daemon=True)
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:

@@ -215,9 +215,9 @@ DATABASE_TIMEOUT = Variable("BACKUP_DATABASE_TIMEOUT", duration,
 PG_BINDIR = Variable("BACKUP_PG_BINDIR", _bindir, "Where `pg_dump` is, if not on `PATH`.",
                      example="/usr/lib/postgresql/18/bin", shown_default="`PATH`", format=_optional)
 ABANDONED_UPLOAD_AGE = Variable("BACKUP_ABANDONED_UPLOAD_AGE", duration,
-                                "A run aborts unfinished uploads of our layout older than this, left by "
-                                "killed runs; keep it longer than any run, so a live run's upload is never "
-                                "touched.", default="24h", example="48h")
+                                "A run aborts unfinished uploads of our layout older than this by the "
+                                "store's clock, left by killed runs; keep it longer than any run, so a live "
+                                "run's upload is never touched.", default="24h", example="48h")
 PROGRESS_INTERVAL = Variable("BACKUP_PROGRESS_INTERVAL", duration,
                              "How often a running dump logs its progress; `0` turns it off.",
                              default="30", example="10s")

@@ -49,7 +49,7 @@ import re
 import shlex
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Protocol, cast
 
 import boto3
@@ -58,8 +58,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import logs, stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, NotFoundError, StorageError
-from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
-from . import s3_crc
+from . import s3_crc, s3_unfinished
+from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
 from .s3_checks import (CHECKSUMS_REJECTED, DENIED, MAX_PART_SIZE, MAX_PARTS, MD5_ETAG, MIN_PART_SIZE, NOT_FOUND,
                         NOT_IMPLEMENTED, PRECONDITION, code, content_md5, denied, describe_error, etag, unconfirmed,
                         written_by_another_run)
@@ -368,33 +368,14 @@ class S3Storage(Storage):
         finally:
             body.close()
 
-    def _active_since(self, key: str, upload_id: str, moment: datetime) -> bool:
-        """Whether any part of the upload was written at or after ``moment``: a run that has
-        been going a long time, or a store whose Initiated times cannot be trusted."""
-        pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        try:
-            return any(part["LastModified"] >= moment for page in pages for part in page.get("Parts", []))
-        except (ClientError, BotoCoreError) as exc:
-            where = self.describe(key)
-            raise self.listing_error("ListParts", where, f"the parts of the unfinished upload of {where}", exc) from exc
+    def open_uploads(self, prefix: str) -> OpenUploads:
+        return s3_unfinished.open_uploads(self, f"{prefix}/" if prefix else "")
 
-    def _uploads(self, prefix: str) -> Iterator[Any]:
-        """The unfinished uploads under ``prefix``."""
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else "")
-        try:
-            for page in pages:
-                yield from page.get("Uploads", [])
-        except (ClientError, BotoCoreError) as exc:
-            where = self.describe(f"{prefix}/" if prefix else "")
-            raise self.listing_error("ListMultipartUploads", where, f"unfinished uploads in {where}", exc) from exc
+    def written_since(self, upload: OpenUpload, moment: datetime) -> bool:
+        return s3_unfinished.written_since(self, upload, moment)
 
-    def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
-        aborted: list[str] = []
-        for upload in self._uploads(prefix):
-            key = upload["Key"]
-            if upload["Initiated"] < before and is_ours(key) and not self._active_since(key, upload["UploadId"], before):
-                self.call("AbortMultipartUpload", key, self.client.abort_multipart_upload,
-                          Key=key, UploadId=upload["UploadId"])
-                aborted.append(key)
-        return aborted
+    def abort_upload(self, upload: OpenUpload) -> None:
+        s3_unfinished.abort_upload(self, upload)
+
+    def probe_upload_clock(self, key: str) -> timedelta | None:
+        return s3_unfinished.probe_upload_clock(self, key)

@@ -27,6 +27,12 @@ an object that nothing proved (the compatibility mode without checksums, or a st
 reports none) is only checked for its size, and the storage warns once per run.
 A completion whose answer was lost is settled by the object's ``pgbackup-run-id`` metadata
 and size (``_settle``).
+
+An upload can vanish under a live run: another process aborted it (another run's clean-up of
+unfinished uploads, a lifecycle rule). A part or completion the store refused is then
+reported as that, not as the store's bare answer (moto answers a part of an aborted upload
+with a 500): when the store's refusal is not already NoSuchUpload, one ListParts asks
+whether the upload still exists (``s3_unfinished.upload_gone``).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from . import s3_crc
 from .base import Upload
 from .s3_checks import (DENIED, MAX_PARTS, MD5_ETAG, MULTIPART_ETAG, code, content_md5, denied, unconfirmed,
                         written_by_another_run)
+from .s3_unfinished import NO_SUCH_UPLOAD, aborted_by_another_process, upload_gone
 
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it
     from .s3 import S3Storage
@@ -106,13 +113,24 @@ class S3Upload(Upload):
             part.update(checksum or {k: v for k, v in response.items()
                                      if k.startswith("Checksum") and k != "ChecksumType"})
             return part
+        except StorageError as exc:
+            if not self._gone(exc):
+                self._remember(exc)
+                raise
+            aborted = aborted_by_another_process(self.storage, self.key)
+            self._remember(aborted)
+            raise aborted from exc
         except BaseException as exc:
-            with self._lock:
-                if self._error is None:
-                    self._error = exc
+            self._remember(exc)
             raise
         finally:
             self._slots.release()
+
+    def _remember(self, error: BaseException) -> None:
+        """Keep a worker's first error for the next ``send_part`` or ``complete``."""
+        with self._lock:
+            if self._error is None:
+                self._error = error
 
     def _check(self) -> None:
         if self._cancelled is not None:
@@ -183,9 +201,10 @@ class S3Upload(Upload):
                     Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}, **checksum,
                 )
         except StorageError as exc:
-            if not isinstance(exc, BackupExistsError) and "NoSuchUpload" not in str(exc):
+            exists = isinstance(exc, BackupExistsError)
+            if not exists and not self._gone(exc):
                 raise
-            self._settle(exc)  # the retry of a completion the store had applied meets our object
+            self._settle(exc, gone=not exists)  # the retry of a completion the store had applied meets our object
             return
         whole = hashlib.md5(b"".join(self._digests[n] for n in sorted(self._digests)), usedforsecurity=False)
         crc = self._whole.encoded() if self._whole is not None else None
@@ -216,15 +235,25 @@ class S3Upload(Upload):
                                f"pgbackup sent {self.sent}")
         return crc is not None and self.storage.check_crc("the object", self.key, found[1], crc)
 
-    def _settle(self, failure: StorageError) -> None:
+    def _gone(self, refused: StorageError) -> bool:
+        """Whether a part or completion was refused because the upload no longer exists."""
+        answer = refused.__cause__
+        if self._cancelled is not None or not isinstance(answer, ClientError) or code(answer) in DENIED:
+            return False  # our own abort; no answer at all (asking again would wait as long); a refusal
+        return code(answer) in NO_SUCH_UPLOAD or upload_gone(self.storage, self.key, self.upload_id)
+
+    def _settle(self, failure: StorageError, gone: bool = False) -> None:
         """Return if the object under our key is the one this upload made (our metadata, our
         size); else raise: ``UnconfirmedError`` when it cannot be read, the failure when it
-        is another run's object or no object at all."""
+        is another run's object or no object at all, said as an abort by another process
+        when the upload is ``gone``."""
         try:
             found = self.storage.head(self.key)
         except AccessDeniedError as exc:
             raise unconfirmed(self.storage.describe(self.key), f"completed (the store answered '{failure}')") from exc
         if found is None:
+            if gone:
+                raise aborted_by_another_process(self.storage, self.key) from failure
             raise failure
         if found != (self.sent, self.metadata):
             raise written_by_another_run(self.storage.describe(self.key)) from failure
