@@ -15,7 +15,9 @@ Exit codes, the same for every command:
 
 Every error reaches the user as one line: configuration errors on stderr (logging is not set
 up yet, since its own settings may be the wrong ones), everything else as a log line on
-stdout. Tracebacks appear only at the debug log level.
+stdout. Tracebacks appear only at the debug log level. Before anything else, every command
+warns on stderr, once each, about the ``BACKUP_*`` / ``PGBACKUP_*`` variables nothing reads
+(a typo silently meant the default), naming the closest known one and never the value.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.layout import format_timestamp
 from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, SCRATCH_SERVER,
                             SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, TERMINATION_LOG, Settings, check_command,
-                            load_settings, parse_schedule)
+                            job_environment, load_settings, parse_schedule, unknown_variables)
 from .core.termination import TerminationMessage
 from .pipeline.unseal import Keyring
 from .report.metrics import DatabaseFigure
@@ -154,6 +156,8 @@ def _refused_arguments(prog: str, printed: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
+    for warning in unknown_variables(job_environment()):  # before anything can fail: a typo may be the reason it does
+        print(f"pgbackup: warning: {warning}", file=sys.stderr)
     if args.command == "keygen":  # needs no settings: it makes the key the settings will name
         try:
             print(keygen.write(Path(args.private_key)))

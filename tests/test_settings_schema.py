@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +232,39 @@ def test_the_operator_deployments_set_only_declared_variables() -> None:
     names = {name for path in sources for name in re.findall(r"name:\s*(PGBACKUP_[A-Z_]+)", path.read_text())}
     assert names and names <= {v.name for v in S.OPERATOR}, names
 
+
+def test_every_backup_variable_the_repository_mentions_is_known() -> None:
+    """A new BACKUP_/PGBACKUP_ variable anywhere outside the tests (code, compose, charts, scripts,
+    docs) is a setting or listed in ``ELSEWHERE``, so no one is ever warned about it as a typo.
+    ``BACKUP_VERIFY_PG*`` and ``BACKUP_METRICS_*`` name families, not variables."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    mentioned: set[str] = set()
+    for name in listed:
+        path = ROOT / name
+        if name.startswith("tests/") or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        mentioned |= set(re.findall(r"\b((?:PG)?BACKUP_[A-Z0-9_]*[A-Z0-9])\b(?!\*)", text))
+    assert {"BACKUP_DESTINATION", "BACKUP_BUCKET", "PGBACKUP_SHARD_INDEX", "PGBACKUP_VENV"} <= mentioned
+    assert sorted(mentioned - S.KNOWN) == []
+
+
+def test_unknown_variables_are_named_with_the_closest_known_one_never_their_value(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "environ", {"BACKUP_GLOBAL": "true"})  # the environment wins over .env
+    (tmp_path / ".env").write_text("BACKUP_GLOBAL=false\nBACKUP_DESTINATION=file:///b\n")
+    environ = {"BACKUP_RETENTON": "last=7", "PGBACKUP_IMAGES": "registry.example/secret-tag", "PGHOST": "db",
+               "PGBACKUP_SHARD_INDEX": "1", "BACKUP_ENCRYPT_RECIPIENTS_FILE": "/run/r", "BACKUP_ZQXJ": "v"}
+    warnings = S.unknown_variables({**S.job_environment(tmp_path / ".env"), **environ})
+    assert warnings == [
+        "BACKUP_GLOBAL is not a pgbackup setting and is ignored; did you mean BACKUP_GLOBALS?",
+        "BACKUP_RETENTON is not a pgbackup setting and is ignored; did you mean BACKUP_RETENTION?",
+        "BACKUP_ZQXJ is not a pgbackup setting and is ignored; check its spelling in the README's configuration "
+        "tables",
+        "PGBACKUP_IMAGES is not a pgbackup setting and is ignored; did you mean PGBACKUP_IMAGE?",
+    ]
+    assert not any(value in warning for warning in warnings for value in ("last=7", "secret-tag", "false"))

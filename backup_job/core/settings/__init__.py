@@ -159,12 +159,16 @@ def load_environment(environ: Mapping[str, str], dotenv_path: Path | None) -> di
     return _load_environment(environ, dotenv_path, ALL)
 
 
-def unknown_variables(environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> list[str]:
-    """One warning per ``BACKUP_*`` / ``PGBACKUP_*`` variable that nothing reads, in ``environ``
-    (default: the process's) or the ``.env`` file; names only, never a value."""
-    names = dict(dotenv_names(Path.cwd() / ".env" if dotenv_path is None else dotenv_path))
-    names.update(os.environ if environ is None else environ)
-    return [describe_unknown(name, closest) for name, closest in unknown(names, KNOWN)]
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``BACKUP_*`` / ``PGBACKUP_*`` variable in ``environ`` that nothing reads;
+    names only, never a value."""
+    return [describe_unknown(name, closest) for name, closest in unknown(environ, KNOWN)]
+
+
+def job_environment(dotenv_path: Path | None = None) -> dict[str, str]:
+    """What the job reads variables from, before secret files: the process environment over
+    the ``.env`` file (default: the working directory's)."""
+    return {**dotenv_names(Path.cwd() / ".env" if dotenv_path is None else dotenv_path), **os.environ}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | None = None) -> Settings:
