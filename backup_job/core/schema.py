@@ -40,6 +40,7 @@ import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from . import credentials
@@ -170,6 +171,15 @@ def text(value: str) -> str:
 
 def optional_text(value: str) -> str | None:
     return value or None
+
+
+def optional_path(value: str) -> Path | None:
+    return Path(value) if value else None
+
+
+def format_optional(value: object) -> str:
+    """None (unset) as empty text, anything else as ``str`` does."""
+    return "" if value is None else str(value)
 
 
 def integer(low: int, high: int) -> Callable[[str], int]:

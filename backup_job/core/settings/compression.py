@@ -6,15 +6,11 @@ against its own format's range (gzip 1-9, zstd 1-19), and unset it is that forma
 
 from __future__ import annotations
 
-from ..schema import Invalid, Variable, choice, integer, optional_integer
+from ..schema import Invalid, Variable, choice, format_optional, integer, optional_integer
 from .group import Group
 
 LEVELS = {"gzip": (1, 9), "zstd": (1, 19)}  # the level range of each format, in its own words
 DEFAULT_LEVEL = {"gzip": 6, "zstd": 3}
-
-
-def _optional(value: object) -> str:
-    return "" if value is None else str(value)
 
 
 def _level(value: str) -> int:
@@ -39,7 +35,7 @@ class Compression(Group):
     threads = Variable("BACKUP_COMPRESSION_THREADS", optional_integer(1, 64),
                        "Compression threads of one database's stream (1-64).", example="2",
                        shown_default="the CPUs this process may use (affinity, cgroup CPU limit), "
-                       "divided among the databases running at once", format=_optional)
+                       "divided among the databases running at once", format=format_optional)
 
     def settle(self) -> None:
         """An unset level is the format's default; a set one must be in the format's range."""

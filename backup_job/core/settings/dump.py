@@ -11,13 +11,10 @@ import shlex
 from pathlib import Path
 
 from .. import dumpoptions
-from ..schema import Invalid, Variable, boolean, duration, format_boolean, format_patterns, integer, patterns
+from ..schema import (Invalid, Variable, boolean, duration, format_boolean, format_optional, format_patterns, integer,
+                      patterns)
 from .compression import Compression
 from .group import Group
-
-
-def _optional(value: object) -> str:
-    return "" if value is None else str(value)
 
 
 def _pg_dump_options(value: str) -> tuple[str, ...]:
@@ -70,7 +67,7 @@ class DumpSettings(Group):
                                 "Per-database limit, pg_dump and upload together; a backup still running then is "
                                 "stopped and fails. `0`: none.", default="0", example="2h")
     pg_bindir = Variable("BACKUP_PG_BINDIR", _bindir, "Where `pg_dump` is, if not on `PATH`.",
-                         example="/usr/lib/postgresql/18/bin", shown_default="`PATH`", format=_optional)
+                         example="/usr/lib/postgresql/18/bin", shown_default="`PATH`", format=format_optional)
     progress_interval = Variable("BACKUP_PROGRESS_INTERVAL", duration,
                                  "How often a running dump logs its progress; `0` turns it off.",
                                  default="30", example="10s")

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from .. import keys
-from ..schema import Variable
+from ..schema import Variable, format_optional, optional_path
 from .group import Group
-
-
-def _optional(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _optional_path(value: str) -> Path | None:
-    return Path(value) if value else None
 
 
 class EncryptionSettings(Group):
@@ -26,8 +17,8 @@ class EncryptionSettings(Group):
                           "Public keys: the job never needs a private one.",
                           example="age1nw3km0dvdajfha6vqe5t4xv9ragwhv74p7a6k8pgcs62gly5td0sy3t46j",
                           shown_default="none (not encrypted)", file_form=True, format=", ".join)
-    decrypt_identity = Variable("BACKUP_DECRYPT_IDENTITY_PATH", _optional_path,
+    decrypt_identity = Variable("BACKUP_DECRYPT_IDENTITY_PATH", optional_path,
                                 "The age identity file (`AGE-SECRET-KEY-1...` lines) or unencrypted SSH private "
                                 "key that `restore` and `verify` decrypt with. Read only when decrypting, never "
                                 "put into the environment.", example="/run/secrets/age-identity.txt",
-                                format=_optional)
+                                format=format_optional)

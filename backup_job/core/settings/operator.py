@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from ..schema import Variable, choice, duration, format_patterns, integer, optional_text, patterns, text
+from ..schema import (Variable, choice, duration, format_optional, format_patterns, integer, optional_text, patterns,
+                      text)
 from .group import Group
-
-
-def _optional(value: object) -> str:
-    return "" if value is None else str(value)
 
 
 class OperatorSettings(Group):
@@ -20,7 +17,7 @@ class OperatorSettings(Group):
     image = Variable("PGBACKUP_IMAGE", optional_text,
                      "The image backup and verify pods run when a PgBackup's `pod.image` is empty.",
                      example="registry.example.com/pgbackup:0.1.0", shown_default="the operator's own release",
-                     owner="operator", format=_optional)
+                     owner="operator", format=format_optional)
     liveness = Variable("PGBACKUP_LIVENESS", text, "The operator's liveness endpoint (`--liveness`).",
                         default="http://0.0.0.0:8080/healthz", owner="operator")
     metrics_port = Variable("PGBACKUP_METRICS_PORT", integer(0, 65535),

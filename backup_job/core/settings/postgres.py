@@ -17,12 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from .. import authmethods
-from ..schema import Variable, boolean, choice, format_boolean, text
+from ..schema import Variable, boolean, choice, format_boolean, format_optional, text
 from .group import Group
-
-
-def _optional(value: object) -> str:
-    return "" if value is None else str(value)
 
 
 def _libpq(name: str, doc: str, example: str, secret: bool = False, default: str = "") -> Variable[str]:
@@ -80,7 +76,7 @@ class AuthPolicy(Group):
                                "cannot.", example="prefer",
                                shown_default="`require` when TLS is required, a password is given, no client "
                                "certificate is, and only `scram-sha-256` or `none` are allowed; else libpq's "
-                               "`prefer`", owner="libpq", format=_optional)
+                               "`prefer`", owner="libpq", format=format_optional)
 
 
 class ScratchServer(Group):

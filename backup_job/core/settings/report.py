@@ -6,20 +6,11 @@ redaction, and no complaint about one repeats any part of it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..printable import control_character
-from ..schema import Invalid, Secret, Variable, choice, duration
+from ..schema import Invalid, Secret, Variable, choice, duration, format_optional, optional_path
 from .group import Group
-
-
-def _optional(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _optional_path(value: str) -> Path | None:
-    return Path(value) if value else None
 
 
 def _urls(value: str) -> tuple[Secret, ...]:
@@ -99,9 +90,9 @@ class ReportSettings(Group):
                                "`<url>` on success, `<url>/fail` on failure; the monitor alerts when pings stop.",
                                example="/run/secrets/healthcheck_url", shown_default="none", secret=True,
                                file_form=True, format=_secret_url)
-    metrics_textfile = Variable("BACKUP_METRICS_TEXTFILE", _optional_path,
+    metrics_textfile = Variable("BACKUP_METRICS_TEXTFILE", optional_path,
                                 "Write the last run's metrics here, atomically, for node_exporter's textfile "
-                                "collector.", example="/var/lib/node_exporter/pgbackup.prom", format=_optional)
+                                "collector.", example="/var/lib/node_exporter/pgbackup.prom", format=format_optional)
     pushgateway_url = Variable("BACKUP_METRICS_PUSHGATEWAY_URL", _pushgateway,
                                "Push the last run's metrics to this Prometheus Pushgateway (job `pgbackup`, "
                                "grouped by destination).", example="/run/secrets/pushgateway_url",

@@ -7,21 +7,12 @@ runs refuse it (``check_command``), since one shard cannot know the others succe
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from ..retention import RetentionPolicy
 from ..runkey import EXAMPLE_RUN_ID, format_run_timestamp, parse_run_id, parse_run_timestamp
-from ..schema import Invalid, Variable, choice, format_number, fraction, optional_text
+from ..schema import Invalid, Variable, choice, format_number, format_optional, fraction, optional_path, optional_text
 from ..shard import parse_shard
 from .group import Group
-
-
-def _optional(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _optional_path(value: str) -> Path | None:
-    return Path(value) if value else None
 
 
 def _retention(value: str) -> RetentionPolicy:
@@ -45,7 +36,7 @@ class RunSettings(Group):
                         "label). Unless the run timestamp is given, a name ending in `-<digits>` (the CronJob "
                         "controller's scheduled time, in minutes since the Unix epoch, UTC) gives the run's "
                         "timestamp; any other name, or a number that is no plausible minute, leaves the clock.",
-                        example="pgbackup-prod-29400000", format=_optional)
+                        example="pgbackup-prod-29400000", format=format_optional)
     run_timestamp = Variable("BACKUP_RUN_TIMESTAMP", parse_run_timestamp,
                              "The run's key timestamp instead of the clock, shared by every shard and retried pod "
                              "of one run: `20261130T020000Z`, or RFC 3339 with `Z` or an offset (kept in UTC, "
@@ -56,7 +47,7 @@ class RunSettings(Group):
                       "The run's id in its manifests and object metadata instead of a random one (the operator "
                       "renders the Job's uid). A retried pod with the same id and timestamp counts its own "
                       "complete backups as done instead of as conflicts.", example=EXAMPLE_RUN_ID,
-                      shown_default="random, per run", format=_optional)
+                      shown_default="random, per run", format=format_optional)
     retention = Variable("BACKUP_RETENTION", _retention,
                          "Grandfather-father-son retention, applied after runs without failures and by `pgbackup "
                          "prune`.", example="last=7,daily=14,weekly=8,monthly=12", shown_default="none (keep all)",
@@ -70,9 +61,9 @@ class RunSettings(Group):
     shrink_alarm = Variable("BACKUP_SHRINK_ALARM", fraction,
                             "Warn and flag a backup smaller than this fraction of the previous one; `0` turns it "
                             "off.", default="0.5", example="0.8, 0", format=format_number)
-    termination_log = Variable("BACKUP_TERMINATION_LOG", _optional_path,
+    termination_log = Variable("BACKUP_TERMINATION_LOG", optional_path,
                                "Write the outcome in one line here (Kubernetes shows it as the container's "
-                               "termination message).", example="/dev/termination-log", format=_optional)
+                               "termination message).", example="/dev/termination-log", format=format_optional)
 
 
 class LogSettings(Group):

@@ -11,14 +11,10 @@ import re
 from collections.abc import Mapping
 
 from ..errors import ConfigError
-from ..schema import Invalid, Variable, bound, choice, duration, integer, optional_text, text
+from ..schema import Invalid, Variable, bound, choice, duration, format_optional, integer, optional_text, text
 from .group import Group
 
 MIB = 1024 * 1024
-
-
-def _optional(value: object) -> str:
-    return "" if value is None else str(value)
 
 
 def _storage_class(value: str) -> str | None:
@@ -43,12 +39,12 @@ class S3Settings(Group):
                                 "`auto`, `path` or `virtual`. Most S3-compatible servers want `path`.",
                                 default="auto", example="path")
     sse = Variable("BACKUP_S3_SSE", _sse, "Server-side encryption: `AES256` or `aws:kms`.", example="aws:kms",
-                   format=_optional)
+                   format=format_optional)
     kms_key_id = Variable("BACKUP_S3_KMS_KEY_ID", optional_text, "KMS key for `aws:kms`.", example="alias/backups",
-                          shown_default="bucket default", format=_optional)
+                          shown_default="bucket default", format=format_optional)
     storage_class = Variable("BACKUP_S3_STORAGE_CLASS", _storage_class,
                              "Storage class of dump objects (manifests stay in the default class).",
-                             example="STANDARD_IA", shown_default="bucket default", format=_optional)
+                             example="STANDARD_IA", shown_default="bucket default", format=format_optional)
     connect_timeout = Variable("BACKUP_S3_CONNECT_TIMEOUT", bound,
                                "How long one connection attempt to the S3 endpoint may take (at least 1 s).",
                                default="10", example="5s")

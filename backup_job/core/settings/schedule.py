@@ -5,12 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cron import validate_expression
-from ..schema import Invalid, Variable, boolean, format_boolean, optional_text
+from ..schema import Invalid, Variable, boolean, format_boolean, format_optional, optional_text
 from .group import Group
-
-
-def _optional(value: object) -> str:
-    return "" if value is None else str(value)
 
 
 def _schedule(value: str) -> str:
@@ -38,4 +34,4 @@ class ScheduleSettings(Group):
                                  "Also run `pgbackup verify` (the restore drill) on this schedule, added to either "
                                  "schedule source.", example="0 6 * * 0")
     supercronic = Variable("BACKUP_SUPERCRONIC", optional_text, "Where Supercronic is (the image ships it).",
-                           example="/usr/local/bin/supercronic", shown_default="`PATH`", format=_optional)
+                           example="/usr/local/bin/supercronic", shown_default="`PATH`", format=format_optional)

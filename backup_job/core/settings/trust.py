@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from .. import signing
-from ..schema import Variable, boolean, duration, format_boolean, integer
+from ..schema import Variable, boolean, duration, format_boolean, format_optional, integer, optional_path
 from .group import Group
 
 MIB = 1024 * 1024
 
 
-def _optional(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _optional_path(value: str) -> Path | None:
-    return Path(value) if value else None
-
-
 class TrustSettings(Group):
     """Who signs, whose signatures are accepted, and how much of a bucket's word is believed."""
 
-    signing_key = Variable("BACKUP_SIGNING_KEY_FILE", _optional_path,
+    signing_key = Variable("BACKUP_SIGNING_KEY_FILE", optional_path,
                            "The backup job's ed25519 private key (PEM, from `pgbackup keygen`): every manifest it "
                            "writes is signed with it. Only `run` reads it; without it, backups are unsigned and "
                            "whoever can write the bucket is trusted like the database superuser.",
-                           example="/run/secrets/pgbackup-signing.pem", format=_optional)
+                           example="/run/secrets/pgbackup-signing.pem", format=format_optional)
     public_keys = Variable("BACKUP_SIGNING_PUBLIC_KEYS", signing.parse_public_keys,
                            "Public keys (`ed25519:...`, commas or newlines) whose signatures `list`, `prune`, "
                            "`verify` and `restore` accept; several at once for rotation. Set, unsigned backups "
