@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import uuid
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from isal import isal_zlib
 
 from backup_job.pipeline.stream import BLOCK_BYTES
 from devenv.postgres import Cluster
@@ -247,12 +249,20 @@ def _max_rss(env: dict[str, str], *args: str) -> tuple[int, str]:
     return int(rss), f"exit {code}\n{out}"
 
 
-@functools.cache
-def _globals_bomb() -> bytes:
-    """3 GiB of zeros once inflated, about 3 MiB stored (made once: compressing takes seconds)."""
+def _globals_bomb(mebibytes: int = 3072) -> bytes:
+    """3 GiB of zeros once inflated, about 3 MiB stored, one gzip member, made in milliseconds:
+    after a full flush, deflating another MiB of zeros gives the same bytes again, so the stream
+    is that block repeated and closed with the CRC and size of the whole (deflating it all takes
+    seconds)."""
+    one = b"\0" * (1024 * 1024)
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    zeros = b"\0" * (64 * 1024 * 1024)
-    return b"".join(packer.compress(zeros) for _ in range(48)) + packer.flush()
+    start = packer.compress(one) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(one) + packer.flush(zlib.Z_FULL_FLUSH)
+    assert start.endswith(block), "a full flush resets the deflater"
+    crc_one = zlib.crc32(one)
+    crc = functools.reduce(lambda c, _: isal_zlib.crc32_combine(c, crc_one, len(one)), range(mebibytes - 1), crc_one)
+    last_block = packer.flush()[:-8]  # without the trailer of the two MiB this deflater saw
+    return start + block * (mebibytes - 1) + last_block + struct.pack("<II", crc, mebibytes * len(one) % 2**32)
 
 
 def test_a_globals_bomb_stops_at_the_limit_in_bounded_memory(
@@ -283,11 +293,13 @@ def test_large_manifests_are_listed_in_bounded_memory(
     assert run_pgbackup(env).returncode == 0
     source = _newest(any_bucket, f"prod/{dbname}/")
     facts = manifest(any_bucket.get(source.replace(".sql.gz", ".manifest.json")))
-    facts["row_counts"] = {f'"s{n:06d}"."table_with_a_long_enough_name_{n:06d}"': n for n in range(240_000)}
+    rows = json.dumps({f'"s{n:06d}"."table_with_a_long_enough_name_{n:06d}"': n for n in range(240_000)})
     for day in range(1, 11):
         key = f"prod/{dbname}/202610{day:02d}T000000Z.sql.gz"
-        any_bucket.put(key, any_bucket.get(source))
-        text = json.dumps({**facts, "key": key, "run_timestamp": key.rsplit("/", 1)[1][:16]}).encode()
+        any_bucket.server.client().copy_object(Bucket=any_bucket.name, Key=key,
+                                               CopySource={"Bucket": any_bucket.name, "Key": source})
+        text = json.dumps({**facts, "row_counts": "@ROWS@", "key": key, "run_timestamp": key.rsplit("/", 1)[1][:16]}
+                          ).replace('"@ROWS@"', rows).encode()
         assert 12 * 1024 * 1024 < len(text) < 16 * 1024 * 1024
         any_bucket.put(key.replace(".sql.gz", ".manifest.json"), text)
 
