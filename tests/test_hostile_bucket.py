@@ -19,6 +19,7 @@ import subprocess
 import sys
 import uuid
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -293,15 +294,19 @@ def test_large_manifests_are_listed_in_bounded_memory(
     assert run_pgbackup(env).returncode == 0
     source = _newest(any_bucket, f"prod/{dbname}/")
     facts = manifest(any_bucket.get(source.replace(".sql.gz", ".manifest.json")))
-    rows = json.dumps({f'"s{n:06d}"."table_with_a_long_enough_name_{n:06d}"': n for n in range(240_000)})
-    for day in range(1, 11):
+    row_counts = json.dumps({f'"s{n:06d}"."table_with_a_long_enough_name_{n:06d}"': n for n in range(240_000)})
+
+    def forge(day: int) -> None:
         key = f"prod/{dbname}/202610{day:02d}T000000Z.sql.gz"
         any_bucket.server.client().copy_object(Bucket=any_bucket.name, Key=key,
                                                CopySource={"Bucket": any_bucket.name, "Key": source})
         text = json.dumps({**facts, "row_counts": "@ROWS@", "key": key, "run_timestamp": key.rsplit("/", 1)[1][:16]}
-                          ).replace('"@ROWS@"', rows).encode()
+                          ).replace('"@ROWS@"', row_counts).encode()
         assert 12 * 1024 * 1024 < len(text) < 16 * 1024 * 1024
         any_bucket.put(key.replace(".sql.gz", ".manifest.json"), text)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # 140 MiB to upload: a few at a time
+        list(pool.map(forge, range(1, 11)))
 
     rss, out = _max_rss(env, "list", "--json")
 
