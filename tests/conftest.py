@@ -127,8 +127,8 @@ def dbname(request: pytest.FixtureRequest) -> Iterator[str]:
     """A database name unique to this test, for the shared servers. The test's databases (those
     whose names start with it) are dropped as it ends, while their files are still only in the
     page cache: that takes milliseconds and writes nothing. Left to the end of the session, the
-    hundreds of databases of a run are on disk by then, and deleting them took 12 s on a quiet
-    machine and over a minute on a busy one."""
+    hundreds of databases of a run are on disk by then, and deleting one took 0.75 s on a busy
+    2-core machine (40 of them: 30 s)."""
     import psycopg2
 
     name = f"db_{uuid.uuid4().hex[:10]}"
