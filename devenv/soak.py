@@ -574,13 +574,15 @@ class Soak:
         return []
 
     def _step_restore(self) -> list[Outcome]:
-        pick, latest = self.rng.random(), self.rng.random() < 0.3  # drawn whatever the listing holds
+        # Everything drawn whatever the listing holds, so a seed's choices never depend on outcomes.
+        pick, latest = self.rng.random(), self.rng.random() < 0.3
+        self.arm("restore")
         rows = self.rows
         if not rows:
+            self.disarm()
             return []
         row = rows[int(pick * len(rows))]
         at = "latest" if latest else row["timestamp"]
-        self.arm("restore")
         outcome, got = self._restore(row["database"], at, proxied=True)
         hit = self.disarm()
         if outcome.returncode == 0:
@@ -611,7 +613,14 @@ class Soak:
         outcome = self.cli("list", "--json", proxied=True)
         self.disarm()
         if outcome.returncode == 0:
-            for row in json.loads(outcome.stdout):
+            try:
+                listed = json.loads(outcome.stdout)
+            except ValueError:
+                listed = None
+            if not self.check("list-json", isinstance(listed, list),
+                              f"list --json exited 0 without a JSON list: {_tail(outcome.stdout)}"):
+                return []
+            for row in listed:
                 if row.get("kind") != "database" or not row.get("complete"):
                     continue
                 good = clean.get((row["database"], row["timestamp"]))
