@@ -98,6 +98,11 @@ class FaultProxy:
             self.faults.append(fault)
         return fault
 
+    def clear(self) -> None:
+        """Forget every fault (a request already taken by one still suffers it)."""
+        with self._lock:
+            self.faults.clear()
+
     def take(self, method: str, path: str, headers: dict[str, str]) -> Fault | None:
         with self._lock:
             self.seen.append((method, path, headers))

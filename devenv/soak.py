@@ -47,6 +47,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -253,6 +254,7 @@ class Soak:
 
     def __exit__(self, *_exc: object) -> None:
         self.proxy.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
         for database in self.databases:
             self.cluster.sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
@@ -367,8 +369,7 @@ class Soak:
             if fault.hits:
                 self.figures.faults_hit[name] += 1
                 hit += 1
-        with self.proxy._lock:
-            self.proxy.faults.clear()
+        self.proxy.clear()
         self.faults_now = []
         return hit
 
@@ -696,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
             stack.enter_context(server)
             stores[name] = server
         figures = soak(cluster, cluster.bindir, stores, args.seed, args.steps, args.seconds,
-                       progress=None if args.json else lambda line: print(line, file=sys.stderr, flush=True))
+                       progress=lambda line: print(line, file=sys.stderr, flush=True))  # stdout: the figures
     print(json.dumps(figures.as_dict(), indent=2) if args.json else figures.text())
     return 1 if figures.violations else 0
 
