@@ -226,7 +226,7 @@ class Soak:
         tag = f"{store[:4]}{seed}_{os.getpid()}"
         self.bucket = f"soak-{tag.replace('_', '-')}-{int(time.time())}"
         self.databases = [f"soak_{tag}_{chr(ord('a') + i)}" for i in range(databases)]
-        self.workdir = Path(tempfile.mkdtemp(prefix="pgbackup-soak-"))
+        self.workdir = Path(tempfile.gettempdir())  # the processes' own empty directory once entered
         self.proxy = FaultProxy(server.endpoint)
         self.step = 0
         self.truth: dict[tuple[str, str], Truth] = {}  # (database, timestamp) -> its data
@@ -243,6 +243,7 @@ class Soak:
     # -- set-up ---------------------------------------------------------------------------------
 
     def __enter__(self) -> "Soak":
+        self.workdir = Path(tempfile.mkdtemp(prefix="pgbackup-soak-"))  # no .env file to pick up
         self.proxy.start()
         self.client.create_bucket(Bucket=self.bucket)
         for database in self.databases:
