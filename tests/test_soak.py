@@ -18,7 +18,7 @@ pytestmark = pytest.mark.faults
 
 # Seed 24 draws, per store, runs under ambiguous writes, 5xx bursts, resets and a flipped
 # download, SIGKILLs and a SIGTERM mid-run, a prune, a restore and a listing through faults:
-# about 50 s on 2 busy cores (load 6), less on a quiet machine.
+# 40 to 60 s on 2 cores shared with other work (load 4-6), less on a quiet machine.
 SEED = 24
 STEPS = 6  # per store
 
