@@ -35,7 +35,7 @@ the seed and step that reproduce it:
 - ``list`` through faults never shows as complete a backup the clean listing does not.
 
 The driver only drives the command line and reads the bucket with boto3, so it does not
-depend on pgbackup's internals. The pytest wrapper is ``tests/test_soak.py``; its ``Soak`` use
+depend on pgbackup's internals. The pytest wrapper is ``tests/faults/test_soak.py``; its ``Soak`` use
 passes the session's servers in rather than starting new ones.
 """
 
@@ -66,7 +66,7 @@ from .s3 import SECRET_KEY, S3Server
 from .seaweed import SeaweedServer
 
 ROOT = Path(__file__).resolve().parent.parent
-SIGNING_KEY = ROOT / "tests" / "data" / "signing-key.pem"
+SIGNING_KEY = ROOT / "tests" / "kit" / "data" / "signing-key.pem"
 SIGNING_PUBLIC_KEY = "ed25519:vVou7SwWohd6TEsUiRUKI7DjgihzvjjvPR38Krc+iTA="
 _SCRUB = ("PG", "AWS_", "BACKUP_", "LOG_", "PYTHONPATH")  # the caller's shell must not steer the job
 PREFIX = "soak"

@@ -2,9 +2,14 @@
 real S3 server (moto's, over HTTP). Nothing here is skipped: a missing binary fails the test
 with the reason, so CI can never go green by running less.
 
-Every test that uses a real service or a Go-built tool (the fixtures in ``SERVICES``) is
-marked ``slow``; ``scripts/test --fast`` runs the rest (``-m "not slow"``), the unit and
-static tests, without installing PostgreSQL 15 or building anything.
+The fixtures live here, at the top of ``tests/``, so that every lane shares them: a run of the
+whole suite starts each session-wide server once, whichever lanes its tests are in.
+
+A test's lane is its directory (see the README's development section): ``tests/unit`` runs
+offline and is what ``scripts/test --fast`` runs; ``tests/integration``, ``tests/faults`` and
+``tests/k8s`` use real services. A unit test that asks for one of the service fixtures (those
+in ``SERVICES``) fails collection with the fix to make, so the fast lane stays fast and offline.
+Every test under ``tests/faults`` is marked ``faults``.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from devenv.faultproxy import FaultProxy
 from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer
 
-from .helpers import ROOT, Bucket
-from .kubeenv import KubeEnv, OperatorProcess
+from .kit.helpers import ROOT, Bucket
+from .kit.kubeenv import KubeEnv, OperatorProcess
 
 
 SERVICES = {"bindir18", "bindir15", "pg18", "fresh_pg18", "pg15", "s3server", "bucket", "kube", "operator",
@@ -33,10 +38,23 @@ SERVICES = {"bindir18", "bindir15", "pg18", "fresh_pg18", "pg15", "s3server", "b
             "proxy", "promtool"}
 
 
+UNIT = Path(__file__).resolve().parent / "unit"
+FAULTS = Path(__file__).resolve().parent / "faults"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    offline_only = []
     for item in items:
-        if SERVICES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+        path = item.path.resolve()
+        if path.is_relative_to(FAULTS):
+            item.add_marker(pytest.mark.faults)
+        used = SERVICES & set(getattr(item, "fixturenames", ()))
+        if used and path.is_relative_to(UNIT):
+            offline_only.append(f"{item.nodeid} uses {', '.join(sorted(used))}")
+    if offline_only:
+        raise pytest.UsageError(
+            "tests/unit runs offline, but " + "; ".join(offline_only)
+            + ": move these tests to tests/integration, tests/faults or tests/k8s")
 
 
 def _require(path: Path, how: str) -> Path:
@@ -173,6 +191,6 @@ def namespace(kube: KubeEnv) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def promtool() -> Path:
     """Prometheus' promtool, built from the Go module proxy (scripts/tools-build promtool)."""
-    from . import promtool as tool
+    from .kit import promtool as tool
 
     return tool.binary()
