@@ -1,7 +1,7 @@
 """pgbackup: logical backups of every database on a PostgreSQL server, streamed to S3.
 
 Rooms, each a package; imports go one way only (``commands`` -> ``pipeline`` -> ``pg`` |
-``storage`` | ``report`` -> ``core``), which ``tests/test_layers.py`` checks:
+``storage`` | ``report`` -> ``core``), which ``tests/unit/test_layers.py`` checks:
 
 - ``cli``        the ``pgbackup`` command: parses arguments, maps errors to exit codes;
 - ``commands``   one module per command: ``run``, ``restore``, ``verify``, ``prune``,

@@ -11,7 +11,7 @@ started here on free loopback ports:
   garbage collection deletes owned objects.
 
 There is no kubelet, so Pods stay Pending; tests that need a backup to really run play the
-kubelet themselves (see ``tests/kubeenv.py``, ``Kubelet``).
+kubelet themselves (see ``tests/kit/kubeenv.py``, ``Kubelet``).
 
 Command line (``scripts/k8s-testenv`` wraps it)::
 

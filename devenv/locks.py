@@ -10,7 +10,7 @@ module for what pip alone cannot say:
   dependencies but must be locked too: the build backend (``build-system.requires``) and pip;
 - ``python -m devenv.locks diff OLD_DIR NEW_DIR``: what a refresh changed, one line a package.
 
-``tests/test_locks.py`` reads the locks through ``read`` as well. Standard library only:
+``tests/unit/test_locks.py`` reads the locks through ``read`` as well. Standard library only:
 ``scripts/lock`` runs this before any virtualenv exists.
 """
 

@@ -11,7 +11,7 @@ telemetry is off, and ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` in its env
 create the one identity the tests sign with.
 
 The binary is built by ``scripts/tools-build seaweedfs`` (from the Go module proxy, cached
-outside the repository). ``command`` is also what ``tests/test_compose.py`` checks against
+outside the repository). ``command`` is also what ``tests/integration/test_compose_s3.py`` checks against
 the compose file's S3 service.
 """
 

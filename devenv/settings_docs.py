@@ -2,7 +2,7 @@
 
 Each table stands between ``<!-- settings:GROUP -->`` and ``<!-- /settings -->`` in the
 README; ``python -m devenv.settings_docs`` rewrites them from ``backup_job.core.settings``,
-and ``tests/test_settings_schema.py`` fails while the README differs from what this makes.
+and ``tests/unit/test_settings_schema.py`` fails while the README differs from what this makes.
 """
 
 from __future__ import annotations

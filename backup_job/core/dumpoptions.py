@@ -9,7 +9,7 @@ apply to what pg_dump does, not to how the user spelled it.
 
 The option table is pg_dump 18's (``LONG_OPTIONS``, ``SHORT_OPTIONS``), read from the
 program itself, ``--restrict-key`` included (new in 18 and in the August 2025 minor releases
-of older majors); ``tests/test_dump_options.py`` checks it against the pg_dump the tests run.
+of older majors); ``tests/integration/test_dump_options.py`` checks it against the pg_dump the tests run.
 Connection options (``-h``, ``-p``, ``-U``) are read like any other, so ``settings`` can refuse
 them by meaning too.
 Anything pg_dump would reject (an unknown or ambiguous option, a missing or unexpected

@@ -15,7 +15,7 @@ What the CRD's schema cannot say (cron fields, time zones, pg_dump options, keys
 - ``pgbackup``   ``PgBackupSpec`` and its parts, with the CRD's defaults;
 - ``pgrestore``  ``PgRestoreSpec`` and its target.
 
-``tests/test_spec_walk.py`` holds these classes against ``deploy/crd.yaml`` and
+``tests/unit/test_spec_walk.py`` holds these classes against ``deploy/crd.yaml`` and
 ``deploy/crd-pgrestore.yaml``: every declared field is read, every read field is declared.
 """
 
