@@ -9,7 +9,7 @@ import sys
 import tempfile
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 from kubernetes.client import ApiException
@@ -44,10 +44,10 @@ class KubeEnv:
     def create_pgbackup(self, namespace: str, name: str, spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PgBackup",
                 "metadata": {"name": name, **metadata}, "spec": spec}
-        return dict(self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body))
+        return cast(dict[str, Any], self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body))
 
     def pgbackup(self, namespace: str, name: str) -> dict[str, Any]:
-        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+        return cast(dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
 
     def patch_pgbackup(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch,
