@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from devenv.postgres import Cluster
 from devenv.s3 import S3Server

@@ -30,7 +30,6 @@ The tests that run pgbackup or real services; the offline ones are in tests/unit
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import uuid
@@ -48,7 +47,7 @@ from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
 from devenv.s3 import IamS3Server, Identity
 
-from ..kit.helpers import ROOT, UPLOAD_LISTING, fake_pg_dump, job_env, redated, run_pgbackup, wait_for_next_second
+from ..kit.helpers import UPLOAD_LISTING, fake_pg_dump, job_env, redated, run_pgbackup, wait_for_next_second
 from ..unit.test_least_privilege import admitted_prefixes, JOBS, policy, SWEEP
 
 BUCKET, PREFIX = "my-backups", "prod"

@@ -17,7 +17,6 @@ The tests that run pgbackup or real services; the offline ones are in tests/unit
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shlex
@@ -26,13 +25,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from packaging.markers import Marker
 
-from devenv.locks import REQUIREMENTS, Pin, normalize, read
+from devenv.locks import normalize
 
 from ..kit.helpers import ROOT
-from ..unit.test_locks import applies, lock, pinned, shell_commands, TARGETS
+from ..unit.test_locks import lock, pinned, shell_commands, TARGETS
 
 
 # -- the image's install steps, outside a container ------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from backup_job.core.signing import SigningKey, generate
+from backup_job.core.signing import SigningKey
 from devenv.postgres import Cluster
 
 from ..kit.helpers import SIGNED, job_env, run_pgbackup, wait_for_next_second

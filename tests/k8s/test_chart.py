@@ -1,7 +1,7 @@
 """The Helm chart and deploy/: one source of truth, lint, server-side dry runs, and a real
 install whose ServiceAccount runs the operator (so the chart's RBAC is what is exercised).
 
-The tests that run pgbackup or real services; the offline ones are in tests/unit/test_chart.py."""
+The tests on a real control plane or with Helm; the offline ones are in tests/unit/test_chart.py."""
 
 from __future__ import annotations
 

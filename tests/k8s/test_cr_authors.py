@@ -8,7 +8,7 @@ every Secret there, and so may shape the pods.
 Requests are made as those users through impersonation (``kubectl --as``): the API server
 authorizes and admits them exactly as their own requests.
 
-The tests that run pgbackup or real services; the offline ones are in tests/unit/test_cr_authors.py."""
+The tests on a real control plane or with Helm; the offline ones are in tests/unit/test_cr_authors.py."""
 
 from __future__ import annotations
 

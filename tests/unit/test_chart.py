@@ -1,7 +1,7 @@
 """The Helm chart and deploy/: one source of truth, lint, server-side dry runs, and a real
 install whose ServiceAccount runs the operator (so the chart's RBAC is what is exercised).
 
-The offline tests; those that run pgbackup or real services are in tests/k8s/test_chart.py."""
+The offline tests; those on a real control plane or with Helm are in tests/k8s/test_chart.py."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ every Secret there, and so may shape the pods.
 Requests are made as those users through impersonation (``kubectl --as``): the API server
 authorizes and admits them exactly as their own requests.
 
-The offline tests; those that run pgbackup or real services are in tests/k8s/test_cr_authors.py."""
+The offline tests; those on a real control plane or with Helm are in tests/k8s/test_cr_authors.py."""
 
 from __future__ import annotations
 

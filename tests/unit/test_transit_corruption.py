@@ -10,7 +10,6 @@ The offline tests; those that run pgbackup or real services are in tests/faults/
 from __future__ import annotations
 
 
-import pytest
 
 from backup_job.storage import s3_crc
 
