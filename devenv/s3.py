@@ -77,7 +77,7 @@ class S3Server:
         except OSError:
             return False
 
-    def start(self) -> "S3Server":
+    def start(self) -> S3Server:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **self.server_env},
@@ -104,7 +104,7 @@ class S3Server:
             )
         return self._client
 
-    def __enter__(self) -> "S3Server":
+    def __enter__(self) -> S3Server:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
@@ -152,7 +152,7 @@ class IamS3Server(S3Server):
         finally:
             self._post("/moto-api/reset-auth", b"0")
 
-    def start(self) -> "IamS3Server":
+    def start(self) -> IamS3Server:
         super().start()
         try:
             self._check_multipart_is_authorized_as_aws_does()

@@ -46,7 +46,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -242,7 +241,7 @@ class Soak:
 
     # -- set-up ---------------------------------------------------------------------------------
 
-    def __enter__(self) -> "Soak":
+    def __enter__(self) -> Soak:
         self.workdir = Path(tempfile.mkdtemp(prefix="pgbackup-soak-"))  # no .env file to pick up
         self.proxy.start()
         self.client.create_bucket(Bucket=self.bucket)

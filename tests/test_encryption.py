@@ -87,7 +87,7 @@ def test_restore_and_verify_open_it_with_the_identity_only(
     opened = {**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(sealed["key"])}
     restored = run_pgbackup(opened, "restore", "--database", dbname, "--target", target, "--create")
     assert restored.returncode == 0, restored.stdout + restored.stderr
-    assert pg18.sql(f"SELECT count(*), min(body) FROM secrets", target) == [(3000, f"{SECRET_ROW}-1")]
+    assert pg18.sql("SELECT count(*), min(body) FROM secrets", target) == [(3000, f"{SECRET_ROW}-1")]
     drill = run_pgbackup(opened, "verify")
     assert drill.returncode == 0, drill.stdout + drill.stderr
     assert "verify: 2 of 2 backups verified" in drill.stdout  # the database and the globals

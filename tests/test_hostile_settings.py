@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -121,7 +121,7 @@ def test_the_accepted_at_forms_give_utc_moments() -> None:
     from backup_job.commands import restore
     from backup_job.core.moments import parse_at
 
-    utc = timezone.utc
+    utc = UTC
     assert restore.parse_at is parse_at, "restore and the operator read --at with one function"
     assert parse_at(" latest ") is None and parse_at("") is None
     assert parse_at("2026-11-26t03:30+0100") == datetime(2026, 11, 26, 2, 30, tzinfo=utc)

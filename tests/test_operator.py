@@ -14,8 +14,7 @@ from kubernetes.client import ApiException
 from devenv.wait import wait_for
 
 from .helpers import ROOT
-from .kubeenv import Kubelet, KubeEnv, OperatorProcess
-
+from .kubeenv import KubeEnv, Kubelet, OperatorProcess
 
 SIGNING_KEY = "ed25519:vVou7SwWohd6TEsUiRUKI7DjgihzvjjvPR38Krc+iTA="  # the suite's test key (tests/helpers.py)
 

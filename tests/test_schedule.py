@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from backup_job.core.errors import ConfigError
 from backup_job.commands.schedule import crontab_for, validate_crontab
 from backup_job.core.cron import validate_expression
+from backup_job.core.errors import ConfigError
 from backup_job.core.settings import parse_schedule
 from devenv.postgres import Cluster
 from devenv.wait import wait_for

@@ -14,10 +14,10 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from devenv.faultproxy import Fault, FaultProxy
 from backup_job.core.settings import S3Settings
 from backup_job.storage import s3_crc
 from backup_job.storage.s3 import S3Storage
+from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
 from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer

@@ -23,7 +23,7 @@ Wall-clock times that do not exist (a DST gap) are skipped; ambiguous ones use t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .printable import control_character
@@ -101,7 +101,7 @@ class CronSchedule:
     any_weekday: bool
 
     @classmethod
-    def parse(cls, expression: str) -> "CronSchedule":
+    def parse(cls, expression: str) -> CronSchedule:
         """Parse, or raise ``ValueError`` saying which field is wrong and why."""
         text = MACROS.get(one_line(expression).lower(), expression.strip())
         fields = text.split()
@@ -133,10 +133,10 @@ class CronSchedule:
                 for hour in sorted(self.hours):
                     for minute in sorted(self.minutes):
                         candidate = datetime.combine(day, time(hour, minute), tz)
-                        if candidate.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) != candidate.replace(tzinfo=None):
+                        if candidate.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != candidate.replace(tzinfo=None):
                             continue  # inside a DST gap: that wall-clock time does not exist
                         if candidate > local:
-                            return candidate.astimezone(timezone.utc)
+                            return candidate.astimezone(UTC)
             day += timedelta(days=1)
         return None
 

@@ -40,8 +40,17 @@ from pathlib import Path
 
 from .authmethods import AuthMethods
 from .errors import ConfigError
-from .settings import (ALLOW_CLEARTEXT_PASSWORD, CHANNEL_BINDING, PGPASSWORD, PGSSLCERT, PGSSLMODE, REQUIRE_AUTH,
-                       SCRATCH_SERVER, SOURCE_SERVER, ServerVariables)
+from .settings import (
+    ALLOW_CLEARTEXT_PASSWORD,
+    CHANNEL_BINDING,
+    PGPASSWORD,
+    PGSSLCERT,
+    PGSSLMODE,
+    REQUIRE_AUTH,
+    SCRATCH_SERVER,
+    SOURCE_SERVER,
+    ServerVariables,
+)
 
 DEFAULT = AuthMethods(("scram-sha-256", "none"))
 WITH_CLEARTEXT = AuthMethods(("scram-sha-256", "password", "none"))

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
-from psycopg2.extensions import connection as Connection, make_dsn
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import make_dsn
 
 from ..core import pgauth
 from ..core.errors import RunError, one_line

@@ -37,7 +37,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..core import logs, signals, stopping
@@ -147,7 +147,7 @@ class BackupRun:
                 raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
         stopping.refuse_writes(f"the backup of {name!r}")
         log.info("backup of %r started -> %s", name, where, extra=logs.fields(event="backup.started", **fields))
-        started_at = datetime.now(timezone.utc)
+        started_at = datetime.now(UTC)
         counter = CopyRowCounter()
 
         moved = [-1, 0.0]  # raw bytes at the last report that saw them change, and when
@@ -203,7 +203,7 @@ class BackupRun:
                                                  self.encryption.encrypt_to)).decode("ascii")
             properties = None
         manifest = self.facts.manifest(
-            source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
+            source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(UTC),
             row_counts=counter.counts, properties=properties, role_passwords=source.role_passwords,
             shrink=shrink, engine=stats.engine, sealed_properties=sealed, owners=source.owners)
         if self.signer is not None:

@@ -21,8 +21,8 @@ Everything here is a pure function of the object and the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from backup_job.core.cron import CronSchedule
@@ -47,7 +47,7 @@ def parse_time(value: Any) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -155,7 +155,7 @@ def observe(body: Body, now: datetime | None = None) -> Observed:
     """The ``Observed`` picture of a PgBackup body."""
     meta, status = body.get("metadata", {}), body.get("status") or {}
     spec = _readable(body)
-    limit, source = max_age(spec, now or datetime.now(timezone.utc)) if spec else (None, "the spec cannot be read")
+    limit, source = max_age(spec, now or datetime.now(UTC)) if spec else (None, "the spec cannot be read")
     fresh = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == FRESH), None)
     return Observed(
         namespace=str(meta.get("namespace", "")),
