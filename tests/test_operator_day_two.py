@@ -1,5 +1,6 @@
 """End to end on the real control plane, day two: a PgRestore restoring a real backup, a prune
-CronJob with its own credentials, and one run spread over three pods (an Indexed Job), and a prune CronJob running with its own IAM identity.
+CronJob running with its own credentials (its own IAM identity), and one run spread over
+three pods (an Indexed Job).
 
 The Job controller makes the pods (with their completion index for shards); the stand-in
 kubelet (``Kubelet``) runs each pod's command here against the real PostgreSQL and S3, and

@@ -9,10 +9,10 @@ object is complete::
 Several sources may stream at once (``commands.parallel``), sharing the run's CPUs
 (``cpushare``); ``BackupRun.stop`` ends them all. After a stop request (``core.stopping``) no
 backup starts, no manifest is written, and a manifest PUT already on its way when the stop
-came is not waited for and not reported as finished: the run's stopped line names it. Every object carries the run's id (dump:
-object metadata; manifest: ``run_id``) and the attempt's, so a write whose answer was lost is
-recognised as ours when the retry meets it, and nothing is ever deleted because of a
-conflict: an object a manifest may point at stays.
+came is not waited for and not reported as finished: the run's stopped line names it. Every
+object carries the run's id (dump: object metadata; manifest: ``run_id``) and the attempt's,
+so a write whose answer was lost is recognised as ours when the retry meets it, and nothing
+is ever deleted because of a conflict: an object a manifest may point at stays.
 
 Why an attempt nonce beside the run id: the run id is random unless ``BACKUP_RUN_ID`` gives
 it, and then every attempt of the run shares it (the pods of a Kubernetes Job retried after a
