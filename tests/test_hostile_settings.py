@@ -129,7 +129,7 @@ def test_the_accepted_at_forms_give_utc_moments() -> None:
     assert parse_at("9998-12-31") == datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=utc)
     assert parse_at("19700101T000000Z") == datetime(1970, 1, 1, tzinfo=utc)
     for value in ("2026-11-26T02:30:00.1234567Z", "2026-11-26T02", "٢٠٢٦-11-26", "2026-11-26 02:30 UTC"):
-        with pytest.raises(ValueError, match="^--at '"):
+        with pytest.raises(ValueError, match=r"^--at '"):
             parse_at(value)
 
 

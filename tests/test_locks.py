@@ -158,7 +158,7 @@ def test_the_tests_run_what_the_image_runs() -> None:
 
 def test_this_environment_is_the_test_lock() -> None:
     """The virtualenv the suite runs in holds exactly the locked versions (scripts/lib/bootstrap.sh)."""
-    env = {key: value for key, value in TARGETS[0].items()}
+    env = dict(TARGETS[0])
     env.update(python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
                python_full_version=".".join(map(str, sys.version_info[:3])), platform_machine=os.uname().machine)
     wrong = [f"{pin.name}: locked {pin.version}, installed {installed_version(pin.name)}"

@@ -21,7 +21,7 @@ from .test_operator import spec
 
 
 def value(operator: OperatorProcess, metric: str, **labels: str) -> float | None:
-    wanted = {k: v for k, v in labels.items()}
+    wanted = dict(labels)
     for name, found in promtool.series_from_scrape(operator.scrape(), wanted).items():
         if name.split("{")[0] == metric:
             return found

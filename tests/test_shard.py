@@ -91,7 +91,7 @@ def test_the_run_timestamp_forms_and_their_normal_form() -> None:
         assert moment == datetime(2026, 11, 30, 2, 0, tzinfo=UTC), value
         assert S.RUN_TIMESTAMP.render(moment) == "20261130T020000Z"
     for value in ("2026-11-30", "2026-11-30T02:00:00", "20261130T0200Z", "20261330T020000Z", "tomorrow"):
-        with pytest.raises(ConfigError, match="^configuration error: BACKUP_RUN_TIMESTAMP="):
+        with pytest.raises(ConfigError, match=r"^configuration error: BACKUP_RUN_TIMESTAMP="):
             settings(BACKUP_RUN_TIMESTAMP=value)
 
 

@@ -110,7 +110,7 @@ class CronSchedule:
                 f"{expression!r} has {len(fields)} fields; a schedule has 5: "
                 "minute hour day-of-month month day-of-week (e.g. '30 2 * * *')"
             )
-        parsed = [_parse_field(f, n, lo, hi, names) for f, (n, lo, hi, names) in zip(fields, _FIELDS)]
+        parsed = [_parse_field(f, n, lo, hi, names) for f, (n, lo, hi, names) in zip(fields, _FIELDS, strict=False)]
         return cls(expression, parsed[0][0], parsed[1][0], parsed[2][0], parsed[3][0], parsed[4][0],
                    parsed[2][1], parsed[4][1])
 

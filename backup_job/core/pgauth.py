@@ -95,7 +95,7 @@ def check(environ: Mapping[str, str]) -> None:
     policy({v.name: environ[v.name] for v in SOURCE_SERVER.variables() if environ.get(v.name)}, environ)
     if environ.get(SCRATCH_SERVER.host.name):
         policy({libpq.name: environ[scratch.name] for libpq, scratch in
-                zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables()) if environ.get(scratch.name)}, environ,
+                zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables(), strict=False) if environ.get(scratch.name)}, environ,
                SCRATCH_SERVER)
 
 

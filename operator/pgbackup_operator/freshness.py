@@ -20,6 +20,7 @@ Everything here is a pure function of the object and the clock.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -75,7 +76,7 @@ def _gap(expression: str, zone: str, now: datetime) -> float | None:
         moments.append(following)
     if len(moments) < 2:
         return None
-    return max((later - earlier).total_seconds() for earlier, later in zip(moments, moments[1:]))
+    return max((later - earlier).total_seconds() for earlier, later in itertools.pairwise(moments))
 
 
 def max_age(spec: PgBackupSpec, now: datetime) -> tuple[float | None, str]:

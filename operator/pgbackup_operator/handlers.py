@@ -212,7 +212,7 @@ def drift(desired: Any, actual: Any, path: str = "") -> str | None:
     if isinstance(desired, list):
         if not isinstance(actual, list) or len(actual) != len(desired):
             return path
-        for index, (d, a) in enumerate(zip(desired, actual)):
+        for index, (d, a) in enumerate(zip(desired, actual, strict=False)):
             found = drift(d, a, f"{path}[{index}]")
             if found:
                 return found

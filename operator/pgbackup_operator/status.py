@@ -152,7 +152,7 @@ def _count_indexes(ranges: list[str]) -> int:
 
 def human_duration(seconds: float) -> str:
     """``45s``, ``12m5s``, ``3h2m``: what ``kubectl get pgb -o wide`` shows."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole < 60:
         return f"{whole}s"
     if whole < 3600:
