@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 from .postgres import free_port
@@ -184,7 +185,7 @@ class ControlPlane:
             pid = int(pidfile.read_text())
             try:
                 os.killpg(pid, signal.SIGTERM)
-                wait_for(lambda: not _alive(pid), timeout=15, what=f"{name} to stop")
+                wait_for(partial(_stopped, pid), timeout=15, what=f"{name} to stop")
             except ProcessLookupError:
                 pass
             except TimeoutError:
@@ -221,6 +222,10 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _stopped(pid: int) -> bool:
+    return not _alive(pid)
 
 
 def main(argv: list[str] | None = None) -> int:

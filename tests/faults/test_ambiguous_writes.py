@@ -14,7 +14,6 @@ from devenv.postgres import Cluster
 from ..kit.helpers import Bucket, manifest, run_pgbackup
 
 
-
 @pytest.fixture
 def bucket(any_bucket: Bucket) -> Bucket:
     """These tests run against every S3 implementation: moto's, and SeaweedFS."""

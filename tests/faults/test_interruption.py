@@ -18,7 +18,6 @@ from devenv.wait import wait_for
 from ..kit.helpers import Bucket, fake_pg_dump
 
 
-
 @pytest.fixture
 def bucket(any_bucket: Bucket) -> Bucket:
     """Against every S3 implementation: moto's, and SeaweedFS."""

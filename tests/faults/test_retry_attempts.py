@@ -14,7 +14,6 @@ from devenv.faultproxy import Fault, FaultProxy
 from ..kit.helpers import Bucket
 
 
-
 def _storage(bucket: Bucket, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, attempts: int) -> S3Storage:
     """pgbackup's S3 storage for ``bucket``, through ``proxy``, with ``attempts`` attempts and a
     read timeout of 1 s."""

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from devenv.postgres import Cluster
 from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer
 from devenv.soak import soak
-
 
 # Seed 24 draws, per store, runs under ambiguous writes, 5xx bursts, resets and a flipped
 # download, SIGKILLs and a SIGTERM mid-run, a prune, a restore and a listing through faults:

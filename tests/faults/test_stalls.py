@@ -20,7 +20,6 @@ from devenv.wait import wait_for
 
 from ..kit.helpers import Bucket, fake_tool, run_pgbackup, wait_for_next_second
 
-
 PARTS = r"\?.*partNumber="
 
 

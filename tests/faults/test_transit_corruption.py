@@ -26,7 +26,6 @@ from devenv.seaweed import SeaweedServer
 from ..kit.helpers import Bucket, run_pgbackup, wait_for_next_second
 
 
-
 @pytest.fixture
 def bucket(any_bucket: Bucket) -> Bucket:
     """These tests run against every S3 implementation: moto's, and SeaweedFS."""

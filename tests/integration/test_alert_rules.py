@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..kit import promtool as tool
 from ..kit.helpers import ROOT
 

@@ -48,7 +48,7 @@ from devenv.postgres import Cluster
 from devenv.s3 import IamS3Server, Identity
 
 from ..kit.helpers import UPLOAD_LISTING, fake_pg_dump, job_env, redated, run_pgbackup, wait_for_next_second
-from ..unit.test_least_privilege import admitted_prefixes, JOBS, policy, SWEEP
+from ..unit.test_least_privilege import JOBS, SWEEP, admitted_prefixes, policy
 
 BUCKET, PREFIX = "my-backups", "prod"
 ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}

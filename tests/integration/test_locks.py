@@ -25,12 +25,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from devenv.locks import normalize
 
 from ..kit.helpers import ROOT
-from ..unit.test_locks import lock, pinned, shell_commands, TARGETS
-
+from ..unit.test_locks import TARGETS, lock, pinned, shell_commands
 
 # -- the image's install steps, outside a container ------------------------------------------
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-
 from backup_job.core.layout import encode_database
 from devenv.postgres import Cluster
 

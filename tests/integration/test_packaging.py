@@ -14,7 +14,6 @@ import jsonschema
 import pytest
 import yaml
 
-
 from ..kit.helpers import ROOT
 
 COMPOSE_GO = "github.com/compose-spec/compose-go/v2@v2.16.2"

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from devenv.postgres import Cluster
 from devenv.wait import wait_for
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from devenv.postgres import Cluster
 from devenv.s3 import SECRET_KEY
 from devenv.wait import wait_for
 
 from ..kit.helpers import Bucket
-from ..kit.kubeenv import Kubelet, KubeEnv, OperatorProcess
+from ..kit.kubeenv import KubeEnv, Kubelet, OperatorProcess
 from .test_operator_day_two import _job_named, _pods, _restore, _restore_status, _run_now, _run_pods, _setup, _spec
 
 HOSTILE = "$(AWS_SECRET_ACCESS_KEY)"

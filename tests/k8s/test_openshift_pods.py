@@ -27,9 +27,8 @@ from devenv.wait import wait_for
 from ..kit import anyuid
 from ..kit.certs import TLS_ROLE, Pki, pki, tls_bindir, tls_pg  # noqa: F401 (fixtures)
 from ..kit.helpers import SIGNING_KEY, SIGNING_PUBLIC_KEY, Bucket
-from ..kit.kubeenv import Kubelet, KubeEnv, OperatorProcess
+from ..kit.kubeenv import KubeEnv, Kubelet, OperatorProcess
 from ..kit.kubelet import identity
-
 
 
 def _secrets(kube: KubeEnv, namespace: str, pki: Pki) -> None:

@@ -15,8 +15,8 @@ import kubernetes
 from kubernetes.client import ApiException
 
 from devenv.kube import ControlPlane, write_kubeconfig
-from devenv.process import stop as stop_process
 from devenv.postgres import free_port
+from devenv.process import stop as stop_process
 from devenv.wait import wait_for
 
 from .helpers import ROOT
@@ -44,7 +44,8 @@ class KubeEnv:
     def create_pgbackup(self, namespace: str, name: str, spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PgBackup",
                 "metadata": {"name": name, **metadata}, "spec": spec}
-        return cast(dict[str, Any], self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body))
+        created = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        return cast(dict[str, Any], created)
 
     def pgbackup(self, namespace: str, name: str) -> dict[str, Any]:
         return cast(dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
@@ -121,7 +122,7 @@ class OperatorProcess:
         except OSError:
             return False
 
-    def __enter__(self) -> "OperatorProcess":
+    def __enter__(self) -> OperatorProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PG", "AWS_", "BACKUP_"))}
         env.update(KUBECONFIG=str(self._token_kubeconfig()), PGBACKUP_IMAGE="pgbackup:test",
                    PGBACKUP_FRESHNESS_INTERVAL="1s")

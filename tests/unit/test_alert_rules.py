@@ -5,7 +5,6 @@ The offline tests; those that run pgbackup or real services are in tests/integra
 
 from __future__ import annotations
 
-
 import yaml
 
 from ..kit import promtool as tool

@@ -8,7 +8,6 @@ The offline tests; those that run pgbackup or real services are in tests/integra
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest

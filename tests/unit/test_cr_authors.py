@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-
 from ..kit.helpers import ROOT
+
 POLICY = ROOT / "deploy" / "admission-policy.yaml"
 
 

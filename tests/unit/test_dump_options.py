@@ -12,7 +12,6 @@ import pytest
 from backup_job.core.errors import ConfigError
 from backup_job.core.settings import load_settings
 
-
 BYPASSES = [  # what a string comparison let through, and the option pg_dump really sees
     ("--form=custom", "--format"), ("--for custom", "--format"), ("-vFc", "-F"), ("-vF c", "-F"),
     ("--compr=9", "--compress"), ("-Z9", "-Z"), ("--cre", "--create"), ("-vC", "-C"), ("-cv", "-c"),

@@ -34,7 +34,6 @@ import json
 import re
 from typing import Any
 
-
 from ..kit.helpers import ROOT
 
 BUCKET, PREFIX = "my-backups", "prod"

@@ -7,7 +7,6 @@ The offline tests; those that run pgbackup or real services are in tests/integra
 
 from __future__ import annotations
 
-
 from backup_job.core.manifest import Manifest, shrink_alarm
 
 

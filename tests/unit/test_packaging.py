@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from backup_job.core.settings import ALL
 
 from ..kit.helpers import ROOT

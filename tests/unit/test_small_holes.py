@@ -12,7 +12,6 @@ import pytest
 
 from backup_job.core import logs
 
-
 SECRET = 'aws-"se\\cret'  # a quote and a backslash: what JSON escaping would hide from a redaction
 
 

@@ -9,11 +9,7 @@ The offline tests; those that run pgbackup or real services are in tests/faults/
 
 from __future__ import annotations
 
-
-
 from backup_job.storage import s3_crc
-
-
 
 
 def test_crc32c_runs_in_c_and_the_whole_object_s_is_extended_part_by_part() -> None:
