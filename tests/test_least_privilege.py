@@ -1,4 +1,4 @@
-"""The README's three IAM policies, proved against an S3 server that enforces IAM.
+"""The three IAM policies of docs/iam-policies.md, proved against an S3 server that enforces IAM.
 
 Each job runs as an IAM user whose only policy is one of ``deploy/iam/*.json``, verbatim
 (bucket ``my-backups``, prefix ``prod/``), on ``devenv.s3.IamS3Server`` (moto's server with
@@ -51,7 +51,7 @@ from .helpers import ROOT, fake_pg_dump, job_env, run_pgbackup, wait_for_next_se
 BUCKET, PREFIX = "my-backups", "prod"
 JOBS = ("backup", "read", "prune")
 ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-# What the README adds to the backup policy to keep the run's own sweep of killed runs' uploads.
+# What the docs add to the backup policy to keep the run's own sweep of killed runs' uploads.
 SWEEP = [{"Effect": "Allow", "Action": "s3:ListBucketMultipartUploads", "Resource": f"arn:aws:s3:::{BUCKET}"},
          {"Effect": "Allow", "Action": "s3:ListMultipartUploadParts", "Resource": f"arn:aws:s3:::{BUCKET}/{PREFIX}/*"}]
 WRITES = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
@@ -62,9 +62,8 @@ def policy(job: str) -> dict[str, Any]:
     return dict(json.loads((ROOT / "deploy" / "iam" / f"{job}.json").read_text()))
 
 
-def readme_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    return text.split("\n## IAM policies per job\n", 1)[1].split("\n## ", 1)[0]
+def policies_page() -> str:
+    return (ROOT / "docs" / "iam-policies.md").read_text()
 
 
 def granted(document: dict[str, Any]) -> set[str]:
@@ -189,11 +188,11 @@ def backups(scene: Scene, cluster: Cluster, bindir: Path, database: str, count: 
     return scene.keys()
 
 
-def test_the_readme_shows_the_policy_files() -> None:
-    section = readme_section()
+def test_the_docs_show_the_policy_files() -> None:
+    section = policies_page()
     shown = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.DOTALL)]
     assert shown == [policy(job) for job in JOBS]
-    assert all(statement["Action"] in section for statement in SWEEP), "the README names the sweep's permissions"
+    assert all(statement["Action"] in section for statement in SWEEP), "the page names the sweep's permissions"
 
 
 def test_only_the_prune_policy_deletes_and_none_reaches_past_the_prefix() -> None:
@@ -260,7 +259,7 @@ def test_backup_identity_backs_up_but_can_neither_read_nor_delete(
     assert "Traceback" not in pruned.stdout + pruned.stderr
     [error] = error_lines(pruned.stdout)
     assert f"prune FAILED: the credentials may not list s3://{BUCKET}/{PREFIX}/ " in error
-    assert "ListObjectsV2 needs s3:ListBucket" in error and "README's IAM policies per job" in error
+    assert "ListObjectsV2 needs s3:ListBucket" in error and "docs/iam-policies.md#iam-policies-per-job" in error
     assert scene.operations() == {"ListObjectsV2"} and scene.keys() == keys
 
 
@@ -304,7 +303,7 @@ def test_a_retried_pod_of_the_same_run_cannot_confirm_its_own_backups_write_only
     pg18: Cluster, bindir18: Path, dbname: str, scene: Scene
 ) -> None:
     """Write-only credentials cannot tell the first attempt's objects from another run's:
-    the retry fails those databases, saying so, and changes nothing (the README advises no
+    the retry fails those databases, saying so, and changes nothing (the docs advise no
     Job retries, the operator's default, for this identity)."""
     make_database(pg18, dbname)
     same_run = {"BACKUP_DATABASES": dbname, "BACKUP_GLOBALS": "false", "BACKUP_RUN_ID": str(uuid.uuid4()),

@@ -3,8 +3,8 @@
 Each ``Variable`` below is the single declaration of its name, parser, default, secrecy,
 ``*_FILE`` form and one-line doc (``schema`` explains the fields). Everything else derives
 from these declarations: ``load_settings`` (the job), the operator's rendering of a PgBackup
-into a pod's environment (it imports these variables, never their names as text), the README
-configuration tables and the check of ``.env.example`` (``docs``).
+into a pod's environment (it imports these variables, never their names as text), the
+configuration reference's tables (docs/configuration.md) and the check of ``.env.example`` (``docs``).
 
 Sources, strongest first:
 
@@ -175,8 +175,8 @@ S3_READ_TIMEOUT = Variable("BACKUP_S3_READ_TIMEOUT", bound,
 UPLOAD_CONCURRENCY = Variable("BACKUP_UPLOAD_CONCURRENCY", integer(1, 32),
                               "Parts uploaded in parallel, and so held in memory (1-32).", default="4", example="8")
 PART_SIZE_MB = Variable("BACKUP_PART_SIZE_MB", integer(5, 512),
-                        "First part size in MiB (5-512); grows for very large streams (see Memory, part sizes "
-                        "and S3 limits).", default="8", example="16")
+                        "First part size in MiB (5-512); grows for very large streams (see [Memory, part sizes "
+                        "and S3 limits](performance.md#memory-part-sizes-and-s3-limits)).", default="8", example="16")
 
 # --- what and how -------------------------------------------------------------------------
 DATABASES = Variable("BACKUP_DATABASES", patterns,
@@ -187,9 +187,10 @@ EXCLUDE_DATABASES = Variable("BACKUP_EXCLUDE_DATABASES", patterns,
                              format=format_patterns)
 COMPRESSION = Variable("BACKUP_COMPRESSION", choice("gzip", "zstd"),
                        "`gzip` (one standard gzip stream, `.sql.gz`) or `zstd` (`.sql.zst`, about 10% smaller; "
-                       "restore it by hand with `zstd -dc`). See Performance.", default="gzip", example="zstd")
+                       "restore it by hand with `zstd -dc`). See [Performance](performance.md).", default="gzip", example="zstd")
 COMPRESSION_LEVEL = Variable("BACKUP_COMPRESSION_LEVEL", optional_integer(1, 19),
-                             "gzip: 1-9, zstd: 1-19. What each level means in speed and size: see Performance.",
+                             "gzip: 1-9, zstd: 1-19. What each level means in speed and size: see "
+                             "[Performance](performance.md#compression-levels).",
                              example="1, 9", shown_default="6 (gzip), 3 (zstd)", format=_optional)
 COMPRESSION_THREADS = Variable("BACKUP_COMPRESSION_THREADS", optional_integer(1, 64),
                                "Compression threads of one database's stream (1-64).", example="2",
@@ -197,7 +198,7 @@ COMPRESSION_THREADS = Variable("BACKUP_COMPRESSION_THREADS", optional_integer(1,
                                "divided among the databases running at once", format=_optional)
 PARALLEL_DATABASES = Variable("BACKUP_PARALLEL_DATABASES", integer(1, 32),
                               "Databases dumped and uploaded at once (1-32); each still fails alone. Memory grows "
-                              "with it: see Memory, part sizes and S3 limits.", default="4", example="1, 8")
+                              "with it: see [Memory, part sizes and S3 limits](performance.md#memory-part-sizes-and-s3-limits).", default="4", example="1, 8")
 PG_DUMP_OPTIONS = Variable("BACKUP_PG_DUMP_OPTIONS", _pg_dump_options,
                            "Extra pg_dump options (shell quoting), read as pg_dump 18 reads them. Options that "
                            "change the output file, format, compression, database or server (`-f -F -j -Z -d -W -h -p "
@@ -253,8 +254,8 @@ RUN_ID = Variable("BACKUP_RUN_ID", parse_run_id,
                   "backups as done instead of as conflicts.", example=EXAMPLE_RUN_ID,
                   shown_default="random, per run", format=_optional)
 SHARD = Variable("BACKUP_SHARD", parse_shard,
-                 "`i/N`: back up only the selected databases whose name's hash modulo N is i (see Sharding a "
-                 f"server over several pods); shard 0 also stores the globals. With N > 1 every shard needs the "
+                 "`i/N`: back up only the selected databases whose name's hash modulo N is i (see [Sharding a "
+                 f"server over several pods](performance.md#sharding-a-server-over-several-pods)); shard 0 also stores the globals. With N > 1 every shard needs the "
                  f"same run timestamp (`{RUN_TIMESTAMP.name}`, or a CronJob's `{JOB_NAME.name}`), and "
                  f"`{RETENTION.name}` is refused: run `pgbackup prune` after every shard of the run.", example="0/3",
                  shown_default="`0/1` (one pod, every database)")
@@ -295,7 +296,8 @@ MANIFEST_LIMIT_MB = Variable("BACKUP_MANIFEST_LIMIT_MB", integer(1, 1024),
                              default="16", example="64")
 VERIFY_ON_BACKUP_SERVER = Variable("BACKUP_VERIFY_ON_BACKUP_SERVER", boolean,
                                    "Let `pgbackup verify` drill on the server the backups come from. Off, the "
-                                   "drill needs a separate scratch server (see Security model), because "
+                                   "drill needs a separate scratch server (see [Security model](security.md#a-database-owners-code)), "
+                                   "because "
                                    "restoring a database runs its owners' functions with the drill's rights, next "
                                    "to every other database of the server.", default="false", example="true",
                                    format=format_boolean)
@@ -463,8 +465,8 @@ ALLOW_CLEARTEXT_PASSWORD = Variable("BACKUP_ALLOW_CLEARTEXT_PASSWORD", boolean,
 REQUIRE_AUTH = Variable("PGREQUIREAUTH", authmethods.parse,
                         "The authentication requests pgbackup and its client programs answer (libpq's "
                         "`require_auth`, libpq 16+). A list that allows `password` (cleartext) is refused unless "
-                        f"`{PGSSLMODE.name}=verify-full` and `{ALLOW_CLEARTEXT_PASSWORD.name}=true`. See Passwords "
-                        "on the wire.", example=authmethods.EXAMPLE,
+                        f"`{PGSSLMODE.name}=verify-full` and `{ALLOW_CLEARTEXT_PASSWORD.name}=true`. See [Passwords "
+                        "on the wire](security.md#passwords-on-the-wire).", example=authmethods.EXAMPLE,
                         shown_default=f"`scram-sha-256,none` (with `{ALLOW_CLEARTEXT_PASSWORD.name}`: "
                         "`scram-sha-256,password,none`)", owner="libpq", format=authmethods.describe)
 CHANNEL_BINDING = Variable("PGCHANNELBINDING", choice("require", "prefer", "disable", ""),
@@ -536,7 +538,7 @@ AWS_REQUEST_CHECKSUM_CALCULATION = _sdk("AWS_REQUEST_CHECKSUM_CALCULATION", "Set
 AWS_RESPONSE_CHECKSUM_VALIDATION = _sdk("AWS_RESPONSE_CHECKSUM_VALIDATION", "Likewise for checking responses.",
                                         example="when_required")
 
-# The groups, in the order the README documents them.
+# The groups, in the order docs/configuration.md shows them.
 JOB = (DESTINATION, DATABASES, EXCLUDE_DATABASES, COMPRESSION, COMPRESSION_LEVEL, COMPRESSION_THREADS,
        PARALLEL_DATABASES, SHARD, RUN_TIMESTAMP, JOB_NAME, RUN_ID, PG_DUMP_OPTIONS, LOCK_WAIT_TIMEOUT,
        DATABASE_TIMEOUT, PG_BINDIR, S3_ADDRESSING_STYLE, S3_SSE, S3_KMS_KEY_ID, S3_STORAGE_CLASS, S3_CONNECT_TIMEOUT,
