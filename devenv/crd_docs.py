@@ -37,10 +37,9 @@ descriptions in a cluster. A value the API server refuses is named with its path
 
 def _text(value: str) -> str:
     """A description or message as table-cell Markdown: one line, no cell breaks, no raw HTML."""
-    value = " ".join(value.split()).replace("|", "\\|").replace("<", "&lt;")
-    parts = value.split("`")
-    for i in range(0, len(parts), 2):  # outside code spans: a * is a star, not emphasis
-        parts[i] = re.sub(r"(?<!\\)\*", r"\\*", parts[i])
+    parts = " ".join(value.split()).split("`")
+    for i in range(0, len(parts), 2):  # outside code spans: a * is a star, a < no tag, a | no cell break
+        parts[i] = re.sub(r"(?<!\\)\*", r"\\*", parts[i]).replace("<", "&lt;").replace("|", "\\|")
     return "`".join(parts)
 
 
