@@ -13,8 +13,15 @@ expression over the path and query). Actions:
 - ``stall``: hold the request for ``seconds`` (bounded) before forwarding it, or answering
   nothing at all when ``forward`` is False;
 - ``corrupt``: flip one byte of the request body on the way (a damaged part in transit);
+  with ``strip``, headers are dropped too (``Content-MD5``, for a store that ignores it), and
+  with ``unsigned`` the request is signed anew with ``UNSIGNED-PAYLOAD`` and the test key, as
+  the SDK signs over HTTPS: over plain HTTP it signs the payload's SHA-256, which SeaweedFS
+  checks, and which would catch the flipped byte before any checksum could;
 - ``rewrite``: forward the request, then pass the store's answer body through ``rewrite``
   (a listing with a key left out, or a bit of a key flipped).
+
+A fault with ``carrying`` hits only requests with that header (a store that rejects a
+header). ``seen`` keeps every request's headers, lowercased.
 
 It listens on 127.0.0.1 only, every socket has a timeout, and ``stop`` ends stalls at once,
 so a test that forgets a fault still ends.
@@ -35,6 +42,7 @@ from urllib.parse import urlsplit
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 SOCKET_TIMEOUT = 60.0
 MAX_STALL = 120.0
+POLL = 0.02  # seconds between the server's checks for a stop
 
 
 @dataclass
@@ -50,6 +58,9 @@ class Fault:
     status: int = 412  # for answer
     code: str = "PreconditionFailed"  # for answer
     rewrite: Callable[[bytes], bytes] | None = None  # for rewrite: the answer's body, changed
+    strip: tuple[str, ...] = ()  # for corrupt: request headers dropped (lowercase name prefixes)
+    unsigned: bool = False  # for corrupt: sign anew without the payload's hash, as over HTTPS
+    carrying: str = ""  # hit only requests with this header (lowercase)
     hits: list[str] = field(default_factory=list)  # the requests it hit
 
     def matches(self, method: str, path: str) -> bool:
@@ -65,22 +76,26 @@ class FaultProxy:
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, int]] = []  # method, path, status sent back
+        self.seen: list[tuple[str, str, dict[str, str]]] = []  # method, path, headers as received
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+        # serve_forever checks for shutdown every poll_interval (0.5 s by default): each stop waited that long
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": POLL},
+                                        name="fault-proxy", daemon=True)
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
             self.faults.append(fault)
         return fault
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def take(self, method: str, path: str, headers: dict[str, str]) -> Fault | None:
         with self._lock:
+            self.seen.append((method, path, headers))
             for fault in self.faults:
-                if fault.matches(method, path):
+                if (not fault.carrying or fault.carrying in headers) and fault.matches(method, path):
                     fault.hits.append(f"{method} {path}")
                     return fault
         return None
@@ -103,6 +118,24 @@ class FaultProxy:
 
 def _error_body(code: str, message: str) -> bytes:
     return f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'.encode()
+
+
+def _signed_unsigned(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """``headers`` signed anew with the test key and ``UNSIGNED-PAYLOAD``, as the SDK signs a
+    request with a checksum over HTTPS."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.config import Config
+    from botocore.credentials import Credentials
+
+    from .s3 import ACCESS_KEY, REGION, SECRET_KEY
+
+    signature = ("authorization", "x-amz-date", "x-amz-content-sha256")
+    kept = {k: v for k, v in headers.items() if k.lower() not in signature}
+    request = AWSRequest(method=method, url=f"http://{headers.get('Host', '127.0.0.1')}{path}", headers=kept, data=body)
+    request.context["client_config"] = Config(s3={"payload_signing_enabled": False})
+    S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION).add_auth(request)
+    return dict(request.headers.items())
 
 
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
@@ -139,11 +172,16 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
             proxy.requests.append((self.command, self.path, status))
 
-        def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        def _forward(self, body: bytes, fault: Fault | None) -> tuple[int, list[tuple[str, str]], bytes]:
             upstream = http.client.HTTPConnection(*proxy.upstream, timeout=SOCKET_TIMEOUT)
             try:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 headers["Content-Length"] = str(len(body))
+                if fault is not None and fault.action == "corrupt":
+                    headers = {k: v for k, v in headers.items()
+                               if not any(k.lower().startswith(prefix) for prefix in fault.strip)}
+                    if fault.unsigned:
+                        headers = _signed_unsigned(self.command, self.path, headers, body)
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 response = upstream.getresponse()
                 return response.status, response.getheaders(), response.read()
@@ -158,7 +196,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self) -> None:
             body = self._body()
-            fault = proxy.take(self.command, self.path)
+            fault = proxy.take(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
             action = fault.action if fault else "forward"
             if action == "deny":
                 self._answer(403, [("Content-Type", "application/xml")], _error_body("AccessDenied", "Access Denied"))
@@ -175,7 +213,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     return
             if action == "corrupt" and body:
                 body = body[:-1] + bytes([body[-1] ^ 0xFF])
-            status, headers, answer = self._forward(body)
+            status, headers, answer = self._forward(body, fault)
             if action == "applied-500":
                 self._answer(500, [("Content-Type", "application/xml")], _error_body("InternalError", "injected"))
             elif action == "applied-reset":

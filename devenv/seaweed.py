@@ -1,12 +1,14 @@
 """SeaweedFS's S3 gateway on loopback: the tests' second, production-grade S3 implementation.
 
-moto checks neither conditional writes atomically nor any checksum, so a defect of
-concurrency or integrity can hide there; SeaweedFS enforces ``If-None-Match: *`` on PutObject
-and CompleteMultipartUpload, verifies ``Content-MD5`` and SigV4 signatures, and reports real
-upload times. ``weed mini`` runs master, volume server, filer and S3 gateway in one process;
-every port it opens is given a free loopback port (or turned off), telemetry is off, and
-``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` in its environment create the one identity
-the tests sign with.
+moto checks neither conditional writes atomically nor any checksum (it only reports, on a
+HEAD, the CRC32C of what it holds), so a defect of concurrency or integrity can hide there;
+SeaweedFS enforces ``If-None-Match: *`` on PutObject and CompleteMultipartUpload, verifies
+``Content-MD5``, SigV4 signatures and CRC32C checksums (each part's, and a whole object's at
+completion, and returns them), and reports real upload times. A local KMS (``S3_CONFIG``)
+serves SSE-KMS for any key id given. ``weed mini`` runs master, volume server, filer and S3
+gateway in one process; every port it opens is given a free loopback port (or turned off),
+telemetry is off, and ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` in its environment
+create the one identity the tests sign with.
 
 The binary is built by ``scripts/tools-build seaweedfs`` (from the Go module proxy, cached
 outside the repository). ``command`` is also what ``tests/test_compose.py`` checks against
@@ -15,6 +17,7 @@ the compose file's S3 service.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -40,6 +43,10 @@ def command(weed: str, directory: str, s3_port: int, ports: dict[str, int]) -> l
 
 
 VOLUMES = 2000
+# The S3 gateway's configuration: no identities beyond the one from the environment, and a
+# local KMS that makes keys on first use, so SSE-KMS works as on AWS (with a key id given).
+S3_CONFIG = {"identities": [], "kms": {"default_provider": "local",
+                                       "providers": {"local": {"type": "local", "enableOnDemandCreate": True}}}}
 
 
 class SeaweedServer:
@@ -73,9 +80,11 @@ class SeaweedServer:
 
     def start(self) -> "SeaweedServer":
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        (self.directory / "s3.json").write_text(json.dumps(S3_CONFIG))
         with open(self.directory / "weed.log", "wb") as log:
             argv = [*command(str(self.weed), str(self.directory / "data"), self.port, self._ports()),
                     "-s3.autoCreateBucket=false",  # a missing bucket is an error, as on AWS
+                    f"-s3.config={self.directory / 's3.json'}",
                     # Each bucket is a collection with volumes of its own; mini's default limit
                     # (free disk / 128 MB) runs out after a few dozen buckets on a small disk, and
                     # the tests make one per test. Volumes take disk only as data arrives.

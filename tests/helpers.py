@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -182,3 +184,20 @@ def wait_for_next_second() -> None:
     (which has second resolution) differs from every earlier run's."""
     start = datetime.now(timezone.utc).replace(microsecond=0)
     wait_for(lambda: datetime.now(timezone.utc).replace(microsecond=0) > start, timeout=5, what="the next second")
+
+
+# A fault proxy path for ListMultipartUploads (``GET /<bucket>?uploads...``, path style).
+UPLOAD_LISTING = r"^/[^/?]+/?\?(?:[^#]*&)?uploads(?:[&=]|$)"
+
+
+def redated(started: Callable[[str], datetime]) -> Callable[[bytes], bytes]:
+    """A fault proxy ``rewrite`` of ListMultipartUploads answers giving each upload the start
+    ``started(key)``: honest dates for a store that has none (moto's server dates every upload
+    2010-11-10), or wrong ones for one that has."""
+    def upload(match: re.Match[str]) -> str:
+        entry = match.group(0)
+        key = html.unescape(re.search(r"<Key>(.*?)</Key>", entry, re.DOTALL).group(1))  # type: ignore[union-attr]
+        stamp = started(key).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return re.sub(r"<Initiated>[^<]*</Initiated>", f"<Initiated>{stamp}</Initiated>", entry)
+
+    return lambda body: re.sub(r"<Upload>.*?</Upload>", upload, body.decode(), flags=re.DOTALL).encode()

@@ -17,7 +17,7 @@ from devenv.postgres import Cluster
 from devenv.s3 import SECRET_KEY
 
 from .helpers import (VARYING, Bucket, comparable_dump, comparable_globals, fake_pg_dump, manifest, restore,
-                      run_pgbackup, wait_for_next_second)
+                      run_pgbackup)
 
 TIMESTAMP = r"\d{8}T\d{6}Z"
 
@@ -195,31 +195,6 @@ def test_existing_backup_is_never_overwritten(
 
     assert not outcome.ok and "exists already" in outcome.error
     assert bucket.get(dump_key) == original and bucket.open_uploads() == []
-
-
-def test_stale_upload_of_a_killed_run_is_aborted(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
-    pg18.sql(f"CREATE DATABASE {dbname}")
-    client = bucket.server.client()
-    killed = f"s/{dbname}/20200101T000000Z.sql.gz"
-    client.create_multipart_upload(Bucket=bucket.name, Key=killed)
-    client.create_multipart_upload(Bucket=bucket.name, Key="s/not-ours.bin")
-    live = f"s/{dbname}/20991231T000000Z.sql.gz"  # another run, uploading right now
-    upload = client.create_multipart_upload(Bucket=bucket.name, Key=live)
-    client.upload_part(Bucket=bucket.name, Key=live, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024)
-
-    result = run_pgbackup(bucket.job_env(pg18, bindir18, "s", BACKUP_DATABASES=dbname))
-
-    assert result.returncode == 0, result.stdout
-    assert {"s/not-ours.bin", live} <= set(bucket.open_uploads()), \
-        "uploads outside our layout, and ours with a part written within BACKUP_ABANDONED_UPLOAD_AGE, stay"
-    wait_for_next_second()
-
-    hasty = run_pgbackup(bucket.job_env(pg18, bindir18, "s", BACKUP_DATABASES=dbname,
-                                        BACKUP_ABANDONED_UPLOAD_AGE="0"))
-
-    assert hasty.returncode == 0, hasty.stdout
-    assert bucket.open_uploads() == ["s/not-ours.bin"], "with an age of 0 both of ours count as abandoned"
-    assert "aborted an unfinished upload left by an earlier run" in result.stdout + hasty.stdout
 
 
 def test_secrets_never_appear_in_output(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path) -> None:

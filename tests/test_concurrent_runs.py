@@ -13,9 +13,10 @@ import pytest
 
 from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
+from devenv.s3 import S3Server
 from devenv.wait import wait_for
 
-from .helpers import Bucket, fake_tool, manifest, run_pgbackup, wait_for_next_second
+from .helpers import Bucket, fake_tool, manifest, run_pgbackup, table_locked, wait_for_next_second
 
 
 @pytest.fixture
@@ -62,6 +63,71 @@ def test_a_manual_run_leaves_a_running_upload_alone(
     manifests = [k for k in bucket.keys(f"both/{dbname}/") if k.endswith(".manifest.json")]
     assert len(manifests) == 2, "both runs made a complete backup"
     assert bucket.open_uploads() == []
+
+
+def blocked_run(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> subprocess.Popen[str]:
+    """A run of ``dbname`` (whose table ``t`` the caller keeps locked) under ``lock/``, once its
+    upload is open: pg_dump waits on the lock, so not one part is sent yet."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
+    env.update(bucket.job_env(pg18, bindir18, "lock", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
+                              BACKUP_LOCK_WAIT_TIMEOUT="0", AWS_MAX_ATTEMPTS="1"))
+    waiting = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env, stdout=subprocess.PIPE, text=True)
+    wait_for(lambda: bucket.open_uploads() != [] or waiting.poll() is not None, timeout=30,
+             what="the run's upload to open")
+    assert waiting.poll() is None, waiting.communicate()[0]
+    return waiting
+
+
+def test_a_manual_run_leaves_alone_an_upload_waiting_on_a_lock(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    """The scheduled run's pg_dump waits on a table lock: its upload is open, without parts. A
+    run by hand with a short abandoned-upload age must not take it for a killed run's, not even
+    on moto, whose server dates every upload 2010-11-10."""
+    manual = f"{dbname}_by_hand"
+    for name in (dbname, manual):
+        pg18.sql(f"CREATE DATABASE {name}")
+        pg18.sql("CREATE TABLE t AS SELECT 1 AS n", name)
+    with table_locked(pg18, dbname, "t"):
+        scheduled = blocked_run(pg18, bindir18, bucket, dbname)
+        try:
+            [waiting] = bucket.open_uploads()
+            by_hand = run_pgbackup(bucket.job_env(pg18, bindir18, "lock", BACKUP_DATABASES=manual,
+                                                  BACKUP_GLOBALS="false", BACKUP_ABANDONED_UPLOAD_AGE="1m"))
+            assert by_hand.returncode == 0, by_hand.stdout
+            assert bucket.open_uploads() == [waiting], by_hand.stdout
+        except BaseException:
+            scheduled.kill()
+            raise
+    output, _ = scheduled.communicate(timeout=60)
+    assert scheduled.returncode == 0, output
+    assert "aborted an unfinished upload" not in by_hand.stdout
+    untrusted = [line for line in by_hand.stdout.splitlines() if "upload dates cannot be trusted" in line]
+    assert len(untrusted) == (1 if isinstance(bucket.server, S3Server) else 0), by_hand.stdout  # moto's fixed date
+    assert len([k for k in bucket.keys("lock/") if k.endswith(".manifest.json")]) == 2
+    assert bucket.open_uploads() == [], "nor is the run's clock probe left behind"
+
+
+def test_a_run_whose_upload_is_aborted_under_it_says_so(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    """Another process (a lifecycle rule, another run's clean-up) aborts the upload while pg_dump
+    waits on a lock. The store then refuses the part (SeaweedFS: NoSuchUpload; moto: a bare 500)."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql("CREATE TABLE t AS SELECT 1 AS n", dbname)
+    with table_locked(pg18, dbname, "t"):
+        victim = blocked_run(pg18, bindir18, bucket, dbname)
+        client = bucket.server.client()
+        for upload in client.list_multipart_uploads(Bucket=bucket.name)["Uploads"]:
+            client.abort_multipart_upload(Bucket=bucket.name, Key=upload["Key"], UploadId=upload["UploadId"])
+    output, _ = victim.communicate(timeout=60)
+
+    assert victim.returncode == 1, output
+    [failed] = [line for line in output.splitlines() if f"backup of '{dbname}' FAILED" in line]
+    assert f"the unfinished upload of s3://{bucket.name}/lock/{dbname}/" in failed, failed
+    assert "was aborted by another process while this run was writing it" in failed, failed
+    assert "clean-up of unfinished uploads, or the bucket's lifecycle rule" in failed, failed
+    assert bucket.keys("lock/") == []
 
 
 def test_the_second_of_two_runs_on_one_key_fails_and_deletes_nothing(

@@ -35,6 +35,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,11 +43,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
-from devenv.faultproxy import FaultProxy
+from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
 from devenv.s3 import IamS3Server, Identity
 
-from .helpers import ROOT, fake_pg_dump, job_env, run_pgbackup, wait_for_next_second
+from .helpers import ROOT, UPLOAD_LISTING, fake_pg_dump, job_env, redated, run_pgbackup, wait_for_next_second
 
 BUCKET, PREFIX = "my-backups", "prod"
 JOBS = ("backup", "read", "prune")
@@ -325,9 +326,14 @@ def test_a_retried_pod_of_the_same_run_cannot_confirm_its_own_backups_write_only
 def test_backup_identity_with_the_sweep_statements_aborts_a_killed_run_s_upload(
     pg18: Cluster, bindir18: Path, dbname: str, scene: Scene
 ) -> None:
+    """With the clean-up's clock probe (create, list, abort an upload of its own) allowed too;
+    the proxy dates the uploads as an honest store would, which moto's server does not."""
     make_database(pg18, dbname)
     killed = f"{PREFIX}/{dbname}/20200101T000000Z.sql.gz"
     scene.client("admin").create_multipart_upload(Bucket=BUCKET, Key=killed)
+    two_days_ago = datetime.now(timezone.utc) - timedelta(days=2)
+    scene.proxy.add(Fault("GET", UPLOAD_LISTING, "rewrite", times=None, rewrite=redated(
+        lambda key: two_days_ago if key == killed else datetime.now(timezone.utc))))
     document = policy("backup")
     sweeper = scene.server.identity("sweeper", {**document, "Statement": document["Statement"] + SWEEP})
 
@@ -337,6 +343,8 @@ def test_backup_identity_with_the_sweep_statements_aborts_a_killed_run_s_upload(
     assert f"aborted an unfinished upload left by an earlier run: s3://{BUCKET}/{killed}" in result.stdout
     assert "could not clean up" not in result.stdout
     assert scene.refused() == {"ListObjectsV2", "HeadObject"} and scene.open_uploads() == []
+    assert {"CreateMultipartUpload", "ListMultipartUploads", "ListParts", "AbortMultipartUpload"} <= scene.operations(), \
+        "the probe and the sweep ran"
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ Order of work:
    shard (``BACKUP_SHARD=i/N``) then keeps its own part of the selection (``shards``): it may
    be empty, which is a success with 0 databases;
 3. abort unfinished uploads of our layout older than the abandoned-upload age (24 h by
-   default): a killed run's, never a live run's, so runs started by hand while a scheduled
-   one is running do each other no harm;
+   default) by the store's clock (``sweep``): a killed run's, never a live run's, so runs
+   started by hand while a scheduled one is running do each other no harm;
 4. store the globals, in shard 0 only (``pg_dumpall --globals-only``: roles, memberships, tablespaces) under
    ``_globals/``, unless the globals setting is off. A server that denies reading role
    passwords (managed services) gets a second attempt without them, said in the log and the
@@ -53,8 +53,8 @@ from functools import partial
 from typing import Any
 
 from ..core import cpus, logs, stopping
-from ..core.errors import AccessDeniedError, DatabaseError, Interrupted, PgBackupError, RunError, one_line
-from ..core.layout import READABLE_SUFFIXES, GLOBALS, display_name, format_timestamp, parse_key
+from ..core.errors import DatabaseError, Interrupted, PgBackupError, RunError, one_line
+from ..core.layout import GLOBALS, display_name, format_timestamp
 from ..core.manifest import Manifest, RunFacts
 from ..core.runkey import run_moment
 from ..core.settings import DATABASES, EXCLUDE_DATABASES, JOB_NAME, PG_BINDIR, PGUSER, Settings, check_command
@@ -74,6 +74,7 @@ from . import shards
 from .outcome import DatabaseResult, RunResult
 from .parallel import Parallel
 from .prune import prune
+from .sweep import sweep_unfinished_uploads
 
 log = logs.get("run")
 
@@ -121,23 +122,6 @@ def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str,
                      **({"run_id": settings.run_id} if settings.run_id else {}))
     return BackupRun(settings, storage, facts, CpuShare(cpus.usable(), settings.compression.threads), listed,
                      signer)
-
-
-def _sweep_stale_uploads(storage: Storage, prefix: str, before: datetime) -> None:
-    def ours(key: str) -> bool:
-        parsed = parse_key(prefix, key)
-        return parsed is not None and parsed[2] in READABLE_SUFFIXES
-
-    try:
-        aborted = storage.abort_stale_uploads(prefix, before, ours)
-    except AccessDeniedError as exc:  # the write-only policy, by design: the lifecycle rule cleans up
-        log.info("unfinished uploads of earlier runs not swept: %s", exc)
-        return
-    except DatabaseError as exc:
-        log.warning("could not clean up unfinished uploads: %s", exc)
-        return
-    for key in aborted:
-        log.warning("aborted an unfinished upload left by an earlier run: %s", storage.describe(key))
 
 
 def attempt(run: BackupRun, source: Source) -> DatabaseResult:
@@ -249,9 +233,7 @@ def run(settings: Settings, started: datetime | None = None, result: RunResult |
         extra=logs.fields(event="run.started", timestamp=result.timestamp, databases=list(mine.databases),
                           **({"shard": str(settings.shard)} if settings.shard.sharded else {})),
     )
-    # By the clock, never the run's key moment: that may be given, and a later one would
-    # abort the uploads of shards that are running now.
-    _sweep_stale_uploads(storage, settings.destination.prefix, now - timedelta(seconds=settings.abandoned_upload_age))
+    sweep_unfinished_uploads(storage, settings.destination.prefix, timedelta(seconds=settings.abandoned_upload_age))
     previous = _previous_backups(settings, storage, signer)
     result.suspect = _warn_suspect(previous)
     properties = _database_properties(settings, mine.databases)

@@ -7,6 +7,8 @@
     <prefix>/<database>/<timestamp>.manifest.json
     <prefix>/_globals/<timestamp>.sql.gz          roles and tablespaces (pg_dumpall --globals-only)
     <prefix>/_globals/<timestamp>.manifest.json
+    <prefix>/_probe/<random>.clock                 never an object: a run's short-lived multipart
+                                                   upload that shows how the store dates uploads
 
 ``<timestamp>`` is the run's start in UTC (``YYYYMMDDTHHMMSSZ``), shared by every database of
 one run, so one run's backups sort and group together. ``<database>`` is the database name
@@ -20,7 +22,9 @@ Later commands (list, restore, prune) recognise our objects only through ``parse
 key that does not parse is not ours and is never touched. Dump suffixes are recognised by
 their shape (``.sql.<compression>[.<encryption>]``), so a format a newer pgbackup writes is
 recognised as ours, and shown as unknown, by an older one. In its answers the globals stand
-under the name ``GLOBALS`` (the empty string, which no database can be called).
+under the name ``GLOBALS`` (the empty string, which no database can be called). The clock
+probe's key (``probe_key``) does not parse, so only the clean-up of unfinished uploads, which
+asks ``is_probe``, ever looks at it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ MANIFEST_SUFFIX = ".manifest.json"
 # not destroy a newer one's work).
 _DUMP_SUFFIX = re.compile(r"\.sql(?:\.[a-z0-9]+){1,2}")
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+PROBE_SEGMENT = "_probe"
+PROBE_SUFFIX = ".clock"
+_PROBE_NAME = re.compile(r"[0-9a-f]{32}" + re.escape(PROBE_SUFFIX))
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _TIMESTAMP = re.compile(r"\d{8}T\d{6}Z")
 _SEGMENT = re.compile(r"(?:[A-Za-z0-9.\-]|%[0-9A-F]{2})(?:[A-Za-z0-9._\-]|%[0-9A-F]{2})*")
@@ -153,3 +160,14 @@ def parse_key(prefix: str, key: str) -> tuple[str, str, str] | None:
     except ValueError:
         return None
     return database, stamp, suffix
+
+
+def probe_key(prefix: str, token: str) -> str:
+    """The key of a clock probe (``token``: 32 hex digits); never completed into an object."""
+    return join(prefix, PROBE_SEGMENT, token + PROBE_SUFFIX)
+
+
+def is_probe(prefix: str, key: str) -> bool:
+    """Whether ``key`` is a clock probe's under ``prefix`` (one a killed run may have left)."""
+    head = join(prefix, PROBE_SEGMENT) + "/"
+    return key.startswith(head) and _PROBE_NAME.fullmatch(key[len(head):]) is not None

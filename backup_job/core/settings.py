@@ -187,7 +187,8 @@ EXCLUDE_DATABASES = Variable("BACKUP_EXCLUDE_DATABASES", patterns,
                              format=format_patterns)
 COMPRESSION = Variable("BACKUP_COMPRESSION", choice("gzip", "zstd"),
                        "`gzip` (one standard gzip stream, `.sql.gz`) or `zstd` (`.sql.zst`, about 10% smaller; "
-                       "restore it by hand with `zstd -dc`). See [Performance](performance.md).", default="gzip", example="zstd")
+                       "restore it by hand with `zstd -dc`). See [Performance](performance.md).",
+                       default="gzip", example="zstd")
 COMPRESSION_LEVEL = Variable("BACKUP_COMPRESSION_LEVEL", optional_integer(1, 19),
                              "gzip: 1-9, zstd: 1-19. What each level means in speed and size: see "
                              "[Performance](performance.md#compression-levels).",
@@ -198,7 +199,8 @@ COMPRESSION_THREADS = Variable("BACKUP_COMPRESSION_THREADS", optional_integer(1,
                                "divided among the databases running at once", format=_optional)
 PARALLEL_DATABASES = Variable("BACKUP_PARALLEL_DATABASES", integer(1, 32),
                               "Databases dumped and uploaded at once (1-32); each still fails alone. Memory grows "
-                              "with it: see [Memory, part sizes and S3 limits](performance.md#memory-part-sizes-and-s3-limits).", default="4", example="1, 8")
+                              "with it: see [Memory, part sizes and S3 limits]"
+                              "(performance.md#memory-part-sizes-and-s3-limits).", default="4", example="1, 8")
 PG_DUMP_OPTIONS = Variable("BACKUP_PG_DUMP_OPTIONS", _pg_dump_options,
                            "Extra pg_dump options (shell quoting), read as pg_dump 18 reads them. Options that "
                            "change the output file, format, compression, database or server (`-f -F -j -Z -d -W -h -p "
@@ -216,9 +218,9 @@ DATABASE_TIMEOUT = Variable("BACKUP_DATABASE_TIMEOUT", duration,
 PG_BINDIR = Variable("BACKUP_PG_BINDIR", _bindir, "Where `pg_dump` is, if not on `PATH`.",
                      example="/usr/lib/postgresql/18/bin", shown_default="`PATH`", format=_optional)
 ABANDONED_UPLOAD_AGE = Variable("BACKUP_ABANDONED_UPLOAD_AGE", duration,
-                                "A run aborts unfinished uploads of our layout older than this, left by "
-                                "killed runs; keep it longer than any run, so a live run's upload is never "
-                                "touched.", default="24h", example="48h")
+                                "A run aborts unfinished uploads of our layout older than this by the "
+                                "store's clock, left by killed runs; keep it longer than any run, so a live "
+                                "run's upload is never touched.", default="24h", example="48h")
 PROGRESS_INTERVAL = Variable("BACKUP_PROGRESS_INTERVAL", duration,
                              "How often a running dump logs its progress; `0` turns it off.",
                              default="30", example="10s")
@@ -255,7 +257,8 @@ RUN_ID = Variable("BACKUP_RUN_ID", parse_run_id,
                   shown_default="random, per run", format=_optional)
 SHARD = Variable("BACKUP_SHARD", parse_shard,
                  "`i/N`: back up only the selected databases whose name's hash modulo N is i (see [Sharding a "
-                 f"server over several pods](performance.md#sharding-a-server-over-several-pods)); shard 0 also stores the globals. With N > 1 every shard needs the "
+                 "server over several pods](performance.md#sharding-a-server-over-several-pods)); shard 0 also "
+                 f"stores the globals. With N > 1 every shard needs the "
                  f"same run timestamp (`{RUN_TIMESTAMP.name}`, or a CronJob's `{JOB_NAME.name}`), and "
                  f"`{RETENTION.name}` is refused: run `pgbackup prune` after every shard of the run.", example="0/3",
                  shown_default="`0/1` (one pod, every database)")
@@ -296,9 +299,9 @@ MANIFEST_LIMIT_MB = Variable("BACKUP_MANIFEST_LIMIT_MB", integer(1, 1024),
                              default="16", example="64")
 VERIFY_ON_BACKUP_SERVER = Variable("BACKUP_VERIFY_ON_BACKUP_SERVER", boolean,
                                    "Let `pgbackup verify` drill on the server the backups come from. Off, the "
-                                   "drill needs a separate scratch server (see [Security model](security.md#a-database-owners-code)), "
-                                   "because "
-                                   "restoring a database runs its owners' functions with the drill's rights, next "
+                                   "drill needs a separate scratch server (see [Security model]"
+                                   "(security.md#a-database-owners-code)), because restoring a database runs its "
+                                   "owners' functions with the drill's rights, next "
                                    "to every other database of the server.", default="false", example="true",
                                    format=format_boolean)
 GLOBALS_LIMIT_MB = Variable("BACKUP_GLOBALS_LIMIT_MB", integer(1, 65536),
@@ -534,7 +537,9 @@ AWS_MAX_ATTEMPTS = Variable("AWS_MAX_ATTEMPTS", integer(1, 20),
 AWS_RETRY_MODE = Variable("AWS_RETRY_MODE", choice("standard", "adaptive", "legacy"),
                           "The SDK's retry mode.", default="standard", example="adaptive", owner="sdk")
 AWS_REQUEST_CHECKSUM_CALCULATION = _sdk("AWS_REQUEST_CHECKSUM_CALCULATION", "Set `when_required` for stores that "
-                                        "reject the SDK's newer default CRC checksums.", example="when_required")
+                                        "reject CRC checksums: the SDK's defaults and pgbackup's CRC32C are then "
+                                        "left out (see [Integrity in transit]"
+                                        "(encryption.md#integrity-in-transit)).", example="when_required")
 AWS_RESPONSE_CHECKSUM_VALIDATION = _sdk("AWS_RESPONSE_CHECKSUM_VALIDATION", "Likewise for checking responses.",
                                         example="when_required")
 

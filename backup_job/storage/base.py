@@ -22,18 +22,22 @@ Reading back (list, restore, verify, prune) needs only ``list``, ``read`` and ``
 the catalog on top of them decides what is ours. ``version`` and ``read(key, version=...)``
 pin two reads to the same object: a read of a version that is no longer there fails
 (``ChangedError``) instead of returning other bytes.
+
+Unfinished uploads (what killed runs leave) are listed with the store's own clock beside them
+(``OpenUploads``), so their age is measured by the clock that dated them; which of them to
+abort is decided above storage (``commands.sweep``). ``probe_upload_clock`` tells how the store
+dates a fresh upload, for stores whose dates need proof.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..core.errors import StorageError
 
-KeyFilter = Callable[[str], bool]
 READ_CHUNK = 1024 * 1024
 PARTS_PER_STEP = 1_000
 
@@ -51,6 +55,23 @@ class PartLimits:
         parts, so an unknown-length stream never runs out of parts before it reaches the
         object size limit (1,000 parts of 8 MiB, then 1,000 of 16 MiB, ...)."""
         return max(self.min_part, min(base << ((number - 1) // PARTS_PER_STEP), self.max_part))
+
+
+@dataclass(frozen=True)
+class OpenUpload:
+    """One unfinished upload as the store lists it."""
+
+    key: str
+    upload_id: str
+    initiated: datetime  # by the store's clock
+
+
+@dataclass(frozen=True)
+class OpenUploads:
+    """The unfinished uploads under a prefix, and the store's clock when it listed them."""
+
+    uploads: list[OpenUpload]
+    clock: datetime | None  # None: the store's answer did not say what time it is
 
 
 @dataclass(frozen=True)
@@ -147,8 +168,20 @@ class Storage(ABC):
         """Remove an object; a missing object is not an error."""
 
     @abstractmethod
-    def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
-        """Abort unfinished uploads under ``prefix`` begun before ``before``, with nothing
-        written to them since, whose key ``is_ours`` accepts: left behind by a process that
-        was killed, never a live run's; returns their keys."""
+    def open_uploads(self, prefix: str) -> OpenUploads:
+        """The unfinished uploads under ``prefix`` (any key), with the store's clock."""
+
+    @abstractmethod
+    def written_since(self, upload: OpenUpload, moment: datetime) -> bool:
+        """Whether anything was written to ``upload`` at or after ``moment`` (store's clock)."""
+
+    @abstractmethod
+    def abort_upload(self, upload: OpenUpload) -> None:
+        """Drop an unfinished upload and whatever was written to it."""
+
+    def probe_upload_clock(self, key: str) -> timedelta | None:
+        """How far the date the store gives a new upload lies from its own clock: start an
+        upload at ``key``, find it in a listing, abort it. None when the listing does not show
+        it. A store that dates uploads by the clock ``open_uploads`` reports needs no proof."""
+        return timedelta(0)
 

@@ -7,8 +7,9 @@ temporary file beside the final one (``.<name>.partial-<random>``); ``complete``
 links it to the final name (``os.link`` fails if that name exists, so a backup is never
 overwritten, without a check-then-rename race), removes the temporary name and fsyncs the
 directory. ``abort`` removes the temporary file. Temporary files left by a killed process
-are removed by the next run's ``abort_stale_uploads``. After a stop request (``core.stopping``)
-nothing is published.
+are the unfinished uploads the next run's clean-up finds (``open_uploads``): dated by their
+last write, by this machine's clock, which is also the clock they are judged by. After a stop
+request (``core.stopping``) nothing is published.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import BinaryIO
 
 from ..core import stopping
 from ..core.errors import BackupExistsError, ChangedError, NotFoundError, StorageError
-from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
+from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
 
 PARTIAL_MARK = ".partial-"
 # A part is one append to the temporary file: no minimum, no count limit; the cap only
@@ -169,19 +170,28 @@ class LocalStorage(Storage):
                     return
                 yield chunk
 
-    def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
+    def open_uploads(self, prefix: str) -> OpenUploads:
         base = self.path(prefix) if prefix else self.root
-        removed: list[str] = []
-        if not base.is_dir():
-            return removed
-        for partial in base.glob(f"*/.*{PARTIAL_MARK}*"):
-            final_name = partial.name[1 : partial.name.index(PARTIAL_MARK)]
-            key = str((partial.parent / final_name).relative_to(self.root))
-            modified = datetime.fromtimestamp(partial.stat().st_mtime, timezone.utc)
-            if modified < before and is_ours(key):
-                partial.unlink(missing_ok=True)
-                removed.append(key)
-        return removed
+        uploads: list[OpenUpload] = []
+        if base.is_dir():
+            for partial in base.glob(f"*/.*{PARTIAL_MARK}*"):
+                final_name = partial.name[1 : partial.name.index(PARTIAL_MARK)]
+                try:
+                    modified = datetime.fromtimestamp(partial.stat().st_mtime, timezone.utc)
+                except FileNotFoundError:
+                    continue  # completed or aborted meanwhile
+                uploads.append(OpenUpload(key=str((partial.parent / final_name).relative_to(self.root)),
+                                          upload_id=str(partial.relative_to(self.root)), initiated=modified))
+        return OpenUploads(uploads=uploads, clock=datetime.now(timezone.utc))
+
+    def written_since(self, upload: OpenUpload, moment: datetime) -> bool:
+        try:
+            return datetime.fromtimestamp((self.root / upload.upload_id).stat().st_mtime, timezone.utc) >= moment
+        except FileNotFoundError:
+            return True  # completed or aborted meanwhile: nothing left to drop
+
+    def abort_upload(self, upload: OpenUpload) -> None:
+        (self.root / upload.upload_id).unlink(missing_ok=True)
 
 
 class LocalUpload(Upload):

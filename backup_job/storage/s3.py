@@ -11,8 +11,16 @@ bucket blocks the pipeline instead of growing memory.
 Every part and single PUT carries ``Content-MD5``, so a store that checks it refuses bytes
 altered on the way; where the returned ETag is an MD5 (no SSE-KMS) it is compared too, for
 stores that do not check, and the completed object's ETag (MD5 of the parts' MD5s) and size
-must match what was sent. An object that fails these checks is ours and wrong: it is
-deleted and the backup fails.
+must match what was sent. They also carry a CRC32C (``s3_crc``; a multipart upload the whole
+object's too), which is what proves an object under SSE-KMS: a store that checks it refuses
+altered bytes, and a CRC32C the store reports must equal ours. An object that fails these
+checks is ours and wrong: it is deleted and the backup fails.
+
+Stores that reject the CRC32C headers: ``AWS_REQUEST_CHECKSUM_CALCULATION=when_required`` (the
+SDK's own switch for them) leaves them out, and a CreateMultipartUpload refused with
+InvalidArgument, InvalidRequest or NotImplemented is repeated without them, and the rest of
+the run writes without them. Parts then keep ``Content-MD5`` only; under SSE-KMS nothing
+shows what such a store holds, which ``unproven`` says once per run as a WARNING.
 
 Completion and manifest writes carry ``If-None-Match: *``: the store itself refuses to
 overwrite an existing backup, which also holds for write-only credentials that cannot read
@@ -39,22 +47,25 @@ from __future__ import annotations
 
 import re
 import shlex
+import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Protocol, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core import stopping
+from ..core import logs, stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, NotFoundError, StorageError
-from .base import READ_CHUNK, KeyFilter, ObjectInfo, PartLimits, Storage, Upload
-from .s3_checks import (DENIED, MAX_PART_SIZE, MAX_PARTS, MD5_ETAG, MIN_PART_SIZE, NOT_FOUND, NOT_IMPLEMENTED,
-                        PRECONDITION, code, content_md5, denied, describe_error, etag, unconfirmed,
+from . import s3_crc, s3_unfinished
+from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
+from .s3_checks import (CHECKSUMS_REJECTED, DENIED, MAX_PART_SIZE, MAX_PARTS, MD5_ETAG, MIN_PART_SIZE, NOT_FOUND,
+                        NOT_IMPLEMENTED, PRECONDITION, code, content_md5, denied, describe_error, etag, unconfirmed,
                         written_by_another_run)
 from .s3_multipart import S3Upload
 
+log = logs.get("storage")
 AddressingStyle = Literal["auto", "virtual", "path"]
 RetryMode = Literal["standard", "adaptive", "legacy"]
 LIMITS = PartLimits(min_part=MIN_PART_SIZE, max_part=MAX_PART_SIZE, max_parts=MAX_PARTS)
@@ -118,6 +129,12 @@ class S3Storage(Storage):
             raise StorageError(f"cannot set up the S3 client: {describe_error(exc)}") from exc
         self.client.meta.events.register("before-send.s3", _refuse_writes_after_stop)
         self._conditional_writes = True
+        # CRC32C checksums, unless the SDK is told to send only the checksums an operation
+        # requires (the compatibility mode for stores that reject them) or CRC32C cannot run in C.
+        self.checksums = (getattr(self.client.meta.config, "request_checksum_calculation", None) != "when_required"
+                          and s3_crc.available())
+        self._warned = False
+        self._warning = threading.Lock()  # parallel databases complete their uploads at once
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -186,11 +203,46 @@ class S3Storage(Storage):
         return True
 
     def start_upload(self, key: str, content_type: str, metadata: dict[str, str]) -> Upload:
-        response = self.call(
-            "CreateMultipartUpload", key, self.client.create_multipart_upload,
-            Key=key, ContentType=content_type, Metadata=metadata, **self._object_args(storage_class=True),
-        )
-        return S3Upload(self, key, response["UploadId"], metadata)
+        args: dict[str, Any] = {"Key": key, "ContentType": content_type, "Metadata": metadata,
+                                **self._object_args(storage_class=True)}
+        create: Callable[..., Any] = self.client.create_multipart_upload
+        if self.checksums:
+            try:
+                response = create(
+                    Bucket=self.bucket, ChecksumAlgorithm=s3_crc.ALGORITHM, ChecksumType=s3_crc.FULL_OBJECT, **args)
+                return S3Upload(self, key, response["UploadId"], metadata, checksums=True)
+            except ClientError as exc:
+                if code(exc) not in CHECKSUMS_REJECTED:
+                    raise self.error("CreateMultipartUpload", key, exc) from exc
+                self.checksums = False  # a store that rejects them: the compatibility mode from here on
+                log.info("%s refused CRC32C checksums (%s); writing without them", self.url, describe_error(exc))
+            except BotoCoreError as exc:
+                raise self.error("CreateMultipartUpload", key, exc) from exc
+        response = self.call("CreateMultipartUpload", key, create, **args)
+        return S3Upload(self, key, response["UploadId"], metadata, checksums=False)
+
+    def unproven(self, key: str) -> None:
+        """Say once per run that under SSE-KMS nothing here shows the store holds what was sent."""
+        with self._warning:
+            if self.options.sse != "aws:kms" or self._warned:
+                return
+            self._warned = True
+        why = ("it returned no CRC32C of what it holds" if self.checksums else
+               "no CRC32C is sent (AWS_REQUEST_CHECKSUM_CALCULATION=when_required, or the store refused them)")
+        log.warning("bytes altered on their way to %s cannot be detected under SSE-KMS: ETags are not MD5s there and "
+                    "%s, so only the store's own Content-MD5 check guards %s and the other backups of this run; "
+                    "use a store that verifies CRC32C checksums to have them checked", self.url, why,
+                    self.describe(key))
+
+    def check_crc(self, what: str, key: str, got: str | None, expected: str) -> bool:
+        """Fail when the store's CRC32C says it holds other bytes than we sent; True when it
+        showed that it holds exactly what we sent."""
+        if got is None:
+            return False
+        if got != expected:
+            raise StorageError(f"{what} of {self.describe(key)} was altered on its way: the store holds bytes "
+                               f"with CRC32C {got}, pgbackup sent {expected}")
+        return True
 
     @property
     def etags_are_md5(self) -> bool:
@@ -211,16 +263,20 @@ class S3Storage(Storage):
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         md5, expected = content_md5(data)
+        crc = s3_crc.of(data) if self.checksums else None
+        checksum = {"ChecksumCRC32C": crc} if crc else {}
         try:
             response = self.conditional(
                 "PutObject", key, self.client.put_object,
-                Key=key, Body=data, ContentType=content_type, ContentMD5=md5, **self._object_args(storage_class=False),
+                Key=key, Body=data, ContentType=content_type, ContentMD5=md5, **checksum,
+                **self._object_args(storage_class=False),
             )
         except BackupExistsError as conflict:
             self._confirm(key, data, conflict)
             return  # our own write: applied by the store, its answer lost, the retry refused
         try:
-            self.check_etag("PutObject", key, response, expected, MD5_ETAG)
+            if not self.check_etag("PutObject", key, response, expected, MD5_ETAG) and crc:
+                self.check_crc("PutObject", key, s3_crc.returned(response), crc)
         except StorageError:
             self.delete(key)  # ours (its ETag answered our own request) and not what we sent
             raise
@@ -248,6 +304,21 @@ class S3Storage(Storage):
         except BotoCoreError as exc:
             raise self.error("HEAD", key, exc) from exc
         return int(response["ContentLength"]), dict(response.get("Metadata") or {})
+
+    def stored(self, key: str) -> tuple[int, str | None] | None:
+        """Size and whole-object CRC32C (None when the store keeps or shows none) of ``key``;
+        None when it does not exist."""
+        mode = {"ChecksumMode": "ENABLED"} if self.checksums else {}
+        head: Callable[..., Any] = self.client.head_object
+        try:
+            response = head(Bucket=self.bucket, Key=key, **mode)
+        except ClientError as exc:
+            if code(exc) in NOT_FOUND:
+                return None
+            raise self.error("HEAD", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self.error("HEAD", key, exc) from exc
+        return int(response["ContentLength"]), s3_crc.returned(response)
 
     def delete(self, key: str) -> None:
         self.call("DeleteObject", key, self.client.delete_object, Key=key)
@@ -297,33 +368,14 @@ class S3Storage(Storage):
         finally:
             body.close()
 
-    def _active_since(self, key: str, upload_id: str, moment: datetime) -> bool:
-        """Whether any part of the upload was written at or after ``moment``: a run that has
-        been going a long time, or a store whose Initiated times cannot be trusted."""
-        pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        try:
-            return any(part["LastModified"] >= moment for page in pages for part in page.get("Parts", []))
-        except (ClientError, BotoCoreError) as exc:
-            where = self.describe(key)
-            raise self.listing_error("ListParts", where, f"the parts of the unfinished upload of {where}", exc) from exc
+    def open_uploads(self, prefix: str) -> OpenUploads:
+        return s3_unfinished.open_uploads(self, f"{prefix}/" if prefix else "")
 
-    def _uploads(self, prefix: str) -> Iterator[Any]:
-        """The unfinished uploads under ``prefix``."""
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else "")
-        try:
-            for page in pages:
-                yield from page.get("Uploads", [])
-        except (ClientError, BotoCoreError) as exc:
-            where = self.describe(f"{prefix}/" if prefix else "")
-            raise self.listing_error("ListMultipartUploads", where, f"unfinished uploads in {where}", exc) from exc
+    def written_since(self, upload: OpenUpload, moment: datetime) -> bool:
+        return s3_unfinished.written_since(self, upload, moment)
 
-    def abort_stale_uploads(self, prefix: str, before: datetime, is_ours: KeyFilter) -> list[str]:
-        aborted: list[str] = []
-        for upload in self._uploads(prefix):
-            key = upload["Key"]
-            if upload["Initiated"] < before and is_ours(key) and not self._active_since(key, upload["UploadId"], before):
-                self.call("AbortMultipartUpload", key, self.client.abort_multipart_upload,
-                          Key=key, UploadId=upload["UploadId"])
-                aborted.append(key)
-        return aborted
+    def abort_upload(self, upload: OpenUpload) -> None:
+        s3_unfinished.abort_upload(self, upload)
+
+    def probe_upload_clock(self, key: str) -> timedelta | None:
+        return s3_unfinished.probe_upload_clock(self, key)

@@ -26,6 +26,8 @@ NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 DENIED = {"403", "AccessDenied", "Forbidden"}
 PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 NOT_IMPLEMENTED = {"NotImplemented", "501"}
+# How S3-compatible stores that lack flexible checksums refuse x-amz-checksum-algorithm/-type.
+CHECKSUMS_REJECTED = {"InvalidArgument", "InvalidRequest", "NotImplemented", "501"}
 POLICIES_HINT = "see docs/iam-policies.md#iam-policies-per-job"
 # The IAM action each S3 operation needs, and what it does to the object or prefix named.
 PERMISSIONS = {

@@ -15,10 +15,24 @@ completion already sent when a stop comes is not waited for (``core.stopping``):
 not, and no manifest follows it.
 
 Each part carries ``Content-MD5`` and its MD5 ETag is compared with what was sent; the
-completed object's ETag must match too (the MD5 of the parts' MD5s: the very bytes we sent)
-or, where the ETag is opaque, its size, else it is deleted (it is ours: it answered
-our own completion). A completion whose answer was lost is settled by the object's
-``pgbackup-run-id`` metadata and size (``_settle``).
+completed object's ETag must match too (the MD5 of the parts' MD5s: the very bytes we sent).
+Where ETags are opaque (SSE-KMS), CRC32C does it (``s3_crc``): the upload is declared
+``FULL_OBJECT`` CRC32C, each part carries its CRC32C, and ``send_part`` extends the whole
+object's as the parts come in order, so completion hands the store the CRC32C of everything
+sent. A store that checks refuses a part or the completion (BadDigest); any CRC32C the store
+reports (for a part, in the completion's answer, or on a HEAD of the object) is compared with
+ours, so a store that checks nothing but computes what it holds (moto) is caught too. An
+object that differs is deleted (it is ours: it answered our own completion). Under SSE-KMS,
+an object that nothing proved (the compatibility mode without checksums, or a store that
+reports none) is only checked for its size, and the storage warns once per run.
+A completion whose answer was lost is settled by the object's ``pgbackup-run-id`` metadata
+and size (``_settle``).
+
+An upload can vanish under a live run: another process aborted it (another run's clean-up of
+unfinished uploads, a lifecycle rule). A part or completion the store refused is then
+reported as that, not as the store's bare answer (moto answers a part of an aborted upload
+with a 500): when the store's refusal is not already NoSuchUpload, one ListParts asks
+whether the upload still exists (``s3_unfinished.upload_gone``).
 """
 
 from __future__ import annotations
@@ -33,9 +47,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import logs, signals, stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, StorageError
+from . import s3_crc
 from .base import Upload
 from .s3_checks import (DENIED, MAX_PARTS, MD5_ETAG, MULTIPART_ETAG, code, content_md5, denied, unconfirmed,
                         written_by_another_run)
+from .s3_unfinished import NO_SUCH_UPLOAD, aborted_by_another_process, upload_gone
 
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it
     from .s3 import S3Storage
@@ -48,12 +64,16 @@ log = logs.get("storage")
 class S3Upload(Upload):
     """One multipart upload with a bounded number of parts in flight."""
 
-    def __init__(self, storage: S3Storage, key: str, upload_id: str, metadata: dict[str, str]) -> None:
+    def __init__(self, storage: S3Storage, key: str, upload_id: str, metadata: dict[str, str], *,
+                 checksums: bool = False) -> None:
         self.storage = storage
         self.key = key
         self.upload_id = upload_id
         self.metadata = metadata
+        self.checksums = checksums  # declared CRC32C, FULL_OBJECT at its creation
         self.sent = 0  # bytes handed to send_part
+        self._whole = s3_crc.Running() if checksums else None  # CRC32C of the parts so far, in order
+        self._next = 1  # the part number that extends it
         self._digests: dict[int, bytes] = {}  # part number -> MD5 of what we sent
         self._slots = threading.BoundedSemaphore(storage.concurrency)
         self._queue: queue.Queue[tuple[Future[dict[str, Any]], int, bytes] | None] = queue.Queue()
@@ -77,23 +97,40 @@ class S3Upload(Upload):
     def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
         try:
             md5, expected = content_md5(data)
+            checksum = {"ChecksumCRC32C": s3_crc.of(data)} if self.checksums else {}
             response = self.storage.call(
                 "UploadPart", self.key, self.storage.client.upload_part,
-                Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data, ContentMD5=md5,
+                Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data, ContentMD5=md5, **checksum,
             )
             self.storage.check_etag(f"part {number}", self.key, response, expected, MD5_ETAG)
+            if checksum:
+                self.storage.check_crc(f"part {number}", self.key, response.get("ChecksumCRC32C"),
+                                       checksum["ChecksumCRC32C"])
             with self._lock:
                 self._digests[number] = bytes.fromhex(expected)
             part = {"PartNumber": number, "ETag": response["ETag"]}
-            part.update({k: v for k, v in response.items() if k.startswith("Checksum") and k != "ChecksumType"})
+            # ours, of the upload's algorithm; else whichever the SDK sent by default, as the store answered
+            part.update(checksum or {k: v for k, v in response.items()
+                                     if k.startswith("Checksum") and k != "ChecksumType"})
             return part
+        except StorageError as exc:
+            if not self._gone(exc):
+                self._remember(exc)
+                raise
+            aborted = aborted_by_another_process(self.storage, self.key)
+            self._remember(aborted)
+            raise aborted from exc
         except BaseException as exc:
-            with self._lock:
-                if self._error is None:
-                    self._error = exc
+            self._remember(exc)
             raise
         finally:
             self._slots.release()
+
+    def _remember(self, error: BaseException) -> None:
+        """Keep a worker's first error for the next ``send_part`` or ``complete``."""
+        with self._lock:
+            if self._error is None:
+                self._error = error
 
     def _check(self) -> None:
         if self._cancelled is not None:
@@ -111,6 +148,12 @@ class S3Upload(Upload):
         if number > MAX_PARTS:
             raise StorageError(f"{self.storage.describe(self.key)} would need more than {MAX_PARTS} parts")
         self.sent += len(data)
+        if self._whole is not None:
+            if number == self._next:
+                self._whole.add(data)
+            else:  # not in order: the whole object's CRC32C is left to the store
+                self._whole = None
+            self._next = number + 1
         while not self._slots.acquire(timeout=POLL):  # back-pressure: `concurrency` parts in flight
             self._check()
         try:
@@ -148,46 +191,69 @@ class S3Upload(Upload):
         finally:
             self._stop_workers()
         self._check()
+        checksum = {"ChecksumType": s3_crc.FULL_OBJECT} if self.checksums else {}
+        if self._whole is not None:
+            checksum["ChecksumCRC32C"] = self._whole.encoded()  # the store compares it with what it holds
         try:
             with stopping.abandonable():  # a stalled completion cannot be interrupted; a stop walks away from it
                 response = self.storage.conditional(
                     "CompleteMultipartUpload", self.key, self.storage.client.complete_multipart_upload,
-                    Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts},
+                    Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}, **checksum,
                 )
         except StorageError as exc:
-            if not isinstance(exc, BackupExistsError) and "NoSuchUpload" not in str(exc):
+            exists = isinstance(exc, BackupExistsError)
+            if not exists and not self._gone(exc):
                 raise
-            self._settle(exc)  # the retry of a completion the store had applied meets our object
+            self._settle(exc, gone=not exists)  # the retry of a completion the store had applied meets our object
             return
         whole = hashlib.md5(b"".join(self._digests[n] for n in sorted(self._digests)), usedforsecurity=False)
+        crc = self._whole.encoded() if self._whole is not None else None
         try:
-            if not self.storage.check_etag("the object", self.key, response, f"{whole.hexdigest()}-{len(parts)}",
-                                           MULTIPART_ETAG):
-                self._check_size()  # the ETag proved nothing (SSE-KMS, or a store's own form): ask
+            proven = self.storage.check_etag("the object", self.key, response, f"{whole.hexdigest()}-{len(parts)}",
+                                             MULTIPART_ETAG)
+            if not proven and crc is not None:
+                proven = self.storage.check_crc("the object", self.key, s3_crc.returned(response), crc)
+            if not proven:  # neither the ETag nor the answer proved anything (SSE-KMS, a store's own form): ask
+                proven = self._check_stored(crc)
         except StorageError:
             self.storage.delete(self.key)  # ours (it answered our completion) and not what we sent
             raise
+        if not proven:
+            self.storage.unproven(self.key)
 
-    def _check_size(self) -> None:
-        """The completed object holds as many bytes as were sent (skipped when the credentials
-        may not read)."""
+    def _check_stored(self, crc: str | None) -> bool:
+        """The completed object holds as many bytes as were sent and, where the store shows it,
+        their CRC32C; True when that CRC32C proved it (skipped when the credentials may not read)."""
         try:
-            found = self.storage.head(self.key)
+            found = self.storage.stored(self.key)
         except AccessDeniedError:
-            return
-        if found is not None and found[0] != self.sent:
+            return False
+        if found is None:
+            return False
+        if found[0] != self.sent:
             raise StorageError(f"{self.storage.describe(self.key)} holds {found[0]} bytes after completion, "
                                f"pgbackup sent {self.sent}")
+        return crc is not None and self.storage.check_crc("the object", self.key, found[1], crc)
 
-    def _settle(self, failure: StorageError) -> None:
+    def _gone(self, refused: StorageError) -> bool:
+        """Whether a part or completion was refused because the upload no longer exists."""
+        answer = refused.__cause__
+        if self._cancelled is not None or not isinstance(answer, ClientError) or code(answer) in DENIED:
+            return False  # our own abort; no answer at all (asking again would wait as long); a refusal
+        return code(answer) in NO_SUCH_UPLOAD or upload_gone(self.storage, self.key, self.upload_id)
+
+    def _settle(self, failure: StorageError, gone: bool = False) -> None:
         """Return if the object under our key is the one this upload made (our metadata, our
         size); else raise: ``UnconfirmedError`` when it cannot be read, the failure when it
-        is another run's object or no object at all."""
+        is another run's object or no object at all, said as an abort by another process
+        when the upload is ``gone``."""
         try:
             found = self.storage.head(self.key)
         except AccessDeniedError as exc:
             raise unconfirmed(self.storage.describe(self.key), f"completed (the store answered '{failure}')") from exc
         if found is None:
+            if gone:
+                raise aborted_by_another_process(self.storage, self.key) from failure
             raise failure
         if found != (self.sent, self.metadata):
             raise written_by_another_run(self.storage.describe(self.key)) from failure
