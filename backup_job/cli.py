@@ -15,7 +15,9 @@ Exit codes, the same for every command:
 
 Every error reaches the user as one line: configuration errors on stderr (logging is not set
 up yet, since its own settings may be the wrong ones), everything else as a log line on
-stdout. Tracebacks appear only at the debug log level.
+stdout. Tracebacks appear only at the debug log level. Before anything else, every command
+warns on stderr, once each, about the ``BACKUP_*`` / ``PGBACKUP_*`` variables nothing reads
+(a typo silently meant the default), naming the closest known one and never the value.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.layout import format_timestamp
 from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, SCRATCH_SERVER,
                             SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, TERMINATION_LOG, Settings, check_command,
-                            load_settings, parse_schedule)
+                            job_environment, load_settings, parse_schedule, unknown_variables)
 from .core.termination import TerminationMessage
 from .pipeline.unseal import Keyring
 from .report.metrics import DatabaseFigure
@@ -154,6 +156,8 @@ def _refused_arguments(prog: str, printed: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
+    for warning in unknown_variables(job_environment()):  # before anything can fail: a typo may be the reason it does
+        print(f"pgbackup: warning: {warning}", file=sys.stderr)
     if args.command == "keygen":  # needs no settings: it makes the key the settings will name
         try:
             print(keygen.write(Path(args.private_key)))
@@ -175,16 +179,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refused(str(exc), args.command)
         return EXIT_CONFIG
     logs.add_secrets(settings.secrets())
-    level = settings.log_level
+    level = settings.log.level
     if args.command == "list" and level != "DEBUG":
         level = "ERROR"  # stdout is the listing (or its JSON); only errors may join it
-    logger = logs.setup(level, settings.log_format)
+    logger = logs.setup(level, settings.log.format)
     stopping.listen()  # already listening when started as ``pgbackup``: the entry point's first step
     memory.pin_mmap_threshold()
     report = Report(settings, args.command)
     if args.command == "run":  # named from the start, so that even a stop in the first instant names it
         report.result = RunResult(timestamp=format_timestamp(key_moment(settings, datetime.now(timezone.utc))),
-                                  shard=settings.shard)
+                                  shard=settings.run.shard)
         report.timestamp = report.result.timestamp
     stopping.last_word(lambda: _stopped(logger, report))
     try:
@@ -242,15 +246,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
         if args.globals and (args.target or args.create or args.clean or args.with_globals):
             raise ConfigError("--target, --create, --clean and --with-globals apply to --database, not to --globals")
         if args.globals or args.with_globals:
-            restore_globals(catalog, backup_server(), at=at, bindir=settings.pg_bindir,
-                            keyring=Keyring(settings.decrypt_identity), allow_unsigned=args.allow_unsigned,
-                            limit=settings.globals_limit)
+            restore_globals(catalog, backup_server(), at=at, bindir=settings.dump.pg_bindir,
+                            keyring=Keyring(settings.encryption.decrypt_identity), allow_unsigned=args.allow_unsigned,
+                            limit=settings.trust.globals_limit)
         if args.globals:
             report(TerminationMessage("the globals were restored", command="restore", ok=True))
             return EXIT_OK
         restored = restore_database(catalog, backup_server(), args.database, at=at, into=args.target,
-                                    create=args.create, clean=args.clean, bindir=settings.pg_bindir,
-                                    keyring=Keyring(settings.decrypt_identity), allow_unsigned=args.allow_unsigned,
+                                    create=args.create, clean=args.clean, bindir=settings.dump.pg_bindir,
+                                    keyring=Keyring(settings.encryption.decrypt_identity), allow_unsigned=args.allow_unsigned,
                                     as_superuser=args.as_superuser)
         report(TerminationMessage(  # the PgRestore's status: which backup, how long
             f"restored {restored.database!r} from {restored.backup.timestamp} into {restored.target!r}"
@@ -260,11 +264,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
     if args.command == "verify":
         clock = time.monotonic()
         server = DrillServer(verify_server(os.environ), scratch=bool(SCRATCH_SERVER.host.read(os.environ)),
-                             on_backup_server=settings.verify_on_backup_server)
+                             on_backup_server=settings.trust.verify_on_backup_server)
         outcome = verify(catalog, server,
-                         databases=tuple(args.database), include=settings.include,
-                         exclude=settings.exclude, bindir=settings.pg_bindir,
-                         keyring=Keyring(settings.decrypt_identity))
+                         databases=tuple(args.database), include=settings.dump.include,
+                         exclude=settings.dump.exclude, bindir=settings.dump.pg_bindir,
+                         keyring=Keyring(settings.encryption.decrypt_identity))
         summary = outcome.summary()
         report(outcome.termination(time.monotonic() - clock))  # the operator's lastVerify
         if outcome.failed:
@@ -273,10 +277,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
         logs.get("verify").info(summary, extra=logs.fields(event="verify.summary", failed=0))
         return EXIT_OK
     if args.command == "prune":
-        if not settings.retention:
+        if not settings.run.retention:
             raise ConfigError(f"configuration error: {RETENTION.name} is not set, so prune has no policy; "
                               f"for example {RETENTION.name}={RETENTION.example}")
-        pruned = prune(catalog, settings.retention, datetime.now(timezone.utc), dry_run=args.dry_run)
+        pruned = prune(catalog, settings.run.retention, datetime.now(timezone.utc), dry_run=args.dry_run)
         if pruned.trouble():
             report(TerminationMessage(pruned.trouble(), command="prune", ok=False))
             return EXIT_FAILED
@@ -299,7 +303,7 @@ class Report:
         self.command = command
         self.timestamp = ""  # the run's, once known
         self.result: RunResult | None = None  # the run's, filled in as it goes: what a stop reports
-        self.shard = str(settings.shard) if command == "run" and settings.shard.sharded else ""
+        self.shard = str(settings.run.shard) if command == "run" and settings.run.shard.sharded else ""
         self.reporter = (Reporter(settings.report, settings.destination.url, command, self.shard)
                          if settings.report.wanted and command in ("run", "verify", "prune") else None)
 
@@ -319,6 +323,6 @@ class Report:
         """Write the termination message, then notify; ``budget``: the seconds notifying may take in all."""
         if self.command == "run":  # a run that could not start still names its timestamp and shard
             message = replace(message, timestamp=message.timestamp or self.timestamp, shard=message.shard or self.shard)
-        termination.write(self.settings.termination_log, message)
+        termination.write(self.settings.run.termination_log, message)
         if self.reporter is not None:
             self.reporter.finished(message, databases, warnings, success_ping, budget)

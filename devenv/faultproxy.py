@@ -17,6 +17,11 @@ expression over the path and query). Actions:
   with ``unsigned`` the request is signed anew with ``UNSIGNED-PAYLOAD`` and the test key, as
   the SDK signs over HTTPS: over plain HTTP it signs the payload's SHA-256, which SeaweedFS
   checks, and which would catch the flipped byte before any checksum could;
+- ``truncate``: forward only the first half of the request body (a part cut short on the way);
+- ``reset``: drop the connection with a TCP reset, forwarding nothing;
+- ``flip-answer``: forward the request, then flip one byte of the store's answer body;
+- ``cut-answer``: forward the request, then send the answer's full ``Content-Length`` but only
+  half of its body and close the connection (a download cut off mid-way);
 - ``rewrite``: forward the request, then pass the store's answer body through ``rewrite``
   (a listing with a key left out, or a bit of a key flipped).
 
@@ -33,6 +38,7 @@ import http.client
 import re
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,7 +57,8 @@ class Fault:
 
     method: str
     path: str  # a regular expression searched in the request's path and query
-    action: str  # applied-500 | applied-reset | deny | answer | stall | corrupt | rewrite
+    action: str  # applied-500 | applied-reset | deny | answer | stall | corrupt | truncate | reset
+    #              | flip-answer | cut-answer | rewrite
     times: int | None = 1  # None: every matching request
     seconds: float = 0.0  # for stall
     forward: bool = True  # for stall: forward afterwards, or never answer
@@ -79,7 +86,7 @@ class FaultProxy:
         self.seen: list[tuple[str, str, dict[str, str]]] = []  # method, path, headers as received
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         # serve_forever checks for shutdown every poll_interval (0.5 s by default): each stop waited that long
@@ -90,6 +97,11 @@ class FaultProxy:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def clear(self) -> None:
+        """Forget every fault (a request already taken by one still suffers it)."""
+        with self._lock:
+            self.faults.clear()
 
     def take(self, method: str, path: str, headers: dict[str, str]) -> Fault | None:
         with self._lock:
@@ -114,6 +126,13 @@ class FaultProxy:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that gave up (timed out, was killed) is what faults are for: no traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 def _error_body(code: str, message: str) -> bytes:
@@ -159,7 +178,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     self.rfile.readline()
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-        def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes, cut: bool = False) -> None:
             self.send_response(status)
             head = self.command == "HEAD"  # its Content-Length is the object's, with no body sent
             for name, value in headers:
@@ -169,7 +188,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(body)
+                self.wfile.write(body[:len(body) // 2] if cut else body)
+            if cut:  # the promised length never arrives: the client sees the connection end early
+                self.close_connection = True
             proxy.requests.append((self.command, self.path, status))
 
         def _forward(self, body: bytes, fault: Fault | None) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -205,6 +226,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 assert fault is not None
                 self._answer(fault.status, [("Content-Type", "application/xml")], _error_body(fault.code, "injected"))
                 return
+            if action == "reset":
+                self._reset()
+                return
             if action == "stall":
                 assert fault is not None
                 proxy.stopping.wait(min(fault.seconds, MAX_STALL))
@@ -213,11 +237,18 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     return
             if action == "corrupt" and body:
                 body = body[:-1] + bytes([body[-1] ^ 0xFF])
+            if action == "truncate" and body:
+                body = body[:len(body) // 2]
             status, headers, answer = self._forward(body, fault)
             if action == "applied-500":
                 self._answer(500, [("Content-Type", "application/xml")], _error_body("InternalError", "injected"))
             elif action == "applied-reset":
                 self._reset()
+            elif action == "flip-answer" and answer:
+                middle = len(answer) // 2
+                self._answer(status, headers, answer[:middle] + bytes([answer[middle] ^ 0xFF]) + answer[middle + 1:])
+            elif action == "cut-answer" and len(answer) > 1:
+                self._answer(status, headers, answer, cut=True)
             elif action == "rewrite" and fault is not None and fault.rewrite is not None:
                 self._answer(status, headers, fault.rewrite(answer))
             else:

@@ -269,6 +269,22 @@ class Cluster:
         finally:
             connection.close()
 
+    def drop_databases(self, prefix: str) -> None:
+        """Drop every database whose name starts with ``prefix``, templates and connected ones too."""
+        from psycopg2 import sql
+
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT datname, datistemplate FROM pg_database WHERE starts_with(datname, %s)",
+                               (prefix,))
+                for name, template in cursor.fetchall():
+                    if template:
+                        cursor.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name)))
+                    cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        finally:
+            connection.close()
+
     def __enter__(self) -> "Cluster":
         return self.start()
 

@@ -65,6 +65,7 @@ class S3Server:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._client: Any = None
 
     def _up(self) -> bool:
         assert self._proc is not None
@@ -92,12 +93,16 @@ class S3Server:
         return sdk_env(self.endpoint)
 
     def client(self) -> Any:
-        import boto3
+        """A boto3 client with the test keys, made once: making one costs as much as a request,
+        and the tests' helpers ask for one per request (boto3 clients are thread-safe)."""
+        if self._client is None:
+            import boto3
 
-        return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name=REGION,
-            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-        )
+            self._client = boto3.client(
+                "s3", endpoint_url=self.endpoint, region_name=REGION,
+                aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+            )
+        return self._client
 
     def __enter__(self) -> "S3Server":
         return self.start()

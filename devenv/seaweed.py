@@ -58,6 +58,7 @@ class SeaweedServer:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.directory = Path(tempfile.mkdtemp(prefix="pgbackup-seaweed-"))
         self._proc: subprocess.Popen[bytes] | None = None
+        self._client: Any = None
 
     def _ports(self) -> dict[str, int]:
         names = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
@@ -111,11 +112,15 @@ class SeaweedServer:
         return sdk_env(self.endpoint)
 
     def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
+        """A boto3 client with the test keys, made once (as ``S3Server.client``)."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY,
-                            aws_secret_access_key=SECRET_KEY, config=Config(s3={"addressing_style": "path"}))
+            self._client = boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
+                                        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                                        config=Config(s3={"addressing_style": "path"}))
+        return self._client
 
     def __enter__(self) -> "SeaweedServer":
         return self.start()

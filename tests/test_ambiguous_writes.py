@@ -13,6 +13,8 @@ from devenv.postgres import Cluster
 
 from .helpers import Bucket, manifest, run_pgbackup
 
+pytestmark = pytest.mark.faults
+
 
 @pytest.fixture
 def bucket(any_bucket: Bucket) -> Bucket:

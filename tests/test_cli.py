@@ -102,6 +102,16 @@ def test_no_database_selected_is_a_failure(pg18: Cluster, bindir18: Path, tmp_pa
     assert "no databases to back up" in result.stdout and "BACKUP_DATABASES" in result.stdout
 
 
+def test_an_unknown_variable_is_warned_about_once_naming_the_closest_setting(pg18: Cluster, bindir18: Path,
+                                                                            tmp_path: Path) -> None:
+    env = job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES="nomatch_*", BACKUP_RETENTON="last=7")
+    result = run_pgbackup(env)
+    output = result.stderr + result.stdout
+    [warning] = [line for line in output.splitlines() if "BACKUP_RETENTON" in line]
+    assert "did you mean BACKUP_RETENTION?" in warning and warning in result.stderr
+    assert "last=7" not in output
+
+
 def test_json_logs_one_object_per_line(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     env = job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname, LOG_FORMAT="json",

@@ -27,10 +27,10 @@ def error(tmp_path: Path, **env: str) -> str:
 def test_defaults(tmp_path: Path) -> None:
     s = settings(tmp_path)
     assert (s.destination.bucket, s.destination.prefix) == ("my-bucket", "nightly")
-    assert s.compression.level == 6 and s.lock_wait_timeout == 300 and s.database_timeout == 0
-    assert s.include == () and s.exclude == () and s.discovery_database == "postgres"
-    assert s.log_format == "text" and s.log_level == "INFO"
-    assert not s.retention and s.globals is True and s.shrink_alarm == 0.5
+    assert s.compression.level == 6 and s.dump.lock_wait_timeout == 300 and s.dump.database_timeout == 0
+    assert s.dump.include == () and s.dump.exclude == () and s.postgres.discovery_database == "postgres"
+    assert s.log.format == "text" and s.log.level == "INFO"
+    assert not s.run.retention and s.dump.globals is True and s.run.shrink_alarm == 0.5
 
 
 def test_destinations(tmp_path: Path) -> None:
@@ -95,13 +95,13 @@ def test_bad_values_name_the_variable_and_the_fix(tmp_path: Path, variable: str,
 
 def test_pg_dump_options_are_kept_in_order(tmp_path: Path) -> None:
     s = settings(tmp_path, BACKUP_PG_DUMP_OPTIONS="--exclude-table-data='audit.*' --no-owner")
-    assert s.pg_dump_options == ("--exclude-table-data=audit.*", "--no-owner")
+    assert s.dump.pg_dump_options == ("--exclude-table-data=audit.*", "--no-owner")
 
 
 def test_durations(tmp_path: Path) -> None:
     s = settings(tmp_path, BACKUP_LOCK_WAIT_TIMEOUT="90s", BACKUP_DATABASE_TIMEOUT="2h")
-    assert (s.lock_wait_timeout, s.database_timeout) == (90, 7200)
-    assert settings(tmp_path, BACKUP_DATABASE_TIMEOUT="15m").database_timeout == 900
+    assert (s.dump.lock_wait_timeout, s.dump.database_timeout) == (90, 7200)
+    assert settings(tmp_path, BACKUP_DATABASE_TIMEOUT="15m").dump.database_timeout == 900
 
 
 def test_secret_files_are_read_and_never_shown(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def test_harmless_options_are_kept_word_for_word(value: str, tmp_path: Path) -> 
 
     settings = load_settings({"BACKUP_DESTINATION": "file:///b", "BACKUP_PG_DUMP_OPTIONS": value},
                              dotenv_path=tmp_path / "none")
-    assert settings.pg_dump_options == tuple(shlex.split(value))
+    assert settings.dump.pg_dump_options == tuple(shlex.split(value))
 
 
 def _pg_dump(bindir: Path, *args: str) -> str:

@@ -14,14 +14,17 @@ import gzip
 import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import uuid
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from isal import isal_zlib
 
 from backup_job.pipeline.stream import BLOCK_BYTES
 from devenv.postgres import Cluster
@@ -181,9 +184,10 @@ def test_backups_dated_in_2099_are_suspect_and_push_no_real_backup_out(
     pg18.sql(f"CREATE DATABASE {dbname}")
     env = any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
     env = env if signed else _unsigned(env)
-    for _ in range(3):
+    for run in range(3):
+        if run:
+            wait_for_next_second()  # three runs, three distinct timestamps
         assert run_pgbackup(env).returncode == 0
-        wait_for_next_second()
     real = sorted(k for k in any_bucket.keys(f"prod/{dbname}/") if k.endswith(".sql.gz"))
     for stamp in ("20990101T000000Z", "20990102T000000Z"):  # consistent forgeries of the newest
         key = f"prod/{dbname}/{stamp}.sql.gz"
@@ -247,12 +251,20 @@ def _max_rss(env: dict[str, str], *args: str) -> tuple[int, str]:
     return int(rss), f"exit {code}\n{out}"
 
 
-@functools.cache
-def _globals_bomb() -> bytes:
-    """3 GiB of zeros once inflated, about 3 MiB stored (made once: compressing takes seconds)."""
+def _globals_bomb(mebibytes: int = 3072) -> bytes:
+    """3 GiB of zeros once inflated, about 3 MiB stored, one gzip member, made in milliseconds:
+    after a full flush, deflating another MiB of zeros gives the same bytes again, so the stream
+    is that block repeated and closed with the CRC and size of the whole (deflating it all takes
+    seconds)."""
+    one = b"\0" * (1024 * 1024)
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    zeros = b"\0" * (64 * 1024 * 1024)
-    return b"".join(packer.compress(zeros) for _ in range(48)) + packer.flush()
+    start = packer.compress(one) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(one) + packer.flush(zlib.Z_FULL_FLUSH)
+    assert start.endswith(block), "a full flush resets the deflater"
+    crc_one = zlib.crc32(one)
+    crc = functools.reduce(lambda c, _: isal_zlib.crc32_combine(c, crc_one, len(one)), range(mebibytes - 1), crc_one)
+    last_block = packer.flush()[:-8]  # without the trailer of the two MiB this deflater saw
+    return start + block * (mebibytes - 1) + last_block + struct.pack("<II", crc, mebibytes * len(one) % 2**32)
 
 
 def test_a_globals_bomb_stops_at_the_limit_in_bounded_memory(
@@ -283,13 +295,19 @@ def test_large_manifests_are_listed_in_bounded_memory(
     assert run_pgbackup(env).returncode == 0
     source = _newest(any_bucket, f"prod/{dbname}/")
     facts = manifest(any_bucket.get(source.replace(".sql.gz", ".manifest.json")))
-    facts["row_counts"] = {f'"s{n:06d}"."table_with_a_long_enough_name_{n:06d}"': n for n in range(240_000)}
-    for day in range(1, 11):
+    row_counts = json.dumps({f'"s{n:06d}"."table_with_a_long_enough_name_{n:06d}"': n for n in range(240_000)})
+
+    def forge(day: int) -> None:
         key = f"prod/{dbname}/202610{day:02d}T000000Z.sql.gz"
-        any_bucket.put(key, any_bucket.get(source))
-        text = json.dumps({**facts, "key": key, "run_timestamp": key.rsplit("/", 1)[1][:16]}).encode()
+        any_bucket.server.client().copy_object(Bucket=any_bucket.name, Key=key,
+                                               CopySource={"Bucket": any_bucket.name, "Key": source})
+        text = json.dumps({**facts, "row_counts": "@ROWS@", "key": key, "run_timestamp": key.rsplit("/", 1)[1][:16]}
+                          ).replace('"@ROWS@"', row_counts).encode()
         assert 12 * 1024 * 1024 < len(text) < 16 * 1024 * 1024
         any_bucket.put(key.replace(".sql.gz", ".manifest.json"), text)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # 140 MiB to upload: a few at a time
+        list(pool.map(forge, range(1, 11)))
 
     rss, out = _max_rss(env, "list", "--json")
 

@@ -17,6 +17,8 @@ from devenv.wait import wait_for
 
 from .helpers import Bucket, fake_pg_dump
 
+pytestmark = pytest.mark.faults
+
 
 @pytest.fixture
 def bucket(any_bucket: Bucket) -> Bucket:

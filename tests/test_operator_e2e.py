@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from devenv.postgres import Cluster
-from devenv.s3 import ACCESS_KEY, SECRET_KEY
+from devenv.s3 import ACCESS_KEY, SECRET_KEY, S3Server
 from devenv.wait import wait_for
 
 from .helpers import SIGNING_KEY, SIGNING_PUBLIC_KEY, Bucket, run_pgbackup
@@ -70,10 +75,25 @@ def _spec(pg: Cluster, bucket: Bucket, schedule: str, database: str) -> dict[str
     }
 
 
-def test_scheduled_backup_runs_and_reports_success(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
-    bucket: Bucket, dbname: str, tmp_path: Path,
-) -> None:
+@dataclass(frozen=True)
+class Scheduled:
+    """The scheduled backup's PgBackup (``e2e``), its namespace, bucket and database."""
+
+    namespace: str
+    bucket: Bucket
+    dbname: str
+
+
+@pytest.fixture(scope="module", autouse=True)
+def scheduled(kube: KubeEnv, operator: OperatorProcess, pg18: Cluster, s3server: S3Server) -> Iterator[Scheduled]:
+    """A PgBackup scheduled every minute, made as this module starts: its CronJob fires at the
+    next whole minute, and the other tests here run meanwhile rather than the scheduled test
+    waiting up to a minute alone (it runs last). Forbid, the default concurrency policy, keeps
+    it to one Job until that Job's Pod has run."""
+    namespace, dbname = f"t-{uuid.uuid4().hex[:8]}", f"db_{uuid.uuid4().hex[:10]}"
+    bucket = Bucket(s3server, f"backups-{uuid.uuid4().hex[:12]}")
+    s3server.client().create_bucket(Bucket=bucket.name)
+    kube.core.create_namespace({"metadata": {"name": namespace}})
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS n", dbname)
     _secrets(kube, namespace, pg18.password)
@@ -81,39 +101,8 @@ def test_scheduled_backup_runs_and_reports_success(
     spec = _spec(pg18, bucket, "* * * * *", dbname)
     spec["pod"] = {"envFrom": [{"configMapRef": {"name": "logging"}, "prefix": "LOG_"}]}  # LOG_FORMAT=json
     kube.create_pgbackup(namespace, "e2e", spec)
-
-    wait_for(lambda: kube.jobs(namespace), timeout=90, what="the CronJob controller to start a Job")
-    kube.patch_pgbackup(namespace, "e2e", {"spec": {"suspend": True}})  # one run is enough
-    job = kube.jobs(namespace)[0]
-    assert job["metadata"]["labels"]["pgbackup.io/name"] == "e2e"
-    wait_for(lambda: kube.pod_of(namespace, job["metadata"]["name"]), timeout=60, what="the Job controller's Pod")
-    pod = kube.pod_of(namespace, job["metadata"]["name"])
-    assert pod is not None
-
-    result = Kubelet(kube, bindir18, tmp_path).run(pod)
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("{") and all(line.startswith('{"time"') for line in result.stdout.splitlines()), \
-        "spec.pod.envFrom reached the job: its log lines are JSON"
-    wait_for(lambda: kube.pgbackup(namespace, "e2e").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
-             timeout=60, what="lastRun.result == Succeeded")
-    status = kube.pgbackup(namespace, "e2e")["status"]
-    assert status["lastRun"]["jobName"] == job["metadata"]["name"] and status["lastRun"]["manual"] is False
-    assert status["lastSuccessfulTime"] and status["lastScheduleTime"]
-    condition = next(c for c in status["conditions"] if c["type"] == "LastBackupSucceeded")
-    assert condition["status"] == "True" and condition["reason"] == "BackupSucceeded"
-    wait_for(lambda: any(e["reason"] == "BackupSucceeded" and e["type"] == "Normal" for e in kube.events(namespace, "e2e")),
-             timeout=30, what="a BackupSucceeded event")
-    keys = bucket.keys("k8s/")
-    segments = [k.split("/")[1] for k in keys]
-    assert segments.count(dbname) == 2 and any(k.endswith(".manifest.json") for k in keys)
-    assert [s for s in segments if s != dbname] == ["_globals", "_globals"]  # spec.globals defaults to true
-    manifests = [k for k in keys if k.endswith(".manifest.json")]
-    assert len(manifests) == 2 and all(_signed_by_the_suite_s_key(bucket.get(k)) for k in manifests), \
-        "the backup pod signed every manifest with the key mounted from its Secret"
-    assert any(v["name"] == "signing-key" for v in pod["spec"]["volumes"])
-    signed = kube.condition(namespace, "e2e", "Signed")
-    assert signed is not None and signed["status"] == "True"
+    yield Scheduled(namespace, bucket, dbname)
+    kube.core.delete_namespace(namespace)
 
 
 def test_failed_backup_reports_the_cause(
@@ -288,3 +277,41 @@ def test_a_sealed_backup_is_drilled_with_the_identity_mounted_as_a_file(
     drilled = kubelet.run(pod)
     assert drilled.returncode == 0, drilled.stdout + drilled.stderr
     assert "2 of 2 backups verified" in drilled.stdout and str(identity) not in drilled.stdout
+
+
+def test_scheduled_backup_runs_and_reports_success(
+    kube: KubeEnv, scheduled: Scheduled, bindir18: Path, tmp_path: Path,
+) -> None:
+    namespace, bucket, dbname = scheduled.namespace, scheduled.bucket, scheduled.dbname
+    wait_for(lambda: kube.jobs(namespace), timeout=90, what="the CronJob controller to start a Job")
+    kube.patch_pgbackup(namespace, "e2e", {"spec": {"suspend": True}})  # one run is enough
+    job = kube.jobs(namespace)[0]
+    assert job["metadata"]["labels"]["pgbackup.io/name"] == "e2e"
+    wait_for(lambda: kube.pod_of(namespace, job["metadata"]["name"]), timeout=60, what="the Job controller's Pod")
+    pod = kube.pod_of(namespace, job["metadata"]["name"])
+    assert pod is not None
+
+    result = Kubelet(kube, bindir18, tmp_path).run(pod)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("{") and all(line.startswith('{"time"') for line in result.stdout.splitlines()), \
+        "spec.pod.envFrom reached the job: its log lines are JSON"
+    wait_for(lambda: kube.pgbackup(namespace, "e2e").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
+             timeout=60, what="lastRun.result == Succeeded")
+    status = kube.pgbackup(namespace, "e2e")["status"]
+    assert status["lastRun"]["jobName"] == job["metadata"]["name"] and status["lastRun"]["manual"] is False
+    assert status["lastSuccessfulTime"] and status["lastScheduleTime"]
+    condition = next(c for c in status["conditions"] if c["type"] == "LastBackupSucceeded")
+    assert condition["status"] == "True" and condition["reason"] == "BackupSucceeded"
+    wait_for(lambda: any(e["reason"] == "BackupSucceeded" and e["type"] == "Normal" for e in kube.events(namespace, "e2e")),
+             timeout=30, what="a BackupSucceeded event")
+    keys = bucket.keys("k8s/")
+    segments = [k.split("/")[1] for k in keys]
+    assert segments.count(dbname) == 2 and any(k.endswith(".manifest.json") for k in keys)
+    assert [s for s in segments if s != dbname] == ["_globals", "_globals"]  # spec.globals defaults to true
+    manifests = [k for k in keys if k.endswith(".manifest.json")]
+    assert len(manifests) == 2 and all(_signed_by_the_suite_s_key(bucket.get(k)) for k in manifests), \
+        "the backup pod signed every manifest with the key mounted from its Secret"
+    assert any(v["name"] == "signing-key" for v in pod["spec"]["volumes"])
+    signed = kube.condition(namespace, "e2e", "Signed")
+    assert signed is not None and signed["status"] == "True"

@@ -3,12 +3,15 @@ connection and client program gets, and what is refused before anything starts."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from backup_job.core import pgauth
-from backup_job.core.errors import ConfigError
+from backup_job.core.errors import ConfigError, RunError
+from backup_job.pg import target
 
 PASSWORD = {"PGHOST": "db", "PGPASSWORD": "pw"}
 
@@ -79,3 +82,27 @@ def test_programs_that_ignore_the_policy_are_named_in_one_line() -> None:
     assert pgauth.unenforced({"pg_dump": 18, "psycopg2's libpq": 17}) is None
     line = pgauth.unenforced({"psql": 15, "psycopg2's libpq": 17})
     assert line is not None and line.startswith("psql 15 ignore PGREQUIREAUTH") and "\n" not in line
+
+
+def test_a_scratch_connection_gets_its_parameters_as_arguments_and_the_environment_stays(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No swap of the process environment: the scratch server's own variables as keywords, and
+    libpq's unset meaning for those of the backup server it lacks (never its password)."""
+    for name, value in {"PGHOST": "backup.db", "PGUSER": "backup", "PGPASSWORD": "backup-secret",
+                        "BACKUP_VERIFY_PGHOST": "scratch.db", "BACKUP_VERIFY_PGUSER": "drill"}.items():
+        monkeypatch.setenv(name, value)
+    seen: dict[str, dict[str, str]] = {}
+
+    def connect(dsn: str | None = None, **keywords: str) -> None:
+        seen.update(keywords=psycopg2.extensions.parse_dsn(dsn) if dsn else keywords, environ=dict(os.environ))
+        raise psycopg2.OperationalError("refused here")
+
+    monkeypatch.setattr(target.psycopg2, "connect", connect)
+    with pytest.raises(RunError, match="refused here"):
+        target.verify_server(os.environ).connect("drills")
+    assert {k: seen["environ"].get(k) for k in ("PGHOST", "PGUSER", "PGPASSWORD")} == \
+        {"PGHOST": "backup.db", "PGUSER": "backup", "PGPASSWORD": "backup-secret"}
+    keywords = seen["keywords"]
+    assert (keywords["host"], keywords["user"], keywords["dbname"]) == ("scratch.db", "drill", "drills")
+    assert keywords["password"] == "" and "backup-secret" not in keywords.values()
+    assert keywords["require_auth"] == "scram-sha-256,none"

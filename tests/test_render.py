@@ -617,10 +617,10 @@ def test_the_jobs_read_the_signing_settings_back_as_rendered(tmp_path: Path) -> 
     for kind, pod in _every_pod(body).items():
         env = {k: v for k, v in _pod_env(pod).items() if isinstance(v, str)}
         settings = job_settings.load_settings(env, dotenv_path=tmp_path / "none")
-        assert [str(key) for key in settings.public_keys] == [PUBLIC_KEY], kind
-        assert (str(settings.signing_key) if settings.signing_key else None) == \
+        assert [str(key) for key in settings.trust.public_keys] == [PUBLIC_KEY], kind
+        assert (str(settings.trust.signing_key) if settings.trust.signing_key else None) == \
             ("/etc/pgbackup/signing/signing-key.pem" if kind == "backup" else None), kind
-        assert settings.verify_on_backup_server is (kind == "verify"), kind
+        assert settings.trust.verify_on_backup_server is (kind == "verify"), kind
     backup = _every_pod(body)["backup"]
     assert next(v for v in backup["volumes"] if v["name"] == "signing-key")["secret"]["items"] == \
         [{"key": "pem", "path": "signing-key.pem"}]

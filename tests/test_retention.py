@@ -7,8 +7,10 @@ so every backup retention sees is a real, restorable object with a key of our la
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -38,15 +40,20 @@ FOREIGN = (
 
 
 def _seed(bucket: Bucket, database: str, stamps: list[str]) -> None:
-    """Copies of the newest real backup of ``database`` (and of the globals) at ``stamps``."""
+    """Copies of the newest real backup of ``database`` (and of the globals) at ``stamps``, a few
+    requests at a time (hundreds of them, one after another, cost seconds)."""
     client = bucket.server.client()
-    for segment in (database, "_globals"):
-        dump = max(k for k in bucket.keys(f"prod/{segment}/") if k.endswith(".sql.gz"))
-        facts = manifest(bucket.get(dump.replace(".sql.gz", ".manifest.json")))
-        for stamp in stamps:
-            key = f"prod/{segment}/{stamp}.sql.gz"
-            client.copy_object(Bucket=bucket.name, Key=key, CopySource={"Bucket": bucket.name, "Key": dump})
-            bucket.put(key.replace(".sql.gz", ".manifest.json"), signed({**facts, "key": key, "run_timestamp": stamp}))
+
+    def copy(segment: str, dump: str, facts: dict[str, object], stamp: str) -> None:
+        key = f"prod/{segment}/{stamp}.sql.gz"
+        client.copy_object(Bucket=bucket.name, Key=key, CopySource={"Bucket": bucket.name, "Key": dump})
+        bucket.put(key.replace(".sql.gz", ".manifest.json"), signed({**facts, "key": key, "run_timestamp": stamp}))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for segment in (database, "_globals"):
+            dump = max(k for k in bucket.keys(f"prod/{segment}/") if k.endswith(".sql.gz"))
+            facts = manifest(bucket.get(dump.replace(".sql.gz", ".manifest.json")))
+            list(pool.map(functools.partial(copy, segment, dump, facts), stamps))
 
 
 def _expected(stamps: list[str], last: int, daily: int, weekly: int, monthly: int) -> set[str]:

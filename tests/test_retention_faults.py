@@ -25,6 +25,8 @@ from devenv.postgres import Cluster
 
 from .helpers import Bucket, run_pgbackup, wait_for_next_second
 
+pytestmark = pytest.mark.faults
+
 
 @pytest.fixture
 def bucket(any_bucket: Bucket) -> Bucket:

@@ -13,6 +13,8 @@ from devenv.faultproxy import Fault, FaultProxy
 
 from .helpers import Bucket
 
+pytestmark = pytest.mark.faults
+
 
 def _storage(bucket: Bucket, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, attempts: int) -> S3Storage:
     """pgbackup's S3 storage for ``bucket``, through ``proxy``, with ``attempts`` attempts and a

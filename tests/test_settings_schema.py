@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +83,12 @@ def test_every_pgbackup_field_renders_to_what_the_job_parses_back(tmp_path: Path
     settings = S.load_settings(env, dotenv_path=tmp_path / "none")
     assert (settings.destination.bucket, settings.destination.prefix) == ("backups", "pg/prod")
     assert settings.s3 == S.S3Settings("path", "aws:kms", "alias/pg", "STANDARD_IA")
-    assert (settings.include, settings.exclude) == (("app*", "shop"), ("app_test",))
+    assert (settings.dump.include, settings.dump.exclude) == (("app*", "shop"), ("app_test",))
     assert settings.compression.level == 3
-    assert settings.pg_dump_options == tuple(SPEC["pgDumpOptions"])
-    assert settings.globals is False and settings.shrink_alarm == 0.25
-    assert settings.retention == RetentionPolicy(last=7, daily=14, weekly=8, monthly=12)
-    assert settings.discovery_database == "maint" and str(settings.termination_log) == "/dev/termination-log"
+    assert settings.dump.pg_dump_options == tuple(SPEC["pgDumpOptions"])
+    assert settings.dump.globals is False and settings.run.shrink_alarm == 0.25
+    assert settings.run.retention == RetentionPolicy(last=7, daily=14, weekly=8, monthly=12)
+    assert settings.postgres.discovery_database == "maint" and str(settings.run.termination_log) == "/dev/termination-log"
     assert set(settings.secrets()) == {"pg-secret", "AKIA", "s3-secret"}
     assert (env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGSSLMODE"]) == ("pg.db.svc", "6432", "backup", "verify-full")
     assert env["PGSSLROOTCERT"].endswith("/ca/root.crt") and env["PGSSLKEY"].endswith("/client/tls.key")
@@ -97,7 +99,7 @@ def test_every_pgbackup_field_renders_to_what_the_job_parses_back(tmp_path: Path
     drill_env = resolved_env(drill)
     assert set(drill_env) <= set(S.BY_NAME), set(drill_env) - set(S.BY_NAME)
     drill_settings = S.load_settings(drill_env, dotenv_path=tmp_path / "none")
-    assert drill_settings.include == ("shop",) and not drill_settings.retention
+    assert drill_settings.dump.include == ("shop",) and not drill_settings.run.retention
     target = verify_server(drill_env)
     assert dict(target.env) == {"PGHOST": "scratch.db.svc", "PGPORT": "7432", "PGDATABASE": "drills",
                                 "PGSSLMODE": "require", "PGUSER": "drill", "PGPASSWORD": "scratch-secret",
@@ -115,9 +117,11 @@ def test_a_minimal_pgbackup_runs_on_the_jobs_defaults(tmp_path: Path) -> None:
     env = {e["name"]: e.get("value", "secret") for e in container["env"] if "fieldRef" not in e.get("valueFrom", {})}
     settings = S.load_settings(env, dotenv_path=tmp_path / "none")
     defaults = S.load_settings({S.DESTINATION.name: "s3://bkt"}, dotenv_path=tmp_path / "none")
-    for field in ("compression", "globals", "retention", "shrink_alarm", "include", "exclude",
-                  "pg_dump_options", "discovery_database", "s3"):
-        assert getattr(settings, field) == getattr(defaults, field), field
+    for group, field in (("compression", None), ("dump", "globals"), ("run", "retention"), ("run", "shrink_alarm"),
+                         ("dump", "include"), ("dump", "exclude"), ("dump", "pg_dump_options"),
+                         ("postgres", "discovery_database"), ("s3", None)):
+        ours, theirs = getattr(settings, group), getattr(defaults, group)
+        assert (getattr(ours, field) if field else ours) == (getattr(theirs, field) if field else theirs), field
 
 
 def test_the_crd_defaults_are_the_renderers_and_the_jobs() -> None:
@@ -228,3 +232,40 @@ def test_the_operator_deployments_set_only_declared_variables() -> None:
     sources = [ROOT / "deploy" / "operator.yaml", ROOT / "charts" / "pgbackup" / "templates" / "deployment.yaml"]
     names = {name for path in sources for name in re.findall(r"name:\s*(PGBACKUP_[A-Z_]+)", path.read_text())}
     assert names and names <= {v.name for v in S.OPERATOR}, names
+
+
+def test_every_backup_variable_the_repository_mentions_is_known() -> None:
+    """A new BACKUP_/PGBACKUP_ variable anywhere outside the tests (code, compose, charts, scripts,
+    docs) is a setting or listed in ``ELSEWHERE``, so no one is ever warned about it as a typo.
+    ``BACKUP_VERIFY_PG*`` and ``BACKUP_METRICS_*`` name families, not variables."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    mentioned: set[str] = set()
+    for name in listed:
+        path = ROOT / name
+        if name.startswith("tests/") or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        mentioned |= set(re.findall(r"\b((?:PG)?BACKUP_[A-Z0-9_]*[A-Z0-9])\b(?!\*)", text))
+    assert {"BACKUP_DESTINATION", "BACKUP_BUCKET", "PGBACKUP_SHARD_INDEX", "PGBACKUP_VENV"} <= mentioned
+    assert sorted(mentioned - S.KNOWN) == []
+
+
+def test_unknown_variables_are_named_with_the_closest_known_one_never_their_value(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "environ", {"BACKUP_GLOBAL": "true"})  # the environment wins over .env
+    (tmp_path / ".env").write_text("BACKUP_GLOBAL=false\nBACKUP_DESTINATION=file:///b\n")
+    environ = {"BACKUP_RETENTON": "last=7", "PGBACKUP_IMAGES": "registry.example/secret-tag", "PGHOST": "db",
+               "PGBACKUP_SHARD_INDEX": "1", "BACKUP_ENCRYPT_RECIPIENTS_FILE": "/run/r", "BACKUP_ZQXJ": "v"}
+    warnings = S.unknown_variables({**S.job_environment(tmp_path / ".env"), **environ})
+    assert warnings == [
+        "BACKUP_GLOBAL is not a pgbackup setting and is ignored; did you mean BACKUP_GLOBALS?",
+        "BACKUP_RETENTON is not a pgbackup setting and is ignored; did you mean BACKUP_RETENTION?",
+        "BACKUP_ZQXJ is not a pgbackup setting and is ignored; check its spelling in "
+        "docs/configuration.md#configuration",
+        "PGBACKUP_IMAGES is not a pgbackup setting and is ignored; did you mean PGBACKUP_IMAGE?",
+    ]
+    assert not any(value in warning for warning in warnings for value in ("last=7", "secret-tag", "false"))

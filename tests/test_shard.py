@@ -66,8 +66,8 @@ def test_a_bad_shard_is_one_line_naming_the_setting_and_the_form(value: str) -> 
 
 
 def test_shard_values_and_the_unsharded_default() -> None:
-    assert settings().shard == Shard(0, 1) and not Shard(0, 1).sharded
-    assert settings(BACKUP_SHARD=" 2 / 3 ").shard == Shard(2, 3)
+    assert settings().run.shard == Shard(0, 1) and not Shard(0, 1).sharded
+    assert settings(BACKUP_SHARD=" 2 / 3 ").run.shard == Shard(2, 3)
     assert parse_shard(S.SHARD.render(Shard(4, 5))) == Shard(4, 5)
     assert str(Shard(1, 3)) == "1/3" and Shard(0, 3).stores_globals and not Shard(1, 3).stores_globals
 
@@ -87,7 +87,7 @@ def test_a_shard_keeps_its_databases_and_reports_its_missing_names() -> None:
 def test_the_run_timestamp_forms_and_their_normal_form() -> None:
     for value in ("20261130T020000Z", "2026-11-30T02:00:00Z", "2026-11-30t03:00:00.999+01:00",
                   "2026-11-29T21:00:00-05:00"):
-        moment = settings(BACKUP_RUN_TIMESTAMP=value).run_timestamp
+        moment = settings(BACKUP_RUN_TIMESTAMP=value).run.run_timestamp
         assert moment == datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc), value
         assert S.RUN_TIMESTAMP.render(moment) == "20261130T020000Z"
     for value in ("2026-11-30", "2026-11-30T02:00:00", "20261130T0200Z", "20261330T020000Z", "tomorrow"):
@@ -109,8 +109,8 @@ def test_the_timestamp_comes_from_the_setting_then_the_job_name_then_the_clock()
 
 
 def test_the_run_id_is_plain_ascii() -> None:
-    assert settings(BACKUP_RUN_ID="3f0c9a4e-7b1d-4c52-9e8a-5d2f61b0c7aa").run_id == "3f0c9a4e-7b1d-4c52-9e8a-5d2f61b0c7aa"
-    assert settings().run_id is None
+    assert settings(BACKUP_RUN_ID="3f0c9a4e-7b1d-4c52-9e8a-5d2f61b0c7aa").run.run_id == "3f0c9a4e-7b1d-4c52-9e8a-5d2f61b0c7aa"
+    assert settings().run.run_id is None
     for value in ("with space", "ünïcode", "-leading", "x" * 129):
         with pytest.raises(ConfigError, match="BACKUP_RUN_ID"):
             settings(BACKUP_RUN_ID=value)

@@ -20,6 +20,8 @@ from devenv.wait import wait_for
 
 from .helpers import Bucket, fake_tool, run_pgbackup, wait_for_next_second
 
+pytestmark = pytest.mark.faults
+
 PARTS = r"\?.*partNumber="
 
 

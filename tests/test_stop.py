@@ -156,3 +156,46 @@ def test_sigterm_after_the_summary_is_said_once(pg18: Cluster, bindir18: Path, t
     assert took < BOUND + MARGIN
     document = _termination(termination_log)
     assert document["ok"] is False and "stopped by SIGTERM" in str(document["summary"])
+
+
+def test_sigterms_while_the_run_exits_are_said_once_never_a_traceback_or_death_by_signal(
+    pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str
+) -> None:
+    """SIGTERM after SIGTERM from the summary on, through the interpreter's shutdown: one may
+    land in a finalizer, or after Python restored the default action (exit -15, no line).
+    Either it is said once (exit 1), or it came after pgbackup's last look and the run leaves
+    with its own outcome (exit 0); never death by signal, never a traceback."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    termination_log = tmp_path / "termination-log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
+    env.update(job_env(pg18, f"file://{tmp_path}/backups", bindir18, BACKUP_DATABASES=dbname,
+                       BACKUP_GLOBALS="false", BACKUP_TERMINATION_LOG=str(termination_log)))
+    proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    errors: list[str] = []
+    readers = [threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True),  # type: ignore[arg-type]
+               threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)]  # type: ignore[arg-type]
+    for reader in readers:
+        reader.start()
+    try:
+        wait_for(lambda: any("1 ok, 0 failed" in line for line in list(lines)), timeout=60, interval=0.002,
+                 what="the summary")
+        while proc.poll() is None:  # a barrage until it is gone: some land as it shuts down
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.002)
+    finally:
+        proc.kill()
+        code = proc.wait(timeout=40)
+    for reader in readers:
+        reader.join(timeout=10)
+
+    output = "".join(lines) + "".join(errors)
+    assert "Traceback" not in output and "Exception ignored" not in output, output
+    stopped = [line for line in lines if "stopped by SIGTERM" in line]
+    document = _termination(termination_log)
+    if code == 0:  # every signal came after the last look: the process was already leaving with its outcome
+        assert not stopped and document["ok"] is True, output
+    else:
+        assert code == 1 and len(stopped) == 1, output
+        assert document["ok"] is False and "stopped by SIGTERM" in str(document["summary"])

@@ -24,6 +24,8 @@ from devenv.seaweed import SeaweedServer
 
 from .helpers import Bucket, run_pgbackup, wait_for_next_second
 
+pytestmark = pytest.mark.faults
+
 
 @pytest.fixture
 def bucket(any_bucket: Bucket) -> Bucket:

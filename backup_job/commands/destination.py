@@ -19,7 +19,7 @@ from ..storage import LocalStorage, S3Storage, Storage
 def open_destination(settings: Settings) -> Storage:
     destination = settings.destination
     if destination.scheme == "s3":
-        return S3Storage(destination.bucket, settings.s3, settings.upload_concurrency)
+        return S3Storage(destination.bucket, settings.s3, settings.upload.upload_concurrency)
     assert destination.directory is not None
     return LocalStorage(destination.directory)
 
@@ -27,23 +27,23 @@ def open_destination(settings: Settings) -> Storage:
 def open_signer(settings: Settings) -> SigningKey | None:
     """The backup job's private key, or None when none is configured; ``ConfigError`` when its
     file cannot be used (never showing its contents)."""
-    if settings.signing_key is None:
+    if settings.trust.signing_key is None:
         return None
     try:
-        return SigningKey.load(settings.signing_key, SIGNING_KEY_FILE.name)
+        return SigningKey.load(settings.trust.signing_key, SIGNING_KEY_FILE.name)
     except ValueError as exc:
         raise ConfigError(f"configuration error: {exc}") from None
 
 
 def trust(settings: Settings, signer: SigningKey | None = None) -> Trust:
-    keys = dict.fromkeys(settings.public_keys)
+    keys = dict.fromkeys(settings.trust.public_keys)
     if signer is not None:
         keys.setdefault(signer.public)
     return Trust(tuple(keys))
 
 
 def reading(settings: Settings, signer: SigningKey | None = None) -> Reading:
-    return Reading.of(settings, trust(settings, signer))
+    return Reading.of(settings.trust, trust(settings, signer))
 
 
 def open_catalog(settings: Settings, storage: Storage, signer: SigningKey | None = None) -> Catalog:

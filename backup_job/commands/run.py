@@ -88,27 +88,29 @@ class Tools:
     server: Server
     pg_dumpall: str = ""
     system_identifier: str = ""  # "" when the role may not read it
+    database: str = "postgres"  # the database discovery connected to (pg_dumpall's too)
 
 
 def prepare(settings: Settings) -> Tools:
     """Find pg_dump, discover the server, and refuse version skew."""
-    pg_dump = find_tool("pg_dump", settings.pg_bindir)
+    pg_dump = find_tool("pg_dump", settings.dump.pg_bindir)
     dump_version = tool_version(pg_dump)
-    server = discover(settings.discovery_database)
+    server = discover(settings.postgres.discovery_database)
     if server.major > major(dump_version):
         raise RunError(
             f"pg_dump {dump_version} cannot dump PostgreSQL {server.version} "
-            f"({describe_target(settings.discovery_database)}): pg_dump must be at least the "
+            f"({describe_target(settings.postgres.discovery_database)}): pg_dump must be at least the "
             f"server's major version",
             hint=f"use pg_dump {server.major} or newer: the pgbackup image ships the newest, or "
             f"set {PG_BINDIR.name} to a PostgreSQL {server.major}+ bin directory",
         )
-    pg_dumpall = find_tool("pg_dumpall", settings.pg_bindir) if settings.globals else ""
+    pg_dumpall = find_tool("pg_dumpall", settings.dump.pg_bindir) if settings.dump.globals else ""
     warning = unenforced("pg_dump", dump_version)
     if warning:
         log.warning(warning, extra=logs.fields(event="auth.unenforced"))
     return Tools(pg_dump=pg_dump, pg_dump_version=dump_version, server=server, pg_dumpall=pg_dumpall,
-                 system_identifier=system_identifier(backup_server(), settings.discovery_database))
+                 system_identifier=system_identifier(backup_server(), settings.postgres.discovery_database),
+                 database=settings.postgres.discovery_database)
 
 
 def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str,
@@ -117,11 +119,13 @@ def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str,
     facts = RunFacts(run_timestamp=timestamp, pg_dump_version=tools.pg_dump_version,
                      server_version=tools.server.version, compression=settings.compression.format,
                      compression_level=settings.compression.level,
-                     pg_dump_options=settings.pg_dump_options, recipients=settings.encrypt_to,
+                     pg_dump_options=settings.dump.pg_dump_options, recipients=settings.encryption.encrypt_to,
                      server_system_identifier=tools.system_identifier,
-                     **({"run_id": settings.run_id} if settings.run_id else {}))
-    return BackupRun(settings, storage, facts, CpuShare(cpus.usable(), settings.compression.threads), listed,
-                     signer)
+                     **({"run_id": settings.run.run_id} if settings.run.run_id else {}))
+    return BackupRun(settings.destination.prefix, storage, facts, dump=settings.dump,
+                     compression=settings.compression, encryption=settings.encryption, run=settings.run,
+                     upload=settings.upload, cpus=CpuShare(cpus.usable(), settings.compression.threads), listed=listed,
+                     signer=signer)
 
 
 def attempt(run: BackupRun, source: Source) -> DatabaseResult:
@@ -140,9 +144,9 @@ def attempt(run: BackupRun, source: Source) -> DatabaseResult:
 
 def key_moment(settings: Settings, now: datetime) -> datetime:
     """The run's key moment (``core.runkey``); warns when a Job name's number was not taken."""
-    moment, _origin, ignored = run_moment(settings.run_timestamp, settings.job_name, now)
+    moment, _origin, ignored = run_moment(settings.run.run_timestamp, settings.run.job_name, now)
     if ignored:
-        log.warning("%s=%s gives no run timestamp: %s; the run uses the clock", JOB_NAME.name, settings.job_name,
+        log.warning("%s=%s gives no run timestamp: %s; the run uses the clock", JOB_NAME.name, settings.run.job_name,
                     ignored, extra=logs.fields(event="run.timestamp_from_clock"))
     return moment
 
@@ -150,11 +154,11 @@ def key_moment(settings: Settings, now: datetime) -> datetime:
 def backup_database(run: BackupRun, tools: Tools, database: str, properties: dict[str, Any] | None = None,
                     previous: Manifest | None = None) -> DatabaseResult:
     """Back up one database: dump object, then manifest."""
-    settings = run.settings
+    dump = run.dump
 
     def make_dump() -> PgDump:
-        return PgDump(tools.pg_dump, database, lock_wait_timeout=settings.lock_wait_timeout,
-                      extra_options=settings.pg_dump_options, timeout=settings.database_timeout)
+        return PgDump(tools.pg_dump, database, lock_wait_timeout=dump.lock_wait_timeout,
+                      extra_options=dump.pg_dump_options, timeout=dump.database_timeout)
 
     with stopping.abandonable():  # a query to a server that stopped answering: a stop does not wait for it
         owners = _owners(database)
@@ -175,13 +179,11 @@ def _owners(database: str) -> list[str] | None:
 
 def backup_globals(run: BackupRun, tools: Tools) -> DatabaseResult:
     """Store ``pg_dumpall --globals-only``; without role passwords where reading them is denied."""
-    settings = run.settings
-
     def source(role_passwords: bool) -> Source:
         def make_dump() -> PgDump:
-            argv = globals_argv(tools.pg_dumpall, settings.discovery_database, role_passwords)
+            argv = globals_argv(tools.pg_dumpall, tools.database, role_passwords)
             return PgDump(tools.pg_dumpall, GLOBALS, lock_wait_timeout=0, extra_options=(),
-                          timeout=settings.database_timeout, argv=argv)
+                          timeout=run.dump.database_timeout, argv=argv)
         return Source(GLOBALS, make_dump, role_passwords=role_passwords, count_rows=False)
 
     result = attempt(run, source(True))
@@ -212,28 +214,28 @@ def run(settings: Settings, started: datetime | None = None, result: RunResult |
     clock = time.monotonic()
     now = datetime.now(timezone.utc)
     if result is None:
-        result = RunResult(timestamp=format_timestamp(started or key_moment(settings, now)), shard=settings.shard)
+        result = RunResult(timestamp=format_timestamp(started or key_moment(settings, now)), shard=settings.run.shard)
     tools = prepare(settings)
-    selection = select_databases(tools.server.databases, settings.include, settings.exclude)
+    selection = select_databases(tools.server.databases, settings.dump.include, settings.dump.exclude)
     if not selection.databases and not selection.missing:
         raise RunError(
             f"no databases to back up: the server has {len(tools.server.databases)} "
             f"connectable databases and the filters selected none",
             hint=f"check {DATABASES.name} and {EXCLUDE_DATABASES.name}",
         )
-    mine = shards.plan(selection, settings.shard, settings.globals)
+    mine = shards.plan(selection, settings.run.shard, settings.dump.globals)
     result.planned = [*([GLOBALS] if mine.globals else []), *mine.databases, *mine.missing]
     storage = open_destination(settings)
     storage.prepare()
     log.info(
         "run %s started: %d databases%s on PostgreSQL %s with pg_dump %s -> %s",
         result.label, len(mine.databases),
-        f" of {len(selection.databases)}" if settings.shard.sharded else "", tools.server.version,
+        f" of {len(selection.databases)}" if settings.run.shard.sharded else "", tools.server.version,
         tools.pg_dump_version, settings.destination.url,
         extra=logs.fields(event="run.started", timestamp=result.timestamp, databases=list(mine.databases),
-                          **({"shard": str(settings.shard)} if settings.shard.sharded else {})),
+                          **({"shard": str(settings.run.shard)} if settings.run.shard.sharded else {})),
     )
-    sweep_unfinished_uploads(storage, settings.destination.prefix, timedelta(seconds=settings.abandoned_upload_age))
+    sweep_unfinished_uploads(storage, settings.destination.prefix, timedelta(seconds=settings.upload.abandoned_upload_age))
     previous = _previous_backups(settings, storage, signer)
     result.suspect = _warn_suspect(previous)
     properties = _database_properties(settings, mine.databases)
@@ -249,7 +251,7 @@ def run(settings: Settings, started: datetime | None = None, result: RunResult |
         last = previous.latest(database) if previous is not None else None
         jobs.append(partial(backup_database, backups, tools, database, properties.get(database),
                             last.manifest if last else None))
-    parallel = Parallel(jobs, settings.parallel_databases)
+    parallel = Parallel(jobs, settings.dump.parallel_databases)
     try:
         result.results.extend(parallel.run(backups.stop))
     except Interrupted:
@@ -259,11 +261,11 @@ def run(settings: Settings, started: datetime | None = None, result: RunResult |
         raise
     result.seconds = time.monotonic() - clock
     _log_summary(result)
-    if settings.retention:
+    if settings.run.retention:
         _apply_retention(settings, storage, result, signer)
-    if result.ok and settings.shard.sharded and settings.report.healthcheck_url is not None:
+    if result.ok and settings.run.shard.sharded and settings.report.healthcheck_url is not None:
         result.ping_success = shards.announce_whole_run(storage, settings.destination.prefix, result.timestamp,
-                                                        settings.run_id, mine)
+                                                        settings.run.run_id, mine)
     return result
 
 
@@ -299,7 +301,7 @@ def _apply_retention(settings: Settings, storage: Storage, result: RunResult, si
         return
     try:
         catalog = open_catalog(settings, storage, signer)
-        result.retention = prune(catalog, settings.retention, datetime.now(timezone.utc))
+        result.retention = prune(catalog, settings.run.retention, datetime.now(timezone.utc))
     except PgBackupError as exc:
         result.retention_error = str(exc)
     else:
@@ -325,7 +327,7 @@ def _warn_suspect(catalog: Catalog | None) -> int | None:
 
 def _previous_backups(settings: Settings, storage: Storage, signer: SigningKey | None) -> Catalog | None:
     """The catalog for the shrink alarm, or None when it is off or cannot be read."""
-    if not settings.shrink_alarm:
+    if not settings.run.shrink_alarm:
         return None
     try:
         return open_catalog(settings, storage, signer)
@@ -339,7 +341,7 @@ def _database_properties(settings: Settings, databases: tuple[str, ...]) -> dict
     if not databases:
         return {}
     try:
-        connection = backup_server().connect(settings.discovery_database)
+        connection = backup_server().connect(settings.postgres.discovery_database)
     except RunError as exc:
         log.warning("database properties not captured: %s", exc)
         return {}

@@ -18,6 +18,11 @@ A variable is declared once (in ``settings``) with everything every consumer nee
 - ``format``: a typed value back to the text ``parse`` accepts, for the operator, which
   renders a PgBackup into these variables.
 
+A ``Variable`` written in the body of a settings group (``settings.group.Group``) is also
+that group's field: read on the class it is the declaration (``DumpSettings.include.name``),
+read on an instance it is the typed value (``settings.dump.include``). The declaration and
+the field are one line, so adding a setting is one edit.
+
 Reading turns every complaint into one ``ConfigError`` line in one shape, naming the
 variable, the value (never a secret's), the problem and an example:
 ``configuration error: NAME='value' problem; for example NAME=example``. A value that looks
@@ -34,8 +39,9 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from . import credentials
 from .errors import ConfigError
@@ -91,6 +97,23 @@ class Variable(Generic[T]):
     file_form: bool = False
     owner: Owner = "pgbackup"
     format: Callable[[T], str] = str
+    attribute: str = field(default="", compare=False, repr=False)  # its field's name in a group
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        object.__setattr__(self, "attribute", name)
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Variable[T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> T: ...
+
+    def __get__(self, instance: object | None, owner: type) -> Any:
+        """On the class, the declaration; an instance holds its value in its own ``__dict__``,
+        which a non-data descriptor leaves first, so this runs only for an unset field."""
+        if instance is None:
+            return self
+        raise AttributeError(f"{owner.__name__}.{self.attribute} ({self.name}) was never read")
 
     @property
     def file_name(self) -> str:
@@ -148,6 +171,15 @@ def text(value: str) -> str:
 
 def optional_text(value: str) -> str | None:
     return value or None
+
+
+def optional_path(value: str) -> Path | None:
+    return Path(value) if value else None
+
+
+def format_optional(value: object) -> str:
+    """None (unset) as empty text, anything else as ``str`` does."""
+    return "" if value is None else str(value)
 
 
 def integer(low: int, high: int) -> Callable[[str], int]:

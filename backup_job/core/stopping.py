@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from contextlib import contextmanager
 
 from . import signals
@@ -84,7 +85,21 @@ def listen() -> None:
     for number in signals.STOP_SIGNALS:
         signal.signal(number, _on_signal)
     signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
+    sys.unraisablehook = _quiet_when_stopped(sys.unraisablehook)
     signals.start(threading.Thread(target=_watch, args=(reader,), name="stop-watchdog", daemon=True))
+
+
+def _quiet_when_stopped(hook: Callable[[Any], object]) -> Callable[[Any], object]:
+    """The interpreter's hook for exceptions it cannot raise, minus ours: a stop request that
+    raised inside a finalizer or a ``__del__`` is swallowed there, not lost (it is recorded,
+    writes are refused, and the command says it when it returns), and needs no traceback."""
+
+    def unraisable(unraisable: Any) -> object:
+        if isinstance(unraisable.exc_value, Interrupted):
+            return None
+        return hook(unraisable)
+
+    return unraisable
 
 
 def _watch(reader: int) -> None:
@@ -195,7 +210,16 @@ def leave(code: int) -> int:
     """After a stop request, end the process now with ``code``: the threads left behind (in
     calls that may never return) are not waited for. A request nobody has spoken of yet (it
     came as the command returned) is said here, and the exit code says it. Without a
-    request, return ``code``."""
+    request, return ``code``.
+
+    From here on stop signals are blocked: one that comes while the interpreter shuts down
+    would otherwise meet its default action (death by SIGTERM, no line, exit 143) or a
+    handler raising into a finalizer. One already pending is taken as a request; one that
+    comes later dies with the process, which is exiting with its outcome anyway."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals.STOP_SIGNALS)
+    pending = sorted(signal.sigpending() & signals.STOP_SIGNALS)
+    if pending:
+        _record(signal.Signals(pending[0]).name)
     if not requested():
         return code
     if once(_last_word or _plain_word):

@@ -7,10 +7,14 @@ variable) describe it, and none of the main ``PG*`` connection variables are use
 the main server's password never travels to the other server.
 
 ``Target`` carries the libpq variables for the chosen server. Both ways of talking to it use
-exactly those: psql gets them as its environment; psycopg2 connections are opened with them
-swapped into the process environment for the moment of the connect (libpq reads defaults
-from the environment, and a keyword left unset would otherwise fall back to the main
-server's variable). They include the authentication policy (``core.pgauth``: no password in
+exactly those, as arguments: psql gets them as its whole environment (``env=``), psycopg2
+connections get them as connection keywords (``parameters``). The process environment is
+never changed for a connect. libpq still fills a keyword left out from the process's own
+``PG*`` variables (the backup server's), so a keyword of a variable the process has and the
+target lacks is given libpq's unset meaning explicitly (``UNSET``): the scratch server never
+falls back to the backup server's host, user, password or password file. A service
+(``PGSERVICE``) only the process names blanks every keyword of ``UNSET``, so it fills none
+either. The variables include the authentication policy (``core.pgauth``: no password in
 cleartext or md5, channel binding over TLS), computed for that server.
 
 Every session pgbackup opens starts with ``search_path = pg_catalog, pg_temp``, as pg_dump's
@@ -26,14 +30,12 @@ wins. The SQL itself names only pg_catalog's functions and operators (``database
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
-from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import connection as Connection, make_dsn
 
 from ..core import pgauth
 from ..core.errors import RunError, one_line
@@ -49,7 +51,24 @@ LIBPQ_VARIABLES = (
     "PGSERVICEFILE", "PGCONNECT_TIMEOUT", "PGOPTIONS", "PGTARGETSESSIONATTRS", "PGREQUIRESSL",
     "PGSSLNEGOTIATION", "PGGSSENCMODE", "PGKRBSRVNAME", "PGCHANNELBINDING", "PGREQUIREAUTH",
 )
-_environ_lock = threading.Lock()
+# Each variable's connection keyword; PGSERVICEFILE has none before libpq 18 and stays the
+# process's (it only matters with a service, which names the server itself).
+KEYWORDS = {
+    "PGHOST": "host", "PGHOSTADDR": "hostaddr", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password",
+    "PGPASSFILE": "passfile", "PGDATABASE": "dbname", "PGSSLMODE": "sslmode", "PGSSLROOTCERT": "sslrootcert",
+    "PGSSLCERT": "sslcert", "PGSSLKEY": "sslkey", "PGSSLCRL": "sslcrl", "PGSERVICE": "service",
+    "PGCONNECT_TIMEOUT": "connect_timeout", "PGOPTIONS": "options", "PGTARGETSESSIONATTRS": "target_session_attrs",
+    "PGREQUIRESSL": "requiressl", "PGSSLNEGOTIATION": "sslnegotiation", "PGGSSENCMODE": "gssencmode",
+    "PGKRBSRVNAME": "krbsrvname", "PGCHANNELBINDING": "channel_binding", "PGREQUIREAUTH": "require_auth",
+}
+# What libpq does with each keyword when nothing sets it, written as a value: an empty host,
+# port, user, password or file means libpq's default; the rest name their defaults.
+UNSET = {
+    "PGHOST": "", "PGHOSTADDR": "", "PGPORT": "", "PGUSER": "", "PGPASSWORD": "", "PGPASSFILE": "",
+    "PGSSLMODE": "prefer", "PGSSLROOTCERT": "", "PGSSLCERT": "", "PGSSLKEY": "", "PGSSLCRL": "",
+    "PGTARGETSESSIONATTRS": "any", "PGGSSENCMODE": "prefer",
+}
+NEWER = {"PGREQUIREAUTH": 16, "PGSSLNEGOTIATION": 17}  # keywords an older libpq rejects (as variables: ignores)
 PGOPTIONS = "PGOPTIONS"
 SAFE_SEARCH_PATH = "-c search_path=pg_catalog,pg_temp"
 
@@ -79,17 +98,20 @@ class Target:
         env[PGOPTIONS] = session_options(self.env.get(PGOPTIONS))
         return env
 
-    @contextmanager
-    def _environment(self) -> Iterator[None]:
-        with _environ_lock:
-            saved = {name: os.environ.pop(name) for name in LIBPQ_VARIABLES if name in os.environ}
-            os.environ.update({k: v for k, v in self.env.items() if k in LIBPQ_VARIABLES})
-            try:
-                yield
-            finally:
-                for name in LIBPQ_VARIABLES:
-                    os.environ.pop(name, None)
-                os.environ.update(saved)
+    def parameters(self, database: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The connection keywords for ``database`` on this server: its own variables, and the
+        unset meaning of each variable ``environ`` (default: the process's) has and it lacks."""
+        environ = os.environ if environ is None else environ
+        if "PGSERVICE" in environ and "PGSERVICE" not in self.env:
+            unset = set(UNSET)
+        else:  # PGREQUIRESSL (deprecated) means an sslmode where none is given
+            unset = {name for name in UNSET if name in environ or (name == "PGSSLMODE" and "PGREQUIRESSL" in environ)}
+        keywords = {KEYWORDS[name]: UNSET[name] for name in unset if name not in self.env}
+        keywords.update({KEYWORDS[name]: value for name, value in self.env.items()
+                         if name in KEYWORDS and libpq_major() >= NEWER.get(name, 0)})
+        keywords.update(dbname=database, connect_timeout="15", application_name="pgbackup",
+                        options=session_options(self.env.get(PGOPTIONS)))
+        return keywords
 
     def connect(self, database: str | None = None) -> Connection:
         """An autocommit connection to ``database`` (default: the maintenance database)."""
@@ -98,9 +120,7 @@ class Target:
         if problem:
             raise RunError(f"cannot connect to database {name!r} on {self.label}: {problem}", hint=tlsfiles.HINT)
         try:
-            with self._environment():
-                connection = psycopg2.connect(dbname=name, connect_timeout=15, application_name="pgbackup",
-                                              options=session_options(self.env.get(PGOPTIONS)))
+            connection = psycopg2.connect(make_dsn(**self.parameters(name)))  # in memory only: never argv
         except psycopg2.Error as exc:
             raise RunError(f"cannot connect to database {name!r} on {self.label}: {one_line(exc)}",
                            hint=pgauth.hint(str(exc))) from exc

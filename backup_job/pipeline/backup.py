@@ -44,7 +44,7 @@ from ..core import logs, signals, stopping
 from ..core.errors import BackupExistsError, NotFoundError, StorageError, UnconfirmedError
 from ..core.layout import backup_keys, display_name
 from ..core.manifest import Manifest, RunFacts, shrink_alarm
-from ..core.settings import DATABASE_TIMEOUT, Settings
+from ..core.settings import DATABASE_TIMEOUT, Compression, DumpSettings, EncryptionSettings, RunSettings, UploadSettings
 from ..core.signing import SigningKey
 from ..pg.copycount import CopyRowCounter
 from ..pg.dump import PgDump
@@ -90,9 +90,16 @@ def rate(count: int, seconds: float) -> str:
 class BackupRun:
     """The writer of one run's backups: each source becomes a dump object, then its manifest."""
 
-    def __init__(self, settings: Settings, storage: Storage, facts: RunFacts, cpus: CpuShare | None = None,
-                 listed: frozenset[str] | None = None, signer: SigningKey | None = None) -> None:
-        self.settings = settings
+    def __init__(self, prefix: str, storage: Storage, facts: RunFacts, *, dump: DumpSettings,
+                 compression: Compression, encryption: EncryptionSettings, run: RunSettings, upload: UploadSettings,
+                 cpus: CpuShare | None = None, listed: frozenset[str] | None = None,
+                 signer: SigningKey | None = None) -> None:
+        self.prefix = prefix  # the destination's prefix
+        self.dump = dump
+        self.compression = compression
+        self.encryption = encryption
+        self.run_settings = run
+        self.upload = upload
         self.storage = storage
         self.facts = facts
         self.signer = signer  # signs every manifest (core.signing); None: unsigned
@@ -100,7 +107,7 @@ class BackupRun:
         # without a HEAD per object (None: not listed, so ask). Both only catch a clash early;
         # the conditional writes settle a run that writes the same key meanwhile.
         self.listed = listed
-        self.cpus = cpus or CpuShare(1, settings.compression.threads)
+        self.cpus = cpus or CpuShare(1, compression.threads)
         self._active: dict[int, tuple[PgDump, Upload]] = {}  # the streams running, to stop them all
         self._stopped: StorageError | None = None
         self._finishing: set[str] = set()  # the databases whose manifest is on its way
@@ -121,8 +128,8 @@ class BackupRun:
             return set(self._finishing)
 
     def keys(self, database: str) -> tuple[str, str]:
-        keys = backup_keys(self.settings.destination.prefix, database, self.facts.run_timestamp,
-                           self.settings.compression.format, encrypted=bool(self.settings.encrypt_to))
+        keys = backup_keys(self.prefix, database, self.facts.run_timestamp,
+                           self.compression.format, encrypted=bool(self.encryption.encrypt_to))
         return keys.dump, keys.manifest
 
     def store(self, source: Source) -> Stored:
@@ -162,8 +169,8 @@ class BackupRun:
 
         with self.cpus.stream():
             stats = self._stream(source, dump_key, progress, counter)
-        shrink = shrink_alarm(self.settings.shrink_alarm, source.previous, stats.compressed_bytes, stats.raw_bytes,
-                              self.settings.compression.format)
+        shrink = shrink_alarm(self.run_settings.shrink_alarm, source.previous, stats.compressed_bytes, stats.raw_bytes,
+                              self.compression.format)
         manifest = self._manifest(source, dump_key, stats, started_at, counter, shrink)
         # No clean-up if this fails: the manifest may have been written although the answer
         # was lost, and then the dump is a complete backup. A dump left without its manifest
@@ -191,9 +198,9 @@ class BackupRun:
         """The manifest of a finished stream: the database properties sealed like the dump when
         it is sealed, and signed when the run holds a signing key."""
         properties, sealed = source.properties, None
-        if self.settings.encrypt_to and properties is not None:
+        if self.encryption.encrypt_to and properties is not None:
             sealed = base64.b64encode(seal_bytes(json.dumps(properties, sort_keys=True).encode(),
-                                                 self.settings.encrypt_to)).decode("ascii")
+                                                 self.encryption.encrypt_to)).decode("ascii")
             properties = None
         manifest = self.facts.manifest(
             source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
@@ -210,7 +217,7 @@ class BackupRun:
         """This run's own complete backup under these keys, left by an earlier attempt (same
         run id, given by ``BACKUP_RUN_ID``, and same timestamp); None when what is there is
         another run's (the caller's conflict). Raises when it is this run's and incomplete."""
-        if self.settings.run_id is None:
+        if self.run_settings.run_id is None:
             return None
         try:
             found = Manifest.from_json(self.storage.read_all(manifest_key, MANIFEST_LIMIT))
@@ -242,7 +249,7 @@ class BackupRun:
         return Stored(found.key, stats, earlier=True)
 
     def _stream(self, source: Source, dump_key: str, progress: Progress, counter: CopyRowCounter) -> StreamStats:
-        compression = self.settings.compression
+        compression = self.compression
         dump = source.make_dump()
         try:
             upload = self.storage.start_upload(dump_key, CONTENT_TYPES[compression.format],
@@ -268,10 +275,10 @@ class BackupRun:
             raise
         try:
             return stream_backup(dump, compressor, upload,
-                                 base_part_size=self.settings.part_size, limits=self.storage.limits,
-                                 progress=progress, progress_interval=self.settings.progress_interval,
+                                 base_part_size=self.upload.part_size, limits=self.storage.limits,
+                                 progress=progress, progress_interval=self.dump.progress_interval,
                                  observe=counter.feed if source.count_rows else None,
-                                 seal_to=self.settings.encrypt_to)
+                                 seal_to=self.encryption.encrypt_to)
         finally:
             if deadline is not None:
                 deadline.cancel()
@@ -281,7 +288,7 @@ class BackupRun:
     def _deadline(self, upload: Upload) -> threading.Timer | None:
         """The per-database timeout on the storage side (pg_dump's own watchdog stops the dump):
         an upload still waiting then is cancelled, whatever its requests are doing."""
-        seconds = self.settings.database_timeout
+        seconds = self.dump.database_timeout
         if not seconds:
             return None
         error = StorageError(f"the backup exceeded {DATABASE_TIMEOUT.name} ({seconds} s) while waiting on storage "
@@ -315,7 +322,7 @@ class BackupRun:
         now, before = ((stats.raw_bytes, shrink["previous_raw_bytes"]) if raw
                        else (stats.compressed_bytes, shrink["previous_compressed_bytes"]))
         warning = (f"backup of {name!r} SHRANK: {logs.human_bytes(now)} {'raw' if raw else 'compressed'} is below "
-                   f"{round(self.settings.shrink_alarm * 100)}% of the previous backup ({shrink['previous_timestamp']}, "
+                   f"{round(self.run_settings.shrink_alarm * 100)}% of the previous backup ({shrink['previous_timestamp']}, "
                    f"{logs.human_bytes(before)}); check that data was not lost")
         log.warning("%s", warning, extra=logs.fields(event="backup.shrunk", **fields, **shrink))
         return warning

@@ -46,7 +46,7 @@ from ..core import logs
 from ..core.errors import NotFoundError, RestoreError, StorageError
 from ..core.layout import DUMP_SUFFIXES, MANIFEST_SUFFIX, READABLE_SUFFIXES, dump_suffix, parse_key, parse_timestamp
 from ..core.manifest import Manifest, NotUnderstood, parse
-from ..core.settings import CLOCK_SKEW, MANIFEST_LIMIT_MB, Settings
+from ..core.settings import CLOCK_SKEW, MANIFEST_LIMIT_MB, TrustSettings
 from ..core.signing import SignatureInvalid, Trust
 from ..storage.base import ObjectInfo, Storage
 
@@ -66,7 +66,7 @@ class Reading:
     now: datetime | None = None  # None: the clock when the catalog is loaded
 
     @classmethod
-    def of(cls, settings: Settings, trust: Trust) -> "Reading":
+    def of(cls, settings: TrustSettings, trust: Trust) -> "Reading":
         return cls(trust=trust, skew=timedelta(seconds=settings.clock_skew), manifest_limit=settings.manifest_limit)
 
 

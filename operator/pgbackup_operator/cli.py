@@ -20,7 +20,7 @@ from backup_job import __version__
 from backup_job.core.errors import ConfigError
 from backup_job.core.logs import JsonFormatter
 from backup_job.core.settings import (OPERATOR_FRESHNESS_INTERVAL, OPERATOR_IMAGE, OPERATOR_LIVENESS, OPERATOR_LOG_FORMAT,
-                                      OPERATOR_METRICS_PORT, OPERATOR_NAMESPACES)
+                                      OPERATOR_METRICS_PORT, OPERATOR_NAMESPACES, unknown_variables)
 
 
 class OneLineFormatter(logging.Formatter):
@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    for warning in unknown_variables(os.environ):
+        print(f"pgbackup-operator: warning: {warning}", file=sys.stderr)
     try:
         namespaces = list(args.namespace) or list(OPERATOR_NAMESPACES.read(os.environ))
         metrics_port = OPERATOR_METRICS_PORT.read(os.environ) if args.metrics_port is None else args.metrics_port
