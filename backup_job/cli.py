@@ -32,28 +32,42 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__
 from .commands import keygen, listing, schedule
 from .commands.destination import open_catalog, open_destination, open_signer
-from .commands.prune import prune
 from .commands.outcome import RunResult
+from .commands.prune import prune
 from .commands.restore import parse_at, restore_database, restore_globals
 from .commands.run import key_moment, run
 from .commands.verify import DrillServer, verify
 from .core import logs, memory, pgauth, stopping, termination
 from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.layout import format_timestamp
-from .core.settings import (DATABASES, DESTINATION, EXCLUDE_DATABASES, LOG_LEVEL, RETENTION, SCRATCH_SERVER,
-                            SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, TERMINATION_LOG, Settings, check_command,
-                            job_environment, load_settings, parse_schedule, unknown_variables)
+from .core.settings import (
+    DATABASES,
+    DESTINATION,
+    EXCLUDE_DATABASES,
+    LOG_LEVEL,
+    RETENTION,
+    SCRATCH_SERVER,
+    SIGNING_KEY_FILE,
+    SIGNING_PUBLIC_KEYS,
+    TERMINATION_LOG,
+    Settings,
+    check_command,
+    job_environment,
+    load_settings,
+    parse_schedule,
+    unknown_variables,
+)
 from .core.termination import TerminationMessage
+from .pg.target import backup_server, verify_server
 from .pipeline.unseal import Keyring
 from .report.metrics import DatabaseFigure
 from .report.reporter import Reporter
-from .pg.target import backup_server, verify_server
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 CONNECTING = ("run", "restore", "verify")  # the commands that talk to PostgreSQL
@@ -187,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory.pin_mmap_threshold()
     report = Report(settings, args.command)
     if args.command == "run":  # named from the start, so that even a stop in the first instant names it
-        report.result = RunResult(timestamp=format_timestamp(key_moment(settings, datetime.now(timezone.utc))),
+        report.result = RunResult(timestamp=format_timestamp(key_moment(settings, datetime.now(UTC))),
                                   shard=settings.run.shard)
         report.timestamp = report.result.timestamp
     stopping.last_word(lambda: _stopped(logger, report))
@@ -280,7 +294,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
         if not settings.run.retention:
             raise ConfigError(f"configuration error: {RETENTION.name} is not set, so prune has no policy; "
                               f"for example {RETENTION.name}={RETENTION.example}")
-        pruned = prune(catalog, settings.run.retention, datetime.now(timezone.utc), dry_run=args.dry_run)
+        pruned = prune(catalog, settings.run.retention, datetime.now(UTC), dry_run=args.dry_run)
         if pruned.trouble():
             report(TerminationMessage(pruned.trouble(), command="prune", ok=False))
             return EXIT_FAILED

@@ -55,8 +55,8 @@ def run_once(env: dict[str, str]) -> dict[str, float]:
     seconds = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"backup failed:\n{result.stdout}\n{result.stderr}")
-    maxrss = next(int(l.split()[1]) for l in result.stderr.splitlines() if l.startswith("MAXRSS_KIB"))
-    finished = [json.loads(l) for l in result.stdout.splitlines() if '"backup.finished"' in l][0]
+    maxrss = next(int(ln.split()[1]) for ln in result.stderr.splitlines() if ln.startswith("MAXRSS_KIB"))
+    finished = next(json.loads(ln) for ln in result.stdout.splitlines() if '"backup.finished"' in ln)
     return {
         "seconds": round(seconds, 1),
         "raw_mb": round(finished["raw_bytes"] / 1e6, 1),

@@ -251,7 +251,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{'SKIP' if passed is None else 'PASS' if passed else 'FAIL'}: {text}")
     return {"machine": machine, "cores": CORES, "dump_bytes": dump_size, "build_seconds": build_seconds,
             "args": vars(args), "cases": {n: {"case": asdict(r.case), "runs": r.measured} for n, r in runs.items()},
-            "targets": {text: passed for text, passed in checks}}
+            "targets": dict(checks)}
 
 
 def memory_scaling(args: argparse.Namespace) -> dict[str, Any]:
@@ -266,7 +266,7 @@ def memory_scaling(args: argparse.Namespace) -> dict[str, Any]:
             result = measure(bench.pgbackup(env), env, cwd=workdir)
             if result.returncode != 0:
                 raise SystemExit(f"pgbackup run ({size}) failed:\n{tail(result.stdout)}\n{tail(result.stderr)}")
-            finished = next(json.loads(l) for l in result.stdout.splitlines() if '"backup.finished"' in l)
+            finished = next(json.loads(ln) for ln in result.stdout.splitlines() if '"backup.finished"' in ln)
             results.append({"size": size, "raw_bytes": finished["raw_bytes"], "seconds": result.seconds,
                             "peak_rss_mib": result.peak_rss_bytes / MIB})
             delete_prefix(bench.client, BUCKET, f"scaling-{factor}")

@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         figures = scrape(metrics_port)
         peak, now = rss_kib(operator.pid)
         per_pgbackup = sum(count for name, count in figures.items() if not name.startswith("pgbackup_operator"))
-        print(f"| PgBackups | reconciled, Ready and Fresh in | operator RSS idle | RSS now | peak RSS | "
-              f"one freshness check | series per PgBackup (no runs yet) |")
+        print("| PgBackups | reconciled, Ready and Fresh in | operator RSS idle | RSS now | peak RSS | "
+              "one freshness check | series per PgBackup (no runs yet) |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         print(f"| {args.count} | {settle:.0f} s | {idle / 1024:.0f} MiB | {now / 1024:.0f} MiB | {peak / 1024:.0f} MiB | "
               f"{figures['pgbackup_operator_freshness_check_duration_seconds'] * 1e3:.2f} ms | "

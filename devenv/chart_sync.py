@@ -1,5 +1,5 @@
-"""Copy the CRDs, the operator's RBAC rules, the admission policy, the alert rules and the Grafana dashboard from deploy/ into
-the Helm chart (see scripts/sync-chart)."""
+"""Copy the CRDs, the operator's RBAC rules, the admission policy, the alert rules and the
+Grafana dashboard from deploy/ into the Helm chart (see scripts/sync-chart)."""
 
 from __future__ import annotations
 

@@ -21,9 +21,16 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "crd.md"
 CRDS = [ROOT / "deploy" / "crd.yaml", ROOT / "deploy" / "crd-pgrestore.yaml"]
-BOUNDS = [("minimum", "≥ {}"), ("maximum", "≤ {}"), ("minLength", "length ≥ {}"), ("maxLength", "length ≤ {}"),
-          ("minItems", "items ≥ {}"), ("maxItems", "items ≤ {}"), ("minProperties", "keys ≥ {}"),
-          ("maxProperties", "keys ≤ {}")]
+BOUNDS = [
+    ("minimum", "≥ {}"),
+    ("maximum", "≤ {}"),
+    ("minLength", "length ≥ {}"),
+    ("maxLength", "length ≤ {}"),
+    ("minItems", "items ≥ {}"),
+    ("maxItems", "items ≤ {}"),
+    ("minProperties", "keys ≥ {}"),
+    ("maxProperties", "keys ≤ {}"),
+]
 HEADER = """# PgBackup and PgRestore fields
 
 Every field of the two resources, as the API server checks them: made from the CRDs' OpenAPI
@@ -71,15 +78,20 @@ def _checks(schema: dict[str, Any], required: bool) -> list[str]:
     if schema.get("x-kubernetes-preserve-unknown-fields"):
         checks.append("any fields kept as given")
     for rule in schema.get("x-kubernetes-validations", []):
-        checks.append(f"{_text(rule.get('message', ''))} (rule {_code(rule['rule'])})" if "message" in rule
-                      else f"rule {_code(rule['rule'])}")
+        checks.append(
+            f"{_text(rule.get('message', ''))} (rule {_code(rule['rule'])})"
+            if "message" in rule
+            else f"rule {_code(rule['rule'])}"
+        )
     return checks
 
 
 def _rows(path: str, schema: dict[str, Any], required: bool) -> list[str]:
     default = _code(schema["default"]) if "default" in schema else ""
-    row = (f"| `{path}` | {_type(schema)} | {default} | {'; '.join(_checks(schema, required))} | "
-           f"{_text(schema.get('description', ''))} |")
+    row = (
+        f"| `{path}` | {_type(schema)} | {default} | {'; '.join(_checks(schema, required))} | "
+        f"{_text(schema.get('description', ''))} |"
+    )
     rows = [row]
     wanted = set(schema.get("required", []))
     for name, child in schema.get("properties", {}).items():
@@ -99,16 +111,25 @@ def section(crd: dict[str, Any]) -> str:
     """One kind: its description, then a table for spec and one for status."""
     names, version = crd["spec"]["names"], crd["spec"]["versions"][0]
     schema = version["schema"]["openAPIV3Schema"]
-    lines = [f"## {names['kind']}", "",
-             f"`apiVersion: {crd['spec']['group']}/{version['name']}`, `kind: {names['kind']}`; "
-             f"short name {', '.join(f'`{n}`' for n in names.get('shortNames', []))}. "
-             + _text(schema.get("description", "")), ""]
+    lines = [
+        f"## {names['kind']}",
+        "",
+        f"`apiVersion: {crd['spec']['group']}/{version['name']}`, `kind: {names['kind']}`; "
+        f"short name {', '.join(f'`{n}`' for n in names.get('shortNames', []))}. "
+        + _text(schema.get("description", "")),
+        "",
+    ]
     for top in ("spec", "status"):
         if top not in schema.get("properties", {}):
             continue
-        lines += [f"### {names['kind']} {top}", "",
-                  "| Field | Type | Default | Validation | Description |", "|---|---|---|---|---|",
-                  *_rows(top, schema["properties"][top], top in schema.get("required", [])), ""]
+        lines += [
+            f"### {names['kind']} {top}",
+            "",
+            "| Field | Type | Default | Validation | Description |",
+            "|---|---|---|---|---|",
+            *_rows(top, schema["properties"][top], top in schema.get("required", [])),
+            "",
+        ]
     return "\n".join(lines)
 
 

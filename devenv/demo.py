@@ -108,12 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     newest = sorted(output.glob("shop/*.sql.gz"))[-1]
     print("\n== backups written:")
     for path in sorted(p for p in output.rglob("*") if p.is_file() and p.parent.parent == output):
-        print(f"   {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}  ({path.stat().st_size} bytes)")
-    print(f"\n== restore check: {newest.name} of 'shop' restored into 'shop_restored', {restored} of {original} orders present")
+        shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+        print(f"   {shown}  ({path.stat().st_size} bytes)")
+    print(f"\n== restore check: {newest.name} of 'shop' restored into 'shop_restored', "
+          f"{restored} of {original} orders present")
     print("\n== the same by hand, into any PostgreSQL server (same or newer major version):")
     print("   createdb shop_restored")
     print(f"   gunzip -c {newest} | psql -X -1 -v ON_ERROR_STOP=1 -d shop_restored")
-    print(f"   (check it first: sha256sum {newest} matches \"sha256\" in {newest.name.replace('.sql.gz', '.manifest.json')})")
+    manifest = newest.name.replace(".sql.gz", ".manifest.json")
+    print(f"   (check it first: sha256sum {newest} matches \"sha256\" in {manifest})")
     return 0
 
 

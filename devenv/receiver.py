@@ -66,7 +66,7 @@ class Receiver:
     def paths(self) -> list[str]:
         return [f"{r.method} {r.path}" for r in self.requests]
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         self._thread.start()
         return self
 

@@ -34,7 +34,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .postgres import free_port
 from .process import stop as stop_process
@@ -59,7 +59,7 @@ def sdk_env(endpoint: str) -> dict[str, str]:
 class S3Server:
     """moto's S3 server on 127.0.0.1:<port>."""
 
-    server_env: dict[str, str] = {}  # added to the server process's environment
+    server_env: ClassVar[dict[str, str]] = {}  # added to the server process's environment
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -77,7 +77,7 @@ class S3Server:
         except OSError:
             return False
 
-    def start(self) -> "S3Server":
+    def start(self) -> S3Server:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **self.server_env},
@@ -104,7 +104,7 @@ class S3Server:
             )
         return self._client
 
-    def __enter__(self) -> "S3Server":
+    def __enter__(self) -> S3Server:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
@@ -135,7 +135,7 @@ class Identity:
 class IamS3Server(S3Server):
     """moto's S3 server that allows each S3 request only as the signing user's IAM policies do."""
 
-    server_env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"}
+    server_env: ClassVar[dict[str, str]] = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"}
 
     def _post(self, path: str, body: bytes = b"") -> None:
         request = urllib.request.Request(self.endpoint + path, data=body, method="POST",
@@ -152,7 +152,7 @@ class IamS3Server(S3Server):
         finally:
             self._post("/moto-api/reset-auth", b"0")
 
-    def start(self) -> "IamS3Server":
+    def start(self) -> IamS3Server:
         super().start()
         try:
             self._check_multipart_is_authorized_as_aws_does()
@@ -180,8 +180,8 @@ class IamS3Server(S3Server):
         if verdicts != {"s3:PutObject": "allowed", "s3:GetObject": "AccessDenied"}:
             raise RuntimeError(
                 f"moto {importlib.metadata.version('moto')} does not authorize CreateMultipartUpload as AWS does "
-                f"(s3:PutObject required): a user holding only s3:PutObject was {verdicts['s3:PutObject']}, one holding "
-                f"only s3:GetObject {verdicts['s3:GetObject']}; it cannot stand in for IAM "
+                f"(s3:PutObject required): a user holding only s3:PutObject was {verdicts['s3:PutObject']}, "
+                f"one holding only s3:GetObject {verdicts['s3:GetObject']}; it cannot stand in for IAM "
                 f"(requirements/constraints.txt holds moto back for this)")
 
     def reset(self) -> None:

@@ -79,7 +79,7 @@ class SeaweedServer:
         except OSError:
             return False
 
-    def start(self) -> "SeaweedServer":
+    def start(self) -> SeaweedServer:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
         (self.directory / "s3.json").write_text(json.dumps(S3_CONFIG))
         with open(self.directory / "weed.log", "wb") as log:
@@ -122,7 +122,7 @@ class SeaweedServer:
                                         config=Config(s3={"addressing_style": "path"}))
         return self._client
 
-    def __enter__(self) -> "SeaweedServer":
+    def __enter__(self) -> SeaweedServer:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:

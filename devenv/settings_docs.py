@@ -28,8 +28,10 @@ def rows(variable: Variable[Any]) -> list[str]:
     example = "" if variable.secret else _code(variable.examples() if variable.example else [])
     lines = [f"| `{variable.name}` | {variable.documented_default} | {example} | {variable.doc} |"]
     if variable.file_form:
-        lines.append(f"| `{variable.file_name}` | none | `{variable.example}` | "
-                     f"`{variable.name}` read from this file (a mounted secret). |")
+        lines.append(
+            f"| `{variable.file_name}` | none | `{variable.example}` | "
+            f"`{variable.name}` read from this file (a mounted secret). |"
+        )
     return lines
 
 

@@ -46,7 +46,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -242,7 +241,7 @@ class Soak:
 
     # -- set-up ---------------------------------------------------------------------------------
 
-    def __enter__(self) -> "Soak":
+    def __enter__(self) -> Soak:
         self.workdir = Path(tempfile.mkdtemp(prefix="pgbackup-soak-"))  # no .env file to pick up
         self.proxy.start()
         self.client.create_bucket(Bucket=self.bucket)
@@ -462,7 +461,7 @@ class Soak:
         for start in range(0, len(rows), 2):
             batch = rows[start:start + 2]
             started = [self._start_restore(row["database"], row["timestamp"], proxied=False) for row in batch]
-            for row, (process, args, target) in zip(batch, started):
+            for row, (process, args, target) in zip(batch, started, strict=False):
                 self.restored.add((row["database"], row["timestamp"], row["sha256"]))
                 outcome, got = self._end_restore(process, args, target)
                 if self.check("complete-restores", outcome.returncode == 0,

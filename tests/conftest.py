@@ -17,16 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from devenv.faultproxy import FaultProxy
 from devenv.kube import ControlPlane
 from devenv.kube import build as build_control_plane
 from devenv.postgres import Cluster, debian_bindir, embedded_bindir
-from devenv.faultproxy import FaultProxy
 from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer
 
 from .helpers import ROOT, Bucket
 from .kubeenv import KubeEnv, OperatorProcess
-
 
 SERVICES = {"bindir18", "bindir15", "pg18", "fresh_pg18", "pg15", "s3server", "bucket", "kube", "operator",
             "namespace", "helm", "bare_kube", "supercronic", "compose_schema", "weed", "seaweed", "store", "any_bucket",

@@ -12,12 +12,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devenv.postgres import Cluster
 from devenv.faultproxy import FaultProxy
+from devenv.postgres import Cluster
 from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer
 from devenv.wait import wait_for
@@ -182,8 +182,8 @@ def table_locked(cluster: Cluster, database: str, table: str) -> Iterator[None]:
 def wait_for_next_second() -> None:
     """Return once the wall clock has entered a new second, so the next run's timestamp
     (which has second resolution) differs from every earlier run's."""
-    start = datetime.now(timezone.utc).replace(microsecond=0)
-    wait_for(lambda: datetime.now(timezone.utc).replace(microsecond=0) > start, timeout=5, what="the next second")
+    start = datetime.now(UTC).replace(microsecond=0)
+    wait_for(lambda: datetime.now(UTC).replace(microsecond=0) > start, timeout=5, what="the next second")
 
 
 # A fault proxy path for ListMultipartUploads (``GET /<bucket>?uploads...``, path style).
@@ -197,7 +197,7 @@ def redated(started: Callable[[str], datetime]) -> Callable[[bytes], bytes]:
     def upload(match: re.Match[str]) -> str:
         entry = match.group(0)
         key = html.unescape(re.search(r"<Key>(.*?)</Key>", entry, re.DOTALL).group(1))  # type: ignore[union-attr]
-        stamp = started(key).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        stamp = started(key).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         return re.sub(r"<Initiated>[^<]*</Initiated>", f"<Initiated>{stamp}</Initiated>", entry)
 
     return lambda body: re.sub(r"<Upload>.*?</Upload>", upload, body.decode(), flags=re.DOTALL).encode()

@@ -15,8 +15,8 @@ import kubernetes
 from kubernetes.client import ApiException
 
 from devenv.kube import ControlPlane, write_kubeconfig
-from devenv.process import stop as stop_process
 from devenv.postgres import free_port
+from devenv.process import stop as stop_process
 from devenv.wait import wait_for
 
 from .helpers import ROOT
@@ -121,7 +121,7 @@ class OperatorProcess:
         except OSError:
             return False
 
-    def __enter__(self) -> "OperatorProcess":
+    def __enter__(self) -> OperatorProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PG", "AWS_", "BACKUP_"))}
         env.update(KUBECONFIG=str(self._token_kubeconfig()), PGBACKUP_IMAGE="pgbackup:test",
                    PGBACKUP_FRESHNESS_INTERVAL="1s")

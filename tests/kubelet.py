@@ -41,7 +41,7 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class NotImplementedByStandIn(AssertionError):
@@ -248,7 +248,7 @@ class Kubelet:
                 raise NotImplementedByStandIn(f"volume {volume['name']}: items {spec['items']} are not implemented")
             files = {item["path"]: (data[item["key"]], item.get("mode", default_mode)) for item in spec["items"]}
         _own(directory, 0o1777, who.fs_group)
-        stamped = directory / f"..{datetime.now(timezone.utc):%Y_%m_%d_%H_%M_%S.%f}"
+        stamped = directory / f"..{datetime.now(UTC):%Y_%m_%d_%H_%M_%S.%f}"
         stamped.mkdir()
         _own(stamped, 0o755, who.fs_group)
         for path, (value, mode) in files.items():

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from backup_job.core.settings import load_settings
-from backup_job.core.layout import encode_database
-from backup_job.commands.run import backup_database, prepare, writer
 from backup_job.commands.destination import open_destination
+from backup_job.commands.run import backup_database, prepare, writer
+from backup_job.core.layout import encode_database
+from backup_job.core.settings import load_settings
 from devenv.postgres import Cluster
 from devenv.s3 import SECRET_KEY
 
-from .helpers import (VARYING, Bucket, comparable_dump, comparable_globals, fake_pg_dump, manifest, restore,
-                      run_pgbackup)
+from .helpers import VARYING, Bucket, comparable_dump, comparable_globals, fake_pg_dump, manifest, restore, run_pgbackup
 
 TIMESTAMP = r"\d{8}T\d{6}Z"
 

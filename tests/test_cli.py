@@ -57,7 +57,7 @@ def test_unreachable_server_fails_the_run_with_one_line(bindir18: Path, tmp_path
            "PGUSER": "postgres", "BACKUP_PG_BINDIR": str(bindir18)}
     result = run_pgbackup(env)
     assert result.returncode == 1
-    [line] = [l for l in result.stdout.splitlines() if "ERROR" in l]
+    [line] = [ln for ln in result.stdout.splitlines() if "ERROR" in ln]
     assert f"cannot connect to PostgreSQL at 127.0.0.1:{env['PGPORT']}" in line and "Connection refused" in line
     assert "Traceback" not in result.stdout + result.stderr
     assert list(tmp_path.iterdir()) == []

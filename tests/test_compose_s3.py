@@ -70,7 +70,7 @@ def test_the_compose_s3_service_command_serves_the_env_example_bucket(weed: Path
             else:
                 body = client.get_object(Bucket=settings["BACKUP_BUCKET"], Key="kept")["Body"].read()
                 assert body == b"survives a restart"
-                with pytest.raises(ClientError, match="PreconditionFailed|412"):
+                with pytest.raises(ClientError, match=r"PreconditionFailed|412"):
                     client.put_object(Bucket=settings["BACKUP_BUCKET"], Key="kept", Body=b"x", IfNoneMatch="*")
         finally:
             server.terminate()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -179,13 +180,13 @@ def test_two_runs_with_the_same_timestamp_leave_one_good_backup(
     """Two runs of one second, racing for real (two threads, one store). On SeaweedFS, whose
     conditional writes are atomic (moto's are not): one backup wins whole, the other run
     fails that database, and nothing is deleted or left open."""
-    from datetime import datetime, timezone
+    from datetime import datetime
     from threading import Thread
 
+    from backup_job.commands.destination import open_destination
     from backup_job.commands.run import RunResult, run
     from backup_job.core.settings import load_settings
     from backup_job.pipeline.catalog import load_catalog
-    from backup_job.commands.destination import open_destination
     from devenv.seaweed import SeaweedServer
 
     assert isinstance(seaweed, SeaweedServer)
@@ -198,7 +199,7 @@ def test_two_runs_with_the_same_timestamp_leave_one_good_backup(
                                    BACKUP_S3_ADDRESSING_STYLE="path", BACKUP_PART_SIZE_MB="5").items():
         monkeypatch.setenv(key, value)
     settings = load_settings(dotenv_path=tmp_path / "none")
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     results: list[RunResult] = []
     runs = [Thread(target=lambda: results.append(run(settings, started=moment))) for _ in range(2)]
     for thread in runs:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from backup_job.core.settings import Compression, Secret, load_settings
 from backup_job.core.errors import ConfigError
+from backup_job.core.settings import Compression, Secret, load_settings
 
 BASE = {"BACKUP_DESTINATION": "s3://my-bucket/nightly/"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -75,7 +75,7 @@ def test_a_missing_dump_is_damage_not_a_reason_to_fall_back(
 
 
 def _age(path: Path, days: float) -> None:
-    moment = (datetime.now(timezone.utc) - timedelta(days=days)).timestamp()
+    moment = (datetime.now(UTC) - timedelta(days=days)).timestamp()
     os.utime(path, (moment, moment))
 
 

@@ -31,8 +31,13 @@ SUFFIXES = {".py", ".yaml", ".yml", ".txt", ".tpl", ".json", ".md", ".example"}
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
-    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(target)],
-                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(target)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     return target
 
@@ -40,8 +45,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def files(sources: list[str]) -> list[Path]:
     """The text files under ``sources`` (files or directories)."""
     paths = [ROOT / source for source in sources]
-    return [p for p in paths if p.is_file()] + [f for p in paths if p.is_dir() for f in sorted(p.rglob("*"))
-                                                 if f.is_file() and f.suffix in SUFFIXES]
+    return [p for p in paths if p.is_file()] + [
+        f for p in paths if p.is_dir() for f in sorted(p.rglob("*")) if f.is_file() and f.suffix in SUFFIXES
+    ]
 
 
 def references() -> dict[tuple[str, str], list[str]]:
@@ -82,6 +88,10 @@ def test_every_pointer_into_the_docs_names_a_page_and_heading_that_exist(site: P
 def test_nothing_points_at_the_readme_for_what_moved_to_the_docs() -> None:
     """The README is short now; a pointer into it would lead nowhere."""
     outside = files([source for source in SOURCES if source != "README.md"])
-    cited = [f"{path.relative_to(ROOT)}:{number}" for path in outside
-             for number, line in enumerate(path.read_text().splitlines(), 1) if "README" in line]
+    cited = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in outside
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "README" in line
+    ]
     assert len(outside) > 100 and cited == []

@@ -168,7 +168,7 @@ class PasswordTrap:
         except (OSError, struct.error):
             pass
 
-    def __enter__(self) -> "PasswordTrap":
+    def __enter__(self) -> PasswordTrap:
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -1,6 +1,7 @@
-"""Sealed backups on real PostgreSQL and both S3 servers of the suite (moto, SeaweedFS): no plaintext stored, restore and verify with the
-identity, a clear failure without it or with another one, a changed ciphertext byte that
-commits nothing, and a history that mixes plain and sealed backups."""
+"""Sealed backups on real PostgreSQL and both S3 servers of the suite (moto, SeaweedFS): no
+plaintext stored, restore and verify with the identity, a clear failure without it or with
+another one, a changed ciphertext byte that commits nothing, and a history that mixes plain
+and sealed backups."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def test_restore_and_verify_open_it_with_the_identity_only(
     opened = {**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(sealed["key"])}
     restored = run_pgbackup(opened, "restore", "--database", dbname, "--target", target, "--create")
     assert restored.returncode == 0, restored.stdout + restored.stderr
-    assert pg18.sql(f"SELECT count(*), min(body) FROM secrets", target) == [(3000, f"{SECRET_ROW}-1")]
+    assert pg18.sql("SELECT count(*), min(body) FROM secrets", target) == [(3000, f"{SECRET_ROW}-1")]
     drill = run_pgbackup(opened, "verify")
     assert drill.returncode == 0, drill.stdout + drill.stderr
     assert "verify: 2 of 2 backups verified" in drill.stdout  # the database and the globals
@@ -156,7 +157,7 @@ def test_a_history_of_plain_sealed_and_rotated_backups_restores_verifies_and_pru
 
     pruned = run_pgbackup({**env, "BACKUP_RETENTION": "last=1"}, "prune")  # no identity needed to prune
     assert pruned.returncode == 0, pruned.stdout + pruned.stderr
-    left = [k for k in bucket.keys(f"mixed/{dbname}/")]
+    left = list(bucket.keys(f"mixed/{dbname}/"))
     assert len(left) == 2 and any(k.endswith(".sql.gz.age") for k in left)
     newest = json.loads(run_pgbackup(env, "list", "--json").stdout)
     assert [b["recipients"] for b in newest] == [[rotated_public]]

@@ -3,15 +3,15 @@ them on a real control plane is tests/test_operator_alerting.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pgbackup_operator import freshness, metrics
 from pgbackup_operator.spec import PgBackupSpec, parse_pgbackup
 
-MONDAY = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+MONDAY = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 def body(**spec: object) -> dict[str, object]:
@@ -39,7 +39,7 @@ def test_the_default_max_age_is_twice_the_longest_gap_plus_the_deadline() -> Non
 
 def test_the_gap_is_measured_in_the_schedule_s_time_zone() -> None:
     # Europe/Berlin leaves summer time on 2026-10-25: from 01:30 that day to 01:30 the next is 25 hours.
-    gap = freshness.schedule_gap("30 1 * * *", "Europe/Berlin", datetime(2026, 10, 20, tzinfo=timezone.utc))
+    gap = freshness.schedule_gap("30 1 * * *", "Europe/Berlin", datetime(2026, 10, 20, tzinfo=UTC))
     assert gap == 25 * 3600
 
 
@@ -72,7 +72,7 @@ def test_metrics_are_built_from_status_and_follow_the_store() -> None:
     assert samples[("pgbackup_last_run_bytes", shop)] == 1234.0
     assert samples[("pgbackup_last_run_databases", (*shop[:1], ("namespace", "db"), ("result", "failed")))] == 0.0
     assert samples[("pgbackup_last_verify_success", shop)] == 0.0
-    assert samples[("pgbackup_last_success_timestamp_seconds", shop)] == datetime(2026, 11, 30, 2, 31, tzinfo=timezone.utc).timestamp()
+    assert samples[("pgbackup_last_success_timestamp_seconds", shop)] == datetime(2026, 11, 30, 2, 31, tzinfo=UTC).timestamp()
     assert samples[("pgbackup_suspended", (("name", "other"), ("namespace", "db")))] == 1.0
     assert ("pgbackup_last_run_success", (("name", "other"), ("namespace", "db"))) not in samples  # nothing ran
     assert samples[("pgbackup_operator_pgbackups", ())] == 2.0

@@ -2,10 +2,10 @@
 keep working after the CRDs are applied and ``helm upgrade`` runs, as docs/kubernetes.md#upgrading says to do.
 
 ``tests/data/pgbackups-crd-0.1.yaml`` is the PgBackup CRD of release 0.1.0 (before PgRestore,
-sharding, per-job credentials, signing and required scratch servers), kept as test data. The release is installed with it
-(``--skip-crds``), PgBackups are made and reconciled, then the new CRDs are applied
-server-side and the release upgraded; the operator's own code is the current one throughout
-(a pod of the old image cannot run here).
+sharding, per-job credentials, signing and required scratch servers), kept as test data.
+The release is installed with it (``--skip-crds``), PgBackups are made and reconciled, then
+the new CRDs are applied server-side and the release upgraded; the operator's own code is
+the current one throughout (a pod of the old image cannot run here).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _ready(kube: KubeEnv, name: str) -> bool:
     return (kube.condition(WATCHED, name, "Ready") or {}).get("status") == "True"
 
 
-def test_helm_upgrade_with_the_new_crds_keeps_old_pgbackups_working(helm: Path, plane: KubeEnv,  # noqa: F811
+def test_helm_upgrade_with_the_new_crds_keeps_old_pgbackups_working(helm: Path, plane: KubeEnv,
                                                                    tmp_path: Path) -> None:
     kube = plane
     kube.plane.kubectl("apply", "--server-side", "-f", str(OLD_CRD))

@@ -202,7 +202,7 @@ def test_backups_dated_in_2099_are_suspect_and_push_no_real_backup_out(
 
     assert pruned.returncode == 0 and restored.returncode == 0, pruned.stdout + restored.stdout
     left = sorted(k for k in any_bucket.keys(f"prod/{dbname}/") if k.endswith(".sql.gz"))
-    assert left == real[1:] + [f"prod/{dbname}/20990101T000000Z.sql.gz", f"prod/{dbname}/20990102T000000Z.sql.gz"]
+    assert left == [*real[1:], f"prod/{dbname}/20990101T000000Z.sql.gz", f"prod/{dbname}/20990102T000000Z.sql.gz"]
     assert pruned.stdout.count("SUSPECT: dated 2099") == 2 and "WARNING" in pruned.stdout
     assert f"from {real[-1].rsplit('/', 1)[1].split('.')[0]}" in restored.stdout
     assert listed.stdout.count("SUSPECT") == 2
@@ -223,7 +223,7 @@ def test_malformed_manifests_mark_their_own_backups_damaged_and_stop_nothing(
         make_sample(pg18, name, rows=5)
     env = _unsigned(any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=f"{dbname}*"))
     assert run_pgbackup(env).returncode == 0
-    for name, (field, raw) in zip(names, BAD_FIELDS.items()):
+    for name, (field, raw) in zip(names, BAD_FIELDS.items(), strict=False):
         key = _newest(any_bucket, f"prod/{name}/", ".manifest.json")
         text = json.dumps({**manifest(any_bucket.get(key)), field: "@BAD@"}).replace('"@BAD@"', raw)
         any_bucket.put(key, text.encode())
@@ -394,5 +394,5 @@ def test_a_run_reports_suspect_backups_in_its_log_and_metrics(
 
     assert second.returncode == 0, second.stdout
     assert "1 backups in the destination are SUSPECT" in second.stdout and "20990101T000000Z" in second.stdout
-    [line] = [l for l in (tmp_path / "pgbackup.prom").read_text().splitlines() if l.startswith("pgbackup_suspect")]
+    [line] = [ln for ln in (tmp_path / "pgbackup.prom").read_text().splitlines() if ln.startswith("pgbackup_suspect")]
     assert line.startswith('pgbackup_suspect_backups{destination="') and line.endswith("} 1.0"), line

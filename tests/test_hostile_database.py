@@ -83,7 +83,8 @@ INSERT INTO public.t SELECT g FROM pg_catalog.generate_series(1, 25) g;
 """.replace("{operators}", "".join(
     # Shadows of the comparisons pgbackup's catalog queries make, each passing on to the real one.
     f"CREATE FUNCTION public.hijack_{left}_{name}({left}, {right}) RETURNS boolean LANGUAGE plpgsql AS\n"
-    f"    $$ BEGIN PERFORM public.hijack('{op} ({left}, {right})'); RETURN $1 OPERATOR(pg_catalog.{op}) $2; END $$;\n"
+    f"    $$ BEGIN PERFORM public.hijack('{op} ({left}, {right})');\n"
+    f"         RETURN $1 OPERATOR(pg_catalog.{op}) $2; END $$;\n"
     f"CREATE OPERATOR public.{op} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = public.hijack_{left}_{name});\n"
     for name, op, left, right in (("ne", "<>", "oid", "oid"), ("eq", "=", "name", "name"), ("ne", "<>", "name", "name"),
                                   ("nregex", "!~", "name", "text"), ("eq", "=", "text", "text"),

@@ -19,7 +19,7 @@ from devenv.s3 import SECRET_KEY
 from devenv.wait import wait_for
 
 from .helpers import Bucket
-from .kubeenv import Kubelet, KubeEnv, OperatorProcess
+from .kubeenv import KubeEnv, Kubelet, OperatorProcess
 from .test_operator_day_two import _job_named, _pods, _restore, _restore_status, _run_now, _run_pods, _setup, _spec
 
 pytestmark = pytest.mark.slow

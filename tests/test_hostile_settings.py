@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -121,7 +121,7 @@ def test_the_accepted_at_forms_give_utc_moments() -> None:
     from backup_job.commands import restore
     from backup_job.core.moments import parse_at
 
-    utc = timezone.utc
+    utc = UTC
     assert restore.parse_at is parse_at, "restore and the operator read --at with one function"
     assert parse_at(" latest ") is None and parse_at("") is None
     assert parse_at("2026-11-26t03:30+0100") == datetime(2026, 11, 26, 2, 30, tzinfo=utc)
@@ -129,7 +129,7 @@ def test_the_accepted_at_forms_give_utc_moments() -> None:
     assert parse_at("9998-12-31") == datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=utc)
     assert parse_at("19700101T000000Z") == datetime(1970, 1, 1, tzinfo=utc)
     for value in ("2026-11-26T02:30:00.1234567Z", "2026-11-26T02", "٢٠٢٦-11-26", "2026-11-26 02:30 UTC"):
-        with pytest.raises(ValueError, match="^--at '"):
+        with pytest.raises(ValueError, match=r"^--at '"):
             parse_at(value)
 
 

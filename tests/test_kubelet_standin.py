@@ -17,8 +17,17 @@ import pytest
 from kubernetes.client import ApiException
 
 from . import anyuid
-from .kubelet import (IMAGE_ENV, CreateContainerConfigError, Identity, Kubelet, NotImplementedByStandIn, _local,
-                      expand, field_value, identity)
+from .kubelet import (
+    IMAGE_ENV,
+    CreateContainerConfigError,
+    Identity,
+    Kubelet,
+    NotImplementedByStandIn,
+    _local,
+    expand,
+    field_value,
+    identity,
+)
 
 POD: dict[str, Any] = {
     "metadata": {"name": "p", "namespace": "n", "uid": "0b5e-11", "labels": {"app": "pgbackup"},

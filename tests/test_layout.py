@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from backup_job.core.layout import (
+    GLOBALS,
     backup_keys,
     decode_database,
     encode_database,
     format_timestamp,
-    GLOBALS,
     parse_key,
     parse_timestamp,
 )
@@ -73,7 +73,7 @@ def test_parse_key_recognises_only_our_layout() -> None:
 
 
 def test_timestamps_are_utc_and_round_trip() -> None:
-    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert format_timestamp(moment) == "20260102T030405Z"
     assert parse_timestamp("20260102T030405Z") == moment
     with pytest.raises(ValueError):

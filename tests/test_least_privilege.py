@@ -35,7 +35,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -331,9 +331,9 @@ def test_backup_identity_with_the_sweep_statements_aborts_a_killed_run_s_upload(
     make_database(pg18, dbname)
     killed = f"{PREFIX}/{dbname}/20200101T000000Z.sql.gz"
     scene.client("admin").create_multipart_upload(Bucket=BUCKET, Key=killed)
-    two_days_ago = datetime.now(timezone.utc) - timedelta(days=2)
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
     scene.proxy.add(Fault("GET", UPLOAD_LISTING, "rewrite", times=None, rewrite=redated(
-        lambda key: two_days_ago if key == killed else datetime.now(timezone.utc))))
+        lambda key: two_days_ago if key == killed else datetime.now(UTC))))
     document = policy("backup")
     sweeper = scene.server.identity("sweeper", {**document, "Statement": document["Statement"] + SWEEP})
 

@@ -158,7 +158,7 @@ def test_the_tests_run_what_the_image_runs() -> None:
 
 def test_this_environment_is_the_test_lock() -> None:
     """The virtualenv the suite runs in holds exactly the locked versions (scripts/lib/bootstrap.sh)."""
-    env = {key: value for key, value in TARGETS[0].items()}
+    env = dict(TARGETS[0])
     env.update(python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
                python_full_version=".".join(map(str, sys.version_info[:3])), platform_machine=os.uname().machine)
     wrong = [f"{pin.name}: locked {pin.version}, installed {installed_version(pin.name)}"
@@ -245,8 +245,8 @@ def test_the_dockerfile_pulls_base_images_by_digest_and_names_the_tag() -> None:
 @pytest.mark.slow
 def test_the_image_install_steps_give_a_working_pgbackup(tmp_path: Path) -> None:
     """The Dockerfile's pip commands, run as written (paths mapped) into a new virtualenv."""
-    python = next((p for p in ("python3.12", sys.executable) if shutil.which(p) and subprocess.run(
-        [p, "-c", "import sys; sys.exit(sys.version_info < (3, 11))"], capture_output=True).returncode == 0))
+    python = next(p for p in ("python3.12", sys.executable) if shutil.which(p) and subprocess.run(
+        [p, "-c", "import sys; sys.exit(sys.version_info < (3, 11))"], capture_output=True).returncode == 0)
     subprocess.run([python, "-m", "venv", tmp_path / "image"], check=True)
     src = tmp_path / "src"
     src.mkdir()

@@ -27,7 +27,7 @@ from devenv.wait import wait_for
 from . import anyuid
 from .certs import TLS_ROLE, Pki, pki, tls_bindir, tls_pg  # noqa: F401 (fixtures)
 from .helpers import SIGNING_KEY, SIGNING_PUBLIC_KEY, Bucket
-from .kubeenv import Kubelet, KubeEnv, OperatorProcess
+from .kubeenv import KubeEnv, Kubelet, OperatorProcess
 from .kubelet import identity
 
 pytestmark = pytest.mark.slow

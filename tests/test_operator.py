@@ -14,8 +14,7 @@ from kubernetes.client import ApiException
 from devenv.wait import wait_for
 
 from .helpers import ROOT
-from .kubeenv import Kubelet, KubeEnv, OperatorProcess
-
+from .kubeenv import KubeEnv, Kubelet, OperatorProcess
 
 SIGNING_KEY = "ed25519:vVou7SwWohd6TEsUiRUKI7DjgihzvjjvPR38Krc+iTA="  # the suite's test key (tests/helpers.py)
 
@@ -39,7 +38,7 @@ def test_crd_explains_itself(kube: KubeEnv) -> None:
     assert "The Secret key that holds the role's password." in explained
     lines = kube.plane.kubectl("api-resources", "--api-group=pgbackup.io").stdout.splitlines()
     header = lines[0].split()
-    [row] = [dict(zip(header, line.split())) for line in lines[1:] if line.split()[0] == "pgbackups"]
+    [row] = [dict(zip(header, line.split(), strict=False)) for line in lines[1:] if line.split()[0] == "pgbackups"]
     assert header[:2] == ["NAME", "SHORTNAMES"] and row["SHORTNAMES"].split(",") == ["pgb"]
     assert row["KIND"] == "PgBackup" and row["APIVERSION"] == "pgbackup.io/v1alpha1"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,12 @@ from backup_job.core.termination import TerminationMessage
 from devenv.wait import wait_for
 
 from . import promtool
-from .kubeenv import Kubelet, KubeEnv, OperatorProcess
+from .kubeenv import KubeEnv, Kubelet, OperatorProcess
 from .test_operator import spec
 
 
 def value(operator: OperatorProcess, metric: str, **labels: str) -> float | None:
-    wanted = {k: v for k, v in labels.items()}
+    wanted = dict(labels)
     for name, found in promtool.series_from_scrape(operator.scrape(), wanted).items():
         if name.split("{")[0] == metric:
             return found
@@ -117,7 +117,7 @@ def test_silence_turns_fresh_false_with_one_event_and_a_success_clears_it(
     # A last success two days old against a one-hour limit; then a real successful run.
     kube.create_pgbackup(namespace, "old", spec(alerting={"maxAge": "1h"}))
     ready(kube, namespace, "old")
-    two_days_ago = (datetime.now(timezone.utc) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     kube.custom.patch_namespaced_custom_object_status("pgbackup.io", "v1alpha1", namespace, "pgbackups", "old",
                                                       {"status": {"lastSuccessfulTime": two_days_ago}},
                                                       _content_type="application/merge-patch+json")

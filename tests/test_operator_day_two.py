@@ -1,5 +1,6 @@
 """End to end on the real control plane, day two: a PgRestore restoring a real backup, a prune
-CronJob with its own credentials, and one run spread over three pods (an Indexed Job), and a prune CronJob running with its own IAM identity.
+CronJob running with its own credentials (its own IAM identity), and one run spread over
+three pods (an Indexed Job).
 
 The Job controller makes the pods (with their completion index for shards); the stand-in
 kubelet (``Kubelet``) runs each pod's command here against the real PostgreSQL and S3, and
@@ -12,8 +13,8 @@ import base64
 import json
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from devenv.s3 import ACCESS_KEY, SECRET_KEY, IamS3Server, Identity
 from devenv.wait import wait_for
 
 from .helpers import ROOT, SIGNING_KEY, SIGNING_PUBLIC_KEY, Bucket, wait_for_next_second
-from .kubeenv import Kubelet, KubeEnv, OperatorProcess
+from .kubeenv import KubeEnv, Kubelet, OperatorProcess
 from .test_operator_e2e import _spec as e2e_spec
 
 pytestmark = pytest.mark.slow
@@ -239,12 +240,12 @@ def test_a_sharded_run_stores_every_database_once_then_prunes_once(
 
     # A scheduled run: the CronJob controller names its Job after the scheduled minute, which
     # every shard turns into the same timestamp (nothing from the operator, no pod clock).
-    minute = int(datetime.now(timezone.utc).timestamp()) // 60
+    minute = int(datetime.now(UTC).timestamp()) // 60
     cronjob = kube.cronjob(namespace, "pgbackup-wide")
     assert cronjob is not None
     scheduled = kube.start_job(cronjob, str(minute))
     _run_pods(kube, kubelet, namespace, scheduled, count=3)
-    stamp = datetime.fromtimestamp(minute * 60, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y%m%dT%H%M%SZ")
     assert Counter(d for d, t in _dumps(bucket) if t == stamp) == Counter([*names, "_globals"])
 
 

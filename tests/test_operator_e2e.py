@@ -29,7 +29,7 @@ from devenv.s3 import ACCESS_KEY, SECRET_KEY, S3Server
 from devenv.wait import wait_for
 
 from .helpers import SIGNING_KEY, SIGNING_PUBLIC_KEY, Bucket, run_pgbackup
-from .kubeenv import Kubelet, KubeEnv, OperatorProcess
+from .kubeenv import KubeEnv, Kubelet, OperatorProcess
 
 SIGNING = {"privateKeySecretRef": {"name": "signing"}, "publicKeys": [SIGNING_PUBLIC_KEY]}
 

@@ -18,7 +18,7 @@ from devenv.postgres import Cluster
 from devenv.wait import wait_for
 
 from .helpers import Bucket
-from .kubeenv import Kubelet, KubeEnv, OperatorProcess
+from .kubeenv import KubeEnv, Kubelet, OperatorProcess
 from .test_operator_day_two import _pods, _run_now, _run_pods, _setup
 from .test_operator_day_two import _spec as real_spec
 

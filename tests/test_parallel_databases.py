@@ -60,7 +60,7 @@ def test_parallel_databases_run_at_once_and_fail_alone(
     assert most_at_once(result.stdout) == 3, "three backups at once, never more"
     failed = [e for e in events(result.stdout) if e.get("event") == "backup.failed"]
     assert [e["database"] for e in failed] == [locked]
-    summary = [e for e in events(result.stdout) if e.get("event") == "run.finished"][0]
+    summary = next(e for e in events(result.stdout) if e.get("event") == "run.finished")
     assert summary["ok"] == 6 and summary["failed"] == 1  # five databases and the globals
     manifests = [k for k in bucket.keys("par/") if k.endswith(".manifest.json")]
     assert len(manifests) == 6 and not any(f"/{locked}/" in k for k in manifests)

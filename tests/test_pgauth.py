@@ -74,7 +74,7 @@ def test_cleartext_is_refused_without_verify_full_and_the_opt_in(
 def test_check_covers_the_scratch_server_with_its_own_ssl_mode() -> None:
     environ = {"PGSSLMODE": "verify-full", "BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true"}
     pgauth.check(environ)
-    with pytest.raises(ConfigError, match="needs BACKUP_VERIFY_PGSSLMODE=verify-full .* BACKUP_VERIFY_PGSSLROOTCERT$"):
+    with pytest.raises(ConfigError, match=r"needs BACKUP_VERIFY_PGSSLMODE=verify-full .* BACKUP_VERIFY_PGSSLROOTCERT$"):
         pgauth.check({**environ, "BACKUP_VERIFY_PGHOST": "scratch", "BACKUP_VERIFY_PGSSLMODE": "require"})
 
 

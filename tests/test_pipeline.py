@@ -11,19 +11,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from backup_job.core.errors import DumpError, StorageError
 from backup_job.core.settings import Compression
 from backup_job.pipeline.compress import open_compressor
+from backup_job.pipeline.stream import PartBuffer, stream_backup
+from backup_job.storage.base import PARTS_PER_STEP, Upload
+from backup_job.storage.s3 import LIMITS, MAX_PART_SIZE, MAX_PARTS, S3Upload
+
+MIB = 1024 * 1024
 
 
 def GzipCompressor(level: int):  # type: ignore[no-untyped-def]
     return open_compressor(Compression("gzip", level), lambda: 2, 2)
-from backup_job.core.errors import DumpError, StorageError
-from backup_job.pipeline.stream import PartBuffer, stream_backup
-from backup_job.storage.base import PARTS_PER_STEP
-from backup_job.storage.base import Upload
-from backup_job.storage.s3 import LIMITS, MAX_PART_SIZE, MAX_PARTS, S3Upload
-
-MIB = 1024 * 1024
 
 
 class FakeDump:

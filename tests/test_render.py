@@ -4,11 +4,11 @@ the verify-outcome handler against a recording stand-in for the Kubernetes API."
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
 import hashlib
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +166,7 @@ def test_invalid_specs_name_the_field(field: str, value: str, message: str) -> N
 def test_manual_job_copies_the_template_and_is_labelled() -> None:
     cronjob = render.render_cronjob(BODY, "img:1")
     cronjob["metadata"]["uid"] = "cj-uid"
-    job = render.render_manual_job(cronjob, "now-1", datetime(2026, 11, 30, 2, 0, 5, tzinfo=timezone.utc))
+    job = render.render_manual_job(cronjob, "now-1", datetime(2026, 11, 30, 2, 0, 5, tzinfo=UTC))
     assert job["metadata"]["labels"]["pgbackup.io/manual"] == "true"
     assert job["spec"]["template"]["metadata"]["labels"]["pgbackup.io/manual"] == "true"
     pod, template = job["spec"]["template"]["spec"], cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -703,8 +703,9 @@ class _Reconciled:
             (type_, reason, message)))
 
     def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
-        import kopf
         import logging
+
+        import kopf
 
         patch = kopf.Patch()
         handlers.reconcile(body=body, spec=body["spec"], patch=patch,  # type: ignore[arg-type]

@@ -72,7 +72,7 @@ def test_a_retention_schedule_renders_a_prune_cronjob_with_its_own_identity_and_
 
 
 def test_a_bad_retention_schedule_is_refused() -> None:
-    with pytest.raises(RenderError, match="spec.retention.schedule"):
+    with pytest.raises(RenderError, match=r"spec\.retention\.schedule"):
         render.render_all(body(retention={"last": 1, "schedule": "61 * * * *"}))
 
 

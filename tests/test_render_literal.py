@@ -73,8 +73,8 @@ def test_every_cr_string_reaches_the_job_as_written(text: str, tmp_path: Path) -
         server = {"restore": {"PGHOST": text}, "verify": {"BACKUP_VERIFY_PGHOST": text, "BACKUP_VERIFY_PGUSER": text},
                   "backup": {"PGHOST": f"h{text}", "PGDATABASE": text, "PGUSER": text, "BACKUP_DATABASES": text},
                   "prune": {}}[name]
-        wanted = {**{"MY_SETTING": text, "BACKUP_DESTINATION": f"s3://backups/p{text}",
-                     "AWS_ENDPOINT_URL_S3": f"http://s3{text}"}, **server}
+        wanted = {"MY_SETTING": text, "BACKUP_DESTINATION": f"s3://backups/p{text}",
+                     "AWS_ENDPOINT_URL_S3": f"http://s3{text}", **server}
         assert {key: env.get(key) for key in wanted} == wanted, f"the {name} pod"
         assert "the-bucket-secret" not in " ".join(argv) + "".join(v for k, v in env.items() if k != "AWS_SECRET_ACCESS_KEY")
         if name == "restore":

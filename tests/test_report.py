@@ -37,7 +37,7 @@ def test_a_failed_run_notifies_pings_fail_and_leaks_nothing(
         result = run_pgbackup(env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert receiver.paths() == [f"POST /ping/{PING}/start", f"POST /ping/{PING}/fail", f"POST /notify/{TOKEN}"]
-    start, fail, notification = receiver.requests
+    _start, fail, notification = receiver.requests
     assert f"missing_{dbname}" in fail.text and "1 of 2 backups failed" in fail.text
     sent = json.loads(notification.body)
     assert sent["type"] == "failure" and "FAILED" in sent["title"] and "backup run" in sent["title"]

@@ -4,7 +4,7 @@ and a real S3 server: round trips, --clean, refusals, tampering, and the globals
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from backup_job.core.layout import format_timestamp
@@ -165,7 +165,7 @@ def test_list_shows_backups_newest_first_and_incomplete_ones(pg18: Cluster, bind
     pg18.sql(f"CREATE DATABASE {dbname}")
     _backup(bucket, pg18, bindir18, dbname)
     key = next(k for k in bucket.keys(f"prod/{dbname}/") if k.endswith(".sql.gz"))
-    later = format_timestamp(datetime.now(timezone.utc) + timedelta(minutes=5))  # newest, within the clock skew
+    later = format_timestamp(datetime.now(UTC) + timedelta(minutes=5))  # newest, within the clock skew
     orphan = f"prod/{dbname}/{later}.sql.gz"
     bucket.put(orphan, b"half an upload")
     bucket.put("prod/notes.txt", b"not ours")
@@ -250,7 +250,7 @@ def test_restore_names_the_newer_dump_without_a_manifest_it_passed_over(
     the older complete backup is restored, and the newer dump is named, not passed over in silence."""
     pg18.sql(f"CREATE DATABASE {dbname}")
     _backup(any_bucket, pg18, bindir18, dbname)
-    later = format_timestamp(datetime.now(timezone.utc) + timedelta(minutes=5))  # newest, within the clock skew
+    later = format_timestamp(datetime.now(UTC) + timedelta(minutes=5))  # newest, within the clock skew
     any_bucket.put(f"prod/{dbname}/{later}.sql.gz", b"half an upload")
     env = any_bucket.job_env(pg18, bindir18, "prod")
 

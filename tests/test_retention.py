@@ -8,10 +8,9 @@ so every backup retention sees is a real, restorable object with a key of our la
 from __future__ import annotations
 
 import functools
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from backup_job.core.layout import format_timestamp
 from devenv.postgres import Cluster
 
-from .helpers import signed, Bucket, manifest, run_pgbackup, wait_for_next_second
+from .helpers import Bucket, manifest, run_pgbackup, signed, wait_for_next_second
 
 
 @pytest.fixture
@@ -74,7 +73,7 @@ def test_retention_over_months_keeps_exactly_the_policy(pg18: Cluster, bindir18:
     env = bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname)
     assert run_pgbackup(env).returncode == 0
     real = {k for k in bucket.keys("prod/") if k.split("/")[1] in (dbname, "_globals")}
-    first = datetime(2026, 5, 1, 2, 0, tzinfo=timezone.utc)
+    first = datetime(2026, 5, 1, 2, 0, tzinfo=UTC)
     stamps = [format_timestamp(first + timedelta(days=n)) for n in range(205)]  # up to 2026-11-21
     stamps += [format_timestamp(first + timedelta(days=n, hours=12)) for n in range(200, 205)]  # two a day
     _seed(bucket, dbname, stamps)
@@ -137,7 +136,7 @@ def test_incomplete_leftovers_go_after_a_day(pg18: Cluster, bindir18: Path, tmp_
            "BACKUP_DATABASES": dbname, "BACKUP_GLOBALS": "false"}
     assert run_pgbackup(env).returncode == 0
     folder = tmp_path / dbname
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     def stamp(hours: float) -> str:
         return format_timestamp(now - timedelta(hours=hours))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -175,7 +175,7 @@ def test_a_listing_that_leaves_a_manifest_out_deletes_no_dump(
     settings = load_settings(dotenv_path=tmp_path / "none")
     storage = open_destination(settings)
 
-    result = prune(open_catalog(settings, storage), RetentionPolicy(last=5), datetime.now(timezone.utc) + timedelta(days=2))
+    result = prune(open_catalog(settings, storage), RetentionPolicy(last=5), datetime.now(UTC) + timedelta(days=2))
 
     assert fault.hits, "the listing went through the proxy"
     assert bucket.keys(f"lf/{dbname}/") == before, "the dump whose manifest the listing lost is kept"
@@ -202,7 +202,7 @@ def test_a_leftover_goes_only_when_its_manifest_is_known_to_be_absent(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = load_settings(dotenv_path=tmp_path / "none")
-    later = datetime.now(timezone.utc) + timedelta(days=2)
+    later = datetime.now(UTC) + timedelta(days=2)
     denied = proxy.add(Fault("HEAD", re.escape(older_manifest.rsplit("/", 1)[-1]), "deny"))
 
     refused = prune(open_catalog(settings, open_destination(settings)), RetentionPolicy(last=5), later)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from backup_job.pipeline.catalog import Backup
-from backup_job.pg.dbprops import split_list_setting
-from backup_job.commands.restore import parse_at
 from backup_job.commands.prune import plan
+from backup_job.commands.restore import parse_at
 from backup_job.core.retention import RetentionPolicy
+from backup_job.pg.dbprops import split_list_setting
+from backup_job.pipeline.catalog import Backup
 
 
 def _backups(*stamps: str) -> list[Backup]:
@@ -60,7 +60,7 @@ def test_policy_round_trip() -> None:
 
 
 def test_at_accepts_the_forms_users_type() -> None:
-    utc = timezone.utc
+    utc = UTC
     assert parse_at("latest") is None
     assert parse_at("20261126T023000Z") == datetime(2026, 11, 26, 2, 30, tzinfo=utc)
     assert parse_at("2026-11-26T02:30:00Z") == datetime(2026, 11, 26, 2, 30, tzinfo=utc)

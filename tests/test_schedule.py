@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from backup_job.core.errors import ConfigError
 from backup_job.commands.schedule import crontab_for, validate_crontab
 from backup_job.core.cron import validate_expression
+from backup_job.core.errors import ConfigError
 from backup_job.core.settings import parse_schedule
 from devenv.postgres import Cluster
 from devenv.wait import wait_for
@@ -160,7 +161,7 @@ def test_runs_never_overlap(pg18: Cluster, bindir18: Path, tmp_path: Path, dbnam
     events = [line for line in output.splitlines() if re.search(r" run \d{8}T\d{6}Z (started|finished)", line)]
     kinds = ["started" if " started:" in line else "finished" for line in events]
     assert kinds[:4] == ["started", "finished", "started", "finished"], "\n".join(events)
-    assert all(a != b for a, b in zip(kinds, kinds[1:])), "a run started before the previous one finished"
+    assert all(a != b for a, b in itertools.pairwise(kinds)), "a run started before the previous one finished"
 
 
 def test_schedule_runs_the_verify_drill_on_its_own_schedule(

@@ -6,7 +6,7 @@ termination message, notification and Pushgateway group."""
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ PINNED = {
     "été": 0xBD010C64132BF5CA,
     "": 0xE3B0C44298FC1C14,
 }
-NOW = datetime(2026, 11, 30, 17, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
 
 
 def settings(**env: str) -> S.Settings:
@@ -88,17 +88,17 @@ def test_the_run_timestamp_forms_and_their_normal_form() -> None:
     for value in ("20261130T020000Z", "2026-11-30T02:00:00Z", "2026-11-30t03:00:00.999+01:00",
                   "2026-11-29T21:00:00-05:00"):
         moment = settings(BACKUP_RUN_TIMESTAMP=value).run.run_timestamp
-        assert moment == datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc), value
+        assert moment == datetime(2026, 11, 30, 2, 0, tzinfo=UTC), value
         assert S.RUN_TIMESTAMP.render(moment) == "20261130T020000Z"
     for value in ("2026-11-30", "2026-11-30T02:00:00", "20261130T0200Z", "20261330T020000Z", "tomorrow"):
-        with pytest.raises(ConfigError, match="^configuration error: BACKUP_RUN_TIMESTAMP="):
+        with pytest.raises(ConfigError, match=r"^configuration error: BACKUP_RUN_TIMESTAMP="):
             settings(BACKUP_RUN_TIMESTAMP=value)
 
 
 def test_the_timestamp_comes_from_the_setting_then_the_job_name_then_the_clock() -> None:
-    given = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    minute = datetime.fromtimestamp(29_400_000 * 60, timezone.utc)
-    assert minute == datetime(2025, 11, 24, 16, 0, tzinfo=timezone.utc)
+    given = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    minute = datetime.fromtimestamp(29_400_000 * 60, UTC)
+    assert minute == datetime(2025, 11, 24, 16, 0, tzinfo=UTC)
     assert run_moment(given, "pgbackup-x-29400000", NOW) == (given, "timestamp", "")
     assert run_moment(None, "pgbackup-x-29400000", NOW) == (minute, "job_name", "")
     assert run_moment(None, "pgbackup-x-m1a2b3c4", NOW) == (NOW, "clock", "")  # a manual Job

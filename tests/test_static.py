@@ -1,4 +1,4 @@
-"""Static checks that belong to the suite: strict typing, and what the wheel carries."""
+"""Static checks that belong to the suite: strict typing, lint and format, and what the wheel carries."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ from .helpers import ROOT
 def test_backup_job_type_checks_strictly() -> None:
     result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_repository_is_lint_clean_and_formatted() -> None:
+    """ruff with pyproject.toml's settings, over every Python file the repository tracks."""
+    for command in (["check", "--no-cache", "--output-format", "concise"], ["format", "--check", "--no-cache"]):
+        result = subprocess.run([sys.executable, "-m", "ruff", *command, "."], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, f"ruff {' '.join(command)}:\n" + result.stdout + result.stderr
 
 
 def test_the_built_wheel_carries_every_module_and_the_command(tmp_path: Path) -> None:

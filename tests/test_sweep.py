@@ -12,8 +12,8 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import cache
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,12 @@ from devenv.wait import wait_for
 from .helpers import UPLOAD_LISTING, Bucket, redated
 
 DAY = timedelta(days=1)
-MOTO_S_DATE = datetime(2010, 11, 10, 20, 48, 33, tzinfo=timezone.utc)
+MOTO_S_DATE = datetime(2010, 11, 10, 20, 48, 33, tzinfo=UTC)
 
 
 def as_of(started: dict[str, datetime]) -> Callable[[str], datetime]:
     """The uploads at ``started``'s keys dated as given, any other (the clock probe) now."""
-    return lambda key: started.get(key) or datetime.now(timezone.utc)
+    return lambda key: started.get(key) or datetime.now(UTC)
 
 
 def s3_sweep(bucket: Bucket, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
@@ -81,7 +81,7 @@ def test_abandoned_uploads_are_aborted_by_the_store_s_clock(
     client = admin(any_bucket.server)
     upload = client.create_multipart_upload(Bucket=any_bucket.name, Key=live)  # a long run, writing right now
     client.upload_part(Bucket=any_bucket.name, Key=live, UploadId=upload["UploadId"], PartNumber=1, Body=b"x")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     started = {key: now - 2 * DAY - timedelta(seconds=n) for n, key in enumerate([killed, probe, foreign, live])}
 
     # one listing; the run's probe: create, list, abort; the parts of each of the three old ones; two aborts
@@ -105,7 +105,7 @@ def test_upload_dates_that_cannot_be_true_abort_nothing(
     first, second = "s/shop/20200101T000000Z.sql.gz", "s/shop/20200102T000000Z.sql.gz"
     keys = [first] if dates == "fixed" else [first, second]
     open_uploads(any_bucket, keys)
-    old = datetime.now(timezone.utc) - 2 * DAY
+    old = datetime.now(UTC) - 2 * DAY
     dated = {"future": as_of({first: old, second: old + 3 * DAY}), "alike": as_of({first: old, second: old}),
              "fixed": lambda key: MOTO_S_DATE}[dates]
 

@@ -14,10 +14,10 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from devenv.faultproxy import Fault, FaultProxy
 from backup_job.core.settings import S3Settings
 from backup_job.storage import s3_crc
 from backup_job.storage.s3 import S3Storage
+from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
 from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer
@@ -100,10 +100,10 @@ def test_under_sse_kms_an_altered_part_fails_the_run_and_prune_keeps_the_last_go
 ) -> None:
     """An altered part fails its database and retention keeps the last good backup, under
     SSE-KMS (where ETags prove nothing) and in the worst case: the store checks neither
-    Content-MD5 nor the part's CRC32C (neither reaches it). What the store reports catches it: SeaweedFS answers the part with the CRC32C
-    of the bytes it received (and would refuse the whole object's at completion), moto, which
-    checks nothing, reports the whole object's CRC32C when asked; pgbackup compares each with
-    its own."""
+    Content-MD5 nor the part's CRC32C (neither reaches it). What the store reports catches it:
+    SeaweedFS answers the part with the CRC32C of the bytes it received (and would refuse the
+    whole object's at completion), moto, which checks nothing, reports the whole object's
+    CRC32C when asked; pgbackup compares each with its own."""
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g", dbname)
     env = _env(bucket, pg18, bindir18, proxy, dbname, BACKUP_RETENTION="last=1", **KMS)

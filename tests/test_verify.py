@@ -13,7 +13,7 @@ from pathlib import Path
 from devenv.postgres import Cluster, free_port
 from devenv.wait import wait_for
 
-from .helpers import signed, _SCRUB_PREFIXES, ROOT, Bucket, fake_tool, run_pgbackup
+from .helpers import _SCRUB_PREFIXES, ROOT, Bucket, fake_tool, run_pgbackup, signed
 from .test_backup_s3 import make_sample
 
 SCRATCH = "SELECT datname FROM pg_database WHERE datname LIKE 'pgbackup_verify_%'"

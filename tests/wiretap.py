@@ -75,7 +75,7 @@ class Wiretap:
         for thread in self._threads:
             thread.join(timeout=10)
 
-    def __enter__(self) -> "Wiretap":
+    def __enter__(self) -> Wiretap:
         return self
 
     def __exit__(self, *_exc: object) -> None:

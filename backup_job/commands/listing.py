@@ -105,5 +105,5 @@ def render(catalog: Catalog, database: str | None, *, as_json: bool) -> str:
             (data["sha256"] or "-")[:12], "age" if data["encrypted"] else "-", _flags(backup),
         )))
     widths = [max(len(r[i]) for r in table) for i in range(5)]
-    lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(r[:5], widths)), r[5]]) for r in table]
+    lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(r[:5], widths, strict=False)), r[5]]) for r in table]
     return "\n".join(lines) + "\n"

@@ -42,8 +42,9 @@ keys configured, unsigned backups (made before a key was, or by whoever can writ
 bucket) are never counted either; they are deleted only once they are older than every
 signed backup retention keeps, so the history signed backups replace goes, and nothing a
 forger plants can make a signed backup go. Only keys that parse as our layout under the
-prefix reach this module, so foreign objects are never touched. ``prune`` is called by ``pgbackup prune`` and after a run with no
-failures; a run with failures never deletes anything.
+prefix reach this module, so foreign objects are never touched. ``prune`` is called by
+``pgbackup prune`` and after a run with no failures; a run with failures never deletes
+anything.
 """
 
 from __future__ import annotations

@@ -60,7 +60,6 @@ from ..pg.tools import find_tool, tool_version
 from ..pipeline.catalog import Backup, Catalog
 from ..pipeline.load import ReadStats, load_backup, read_verified
 from ..pipeline.unseal import Keyring, database_properties
-from ..storage.base import Storage
 
 GLOBALS_LIMIT = 256 * 1024 * 1024  # the default of BACKUP_GLOBALS_LIMIT_MB
 log = logs.get("restore")

@@ -48,7 +48,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -66,11 +66,11 @@ from ..pg.roles import database_owners, system_identifier
 from ..pg.target import backup_server, unenforced
 from ..pg.tools import find_tool, major, tool_version
 from ..pipeline.backup import BackupRun, Source
-from ..pipeline.cpushare import CpuShare
 from ..pipeline.catalog import Catalog
+from ..pipeline.cpushare import CpuShare
 from ..storage.base import Storage
-from .destination import open_catalog, open_destination, open_signer
 from . import shards
+from .destination import open_catalog, open_destination, open_signer
 from .outcome import DatabaseResult, RunResult
 from .parallel import Parallel
 from .prune import prune
@@ -212,7 +212,7 @@ def run(settings: Settings, started: datetime | None = None, result: RunResult |
     check_command(settings, "run")
     signer = open_signer(settings)  # a key that cannot be used stops the run before anything starts
     clock = time.monotonic()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if result is None:
         result = RunResult(timestamp=format_timestamp(started or key_moment(settings, now)), shard=settings.run.shard)
     tools = prepare(settings)
@@ -301,7 +301,7 @@ def _apply_retention(settings: Settings, storage: Storage, result: RunResult, si
         return
     try:
         catalog = open_catalog(settings, storage, signer)
-        result.retention = prune(catalog, settings.run.retention, datetime.now(timezone.utc))
+        result.retention = prune(catalog, settings.run.retention, datetime.now(UTC))
     except PgBackupError as exc:
         result.retention_error = str(exc)
     else:

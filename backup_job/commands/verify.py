@@ -36,7 +36,7 @@ import secrets
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..core import logs, signals
@@ -108,7 +108,7 @@ def drop_stale_scratch(target: Target, now: datetime) -> None:
         match = _SCRATCH.fullmatch(name)
         if not match:
             continue
-        created = datetime.strptime(match.group(1).upper(), TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+        created = datetime.strptime(match.group(1).upper(), TIMESTAMP_FORMAT).replace(tzinfo=UTC)
         if now - created > STALE_SCRATCH:
             log.warning("dropping scratch database %r left by an earlier verify", name)
             drop_database(target, name)
@@ -176,7 +176,7 @@ def _drill(catalog: Catalog, server: DrillServer, database: str, psql_path: str,
         return _failed(database, backup.timestamp, refused)
     target = server.target
     started = time.monotonic()
-    scratch = scratch_name(datetime.now(timezone.utc))
+    scratch = scratch_name(datetime.now(UTC))
     log.info("verify of %r (backup %s) started in scratch database %r on %s", database, backup.timestamp,
              scratch, target.label, extra=logs.fields(event="verify.started", database=database,
                                                        timestamp=backup.timestamp, scratch=scratch))
@@ -269,7 +269,7 @@ def verify(
         result.results.append(DrillResult("(none)", False, "no backups to verify under "
                                           f"{catalog.storage.describe(catalog.prefix)}"))
         return result
-    drop_stale_scratch(target, datetime.now(timezone.utc))
+    drop_stale_scratch(target, datetime.now(UTC))
     for database in chosen:
         result.results.append(drill(catalog, server, database, psql_path, keyring))
     checked = check_globals(catalog, keyring) if not databases else None

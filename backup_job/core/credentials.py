@@ -28,6 +28,7 @@ These are heuristics that decide only what a message shows, never what a setting
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -103,7 +104,7 @@ def _switches(run: str) -> float:
     one before it: often in random text, seldom in words written in camel case."""
     def kind_of(char: str) -> int:
         return 0 if char.isupper() else 1 if char.islower() else 2 if char.isdigit() else 3
-    return sum(kind_of(a) != kind_of(b) for a, b in zip(run, run[1:])) / (len(run) - 1)
+    return sum(kind_of(a) != kind_of(b) for a, b in itertools.pairwise(run)) / (len(run) - 1)
 
 
 def _bits(run: str) -> float:

@@ -23,7 +23,7 @@ Wall-clock times that do not exist (a DST gap) are skipped; ambiguous ones use t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .printable import control_character
@@ -101,7 +101,7 @@ class CronSchedule:
     any_weekday: bool
 
     @classmethod
-    def parse(cls, expression: str) -> "CronSchedule":
+    def parse(cls, expression: str) -> CronSchedule:
         """Parse, or raise ``ValueError`` saying which field is wrong and why."""
         text = MACROS.get(one_line(expression).lower(), expression.strip())
         fields = text.split()
@@ -110,7 +110,7 @@ class CronSchedule:
                 f"{expression!r} has {len(fields)} fields; a schedule has 5: "
                 "minute hour day-of-month month day-of-week (e.g. '30 2 * * *')"
             )
-        parsed = [_parse_field(f, n, lo, hi, names) for f, (n, lo, hi, names) in zip(fields, _FIELDS)]
+        parsed = [_parse_field(f, n, lo, hi, names) for f, (n, lo, hi, names) in zip(fields, _FIELDS, strict=False)]
         return cls(expression, parsed[0][0], parsed[1][0], parsed[2][0], parsed[3][0], parsed[4][0],
                    parsed[2][1], parsed[4][1])
 
@@ -133,10 +133,10 @@ class CronSchedule:
                 for hour in sorted(self.hours):
                     for minute in sorted(self.minutes):
                         candidate = datetime.combine(day, time(hour, minute), tz)
-                        if candidate.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None) != candidate.replace(tzinfo=None):
+                        if candidate.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != candidate.replace(tzinfo=None):
                             continue  # inside a DST gap: that wall-clock time does not exist
                         if candidate > local:
-                            return candidate.astimezone(timezone.utc)
+                            return candidate.astimezone(UTC)
             day += timedelta(days=1)
         return None
 

@@ -11,9 +11,10 @@ at the debug log level. Code that catches a lower-level exception always re-rais
   databases). Exit code 1.
 - ``DatabaseError`` and its subclasses: one database failed; the run goes on with the others
   and exits 1 at the end. ``UnconfirmedError`` is the storage failure after an ambiguous
-  write that could not be read back (write-only credentials): the backup is probably there. Restores and verify drills fail with ``RestoreError`` (a checksum
-  mismatch is the ``ChecksumError`` subclass, so callers can tell corruption from a bad
-  target; ``DecryptionError`` is a backup that cannot be opened with the identity given).
+  write that could not be read back (write-only credentials): the backup is probably there.
+  Restores and verify drills fail with ``RestoreError`` (a checksum mismatch is the
+  ``ChecksumError`` subclass, so callers can tell corruption from a bad target;
+  ``DecryptionError`` is a backup that cannot be opened with the identity given).
 
 ``Interrupted`` (SIGTERM, SIGINT) stands apart: like ``KeyboardInterrupt`` it derives from
 ``BaseException``, so no ``except Exception`` on its way up (ours, or a library's retry loop

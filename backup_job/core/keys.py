@@ -73,7 +73,7 @@ def load_identities(path: Path, setting: str) -> list[Any]:
         text = path.read_text()
     except OSError as exc:
         raise DecryptionError(f"{setting}={str(path)!r}: cannot read it ({exc.strerror})",
-                          hint="point it at the age identity file (age-keygen -o key.txt) or an SSH private key")
+                          hint="point it at the age identity file (age-keygen -o key.txt) or an SSH private key") from exc
     if "PRIVATE KEY-----" in text:
         try:
             return [pyrage.ssh.Identity.from_buffer(text.encode())]

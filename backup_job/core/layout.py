@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 GLOBALS = ""  # the "database" name of the globals objects; PostgreSQL forbids empty names
 GLOBALS_SEGMENT = "_globals"
@@ -92,13 +92,13 @@ def decode_database(segment: str) -> str:
 
 
 def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
 def parse_timestamp(text: str) -> datetime:
     if not _TIMESTAMP.fullmatch(text):
         raise ValueError(f"not a pgbackup timestamp: {text!r}")
-    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

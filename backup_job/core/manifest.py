@@ -139,12 +139,12 @@ class Manifest:
         return (json.dumps(self.values(), indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     @classmethod
-    def from_json(cls, data: bytes) -> "Manifest":
+    def from_json(cls, data: bytes) -> Manifest:
         """Parse a manifest; ``ValueError`` for anything that is not one of ours."""
         return cls.from_values(parse(data))
 
     @classmethod
-    def from_values(cls, values: dict[str, Any]) -> "Manifest":
+    def from_values(cls, values: dict[str, Any]) -> Manifest:
         """A manifest from checked JSON values (``parse``); fields it does not know are left out."""
         if values.get("tool") != "pgbackup":
             raise NotUnderstood("not a pgbackup manifest")
@@ -167,7 +167,7 @@ class Manifest:
         _check_blocks(manifest)
         return manifest
 
-    def slim(self) -> "Manifest":
+    def slim(self) -> Manifest:
         """This manifest without what only restore and verify read (row counts, block digests),
         which a listing of many large manifests must not hold."""
         return replace(self, row_counts={}, block_sha256="")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 
 from .printable import escape
 
@@ -56,7 +56,7 @@ def _moment(value: str) -> datetime:
         return _in_range(_build(match.groups()))
     if match := _DATE.fullmatch(value):
         day = _build(match.groups())
-        return _in_range(datetime.combine(day.date(), time.max, timezone.utc))
+        return _in_range(datetime.combine(day.date(), time.max, UTC))
     if match := _TIME.fullmatch(value):
         zulu, sign, hours, minutes = match.groups()[7:]
         return _in_range(_build(match.groups()[:7], None if zulu else _offset(sign, hours, minutes)))
@@ -70,7 +70,7 @@ def _build(fields: Sequence[str | None], zone: timezone | None = None) -> dateti
     year, month, day, hour, minute, second = (int(field or 0) for field in padded[:6])
     microsecond = int((padded[6] or "0").ljust(6, "0"))
     try:
-        return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=zone or timezone.utc)
+        return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=zone or UTC)
     except ValueError as exc:  # month 13, 30 February, hour 25: the message names only the field
         raise _Refused(f"is not a valid time ({exc})") from exc
 
@@ -88,7 +88,7 @@ def _offset(sign: str | None, hours: str | None, minutes: str | None) -> timezon
 def _in_range(moment: datetime) -> datetime:
     if not FIRST_YEAR <= moment.year <= LAST_YEAR:
         raise _Refused(f"is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
-    utc = moment.astimezone(timezone.utc)  # within a day of a year in range: never overflows
+    utc = moment.astimezone(UTC)  # within a day of a year in range: never overflows
     if not FIRST_YEAR <= utc.year <= LAST_YEAR:
         raise _Refused(f"is out of range (years {FIRST_YEAR} to {LAST_YEAR})")
     return utc

@@ -40,8 +40,17 @@ from pathlib import Path
 
 from .authmethods import AuthMethods
 from .errors import ConfigError
-from .settings import (ALLOW_CLEARTEXT_PASSWORD, CHANNEL_BINDING, PGPASSWORD, PGSSLCERT, PGSSLMODE, REQUIRE_AUTH,
-                       SCRATCH_SERVER, SOURCE_SERVER, ServerVariables)
+from .settings import (
+    ALLOW_CLEARTEXT_PASSWORD,
+    CHANNEL_BINDING,
+    PGPASSWORD,
+    PGSSLCERT,
+    PGSSLMODE,
+    REQUIRE_AUTH,
+    SCRATCH_SERVER,
+    SOURCE_SERVER,
+    ServerVariables,
+)
 
 DEFAULT = AuthMethods(("scram-sha-256", "none"))
 WITH_CLEARTEXT = AuthMethods(("scram-sha-256", "password", "none"))
@@ -86,7 +95,7 @@ def check(environ: Mapping[str, str]) -> None:
     policy({v.name: environ[v.name] for v in SOURCE_SERVER.variables() if environ.get(v.name)}, environ)
     if environ.get(SCRATCH_SERVER.host.name):
         policy({libpq.name: environ[scratch.name] for libpq, scratch in
-                zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables()) if environ.get(scratch.name)}, environ,
+                zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables(), strict=False) if environ.get(scratch.name)}, environ,
                SCRATCH_SERVER)
 
 

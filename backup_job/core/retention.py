@@ -28,7 +28,7 @@ class RetentionPolicy:
         return ",".join(f"{rule}={getattr(self, rule)}" for rule in RULES if getattr(self, rule))
 
     @classmethod
-    def parse(cls, text: str) -> "RetentionPolicy":
+    def parse(cls, text: str) -> RetentionPolicy:
         """``last=7,daily=14`` -> policy; ``ValueError`` with the reason otherwise."""
         values: dict[str, int] = {}
         for item in (part.strip() for part in text.split(",")):

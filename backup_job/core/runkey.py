@@ -21,14 +21,14 @@ the plain ASCII form.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .layout import TIMESTAMP_FORMAT, format_timestamp
 from .schema import Invalid
 
 EXAMPLE_TIMESTAMP = "20261130T020000Z"
 EXAMPLE_RUN_ID = "3f0c9a4e-7b1d-4c52-9e8a-5d2f61b0c7aa"
-EARLIEST = datetime(2020, 1, 1, tzinfo=timezone.utc)  # no CronJob of pgbackup was scheduled before
+EARLIEST = datetime(2020, 1, 1, tzinfo=UTC)  # no CronJob of pgbackup was scheduled before
 FUTURE_SLACK = timedelta(days=1)  # clock skew between the controller and the node, with room to spare
 _LAYOUT = re.compile(r"\d{8}T\d{6}Z")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
@@ -43,10 +43,10 @@ def parse_run_timestamp(value: str) -> datetime | None:
         return None
     try:
         if _LAYOUT.fullmatch(text):
-            return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+            return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
         if _RFC3339.fullmatch(text):
             moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-            return moment.astimezone(timezone.utc).replace(microsecond=0)
+            return moment.astimezone(UTC).replace(microsecond=0)
     except ValueError as exc:  # the right shape, an impossible date (month 13)
         raise Invalid(f"is not a valid moment ({exc})", EXAMPLE_TIMESTAMP) from exc
     raise Invalid("is not a timestamp: use 20261130T020000Z or RFC 3339 with Z or an offset "
@@ -74,7 +74,7 @@ def scheduled_minute(job_name: str, now: datetime) -> tuple[datetime | None, str
     match = _JOB_MINUTE.search(job_name)
     if not match or match.end() != len(job_name):
         return None, ""
-    moment = datetime.fromtimestamp(int(match.group(1)) * 60, timezone.utc)
+    moment = datetime.fromtimestamp(int(match.group(1)) * 60, UTC)
     if moment < EARLIEST or moment > now + FUTURE_SLACK:
         return None, (f"its number {match.group(1)} is not a CronJob's scheduled minute "
                       f"({format_timestamp(moment)} is {'too early' if moment < EARLIEST else 'in the future'})")

@@ -126,7 +126,7 @@ class SigningKey:
         self._private = private  # never shown: no __repr__ reveals it
 
     @classmethod
-    def load(cls, path: Path, variable: str) -> "SigningKey":
+    def load(cls, path: Path, variable: str) -> SigningKey:
         """Read the PEM file; ``ValueError`` naming ``variable`` and the fix, never the key."""
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
         from cryptography.hazmat.primitives.serialization import load_pem_private_key

@@ -34,8 +34,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 from contextlib import contextmanager
+from typing import Any
 
 from . import signals
 from .errors import Interrupted, StorageError

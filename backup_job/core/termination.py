@@ -108,7 +108,7 @@ class TerminationMessage:
                 summary = _cut(summary, len(summary.encode("utf-8")) - excess - 16)
 
     @classmethod
-    def decode(cls, text: str) -> "TerminationMessage":
+    def decode(cls, text: str) -> TerminationMessage:
         """Read what the Pod status shows: this module's JSON, or an older version's plain line."""
         text = text.strip()
         try:

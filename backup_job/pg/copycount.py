@@ -303,7 +303,7 @@ class _SqlLexer:
         if self._statement:
             return self._statement_start(buf, pos)
         stop = _skip(_FAST if self._header is not None else _FAST_STATEMENTS, buf, pos)
-        if stop < len(buf) and (buf[stop] in b';()\\"' or buf[stop] == 0x27 and (stop == pos or buf[stop - 1] not in b"eE")):
+        if stop < len(buf) and (buf[stop] in b';()\\"' or (buf[stop] == 0x27 and (stop == pos or buf[stop - 1] not in b"eE"))):
             return self._special(buf, stop)  # these mean the same after any token
         boundary = _BOUNDARY.match(buf, pos, stop)
         stop = _skip(_TOKENS, buf, boundary.end() if boundary else pos)

@@ -54,7 +54,8 @@ BEGIN
         EXECUTE pg_catalog.format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);
     END LOOP;
     FOR r IN SELECT nspname FROM pg_catalog.pg_namespace
-             WHERE nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', 'public']::pg_catalog.name[])
+             WHERE nspname OPERATOR(pg_catalog.<>)
+                   ALL (ARRAY['pg_catalog', 'information_schema', 'public']::pg_catalog.name[])
                AND nspname OPERATOR(pg_catalog.!~) '^pg_' LOOP
         EXECUTE pg_catalog.format('DROP SCHEMA %I CASCADE', r.nspname);
     END LOOP;
@@ -73,7 +74,8 @@ BEGIN
         EXECUTE pg_catalog.format('CREATE SCHEMA public AUTHORIZATION %I', pg_catalog.pg_get_userbyid(public_owner));
         FOR r IN SELECT * FROM pg_catalog.aclexplode(public_acl) WHERE grantee OPERATOR(pg_catalog.<>) public_owner LOOP
             EXECUTE pg_catalog.format('GRANT %s ON SCHEMA public TO %s%s', r.privilege_type,
-                CASE WHEN r.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END,
+                CASE WHEN r.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END,
                 CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
         END LOOP;
         IF public_comment IS NOT NULL THEN

@@ -20,8 +20,9 @@ that is a superuser on the target (that superuser's sessions would then call wha
 schemas named there hold, the hijack the fixed search_path of pgbackup's own sessions
 prevents). ``search_path`` for the whole database is reapplied, as its owner may set it
 anyway, and so is an ordinary role's (common for applications; what it exposes runs with
-that role's rights, not a superuser's). A refused restore stops before anything is created, with a hint: create the database, restore
-into it without ``--create`` and set by hand what you trust.
+that role's rights, not a superuser's). A refused restore stops before anything is created,
+with a hint: create the database, restore into it without ``--create`` and set by hand what
+you trust.
 
 The capture runs on the discovery database, where (on a cluster upgraded from PostgreSQL 14
 or older) every role may create in ``public``: its query names only pg_catalog's functions

@@ -44,7 +44,7 @@ def error_line(line: str) -> str:
 
 def supports_restrict(version: str) -> bool:
     """Whether psql ``version`` (``18.1``, ``15.14``) knows ``\\restrict``."""
-    parts = tuple(int(p) for p in version.split(".")[:2]) + (0,)
+    parts = (*tuple(int(p) for p in version.split(".")[:2]), 0)
     major, minor = parts[0], parts[1]
     if major >= 18:
         return True

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
-from psycopg2.extensions import connection as Connection, make_dsn
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import make_dsn
 
 from ..core import pgauth
 from ..core.errors import RunError, one_line
@@ -158,7 +159,7 @@ def verify_server(environ: Mapping[str, str]) -> Target:
     """The scratch server for verify drills when its host is set, else the backup server."""
     if not SCRATCH_SERVER.host.read(environ):
         return backup_server()
-    pairs = zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables())
+    pairs = zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables(), strict=False)
     env = pgauth.secured({libpq.name: scratch.read(environ) for libpq, scratch in pairs if scratch.read(environ)},
                          environ, SCRATCH_SERVER)
     return Target(env=env, label=f"the scratch server at {env[PGHOST.name]}:{env.get(PGPORT.name, '5432')}")

@@ -9,10 +9,10 @@ object is complete::
 Several sources may stream at once (``commands.parallel``), sharing the run's CPUs
 (``cpushare``); ``BackupRun.stop`` ends them all. After a stop request (``core.stopping``) no
 backup starts, no manifest is written, and a manifest PUT already on its way when the stop
-came is not waited for and not reported as finished: the run's stopped line names it. Every object carries the run's id (dump:
-object metadata; manifest: ``run_id``) and the attempt's, so a write whose answer was lost is
-recognised as ours when the retry meets it, and nothing is ever deleted because of a
-conflict: an object a manifest may point at stays.
+came is not waited for and not reported as finished: the run's stopped line names it. Every
+object carries the run's id (dump: object metadata; manifest: ``run_id``) and the attempt's,
+so a write whose answer was lost is recognised as ours when the retry meets it, and nothing
+is ever deleted because of a conflict: an object a manifest may point at stays.
 
 Why an attempt nonce beside the run id: the run id is random unless ``BACKUP_RUN_ID`` gives
 it, and then every attempt of the run shares it (the pods of a Kubernetes Job retried after a
@@ -37,7 +37,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..core import logs, signals, stopping
@@ -147,7 +147,7 @@ class BackupRun:
                 raise BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
         stopping.refuse_writes(f"the backup of {name!r}")
         log.info("backup of %r started -> %s", name, where, extra=logs.fields(event="backup.started", **fields))
-        started_at = datetime.now(timezone.utc)
+        started_at = datetime.now(UTC)
         counter = CopyRowCounter()
 
         moved = [-1, 0.0]  # raw bytes at the last report that saw them change, and when
@@ -203,7 +203,7 @@ class BackupRun:
                                                  self.encryption.encrypt_to)).decode("ascii")
             properties = None
         manifest = self.facts.manifest(
-            source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(timezone.utc),
+            source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(UTC),
             row_counts=counter.counts, properties=properties, role_passwords=source.role_passwords,
             shrink=shrink, engine=stats.engine, sealed_properties=sealed, owners=source.owners)
         if self.signer is not None:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..core import logs
@@ -66,7 +66,7 @@ class Reading:
     now: datetime | None = None  # None: the clock when the catalog is loaded
 
     @classmethod
-    def of(cls, settings: TrustSettings, trust: Trust) -> "Reading":
+    def of(cls, settings: TrustSettings, trust: Trust) -> Reading:
         return cls(trust=trust, skew=timedelta(seconds=settings.clock_skew), manifest_limit=settings.manifest_limit)
 
 
@@ -332,7 +332,7 @@ def _span(delta: timedelta) -> str:
 def load_catalog(storage: Storage, prefix: str, reading: Reading | None = None) -> Catalog:
     """List ``prefix`` once and group our objects into backups."""
     reading = reading or Reading()
-    now = reading.now or datetime.now(timezone.utc)
+    now = reading.now or datetime.now(UTC)
     groups: dict[tuple[str, str], Backup] = {}
     for item in storage.list_objects(prefix):
         parsed = parse_key(prefix, item.key)

@@ -32,7 +32,7 @@ class ProgressReporter:
             assert self.report is not None
             self.report(time.monotonic() - self.started)
 
-    def __enter__(self) -> "ProgressReporter":
+    def __enter__(self) -> ProgressReporter:
         if self.report is not None and self.interval > 0:
             signals.start(self._thread)
         return self

@@ -46,7 +46,6 @@ from .progress import ProgressReporter
 from .seal import Sealer
 from .sidecar import Sidecar
 
-
 # The stored object is hashed in blocks of this size as well as whole: restore and verify
 # hold one block, check it against the manifest and only then pass it on. 16 MiB keeps the
 # digests of a 1 TiB object at 2 MiB (65,536 blocks) and what a restore holds at one block.

@@ -100,7 +100,7 @@ class Upload(ABC):
     def abort(self) -> None:
         """Discard everything written so far, within a few seconds; never raises."""
 
-    def cancel(self, error: StorageError) -> None:
+    def cancel(self, error: StorageError) -> None:  # noqa: B027 (a hook with a default, not abstract)
         """Make a ``send_part`` or ``complete`` that waits on the destination raise ``error``
         (called from another thread, when time is up). Writes that cannot hang need nothing."""
 
@@ -111,7 +111,7 @@ class Storage(ABC):
     url: str
     limits: PartLimits
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 (a hook with a default, not abstract)
         """Check, before a run writes anything, that backups can go here; raises
         ``StorageError`` naming what is wrong. Nothing to check by default."""
 

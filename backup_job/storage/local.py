@@ -18,7 +18,7 @@ import os
 import secrets
 import shlex
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -140,7 +140,7 @@ class LocalStorage(Storage):
                     continue
                 yield ObjectInfo(
                     key=str(path.relative_to(self.root)), size=status.st_size,
-                    modified=datetime.fromtimestamp(status.st_mtime, timezone.utc),
+                    modified=datetime.fromtimestamp(status.st_mtime, UTC),
                 )
 
     def version(self, key: str) -> str:
@@ -177,16 +177,16 @@ class LocalStorage(Storage):
             for partial in base.glob(f"*/.*{PARTIAL_MARK}*"):
                 final_name = partial.name[1 : partial.name.index(PARTIAL_MARK)]
                 try:
-                    modified = datetime.fromtimestamp(partial.stat().st_mtime, timezone.utc)
+                    modified = datetime.fromtimestamp(partial.stat().st_mtime, UTC)
                 except FileNotFoundError:
                     continue  # completed or aborted meanwhile
                 uploads.append(OpenUpload(key=str((partial.parent / final_name).relative_to(self.root)),
                                           upload_id=str(partial.relative_to(self.root)), initiated=modified))
-        return OpenUploads(uploads=uploads, clock=datetime.now(timezone.utc))
+        return OpenUploads(uploads=uploads, clock=datetime.now(UTC))
 
     def written_since(self, upload: OpenUpload, moment: datetime) -> bool:
         try:
-            return datetime.fromtimestamp((self.root / upload.upload_id).stat().st_mtime, timezone.utc) >= moment
+            return datetime.fromtimestamp((self.root / upload.upload_id).stat().st_mtime, UTC) >= moment
         except FileNotFoundError:
             return True  # completed or aborted meanwhile: nothing left to drop
 

@@ -49,7 +49,7 @@ import re
 import shlex
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, cast
 
 import boto3
@@ -60,9 +60,24 @@ from ..core import logs, stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, NotFoundError, StorageError
 from . import s3_crc, s3_unfinished
 from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
-from .s3_checks import (CHECKSUMS_REJECTED, DENIED, MAX_PART_SIZE, MAX_PARTS, MD5_ETAG, MIN_PART_SIZE, NOT_FOUND,
-                        NOT_IMPLEMENTED, PRECONDITION, code, content_md5, denied, describe_error, etag, unconfirmed,
-                        written_by_another_run)
+from .s3_checks import (
+    CHECKSUMS_REJECTED,
+    DENIED,
+    MAX_PART_SIZE,
+    MAX_PARTS,
+    MD5_ETAG,
+    MIN_PART_SIZE,
+    NOT_FOUND,
+    NOT_IMPLEMENTED,
+    PRECONDITION,
+    code,
+    content_md5,
+    denied,
+    describe_error,
+    etag,
+    unconfirmed,
+    written_by_another_run,
+)
 from .s3_multipart import S3Upload
 
 log = logs.get("storage")
@@ -330,7 +345,7 @@ class S3Storage(Storage):
                 for item in page.get("Contents", []):
                     modified = item["LastModified"]
                     yield ObjectInfo(key=item["Key"], size=int(item["Size"]),
-                                     modified=modified.astimezone(timezone.utc))
+                                     modified=modified.astimezone(UTC))
         except (ClientError, BotoCoreError) as exc:
             where = self.describe(f"{prefix}/" if prefix else "")
             raise self.listing_error("ListObjectsV2", where, where, exc) from exc

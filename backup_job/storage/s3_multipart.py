@@ -49,8 +49,17 @@ from ..core import logs, signals, stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, StorageError
 from . import s3_crc
 from .base import Upload
-from .s3_checks import (DENIED, MAX_PARTS, MD5_ETAG, MULTIPART_ETAG, code, content_md5, denied, unconfirmed,
-                        written_by_another_run)
+from .s3_checks import (
+    DENIED,
+    MAX_PARTS,
+    MD5_ETAG,
+    MULTIPART_ETAG,
+    code,
+    content_md5,
+    denied,
+    unconfirmed,
+    written_by_another_run,
+)
 from .s3_unfinished import NO_SUCH_UPLOAD, aborted_by_another_process, upload_gone
 
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it

@@ -19,7 +19,7 @@ NoSuchUpload; moto: a bare 500), but ListParts of it answers NoSuchUpload on all
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -39,7 +39,7 @@ def store_clock(response: dict[str, Any]) -> datetime | None:
     """The store's time when it answered: its ``Date`` header."""
     date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     try:
-        return parsedate_to_datetime(date).astimezone(timezone.utc) if date else None
+        return parsedate_to_datetime(date).astimezone(UTC) if date else None
     except (TypeError, ValueError):
         return None
 
@@ -56,7 +56,7 @@ def open_uploads(storage: S3Storage, prefix: str) -> OpenUploads:
             if not markers:  # the first page
                 clock = store_clock(page)
             uploads += [OpenUpload(key=item["Key"], upload_id=item["UploadId"],
-                                   initiated=item["Initiated"].astimezone(timezone.utc))
+                                   initiated=item["Initiated"].astimezone(UTC))
                         for item in page.get("Uploads", [])]
             following = {"KeyMarker": page.get("NextKeyMarker", ""), "UploadIdMarker": page.get("NextUploadIdMarker", "")}
             if not page.get("IsTruncated") or not following["KeyMarker"] or following == markers:
@@ -96,7 +96,7 @@ def abort_upload(storage: S3Storage, upload: OpenUpload) -> None:
 def probe_upload_clock(storage: S3Storage, key: str) -> timedelta | None:
     """``Initiated`` of a new upload at ``key`` minus the ``Date`` of the listing that shows it."""
     created = storage.call("CreateMultipartUpload", key, storage.client.create_multipart_upload, Key=key)
-    probe = OpenUpload(key=key, upload_id=created["UploadId"], initiated=datetime.now(timezone.utc))
+    probe = OpenUpload(key=key, upload_id=created["UploadId"], initiated=datetime.now(UTC))
     try:
         listing = open_uploads(storage, key)
     finally:

@@ -19,8 +19,15 @@ import kopf
 from backup_job import __version__
 from backup_job.core.errors import ConfigError
 from backup_job.core.logs import JsonFormatter
-from backup_job.core.settings import (OPERATOR_FRESHNESS_INTERVAL, OPERATOR_IMAGE, OPERATOR_LIVENESS, OPERATOR_LOG_FORMAT,
-                                      OPERATOR_METRICS_PORT, OPERATOR_NAMESPACES, unknown_variables)
+from backup_job.core.settings import (
+    OPERATOR_FRESHNESS_INTERVAL,
+    OPERATOR_IMAGE,
+    OPERATOR_LIVENESS,
+    OPERATOR_LOG_FORMAT,
+    OPERATOR_METRICS_PORT,
+    OPERATOR_NAMESPACES,
+    unknown_variables,
+)
 
 
 class OneLineFormatter(logging.Formatter):

@@ -33,9 +33,9 @@ from backup_job.core.schema import Variable
 from backup_job.core.termination import KUBERNETES_PATH
 
 from .api import Body, RenderError
+from .literal import Expansion
 from .spec import NameRef, PgBackupSpec, PgRestoreSpec, SecretKey, Server, plain
 from .spec.pgbackup import Retention, Verify
-from .literal import Expansion
 
 TLS_ROOT = "/etc/pgbackup/tls"
 VERIFY_TLS_ROOT = "/etc/pgbackup/verify-tls"

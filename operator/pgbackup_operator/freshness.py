@@ -20,9 +20,10 @@ Everything here is a pure function of the object and the clock.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from backup_job.core.cron import CronSchedule
@@ -47,7 +48,7 @@ def parse_time(value: Any) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -75,7 +76,7 @@ def _gap(expression: str, zone: str, now: datetime) -> float | None:
         moments.append(following)
     if len(moments) < 2:
         return None
-    return max((later - earlier).total_seconds() for earlier, later in zip(moments, moments[1:]))
+    return max((later - earlier).total_seconds() for earlier, later in itertools.pairwise(moments))
 
 
 def max_age(spec: PgBackupSpec, now: datetime) -> tuple[float | None, str]:
@@ -155,7 +156,7 @@ def observe(body: Body, now: datetime | None = None) -> Observed:
     """The ``Observed`` picture of a PgBackup body."""
     meta, status = body.get("metadata", {}), body.get("status") or {}
     spec = _readable(body)
-    limit, source = max_age(spec, now or datetime.now(timezone.utc)) if spec else (None, "the spec cannot be read")
+    limit, source = max_age(spec, now or datetime.now(UTC)) if spec else (None, "the spec cannot be read")
     fresh = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == FRESH), None)
     return Observed(
         namespace=str(meta.get("namespace", "")),

@@ -32,7 +32,7 @@ directly.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -73,7 +73,7 @@ def next_schedule_time(spec: PgBackupSpec) -> str | None:
     if spec.suspend:
         return None
     try:
-        upcoming = CronSchedule.parse(spec.schedule).next_after(datetime.now(timezone.utc), spec.time_zone)
+        upcoming = CronSchedule.parse(spec.schedule).next_after(datetime.now(UTC), spec.time_zone)
     except ValueError:
         return None
     return status.iso(upcoming)
@@ -178,7 +178,7 @@ def _run_now(body: Body, cronjob: Body, patch: kopf.Patch, logger: kopf.Logger) 
     run_id = (body["metadata"].get("annotations") or {}).get(api.RUN_NOW_ANNOTATION)
     if not run_id or run_id == body.get("status", {}).get("lastManualRunId"):
         return
-    job = render.render_manual_job(cronjob, run_id, datetime.now(timezone.utc))
+    job = render.render_manual_job(cronjob, run_id, datetime.now(UTC))
     created = kube.create_job(job)
     patch.status["lastManualRunId"] = run_id
     if created:
@@ -212,7 +212,7 @@ def drift(desired: Any, actual: Any, path: str = "") -> str | None:
     if isinstance(desired, list):
         if not isinstance(actual, list) or len(actual) != len(desired):
             return path
-        for index, (d, a) in enumerate(zip(desired, actual)):
+        for index, (d, a) in enumerate(zip(desired, actual, strict=False)):
             found = drift(d, a, f"{path}[{index}]")
             if found:
                 return found

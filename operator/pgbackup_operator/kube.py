@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import kubernetes
@@ -208,7 +208,7 @@ def patch_pgbackup_status(namespace: str, name: str, status: Body, resource_vers
 def post_event(obj: Body, type_: str, reason: str, message: str) -> None:
     """A core/v1 Event about ``obj`` (shown by ``kubectl describe``); failures only logged."""
     meta = obj["metadata"]
-    moment = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     event = {
         "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
         "involvedObject": {"apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"), "kind": obj.get("kind", "PgBackup"),

@@ -128,7 +128,7 @@ class PgBackupCollector(Collector):
                 databases = run.get("databases") or {}
                 for result in ("ok", "failed"):
                     if isinstance(databases.get(result), int):
-                        families["databases"].add_metric(labels + [result], float(databases[result]))
+                        families["databases"].add_metric([*labels, result], float(databases[result]))
             if item.last_verify_success is not None:
                 families["verified"].add_metric(labels, item.last_verify_success)
             if item.last_verify.get("result") in ("Succeeded", "Failed"):

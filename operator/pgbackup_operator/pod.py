@@ -20,16 +20,28 @@ from __future__ import annotations
 
 import copy
 
-from backup_job.core.termination import KUBERNETES_PATH
-
 from backup_job.core import settings as job_settings
+from backup_job.core.termination import KUBERNETES_PATH
 
 from . import podrules
 from .api import Body
+from .env import (
+    SOURCE_ENDPOINT,
+    Endpoint,
+    connection_env,
+    destination_env,
+    identity_mount,
+    plain_env,
+    pod_env,
+    render_env,
+    render_prune_env,
+    render_verify_env,
+    restore_identity,
+    signing_key_mount,
+    trust_env,
+    verify_target,
+)
 from .literal import literal_env, literal_words
-from .env import (SOURCE_ENDPOINT, Endpoint, connection_env, destination_env, identity_mount, plain_env, pod_env,
-                  render_env, render_prune_env, render_verify_env, restore_identity, signing_key_mount, trust_env,
-                  verify_target)
 from .spec import PgBackupSpec, PgRestoreSpec, Server, plain
 from .spec.pgbackup import Retention, Verify
 

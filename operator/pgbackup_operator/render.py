@@ -34,14 +34,15 @@ import os
 from datetime import datetime
 
 from backup_job import __version__
-from backup_job.core import settings as job_settings
 from backup_job.core import keys, signing
-from backup_job.core.settings import OPERATOR_IMAGE
+from backup_job.core import settings as job_settings
 from backup_job.core.cron import CronSchedule, load_zone
 from backup_job.core.layout import format_timestamp
 from backup_job.core.schema import Invalid
+from backup_job.core.settings import OPERATOR_IMAGE
 
 from .api import AFTER_LABEL, BACKUP, MANUAL_LABEL, PRUNE, RUN_NOW_ANNOTATION, VERIFY, Body, RenderError
+from .env import parallelism, retention_policy
 from .names import after_run_prune_job_name as after_run_prune_job_name  # re-exported: names of what is rendered
 from .names import cronjob_name as cronjob_name
 from .names import labels as labels
@@ -49,14 +50,13 @@ from .names import manual_job_name as manual_job_name
 from .names import owner_reference as owner_reference
 from .names import prune_cronjob_name as prune_cronjob_name
 from .names import verify_cronjob_name as verify_cronjob_name
-from .env import parallelism, retention_policy
+from .pod import render_pod_spec, render_prune_pod_spec, render_verify_pod_spec
 from .spec import PgBackupSpec, PodSettings, parse_pgbackup
 from .spec.pgbackup import DEFAULT_BACKOFF_LIMIT as DEFAULT_BACKOFF_LIMIT  # re-exported: the CRD's defaults
 from .spec.pgbackup import DEFAULT_CONCURRENCY_POLICY as DEFAULT_CONCURRENCY_POLICY
 from .spec.pgbackup import DEFAULT_HISTORY_LIMIT as DEFAULT_HISTORY_LIMIT
 from .spec.pgbackup import DEFAULT_TIME_ZONE as DEFAULT_TIME_ZONE
 from .spec.pgbackup import Retention, Signing, Verify
-from .pod import render_pod_spec, render_prune_pod_spec, render_verify_pod_spec
 
 DEFAULT_IMAGE = f"ghcr.io/pgbackup/pgbackup:{__version__}"
 

@@ -33,7 +33,7 @@ from backup_job.core.moments import parse_at
 from backup_job.core.termination import TerminationMessage
 
 from . import api, kube, render, status
-from .api import Body, RenderError, RESTORE, RESTORE_KIND, RESTORE_LABEL, RESTORE_PLURAL
+from .api import RESTORE, RESTORE_KIND, RESTORE_LABEL, RESTORE_PLURAL, Body, RenderError
 from .pod import render_restore_pod_spec
 from .spec import PgBackupSpec, PgRestoreSpec, parse_pgbackup, parse_pgrestore
 

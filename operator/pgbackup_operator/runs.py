@@ -39,9 +39,10 @@ def prune_after(owner: Body, job: Body, logger: kopf.Logger) -> None:
     except RenderError:
         return  # reconcile reports it
     if kube.create_job(prune):
-        logger.info(f"every shard of Job {job['metadata']['name']} succeeded: created prune Job {prune['metadata']['name']}")
+        run, pruning = job["metadata"]["name"], prune["metadata"]["name"]
+        logger.info(f"every shard of Job {run} succeeded: created prune Job {pruning}")
         kube.post_event(owner, "Normal", "PruneStarted",
-                        f"every shard of Job {job['metadata']['name']} succeeded; Job {prune['metadata']['name']} applies retention")
+                        f"every shard of Job {run} succeeded; Job {pruning} applies retention")
 
 
 def _pod_message(job: Body) -> TerminationMessage | None:

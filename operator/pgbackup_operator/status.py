@@ -21,7 +21,7 @@ message is the fallback.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from backup_job.core.termination import MAX_FAILED, TerminationMessage
@@ -29,13 +29,12 @@ from backup_job.core.termination import MAX_FAILED, TerminationMessage
 from .api import Body
 
 
-
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
 def set_condition(
@@ -153,7 +152,7 @@ def _count_indexes(ranges: list[str]) -> int:
 
 def human_duration(seconds: float) -> str:
     """``45s``, ``12m5s``, ``3h2m``: what ``kubectl get pgb -o wide`` shows."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole < 60:
         return f"{whole}s"
     if whole < 3600:

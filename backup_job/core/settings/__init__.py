@@ -31,27 +31,41 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from ..errors import ConfigError
 from ..runkey import scheduled_minute
-from ..schema import Secret as Secret, Variable
-from .compression import DEFAULT_LEVEL as DEFAULT_LEVEL, LEVELS as LEVELS, Compression as Compression
-from .destination import DESTINATION as DESTINATION, Destination as Destination
-from .dump import REFUSED_PG_DUMP_OPTIONS as REFUSED_PG_DUMP_OPTIONS, DumpSettings as DumpSettings
+from ..schema import Secret as Secret
+from ..schema import Variable
+from .compression import DEFAULT_LEVEL as DEFAULT_LEVEL
+from .compression import LEVELS as LEVELS
+from .compression import Compression as Compression
+from .destination import DESTINATION as DESTINATION
+from .destination import Destination as Destination
+from .dump import REFUSED_PG_DUMP_OPTIONS as REFUSED_PG_DUMP_OPTIONS
+from .dump import DumpSettings as DumpSettings
 from .encryption import EncryptionSettings as EncryptionSettings
-from .environment import ELSEWHERE as ELSEWHERE, describe_unknown, dotenv_names, known_names, unknown
-from .environment import export_environment as export_environment, load_environment as _load_environment
+from .environment import ELSEWHERE as ELSEWHERE
+from .environment import describe_unknown, dotenv_names, known_names, unknown
+from .environment import export_environment as export_environment
+from .environment import load_environment as _load_environment
 from .group import Group as Group
 from .operator import OperatorSettings as OperatorSettings
-from .postgres import SCRATCH_SERVER as SCRATCH_SERVER, SOURCE_SERVER as SOURCE_SERVER, AuthPolicy as AuthPolicy
-from .postgres import PostgresSettings as PostgresSettings, ScratchServer as ScratchServer
+from .postgres import SCRATCH_SERVER as SCRATCH_SERVER
+from .postgres import SOURCE_SERVER as SOURCE_SERVER
+from .postgres import AuthPolicy as AuthPolicy
+from .postgres import PostgresSettings as PostgresSettings
+from .postgres import ScratchServer as ScratchServer
 from .postgres import ServerVariables as ServerVariables
 from .report import ReportSettings as ReportSettings
-from .run import LogSettings as LogSettings, RunSettings as RunSettings
-from .s3 import AwsSdk as AwsSdk, S3Settings as S3Settings, UploadSettings as UploadSettings, check_aws_keys
+from .run import LogSettings as LogSettings
+from .run import RunSettings as RunSettings
+from .s3 import AwsSdk as AwsSdk
+from .s3 import S3Settings as S3Settings
+from .s3 import UploadSettings as UploadSettings
+from .s3 import check_aws_keys
 from .schedule import ScheduleSettings as ScheduleSettings
 from .trust import TrustSettings as TrustSettings
 
@@ -140,7 +154,7 @@ def check_command(settings: Settings, command: str) -> None:
 
 def _shared_timestamp(run: RunSettings) -> None:
     """A sharded run's pods must agree on its timestamp: given, or a CronJob's Job name's minute."""
-    minute, why = scheduled_minute(run.job_name or "", datetime.now(timezone.utc))
+    minute, why = scheduled_minute(run.job_name or "", datetime.now(UTC))
     if minute is not None:
         return
     job = (f"{JOB_NAME.name} is not set" if not run.job_name

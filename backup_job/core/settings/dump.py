@@ -11,8 +11,17 @@ import shlex
 from pathlib import Path
 
 from .. import dumpoptions
-from ..schema import (Invalid, Variable, boolean, duration, format_boolean, format_optional, format_patterns, integer,
-                      patterns)
+from ..schema import (
+    Invalid,
+    Variable,
+    boolean,
+    duration,
+    format_boolean,
+    format_optional,
+    format_patterns,
+    integer,
+    patterns,
+)
 from .compression import Compression
 from .group import Group
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from .. import keys
 from ..schema import Variable, format_optional, optional_path
 from .group import Group

@@ -38,7 +38,7 @@ class Group:
         names = list(self._declared)
         if len(positional) > len(names):
             raise TypeError(f"{type(self).__name__} takes at most {len(names)} values")
-        for name, value in zip(names, positional):
+        for name, value in zip(names, positional, strict=False):
             if name in values:
                 raise TypeError(f"{type(self).__name__} got {name} twice")
             values[name] = value

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from ..schema import (Variable, choice, duration, format_optional, format_patterns, integer, optional_text, patterns,
-                      text)
+from ..schema import (
+    Variable,
+    choice,
+    duration,
+    format_optional,
+    format_patterns,
+    integer,
+    optional_text,
+    patterns,
+    text,
+)
 from .group import Group
 
 

@@ -42,7 +42,7 @@ def _http_url(value: str) -> str | None:
     if not parts.hostname:
         raise Invalid("names no host", example)
     try:
-        parts.port
+        _ = parts.port  # urlsplit checks the port only when it is read
     except ValueError as exc:
         raise Invalid("has an invalid port (1-65535)", example) from exc
     return value

@@ -7,7 +7,6 @@ runs refuse it (``check_command``), since one shard cannot know the others succe
 
 from __future__ import annotations
 
-
 from ..retention import RetentionPolicy
 from ..runkey import EXAMPLE_RUN_ID, format_run_timestamp, parse_run_id, parse_run_timestamp
 from ..schema import Invalid, Variable, choice, format_number, format_optional, fraction, optional_path, optional_text

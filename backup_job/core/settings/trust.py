@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from .. import signing
 from ..schema import Variable, boolean, duration, format_boolean, format_optional, integer, optional_path
 from .group import Group
