@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Logical backups of every PostgreSQL database on a server, "
         "streamed to S3-compatible storage or a local directory.",
         epilog="Configuration comes from the environment (and an optional .env file); "
-        "see the README for every variable.",
+        "see docs/configuration.md#configuration for every variable.",
     )
     parser.add_argument("--version", action="version", version=f"pgbackup {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

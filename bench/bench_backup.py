@@ -9,7 +9,7 @@ runs the real ``pgbackup run`` against it, and reports, for each destination:
 - the compression ratio.
 
 Usage: .venv/bin/python -m bench.bench_backup [--gigabytes 1.0] [--level 6]
-Not part of the test suite (it takes minutes); numbers go into the issue notes and README.
+Not part of the test suite (it takes minutes); numbers go into the issue notes and docs/performance.md.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ and every block is checked before use, so the figures include what verification 
 drill runs on the same server (``BACKUP_VERIFY_ON_BACKUP_SERVER``): this measures speed only.
 
 Usage: .venv/bin/python -m bench.bench_restore [--gigabytes 0.5] [--compression gzip|zstd] [--unsigned]
-Not part of the test suite; numbers go into the issue notes and README.
+Not part of the test suite; numbers go into the issue notes and docs/performance.md.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ that ran, raw MB/s, and the output as a share of the dump and of ``gzip -6``'s o
 Compression alone: no pg_dump competing for the CPUs, no upload.
 
 Usage: .venv/bin/python -m bench.levels [--scale 20] [--text-rows 100000] [--zstd 1,3,6,9,12]
-Not part of the test suite; the README's level table comes from it.
+Not part of the test suite; the level table of docs/performance.md comes from it.
 """
 
 from __future__ import annotations

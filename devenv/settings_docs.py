@@ -1,8 +1,8 @@
-"""The README's configuration tables, made from the settings schema.
+"""The configuration reference's tables (docs/configuration.md), made from the settings schema.
 
-Each table stands between ``<!-- settings:GROUP -->`` and ``<!-- /settings -->`` in the
-README; ``python -m devenv.settings_docs`` rewrites them from ``backup_job.core.settings``,
-and ``tests/unit/test_settings_schema.py`` fails while the README differs from what this makes.
+Each table stands between ``<!-- settings:GROUP -->`` and ``<!-- /settings -->`` on that page,
+one per group; ``python -m devenv.settings_docs`` rewrites them from ``backup_job.core.settings``,
+and ``tests/unit/test_settings_schema.py`` fails while the page differs from what this makes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from backup_job.core.schema import Variable
 from backup_job.core.settings import GROUPS
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 BLOCK = re.compile(r"(<!-- settings:(\w+) -->\n).*?(<!-- /settings -->)", re.S)
 
 
@@ -28,8 +28,10 @@ def rows(variable: Variable[Any]) -> list[str]:
     example = "" if variable.secret else _code(variable.examples() if variable.example else [])
     lines = [f"| `{variable.name}` | {variable.documented_default} | {example} | {variable.doc} |"]
     if variable.file_form:
-        lines.append(f"| `{variable.file_name}` | none | `{variable.example}` | "
-                     f"`{variable.name}` read from this file (a mounted secret). |")
+        lines.append(
+            f"| `{variable.file_name}` | none | `{variable.example}` | "
+            f"`{variable.name}` read from this file (a mounted secret). |"
+        )
     return lines
 
 
@@ -40,17 +42,17 @@ def table(group: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(readme: str) -> str:
-    """``readme`` with every settings block made anew."""
-    return BLOCK.sub(lambda m: m.group(1) + table(m.group(2)) + m.group(3), readme)
+def render(page: str) -> str:
+    """``page`` with every settings block made anew."""
+    return BLOCK.sub(lambda m: m.group(1) + table(m.group(2)) + m.group(3), page)
 
 
 def main() -> int:
-    text = README.read_text()
+    text = PAGE.read_text()
     updated = render(text)
     if updated != text:
-        README.write_text(updated)
-        print(f"updated {README}")
+        PAGE.write_text(updated)
+        print(f"updated {PAGE}")
     return 0
 
 

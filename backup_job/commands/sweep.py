@@ -64,7 +64,7 @@ def sweep_unfinished_uploads(storage: Storage, prefix: str, age: timedelta) -> N
     if doubt is not None:
         log.warning("unfinished uploads in %s not swept: the store's upload dates cannot be trusted (%s), so a live "
                     "run's upload could look abandoned; let the bucket's lifecycle rule abort abandoned uploads "
-                    "(AbortIncompleteMultipartUpload, see the README's Unfinished uploads)", where, doubt,
+                    "(AbortIncompleteMultipartUpload, see docs/failures.md#unfinished-uploads)", where, doubt,
                     extra=logs.fields(event="sweep.untrusted"))
 
 

@@ -11,7 +11,7 @@ pinned at 4 MiB: parts are always mapped and unmapped, while the 1 MiB blocks an
 stay on the fast heap path.
 
 ``pin_mmap_threshold`` does that through ``mallopt`` (``M_MMAP_THRESHOLD``). On another C
-library, or where ``libc`` cannot be loaded, it does nothing: the bound in the README still
+library, or where ``libc`` cannot be loaded, it does nothing: the bound in docs/performance.md still
 holds, with more slack.
 """
 

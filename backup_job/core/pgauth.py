@@ -148,7 +148,7 @@ def hint(message: str) -> str | None:
             return (f"the server asked for the password in cleartext, sent only with "
                     f"{ALLOW_CLEARTEXT_PASSWORD.name}=true and {PGSSLMODE.name}=verify-full (for IAM tokens); else "
                     "use scram-sha-256 in the server's pg_hba.conf")
-        return f"set {REQUIRE_AUTH.name} to the methods this server may use (see Passwords on the wire)"
+        return f"set {REQUIRE_AUTH.name} to the methods this server may use (see docs/security.md#passwords-on-the-wire)"
     if "channel binding" in message:
         return (f"{CHANNEL_BINDING.name}=require (a password over TLS) needs SCRAM with channel binding; set "
                 f"{CHANNEL_BINDING.name}=prefer for a server or pooler that cannot do it")

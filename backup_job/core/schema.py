@@ -2,7 +2,7 @@
 
 A variable is declared once (in ``settings``) with everything every consumer needs:
 
-- ``name`` and ``doc`` (one line), for the README table and ``.env.example``;
+- ``name`` and ``doc`` (one line), for the configuration reference's table and ``.env.example``;
 - ``parse``: text to a typed value, raising ``Invalid`` with what is wrong;
 - ``example``: example values, separated by ``", "``;
 - ``default``: the text a user would write for the default (``""``: unset). The typed
@@ -92,7 +92,7 @@ class Variable(Generic[T]):
     doc: str
     default: str = ""
     example: str = ""
-    shown_default: str = ""  # the README's words when the default is not a value ("all")
+    shown_default: str = ""  # the docs' words when the default is not a value ("all")
     secret: bool = False
     file_form: bool = False
     owner: Owner = "pgbackup"

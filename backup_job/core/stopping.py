@@ -40,11 +40,11 @@ from typing import Any
 from . import signals
 from .errors import Interrupted, StorageError
 
-BOUND = 10.0  # seconds from the signal to the process's exit, at most (documented in the README)
+BOUND = 10.0  # seconds from the signal to the process's exit, at most (documented in docs/failures.md)
 SETTLE = 6.0  # seconds from the signal the workers get to abort their uploads
 REPORT_BY = 8.5  # seconds from the signal by which the outcome's notifications give up
 WATCHDOG = 9.0  # seconds from the signal at which the watchdog says the last word and ends the process
-EXIT_STOPPED = 1  # the README's exit code for a stopped process
+EXIT_STOPPED = 1  # the documented exit code for a stopped process
 
 _lock = threading.Lock()  # guards _abandonable; never taken in the signal handler
 _listening = False

@@ -15,7 +15,7 @@ reading while blocks are compressed:
   with a sync flush, so the concatenation is one ordinary deflate stream; the CRC is
   combined in order. The result is one standard gzip member that ``gunzip``, ``gzip -t``
   and every older pgbackup read. ISA-L has levels 0-3; ``GZIP_LEVELS`` maps the user's gzip
-  level 1-9 onto them (the README's Performance section has the measured speed and size).
+  level 1-9 onto them (docs/performance.md has the measured speed and size).
   At most ``threads`` blocks are in flight (the pool may be larger, for when the run's other
   streams end), so that many run at once and memory is bounded; the reader fills the next
   block meanwhile.

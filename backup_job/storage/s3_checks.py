@@ -4,7 +4,7 @@ Shared by the storage (``s3``) and its multipart uploads (``s3_multipart``), so 
 412, a 403 or an ETag the same way.
 
 A 403 names the IAM permission the refused operation needs (``PERMISSIONS``): with
-least-privilege credentials (the README's policies per job) a denial is usually a job run
+least-privilege credentials (docs/iam-policies.md) a denial is usually a job run
 with the wrong identity, and the permission is what its operator has to look up.
 """
 
@@ -28,7 +28,7 @@ PRECONDITION = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 NOT_IMPLEMENTED = {"NotImplemented", "501"}
 # How S3-compatible stores that lack flexible checksums refuse x-amz-checksum-algorithm/-type.
 CHECKSUMS_REJECTED = {"InvalidArgument", "InvalidRequest", "NotImplemented", "501"}
-POLICIES_HINT = "see the README's IAM policies per job"
+POLICIES_HINT = "see docs/iam-policies.md#iam-policies-per-job"
 # The IAM action each S3 operation needs, and what it does to the object or prefix named.
 PERMISSIONS = {
     "PutObject": ("s3:PutObject", "write"),

@@ -124,4 +124,4 @@ def aborted_by_another_process(storage: S3Storage, key: str) -> StorageError:
         f"the unfinished upload of {storage.describe(key)} was aborted by another process while this run "
         f"was writing it: another run's clean-up of unfinished uploads, or the bucket's lifecycle rule",
         hint="keep the abandoned-upload age and the lifecycle rule's days longer than any run; "
-             "see the README's Unfinished uploads")
+             "see docs/failures.md#unfinished-uploads")

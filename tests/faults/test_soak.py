@@ -1,7 +1,7 @@
 """A short seeded fault soak on both stores (``devenv/soak.py``): random data changes, runs
 under faults and signals, overlapping runs, prunes, restores, drills and listings, every
-invariant checked after every step. The long run is ``python -m devenv.soak`` (README,
-Development)."""
+invariant checked after every step. The long run is ``python -m devenv.soak``
+(docs/development.md#tests)."""
 
 from __future__ import annotations
 

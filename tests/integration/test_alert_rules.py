@@ -27,10 +27,11 @@ def test_the_rule_file_is_valid_and_every_alert_documented(promtool: Path) -> No
     assert checked.returncode == 0, checked.stdout + checked.stderr
     rules = tool.rules()
     assert sorted(rules) == ["PgBackupLastRunFailed", "PgBackupOperatorDown", "PgBackupStale", "PgBackupVerifyFailed"]
-    readme = (ROOT / "README.md").read_text()
+    runbook = (ROOT / "docs" / "alerts.md").read_text()
     for name, rule in rules.items():
         assert {"summary", "description"} <= set(rule["annotations"]) and rule["labels"]["severity"]
-        assert f"#### {name}" in readme  # its runbook
+        assert f"\n### {name}\n" in runbook  # its runbook
+        assert f"docs/alerts.md#{name.lower()}" in rule["annotations"]["description"].replace("\n", " ")
 
 
 def test_each_alert_fires_for_its_failure_and_only_then(promtool: Path, tmp_path: Path) -> None:

@@ -167,7 +167,7 @@ def test_the_age_cli_opens_what_pgbackup_sealed_the_readme_way(
     pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
 ) -> None:
     """Keys from Debian's age-keygen, the object opened with Debian's age, gunzip and psql,
-    exactly as the README's by-hand restore pipes them."""
+    exactly as docs/encryption.md's by-hand restore pipes them."""
     import shutil
     import subprocess
 

@@ -1,4 +1,4 @@
-"""The README's three IAM policies, proved against an S3 server that enforces IAM.
+"""The three IAM policies of docs/iam-policies.md, proved against an S3 server that enforces IAM.
 
 Each job runs as an IAM user whose only policy is one of ``deploy/iam/*.json``, verbatim
 (bucket ``my-backups``, prefix ``prod/``), on ``devenv.s3.IamS3Server`` (moto's server with
@@ -207,7 +207,7 @@ def test_backup_identity_backs_up_but_can_neither_read_nor_delete(
     assert "Traceback" not in pruned.stdout + pruned.stderr
     [error] = error_lines(pruned.stdout)
     assert f"prune FAILED: the credentials may not list s3://{BUCKET}/{PREFIX}/ " in error
-    assert "ListObjectsV2 needs s3:ListBucket" in error and "README's IAM policies per job" in error
+    assert "ListObjectsV2 needs s3:ListBucket" in error and "docs/iam-policies.md#iam-policies-per-job" in error
     assert scene.operations() == {"ListObjectsV2"} and scene.keys() == keys
 
 
@@ -248,7 +248,7 @@ def test_a_retried_pod_of_the_same_run_cannot_confirm_its_own_backups_write_only
     pg18: Cluster, bindir18: Path, dbname: str, scene: Scene
 ) -> None:
     """Write-only credentials cannot tell the first attempt's objects from another run's:
-    the retry fails those databases, saying so, and changes nothing (the README advises no
+    the retry fails those databases, saying so, and changes nothing (the docs advise no
     Job retries, the operator's default, for this identity)."""
     make_database(pg18, dbname)
     same_run = {"BACKUP_DATABASES": dbname, "BACKUP_GLOBALS": "false", "BACKUP_RUN_ID": str(uuid.uuid4()),

@@ -17,8 +17,8 @@ from ..kit.helpers import job_env, run_pgbackup
 def test_a_run_logs_names_whole_and_its_keys_without_a_secret(pg18: Cluster, bindir18: Path, tmp_path: Path) -> None:
     """End to end, the issue's case: the role's password is ``bench``; one database's name merely
     contains it, another's name is another secret, which its keys hold percent-encoded.
-    ``list`` shows names as they are (README, Logs): names are no secrets, and whoever can run
-    it can read the bucket's keys."""
+    ``list`` shows names as they are (docs/configuration.md#secrets-in-logs): names are no
+    secrets, and whoever can run it can read the bucket's keys."""
     suffix = uuid.uuid4().hex[:8]
     role, contains, named = f"r_{suffix}", f"bench{suffix}", f"s3 cr@t/{suffix}"
     pg18.sql(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'bench'")

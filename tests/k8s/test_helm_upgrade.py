@@ -1,5 +1,5 @@
 """Upgrading a release on a real control plane: PgBackups made under the previous release's CRD
-keep working after the CRDs are applied and ``helm upgrade`` runs, as the README says to do.
+keep working after the CRDs are applied and ``helm upgrade`` runs, as docs/kubernetes.md#upgrading says to do.
 
 ``tests/kit/data/pgbackups-crd-0.1.yaml`` is the PgBackup CRD of release 0.1.0 (before PgRestore,
 sharding, per-job credentials, signing and required scratch servers), kept as test data.
@@ -85,9 +85,9 @@ def test_helm_upgrade_with_the_new_crds_keeps_old_pgbackups_working(helm: Path, 
                  timeout=30, what="the old drill without a scratch server reported")
         assert kube.cronjob(WATCHED, "pgbackup-from-values-verify") is not None, "and still rendered"
 
-    kube.plane.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))  # the README's upgrade step
+    kube.plane.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))  # the documented upgrade step
     kube.plane.kubectl("wait", "--for=condition=Established", "crd/pgrestores.pgbackup.io", "--timeout=60s")
-    # New fields, through helm upgrade: sharding, and what the README's upgrade note asks of a
+    # New fields, through helm upgrade: sharding, and what the upgrade note (docs/kubernetes.md) asks of a
     # PgBackup with a drill (a scratch server) and of every one (a signing key).
     example = _example_spec()
     values["backups"][0]["spec"] = {**old_spec, "parallelism": 2, "signing": example["signing"],

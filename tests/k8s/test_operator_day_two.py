@@ -266,7 +266,7 @@ def test_the_prune_cronjob_prunes_with_its_own_credentials_which_the_backups_lac
     kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
     iam_s3: IamS3Server, dbname: str, tmp_path: Path,
 ) -> None:
-    """Backups write with the README's write-only policy, the prune CronJob deletes with the
+    """Backups write with the documented write-only policy, the prune CronJob deletes with the
     prune policy: each job holds only its own identity (moto enforcing IAM)."""
     iam_s3.reset()
     iam_s3.create_bucket("my-backups")

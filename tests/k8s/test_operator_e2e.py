@@ -6,7 +6,7 @@ controller created, resolves its environment (secretKeyRefs, envFrom) and volume
 command here against the real PostgreSQL and S3 fixtures, and writes the Pod's terminal
 status back.
 
-Every PgBackup here is set up as the README says: its backups are signed (``spec.signing``,
+Every PgBackup here is set up as the docs say: its backups are signed (``spec.signing``,
 with the suite's test key in a Secret), and its drills restore into a second PostgreSQL of
 their own (``fresh_pg18``) that holds the roles the dumps name, restored there with
 ``pgbackup restore --globals``.

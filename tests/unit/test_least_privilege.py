@@ -1,4 +1,4 @@
-"""The README's three IAM policies, proved against an S3 server that enforces IAM.
+"""The three IAM policies of docs/iam-policies.md, proved against an S3 server that enforces IAM.
 
 Each job runs as an IAM user whose only policy is one of ``deploy/iam/*.json``, verbatim
 (bucket ``my-backups``, prefix ``prod/``), on ``devenv.s3.IamS3Server`` (moto's server with
@@ -38,7 +38,7 @@ from ..kit.helpers import ROOT
 
 BUCKET, PREFIX = "my-backups", "prod"
 JOBS = ("backup", "read", "prune")
-# What the README adds to the backup policy to keep the run's own sweep of killed runs' uploads.
+# What the docs add to the backup policy to keep the run's own sweep of killed runs' uploads.
 SWEEP = [{"Effect": "Allow", "Action": "s3:ListBucketMultipartUploads", "Resource": f"arn:aws:s3:::{BUCKET}"},
          {"Effect": "Allow", "Action": "s3:ListMultipartUploadParts", "Resource": f"arn:aws:s3:::{BUCKET}/{PREFIX}/*"}]
 
@@ -47,9 +47,8 @@ def policy(job: str) -> dict[str, Any]:
     return dict(json.loads((ROOT / "deploy" / "iam" / f"{job}.json").read_text()))
 
 
-def readme_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    return text.split("\n## IAM policies per job\n", 1)[1].split("\n## ", 1)[0]
+def policies_page() -> str:
+    return (ROOT / "docs" / "iam-policies.md").read_text()
 
 
 def granted(document: dict[str, Any]) -> set[str]:
@@ -69,11 +68,11 @@ def admitted_prefixes(document: dict[str, Any]) -> list[str]:
     raise AssertionError("no s3:ListBucket statement")
 
 
-def test_the_readme_shows_the_policy_files() -> None:
-    section = readme_section()
+def test_the_docs_show_the_policy_files() -> None:
+    section = policies_page()
     shown = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.DOTALL)]
     assert shown == [policy(job) for job in JOBS]
-    assert all(statement["Action"] in section for statement in SWEEP), "the README names the sweep's permissions"
+    assert all(statement["Action"] in section for statement in SWEEP), "the page names the sweep's permissions"
 
 
 def test_only_the_prune_policy_deletes_and_none_reaches_past_the_prefix() -> None:

@@ -1,7 +1,7 @@
 """A history that mixes gzip and zstd backups (the setting changed between runs) is one
 history: list shows both as complete, restore and verify read each in its own format,
 retention counts and deletes across them, and the zstd tool reads a stored object by hand,
-as the README's manual restore says. Real PostgreSQL 18, real S3 servers, the real command.
+as docs/restore.md's manual restore says. Real PostgreSQL 18, real S3 servers, the real command.
 
 The offline tests; those that run pgbackup or real services are in tests/integration/test_mixed_formats.py."""
 

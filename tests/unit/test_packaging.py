@@ -42,11 +42,11 @@ def _variables_read_by_the_code() -> set[str]:
     return names
 
 
-def test_every_setting_is_in_env_example_and_the_readme() -> None:
+def test_every_setting_is_in_env_example_and_the_docs() -> None:
     names = _variables_read_by_the_code()
     assert {"BACKUP_DESTINATION", "BACKUP_SCHEDULE", "BACKUP_RUN_ON_START", "LOG_FORMAT"} <= names
     example = (ROOT / ".env.example").read_text()
-    readme = (ROOT / "README.md").read_text()
+    docs = "".join(page.read_text() for page in sorted((ROOT / "docs").glob("*.md")))
     for name in sorted(names):
         assert re.search(rf"^#?{name}=", example, re.M), f"{name} is missing from .env.example"
-        assert f"`{name}`" in readme, f"{name} is missing from the README"
+        assert f"`{name}`" in docs, f"{name} is missing from the docs"

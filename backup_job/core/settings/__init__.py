@@ -3,8 +3,8 @@
 Each setting is one ``Variable`` (``core.schema``: name, parser, default, secrecy, ``*_FILE``
 form, one-line doc) written in the body of the group it belongs to (``group.Group``), which
 makes it that group's field too. Everything else derives from those declarations: reading
-(``parse_settings`` reads each group of ``Settings`` whole), the README's tables (``GROUPS``,
-``devenv.settings_docs``), the check of ``.env.example``, the operator's rendering of a
+(``parse_settings`` reads each group of ``Settings`` whole), the tables of docs/configuration.md
+(``GROUPS``, ``devenv.settings_docs``), the check of ``.env.example``, the operator's rendering of a
 PgBackup into a pod's environment (it imports the variables, never their names as text), and
 the warning about ``BACKUP_*`` variables nothing reads (``environment``). Adding a setting is
 one line in its group, then ``python -m devenv.settings_docs``.
@@ -99,7 +99,7 @@ def _own(owner: str, *groups: type[Group]) -> tuple[Variable[Any], ...]:
     return tuple(variable for group in groups for variable in group.variables() if variable.owner == owner)
 
 
-# The README's tables, in the order it documents them: each table is whole groups.
+# The tables of docs/configuration.md: each table is whole groups.
 GROUPS: dict[str, tuple[Variable[Any], ...]] = {
     "schedule": ScheduleSettings.variables(),
     "job": (DESTINATION, *_own("pgbackup", DumpSettings, Compression, RunSettings, S3Settings, UploadSettings,

@@ -28,9 +28,11 @@ class Compression(Group):
 
     format = Variable("BACKUP_COMPRESSION", choice("gzip", "zstd"),
                       "`gzip` (one standard gzip stream, `.sql.gz`) or `zstd` (`.sql.zst`, about 10% smaller; "
-                      "restore it by hand with `zstd -dc`). See Performance.", default="gzip", example="zstd")
+                      "restore it by hand with `zstd -dc`). See [Performance](performance.md).",
+                      default="gzip", example="zstd")
     level = Variable("BACKUP_COMPRESSION_LEVEL", _level,
-                     "gzip: 1-9, zstd: 1-19. What each level means in speed and size: see Performance.",
+                     "gzip: 1-9, zstd: 1-19. What each level means in speed and size: see "
+                     "[Performance](performance.md#compression-levels).",
                      example="1, 9", shown_default="6 (gzip), 3 (zstd)", format=_format_level)
     threads = Variable("BACKUP_COMPRESSION_THREADS", optional_integer(1, 64),
                        "Compression threads of one database's stream (1-64).", example="2",

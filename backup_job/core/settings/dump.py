@@ -60,7 +60,8 @@ class DumpSettings(Group):
                        format=format_patterns)
     parallel_databases = Variable("BACKUP_PARALLEL_DATABASES", integer(1, 32),
                                   "Databases dumped and uploaded at once (1-32); each still fails alone. Memory "
-                                  "grows with it: see Memory, part sizes and S3 limits.", default="4",
+                                  "grows with it: see [Memory, part sizes and S3 limits]"
+                                  "(performance.md#memory-part-sizes-and-s3-limits).", default="4",
                                   example="1, 8")
     pg_dump_options = Variable("BACKUP_PG_DUMP_OPTIONS", _pg_dump_options,
                                "Extra pg_dump options (shell quoting), read as pg_dump 18 reads them. Options that "

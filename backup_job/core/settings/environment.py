@@ -65,7 +65,7 @@ def unknown(environ: Mapping[str, str], known: set[str]) -> list[tuple[str, str 
 
 def describe_unknown(name: str, closest: str | None) -> str:
     """The warning for one unknown variable: its name only, never its value."""
-    guess = f"; did you mean {closest}?" if closest else "; check its spelling in the README's configuration tables"
+    guess = f"; did you mean {closest}?" if closest else "; check its spelling in docs/configuration.md#configuration"
     return f"{name} is not a pgbackup setting and is ignored{guess}"
 
 

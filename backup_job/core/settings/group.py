@@ -6,7 +6,7 @@ A group is declared by writing its variables as class attributes::
         include = Variable("BACKUP_DATABASES", patterns, "Names or globs to back up.")
 
 ``DumpSettings.include`` is the declaration (its name for messages, the operator's rendering,
-the README's tables); ``DumpSettings.read(env)`` reads every declared variable at once, and
+the docs' tables); ``DumpSettings.read(env)`` reads every declared variable at once, and
 ``settings.include`` on the instance is the typed value. Nothing else lists a group's
 variables, so adding a setting is the one line that declares it.
 

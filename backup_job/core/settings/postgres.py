@@ -66,7 +66,8 @@ class AuthPolicy(Group):
                             "The authentication requests pgbackup and its client programs answer (libpq's "
                             "`require_auth`, libpq 16+). A list that allows `password` (cleartext) is refused unless "
                             f"`{PostgresSettings.sslmode.name}=verify-full` and "
-                            f"`{allow_cleartext_password.name}=true`. See Passwords on the wire.",
+                            f"`{allow_cleartext_password.name}=true`. See [Passwords on the wire]"
+                            "(security.md#passwords-on-the-wire).",
                             example=authmethods.EXAMPLE,
                             shown_default=f"`scram-sha-256,none` (with `{allow_cleartext_password.name}`: "
                             "`scram-sha-256,password,none`)", owner="libpq", format=authmethods.describe)

@@ -52,8 +52,9 @@ class RunSettings(Group):
                          "prune`.", example="last=7,daily=14,weekly=8,monthly=12", shown_default="none (keep all)",
                          format=RetentionPolicy.describe)
     shard = Variable("BACKUP_SHARD", parse_shard,
-                     "`i/N`: back up only the selected databases whose name's hash modulo N is i (see Sharding a "
-                     "server over several pods); shard 0 also stores the globals. With N > 1 every shard needs "
+                     "`i/N`: back up only the selected databases whose name's hash modulo N is i (see [Sharding a "
+                     "server over several pods](performance.md#sharding-a-server-over-several-pods)); "
+                     "shard 0 also stores the globals. With N > 1 every shard needs "
                      f"the same run timestamp (`{run_timestamp.name}`, or a CronJob's `{job_name.name}`), and "
                      f"`{retention.name}` is refused: run `pgbackup prune` after every shard of the run.",
                      example="0/3", shown_default="`0/1` (one pod, every database)")

@@ -1,7 +1,7 @@
 """S3: what the AWS SDK has no variable for (``S3Settings``), and the SDK's own variables.
 
 Credentials, region and endpoint stay in the SDK's chain (``AwsSdk`` declares them for the
-README, the operator's rendering and ``*_FILE``); pgbackup parses only the retry settings it
+configuration reference, the operator's rendering and ``*_FILE``); pgbackup parses only the retry settings it
 passes to botocore itself and its own ``BACKUP_S3_*`` knobs.
 """
 
@@ -76,8 +76,9 @@ class UploadSettings(Group):
                                     "store's clock, left by killed runs; keep it longer than any run, so a live "
                                     "run's upload is never touched.", default="24h", example="48h")
     part_size_mb = Variable("BACKUP_PART_SIZE_MB", integer(5, 512),
-                            "First part size in MiB (5-512); grows for very large streams (see Memory, part sizes "
-                            "and S3 limits).", default="8", example="16")
+                            "First part size in MiB (5-512); grows for very large streams (see [Memory, part sizes "
+                            "and S3 limits](performance.md#memory-part-sizes-and-s3-limits)).", default="8",
+                            example="16")
 
     @property
     def part_size(self) -> int:
@@ -86,7 +87,7 @@ class UploadSettings(Group):
 
 
 class AwsSdk(Group):
-    """The SDK's own variables: declared for the README, ``*_FILE`` and the operator; read by botocore."""
+    """The SDK's own variables: declared for the docs' tables, ``*_FILE`` and the operator; read by botocore."""
 
     region = _sdk("AWS_REGION", "The bucket's region.", example="eu-central-1")
     access_key_id = _sdk("AWS_ACCESS_KEY_ID", "Static access key (else the SDK's chain: profiles, IRSA / web "
@@ -99,7 +100,8 @@ class AwsSdk(Group):
                            "service).", example="http://minio:9000")
     request_checksum_calculation = _sdk("AWS_REQUEST_CHECKSUM_CALCULATION", "Set `when_required` for stores that "
                                         "reject CRC checksums: the SDK's defaults and pgbackup's CRC32C are then "
-                                        "left out (see *Integrity in transit*).", example="when_required")
+                                        "left out (see [Integrity in transit]"
+                                        "(encryption.md#integrity-in-transit)).", example="when_required")
     response_checksum_validation = _sdk("AWS_RESPONSE_CHECKSUM_VALIDATION", "Likewise for checking responses.",
                                         example="when_required")
 

@@ -30,7 +30,8 @@ class TrustSettings(Group):
                           default="15m", example="5m")
     verify_on_backup_server = Variable("BACKUP_VERIFY_ON_BACKUP_SERVER", boolean,
                                        "Let `pgbackup verify` drill on the server the backups come from. Off, the "
-                                       "drill needs a separate scratch server (see Security model), because "
+                                       "drill needs a separate scratch server (see [Security model]"
+                                       "(security.md#a-database-owners-code)), because "
                                        "restoring a database runs its owners' functions with the drill's rights, "
                                        "next to every other database of the server.", default="false",
                                        example="true", format=format_boolean)

@@ -1,0 +1,97 @@
+"""The documentation site builds, strictly, and every pointer into it lands.
+
+``mkdocs build --strict`` fails on a link to a missing page or anchor between the pages
+(mkdocs.yml turns each validation into a warning, and --strict makes a warning fatal). What
+the build cannot see are the pointers from outside the site: runtime messages, alert
+annotations, the chart, ``.env.example`` and the README name ``docs/<page>.md#<anchor>``.
+Each is looked up in the built HTML, so an anchor is checked exactly as MkDocs makes it from
+its heading, not as a test guesses it would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..kit.helpers import ROOT
+
+REFERENCE = re.compile(r"docs/([a-z0-9-]+)\.md(?:#([A-Za-z0-9_-]+))?")
+# Where a user meets a pointer into the docs: the job's and the operator's messages, what the
+# chart and the manifests show (alert annotations, NOTES.txt, CRD descriptions), .env.example
+# and the README.
+SOURCES = ["backup_job", "operator", "charts", "deploy", ".env.example", "README.md"]
+SUFFIXES = {".py", ".yaml", ".yml", ".txt", ".tpl", ".json", ".md", ".example"}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(target)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    return target
+
+
+def files(sources: list[str]) -> list[Path]:
+    """The text files under ``sources`` (files or directories)."""
+    paths = [ROOT / source for source in sources]
+    return [p for p in paths if p.is_file()] + [
+        f for p in paths if p.is_dir() for f in sorted(p.rglob("*")) if f.is_file() and f.suffix in SUFFIXES
+    ]
+
+
+def references() -> dict[tuple[str, str], list[str]]:
+    """``(page, anchor) -> the files naming it``; anchor ``""`` for a page named alone."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for file in files(SOURCES):
+        for match in REFERENCE.finditer(file.read_text()):
+            found.setdefault((match.group(1), match.group(2) or ""), []).append(str(file.relative_to(ROOT)))
+    return found
+
+
+def missing(site: Path, wanted: dict[tuple[str, str], list[str]]) -> list[str]:
+    """Each reference whose page is not in the built site, or whose anchor is not an id on it."""
+    problems = []
+    for (page, anchor), files in sorted(wanted.items()):
+        html = site / ("index.html" if page == "index" else f"{page}/index.html")
+        if not html.exists():
+            problems.append(f"docs/{page}.md (named in {', '.join(files)}) is not a page")
+        elif anchor and f'id="{anchor}"' not in html.read_text():
+            problems.append(f"docs/{page}.md#{anchor} (named in {', '.join(files)}) has no such heading")
+    return problems
+
+
+def test_the_site_builds_strictly(site: Path) -> None:
+    assert (site / "index.html").exists() and (site / "configuration" / "index.html").exists()
+
+
+def test_every_pointer_into_the_docs_names_a_page_and_heading_that_exist(site: Path) -> None:
+    wanted = references()
+    named_in = {file.split("/")[0] for files in wanted.values() for file in files}
+    assert {"backup_job", "deploy", "README.md", ".env.example"} <= named_in, "the collection finds the pointers"
+    assert missing(site, wanted) == []
+    # The check can fail: a heading renamed, and a page gone.
+    gone = {("security", "passwords-in-the-clear"): ["x.py"], ("nowhere", ""): ["y.py"]}
+    assert len(missing(site, gone)) == 2
+
+
+def test_nothing_points_at_the_readme_for_what_moved_to_the_docs() -> None:
+    """The README is short now; a pointer into it would lead nowhere."""
+    outside = files([source for source in SOURCES if source != "README.md"])
+    cited = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in outside
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "README" in line
+    ]
+    assert len(outside) > 100 and cited == []
