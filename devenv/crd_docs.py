@@ -4,7 +4,7 @@
 of truth for what the API server accepts; this walks their ``openAPIV3Schema`` and writes one
 row per field: its path, type, default, the validation the API server applies (required,
 enum, minimum and maximum, lengths, pattern, and each CEL rule's message) and its description.
-``python -m devenv.crd_docs`` rewrites the page, and ``tests/test_crd_docs.py`` fails while the
+``python -m devenv.crd_docs`` rewrites the page, and ``tests/unit/test_crd_docs.py`` fails while the
 committed page differs from what this makes.
 """
 
