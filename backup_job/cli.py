@@ -92,45 +92,72 @@ def _parser() -> argparse.ArgumentParser:
     listing_parser.add_argument("--json", action="store_true", help="one JSON document for scripts")
 
     restore = commands.add_parser(
-        "restore", help="load a backup into a database, in one transaction, checksum verified",
+        "restore",
+        help="load a backup into a database, in one transaction, checksum verified",
         description="Stream a backup into a database with psql. Nothing is committed unless the "
         "whole object was read and matched its manifest's sha256.",
     )
     what = restore.add_mutually_exclusive_group(required=True)
     what.add_argument("--database", metavar="NAME", help="the database whose backup to restore")
     what.add_argument("--globals", action="store_true", help="restore the roles and tablespaces instead")
-    restore.add_argument("--at", default="latest", metavar="TIME",
-                         help="the newest backup at or before TIME (UTC unless it says otherwise): "
-                         "2026-11-26 (the end of that day), 2026-11-26T02:30:00Z or 20261126T023000Z; "
-                         "default: latest")
+    restore.add_argument(
+        "--at",
+        default="latest",
+        metavar="TIME",
+        help="the newest backup at or before TIME (UTC unless it says otherwise): "
+        "2026-11-26 (the end of that day), 2026-11-26T02:30:00Z or 20261126T023000Z; "
+        "default: latest",
+    )
     restore.add_argument("--target", metavar="NAME", help="the database to load into (default: the same name)")
-    restore.add_argument("--create", action="store_true",
-                         help="create the target with the backed-up owner, encoding, locale, settings and GRANTs")
-    restore.add_argument("--clean", action="store_true",
-                         help="replace the contents of a non-empty target (dropped inside the same transaction)")
-    restore.add_argument("--with-globals", action="store_true",
-                         help="first restore the roles and tablespaces (the newest globals at or before TIME), "
-                         "as a fresh server needs")
-    restore.add_argument("--allow-unsigned", action="store_true",
-                         help="also consider backups without a trusted signature (made before signing keys were "
-                         "configured) and let --clean run one: whoever can write the bucket could have made it")
-    restore.add_argument("--as-superuser", action="store_true",
-                         help="restore as a superuser a database whose objects belong to other roles: their code "
-                         "(constraints, defaults, index expressions) can then act with superuser rights; only when "
-                         "every owner is trusted (else restore as the database's owner)")
+    restore.add_argument(
+        "--create",
+        action="store_true",
+        help="create the target with the backed-up owner, encoding, locale, settings and GRANTs",
+    )
+    restore.add_argument(
+        "--clean",
+        action="store_true",
+        help="replace the contents of a non-empty target (dropped inside the same transaction)",
+    )
+    restore.add_argument(
+        "--with-globals",
+        action="store_true",
+        help="first restore the roles and tablespaces (the newest globals at or before TIME), as a fresh server needs",
+    )
+    restore.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="also consider backups without a trusted signature (made before signing keys were "
+        "configured) and let --clean run one: whoever can write the bucket could have made it",
+    )
+    restore.add_argument(
+        "--as-superuser",
+        action="store_true",
+        help="restore as a superuser a database whose objects belong to other roles: their code "
+        "(constraints, defaults, index expressions) can then act with superuser rights; only when "
+        "every owner is trusted (else restore as the database's owner)",
+    )
 
     drill = commands.add_parser("verify", help="restore the newest backups into scratch databases and check them")
-    drill.add_argument("--database", metavar="NAME", action="append", default=[],
-                       help="only this database (repeatable); default: every database with backups "
-                       f"that {DATABASES.name} / {EXCLUDE_DATABASES.name} select")
+    drill.add_argument(
+        "--database",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="only this database (repeatable); default: every database with backups "
+        f"that {DATABASES.name} / {EXCLUDE_DATABASES.name} select",
+    )
 
     pruning = commands.add_parser("prune", help=f"delete backups outside {RETENTION.name}")
     pruning.add_argument("--dry-run", action="store_true", help="only log what would be deleted")
 
-    keygen = commands.add_parser("keygen", help="make a signing key pair: the private key into a new file, the "
-                                 "public key printed", description="Write a new ed25519 private key (PEM, mode "
-                                 f"0600) for {SIGNING_KEY_FILE.name} and print its public key for "
-                                 f"{SIGNING_PUBLIC_KEYS.name}.")
+    keygen = commands.add_parser(
+        "keygen",
+        help="make a signing key pair: the private key into a new file, the public key printed",
+        description="Write a new ed25519 private key (PEM, mode "
+        f"0600) for {SIGNING_KEY_FILE.name} and print its public key for "
+        f"{SIGNING_PUBLIC_KEYS.name}.",
+    )
     keygen.add_argument("--private-key", metavar="FILE", required=True, help="the new file (never overwritten)")
     return parser
 
@@ -201,8 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory.pin_mmap_threshold()
     report = Report(settings, args.command)
     if args.command == "run":  # named from the start, so that even a stop in the first instant names it
-        report.result = RunResult(timestamp=format_timestamp(key_moment(settings, datetime.now(UTC))),
-                                  shard=settings.run.shard)
+        report.result = RunResult(
+            timestamp=format_timestamp(key_moment(settings, datetime.now(UTC))), shard=settings.run.shard
+        )
         report.timestamp = report.result.timestamp
     stopping.last_word(lambda: _stopped(logger, report))
     try:
@@ -216,15 +244,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         report(TerminationMessage(str(exc), command=args.command, ok=False))
         code = EXIT_CONFIG
     except PgBackupError as exc:
-        logger.error("%s FAILED: %s", args.command, exc, exc_info=_debug(),
-                     extra=logs.fields(event="run.failed", error=str(exc)))
+        logger.error(
+            "%s FAILED: %s", args.command, exc, exc_info=_debug(), extra=logs.fields(event="run.failed", error=str(exc))
+        )
         report(TerminationMessage(str(exc), command=args.command, ok=False))
         code = EXIT_FAILED
     except Exception as exc:
-        logger.error("%s FAILED with an unexpected %s: %s", args.command, type(exc).__name__, exc,
-                     exc_info=_debug(), extra=logs.fields(event="run.failed", error=str(exc)))
-        report(TerminationMessage(f"unexpected {type(exc).__name__}: {exc}", command=args.command,
-                                             ok=False))
+        logger.error(
+            "%s FAILED with an unexpected %s: %s",
+            args.command,
+            type(exc).__name__,
+            exc,
+            exc_info=_debug(),
+            extra=logs.fields(event="run.failed", error=str(exc)),
+        )
+        report(TerminationMessage(f"unexpected {type(exc).__name__}: {exc}", command=args.command, ok=False))
         code = EXIT_FAILED
     if stopping.requested():  # during the work, or after its outcome was reported: either way it was stopped
         stopping.once(lambda: _stopped(logger, report))
@@ -235,8 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _stopped(logger: logging.Logger, report: Report) -> None:
     """The one line of a stopped command, and its termination message, within the stop's bound."""
     message = report.stopped(stopping.requested() or "a signal")
-    logger.error("%s", message.summary, extra=logs.fields(event=f"{report.command}.stopped", signal=stopping.requested(),
-                                                          failed=list(message.failed)))
+    logger.error(
+        "%s",
+        message.summary,
+        extra=logs.fields(event=f"{report.command}.stopped", signal=stopping.requested(), failed=list(message.failed)),
+    )
     report(message, budget=stopping.remaining(stopping.REPORT_BY))
 
 
@@ -260,29 +297,58 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
         if args.globals and (args.target or args.create or args.clean or args.with_globals):
             raise ConfigError("--target, --create, --clean and --with-globals apply to --database, not to --globals")
         if args.globals or args.with_globals:
-            restore_globals(catalog, backup_server(), at=at, bindir=settings.dump.pg_bindir,
-                            keyring=Keyring(settings.encryption.decrypt_identity), allow_unsigned=args.allow_unsigned,
-                            limit=settings.trust.globals_limit)
+            restore_globals(
+                catalog,
+                backup_server(),
+                at=at,
+                bindir=settings.dump.pg_bindir,
+                keyring=Keyring(settings.encryption.decrypt_identity),
+                allow_unsigned=args.allow_unsigned,
+                limit=settings.trust.globals_limit,
+            )
         if args.globals:
             report(TerminationMessage("the globals were restored", command="restore", ok=True))
             return EXIT_OK
-        restored = restore_database(catalog, backup_server(), args.database, at=at, into=args.target,
-                                    create=args.create, clean=args.clean, bindir=settings.dump.pg_bindir,
-                                    keyring=Keyring(settings.encryption.decrypt_identity), allow_unsigned=args.allow_unsigned,
-                                    as_superuser=args.as_superuser)
-        report(TerminationMessage(  # the PgRestore's status: which backup, how long
-            f"restored {restored.database!r} from {restored.backup.timestamp} into {restored.target!r}"
-            f"{' (roles and tablespaces first)' if args.with_globals else ''} in {restored.seconds:.1f} s",
-            command="restore", ok=True, timestamp=restored.backup.timestamp, seconds=restored.seconds))
+        restored = restore_database(
+            catalog,
+            backup_server(),
+            args.database,
+            at=at,
+            into=args.target,
+            create=args.create,
+            clean=args.clean,
+            bindir=settings.dump.pg_bindir,
+            keyring=Keyring(settings.encryption.decrypt_identity),
+            allow_unsigned=args.allow_unsigned,
+            as_superuser=args.as_superuser,
+        )
+        report(
+            TerminationMessage(  # the PgRestore's status: which backup, how long
+                f"restored {restored.database!r} from {restored.backup.timestamp} into {restored.target!r}"
+                f"{' (roles and tablespaces first)' if args.with_globals else ''} in {restored.seconds:.1f} s",
+                command="restore",
+                ok=True,
+                timestamp=restored.backup.timestamp,
+                seconds=restored.seconds,
+            )
+        )
         return EXIT_OK
     if args.command == "verify":
         clock = time.monotonic()
-        server = DrillServer(verify_server(os.environ), scratch=bool(SCRATCH_SERVER.host.read(os.environ)),
-                             on_backup_server=settings.trust.verify_on_backup_server)
-        outcome = verify(catalog, server,
-                         databases=tuple(args.database), include=settings.dump.include,
-                         exclude=settings.dump.exclude, bindir=settings.dump.pg_bindir,
-                         keyring=Keyring(settings.encryption.decrypt_identity))
+        server = DrillServer(
+            verify_server(os.environ),
+            scratch=bool(SCRATCH_SERVER.host.read(os.environ)),
+            on_backup_server=settings.trust.verify_on_backup_server,
+        )
+        outcome = verify(
+            catalog,
+            server,
+            databases=tuple(args.database),
+            include=settings.dump.include,
+            exclude=settings.dump.exclude,
+            bindir=settings.dump.pg_bindir,
+            keyring=Keyring(settings.encryption.decrypt_identity),
+        )
         summary = outcome.summary()
         report(outcome.termination(time.monotonic() - clock))  # the operator's lastVerify
         if outcome.failed:
@@ -292,18 +358,29 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
         return EXIT_OK
     if args.command == "prune":
         if not settings.run.retention:
-            raise ConfigError(f"configuration error: {RETENTION.name} is not set, so prune has no policy; "
-                              f"for example {RETENTION.name}={RETENTION.example}")
+            raise ConfigError(
+                f"configuration error: {RETENTION.name} is not set, so prune has no policy; "
+                f"for example {RETENTION.name}={RETENTION.example}"
+            )
         pruned = prune(catalog, settings.run.retention, datetime.now(UTC), dry_run=args.dry_run)
         if pruned.trouble():
             report(TerminationMessage(pruned.trouble(), command="prune", ok=False))
             return EXIT_FAILED
-        report(TerminationMessage(
-            f"prune: {len(pruned.deleted)} objects {'would be ' if args.dry_run else ''}deleted, "
-            f"{pruned.kept} backups kept"
-            + (f", {len(pruned.suspect)} suspect or untrusted left alone" if pruned.suspect else "")
-            + (f", {len(pruned.proven)} proven ({logs.human_bytes(pruned.proof_bytes)} read)" if pruned.proven else ""),
-            command="prune", ok=True, suspect=len(pruned.suspect)))
+        report(
+            TerminationMessage(
+                f"prune: {len(pruned.deleted)} objects {'would be ' if args.dry_run else ''}deleted, "
+                f"{pruned.kept} backups kept"
+                + (f", {len(pruned.suspect)} suspect or untrusted left alone" if pruned.suspect else "")
+                + (
+                    f", {len(pruned.proven)} proven ({logs.human_bytes(pruned.proof_bytes)} read)"
+                    if pruned.proven
+                    else ""
+                ),
+                command="prune",
+                ok=True,
+                suspect=len(pruned.suspect),
+            )
+        )
         return EXIT_OK
     raise AssertionError(f"unhandled command {args.command}")
 
@@ -318,8 +395,11 @@ class Report:
         self.timestamp = ""  # the run's, once known
         self.result: RunResult | None = None  # the run's, filled in as it goes: what a stop reports
         self.shard = str(settings.run.shard) if command == "run" and settings.run.shard.sharded else ""
-        self.reporter = (Reporter(settings.report, settings.destination.url, command, self.shard)
-                         if settings.report.wanted and command in ("run", "verify", "prune") else None)
+        self.reporter = (
+            Reporter(settings.report, settings.destination.url, command, self.shard)
+            if settings.report.wanted and command in ("run", "verify", "prune")
+            else None
+        )
 
     def started(self) -> None:
         if self.reporter is not None:
@@ -329,11 +409,18 @@ class Report:
         """The outcome of the command stopped by ``signal``."""
         if self.result is not None:
             return self.result.stopped(signal)
-        return TerminationMessage(f"{self.command} stopped by {signal}; what it was doing was abandoned",
-                                  command=self.command, ok=False)
+        return TerminationMessage(
+            f"{self.command} stopped by {signal}; what it was doing was abandoned", command=self.command, ok=False
+        )
 
-    def __call__(self, message: TerminationMessage, databases: list[DatabaseFigure] | None = None,
-                 warnings: list[str] | None = None, success_ping: bool = True, budget: float | None = None) -> None:
+    def __call__(
+        self,
+        message: TerminationMessage,
+        databases: list[DatabaseFigure] | None = None,
+        warnings: list[str] | None = None,
+        success_ping: bool = True,
+        budget: float | None = None,
+    ) -> None:
         """Write the termination message, then notify; ``budget``: the seconds notifying may take in all."""
         if self.command == "run":  # a run that could not start still names its timestamp and shard
             message = replace(message, timestamp=message.timestamp or self.timestamp, shard=message.shard or self.shard)

@@ -77,8 +77,15 @@ def main() -> None:
         s3.client().create_bucket(Bucket="bench")
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
         base.update(cluster.env())
-        base.update({S.PG_BINDIR.name: str(bindir), S.DATABASES.name: "bench", S.COMPRESSION_LEVEL.name: args.level,
-                     S.GLOBALS.name: "false", S.LOG_FORMAT.name: "json"})
+        base.update(
+            {
+                S.PG_BINDIR.name: str(bindir),
+                S.DATABASES.name: "bench",
+                S.COMPRESSION_LEVEL.name: args.level,
+                S.GLOBALS.name: "false",
+                S.LOG_FORMAT.name: "json",
+            }
+        )
         report = {
             "s3": run_once({**base, **s3.env(), S.DESTINATION.name: "s3://bench/run"}),
             "file": run_once({**base, S.DESTINATION.name: f"file://{out}"}),

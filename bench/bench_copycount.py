@@ -51,8 +51,13 @@ def schema_stream(size: int) -> bytes:
 
 
 def inserts_stream(size: int) -> bytes:
-    return _repeat(lambda i: b"INSERT INTO shop.orders VALUES (%d, '2026-01-02 03:04:05+00', 'customer %d', 12.34, NULL);\n"
-                   % (i, i % 977), size)
+    return _repeat(
+        lambda i: (
+            b"INSERT INTO shop.orders VALUES (%d, '2026-01-02 03:04:05+00', 'customer %d', 12.34, NULL);\n"
+            % (i, i % 977)
+        ),
+        size,
+    )
 
 
 def strings_stream(size: int) -> bytes:
@@ -71,7 +76,7 @@ def _repeat(unit: Callable[[int], bytes], size: int) -> bytes:
 
 def chunks(data: bytes) -> Iterator[bytes]:
     for start in range(0, len(data), CHUNK):
-        yield data[start:start + CHUNK]
+        yield data[start : start + CHUNK]
 
 
 def rate(counter_class: Callable[[], object], data: bytes) -> float:
@@ -88,8 +93,9 @@ def rate(counter_class: Callable[[], object], data: bytes) -> float:
 
 
 def baseline(revision: str) -> Callable[[], object]:
-    source = subprocess.run(["git", "show", f"{revision}:backup_job/pg/copycount.py"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{revision}:backup_job/pg/copycount.py"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     module = types.ModuleType("copycount_baseline")
     exec(compile(source, f"{revision}:copycount.py", "exec"), module.__dict__)
     return module.CopyRowCounter  # type: ignore[no-any-return]
@@ -102,8 +108,12 @@ def main() -> None:
     args = parser.parse_args()
     size = args.megabytes * 1024 * 1024
     old = baseline(args.baseline) if args.baseline else None
-    for name, make in (("copy", copy_stream), ("schema", schema_stream), ("inserts", inserts_stream),
-                       ("strings", strings_stream)):
+    for name, make in (
+        ("copy", copy_stream),
+        ("schema", schema_stream),
+        ("inserts", inserts_stream),
+        ("strings", strings_stream),
+    ):
         data = make(size)
         line = f"{name:8} {len(data) / 1e6:7.1f} MB  now {rate(CopyRowCounter, data):8.1f} MB/s"
         if old is not None:

@@ -58,6 +58,7 @@ def measure(env: dict[str, str], *args: str) -> dict[str, float]:
 
 def decompress_alone(stored: bytes, compression: str) -> dict[str, float]:
     """Raw MB/s of pgbackup's reader for ``compression``, and of zlib for gzip, on one core."""
+
     def rate(read: Callable[[bytes], int]) -> float:
         started = time.monotonic()
         raw = read(stored)
@@ -65,8 +66,11 @@ def decompress_alone(stored: bytes, compression: str) -> dict[str, float]:
 
     def ours(data: bytes) -> int:
         reader = open_decompressor(compression)
-        raw = sum(len(piece) for start in range(0, len(data), 1 << 20)
-                  for piece in reader.feed(data[start:start + (1 << 20)]))
+        raw = sum(
+            len(piece)
+            for start in range(0, len(data), 1 << 20)
+            for piece in reader.feed(data[start : start + (1 << 20)])
+        )
         reader.end("bench")
         return raw
 
@@ -82,8 +86,11 @@ def signed(directory: Path) -> dict[str, str]:
 
     pem, public = generate()
     (directory / "signing.pem").write_bytes(pem)
-    return {S.SIGNING_KEY_FILE.name: str(directory / "signing.pem"), S.SIGNING_PUBLIC_KEYS.name: str(public),
-            S.VERIFY_ON_BACKUP_SERVER.name: "true"}
+    return {
+        S.SIGNING_KEY_FILE.name: str(directory / "signing.pem"),
+        S.SIGNING_PUBLIC_KEYS.name: str(public),
+        S.VERIFY_ON_BACKUP_SERVER.name: "true",
+    }
 
 
 def main() -> None:
@@ -98,25 +105,51 @@ def main() -> None:
         s3.client().create_bucket(Bucket="bench")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
         env.update(cluster.env(), **s3.env())
-        env.update({S.PG_BINDIR.name: str(bindir), S.DATABASES.name: "bench", S.DESTINATION.name: "s3://bench/run",
-                    S.GLOBALS.name: "false", S.LOG_FORMAT.name: "json", S.COMPRESSION.name: args.compression})
+        env.update(
+            {
+                S.PG_BINDIR.name: str(bindir),
+                S.DATABASES.name: "bench",
+                S.DESTINATION.name: "s3://bench/run",
+                S.GLOBALS.name: "false",
+                S.LOG_FORMAT.name: "json",
+                S.COMPRESSION.name: args.compression,
+            }
+        )
         if not args.unsigned:
             env.update(signed(Path(keys)))
         backup = measure(env, "run")
-        facts = json.loads(subprocess.run([sys.executable, "-m", "backup_job", "list", "--json"], env=env,
-                                          capture_output=True, text=True, check=True).stdout)[0]
+        facts = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "backup_job", "list", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )[0]
         restore = measure(env, "restore", "--database", "bench", "--target", "bench_copy", "--create")
         verify = measure(env, "verify")
         stored = s3.client().get_object(Bucket="bench", Key=facts["key"])["Body"].read()
         decompress = decompress_alone(stored, args.compression)
     raw_mb = facts["raw_bytes"] / 1e6
     restore["raw_mb_per_s"] = round(raw_mb / restore["seconds"], 1)
-    print(json.dumps({
-        "gigabytes": args.gigabytes, "cores": os.cpu_count(), "raw_mb": round(raw_mb, 1),
-        "compressed_mb": round(facts["compressed_bytes"] / 1e6, 1), "rows": facts["rows"],
-        "compression": args.compression, "backup": backup, "restore": restore, "verify": verify,
-        "decompress_alone": decompress,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "gigabytes": args.gigabytes,
+                "cores": os.cpu_count(),
+                "raw_mb": round(raw_mb, 1),
+                "compressed_mb": round(facts["compressed_bytes"] / 1e6, 1),
+                "rows": facts["rows"],
+                "compression": args.compression,
+                "backup": backup,
+                "restore": restore,
+                "verify": verify,
+                "decompress_alone": decompress,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def _children_by_parent() -> dict[int, list[int]]:
                 data = stat.read()
         except OSError:
             continue  # exited meanwhile
-        ppid = int(data[data.rindex(b")") + 2:].split()[1])  # the command name may hold spaces
+        ppid = int(data[data.rindex(b")") + 2 :].split()[1])  # the command name may hold spaces
         children.setdefault(ppid, []).append(int(entry.name))
     return children
 
@@ -116,8 +116,9 @@ def measure(argv: list[str], env: Mapping[str, str], cwd: str | None = None) -> 
         cpu = _children_cpu() - cpu_before
         out.seek(0)
         err.seek(0)
-        return Measured(returncode, seconds, cpu, peak, out.read().decode(errors="replace"),
-                        err.read().decode(errors="replace"))
+        return Measured(
+            returncode, seconds, cpu, peak, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        )
 
 
 def clean_env() -> dict[str, str]:
@@ -130,8 +131,15 @@ def pgbackup_env(cluster: Cluster, s3: S3Server, bindir: Path, destination: str,
     env = clean_env()
     env.update(cluster.env())
     env.update(s3.env())
-    env.update({S.PG_BINDIR.name: str(bindir), S.DATABASES.name: databases, S.DESTINATION.name: destination,
-                S.GLOBALS.name: "false", S.LOG_FORMAT.name: "json"})
+    env.update(
+        {
+            S.PG_BINDIR.name: str(bindir),
+            S.DATABASES.name: databases,
+            S.DESTINATION.name: destination,
+            S.GLOBALS.name: "false",
+            S.LOG_FORMAT.name: "json",
+        }
+    )
     return env
 
 
@@ -144,7 +152,7 @@ def delete_prefix(client: Any, bucket: str, prefix: str) -> None:
     """Remove every object under ``prefix`` (keeps moto's memory flat across many runs)."""
     keys = [{"Key": item["Key"]} for item in objects(client, bucket, prefix)]
     for start in range(0, len(keys), 1000):
-        client.delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + 1000], "Quiet": True})
+        client.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000], "Quiet": True})
 
 
 def tail(text: str, lines: int = 40) -> str:

@@ -94,15 +94,25 @@ def make_cases(pg_dump: str, small: list[str]) -> list[Case]:
     loop = f"for db in {' '.join(small)}; do {each}; done"
     return [
         Case("dump", "pg_dump > /dev/null", shell=f"{pg_dump} {dataset.BIG_DATABASE} > /dev/null"),
-        Case("gzip", "one-liner: pg_dump | gzip -6 | upload",
-             shell=one_liner("gzip -6", pg_dump, "{prefix}/bench.sql.gz")),
-        Case("pigz", f"one-liner: pg_dump | pigz -6 -p {CORES} | upload",
-             shell=one_liner(f"pigz -6 -p {CORES}", pg_dump, "{prefix}/bench.sql.gz")),
+        Case(
+            "gzip",
+            "one-liner: pg_dump | gzip -6 | upload",
+            shell=one_liner("gzip -6", pg_dump, "{prefix}/bench.sql.gz"),
+        ),
+        Case(
+            "pigz",
+            f"one-liner: pg_dump | pigz -6 -p {CORES} | upload",
+            shell=one_liner(f"pigz -6 -p {CORES}", pg_dump, "{prefix}/bench.sql.gz"),
+        ),
         Case("default", "pgbackup run (defaults)"),
         Case("zstd", "pgbackup run (zstd)", overrides=((COMPRESSION_NAME, "zstd"),), not_gz=True),
         Case("level1", "pgbackup run (level 1)", overrides=((S.COMPRESSION_LEVEL.name, "1"),)),
-        Case("sealed", "pgbackup run (defaults, sealed with age)",
-             overrides=((S.ENCRYPT_RECIPIENTS.name, bench_recipient()),), sealed=True),
+        Case(
+            "sealed",
+            "pgbackup run (defaults, sealed with age)",
+            overrides=((S.ENCRYPT_RECIPIENTS.name, bench_recipient()),),
+            sealed=True,
+        ),
         Case("smallloop", f"{len(small)} small dbs: shell loop gzip -6", shell=loop, small=True),
         Case("small", f"{len(small)} small dbs: pgbackup run", small=True),
     ]
@@ -126,12 +136,17 @@ class Bench:
             env.update(case.overrides)
         result = measure(argv, env, cwd=self.workdir)  # no stray .env file is read from a temporary cwd
         if result.returncode != 0:
-            raise SystemExit(f"{case.title} failed with exit code {result.returncode}:\n"
-                             f"{tail(result.stdout)}\n{tail(result.stderr)}")
+            raise SystemExit(
+                f"{case.title} failed with exit code {result.returncode}:\n{tail(result.stdout)}\n{tail(result.stderr)}"
+            )
         output = self.output_bytes(case, prefix, result)
         delete_prefix(self.client, BUCKET, prefix)
-        return {"seconds": result.seconds, "cpu_seconds": result.cpu_seconds,
-                "peak_rss_mib": result.peak_rss_bytes / MIB, "output_bytes": output}
+        return {
+            "seconds": result.seconds,
+            "cpu_seconds": result.cpu_seconds,
+            "peak_rss_mib": result.peak_rss_bytes / MIB,
+            "output_bytes": output,
+        }
 
     def pgbackup(self, env: dict[str, str]) -> list[str]:
         """The real CLI: the venv's ``pgbackup``, or ``python -m backup_job`` from ``--pgbackup-tree``."""
@@ -141,13 +156,16 @@ class Bench:
         return [sys.executable, "-m", "backup_job", "run"]
 
     def output_bytes(self, case: Case, prefix: str, result: Measured) -> int:
-        dumps = [item for item in objects(self.client, BUCKET, prefix + "/")
-                 if not item["Key"].endswith(".manifest.json")]
+        dumps = [
+            item for item in objects(self.client, BUCKET, prefix + "/") if not item["Key"].endswith(".manifest.json")
+        ]
         if case.sealed != any(item["Key"].endswith(".age") for item in dumps):
             raise SystemExit(f"{case.title}: the objects are {'not ' if case.sealed else ''}sealed with age")
         if case.not_gz and any(item["Key"].endswith(".gz") for item in dumps):
-            raise SystemExit(f"{case.title}: pgbackup ignored {COMPRESSION_NAME}=zstd (it wrote .gz objects); "
-                             "leave the case out with --cases")
+            raise SystemExit(
+                f"{case.title}: pgbackup ignored {COMPRESSION_NAME}=zstd (it wrote .gz objects); "
+                "leave the case out with --cases"
+            )
         if not case.shell:
             logged = [json.loads(line) for line in result.stdout.splitlines() if '"backup.finished"' in line]
             if len(logged) != len(dumps):
@@ -166,8 +184,10 @@ def baseline(case: Case) -> str:
 
 
 def table(runs: dict[str, Runs]) -> list[str]:
-    lines = ["| case | median s | min-max s | CPU s (median) | peak RSS MiB (max) | output MB | vs gzip -6 | vs pigz |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| case | median s | min-max s | CPU s (median) | peak RSS MiB (max) | output MB | vs gzip -6 | vs pigz |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, group in runs.items():
         base = baseline(group.case)
         vs_base = ratio(runs, name, base) if name != base else None
@@ -175,7 +195,8 @@ def table(runs: dict[str, Runs]) -> list[str]:
         lines.append(
             f"| {_cell(group.case.title)} | {group.median('seconds'):.1f} | {group.figure('seconds', min):.1f}-"
             f"{group.figure('seconds'):.1f} | {group.median('cpu_seconds'):.1f} | {group.figure('peak_rss_mib'):.0f} | "
-            f"{group.median('output_bytes') / 1e6:.1f} | {_x(vs_base, group.case.small)} | {_x(vs_pigz)} |")
+            f"{group.median('output_bytes') / 1e6:.1f} | {_x(vs_base, group.case.small)} | {_x(vs_pigz)} |"
+        )
     return lines
 
 
@@ -189,6 +210,7 @@ def _x(value: float | None, small: bool = False) -> str:
 
 def targets(runs: dict[str, Runs]) -> list[tuple[str, bool | None]]:
     """Each target with what was measured, and whether it was met (None: a case it needs did not run)."""
+
     def check(case: str, base: str, limit: float, key: str = "seconds") -> tuple[str, bool | None]:
         if case not in runs or base not in runs:
             return f"{case} or {base} not run", None
@@ -209,14 +231,20 @@ def targets(runs: dict[str, Runs]) -> list[tuple[str, bool | None]]:
         extra = runs["sealed"].figure("peak_rss_mib") - runs["default"].figure("peak_rss_mib")
         sealed_rss = (f"{extra:+.0f} MiB peak RSS", extra <= 16)
     return [
-        line("default pgbackup <= 0.5x gzip one-liner, <= 0.7x pigz one-liner, output <= 1.03x gzip -6",
-             check("default", "gzip", 0.5), check("default", "pigz", 0.7),
-             check("default", "gzip", 1.03, "output_bytes")),
+        line(
+            "default pgbackup <= 0.5x gzip one-liner, <= 0.7x pigz one-liner, output <= 1.03x gzip -6",
+            check("default", "gzip", 0.5),
+            check("default", "pigz", 0.7),
+            check("default", "gzip", 1.03, "output_bytes"),
+        ),
         line("zstd pgbackup <= 0.35x gzip one-liner", check("zstd", "gzip", 0.35)),
         line("small databases: pgbackup <= 0.15x shell loop", check("small", "smallloop", 0.15)),
         line("peak RSS of default pgbackup <= 160 MiB", rss),
-        line("sealing with age adds <= 10% time and <= 16 MiB peak RSS to the default run",
-             check("sealed", "default", 1.10), sealed_rss),
+        line(
+            "sealing with age adds <= 10% time and <= 16 MiB peak RSS to the default run",
+            check("sealed", "default", 1.10),
+            sealed_rss,
+        ),
     ]
 
 
@@ -239,19 +267,29 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             for case in cases:
                 figures = bench.run(case, f"{case.name}-{round_number}")
                 runs[case.name].measured.append(figures)
-                print(f"round {round_number}: {case.name}: {figures['seconds']:.1f} s, "
-                      f"{figures['peak_rss_mib']:.0f} MiB", flush=True)
-        machine = (f"machine: {CORES} cores (sched_getaffinity), Python {platform.python_version()}, "
-                   f"{dataset.pg_dump_version(bindir)}, plain dump of `bench` {dump_size / 1e6:.0f} MB, "
-                   f"{len(small)} small databases, {args.rounds} round(s)")
+                print(
+                    f"round {round_number}: {case.name}: {figures['seconds']:.1f} s, {figures['peak_rss_mib']:.0f} MiB",
+                    flush=True,
+                )
+        machine = (
+            f"machine: {CORES} cores (sched_getaffinity), Python {platform.python_version()}, "
+            f"{dataset.pg_dump_version(bindir)}, plain dump of `bench` {dump_size / 1e6:.0f} MB, "
+            f"{len(small)} small databases, {args.rounds} round(s)"
+        )
     print("\n" + machine + "\n")
     print("\n".join(table(runs)) + "\n")
     checks = targets(runs)
     for text, passed in checks:
         print(f"{'SKIP' if passed is None else 'PASS' if passed else 'FAIL'}: {text}")
-    return {"machine": machine, "cores": CORES, "dump_bytes": dump_size, "build_seconds": build_seconds,
-            "args": vars(args), "cases": {n: {"case": asdict(r.case), "runs": r.measured} for n, r in runs.items()},
-            "targets": dict(checks)}
+    return {
+        "machine": machine,
+        "cores": CORES,
+        "dump_bytes": dump_size,
+        "build_seconds": build_seconds,
+        "args": vars(args),
+        "cases": {n: {"case": asdict(r.case), "runs": r.measured} for n, r in runs.items()},
+        "targets": dict(checks),
+    }
 
 
 def memory_scaling(args: argparse.Namespace) -> dict[str, Any]:
@@ -267,11 +305,20 @@ def memory_scaling(args: argparse.Namespace) -> dict[str, Any]:
             if result.returncode != 0:
                 raise SystemExit(f"pgbackup run ({size}) failed:\n{tail(result.stdout)}\n{tail(result.stderr)}")
             finished = next(json.loads(ln) for ln in result.stdout.splitlines() if '"backup.finished"' in ln)
-            results.append({"size": size, "raw_bytes": finished["raw_bytes"], "seconds": result.seconds,
-                            "peak_rss_mib": result.peak_rss_bytes / MIB})
+            results.append(
+                {
+                    "size": size,
+                    "raw_bytes": finished["raw_bytes"],
+                    "seconds": result.seconds,
+                    "peak_rss_mib": result.peak_rss_bytes / MIB,
+                }
+            )
             delete_prefix(bench.client, BUCKET, f"scaling-{factor}")
-            print(f"{size}: raw dump {finished['raw_bytes'] / 1e9:.2f} GB in {result.seconds:.1f} s, "
-                  f"peak RSS of the process tree {result.peak_rss_bytes / MIB:.0f} MiB", flush=True)
+            print(
+                f"{size}: raw dump {finished['raw_bytes'] / 1e9:.2f} GB in {result.seconds:.1f} s, "
+                f"peak RSS of the process tree {result.peak_rss_bytes / MIB:.0f} MiB",
+                flush=True,
+            )
     low, high = results[0]["peak_rss_mib"], results[1]["peak_rss_mib"]
     within = abs(high - low) <= 0.10 * low
     print(f"{'PASS' if within else 'FAIL'}: peak RSS at 4 GB is within +-10% of 1 GB ({high / low - 1:+.1%})")
@@ -288,8 +335,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="scale 5, 30000 text rows, 20 small dbs, 1 round")
     parser.add_argument("--cases", default=",".join(names), help=f"comma-separated subset of {','.join(names)}")
     parser.add_argument("--memory-scaling", action="store_true", help="peak RSS at 1 GB and 4 GB of dump instead")
-    parser.add_argument("--pgbackup-tree", metavar="DIR", help="run pgbackup from this source tree (a directory "
-                        "holding backup_job/, e.g. from git archive) instead of the venv's pgbackup")
+    parser.add_argument(
+        "--pgbackup-tree",
+        metavar="DIR",
+        help="run pgbackup from this source tree (a directory "
+        "holding backup_job/, e.g. from git archive) instead of the venv's pgbackup",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write every raw figure here")
     args = parser.parse_args(argv)
     if args.quick:

@@ -25,10 +25,16 @@ def small_names(count: int) -> list[str]:
 def build_big(cluster: Cluster, scale: int, text_rows: int) -> None:
     cluster.sql(f"CREATE DATABASE {BIG_DATABASE}")
     env = cluster.env(BIG_DATABASE)
-    subprocess.run([str(cluster.bindir / "pgbench"), "-i", "-q", "-s", str(scale), BIG_DATABASE],
-                   env=env, check=True, capture_output=True, text=True)
-    cluster.sql("CREATE TABLE wide_text (id bigint PRIMARY KEY, created timestamptz NOT NULL, body text NOT NULL)",
-                BIG_DATABASE)
+    subprocess.run(
+        [str(cluster.bindir / "pgbench"), "-i", "-q", "-s", str(scale), BIG_DATABASE],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    cluster.sql(
+        "CREATE TABLE wide_text (id bigint PRIMARY KEY, created timestamptz NOT NULL, body text NOT NULL)", BIG_DATABASE
+    )
     cluster.sql(
         "INSERT INTO wide_text SELECT g, timestamptz '2026-01-01' + g * interval '1 second',"
         " (SELECT string_agg(md5(g::text || '/' || i::text), ' ') FROM generate_series(1, 30) i)"
@@ -41,9 +47,11 @@ def build_big(cluster: Cluster, scale: int, text_rows: int) -> None:
 def build_small(cluster: Cluster, count: int) -> list[str]:
     """``count`` small databases, copied from one template (a copy takes milliseconds)."""
     cluster.sql(f"CREATE DATABASE {SMALL_TEMPLATE}")
-    cluster.sql("CREATE TABLE items AS SELECT g AS id, 'item number ' || g AS name, md5(g::text) AS code,"
-                " timestamptz '2026-01-01' + g * interval '1 hour' AS added FROM generate_series(1, 100) g",
-                SMALL_TEMPLATE)
+    cluster.sql(
+        "CREATE TABLE items AS SELECT g AS id, 'item number ' || g AS name, md5(g::text) AS code,"
+        " timestamptz '2026-01-01' + g * interval '1 hour' AS added FROM generate_series(1, 100) g",
+        SMALL_TEMPLATE,
+    )
     names = small_names(count)
     connection = cluster.connect()
     try:
@@ -57,8 +65,9 @@ def build_small(cluster: Cluster, count: int) -> list[str]:
 
 def dump_bytes(cluster: Cluster, database: str) -> int:
     """The size of ``database``'s plain dump, measured by dumping it (which also warms the caches)."""
-    proc = subprocess.Popen([str(cluster.bindir / "pg_dump"), database], env=cluster.env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(cluster.bindir / "pg_dump"), database], env=cluster.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout is not None
     total = 0
     while chunk := proc.stdout.read(1 << 20):
@@ -87,5 +96,6 @@ def grow_scaling(cluster: Cluster, rows: int, factor: int) -> int:
 
 
 def pg_dump_version(bindir: Path) -> str:
-    return subprocess.run([str(bindir / "pg_dump"), "--version"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [str(bindir / "pg_dump"), "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()

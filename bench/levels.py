@@ -31,7 +31,7 @@ def run(data: bytes, choice: Compression, threads: int) -> tuple[float, int, str
     started = time.monotonic()
     compressor = open_compressor(choice, lambda: threads, threads)
     try:
-        size = sum(len(compressor.compress(data[i:i + CHUNK])) for i in range(0, len(data), CHUNK))
+        size = sum(len(compressor.compress(data[i : i + CHUNK])) for i in range(0, len(data), CHUNK))
         size += len(compressor.finish())
     finally:
         compressor.close()
@@ -48,8 +48,12 @@ def main() -> None:
     bindir = debian_bindir(15)
     with Cluster(bindir) as cluster:
         dataset.build_big(cluster, args.scale, args.text_rows)
-        data = subprocess.run([str(bindir / "pg_dump"), dataset.BIG_DATABASE], env={**os.environ, **cluster.env()},
-                              check=True, capture_output=True).stdout
+        data = subprocess.run(
+            [str(bindir / "pg_dump"), dataset.BIG_DATABASE],
+            env={**os.environ, **cluster.env()},
+            check=True,
+            capture_output=True,
+        ).stdout
     reference = len(subprocess.run(["gzip", "-6c"], input=data, check=True, capture_output=True).stdout)
     usable = cpus.usable()
     print(f"plain dump {len(data) / 1e6:.0f} MB; gzip -6 output {reference / 1e6:.1f} MB; {usable} usable CPUs\n")
@@ -59,8 +63,11 @@ def main() -> None:
     for fmt, level in levels:
         one, size, engine = run(data, Compression(fmt, level), 1)
         many, _, _ = run(data, Compression(fmt, level), usable)
-        print(f"| {fmt} | {level} | {engine} | {len(data) / 1e6 / one:.0f} | {len(data) / 1e6 / many:.0f} | "
-              f"{100 * size / len(data):.1f}% | {size / reference:.3f}x |", flush=True)
+        print(
+            f"| {fmt} | {level} | {engine} | {len(data) / 1e6 / one:.0f} | {len(data) / 1e6 / many:.0f} | "
+            f"{100 * size / len(data):.1f}% | {size / reference:.3f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,12 @@ NAMESPACE = "bench"
 
 
 def spec(index: int) -> dict[str, object]:
-    return {"schedule": f"{index % 60} {index % 24} * * *", "timeZone": "Etc/UTC",
-            "postgres": {"host": f"db-{index}.example", "user": "backup", "passwordSecretRef": {"name": "pg"}},
-            "destination": {"s3": {"bucket": "backups", "prefix": f"db-{index}"}}}
+    return {
+        "schedule": f"{index % 60} {index % 24} * * *",
+        "timeZone": "Etc/UTC",
+        "postgres": {"host": f"db-{index}.example", "user": "backup", "passwordSecretRef": {"name": "pg"}},
+        "destination": {"s3": {"bucket": "backups", "prefix": f"db-{index}"}},
+    }
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
@@ -66,39 +69,70 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plane.kubectl("create", "namespace", NAMESPACE)
         metrics_port, liveness = free_port(), free_port()
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PG", "AWS_", "BACKUP_"))},
-               "KUBECONFIG": str(plane.kubeconfig), "PGBACKUP_FRESHNESS_INTERVAL": "5s"}
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PG", "AWS_", "BACKUP_"))},
+            "KUBECONFIG": str(plane.kubeconfig),
+            "PGBACKUP_FRESHNESS_INTERVAL": "5s",
+        }
         log = (state / "operator.log").open("wb")
-        operator = subprocess.Popen([sys.executable, "-m", "pgbackup_operator", "--namespace", NAMESPACE,
-                                     "--liveness", f"http://127.0.0.1:{liveness}/healthz",
-                                     "--metrics-port", str(metrics_port)], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+        operator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pgbackup_operator",
+                "--namespace",
+                NAMESPACE,
+                "--liveness",
+                f"http://127.0.0.1:{liveness}/healthz",
+                "--metrics-port",
+                str(metrics_port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         wait_for(lambda: _answers(metrics_port), timeout=60, what="the operator's metrics")
         idle_peak, idle = rss_kib(operator.pid)
         started = time.monotonic()
-        documents = [{"apiVersion": "pgbackup.io/v1alpha1", "kind": "PgBackup",
-                      "metadata": {"name": f"db-{i}", "namespace": NAMESPACE}, "spec": spec(i)} for i in range(args.count)]
+        documents = [
+            {
+                "apiVersion": "pgbackup.io/v1alpha1",
+                "kind": "PgBackup",
+                "metadata": {"name": f"db-{i}", "namespace": NAMESPACE},
+                "spec": spec(i),
+            }
+            for i in range(args.count)
+        ]
         plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
 
         def settled() -> bool:
             listed = yaml.safe_load(plane.kubectl("get", "pgb", "-n", NAMESPACE, "-o", "yaml").stdout)["items"]
-            types = [{c["type"]: c["status"] for c in (item.get("status") or {}).get("conditions") or []} for item in listed]
+            types = [
+                {c["type"]: c["status"] for c in (item.get("status") or {}).get("conditions") or []} for item in listed
+            ]
             return len(types) == args.count and all(t.get("Ready") == "True" and "Fresh" in t for t in types)
 
         wait_for(settled, timeout=600, interval=2, what=f"{args.count} PgBackups Ready and Fresh")
         settle = time.monotonic() - started
         checks = scrape(metrics_port)["pgbackup_operator_freshness_checks_total"]
-        wait_for(lambda: scrape(metrics_port)["pgbackup_operator_freshness_checks_total"] >= checks + 2, timeout=60,
-                 what="two more freshness checks")
+        wait_for(
+            lambda: scrape(metrics_port)["pgbackup_operator_freshness_checks_total"] >= checks + 2,
+            timeout=60,
+            what="two more freshness checks",
+        )
         figures = scrape(metrics_port)
         peak, now = rss_kib(operator.pid)
         per_pgbackup = sum(count for name, count in figures.items() if not name.startswith("pgbackup_operator"))
-        print("| PgBackups | reconciled, Ready and Fresh in | operator RSS idle | RSS now | peak RSS | "
-              "one freshness check | series per PgBackup (no runs yet) |")
+        print(
+            "| PgBackups | reconciled, Ready and Fresh in | operator RSS idle | RSS now | peak RSS | "
+            "one freshness check | series per PgBackup (no runs yet) |"
+        )
         print("|---:|---:|---:|---:|---:|---:|---:|")
-        print(f"| {args.count} | {settle:.0f} s | {idle / 1024:.0f} MiB | {now / 1024:.0f} MiB | {peak / 1024:.0f} MiB | "
-              f"{figures['pgbackup_operator_freshness_check_duration_seconds'] * 1e3:.2f} ms | "
-              f"{per_pgbackup / args.count:.0f} |")
+        print(
+            f"| {args.count} | {settle:.0f} s | {idle / 1024:.0f} MiB | {now / 1024:.0f} MiB | {peak / 1024:.0f} MiB | "
+            f"{figures['pgbackup_operator_freshness_check_duration_seconds'] * 1e3:.2f} ms | "
+            f"{per_pgbackup / args.count:.0f} |"
+        )
         print(f"(idle peak {idle_peak / 1024:.0f} MiB; freshness check every 5 s here, 60 s by default)")
     finally:
         stop(operator)

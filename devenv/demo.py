@@ -70,7 +70,9 @@ def pgbackup(env: dict[str, str], *args: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", type=Path, default=Path("demo-backups"), help="where backups go (default: ./demo-backups)")
+    parser.add_argument(
+        "--output", type=Path, default=Path("demo-backups"), help="where backups go (default: ./demo-backups)"
+    )
     args = parser.parse_args(argv)
     output = args.output.resolve()
     bindir = embedded_bindir()
@@ -88,13 +90,19 @@ def main(argv: list[str] | None = None) -> int:
             S.PG_BINDIR.name: str(bindir),
             S.SIGNING_KEY_FILE.name: str(private),
             S.SIGNING_PUBLIC_KEYS.name: str(public),
-            S.SCRATCH_SERVER.host.name: scratch.host, S.SCRATCH_SERVER.port.name: str(scratch.port),
-            S.SCRATCH_SERVER.user.name: "postgres", S.SCRATCH_SERVER.password.name: scratch.password,
+            S.SCRATCH_SERVER.host.name: scratch.host,
+            S.SCRATCH_SERVER.port.name: str(scratch.port),
+            S.SCRATCH_SERVER.user.name: "postgres",
+            S.SCRATCH_SERVER.password.name: scratch.password,
         }
         print(f"== {S.DESTINATION.name}=file://{output}", flush=True)
         print(f"== manifests signed with the demo key {private}, {S.SIGNING_PUBLIC_KEYS.name}={public}", flush=True)
-        for args in (("run",), ("verify",), ("restore", "--database", "shop", "--target", "shop_restored", "--create"),
-                     ("list",)):
+        for args in (
+            ("run",),
+            ("verify",),
+            ("restore", "--database", "shop", "--target", "shop_restored", "--create"),
+            ("list",),
+        ):
             code = pgbackup(env, *args)
             if code != 0:
                 print(f"== pgbackup {args[0]} failed with exit code {code}", flush=True)
@@ -110,13 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     for path in sorted(p for p in output.rglob("*") if p.is_file() and p.parent.parent == output):
         shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
         print(f"   {shown}  ({path.stat().st_size} bytes)")
-    print(f"\n== restore check: {newest.name} of 'shop' restored into 'shop_restored', "
-          f"{restored} of {original} orders present")
+    print(
+        f"\n== restore check: {newest.name} of 'shop' restored into 'shop_restored', "
+        f"{restored} of {original} orders present"
+    )
     print("\n== the same by hand, into any PostgreSQL server (same or newer major version):")
     print("   createdb shop_restored")
     print(f"   gunzip -c {newest} | psql -X -1 -v ON_ERROR_STOP=1 -d shop_restored")
     manifest = newest.name.replace(".sql.gz", ".manifest.json")
-    print(f"   (check it first: sha256sum {newest} matches \"sha256\" in {manifest})")
+    print(f'   (check it first: sha256sum {newest} matches "sha256" in {manifest})')
     return 0
 
 

@@ -71,8 +71,11 @@ class Fault:
     hits: list[str] = field(default_factory=list)  # the requests it hit
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method in ("*", method) and re.search(self.path, path) is not None
-                and (self.times is None or len(self.hits) < self.times))
+        return (
+            self.method in ("*", method)
+            and re.search(self.path, path) is not None
+            and (self.times is None or len(self.hits) < self.times)
+        )
 
 
 class FaultProxy:
@@ -90,8 +93,9 @@ class FaultProxy:
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         # serve_forever checks for shutdown every poll_interval (0.5 s by default): each stop waited that long
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": POLL},
-                                        name="fault-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": POLL}, name="fault-proxy", daemon=True
+        )
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -136,7 +140,9 @@ class _Server(ThreadingHTTPServer):
 
 
 def _error_body(code: str, message: str) -> bytes:
-    return f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'.encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'.encode()
+    )
 
 
 def _signed_unsigned(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
@@ -188,7 +194,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(body[:len(body) // 2] if cut else body)
+                self.wfile.write(body[: len(body) // 2] if cut else body)
             if cut:  # the promised length never arrives: the client sees the connection end early
                 self.close_connection = True
             proxy.requests.append((self.command, self.path, status))
@@ -199,8 +205,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 headers["Content-Length"] = str(len(body))
                 if fault is not None and fault.action == "corrupt":
-                    headers = {k: v for k, v in headers.items()
-                               if not any(k.lower().startswith(prefix) for prefix in fault.strip)}
+                    headers = {
+                        k: v
+                        for k, v in headers.items()
+                        if not any(k.lower().startswith(prefix) for prefix in fault.strip)
+                    }
                     if fault.unsigned:
                         headers = _signed_unsigned(self.command, self.path, headers, body)
                 upstream.request(self.command, self.path, body=body, headers=headers)
@@ -238,7 +247,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if action == "corrupt" and body:
                 body = body[:-1] + bytes([body[-1] ^ 0xFF])
             if action == "truncate" and body:
-                body = body[:len(body) // 2]
+                body = body[: len(body) // 2]
             status, headers, answer = self._forward(body, fault)
             if action == "applied-500":
                 self._answer(500, [("Content-Type", "application/xml")], _error_body("InternalError", "injected"))
@@ -246,7 +255,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self._reset()
             elif action == "flip-answer" and answer:
                 middle = len(answer) // 2
-                self._answer(status, headers, answer[:middle] + bytes([answer[middle] ^ 0xFF]) + answer[middle + 1:])
+                self._answer(status, headers, answer[:middle] + bytes([answer[middle] ^ 0xFF]) + answer[middle + 1 :])
             elif action == "cut-answer" and len(answer) > 1:
                 self._answer(status, headers, answer, cut=True)
             elif action == "rewrite" and fault is not None and fault.rewrite is not None:

@@ -56,18 +56,48 @@ def make_pki(directory: Path) -> None:
     """CA, API server serving cert, admin client cert, service-account signing key."""
     directory.mkdir(parents=True, exist_ok=True)
     run = lambda *a: _openssl(*a, cwd=directory)  # noqa: E731
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-        "-days", "30", "-subj", "/CN=pgbackup-test-ca")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=pgbackup-test-ca",
+    )
     (directory / "server.ext").write_text(
         "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
         "DNS:kubernetes.default.svc,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n"
     )
     (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
-    for name, subject, ext in (("server", "/CN=kube-apiserver", "server.ext"),
-                               ("admin", "/O=system:masters/CN=pgbackup-admin", "client.ext")):
+    for name, subject, ext in (
+        ("server", "/CN=kube-apiserver", "server.ext"),
+        ("admin", "/O=system:masters/CN=pgbackup-admin", "client.ext"),
+    ):
         run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", f"{name}.crt", "-days", "30", "-extfile", ext)
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.crt",
+            "-days",
+            "30",
+            "-extfile",
+            ext,
+        )
     run("genrsa", "-out", "sa.key", "2048")
     run("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
 
@@ -75,12 +105,17 @@ def make_pki(directory: Path) -> None:
 def write_kubeconfig(path: Path, server: str, pki: Path, user: str = "admin", token: str | None = None) -> Path:
     """A kubeconfig for the admin certificate, or for a bearer token."""
     credentials: dict[str, str] = (
-        {"token": token} if token is not None
+        {"token": token}
+        if token is not None
         else {"client-certificate": str(pki / "admin.crt"), "client-key": str(pki / "admin.key")}
     )
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "pgbackup-test",
-        "clusters": [{"name": "pgbackup-test", "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "pgbackup-test",
+        "clusters": [
+            {"name": "pgbackup-test", "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")}}
+        ],
         "users": [{"name": user, "user": credentials}],
         "contexts": [{"name": "pgbackup-test", "context": {"cluster": "pgbackup-test", "user": user}}],
     }
@@ -124,28 +159,50 @@ class ControlPlane:
         etcd_client, etcd_peer = free_port(), free_port()
         self.port = free_port()
         self.server = f"https://127.0.0.1:{self.port}"
-        self._spawn("etcd", [
-            str(self.bindir / "etcd"), "--data-dir", str(self.state / "etcd"), "--name", "test",
-            "--listen-client-urls", f"http://127.0.0.1:{etcd_client}",
-            "--advertise-client-urls", f"http://127.0.0.1:{etcd_client}",
-            "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-            "--initial-cluster", f"test=http://127.0.0.1:{etcd_peer}",
-            "--unsafe-no-fsync", "--log-level", "warn",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                str(self.bindir / "etcd"),
+                "--data-dir",
+                str(self.state / "etcd"),
+                "--name",
+                "test",
+                "--listen-client-urls",
+                f"http://127.0.0.1:{etcd_client}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{etcd_client}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{etcd_peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{etcd_peer}",
+                "--initial-cluster",
+                f"test=http://127.0.0.1:{etcd_peer}",
+                "--unsafe-no-fsync",
+                "--log-level",
+                "warn",
+            ],
+        )
         pki = self.pki
-        self._spawn("kube-apiserver", [
-            str(self.bindir / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{etcd_client}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
-            f"--tls-cert-file={pki / 'server.crt'}", f"--tls-private-key-file={pki / 'server.key'}",
-            f"--client-ca-file={pki / 'ca.crt'}",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc",
-            "--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
-            "--allow-privileged=false", "--profiling=false",
-        ])
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.bindir / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.port}",
+                f"--tls-cert-file={pki / 'server.crt'}",
+                f"--tls-private-key-file={pki / 'server.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--authorization-mode=RBAC",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=false",
+                "--profiling=false",
+            ],
+        )
         write_kubeconfig(self.kubeconfig, self.server, pki)
         wait_for(self._ready, timeout=timeout, what="kube-apiserver /readyz")
         for crd in crds:
@@ -153,14 +210,23 @@ class ControlPlane:
         if crds:
             self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
             self.wait_for_discovery()
-        self._spawn("kube-controller-manager", [
-            str(self.bindir / "kube-controller-manager"),
-            f"--kubeconfig={self.kubeconfig}", f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--leader-elect=false", "--controllers=*", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
-            f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
-            "--use-service-account-credentials=true", "--concurrent-cron-job-syncs=5",
-        ])
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.bindir / "kube-controller-manager"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--controllers=*",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                "--use-service-account-credentials=true",
+                "--concurrent-cron-job-syncs=5",
+            ],
+        )
         (self.state / "server").write_text(self.server)
         return self.kubeconfig
 
@@ -170,6 +236,7 @@ class ControlPlane:
         Discovery lags a moment behind a CRD's Established condition, and kopf scans
         discovery once at start: an operator started in that gap never sees the resource.
         """
+
         def listed() -> bool:
             names = self.kubectl("get", "crd", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
             served = self.kubectl("api-resources", "-o", "name", check=False).stdout.split()
@@ -197,7 +264,10 @@ class ControlPlane:
         words (a bare exit status says nothing about which object or why)."""
         result = subprocess.run(
             [str(self.bindir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input, capture_output=True, text=True, check=False,
+            input=input,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if check and result.returncode:
             raise KubectlFailed(result.returncode, result.args, result.stdout, result.stderr)

@@ -31,7 +31,9 @@ LOCKS = ("runtime", "test", "uv")  # requirements/<name>.txt
 # `--no-build-isolation` editable installs were tried with.
 PIP = "pip>=23.2"
 
-_ENTRY = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)\s*(?:;\s*(?P<marker>[^\\]+?))?\s*\\?$")
+_ENTRY = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)\s*(?:;\s*(?P<marker>[^\\]+?))?\s*\\?$"
+)
 _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
 
@@ -61,8 +63,12 @@ def read(path: Path) -> list[Pin]:
         if entry:
             if current:
                 pins.append(_pin(current, path))
-            current = {"name": normalize(entry["name"]), "version": entry["version"],
-                       "marker": (entry["marker"] or "").strip(), "hashes": []}
+            current = {
+                "name": normalize(entry["name"]),
+                "version": entry["version"],
+                "marker": (entry["marker"] or "").strip(),
+                "hashes": [],
+            }
             continue
         found = _HASH.findall(line)
         if not found or current is None:

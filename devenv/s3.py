@@ -80,7 +80,9 @@ class S3Server:
     def start(self) -> S3Server:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **self.server_env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.server_env},
         )
         wait_for(self._up, timeout=60, what="moto S3 server answering")
         return self
@@ -99,8 +101,11 @@ class S3Server:
             import boto3
 
             self._client = boto3.client(
-                "s3", endpoint_url=self.endpoint, region_name=REGION,
-                aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                "s3",
+                endpoint_url=self.endpoint,
+                region_name=REGION,
+                aws_access_key_id=ACCESS_KEY,
+                aws_secret_access_key=SECRET_KEY,
             )
         return self._client
 
@@ -122,14 +127,22 @@ class Identity:
 
     def env(self) -> dict[str, str]:
         """AWS SDK variables that sign as this user."""
-        return {**sdk_env(self.endpoint), "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        return {
+            **sdk_env(self.endpoint),
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+        }
 
     def client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
 
 
 class IamS3Server(S3Server):
@@ -138,8 +151,9 @@ class IamS3Server(S3Server):
     server_env: ClassVar[dict[str, str]] = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"}
 
     def _post(self, path: str, body: bytes = b"") -> None:
-        request = urllib.request.Request(self.endpoint + path, data=body, method="POST",
-                                         headers={"Content-Type": "text/plain"})
+        request = urllib.request.Request(
+            self.endpoint + path, data=body, method="POST", headers={"Content-Type": "text/plain"}
+        )
         with urllib.request.urlopen(request, timeout=10):
             pass
 
@@ -169,8 +183,13 @@ class IamS3Server(S3Server):
         self.create_bucket("iam-self-check")
         verdicts = {}
         for action in ("s3:PutObject", "s3:GetObject"):
-            user = self.identity(f"self-check-{action[3:]}", {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": action, "Resource": "arn:aws:s3:::iam-self-check/*"}]})
+            user = self.identity(
+                f"self-check-{action[3:]}",
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": action, "Resource": "arn:aws:s3:::iam-self-check/*"}],
+                },
+            )
             try:
                 user.client().create_multipart_upload(Bucket="iam-self-check", Key="k")
                 verdicts[action] = "allowed"
@@ -182,7 +201,8 @@ class IamS3Server(S3Server):
                 f"moto {importlib.metadata.version('moto')} does not authorize CreateMultipartUpload as AWS does "
                 f"(s3:PutObject required): a user holding only s3:PutObject was {verdicts['s3:PutObject']}, "
                 f"one holding only s3:GetObject {verdicts['s3:GetObject']}; it cannot stand in for IAM "
-                f"(requirements/constraints.txt holds moto back for this)")
+                f"(requirements/constraints.txt holds moto back for this)"
+            )
 
     def reset(self) -> None:
         """Forget every bucket, object, user and key."""
@@ -197,8 +217,13 @@ class IamS3Server(S3Server):
         import boto3
 
         with self.unenforced():
-            iam = boto3.client("iam", endpoint_url=self.endpoint, region_name=REGION,
-                               aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+            iam = boto3.client(
+                "iam",
+                endpoint_url=self.endpoint,
+                region_name=REGION,
+                aws_access_key_id=ACCESS_KEY,
+                aws_secret_access_key=SECRET_KEY,
+            )
             iam.create_user(UserName=name)
             iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps(policy))
             key = iam.create_access_key(UserName=name)["AccessKey"]

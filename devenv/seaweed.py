@@ -32,21 +32,37 @@ from .process import stop as stop_process
 from .s3 import ACCESS_KEY, REGION, SECRET_KEY, sdk_env
 from .wait import wait_for
 
-SERVICES_OFF = ["-webdav=false", "-admin.ui=false", "-master.telemetry=false", "-s3.port.iceberg=0",
-                "-s3.port.lance=0", "-admin.port.legacy=0"]
+SERVICES_OFF = [
+    "-webdav=false",
+    "-admin.ui=false",
+    "-master.telemetry=false",
+    "-s3.port.iceberg=0",
+    "-s3.port.lance=0",
+    "-admin.port.legacy=0",
+]
 
 
 def command(weed: str, directory: str, s3_port: int, ports: dict[str, int]) -> list[str]:
     """The ``weed mini`` command line: loopback only, the given ports, no extra services."""
-    return [weed, "mini", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={s3_port}",
-            *(f"-{name}={port}" for name, port in sorted(ports.items())), *SERVICES_OFF]
+    return [
+        weed,
+        "mini",
+        f"-dir={directory}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={s3_port}",
+        *(f"-{name}={port}" for name, port in sorted(ports.items())),
+        *SERVICES_OFF,
+    ]
 
 
 VOLUMES = 2000
 # The S3 gateway's configuration: no identities beyond the one from the environment, and a
 # local KMS that makes keys on first use, so SSE-KMS works as on AWS (with a key id given).
-S3_CONFIG = {"identities": [], "kms": {"default_provider": "local",
-                                       "providers": {"local": {"type": "local", "enableOnDemandCreate": True}}}}
+S3_CONFIG = {
+    "identities": [],
+    "kms": {"default_provider": "local", "providers": {"local": {"type": "local", "enableOnDemandCreate": True}}},
+}
 
 
 class SeaweedServer:
@@ -61,9 +77,20 @@ class SeaweedServer:
         self._client: Any = None
 
     def _ports(self) -> dict[str, int]:
-        names = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-                 "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc", "debug.port", "s3.debug.port",
-                 "webdav.port")
+        names = (
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port.grpc",
+            "admin.port",
+            "admin.port.grpc",
+            "debug.port",
+            "s3.debug.port",
+            "webdav.port",
+        )
         return {name: free_port() for name in names}
 
     def _up(self) -> bool:
@@ -83,15 +110,16 @@ class SeaweedServer:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
         (self.directory / "s3.json").write_text(json.dumps(S3_CONFIG))
         with open(self.directory / "weed.log", "wb") as log:
-            argv = [*command(str(self.weed), str(self.directory / "data"), self.port, self._ports()),
-                    "-s3.autoCreateBucket=false",  # a missing bucket is an error, as on AWS
-                    f"-s3.config={self.directory / 's3.json'}",
-                    # Each bucket is a collection with volumes of its own; mini's default limit
-                    # (free disk / 128 MB) runs out after a few dozen buckets on a small disk, and
-                    # the tests make one per test. Volumes take disk only as data arrives.
-                    f"-volume.max={VOLUMES}"]
-            self._proc = subprocess.Popen(argv,
-                                          stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.directory)
+            argv = [
+                *command(str(self.weed), str(self.directory / "data"), self.port, self._ports()),
+                "-s3.autoCreateBucket=false",  # a missing bucket is an error, as on AWS
+                f"-s3.config={self.directory / 's3.json'}",
+                # Each bucket is a collection with volumes of its own; mini's default limit
+                # (free disk / 128 MB) runs out after a few dozen buckets on a small disk, and
+                # the tests make one per test. Volumes take disk only as data arrives.
+                f"-volume.max={VOLUMES}",
+            ]
+            self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.directory)
         (self.directory / "data").mkdir(exist_ok=True)
         wait_for(self._up, timeout=120, what="SeaweedFS's S3 gateway answering")
         wait_for(self._serves_buckets, timeout=120, what="SeaweedFS accepting a bucket")
@@ -117,9 +145,14 @@ class SeaweedServer:
             import boto3
             from botocore.config import Config
 
-            self._client = boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
-                                        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-                                        config=Config(s3={"addressing_style": "path"}))
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint,
+                region_name=REGION,
+                aws_access_key_id=ACCESS_KEY,
+                aws_secret_access_key=SECRET_KEY,
+                config=Config(s3={"addressing_style": "path"}),
+            )
         return self._client
 
     def __enter__(self) -> SeaweedServer:

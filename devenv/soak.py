@@ -102,8 +102,19 @@ def _actions(kind: str) -> list[str]:
 # The kinds of request each command makes (the run's GETs, LISTs and DELETEs: its clean-up,
 # the shrink alarm's look at the previous backup, a confirmation, retention).
 COMMAND_KINDS: dict[str, tuple[str, ...]] = {
-    "run": ("part", "part", "upload-start", "completion", "completion", "manifest-put", "manifest-put", "list",
-            "get", "head", "delete"),
+    "run": (
+        "part",
+        "part",
+        "upload-start",
+        "completion",
+        "completion",
+        "manifest-put",
+        "manifest-put",
+        "list",
+        "get",
+        "head",
+        "delete",
+    ),
     "prune": ("list", "get", "get", "head", "delete", "delete"),
     "restore": ("list", "get", "get", "head"),
     "verify": ("list", "get", "get", "head"),
@@ -118,8 +129,14 @@ def draw_fault(rng: random.Random, command: str) -> tuple[str, Fault]:
     method, pattern = KINDS[kind]  # each soak has a proxy and a bucket of its own: no need to match either
     if action.startswith("burst-"):
         status = int(action[-3:])
-        fault = Fault(method, pattern, "answer", times=rng.randint(1, 4), status=status,
-                      code="SlowDown" if status == 503 else "InternalError")
+        fault = Fault(
+            method,
+            pattern,
+            "answer",
+            times=rng.randint(1, 4),
+            status=status,
+            code="SlowDown" if status == 503 else "InternalError",
+        )
     elif action in ("stall", "stall-drop"):
         fault = Fault(method, pattern, "stall", seconds=round(rng.uniform(0.2, 2.5), 2), forward=action == "stall")
     else:
@@ -146,33 +163,42 @@ class Figures:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "seed": self.seed, "steps": self.steps, "processes": self.processes, "seconds": round(self.seconds, 1),
+            "seed": self.seed,
+            "steps": self.steps,
+            "processes": self.processes,
+            "seconds": round(self.seconds, 1),
             "step_kinds": dict(sorted(self.step_kinds.items())),
             "step_seconds": {kind: round(seconds, 1) for kind, seconds in sorted(self.step_seconds.items())},
-            "faults_armed": sum(self.faults_armed.values()), "faults_hit": sum(self.faults_hit.values()),
+            "faults_armed": sum(self.faults_armed.values()),
+            "faults_hit": sum(self.faults_hit.values()),
             "faults_hit_by_type": dict(sorted(self.faults_hit.items())),
             "faults_by_action": dict(sorted(_by_action(self.faults_hit).items())),
             "signals": dict(sorted(self.signals.items())),
-            "invariant_checks": sum(self.checks.values()), "checks_by_invariant": dict(sorted(self.checks.items())),
-            "unexpected_errors": self.unexpected, "violations": self.violations,
+            "invariant_checks": sum(self.checks.values()),
+            "checks_by_invariant": dict(sorted(self.checks.items())),
+            "unexpected_errors": self.unexpected,
+            "violations": self.violations,
         }
 
     def text(self) -> str:
         facts = self.as_dict()
-        lines = [f"soak seed {self.seed}: {self.steps} steps, {self.processes} pgbackup processes, "
-                 f"{facts['seconds']} s",
-                 f"steps: {_pairs(facts['step_kinds'])}",
-                 f"seconds by step: {_pairs(facts['step_seconds'])}",
-                 f"faults: {facts['faults_hit']} injected of {facts['faults_armed']} armed; by action: "
-                 f"{_pairs(facts['faults_by_action'])}",
-                 f"signals: {_pairs(facts['signals']) or 'none'}",
-                 f"invariant checks: {facts['invariant_checks']} ({_pairs(facts['checks_by_invariant'])})",
-                 f"unexpected errors: {len(self.unexpected)}",
-                 f"violations: {len(self.violations)}"]
+        lines = [
+            f"soak seed {self.seed}: {self.steps} steps, {self.processes} pgbackup processes, {facts['seconds']} s",
+            f"steps: {_pairs(facts['step_kinds'])}",
+            f"seconds by step: {_pairs(facts['step_seconds'])}",
+            f"faults: {facts['faults_hit']} injected of {facts['faults_armed']} armed; by action: "
+            f"{_pairs(facts['faults_by_action'])}",
+            f"signals: {_pairs(facts['signals']) or 'none'}",
+            f"invariant checks: {facts['invariant_checks']} ({_pairs(facts['checks_by_invariant'])})",
+            f"unexpected errors: {len(self.unexpected)}",
+            f"violations: {len(self.violations)}",
+        ]
         for violation in self.violations:
-            lines.append(f"  VIOLATION {violation['invariant']} at store {violation['store']} step {violation['step']}"
-                         f" (python -m devenv.soak --seed {self.seed} --store {violation['store']} --steps "
-                         f"{violation['step']}): {violation['detail']}")
+            lines.append(
+                f"  VIOLATION {violation['invariant']} at store {violation['store']} step {violation['step']}"
+                f" (python -m devenv.soak --seed {self.seed} --store {violation['store']} --steps "
+                f"{violation['step']}): {violation['detail']}"
+            )
         return "\n".join(lines)
 
 
@@ -213,8 +239,16 @@ Truth = tuple[tuple[str, int, str], ...]  # (table, rows, md5 of the rows in ord
 class Soak:
     """The soak of one store: its bucket, its databases, its ground truth and its steps."""
 
-    def __init__(self, cluster: Cluster, bindir: Path, server: S3Server | SeaweedServer, store: str,
-                 seed: int, figures: Figures, databases: int = 2) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        bindir: Path,
+        server: S3Server | SeaweedServer,
+        store: str,
+        seed: int,
+        figures: Figures,
+        databases: int = 2,
+    ) -> None:
         self.cluster = cluster
         self.bindir = bindir
         self.server = server
@@ -262,15 +296,24 @@ class Soak:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB)}
         env.update(self.server.env())
         env.update(self.cluster.env())
-        env.update({
-            "BACKUP_DESTINATION": f"s3://{self.bucket}/{PREFIX}", "BACKUP_PG_BINDIR": str(self.bindir),
-            "BACKUP_SIGNING_KEY_FILE": str(SIGNING_KEY), "BACKUP_SIGNING_PUBLIC_KEYS": SIGNING_PUBLIC_KEY,
-            "BACKUP_VERIFY_ON_BACKUP_SERVER": "true", "BACKUP_DATABASES": ",".join(self.databases),
-            "BACKUP_GLOBALS": "false", "BACKUP_S3_ADDRESSING_STYLE": "path", "LOG_FORMAT": "json",
-            # Faults cost seconds, not minutes: a stalled request gives up after 2 s, 4 attempts each.
-            "BACKUP_S3_READ_TIMEOUT": "2s", "BACKUP_S3_CONNECT_TIMEOUT": "2s", "AWS_MAX_ATTEMPTS": "4",
-            "BACKUP_DATABASE_TIMEOUT": "90s",
-        })
+        env.update(
+            {
+                "BACKUP_DESTINATION": f"s3://{self.bucket}/{PREFIX}",
+                "BACKUP_PG_BINDIR": str(self.bindir),
+                "BACKUP_SIGNING_KEY_FILE": str(SIGNING_KEY),
+                "BACKUP_SIGNING_PUBLIC_KEYS": SIGNING_PUBLIC_KEY,
+                "BACKUP_VERIFY_ON_BACKUP_SERVER": "true",
+                "BACKUP_DATABASES": ",".join(self.databases),
+                "BACKUP_GLOBALS": "false",
+                "BACKUP_S3_ADDRESSING_STYLE": "path",
+                "LOG_FORMAT": "json",
+                # Faults cost seconds, not minutes: a stalled request gives up after 2 s, 4 attempts each.
+                "BACKUP_S3_READ_TIMEOUT": "2s",
+                "BACKUP_S3_CONNECT_TIMEOUT": "2s",
+                "AWS_MAX_ATTEMPTS": "4",
+                "BACKUP_DATABASE_TIMEOUT": "90s",
+            }
+        )
         if proxied:
             env["AWS_ENDPOINT_URL_S3"] = self.proxy.endpoint
         env.update(extra)
@@ -285,7 +328,7 @@ class Soak:
             cursor = connection.cursor()
             cursor.execute("SELECT coalesce(max(id), 0) FROM items")
             top = int(cursor.fetchone()[0])
-            rows = [(top + i + 1, _text(rng), rng.randint(-10**6, 10**6) / 100) for i in range(rng.randint(1, 60))]
+            rows = [(top + i + 1, _text(rng), rng.randint(-(10**6), 10**6) / 100) for i in range(rng.randint(1, 60))]
             cursor.executemany("INSERT INTO items VALUES (%s, %s, %s)", rows)
             if rng.random() < 0.5:
                 cursor.execute("UPDATE items SET body = %s WHERE id %% %s = 0", (_text(rng), rng.randint(2, 9)))
@@ -294,21 +337,28 @@ class Soak:
             if tables or rng.random() < 0.2:
                 name = f"extra_{rng.randint(1, 4)}"
                 cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} (id serial PRIMARY KEY, note text)")
-                cursor.execute(f"INSERT INTO {name} (note) SELECT %s FROM generate_series(1, %s)",
-                               (_text(rng), rng.randint(0, 200)))
+                cursor.execute(
+                    f"INSERT INTO {name} (note) SELECT %s FROM generate_series(1, %s)",
+                    (_text(rng), rng.randint(0, 200)),
+                )
             if rng.random() < 0.05:
                 cursor.execute(f"DROP TABLE IF EXISTS extra_{rng.randint(1, 4)}")
         finally:
             connection.close()
 
     def _checksum(self, database: str) -> Truth:
-        tables = [row[0] for row in self.cluster.sql(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename", database)]
+        tables = [
+            row[0]
+            for row in self.cluster.sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename", database
+            )
+        ]
         result = []
         for table in tables:
             [(rows, digest)] = self.cluster.sql(
-                f'SELECT count(*), md5(coalesce(string_agg(t::text, E\'\\n\' ORDER BY t.id), \'\')) FROM "{table}" t',
-                database)
+                f"SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '')) FROM \"{table}\" t",
+                database,
+            )
             result.append((table, int(rows), str(digest)))
         return tuple(result)
 
@@ -316,8 +366,14 @@ class Soak:
 
     def _spawn(self, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
         self.figures.processes += 1
-        return subprocess.Popen([sys.executable, "-m", "backup_job", *args], env=env, cwd=self.workdir,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "backup_job", *args],
+            env=env,
+            cwd=self.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def _finish(self, process: subprocess.Popen[str], args: tuple[str, ...], signalled: str = "") -> Outcome:
         try:
@@ -336,20 +392,30 @@ class Soak:
     def _check_output(self, outcome: Outcome) -> None:
         text = outcome.stdout + outcome.stderr
         what = f"pgbackup {' '.join(outcome.args)}"
-        self.check("no-secret", self.cluster.password not in text and SECRET_KEY not in text,
-                   f"{what} printed a secret")
-        self.check("no-traceback", "Traceback (most recent call last)" not in text,
-                   f"{what} printed a traceback: {_tail(text)}")
+        self.check(
+            "no-secret", self.cluster.password not in text and SECRET_KEY not in text, f"{what} printed a secret"
+        )
+        self.check(
+            "no-traceback",
+            "Traceback (most recent call last)" not in text,
+            f"{what} printed a traceback: {_tail(text)}",
+        )
         expected = set(DOCUMENTED_EXITS)
         if outcome.signalled == "SIGKILL":
             expected.add(-signal.SIGKILL)
-        self.check("exit-code", outcome.returncode in expected,
-                   f"{what} exited {outcome.returncode}{' after ' + outcome.signalled if outcome.signalled else ''}:"
-                   f" {_tail(text)}")
+        self.check(
+            "exit-code",
+            outcome.returncode in expected,
+            f"{what} exited {outcome.returncode}{' after ' + outcome.signalled if outcome.signalled else ''}:"
+            f" {_tail(text)}",
+        )
         if outcome.returncode == 1:
             errors = [e for e in outcome.events() if e.get("level") == "ERROR"]
-            self.check("failure-said", bool(errors) or bool(outcome.stderr.strip()),
-                       f"{what} exited 1 without an ERROR line: {_tail(text)}")
+            self.check(
+                "failure-said",
+                bool(errors) or bool(outcome.stderr.strip()),
+                f"{what} exited 1 without an ERROR line: {_tail(text)}",
+            )
             for event in errors:
                 if "unexpected" in str(event.get("message", "")):
                     self.figures.unexpected.append(f"{self.store} step {self.step}: {event['message'][:300]}")
@@ -382,20 +448,28 @@ class Soak:
         return ok
 
     def violation(self, invariant: str, detail: str) -> None:
-        self.figures.violations.append({"store": self.store, "step": self.step, "invariant": invariant,
-                                        "detail": detail[:4000]})
+        self.figures.violations.append(
+            {"store": self.store, "step": self.step, "invariant": invariant, "detail": detail[:4000]}
+        )
 
     def listing(self) -> list[dict[str, Any]]:
         """``pgbackup list --json`` straight from the store."""
         outcome = self.cli("list", "--json")
-        if not self.check("clean-list", outcome.returncode == 0, f"list without faults failed: {_tail(outcome.stdout + outcome.stderr)}"):
+        if not self.check(
+            "clean-list",
+            outcome.returncode == 0,
+            f"list without faults failed: {_tail(outcome.stdout + outcome.stderr)}",
+        ):
             return []
         return [row for row in json.loads(outcome.stdout) if row.get("kind") == "database"]
 
     def objects(self) -> dict[str, dict[str, Any]]:
         paginator = self.client.get_paginator("list_objects_v2")
-        return {obj["Key"]: obj for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{PREFIX}/")
-                for obj in page.get("Contents", [])}
+        return {
+            obj["Key"]: obj
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{PREFIX}/")
+            for obj in page.get("Contents", [])
+        }
 
     def _stored_sha256(self, key: str, objects: dict[str, dict[str, Any]]) -> str | None:
         if key not in objects:
@@ -408,8 +482,11 @@ class Soak:
 
     def restorable(self, rows: list[dict[str, Any]], objects: dict[str, dict[str, Any]]) -> set[str]:
         """The databases with a backup ``list`` calls complete whose stored bytes match its sha256."""
-        return {row["database"] for row in rows if row["complete"] and row["key"]
-                and self._stored_sha256(row["key"], objects) == row["sha256"]}
+        return {
+            row["database"]
+            for row in rows
+            if row["complete"] and row["key"] and self._stored_sha256(row["key"], objects) == row["sha256"]
+        }
 
     def after_step(self, before: set[str], runs: list[Outcome]) -> set[str]:
         """Every invariant on the clean store; the databases restorable now."""
@@ -430,14 +507,25 @@ class Soak:
                     except ValueError:
                         self.proven[cache] = ""
                 pointed = self.proven[cache]
-                self.check("manifest-object-there", pointed in objects,
-                           f"manifest {key} points at {pointed!r}, which is not in the bucket")
+                self.check(
+                    "manifest-object-there",
+                    pointed in objects,
+                    f"manifest {key} points at {pointed!r}, which is not in the bucket",
+                )
         now = self.restorable(rows, objects)
         for database in sorted(before):
-            self.check("still-restorable", database in now,
-                       f"{database!r} had a complete backup with intact bytes before this step and has none after")
-        self.restore_checks([row for row in rows if row["complete"]
-                             and (row["database"], row["timestamp"], row["sha256"]) not in self.restored])
+            self.check(
+                "still-restorable",
+                database in now,
+                f"{database!r} had a complete backup with intact bytes before this step and has none after",
+            )
+        self.restore_checks(
+            [
+                row
+                for row in rows
+                if row["complete"] and (row["database"], row["timestamp"], row["sha256"]) not in self.restored
+            ]
+        )
         return now
 
     def _check_ok_run(self, outcome: Outcome, rows: list[dict[str, Any]]) -> None:
@@ -446,43 +534,62 @@ class Soak:
         stamps = {e.get("timestamp") for e in outcome.events() if e.get("event") == "run.started"}
         for database in self.databases:
             mine = [r for r in rows if r["database"] == database and r["timestamp"] in stamps]
-            newer = [r for r in rows if r["database"] == database and r["complete"]
-                     and r["timestamp"] > max(s for s in stamps if s)] if any(stamps) else []
+            newer = (
+                [
+                    r
+                    for r in rows
+                    if r["database"] == database and r["complete"] and r["timestamp"] > max(s for s in stamps if s)
+                ]
+                if any(stamps)
+                else []
+            )
             ok = any(r["complete"] for r in mine) or (self.retention_ran and not mine and bool(newer))
-            self.check("ok-run-stored-all", ok,
-                       f"a run exited 0 (timestamp {sorted(s for s in stamps if s)}) but list shows no complete "
-                       f"backup of {database!r} from it; list shows "
-                       f"{[(r['timestamp'], r['status']) for r in rows if r['database'] == database]}; the run "
-                       f"said: {_messages(outcome)}")
+            self.check(
+                "ok-run-stored-all",
+                ok,
+                f"a run exited 0 (timestamp {sorted(s for s in stamps if s)}) but list shows no complete "
+                f"backup of {database!r} from it; list shows "
+                f"{[(r['timestamp'], r['status']) for r in rows if r['database'] == database]}; the run "
+                f"said: {_messages(outcome)}",
+            )
 
     def restore_checks(self, rows: list[dict[str, Any]]) -> None:
         """Backups ``list`` calls complete restore, and equal the data of their moment (two restores
         at a time: each is mostly waiting on psql and the server)."""
         for start in range(0, len(rows), 2):
-            batch = rows[start:start + 2]
+            batch = rows[start : start + 2]
             started = [self._start_restore(row["database"], row["timestamp"], proxied=False) for row in batch]
             for row, (process, args, target) in zip(batch, started, strict=False):
                 self.restored.add((row["database"], row["timestamp"], row["sha256"]))
                 outcome, got = self._end_restore(process, args, target)
-                if self.check("complete-restores", outcome.returncode == 0,
-                              f"backup {row['database']}@{row['timestamp']} is listed complete but its restore "
-                              f"failed: {_tail(outcome.stdout + outcome.stderr)}"):
+                if self.check(
+                    "complete-restores",
+                    outcome.returncode == 0,
+                    f"backup {row['database']}@{row['timestamp']} is listed complete but its restore "
+                    f"failed: {_tail(outcome.stdout + outcome.stderr)}",
+                ):
                     self._compare(row["database"], outcome, got)
 
-    def _start_restore(self, database: str, at: str, proxied: bool) -> tuple[subprocess.Popen[str], tuple[str, ...], str]:
+    def _start_restore(
+        self, database: str, at: str, proxied: bool
+    ) -> tuple[subprocess.Popen[str], tuple[str, ...], str]:
         self.targets += 1
         target = f"{database}_r{self.targets}"
         args = ("restore", "--database", database, "--at", at, "--target", target, "--create")
         return self._spawn(self.env(proxied), *args), args, target
 
-    def _end_restore(self, process: subprocess.Popen[str], args: tuple[str, ...],
-                     target: str) -> tuple[Outcome, Truth | None]:
+    def _end_restore(
+        self, process: subprocess.Popen[str], args: tuple[str, ...], target: str
+    ) -> tuple[Outcome, Truth | None]:
         outcome = self._finish(process, args)
         exists = bool(self.cluster.sql("SELECT 1 FROM pg_database WHERE datname = %s", params=(target,)))
         got = self._checksum(target) if exists else None
         if outcome.returncode != 0:
-            self.check("failed-restore-leaves-nothing", not exists,
-                       f"a failed {' '.join(args)} left database {target!r} behind")
+            self.check(
+                "failed-restore-leaves-nothing",
+                not exists,
+                f"a failed {' '.join(args)} left database {target!r} behind",
+            )
         if exists:
             self.cluster.sql(f'DROP DATABASE "{target}" WITH (FORCE)')
         return outcome, got
@@ -493,16 +600,21 @@ class Soak:
     def _compare(self, database: str, outcome: Outcome, got: Truth | None) -> None:
         [stamp] = [e.get("timestamp") for e in outcome.events() if e.get("event") == "restore.started"] or [None]
         truth = self.truth.get((database, str(stamp)))
-        self.check("restore-equals-truth", truth is not None and got == truth,
-                   f"restore of {database}@{stamp} exited 0 but holds {_short(got)}, the data of its moment was "
-                   f"{_short(truth)}")
+        self.check(
+            "restore-equals-truth",
+            truth is not None and got == truth,
+            f"restore of {database}@{stamp} exited 0 but holds {_short(got)}, the data of its moment was "
+            f"{_short(truth)}",
+        )
 
     # -- steps -----------------------------------------------------------------------------------
 
     def run_step(self) -> None:
         before = self.restorable_now
-        kind = self.rng.choices(["change", "run", "signal", "overlap", "prune", "restore", "verify", "list"],
-                                weights=[14, 30, 12, 8, 9, 12, 6, 9])[0]
+        kind = self.rng.choices(
+            ["change", "run", "signal", "overlap", "prune", "restore", "verify", "list"],
+            weights=[14, 30, 12, 8, 9, 12, 6, 9],
+        )[0]
         self.figures.step_kinds[kind] += 1
         started = time.monotonic()
         self.retention_ran = False
@@ -537,8 +649,7 @@ class Soak:
     def _wait_requests(self, start: int, count: int, process: subprocess.Popen[str]) -> None:
         """Until the proxy answered ``count`` more requests, or the process ended (bounded)."""
         deadline = time.monotonic() + 60
-        while (len(self.proxy.requests) - start < count and process.poll() is None
-               and time.monotonic() < deadline):
+        while len(self.proxy.requests) - start < count and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
 
     def _step_signal(self) -> list[Outcome]:
@@ -589,9 +700,12 @@ class Soak:
         if outcome.returncode == 0:
             self._compare(row["database"], outcome, got)
         elif not hit and at != "latest":
-            self.check("complete-restores", not row["complete"],
-                       f"restore of {row['database']}@{at}, listed complete, failed with no fault injected: "
-                       f"{_tail(outcome.stdout + outcome.stderr)}")
+            self.check(
+                "complete-restores",
+                not row["complete"],
+                f"restore of {row['database']}@{at}, listed complete, failed with no fault injected: "
+                f"{_tail(outcome.stdout + outcome.stderr)}",
+            )
         return []
 
     def _step_verify(self) -> list[Outcome]:
@@ -604,9 +718,11 @@ class Soak:
             newest.setdefault(row["database"], row)
         every_good = set(newest) == set(self.databases) and all(r["complete"] for r in newest.values())
         if not hit and outcome.returncode != 0:  # a database without a backup, or a damaged newest, fails it
-            self.check("verify-good-newest", not every_good,
-                       f"verify failed with no fault while every database's newest backup is complete: "
-                       f"{_messages(outcome)}")
+            self.check(
+                "verify-good-newest",
+                not every_good,
+                f"verify failed with no fault while every database's newest backup is complete: {_messages(outcome)}",
+            )
         return []
 
     def _step_list(self) -> list[Outcome]:
@@ -619,17 +735,22 @@ class Soak:
                 listed = json.loads(outcome.stdout)
             except ValueError:
                 listed = None
-            if not self.check("list-json", isinstance(listed, list),
-                              f"list --json exited 0 without a JSON list: {_tail(outcome.stdout)}"):
+            if not self.check(
+                "list-json",
+                isinstance(listed, list),
+                f"list --json exited 0 without a JSON list: {_tail(outcome.stdout)}",
+            ):
                 return []
             for row in listed:
                 if row.get("kind") != "database" or not row.get("complete"):
                     continue
                 good = clean.get((row["database"], row["timestamp"]))
-                self.check("faulty-list-no-false-complete",
-                           good is not None and good["complete"] and good["sha256"] == row["sha256"],
-                           f"list through faults shows {row['database']}@{row['timestamp']} complete, the clean "
-                           f"listing does not")
+                self.check(
+                    "faulty-list-no-false-complete",
+                    good is not None and good["complete"] and good["sha256"] == row["sha256"],
+                    f"list through faults shows {row['database']}@{row['timestamp']} complete, the clean "
+                    f"listing does not",
+                )
         return []
 
 
@@ -654,8 +775,15 @@ def _short(truth: Truth | None) -> str:
     return ", ".join(f"{table} {rows} rows {digest[:8]}" for table, rows, digest in truth)
 
 
-def soak(cluster: Cluster, bindir: Path, stores: dict[str, S3Server | SeaweedServer], seed: int, steps: int,
-         seconds: float | None = None, progress: Callable[[str], None] | None = None) -> Figures:
+def soak(
+    cluster: Cluster,
+    bindir: Path,
+    stores: dict[str, S3Server | SeaweedServer],
+    seed: int,
+    steps: int,
+    seconds: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Figures:
     """``steps`` steps on each store (fewer when ``seconds`` run out first); the figures."""
     figures = Figures(seed)
     started = time.monotonic()
@@ -668,8 +796,10 @@ def soak(cluster: Cluster, bindir: Path, stores: dict[str, S3Server | SeaweedSer
                 run.run_step()
                 figures.steps += 1
                 if progress:
-                    progress(f"{store} step {number} ({run.last_kind}): {len(figures.violations)} violations, "
-                             f"{sum(figures.faults_hit.values())} faults injected")
+                    progress(
+                        f"{store} step {number} ({run.last_kind}): {len(figures.violations)} violations, "
+                        f"{sum(figures.faults_hit.values())} faults injected"
+                    )
     figures.seconds = time.monotonic() - started
     return figures
 
@@ -697,8 +827,15 @@ def main(argv: list[str] | None = None) -> int:
             server: S3Server | SeaweedServer = S3Server() if name == "moto" else SeaweedServer(_weed())
             stack.enter_context(server)
             stores[name] = server
-        figures = soak(cluster, cluster.bindir, stores, args.seed, args.steps, args.seconds,
-                       progress=lambda line: print(line, file=sys.stderr, flush=True))  # stdout: the figures
+        figures = soak(
+            cluster,
+            cluster.bindir,
+            stores,
+            args.seed,
+            args.steps,
+            args.seconds,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )  # stdout: the figures
     print(json.dumps(figures.as_dict(), indent=2) if args.json else figures.text())
     return 1 if figures.violations else 0
 

@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> None:
+def wait_for(
+    condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"
+) -> None:
     """Call ``condition`` until it returns something true; ``TimeoutError`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

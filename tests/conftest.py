@@ -32,9 +32,28 @@ from devenv.seaweed import SeaweedServer
 from .kit.helpers import ROOT, Bucket
 from .kit.kubeenv import KubeEnv, OperatorProcess
 
-SERVICES = {"bindir18", "bindir15", "pg18", "fresh_pg18", "pg15", "s3server", "bucket", "kube", "operator",
-            "namespace", "helm", "bare_kube", "supercronic", "compose_schema", "weed", "seaweed", "store", "any_bucket",
-            "proxy", "promtool"}
+SERVICES = {
+    "bindir18",
+    "bindir15",
+    "pg18",
+    "fresh_pg18",
+    "pg15",
+    "s3server",
+    "bucket",
+    "kube",
+    "operator",
+    "namespace",
+    "helm",
+    "bare_kube",
+    "supercronic",
+    "compose_schema",
+    "weed",
+    "seaweed",
+    "store",
+    "any_bucket",
+    "proxy",
+    "promtool",
+}
 
 
 UNIT = Path(__file__).resolve().parent / "unit"
@@ -52,8 +71,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             offline_only.append(f"{item.nodeid} uses {', '.join(sorted(used))}")
     if offline_only:
         raise pytest.UsageError(
-            "tests/unit runs offline, but " + "; ".join(offline_only)
-            + ": move these tests to tests/integration, tests/faults or tests/k8s")
+            "tests/unit runs offline, but "
+            + "; ".join(offline_only)
+            + ": move these tests to tests/integration, tests/faults or tests/k8s"
+        )
 
 
 def _require(path: Path, how: str) -> Path:

@@ -27,5 +27,7 @@ def write(path: Path) -> str:
         raise ConfigError(f"cannot create {path}: {exc.strerror}") from None
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(pem)
-    return (f"{public}\n# {SIGNING_KEY_FILE.name}={path} for `pgbackup run`; {SIGNING_PUBLIC_KEYS.name}={public} "
-            f"for list, verify, restore and prune (key id {public.id})")
+    return (
+        f"{public}\n# {SIGNING_KEY_FILE.name}={path} for `pgbackup run`; {SIGNING_PUBLIC_KEYS.name}={public} "
+        f"for list, verify, restore and prune (key id {public.id})"
+    )

@@ -68,8 +68,9 @@ def row(backup: Backup) -> dict[str, Any]:
         "state": backup.state(),
         "key": backup.dump.key if backup.dump else (manifest.key if manifest else None),
         "compression": manifest.compression if manifest else None,
-        "encrypted": manifest.encrypted if manifest else (backup.dump.key.endswith(ENCRYPTED_SUFFIX)
-                                                          if backup.dump else None),
+        "encrypted": manifest.encrypted
+        if manifest
+        else (backup.dump.key.endswith(ENCRYPTED_SUFFIX) if backup.dump else None),
         "recipients": manifest.recipients if manifest else None,
         "compressed_bytes": manifest.compressed_bytes if manifest else (backup.dump.size if backup.dump else None),
         "raw_bytes": manifest.raw_bytes if manifest else None,
@@ -99,11 +100,19 @@ def render(catalog: Catalog, database: str | None, *, as_json: bool) -> str:
     for backup in backups:
         data = row(backup)
         size = data["compressed_bytes"]
-        table.append(tuple(escape(cell) for cell in (
-            display_name(backup.database), backup.timestamp,
-            logs.human_bytes(size) if size is not None else "-",
-            (data["sha256"] or "-")[:12], "age" if data["encrypted"] else "-", _flags(backup),
-        )))
+        table.append(
+            tuple(
+                escape(cell)
+                for cell in (
+                    display_name(backup.database),
+                    backup.timestamp,
+                    logs.human_bytes(size) if size is not None else "-",
+                    (data["sha256"] or "-")[:12],
+                    "age" if data["encrypted"] else "-",
+                    _flags(backup),
+                )
+            )
+        )
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(r[:5], widths, strict=False)), r[5]]) for r in table]
     return "\n".join(lines) + "\n"

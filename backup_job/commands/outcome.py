@@ -80,13 +80,17 @@ class RunResult:
     def summary(self) -> str:
         if not self.ok:
             return self.failure_summary()
-        return (f"{len(self.results)} backups succeeded: {logs.human_bytes(self.stored_bytes)} "
-                f"stored in {self.seconds:.1f} s")
+        return (
+            f"{len(self.results)} backups succeeded: {logs.human_bytes(self.stored_bytes)} "
+            f"stored in {self.seconds:.1f} s"
+        )
 
     def figures(self) -> list[DatabaseFigure]:
         """Per database, for the run's metrics."""
-        return [DatabaseFigure(display_name(r.database), r.ok, r.stats.compressed_bytes if r.stats else 0)
-                for r in self.results]
+        return [
+            DatabaseFigure(display_name(r.database), r.ok, r.stats.compressed_bytes if r.stats else 0)
+            for r in self.results
+        ]
 
     def warnings(self) -> list[str]:
         """What deserves a notification even in a successful run: shrink alarms, suspect backups."""
@@ -102,22 +106,45 @@ class RunResult:
         if self.planned is None and not self.results:
             summary = f"run {self.label} stopped by {signal} before any backup started: nothing was stored"
         else:
+
             def named(name: str) -> str:
-                return (f"{display_name(name)!r} (its manifest was on its way: `pgbackup list` shows whether it landed)"
-                        if name in self.finishing else repr(display_name(name)))
-            summary = (f"run {self.label} stopped by {signal}: {len(missing)} of {len(planned)} not stored"
-                       f"{' (' + ', '.join(named(n) for n in missing) + ')' if missing else ''}; stored before the "
-                       f"stop: {', '.join(repr(display_name(n)) for n in stored) if stored else 'none'}")
+                return (
+                    f"{display_name(name)!r} (its manifest was on its way: `pgbackup list` shows whether it landed)"
+                    if name in self.finishing
+                    else repr(display_name(name))
+                )
+
+            summary = (
+                f"run {self.label} stopped by {signal}: {len(missing)} of {len(planned)} not stored"
+                f"{' (' + ', '.join(named(n) for n in missing) + ')' if missing else ''}; stored before the "
+                f"stop: {', '.join(repr(display_name(n)) for n in stored) if stored else 'none'}"
+            )
         return TerminationMessage(
-            summary, command="run", ok=False, timestamp=self.timestamp, seconds=self.seconds or None,
-            stored_bytes=self.stored_bytes, databases_ok=len(stored), databases_failed=len(missing),
-            failed=tuple(display_name(name) for name in missing), shard=str(self.shard) if self.shard.sharded else "",
-            suspect=self.suspect)
+            summary,
+            command="run",
+            ok=False,
+            timestamp=self.timestamp,
+            seconds=self.seconds or None,
+            stored_bytes=self.stored_bytes,
+            databases_ok=len(stored),
+            databases_failed=len(missing),
+            failed=tuple(display_name(name) for name in missing),
+            shard=str(self.shard) if self.shard.sharded else "",
+            suspect=self.suspect,
+        )
 
     def termination(self) -> TerminationMessage:
         """The outcome for the operator (``core.termination``)."""
         return TerminationMessage(
-            self.summary(), command="run", ok=self.ok, timestamp=self.timestamp, seconds=self.seconds,
-            stored_bytes=self.stored_bytes, databases_ok=len(self.succeeded), databases_failed=len(self.failed),
+            self.summary(),
+            command="run",
+            ok=self.ok,
+            timestamp=self.timestamp,
+            seconds=self.seconds,
+            stored_bytes=self.stored_bytes,
+            databases_ok=len(self.succeeded),
+            databases_failed=len(self.failed),
             failed=tuple(display_name(r.database) for r in self.failed),
-            shard=str(self.shard) if self.shard.sharded else "", suspect=self.suspect)
+            shard=str(self.shard) if self.shard.sharded else "",
+            suspect=self.suspect,
+        )

@@ -42,8 +42,10 @@ class Parallel(Generic[T]):
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._stopped = False  # results that come after a stop are not counted
-        self._threads = [threading.Thread(target=self._work, name=f"database-{n + 1}", daemon=True)
-                         for n in range(max(1, min(width, len(jobs))))]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"database-{n + 1}", daemon=True)
+            for n in range(max(1, min(width, len(jobs))))
+        ]
 
     def _work(self) -> None:
         while True:
@@ -90,7 +92,7 @@ class Parallel(Generic[T]):
     def _settle(self) -> None:
         """Wait until every worker has ended or sits in an abandonable call, or the stop's deadline."""
         deadline = stopping.settle_by()
-        while (busy := [t for t in self._threads if t.is_alive() and not stopping.abandoned(t)]):
+        while busy := [t for t in self._threads if t.is_alive() and not stopping.abandoned(t)]:
             left = deadline - time.monotonic()
             if left <= 0:
                 return

@@ -120,8 +120,10 @@ class PruneResult:
         if self.errors:
             return f"{len(self.errors)} deletions failed: {self.errors[0]}"
         if self.unproven:
-            return (f"{len(self.unproven)} backups could not be proven (their stored bytes differ from their "
-                    f"manifests, or could not be read), kept with what is older: {', '.join(self.unproven)}")
+            return (
+                f"{len(self.unproven)} backups could not be proven (their stored bytes differ from their "
+                f"manifests, or could not be read), kept with what is older: {', '.join(self.unproven)}"
+            )
         if self.unsure:
             return f"{len(self.unsure)} dumps listed without a manifest were kept: {self.unsure[0]}"
         return ""
@@ -136,13 +138,23 @@ def _delete(catalog: Catalog, backup: Backup, why: str, dry_run: bool, result: P
                 catalog.storage.delete(key)
             except StorageError as exc:
                 result.errors.append(str(exc))
-                log.error("retention could not delete %s: %s", catalog.storage.describe(key), exc,
-                          extra=logs.fields(event="retention.failed", key=key, error=str(exc)))
+                log.error(
+                    "retention could not delete %s: %s",
+                    catalog.storage.describe(key),
+                    exc,
+                    extra=logs.fields(event="retention.failed", key=key, error=str(exc)),
+                )
                 return  # keep the dump when its manifest could not be removed
         result.deleted.append(key)
-        log.info("retention %s %s (%s of %s from %s)", verb, catalog.storage.describe(key), why, name,
-                 backup.timestamp, extra=logs.fields(event="retention.deleted", key=key,
-                                                     database=backup.database, dry_run=dry_run))
+        log.info(
+            "retention %s %s (%s of %s from %s)",
+            verb,
+            catalog.storage.describe(key),
+            why,
+            name,
+            backup.timestamp,
+            extra=logs.fields(event="retention.deleted", key=key, database=backup.database, dry_run=dry_run),
+        )
 
 
 def prune(catalog: Catalog, policy: RetentionPolicy, now: datetime, *, dry_run: bool = False) -> PruneResult:
@@ -163,19 +175,30 @@ def prune(catalog: Catalog, policy: RetentionPolicy, now: datetime, *, dry_run: 
                 _judge_other(catalog, backup, oldest_kept, now, dry_run, result)
     log.info(
         "retention %s: %d backups kept, %d objects %s%s%s%s",
-        policy.describe(), result.kept, len(result.deleted), "to delete (dry run)" if dry_run else "deleted",
+        policy.describe(),
+        result.kept,
+        len(result.deleted),
+        "to delete (dry run)" if dry_run else "deleted",
         f", {len(result.proven)} proven ({logs.human_bytes(result.proof_bytes)} read)" if result.proven else "",
         f", {len(result.errors)} deletions failed" if result.errors else "",
         f", {len(result.unproven)} backups failed their proof" if result.unproven else "",
-        extra=logs.fields(event="retention.finished", kept=result.kept, deleted=len(result.deleted),
-                          failed=len(result.errors), dry_run=dry_run, proven=len(result.proven),
-                          unproven=len(result.unproven), proof_bytes=result.proof_bytes),
+        extra=logs.fields(
+            event="retention.finished",
+            kept=result.kept,
+            deleted=len(result.deleted),
+            failed=len(result.errors),
+            dry_run=dry_run,
+            proven=len(result.proven),
+            unproven=len(result.unproven),
+            proof_bytes=result.proof_bytes,
+        ),
     )
     return result
 
 
-def _proven_plan(catalog: Catalog, every: list[Backup], policy: RetentionPolicy,
-                 result: PruneResult) -> tuple[list[Backup], dict[str, list[str]], bool]:
+def _proven_plan(
+    catalog: Catalog, every: list[Backup], policy: RetentionPolicy, result: PruneResult
+) -> tuple[list[Backup], dict[str, list[str]], bool]:
     """The trusted backups, the plan over them, and whether it may delete: the newest of them
     is proven whenever the plan deletes anything. A newest one whose bytes differ from its
     manifest is marked damaged (never counted, never deleted) and the plan is made again
@@ -197,7 +220,8 @@ def _deletes(every: list[Backup], trusted: list[Backup], keep: dict[str, list[st
     """Whether the plan deletes a backup (trusted, or unsigned and older than every kept one)."""
     oldest_kept = min(keep) if keep else None
     return any(b.timestamp not in keep for b in trusted) or (
-        oldest_kept is not None and any(b.unsigned and b.timestamp < oldest_kept for b in every))
+        oldest_kept is not None and any(b.unsigned and b.timestamp < oldest_kept for b in every)
+    )
 
 
 def _prove(catalog: Catalog, backup: Backup, result: PruneResult) -> str:
@@ -211,48 +235,80 @@ def _prove(catalog: Catalog, backup: Backup, result: PruneResult) -> str:
     if proof.ok:
         backup.proven = True
         result.proven.append(f"{name} {backup.timestamp}")
-        log.info("retention proved %s of %r restorable before deleting anything of it: %s read and checked "
-                 "in %.1f s", backup.timestamp, name, logs.human_bytes(proof.read_bytes), time.monotonic() - clock,
-                 extra=logs.fields(event="retention.proven", **fields))
+        log.info(
+            "retention proved %s of %r restorable before deleting anything of it: %s read and checked in %.1f s",
+            backup.timestamp,
+            name,
+            logs.human_bytes(proof.read_bytes),
+            time.monotonic() - clock,
+            extra=logs.fields(event="retention.proven", **fields),
+        )
         return "proven"
     result.unproven.append(f"{name} {backup.timestamp}")
     if proof.damaged:
         backup.problem = f"its stored bytes do not match its manifest ({proof.problem})"
-        log.error("retention could not prove %s of %r, the newest backup it would keep: %s; it is kept, and nothing "
-                  "older is deleted until a backup proves; look at it with `pgbackup verify --database %s`",
-                  backup.timestamp, name, proof.problem, name,
-                  extra=logs.fields(event="retention.unproven", error=proof.problem, **fields))
+        log.error(
+            "retention could not prove %s of %r, the newest backup it would keep: %s; it is kept, and nothing "
+            "older is deleted until a backup proves; look at it with `pgbackup verify --database %s`",
+            backup.timestamp,
+            name,
+            proof.problem,
+            name,
+            extra=logs.fields(event="retention.unproven", error=proof.problem, **fields),
+        )
         return "damaged"
-    log.error("retention could not read %s of %r, the newest backup it would keep, to prove it: %s; nothing of %r "
-              "is deleted this time", backup.timestamp, name, proof.problem, name,
-              extra=logs.fields(event="retention.unproven", error=proof.problem, **fields))
+    log.error(
+        "retention could not read %s of %r, the newest backup it would keep, to prove it: %s; nothing of %r "
+        "is deleted this time",
+        backup.timestamp,
+        name,
+        proof.problem,
+        name,
+        extra=logs.fields(event="retention.unproven", error=proof.problem, **fields),
+    )
     return "unreadable"
 
 
-def _judge_other(catalog: Catalog, backup: Backup, oldest_kept: str | None, now: datetime, dry_run: bool,
-                 result: PruneResult) -> None:
+def _judge_other(
+    catalog: Catalog, backup: Backup, oldest_kept: str | None, now: datetime, dry_run: bool, result: PruneResult
+) -> None:
     """What happens to a backup retention does not count: unsigned, suspect, untrusted,
     damaged, unknown or an incomplete leftover."""
     database = backup.database
     if backup.unsigned:
         if oldest_kept is not None and backup.timestamp < oldest_kept:
-            _delete(catalog, backup, f"unsigned, older than every signed backup kept ({oldest_kept})",
-                    dry_run, result)
+            _delete(catalog, backup, f"unsigned, older than every signed backup kept ({oldest_kept})", dry_run, result)
         else:
-            log.info("retention keeps %s of %r: unsigned, and not older than every signed backup kept",
-                     backup.timestamp, display_name(database),
-                     extra=logs.fields(event="retention.unsigned", database=database, timestamp=backup.timestamp))
+            log.info(
+                "retention keeps %s of %r: unsigned, and not older than every signed backup kept",
+                backup.timestamp,
+                display_name(database),
+                extra=logs.fields(event="retention.unsigned", database=database, timestamp=backup.timestamp),
+            )
     elif backup.suspect or backup.untrusted or backup.damaged:
         suspect = backup.suspect or backup.untrusted  # (reported as suspect when also damaged)
         (result.suspect if suspect else result.damaged).append(backup.timestamp)
-        log.warning("retention keeps %s of %r, which is %s; look at it, then remove it by hand: %s",
-                    backup.timestamp, display_name(database), backup.state(),
-                    catalog.storage.removal_command(backup.keys + [o.key for o in backup.others]),
-                    extra=logs.fields(event="retention.suspect" if suspect else "retention.damaged",
-                                      database=database, timestamp=backup.timestamp, state=backup.state()))
+        log.warning(
+            "retention keeps %s of %r, which is %s; look at it, then remove it by hand: %s",
+            backup.timestamp,
+            display_name(database),
+            backup.state(),
+            catalog.storage.removal_command(backup.keys + [o.key for o in backup.others]),
+            extra=logs.fields(
+                event="retention.suspect" if suspect else "retention.damaged",
+                database=database,
+                timestamp=backup.timestamp,
+                state=backup.state(),
+            ),
+        )
     elif backup.unknown:
-        log.info("retention keeps %s of %r: %s", backup.timestamp, display_name(database), backup.state(),
-                 extra=logs.fields(event="retention.unknown", database=database, timestamp=backup.timestamp))
+        log.info(
+            "retention keeps %s of %r: %s",
+            backup.timestamp,
+            display_name(database),
+            backup.state(),
+            extra=logs.fields(event="retention.unknown", database=database, timestamp=backup.timestamp),
+        )
     elif now - backup.time > LEFTOVER_AGE and now - backup.newest_change > LEFTOVER_AGE:
         if _manifest_absent(catalog, backup, result):
             _delete(catalog, backup, f"leftover, {backup.state()}", dry_run, result)
@@ -272,9 +328,15 @@ def _manifest_absent(catalog: Catalog, backup: Backup, result: PruneResult) -> b
     else:
         why = "its manifest exists, though the listing did not show it"
     result.unsure.append(f"{display_name(backup.database)} {backup.timestamp}: {why}")
-    log.error("retention keeps %s of %r, listed as a dump without a manifest: %s; look at it with "
-              "`pgbackup list --database %s`, and run prune again", backup.timestamp, display_name(backup.database),
-              why, display_name(backup.database),
-              extra=logs.fields(event="retention.listing", database=backup.database, timestamp=backup.timestamp,
-                                key=key, error=why))
+    log.error(
+        "retention keeps %s of %r, listed as a dump without a manifest: %s; look at it with "
+        "`pgbackup list --database %s`, and run prune again",
+        backup.timestamp,
+        display_name(backup.database),
+        why,
+        display_name(backup.database),
+        extra=logs.fields(
+            event="retention.listing", database=backup.database, timestamp=backup.timestamp, key=key, error=why
+        ),
+    )
     return False

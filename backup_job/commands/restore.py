@@ -80,30 +80,41 @@ def choose(catalog: Catalog, database: str, at: datetime | None, allow_unsigned:
         return backup
     if backup is not None:
         older = catalog.latest(database, backup.time - timedelta(seconds=1))
-        choice = (f"restore an older one with --at {older.timestamp}" if older is not None
-                  else "no older complete backup exists")
-        raise RestoreError(f"the backup of {name!r} from {backup.timestamp} is {backup.state()}; {choice}",
-                           hint="`pgbackup list` shows every backup and its state")
+        choice = (
+            f"restore an older one with --at {older.timestamp}"
+            if older is not None
+            else "no older complete backup exists"
+        )
+        raise RestoreError(
+            f"the backup of {name!r} from {backup.timestamp} is {backup.state()}; {choice}",
+            hint="`pgbackup list` shows every backup and its state",
+        )
     complete = catalog.complete(database)
     where = catalog.storage.describe(catalog.prefix)
     if not complete:
         some_unsigned = any(b.unsigned for b in catalog.of(database))
-        raise NotFoundError(f"no complete {'signed ' if some_unsigned else ''}backup of {name!r} under {where}; "
-                            f"`pgbackup list` shows what exists"
-                            f"{'; restore an unsigned one with --allow-unsigned' if some_unsigned else ''}")
+        raise NotFoundError(
+            f"no complete {'signed ' if some_unsigned else ''}backup of {name!r} under {where}; "
+            f"`pgbackup list` shows what exists"
+            f"{'; restore an unsigned one with --allow-unsigned' if some_unsigned else ''}"
+        )
     oldest = complete[-1].timestamp
-    raise NotFoundError(
-        f"no backup of {name!r} at or before {at.isoformat() if at else 'now'}; the oldest is {oldest}"
-    )
+    raise NotFoundError(f"no backup of {name!r} at or before {at.isoformat() if at else 'now'}; the oldest is {oldest}")
 
 
 def _warn_passed_over(catalog: Catalog, database: str, chosen: Backup | None, at: datetime | None) -> None:
     for backup in catalog.passed_over(database, chosen, at):
         if backup is chosen:
             continue
-        log.warning("the backup of %r from %s is not restored: it is %s", display_name(database), backup.timestamp,
-                    backup.state(), extra=logs.fields(event="restore.passed_over", database=database,
-                                                      timestamp=backup.timestamp, state=backup.state()))
+        log.warning(
+            "the backup of %r from %s is not restored: it is %s",
+            display_name(database),
+            backup.timestamp,
+            backup.state(),
+            extra=logs.fields(
+                event="restore.passed_over", database=database, timestamp=backup.timestamp, state=backup.state()
+            ),
+        )
 
 
 @dataclass
@@ -116,9 +127,18 @@ class RestoreResult:
 
 
 def restore_database(
-    catalog: Catalog, target: Target, database: str, *, at: datetime | None = None,
-    into: str | None = None, create: bool = False, clean: bool = False, bindir: Path | None = None,
-    keyring: Keyring | None = None, allow_unsigned: bool = False, as_superuser: bool = False,
+    catalog: Catalog,
+    target: Target,
+    database: str,
+    *,
+    at: datetime | None = None,
+    into: str | None = None,
+    create: bool = False,
+    clean: bool = False,
+    bindir: Path | None = None,
+    keyring: Keyring | None = None,
+    allow_unsigned: bool = False,
+    as_superuser: bool = False,
 ) -> RestoreResult:
     """Restore ``database``'s backup into ``into`` (default: the same name)."""
     started = time.monotonic()
@@ -131,7 +151,8 @@ def restore_database(
             f"--clean drops the contents of the target inside the restore's transaction, and the backup of "
             f"{display_name(database)!r} from {backup.timestamp} is not signed: its SQL could commit that drop "
             f"early (whoever can write the bucket could have made it)",
-            hint=f"sign backups ({SIGNING_KEY_FILE.name}, {SIGNING_PUBLIC_KEYS.name}), or add --allow-unsigned")
+            hint=f"sign backups ({SIGNING_KEY_FILE.name}, {SIGNING_PUBLIC_KEYS.name}), or add --allow-unsigned",
+        )
     name = into or database
     psql_path = _psql(bindir)
     if not as_superuser:
@@ -139,18 +160,28 @@ def restore_database(
     storage = catalog.storage
     exists = database_exists(target, name)
     if create and exists:
-        raise RestoreError(f"database {name!r} exists already on {target.label}; drop it, pick another "
-                           f"--target, or restore into it without --create")
+        raise RestoreError(
+            f"database {name!r} exists already on {target.label}; drop it, pick another "
+            f"--target, or restore into it without --create"
+        )
     if not create and not exists:
         raise NotFoundError(f"database {name!r} does not exist on {target.label}; add --create to create it")
     if exists and not clean:
         objects = count_objects(target, name)
         if objects:
-            raise RestoreError(f"database {name!r} is not empty ({objects} objects); restore with --clean to "
-                               f"replace its contents, or into an empty or new database (--target, --create)")
-    log.info("restore of %r from %s (%s) into %r started%s", display_name(database), backup.timestamp,
-             storage.describe(backup.manifest.key), name, " (--clean)" if clean else "",
-             extra=logs.fields(event="restore.started", database=database, target=name, timestamp=backup.timestamp))
+            raise RestoreError(
+                f"database {name!r} is not empty ({objects} objects); restore with --clean to "
+                f"replace its contents, or into an empty or new database (--target, --create)"
+            )
+    log.info(
+        "restore of %r from %s (%s) into %r started%s",
+        display_name(database),
+        backup.timestamp,
+        storage.describe(backup.manifest.key),
+        name,
+        " (--clean)" if clean else "",
+        extra=logs.fields(event="restore.started", database=database, target=name, timestamp=backup.timestamp),
+    )
     created = False
     try:
         properties = database_properties(backup.manifest, keyring) if create else None
@@ -161,8 +192,9 @@ def restore_database(
                 except RestoreError:
                     raise  # a property refused before anything was created: its own line
                 except Exception as exc:
-                    raise RestoreError(f"CREATE DATABASE {name!r} failed: {one_line(exc)}",
-                                       hint=_owner_hint(exc)) from exc
+                    raise RestoreError(
+                        f"CREATE DATABASE {name!r} failed: {one_line(exc)}", hint=_owner_hint(exc)
+                    ) from exc
                 created = True
         stats = load_backup(catalog, backup, psql_path, target, name, clean=clean, keyring=keyring)
         if create:
@@ -172,17 +204,29 @@ def restore_database(
                 except RestoreError:
                     raise
                 except Exception as exc:
-                    raise RestoreError(f"reapplying the settings of database {name!r} failed: {one_line(exc)}",
-                                       hint=_owner_hint(exc)) from exc
+                    raise RestoreError(
+                        f"reapplying the settings of database {name!r} failed: {one_line(exc)}", hint=_owner_hint(exc)
+                    ) from exc
     except BaseException:
         if created:
             _drop_quietly(target, name)
         raise
     seconds = time.monotonic() - started
-    log.info("restore of %r into %r finished: %s from %s, sha256 verified, in %.1f s",
-             display_name(database), name, logs.human_bytes(stats.raw_bytes), backup.timestamp, seconds,
-             extra=logs.fields(event="restore.finished", database=database, target=name,
-                               raw_bytes=stats.raw_bytes, seconds=round(seconds, 3)))
+    log.info(
+        "restore of %r into %r finished: %s from %s, sha256 verified, in %.1f s",
+        display_name(database),
+        name,
+        logs.human_bytes(stats.raw_bytes),
+        backup.timestamp,
+        seconds,
+        extra=logs.fields(
+            event="restore.finished",
+            database=database,
+            target=name,
+            raw_bytes=stats.raw_bytes,
+            seconds=round(seconds, 3),
+        ),
+    )
     return RestoreResult(database, name, backup, stats, seconds)
 
 
@@ -201,18 +245,24 @@ def _refuse_owners_code_as_superuser(target: Target, backup: Backup) -> None:
         found = superuser_roles(target, owners)
         missing = [owner for owner in owners if owner not in found]
         if missing:
-            raise NotFoundError(f"the backup of {name!r} holds objects of roles that do not exist on {target.label} "
-                                f"({', '.join(repr(o) for o in missing[:5])})",
-                                hint="restore the roles first with `pgbackup restore --globals` (or --with-globals)")
+            raise NotFoundError(
+                f"the backup of {name!r} holds objects of roles that do not exist on {target.label} "
+                f"({', '.join(repr(o) for o in missing[:5])})",
+                hint="restore the roles first with `pgbackup restore --globals` (or --with-globals)",
+            )
         others = [owner for owner in owners if not found[owner]]
     if others == []:
         return
-    whose = (f"roles that are not superusers ({', '.join(repr(o) for o in others[:5])})" if others
-             else "roles it does not record (made before pgbackup recorded them)")
+    whose = (
+        f"roles that are not superusers ({', '.join(repr(o) for o in others[:5])})"
+        if others
+        else "roles it does not record (made before pgbackup recorded them)"
+    )
     raise RestoreError(
         f"the backup of {name!r} from {backup.timestamp} holds objects of {whose}; restored by a superuser, their "
         f"code (constraints, defaults, index expressions) would run in a session it can turn into the superuser's",
-        hint=f"restore as the database's owner (PGUSER), or add --as-superuser if every owner of {name!r} is trusted")
+        hint=f"restore as the database's owner (PGUSER), or add --as-superuser if every owner of {name!r} is trusted",
+    )
 
 
 def _psql(bindir: Path | None) -> str:
@@ -225,8 +275,14 @@ def _psql(bindir: Path | None) -> str:
 
 
 def restore_globals(
-    catalog: Catalog, target: Target, *, at: datetime | None, bindir: Path | None = None,
-    keyring: Keyring | None = None, allow_unsigned: bool = False, limit: int = GLOBALS_LIMIT,
+    catalog: Catalog,
+    target: Target,
+    *,
+    at: datetime | None,
+    bindir: Path | None = None,
+    keyring: Keyring | None = None,
+    allow_unsigned: bool = False,
+    limit: int = GLOBALS_LIMIT,
 ) -> int:
     """Load the roles and tablespaces; the number of statements that failed as expected."""
     backup = choose(catalog, GLOBALS, at, allow_unsigned)
@@ -238,14 +294,19 @@ def restore_globals(
 
     def held(piece: bytes) -> None:  # read whole and checked before loading, within the limit
         if len(data) + len(piece) > limit:
-            raise RestoreError(f"the globals of {backup.timestamp} hold more than {limit // (1024 * 1024)} MiB once "
-                               f"decompressed, more than {GLOBALS_LIMIT_MB.name} allows",
-                               hint=f"raise {GLOBALS_LIMIT_MB.name} if the server really has that many roles")
+            raise RestoreError(
+                f"the globals of {backup.timestamp} hold more than {limit // (1024 * 1024)} MiB once "
+                f"decompressed, more than {GLOBALS_LIMIT_MB.name} allows",
+                hint=f"raise {GLOBALS_LIMIT_MB.name} if the server really has that many roles",
+            )
         data.extend(piece)
 
     read_verified(catalog.storage, catalog.details(backup), held, keyring=keyring)
-    log.info("restore of the globals from %s started (sha256 verified)", backup.timestamp,
-             extra=logs.fields(event="restore.started", database="", timestamp=backup.timestamp))
+    log.info(
+        "restore of the globals from %s started (sha256 verified)",
+        backup.timestamp,
+        extra=logs.fields(event="restore.started", database="", timestamp=backup.timestamp),
+    )
     psql = Psql(psql_path, target.child_env(target.maintenance_database), transaction=False, stop_on_error=False)
     try:
         psql.write_dump(bytes(data))
@@ -260,10 +321,16 @@ def restore_globals(
         first = error_line(unexpected[0])
         raise RestoreError(f"{len(unexpected)} statements of the globals failed, the first at {first}")
     if backup.manifest.role_passwords is False:
-        log.warning("the globals of %s were stored without role passwords (the server did not allow "
-                    "reading them); set passwords with ALTER ROLE ... PASSWORD", backup.timestamp)
-    log.info("restore of the globals finished: %d roles or tablespaces existed already and were updated",
-             len(errors), extra=logs.fields(event="restore.finished", database=""))
+        log.warning(
+            "the globals of %s were stored without role passwords (the server did not allow "
+            "reading them); set passwords with ALTER ROLE ... PASSWORD",
+            backup.timestamp,
+        )
+    log.info(
+        "restore of the globals finished: %d roles or tablespaces existed already and were updated",
+        len(errors),
+        extra=logs.fields(event="restore.finished", database=""),
+    )
     return len(errors)
 
 

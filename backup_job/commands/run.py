@@ -108,24 +108,49 @@ def prepare(settings: Settings) -> Tools:
     warning = unenforced("pg_dump", dump_version)
     if warning:
         log.warning(warning, extra=logs.fields(event="auth.unenforced"))
-    return Tools(pg_dump=pg_dump, pg_dump_version=dump_version, server=server, pg_dumpall=pg_dumpall,
-                 system_identifier=system_identifier(backup_server(), settings.postgres.discovery_database),
-                 database=settings.postgres.discovery_database)
+    return Tools(
+        pg_dump=pg_dump,
+        pg_dump_version=dump_version,
+        server=server,
+        pg_dumpall=pg_dumpall,
+        system_identifier=system_identifier(backup_server(), settings.postgres.discovery_database),
+        database=settings.postgres.discovery_database,
+    )
 
 
-def writer(settings: Settings, storage: Storage, tools: Tools, timestamp: str,
-           listed: frozenset[str] | None = None, signer: SigningKey | None = None) -> BackupRun:
+def writer(
+    settings: Settings,
+    storage: Storage,
+    tools: Tools,
+    timestamp: str,
+    listed: frozenset[str] | None = None,
+    signer: SigningKey | None = None,
+) -> BackupRun:
     """The run's writer, with what every manifest of the run shares and the CPUs it shares out."""
-    facts = RunFacts(run_timestamp=timestamp, pg_dump_version=tools.pg_dump_version,
-                     server_version=tools.server.version, compression=settings.compression.format,
-                     compression_level=settings.compression.level,
-                     pg_dump_options=settings.dump.pg_dump_options, recipients=settings.encryption.encrypt_to,
-                     server_system_identifier=tools.system_identifier,
-                     **({"run_id": settings.run.run_id} if settings.run.run_id else {}))
-    return BackupRun(settings.destination.prefix, storage, facts, dump=settings.dump,
-                     compression=settings.compression, encryption=settings.encryption, run=settings.run,
-                     upload=settings.upload, cpus=CpuShare(cpus.usable(), settings.compression.threads), listed=listed,
-                     signer=signer)
+    facts = RunFacts(
+        run_timestamp=timestamp,
+        pg_dump_version=tools.pg_dump_version,
+        server_version=tools.server.version,
+        compression=settings.compression.format,
+        compression_level=settings.compression.level,
+        pg_dump_options=settings.dump.pg_dump_options,
+        recipients=settings.encryption.encrypt_to,
+        server_system_identifier=tools.system_identifier,
+        **({"run_id": settings.run.run_id} if settings.run.run_id else {}),
+    )
+    return BackupRun(
+        settings.destination.prefix,
+        storage,
+        facts,
+        dump=settings.dump,
+        compression=settings.compression,
+        encryption=settings.encryption,
+        run=settings.run,
+        upload=settings.upload,
+        cpus=CpuShare(cpus.usable(), settings.compression.threads),
+        listed=listed,
+        signer=signer,
+    )
 
 
 def attempt(run: BackupRun, source: Source) -> DatabaseResult:
@@ -137,8 +162,9 @@ def attempt(run: BackupRun, source: Source) -> DatabaseResult:
         return DatabaseResult(database=source.database, ok=False, key=dump_key, error=str(exc))
     except Exception as exc:  # one database's surprise never stops the others
         log.debug("unexpected error backing up %r", display_name(source.database), exc_info=True)
-        return DatabaseResult(database=source.database, ok=False, key=dump_key,
-                              error=f"unexpected {type(exc).__name__}: {exc}")
+        return DatabaseResult(
+            database=source.database, ok=False, key=dump_key, error=f"unexpected {type(exc).__name__}: {exc}"
+        )
     return DatabaseResult(database=source.database, ok=True, key=stored.key, stats=stored.stats, shrunk=stored.shrunk)
 
 
@@ -146,19 +172,34 @@ def key_moment(settings: Settings, now: datetime) -> datetime:
     """The run's key moment (``core.runkey``); warns when a Job name's number was not taken."""
     moment, _origin, ignored = run_moment(settings.run.run_timestamp, settings.run.job_name, now)
     if ignored:
-        log.warning("%s=%s gives no run timestamp: %s; the run uses the clock", JOB_NAME.name, settings.run.job_name,
-                    ignored, extra=logs.fields(event="run.timestamp_from_clock"))
+        log.warning(
+            "%s=%s gives no run timestamp: %s; the run uses the clock",
+            JOB_NAME.name,
+            settings.run.job_name,
+            ignored,
+            extra=logs.fields(event="run.timestamp_from_clock"),
+        )
     return moment
 
 
-def backup_database(run: BackupRun, tools: Tools, database: str, properties: dict[str, Any] | None = None,
-                    previous: Manifest | None = None) -> DatabaseResult:
+def backup_database(
+    run: BackupRun,
+    tools: Tools,
+    database: str,
+    properties: dict[str, Any] | None = None,
+    previous: Manifest | None = None,
+) -> DatabaseResult:
     """Back up one database: dump object, then manifest."""
     dump = run.dump
 
     def make_dump() -> PgDump:
-        return PgDump(tools.pg_dump, database, lock_wait_timeout=dump.lock_wait_timeout,
-                      extra_options=dump.pg_dump_options, timeout=dump.database_timeout)
+        return PgDump(
+            tools.pg_dump,
+            database,
+            lock_wait_timeout=dump.lock_wait_timeout,
+            extra_options=dump.pg_dump_options,
+            timeout=dump.database_timeout,
+        )
 
     with stopping.abandonable():  # a query to a server that stopped answering: a stop does not wait for it
         owners = _owners(database)
@@ -171,26 +212,38 @@ def _owners(database: str) -> list[str] | None:
     try:
         return database_owners(backup_server(), database)
     except Exception as exc:  # psycopg2's errors, or a database that went away: the dump will say
-        log.warning("the owners of %r were not recorded (%s); restoring it as a superuser will need --as-superuser",
-                    display_name(database), one_line(exc)[:200], extra=logs.fields(event="backup.owners_unknown",
-                                                                                database=database))
+        log.warning(
+            "the owners of %r were not recorded (%s); restoring it as a superuser will need --as-superuser",
+            display_name(database),
+            one_line(exc)[:200],
+            extra=logs.fields(event="backup.owners_unknown", database=database),
+        )
         return None
 
 
 def backup_globals(run: BackupRun, tools: Tools) -> DatabaseResult:
     """Store ``pg_dumpall --globals-only``; without role passwords where reading them is denied."""
+
     def source(role_passwords: bool) -> Source:
         def make_dump() -> PgDump:
             argv = globals_argv(tools.pg_dumpall, tools.database, role_passwords)
-            return PgDump(tools.pg_dumpall, GLOBALS, lock_wait_timeout=0, extra_options=(),
-                          timeout=run.dump.database_timeout, argv=argv)
+            return PgDump(
+                tools.pg_dumpall,
+                GLOBALS,
+                lock_wait_timeout=0,
+                extra_options=(),
+                timeout=run.dump.database_timeout,
+                argv=argv,
+            )
+
         return Source(GLOBALS, make_dump, role_passwords=role_passwords, count_rows=False)
 
     result = attempt(run, source(True))
     if not result.ok and "pg_authid" in result.error and "permission denied" in result.error:
         log.warning(
             "the server does not let %s read role passwords (%s); storing the globals without them",
-            os.environ.get(PGUSER.name) or "this user", result.error,
+            os.environ.get(PGUSER.name) or "this user",
+            result.error,
             extra=logs.fields(event="backup.globals_without_passwords", database=GLOBALS),
         )
         result = attempt(run, source(False))
@@ -199,9 +252,12 @@ def backup_globals(run: BackupRun, tools: Tools) -> DatabaseResult:
 
 def _logged(result: DatabaseResult) -> DatabaseResult:
     if not result.ok and not stopping.requested():  # after a stop, the run's stopped line names it
-        log.error("backup of %r FAILED: %s", display_name(result.database), result.error,
-                  extra=logs.fields(event="backup.failed", database=result.database, key=result.key,
-                                    error=result.error))
+        log.error(
+            "backup of %r FAILED: %s",
+            display_name(result.database),
+            result.error,
+            extra=logs.fields(event="backup.failed", database=result.database, key=result.key, error=result.error),
+        )
     return result
 
 
@@ -229,28 +285,41 @@ def run(settings: Settings, started: datetime | None = None, result: RunResult |
     storage.prepare()
     log.info(
         "run %s started: %d databases%s on PostgreSQL %s with pg_dump %s -> %s",
-        result.label, len(mine.databases),
-        f" of {len(selection.databases)}" if settings.run.shard.sharded else "", tools.server.version,
-        tools.pg_dump_version, settings.destination.url,
-        extra=logs.fields(event="run.started", timestamp=result.timestamp, databases=list(mine.databases),
-                          **({"shard": str(settings.run.shard)} if settings.run.shard.sharded else {})),
+        result.label,
+        len(mine.databases),
+        f" of {len(selection.databases)}" if settings.run.shard.sharded else "",
+        tools.server.version,
+        tools.pg_dump_version,
+        settings.destination.url,
+        extra=logs.fields(
+            event="run.started",
+            timestamp=result.timestamp,
+            databases=list(mine.databases),
+            **({"shard": str(settings.run.shard)} if settings.run.shard.sharded else {}),
+        ),
     )
-    sweep_unfinished_uploads(storage, settings.destination.prefix, timedelta(seconds=settings.upload.abandoned_upload_age))
+    sweep_unfinished_uploads(
+        storage, settings.destination.prefix, timedelta(seconds=settings.upload.abandoned_upload_age)
+    )
     previous = _previous_backups(settings, storage, signer)
     result.suspect = _warn_suspect(previous)
     properties = _database_properties(settings, mine.databases)
     _log_skipped(tools.server)
     for name in mine.missing:
         why = tools.server.skipped.get(name)
-        error = (f"cannot be dumped: {why}" if why else f"no such database; check {DATABASES.name}")
+        error = f"cannot be dumped: {why}" if why else f"no such database; check {DATABASES.name}"
         result.results.append(_logged(DatabaseResult(name, ok=False, error=error)))
-    backups = writer(settings, storage, tools, result.timestamp, previous.keys() if previous is not None else None,
-                     signer)
+    backups = writer(
+        settings, storage, tools, result.timestamp, previous.keys() if previous is not None else None, signer
+    )
     jobs: list[Callable[[], DatabaseResult]] = [partial(backup_globals, backups, tools)] if mine.globals else []
     for database in mine.databases:
         last = previous.latest(database) if previous is not None else None
-        jobs.append(partial(backup_database, backups, tools, database, properties.get(database),
-                            last.manifest if last else None))
+        jobs.append(
+            partial(
+                backup_database, backups, tools, database, properties.get(database), last.manifest if last else None
+            )
+        )
     parallel = Parallel(jobs, settings.dump.parallel_databases)
     try:
         result.results.extend(parallel.run(backups.stop))
@@ -264,8 +333,9 @@ def run(settings: Settings, started: datetime | None = None, result: RunResult |
     if settings.run.retention:
         _apply_retention(settings, storage, result, signer)
     if result.ok and settings.run.shard.sharded and settings.report.healthcheck_url is not None:
-        result.ping_success = shards.announce_whole_run(storage, settings.destination.prefix, result.timestamp,
-                                                        settings.run.run_id, mine)
+        result.ping_success = shards.announce_whole_run(
+            storage, settings.destination.prefix, result.timestamp, settings.run.run_id, mine
+        )
     return result
 
 
@@ -276,7 +346,8 @@ def _log_skipped(server: Server) -> None:
     names = ", ".join(f"{name!r} ({why})" for name, why in server.skipped.items())
     worrying = any(why != TEMPLATE for why in server.skipped.values())
     (log.warning if worrying else log.info)(
-        "not backed up: %s", names, extra=logs.fields(event="run.skipped", skipped=server.skipped))
+        "not backed up: %s", names, extra=logs.fields(event="run.skipped", skipped=server.skipped)
+    )
 
 
 def _log_summary(result: RunResult) -> None:
@@ -284,20 +355,30 @@ def _log_summary(result: RunResult) -> None:
     log_summary = log.error if result.failed else log.info
     log_summary(
         "run %s %s: %d ok, %d failed%s, %s written in %.1f s",
-        result.label, "FAILED" if result.failed else "finished",
-        len(result.succeeded), len(result.failed),
+        result.label,
+        "FAILED" if result.failed else "finished",
+        len(result.succeeded),
+        len(result.failed),
         f" ({', '.join(display_name(r.database) for r in result.failed)})" if result.failed else "",
-        logs.human_bytes(total), result.seconds,
-        extra=logs.fields(event="run.finished", ok=len(result.succeeded), failed=len(result.failed),
-                          compressed_bytes=total, seconds=round(result.seconds, 3),
-                          **({"shard": str(result.shard)} if result.shard.sharded else {})),
+        logs.human_bytes(total),
+        result.seconds,
+        extra=logs.fields(
+            event="run.finished",
+            ok=len(result.succeeded),
+            failed=len(result.failed),
+            compressed_bytes=total,
+            seconds=round(result.seconds, 3),
+            **({"shard": str(result.shard)} if result.shard.sharded else {}),
+        ),
     )
 
 
 def _apply_retention(settings: Settings, storage: Storage, result: RunResult, signer: SigningKey | None) -> None:
     if result.failed:
-        log.warning("retention skipped: the run had failures, so nothing is deleted",
-                    extra=logs.fields(event="retention.skipped"))
+        log.warning(
+            "retention skipped: the run had failures, so nothing is deleted",
+            extra=logs.fields(event="retention.skipped"),
+        )
         return
     try:
         catalog = open_catalog(settings, storage, signer)
@@ -307,8 +388,11 @@ def _apply_retention(settings: Settings, storage: Storage, result: RunResult, si
     else:
         result.retention_error = result.retention.trouble()
     if result.retention_error:
-        log.error("retention FAILED: %s", result.retention_error,
-                  extra=logs.fields(event="retention.failed", error=result.retention_error))
+        log.error(
+            "retention FAILED: %s",
+            result.retention_error,
+            extra=logs.fields(event="retention.failed", error=result.retention_error),
+        )
 
 
 def _warn_suspect(catalog: Catalog | None) -> int | None:
@@ -318,10 +402,13 @@ def _warn_suspect(catalog: Catalog | None) -> int | None:
         return None
     suspects = catalog.suspects()
     if suspects:
-        log.warning("%d backups in the destination are SUSPECT, dated in the future: %s; never picked, kept or "
-                    "deleted by retention; look at them (`pgbackup list`)", len(suspects),
-                    ", ".join(f"{display_name(b.database)!r} {b.timestamp}" for b in suspects[:5]),
-                    extra=logs.fields(event="run.suspect", count=len(suspects)))
+        log.warning(
+            "%d backups in the destination are SUSPECT, dated in the future: %s; never picked, kept or "
+            "deleted by retention; look at them (`pgbackup list`)",
+            len(suspects),
+            ", ".join(f"{display_name(b.database)!r} {b.timestamp}" for b in suspects[:5]),
+            extra=logs.fields(event="run.suspect", count=len(suspects)),
+        )
     return len(suspects)
 
 

@@ -65,8 +65,10 @@ def validate_crontab(path: Path) -> int:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise ConfigError(f"configuration error: the crontab {path} cannot be read ({exc.strerror}); "
-                          f"set {SCHEDULE.name} or {CRONTAB.name}") from exc
+        raise ConfigError(
+            f"configuration error: the crontab {path} cannot be read ({exc.strerror}); "
+            f"set {SCHEDULE.name} or {CRONTAB.name}"
+        ) from exc
     jobs = 0
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -104,13 +106,17 @@ def crontab_for(schedule: ScheduleSettings) -> Path:
 def find_supercronic(schedule: ScheduleSettings) -> str:
     if schedule.supercronic:
         if not (os.path.isfile(schedule.supercronic) and os.access(schedule.supercronic, os.X_OK)):
-            raise ConfigError(f"configuration error: {SUPERCRONIC.name}={schedule.supercronic!r} is not an executable "
-                              "file; point it at Supercronic, or unset it to find supercronic on PATH")
+            raise ConfigError(
+                f"configuration error: {SUPERCRONIC.name}={schedule.supercronic!r} is not an executable "
+                "file; point it at Supercronic, or unset it to find supercronic on PATH"
+            )
         return schedule.supercronic
     found = shutil.which("supercronic")
     if not found:
-        raise ConfigError("configuration error: supercronic was not found on PATH; "
-                          f"the pgbackup image ships it, or set {SUPERCRONIC.name} to its path")
+        raise ConfigError(
+            "configuration error: supercronic was not found on PATH; "
+            f"the pgbackup image ships it, or set {SUPERCRONIC.name} to its path"
+        )
     return found
 
 
@@ -121,9 +127,14 @@ def start(schedule: ScheduleSettings) -> int:
     check = subprocess.run([supercronic, "-test", str(crontab)], capture_output=True, text=True)
     if check.returncode != 0:
         detail = (check.stderr or check.stdout).strip().splitlines()
-        raise ConfigError(f"configuration error: supercronic rejected {crontab}: {detail[-1] if detail else 'no reason given'}")
-    log.info("schedule from %s: %s", crontab, "; ".join(
-        line for line in crontab.read_text().splitlines() if line.strip() and not line.startswith("#")))
+        raise ConfigError(
+            f"configuration error: supercronic rejected {crontab}: {detail[-1] if detail else 'no reason given'}"
+        )
+    log.info(
+        "schedule from %s: %s",
+        crontab,
+        "; ".join(line for line in crontab.read_text().splitlines() if line.strip() and not line.startswith("#")),
+    )
     if schedule.run_on_start:
         log.info("%s: running one backup before the schedule starts", RUN_ON_START.name)
         code = subprocess.run([sys.executable, "-m", "backup_job", "run"]).returncode

@@ -80,19 +80,40 @@ def announce_whole_run(storage: Storage, prefix: str, timestamp: str, run_id: st
     """Whether this shard, having succeeded, may ping success for the whole run; logs why not."""
     fields = logs.fields(event="run.whole", timestamp=timestamp, shard=str(mine.shard))
     if mine.run_missing:
-        log.info("no success ping from shard %s: the run names databases that do not exist, so it failed "
-                 "(their shard says so)", mine.shard, extra=fields)
+        log.info(
+            "no success ping from shard %s: the run names databases that do not exist, so it failed "
+            "(their shard says so)",
+            mine.shard,
+            extra=fields,
+        )
         return False
     try:
         why = not_stored(storage, prefix, timestamp, run_id, mine.run_databases)
     except PgBackupError as exc:
-        log.warning("no success ping from shard %s: cannot list the destination to see whether every shard "
-                    "of run %s has finished (%s)", mine.shard, timestamp, exc, extra=fields)
+        log.warning(
+            "no success ping from shard %s: cannot list the destination to see whether every shard "
+            "of run %s has finished (%s)",
+            mine.shard,
+            timestamp,
+            exc,
+            extra=fields,
+        )
         return False
     if why:
-        log.info("no success ping from shard %s: run %s is not completely stored yet (%s); the last shard to "
-                 "finish sends it", mine.shard, timestamp, why, extra=fields)
+        log.info(
+            "no success ping from shard %s: run %s is not completely stored yet (%s); the last shard to "
+            "finish sends it",
+            mine.shard,
+            timestamp,
+            why,
+            extra=fields,
+        )
         return False
-    log.info("every shard of run %s has stored its backups (%d): shard %s sends the success ping", timestamp,
-             len(mine.run_databases), mine.shard, extra=fields)
+    log.info(
+        "every shard of run %s has stored its backups (%d): shard %s sends the success ping",
+        timestamp,
+        len(mine.run_databases),
+        mine.shard,
+        extra=fields,
+    )
     return True

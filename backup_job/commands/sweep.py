@@ -53,8 +53,11 @@ def sweep_unfinished_uploads(storage: Storage, prefix: str, age: timedelta) -> N
             for upload in old:
                 if not storage.written_since(upload, listing.clock - age):
                     storage.abort_upload(upload)
-                    log.warning("aborted an unfinished upload left by an earlier run: %s",
-                                storage.describe(upload.key), extra=logs.fields(event="sweep.aborted"))
+                    log.warning(
+                        "aborted an unfinished upload left by an earlier run: %s",
+                        storage.describe(upload.key),
+                        extra=logs.fields(event="sweep.aborted"),
+                    )
     except AccessDeniedError as exc:  # the write-only policy, by design: the lifecycle rule cleans up
         log.info("unfinished uploads of earlier runs not swept: %s", exc)
         return
@@ -62,10 +65,14 @@ def sweep_unfinished_uploads(storage: Storage, prefix: str, age: timedelta) -> N
         log.warning("could not clean up unfinished uploads: %s", exc)
         return
     if doubt is not None:
-        log.warning("unfinished uploads in %s not swept: the store's upload dates cannot be trusted (%s), so a live "
-                    "run's upload could look abandoned; let the bucket's lifecycle rule abort abandoned uploads "
-                    "(AbortIncompleteMultipartUpload, see docs/failures.md#unfinished-uploads)", where, doubt,
-                    extra=logs.fields(event="sweep.untrusted"))
+        log.warning(
+            "unfinished uploads in %s not swept: the store's upload dates cannot be trusted (%s), so a live "
+            "run's upload could look abandoned; let the bucket's lifecycle rule abort abandoned uploads "
+            "(AbortIncompleteMultipartUpload, see docs/failures.md#unfinished-uploads)",
+            where,
+            doubt,
+            extra=logs.fields(event="sweep.untrusted"),
+        )
 
 
 def _ours(prefix: str, key: str) -> bool:
@@ -84,8 +91,11 @@ def _old(prefix: str, listing: OpenUploads, age: timedelta) -> list[OpenUpload]:
     if listing.clock is None:
         return []
     threshold = listing.clock - age
-    return [upload for upload in listing.uploads
-            if upload.initiated < threshold and (_ours(prefix, upload.key) or is_probe(prefix, upload.key))]
+    return [
+        upload
+        for upload in listing.uploads
+        if upload.initiated < threshold and (_ours(prefix, upload.key) or is_probe(prefix, upload.key))
+    ]
 
 
 def _doubt(prefix: str, listing: OpenUploads, old: list[OpenUpload]) -> str | None:

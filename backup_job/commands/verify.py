@@ -81,10 +81,15 @@ class VerifyResult:
 
     def termination(self, seconds: float) -> TerminationMessage:
         """The outcome for the operator (``core.termination``)."""
-        return TerminationMessage(self.summary(), command="verify", ok=not self.failed, seconds=seconds,
-                                  databases_ok=len(self.results) - len(self.failed),
-                                  databases_failed=len(self.failed),
-                                  failed=tuple(r.database for r in self.failed))
+        return TerminationMessage(
+            self.summary(),
+            command="verify",
+            ok=not self.failed,
+            seconds=seconds,
+            databases_ok=len(self.results) - len(self.failed),
+            databases_failed=len(self.failed),
+            failed=tuple(r.database for r in self.failed),
+        )
 
     def summary(self) -> str:
         ok = len(self.results) - len(self.failed)
@@ -101,8 +106,10 @@ def scratch_name(now: datetime) -> str:
 def drop_stale_scratch(target: Target, now: datetime) -> None:
     """Drop scratch databases a killed drill left, once they are older than a day."""
     with closing(target.connect()) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT datname FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.~~) %s",
-                       (SCRATCH_PREFIX.replace("_", r"\_") + "%",))
+        cursor.execute(
+            "SELECT datname FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.~~) %s",
+            (SCRATCH_PREFIX.replace("_", r"\_") + "%",),
+        )
         names = [str(row[0]) for row in cursor.fetchall()]
     for name in names:
         match = _SCRATCH.fullmatch(name)
@@ -140,16 +147,22 @@ class DrillServer:
             scratch, backed_up = self.identifier("scratch"), source or self.identifier("backup")
             if scratch and backed_up and scratch != backed_up:
                 return ""
-            why = ("the scratch server is the server it was taken from (the same system_identifier)" if scratch
-                   and scratch == backed_up else "the scratch server cannot be told apart from the server it was "
-                   "taken from (a system_identifier cannot be read, which counts as the same)")
-        return (f"not drilled: {why}; restoring runs its owners' functions with the drill's rights next to every "
-                f"other database there. Set a separate scratch server ({SCRATCH_SERVER.host.name}, ...), or "
-                f"{VERIFY_ON_BACKUP_SERVER.name}=true if every owner of {database!r} is trusted")
+            why = (
+                "the scratch server is the server it was taken from (the same system_identifier)"
+                if scratch and scratch == backed_up
+                else "the scratch server cannot be told apart from the server it was "
+                "taken from (a system_identifier cannot be read, which counts as the same)"
+            )
+        return (
+            f"not drilled: {why}; restoring runs its owners' functions with the drill's rights next to every "
+            f"other database there. Set a separate scratch server ({SCRATCH_SERVER.host.name}, ...), or "
+            f"{VERIFY_ON_BACKUP_SERVER.name}=true if every owner of {database!r} is trusted"
+        )
 
 
-def drill(catalog: Catalog, server: DrillServer, database: str, psql_path: str,
-          keyring: Keyring | None = None) -> DrillResult:
+def drill(
+    catalog: Catalog, server: DrillServer, database: str, psql_path: str, keyring: Keyring | None = None
+) -> DrillResult:
     """Restore the newest trusted backup of ``database`` into a scratch database and check it;
     any failure is this database's alone."""
     try:
@@ -162,8 +175,13 @@ def _drill(catalog: Catalog, server: DrillServer, database: str, psql_path: str,
     backup = catalog.newest(database)
     _warn_passed_over(catalog, database, backup)
     if backup is None:
-        return _failed(database, "", "no complete backup to verify" if not any(b.unsigned for b in catalog.of(database))
-                       else "no signed backup to verify (only unsigned ones)")
+        return _failed(
+            database,
+            "",
+            "no complete backup to verify"
+            if not any(b.unsigned for b in catalog.of(database))
+            else "no signed backup to verify (only unsigned ones)",
+        )
     if not backup.trusted or backup.manifest is None:
         return _failed(database, backup.timestamp, f"the newest backup ({backup.timestamp}) is {backup.state()}")
     try:
@@ -177,9 +195,14 @@ def _drill(catalog: Catalog, server: DrillServer, database: str, psql_path: str,
     target = server.target
     started = time.monotonic()
     scratch = scratch_name(datetime.now(UTC))
-    log.info("verify of %r (backup %s) started in scratch database %r on %s", database, backup.timestamp,
-             scratch, target.label, extra=logs.fields(event="verify.started", database=database,
-                                                       timestamp=backup.timestamp, scratch=scratch))
+    log.info(
+        "verify of %r (backup %s) started in scratch database %r on %s",
+        database,
+        backup.timestamp,
+        scratch,
+        target.label,
+        extra=logs.fields(event="verify.started", database=database, timestamp=backup.timestamp, scratch=scratch),
+    )
     created = False
     try:
         properties = database_properties(manifest, keyring)
@@ -202,30 +225,60 @@ def _drill(catalog: Catalog, server: DrillServer, database: str, psql_path: str,
                     drop_database(target, scratch)
                 except Exception as exc:
                     log.error("could not drop scratch database %r: %s", scratch, exc)
-    wrong = [f"{table}: {actual[table]} rows restored, {count} dumped" for table, count in expected.items()
-             if actual.get(table) != count]
+    wrong = [
+        f"{table}: {actual[table]} rows restored, {count} dumped"
+        for table, count in expected.items()
+        if actual.get(table) != count
+    ]
     if wrong:
         return _failed(database, backup.timestamp, f"row counts differ: {'; '.join(wrong[:5])}")
     rows = sum(expected.values())
     seconds = time.monotonic() - started
-    message = (f"checksum ok, loaded without errors, {len(expected)} tables with {rows} rows match"
-               if expected else "checksum ok, loaded without errors (no row counts recorded)")
-    log.info("verify of %r (backup %s) OK: %s, in %.1f s", database, backup.timestamp, message, seconds,
-             extra=logs.fields(event="verify.finished", database=database, timestamp=backup.timestamp,
-                               ok=True, tables=len(expected), rows=rows, seconds=round(seconds, 3)))
+    message = (
+        f"checksum ok, loaded without errors, {len(expected)} tables with {rows} rows match"
+        if expected
+        else "checksum ok, loaded without errors (no row counts recorded)"
+    )
+    log.info(
+        "verify of %r (backup %s) OK: %s, in %.1f s",
+        database,
+        backup.timestamp,
+        message,
+        seconds,
+        extra=logs.fields(
+            event="verify.finished",
+            database=database,
+            timestamp=backup.timestamp,
+            ok=True,
+            tables=len(expected),
+            rows=rows,
+            seconds=round(seconds, 3),
+        ),
+    )
     return DrillResult(database, True, message, backup.timestamp, len(expected), rows)
 
 
 def _warn_passed_over(catalog: Catalog, database: str, chosen: Backup | None) -> None:
     for backup in catalog.passed_over(database, chosen):
-        log.warning("verify of %r passes over the backup of %s: it is %s", display_name(database), backup.timestamp,
-                    backup.state(), extra=logs.fields(event="verify.passed_over", database=database,
-                                                      timestamp=backup.timestamp, state=backup.state()))
+        log.warning(
+            "verify of %r passes over the backup of %s: it is %s",
+            display_name(database),
+            backup.timestamp,
+            backup.state(),
+            extra=logs.fields(
+                event="verify.passed_over", database=database, timestamp=backup.timestamp, state=backup.state()
+            ),
+        )
 
 
 def _failed(database: str, timestamp: str, message: str) -> DrillResult:
-    log.error("verify of %r (backup %s) FAILED: %s", database, timestamp or "-", message,
-              extra=logs.fields(event="verify.failed", database=database, timestamp=timestamp, error=message))
+    log.error(
+        "verify of %r (backup %s) FAILED: %s",
+        database,
+        timestamp or "-",
+        message,
+        extra=logs.fields(event="verify.failed", database=database, timestamp=timestamp, error=message),
+    )
     return DrillResult(database, False, message, timestamp)
 
 
@@ -235,23 +288,35 @@ def check_globals(catalog: Catalog, keyring: Keyring | None = None) -> DrillResu
     if backup is None:
         return None
     if not backup.trusted or backup.manifest is None:
-        return _failed(display_name(GLOBALS), backup.timestamp,
-                       f"the newest globals ({backup.timestamp}) are {backup.state()}")
+        return _failed(
+            display_name(GLOBALS), backup.timestamp, f"the newest globals ({backup.timestamp}) are {backup.state()}"
+        )
     try:
         (keyring or Keyring(None)).check(backup.manifest, f"the globals of {backup.timestamp}")
         read_verified(catalog.storage, catalog.details(backup), lambda _data: None, keyring=keyring)
     except PgBackupError as exc:
         return _failed(display_name(GLOBALS), backup.timestamp, str(exc))
     except Exception as exc:  # isolation, as for every database
-        return _failed(display_name(GLOBALS), backup.timestamp, f"unexpected {type(exc).__name__}: {one_line(exc)[:300]}")
-    log.info("verify of the globals (backup %s) OK: checksum ok", backup.timestamp,
-             extra=logs.fields(event="verify.finished", database="", timestamp=backup.timestamp, ok=True))
+        return _failed(
+            display_name(GLOBALS), backup.timestamp, f"unexpected {type(exc).__name__}: {one_line(exc)[:300]}"
+        )
+    log.info(
+        "verify of the globals (backup %s) OK: checksum ok",
+        backup.timestamp,
+        extra=logs.fields(event="verify.finished", database="", timestamp=backup.timestamp, ok=True),
+    )
     return DrillResult(display_name(GLOBALS), True, "checksum ok", backup.timestamp)
 
 
 def verify(
-    catalog: Catalog, server: DrillServer, *, databases: tuple[str, ...] = (), include: tuple[str, ...] = (),
-    exclude: tuple[str, ...] = (), bindir: Path | None = None, keyring: Keyring | None = None,
+    catalog: Catalog,
+    server: DrillServer,
+    *,
+    databases: tuple[str, ...] = (),
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    bindir: Path | None = None,
+    keyring: Keyring | None = None,
 ) -> VerifyResult:
     """Drill every selected database; ``databases`` (from ``--database``) overrides the filters."""
     psql_path = find_tool("psql", bindir)
@@ -266,8 +331,9 @@ def verify(
         chosen = select_databases(available, include, exclude).databases
     result = VerifyResult()
     if not chosen:
-        result.results.append(DrillResult("(none)", False, "no backups to verify under "
-                                          f"{catalog.storage.describe(catalog.prefix)}"))
+        result.results.append(
+            DrillResult("(none)", False, f"no backups to verify under {catalog.storage.describe(catalog.prefix)}")
+        )
         return result
     drop_stale_scratch(target, datetime.now(UTC))
     for database in chosen:

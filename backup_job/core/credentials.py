@@ -45,8 +45,10 @@ TOKEN_SWITCHES = 0.38  # share of neighbours of different kinds (capital, small,
 HEX_BITS = 3.0  # random hex of 32 characters measures 3.0 to 3.9
 
 _AGE = re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]*", re.IGNORECASE)
-_MARKERS = ((re.compile(r"PRIVATE KEY|PuTTY-User-Key-File|b3BlbnNzaC1rZXktdjE", re.IGNORECASE), PRIVATE_KEY),
-            (re.compile(r"-----BEGIN", re.IGNORECASE), PEM_BLOCK))
+_MARKERS = (
+    (re.compile(r"PRIVATE KEY|PuTTY-User-Key-File|b3BlbnNzaC1rZXktdjE", re.IGNORECASE), PRIVATE_KEY),
+    (re.compile(r"-----BEGIN", re.IGNORECASE), PEM_BLOCK),
+)
 _RUN = re.compile(r"[A-Za-z0-9+/_-]+")  # the alphabet of base64, base64url and hex ('=' pads, or assigns)
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _LABEL = re.compile(r"[A-Z-]+")  # BEGIN, END, -----: the armour's words, not key material
@@ -86,6 +88,7 @@ def scrub(text: str, value: str) -> str:
         if len(word) >= _SHORTEST_PIECE and any(word in part or part in word for part in parts):
             return "<redacted>"
         return word
+
     return _RUN.sub(hide, text)
 
 
@@ -102,8 +105,10 @@ def _random_looking(run: str) -> bool:
 def _switches(run: str) -> float:
     """How often a character is of another kind (capital, small letter, digit, other) than the
     one before it: often in random text, seldom in words written in camel case."""
+
     def kind_of(char: str) -> int:
         return 0 if char.isupper() else 1 if char.islower() else 2 if char.isdigit() else 3
+
     return sum(kind_of(a) != kind_of(b) for a, b in itertools.pairwise(run)) / (len(run) - 1)
 
 

@@ -29,14 +29,24 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .printable import control_character
 
 MACROS = {
-    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
 }
 _MONTHS = {n: i for i, n in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
 _DAYS = {n: i for i, n in enumerate("SUN MON TUE WED THU FRI SAT".split())}
 _NO_NAMES: dict[str, int] = {}
-_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (("minute", 0, 59, _NO_NAMES), ("hour", 0, 23, _NO_NAMES), ("day-of-month", 1, 31, _NO_NAMES),
-           ("month", 1, 12, _MONTHS), ("day-of-week", 0, 6, _DAYS))
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, _NO_NAMES),
+    ("hour", 0, 23, _NO_NAMES),
+    ("day-of-month", 1, 31, _NO_NAMES),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 0, 6, _DAYS),
+)
 _SEARCH_DAYS = 366 * 5
 
 
@@ -46,8 +56,9 @@ def one_line(expression: str) -> str:
     text = expression.strip()
     control = control_character(text)
     if control:
-        raise ValueError(f"contains a control character ({control}); a schedule is one line of fields "
-                         "separated by spaces")
+        raise ValueError(
+            f"contains a control character ({control}); a schedule is one line of fields separated by spaces"
+        )
     return text
 
 
@@ -111,8 +122,9 @@ class CronSchedule:
                 "minute hour day-of-month month day-of-week (e.g. '30 2 * * *')"
             )
         parsed = [_parse_field(f, n, lo, hi, names) for f, (n, lo, hi, names) in zip(fields, _FIELDS, strict=False)]
-        return cls(expression, parsed[0][0], parsed[1][0], parsed[2][0], parsed[3][0], parsed[4][0],
-                   parsed[2][1], parsed[4][1])
+        return cls(
+            expression, parsed[0][0], parsed[1][0], parsed[2][0], parsed[3][0], parsed[4][0], parsed[2][1], parsed[4][1]
+        )
 
     def _day_matches(self, day: date) -> bool:
         if day.month not in self.months:
@@ -133,7 +145,9 @@ class CronSchedule:
                 for hour in sorted(self.hours):
                     for minute in sorted(self.minutes):
                         candidate = datetime.combine(day, time(hour, minute), tz)
-                        if candidate.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != candidate.replace(tzinfo=None):
+                        if candidate.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != candidate.replace(
+                            tzinfo=None
+                        ):
                             continue  # inside a DST gap: that wall-clock time does not exist
                         if candidate > local:
                             return candidate.astimezone(UTC)

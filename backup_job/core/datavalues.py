@@ -36,9 +36,11 @@ import re
 
 NOT_SHOWN = "(data value not shown; the job's log has the whole error)"
 # Quotation marks PostgreSQL's messages use around values, its translations' included.
-_QUOTES = "\"\u201c\u201e\u00ab\u00bb\u300c"
-_VALUE = re.compile(rf":\s*(?=[{_QUOTES}]|0x[0-9A-Fa-f])|\bvalue\s+(?=[{_QUOTES}])|\bbyte sequence\s+(?=0x)|"
-                    r"\b(?:DETAIL|CONTEXT|QUERY):\s*|\bLINE \d+:\s*|\bFailing row contains\b|\bKey(?= \()")
+_QUOTES = '"\u201c\u201e\u00ab\u00bb\u300c'
+_VALUE = re.compile(
+    rf":\s*(?=[{_QUOTES}]|0x[0-9A-Fa-f])|\bvalue\s+(?=[{_QUOTES}])|\bbyte sequence\s+(?=0x)|"
+    r"\b(?:DETAIL|CONTEXT|QUERY):\s*|\bLINE \d+:\s*|\bFailing row contains\b|\bKey(?= \()"
+)
 
 
 def scrub(text: str) -> str:
@@ -47,4 +49,4 @@ def scrub(text: str) -> str:
     found = _VALUE.search(text)
     if found is None:
         return text
-    return f"{text[:found.end()].rstrip()} {NOT_SHOWN}"
+    return f"{text[: found.end()].rstrip()} {NOT_SHOWN}"

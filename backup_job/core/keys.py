@@ -48,8 +48,10 @@ def recipient(entry: str) -> Any:
             return pyrage.ssh.Recipient.from_str(" ".join(entry.split()[:2]))
     except pyrage.RecipientError as exc:
         raise Invalid(f"holds {shown!r}, which is not a valid key ({exc})", "age1...") from exc
-    raise Invalid(f"holds {shown!r}, which is neither an age recipient (age1...) nor an SSH public key "
-                  f"({', '.join(SSH_TYPES)})", "age1...")
+    raise Invalid(
+        f"holds {shown!r}, which is neither an age recipient (age1...) nor an SSH public key ({', '.join(SSH_TYPES)})",
+        "age1...",
+    )
 
 
 def parse_recipients(text: str) -> tuple[str, ...]:
@@ -72,14 +74,18 @@ def load_identities(path: Path, setting: str) -> list[Any]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise DecryptionError(f"{setting}={str(path)!r}: cannot read it ({exc.strerror})",
-                          hint="point it at the age identity file (age-keygen -o key.txt) or an SSH private key") from exc
+        raise DecryptionError(
+            f"{setting}={str(path)!r}: cannot read it ({exc.strerror})",
+            hint="point it at the age identity file (age-keygen -o key.txt) or an SSH private key",
+        ) from exc
     if "PRIVATE KEY-----" in text:
         try:
             return [pyrage.ssh.Identity.from_buffer(text.encode())]
         except pyrage.IdentityError as exc:
-            raise DecryptionError(f"{setting}={str(path)!r} holds an SSH private key pyrage cannot "
-                              f"use ({exc})", hint="use an unencrypted ed25519 or RSA key, or an age identity") from None
+            raise DecryptionError(
+                f"{setting}={str(path)!r} holds an SSH private key pyrage cannot use ({exc})",
+                hint="use an unencrypted ed25519 or RSA key, or an age identity",
+            ) from None
     found = []
     for line in text.splitlines():
         line = line.strip()
@@ -88,10 +94,12 @@ def load_identities(path: Path, setting: str) -> list[Any]:
         try:
             found.append(pyrage.x25519.Identity.from_str(line))
         except pyrage.IdentityError:
-            raise DecryptionError(f"{setting}={str(path)!r} has a line that is not an age "
-                              "identity (AGE-SECRET-KEY-1...)",
-                              hint="use the file age-keygen wrote, or an SSH private key") from None
+            raise DecryptionError(
+                f"{setting}={str(path)!r} has a line that is not an age identity (AGE-SECRET-KEY-1...)",
+                hint="use the file age-keygen wrote, or an SSH private key",
+            ) from None
     if not found:
-        raise DecryptionError(f"{setting}={str(path)!r} holds no identity",
-                          hint="use the file age-keygen wrote, or an SSH private key")
+        raise DecryptionError(
+            f"{setting}={str(path)!r} holds no identity", hint="use the file age-keygen wrote, or an SSH private key"
+        )
     return found

@@ -129,8 +129,9 @@ def dump_suffix(compression: str, encrypted: bool) -> str:
     return DUMP_SUFFIXES[compression] + (ENCRYPTED_SUFFIX if encrypted else "")
 
 
-def backup_keys(prefix: str, database: str, timestamp: str, compression: str = "gzip",
-                encrypted: bool = False) -> BackupKeys:
+def backup_keys(
+    prefix: str, database: str, timestamp: str, compression: str = "gzip", encrypted: bool = False
+) -> BackupKeys:
     """The keys of one backup; ``database`` ``GLOBALS`` gives the globals' keys."""
     base = join(prefix, segment_for(database), timestamp)
     return BackupKeys(
@@ -170,4 +171,4 @@ def probe_key(prefix: str, token: str) -> str:
 def is_probe(prefix: str, key: str) -> bool:
     """Whether ``key`` is a clock probe's under ``prefix`` (one a killed run may have left)."""
     head = join(prefix, PROBE_SEGMENT) + "/"
-    return key.startswith(head) and _PROBE_NAME.fullmatch(key[len(head):]) is not None
+    return key.startswith(head) and _PROBE_NAME.fullmatch(key[len(head) :]) is not None

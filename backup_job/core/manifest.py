@@ -126,7 +126,7 @@ class Manifest:
     def blocks(self) -> list[bytes]:
         """The sha256 of each block of the stored object, in order (empty: not recorded)."""
         raw = base64.b64decode(self.block_sha256)
-        return [raw[i:i + 32] for i in range(0, len(raw), 32)]
+        return [raw[i : i + 32] for i in range(0, len(raw), 32)]
 
     @property
     def tables(self) -> int:
@@ -156,8 +156,11 @@ class Manifest:
                 f"manifest format {version} is newer than this pgbackup understands ({UNDERSTOOD_VERSION}); "
                 "upgrade pgbackup"
             )
-        missing = [name for name, spec in cls.__dataclass_fields__.items()
-                   if name not in values and spec.default is MISSING and spec.default_factory is MISSING]
+        missing = [
+            name
+            for name, spec in cls.__dataclass_fields__.items()
+            if name not in values and spec.default is MISSING and spec.default_factory is MISSING
+        ]
         if missing:
             raise ValueError(f"manifest lacks {', '.join(missing)}")
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
@@ -178,6 +181,7 @@ MAX_JSON_DEPTH = 8
 
 def parse(data: bytes) -> dict[str, Any]:
     """Checked JSON of a manifest: an object, no duplicate keys, no NaN, no deep nesting."""
+
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for key, value in items:
@@ -230,6 +234,7 @@ def _text(limit: int = 4096) -> Any:
             _fail(name, "not a string")
         if len(value) > limit:
             _fail(name, f"longer than {limit} characters")
+
     return check
 
 
@@ -254,13 +259,20 @@ def _optional_bool(name: str, value: Any) -> None:
 
 
 def _words(name: str, value: Any) -> None:
-    if not isinstance(value, list) or len(value) > 1000 or not all(isinstance(w, str) and len(w) <= 4096 for w in value):
+    if (
+        not isinstance(value, list)
+        or len(value) > 1000
+        or not all(isinstance(w, str) and len(w) <= 4096 for w in value)
+    ):
         _fail(name, "not a list of strings")
 
 
 def _owners(name: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, list) or len(value) > 100_000
-                              or not all(isinstance(r, str) and 0 < len(r) <= 256 for r in value)):
+    if value is not None and (
+        not isinstance(value, list)
+        or len(value) > 100_000
+        or not all(isinstance(r, str) and 0 < len(r) <= 256 for r in value)
+    ):
         _fail(name, "not a list of role names")
 
 
@@ -301,8 +313,11 @@ def _encryption(name: str, value: Any) -> None:
     if not isinstance(value.get("format"), str):
         _fail(name, "format is not a string")
     recipients = value.get("recipients", [])
-    if not isinstance(recipients, list) or len(recipients) > 1000 or \
-            not all(isinstance(r, str) and len(r) <= 16384 for r in recipients):
+    if (
+        not isinstance(recipients, list)
+        or len(recipients) > 1000
+        or not all(isinstance(r, str) and len(r) <= 16384 for r in recipients)
+    ):
         _fail(name, "recipients is not a list of keys")
 
 
@@ -314,6 +329,7 @@ def _choice(*allowed: str) -> Any:
     def check(name: str, value: Any) -> None:
         if value not in allowed:
             _fail(name, f"not one of {', '.join(allowed)}")
+
     return check
 
 
@@ -334,16 +350,40 @@ def _base64(name: str, value: Any) -> None:
 
 
 _FIELDS: dict[str, Any] = {
-    "database": _text(1024), "key": _text(4096), "run_timestamp": _text(32), "raw_bytes": _count,
-    "compressed_bytes": _count, "sha256": _sha256, "parts": _count, "pg_dump_version": _text(64),
-    "server_version": _text(64), "started_at": _text(64), "finished_at": _text(64),
-    "duration_seconds": _seconds, "compression_level": _count, "pg_dump_options": _words,
-    "kind": _choice("database", "globals"), "row_counts": _row_counts, "database_properties": _json_object,
-    "role_passwords": _optional_bool, "shrink_alarm": _shrink, "run_id": _text(128), "attempt": _text(128),
-    "format": _text(32), "compression": _text(32), "compression_engine": _json_object,
-    "encryption": _encryption, "format_version": _version_field, "tool": _text(32), "tool_version": _text(64),
-    "block_bytes": _count, "block_sha256": _base64, "sealed_database_properties": _base64,
-    "owners": _owners, "server_system_identifier": _text(32), "signature": _signature,
+    "database": _text(1024),
+    "key": _text(4096),
+    "run_timestamp": _text(32),
+    "raw_bytes": _count,
+    "compressed_bytes": _count,
+    "sha256": _sha256,
+    "parts": _count,
+    "pg_dump_version": _text(64),
+    "server_version": _text(64),
+    "started_at": _text(64),
+    "finished_at": _text(64),
+    "duration_seconds": _seconds,
+    "compression_level": _count,
+    "pg_dump_options": _words,
+    "kind": _choice("database", "globals"),
+    "row_counts": _row_counts,
+    "database_properties": _json_object,
+    "role_passwords": _optional_bool,
+    "shrink_alarm": _shrink,
+    "run_id": _text(128),
+    "attempt": _text(128),
+    "format": _text(32),
+    "compression": _text(32),
+    "compression_engine": _json_object,
+    "encryption": _encryption,
+    "format_version": _version_field,
+    "tool": _text(32),
+    "tool_version": _text(64),
+    "block_bytes": _count,
+    "block_sha256": _base64,
+    "sealed_database_properties": _base64,
+    "owners": _owners,
+    "server_system_identifier": _text(32),
+    "signature": _signature,
 }
 
 
@@ -378,8 +418,9 @@ class StreamFacts(Protocol):
     blocks: list[bytes] | None
 
 
-def shrink_alarm(fraction: float, previous: Manifest | None, size: int, raw_bytes: int = 0,
-                 compression: str = "gzip") -> dict[str, Any] | None:
+def shrink_alarm(
+    fraction: float, previous: Manifest | None, size: int, raw_bytes: int = 0, compression: str = "gzip"
+) -> dict[str, Any] | None:
     """The alarm for a backup of ``size`` compressed bytes, or None: off (0), nothing before, or
     not shrunk. Across a change of compression (gzip to zstd) compressed sizes say nothing about
     lost data, so the dump's raw bytes are compared instead, and the alarm says so."""
@@ -388,12 +429,20 @@ def shrink_alarm(fraction: float, previous: Manifest | None, size: int, raw_byte
     if previous.compression == compression:
         if size >= fraction * previous.compressed_bytes:
             return None
-        return {"previous_timestamp": previous.run_timestamp, "previous_compressed_bytes": previous.compressed_bytes,
-                "fraction": fraction}
+        return {
+            "previous_timestamp": previous.run_timestamp,
+            "previous_compressed_bytes": previous.compressed_bytes,
+            "fraction": fraction,
+        }
     if raw_bytes >= fraction * previous.raw_bytes:
         return None
-    return {"previous_timestamp": previous.run_timestamp, "previous_compressed_bytes": previous.compressed_bytes,
-            "previous_raw_bytes": previous.raw_bytes, "compared": "raw_bytes", "fraction": fraction}
+    return {
+        "previous_timestamp": previous.run_timestamp,
+        "previous_compressed_bytes": previous.compressed_bytes,
+        "previous_raw_bytes": previous.raw_bytes,
+        "compared": "raw_bytes",
+        "fraction": fraction,
+    }
 
 
 @dataclass(frozen=True)
@@ -415,9 +464,19 @@ class RunFacts:
     attempt: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def manifest(
-        self, database: str, key: str, stream: StreamFacts, *, started_at: datetime, finished_at: datetime,
-        row_counts: dict[str, int], properties: dict[str, Any] | None, role_passwords: bool | None,
-        shrink: dict[str, Any] | None, engine: dict[str, Any] | None = None, sealed_properties: str | None = None,
+        self,
+        database: str,
+        key: str,
+        stream: StreamFacts,
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        row_counts: dict[str, int],
+        properties: dict[str, Any] | None,
+        role_passwords: bool | None,
+        shrink: dict[str, Any] | None,
+        engine: dict[str, Any] | None = None,
+        sealed_properties: str | None = None,
         owners: list[str] | None = None,
     ) -> Manifest:
         """The manifest of one finished object of this run. For a sealed backup the caller passes
@@ -425,16 +484,29 @@ class RunFacts:
         globals_object = database == GLOBALS
         blocks = stream.blocks or []
         return Manifest(
-            database=database, key=key, run_timestamp=self.run_timestamp,
-            raw_bytes=stream.raw_bytes, compressed_bytes=stream.compressed_bytes, sha256=stream.sha256,
-            parts=stream.parts, pg_dump_version=self.pg_dump_version, server_version=self.server_version,
-            started_at=isoformat(started_at), finished_at=isoformat(finished_at),
-            duration_seconds=round(stream.seconds, 3), compression_level=self.compression_level,
+            database=database,
+            key=key,
+            run_timestamp=self.run_timestamp,
+            raw_bytes=stream.raw_bytes,
+            compressed_bytes=stream.compressed_bytes,
+            sha256=stream.sha256,
+            parts=stream.parts,
+            pg_dump_version=self.pg_dump_version,
+            server_version=self.server_version,
+            started_at=isoformat(started_at),
+            finished_at=isoformat(finished_at),
+            duration_seconds=round(stream.seconds, 3),
+            compression_level=self.compression_level,
             pg_dump_options=[] if globals_object else list(self.pg_dump_options),
             kind="globals" if globals_object else "database",
-            row_counts=dict(sorted(row_counts.items())), database_properties=properties,
-            role_passwords=role_passwords, shrink_alarm=shrink, run_id=self.run_id, attempt=self.attempt,
-            compression=self.compression, compression_engine=engine,
+            row_counts=dict(sorted(row_counts.items())),
+            database_properties=properties,
+            role_passwords=role_passwords,
+            shrink_alarm=shrink,
+            run_id=self.run_id,
+            attempt=self.attempt,
+            compression=self.compression,
+            compression_engine=engine,
             encryption={"format": "age", "recipients": list(self.recipients)} if self.recipients else None,
             format_version=SEALED_FORMAT_VERSION if self.recipients else FORMAT_VERSION,
             block_bytes=stream.block_bytes if blocks else 0,

@@ -24,14 +24,19 @@ from datetime import UTC, datetime, time, timedelta, timezone
 
 from .printable import escape
 
-FORMS = ("latest, 2026-11-26 (the end of that UTC day), 2026-11-26T02:30:00Z (UTC unless it gives an "
-         "offset) or 20261126T023000Z")
+FORMS = (
+    "latest, 2026-11-26 (the end of that UTC day), 2026-11-26T02:30:00Z (UTC unless it gives an "
+    "offset) or 20261126T023000Z"
+)
 FIRST_YEAR, LAST_YEAR = 1970, 9998
 SHOWN = 40  # characters of a refused value shown at most
 _STAMP = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z", re.ASCII)
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
-_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
-                   r"(?:(Z)|([+-])(\d{2}):?(\d{2}))?", re.ASCII)
+_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
+    r"(?:(Z)|([+-])(\d{2}):?(\d{2}))?",
+    re.ASCII,
+)
 
 
 class _Refused(ValueError):

@@ -68,8 +68,9 @@ def methods(environ: Mapping[str, str]) -> AuthMethods:
     return WITH_CLEARTEXT if ALLOW_CLEARTEXT_PASSWORD.read(environ) else DEFAULT
 
 
-def policy(server: Mapping[str, str], environ: Mapping[str, str],
-           names: ServerVariables = SOURCE_SERVER) -> dict[str, str]:
+def policy(
+    server: Mapping[str, str], environ: Mapping[str, str], names: ServerVariables = SOURCE_SERVER
+) -> dict[str, str]:
     """``PGREQUIREAUTH`` and (where it applies) ``PGCHANNELBINDING`` for the server whose libpq
     variables are ``server`` (set through ``names``: the backup or the scratch server's);
     ``ConfigError`` when cleartext is allowed where it may not be."""
@@ -83,8 +84,9 @@ def policy(server: Mapping[str, str], environ: Mapping[str, str],
     return result
 
 
-def secured(server: Mapping[str, str], environ: Mapping[str, str],
-            names: ServerVariables = SOURCE_SERVER) -> dict[str, str]:
+def secured(
+    server: Mapping[str, str], environ: Mapping[str, str], names: ServerVariables = SOURCE_SERVER
+) -> dict[str, str]:
     """``server``'s libpq variables with the policy's added."""
     return {**server, **policy(server, environ, names)}
 
@@ -94,24 +96,35 @@ def check(environ: Mapping[str, str]) -> None:
     scratch server's when one is set."""
     policy({v.name: environ[v.name] for v in SOURCE_SERVER.variables() if environ.get(v.name)}, environ)
     if environ.get(SCRATCH_SERVER.host.name):
-        policy({libpq.name: environ[scratch.name] for libpq, scratch in
-                zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables(), strict=False) if environ.get(scratch.name)}, environ,
-               SCRATCH_SERVER)
+        policy(
+            {
+                libpq.name: environ[scratch.name]
+                for libpq, scratch in zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables(), strict=False)
+                if environ.get(scratch.name)
+            },
+            environ,
+            SCRATCH_SERVER,
+        )
 
 
-def _cleartext_allowed(server: Mapping[str, str], environ: Mapping[str, str], allowed: AuthMethods,
-                       names: ServerVariables) -> None:
+def _cleartext_allowed(
+    server: Mapping[str, str], environ: Mapping[str, str], allowed: AuthMethods, names: ServerVariables
+) -> None:
     sslmode = server.get(PGSSLMODE.name) or PGSSLMODE.default
     setting, ca = names.sslmode.name, names.sslrootcert.name
     given = f"{REQUIRE_AUTH.name}={allowed}" if REQUIRE_AUTH.read(environ) else f"{ALLOW_CLEARTEXT_PASSWORD.name}=true"
     if not ALLOW_CLEARTEXT_PASSWORD.read(environ):
-        raise ConfigError(f"configuration error: {given} lets a server ask for the password in cleartext; set "
-                          f"{ALLOW_CLEARTEXT_PASSWORD.name}=true (with {setting}=verify-full) if the server "
-                          "needs it (IAM tokens), else take password out of the list")
+        raise ConfigError(
+            f"configuration error: {given} lets a server ask for the password in cleartext; set "
+            f"{ALLOW_CLEARTEXT_PASSWORD.name}=true (with {setting}=verify-full) if the server "
+            "needs it (IAM tokens), else take password out of the list"
+        )
     if sslmode != "verify-full":
-        raise ConfigError(f"configuration error: {given} needs {setting}=verify-full (it is {sslmode!r}): a "
-                          "cleartext password goes only to a server whose certificate names it; set "
-                          f"{setting}=verify-full with its CA in {ca}")
+        raise ConfigError(
+            f"configuration error: {given} needs {setting}=verify-full (it is {sslmode!r}): a "
+            "cleartext password goes only to a server whose certificate names it; set "
+            f"{setting}=verify-full with its CA in {ca}"
+        )
 
 
 def _binds(server: Mapping[str, str], allowed: AuthMethods) -> bool:
@@ -141,17 +154,25 @@ def hint(message: str) -> str | None:
     """What to do about a connection libpq refused under this policy (its ``message``), or None."""
     if "authentication method requirement" in message:
         if "hashed password" in message:
-            return (f"the server asked for md5, which {REQUIRE_AUTH.name} does not allow: store the role's password "
-                    "as SCRAM (SET password_encryption = 'scram-sha-256', set the password again, scram-sha-256 in "
-                    f"pg_hba.conf), or set {REQUIRE_AUTH.name}=scram-sha-256,md5")
+            return (
+                f"the server asked for md5, which {REQUIRE_AUTH.name} does not allow: store the role's password "
+                "as SCRAM (SET password_encryption = 'scram-sha-256', set the password again, scram-sha-256 in "
+                f"pg_hba.conf), or set {REQUIRE_AUTH.name}=scram-sha-256,md5"
+            )
         if "cleartext password" in message:
-            return (f"the server asked for the password in cleartext, sent only with "
-                    f"{ALLOW_CLEARTEXT_PASSWORD.name}=true and {PGSSLMODE.name}=verify-full (for IAM tokens); else "
-                    "use scram-sha-256 in the server's pg_hba.conf")
-        return f"set {REQUIRE_AUTH.name} to the methods this server may use (see docs/security.md#passwords-on-the-wire)"
+            return (
+                f"the server asked for the password in cleartext, sent only with "
+                f"{ALLOW_CLEARTEXT_PASSWORD.name}=true and {PGSSLMODE.name}=verify-full (for IAM tokens); else "
+                "use scram-sha-256 in the server's pg_hba.conf"
+            )
+        return (
+            f"set {REQUIRE_AUTH.name} to the methods this server may use (see docs/security.md#passwords-on-the-wire)"
+        )
     if "channel binding" in message:
-        return (f"{CHANNEL_BINDING.name}=require (a password over TLS) needs SCRAM with channel binding; set "
-                f"{CHANNEL_BINDING.name}=prefer for a server or pooler that cannot do it")
+        return (
+            f"{CHANNEL_BINDING.name}=require (a password over TLS) needs SCRAM with channel binding; set "
+            f"{CHANNEL_BINDING.name}=prefer for a server or pooler that cannot do it"
+        )
     return None
 
 
@@ -161,6 +182,8 @@ def unenforced(programs: Mapping[str, int]) -> str | None:
     old = [f"{name} {major}" for name, major in programs.items() if major < FIRST_ENFORCING]
     if not old:
         return None
-    return (f"{', '.join(old)} ignore {REQUIRE_AUTH.name} (libpq and the client programs before "
-            f"{FIRST_ENFORCING} do): they would answer a server's request for the password in cleartext or md5; "
-            f"use PostgreSQL {FIRST_ENFORCING}+ client programs (the image ships 18)")
+    return (
+        f"{', '.join(old)} ignore {REQUIRE_AUTH.name} (libpq and the client programs before "
+        f"{FIRST_ENFORCING} do): they would answer a server's request for the password in cleartext or md5; "
+        f"use PostgreSQL {FIRST_ENFORCING}+ client programs (the image ships 18)"
+    )

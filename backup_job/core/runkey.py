@@ -49,8 +49,10 @@ def parse_run_timestamp(value: str) -> datetime | None:
             return moment.astimezone(UTC).replace(microsecond=0)
     except ValueError as exc:  # the right shape, an impossible date (month 13)
         raise Invalid(f"is not a valid moment ({exc})", EXAMPLE_TIMESTAMP) from exc
-    raise Invalid("is not a timestamp: use 20261130T020000Z or RFC 3339 with Z or an offset "
-                  "(2026-11-30T02:00:00Z)", EXAMPLE_TIMESTAMP)
+    raise Invalid(
+        "is not a timestamp: use 20261130T020000Z or RFC 3339 with Z or an offset (2026-11-30T02:00:00Z)",
+        EXAMPLE_TIMESTAMP,
+    )
 
 
 def format_run_timestamp(moment: datetime | None) -> str:
@@ -63,8 +65,9 @@ def parse_run_id(value: str) -> str | None:
     if not text:
         return None
     if not _RUN_ID.fullmatch(text):
-        raise Invalid("must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
-                      EXAMPLE_RUN_ID)
+        raise Invalid(
+            "must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", EXAMPLE_RUN_ID
+        )
     return text
 
 
@@ -76,8 +79,10 @@ def scheduled_minute(job_name: str, now: datetime) -> tuple[datetime | None, str
         return None, ""
     moment = datetime.fromtimestamp(int(match.group(1)) * 60, UTC)
     if moment < EARLIEST or moment > now + FUTURE_SLACK:
-        return None, (f"its number {match.group(1)} is not a CronJob's scheduled minute "
-                      f"({format_timestamp(moment)} is {'too early' if moment < EARLIEST else 'in the future'})")
+        return None, (
+            f"its number {match.group(1)} is not a CronJob's scheduled minute "
+            f"({format_timestamp(moment)} is {'too early' if moment < EARLIEST else 'in the future'})"
+        )
     return moment, ""
 
 

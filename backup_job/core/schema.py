@@ -125,17 +125,20 @@ class Variable(Generic[T]):
         example = invalid.example if invalid.example is not None else shlex.quote(self.examples()[0])
         looks = credentials.kind(value)
         if looks == credentials.AGE_IDENTITY and self.example.startswith("age1"):
-            return ConfigError(f"configuration error: {self.name} holds a private age identity (not shown); put "
-                               "its public key here instead (age1..., as `age-keygen -y` prints it) and keep the "
-                               f"identity for {credentials.IDENTITY_SETTING}; for example {self.name}={example}")
+            return ConfigError(
+                f"configuration error: {self.name} holds a private age identity (not shown); put "
+                "its public key here instead (age1..., as `age-keygen -y` prints it) and keep the "
+                f"identity for {credentials.IDENTITY_SETTING}; for example {self.name}={example}"
+            )
         if looks:
             shown = self.name if self.secret else f"{self.name}=<redacted: looks like {looks}>"
             detail = credentials.scrub(invalid.problem, value)
         else:
             shown = f"{self.name}={value!r}" if value and not self.secret else self.name
             detail = invalid.problem
-        return ConfigError(f"configuration error: {shown}{invalid.separator}{detail}; "
-                           f"for example {self.name}={example}")
+        return ConfigError(
+            f"configuration error: {shown}{invalid.separator}{detail}; for example {self.name}={example}"
+        )
 
     def read(self, env: Mapping[str, str]) -> T:
         """The typed value from ``env``; the default when unset or empty."""
@@ -165,6 +168,7 @@ class Variable(Generic[T]):
 
 # Parsers: each takes the text (the default's text when unset) and returns the value.
 
+
 def text(value: str) -> str:
     return value
 
@@ -191,6 +195,7 @@ def integer(low: int, high: int) -> Callable[[str], int]:
         if not low <= number <= high:
             raise Invalid(f"is out of range: it must be from {low} to {high}")
         return number
+
     return parse
 
 
@@ -200,6 +205,7 @@ def optional_integer(low: int, high: int) -> Callable[[str], int | None]:
 
     def parse(value: str) -> int | None:
         return number(value) if value.strip() else None
+
     return parse
 
 
@@ -224,11 +230,13 @@ def bound(value: str) -> int:
 def choice(*choices: str, fold: bool = True) -> Callable[[str], str]:
     """One of ``choices``; folded to lower case unless ``fold`` is False. The first choice
     is the example; an empty string among them allows unset."""
+
     def parse(value: str) -> str:
         folded = value.lower() if fold else value
         if folded not in choices:
             raise Invalid(f"must be one of {' | '.join(choices)}", choices[0])
         return folded
+
     return parse
 
 

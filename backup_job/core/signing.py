@@ -52,8 +52,9 @@ class SignatureInvalid(ValueError):
 def canonical(values: dict[str, Any]) -> bytes:
     """The bytes a signature covers: ``values`` without ``signature``, in one fixed form."""
     payload = {k: v for k, v in values.items() if k != "signature"}
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode("ascii")
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode(
+        "ascii"
+    )
 
 
 def key_id(raw_public: bytes) -> str:
@@ -89,15 +90,18 @@ def parse_public_key(text: str) -> PublicKey:
     entry = text.strip()
     shown = entry if len(entry) <= 24 else entry[:20] + "..."
     if not entry.startswith(PUBLIC_PREFIX):
-        raise Invalid(f"holds {shown!r}, which is not an ed25519 public key (ed25519:<base64>, as `pgbackup "
-                      "keygen` prints it)", "ed25519:" + "A" * 43 + "=")
+        raise Invalid(
+            f"holds {shown!r}, which is not an ed25519 public key (ed25519:<base64>, as `pgbackup keygen` prints it)",
+            "ed25519:" + "A" * 43 + "=",
+        )
     try:
-        raw = base64.b64decode(entry[len(PUBLIC_PREFIX):], validate=True)
+        raw = base64.b64decode(entry[len(PUBLIC_PREFIX) :], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise Invalid(f"holds {shown!r}, whose key is not base64", "ed25519:" + "A" * 43 + "=") from exc
     if len(raw) != 32:
-        raise Invalid(f"holds {shown!r}, which is not 32 bytes long (an ed25519 public key is)",
-                      "ed25519:" + "A" * 43 + "=")
+        raise Invalid(
+            f"holds {shown!r}, which is not 32 bytes long (an ed25519 public key is)", "ed25519:" + "A" * 43 + "="
+        )
     return PublicKey(raw)
 
 
@@ -134,17 +138,22 @@ class SigningKey:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise ValueError(f"{variable}={str(path)!r} cannot be read ({exc.strerror}); point it at the "
-                             "PEM file `pgbackup keygen` wrote") from None
+            raise ValueError(
+                f"{variable}={str(path)!r} cannot be read ({exc.strerror}); point it at the "
+                "PEM file `pgbackup keygen` wrote"
+            ) from None
         try:
             private = load_pem_private_key(data, password=None)
         except (ValueError, TypeError) as exc:
             kind = "is encrypted with a passphrase" if "encrypted" in str(exc).lower() else "is not a PEM private key"
-            raise ValueError(f"{variable}={str(path)!r} {kind}; make one with `pgbackup keygen "
-                             "--private-key FILE`") from None
+            raise ValueError(
+                f"{variable}={str(path)!r} {kind}; make one with `pgbackup keygen --private-key FILE`"
+            ) from None
         if not isinstance(private, Ed25519PrivateKey):
-            raise ValueError(f"{variable}={str(path)!r} holds a {type(private).__name__.removeprefix('_')}, "
-                             "not an ed25519 key; make one with `pgbackup keygen --private-key FILE`")
+            raise ValueError(
+                f"{variable}={str(path)!r} holds a {type(private).__name__.removeprefix('_')}, "
+                "not an ed25519 key; make one with `pgbackup keygen --private-key FILE`"
+            )
         return cls(private)
 
     @property
@@ -156,8 +165,7 @@ class SigningKey:
     def sign(self, values: dict[str, Any]) -> dict[str, str]:
         """The ``signature`` field for a manifest's ``values``."""
         signature = self._private.sign(canonical(values))
-        return {"algorithm": ALGORITHM, "key_id": self.public.id,
-                "value": base64.b64encode(signature).decode("ascii")}
+        return {"algorithm": ALGORITHM, "key_id": self.public.id, "value": base64.b64encode(signature).decode("ascii")}
 
     def __repr__(self) -> str:
         return "SigningKey(***)"
@@ -189,15 +197,19 @@ class Trust:
         signature = values.get("signature")
         if signature is None:
             raise SignatureInvalid("unsigned")
-        if not isinstance(signature, dict) or set(signature) != {"algorithm", "key_id", "value"} or \
-                not all(isinstance(v, str) for v in signature.values()):
+        if (
+            not isinstance(signature, dict)
+            or set(signature) != {"algorithm", "key_id", "value"}
+            or not all(isinstance(v, str) for v in signature.values())
+        ):
             raise SignatureInvalid("its signature field is malformed")
         if signature["algorithm"] != ALGORITHM:
             raise SignatureInvalid(f"signed with {signature['algorithm'][:20]!r}, not ed25519")
         key = next((k for k in self.keys if k.id == signature["key_id"]), None)
         if key is None:
-            raise SignatureInvalid(f"signed by key {signature['key_id'][:16]!r}, which is not one of the "
-                                   "trusted public keys")
+            raise SignatureInvalid(
+                f"signed by key {signature['key_id'][:16]!r}, which is not one of the trusted public keys"
+            )
         try:
             raw = base64.b64decode(signature["value"], validate=True)
         except (binascii.Error, ValueError):
@@ -207,6 +219,8 @@ class Trust:
         except ValueError:
             raise SignatureInvalid("it holds a value no signed manifest can hold") from None
         if len(raw) != 64 or not key.verify(raw, data):
-            raise SignatureInvalid(f"its signature by key {key.id} does not verify: the manifest was changed "
-                                   "after it was signed, or forged")
+            raise SignatureInvalid(
+                f"its signature by key {key.id} does not verify: the manifest was changed "
+                "after it was signed, or forged"
+            )
         return key.id

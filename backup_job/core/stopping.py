@@ -119,8 +119,7 @@ def _watch(reader: int) -> None:
 
 def _plain_word() -> None:
     """The last word before the CLI could set up its logging."""
-    print(f"pgbackup: {requested() or 'a stop request'} came before the command started; nothing was done",
-          flush=True)
+    print(f"pgbackup: {requested() or 'a stop request'} came before the command started; nothing was done", flush=True)
 
 
 def requested() -> str:

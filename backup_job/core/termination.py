@@ -97,8 +97,12 @@ class TerminationMessage:
         failed = tuple(logs.redact(name) for name in self.failed[:MAX_FAILED])
         truncated = self.failed_truncated or len(self.failed) > MAX_FAILED
         while True:
-            line = json.dumps(self._document(summary, failed, truncated), ensure_ascii=False,
-                              separators=(",", ":")).encode("utf-8") + b"\n"
+            line = (
+                json.dumps(
+                    self._document(summary, failed, truncated), ensure_ascii=False, separators=(",", ":")
+                ).encode("utf-8")
+                + b"\n"
+            )
             excess = len(line) - LIMIT
             if excess <= 0:
                 return line

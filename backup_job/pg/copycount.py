@@ -92,23 +92,34 @@ _JUNK = rf"{_S}{_R}*+"
 _DEC = r"\d" + _many(r"_?\d")
 _UJUNK = r"\d++" + _some(r"_\d++") + rf"\${_R}*+"  # digits with an underscore, then $: junk from the underscore on
 _TAIL = rf"(?:[eE][-+](?:{_UJUNK}|{_DEC}(?:{_JUNK})?)?|{_JUNK})"  # an exponent, or junk
-_NUMBER = (rf"(?>{_UJUNK}|{_DEC}(?:\.(?!\.)(?:{_UJUNK}|(?:{_DEC})?{_TAIL}?)|{_TAIL})?"
-           rf"|\.(?:{_UJUNK}|{_DEC}{_TAIL}?))")
+_NUMBER = (
+    rf"(?>{_UJUNK}|{_DEC}(?:\.(?!\.)(?:{_UJUNK}|(?:{_DEC})?{_TAIL}?)|{_TAIL})?"
+    rf"|\.(?:{_UJUNK}|{_DEC}{_TAIL}?))"
+)
 _QUOTED = _many(r"[^']++|''")  # the inside of a '...' string or, with ", of a "..." name
 _QUOTED_NAME = _many(r'[^"]++|""')
 # Exact lexing: whole tokens after which lexing goes on in the same state, up to the next
 # blank (where the quick pass takes over again). Each ends before the end of the buffer
 # ((?!\Z)) where the next bytes could still change it; the stop is then read again.
-_TOKENS = re.compile(_many("|".join((
-    r"[^-/'\"$\\;:()\w\x80-\xff.\s]++",  # operators, commas...
-    rf"(?![eE]'){_S}{_R}*+(?!\Z)",  # identifiers and key words; E'...' starts a string
-    rf"{_NUMBER}(?!\Z)",
-    rf"(?>\$\d++(?:{_JUNK})?)(?!\Z)",  # parameters ($1)
-    rf"\$(?=(?:{_S}{_C}*+)?[^\w\x80-\xff$])",  # a $ that starts no quote (its word is lexed anew)
-    rf":(?:[:=]|{_C}++(?!\Z)|(?=[^:\w\x80-\xff]))",  # ::, :=, a psql variable (:name) or a lone :
-    r"-(?!-)(?!\Z)", r"/(?!\*)(?!\Z)", r"\.(?!\d)(?!\Z)",
-    rf"'{_QUOTED}'(?!\Z)", rf'"{_QUOTED_NAME}"(?!\Z)',  # complete strings and names
-))).encode())
+_TOKENS = re.compile(
+    _many(
+        "|".join(
+            (
+                r"[^-/'\"$\\;:()\w\x80-\xff.\s]++",  # operators, commas...
+                rf"(?![eE]'){_S}{_R}*+(?!\Z)",  # identifiers and key words; E'...' starts a string
+                rf"{_NUMBER}(?!\Z)",
+                rf"(?>\$\d++(?:{_JUNK})?)(?!\Z)",  # parameters ($1)
+                rf"\$(?=(?:{_S}{_C}*+)?[^\w\x80-\xff$])",  # a $ that starts no quote (its word is lexed anew)
+                rf":(?:[:=]|{_C}++(?!\Z)|(?=[^:\w\x80-\xff]))",  # ::, :=, a psql variable (:name) or a lone :
+                r"-(?!-)(?!\Z)",
+                r"/(?!\*)(?!\Z)",
+                r"\.(?!\d)(?!\Z)",
+                rf"'{_QUOTED}'(?!\Z)",
+                rf'"{_QUOTED_NAME}"(?!\Z)',  # complete strings and names
+            )
+        )
+    ).encode()
+)
 # The quick pass: bytes that neither change the state nor depend on the token before them
 # (no quote, comment, $, : or \ can start among them), casts (::), complete strings and
 # names not after an E, and parentheses (nested up to four deep) with only these inside.
@@ -276,7 +287,7 @@ class _SqlLexer:
         """At the end of a buffer: add to the header, keep what the next chunk decides."""
         end = len(buf) if self._hold < 0 else self._hold
         if self._header is not None:
-            self._collect(buf[self._mark:end])
+            self._collect(buf[self._mark : end])
         if end:
             self._line_start = buf[end - 1] == 0x0A
         self.lost = len(buf) - end > MAX_HEADER
@@ -303,7 +314,9 @@ class _SqlLexer:
         if self._statement:
             return self._statement_start(buf, pos)
         stop = _skip(_FAST if self._header is not None else _FAST_STATEMENTS, buf, pos)
-        if stop < len(buf) and (buf[stop] in b';()\\"' or (buf[stop] == 0x27 and (stop == pos or buf[stop - 1] not in b"eE"))):
+        if stop < len(buf) and (
+            buf[stop] in b';()\\"' or (buf[stop] == 0x27 and (stop == pos or buf[stop - 1] not in b"eE"))
+        ):
             return self._special(buf, stop)  # these mean the same after any token
         boundary = _BOUNDARY.match(buf, pos, stop)
         stop = _skip(_TOKENS, buf, boundary.end() if boundary else pos)
@@ -315,7 +328,7 @@ class _SqlLexer:
         """Between statements: blanks, comments and backslash commands keep it so; ``COPY `` at
         the start of a line begins what may be a header."""
         pos = _skip(_BLANKS, buf, pos)
-        head = buf[pos:pos + 5]
+        head = buf[pos : pos + 5]
         if head == b"COPY " and (buf[pos - 1] == 0x0A if pos else self._line_start):
             self._header, self._too_long, self._mark = bytearray(), False, pos
         elif len(head) < 5 and (b"COPY ".startswith(head) or head in (b"-", b"/", b"\\")):
@@ -341,7 +354,7 @@ class _SqlLexer:
 
     def _opener(self, buf: bytes, at: int) -> int:
         """``--``, ``/*``, ``E'``, a backslash command, a dollar quote; or a token to finish."""
-        two = buf[at:at + 2]
+        two = buf[at : at + 2]
         if len(two) < 2:
             return self._hold_at(buf, at)
         if two == b"--":
@@ -374,7 +387,7 @@ class _SqlLexer:
         if self._header is not None:
             if at + 1 == len(buf):
                 return self._hold_at(buf, at)
-            self._collect(buf[self._mark:at + 1])
+            self._collect(buf[self._mark : at + 1])
             header = None if self._too_long else bytes(self._header)
             self._header = None
             if header is not None and header.endswith(b" FROM stdin;") and buf[at + 1] == 0x0A:

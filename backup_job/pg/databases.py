@@ -87,8 +87,7 @@ $pgbackup_clean$;
 """
 
 # Objects a database gets only from someone: anything outside the system schemas.
-_OURS = ("n.nspname OPERATOR(pg_catalog.<>) 'information_schema'"
-         " AND n.nspname OPERATOR(pg_catalog.!~) '^pg_'")
+_OURS = "n.nspname OPERATOR(pg_catalog.<>) 'information_schema' AND n.nspname OPERATOR(pg_catalog.!~) '^pg_'"
 CONTENTS_SQL = rf"""
 SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c
           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE {_OURS})
@@ -105,9 +104,11 @@ SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c
      OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_catalog.pg_largeobject_metadata)
 """
 EXISTS_SQL = "SELECT 1 FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) %s"
-_RELKIND_SQL = ("SELECT c.relkind FROM pg_catalog.pg_class c"
-                " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
-                " WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relname OPERATOR(pg_catalog.=) %s")
+_RELKIND_SQL = (
+    "SELECT c.relkind FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+    " WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relname OPERATOR(pg_catalog.=) %s"
+)
 
 
 def database_exists(target: Target, name: str) -> bool:
@@ -144,8 +145,10 @@ def table_name_parts(table: str) -> tuple[str, str]:
     Anything else is refused: the manifest was changed, or not written by pgbackup."""
     match = _TABLE_NAME.fullmatch(table)
     if match is None:
-        raise RestoreError(f"the manifest's row counts name {table!r}, which is not a table name as pg_dump "
-                           f"writes it (schema.table); the manifest was changed or not written by pgbackup")
+        raise RestoreError(
+            f"the manifest's row counts name {table!r}, which is not a table name as pg_dump "
+            f"writes it (schema.table); the manifest was changed or not written by pgbackup"
+        )
     schema, name = match.groups()
     return _unquote(schema), _unquote(name)
 

@@ -47,21 +47,35 @@ from ..core.errors import RestoreError
 
 # Settings whose stored value is a quoted list (as pg_dump knows them): each element must be
 # given as its own literal, or the whole list would become one element.
-LIST_SETTINGS = frozenset({
-    "search_path", "temp_tablespaces", "session_preload_libraries", "shared_preload_libraries",
-    "local_preload_libraries", "unix_socket_directories", "dynamic_library_path",
-})
+LIST_SETTINGS = frozenset(
+    {
+        "search_path",
+        "temp_tablespaces",
+        "session_preload_libraries",
+        "shared_preload_libraries",
+        "local_preload_libraries",
+        "unix_socket_directories",
+        "dynamic_library_path",
+    }
+)
 _PRIVILEGES = frozenset({"CREATE", "TEMPORARY", "CONNECT"})
 # Settings that make a session load a library: never reapplied from a manifest.
-LIBRARY_SETTINGS = frozenset({
-    "session_preload_libraries", "local_preload_libraries", "shared_preload_libraries",
-    "dynamic_library_path", "jit_provider",
-})
+LIBRARY_SETTINGS = frozenset(
+    {
+        "session_preload_libraries",
+        "local_preload_libraries",
+        "shared_preload_libraries",
+        "dynamic_library_path",
+        "jit_provider",
+    }
+)
 _GUC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _PROVIDERS = frozenset({"libc", "icu", "builtin"})
 _TEXT_FIELDS = ("owner", "encoding", "collate", "ctype", "locale", "icu_rules", "comment")
-_REFUSED_HINT = ("to restore this backup anyway, create the database yourself, restore into it without "
-                 "--create, and set by hand what you trust")
+_REFUSED_HINT = (
+    "to restore this backup anyway, create the database yourself, restore into it without "
+    "--create, and set by hand what you trust"
+)
 _SUPERUSERS = "SELECT rolname FROM pg_catalog.pg_roles WHERE rolsuper"
 
 _QUERY = """
@@ -167,7 +181,9 @@ def property_statements(name: str, properties: dict[str, Any]) -> list[sql.Compo
     if acl is not None:
         statements.append(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
         if properties.get("owner"):
-            statements.append(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(database, sql.Identifier(properties["owner"])))
+            statements.append(
+                sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(database, sql.Identifier(properties["owner"]))
+            )
         for item in acl:
             privilege = item["privilege"]
             grantee = sql.SQL("PUBLIC") if item["grantee"] is None else sql.Identifier(item["grantee"])
@@ -178,11 +194,15 @@ def property_statements(name: str, properties: dict[str, Any]) -> list[sql.Compo
     for setting in properties.get("settings", []):
         value = _setting_value(setting["name"], setting["value"])
         if setting["role"] is None:
-            statements.append(sql.SQL("ALTER DATABASE {} SET {} = {}").format(
-                database, sql.Identifier(setting["name"]), value))
+            statements.append(
+                sql.SQL("ALTER DATABASE {} SET {} = {}").format(database, sql.Identifier(setting["name"]), value)
+            )
         else:
-            statements.append(sql.SQL("ALTER ROLE {} IN DATABASE {} SET {} = {}").format(
-                sql.Identifier(setting["role"]), database, sql.Identifier(setting["name"]), value))
+            statements.append(
+                sql.SQL("ALTER ROLE {} IN DATABASE {} SET {} = {}").format(
+                    sql.Identifier(setting["role"]), database, sql.Identifier(setting["name"]), value
+                )
+            )
     return statements
 
 
@@ -214,11 +234,14 @@ def checked(properties: Any) -> dict[str, Any]:
         if properties.get(key) is not None and not isinstance(properties[key], str):
             raise _malformed(f"database_properties.{key}", f"is {properties[key]!r}, not a string")
     if properties.get("locale_provider", "libc") not in _PROVIDERS:
-        raise _malformed("database_properties.locale_provider",
-                         f"is {properties['locale_provider']!r}, not one of {', '.join(sorted(_PROVIDERS))}")
+        raise _malformed(
+            "database_properties.locale_provider",
+            f"is {properties['locale_provider']!r}, not one of {', '.join(sorted(_PROVIDERS))}",
+        )
     if not _is_int(properties.get("connection_limit", -1)):
-        raise _malformed("database_properties.connection_limit",
-                         f"is {properties['connection_limit']!r}, not a whole number")
+        raise _malformed(
+            "database_properties.connection_limit", f"is {properties['connection_limit']!r}, not a whole number"
+        )
     if properties.get("acl") is not None:
         _check_acl(_list(properties["acl"], "database_properties.acl"))
     _check_settings(_list(properties.get("settings", []), "database_properties.settings"))
@@ -231,13 +254,18 @@ def refuse_unsafe_settings(properties: dict[str, Any], superusers: Collection[st
     for index, setting in enumerate(properties.get("settings", [])):
         field, name, role = f"database_properties.settings[{index}]", setting["name"].lower(), setting["role"]
         if name in LIBRARY_SETTINGS:
-            raise RestoreError(f"the backup's {field} sets {name}, which makes sessions load a library; pgbackup "
-                               f"never reapplies that from a manifest, which whoever can write the bucket can forge",
-                               hint=_REFUSED_HINT)
+            raise RestoreError(
+                f"the backup's {field} sets {name}, which makes sessions load a library; pgbackup "
+                f"never reapplies that from a manifest, which whoever can write the bucket can forge",
+                hint=_REFUSED_HINT,
+            )
         if name == "search_path" and role in superusers:
-            raise RestoreError(f"the backup's {field} sets search_path for role {role!r}, a superuser on this "
-                               f"server, which would make its sessions run functions from the schemas named there; "
-                               f"pgbackup never reapplies that", hint=_REFUSED_HINT)
+            raise RestoreError(
+                f"the backup's {field} sets search_path for role {role!r}, a superuser on this "
+                f"server, which would make its sessions run functions from the schemas named there; "
+                f"pgbackup never reapplies that",
+                hint=_REFUSED_HINT,
+            )
 
 
 def _check_acl(acl: list[Any]) -> None:
@@ -246,8 +274,9 @@ def _check_acl(acl: list[Any]) -> None:
         entry = _object(item, field)
         _role_name(entry.get("grantee"), f"{field}.grantee")
         if entry.get("privilege") not in _PRIVILEGES:
-            raise _malformed(f"{field}.privilege",
-                             f"is {entry.get('privilege')!r}, not one of {', '.join(sorted(_PRIVILEGES))}")
+            raise _malformed(
+                f"{field}.privilege", f"is {entry.get('privilege')!r}, not one of {', '.join(sorted(_PRIVILEGES))}"
+            )
         if not isinstance(entry.get("grantable", False), bool):
             raise _malformed(f"{field}.grantable", f"is {entry['grantable']!r}, not true or false")
 

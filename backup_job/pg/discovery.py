@@ -36,8 +36,9 @@ from . import tlsfiles
 from .target import PGOPTIONS, connect_keywords, session_options
 
 _GLOB_CHARS = set("*?[")
-VERSION_QUERY = ("SELECT pg_catalog.current_setting('server_version'),"
-                 " pg_catalog.current_setting('server_version_num')::int")
+VERSION_QUERY = (
+    "SELECT pg_catalog.current_setting('server_version'), pg_catalog.current_setting('server_version_num')::int"
+)
 QUERY = "SELECT datname, datistemplate, datallowconn FROM pg_catalog.pg_database ORDER BY datname"
 TEMPLATE = "a template database"
 NO_CONNECTIONS = "it does not allow connections (datallowconn = false)"
@@ -78,9 +79,13 @@ def discover(database: str) -> Server:
     if problem:
         raise RunError(f"cannot connect to {describe_target(database)}: {problem}", hint=tlsfiles.HINT)
     try:
-        connection = psycopg2.connect(dbname=database, connect_timeout=15, application_name="pgbackup",
-                                      options=session_options(os.environ.get(PGOPTIONS)),
-                                      **connect_keywords(os.environ))
+        connection = psycopg2.connect(
+            dbname=database,
+            connect_timeout=15,
+            application_name="pgbackup",
+            options=session_options(os.environ.get(PGOPTIONS)),
+            **connect_keywords(os.environ),
+        )
     except psycopg2.Error as exc:
         reason = one_line(exc)
         raise RunError(
@@ -100,8 +105,9 @@ def discover(database: str) -> Server:
     finally:
         connection.close()
     names = tuple(name for name, template, allowed in rows if allowed and not template)
-    skipped = {name: TEMPLATE if template else NO_CONNECTIONS for name, template, allowed in rows
-               if template or not allowed}
+    skipped = {
+        name: TEMPLATE if template else NO_CONNECTIONS for name, template, allowed in rows if template or not allowed
+    }
     return Server(version=version, version_num=version_num, databases=names, skipped=skipped)
 
 
@@ -109,9 +115,7 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
-def select_databases(
-    available: tuple[str, ...], include: tuple[str, ...], exclude: tuple[str, ...]
-) -> Selection:
+def select_databases(available: tuple[str, ...], include: tuple[str, ...], exclude: tuple[str, ...]) -> Selection:
     chosen = [name for name in available if (not include or _matches(name, include))]
     chosen = [name for name in chosen if not _matches(name, exclude)]
     missing = tuple(

@@ -70,7 +70,7 @@ def _last_error(errors: Sequence[str], lines: Sequence[str]) -> str:
     server = ""
     if start is not None:  # the detail, and the indented lines that continue it
         parts = [lines[start].split("Error message from server:", 1)[1]]
-        parts += [line for line in lines[start + 1:] if line[:1].isspace()][: 3]
+        parts += [line for line in lines[start + 1 :] if line[:1].isspace()][:3]
         server = " ".join(" ".join(parts).split())
     if server and server not in chosen:
         chosen = f"{chosen} (the server said: {server})"
@@ -111,8 +111,12 @@ class PgDump(ChildProcess):
         env = environment(pgauth.secured(libpq_environment(), os.environ))
         env[PGDATABASE.name] = database
         env.setdefault(PGAPPNAME.name, "pgbackup")
-        super().__init__(argv or pg_dump_argv(executable, lock_wait_timeout, extra_options), env,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        super().__init__(
+            argv or pg_dump_argv(executable, lock_wait_timeout, extra_options),
+            env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+        )
         assert self.process.stdout is not None
         self._stdout: IO[bytes] = self.process.stdout
         widen_pipe(self._stdout.fileno())

@@ -58,8 +58,9 @@ class ChildProcess:
         self.errors: deque[str] = deque(maxlen=ERROR_LINES)
         self.error_count = 0
         try:
-            self.process = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-                                            env=dict(env), start_new_session=True)
+            self.process = subprocess.Popen(
+                list(argv), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=dict(env), start_new_session=True
+            )
         except OSError as exc:
             raise self.failure(f"cannot start {argv[0]}: {exc.strerror}") from exc
         assert self.process.stderr is not None

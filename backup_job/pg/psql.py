@@ -59,7 +59,8 @@ def check_restrict(path: str, version: str) -> None:
             f"psql {version} ({path}) cannot refuse a dump's meta-commands (\\restrict came with PostgreSQL 18 "
             "and the August 2025 minor releases: 17.6, 16.10, 15.14, 14.19, 13.22); pgbackup loads nothing "
             "from storage with it",
-            hint=f"use a newer psql: the pgbackup image ships one, or point {PG_BINDIR.name} at a newer bin directory")
+            hint=f"use a newer psql: the pgbackup image ships one, or point {PG_BINDIR.name} at a newer bin directory",
+        )
 
 
 def restrict_key() -> str:
@@ -107,7 +108,7 @@ class DumpFilter:
             match = _RESTRICT.fullmatch(line)
             if match:
                 self._pattern = b"\n\\unrestrict " + match.group(1) + b"\n"
-                del self._header[start:end + 1]
+                del self._header[start : end + 1]
             break
         self._in_header = False
         rest, self._header = bytes(self._header), bytearray()
@@ -131,7 +132,9 @@ class Psql(ChildProcess):
     ERROR_LINE = re.compile(r"\b(ERROR|FATAL|PANIC):|backslash commands are restricted|\\\w+: |invalid command \\")
     failure = RestoreError
 
-    def __init__(self, executable: str, env: Mapping[str, str], *, transaction: bool, stop_on_error: bool = True) -> None:
+    def __init__(
+        self, executable: str, env: Mapping[str, str], *, transaction: bool, stop_on_error: bool = True
+    ) -> None:
         argv = [executable, "--no-psqlrc", "--quiet", "--no-password", "--set", "VERBOSITY=terse"]
         if stop_on_error:
             argv += ["--set", "ON_ERROR_STOP=1"]

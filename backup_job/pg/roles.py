@@ -60,6 +60,7 @@ def database_owners(target: Target, database: str) -> list[str]:
 def superuser_roles(target: Target, roles: list[str]) -> dict[str, bool]:
     """Which of ``roles`` exist on ``target``, and whether each is a superuser there."""
     with closing(target.connect()) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT rolname, rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) "
-                       "ANY (%s)", (roles,))
+        cursor.execute(
+            "SELECT rolname, rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) ANY (%s)", (roles,)
+        )
         return {str(row[0]): bool(row[1]) for row in cursor.fetchall()}

@@ -47,27 +47,72 @@ from .tools import major
 
 # libpq variables a target is described by (PGDATABASE is the maintenance database).
 LIBPQ_VARIABLES = (
-    "PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGPASSFILE", "PGDATABASE",
-    "PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL", "PGSERVICE",
-    "PGSERVICEFILE", "PGCONNECT_TIMEOUT", "PGOPTIONS", "PGTARGETSESSIONATTRS", "PGREQUIRESSL",
-    "PGSSLNEGOTIATION", "PGGSSENCMODE", "PGKRBSRVNAME", "PGCHANNELBINDING", "PGREQUIREAUTH",
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGDATABASE",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLCRL",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGCONNECT_TIMEOUT",
+    "PGOPTIONS",
+    "PGTARGETSESSIONATTRS",
+    "PGREQUIRESSL",
+    "PGSSLNEGOTIATION",
+    "PGGSSENCMODE",
+    "PGKRBSRVNAME",
+    "PGCHANNELBINDING",
+    "PGREQUIREAUTH",
 )
 # Each variable's connection keyword; PGSERVICEFILE has none before libpq 18 and stays the
 # process's (it only matters with a service, which names the server itself).
 KEYWORDS = {
-    "PGHOST": "host", "PGHOSTADDR": "hostaddr", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password",
-    "PGPASSFILE": "passfile", "PGDATABASE": "dbname", "PGSSLMODE": "sslmode", "PGSSLROOTCERT": "sslrootcert",
-    "PGSSLCERT": "sslcert", "PGSSLKEY": "sslkey", "PGSSLCRL": "sslcrl", "PGSERVICE": "service",
-    "PGCONNECT_TIMEOUT": "connect_timeout", "PGOPTIONS": "options", "PGTARGETSESSIONATTRS": "target_session_attrs",
-    "PGREQUIRESSL": "requiressl", "PGSSLNEGOTIATION": "sslnegotiation", "PGGSSENCMODE": "gssencmode",
-    "PGKRBSRVNAME": "krbsrvname", "PGCHANNELBINDING": "channel_binding", "PGREQUIREAUTH": "require_auth",
+    "PGHOST": "host",
+    "PGHOSTADDR": "hostaddr",
+    "PGPORT": "port",
+    "PGUSER": "user",
+    "PGPASSWORD": "password",
+    "PGPASSFILE": "passfile",
+    "PGDATABASE": "dbname",
+    "PGSSLMODE": "sslmode",
+    "PGSSLROOTCERT": "sslrootcert",
+    "PGSSLCERT": "sslcert",
+    "PGSSLKEY": "sslkey",
+    "PGSSLCRL": "sslcrl",
+    "PGSERVICE": "service",
+    "PGCONNECT_TIMEOUT": "connect_timeout",
+    "PGOPTIONS": "options",
+    "PGTARGETSESSIONATTRS": "target_session_attrs",
+    "PGREQUIRESSL": "requiressl",
+    "PGSSLNEGOTIATION": "sslnegotiation",
+    "PGGSSENCMODE": "gssencmode",
+    "PGKRBSRVNAME": "krbsrvname",
+    "PGCHANNELBINDING": "channel_binding",
+    "PGREQUIREAUTH": "require_auth",
 }
 # What libpq does with each keyword when nothing sets it, written as a value: an empty host,
 # port, user, password or file means libpq's default; the rest name their defaults.
 UNSET = {
-    "PGHOST": "", "PGHOSTADDR": "", "PGPORT": "", "PGUSER": "", "PGPASSWORD": "", "PGPASSFILE": "",
-    "PGSSLMODE": "prefer", "PGSSLROOTCERT": "", "PGSSLCERT": "", "PGSSLKEY": "", "PGSSLCRL": "",
-    "PGTARGETSESSIONATTRS": "any", "PGGSSENCMODE": "prefer",
+    "PGHOST": "",
+    "PGHOSTADDR": "",
+    "PGPORT": "",
+    "PGUSER": "",
+    "PGPASSWORD": "",
+    "PGPASSFILE": "",
+    "PGSSLMODE": "prefer",
+    "PGSSLROOTCERT": "",
+    "PGSSLCERT": "",
+    "PGSSLKEY": "",
+    "PGSSLCRL": "",
+    "PGTARGETSESSIONATTRS": "any",
+    "PGGSSENCMODE": "prefer",
 }
 NEWER = {"PGREQUIREAUTH": 16, "PGSSLNEGOTIATION": 17}  # keywords an older libpq rejects (as variables: ignores)
 PGOPTIONS = "PGOPTIONS"
@@ -108,10 +153,19 @@ class Target:
         else:  # PGREQUIRESSL (deprecated) means an sslmode where none is given
             unset = {name for name in UNSET if name in environ or (name == "PGSSLMODE" and "PGREQUIRESSL" in environ)}
         keywords = {KEYWORDS[name]: UNSET[name] for name in unset if name not in self.env}
-        keywords.update({KEYWORDS[name]: value for name, value in self.env.items()
-                         if name in KEYWORDS and libpq_major() >= NEWER.get(name, 0)})
-        keywords.update(dbname=database, connect_timeout="15", application_name="pgbackup",
-                        options=session_options(self.env.get(PGOPTIONS)))
+        keywords.update(
+            {
+                KEYWORDS[name]: value
+                for name, value in self.env.items()
+                if name in KEYWORDS and libpq_major() >= NEWER.get(name, 0)
+            }
+        )
+        keywords.update(
+            dbname=database,
+            connect_timeout="15",
+            application_name="pgbackup",
+            options=session_options(self.env.get(PGOPTIONS)),
+        )
         return keywords
 
     def connect(self, database: str | None = None) -> Connection:
@@ -123,8 +177,9 @@ class Target:
         try:
             connection = psycopg2.connect(make_dsn(**self.parameters(name)))  # in memory only: never argv
         except psycopg2.Error as exc:
-            raise RunError(f"cannot connect to database {name!r} on {self.label}: {one_line(exc)}",
-                           hint=pgauth.hint(str(exc))) from exc
+            raise RunError(
+                f"cannot connect to database {name!r} on {self.label}: {one_line(exc)}", hint=pgauth.hint(str(exc))
+            ) from exc
         connection.autocommit = True
         return connection
 
@@ -144,8 +199,11 @@ def connect_keywords(server: Mapping[str, str]) -> dict[str, Any]:
     """The authentication policy (``core.pgauth``) for ``server`` as psycopg2 keywords; a libpq
     before 16 would reject ``require_auth`` as unknown, and gets it left out."""
     names = {"PGREQUIREAUTH": "require_auth", "PGCHANNELBINDING": "channel_binding"}
-    return {names[k]: v for k, v in pgauth.policy(server, os.environ).items()
-            if libpq_major() >= pgauth.FIRST_ENFORCING or names[k] != "require_auth"}
+    return {
+        names[k]: v
+        for k, v in pgauth.policy(server, os.environ).items()
+        if libpq_major() >= pgauth.FIRST_ENFORCING or names[k] != "require_auth"
+    }
 
 
 def backup_server() -> Target:
@@ -160,6 +218,9 @@ def verify_server(environ: Mapping[str, str]) -> Target:
     if not SCRATCH_SERVER.host.read(environ):
         return backup_server()
     pairs = zip(SOURCE_SERVER.variables(), SCRATCH_SERVER.variables(), strict=False)
-    env = pgauth.secured({libpq.name: scratch.read(environ) for libpq, scratch in pairs if scratch.read(environ)},
-                         environ, SCRATCH_SERVER)
+    env = pgauth.secured(
+        {libpq.name: scratch.read(environ) for libpq, scratch in pairs if scratch.read(environ)},
+        environ,
+        SCRATCH_SERVER,
+    )
     return Target(env=env, label=f"the scratch server at {env[PGHOST.name]}:{env.get(PGPORT.name, '5432')}")

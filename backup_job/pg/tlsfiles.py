@@ -17,8 +17,10 @@ import stat
 from collections.abc import Mapping
 
 FILE_VARIABLES = ("PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL")
-HINT = ("mount the Secret with defaultMode 0440: its files are root's with group root (or the pod's "
-        "fsGroup), and the pod runs with GID 0 unless its securityContext sets another runAsGroup")
+HINT = (
+    "mount the Secret with defaultMode 0440: its files are root's with group root (or the pod's "
+    "fsGroup), and the pod runs with GID 0 unless its securityContext sets another runAsGroup"
+)
 
 
 def _owner(path: str) -> str:
@@ -39,6 +41,8 @@ def unreadable(env: Mapping[str, str]) -> str | None:
                 pass
         except OSError as exc:
             groups = ",".join(str(g) for g in sorted({os.getegid(), *os.getgroups()}))
-            return (f"{name} {path} cannot be read: {exc.strerror} ({_owner(path)}; pgbackup runs as uid "
-                    f"{os.geteuid()}, groups {groups})")
+            return (
+                f"{name} {path} cannot be read: {exc.strerror} ({_owner(path)}; pgbackup runs as uid "
+                f"{os.geteuid()}, groups {groups})"
+            )
     return None

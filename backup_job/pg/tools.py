@@ -31,9 +31,7 @@ def find_tool(name: str, bindir: Path | None) -> str:
 def tool_version(path: str) -> str:
     """``18.1`` from ``pg_dump (PostgreSQL) 18.1 (Debian ...)``."""
     try:
-        out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, check=True, timeout=30
-        ).stdout
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise RunError(f"cannot run {path} --version: {exc}") from exc
     match = re.search(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?", out)

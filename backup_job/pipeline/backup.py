@@ -90,10 +90,21 @@ def rate(count: int, seconds: float) -> str:
 class BackupRun:
     """The writer of one run's backups: each source becomes a dump object, then its manifest."""
 
-    def __init__(self, prefix: str, storage: Storage, facts: RunFacts, *, dump: DumpSettings,
-                 compression: Compression, encryption: EncryptionSettings, run: RunSettings, upload: UploadSettings,
-                 cpus: CpuShare | None = None, listed: frozenset[str] | None = None,
-                 signer: SigningKey | None = None) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        storage: Storage,
+        facts: RunFacts,
+        *,
+        dump: DumpSettings,
+        compression: Compression,
+        encryption: EncryptionSettings,
+        run: RunSettings,
+        upload: UploadSettings,
+        cpus: CpuShare | None = None,
+        listed: frozenset[str] | None = None,
+        signer: SigningKey | None = None,
+    ) -> None:
         self.prefix = prefix  # the destination's prefix
         self.dump = dump
         self.compression = compression
@@ -128,8 +139,13 @@ class BackupRun:
             return set(self._finishing)
 
     def keys(self, database: str) -> tuple[str, str]:
-        keys = backup_keys(self.prefix, database, self.facts.run_timestamp,
-                           self.compression.format, encrypted=bool(self.encryption.encrypt_to))
+        keys = backup_keys(
+            self.prefix,
+            database,
+            self.facts.run_timestamp,
+            self.compression.format,
+            encrypted=bool(self.encryption.encrypt_to),
+        )
         return keys.dump, keys.manifest
 
     def store(self, source: Source) -> Stored:
@@ -155,22 +171,44 @@ class BackupRun:
         def progress(stats: StreamStats) -> None:
             if stats.raw_bytes != moved[0]:
                 moved[:] = [stats.raw_bytes, stats.seconds]
-                log.info("backup of %r in progress: %s read, %s written, %s", name,
-                         logs.human_bytes(stats.raw_bytes), logs.human_bytes(stats.compressed_bytes),
-                         rate(stats.raw_bytes, stats.seconds),
-                         extra=logs.fields(event="backup.progress", raw_bytes=stats.raw_bytes,
-                                           compressed_bytes=stats.compressed_bytes, **fields))
+                log.info(
+                    "backup of %r in progress: %s read, %s written, %s",
+                    name,
+                    logs.human_bytes(stats.raw_bytes),
+                    logs.human_bytes(stats.compressed_bytes),
+                    rate(stats.raw_bytes, stats.seconds),
+                    extra=logs.fields(
+                        event="backup.progress",
+                        raw_bytes=stats.raw_bytes,
+                        compressed_bytes=stats.compressed_bytes,
+                        **fields,
+                    ),
+                )
                 return
-            log.warning("backup of %r stalled: no byte has moved for %.0f s, waiting on %s (%s read, %s written)",
-                        name, stats.seconds - moved[1], stats.waiting_on, logs.human_bytes(stats.raw_bytes),
-                        logs.human_bytes(stats.compressed_bytes),
-                        extra=logs.fields(event="backup.stalled", waiting_on=stats.waiting_on,
-                                          seconds=round(stats.seconds - moved[1]), **fields))
+            log.warning(
+                "backup of %r stalled: no byte has moved for %.0f s, waiting on %s (%s read, %s written)",
+                name,
+                stats.seconds - moved[1],
+                stats.waiting_on,
+                logs.human_bytes(stats.raw_bytes),
+                logs.human_bytes(stats.compressed_bytes),
+                extra=logs.fields(
+                    event="backup.stalled",
+                    waiting_on=stats.waiting_on,
+                    seconds=round(stats.seconds - moved[1]),
+                    **fields,
+                ),
+            )
 
         with self.cpus.stream():
             stats = self._stream(source, dump_key, progress, counter)
-        shrink = shrink_alarm(self.run_settings.shrink_alarm, source.previous, stats.compressed_bytes, stats.raw_bytes,
-                              self.compression.format)
+        shrink = shrink_alarm(
+            self.run_settings.shrink_alarm,
+            source.previous,
+            stats.compressed_bytes,
+            stats.raw_bytes,
+            self.compression.format,
+        )
         manifest = self._manifest(source, dump_key, stats, started_at, counter, shrink)
         # No clean-up if this fails: the manifest may have been written although the answer
         # was lost, and then the dump is a complete backup. A dump left without its manifest
@@ -182,8 +220,9 @@ class BackupRun:
             with stopping.abandonable():  # a stalled PUT cannot be interrupted; a stop walks away from it
                 self.storage.put(manifest_key, manifest.to_json(), "application/json")
         except UnconfirmedError as exc:
-            raise UnconfirmedError(f"the backup is probably complete but unconfirmed: {exc.message}",
-                                   hint=exc.hint) from exc
+            raise UnconfirmedError(
+                f"the backup is probably complete but unconfirmed: {exc.message}", hint=exc.hint
+            ) from exc
         except BaseException:
             with self._lock:
                 self._finishing.discard(source.database)
@@ -193,19 +232,37 @@ class BackupRun:
         shrunk = self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
         return Stored(dump_key, stats, shrunk)
 
-    def _manifest(self, source: Source, dump_key: str, stats: StreamStats, started_at: datetime,
-                  counter: CopyRowCounter, shrink: dict[str, Any] | None) -> Manifest:
+    def _manifest(
+        self,
+        source: Source,
+        dump_key: str,
+        stats: StreamStats,
+        started_at: datetime,
+        counter: CopyRowCounter,
+        shrink: dict[str, Any] | None,
+    ) -> Manifest:
         """The manifest of a finished stream: the database properties sealed like the dump when
         it is sealed, and signed when the run holds a signing key."""
         properties, sealed = source.properties, None
         if self.encryption.encrypt_to and properties is not None:
-            sealed = base64.b64encode(seal_bytes(json.dumps(properties, sort_keys=True).encode(),
-                                                 self.encryption.encrypt_to)).decode("ascii")
+            sealed = base64.b64encode(
+                seal_bytes(json.dumps(properties, sort_keys=True).encode(), self.encryption.encrypt_to)
+            ).decode("ascii")
             properties = None
         manifest = self.facts.manifest(
-            source.database, dump_key, stats, started_at=started_at, finished_at=datetime.now(UTC),
-            row_counts=counter.counts, properties=properties, role_passwords=source.role_passwords,
-            shrink=shrink, engine=stats.engine, sealed_properties=sealed, owners=source.owners)
+            source.database,
+            dump_key,
+            stats,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            row_counts=counter.counts,
+            properties=properties,
+            role_passwords=source.role_passwords,
+            shrink=shrink,
+            engine=stats.engine,
+            sealed_properties=sealed,
+            owners=source.owners,
+        )
         if self.signer is not None:
             manifest = replace(manifest, signature=self.signer.sign(manifest.values()))
         return manifest
@@ -229,7 +286,8 @@ class BackupRun:
                 "two writes, or another one is finishing it now): it cannot be completed without overwriting, "
                 "and pgbackup never overwrites a backup",
                 hint="`pgbackup prune` removes such incomplete leftovers once they are a day old; the next run "
-                "backs the database up again") from None
+                "backs the database up again",
+            ) from None
         except (StorageError, ValueError):
             return None  # unreadable: not known to be ours
         if found.run_id != self.facts.run_id or found.run_timestamp != self.facts.run_timestamp:
@@ -239,22 +297,39 @@ class BackupRun:
             raise BackupExistsError(
                 f"{self.storage.describe(manifest_key)} of this run names {found.key}, which "
                 f"{'is missing' if found.key not in sizes else f'holds {sizes[found.key]} bytes'} instead of "
-                f"{found.compressed_bytes}: damaged, and pgbackup never overwrites a backup")
-        log.info("backup of %r already stored by an earlier attempt of this run (%s) -> %s", name,
-                 logs.human_bytes(found.compressed_bytes), self.storage.describe(found.key),
-                 extra=logs.fields(event="backup.already_stored", database=found.database, key=found.key,
-                                   compressed_bytes=found.compressed_bytes, manifest=manifest_key))
-        stats = StreamStats(raw_bytes=found.raw_bytes, compressed_bytes=found.compressed_bytes, parts=found.parts,
-                            sha256=found.sha256, engine=found.compression_engine)
+                f"{found.compressed_bytes}: damaged, and pgbackup never overwrites a backup"
+            )
+        log.info(
+            "backup of %r already stored by an earlier attempt of this run (%s) -> %s",
+            name,
+            logs.human_bytes(found.compressed_bytes),
+            self.storage.describe(found.key),
+            extra=logs.fields(
+                event="backup.already_stored",
+                database=found.database,
+                key=found.key,
+                compressed_bytes=found.compressed_bytes,
+                manifest=manifest_key,
+            ),
+        )
+        stats = StreamStats(
+            raw_bytes=found.raw_bytes,
+            compressed_bytes=found.compressed_bytes,
+            parts=found.parts,
+            sha256=found.sha256,
+            engine=found.compression_engine,
+        )
         return Stored(found.key, stats, earlier=True)
 
     def _stream(self, source: Source, dump_key: str, progress: Progress, counter: CopyRowCounter) -> StreamStats:
         compression = self.compression
         dump = source.make_dump()
         try:
-            upload = self.storage.start_upload(dump_key, CONTENT_TYPES[compression.format],
-                                               {RUN_ID_METADATA: self.facts.run_id,
-                                                ATTEMPT_METADATA: self.facts.attempt})
+            upload = self.storage.start_upload(
+                dump_key,
+                CONTENT_TYPES[compression.format],
+                {RUN_ID_METADATA: self.facts.run_id, ATTEMPT_METADATA: self.facts.attempt},
+            )
         except BaseException:
             dump.kill()
             dump.close()
@@ -274,11 +349,17 @@ class BackupRun:
             upload.abort()
             raise
         try:
-            return stream_backup(dump, compressor, upload,
-                                 base_part_size=self.upload.part_size, limits=self.storage.limits,
-                                 progress=progress, progress_interval=self.dump.progress_interval,
-                                 observe=counter.feed if source.count_rows else None,
-                                 seal_to=self.encryption.encrypt_to)
+            return stream_backup(
+                dump,
+                compressor,
+                upload,
+                base_part_size=self.upload.part_size,
+                limits=self.storage.limits,
+                progress=progress,
+                progress_interval=self.dump.progress_interval,
+                observe=counter.feed if source.count_rows else None,
+                seal_to=self.encryption.encrypt_to,
+            )
         finally:
             if deadline is not None:
                 deadline.cancel()
@@ -291,38 +372,70 @@ class BackupRun:
         seconds = self.dump.database_timeout
         if not seconds:
             return None
-        error = StorageError(f"the backup exceeded {DATABASE_TIMEOUT.name} ({seconds} s) while waiting on storage "
-                             "and was stopped", hint=f"check the S3 endpoint, or raise {DATABASE_TIMEOUT.name}")
+        error = StorageError(
+            f"the backup exceeded {DATABASE_TIMEOUT.name} ({seconds} s) while waiting on storage and was stopped",
+            hint=f"check the S3 endpoint, or raise {DATABASE_TIMEOUT.name}",
+        )
         timer = threading.Timer(seconds, upload.cancel, args=(error,))
         timer.daemon = True
         signals.start(timer)
         return timer
 
-    def _finished(self, name: str, source: Source, stats: StreamStats, counter: CopyRowCounter,
-                  fields: dict[str, str], manifest_key: str, where: str, shrink: dict[str, Any] | None) -> str:
+    def _finished(
+        self,
+        name: str,
+        source: Source,
+        stats: StreamStats,
+        counter: CopyRowCounter,
+        fields: dict[str, str],
+        manifest_key: str,
+        where: str,
+        shrink: dict[str, Any] | None,
+    ) -> str:
         """Log the backup's end; returns the shrink alarm's warning, or "" when it stayed quiet."""
         rows = sum(counter.counts.values())
         log.info(
             "backup of %r finished: %s compressed (%s raw%s) in %.1f s, %s, sha256 %s -> %s",
-            name, logs.human_bytes(stats.compressed_bytes), logs.human_bytes(stats.raw_bytes),
+            name,
+            logs.human_bytes(stats.compressed_bytes),
+            logs.human_bytes(stats.raw_bytes),
             f", {len(counter.counts)} tables, {rows} rows" if source.count_rows else "",
-            stats.seconds, rate(stats.raw_bytes, stats.seconds), stats.sha256[:12], where,
-            extra=logs.fields(event="backup.finished", raw_bytes=stats.raw_bytes,
-                              compressed_bytes=stats.compressed_bytes, seconds=round(stats.seconds, 3),
-                              sha256=stats.sha256, manifest=manifest_key, tables=len(counter.counts),
-                              rows=rows, **fields),
+            stats.seconds,
+            rate(stats.raw_bytes, stats.seconds),
+            stats.sha256[:12],
+            where,
+            extra=logs.fields(
+                event="backup.finished",
+                raw_bytes=stats.raw_bytes,
+                compressed_bytes=stats.compressed_bytes,
+                seconds=round(stats.seconds, 3),
+                sha256=stats.sha256,
+                manifest=manifest_key,
+                tables=len(counter.counts),
+                rows=rows,
+                **fields,
+            ),
         )
         if source.count_rows and counter.lost:
-            log.warning("row counts of %r are partial: the dump holds a statement too long for the counter to follow, "
-                        "so `pgbackup verify` checks the %d tables counted before it and not the rest", name,
-                        len(counter.counts), extra=logs.fields(event="backup.counts_partial", **fields))
+            log.warning(
+                "row counts of %r are partial: the dump holds a statement too long for the counter to follow, "
+                "so `pgbackup verify` checks the %d tables counted before it and not the rest",
+                name,
+                len(counter.counts),
+                extra=logs.fields(event="backup.counts_partial", **fields),
+            )
         if shrink is None:
             return ""
         raw = shrink.get("compared") == "raw_bytes"  # the compression changed since the last backup
-        now, before = ((stats.raw_bytes, shrink["previous_raw_bytes"]) if raw
-                       else (stats.compressed_bytes, shrink["previous_compressed_bytes"]))
-        warning = (f"backup of {name!r} SHRANK: {logs.human_bytes(now)} {'raw' if raw else 'compressed'} is below "
-                   f"{round(self.run_settings.shrink_alarm * 100)}% of the previous backup ({shrink['previous_timestamp']}, "
-                   f"{logs.human_bytes(before)}); check that data was not lost")
+        now, before = (
+            (stats.raw_bytes, shrink["previous_raw_bytes"])
+            if raw
+            else (stats.compressed_bytes, shrink["previous_compressed_bytes"])
+        )
+        warning = (
+            f"backup of {name!r} SHRANK: {logs.human_bytes(now)} {'raw' if raw else 'compressed'} is below "
+            f"{round(self.run_settings.shrink_alarm * 100)}% of the previous backup ({shrink['previous_timestamp']}, "
+            f"{logs.human_bytes(before)}); check that data was not lost"
+        )
         log.warning("%s", warning, extra=logs.fields(event="backup.shrunk", **fields, **shrink))
         return warning

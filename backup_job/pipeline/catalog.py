@@ -114,8 +114,13 @@ class Backup:
     @property
     def complete(self) -> bool:
         """The objects and the manifest agree (signed or not)."""
-        return (self.dump is not None and self.manifest is not None and not self.problem
-                and not self.unknown and not self.suspect)
+        return (
+            self.dump is not None
+            and self.manifest is not None
+            and not self.problem
+            and not self.unknown
+            and not self.suspect
+        )
 
     @property
     def trusted(self) -> bool:
@@ -146,8 +151,11 @@ class Backup:
 
     def state(self) -> str:
         if self.unknown:
-            what = self.not_understood or f"{', '.join(o.key.rsplit('/', 1)[-1] for o in self.others)} is in a format " \
-                                          "this pgbackup does not read"
+            what = (
+                self.not_understood
+                or f"{', '.join(o.key.rsplit('/', 1)[-1] for o in self.others)} is in a format "
+                "this pgbackup does not read"
+            )
             return f"unknown: {what} (never deleted by this version)"
         if self.suspect:
             return f"SUSPECT: {self.suspect_why} (never picked, kept or deleted by retention)"
@@ -223,28 +231,47 @@ class Catalog:
         before ``at``): what ``newest`` did not pick, which its callers report. An incomplete one
         is named too: a dump without its manifest may be the newest data there is (a run that
         died, a manifest write that failed), and whoever restores an older one must know it."""
-        newer = [b for b in self.of(database) if (chosen is None or b.timestamp > chosen.timestamp)
-                 and (at is None or b.time <= at)]
+        newer = [
+            b
+            for b in self.of(database)
+            if (chosen is None or b.timestamp > chosen.timestamp) and (at is None or b.time <= at)
+        ]
         self.load_manifests(newer)
         return [b for b in newer if b.incomplete or b.suspect or b.unsigned or b.untrusted]
 
     def load_manifests(self, backups: Iterable[Backup]) -> None:
         for backup in backups:
-            if backup.manifest is None and backup.manifest_object is not None and not backup.problem \
-                    and not backup.not_understood:
+            if (
+                backup.manifest is None
+                and backup.manifest_object is not None
+                and not backup.problem
+                and not backup.not_understood
+            ):
                 read_manifest(self.storage, backup, self.reading)
 
     def details(self, backup: Backup) -> Manifest:
         """``backup``'s whole manifest (row counts, block digests), read and checked again; it
         must still be the manifest the catalog judged, else ``RestoreError``."""
         assert backup.manifest is not None and backup.manifest_object is not None
-        fresh = Backup(backup.database, backup.timestamp, dump=backup.dump, manifest_object=backup.manifest_object,
-                       enforced=backup.enforced)
+        fresh = Backup(
+            backup.database,
+            backup.timestamp,
+            dump=backup.dump,
+            manifest_object=backup.manifest_object,
+            enforced=backup.enforced,
+        )
         manifest = read_manifest(self.storage, fresh, self.reading, slim=False)
-        if manifest is None or fresh.problem or fresh.not_understood or fresh.untrusted_why != backup.untrusted_why \
-                or manifest.slim() != backup.manifest:
-            raise RestoreError(f"the manifest of the backup of {backup.timestamp} changed while it was being read "
-                               f"({fresh.state()}); run the command again")
+        if (
+            manifest is None
+            or fresh.problem
+            or fresh.not_understood
+            or fresh.untrusted_why != backup.untrusted_why
+            or manifest.slim() != backup.manifest
+        ):
+            raise RestoreError(
+                f"the manifest of the backup of {backup.timestamp} changed while it was being read "
+                f"({fresh.state()}); run the command again"
+            )
         return manifest
 
 
@@ -262,8 +289,9 @@ def read_manifest(storage: Storage, backup: Backup, reading: Reading, *, slim: b
         return None
     except StorageError as exc:
         if "larger than" in str(exc):
-            backup.problem = (f"manifest larger than {reading.manifest_limit // (1024 * 1024)} MiB "
-                              f"({MANIFEST_LIMIT_MB.name})")
+            backup.problem = (
+                f"manifest larger than {reading.manifest_limit // (1024 * 1024)} MiB ({MANIFEST_LIMIT_MB.name})"
+            )
         else:
             backup.not_understood = f"its manifest cannot be read: {exc}"
         return None
@@ -277,7 +305,9 @@ def read_manifest(storage: Storage, backup: Backup, reading: Reading, *, slim: b
         backup.not_understood = f"compressed with {manifest.compression!r}, which this pgbackup does not read"
         return None
     if manifest.encryption is not None and manifest.encryption.get("format") != "age":
-        backup.not_understood = f"encrypted with {manifest.encryption.get('format')!r}, which this pgbackup does not read"
+        backup.not_understood = (
+            f"encrypted with {manifest.encryption.get('format')!r}, which this pgbackup does not read"
+        )
         return None
     _judge_signature(backup, values, reading.trust)
     backup.manifest = manifest.slim()
@@ -319,8 +349,10 @@ def _suspect(backup: Backup, now: datetime, skew: timedelta) -> str:
     if backup.time > now + skew:
         return f"dated {backup.timestamp}, later than now by more than {CLOCK_SKEW.name} ({_span(skew)})"
     if stored is not None and backup.time > stored.modified + skew:
-        return (f"dated {backup.timestamp}, later than when the store received it "
-                f"({stored.modified.strftime('%Y-%m-%dT%H:%M:%SZ')}) by more than {CLOCK_SKEW.name}")
+        return (
+            f"dated {backup.timestamp}, later than when the store received it "
+            f"({stored.modified.strftime('%Y-%m-%dT%H:%M:%SZ')}) by more than {CLOCK_SKEW.name}"
+        )
     return ""
 
 

@@ -174,7 +174,8 @@ class ZstdStream:
         with signals.held():  # zstd starts its workers on the first call; they inherit the mask
             window = zstandard.ZstdCompressionParameters.from_level(level).window_log
             params = zstandard.ZstdCompressionParameters.from_level(
-                level, threads=self.threads, write_checksum=1, job_size=max(ZSTD_JOB, 1 << window))
+                level, threads=self.threads, write_checksum=1, job_size=max(ZSTD_JOB, 1 << window)
+            )
             self._zstd = zstandard.ZstdCompressor(compression_params=params)
             self._stream = self._zstd.compressobj()
 

@@ -61,7 +61,7 @@ class ZstdInflater:
             for start in range(0, len(view), ZSTD_SLICE):
                 if self._inflater.eof:
                     raise RestoreError("the object has bytes after the end of its zstd frame")
-                data = self._inflater.decompress(view[start:start + ZSTD_SLICE])
+                data = self._inflater.decompress(view[start : start + ZSTD_SLICE])
                 if data:
                     yield data
         except self._error as exc:

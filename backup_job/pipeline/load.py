@@ -66,8 +66,10 @@ class ReadStats:
 
 
 def _changed(manifest: Manifest, what: str) -> ChecksumError:
-    return ChecksumError(f"checksum mismatch: {what} of {manifest.key} does not match its manifest; the object "
-                         "was changed or damaged after the backup, and nothing of it was used")
+    return ChecksumError(
+        f"checksum mismatch: {what} of {manifest.key} does not match its manifest; the object "
+        "was changed or damaged after the backup, and nothing of it was used"
+    )
 
 
 class CheckedRead:
@@ -116,7 +118,7 @@ class CheckedRead:
             raise _changed(self.manifest, f"block {index + 1}" if index < len(expected) else "the length")
         view = memoryview(block)  # handed on in READ_CHUNK slices, without a copy
         for start in range(0, len(view), READ_CHUNK):
-            yield view[start:start + READ_CHUNK]
+            yield view[start : start + READ_CHUNK]
 
     def _two_passes(self) -> Iterator[bytes]:
         """A manifest from before block digests: hash the whole object, then read that same
@@ -135,7 +137,10 @@ class CheckedRead:
 
 
 def read_verified(
-    storage: Storage, manifest: Manifest, sink: Callable[[bytes], None], stats: ReadStats | None = None,
+    storage: Storage,
+    manifest: Manifest,
+    sink: Callable[[bytes], None],
+    stats: ReadStats | None = None,
     keyring: Keyring | None = None,
 ) -> ReadStats:
     """Feed the decompressed (and, when sealed, decrypted) object to ``sink``, each block checked
@@ -194,7 +199,13 @@ def read_verified(
 
 
 def load_backup(
-    catalog: Catalog, backup: Backup, psql_path: str, target: Target, database: str, *, clean: bool,
+    catalog: Catalog,
+    backup: Backup,
+    psql_path: str,
+    target: Target,
+    database: str,
+    *,
+    clean: bool,
     keyring: Keyring | None = None,
 ) -> ReadStats:
     """Stream one backup into ``database`` inside one transaction; COMMIT only when verified.
@@ -205,9 +216,13 @@ def load_backup(
     read = ReadStats()
 
     def progress(_seconds: float) -> None:
-        log.info("restore of %r in progress: %s of %s read", name, logs.human_bytes(read.compressed_bytes),
-                 logs.human_bytes(manifest.compressed_bytes),
-                 extra=logs.fields(event="restore.progress", compressed_bytes=read.compressed_bytes))
+        log.info(
+            "restore of %r in progress: %s of %s read",
+            name,
+            logs.human_bytes(read.compressed_bytes),
+            logs.human_bytes(manifest.compressed_bytes),
+            extra=logs.fields(event="restore.progress", compressed_bytes=read.compressed_bytes),
+        )
 
     psql = Psql(psql_path, target.child_env(database), transaction=True)
     try:

@@ -56,9 +56,14 @@ def prove(catalog: Catalog, backup: Backup) -> Proof:
             hasher.update(chunk)
             read += len(chunk)
         if read != manifest.compressed_bytes or hasher.hexdigest() != manifest.sha256:
-            return Proof(backup, read, f"checksum mismatch: read {read} bytes with sha256 {hasher.hexdigest()[:16]}..., "
-                                       f"the manifest says {manifest.compressed_bytes} bytes with sha256 "
-                                       f"{manifest.sha256[:16]}...", damaged=True)
+            return Proof(
+                backup,
+                read,
+                f"checksum mismatch: read {read} bytes with sha256 {hasher.hexdigest()[:16]}..., "
+                f"the manifest says {manifest.compressed_bytes} bytes with sha256 "
+                f"{manifest.sha256[:16]}...",
+                damaged=True,
+            )
     except ChecksumError as exc:
         return Proof(backup, read, str(exc), damaged=True)
     except PgBackupError as exc:

@@ -101,7 +101,7 @@ class PartBuffer:
         if over:
             self.pieces[-1] = last[: len(last) - over]
         part = b"".join(self.pieces)
-        self.pieces = [last[len(last) - over:]] if over else []
+        self.pieces = [last[len(last) - over :]] if over else []
         self.pending = over
         self.sent_parts += 1
         self.upload.send_part(self.sent_parts, part)

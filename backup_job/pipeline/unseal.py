@@ -39,8 +39,10 @@ class Keyring:
     def identities(self) -> list[Any]:
         if self._identities is None:
             if self.path is None:
-                raise DecryptionError(f"a backup is encrypted with age; set {DECRYPT_IDENTITY_PATH.name} "
-                                      "to the file of a matching identity")
+                raise DecryptionError(
+                    f"a backup is encrypted with age; set {DECRYPT_IDENTITY_PATH.name} "
+                    "to the file of a matching identity"
+                )
             self._identities = keys.load_identities(self.path, DECRYPT_IDENTITY_PATH.name)
         return self._identities
 
@@ -49,16 +51,22 @@ class Keyring:
         if not manifest.encrypted:
             return
         if self.path is None:
-            raise DecryptionError(f"{what} is encrypted with age, sealed to {sealed_to(manifest)}; "
-                                  f"set {DECRYPT_IDENTITY_PATH.name} to the file of a matching identity")
+            raise DecryptionError(
+                f"{what} is encrypted with age, sealed to {sealed_to(manifest)}; "
+                f"set {DECRYPT_IDENTITY_PATH.name} to the file of a matching identity"
+            )
         identities = self.identities()
         publics = {str(identity.to_public()) for identity in identities if hasattr(identity, "to_public")}
         if len(publics) == len(identities) and not publics & set(manifest.recipients):
-            raise DecryptionError(f"{what} is sealed to {sealed_to(manifest)}; the identity in "
-                                  f"{DECRYPT_IDENTITY_PATH.name} is not one of them")
+            raise DecryptionError(
+                f"{what} is sealed to {sealed_to(manifest)}; the identity in "
+                f"{DECRYPT_IDENTITY_PATH.name} is not one of them"
+            )
 
 
-def decrypt(chunks: Iterator[bytes | memoryview], sink: Callable[[bytes], None], keyring: Keyring, manifest: Manifest) -> None:
+def decrypt(
+    chunks: Iterator[bytes | memoryview], sink: Callable[[bytes], None], keyring: Keyring, manifest: Manifest
+) -> None:
     """Decrypt the stored ``chunks`` of ``manifest``'s object into ``sink``; the sink's own
     error is raised as it was, anything age refuses as ``DecryptionError``."""
     import pyrage
@@ -70,10 +78,13 @@ def decrypt(chunks: Iterator[bytes | memoryview], sink: Callable[[bytes], None],
         if plain.error is not None:
             raise plain.error from None
         if "No matching keys" in str(exc):
-            raise DecryptionError(f"{manifest.key} is sealed to {sealed_to(manifest)}; the identity in "
-                                  f"{DECRYPT_IDENTITY_PATH.name} is not one of them") from None
-        raise DecryptionError(f"{manifest.key} cannot be decrypted: {exc} (the ciphertext was changed, "
-                              "cut short or damaged)") from None
+            raise DecryptionError(
+                f"{manifest.key} is sealed to {sealed_to(manifest)}; the identity in "
+                f"{DECRYPT_IDENTITY_PATH.name} is not one of them"
+            ) from None
+        raise DecryptionError(
+            f"{manifest.key} cannot be decrypted: {exc} (the ciphertext was changed, cut short or damaged)"
+        ) from None
 
 
 def database_properties(manifest: Manifest, keyring: Keyring) -> dict[str, Any] | None:
@@ -89,8 +100,10 @@ def database_properties(manifest: Manifest, keyring: Keyring) -> dict[str, Any] 
     except DecryptionError:
         raise
     except Exception as exc:
-        raise DecryptionError(f"the database properties of {manifest.key} cannot be opened: {str(exc)[:200]}; the "
-                              f"identity in {DECRYPT_IDENTITY_PATH.name} must be one the backup was sealed to") from None
+        raise DecryptionError(
+            f"the database properties of {manifest.key} cannot be opened: {str(exc)[:200]}; the "
+            f"identity in {DECRYPT_IDENTITY_PATH.name} must be one the backup was sealed to"
+        ) from None
     if not isinstance(properties, dict):
         raise DecryptionError(f"the sealed database properties of {manifest.key} are not an object")
     return properties

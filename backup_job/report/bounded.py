@@ -32,12 +32,20 @@ def within(seconds: float, what: str, send: Callable[[], None]) -> bool:
     signals.start(thread)
     thread.join(seconds)
     if not outcome:
-        log.warning("%s gave no answer within %.0f s; going on without it", what, seconds,
-                    extra=logs.fields(event="report.timeout", channel=what))
+        log.warning(
+            "%s gave no answer within %.0f s; going on without it",
+            what,
+            seconds,
+            extra=logs.fields(event="report.timeout", channel=what),
+        )
         return False
     error = outcome[0]
     if error is not None:
-        log.warning("%s failed: %s", what, logs.redact(one_line(error) or type(error).__name__),
-                    extra=logs.fields(event="report.failed", channel=what))
+        log.warning(
+            "%s failed: %s",
+            what,
+            logs.redact(one_line(error) or type(error).__name__),
+            extra=logs.fields(event="report.failed", channel=what),
+        )
         return False
     return True

@@ -16,9 +16,12 @@ SUFFIXES = {"start": "/start", "success": "", "fail": "/fail"}
 
 def ping(url: Secret, event: str, body: str, timeout: float) -> None:
     """POST ``body`` to the URL for ``event``; raises on a network error or a non-2xx answer."""
-    request = urllib.request.Request(url.reveal() + SUFFIXES[event], data=body.encode("utf-8")[:10000],
-                                     method="POST", headers={"Content-Type": "text/plain; charset=utf-8",
-                                                             "User-Agent": "pgbackup"})
+    request = urllib.request.Request(
+        url.reveal() + SUFFIXES[event],
+        data=body.encode("utf-8")[:10000],
+        method="POST",
+        headers={"Content-Type": "text/plain; charset=utf-8", "User-Agent": "pgbackup"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read(1024)

@@ -41,8 +41,13 @@ class DatabaseFigure:
     stored_bytes: int
 
 
-def build(destination: str, outcome: TerminationMessage, databases: list[DatabaseFigure],
-          last_success: float | None, now: float | None = None) -> Any:
+def build(
+    destination: str,
+    outcome: TerminationMessage,
+    databases: list[DatabaseFigure],
+    last_success: float | None,
+    now: float | None = None,
+) -> Any:
     """A ``CollectorRegistry`` holding the run's series."""
     from prometheus_client import CollectorRegistry, Gauge
 
@@ -55,22 +60,40 @@ def build(destination: str, outcome: TerminationMessage, databases: list[Databas
         metric.labels(**labels, **extra).set(value)
 
     gauge("pgbackup_last_run_timestamp_seconds", "When the last backup run finished.", now)
-    gauge("pgbackup_last_run_success", "1 if the last backup run succeeded, 0 if it failed.", 1.0 if outcome.ok else 0.0)
+    gauge(
+        "pgbackup_last_run_success", "1 if the last backup run succeeded, 0 if it failed.", 1.0 if outcome.ok else 0.0
+    )
     gauge("pgbackup_last_run_duration_seconds", "How long the last backup run took.", outcome.seconds or 0.0)
     gauge("pgbackup_last_run_bytes", "Bytes the last backup run stored.", float(outcome.stored_bytes or 0))
-    runs = Gauge("pgbackup_last_run_databases", "Databases (and the globals) of the last run, by result.",
-                 ["destination", "result"], registry=registry)
+    runs = Gauge(
+        "pgbackup_last_run_databases",
+        "Databases (and the globals) of the last run, by result.",
+        ["destination", "result"],
+        registry=registry,
+    )
     runs.labels(destination=destination, result="ok").set(outcome.databases_ok or 0)
     runs.labels(destination=destination, result="failed").set(outcome.databases_failed or 0)
     if last_success is not None:
         gauge(SUCCESS, "When the last successful backup run finished.", last_success)
     if outcome.suspect is not None:
-        gauge("pgbackup_suspect_backups", "Backups in the destination dated in the future (suspect: never picked, "
-              "kept or deleted), as the last run listed them.", float(outcome.suspect))
-    ok = Gauge("pgbackup_database_last_run_success", "1 if the database's backup in the last run succeeded.",
-               ["destination", "database"], registry=registry)
-    size = Gauge("pgbackup_database_last_run_bytes", "Bytes stored for the database in the last run.",
-                 ["destination", "database"], registry=registry)
+        gauge(
+            "pgbackup_suspect_backups",
+            "Backups in the destination dated in the future (suspect: never picked, "
+            "kept or deleted), as the last run listed them.",
+            float(outcome.suspect),
+        )
+    ok = Gauge(
+        "pgbackup_database_last_run_success",
+        "1 if the database's backup in the last run succeeded.",
+        ["destination", "database"],
+        registry=registry,
+    )
+    size = Gauge(
+        "pgbackup_database_last_run_bytes",
+        "Bytes stored for the database in the last run.",
+        ["destination", "database"],
+        registry=registry,
+    )
     for figure in databases:
         ok.labels(destination=destination, database=figure.database).set(1.0 if figure.ok else 0.0)
         if figure.ok:
@@ -110,8 +133,14 @@ def write_textfile(path: Path, destination: str, outcome: TerminationMessage, da
         temporary.unlink(missing_ok=True)
 
 
-def push(url: Secret, destination: str, outcome: TerminationMessage, databases: list[DatabaseFigure],
-         timeout: float, shard: str = "") -> None:
+def push(
+    url: Secret,
+    destination: str,
+    outcome: TerminationMessage,
+    databases: list[DatabaseFigure],
+    timeout: float,
+    shard: str = "",
+) -> None:
     from prometheus_client import push_to_gateway, pushadd_to_gateway
 
     now = time.time()

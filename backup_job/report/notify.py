@@ -54,23 +54,37 @@ def send(urls: Sequence[Secret], notification: Notification) -> None:
     collected = _Collect()
     apprise_log.handlers = [collected]
     apprise_log.setLevel(logging.INFO)
-    kind = {"success": apprise.NotifyType.SUCCESS, "warning": apprise.NotifyType.WARNING,
-            "failure": apprise.NotifyType.FAILURE}[notification.kind]
+    kind = {
+        "success": apprise.NotifyType.SUCCESS,
+        "warning": apprise.NotifyType.WARNING,
+        "failure": apprise.NotifyType.FAILURE,
+    }[notification.kind]
     sent = 0
     for position, url in enumerate(urls, 1):
         where = f"notification to URL {position} of {len(urls)} ({scheme(url)})"
         collected.messages.clear()
         target = apprise.Apprise()
         if not target.add(url.reveal()):
-            log.warning("%s: Apprise does not understand this URL; see https://github.com/caronc/apprise/wiki",
-                        where, extra=logs.fields(event="notify.failed", url=position))
+            log.warning(
+                "%s: Apprise does not understand this URL; see https://github.com/caronc/apprise/wiki",
+                where,
+                extra=logs.fields(event="notify.failed", url=position),
+            )
             continue
         if target.notify(title=notification.title, body=notification.body, notify_type=kind):
             sent += 1
             continue
         status = next((m.group(1) for text in collected.messages if (m := _STATUS.search(text))), "")
-        log.warning("%s failed%s", where, f" (HTTP {status})" if status else "",
-                    extra=logs.fields(event="notify.failed", url=position))
+        log.warning(
+            "%s failed%s",
+            where,
+            f" (HTTP {status})" if status else "",
+            extra=logs.fields(event="notify.failed", url=position),
+        )
     if sent:
-        log.info("notification sent to %d of %d URLs", sent, len(urls),
-                 extra=logs.fields(event="notify.sent", sent=sent, urls=len(urls)))
+        log.info(
+            "notification sent to %d of %d URLs",
+            sent,
+            len(urls),
+            extra=logs.fields(event="notify.sent", sent=sent, urls=len(urls)),
+        )

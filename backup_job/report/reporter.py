@@ -42,12 +42,25 @@ class Reporter:
     def started(self) -> None:
         url = self.settings.healthcheck_url
         if self.command == "run" and url is not None:
-            within(self.settings.timeout, "healthcheck start ping",
-                   lambda: healthcheck.ping(url, "start", f"pgbackup run{' shard ' + self.shard if self.shard else ''} "
-                                            f"started -> {self.destination}", self.settings.timeout))
+            within(
+                self.settings.timeout,
+                "healthcheck start ping",
+                lambda: healthcheck.ping(
+                    url,
+                    "start",
+                    f"pgbackup run{' shard ' + self.shard if self.shard else ''} started -> {self.destination}",
+                    self.settings.timeout,
+                ),
+            )
 
-    def finished(self, outcome: TerminationMessage, databases: list[DatabaseFigure] | None = None,
-                 warnings: list[str] | None = None, success_ping: bool = True, budget: float | None = None) -> None:
+    def finished(
+        self,
+        outcome: TerminationMessage,
+        databases: list[DatabaseFigure] | None = None,
+        warnings: list[str] | None = None,
+        success_ping: bool = True,
+        budget: float | None = None,
+    ) -> None:
         """Send the outcome everywhere configured; ``budget`` (a stopped run's: what is left of its
         bound) caps the seconds all channels together may take."""
         warnings = warnings or []
@@ -64,13 +77,20 @@ class Reporter:
                 within(left(), f"healthcheck {event} ping", lambda: healthcheck.ping(url, event, summary, left()))
             textfile = self.settings.metrics_textfile
             if textfile is not None:
-                within(left(), "metrics textfile",
-                       lambda: metrics.write_textfile(textfile, self.destination, outcome, databases or []))
+                within(
+                    left(),
+                    "metrics textfile",
+                    lambda: metrics.write_textfile(textfile, self.destination, outcome, databases or []),
+                )
             gateway = self.settings.pushgateway_url
             if gateway is not None:
-                within(left(), "metrics push",
-                       lambda: metrics.push(gateway, self.destination, outcome, databases or [], left(),
-                                            shard=outcome.shard))
+                within(
+                    left(),
+                    "metrics push",
+                    lambda: metrics.push(
+                        gateway, self.destination, outcome, databases or [], left(), shard=outcome.shard
+                    ),
+                )
         if not self.settings.notify_urls:
             return
         if outcome.ok is False or warnings or self.settings.notify_always:

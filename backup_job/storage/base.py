@@ -184,4 +184,3 @@ class Storage(ABC):
         upload at ``key``, find it in a listing, abort it. None when the listing does not show
         it. A store that dates uploads by the clock ``open_uploads`` reports needs no proof."""
         return timedelta(0)
-

@@ -83,8 +83,10 @@ class LocalStorage(Storage):
         if self.root.is_dir():
             return
         if not self.root.parent.is_dir():
-            raise StorageError(f"{self.root.parent} does not exist, so {self.root} cannot be created in it "
-                               f"(is the volume mounted?); create {self.root.parent} or fix the destination")
+            raise StorageError(
+                f"{self.root.parent} does not exist, so {self.root} cannot be created in it "
+                f"(is the volume mounted?); create {self.root.parent} or fix the destination"
+            )
         try:
             self.root.mkdir(exist_ok=True)
         except OSError as exc:
@@ -139,7 +141,8 @@ class LocalStorage(Storage):
                 except FileNotFoundError:
                     continue
                 yield ObjectInfo(
-                    key=str(path.relative_to(self.root)), size=status.st_size,
+                    key=str(path.relative_to(self.root)),
+                    size=status.st_size,
                     modified=datetime.fromtimestamp(status.st_mtime, UTC),
                 )
 
@@ -180,8 +183,13 @@ class LocalStorage(Storage):
                     modified = datetime.fromtimestamp(partial.stat().st_mtime, UTC)
                 except FileNotFoundError:
                     continue  # completed or aborted meanwhile
-                uploads.append(OpenUpload(key=str((partial.parent / final_name).relative_to(self.root)),
-                                          upload_id=str(partial.relative_to(self.root)), initiated=modified))
+                uploads.append(
+                    OpenUpload(
+                        key=str((partial.parent / final_name).relative_to(self.root)),
+                        upload_id=str(partial.relative_to(self.root)),
+                        initiated=modified,
+                    )
+                )
         return OpenUploads(uploads=uploads, clock=datetime.now(UTC))
 
     def written_since(self, upload: OpenUpload, moment: datetime) -> bool:

@@ -84,8 +84,9 @@ log = logs.get("storage")
 AddressingStyle = Literal["auto", "virtual", "path"]
 RetryMode = Literal["standard", "adaptive", "legacy"]
 LIMITS = PartLimits(min_part=MIN_PART_SIZE, max_part=MAX_PART_SIZE, max_parts=MAX_PARTS)
-WRITES = frozenset({"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "CopyObject",
-                    "UploadPartCopy"})
+WRITES = frozenset(
+    {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "CopyObject", "UploadPartCopy"}
+)
 
 
 class S3Options(Protocol):
@@ -114,6 +115,8 @@ class S3Options(Protocol):
 
     @property
     def retry_mode(self) -> str: ...
+
+
 def _refuse_writes_after_stop(event_name: str = "", **_: Any) -> None:
     """botocore's ``before-send`` hook: a write (each attempt) raises once a stop was requested."""
     operation = event_name.rsplit(".", 1)[-1]
@@ -146,8 +149,10 @@ class S3Storage(Storage):
         self._conditional_writes = True
         # CRC32C checksums, unless the SDK is told to send only the checksums an operation
         # requires (the compatibility mode for stores that reject them) or CRC32C cannot run in C.
-        self.checksums = (getattr(self.client.meta.config, "request_checksum_calculation", None) != "when_required"
-                          and s3_crc.available())
+        self.checksums = (
+            getattr(self.client.meta.config, "request_checksum_calculation", None) != "when_required"
+            and s3_crc.available()
+        )
         self._warned = False
         self._warning = threading.Lock()  # parallel databases complete their uploads at once
 
@@ -167,9 +172,7 @@ class S3Storage(Storage):
     def error(self, what: str, key: str, exc: Exception) -> StorageError:
         """The ``StorageError`` for a failed SDK call."""
         if isinstance(exc, ClientError) and code(exc) in PRECONDITION:
-            return BackupExistsError(
-                f"{self.describe(key)} exists already; pgbackup never overwrites a backup"
-            )
+            return BackupExistsError(f"{self.describe(key)} exists already; pgbackup never overwrites a backup")
         if isinstance(exc, ClientError) and code(exc) in DENIED:
             return denied(what, self.describe(key), exc)
         return StorageError(f"S3 {what} of {self.describe(key)} failed: {describe_error(exc)}")
@@ -218,13 +221,18 @@ class S3Storage(Storage):
         return True
 
     def start_upload(self, key: str, content_type: str, metadata: dict[str, str]) -> Upload:
-        args: dict[str, Any] = {"Key": key, "ContentType": content_type, "Metadata": metadata,
-                                **self._object_args(storage_class=True)}
+        args: dict[str, Any] = {
+            "Key": key,
+            "ContentType": content_type,
+            "Metadata": metadata,
+            **self._object_args(storage_class=True),
+        }
         create: Callable[..., Any] = self.client.create_multipart_upload
         if self.checksums:
             try:
                 response = create(
-                    Bucket=self.bucket, ChecksumAlgorithm=s3_crc.ALGORITHM, ChecksumType=s3_crc.FULL_OBJECT, **args)
+                    Bucket=self.bucket, ChecksumAlgorithm=s3_crc.ALGORITHM, ChecksumType=s3_crc.FULL_OBJECT, **args
+                )
                 return S3Upload(self, key, response["UploadId"], metadata, checksums=True)
             except ClientError as exc:
                 if code(exc) not in CHECKSUMS_REJECTED:
@@ -242,12 +250,19 @@ class S3Storage(Storage):
             if self.options.sse != "aws:kms" or self._warned:
                 return
             self._warned = True
-        why = ("it returned no CRC32C of what it holds" if self.checksums else
-               "no CRC32C is sent (AWS_REQUEST_CHECKSUM_CALCULATION=when_required, or the store refused them)")
-        log.warning("bytes altered on their way to %s cannot be detected under SSE-KMS: ETags are not MD5s there and "
-                    "%s, so only the store's own Content-MD5 check guards %s and the other backups of this run; "
-                    "use a store that verifies CRC32C checksums to have them checked", self.url, why,
-                    self.describe(key))
+        why = (
+            "it returned no CRC32C of what it holds"
+            if self.checksums
+            else "no CRC32C is sent (AWS_REQUEST_CHECKSUM_CALCULATION=when_required, or the store refused them)"
+        )
+        log.warning(
+            "bytes altered on their way to %s cannot be detected under SSE-KMS: ETags are not MD5s there and "
+            "%s, so only the store's own Content-MD5 check guards %s and the other backups of this run; "
+            "use a store that verifies CRC32C checksums to have them checked",
+            self.url,
+            why,
+            self.describe(key),
+        )
 
     def check_crc(self, what: str, key: str, got: str | None, expected: str) -> bool:
         """Fail when the store's CRC32C says it holds other bytes than we sent; True when it
@@ -255,8 +270,10 @@ class S3Storage(Storage):
         if got is None:
             return False
         if got != expected:
-            raise StorageError(f"{what} of {self.describe(key)} was altered on its way: the store holds bytes "
-                               f"with CRC32C {got}, pgbackup sent {expected}")
+            raise StorageError(
+                f"{what} of {self.describe(key)} was altered on its way: the store holds bytes "
+                f"with CRC32C {got}, pgbackup sent {expected}"
+            )
         return True
 
     @property
@@ -265,15 +282,19 @@ class S3Storage(Storage):
         MD5 of its bytes as its ETag; with it, an opaque value."""
         return self.options.sse != "aws:kms"
 
-    def check_etag(self, what: str, key: str, response: dict[str, Any], expected: str, pattern: re.Pattern[str]) -> bool:
+    def check_etag(
+        self, what: str, key: str, response: dict[str, Any], expected: str, pattern: re.Pattern[str]
+    ) -> bool:
         """Fail when the store's ETag says it stored other bytes than we sent; True when it
         showed that the store holds exactly what we sent (an MD5 ETag that matches)."""
         got = etag(response)
         if not (self.etags_are_md5 and pattern.fullmatch(got)):
             return False
         if got != expected:
-            raise StorageError(f"{what} of {self.describe(key)} was altered on its way: the store holds bytes "
-                               f"with MD5 {got}, pgbackup sent {expected}")
+            raise StorageError(
+                f"{what} of {self.describe(key)} was altered on its way: the store holds bytes "
+                f"with MD5 {got}, pgbackup sent {expected}"
+            )
         return True
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -282,8 +303,14 @@ class S3Storage(Storage):
         checksum = {"ChecksumCRC32C": crc} if crc else {}
         try:
             response = self.conditional(
-                "PutObject", key, self.client.put_object,
-                Key=key, Body=data, ContentType=content_type, ContentMD5=md5, **checksum,
+                "PutObject",
+                key,
+                self.client.put_object,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                ContentMD5=md5,
+                **checksum,
                 **self._object_args(storage_class=False),
             )
         except BackupExistsError as conflict:
@@ -344,8 +371,7 @@ class S3Storage(Storage):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else ""):
                 for item in page.get("Contents", []):
                     modified = item["LastModified"]
-                    yield ObjectInfo(key=item["Key"], size=int(item["Size"]),
-                                     modified=modified.astimezone(UTC))
+                    yield ObjectInfo(key=item["Key"], size=int(item["Size"]), modified=modified.astimezone(UTC))
         except (ClientError, BotoCoreError) as exc:
             where = self.describe(f"{prefix}/" if prefix else "")
             raise self.listing_error("ListObjectsV2", where, where, exc) from exc

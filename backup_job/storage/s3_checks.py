@@ -62,9 +62,7 @@ def describe_error(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code_ = error.get("Code", "?")
-        message = error.get("Message", "") or exc.response.get("ResponseMetadata", {}).get(
-            "HTTPStatusCode", ""
-        )
+        message = error.get("Message", "") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
         return f"{code_}: {message}".rstrip(": ")
     return str(exc) or type(exc).__name__
 
@@ -74,8 +72,9 @@ def denied(operation: str, where: str, exc: Exception) -> AccessDeniedError:
     permission that would allow it."""
     permission, verb = PERMISSIONS.get(operation, ("", f"run {operation} on"))
     needs = f"; {operation} needs {permission}" if permission else ""
-    return AccessDeniedError(f"the credentials may not {verb} {where} ({describe_error(exc)}){needs}",
-                             hint=POLICIES_HINT)
+    return AccessDeniedError(
+        f"the credentials may not {verb} {where} ({describe_error(exc)}){needs}", hint=POLICIES_HINT
+    )
 
 
 def written_by_another_run(where: str) -> BackupExistsError:
@@ -85,8 +84,10 @@ def written_by_another_run(where: str) -> BackupExistsError:
 
 def unconfirmed(where: str, what: str) -> UnconfirmedError:
     """A write the store probably applied that these credentials cannot read back."""
-    return UnconfirmedError(f"{where} was probably {what}, but these credentials cannot read it back to confirm",
-                            hint="check with `pgbackup list` using read access")
+    return UnconfirmedError(
+        f"{where} was probably {what}, but these credentials cannot read it back to confirm",
+        hint="check with `pgbackup list` using read access",
+    )
 
 
 def code(exc: ClientError) -> str:

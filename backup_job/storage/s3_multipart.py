@@ -73,8 +73,9 @@ log = logs.get("storage")
 class S3Upload(Upload):
     """One multipart upload with a bounded number of parts in flight."""
 
-    def __init__(self, storage: S3Storage, key: str, upload_id: str, metadata: dict[str, str], *,
-                 checksums: bool = False) -> None:
+    def __init__(
+        self, storage: S3Storage, key: str, upload_id: str, metadata: dict[str, str], *, checksums: bool = False
+    ) -> None:
         self.storage = storage
         self.key = key
         self.upload_id = upload_id
@@ -108,19 +109,28 @@ class S3Upload(Upload):
             md5, expected = content_md5(data)
             checksum = {"ChecksumCRC32C": s3_crc.of(data)} if self.checksums else {}
             response = self.storage.call(
-                "UploadPart", self.key, self.storage.client.upload_part,
-                Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data, ContentMD5=md5, **checksum,
+                "UploadPart",
+                self.key,
+                self.storage.client.upload_part,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=data,
+                ContentMD5=md5,
+                **checksum,
             )
             self.storage.check_etag(f"part {number}", self.key, response, expected, MD5_ETAG)
             if checksum:
-                self.storage.check_crc(f"part {number}", self.key, response.get("ChecksumCRC32C"),
-                                       checksum["ChecksumCRC32C"])
+                self.storage.check_crc(
+                    f"part {number}", self.key, response.get("ChecksumCRC32C"), checksum["ChecksumCRC32C"]
+                )
             with self._lock:
                 self._digests[number] = bytes.fromhex(expected)
             part = {"PartNumber": number, "ETag": response["ETag"]}
             # ours, of the upload's algorithm; else whichever the SDK sent by default, as the store answered
-            part.update(checksum or {k: v for k, v in response.items()
-                                     if k.startswith("Checksum") and k != "ChecksumType"})
+            part.update(
+                checksum or {k: v for k, v in response.items() if k.startswith("Checksum") and k != "ChecksumType"}
+            )
             return part
         except StorageError as exc:
             if not self._gone(exc):
@@ -206,8 +216,13 @@ class S3Upload(Upload):
         try:
             with stopping.abandonable():  # a stalled completion cannot be interrupted; a stop walks away from it
                 response = self.storage.conditional(
-                    "CompleteMultipartUpload", self.key, self.storage.client.complete_multipart_upload,
-                    Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}, **checksum,
+                    "CompleteMultipartUpload",
+                    self.key,
+                    self.storage.client.complete_multipart_upload,
+                    Key=self.key,
+                    UploadId=self.upload_id,
+                    MultipartUpload={"Parts": parts},
+                    **checksum,
                 )
         except StorageError as exc:
             exists = isinstance(exc, BackupExistsError)
@@ -218,8 +233,9 @@ class S3Upload(Upload):
         whole = hashlib.md5(b"".join(self._digests[n] for n in sorted(self._digests)), usedforsecurity=False)
         crc = self._whole.encoded() if self._whole is not None else None
         try:
-            proven = self.storage.check_etag("the object", self.key, response, f"{whole.hexdigest()}-{len(parts)}",
-                                             MULTIPART_ETAG)
+            proven = self.storage.check_etag(
+                "the object", self.key, response, f"{whole.hexdigest()}-{len(parts)}", MULTIPART_ETAG
+            )
             if not proven and crc is not None:
                 proven = self.storage.check_crc("the object", self.key, s3_crc.returned(response), crc)
             if not proven:  # neither the ETag nor the answer proved anything (SSE-KMS, a store's own form): ask
@@ -240,8 +256,9 @@ class S3Upload(Upload):
         if found is None:
             return False
         if found[0] != self.sent:
-            raise StorageError(f"{self.storage.describe(self.key)} holds {found[0]} bytes after completion, "
-                               f"pgbackup sent {self.sent}")
+            raise StorageError(
+                f"{self.storage.describe(self.key)} holds {found[0]} bytes after completion, pgbackup sent {self.sent}"
+            )
         return crc is not None and self.storage.check_crc("the object", self.key, found[1], crc)
 
     def _gone(self, refused: StorageError) -> bool:
@@ -281,8 +298,10 @@ class S3Upload(Upload):
                 )
             except ClientError as exc:
                 if code(exc) in DENIED:  # no later run with the same credentials can abort it either
-                    log.warning("%s; its parts stay, and are billed, until the bucket's lifecycle rule removes them",
-                                denied("AbortMultipartUpload", self.storage.describe(self.key), exc))
+                    log.warning(
+                        "%s; its parts stay, and are billed, until the bucket's lifecycle rule removes them",
+                        denied("AbortMultipartUpload", self.storage.describe(self.key), exc),
+                    )
                 # otherwise the next run's clean-up of abandoned uploads and the bucket lifecycle rule catch it
             except BotoCoreError:
                 pass  # as above

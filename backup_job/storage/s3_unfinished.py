@@ -51,14 +51,19 @@ def open_uploads(storage: S3Storage, prefix: str) -> OpenUploads:
     markers: dict[str, Any] = {}
     try:
         while True:
-            page: dict[str, Any] = cast(dict[str, Any], storage.client.list_multipart_uploads(
-                Bucket=storage.bucket, Prefix=prefix, **markers))
+            page: dict[str, Any] = cast(
+                dict[str, Any], storage.client.list_multipart_uploads(Bucket=storage.bucket, Prefix=prefix, **markers)
+            )
             if not markers:  # the first page
                 clock = store_clock(page)
-            uploads += [OpenUpload(key=item["Key"], upload_id=item["UploadId"],
-                                   initiated=item["Initiated"].astimezone(UTC))
-                        for item in page.get("Uploads", [])]
-            following = {"KeyMarker": page.get("NextKeyMarker", ""), "UploadIdMarker": page.get("NextUploadIdMarker", "")}
+            uploads += [
+                OpenUpload(key=item["Key"], upload_id=item["UploadId"], initiated=item["Initiated"].astimezone(UTC))
+                for item in page.get("Uploads", [])
+            ]
+            following = {
+                "KeyMarker": page.get("NextKeyMarker", ""),
+                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+            }
             if not page.get("IsTruncated") or not following["KeyMarker"] or following == markers:
                 return OpenUploads(uploads=uploads, clock=clock)
             markers = following
@@ -70,7 +75,8 @@ def open_uploads(storage: S3Storage, prefix: str) -> OpenUploads:
 def written_since(storage: S3Storage, upload: OpenUpload, moment: datetime) -> bool:
     """Whether any part of the upload was written at or after ``moment``."""
     pages = storage.client.get_paginator("list_parts").paginate(
-        Bucket=storage.bucket, Key=upload.key, UploadId=upload.upload_id)
+        Bucket=storage.bucket, Key=upload.key, UploadId=upload.upload_id
+    )
     try:
         return any(part["LastModified"] >= moment for page in pages for part in page.get("Parts", []))
     except ClientError as exc:
@@ -124,4 +130,5 @@ def aborted_by_another_process(storage: S3Storage, key: str) -> StorageError:
         f"the unfinished upload of {storage.describe(key)} was aborted by another process while this run "
         f"was writing it: another run's clean-up of unfinished uploads, or the bucket's lifecycle rule",
         hint="keep the abandoned-upload age and the lifecycle rule's days longer than any run; "
-             "see docs/failures.md#unfinished-uploads")
+        "see docs/failures.md#unfinished-uploads",
+    )

@@ -50,8 +50,14 @@ def fresh_condition(observed: freshness.Observed, now: float) -> tuple[bool, str
         return False, STALE_REASON, freshness.stale_message(observed, now)
     age = observed.age(now) or 0.0
     what = "last success" if observed.last_success is not None else "created"
-    return True, FRESH_REASON, (f"{what} {freshness.human(age)} ago; the limit is "
-                                f"{freshness.human(observed.max_age or 0)} ({observed.max_age_source})")
+    return (
+        True,
+        FRESH_REASON,
+        (
+            f"{what} {freshness.human(age)} ago; the limit is "
+            f"{freshness.human(observed.max_age or 0)} ({observed.max_age_source})"
+        ),
+    )
 
 
 def _write_fresh(observed: freshness.Observed, fresh: bool, reason: str, message: str, warn: bool) -> None:
@@ -69,8 +75,12 @@ def _write_fresh(observed: freshness.Observed, fresh: bool, reason: str, message
         if shown != ("True" if fresh else "False"):
             conditions = status.set_condition(current, freshness.FRESH, fresh, reason, message)
             try:
-                kube.patch_pgbackup_status(observed.namespace, observed.name, {"conditions": conditions},
-                                           resource_version=body["metadata"].get("resourceVersion"))
+                kube.patch_pgbackup_status(
+                    observed.namespace,
+                    observed.name,
+                    {"conditions": conditions},
+                    resource_version=body["metadata"].get("resourceVersion"),
+                )
             except ApiException as exc:
                 if exc.status == 409:
                     continue  # changed since it was read: read it again
@@ -89,8 +99,9 @@ class Memory:
     warned: set[tuple[str, str]] = field(default_factory=set)  # stale PgBackups whose Event is posted
 
 
-async def check_once(index: kopf.Index[tuple[str, str], freshness.Observed], memory: Memory, logger: Any,
-                     patience: float = 30.0) -> None:
+async def check_once(
+    index: kopf.Index[tuple[str, str], freshness.Observed], memory: Memory, logger: Any, patience: float = 30.0
+) -> None:
     """One pass over every PgBackup. A write the watch has not brought back within
     ``patience`` seconds (another handler's status patch can replace the conditions it was
     computed without) is written again; the Warning Event is posted once per silence."""

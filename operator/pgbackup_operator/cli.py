@@ -65,18 +65,33 @@ the Helm chart points it at the operator's own image.
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pgbackup-operator", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pgbackup-operator", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"pgbackup-operator {__version__}")
-    parser.add_argument("-n", "--namespace", action="append", default=[],
-                        help="watch this namespace (repeatable); default: all namespaces")
-    parser.add_argument("--liveness", default=OPERATOR_LIVENESS.read(os.environ),
-                        help="liveness endpoint URL (default %(default)s)")
-    parser.add_argument("--metrics-port", type=int, default=None,
-                        help=f"serve Prometheus metrics on this port; 0 turns them off (default: "
-                        f"{OPERATOR_METRICS_PORT.name} or {OPERATOR_METRICS_PORT.default})")
-    parser.add_argument("--log-format", choices=("text", "json"), default=None,
-                        help=f"log lines as text or JSON (default: {OPERATOR_LOG_FORMAT.name} or text)")
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch this namespace (repeatable); default: all namespaces",
+    )
+    parser.add_argument(
+        "--liveness", default=OPERATOR_LIVENESS.read(os.environ), help="liveness endpoint URL (default %(default)s)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help=f"serve Prometheus metrics on this port; 0 turns them off (default: "
+        f"{OPERATOR_METRICS_PORT.name} or {OPERATOR_METRICS_PORT.default})",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help=f"log lines as text or JSON (default: {OPERATOR_LOG_FORMAT.name} or text)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -94,14 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pgbackup-operator: {exc}", file=sys.stderr)
         return 2
     if not 0 <= metrics_port <= 65535:
-        print(f"pgbackup-operator: --metrics-port {metrics_port} is not a port; use 1-65535, or 0 for none",
-              file=sys.stderr)
+        print(
+            f"pgbackup-operator: --metrics-port {metrics_port} is not a port; use 1-65535, or 0 for none",
+            file=sys.stderr,
+        )
         return 2
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
     for handler in logging.getLogger().handlers:  # kopf logs to stderr; `kubectl logs` reads stdout
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stdout)
-            handler.setFormatter(OperatorJsonFormatter() if log_format == "json" else OneLineFormatter(handler.formatter))
+            handler.setFormatter(
+                OperatorJsonFormatter() if log_format == "json" else OneLineFormatter(handler.formatter)
+            )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     from . import handlers, kube
 
@@ -109,14 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         kube.load_config()
     except Exception as exc:  # the client raises ConfigException or OSError subclasses
-        print(f"pgbackup-operator: no Kubernetes credentials: {str(exc).rstrip('.')}; run it in a pod with a "
-              "ServiceAccount, or set KUBECONFIG", file=sys.stderr)
+        print(
+            f"pgbackup-operator: no Kubernetes credentials: {str(exc).rstrip('.')}; run it in a pod with a "
+            "ServiceAccount, or set KUBECONFIG",
+            file=sys.stderr,
+        )
         return 2
 
     print(
         f"pgbackup-operator {__version__} watching "
         f"{'namespaces ' + ', '.join(namespaces) if namespaces else 'all namespaces'}",
-        file=sys.stdout, flush=True,
+        file=sys.stdout,
+        flush=True,
     )
     try:
         kopf.run(

@@ -76,25 +76,31 @@ def retention_policy(spec: PgBackupSpec) -> RetentionPolicy | None:
     tiers = {tier: count for tier in RULES if (count := given[tier]) is not None}
     for tier, count in tiers.items():
         if count < 1:
-            raise RenderError(f"spec.retention.{tier}: {count!r} is not a whole number of at least 1; "
-                              "it counts backups to keep", "InvalidRetention")
+            raise RenderError(
+                f"spec.retention.{tier}: {count!r} is not a whole number of at least 1; it counts backups to keep",
+                "InvalidRetention",
+            )
     policy = RetentionPolicy(**tiers)
     if not policy:
-        raise RenderError(f"spec.retention: set at least one of {', '.join(RULES)}, or remove "
-                          "spec.retention to keep every backup", "InvalidRetention")
+        raise RenderError(
+            f"spec.retention: set at least one of {', '.join(RULES)}, or remove spec.retention to keep every backup",
+            "InvalidRetention",
+        )
     return policy
 
 
 def connection_env(pg: Server, endpoint: Endpoint) -> list[dict[str, Any]]:
     """A server block (``spec.postgres`` or ``spec.verify.server``) as the job's variables."""
     names = endpoint.variables
-    env = plain_env({
-        names.host: pg.host,
-        names.port: str(job_settings.PGPORT.default if pg.port is None else pg.port),
-        names.database: job_settings.PGDATABASE.default if pg.database is None else pg.database,
-        names.sslmode: job_settings.PGSSLMODE.default if pg.ssl_mode is None else pg.ssl_mode,
-        names.user: pg.user,
-    })
+    env = plain_env(
+        {
+            names.host: pg.host,
+            names.port: str(job_settings.PGPORT.default if pg.port is None else pg.port),
+            names.database: job_settings.PGDATABASE.default if pg.database is None else pg.database,
+            names.sslmode: job_settings.PGSSLMODE.default if pg.ssl_mode is None else pg.ssl_mode,
+            names.user: pg.user,
+        }
+    )
     if pg.user_secret_ref is not None:
         ref = pg.user_secret_ref
         env.append(_secret_env(names.user, ref.name, ref.key_or("username")))
@@ -107,10 +113,12 @@ def connection_env(pg: Server, endpoint: Endpoint) -> list[dict[str, Any]]:
         env += plain_env({names.sslcert: f"{root}/client/tls.crt", names.sslkey: f"{root}/client/tls.key"})
     # How the password may travel (the job's policy, Passwords on the wire): each pod connects
     # to one server, so that server's block sets the job's variables.
-    env += plain_env({
-        job_settings.REQUIRE_AUTH: pg.require_auth,
-        job_settings.ALLOW_CLEARTEXT_PASSWORD: "true" if pg.allow_cleartext_password else None,
-    })
+    env += plain_env(
+        {
+            job_settings.REQUIRE_AUTH: pg.require_auth,
+            job_settings.ALLOW_CLEARTEXT_PASSWORD: "true" if pg.allow_cleartext_password else None,
+        }
+    )
     return env
 
 
@@ -120,17 +128,19 @@ def destination_env(spec: PgBackupSpec, credentials: NameRef | None = None) -> l
     s3 = spec.destination.s3
     prefix = s3.prefix.strip("/")
     compatible = "when_required" if s3.checksum_compatibility else None
-    env = plain_env({
-        job_settings.DESTINATION: f"s3://{s3.bucket}" + (f"/{prefix}" if prefix else ""),
-        job_settings.AWS_REGION: s3.region,
-        job_settings.AWS_ENDPOINT_URL_S3: s3.endpoint,
-        job_settings.S3_ADDRESSING_STYLE: "path" if s3.path_style else None,
-        job_settings.AWS_REQUEST_CHECKSUM_CALCULATION: compatible,
-        job_settings.AWS_RESPONSE_CHECKSUM_VALIDATION: compatible,
-        job_settings.S3_SSE: s3.server_side_encryption,
-        job_settings.S3_KMS_KEY_ID: s3.kms_key_id,
-        job_settings.S3_STORAGE_CLASS: s3.storage_class,
-    })
+    env = plain_env(
+        {
+            job_settings.DESTINATION: f"s3://{s3.bucket}" + (f"/{prefix}" if prefix else ""),
+            job_settings.AWS_REGION: s3.region,
+            job_settings.AWS_ENDPOINT_URL_S3: s3.endpoint,
+            job_settings.S3_ADDRESSING_STYLE: "path" if s3.path_style else None,
+            job_settings.AWS_REQUEST_CHECKSUM_CALCULATION: compatible,
+            job_settings.AWS_RESPONSE_CHECKSUM_VALIDATION: compatible,
+            job_settings.S3_SSE: s3.server_side_encryption,
+            job_settings.S3_KMS_KEY_ID: s3.kms_key_id,
+            job_settings.S3_STORAGE_CLASS: s3.storage_class,
+        }
+    )
     credentials = credentials or s3.credentials_secret_ref
     if credentials:  # the Secret's keys are named like the variables
         for variable in (job_settings.AWS_ACCESS_KEY_ID, job_settings.AWS_SECRET_ACCESS_KEY):
@@ -192,8 +202,14 @@ def identity_mount(spec: PgBackupSpec, ref: SecretKey | None = None) -> tuple[li
     ref = ref or (spec.verify.decryption_secret_ref if spec.verify is not None else None)
     if ref is None:
         return [], [], []
-    volume = {"name": "age-identity", "secret": {"secretName": ref.name, "defaultMode": 0o440,
-                                                 "items": [{"key": ref.key_or("identity"), "path": "identity"}]}}
+    volume = {
+        "name": "age-identity",
+        "secret": {
+            "secretName": ref.name,
+            "defaultMode": 0o440,
+            "items": [{"key": ref.key_or("identity"), "path": "identity"}],
+        },
+    }
     mount = {"name": "age-identity", "mountPath": IDENTITY_ROOT, "readOnly": True}
     env = plain_env({job_settings.DECRYPT_IDENTITY_PATH: f"{IDENTITY_ROOT}/identity"})
     return [volume], [mount], env
@@ -220,8 +236,14 @@ def signing_key_mount(spec: PgBackupSpec) -> tuple[list[Body], list[Body], list[
     ref = spec.signing.private_key_secret_ref if spec.signing is not None else None
     if ref is None:
         return [], [], []
-    volume = {"name": "signing-key", "secret": {"secretName": ref.name, "defaultMode": 0o440, "items": [
-        {"key": ref.key_or("signing-key"), "path": SIGNING_KEY_PATH.rsplit("/", 1)[1]}]}}
+    volume = {
+        "name": "signing-key",
+        "secret": {
+            "secretName": ref.name,
+            "defaultMode": 0o440,
+            "items": [{"key": ref.key_or("signing-key"), "path": SIGNING_KEY_PATH.rsplit("/", 1)[1]}],
+        },
+    }
     mount = {"name": "signing-key", "mountPath": SIGNING_ROOT, "readOnly": True}
     return [volume], [mount], plain_env({job_settings.SIGNING_KEY_FILE: SIGNING_KEY_PATH})
 
@@ -253,12 +275,16 @@ def _field_env(name: str, path: str) -> dict[str, Any]:
 
 def run_identity_env(spec: PgBackupSpec) -> list[dict[str, Any]]:
     """The run's identity from the pod's own metadata; for shards, ``BACKUP_SHARD=i/N``."""
-    env = [_field_env(job_settings.JOB_NAME.name, f"metadata.labels['{JOB_NAME_LABEL}']"),
-           _field_env(job_settings.RUN_ID.name, f"metadata.labels['{CONTROLLER_UID_LABEL}']")]
+    env = [
+        _field_env(job_settings.JOB_NAME.name, f"metadata.labels['{JOB_NAME_LABEL}']"),
+        _field_env(job_settings.RUN_ID.name, f"metadata.labels['{CONTROLLER_UID_LABEL}']"),
+    ]
     shards = parallelism(spec)
     if shards > 1:
-        env += [_field_env(SHARD_INDEX, f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"),
-                {"name": job_settings.SHARD.name, "value": Expansion(f"$({SHARD_INDEX})/{shards}")}]
+        env += [
+            _field_env(SHARD_INDEX, f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"),
+            {"name": job_settings.SHARD.name, "value": Expansion(f"$({SHARD_INDEX})/{shards}")},
+        ]
     return env
 
 
@@ -271,30 +297,50 @@ def pod_env(spec: PgBackupSpec) -> list[dict[str, Any]]:
 def render_env(spec: PgBackupSpec) -> list[dict[str, Any]]:
     """The backup job's settings as container environment variables."""
     retention = None if prunes_separately(spec) else retention_policy(spec)
-    settings = plain_env({
-        job_settings.PGAPPNAME: "pgbackup",
-        **_selection(spec),
-        **_compression(spec),
-        job_settings.PARALLEL_DATABASES: _value(job_settings.PARALLEL_DATABASES, spec.parallel_databases),
-        job_settings.PG_DUMP_OPTIONS: _value(job_settings.PG_DUMP_OPTIONS, spec.pg_dump_options),
-        job_settings.GLOBALS: _value(job_settings.GLOBALS,
-                                     job_settings.GLOBALS.default_value if spec.globals is None else spec.globals),
-        job_settings.RETENTION: _value(job_settings.RETENTION, retention),
-        job_settings.SHRINK_ALARM: _value(job_settings.SHRINK_ALARM, spec.shrink_alarm),
-        job_settings.TERMINATION_LOG: KUBERNETES_PATH,
-    })
-    return [*connection_env(spec.postgres, SOURCE_ENDPOINT), *destination_env(spec), *settings,
-            *run_identity_env(spec), *encryption_env(spec), *signing_key_mount(spec)[2], *trust_env(spec),
-            *report_env(spec, healthcheck=True), *pod_env(spec)]
+    settings = plain_env(
+        {
+            job_settings.PGAPPNAME: "pgbackup",
+            **_selection(spec),
+            **_compression(spec),
+            job_settings.PARALLEL_DATABASES: _value(job_settings.PARALLEL_DATABASES, spec.parallel_databases),
+            job_settings.PG_DUMP_OPTIONS: _value(job_settings.PG_DUMP_OPTIONS, spec.pg_dump_options),
+            job_settings.GLOBALS: _value(
+                job_settings.GLOBALS, job_settings.GLOBALS.default_value if spec.globals is None else spec.globals
+            ),
+            job_settings.RETENTION: _value(job_settings.RETENTION, retention),
+            job_settings.SHRINK_ALARM: _value(job_settings.SHRINK_ALARM, spec.shrink_alarm),
+            job_settings.TERMINATION_LOG: KUBERNETES_PATH,
+        }
+    )
+    return [
+        *connection_env(spec.postgres, SOURCE_ENDPOINT),
+        *destination_env(spec),
+        *settings,
+        *run_identity_env(spec),
+        *encryption_env(spec),
+        *signing_key_mount(spec)[2],
+        *trust_env(spec),
+        *report_env(spec, healthcheck=True),
+        *pod_env(spec),
+    ]
 
 
 def render_prune_env(spec: PgBackupSpec, retention: Retention) -> list[dict[str, Any]]:
     """The prune job's settings: the destination with the retention's own credentials, and the
     policy. No PostgreSQL server: pruning reads and deletes objects only."""
-    settings = plain_env({job_settings.RETENTION: _value(job_settings.RETENTION, retention_policy(spec)),
-                           job_settings.TERMINATION_LOG: KUBERNETES_PATH})
-    return [*destination_env(spec, retention.credentials_secret_ref), *settings, *trust_env(spec),
-            *report_env(spec, healthcheck=False), *pod_env(spec)]
+    settings = plain_env(
+        {
+            job_settings.RETENTION: _value(job_settings.RETENTION, retention_policy(spec)),
+            job_settings.TERMINATION_LOG: KUBERNETES_PATH,
+        }
+    )
+    return [
+        *destination_env(spec, retention.credentials_secret_ref),
+        *settings,
+        *trust_env(spec),
+        *report_env(spec, healthcheck=False),
+        *pod_env(spec),
+    ]
 
 
 def verify_target(spec: PgBackupSpec, verify: Verify) -> tuple[Server, Endpoint]:
@@ -305,22 +351,38 @@ def verify_target(spec: PgBackupSpec, verify: Verify) -> tuple[Server, Endpoint]
 
 def render_verify_env(spec: PgBackupSpec, verify: Verify) -> list[dict[str, Any]]:
     """The verify job's settings: destination, selection and the server to restore into."""
-    selection = ({job_settings.DATABASES: job_settings.DATABASES.render(verify.databases)} if verify.databases
-                 else _selection(spec))
+    selection = (
+        {job_settings.DATABASES: job_settings.DATABASES.render(verify.databases)}
+        if verify.databases
+        else _selection(spec)
+    )
     on_backup_server = job_settings.VERIFY_ON_BACKUP_SERVER
-    settings = plain_env({job_settings.PGAPPNAME: "pgbackup", **selection, job_settings.TERMINATION_LOG: KUBERNETES_PATH,
-                          on_backup_server: on_backup_server.render(True) if verify.on_backup_server else None})
-    return [*connection_env(*verify_target(spec, verify)), *destination_env(spec, verify.credentials_secret_ref),
-            *settings, *identity_mount(spec)[2], *trust_env(spec), *report_env(spec, healthcheck=False),
-            *pod_env(spec)]
+    settings = plain_env(
+        {
+            job_settings.PGAPPNAME: "pgbackup",
+            **selection,
+            job_settings.TERMINATION_LOG: KUBERNETES_PATH,
+            on_backup_server: on_backup_server.render(True) if verify.on_backup_server else None,
+        }
+    )
+    return [
+        *connection_env(*verify_target(spec, verify)),
+        *destination_env(spec, verify.credentials_secret_ref),
+        *settings,
+        *identity_mount(spec)[2],
+        *trust_env(spec),
+        *report_env(spec, healthcheck=False),
+        *pod_env(spec),
+    ]
 
 
-def restore_identity(restore: PgRestoreSpec,
-                     spec: PgBackupSpec) -> tuple[NameRef | None, str | None, SecretKey | None]:
+def restore_identity(restore: PgRestoreSpec, spec: PgBackupSpec) -> tuple[NameRef | None, str | None, SecretKey | None]:
     """A PgRestore's read identity: its own credentials and account when given, else the
     PgBackup's verify section's (read-only, like a drill), else the backup's (None: the
     destination's and the pod's); and its decryption identity, else the drill's."""
     verify = spec.verify or Verify()
-    return (restore.credentials_secret_ref or verify.credentials_secret_ref,
-            restore.service_account_name or verify.service_account_name,
-            restore.decryption_secret_ref or verify.decryption_secret_ref)
+    return (
+        restore.credentials_secret_ref or verify.credentials_secret_ref,
+        restore.service_account_name or verify.service_account_name,
+        restore.decryption_secret_ref or verify.decryption_secret_ref,
+    )

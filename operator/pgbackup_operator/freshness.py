@@ -91,7 +91,9 @@ def max_age(spec: PgBackupSpec, now: datetime) -> tuple[float | None, str]:
     if gap is None:
         return None, "the schedule never runs"
     deadline = spec.job.active_deadline_seconds or DEFAULT_DEADLINE
-    return 2 * gap + float(deadline), f"twice the schedule's interval plus the job deadline ({human(2 * gap + deadline)})"
+    return 2 * gap + float(
+        deadline
+    ), f"twice the schedule's interval plus the job deadline ({human(2 * gap + deadline)})"
 
 
 def human(seconds: float) -> str:

@@ -102,14 +102,15 @@ def _not_ready(body: Body, patch: kopf.Patch, reason: str, message: str, conditi
 
 def _ready_message(cronjobs: list[Body], suspended: bool) -> str:
     names = [c["metadata"]["name"] for c in cronjobs]
-    subject = (f"CronJob {names[0]} is" if len(names) == 1
-               else f"CronJobs {', '.join(names[:-1])} and {names[-1]} are")
+    subject = f"CronJob {names[0]} is" if len(names) == 1 else f"CronJobs {', '.join(names[:-1])} and {names[-1]} are"
     return f"{subject} up to date" + (" (suspended)" if suspended else "")
 
 
 # The optional CronJobs: how each is named, and the field whose removal removes it.
-OPTIONAL = {api.VERIFY: (render.verify_cronjob_name, "spec.verify", "VerifyRemoved"),
-            api.PRUNE: (render.prune_cronjob_name, "spec.retention.schedule", "PruneRemoved")}
+OPTIONAL = {
+    api.VERIFY: (render.verify_cronjob_name, "spec.verify", "VerifyRemoved"),
+    api.PRUNE: (render.prune_cronjob_name, "spec.retention.schedule", "PruneRemoved"),
+}
 
 
 def _apply_optional(body: Body, component: str, cronjob: Body | None, logger: kopf.Logger) -> None:
@@ -154,13 +155,19 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any)
         return
     except kube.PredecessorLeaving as exc:
         logger.info(str(exc))
-        patch.status["conditions"] = status.set_condition(conditions, READY, "Unknown", "PredecessorLeaving", str(exc),
-                                                          obj["metadata"].get("generation"))
+        patch.status["conditions"] = status.set_condition(
+            conditions, READY, "Unknown", "PredecessorLeaving", str(exc), obj["metadata"].get("generation")
+        )
         raise kopf.TemporaryError(str(exc), delay=PREDECESSOR_RETRY) from exc
     except ApiException as exc:
         if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
-            _not_ready(obj, patch, "CronJobRejected", f"the API server rejected the CronJob: {kube.api_error_message(exc)}",
-                       conditions)
+            _not_ready(
+                obj,
+                patch,
+                "CronJobRejected",
+                f"the API server rejected the CronJob: {kube.api_error_message(exc)}",
+                conditions,
+            )
             return
         metrics.STORE.reconcile_failed()
         raise kopf.TemporaryError(f"applying the CronJob failed: {exc.reason}", delay=10) from exc
@@ -183,7 +190,9 @@ def _run_now(body: Body, cronjob: Body, patch: kopf.Patch, logger: kopf.Logger) 
     patch.status["lastManualRunId"] = run_id
     if created:
         logger.info(f"backup-now {run_id!r}: created Job {job['metadata']['name']}")
-        kube.post_event(body, "Normal", "BackupRequested", f"Job {job['metadata']['name']} started for backup-now={run_id}")
+        kube.post_event(
+            body, "Normal", "BackupRequested", f"Job {job['metadata']['name']} started for backup-now={run_id}"
+        )
 
 
 def _owner(meta: Body, namespace: str | None) -> Body | None:
@@ -313,7 +322,9 @@ def job_changed(
             return
         owner = fresh
     else:
-        logger.warning(f"the status of {owner['metadata']['name']} kept changing; Job {job['metadata']['name']} "
-                       "is recorded on its next event")
+        logger.warning(
+            f"the status of {owner['metadata']['name']} kept changing; Job {job['metadata']['name']} "
+            "is recorded on its next event"
+        )
     if kind == api.BACKUP:
         runs.prune_after(owner, job, logger)

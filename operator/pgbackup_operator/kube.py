@@ -92,17 +92,26 @@ def _check_owner(cronjob: Body) -> None:
     if found is None:
         if (existing["metadata"].get("labels") or {}).get(ADOPT_LABEL) == wanted.get("name"):
             return
-        raise NameTaken(f"CronJob {meta['name']} exists and no PgBackup owns it; it is left alone. Delete it, or "
-                        f"label it {ADOPT_LABEL}={wanted.get('name')} to hand it to this PgBackup, then change or "
-                        "annotate the PgBackup")
+        raise NameTaken(
+            f"CronJob {meta['name']} exists and no PgBackup owns it; it is left alone. Delete it, or "
+            f"label it {ADOPT_LABEL}={wanted.get('name')} to hand it to this PgBackup, then change or "
+            "annotate the PgBackup"
+        )
     if found.get("uid") == wanted.get("uid"):
         return
     if (found.get("kind"), found.get("name"), str(found.get("apiVersion", "")).split("/")[0]) == (
-            KIND, wanted.get("name"), GROUP):
-        raise PredecessorLeaving(f"CronJob {meta['name']} still belongs to a deleted PgBackup {wanted.get('name')} "
-                                 "(garbage collection deletes it); waiting")
-    raise NameTaken(f"CronJob {meta['name']} already belongs to {found.get('kind')} {found.get('name')}; "
-                    "give this PgBackup another name")
+        KIND,
+        wanted.get("name"),
+        GROUP,
+    ):
+        raise PredecessorLeaving(
+            f"CronJob {meta['name']} still belongs to a deleted PgBackup {wanted.get('name')} "
+            "(garbage collection deletes it); waiting"
+        )
+    raise NameTaken(
+        f"CronJob {meta['name']} already belongs to {found.get('kind')} {found.get('name')}; "
+        "give this PgBackup another name"
+    )
 
 
 def apply_cronjob(cronjob: Body) -> Body:
@@ -111,8 +120,12 @@ def apply_cronjob(cronjob: Body) -> Body:
     _check_owner(cronjob)
     batch = kubernetes.client.BatchV1Api(_api())
     result = batch.patch_namespaced_cron_job(
-        cronjob["metadata"]["name"], cronjob["metadata"]["namespace"], cronjob,  # sent as JSON, which is YAML
-        field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
+        cronjob["metadata"]["name"],
+        cronjob["metadata"]["namespace"],
+        cronjob,  # sent as JSON, which is YAML
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type="application/apply-patch+yaml",
     )
     return _plain(result)
 
@@ -147,7 +160,9 @@ def delete_owned_cronjob(namespace: str, name: str, owner_uid: str) -> bool:
         return False
     batch = kubernetes.client.BatchV1Api(_api())
     options = kubernetes.client.V1DeleteOptions(
-        propagation_policy="Background", preconditions=kubernetes.client.V1Preconditions(uid=existing["metadata"]["uid"]))
+        propagation_policy="Background",
+        preconditions=kubernetes.client.V1Preconditions(uid=existing["metadata"]["uid"]),
+    )
     try:
         batch.delete_namespaced_cron_job(name, namespace, body=options)
     except ApiException as exc:
@@ -196,7 +211,12 @@ def patch_status(plural: str, namespace: str, name: str, status: Body, resource_
     if resource_version is not None:
         body["metadata"] = {"resourceVersion": resource_version}
     custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, plural, name, body,
+        GROUP,
+        VERSION,
+        namespace,
+        plural,
+        name,
+        body,
         _content_type="application/merge-patch+json",
     )
 
@@ -211,12 +231,22 @@ def post_event(obj: Body, type_: str, reason: str, message: str) -> None:
     moment = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     event = {
         "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"), "kind": obj.get("kind", "PgBackup"),
-                           "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
-        "type": type_, "reason": reason, "message": message[:1024],
-        "source": {"component": FIELD_MANAGER}, "reportingComponent": FIELD_MANAGER,
+        "involvedObject": {
+            "apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"),
+            "kind": obj.get("kind", "PgBackup"),
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": FIELD_MANAGER},
+        "reportingComponent": FIELD_MANAGER,
         "reportingInstance": FIELD_MANAGER,
-        "firstTimestamp": moment, "lastTimestamp": moment, "count": 1,
+        "firstTimestamp": moment,
+        "lastTimestamp": moment,
+        "count": 1,
     }
     try:
         kubernetes.client.CoreV1Api(_api()).create_namespaced_event(meta["namespace"], cast(Any, event))

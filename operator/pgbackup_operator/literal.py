@@ -32,8 +32,9 @@ def literal(text: str) -> str:
 
 def literal_env(env: list[Body]) -> list[Body]:
     """The env entries with their ``value``s literal (``valueFrom`` entries are not expanded)."""
-    return [{**entry, "value": literal(entry["value"])} if isinstance(entry.get("value"), str) else entry
-            for entry in env]
+    return [
+        {**entry, "value": literal(entry["value"])} if isinstance(entry.get("value"), str) else entry for entry in env
+    ]
 
 
 def literal_words(words: list[str]) -> list[str]:

@@ -96,18 +96,32 @@ class PgBackupCollector(Collector):
         now = time.time()
         items = self.store.snapshot()
         families = {
-            "success": _gauge("pgbackup_last_success_timestamp_seconds", "When the last successful backup run finished."),
-            "run": _gauge("pgbackup_last_run_timestamp_seconds", "When the last backup run finished (or started, while running)."),
+            "success": _gauge(
+                "pgbackup_last_success_timestamp_seconds", "When the last successful backup run finished."
+            ),
+            "run": _gauge(
+                "pgbackup_last_run_timestamp_seconds", "When the last backup run finished (or started, while running)."
+            ),
             "ok": _gauge("pgbackup_last_run_success", "1 if the last finished backup run succeeded, 0 if it failed."),
             "duration": _gauge("pgbackup_last_run_duration_seconds", "How long the last finished backup run took."),
             "bytes": _gauge("pgbackup_last_run_bytes", "Bytes the last finished backup run stored."),
-            "databases": _gauge("pgbackup_last_run_databases", "Databases (and the globals) of the last finished run, by result.", ["result"]),
-            "verified": _gauge("pgbackup_last_verify_success_timestamp_seconds", "When the last successful verify drill finished."),
-            "verify_ok": _gauge("pgbackup_last_verify_success", "1 if the last verify drill succeeded, 0 if it failed."),
+            "databases": _gauge(
+                "pgbackup_last_run_databases",
+                "Databases (and the globals) of the last finished run, by result.",
+                ["result"],
+            ),
+            "verified": _gauge(
+                "pgbackup_last_verify_success_timestamp_seconds", "When the last successful verify drill finished."
+            ),
+            "verify_ok": _gauge(
+                "pgbackup_last_verify_success", "1 if the last verify drill succeeded, 0 if it failed."
+            ),
             "next": _gauge("pgbackup_next_run_timestamp_seconds", "When the next backup run is scheduled."),
             "suspended": _gauge("pgbackup_suspended", "1 if the PgBackup is suspended."),
             "stale": _gauge("pgbackup_stale", "1 if the last success is older than the PgBackup's maximum age."),
-            "max_age": _gauge("pgbackup_max_age_seconds", "The maximum age of the last success before the PgBackup is stale."),
+            "max_age": _gauge(
+                "pgbackup_max_age_seconds", "The maximum age of the last success before the PgBackup is stale."
+            ),
         }
         for item in items:
             labels = [item.namespace, item.name]
@@ -144,16 +158,27 @@ class PgBackupCollector(Collector):
         info.add_metric([__version__], 1.0)
         yield info
         yield GaugeMetricFamily("pgbackup_operator_pgbackups", "PgBackups the operator watches.", value=len(items))
-        yield CounterMetricFamily("pgbackup_operator_reconcile_errors", "PgBackups that could not be reconciled.",
-                                  value=self.store.reconcile_errors)
-        yield CounterMetricFamily("pgbackup_operator_freshness_checks", "Freshness checks over every PgBackup.",
-                                  value=self.store.freshness_checks)
+        yield CounterMetricFamily(
+            "pgbackup_operator_reconcile_errors",
+            "PgBackups that could not be reconciled.",
+            value=self.store.reconcile_errors,
+        )
+        yield CounterMetricFamily(
+            "pgbackup_operator_freshness_checks",
+            "Freshness checks over every PgBackup.",
+            value=self.store.freshness_checks,
+        )
         if self.store.last_freshness_check is not None:
-            yield GaugeMetricFamily("pgbackup_operator_last_freshness_check_timestamp_seconds",
-                                    "When the last freshness check finished.", value=self.store.last_freshness_check)
-            yield GaugeMetricFamily("pgbackup_operator_freshness_check_duration_seconds",
-                                    "How long the last freshness check over every PgBackup took.",
-                                    value=self.store.freshness_check_seconds)
+            yield GaugeMetricFamily(
+                "pgbackup_operator_last_freshness_check_timestamp_seconds",
+                "When the last freshness check finished.",
+                value=self.store.last_freshness_check,
+            )
+            yield GaugeMetricFamily(
+                "pgbackup_operator_freshness_check_duration_seconds",
+                "How long the last freshness check over every PgBackup took.",
+                value=self.store.freshness_check_seconds,
+            )
 
 
 def registry(store: Store = STORE) -> CollectorRegistry:

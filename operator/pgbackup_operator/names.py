@@ -50,7 +50,6 @@ def prune_cronjob_name(name: str) -> str:
     return _fit(f"pgbackup-{name}", "-prune", f"prune:{name}")
 
 
-
 def after_run_prune_job_name(job: str) -> str:
     """The one prune Job after the sharded backup Job ``job``: a fixed name, so it is made once."""
     if len(job) + len("-prune") <= JOB_NAME_MAX:

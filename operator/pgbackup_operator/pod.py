@@ -50,8 +50,12 @@ from .spec.pgbackup import Retention, Verify
 # with GID 0 and an fsGroup); ``spec.pod.securityContext`` / ``containerSecurityContext`` set
 # ids where a policy wants them (only those: ``podrules`` keeps the rest at the baseline).
 RUN_AS: Body = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_RUN_AS: Body = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-                          "capabilities": {"drop": ["ALL"]}}
+CONTAINER_RUN_AS: Body = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 def _tls_volumes(pg: Server, endpoint: Endpoint = SOURCE_ENDPOINT) -> tuple[list[Body], list[Body]]:
@@ -68,8 +72,14 @@ def _tls_volumes(pg: Server, endpoint: Endpoint = SOURCE_ENDPOINT) -> tuple[list
     return volumes, mounts
 
 
-def _pod_spec(spec: PgBackupSpec, default_image: str, command: list[str], env: list[Body],
-              tls: tuple[list[Body], list[Body]], account: str | None = None) -> Body:
+def _pod_spec(
+    spec: PgBackupSpec,
+    default_image: str,
+    command: list[str],
+    env: list[Body],
+    tls: tuple[list[Body], list[Body]],
+    account: str | None = None,
+) -> Body:
     """The hardened pod; ``account``: the job's own ServiceAccount, else ``spec.pod``'s."""
     pod = spec.pod
     podrules.check(pod)
@@ -84,8 +94,11 @@ def _pod_spec(spec: PgBackupSpec, default_image: str, command: list[str], env: l
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": copy.deepcopy(podrules.container_security_context(pod, CONTAINER_RUN_AS)),
     }
-    for key, given in (("imagePullPolicy", pod.image_pull_policy), ("resources", pod.resources),
-                       ("envFrom", pod.env_from)):
+    for key, given in (
+        ("imagePullPolicy", pod.image_pull_policy),
+        ("resources", pod.resources),
+        ("envFrom", pod.env_from),
+    ):
         if given:
             container[key] = plain(given)
     account = account or pod.service_account_name
@@ -98,9 +111,13 @@ def _pod_spec(spec: PgBackupSpec, default_image: str, command: list[str], env: l
     }
     if account:
         pod_spec["serviceAccountName"] = account
-    for key, given in (("nodeSelector", pod.node_selector), ("tolerations", pod.tolerations),
-                       ("affinity", pod.affinity), ("imagePullSecrets", pod.image_pull_secrets),
-                       ("priorityClassName", pod.priority_class_name)):
+    for key, given in (
+        ("nodeSelector", pod.node_selector),
+        ("tolerations", pod.tolerations),
+        ("affinity", pod.affinity),
+        ("imagePullSecrets", pod.image_pull_secrets),
+        ("priorityClassName", pod.priority_class_name),
+    ):
         if given:
             pod_spec[key] = plain(given)
     return pod_spec
@@ -111,8 +128,9 @@ def render_pod_spec(spec: PgBackupSpec, default_image: str) -> Body:
     signing key (every shard of an Indexed Job shares this template)."""
     volumes, mounts = _tls_volumes(spec.postgres)
     key_volumes, key_mounts, _env = signing_key_mount(spec)
-    return _pod_spec(spec, default_image, ["pgbackup", "run"], render_env(spec),
-                     (volumes + key_volumes, mounts + key_mounts))
+    return _pod_spec(
+        spec, default_image, ["pgbackup", "run"], render_env(spec), (volumes + key_volumes, mounts + key_mounts)
+    )
 
 
 def render_verify_pod_spec(spec: PgBackupSpec, verify: Verify, default_image: str) -> Body:
@@ -120,18 +138,29 @@ def render_verify_pod_spec(spec: PgBackupSpec, verify: Verify, default_image: st
     for sealed backups, the decryption identity."""
     volumes, mounts = _tls_volumes(*verify_target(spec, verify))
     identity_volumes, identity_mounts, _env = identity_mount(spec)
-    return _pod_spec(spec, default_image, ["pgbackup", "verify"], render_verify_env(spec, verify),
-                     (volumes + identity_volumes, mounts + identity_mounts), verify.service_account_name)
+    return _pod_spec(
+        spec,
+        default_image,
+        ["pgbackup", "verify"],
+        render_verify_env(spec, verify),
+        (volumes + identity_volumes, mounts + identity_mounts),
+        verify.service_account_name,
+    )
 
 
 def render_prune_pod_spec(spec: PgBackupSpec, retention: Retention, default_image: str) -> Body:
     """The prune pod: ``pgbackup prune`` with the retention's own credentials and account."""
-    return _pod_spec(spec, default_image, ["pgbackup", "prune"], render_prune_env(spec, retention), ([], []),
-                     retention.service_account_name)
+    return _pod_spec(
+        spec,
+        default_image,
+        ["pgbackup", "prune"],
+        render_prune_env(spec, retention),
+        ([], []),
+        retention.service_account_name,
+    )
 
 
-def render_restore_pod_spec(restore: PgRestoreSpec, spec: PgBackupSpec, default_image: str,
-                            command: list[str]) -> Body:
+def render_restore_pod_spec(restore: PgRestoreSpec, spec: PgBackupSpec, default_image: str, command: list[str]) -> Body:
     """The restore pod of a PgRestore (``restore``, its spec) from its PgBackup's ``spec``: the
     same hardened pod, into ``restore.target.server`` or else the backup server, reading with
     ``restore_identity``."""
@@ -139,8 +168,13 @@ def render_restore_pod_spec(restore: PgRestoreSpec, spec: PgBackupSpec, default_
     credentials, account, decryption = restore_identity(restore, spec)
     identity_volumes, identity_mounts, identity_env = identity_mount(spec, decryption) if decryption else ([], [], [])
     settings = plain_env({job_settings.PGAPPNAME: "pgbackup", job_settings.TERMINATION_LOG: KUBERNETES_PATH})
-    env = [*connection_env(server, SOURCE_ENDPOINT), *destination_env(spec, credentials), *settings, *identity_env,
-           *trust_env(spec), *pod_env(spec)]
+    env = [
+        *connection_env(server, SOURCE_ENDPOINT),
+        *destination_env(spec, credentials),
+        *settings,
+        *identity_env,
+        *trust_env(spec),
+        *pod_env(spec),
+    ]
     volumes, mounts = _tls_volumes(server)
-    return _pod_spec(spec, default_image, command, env, (volumes + identity_volumes, mounts + identity_mounts),
-                     account)
+    return _pod_spec(spec, default_image, command, env, (volumes + identity_volumes, mounts + identity_mounts), account)

@@ -37,35 +37,56 @@ SECCOMP_TYPES = ("RuntimeDefault", "Localhost")
 
 # The restricted baseline: the values a spec may repeat (older manifests do), never change.
 POD_BASELINE: Body = {"runAsNonRoot": True}
-CONTAINER_BASELINE: Body = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-                            "privileged": False, "capabilities": {"drop": ["ALL"]}}
+CONTAINER_BASELINE: Body = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 RESERVED_ENV_PREFIXES = ("BACKUP_", "PG", "AWS_")
 # Annotations and labels that give a pod a cloud identity, an SCC or a looser confinement.
 RESERVED_METADATA_PREFIXES = (
-    "iam.amazonaws.com/", "eks.amazonaws.com/", "iam.gke.io/", "azure.workload.identity/",
-    "container.apparmor.security.beta.kubernetes.io/", "seccomp.security.alpha.kubernetes.io/",
-    "container.seccomp.security.alpha.kubernetes.io/", "openshift.io/", "security.openshift.io/", "pgbackup.io/",
+    "iam.amazonaws.com/",
+    "eks.amazonaws.com/",
+    "iam.gke.io/",
+    "azure.workload.identity/",
+    "container.apparmor.security.beta.kubernetes.io/",
+    "seccomp.security.alpha.kubernetes.io/",
+    "container.seccomp.security.alpha.kubernetes.io/",
+    "openshift.io/",
+    "security.openshift.io/",
+    "pgbackup.io/",
 )
 
 
 def check(pod: PodSettings, field: str = "spec.pod") -> None:
     """Refuse (``RenderError``, naming the field) what no author may ask of the pods."""
     _check_context(pod.security_context or {}, f"{field}.securityContext", POD_IDENTITY, POD_BASELINE)
-    _check_context(pod.container_security_context or {}, f"{field}.containerSecurityContext",
-                   CONTAINER_IDENTITY, CONTAINER_BASELINE)
+    _check_context(
+        pod.container_security_context or {},
+        f"{field}.containerSecurityContext",
+        CONTAINER_IDENTITY,
+        CONTAINER_BASELINE,
+    )
     for index, variable in enumerate(pod.env):
         name = str(variable.get("name", ""))
         if name.startswith(RESERVED_ENV_PREFIXES):
-            raise RenderError(f"{field}.env[{index}].name: {name!r} is set by the operator or steers the job's "
-                              f"connections and credentials (BACKUP_*, PG*, AWS_*): use this resource's fields",
-                              REASON)
+            raise RenderError(
+                f"{field}.env[{index}].name: {name!r} is set by the operator or steers the job's "
+                f"connections and credentials (BACKUP_*, PG*, AWS_*): use this resource's fields",
+                REASON,
+            )
     for kind, given in (("podAnnotations", pod.pod_annotations), ("podLabels", pod.pod_labels)):
         for key in given:
             if str(key).startswith(RESERVED_METADATA_PREFIXES):
-                raise RenderError(f"{field}.{kind}[{key!r}]: this prefix grants a cloud identity, a security "
-                                  f"context constraint or a looser confinement; a ServiceAccount "
-                                  f"(spec.pod.serviceAccountName) is the way to an identity", REASON)
+                raise RenderError(
+                    f"{field}.{kind}[{key!r}]: this prefix grants a cloud identity, a security "
+                    f"context constraint or a looser confinement; a ServiceAccount "
+                    f"(spec.pod.serviceAccountName) is the way to an identity",
+                    REASON,
+                )
 
 
 def _check_context(given: Mapping[str, Any], field: str, identity: tuple[str, ...], baseline: Body) -> None:
@@ -76,8 +97,10 @@ def _check_context(given: Mapping[str, Any], field: str, identity: tuple[str, ..
             continue
         else:
             allowed = ", ".join(identity)
-            raise RenderError(f"{field}.{key}: only {allowed} may be set; the rest is fixed to the restricted "
-                              f"Pod Security Standard", REASON)
+            raise RenderError(
+                f"{field}.{key}: only {allowed} may be set; the rest is fixed to the restricted Pod Security Standard",
+                REASON,
+            )
 
 
 def _check_identity(key: str, value: Any, field: str) -> None:

@@ -95,8 +95,11 @@ def validate(spec: PgBackupSpec) -> None:
     compression = spec.compression
     low, high = job_settings.LEVELS[compression.format or job_settings.COMPRESSION.default_value]
     if compression.level is not None and not low <= compression.level <= high:
-        raise RenderError(f"spec.compression.level: {compression.level} is out of range for "
-                          f"{compression.format or 'gzip'}: it must be from {low} to {high}", "InvalidLevel")
+        raise RenderError(
+            f"spec.compression.level: {compression.level} is out of range for "
+            f"{compression.format or 'gzip'}: it must be from {low} to {high}",
+            "InvalidLevel",
+        )
     if spec.verify is not None:
         _validate_timing(spec.verify.schedule, verify_time_zone(spec, spec.verify), "spec.verify")
     if spec.retention is not None and spec.retention.schedule:
@@ -129,11 +132,17 @@ def _validate_signing(given: Signing | None) -> None:
     if given is None:
         return
     if given.private_key_secret_ref is None or not given.private_key_secret_ref.name:
-        raise RenderError("spec.signing.privateKeySecretRef: name the Secret holding the backup job's private key "
-                          "(`pgbackup keygen --private-key FILE` makes one)", "InvalidSigningKeys")
+        raise RenderError(
+            "spec.signing.privateKeySecretRef: name the Secret holding the backup job's private key "
+            "(`pgbackup keygen --private-key FILE` makes one)",
+            "InvalidSigningKeys",
+        )
     if not given.public_keys:
-        raise RenderError("spec.signing.publicKeys: give at least one public key (`pgbackup keygen` prints it); "
-                          "readers trust only these", "InvalidSigningKeys")
+        raise RenderError(
+            "spec.signing.publicKeys: give at least one public key (`pgbackup keygen` prints it); "
+            "readers trust only these",
+            "InvalidSigningKeys",
+        )
     for index, entry in enumerate(given.public_keys):
         try:
             signing.parse_public_key(entry)
@@ -158,19 +167,29 @@ def _job_spec(spec: PgBackupSpec, common: dict[str, str], pod_spec: Body, shards
     retries = job.backoff_limit
     job_spec: Body = {"template": {"metadata": pod_template_metadata(spec.pod, common), "spec": pod_spec}}
     if shards > 1:
-        job_spec.update({"completionMode": "Indexed", "completions": shards, "parallelism": shards,
-                         "backoffLimitPerIndex": retries, "podReplacementPolicy": "Failed"})
+        job_spec.update(
+            {
+                "completionMode": "Indexed",
+                "completions": shards,
+                "parallelism": shards,
+                "backoffLimitPerIndex": retries,
+                "podReplacementPolicy": "Failed",
+            }
+        )
     else:
         job_spec["backoffLimit"] = retries
-    for key, value in (("activeDeadlineSeconds", job.active_deadline_seconds),
-                       ("ttlSecondsAfterFinished", job.ttl_seconds_after_finished)):
+    for key, value in (
+        ("activeDeadlineSeconds", job.active_deadline_seconds),
+        ("ttlSecondsAfterFinished", job.ttl_seconds_after_finished),
+    ):
         if value is not None:
             job_spec[key] = value
     return job_spec
 
 
-def _cronjob(body: Body, spec: PgBackupSpec, name: str, component: str, timing: Body, pod_spec: Body,
-             shards: int = 1) -> Body:
+def _cronjob(
+    body: Body, spec: PgBackupSpec, name: str, component: str, timing: Body, pod_spec: Body, shards: int = 1
+) -> Body:
     """A CronJob owned by the PgBackup; ``timing`` holds schedule, timeZone, suspend, concurrencyPolicy."""
     job = spec.job
     common = labels(body["metadata"]["name"], component)
@@ -195,16 +214,20 @@ def _cronjob(body: Body, spec: PgBackupSpec, name: str, component: str, timing: 
     }
 
 
-def render_all(body: Body, default_image: str = DEFAULT_IMAGE,
-               spec: PgBackupSpec | None = None) -> dict[str, Body | None]:
+def render_all(
+    body: Body, default_image: str = DEFAULT_IMAGE, spec: PgBackupSpec | None = None
+) -> dict[str, Body | None]:
     """Every CronJob a PgBackup renders, by component: backup, verify (None without
     ``spec.verify``) and prune (None without ``spec.retention.schedule``), validated once;
     raises ``RenderError`` for a spec it cannot honour. ``spec``: the body's, when the caller
     has read it already (``parse_pgbackup``)."""
     spec = spec or parse_pgbackup(body)
     validate(spec)
-    return {BACKUP: _backup_cronjob(body, spec, default_image), VERIFY: _verify_cronjob(body, spec, default_image),
-            PRUNE: _prune_cronjob(body, spec, default_image)}
+    return {
+        BACKUP: _backup_cronjob(body, spec, default_image),
+        VERIFY: _verify_cronjob(body, spec, default_image),
+        PRUNE: _prune_cronjob(body, spec, default_image),
+    }
 
 
 def render_cronjobs(body: Body, default_image: str = DEFAULT_IMAGE) -> tuple[Body, Body | None]:
@@ -231,10 +254,21 @@ def render_verify_cronjob(body: Body, default_image: str = DEFAULT_IMAGE) -> Bod
 
 
 def _backup_cronjob(body: Body, spec: PgBackupSpec, default_image: str) -> Body:
-    timing = {"schedule": spec.schedule, "timeZone": spec.time_zone, "suspend": spec.suspend,
-              "concurrencyPolicy": spec.job.concurrency_policy}
-    return _cronjob(body, spec, cronjob_name(body["metadata"]["name"]), BACKUP, timing,
-                    render_pod_spec(spec, default_image), parallelism(spec))
+    timing = {
+        "schedule": spec.schedule,
+        "timeZone": spec.time_zone,
+        "suspend": spec.suspend,
+        "concurrencyPolicy": spec.job.concurrency_policy,
+    }
+    return _cronjob(
+        body,
+        spec,
+        cronjob_name(body["metadata"]["name"]),
+        BACKUP,
+        timing,
+        render_pod_spec(spec, default_image),
+        parallelism(spec),
+    )
 
 
 def _prune_cronjob(body: Body, spec: PgBackupSpec, default_image: str) -> Body | None:
@@ -243,14 +277,25 @@ def _prune_cronjob(body: Body, spec: PgBackupSpec, default_image: str) -> Body |
     retention = spec.retention
     if retention is None or not retention.schedule:
         return None
-    timing = {"schedule": retention.schedule, "timeZone": prune_time_zone(spec, retention), "suspend": spec.suspend,
-              "concurrencyPolicy": "Forbid"}
-    return _cronjob(body, spec, prune_cronjob_name(body["metadata"]["name"]), PRUNE, timing,
-                    render_prune_pod_spec(spec, retention, default_image))
+    timing = {
+        "schedule": retention.schedule,
+        "timeZone": prune_time_zone(spec, retention),
+        "suspend": spec.suspend,
+        "concurrencyPolicy": "Forbid",
+    }
+    return _cronjob(
+        body,
+        spec,
+        prune_cronjob_name(body["metadata"]["name"]),
+        PRUNE,
+        timing,
+        render_prune_pod_spec(spec, retention, default_image),
+    )
 
 
-def render_after_run_prune_job(owner: Body, backup_job: Body, default_image: str = DEFAULT_IMAGE,
-                               spec: PgBackupSpec | None = None) -> Body:
+def render_after_run_prune_job(
+    owner: Body, backup_job: Body, default_image: str = DEFAULT_IMAGE, spec: PgBackupSpec | None = None
+) -> Body:
     """The prune Job that follows a sharded run whose every shard succeeded: owned by that
     backup Job (it goes with it), named after it (so it is created once). ``spec``: the
     owner's, when the caller has read it already."""
@@ -264,10 +309,16 @@ def render_after_run_prune_job(owner: Body, backup_job: Body, default_image: str
             "name": after_run_prune_job_name(backup_job["metadata"]["name"]),
             "namespace": backup_job["metadata"]["namespace"],
             "labels": common,
-            "ownerReferences": [{
-                "apiVersion": "batch/v1", "kind": "Job", "name": backup_job["metadata"]["name"],
-                "uid": backup_job["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": backup_job["metadata"]["name"],
+                    "uid": backup_job["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": _job_spec(spec, common, render_prune_pod_spec(spec, retention, default_image)),
     }
@@ -279,10 +330,20 @@ def _verify_cronjob(body: Body, spec: PgBackupSpec, default_image: str) -> Body 
     verify = spec.verify
     if verify is None:
         return None
-    timing = {"schedule": verify.schedule, "timeZone": verify_time_zone(spec, verify),
-              "suspend": spec.suspend or verify.suspend, "concurrencyPolicy": "Forbid"}
-    return _cronjob(body, spec, verify_cronjob_name(body["metadata"]["name"]), VERIFY, timing,
-                    render_verify_pod_spec(spec, verify, default_image))
+    timing = {
+        "schedule": verify.schedule,
+        "timeZone": verify_time_zone(spec, verify),
+        "suspend": spec.suspend or verify.suspend,
+        "concurrencyPolicy": "Forbid",
+    }
+    return _cronjob(
+        body,
+        spec,
+        verify_cronjob_name(body["metadata"]["name"]),
+        VERIFY,
+        timing,
+        render_verify_pod_spec(spec, verify, default_image),
+    )
 
 
 def render_manual_job(cronjob: Body, run_id: str, started: datetime) -> Body:
@@ -293,12 +354,15 @@ def render_manual_job(cronjob: Body, run_id: str, started: datetime) -> Body:
     spec = dict(template["spec"])
     pod_spec = dict(spec["template"]["spec"])
     stamp = {"name": job_settings.RUN_TIMESTAMP.name, "value": format_timestamp(started)}
-    pod_spec["containers"] = [{**container, "env": [*(container.get("env") or []), stamp]}
-                              for container in pod_spec["containers"]]
+    pod_spec["containers"] = [
+        {**container, "env": [*(container.get("env") or []), stamp]} for container in pod_spec["containers"]
+    ]
     spec["template"] = {
         **spec["template"],
-        "metadata": {**spec["template"].get("metadata", {}),
-                     "labels": {**spec["template"]["metadata"].get("labels", {}), MANUAL_LABEL: "true"}},
+        "metadata": {
+            **spec["template"].get("metadata", {}),
+            "labels": {**spec["template"]["metadata"].get("labels", {}), MANUAL_LABEL: "true"},
+        },
         "spec": pod_spec,
     }
     return {
@@ -309,10 +373,16 @@ def render_manual_job(cronjob: Body, run_id: str, started: datetime) -> Body:
             "namespace": cronjob["metadata"]["namespace"],
             "labels": job_labels,
             "annotations": {RUN_NOW_ANNOTATION: run_id},
-            "ownerReferences": [{
-                "apiVersion": "batch/v1", "kind": "CronJob", "name": cronjob["metadata"]["name"],
-                "uid": cronjob["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "CronJob",
+                    "name": cronjob["metadata"]["name"],
+                    "uid": cronjob["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": spec,
     }

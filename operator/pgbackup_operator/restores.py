@@ -61,10 +61,17 @@ def restore_command(spec: PgRestoreSpec) -> list[str]:
         command.append(f"--at={at}")
     if target.database:
         command.append(f"--target={target.database}")
-    command += [flag for flag, wanted in (("--create", target.create), ("--clean", target.clean),
-                                          ("--with-globals", spec.globals),
-                                          ("--allow-unsigned", spec.allow_unsigned),
-                                          ("--as-superuser", spec.as_superuser)) if wanted]
+    command += [
+        flag
+        for flag, wanted in (
+            ("--create", target.create),
+            ("--clean", target.clean),
+            ("--with-globals", spec.globals),
+            ("--allow-unsigned", spec.allow_unsigned),
+            ("--as-superuser", spec.as_superuser),
+        )
+        if wanted
+    ]
     return command
 
 
@@ -78,8 +85,14 @@ def validate(spec: PgRestoreSpec) -> None:
         raise RenderError(f"spec.at: {exc}", "InvalidAt") from exc
 
 
-def render_restore_job(restore: Body, backup: Body, default_image: str, *, spec: PgRestoreSpec | None = None,
-                       backup_spec: PgBackupSpec | None = None) -> Body:
+def render_restore_job(
+    restore: Body,
+    backup: Body,
+    default_image: str,
+    *,
+    spec: PgRestoreSpec | None = None,
+    backup_spec: PgBackupSpec | None = None,
+) -> Body:
     """The Job of a PgRestore, from its PgBackup (``RenderError`` if either cannot render).
     ``spec`` and ``backup_spec``: the two bodies' specs, when the caller has read them already."""
     spec = spec or parse_pgrestore(restore)
@@ -90,8 +103,10 @@ def render_restore_job(restore: Body, backup: Body, default_image: str, *, spec:
     job_labels = {**render.labels(backup["metadata"]["name"], RESTORE), RESTORE_LABEL: meta["name"]}
     job_spec: Body = {
         "backoffLimit": 0,  # a failed restore is looked at, not retried blindly
-        "template": {"metadata": render.pod_template_metadata(backup_spec.pod, job_labels),
-                     "spec": render_restore_pod_spec(spec, backup_spec, default_image, restore_command(spec))},
+        "template": {
+            "metadata": render.pod_template_metadata(backup_spec.pod, job_labels),
+            "spec": render_restore_pod_spec(spec, backup_spec, default_image, restore_command(spec)),
+        },
     }
     if spec.active_deadline_seconds:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
@@ -102,9 +117,16 @@ def render_restore_job(restore: Body, backup: Body, default_image: str, *, spec:
             "name": restore_job_name(meta["name"]),
             "namespace": meta["namespace"],
             "labels": job_labels,
-            "ownerReferences": [{"apiVersion": f"{api.GROUP}/{api.VERSION}", "kind": RESTORE_KIND,
-                                 "name": meta["name"], "uid": meta["uid"], "controller": True,
-                                 "blockOwnerDeletion": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{api.GROUP}/{api.VERSION}",
+                    "kind": RESTORE_KIND,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": job_spec,
     }
@@ -127,13 +149,18 @@ def observed(job: Body, told: TerminationMessage | None, current: Body) -> Body:
         update["startTime"] = str(job_status["startTime"])
     if now_phase in (SUCCEEDED, FAILED):
         update["completionTime"] = status.finished_time(job) or status.now()
-        update["message"] = told.summary if told and told.summary else (
-            "restore completed" if now_phase == SUCCEEDED else status.job_failure_reason(job))
+        update["message"] = (
+            told.summary
+            if told and told.summary
+            else ("restore completed" if now_phase == SUCCEEDED else status.job_failure_reason(job))
+        )
         if told and told.timestamp:
             update["backupTimestamp"] = told.timestamp
     truths: dict[str, bool | str] = {PENDING: "Unknown", RUNNING: "Unknown", SUCCEEDED: True, FAILED: False}
     truth = truths[now_phase]
-    reason = {PENDING: "JobPending", RUNNING: "JobRunning", SUCCEEDED: "RestoreSucceeded", FAILED: "RestoreFailed"}[now_phase]
+    reason = {PENDING: "JobPending", RUNNING: "JobRunning", SUCCEEDED: "RestoreSucceeded", FAILED: "RestoreFailed"}[
+        now_phase
+    ]
     message = update.get("message") or f"Job {job['metadata']['name']} is {now_phase.lower()}"
     update["conditions"] = status.set_condition(current.get("conditions") or [], RESTORED, truth, reason, message)
     return update
@@ -174,12 +201,23 @@ def start(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     if not kube.create_job(job):
         existing = kube.get_job(meta["namespace"], name)
         if existing is not None and kube.controller_uid(existing) != meta["uid"]:
-            _refuse(restore, "JobNameTaken",
-                    f"Job {name} exists and belongs to someone else; delete it or name this PgRestore otherwise")
+            _refuse(
+                restore,
+                "JobNameTaken",
+                f"Job {name} exists and belongs to someone else; delete it or name this PgRestore otherwise",
+            )
             return
-    _patch(restore, {"phase": PENDING, "jobName": name, "observedGeneration": meta.get("generation"),
-                     "conditions": status.set_condition(current.get("conditions") or [], RESTORED, "Unknown",
-                                                        "JobCreated", f"Job {name} created")})
+    _patch(
+        restore,
+        {
+            "phase": PENDING,
+            "jobName": name,
+            "observedGeneration": meta.get("generation"),
+            "conditions": status.set_condition(
+                current.get("conditions") or [], RESTORED, "Unknown", "JobCreated", f"Job {name} created"
+            ),
+        },
+    )
     logger.info(f"restore of {spec.database!r} from PgBackup {backup['metadata']['name']}: Job {name}")
     kube.post_event(restore, "Normal", "RestoreStarted", f"Job {name} restores {spec.database!r}")
 
@@ -187,16 +225,28 @@ def start(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
 def _refuse(restore: Body, reason: str, message: str) -> None:
     """The PgRestore fails without a Job: phase Failed, ``Restored=False`` and a Warning Event."""
     current = restore.get("status") or {}
-    _patch(restore, {"phase": FAILED, "message": message, "conditions": status.set_condition(
-        current.get("conditions") or [], RESTORED, False, reason, message)})
+    _patch(
+        restore,
+        {
+            "phase": FAILED,
+            "message": message,
+            "conditions": status.set_condition(current.get("conditions") or [], RESTORED, False, reason, message),
+        },
+    )
     kube.post_event(restore, "Warning", reason, message)
 
 
 def _waiting(restore: Body, reason: str, message: str) -> None:
     current = restore.get("status") or {}
     was: Body = next((c for c in current.get("conditions") or [] if c.get("type") == RESTORED), {})
-    _patch(restore, {"phase": PENDING, "message": message, "conditions": status.set_condition(
-        current.get("conditions") or [], RESTORED, "Unknown", reason, message)})
+    _patch(
+        restore,
+        {
+            "phase": PENDING,
+            "message": message,
+            "conditions": status.set_condition(current.get("conditions") or [], RESTORED, "Unknown", reason, message),
+        },
+    )
     if was.get("reason") != reason:  # one Event per cause, not one per retry
         kube.post_event(restore, "Warning", reason, message)
 

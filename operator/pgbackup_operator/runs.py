@@ -41,8 +41,9 @@ def prune_after(owner: Body, job: Body, logger: kopf.Logger) -> None:
     if kube.create_job(prune):
         run, pruning = job["metadata"]["name"], prune["metadata"]["name"]
         logger.info(f"every shard of Job {run} succeeded: created prune Job {pruning}")
-        kube.post_event(owner, "Normal", "PruneStarted",
-                        f"every shard of Job {run} succeeded; Job {pruning} applies retention")
+        kube.post_event(
+            owner, "Normal", "PruneStarted", f"every shard of Job {run} succeeded; Job {pruning} applies retention"
+        )
 
 
 def _pod_message(job: Body) -> TerminationMessage | None:
@@ -71,12 +72,20 @@ def record_backup(owner: Body, job: Body, logger: kopf.Logger) -> None:
     if outcome == "Succeeded":
         update["lastSuccessfulTime"] = run.get("completionTime") or status.now()
         conditions = alerting.fresh_after_success(conditions, run["jobName"])
-        update["conditions"] = status.set_condition(conditions, LAST_BACKUP, True, "BackupSucceeded", f"Job {run['jobName']} succeeded")
+        update["conditions"] = status.set_condition(
+            conditions, LAST_BACKUP, True, "BackupSucceeded", f"Job {run['jobName']} succeeded"
+        )
     elif outcome == "Failed":
         update["lastFailedTime"] = run.get("completionTime") or status.now()
-        update["conditions"] = status.set_condition(conditions, LAST_BACKUP, False, "BackupFailed", f"Job {run['jobName']} failed: {message}")
-    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update,
-                               resource_version=owner["metadata"].get("resourceVersion"))
+        update["conditions"] = status.set_condition(
+            conditions, LAST_BACKUP, False, "BackupFailed", f"Job {run['jobName']} failed: {message}"
+        )
+    kube.patch_pgbackup_status(
+        owner["metadata"]["namespace"],
+        owner["metadata"]["name"],
+        update,
+        resource_version=owner["metadata"].get("resourceVersion"),
+    )
     previous = current.get("lastRun") or {}
     if previous.get("jobName") == run["jobName"] and previous.get("result") == outcome:
         return  # the same outcome seen again (the Job's status filled in further): one Event per run
@@ -97,12 +106,18 @@ def record_prune(owner: Body, job: Body, logger: kopf.Logger) -> None:
     succeeded = record["result"] == "Succeeded"
     told = _pod_message(job)
     record["message"] = told.summary if told else ("prune completed" if succeeded else status.job_failure_reason(job))
-    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], {"lastPrune": record},
-                               resource_version=owner["metadata"].get("resourceVersion"))
+    kube.patch_pgbackup_status(
+        owner["metadata"]["namespace"],
+        owner["metadata"]["name"],
+        {"lastPrune": record},
+        resource_version=owner["metadata"].get("resourceVersion"),
+    )
     summary = f"Job {record['job']} {'succeeded' if succeeded else 'failed'}: {record['message']}"
     if not succeeded:
         logger.warning(f"prune {summary}")
-    kube.post_event(owner, "Normal" if succeeded else "Warning", "PruneSucceeded" if succeeded else "PruneFailed", summary)
+    kube.post_event(
+        owner, "Normal" if succeeded else "Warning", "PruneSucceeded" if succeeded else "PruneFailed", summary
+    )
 
 
 def record_verify(owner: Body, job: Body, logger: kopf.Logger) -> None:
@@ -122,8 +137,12 @@ def record_verify(owner: Body, job: Body, logger: kopf.Logger) -> None:
     update: Body = {"lastVerify": record, "conditions": conditions}
     if succeeded:
         update["lastSuccessfulVerifyTime"] = record["time"]
-    kube.patch_pgbackup_status(owner["metadata"]["namespace"], owner["metadata"]["name"], update,
-                               resource_version=owner["metadata"].get("resourceVersion"))
+    kube.patch_pgbackup_status(
+        owner["metadata"]["namespace"],
+        owner["metadata"]["name"],
+        update,
+        resource_version=owner["metadata"].get("resourceVersion"),
+    )
     if not succeeded:
         logger.warning(f"verify {summary}")
     kube.post_event(owner, "Normal" if succeeded else "Warning", reason, summary)

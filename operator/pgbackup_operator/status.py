@@ -115,19 +115,27 @@ def add_up(messages: list[TerminationMessage], shards: int) -> TerminationMessag
     failed = tuple(name for m in messages for name in m.failed)
     if ok:
         databases = sum(m.databases_ok or 0 for m in messages)
-        summary = (f"{databases} backups succeeded in {shards} shards: "
-                   f"{human_size(sum(m.stored_bytes or 0 for m in messages))} stored")
+        summary = (
+            f"{databases} backups succeeded in {shards} shards: "
+            f"{human_size(sum(m.stored_bytes or 0 for m in messages))} stored"
+        )
     else:
         told = [m.summary for m in messages if not m.ok]
         silent = shards - len(messages)
         summary = "; ".join(told + ([f"{silent} of {shards} shards told nothing"] if silent else []))
     seconds = [m.seconds for m in messages if m.seconds is not None]
     return TerminationMessage(
-        summary, command="run", ok=ok, timestamp=next((m.timestamp for m in messages if m.timestamp), ""),
-        seconds=max(seconds) if seconds else None, stored_bytes=sum(m.stored_bytes or 0 for m in messages),
+        summary,
+        command="run",
+        ok=ok,
+        timestamp=next((m.timestamp for m in messages if m.timestamp), ""),
+        seconds=max(seconds) if seconds else None,
+        stored_bytes=sum(m.stored_bytes or 0 for m in messages),
         databases_ok=sum(m.databases_ok or 0 for m in messages),
         databases_failed=sum(m.databases_failed or 0 for m in messages),
-        failed=failed[:MAX_FAILED], failed_truncated=len(failed) > MAX_FAILED or any(m.failed_truncated for m in messages))
+        failed=failed[:MAX_FAILED],
+        failed_truncated=len(failed) > MAX_FAILED or any(m.failed_truncated for m in messages),
+    )
 
 
 def shard_counts(job: Body) -> Body | None:
@@ -137,8 +145,11 @@ def shard_counts(job: Body) -> Body | None:
         return None
     status = job.get("status", {})
     failed_indexes = [i for i in str(status.get("failedIndexes") or "").split(",") if i]
-    return {"total": int(spec.get("completions") or 1), "succeeded": int(status.get("succeeded") or 0),
-            "failed": _count_indexes(failed_indexes)}
+    return {
+        "total": int(spec.get("completions") or 1),
+        "succeeded": int(status.get("succeeded") or 0),
+        "failed": _count_indexes(failed_indexes),
+    }
 
 
 def _count_indexes(ranges: list[str]) -> int:
@@ -244,7 +255,11 @@ def finished_time(job: Body) -> str | None:
         return _time(status["completionTime"])
     for condition in status.get("conditions") or []:
         if condition.get("status") == "True" and condition.get("type") in (
-                "Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"):
+            "Complete",
+            "Failed",
+            "SuccessCriteriaMet",
+            "FailureTarget",
+        ):
             return _time(condition.get("lastTransitionTime"))
     return None
 

@@ -46,16 +46,24 @@ class Finding:
 def signing_finding(spec: PgBackupSpec) -> Finding:
     signing = spec.signing
     if signing is None:
-        return Finding(SIGNED, False, "NoSigningKey",
-                       "backups are unsigned, so whoever can write the bucket is trusted like the database "
-                       "superuser: a backup stored there is restored and verified as this PgBackup's own. Set "
-                       "spec.signing (a key pair from `pgbackup keygen`)")
+        return Finding(
+            SIGNED,
+            False,
+            "NoSigningKey",
+            "backups are unsigned, so whoever can write the bucket is trusted like the database "
+            "superuser: a backup stored there is restored and verified as this PgBackup's own. Set "
+            "spec.signing (a key pair from `pgbackup keygen`)",
+        )
     ref = signing.private_key_secret_ref
     count = len(signing.public_keys)
-    return Finding(SIGNED, True, "SigningKeyConfigured",
-                   f"backups are signed with the key in Secret {ref.name if ref else None} "
-                   f"(key {ref.key_or('signing-key') if ref else 'signing-key'}); "
-                   f"list, verify, prune and restore accept only {count} public key{'s' if count != 1 else ''}")
+    return Finding(
+        SIGNED,
+        True,
+        "SigningKeyConfigured",
+        f"backups are signed with the key in Secret {ref.name if ref else None} "
+        f"(key {ref.key_or('signing-key') if ref else 'signing-key'}); "
+        f"list, verify, prune and restore accept only {count} public key{'s' if count != 1 else ''}",
+    )
 
 
 def isolation_finding(spec: PgBackupSpec) -> Finding | None:
@@ -64,23 +72,38 @@ def isolation_finding(spec: PgBackupSpec) -> Finding | None:
         return None
     server = verify.server
     if server:
-        refused = ("which may share the backup server's system_identifier (spec.verify.onBackupServer: a clone "
-                   "made from a physical backup)" if verify.on_backup_server else
-                   "which the job refuses if it is the backup server (the same system_identifier)")
-        return Finding(VERIFY_ISOLATED, True, "ScratchServer",
-                       f"drills restore into the scratch server {server.host}:{server.port or 5432}, "
-                       f"{refused}")
+        refused = (
+            "which may share the backup server's system_identifier (spec.verify.onBackupServer: a clone "
+            "made from a physical backup)"
+            if verify.on_backup_server
+            else "which the job refuses if it is the backup server (the same system_identifier)"
+        )
+        return Finding(
+            VERIFY_ISOLATED,
+            True,
+            "ScratchServer",
+            f"drills restore into the scratch server {server.host}:{server.port or 5432}, {refused}",
+        )
     if verify.on_backup_server:
-        return Finding(VERIFY_ISOLATED, False, "OnBackupServer",
-                       "drills restore on the backup server (spec.verify.onBackupServer): restoring a database runs "
-                       "its owners' functions with the drill's rights next to every other database there, which "
-                       "is safe only while every owner of every database is trusted")
-    return Finding(VERIFY_ISOLATED, False, NO_SCRATCH_SERVER,
-                   "every drill fails: pgbackup verify refuses to restore on the server the backups come from, "
-                   "where restoring runs each database owner's functions with the drill's rights next to every "
-                   "other database. Set spec.verify.server to a separate PostgreSQL (its role a superuser "
-                   "there; restore the roles there once with `pgbackup restore --globals`), or "
-                   "spec.verify.onBackupServer: true if every owner of every database is trusted", warn=True)
+        return Finding(
+            VERIFY_ISOLATED,
+            False,
+            "OnBackupServer",
+            "drills restore on the backup server (spec.verify.onBackupServer): restoring a database runs "
+            "its owners' functions with the drill's rights next to every other database there, which "
+            "is safe only while every owner of every database is trusted",
+        )
+    return Finding(
+        VERIFY_ISOLATED,
+        False,
+        NO_SCRATCH_SERVER,
+        "every drill fails: pgbackup verify refuses to restore on the server the backups come from, "
+        "where restoring runs each database owner's functions with the drill's rights next to every "
+        "other database. Set spec.verify.server to a separate PostgreSQL (its role a superuser "
+        "there; restore the roles there once with `pgbackup restore --globals`), or "
+        "spec.verify.onBackupServer: true if every owner of every database is trusted",
+        warn=True,
+    )
 
 
 def findings(spec: PgBackupSpec) -> list[Finding]:

@@ -79,8 +79,10 @@ def _lost_completion(proxy: FaultProxy, dbname: str, action: str, strict: bool) 
     return fault
 
 
-@pytest.mark.parametrize(("action", "strict"), [("applied-500", False), ("applied-reset", False),
-                                                ("applied-500", True), ("applied-reset", True)])
+@pytest.mark.parametrize(
+    ("action", "strict"),
+    [("applied-500", False), ("applied-reset", False), ("applied-500", True), ("applied-reset", True)],
+)
 def test_a_completion_whose_answer_was_lost_is_confirmed_by_the_run_id(
     action: str, strict: bool, pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str
 ) -> None:

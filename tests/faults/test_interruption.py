@@ -31,8 +31,9 @@ def stalling_pg_dump(directory: Path, real_bindir: Path, after_bytes: int) -> Pa
 
 def started_run(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], list[str], threading.Thread]:
     """``pgbackup run`` in the background; its stdout lines are collected as they come."""
-    proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env,
-                            stdout=subprocess.PIPE, text=True, cwd=cwd)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backup_job", "run"], env=env, stdout=subprocess.PIPE, text=True, cwd=cwd
+    )
     seen: list[str] = []
     assert proc.stdout is not None
     reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
@@ -44,11 +45,22 @@ def test_sigterm_mid_upload_aborts_and_reports(
     pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) || md5(random()::text) AS f FROM generate_series(1, 300000) g", dbname)
+    pg18.sql(
+        "CREATE TABLE t AS SELECT g, md5(g::text) || md5(random()::text) AS f FROM generate_series(1, 300000) g", dbname
+    )
     bindir = stalling_pg_dump(tmp_path / "bin", bindir18, after_bytes=15_000_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-    env.update(bucket.job_env(pg18, bindir, "t", BACKUP_DATABASES=dbname, BACKUP_PART_SIZE_MB="5",
-                              BACKUP_PROGRESS_INTERVAL="1", BACKUP_GLOBALS="false"))
+    env.update(
+        bucket.job_env(
+            pg18,
+            bindir,
+            "t",
+            BACKUP_DATABASES=dbname,
+            BACKUP_PART_SIZE_MB="5",
+            BACKUP_PROGRESS_INTERVAL="1",
+            BACKUP_GLOBALS="false",
+        )
+    )
     proc, seen, reader = started_run(env, tmp_path)
 
     def progressed() -> bool:
@@ -77,8 +89,9 @@ def terminate_when(ready: Callable[[], None], proc: subprocess.Popen[str], bindi
     return code, survivors
 
 
-def assert_stopped_cleanly(code: int, survivors: list[list[str]], reader: threading.Thread, seen: list[str],
-                           bucket: Bucket) -> None:
+def assert_stopped_cleanly(
+    code: int, survivors: list[list[str]], reader: threading.Thread, seen: list[str], bucket: Bucket
+) -> None:
     """Exit 1 saying SIGTERM, every pg_dump and its children gone, stdout closed, and
     nothing left in the bucket: no object, no open upload."""
     assert survivors == [], "pg_dump and everything it started must be stopped too"
@@ -107,9 +120,15 @@ def _processes() -> list[_Proc]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp session ...
-            found.append(_Proc(int(entry.name), [part.decode(errors="replace") for part in raw.split(b"\0") if part],
-                               fields[0], int(fields[3])))
+            fields = stat[stat.rindex(")") + 2 :].split()  # state ppid pgrp session ...
+            found.append(
+                _Proc(
+                    int(entry.name),
+                    [part.decode(errors="replace") for part in raw.split(b"\0") if part],
+                    fields[0],
+                    int(fields[3]),
+                )
+            )
     return found
 
 

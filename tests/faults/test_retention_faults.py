@@ -68,8 +68,17 @@ def test_prune_keeps_the_older_backup_when_the_newest_is_damaged_at_rest(
     [error] = [line for line in pruned.stdout.splitlines() if "could not prove" in line]
     assert stamp in error and "checksum mismatch" in error and f"pgbackup verify --database {dbname}" in error
     assert "DAMAGED" in pruned.stdout and "its stored bytes do not match its manifest" in pruned.stdout
-    restored = run_pgbackup(env, "restore", "--database", dbname, "--at", older.rsplit("/", 1)[-1][:16],
-                            "--target", f"{dbname}_r", "--create")
+    restored = run_pgbackup(
+        env,
+        "restore",
+        "--database",
+        dbname,
+        "--at",
+        older.rsplit("/", 1)[-1][:16],
+        "--target",
+        f"{dbname}_r",
+        "--create",
+    )
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert pg18.sql("SELECT count(*) FROM t", f"{dbname}_r") == [(20000,)]
 
@@ -138,22 +147,32 @@ def _flip_manifest_key(stamp: str) -> Callable[[bytes], bytes]:
         needle = f"{stamp}.manifest.json".encode()
         assert needle in body, body[:500]
         return body.replace(needle, needle[:-1] + bytes([needle[-1] ^ 0x01]))  # ...json -> ...jsoo
+
     return rewrite
 
 
 def _drop_manifest_key(stamp: str) -> Callable[[bytes], bytes]:
     def rewrite(body: bytes) -> bytes:
-        entry = re.compile(rb"<Contents>(?:(?!</Contents>).)*" + re.escape(f"{stamp}.manifest.json".encode())
-                           + rb".*?</Contents>", re.S)
+        entry = re.compile(
+            rb"<Contents>(?:(?!</Contents>).)*" + re.escape(f"{stamp}.manifest.json".encode()) + rb".*?</Contents>",
+            re.S,
+        )
         assert entry.search(body), body[:500]
         return entry.sub(b"", body, count=1)
+
     return rewrite
 
 
 @pytest.mark.parametrize("listing_fault", ["flipped", "dropped"])
 def test_a_listing_that_leaves_a_manifest_out_deletes_no_dump(
-    pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, listing_fault: str,
+    pg18: Cluster,
+    bindir18: Path,
+    bucket: Bucket,
+    proxy: FaultProxy,
+    dbname: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    listing_fault: str,
 ) -> None:
     """Prune a day later (its clock moved on, so every dump is old enough to be a leftover),
     through a proxy that damages the listing's entry of the older backup's manifest."""
@@ -181,9 +200,13 @@ def test_a_listing_that_leaves_a_manifest_out_deletes_no_dump(
     assert "its manifest exists, though the listing did not show it" in result.trouble()
 
 
-
 def test_a_leftover_goes_only_when_its_manifest_is_known_to_be_absent(
-    pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    bucket: Bucket,
+    proxy: FaultProxy,
+    dbname: str,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A real leftover (its manifest really gone) whose lookup is refused is kept; looked up

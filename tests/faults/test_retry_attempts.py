@@ -45,8 +45,7 @@ def test_every_attempt_stalling_is_exactly_max_attempts_requests(
     attempts: int, any_bucket: Bucket, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = _storage(any_bucket, proxy, monkeypatch, attempts)
-    stall = proxy.add(Fault("PUT", rf"^/{any_bucket.name}/r/stalled$", "stall", times=None, seconds=30,
-                            forward=False))
+    stall = proxy.add(Fault("PUT", rf"^/{any_bucket.name}/r/stalled$", "stall", times=None, seconds=30, forward=False))
 
     with pytest.raises(StorageError, match="timeout"):
         storage.put("r/stalled", b"never answered", "application/json")

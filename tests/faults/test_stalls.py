@@ -54,8 +54,12 @@ def test_sigterm_ends_a_run_in_seconds_whatever_a_request_is_doing(
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     proxy.add(Fault("PUT", PARTS, "stall", times=None, seconds=300, forward=False))
-    proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=_env(bucket, pg18, bindir18, proxy, dbname),
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backup_job", "run"],
+        env=_env(bucket, pg18, bindir18, proxy, dbname),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     seen: list[str] = []
     assert proc.stdout is not None
     reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
@@ -82,8 +86,10 @@ def test_read_timeout_and_attempts_are_the_users(
     for attempts in (1, 3):
         stall = proxy.add(Fault("PUT", PARTS, "stall", times=None, seconds=300, forward=False))
         started = time.monotonic()
-        result = run_pgbackup(_env(bucket, pg18, bindir18, proxy, dbname, BACKUP_S3_READ_TIMEOUT="1s",
-                                   AWS_MAX_ATTEMPTS=str(attempts)), timeout=60)
+        result = run_pgbackup(
+            _env(bucket, pg18, bindir18, proxy, dbname, BACKUP_S3_READ_TIMEOUT="1s", AWS_MAX_ATTEMPTS=str(attempts)),
+            timeout=60,
+        )
         assert result.returncode == 1 and time.monotonic() - started < 20
         [failed] = [line for line in result.stdout.splitlines() if "FAILED" in line and f"'{dbname}'" in line]
         assert "UploadPart" in failed and "timeout" in failed.lower(), failed
@@ -99,11 +105,14 @@ def test_a_stall_on_the_database_side_is_named_as_such(
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) AS f FROM generate_series(1, 50000) g", dbname)
-    slow = fake_tool(tmp_path / "bin", bindir18, "pg_dump",
-                     'set -o pipefail\n"$REAL" "$@" | { head -c 100000; sleep 3; cat; }')
+    slow = fake_tool(
+        tmp_path / "bin", bindir18, "pg_dump", 'set -o pipefail\n"$REAL" "$@" | { head -c 100000; sleep 3; cat; }'
+    )
 
     result = run_pgbackup(_env(bucket, pg18, slow, proxy, dbname), timeout=60)
 
     assert result.returncode == 0, result.stdout
-    assert any("stalled: no byte has moved" in line and "waiting on the database" in line
-               for line in result.stdout.splitlines()), result.stdout
+    assert any(
+        "stalled: no byte has moved" in line and "waiting on the database" in line
+        for line in result.stdout.splitlines()
+    ), result.stdout

@@ -38,12 +38,15 @@ class Started:
     """``pgbackup run`` in the background, its stdout lines collected as they come."""
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env, cwd=cwd,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "backup_job", "run"], env=env, cwd=cwd, stdout=subprocess.PIPE, text=True
+        )
         self.lines: list[str] = []
         assert self.proc.stdout is not None
-        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout),  # type: ignore[arg-type]
-                                       daemon=True)
+        self.reader = threading.Thread(
+            target=lambda: self.lines.extend(self.proc.stdout),  # type: ignore[arg-type]
+            daemon=True,
+        )
         self.reader.start()
 
     def terminate(self) -> tuple[int, float, int]:
@@ -78,11 +81,16 @@ def test_sigterm_leaves_stalled_writes_behind_within_the_bound_and_writes_nothin
     """The globals' completion and a database's manifest PUT stall at the store, in parallel."""
     pg18.sql(f"CREATE DATABASE {dbname}")
     completion = proxy.add(Fault("POST", r"/_globals/.*\?uploadId=", "stall", times=None, seconds=300, forward=False))
-    manifest = proxy.add(Fault("PUT", rf"/{dbname}/.*\.manifest\.json", "stall", times=None, seconds=300,
-                               forward=False))
+    manifest = proxy.add(
+        Fault("PUT", rf"/{dbname}/.*\.manifest\.json", "stall", times=None, seconds=300, forward=False)
+    )
     termination_log = tmp_path / "termination-log"
-    env = {**bucket.proxied_env(pg18, bindir18, "stop", proxy, dbname), "BACKUP_GLOBALS": "true",
-           "BACKUP_PARALLEL_DATABASES": "2", "BACKUP_TERMINATION_LOG": str(termination_log)}
+    env = {
+        **bucket.proxied_env(pg18, bindir18, "stop", proxy, dbname),
+        "BACKUP_GLOBALS": "true",
+        "BACKUP_PARALLEL_DATABASES": "2",
+        "BACKUP_TERMINATION_LOG": str(termination_log),
+    }
     run = Started(env, tmp_path)
     try:
         wait_for(lambda: completion.hits and manifest.hits, timeout=60, what="the completion and the manifest PUT held")
@@ -140,9 +148,18 @@ def test_sigterm_after_the_summary_is_said_once(pg18: Cluster, bindir18: Path, t
     termination_log = tmp_path / "termination-log"
     with Receiver("stall") as gateway:  # the metrics push after the summary waits: the SIGTERM lands there
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-        env.update(job_env(pg18, f"file://{tmp_path}/backups", bindir18, BACKUP_DATABASES=dbname,
-                           BACKUP_GLOBALS="false", BACKUP_TERMINATION_LOG=str(termination_log),
-                           BACKUP_METRICS_PUSHGATEWAY_URL=gateway.url, BACKUP_NOTIFY_TIMEOUT="2s"))
+        env.update(
+            job_env(
+                pg18,
+                f"file://{tmp_path}/backups",
+                bindir18,
+                BACKUP_DATABASES=dbname,
+                BACKUP_GLOBALS="false",
+                BACKUP_TERMINATION_LOG=str(termination_log),
+                BACKUP_METRICS_PUSHGATEWAY_URL=gateway.url,
+                BACKUP_NOTIFY_TIMEOUT="2s",
+            )
+        )
         run = Started(env, tmp_path)
         try:
             wait_for(lambda: any("1 ok, 0 failed" in line for line in list(run.lines)), timeout=60, what="the summary")
@@ -151,8 +168,9 @@ def test_sigterm_after_the_summary_is_said_once(pg18: Cluster, bindir18: Path, t
 
     assert code == 1, "".join(run.lines)
     line = run.stopped_line()
-    assert re.search(rf"run \d{{8}}T\d{{6}}Z stopped by SIGTERM: 0 of 1 not stored; stored before the stop: '{dbname}'",
-                     line), line
+    assert re.search(
+        rf"run \d{{8}}T\d{{6}}Z stopped by SIGTERM: 0 of 1 not stored; stored before the stop: '{dbname}'", line
+    ), line
     assert took < BOUND + MARGIN
     document = _termination(termination_log)
     assert document["ok"] is False and "stopped by SIGTERM" in str(document["summary"])
@@ -168,19 +186,39 @@ def test_sigterms_while_the_run_exits_are_said_once_never_a_traceback_or_death_b
     pg18.sql(f"CREATE DATABASE {dbname}")
     termination_log = tmp_path / "termination-log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-    env.update(job_env(pg18, f"file://{tmp_path}/backups", bindir18, BACKUP_DATABASES=dbname,
-                       BACKUP_GLOBALS="false", BACKUP_TERMINATION_LOG=str(termination_log)))
-    proc = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env.update(
+        job_env(
+            pg18,
+            f"file://{tmp_path}/backups",
+            bindir18,
+            BACKUP_DATABASES=dbname,
+            BACKUP_GLOBALS="false",
+            BACKUP_TERMINATION_LOG=str(termination_log),
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backup_job", "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     errors: list[str] = []
-    readers = [threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True),  # type: ignore[arg-type]
-               threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)]  # type: ignore[arg-type]
+    readers = [
+        threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True),  # type: ignore[arg-type]
+        threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True),
+    ]  # type: ignore[arg-type]
     for reader in readers:
         reader.start()
     try:
-        wait_for(lambda: any("1 ok, 0 failed" in line for line in list(lines)), timeout=60, interval=0.002,
-                 what="the summary")
+        wait_for(
+            lambda: any("1 ok, 0 failed" in line for line in list(lines)),
+            timeout=60,
+            interval=0.002,
+            what="the summary",
+        )
         while proc.poll() is None:  # a barrage until it is gone: some land as it shuts down
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.002)

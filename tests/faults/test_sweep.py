@@ -38,8 +38,14 @@ def as_of(started: dict[str, datetime]) -> Callable[[str], datetime]:
     return lambda key: started.get(key) or datetime.now(UTC)
 
 
-def s3_sweep(bucket: Bucket, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-             dated: Callable[[str], datetime], sent: int) -> tuple[list[str], list[str]]:
+def s3_sweep(
+    bucket: Bucket,
+    proxy: FaultProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    dated: Callable[[str], datetime],
+    sent: int,
+) -> tuple[list[str], list[str]]:
     """Sweep ``s/`` (abandoned after a day) through the proxy, which dates each upload
     ``dated(key)``; the log lines and the requests sent (``sent`` of them, once the proxy has
     logged each: it does so just after answering)."""
@@ -84,17 +90,18 @@ def test_abandoned_uploads_are_aborted_by_the_store_s_clock(
     # one listing; the run's probe: create, list, abort; the parts of each of the three old ones; two aborts
     lines, requests = s3_sweep(any_bucket, proxy, monkeypatch, caplog, as_of(started), sent=1 + 3 + 3 + 2)
 
-    assert still_open(any_bucket) == [foreign, live], \
+    assert still_open(any_bucket) == [foreign, live], (
         "uploads outside our layout, and ours with a part written within the age, stay; the run's own probe goes"
-    assert sorted(lines) == [f"aborted an unfinished upload left by an earlier run: s3://{any_bucket.name}/{key}"
-                             for key in (probe, killed)]
+    )
+    assert sorted(lines) == [
+        f"aborted an unfinished upload left by an earlier run: s3://{any_bucket.name}/{key}" for key in (probe, killed)
+    ]
     assert len(requests) == 1 + 3 + 3 + 2, requests
 
 
 @pytest.mark.parametrize("dates", ["future", "alike", "fixed"])
 def test_upload_dates_that_cannot_be_true_abort_nothing(
-    any_bucket: Bucket, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-    dates: str
+    any_bucket: Bucket, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, dates: str
 ) -> None:
     """An upload begun after the store's own time; two runs' old uploads begun at the very same
     instant; a lone upload and the probe dated alike, long ago, as moto's server dates them. By
@@ -103,8 +110,11 @@ def test_upload_dates_that_cannot_be_true_abort_nothing(
     keys = [first] if dates == "fixed" else [first, second]
     open_uploads(any_bucket, keys)
     old = datetime.now(UTC) - 2 * DAY
-    dated = {"future": as_of({first: old, second: old + 3 * DAY}), "alike": as_of({first: old, second: old}),
-             "fixed": lambda key: MOTO_S_DATE}[dates]
+    dated = {
+        "future": as_of({first: old, second: old + 3 * DAY}),
+        "alike": as_of({first: old, second: old}),
+        "fixed": lambda key: MOTO_S_DATE,
+    }[dates]
 
     sent = 4 if dates == "fixed" else 1  # the probe (create, list, abort) only when the dates look sane
     lines, requests = s3_sweep(any_bucket, proxy, monkeypatch, caplog, dated, sent)
@@ -112,8 +122,11 @@ def test_upload_dates_that_cannot_be_true_abort_nothing(
     assert still_open(any_bucket) == keys
     [warning] = [r for r in caplog.records if "not swept" in r.getMessage()]
     assert warning.levelno == logging.WARNING and len(lines) == 1, lines
-    assert f"unfinished uploads in s3://{any_bucket.name}/s/ not swept: the store's upload dates cannot be trusted" \
-        in lines[0] and "lifecycle rule" in lines[0], lines[0]
+    assert (
+        f"unfinished uploads in s3://{any_bucket.name}/s/ not swept: the store's upload dates cannot be trusted"
+        in lines[0]
+        and "lifecycle rule" in lines[0]
+    ), lines[0]
     assert len(requests) == sent, requests
 
 
@@ -130,14 +143,18 @@ def test_a_completion_whose_upload_was_aborted_under_it_says_so(
     upload = storage.start_upload(key, "application/gzip", {})
     upload.send_part(1, b"the whole dump")
     client = admin(any_bucket.server)
-    wait_for(lambda: client.list_parts(Bucket=any_bucket.name, Key=key, UploadId=upload.upload_id).get("Parts"),
-             timeout=10, what="the part stored")
+    wait_for(
+        lambda: client.list_parts(Bucket=any_bucket.name, Key=key, UploadId=upload.upload_id).get("Parts"),
+        timeout=10,
+        what="the part stored",
+    )
     client.abort_multipart_upload(Bucket=any_bucket.name, Key=key, UploadId=upload.upload_id)
 
     with pytest.raises(StorageError) as failed:
         upload.complete()
 
-    assert str(failed.value).startswith(f"the unfinished upload of s3://{any_bucket.name}/{key} was aborted by "
-                                        "another process while this run was writing it"), failed.value
+    assert str(failed.value).startswith(
+        f"the unfinished upload of s3://{any_bucket.name}/{key} was aborted by "
+        "another process while this run was writing it"
+    ), failed.value
     assert isinstance(failed.value.__cause__, StorageError), "the store's own answer stays the cause"
-

@@ -77,16 +77,18 @@ def test_an_altered_part_of_a_sealed_backup_fails_it_and_leaves_nothing(
 
     assert corrupt.hits and result.returncode == 1, result.stdout
     [failed] = [line for line in result.stdout.splitlines() if "FAILED" in line and f"'{dbname}'" in line]
-    assert any(word in failed for word in REFUSED) or ("part 1 of" in failed and "was altered on its way" in failed), \
+    assert any(word in failed for word in REFUSED) or ("part 1 of" in failed and "was altered on its way" in failed), (
         failed
+    )
     assert bucket.keys(f"tr/{dbname}/") == [] and bucket.open_uploads() == []
 
 
 def _altered_part(dbname: str, *strip: str) -> Fault:
     """Part 1 of the dump altered on its way, past a store that ignores Content-MD5 (and ``strip``),
     with the payload unsigned as over HTTPS (else SeaweedFS's check of its SHA-256 catches it first)."""
-    return Fault("PUT", rf"/tr/{dbname}/.*\.sql\.gz\?.*partNumber=1", "corrupt", strip=("content-md5", *strip),
-                 unsigned=True)
+    return Fault(
+        "PUT", rf"/tr/{dbname}/.*\.sql\.gz\?.*partNumber=1", "corrupt", strip=("content-md5", *strip), unsigned=True
+    )
 
 
 def _failed_line(result: CompletedProcess[str], dbname: str) -> str:
@@ -145,8 +147,9 @@ def test_under_sse_kms_a_store_that_checks_crc32c_refuses_the_altered_part(
     assert bucket.keys(f"tr/{dbname}/") == [] and bucket.open_uploads() == []
     [create] = [headers for method, path, headers in proxy.seen if method == "POST" and path.endswith("?uploads")]
     assert (create.get("x-amz-checksum-algorithm"), create.get("x-amz-checksum-type")) == ("CRC32C", "FULL_OBJECT")
-    assert all("x-amz-checksum-crc32c" in headers for _, path, headers in proxy.seen if "partNumber=" in path), \
+    assert all("x-amz-checksum-crc32c" in headers for _, path, headers in proxy.seen if "partNumber=" in path), (
         "the store refused the part by its CRC32C"
+    )
 
 
 class _Caught(logging.Handler):
@@ -176,8 +179,17 @@ def test_without_checksums_parts_keep_content_md5_and_one_warning_says_what_cann
         monkeypatch.delenv("AWS_REQUEST_CHECKSUM_CALCULATION", raising=False)
         if how.startswith("AWS_"):
             monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
-        refusal = proxy.add(Fault("POST", r"\?uploads$", "answer", times=None, status=400, code="InvalidArgument",
-                                  carrying="x-amz-checksum-algorithm"))
+        refusal = proxy.add(
+            Fault(
+                "POST",
+                r"\?uploads$",
+                "answer",
+                times=None,
+                status=400,
+                code="InvalidArgument",
+                carrying="x-amz-checksum-algorithm",
+            )
+        )
         options = S3Settings(addressing_style="path", sse="aws:kms", kms_key_id="alias/pgbackup-tests")
         storage = S3Storage(name, options, concurrency=2)
         logger.addHandler(caught)

@@ -35,16 +35,21 @@ def test_the_rule_file_is_valid_and_every_alert_documented(promtool: Path) -> No
 
 
 def test_each_alert_fires_for_its_failure_and_only_then(promtool: Path, tmp_path: Path) -> None:
-    healthy = {**series(A, pgbackup_last_run_success=1, pgbackup_stale=0, pgbackup_last_verify_success=1),
-               **OPERATOR_UP}
+    healthy = {
+        **series(A, pgbackup_last_run_success=1, pgbackup_stale=0, pgbackup_last_verify_success=1),
+        **OPERATOR_UP,
+    }
     result = tool.alert_test(healthy, {}, workdir=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
-    broken = {**series(A, pgbackup_last_run_success=0, pgbackup_stale=1, pgbackup_last_verify_success=0),
-              **series(B, pgbackup_last_run_success=1, pgbackup_stale=0, pgbackup_last_verify_success=1),
-              **OPERATOR_UP}
-    result = tool.alert_test(broken, {"PgBackupLastRunFailed": [A], "PgBackupStale": [A],
-                                          "PgBackupVerifyFailed": [A]}, workdir=tmp_path)
+    broken = {
+        **series(A, pgbackup_last_run_success=0, pgbackup_stale=1, pgbackup_last_verify_success=0),
+        **series(B, pgbackup_last_run_success=1, pgbackup_stale=0, pgbackup_last_verify_success=1),
+        **OPERATOR_UP,
+    }
+    result = tool.alert_test(
+        broken, {"PgBackupLastRunFailed": [A], "PgBackupStale": [A], "PgBackupVerifyFailed": [A]}, workdir=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
     # A wrong expectation fails: the test can tell firing from silent.

@@ -35,8 +35,10 @@ def secret_volumes(pki: Pki) -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="pgbackup-secrets-"))
     try:
         root.chmod(0o755)
-        for directory, files in (("ca", {"ca.crt": pki.ca}), ("client", {"tls.crt": pki.client_cert,
-                                                                          "tls.key": pki.client_key})):
+        for directory, files in (
+            ("ca", {"ca.crt": pki.ca}),
+            ("client", {"tls.crt": pki.client_cert, "tls.key": pki.client_key}),
+        ):
             (root / directory).mkdir(mode=0o755)
             for name, source in files.items():
                 shutil.copyfile(source, root / directory / name)
@@ -54,19 +56,36 @@ def _uid_without_passwd_entry() -> int:
     return uid
 
 
-def _run_as(uid: int, cluster: Cluster, bucket: Bucket, bindir: Path, secrets: Path,
-            database: str) -> subprocess.CompletedProcess[str]:
+def _run_as(
+    uid: int, cluster: Cluster, bucket: Bucket, bindir: Path, secrets: Path, database: str
+) -> subprocess.CompletedProcess[str]:
     """``pgbackup run`` as ``uid``:0 with only the variables a pod would have (no HOME, no USER)."""
     env = {
         "PATH": f"{bindir}:{anyuid.command_dir()}:/usr/bin:/bin",
-        "PGHOST": cluster.host, "PGPORT": str(cluster.port), "PGUSER": ROLE, "PGDATABASE": "postgres",
-        "PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(secrets / "ca" / "ca.crt"),
-        "PGSSLCERT": str(secrets / "client" / "tls.crt"), "PGSSLKEY": str(secrets / "client" / "tls.key"),
-        "BACKUP_DESTINATION": bucket.url("openshift"), "BACKUP_DATABASES": database, "BACKUP_GLOBALS": "true",
+        "PGHOST": cluster.host,
+        "PGPORT": str(cluster.port),
+        "PGUSER": ROLE,
+        "PGDATABASE": "postgres",
+        "PGSSLMODE": "verify-full",
+        "PGSSLROOTCERT": str(secrets / "ca" / "ca.crt"),
+        "PGSSLCERT": str(secrets / "client" / "tls.crt"),
+        "PGSSLKEY": str(secrets / "client" / "tls.key"),
+        "BACKUP_DESTINATION": bucket.url("openshift"),
+        "BACKUP_DATABASES": database,
+        "BACKUP_GLOBALS": "true",
         **bucket.server.env(),
     }
-    return subprocess.run([str(anyuid.command_dir() / "pgbackup"), "run"], env=env, cwd="/", user=uid, group=0,
-                          extra_groups=[0], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(anyuid.command_dir() / "pgbackup"), "run"],
+        env=env,
+        cwd="/",
+        user=uid,
+        group=0,
+        extra_groups=[0],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_plain_connection_of_the_backup_role_is_refused(tls_pg: Cluster) -> None:
@@ -76,7 +95,11 @@ def test_a_plain_connection_of_the_backup_role_is_refused(tls_pg: Cluster) -> No
 
 
 def test_an_arbitrary_uid_with_group_root_backs_up_over_client_certificate_tls(
-    tls_pg: Cluster, tls_bindir: Path, bucket: Bucket, secret_volumes: Path, dbname: str,
+    tls_pg: Cluster,
+    tls_bindir: Path,
+    bucket: Bucket,
+    secret_volumes: Path,
+    dbname: str,
 ) -> None:
     tls_pg.sql(f"CREATE DATABASE {dbname}")
     tls_pg.sql("CREATE TABLE t AS SELECT generate_series(1, 500) AS n", dbname)
@@ -86,12 +109,17 @@ def test_an_arbitrary_uid_with_group_root_backs_up_over_client_certificate_tls(
     assert result.returncode == 0, result.stdout + result.stderr
     segments = [key.split("/")[1] for key in bucket.keys("openshift/")]
     assert sorted(set(segments)) == ["_globals", dbname] and len(segments) == 4  # dump + manifest each
-    assert all(oct(os.stat(p).st_mode & 0o777) == "0o440" for p in secret_volumes.rglob("*") if p.is_file()), \
+    assert all(oct(os.stat(p).st_mode & 0o777) == "0o440" for p in secret_volumes.rglob("*") if p.is_file()), (
         "the job left the mounted files as they were"
+    )
 
 
 def test_unreadable_tls_files_fail_the_run_naming_the_file(
-    tls_pg: Cluster, tls_bindir: Path, bucket: Bucket, secret_volumes: Path, dbname: str,
+    tls_pg: Cluster,
+    tls_bindir: Path,
+    bucket: Bucket,
+    secret_volumes: Path,
+    dbname: str,
 ) -> None:
     """Mode 0400 (no group read): the uid cannot read them, and the run says which file."""
     tls_pg.sql(f"CREATE DATABASE {dbname}")
@@ -103,6 +131,7 @@ def test_unreadable_tls_files_fail_the_run_naming_the_file(
 
     assert result.returncode == 1, result.stdout + result.stderr
     output = result.stdout + result.stderr
-    assert f"PGSSLROOTCERT {secret_volumes}/ca/ca.crt cannot be read: Permission denied (mode 0400, owner 0:0" \
-        in output, output
+    assert (
+        f"PGSSLROOTCERT {secret_volumes}/ca/ca.crt cannot be read: Permission denied (mode 0400, owner 0:0" in output
+    ), output
     assert "Traceback" not in output and bucket.keys() == []

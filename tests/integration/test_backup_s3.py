@@ -95,7 +95,9 @@ def test_round_trip_restores_every_database_exactly(fresh_pg18: Cluster, bindir1
     assert re.search(r"run \d{8}T\d{6}Z finished: 4 ok, 0 failed", result.stdout), "3 databases and the globals"
 
 
-def test_odd_names_map_to_safe_keys_and_templates_are_skipped(fresh_pg18: Cluster, bindir18: Path, bucket: Bucket) -> None:
+def test_odd_names_map_to_safe_keys_and_templates_are_skipped(
+    fresh_pg18: Cluster, bindir18: Path, bucket: Bucket
+) -> None:
     pg = fresh_pg18
     odd = ["with space", "slash/and\\back", "quote'\"double", "ünï日本", "_underscore", "..", "%41"]
     for name in odd:
@@ -112,8 +114,14 @@ def test_odd_names_map_to_safe_keys_and_templates_are_skipped(fresh_pg18: Cluste
     assert result.returncode == 0, result.stdout + result.stderr
     segments = {k.split("/")[0] for k in bucket.keys()}
     assert segments == {
-        "with%20space", "slash%2Fand%5Cback", "quote%27%22double", "%C3%BCn%C3%AF%E6%97%A5%E6%9C%AC",
-        "%5Funderscore", "%2E%2E", "%2541", "postgres",
+        "with%20space",
+        "slash%2Fand%5Cback",
+        "quote%27%22double",
+        "%C3%BCn%C3%AF%E6%97%A5%E6%9C%AC",
+        "%5Funderscore",
+        "%2E%2E",
+        "%2541",
+        "postgres",
     }, "an empty prefix gives keys without a leading slash"
     for name in odd:
         key = next(k for k in bucket.keys() if k.startswith(encode_database(name) + "/") and k.endswith(".gz"))
@@ -126,21 +134,29 @@ def test_include_and_exclude_globs(pg18: Cluster, bindir18: Path, bucket: Bucket
     for suffix in ("app_one", "app_two", "app_test", "other"):
         pg18.sql(f"CREATE DATABASE {dbname}_{suffix}")
 
-    result = run_pgbackup(bucket.job_env(
-        pg18, bindir18, "",
-        BACKUP_DATABASES=f"{dbname}_app_*, {dbname}_other",
-        BACKUP_EXCLUDE_DATABASES=f"*_test,{dbname}_other", BACKUP_GLOBALS="false",
-    ))
+    result = run_pgbackup(
+        bucket.job_env(
+            pg18,
+            bindir18,
+            "",
+            BACKUP_DATABASES=f"{dbname}_app_*, {dbname}_other",
+            BACKUP_EXCLUDE_DATABASES=f"*_test,{dbname}_other",
+            BACKUP_GLOBALS="false",
+        )
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert {k.split("/")[0] for k in bucket.keys()} == {f"{dbname}_app_one", f"{dbname}_app_two"}
 
 
-def test_explicit_name_that_does_not_exist_fails_alone(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+def test_explicit_name_that_does_not_exist_fails_alone(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
 
-    result = run_pgbackup(bucket.job_env(pg18, bindir18, "", BACKUP_DATABASES=f"{dbname},{dbname}_typo",
-                                         BACKUP_GLOBALS="false"))
+    result = run_pgbackup(
+        bucket.job_env(pg18, bindir18, "", BACKUP_DATABASES=f"{dbname},{dbname}_typo", BACKUP_GLOBALS="false")
+    )
 
     assert result.returncode == 1
     assert f"backup of '{dbname}_typo' FAILED: no such database" in result.stdout
@@ -153,8 +169,15 @@ def test_database_the_role_cannot_connect_to_fails_alone(fresh_pg18: Cluster, bi
         make_sample(pg, name, rows=50_000)
     pg.sql("CREATE ROLE backup LOGIN PASSWORD 'backup-role-secret' IN ROLE pg_read_all_data")
     pg.sql("REVOKE CONNECT ON DATABASE locked FROM PUBLIC")
-    env = bucket.job_env(pg, bindir18, "p", PGUSER="backup", PGPASSWORD="backup-role-secret",
-                         BACKUP_PART_SIZE_MB="5", BACKUP_GLOBALS="false")
+    env = bucket.job_env(
+        pg,
+        bindir18,
+        "p",
+        PGUSER="backup",
+        PGPASSWORD="backup-role-secret",
+        BACKUP_PART_SIZE_MB="5",
+        BACKUP_GLOBALS="false",
+    )
 
     result = run_pgbackup(env)
 
@@ -177,8 +200,9 @@ def test_pg_dump_killed_mid_stream_leaves_nothing(
     make_sample(pg18, dbname, rows=600_000)
     bindir = killing_pg_dump(tmp_path / "bin", bindir18, after_bytes=30_000_000)
 
-    result = run_pgbackup(bucket.job_env(pg18, bindir, "k", BACKUP_DATABASES=dbname, BACKUP_PART_SIZE_MB="5",
-                                         BACKUP_GLOBALS="false"))
+    result = run_pgbackup(
+        bucket.job_env(pg18, bindir, "k", BACKUP_DATABASES=dbname, BACKUP_PART_SIZE_MB="5", BACKUP_GLOBALS="false")
+    )
 
     assert result.returncode == 1
     assert f"backup of '{dbname}' FAILED: pg_dump was killed by signal 9 (SIGKILL)" in result.stdout, result.stdout
@@ -205,7 +229,9 @@ def test_existing_backup_is_never_overwritten(
     assert bucket.get(dump_key) == original and bucket.open_uploads() == []
 
 
-def test_secrets_never_appear_in_output(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path) -> None:
+def test_secrets_never_appear_in_output(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     password_file = tmp_path / "pgpassword"
     password_file.write_text(pg18.password + "\n")
@@ -227,7 +253,9 @@ def test_secrets_never_appear_in_output(pg18: Cluster, bindir18: Path, bucket: B
         assert SECRET_KEY not in output
 
 
-def test_empty_dump_is_a_failure_not_a_backup(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path) -> None:
+def test_empty_dump_is_a_failure_not_a_backup(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     fake = fake_pg_dump(tmp_path / "bin", bindir18, "exit 0")
 
@@ -248,7 +276,10 @@ def test_missing_bucket_fails_each_database_with_the_store_s_reason(
     result = run_pgbackup(env)
 
     assert result.returncode == 1
-    assert f"backup of '{dbname}' FAILED: S3 CreateMultipartUpload of s3://no-such-bucket-here/x/{dbname}/" in result.stdout
+    assert (
+        f"backup of '{dbname}' FAILED: S3 CreateMultipartUpload of s3://no-such-bucket-here/x/{dbname}/"
+        in result.stdout
+    )
     assert "NoSuchBucket" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
@@ -256,8 +287,13 @@ def test_missing_bucket_fails_each_database_with_the_store_s_reason(
 def test_s3_options_reach_the_store(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     env = bucket.job_env(
-        pg18, bindir18, "opts", BACKUP_DATABASES=dbname, BACKUP_S3_SSE="AES256",
-        BACKUP_S3_STORAGE_CLASS="STANDARD_IA", BACKUP_S3_ADDRESSING_STYLE="path",
+        pg18,
+        bindir18,
+        "opts",
+        BACKUP_DATABASES=dbname,
+        BACKUP_S3_SSE="AES256",
+        BACKUP_S3_STORAGE_CLASS="STANDARD_IA",
+        BACKUP_S3_ADDRESSING_STYLE="path",
         AWS_REQUEST_CHECKSUM_CALCULATION="when_required",
     )
 

@@ -20,14 +20,23 @@ from .test_backup_s3 import killing_pg_dump
     [
         ({}, "BACKUP_DESTINATION is not set"),
         ({"BACKUP_DESTINATION": "ftp://x"}, "must start with s3:// or file://"),
-        ({"BACKUP_DESTINATION": "file:///tmp/x", "BACKUP_COMPRESSION_LEVEL": "0"}, "BACKUP_COMPRESSION_LEVEL='0' is out of range"),
-        ({"BACKUP_DESTINATION": "file:///tmp/x", "PGPASSWORD": "hunter2-secret", "PGPASSWORD_FILE": "/etc/hostname"},
-         "both PGPASSWORD and PGPASSWORD_FILE are set"),
+        (
+            {"BACKUP_DESTINATION": "file:///tmp/x", "BACKUP_COMPRESSION_LEVEL": "0"},
+            "BACKUP_COMPRESSION_LEVEL='0' is out of range",
+        ),
+        (
+            {"BACKUP_DESTINATION": "file:///tmp/x", "PGPASSWORD": "hunter2-secret", "PGPASSWORD_FILE": "/etc/hostname"},
+            "both PGPASSWORD and PGPASSWORD_FILE are set",
+        ),
         # urllib3 refuses a zero timeout only when the S3 client is built: an unexpected ValueError, exit 1
-        ({"BACKUP_DESTINATION": "s3://my-bucket", "BACKUP_S3_READ_TIMEOUT": "0"},
-         "BACKUP_S3_READ_TIMEOUT='0' must be at least 1 second"),
-        ({"BACKUP_DESTINATION": "s3://my-bucket", "BACKUP_S3_CONNECT_TIMEOUT": "0s"},
-         "BACKUP_S3_CONNECT_TIMEOUT='0s' must be at least 1 second"),
+        (
+            {"BACKUP_DESTINATION": "s3://my-bucket", "BACKUP_S3_READ_TIMEOUT": "0"},
+            "BACKUP_S3_READ_TIMEOUT='0' must be at least 1 second",
+        ),
+        (
+            {"BACKUP_DESTINATION": "s3://my-bucket", "BACKUP_S3_CONNECT_TIMEOUT": "0s"},
+            "BACKUP_S3_CONNECT_TIMEOUT='0s' must be at least 1 second",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["run", "list"])
@@ -53,8 +62,13 @@ def test_version_and_usage() -> None:
 
 
 def test_unreachable_server_fails_the_run_with_one_line(bindir18: Path, tmp_path: Path) -> None:
-    env = {"BACKUP_DESTINATION": f"file://{tmp_path}", "PGHOST": "127.0.0.1", "PGPORT": str(free_port()),
-           "PGUSER": "postgres", "BACKUP_PG_BINDIR": str(bindir18)}
+    env = {
+        "BACKUP_DESTINATION": f"file://{tmp_path}",
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(free_port()),
+        "PGUSER": "postgres",
+        "BACKUP_PG_BINDIR": str(bindir18),
+    }
     result = run_pgbackup(env)
     assert result.returncode == 1
     [line] = [ln for ln in result.stdout.splitlines() if "ERROR" in ln]
@@ -71,17 +85,28 @@ def test_wrong_password_fails_the_run(pg18: Cluster, bindir18: Path, tmp_path: P
     assert "not-the-password" not in result.stdout + result.stderr
 
 
-def test_failure_summary_goes_to_the_termination_log(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
+def test_failure_summary_goes_to_the_termination_log(
+    pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     log = tmp_path / "termination-log"
-    env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=f"{dbname},{dbname}_gone",
-                  BACKUP_TERMINATION_LOG=str(log))
+    env = job_env(
+        pg18,
+        f"file://{tmp_path}/b",
+        bindir18,
+        BACKUP_DATABASES=f"{dbname},{dbname}_gone",
+        BACKUP_TERMINATION_LOG=str(log),
+    )
     assert run_pgbackup(env).returncode == 1
     assert log.read_text().count("\n") == 1  # one line
     message = json.loads(log.read_text())
     assert message["summary"] == f"1 of 3 backups failed: '{dbname}_gone': no such database; check BACKUP_DATABASES"
     assert (message["command"], message["ok"], message["databases"], message["failed"]) == (
-        "run", False, {"ok": 2, "failed": 1}, [f"{dbname}_gone"])
+        "run",
+        False,
+        {"ok": 2, "failed": 1},
+        [f"{dbname}_gone"],
+    )
     assert message["bytes"] > 0 and message["seconds"] >= 0 and message["timestamp"]
     unreachable = run_pgbackup({**env, "PGPORT": str(free_port())})
     message = json.loads(log.read_text())
@@ -102,8 +127,9 @@ def test_no_database_selected_is_a_failure(pg18: Cluster, bindir18: Path, tmp_pa
     assert "no databases to back up" in result.stdout and "BACKUP_DATABASES" in result.stdout
 
 
-def test_an_unknown_variable_is_warned_about_once_naming_the_closest_setting(pg18: Cluster, bindir18: Path,
-                                                                            tmp_path: Path) -> None:
+def test_an_unknown_variable_is_warned_about_once_naming_the_closest_setting(
+    pg18: Cluster, bindir18: Path, tmp_path: Path
+) -> None:
     env = job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES="nomatch_*", BACKUP_RETENTON="last=7")
     result = run_pgbackup(env)
     output = result.stderr + result.stdout
@@ -114,8 +140,9 @@ def test_an_unknown_variable_is_warned_about_once_naming_the_closest_setting(pg1
 
 def test_json_logs_one_object_per_line(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    env = job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname, LOG_FORMAT="json",
-                  BACKUP_GLOBALS="false")
+    env = job_env(
+        pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname, LOG_FORMAT="json", BACKUP_GLOBALS="false"
+    )
     result = run_pgbackup(env)
     assert result.returncode == 0, result.stdout
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -130,8 +157,9 @@ def test_file_destination_round_trip_and_layout(pg18: Cluster, bindir18: Path, t
     pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS n", dbname)
     target = tmp_path / "backups"
     target.mkdir()  # the destination's parent must exist; pgbackup creates only the last part
-    result = run_pgbackup(job_env(pg18, f"file://{target}/daily", bindir18, BACKUP_DATABASES=dbname,
-                                  BACKUP_GLOBALS="false"))
+    result = run_pgbackup(
+        job_env(pg18, f"file://{target}/daily", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
+    )
     assert result.returncode == 0, result.stdout
     files = sorted(p.relative_to(target) for p in target.rglob("*") if p.is_file())
     assert [p.parent for p in files] == [Path(f"daily/{dbname}")] * 2
@@ -141,7 +169,9 @@ def test_file_destination_round_trip_and_layout(pg18: Cluster, bindir18: Path, t
     assert facts["compressed_bytes"] == dump.stat().st_size
 
 
-def test_file_destination_leaves_nothing_when_pg_dump_is_killed(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
+def test_file_destination_leaves_nothing_when_pg_dump_is_killed(
+    pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) FROM generate_series(1, 200000) g", dbname)
     bindir = killing_pg_dump(tmp_path / "bin", bindir18, after_bytes=2_000_000)
@@ -155,20 +185,32 @@ def test_lock_wait_timeout_fails_instead_of_hanging(pg18: Cluster, bindir18: Pat
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE busy (n int)", dbname)
     with table_locked(pg18, dbname, "busy"):
-        result = run_pgbackup(job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname,
-                                      BACKUP_LOCK_WAIT_TIMEOUT="1s"))
+        result = run_pgbackup(
+            job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname, BACKUP_LOCK_WAIT_TIMEOUT="1s")
+        )
     assert result.returncode == 1
-    assert re.search(rf"backup of '{dbname}' FAILED: pg_dump failed \(exit 1\): .*statement timeout"
-                     r" \(hint: a table lock was not granted within BACKUP_LOCK_WAIT_TIMEOUT \(1 s\)", result.stdout), result.stdout
+    assert re.search(
+        rf"backup of '{dbname}' FAILED: pg_dump failed \(exit 1\): .*statement timeout"
+        r" \(hint: a table lock was not granted within BACKUP_LOCK_WAIT_TIMEOUT \(1 s\)",
+        result.stdout,
+    ), result.stdout
 
 
 def test_database_timeout_stops_a_stuck_dump(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE busy (n int)", dbname)
     with table_locked(pg18, dbname, "busy"):
-        result = run_pgbackup(job_env(pg18, f"file://{tmp_path}", bindir18, BACKUP_DATABASES=dbname,
-                                      BACKUP_LOCK_WAIT_TIMEOUT="0", BACKUP_DATABASE_TIMEOUT="2s",
-                                      BACKUP_GLOBALS="false"))
+        result = run_pgbackup(
+            job_env(
+                pg18,
+                f"file://{tmp_path}",
+                bindir18,
+                BACKUP_DATABASES=dbname,
+                BACKUP_LOCK_WAIT_TIMEOUT="0",
+                BACKUP_DATABASE_TIMEOUT="2s",
+                BACKUP_GLOBALS="false",
+            )
+        )
     assert result.returncode == 1
     assert "exceeded BACKUP_DATABASE_TIMEOUT (2 s)" in result.stdout
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -35,8 +35,11 @@ def tool(name: str) -> str:
 def dump(pg18: Cluster, bindir18: Path) -> bytes:
     """About 6 MB of plain dump: several 1 MiB gzip blocks, rows of varied compressibility."""
     pg18.sql("CREATE DATABASE compress_src")
-    pg18.sql("CREATE TABLE orders AS SELECT g AS id, timestamptz '2026-01-01' + g * interval '1 minute' AS at,"
-             " md5(g::text) AS note, repeat('x', g % 50) AS pad FROM generate_series(1, 80000) g", "compress_src")
+    pg18.sql(
+        "CREATE TABLE orders AS SELECT g AS id, timestamptz '2026-01-01' + g * interval '1 minute' AS at,"
+        " md5(g::text) AS note, repeat('x', g % 50) AS pad FROM generate_series(1, 80000) g",
+        "compress_src",
+    )
     env = {**os.environ, **pg18.env("compress_src")}
     out = subprocess.run([str(bindir18 / "pg_dump")], env=env, check=True, capture_output=True).stdout
     assert len(out) > 5 * compress.BLOCK
@@ -46,7 +49,7 @@ def dump(pg18: Cluster, bindir18: Path) -> bytes:
 def pieces(data: bytes, size: int = 65536 + 17) -> Iterator[bytes]:
     """Uneven chunks, as a pipe hands them over."""
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]
 
 
 def compressed(data: bytes, choice: Compression, threads: int) -> bytes:
@@ -110,6 +113,7 @@ def test_gzip_runs_as_many_blocks_at_once_as_threads_asked(dump: bytes, monkeypa
                 except threading.BrokenBarrierError:
                     pass
             return real(block, dictionary, level, last)
+
         monkeypatch.setattr(compress, "_deflate", deflate)
 
     three = threading.Barrier(3, timeout=30)

@@ -30,18 +30,35 @@ def test_a_manual_run_leaves_a_running_upload_alone(
     pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) || md5(g::text || 'x') AS f"
-             " FROM generate_series(1, 400000) g", dbname)
+    pg18.sql(
+        "CREATE TABLE t AS SELECT g, md5(g::text) || md5(g::text || 'x') AS f FROM generate_series(1, 400000) g", dbname
+    )
     flag = tmp_path / "go-on"
     # The scheduled run's pg_dump pauses after 24 MB (a 5 MiB part is uploaded) until the manual run is done.
-    paused = fake_tool(tmp_path / "bin", bindir18, "pg_dump",
-                       f'set -o pipefail\n"$REAL" "$@" | {{ head -c 24000000; for i in $(seq 1200); do '
-                       f'[ -f "{flag}" ] && break; sleep 0.05; done; cat; }}')
+    paused = fake_tool(
+        tmp_path / "bin",
+        bindir18,
+        "pg_dump",
+        f'set -o pipefail\n"$REAL" "$@" | {{ head -c 24000000; for i in $(seq 1200); do '
+        f'[ -f "{flag}" ] && break; sleep 0.05; done; cat; }}',
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-    env.update(bucket.job_env(pg18, paused, "both", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                              BACKUP_PART_SIZE_MB="5", BACKUP_COMPRESSION_LEVEL="1"))
-    scheduled = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env, stdout=subprocess.PIPE, text=True)
+    env.update(
+        bucket.job_env(
+            pg18,
+            paused,
+            "both",
+            BACKUP_DATABASES=dbname,
+            BACKUP_GLOBALS="false",
+            BACKUP_PART_SIZE_MB="5",
+            BACKUP_COMPRESSION_LEVEL="1",
+        )
+    )
+    scheduled = subprocess.Popen(
+        [sys.executable, "-m", "backup_job", "run"], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
+
         def uploading() -> bool:
             client = bucket.server.client()
             for upload in client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", []):
@@ -70,11 +87,21 @@ def blocked_run(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> s
     """A run of ``dbname`` (whose table ``t`` the caller keeps locked) under ``lock/``, once its
     upload is open: pg_dump waits on the lock, so not one part is sent yet."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-    env.update(bucket.job_env(pg18, bindir18, "lock", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                              BACKUP_LOCK_WAIT_TIMEOUT="0", AWS_MAX_ATTEMPTS="1"))
+    env.update(
+        bucket.job_env(
+            pg18,
+            bindir18,
+            "lock",
+            BACKUP_DATABASES=dbname,
+            BACKUP_GLOBALS="false",
+            BACKUP_LOCK_WAIT_TIMEOUT="0",
+            AWS_MAX_ATTEMPTS="1",
+        )
+    )
     waiting = subprocess.Popen([sys.executable, "-m", "backup_job", "run"], env=env, stdout=subprocess.PIPE, text=True)
-    wait_for(lambda: bucket.open_uploads() != [] or waiting.poll() is not None, timeout=30,
-             what="the run's upload to open")
+    wait_for(
+        lambda: bucket.open_uploads() != [] or waiting.poll() is not None, timeout=30, what="the run's upload to open"
+    )
     assert waiting.poll() is None, waiting.communicate()[0]
     return waiting
 
@@ -93,8 +120,16 @@ def test_a_manual_run_leaves_alone_an_upload_waiting_on_a_lock(
         scheduled = blocked_run(pg18, bindir18, bucket, dbname)
         try:
             [waiting] = bucket.open_uploads()
-            by_hand = run_pgbackup(bucket.job_env(pg18, bindir18, "lock", BACKUP_DATABASES=manual,
-                                                  BACKUP_GLOBALS="false", BACKUP_ABANDONED_UPLOAD_AGE="1m"))
+            by_hand = run_pgbackup(
+                bucket.job_env(
+                    pg18,
+                    bindir18,
+                    "lock",
+                    BACKUP_DATABASES=manual,
+                    BACKUP_GLOBALS="false",
+                    BACKUP_ABANDONED_UPLOAD_AGE="1m",
+                )
+            )
             assert by_hand.returncode == 0, by_hand.stdout
             assert bucket.open_uploads() == [waiting], by_hand.stdout
         except BaseException:
@@ -143,14 +178,16 @@ def test_the_second_of_two_runs_on_one_key_fails_and_deletes_nothing(
         def matches(self, method: str, path: str) -> bool:
             if super().matches(method, path):
                 key = path.split(f"/{bucket.name}/", 1)[1].split("?", 1)[0]
-                bucket.server.client().put_object(Bucket=bucket.name, Key=key, Body=theirs,
-                                                  Metadata={"pgbackup-run-id": "the-other-run"})
+                bucket.server.client().put_object(
+                    Bucket=bucket.name, Key=key, Body=theirs, Metadata={"pgbackup-run-id": "the-other-run"}
+                )
                 return True
             return False
 
     race = proxy.add(OtherRunFirst("POST", rf"/race/{dbname}/.*\.sql\.gz\?uploadId=", "forward"))
-    env = bucket.job_env(pg18, bindir18, "race", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                         BACKUP_S3_ADDRESSING_STYLE="path")
+    env = bucket.job_env(
+        pg18, bindir18, "race", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false", BACKUP_S3_ADDRESSING_STYLE="path"
+    )
     env["AWS_ENDPOINT_URL_S3"] = proxy.endpoint
 
     result = run_pgbackup(env)
@@ -163,7 +200,9 @@ def test_the_second_of_two_runs_on_one_key_fails_and_deletes_nothing(
     assert bucket.open_uploads() == [], "our own upload was aborted"
 
 
-def test_manifests_carry_the_run_id_that_tags_the_dump(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+def test_manifests_carry_the_run_id_that_tags_the_dump(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     assert run_pgbackup(bucket.job_env(pg18, bindir18, "ids", BACKUP_DATABASES=dbname)).returncode == 0
     keys = bucket.keys("ids/")
@@ -195,8 +234,15 @@ def test_two_runs_with_the_same_timestamp_leave_one_good_backup(
     race = Bucket(seaweed, name)
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) AS f FROM generate_series(1, 100000) g", dbname)
-    for key, value in race.job_env(pg18, bindir18, "same", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                                   BACKUP_S3_ADDRESSING_STYLE="path", BACKUP_PART_SIZE_MB="5").items():
+    for key, value in race.job_env(
+        pg18,
+        bindir18,
+        "same",
+        BACKUP_DATABASES=dbname,
+        BACKUP_GLOBALS="false",
+        BACKUP_S3_ADDRESSING_STYLE="path",
+        BACKUP_PART_SIZE_MB="5",
+    ).items():
         monkeypatch.setenv(key, value)
     settings = load_settings(dotenv_path=tmp_path / "none")
     moment = datetime.now(UTC)

@@ -33,8 +33,14 @@ def _two_backups(env: dict[str, str], pg: Cluster, dbname: str) -> None:
 def test_a_truncated_newest_backup_is_refused_by_name_on_s3(
     pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
 ) -> None:
-    env = bucket.job_env(pg18, bindir18, "dmg", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                         BACKUP_TERMINATION_LOG=str(tmp_path / "term"))
+    env = bucket.job_env(
+        pg18,
+        bindir18,
+        "dmg",
+        BACKUP_DATABASES=dbname,
+        BACKUP_GLOBALS="false",
+        BACKUP_TERMINATION_LOG=str(tmp_path / "term"),
+    )
     _two_backups(env, pg18, dbname)
     older, newer = sorted(k for k in bucket.keys(f"dmg/{dbname}/") if k.endswith(".sql.gz"))
     stamp_old, stamp_new = (k.split("/")[-1].removesuffix(".sql.gz") for k in (older, newer))
@@ -44,8 +50,9 @@ def test_a_truncated_newest_backup_is_refused_by_name_on_s3(
     restored = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_r", "--create")
     verified = run_pgbackup(env, "verify", "--database", dbname)
     verify_told = (tmp_path / "term").read_text()  # each command leaves its own termination message
-    chosen = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_old", "--create",
-                          "--at", stamp_old)
+    chosen = run_pgbackup(
+        env, "restore", "--database", dbname, "--target", f"{dbname}_old", "--create", "--at", stamp_old
+    )
 
     newest_row = listing.stdout.splitlines()[1]
     assert stamp_new in newest_row and "DAMAGED: dump object has" in newest_row
@@ -79,7 +86,9 @@ def _age(path: Path, days: float) -> None:
     os.utime(path, (moment, moment))
 
 
-def test_retention_never_deletes_damaged_or_unknown_backups(pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path) -> None:
+def test_retention_never_deletes_damaged_or_unknown_backups(
+    pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path
+) -> None:
     env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
     _two_backups(env, pg18, dbname)
     folder = tmp_path / "b" / dbname
@@ -97,9 +106,15 @@ def test_retention_never_deletes_damaged_or_unknown_backups(pg18: Cluster, bindi
 
     assert pruned.returncode == 0, pruned.stdout
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [older.name, older.name.replace(".sql.gz", ".manifest.json"), newer.name,
-         newer.name.replace(".sql.gz", ".manifest.json"), f"{old_stamp}.sql.zst", f"{old_stamp}.manifest.json"]), \
-        "the newest complete backup stays, and nothing damaged or unknown is deleted"
+        [
+            older.name,
+            older.name.replace(".sql.gz", ".manifest.json"),
+            newer.name,
+            newer.name.replace(".sql.gz", ".manifest.json"),
+            f"{old_stamp}.sql.zst",
+            f"{old_stamp}.manifest.json",
+        ]
+    ), "the newest complete backup stays, and nothing damaged or unknown is deleted"
     [warning] = [line for line in pruned.stdout.splitlines() if "WARNING" in line]
     assert "DAMAGED" in warning and "rm -- " in warning and str(newer) in warning.split("rm -- ", 1)[1]
     rows = listing.stdout.splitlines()

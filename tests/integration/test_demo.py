@@ -14,7 +14,11 @@ def test_demo_backs_up_sample_databases_and_proves_a_restore(tmp_path: Path) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
     result = subprocess.run(
         [sys.executable, "-m", "devenv.demo", "--output", str(tmp_path / "out")],
-        env=env, capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for database in ("shop", "analytics", "inventory", "postgres"):

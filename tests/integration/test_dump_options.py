@@ -23,8 +23,9 @@ from ..kit.helpers import job_env, run_pgbackup
 
 def _pg_dump(bindir: Path, *args: str) -> str:
     env = {**os.environ, "PGHOST": "/nonexistent", "PGCONNECT_TIMEOUT": "1"}
-    return subprocess.run([str(bindir / "pg_dump"), *args], capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL, timeout=30).stderr
+    return subprocess.run(
+        [str(bindir / "pg_dump"), *args], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=30
+    ).stderr
 
 
 def test_the_option_table_is_pg_dump_18s(bindir18: Path) -> None:
@@ -59,8 +60,9 @@ def test_a_bypass_that_pg_dump_honours_is_refused_before_anything_runs(
     honoured = subprocess.run([str(bindir18 / "pg_dump"), *value.split()], capture_output=True, env=env, timeout=60)
     assert honoured.returncode == 0 and honoured.stdout.startswith(b"PGDMP"), "pg_dump really writes its custom format"
 
-    result = run_pgbackup(job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname,
-                                  BACKUP_PG_DUMP_OPTIONS=value))
+    result = run_pgbackup(
+        job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_PG_DUMP_OPTIONS=value)
+    )
 
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "must not contain -" in result.stderr and "Traceback" not in result.stderr
@@ -132,14 +134,28 @@ def test_pg_dump_options_cannot_send_the_servers_password_to_another_server(
     pg18.sql(f"CREATE DATABASE {dbname}")
     with PasswordTrap() as trap:
         options = spelling.format(port=trap.port)
-        direct = subprocess.run([str(bindir18 / "pg_dump"), *options.split()], capture_output=True, timeout=60,
-                                env={**os.environ, **pg18.env(dbname)}, stdin=subprocess.DEVNULL)
-        assert direct.returncode != 0 and trap.passwords == [pg18.password.encode()], \
+        direct = subprocess.run(
+            [str(bindir18 / "pg_dump"), *options.split()],
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, **pg18.env(dbname)},
+            stdin=subprocess.DEVNULL,
+        )
+        assert direct.returncode != 0 and trap.passwords == [pg18.password.encode()], (
             "pg_dump itself really sends PGPASSWORD where these options point"
+        )
         trap.passwords.clear()
 
-        result = run_pgbackup(job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname,
-                                      BACKUP_GLOBALS="false", BACKUP_PG_DUMP_OPTIONS=options))
+        result = run_pgbackup(
+            job_env(
+                pg18,
+                f"file://{tmp_path}/b",
+                bindir18,
+                BACKUP_DATABASES=dbname,
+                BACKUP_GLOBALS="false",
+                BACKUP_PG_DUMP_OPTIONS=options,
+            )
+        )
 
     assert trap.passwords == [], "pgbackup's pg_dump sent the password to the other server"
     assert result.returncode == 2, result.stdout + result.stderr

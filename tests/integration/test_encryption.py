@@ -37,8 +37,9 @@ def bucket(any_bucket: Bucket) -> Bucket:
 @pytest.fixture
 def sealed(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path) -> dict[str, object]:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    pg18.sql(f"CREATE TABLE secrets AS SELECT g AS id, '{SECRET_ROW}-' || g AS body FROM generate_series(1, 3000) g",
-             dbname)
+    pg18.sql(
+        f"CREATE TABLE secrets AS SELECT g AS id, '{SECRET_ROW}-' || g AS body FROM generate_series(1, 3000) g", dbname
+    )
     key, public = identity_file(tmp_path, "key")
     other, other_public = identity_file(tmp_path, "other")
     env = bucket.job_env(pg18, bindir18, "sealed", BACKUP_DATABASES=dbname, BACKUP_ENCRYPT_RECIPIENTS=public)
@@ -79,10 +80,20 @@ def test_restore_and_verify_open_it_with_the_identity_only(
     assert "BACKUP_DECRYPT_IDENTITY_PATH" in line
     assert pg18.sql(f"SELECT 1 FROM pg_database WHERE datname = '{target}'") == []  # nothing created
 
-    wrong = run_pgbackup({**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(sealed["other"])},
-                         "restore", "--database", dbname, "--target", target, "--create")
+    wrong = run_pgbackup(
+        {**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(sealed["other"])},
+        "restore",
+        "--database",
+        dbname,
+        "--target",
+        target,
+        "--create",
+    )
     assert wrong.returncode == 1
-    assert f"is sealed to {sealed['public']}; the identity in BACKUP_DECRYPT_IDENTITY_PATH is not one of them" in wrong.stdout
+    assert (
+        f"is sealed to {sealed['public']}; the identity in BACKUP_DECRYPT_IDENTITY_PATH is not one of them"
+        in wrong.stdout
+    )
     assert pg18.sql(f"SELECT 1 FROM pg_database WHERE datname = '{target}'") == []
 
     opened = {**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(sealed["key"])}
@@ -136,8 +147,9 @@ def test_a_history_of_plain_sealed_and_rotated_backups_restores_verifies_and_pru
     assert "ENCRYPTED" in table[0] and "age" in table[1] and "age" not in table[2]
 
     oldest = listing[1]["timestamp"]
-    restored = run_pgbackup(opened, "restore", "--database", dbname, "--target", f"{dbname}_old", "--create",
-                            "--at", oldest)
+    restored = run_pgbackup(
+        opened, "restore", "--database", dbname, "--target", f"{dbname}_old", "--create", "--at", oldest
+    )
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert pg18.sql("SELECT count(*) FROM t", f"{dbname}_old") == [(100,)]
     newest = run_pgbackup(opened, "restore", "--database", dbname, "--target", f"{dbname}_new", "--create")
@@ -184,8 +196,14 @@ def test_the_age_cli_opens_what_pgbackup_sealed_the_readme_way(
 
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql(f"CREATE TABLE t AS SELECT g, '{SECRET_ROW}' AS body FROM generate_series(1, 500) g", dbname)
-    env = bucket.job_env(pg18, bindir18, "cli", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                         BACKUP_ENCRYPT_RECIPIENTS_FILE=str(recipients))
+    env = bucket.job_env(
+        pg18,
+        bindir18,
+        "cli",
+        BACKUP_DATABASES=dbname,
+        BACKUP_GLOBALS="false",
+        BACKUP_ENCRYPT_RECIPIENTS_FILE=str(recipients),
+    )
     assert run_pgbackup(env).returncode == 0
     dump = next(k for k in bucket.keys(f"cli/{dbname}/") if k.endswith(".sql.gz.age"))
     manifest = json.loads(bucket.get(dump.removesuffix(".sql.gz.age") + ".manifest.json"))
@@ -193,9 +211,13 @@ def test_the_age_cli_opens_what_pgbackup_sealed_the_readme_way(
 
     target = f"{dbname}_by_hand"
     pg18.sql(f"CREATE DATABASE {target}")
-    pipeline = (f"{age} -d -i {key} | gunzip | {bindir18}/psql -X -1 -v ON_ERROR_STOP=1 -q -d {target}")
-    by_hand = subprocess.run(["bash", "-o", "pipefail", "-c", pipeline], input=bucket.get(dump),
-                             env={**pg18.env(), "PATH": "/usr/bin:/bin"}, capture_output=True)
+    pipeline = f"{age} -d -i {key} | gunzip | {bindir18}/psql -X -1 -v ON_ERROR_STOP=1 -q -d {target}"
+    by_hand = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", pipeline],
+        input=bucket.get(dump),
+        env={**pg18.env(), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+    )
     assert by_hand.returncode == 0, by_hand.stderr
     assert pg18.sql("SELECT count(*), min(body) FROM t", target) == [(500, SECRET_ROW)]
     assert pg18.sql("SELECT count(*) FROM t", target) == pg18.sql("SELECT count(*) FROM t", dbname)
@@ -216,20 +238,34 @@ def test_a_sealed_backup_keeps_its_database_settings_sealed_and_restore_reapplie
     pg18.sql(f"ALTER DATABASE {dbname} SET app.jwt_secret = '{secret}'")
     pg18.sql(f"COMMENT ON DATABASE {dbname} IS 'api key {secret}'")
     key, public = identity_file(tmp_path, "key")
-    env = bucket.job_env(pg18, bindir18, "sealed", BACKUP_DATABASES=dbname, BACKUP_ENCRYPT_RECIPIENTS=public,
-                         BACKUP_DECRYPT_IDENTITY_PATH=str(key))
+    env = bucket.job_env(
+        pg18,
+        bindir18,
+        "sealed",
+        BACKUP_DATABASES=dbname,
+        BACKUP_ENCRYPT_RECIPIENTS=public,
+        BACKUP_DECRYPT_IDENTITY_PATH=str(key),
+    )
     assert run_pgbackup(env).returncode == 0
     manifest_key = next(k for k in bucket.keys(f"sealed/{dbname}/") if k.endswith(".json"))
 
     restored = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_r", "--create")
-    without = run_pgbackup({k: v for k, v in env.items() if k != "BACKUP_DECRYPT_IDENTITY_PATH"}, "restore",
-                           "--database", dbname, "--target", f"{dbname}_s", "--create")
+    without = run_pgbackup(
+        {k: v for k, v in env.items() if k != "BACKUP_DECRYPT_IDENTITY_PATH"},
+        "restore",
+        "--database",
+        dbname,
+        "--target",
+        f"{dbname}_s",
+        "--create",
+    )
 
     stored = bucket.get(manifest_key)
     assert secret.encode() not in stored
     facts = json.loads(stored)
     assert facts["database_properties"] is None and facts["sealed_database_properties"]
     assert restored.returncode == 0, restored.stdout
-    assert pg18.sql(f"SELECT pg_catalog.shobj_description(oid, 'pg_database') FROM pg_database "
-                    f"WHERE datname = '{dbname}_r'") == [(f"api key {secret}",)]
+    assert pg18.sql(
+        f"SELECT pg_catalog.shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{dbname}_r'"
+    ) == [(f"api key {secret}",)]
     assert without.returncode == 1 and "BACKUP_DECRYPT_IDENTITY_PATH" in without.stdout

@@ -70,7 +70,13 @@ SHELLS = {
 @pytest.mark.parametrize("how", SHELLS)
 @pytest.mark.parametrize("checksum", ["wrong", "right"])
 def test_a_forged_dump_runs_no_command_in_restore_or_verify_without_keys(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str, tmp_path: Path, how: str, checksum: str,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
+    how: str,
+    checksum: str,
 ) -> None:
     """Without keys the bucket writer is trusted like the superuser for SQL, but psql is
     restricted and nothing unverified reaches it: no meta-command of a dump ever runs."""
@@ -78,8 +84,9 @@ def test_a_forged_dump_runs_no_command_in_restore_or_verify_without_keys(
     env = _unsigned(any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname))
     assert run_pgbackup(env).returncode == 0
     mark = tmp_path / f"pwned-{uuid.uuid4().hex}"
-    _forge(any_bucket, _newest(any_bucket, f"prod/{dbname}/"), SHELLS[how].format(mark=mark).encode(),
-           checksum=checksum)
+    _forge(
+        any_bucket, _newest(any_bucket, f"prod/{dbname}/"), SHELLS[how].format(mark=mark).encode(), checksum=checksum
+    )
 
     restored = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_r", "--create")
     verified = run_pgbackup(env, "verify", "--database", dbname)
@@ -92,14 +99,20 @@ def test_a_forged_dump_runs_no_command_in_restore_or_verify_without_keys(
 
 
 def test_a_forged_dump_cannot_leave_the_transaction_or_reach_another_database(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
 ) -> None:
     make_sample(pg18, dbname, rows=10)
     pg18.sql(f"CREATE DATABASE {dbname}_other")
     env = _unsigned(any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname))
     assert run_pgbackup(env).returncode == 0
-    _forge(any_bucket, _newest(any_bucket, f"prod/{dbname}/"),
-           f"COMMIT;\n\\c {dbname}_other\nCREATE TABLE planted (x int);\n".encode())
+    _forge(
+        any_bucket,
+        _newest(any_bucket, f"prod/{dbname}/"),
+        f"COMMIT;\n\\c {dbname}_other\nCREATE TABLE planted (x int);\n".encode(),
+    )
 
     restored = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_r", "--create")
 
@@ -108,7 +121,10 @@ def test_a_forged_dump_cannot_leave_the_transaction_or_reach_another_database(
 
 
 def test_restore_clean_of_a_forged_dump_with_a_bad_checksum_drops_nothing(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
 ) -> None:
     make_sample(pg18, dbname, rows=10)
     env = any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname)
@@ -124,7 +140,11 @@ def test_restore_clean_of_a_forged_dump_with_a_bad_checksum_drops_nothing(
 
 
 def test_with_keys_a_forged_backup_is_passed_over_for_the_real_one_and_never_loaded(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     make_sample(pg18, dbname, rows=10)
     env = any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname)
@@ -154,7 +174,10 @@ def test_with_keys_a_forged_backup_is_passed_over_for_the_real_one_and_never_loa
 
 
 def test_a_forged_manifest_with_a_signature_that_does_not_verify_is_untrusted_and_never_deleted(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     env = any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
@@ -173,13 +196,18 @@ def test_a_forged_manifest_with_a_signature_that_does_not_verify_is_untrusted_an
     assert "UNTRUSTED: its signature by key fc16885beacd577b does not verify" in listed.stdout
     assert newest in any_bucket.keys(), "a backup whose signature fails is never deleted"
     assert "WARNING retention keeps" in pruned.stdout and "UNTRUSTED" in pruned.stdout
-    assert len([k for k in any_bucket.keys(f"prod/{dbname}/") if k.endswith(".json")]) == 2, \
+    assert len([k for k in any_bucket.keys(f"prod/{dbname}/") if k.endswith(".json")]) == 2, (
         "the older signed backup is the newest trusted one: retention keeps it"
+    )
 
 
 @pytest.mark.parametrize("signed", [False, True], ids=["without keys", "with keys"])
 def test_backups_dated_in_2099_are_suspect_and_push_no_real_backup_out(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str, signed: bool,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
+    signed: bool,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     env = any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
@@ -193,8 +221,9 @@ def test_backups_dated_in_2099_are_suspect_and_push_no_real_backup_out(
         key = f"prod/{dbname}/{stamp}.sql.gz"
         any_bucket.put(key, any_bucket.get(real[-1]))
         facts = manifest(any_bucket.get(real[-1].replace(".sql.gz", ".manifest.json")))
-        any_bucket.put(key.replace(".sql.gz", ".manifest.json"),
-                       json.dumps({**facts, "key": key, "run_timestamp": stamp}).encode())
+        any_bucket.put(
+            key.replace(".sql.gz", ".manifest.json"), json.dumps({**facts, "key": key, "run_timestamp": stamp}).encode()
+        )
 
     pruned = run_pgbackup({**env, "BACKUP_RETENTION": "last=2,daily=2"}, "prune")
     restored = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_r", "--create")
@@ -209,14 +238,22 @@ def test_backups_dated_in_2099_are_suspect_and_push_no_real_backup_out(
 
 
 BAD_FIELDS = {  # field: its value as raw JSON text, of the wrong type or out of range
-    "encryption": '"age"', "compression": '["gzip"]', "format_version": "1e400", "sha256": "5",
-    "row_counts": "[]", "database_properties": '"owner"', "shrink_alarm": '{"fraction": "half"}',
+    "encryption": '"age"',
+    "compression": '["gzip"]',
+    "format_version": "1e400",
+    "sha256": "5",
+    "row_counts": "[]",
+    "database_properties": '"owner"',
+    "shrink_alarm": '{"fraction": "half"}',
     "duration_seconds": '"NaN"',
 }
 
 
 def test_malformed_manifests_mark_their_own_backups_damaged_and_stop_nothing(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
 ) -> None:
     names = [f"{dbname}_{i}" for i in range(len(BAD_FIELDS))]
     for name in [dbname, *names]:
@@ -242,11 +279,18 @@ def test_malformed_manifests_mark_their_own_backups_damaged_and_stop_nothing(
 
 def _max_rss(env: dict[str, str], *args: str) -> tuple[int, str]:
     """Run pgbackup; the most memory it held (KiB), and ``exit <code>`` and its stdout."""
-    probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(r.returncode); print(r.stdout)")
+    probe = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(r.returncode); print(r.stdout)"
+    )
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_", "LOG_"))}
-    done = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "backup_job", *args],
-                          env={**clean, **env}, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", probe, sys.executable, "-m", "backup_job", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     rss, code, out = done.stdout.split("\n", 2)
     return int(rss), f"exit {code}\n{out}"
 
@@ -268,7 +312,10 @@ def _globals_bomb(mebibytes: int = 3072) -> bytes:
 
 
 def test_a_globals_bomb_stops_at_the_limit_in_bounded_memory(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     env = _unsigned(any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname))
@@ -288,7 +335,10 @@ def test_a_globals_bomb_stops_at_the_limit_in_bounded_memory(
 
 
 def test_large_manifests_are_listed_in_bounded_memory(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     env = _unsigned(any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false"))
@@ -299,10 +349,14 @@ def test_large_manifests_are_listed_in_bounded_memory(
 
     def forge(day: int) -> None:
         key = f"prod/{dbname}/202610{day:02d}T000000Z.sql.gz"
-        any_bucket.server.client().copy_object(Bucket=any_bucket.name, Key=key,
-                                               CopySource={"Bucket": any_bucket.name, "Key": source})
-        text = json.dumps({**facts, "row_counts": "@ROWS@", "key": key, "run_timestamp": key.rsplit("/", 1)[1][:16]}
-                          ).replace('"@ROWS@"', row_counts).encode()
+        any_bucket.server.client().copy_object(
+            Bucket=any_bucket.name, Key=key, CopySource={"Bucket": any_bucket.name, "Key": source}
+        )
+        text = (
+            json.dumps({**facts, "row_counts": "@ROWS@", "key": key, "run_timestamp": key.rsplit("/", 1)[1][:16]})
+            .replace('"@ROWS@"', row_counts)
+            .encode()
+        )
         assert 12 * 1024 * 1024 < len(text) < 16 * 1024 * 1024
         any_bucket.put(key.replace(".sql.gz", ".manifest.json"), text)
 
@@ -320,7 +374,10 @@ def test_large_manifests_are_listed_in_bounded_memory(
 
 
 def test_block_digests_cover_a_dump_of_several_blocks(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
 ) -> None:
     """A dump larger than one block is checked block by block: a change in a later block stops the
     restore there, and nothing is committed."""
@@ -333,7 +390,7 @@ def test_block_digests_cover_a_dump_of_several_blocks(
     blocks = -(-len(data) // BLOCK_BYTES)
     assert blocks >= 2 and facts["block_bytes"] == BLOCK_BYTES, "the sample must span blocks"
     at = BLOCK_BYTES + 1000  # in block 2
-    any_bucket.put(dump, data[:at] + bytes([data[at] ^ 1]) + data[at + 1:])
+    any_bucket.put(dump, data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :])
 
     restored = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_r", "--create")
 
@@ -342,7 +399,11 @@ def test_block_digests_cover_a_dump_of_several_blocks(
 
 
 def test_a_forged_globals_object_runs_no_command(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     """The globals are loaded without ON_ERROR_STOP (pg_dumpall's CREATE ROLE of existing roles
     fails by design), so a refused meta-command must still fail the load."""
@@ -359,18 +420,25 @@ def test_a_forged_globals_object_runs_no_command(
 
 
 def test_a_psql_that_cannot_be_restricted_is_refused_in_one_line(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     make_sample(pg18, dbname, rows=5)
     env = any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname)
     assert run_pgbackup(env).returncode == 0
     old = fake_tool(tmp_path / "bin", bindir18, "psql", 'exec "$REAL" "$@"')
-    (old / "psql").write_text("#!/bin/bash\n"
-                              'if [ "$1" = "--version" ]; then echo "psql (PostgreSQL) 15.13"; exit 0; fi\n'
-                              f'exec "{bindir18}/psql" "$@"\n')
+    (old / "psql").write_text(
+        "#!/bin/bash\n"
+        'if [ "$1" = "--version" ]; then echo "psql (PostgreSQL) 15.13"; exit 0; fi\n'
+        f'exec "{bindir18}/psql" "$@"\n'
+    )
 
-    restored = run_pgbackup({**env, "BACKUP_PG_BINDIR": str(old)}, "restore", "--database", dbname,
-                            "--target", f"{dbname}_r", "--create")
+    restored = run_pgbackup(
+        {**env, "BACKUP_PG_BINDIR": str(old)}, "restore", "--database", dbname, "--target", f"{dbname}_r", "--create"
+    )
     verified = run_pgbackup({**env, "BACKUP_PG_BINDIR": str(old)}, "verify")
 
     for result in (restored, verified):
@@ -380,11 +448,21 @@ def test_a_psql_that_cannot_be_restricted_is_refused_in_one_line(
 
 
 def test_a_run_reports_suspect_backups_in_its_log_and_metrics(
-    pg18: Cluster, bindir18: Path, any_bucket: Bucket, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    any_bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    env = any_bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                             BACKUP_METRICS_TEXTFILE=str(tmp_path / "pgbackup.prom"))
+    env = any_bucket.job_env(
+        pg18,
+        bindir18,
+        "prod",
+        BACKUP_DATABASES=dbname,
+        BACKUP_GLOBALS="false",
+        BACKUP_METRICS_TEXTFILE=str(tmp_path / "pgbackup.prom"),
+    )
     assert run_pgbackup(env).returncode == 0
     real = _newest(any_bucket, f"prod/{dbname}/")
     any_bucket.put(f"prod/{dbname}/20990101T000000Z.sql.gz", any_bucket.get(real))

@@ -80,15 +80,24 @@ CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.
 {operators}
 CREATE TABLE public.t (id int);
 INSERT INTO public.t SELECT g FROM pg_catalog.generate_series(1, 25) g;
-""".replace("{operators}", "".join(
-    # Shadows of the comparisons pgbackup's catalog queries make, each passing on to the real one.
-    f"CREATE FUNCTION public.hijack_{left}_{name}({left}, {right}) RETURNS boolean LANGUAGE plpgsql AS\n"
-    f"    $$ BEGIN PERFORM public.hijack('{op} ({left}, {right})');\n"
-    f"         RETURN $1 OPERATOR(pg_catalog.{op}) $2; END $$;\n"
-    f"CREATE OPERATOR public.{op} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = public.hijack_{left}_{name});\n"
-    for name, op, left, right in (("ne", "<>", "oid", "oid"), ("eq", "=", "name", "name"), ("ne", "<>", "name", "name"),
-                                  ("nregex", "!~", "name", "text"), ("eq", "=", "text", "text"),
-                                  ("ne", "<>", "text", "text"))))
+""".replace(
+    "{operators}",
+    "".join(
+        # Shadows of the comparisons pgbackup's catalog queries make, each passing on to the real one.
+        f"CREATE FUNCTION public.hijack_{left}_{name}({left}, {right}) RETURNS boolean LANGUAGE plpgsql AS\n"
+        f"    $$ BEGIN PERFORM public.hijack('{op} ({left}, {right})');\n"
+        f"         RETURN $1 OPERATOR(pg_catalog.{op}) $2; END $$;\n"
+        f"CREATE OPERATOR public.{op} (LEFTARG = {left}, RIGHTARG = {right}, FUNCTION = public.hijack_{left}_{name});\n"
+        for name, op, left, right in (
+            ("ne", "<>", "oid", "oid"),
+            ("eq", "=", "name", "name"),
+            ("ne", "<>", "name", "name"),
+            ("nregex", "!~", "name", "text"),
+            ("eq", "=", "text", "text"),
+            ("ne", "<>", "text", "text"),
+        )
+    ),
+)
 
 
 def _query(cluster: Cluster, database: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -120,13 +129,23 @@ class Tenant:
             connection.close()
 
     def is_superuser(self) -> bool:
-        return bool(_query(self.cluster, "postgres", "SELECT rolsuper FROM pg_catalog.pg_roles"
-                           " WHERE rolname OPERATOR(pg_catalog.=) %s", (self.role,))[0][0])
+        return bool(
+            _query(
+                self.cluster,
+                "postgres",
+                "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s",
+                (self.role,),
+            )[0][0]
+        )
 
     def hijacked_calls(self, database: str) -> list[tuple[Any, ...]]:
         """The shadows that ran for anyone but the tenant itself."""
-        return _query(self.cluster, database, "SELECT DISTINCT what, caller FROM public.hijack_log"
-                      " WHERE caller OPERATOR(pg_catalog.<>) %s ORDER BY 1", (self.role,))
+        return _query(
+            self.cluster,
+            database,
+            "SELECT DISTINCT what, caller FROM public.hijack_log WHERE caller OPERATOR(pg_catalog.<>) %s ORDER BY 1",
+            (self.role,),
+        )
 
     def assert_armed(self, database: str) -> None:
         """The shadows do fire in ``database`` (here for the tenant itself, so harmlessly)."""
@@ -224,32 +243,48 @@ def test_a_verify_drill_never_calls_the_shadows_its_dump_brings(tenant: Tenant, 
     tenant.assert_untouched(tenant.database)
 
 
-def test_restore_create_reapplies_properties_but_never_a_superusers_search_path(
-    tenant: Tenant, bindir18: Path
-) -> None:
+def test_restore_create_reapplies_properties_but_never_a_superusers_search_path(tenant: Tenant, bindir18: Path) -> None:
     copy = f"{tenant.database}_copy"
-    refused = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create",
-                           "--as-superuser")
+    refused = run_pgbackup(
+        tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create", "--as-superuser"
+    )
 
     assert refused.returncode == 1
     assert f"search_path for role '{SUPERUSER}'" in refused.stdout and "a superuser" in refused.stdout
-    assert _query(tenant.cluster, "postgres", "SELECT 1 FROM pg_catalog.pg_database"
-                  " WHERE datname OPERATOR(pg_catalog.=) %s", (copy,)) == [], "nothing was created"
+    assert (
+        _query(
+            tenant.cluster,
+            "postgres",
+            "SELECT 1 FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) %s",
+            (copy,),
+        )
+        == []
+    ), "nothing was created"
 
     tenant.cluster.sql(f"ALTER ROLE {SUPERUSER} IN DATABASE {tenant.database} RESET search_path")
     wait_for_next_second()
     backed_up = run_pgbackup(tenant.env(bindir18, BACKUP_DATABASES=tenant.database))
     assert backed_up.returncode == 0, backed_up.stdout + backed_up.stderr
-    restored = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create",
-                            "--as-superuser")
+    restored = run_pgbackup(
+        tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create", "--as-superuser"
+    )
 
     assert restored.returncode == 0, restored.stdout + restored.stderr
     tenant.assert_untouched(tenant.database, copy)
-    assert _query(tenant.cluster, "postgres", "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database"
-                  " WHERE datname OPERATOR(pg_catalog.=) %s", (copy,)) == [(tenant.role,)]
-    assert _query(tenant.cluster, "postgres", "SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s"
-                  " JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.setdatabase"
-                  " WHERE d.datname OPERATOR(pg_catalog.=) %s", (copy,)) == [([f"search_path={HOSTILE_PATH}"],)]
+    assert _query(
+        tenant.cluster,
+        "postgres",
+        "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) %s",
+        (copy,),
+    ) == [(tenant.role,)]
+    assert _query(
+        tenant.cluster,
+        "postgres",
+        "SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s"
+        " JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.setdatabase"
+        " WHERE d.datname OPERATOR(pg_catalog.=) %s",
+        (copy,),
+    ) == [([f"search_path={HOSTILE_PATH}"],)]
 
 
 def test_a_forged_row_count_key_is_refused_never_run(tenant: Tenant, bindir18: Path) -> None:
@@ -272,13 +307,15 @@ def _without_role_settings(properties: dict[str, Any]) -> None:
 # Each forgery of a manifest's database_properties, and what the refusal must name.
 FORGED_PROPERTIES: dict[str, tuple[Any, tuple[str, ...]]] = {
     "session_preload_libraries": (
-        lambda props: props["settings"].append({"role": None, "name": "session_preload_libraries",
-                                                "value": "auto_explain"}),
+        lambda props: props["settings"].append(
+            {"role": None, "name": "session_preload_libraries", "value": "auto_explain"}
+        ),
         ("database_properties.settings[1]", "session_preload_libraries"),
     ),
     "privilege": (
-        lambda props: props.update(acl=[{"grantee": "pg_database_owner", "privilege": "SUPERUSER",
-                                         "grantable": False}]),
+        lambda props: props.update(
+            acl=[{"grantee": "pg_database_owner", "privilege": "SUPERUSER", "grantable": False}]
+        ),
         ("database_properties.acl[0].privilege", "'SUPERUSER'"),
     ),
     "grantee": (
@@ -309,15 +346,23 @@ def test_forged_database_properties_are_refused_before_anything_is_created(
     tenant.forge(forge)
     copy = f"{tenant.database}_forged"
 
-    result = run_pgbackup(tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create",
-                          "--as-superuser")
+    result = run_pgbackup(
+        tenant.env(bindir18), "restore", "--database", tenant.database, "--target", copy, "--create", "--as-superuser"
+    )
 
     assert result.returncode == 1
     [line] = [line for line in result.stdout.splitlines() if "ERROR" in line]
     assert all(text in line for text in named), line
     assert "Traceback" not in result.stdout + result.stderr
-    assert _query(tenant.cluster, "postgres", "SELECT 1 FROM pg_catalog.pg_database"
-                  " WHERE datname OPERATOR(pg_catalog.=) %s", (copy,)) == [], "nothing was created"
+    assert (
+        _query(
+            tenant.cluster,
+            "postgres",
+            "SELECT 1 FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) %s",
+            (copy,),
+        )
+        == []
+    ), "nothing was created"
     tenant.assert_untouched(tenant.database)
 
 
@@ -325,8 +370,15 @@ def test_our_sql_names_only_pg_catalog_even_under_a_hostile_search_path(tenant: 
     """Second line of defence: every function and operator in pgbackup's SQL is qualified, so
     it stays safe on a session whose search_path puts ``public`` first."""
     cluster = tenant.cluster
-    connection = psycopg2.connect(host=cluster.host, port=cluster.port, user=SUPERUSER, password=cluster.password,
-                                  dbname=tenant.database, sslmode="disable", options="-c search_path=public,pg_catalog")
+    connection = psycopg2.connect(
+        host=cluster.host,
+        port=cluster.port,
+        user=SUPERUSER,
+        password=cluster.password,
+        dbname=tenant.database,
+        sslmode="disable",
+        options="-c search_path=public,pg_catalog",
+    )
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
@@ -339,8 +391,9 @@ def test_our_sql_names_only_pg_catalog_even_under_a_hostile_search_path(tenant: 
         connection.autocommit = False
         with connection.cursor() as cursor:  # CLEAN_SQL drops the log, so ask inside its transaction
             cursor.execute(databases.CLEAN_SQL)
-            cursor.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s",
-                           (tenant.role,))
+            cursor.execute(
+                "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) %s", (tenant.role,)
+            )
             assert cursor.fetchone() == (False,), "CLEAN_SQL ran the tenant's code"
         connection.rollback()
     finally:

@@ -30,8 +30,9 @@ def test_a_file_destination_with_a_query_or_fragment_is_refused(
 ) -> None:
     """``file:///d?x#y`` used to back up into ``/d``, silently dropping what followed."""
     pg18.sql(f"CREATE DATABASE {dbname}")
-    result = run_pgbackup(job_env(pg18, f"file://{tmp_path}/d{suffix}", bindir18, BACKUP_DATABASES=dbname,
-                                  BACKUP_GLOBALS="false"))
+    result = run_pgbackup(
+        job_env(pg18, f"file://{tmp_path}/d{suffix}", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
+    )
     line = one_line_refusal(result)
     assert "BACKUP_DESTINATION" in line and "must not contain '?' or '#'" in line, line
     assert not (tmp_path / "d").exists(), "nothing was backed up"
@@ -54,8 +55,14 @@ def test_a_report_url_with_credentials_is_refused_without_echoing_them(
     """``http://user:pass@host`` used to end in a DNS error on every run (urllib takes
     ``user:pass@host`` for the host name) while the run itself reported success."""
     pg18.sql(f"CREATE DATABASE {dbname}")
-    env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                  **{variable: "http://pusher:Pa55-w0rd-xyz@127.0.0.1:9/metrics"})
+    env = job_env(
+        pg18,
+        f"file://{tmp_path}/b",
+        bindir18,
+        BACKUP_DATABASES=dbname,
+        BACKUP_GLOBALS="false",
+        **{variable: "http://pusher:Pa55-w0rd-xyz@127.0.0.1:9/metrics"},
+    )
     result = run_pgbackup(env)
     line = one_line_refusal(result)
     assert variable in line and "user:password@" in line and "no credentials" in line, line
@@ -63,12 +70,20 @@ def test_a_report_url_with_credentials_is_refused_without_echoing_them(
     assert not (tmp_path / "b").exists(), "nothing was attempted"
 
 
-@pytest.mark.parametrize(("url", "problem"), [
-    ("https://", "names no host"), ("http:///metrics", "names no host"), ("https://:9091/x", "names no host"),
-    ("https://user@monitor.example/uuid", "user:password@"), ("https://monitor.example:99999/uuid", "invalid port"),
-    ("https://monitor.example/uu\nid", "control character"), ("https://monitor.example/uu\tid", "control character"),
-    ("https://monitor.example/a b", "a space"), ("ftp://monitor.example/uuid", "must be an http:// or https:// URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://", "names no host"),
+        ("http:///metrics", "names no host"),
+        ("https://:9091/x", "names no host"),
+        ("https://user@monitor.example/uuid", "user:password@"),
+        ("https://monitor.example:99999/uuid", "invalid port"),
+        ("https://monitor.example/uu\nid", "control character"),
+        ("https://monitor.example/uu\tid", "control character"),
+        ("https://monitor.example/a b", "a space"),
+        ("ftp://monitor.example/uuid", "must be an http:// or https:// URL"),
+    ],
+)
 def test_a_report_url_that_cannot_work_is_refused(url: str, problem: str) -> None:
     result = run_pgbackup({"BACKUP_DESTINATION": "file:///nonexistent/b", "BACKUP_HEALTHCHECK_URL": url})
     line = one_line_refusal(result)
@@ -76,13 +91,16 @@ def test_a_report_url_that_cannot_work_is_refused(url: str, problem: str) -> Non
     assert "monitor.example" not in line, "a secret variable's value is never shown"
 
 
-@pytest.mark.parametrize(("variable", "expression"), [
-    ("BACKUP_SCHEDULE", "* * * * *\n* * * * * rm -rf /"),  # a second crontab line, a second job
-    ("BACKUP_SCHEDULE", "* * *\n* *"),  # five fields over two lines: what the field count let through
-    ("BACKUP_SCHEDULE", "30\r2 * * *"),
-    ("BACKUP_SCHEDULE", "30\x0b2 * * *"),
-    ("BACKUP_VERIFY_SCHEDULE", "0 6 * *\n0"),
-])
+@pytest.mark.parametrize(
+    ("variable", "expression"),
+    [
+        ("BACKUP_SCHEDULE", "* * * * *\n* * * * * rm -rf /"),  # a second crontab line, a second job
+        ("BACKUP_SCHEDULE", "* * *\n* *"),  # five fields over two lines: what the field count let through
+        ("BACKUP_SCHEDULE", "30\r2 * * *"),
+        ("BACKUP_SCHEDULE", "30\x0b2 * * *"),
+        ("BACKUP_VERIFY_SCHEDULE", "0 6 * *\n0"),
+    ],
+)
 def test_a_schedule_with_a_control_character_is_refused_before_a_crontab_is_written(
     variable: str, expression: str, tmp_path: Path
 ) -> None:
@@ -90,18 +108,36 @@ def test_a_schedule_with_a_control_character_is_refused_before_a_crontab_is_writ
     be a second line, a second job."""
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    env = {"BACKUP_DESTINATION": f"file://{tmp_path}/b", "TMPDIR": str(tmpdir), "BACKUP_SCHEDULE": "30 2 * * *",
-           "BACKUP_SUPERCRONIC": str(tmp_path / "no-supercronic"), variable: expression}
+    env = {
+        "BACKUP_DESTINATION": f"file://{tmp_path}/b",
+        "TMPDIR": str(tmpdir),
+        "BACKUP_SCHEDULE": "30 2 * * *",
+        "BACKUP_SUPERCRONIC": str(tmp_path / "no-supercronic"),
+        variable: expression,
+    }
     line = one_line_refusal(run_pgbackup(env, "schedule"))
     assert variable in line and "control character" in line, line
     assert list(tmpdir.iterdir()) == [], "no crontab was written"
 
 
-@pytest.mark.parametrize("at", [
-    "9999-12-31", "2026-13-45", "2026-02-30", "20261326T000000Z", "-1", "x" * 10_000, "2026-11-26T25:00:00Z",
-    "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-11-26T02:30:00+24:00", "1969-12-31",
-    "2026W481", "\x1b[2J2026-11-26",
-])
+@pytest.mark.parametrize(
+    "at",
+    [
+        "9999-12-31",
+        "2026-13-45",
+        "2026-02-30",
+        "20261326T000000Z",
+        "-1",
+        "x" * 10_000,
+        "2026-11-26T25:00:00Z",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "2026-11-26T02:30:00+24:00",
+        "1969-12-31",
+        "2026W481",
+        "\x1b[2J2026-11-26",
+    ],
+)
 def test_an_invalid_at_is_one_line_naming_the_accepted_forms(at: str, tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}/b"}, "restore", "--database", "shop", "--at", at)
@@ -113,14 +149,25 @@ def test_an_invalid_at_is_one_line_naming_the_accepted_forms(at: str, tmp_path: 
 
 def test_an_at_that_is_valid_still_reaches_the_catalog(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
-    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}/b"}, "restore", "--database", "shop",
-                          "--at", "2026-11-26T03:30:00+01:00")
+    result = run_pgbackup(
+        {"BACKUP_DESTINATION": f"file://{tmp_path}/b"},
+        "restore",
+        "--database",
+        "shop",
+        "--at",
+        "2026-11-26T03:30:00+01:00",
+    )
     assert result.returncode == 1 and "no complete backup of 'shop'" in result.stdout, result.stdout + result.stderr
 
 
 FORGED_NAMES = [  # database names a bucket writer can give keys; each decodes to a legal name
     "shop\n20991231T000000Z  1.0 KiB  deadbeefcafe  -          complete",  # a forged listing line
-    "\x1b[2J\x1b[Hwiped", "invoice\u202etxt.exe", "tab\there", "cr\rover", "zero\u200bwidth", "line\u2028sep",
+    "\x1b[2J\x1b[Hwiped",
+    "invoice\u202etxt.exe",
+    "tab\there",
+    "cr\rover",
+    "zero\u200bwidth",
+    "line\u2028sep",
     "back\\slash",
 ]
 
@@ -145,8 +192,16 @@ def test_list_escapes_control_characters_in_database_names_from_the_bucket(
     assert lines.pop() == "" and len(lines) == 1 + 1 + len(FORGED_NAMES), table.stdout
     assert all(line.isprintable() for line in lines), [line for line in lines if not line.isprintable()]
     shown = "\n".join(lines)
-    for escaped in ("shop\\n20991231T000000Z", "\\x1b[2J\\x1b[Hwiped", "invoice\\u202etxt.exe", "tab\\there",
-                    "cr\\rover", "zero\\u200bwidth", "line\\u2028sep", "back\\\\slash"):
+    for escaped in (
+        "shop\\n20991231T000000Z",
+        "\\x1b[2J\\x1b[Hwiped",
+        "invoice\\u202etxt.exe",
+        "tab\\there",
+        "cr\\rover",
+        "zero\\u200bwidth",
+        "line\\u2028sep",
+        "back\\\\slash",
+    ):
         assert escaped in shown, escaped
     assert sum(line.startswith(dbname) for line in lines) == 1
 
@@ -170,7 +225,7 @@ def _assert_unseen(secret: str, result: subprocess.CompletedProcess[str]) -> Non
         if word.startswith("-----") or len(body) < 12:
             continue
         for start in range(len(body) - 7):
-            assert body[start:start + 8] not in output, f"part of the key leaked: {body[start:start + 8]!r}"
+            assert body[start : start + 8] not in output, f"part of the key leaked: {body[start : start + 8]!r}"
 
 
 @pytest.mark.parametrize("case", ["upper", "lower", "among recipients"])
@@ -201,8 +256,10 @@ def test_a_private_key_or_token_in_a_plain_setting_is_redacted(tmp_path: Path) -
     identity, _public = _age_identity()
     token = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq9RvLmT3aXk"  # shaped like an AWS secret access key
     cases = {
-        "BACKUP_ENCRYPT_RECIPIENTS": private, "BACKUP_COMPRESSION": private.strip().replace("\n", " "),
-        "BACKUP_DESTINATION": token, "BACKUP_PG_DUMP_OPTIONS": f"--no-owner {identity}",
+        "BACKUP_ENCRYPT_RECIPIENTS": private,
+        "BACKUP_COMPRESSION": private.strip().replace("\n", " "),
+        "BACKUP_DESTINATION": token,
+        "BACKUP_PG_DUMP_OPTIONS": f"--no-owner {identity}",
         "BACKUP_S3_STORAGE_CLASS": "-----BEGIN PRIVATE KEY-----MC4CAQAwBQYDK2VwBCIEIFqkc1lT8pD6xkXz-----END",
         "BACKUP_SHARD": "PuTTY-User-Key-File-3: ssh-ed25519",
     }
@@ -221,24 +278,28 @@ def _termination(path: Path) -> dict[str, object]:
     return document
 
 
-@pytest.mark.parametrize(("env", "args", "command", "said"), [
-    ({"BACKUP_COMPRESSION": "bogus"}, ("run",), "run", "BACKUP_COMPRESSION='bogus' must be one of gzip | zstd"),
-    ({"PGPASSWORD": "x", "PGPASSWORD_FILE": "/etc/hostname"}, ("verify",), "verify", "both PGPASSWORD and"),
-    ({"BACKUP_RUN_ID": "run-1"}, ("schedule",), "schedule", "BACKUP_RUN_ID names one run"),
-    ({}, ("restore", "--database", "shop", "--at", "2026-13-45"), "restore", "--at '2026-13-45' is not a valid"),
-    ({}, ("prune",), "prune", "BACKUP_RETENTION is not set"),
-    ({}, ("restore",), "restore", "one of the arguments --database --globals is required"),
-    ({}, ("restore", "--database", "x", "--bogus"), "", "unrecognized arguments: --bogus"),
-    ({}, ("explode",), "", "invalid choice: 'explode'"),
-])
+@pytest.mark.parametrize(
+    ("env", "args", "command", "said"),
+    [
+        ({"BACKUP_COMPRESSION": "bogus"}, ("run",), "run", "BACKUP_COMPRESSION='bogus' must be one of gzip | zstd"),
+        ({"PGPASSWORD": "x", "PGPASSWORD_FILE": "/etc/hostname"}, ("verify",), "verify", "both PGPASSWORD and"),
+        ({"BACKUP_RUN_ID": "run-1"}, ("schedule",), "schedule", "BACKUP_RUN_ID names one run"),
+        ({}, ("restore", "--database", "shop", "--at", "2026-13-45"), "restore", "--at '2026-13-45' is not a valid"),
+        ({}, ("prune",), "prune", "BACKUP_RETENTION is not set"),
+        ({}, ("restore",), "restore", "one of the arguments --database --globals is required"),
+        ({}, ("restore", "--database", "x", "--bogus"), "", "unrecognized arguments: --bogus"),
+        ({}, ("explode",), "", "invalid choice: 'explode'"),
+    ],
+)
 def test_every_refusal_writes_the_termination_message(
     env: dict[str, str], args: tuple[str, ...], command: str, said: str, tmp_path: Path
 ) -> None:
     """The operator and ``kubectl describe pod`` learn why a job exited 2 from this file."""
     (tmp_path / "b").mkdir()
     message = tmp_path / "termination-log"
-    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}/b", "BACKUP_TERMINATION_LOG": str(message),
-                           **env}, *args)
+    result = run_pgbackup(
+        {"BACKUP_DESTINATION": f"file://{tmp_path}/b", "BACKUP_TERMINATION_LOG": str(message), **env}, *args
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     document = _termination(message)
     assert document["ok"] is False and document["command"] == command, document
@@ -249,8 +310,10 @@ def test_every_refusal_writes_the_termination_message(
 def test_the_termination_log_named_in_dotenv_is_written_when_the_settings_fail(tmp_path: Path) -> None:
     message = tmp_path / "termination-log"
     identity, _public = _age_identity()
-    (tmp_path / ".env").write_text(f"BACKUP_DESTINATION=file://{tmp_path}\nBACKUP_TERMINATION_LOG={message}\n"
-                                   f"BACKUP_ENCRYPT_RECIPIENTS={identity}\n")
+    (tmp_path / ".env").write_text(
+        f"BACKUP_DESTINATION=file://{tmp_path}\nBACKUP_TERMINATION_LOG={message}\n"
+        f"BACKUP_ENCRYPT_RECIPIENTS={identity}\n"
+    )
     result = run_pgbackup({}, "run", cwd=tmp_path)
     assert result.returncode == 2
     document = _termination(message)
@@ -260,6 +323,9 @@ def test_the_termination_log_named_in_dotenv_is_written_when_the_settings_fail(t
 
 def test_the_environment_wins_over_dotenv_for_the_termination_log(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"BACKUP_TERMINATION_LOG={tmp_path}/from-dotenv\nBACKUP_COMPRESSION=bogus\n")
-    result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}", "BACKUP_TERMINATION_LOG": str(tmp_path / "env")},
-                          "run", cwd=tmp_path)
+    result = run_pgbackup(
+        {"BACKUP_DESTINATION": f"file://{tmp_path}", "BACKUP_TERMINATION_LOG": str(tmp_path / "env")},
+        "run",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and (tmp_path / "env").exists() and not (tmp_path / "from-dotenv").exists()

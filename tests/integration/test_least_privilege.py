@@ -74,10 +74,14 @@ def operation(method: str, path: str) -> str:
     upload = "uploadId" in query
     return {
         ("HEAD", False): "HeadObject",
-        ("GET", False): "GetObject", ("GET", True): "ListParts",
-        ("PUT", False): "PutObject", ("PUT", True): "UploadPart",
-        ("POST", False): "CreateMultipartUpload", ("POST", True): "CompleteMultipartUpload",
-        ("DELETE", False): "DeleteObject", ("DELETE", True): "AbortMultipartUpload",
+        ("GET", False): "GetObject",
+        ("GET", True): "ListParts",
+        ("PUT", False): "PutObject",
+        ("PUT", True): "UploadPart",
+        ("POST", False): "CreateMultipartUpload",
+        ("POST", True): "CompleteMultipartUpload",
+        ("DELETE", False): "DeleteObject",
+        ("DELETE", True): "AbortMultipartUpload",
     }[(method, upload)]
 
 
@@ -89,11 +93,16 @@ class Scene:
     proxy: FaultProxy
     identities: dict[str, Identity]
 
-    def run(self, who: str | Identity, cluster: Cluster, bindir: Path, *args: str,
-            **extra: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, who: str | Identity, cluster: Cluster, bindir: Path, *args: str, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
         identity = self.identities[who] if isinstance(who, str) else who
-        env = {**identity.env(), "AWS_ENDPOINT_URL_S3": self.proxy.endpoint, "BACKUP_S3_ADDRESSING_STYLE": "path",
-               **job_env(cluster, f"s3://{BUCKET}/{PREFIX}", bindir, **extra)}
+        env = {
+            **identity.env(),
+            "AWS_ENDPOINT_URL_S3": self.proxy.endpoint,
+            "BACKUP_S3_ADDRESSING_STYLE": "path",
+            **job_env(cluster, f"s3://{BUCKET}/{PREFIX}", bindir, **extra),
+        }
         del self.proxy.requests[:]
         return run_pgbackup(env, *args)
 
@@ -109,15 +118,21 @@ class Scene:
 
     def operations(self, status: int | None = None) -> set[str]:
         """The operations of the last run's requests (those answered ``status``, if given)."""
-        return {operation(method, path) for method, path, answered in self.proxy.requests
-                if status is None or answered == status}
+        return {
+            operation(method, path)
+            for method, path, answered in self.proxy.requests
+            if status is None or answered == status
+        }
 
     def refused(self) -> set[str]:
         return self.operations(403)
 
     def listed_prefixes(self) -> list[str]:
-        return [parse_qs(urlsplit(path).query).get("prefix", [""])[0] for method, path, _ in self.proxy.requests
-                if operation(method, path) == "ListObjectsV2"]
+        return [
+            parse_qs(urlsplit(path).query).get("prefix", [""])[0]
+            for method, path, _ in self.proxy.requests
+            if operation(method, path) == "ListObjectsV2"
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +198,9 @@ def test_backup_identity_backs_up_but_can_neither_read_nor_delete(
     output = first.stdout + first.stderr
     assert first.returncode == 0, output
     assert "Traceback" not in output
-    assert scene.refused() == {"ListMultipartUploads", "ListObjectsV2", "HeadObject"}, \
+    assert scene.refused() == {"ListMultipartUploads", "ListObjectsV2", "HeadObject"}, (
         "only the stale-upload sweep, the shrink alarm's listing and the existence checks are refused"
+    )
     assert scene.operations(200) == WRITES
     sweep = [line for line in output.splitlines() if "s3:ListBucketMultipartUploads" in line]
     alarm = [line for line in output.splitlines() if "needs s3:ListBucket " in line]
@@ -221,8 +237,9 @@ def test_backup_identity_aborts_the_upload_of_a_failed_dump(
 
     assert result.returncode == 1
     assert f"backup of '{dbname}' FAILED: pg_dump" in result.stdout
-    assert ("DELETE", 204) in {(method, status) for method, _, status in scene.proxy.requests}, \
+    assert ("DELETE", 204) in {(method, status) for method, _, status in scene.proxy.requests}, (
         "AbortMultipartUpload was allowed"
+    )
     assert scene.open_uploads() == [] and scene.keys() == []
 
 
@@ -232,8 +249,9 @@ def test_without_the_abort_permission_a_failed_dump_says_its_parts_stay(
     make_database(pg18, dbname)
     failing = fake_pg_dump(tmp_path / "bin", bindir18, '"$REAL" "$@"\nexit 1')
     document = policy("backup")
-    put_only = scene.server.identity("put-only", {**document, "Statement": [
-        {**document["Statement"][0], "Action": ["s3:PutObject"]}]})
+    put_only = scene.server.identity(
+        "put-only", {**document, "Statement": [{**document["Statement"][0], "Action": ["s3:PutObject"]}]}
+    )
 
     result = scene.run(put_only, pg18, failing, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
 
@@ -251,8 +269,12 @@ def test_a_retried_pod_of_the_same_run_cannot_confirm_its_own_backups_write_only
     the retry fails those databases, saying so, and changes nothing (the docs advise no
     Job retries, the operator's default, for this identity)."""
     make_database(pg18, dbname)
-    same_run = {"BACKUP_DATABASES": dbname, "BACKUP_GLOBALS": "false", "BACKUP_RUN_ID": str(uuid.uuid4()),
-                "BACKUP_RUN_TIMESTAMP": "20261130T020000Z"}
+    same_run = {
+        "BACKUP_DATABASES": dbname,
+        "BACKUP_GLOBALS": "false",
+        "BACKUP_RUN_ID": str(uuid.uuid4()),
+        "BACKUP_RUN_TIMESTAMP": "20261130T020000Z",
+    }
     assert scene.run("backup", pg18, bindir18, **same_run).returncode == 0
     stored = {key: scene.client("admin").get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in scene.keys()}
 
@@ -261,8 +283,9 @@ def test_a_retried_pod_of_the_same_run_cannot_confirm_its_own_backups_write_only
     assert retried.returncode == 1
     failure = [line for line in error_lines(retried.stdout) if f"backup of '{dbname}' FAILED" in line]
     assert len(failure) == 1 and "probably" in failure[0] and "cannot read it back" in failure[0], retried.stdout
-    assert {key: scene.client("admin").get_object(Bucket=BUCKET, Key=key)["Body"].read()
-            for key in scene.keys()} == stored
+    assert {
+        key: scene.client("admin").get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in scene.keys()
+    } == stored
     assert scene.open_uploads() == []
 
 
@@ -275,8 +298,15 @@ def test_backup_identity_with_the_sweep_statements_aborts_a_killed_run_s_upload(
     killed = f"{PREFIX}/{dbname}/20200101T000000Z.sql.gz"
     scene.client("admin").create_multipart_upload(Bucket=BUCKET, Key=killed)
     two_days_ago = datetime.now(UTC) - timedelta(days=2)
-    scene.proxy.add(Fault("GET", UPLOAD_LISTING, "rewrite", times=None, rewrite=redated(
-        lambda key: two_days_ago if key == killed else datetime.now(UTC))))
+    scene.proxy.add(
+        Fault(
+            "GET",
+            UPLOAD_LISTING,
+            "rewrite",
+            times=None,
+            rewrite=redated(lambda key: two_days_ago if key == killed else datetime.now(UTC)),
+        )
+    )
     document = policy("backup")
     sweeper = scene.server.identity("sweeper", {**document, "Statement": document["Statement"] + SWEEP})
 
@@ -286,8 +316,12 @@ def test_backup_identity_with_the_sweep_statements_aborts_a_killed_run_s_upload(
     assert f"aborted an unfinished upload left by an earlier run: s3://{BUCKET}/{killed}" in result.stdout
     assert "could not clean up" not in result.stdout
     assert scene.refused() == {"ListObjectsV2", "HeadObject"} and scene.open_uploads() == []
-    assert {"CreateMultipartUpload", "ListMultipartUploads", "ListParts", "AbortMultipartUpload"} <= scene.operations(), \
-        "the probe and the sweep ran"
+    assert {
+        "CreateMultipartUpload",
+        "ListMultipartUploads",
+        "ListParts",
+        "AbortMultipartUpload",
+    } <= scene.operations(), "the probe and the sweep ran"
 
 
 def test_read_identity_lists_verifies_and_restores_but_cannot_change_anything(
@@ -299,7 +333,9 @@ def test_read_identity_lists_verifies_and_restores_but_cannot_change_anything(
 
     listing = scene.run("read", pg18, bindir18, "list")
     assert listing.returncode == 0, listing.stdout + listing.stderr
-    assert [line.split("  ")[-1] for line in listing.stdout.splitlines()[1:]] == ["complete, signed (fc16885beacd577b)"] * 4
+    assert [line.split("  ")[-1] for line in listing.stdout.splitlines()[1:]] == [
+        "complete, signed (fc16885beacd577b)"
+    ] * 4
     prefixes = scene.listed_prefixes()
     verified = scene.run("read", pg18, bindir18, "verify", BACKUP_DATABASES=dbname)
     assert verified.returncode == 0, verified.stdout
@@ -310,8 +346,9 @@ def test_read_identity_lists_verifies_and_restores_but_cannot_change_anything(
     assert pg18.sql("SELECT count(*) FROM orders", target) == [(2500,)]
     assert scene.refused() == set() and scene.operations() == READS
     prefixes += scene.listed_prefixes()
-    assert prefixes and all(any(string_like(p, prefix) for p in admitted_prefixes(policy("read")))
-                            for prefix in prefixes), prefixes
+    assert prefixes and all(
+        any(string_like(p, prefix) for p in admitted_prefixes(policy("read"))) for prefix in prefixes
+    ), prefixes
 
     read = scene.client("read")
     assert refused_code(read.delete_object, Key=keys[0]) == "AccessDenied"
@@ -343,8 +380,9 @@ def test_prune_identity_deletes_exactly_what_retention_drops(
     assert scene.keys() == sorted((set(stored) - set(gone)) | set(foreign))
     assert scene.refused() == set() and scene.operations() == READS | {"DeleteObject"}
     prefixes = scene.listed_prefixes()
-    assert prefixes and all(any(string_like(p, prefix) for p in admitted_prefixes(policy("prune")))
-                            for prefix in prefixes), prefixes
+    assert prefixes and all(
+        any(string_like(p, prefix) for p in admitted_prefixes(policy("prune"))) for prefix in prefixes
+    ), prefixes
 
     prune = scene.client("prune")
     assert refused_code(prune.put_object, Key=f"{PREFIX}/{dbname}/forged.sql.gz", Body=b"x") == "AccessDenied"

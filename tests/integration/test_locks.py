@@ -35,8 +35,15 @@ from ..unit.test_locks import TARGETS, lock, pinned, shell_commands
 
 def test_the_image_install_steps_give_a_working_pgbackup(tmp_path: Path) -> None:
     """The Dockerfile's pip commands, run as written (paths mapped) into a new virtualenv."""
-    python = next(p for p in ("python3.12", sys.executable) if shutil.which(p) and subprocess.run(
-        [p, "-c", "import sys; sys.exit(sys.version_info < (3, 11))"], capture_output=True).returncode == 0)
+    python = next(
+        p
+        for p in ("python3.12", sys.executable)
+        if shutil.which(p)
+        and subprocess.run(
+            [p, "-c", "import sys; sys.exit(sys.version_info < (3, 11))"], capture_output=True
+        ).returncode
+        == 0
+    )
     subprocess.run([python, "-m", "venv", tmp_path / "image"], check=True)
     src = tmp_path / "src"
     src.mkdir()
@@ -47,29 +54,49 @@ def test_the_image_install_steps_give_a_working_pgbackup(tmp_path: Path) -> None
     steps = [c for f, c in shell_commands() if f == "Dockerfile" and re.search(r"\bpip (install|wheel|download)\b", c)]
     assert len(steps) == 5, steps
     for step in steps:
-        argv = [mapping.get(a, re.sub(r"^/(wheels|requirements)/", lambda m: mapping["/" + m[1]] + "/", a))
-                for a in shlex.split(step.split("pip ", 1)[1])]
+        argv = [
+            mapping.get(a, re.sub(r"^/(wheels|requirements)/", lambda m: mapping["/" + m[1]] + "/", a))
+            for a in shlex.split(step.split("pip ", 1)[1])
+        ]
         argv = [str(match) for a in argv for match in (sorted(Path(a).parent.glob(Path(a).name)) if "*" in a else [a])]
         argv = [a for a in argv if a != "--no-cache-dir"]
         if argv[0] == "install":  # byte-compiling every dependency takes most of the install and no
             argv.insert(1, "--no-compile")  # check below needs it: the imports compile what they load
-        result = subprocess.run([str(tmp_path / "image" / "bin" / "python"), "-m", "pip", *argv], cwd=src,
-                                env=environment, capture_output=True, text=True)
+        result = subprocess.run(
+            [str(tmp_path / "image" / "bin" / "python"), "-m", "pip", *argv],
+            cwd=src,
+            env=environment,
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, f"pip {' '.join(argv)}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     image_python = str(tmp_path / "image" / "bin" / "python")
-    listed = subprocess.run([image_python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [image_python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True
+    )
     versions = dict(line.split("==") for line in listed.stdout.split())
-    env = {**TARGETS[0], "python_version": ".".join(subprocess.run(
-        [image_python, "-c", "import sys; print(*sys.version_info[:2], sep='.')"], capture_output=True, text=True).stdout.split()),
-        "platform_machine": os.uname().machine}
-    assert {normalize(k): v for k, v in versions.items() if normalize(k) != "pgbackup"} == \
-        {name: pin.version for name, pin in pinned(lock("runtime"), env).items()}
+    env = {
+        **TARGETS[0],
+        "python_version": ".".join(
+            subprocess.run(
+                [image_python, "-c", "import sys; print(*sys.version_info[:2], sep='.')"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+        ),
+        "platform_machine": os.uname().machine,
+    }
+    assert {normalize(k): v for k, v in versions.items() if normalize(k) != "pgbackup"} == {
+        name: pin.version for name, pin in pinned(lock("runtime"), env).items()
+    }
     # Every module of the shipped packages imports with the runtime lock alone (no test-only package).
-    imports = "import pkgutil, importlib, backup_job, pgbackup_operator\n" \
-              "for package in (backup_job, pgbackup_operator):\n" \
-              "    for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n" \
-              "        if not module.name.endswith('__main__'):\n" \
-              "            importlib.import_module(module.name)\n"
+    imports = (
+        "import pkgutil, importlib, backup_job, pgbackup_operator\n"
+        "for package in (backup_job, pgbackup_operator):\n"
+        "    for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        if not module.name.endswith('__main__'):\n"
+        "            importlib.import_module(module.name)\n"
+    )
     result = subprocess.run([image_python, "-c", imports], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     result = subprocess.run([str(tmp_path / "image" / "bin" / "pgbackup"), "--version"], capture_output=True, text=True)

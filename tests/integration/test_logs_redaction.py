@@ -25,8 +25,16 @@ def test_a_run_logs_names_whole_and_its_keys_without_a_secret(pg18: Cluster, bin
     try:
         for database in (contains, named):
             pg18.sql(f'CREATE DATABASE "{database}"')
-        env = job_env(pg18, f"file://{tmp_path}/b", bindir18, PGUSER=role, PGPASSWORD="bench",
-                      BACKUP_VERIFY_PGPASSWORD=named, BACKUP_DATABASES=f"{contains},{named}", BACKUP_GLOBALS="false")
+        env = job_env(
+            pg18,
+            f"file://{tmp_path}/b",
+            bindir18,
+            PGUSER=role,
+            PGPASSWORD="bench",
+            BACKUP_VERIFY_PGPASSWORD=named,
+            BACKUP_DATABASES=f"{contains},{named}",
+            BACKUP_GLOBALS="false",
+        )
         result = run_pgbackup(env)
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"backup of '{contains}' finished" in result.stdout and f"/{contains}/" in result.stdout

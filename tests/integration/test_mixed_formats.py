@@ -45,7 +45,9 @@ def test_gzip_and_zstd_backups_restore_verify_and_prune_as_one_history(
 
     rows = [r for r in listing(env) if r["kind"] == "database"]
     assert [(r["status"], r["compression"], str(r["key"]).rsplit(".", 2)[-2:]) for r in rows] == [
-        ("complete", "zstd", ["sql", "zst"]), ("complete", "gzip", ["sql", "gz"])]
+        ("complete", "zstd", ["sql", "zst"]),
+        ("complete", "gzip", ["sql", "gz"]),
+    ]
     globals_keys = [k for k in bucket.keys("mix/_globals/") if not k.endswith(".json")]
     assert sorted(k.rsplit(".", 1)[1] for k in globals_keys) == ["gz", "zst"]
     zst_key = str(rows[0]["key"])
@@ -56,18 +58,22 @@ def test_gzip_and_zstd_backups_restore_verify_and_prune_as_one_history(
     zstd = shutil.which("zstd")
     assert zstd, "zstd is not installed; scripts/test installs it"
     by_hand = subprocess.run([zstd, "-dc"], input=bucket.get(zst_key), check=True, capture_output=True).stdout
-    assert [line for line in by_hand.decode().splitlines() if not line.startswith(VARYING)] == \
-        comparable_dump(pg18, bindir18, dbname)
+    assert [line for line in by_hand.decode().splitlines() if not line.startswith(VARYING)] == comparable_dump(
+        pg18, bindir18, dbname
+    )
 
     verified = run_pgbackup(env, "verify")
     assert verified.returncode == 0, verified.stdout
     assert f"{rows[0]['timestamp']}" in verified.stdout
 
     for backup, target in ((rows[0], f"{dbname}_from_zstd"), (rows[1], f"{dbname}_from_gzip")):
-        restored = run_pgbackup(env, "restore", "--database", dbname, "--at", str(backup["timestamp"]),
-                                "--target", target, "--create")
+        restored = run_pgbackup(
+            env, "restore", "--database", dbname, "--at", str(backup["timestamp"]), "--target", target, "--create"
+        )
         assert restored.returncode == 0, restored.stdout + restored.stderr
-        assert pg18.sql("SELECT count(*) FROM shop.orders", target) == pg18.sql("SELECT count(*) FROM shop.orders", dbname)
+        assert pg18.sql("SELECT count(*) FROM shop.orders", target) == pg18.sql(
+            "SELECT count(*) FROM shop.orders", dbname
+        )
         assert comparable_dump(pg18, bindir18, target) == comparable_dump(pg18, bindir18, dbname)
 
     pruned = run_pgbackup({**env, "BACKUP_RETENTION": "last=1"}, "prune")

@@ -53,9 +53,17 @@ def test_parallel_databases_run_at_once_and_fail_alone(
     make_databases(pg18, names)
     locked = names[2]
     with table_locked(pg18, locked, "t"):
-        result = run_pgbackup(bucket.job_env(pg18, bindir18, "par", BACKUP_DATABASES=f"{dbname}_*",
-                                             BACKUP_PARALLEL_DATABASES="3", BACKUP_LOCK_WAIT_TIMEOUT="1",
-                                             LOG_FORMAT="json"))
+        result = run_pgbackup(
+            bucket.job_env(
+                pg18,
+                bindir18,
+                "par",
+                BACKUP_DATABASES=f"{dbname}_*",
+                BACKUP_PARALLEL_DATABASES="3",
+                BACKUP_LOCK_WAIT_TIMEOUT="1",
+                LOG_FORMAT="json",
+            )
+        )
     assert result.returncode == 1, result.stdout
     assert most_at_once(result.stdout) == 3, "three backups at once, never more"
     failed = [e for e in events(result.stdout) if e.get("event") == "backup.failed"]
@@ -75,8 +83,11 @@ def test_parallel_databases_run_at_once_and_fail_alone(
 def test_one_database_at_a_time_when_asked(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
     names = [f"{dbname}_{n}" for n in range(3)]
     make_databases(pg18, names, rows=1000)
-    result = run_pgbackup(bucket.job_env(pg18, bindir18, "one", BACKUP_DATABASES=f"{dbname}_*",
-                                         BACKUP_PARALLEL_DATABASES="1", LOG_FORMAT="json"))
+    result = run_pgbackup(
+        bucket.job_env(
+            pg18, bindir18, "one", BACKUP_DATABASES=f"{dbname}_*", BACKUP_PARALLEL_DATABASES="1", LOG_FORMAT="json"
+        )
+    )
     assert result.returncode == 0, result.stdout
     assert most_at_once(result.stdout) == 1
 
@@ -87,21 +98,39 @@ def test_sigterm_stops_every_database_running_at_once(
     names = [f"{dbname}_{n}" for n in range(2)]
     for name in names:
         pg18.sql(f"CREATE DATABASE {name}")
-        pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) || md5(random()::text) AS f"
-                 " FROM generate_series(1, 300000) g", name)
+        pg18.sql(
+            "CREATE TABLE t AS SELECT g, md5(g::text) || md5(random()::text) AS f FROM generate_series(1, 300000) g",
+            name,
+        )
     bindir = stalling_pg_dump(tmp_path / "bin", bindir18, after_bytes=15_000_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
-    env.update(bucket.job_env(pg18, bindir, "t", BACKUP_DATABASES=f"{dbname}_*", BACKUP_PART_SIZE_MB="5",
-                              BACKUP_GLOBALS="false", BACKUP_PARALLEL_DATABASES="2"))
+    env.update(
+        bucket.job_env(
+            pg18,
+            bindir,
+            "t",
+            BACKUP_DATABASES=f"{dbname}_*",
+            BACKUP_PART_SIZE_MB="5",
+            BACKUP_GLOBALS="false",
+            BACKUP_PARALLEL_DATABASES="2",
+        )
+    )
     proc, seen, reader = started_run(env, tmp_path)
     code, survivors = terminate_when(
         lambda: wait_for(lambda: len(bucket.open_uploads()) == 2, timeout=60, what="both databases uploading"),
-        proc, bindir)
+        proc,
+        bindir,
+    )
     assert_stopped_cleanly(code, survivors, reader, seen, bucket)
 
 
 def test_threads_follow_the_setting_and_the_cgroup_quota(
-    pg18: Cluster, bindir18: Path, s3server: object, bucket: Bucket, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    s3server: object,
+    bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Run in-process, so the cgroup files can be a fixture: a 3-CPU quota on an 8-CPU mask
@@ -122,8 +151,9 @@ def test_threads_follow_the_setting_and_the_cgroup_quota(
     for key in [k for k in os.environ if k.startswith(("PG", "AWS_", "BACKUP_"))]:
         monkeypatch.delenv(key)
     for prefix, extra, threads in (("quota", {}, 3), ("fixed", {"BACKUP_COMPRESSION_THREADS": "5"}, 5)):
-        for key, value in bucket.job_env(pg18, bindir18, prefix, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                                         **extra).items():
+        for key, value in bucket.job_env(
+            pg18, bindir18, prefix, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false", **extra
+        ).items():
             monkeypatch.setenv(key, value)
         result = run(load_settings(dotenv_path=tmp_path / "none"))
         assert result.ok, result.failure_summary()

@@ -60,19 +60,30 @@ def cleartext_pg(fresh_pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Pat
     yield fresh_pg18, destination
 
 
-COMMANDS = {"run": ("run",), "restore": ("restore", "--database={db}", "--target={db}_copy", "--create"),
-            "verify": ("verify",)}
+COMMANDS = {
+    "run": ("run",),
+    "restore": ("restore", "--database={db}", "--target={db}_copy", "--create"),
+    "verify": ("verify",),
+}
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_server_asking_for_the_password_in_cleartext_never_receives_it(
-    command: str, cleartext_pg: tuple[Cluster, str], bindir18: Path, dbname: str,
+    command: str,
+    cleartext_pg: tuple[Cluster, str],
+    bindir18: Path,
+    dbname: str,
 ) -> None:
     cluster, destination = cleartext_pg
     env = job_env(cluster, destination, bindir18, BACKUP_DATABASES=dbname)
     with Wiretap((cluster.host, cluster.port)) as tap:
-        direct = subprocess.run([str(bindir18 / "psql"), "-Atc", "SELECT 1"], capture_output=True, text=True,
-                                env=_through(tap, env), timeout=60)
+        direct = subprocess.run(
+            [str(bindir18 / "psql"), "-Atc", "SELECT 1"],
+            capture_output=True,
+            text=True,
+            env=_through(tap, env),
+            timeout=60,
+        )
         assert direct.returncode == 0 and SECRET.encode() in tap.sent, "libpq alone sends it: the tap sees it"
     with Wiretap((cluster.host, cluster.port)) as tap:
         result = run_pgbackup(_through(tap, env), *(arg.format(db=dbname) for arg in COMMANDS[command]))
@@ -88,13 +99,19 @@ def test_a_server_asking_for_the_password_in_cleartext_never_receives_it(
 
 
 def test_md5_is_refused_naming_the_setting_that_allows_it_which_then_works(
-    fresh_pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path,
+    fresh_pg18: Cluster,
+    bindir18: Path,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     fresh_pg18.sql(f"SET password_encryption = 'md5'; CREATE ROLE {ROLE} LOGIN SUPERUSER PASSWORD '{SECRET}'")
     fresh_pg18.sql(f"CREATE DATABASE {dbname}")
     _prepend_hba(fresh_pg18, f"host all {ROLE} 127.0.0.1/32 md5")
-    env = {**job_env(fresh_pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false"),
-           "PGUSER": ROLE, "PGPASSWORD": SECRET}
+    env = {
+        **job_env(fresh_pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false"),
+        "PGUSER": ROLE,
+        "PGPASSWORD": SECRET,
+    }
 
     refused = run_pgbackup(env)
 
@@ -104,26 +121,44 @@ def test_md5_is_refused_naming_the_setting_that_allows_it_which_then_works(
     assert "password_encryption = 'scram-sha-256'" in error
     allowed = run_pgbackup({**env, "PGREQUIREAUTH": "scram-sha-256,md5"})
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
-    over_the_socket = run_pgbackup({**env, "PGHOST": str(fresh_pg18.base), "PGUSER": "postgres",
-                                    "BACKUP_DESTINATION": f"file://{tmp_path}/socket"})  # maybe the same second
+    over_the_socket = run_pgbackup(
+        {**env, "PGHOST": str(fresh_pg18.base), "PGUSER": "postgres", "BACKUP_DESTINATION": f"file://{tmp_path}/socket"}
+    )  # maybe the same second
     assert over_the_socket.returncode == 0, over_the_socket.stdout + over_the_socket.stderr  # trust: `none`
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ({"PGREQUIREAUTH": "scram-sha-256,password"},
-     "PGREQUIREAUTH=scram-sha-256,password lets a server ask for the password in cleartext; set "
-     "BACKUP_ALLOW_CLEARTEXT_PASSWORD=true (with PGSSLMODE=verify-full)"),
-    ({"PGREQUIREAUTH": "!md5"}, "PGREQUIREAUTH=!md5 lets a server ask for the password in cleartext"),
-    ({"BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true", "PGSSLMODE": "require"},
-     "BACKUP_ALLOW_CLEARTEXT_PASSWORD=true needs PGSSLMODE=verify-full (it is 'require')"),
-    ({"BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true", "PGSSLMODE": "verify-full", "BACKUP_VERIFY_PGHOST": "scratch",
-      "BACKUP_VERIFY_PGSSLMODE": "prefer"}, "needs BACKUP_VERIFY_PGSSLMODE=verify-full (it is 'prefer')"),
-    ({"PGREQUIREAUTH": "scram-sha-256,!md5"}, "PGREQUIREAUTH='scram-sha-256,!md5' mixes methods"),
-    ({"PGCHANNELBINDING": "always"}, "PGCHANNELBINDING='always' must be one of require | prefer | disable"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"PGREQUIREAUTH": "scram-sha-256,password"},
+            "PGREQUIREAUTH=scram-sha-256,password lets a server ask for the password in cleartext; set "
+            "BACKUP_ALLOW_CLEARTEXT_PASSWORD=true (with PGSSLMODE=verify-full)",
+        ),
+        ({"PGREQUIREAUTH": "!md5"}, "PGREQUIREAUTH=!md5 lets a server ask for the password in cleartext"),
+        (
+            {"BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true", "PGSSLMODE": "require"},
+            "BACKUP_ALLOW_CLEARTEXT_PASSWORD=true needs PGSSLMODE=verify-full (it is 'require')",
+        ),
+        (
+            {
+                "BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true",
+                "PGSSLMODE": "verify-full",
+                "BACKUP_VERIFY_PGHOST": "scratch",
+                "BACKUP_VERIFY_PGSSLMODE": "prefer",
+            },
+            "needs BACKUP_VERIFY_PGSSLMODE=verify-full (it is 'prefer')",
+        ),
+        ({"PGREQUIREAUTH": "scram-sha-256,!md5"}, "PGREQUIREAUTH='scram-sha-256,!md5' mixes methods"),
+        ({"PGCHANNELBINDING": "always"}, "PGCHANNELBINDING='always' must be one of require | prefer | disable"),
+    ],
+)
 @pytest.mark.parametrize("command", COMMANDS)
 def test_settings_that_would_send_a_cleartext_password_unchecked_are_refused_before_anything_runs(
-    command: str, extra: dict[str, str], message: str, tmp_path: Path,
+    command: str,
+    extra: dict[str, str],
+    message: str,
+    tmp_path: Path,
 ) -> None:
     env = {"BACKUP_DESTINATION": f"file://{tmp_path}/b", "PGHOST": "127.0.0.1", "PGPASSWORD": SECRET, **extra}
     result = run_pgbackup(env, *(arg.format(db="app") for arg in COMMANDS[command]))
@@ -151,11 +186,18 @@ def tls_server(pki: Pki) -> Iterator[Cluster]:
 
 
 def test_a_cleartext_token_goes_only_over_verify_full_with_the_opt_in(
-    tls_server: Cluster, pki: Pki, tmp_path: Path,
+    tls_server: Cluster,
+    pki: Pki,
+    tmp_path: Path,
 ) -> None:
     bindir = tls_server.bindir
-    env = {**job_env(tls_server, f"file://{tmp_path}/b", bindir, BACKUP_DATABASES="postgres", BACKUP_GLOBALS="false"),
-           "PGUSER": ROLE, "PGPASSWORD": SECRET, "PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(pki.ca)}
+    env = {
+        **job_env(tls_server, f"file://{tmp_path}/b", bindir, BACKUP_DATABASES="postgres", BACKUP_GLOBALS="false"),
+        "PGUSER": ROLE,
+        "PGPASSWORD": SECRET,
+        "PGSSLMODE": "verify-full",
+        "PGSSLROOTCERT": str(pki.ca),
+    }
 
     refused = run_pgbackup(env)
     allowed = run_pgbackup({**env, "BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true"})
@@ -165,18 +207,29 @@ def test_a_cleartext_token_goes_only_over_verify_full_with_the_opt_in(
 
 
 def test_a_password_over_tls_goes_only_to_a_server_that_binds_the_channel(
-    tls_server: Cluster, pki: Pki, tmp_path: Path,
+    tls_server: Cluster,
+    pki: Pki,
+    tmp_path: Path,
 ) -> None:
     """``trusted`` over TLS: a server (or anyone between, with sslmode=require) that lets the job
     in without SCRAM never proves it knows the password, so the job does not go on talking to it."""
     bindir = tls_server.bindir
-    env = {**job_env(tls_server, f"file://{tmp_path}/b", bindir, BACKUP_DATABASES="postgres", BACKUP_GLOBALS="false"),
-           "PGSSLMODE": "require"}
+    env = {
+        **job_env(tls_server, f"file://{tmp_path}/b", bindir, BACKUP_DATABASES="postgres", BACKUP_GLOBALS="false"),
+        "PGSSLMODE": "require",
+    }
 
     scram = run_pgbackup(env)
     unbound = run_pgbackup({**env, "PGUSER": "trusted", "PGPASSWORD": "any"})
-    told = run_pgbackup({**env, "PGUSER": "trusted", "PGPASSWORD": "any", "PGCHANNELBINDING": "prefer",
-                         "BACKUP_DESTINATION": f"file://{tmp_path}/told"})  # scram's may be of the same second
+    told = run_pgbackup(
+        {
+            **env,
+            "PGUSER": "trusted",
+            "PGPASSWORD": "any",
+            "PGCHANNELBINDING": "prefer",
+            "BACKUP_DESTINATION": f"file://{tmp_path}/told",
+        }
+    )  # scram's may be of the same second
 
     assert scram.returncode == 0, scram.stdout + scram.stderr
     error = _one_error(unbound)
@@ -185,7 +238,10 @@ def test_a_password_over_tls_goes_only_to_a_server_that_binds_the_channel(
 
 
 def test_a_pg_dump_that_ignores_the_policy_is_named_once_per_run(
-    pg15: Cluster, bindir15: Path, dbname: str, tmp_path: Path,
+    pg15: Cluster,
+    bindir15: Path,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     pg15.sql(f"CREATE DATABASE {dbname}")
     result = run_pgbackup(job_env(pg15, f"file://{tmp_path}/b", bindir15, BACKUP_DATABASES=dbname))

@@ -23,8 +23,11 @@ PING = "uuid-5d1e-healthcheck-secret"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_a_failed_run_notifies_pings_fail_and_leaks_nothing(
@@ -32,10 +35,15 @@ def test_a_failed_run_notifies_pings_fail_and_leaks_nothing(
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     with Receiver() as receiver:
-        env = bucket.job_env(pg18, bindir18, "alerts", BACKUP_DATABASES=f"{dbname},missing_{dbname}",
-                             BACKUP_GLOBALS="false",
-                             BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify/{TOKEN}",
-                             BACKUP_HEALTHCHECK_URL=f"{receiver.url}/ping/{PING}")
+        env = bucket.job_env(
+            pg18,
+            bindir18,
+            "alerts",
+            BACKUP_DATABASES=f"{dbname},missing_{dbname}",
+            BACKUP_GLOBALS="false",
+            BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify/{TOKEN}",
+            BACKUP_HEALTHCHECK_URL=f"{receiver.url}/ping/{PING}",
+        )
         result = run_pgbackup(env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert receiver.paths() == [f"POST /ping/{PING}/start", f"POST /ping/{PING}/fail", f"POST /notify/{TOKEN}"]
@@ -57,11 +65,18 @@ def test_a_success_with_on_always_notifies_and_the_textfile_keeps_the_last_succe
     pg18.sql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g", dbname)
     textfile = tmp_path / "pgbackup.prom"
     with Receiver() as receiver:
-        env = bucket.job_env(pg18, bindir18, "alerts-ok", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                             BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify/{TOKEN}",
-                             BACKUP_NOTIFY_ON="always", BACKUP_HEALTHCHECK_URL=f"{receiver.url}/ping/{PING}",
-                             BACKUP_METRICS_TEXTFILE=str(textfile),
-                             BACKUP_METRICS_PUSHGATEWAY_URL=f"{receiver.url}/gateway")
+        env = bucket.job_env(
+            pg18,
+            bindir18,
+            "alerts-ok",
+            BACKUP_DATABASES=dbname,
+            BACKUP_GLOBALS="false",
+            BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify/{TOKEN}",
+            BACKUP_NOTIFY_ON="always",
+            BACKUP_HEALTHCHECK_URL=f"{receiver.url}/ping/{PING}",
+            BACKUP_METRICS_TEXTFILE=str(textfile),
+            BACKUP_METRICS_PUSHGATEWAY_URL=f"{receiver.url}/gateway",
+        )
         ok = run_pgbackup(env)
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert [p.split(" ")[1].split("/")[1] for p in receiver.paths()] == ["ping", "ping", "gateway", "notify"]
@@ -95,9 +110,17 @@ def test_a_receiver_that_is_down_or_stalls_costs_at_most_the_timeout(
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     down = free_port()
-    env = bucket.job_env(pg18, bindir18, "alerts-down", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                         BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{down}/notify/{TOKEN}", BACKUP_NOTIFY_ON="always",
-                         BACKUP_HEALTHCHECK_URL=f"http://127.0.0.1:{down}/ping/{PING}", BACKUP_NOTIFY_TIMEOUT="1s")
+    env = bucket.job_env(
+        pg18,
+        bindir18,
+        "alerts-down",
+        BACKUP_DATABASES=dbname,
+        BACKUP_GLOBALS="false",
+        BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{down}/notify/{TOKEN}",
+        BACKUP_NOTIFY_ON="always",
+        BACKUP_HEALTHCHECK_URL=f"http://127.0.0.1:{down}/ping/{PING}",
+        BACKUP_NOTIFY_TIMEOUT="1s",
+    )
     result = run_pgbackup(env)
     assert result.returncode == 0, result.stdout + result.stderr
     warnings = [line for line in result.stdout.splitlines() if "WARNING" in line]
@@ -106,8 +129,10 @@ def test_a_receiver_that_is_down_or_stalls_costs_at_most_the_timeout(
     assert TOKEN not in result.stdout and PING not in result.stdout
 
     with Receiver("stall") as stalled:
-        env.update(BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{stalled.port}/notify/{TOKEN}",
-                   BACKUP_HEALTHCHECK_URL=f"{stalled.url}/ping/{PING}")
+        env.update(
+            BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{stalled.port}/notify/{TOKEN}",
+            BACKUP_HEALTHCHECK_URL=f"{stalled.url}/ping/{PING}",
+        )
         started = time.monotonic()
         result = run_pgbackup(env, timeout=120)  # unbounded sends would wait for the receiver's 60 s, three times
         elapsed = time.monotonic() - started
@@ -120,9 +145,14 @@ def test_a_receiver_that_is_down_or_stalls_costs_at_most_the_timeout(
 
 def test_a_failed_verify_drill_notifies(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
     with Receiver() as receiver:
-        env = bucket.job_env(pg18, bindir18, "alerts-empty", BACKUP_DATABASES=dbname,
-                             BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify/{TOKEN}",
-                             BACKUP_HEALTHCHECK_URL=f"{receiver.url}/ping/{PING}")
+        env = bucket.job_env(
+            pg18,
+            bindir18,
+            "alerts-empty",
+            BACKUP_DATABASES=dbname,
+            BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify/{TOKEN}",
+            BACKUP_HEALTHCHECK_URL=f"{receiver.url}/ping/{PING}",
+        )
         result = run_pgbackup(env, "verify", "--database", dbname)
     assert result.returncode == 1, result.stdout + result.stderr
     assert receiver.paths() == [f"POST /notify/{TOKEN}"]  # no healthcheck pings for drills
@@ -136,11 +166,20 @@ def test_a_shrink_alarm_notifies_even_when_only_failures_do(
     from ..kit.helpers import wait_for_next_second
 
     pg18.sql(f"CREATE DATABASE {dbname}")
-    pg18.sql("CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body"
-             " FROM generate_series(1, 50000) g", dbname)
+    pg18.sql(
+        "CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body"
+        " FROM generate_series(1, 50000) g",
+        dbname,
+    )
     with Receiver() as receiver:
-        env = bucket.job_env(pg18, bindir18, "alerts-shrink", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                             BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify/{TOKEN}")
+        env = bucket.job_env(
+            pg18,
+            bindir18,
+            "alerts-shrink",
+            BACKUP_DATABASES=dbname,
+            BACKUP_GLOBALS="false",
+            BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify/{TOKEN}",
+        )
         assert run_pgbackup(env).returncode == 0
         assert receiver.requests == []  # a plain success is not news with BACKUP_NOTIFY_ON=failure
         pg18.sql("DELETE FROM events WHERE id > 2000", dbname)

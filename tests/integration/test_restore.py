@@ -28,19 +28,24 @@ def _database_facts(pg: Cluster, name: str) -> list[tuple[object, ...]]:
         "    FROM aclexplode(d.datacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee),"
         " (SELECT array_agg(coalesce(r.rolname, '-') || ':' || c ORDER BY 1) FROM pg_db_role_setting s"
         "    LEFT JOIN pg_roles r ON r.oid = s.setrole, unnest(s.setconfig) c WHERE s.setdatabase = d.oid)"
-        " FROM pg_database d WHERE d.datname = %s", params=(name,),
+        " FROM pg_database d WHERE d.datname = %s",
+        params=(name,),
     )
 
 
-def test_round_trip_into_another_name_and_the_same_name(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+def test_round_trip_into_another_name_and_the_same_name(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
     make_sample(pg18, dbname, rows=20_000)
     owner = f"{dbname}_owner"
     pg18.sql(f"CREATE ROLE {owner}; CREATE ROLE {owner}_app")
     pg18.sql(f"ALTER DATABASE {dbname} OWNER TO {owner}")
     pg18.sql(f"ALTER DATABASE {dbname} SET work_mem = '12MB'")
-    pg18.sql(f"ALTER DATABASE {dbname} SET search_path = \"$user\", shop, public")
+    pg18.sql(f'ALTER DATABASE {dbname} SET search_path = "$user", shop, public')
     pg18.sql(f"ALTER ROLE {owner}_app IN DATABASE {dbname} SET statement_timeout = '5s'")
-    pg18.sql(f"REVOKE ALL ON DATABASE {dbname} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {dbname} TO {owner}_app")
+    pg18.sql(
+        f"REVOKE ALL ON DATABASE {dbname} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {dbname} TO {owner}_app"
+    )
     pg18.sql(f"ALTER DATABASE {dbname} WITH CONNECTION LIMIT 42")
     pg18.sql(f"COMMENT ON DATABASE {dbname} IS 'orders, ''quoted'''")
     original = comparable_dump(pg18, bindir18, dbname)
@@ -64,13 +69,18 @@ def test_round_trip_into_another_name_and_the_same_name(pg18: Cluster, bindir18:
     assert _database_facts(pg18, dbname) == facts
 
 
-def test_refuses_a_non_empty_target_and_clean_replaces_it(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+def test_refuses_a_non_empty_target_and_clean_replaces_it(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
     make_sample(pg18, dbname, rows=5_000)
     pg18.sql("CREATE EXTENSION IF NOT EXISTS pg_trgm", dbname)
     original = comparable_dump(pg18, bindir18, dbname)
     _backup(bucket, pg18, bindir18, dbname)
-    pg18.sql("DELETE FROM bulk WHERE id > 10; CREATE SCHEMA extra; CREATE TABLE extra.t (x int);"
-             " CREATE TABLE public.added (y int); DROP EXTENSION pg_trgm", dbname)
+    pg18.sql(
+        "DELETE FROM bulk WHERE id > 10; CREATE SCHEMA extra; CREATE TABLE extra.t (x int);"
+        " CREATE TABLE public.added (y int); DROP EXTENSION pg_trgm",
+        dbname,
+    )
     changed = comparable_dump(pg18, bindir18, dbname)
     env = bucket.job_env(pg18, bindir18, "prod")
 
@@ -106,7 +116,9 @@ def test_not_found_errors_are_one_line(pg18: Cluster, bindir18: Path, bucket: Bu
         assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_at_picks_the_newest_backup_at_or_before_the_time(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+def test_at_picks_the_newest_backup_at_or_before_the_time(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE v (n int); INSERT INTO v VALUES (1)", dbname)
     _backup(bucket, pg18, bindir18, dbname)
@@ -155,13 +167,18 @@ def test_tampered_object_fails_with_the_checksum_and_changes_nothing(
         assert "checksum mismatch" in result.stdout, result.stdout
         assert "Traceback" not in result.stdout + result.stderr
     assert pg18.sql("SELECT 1 FROM pg_database WHERE datname = %s", params=(f"{dbname}_new",)) == []
-    tables = pg18.sql("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                      " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')", empty)
+    tables = pg18.sql(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')",
+        empty,
+    )
     assert tables == [(0,)], "the load ran in a transaction that never committed"
     assert pg18.sql("SELECT datname FROM pg_database WHERE datname LIKE 'pgbackup_verify_%'") == []
 
 
-def test_list_shows_backups_newest_first_and_incomplete_ones(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+def test_list_shows_backups_newest_first_and_incomplete_ones(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     _backup(bucket, pg18, bindir18, dbname)
     key = next(k for k in bucket.keys(f"prod/{dbname}/") if k.endswith(".sql.gz"))
@@ -178,7 +195,9 @@ def test_list_shows_backups_newest_first_and_incomplete_ones(pg18: Cluster, bind
     lines = text.stdout.splitlines()
     assert lines[0].split() == ["DATABASE", "TIMESTAMP", "SIZE", "SHA256", "ENCRYPTED", "STATE"]
     assert later in lines[1] and "incomplete: dump object without a manifest" in lines[1]
-    assert key.split("/")[-1].removesuffix(".sql.gz") in lines[2] and lines[2].endswith("complete, signed (fc16885beacd577b)")
+    assert key.split("/")[-1].removesuffix(".sql.gz") in lines[2] and lines[2].endswith(
+        "complete, signed (fc16885beacd577b)"
+    )
     rows = json.loads(as_json.stdout)
     ours = [r for r in rows if r["database"] == dbname]
     assert [r["complete"] for r in ours] == [False, True]
@@ -187,15 +206,20 @@ def test_list_shows_backups_newest_first_and_incomplete_ones(pg18: Cluster, bind
     assert all("notes" not in (r["key"] or "") for r in rows), "foreign objects are not listed"
 
 
-def test_globals_round_trip_restores_roles_with_their_grants(fresh_pg18: Cluster, bindir18: Path, bucket: Bucket) -> None:
+def test_globals_round_trip_restores_roles_with_their_grants(
+    fresh_pg18: Cluster, bindir18: Path, bucket: Bucket
+) -> None:
     pg = fresh_pg18
     pg.sql("CREATE ROLE readers NOLOGIN")
     pg.sql("CREATE ROLE app_owner NOLOGIN")
     pg.sql("CREATE ROLE analyst LOGIN PASSWORD 'analyst-pass' CONNECTION LIMIT 3 IN ROLE readers")
     pg.sql("ALTER ROLE analyst SET statement_timeout = '30s'")
     pg.sql("CREATE DATABASE app OWNER app_owner")
-    pg.sql("CREATE TABLE public.accounts (id int); INSERT INTO accounts VALUES (1), (2);"
-           " ALTER TABLE accounts OWNER TO app_owner; GRANT SELECT ON accounts TO readers", "app")
+    pg.sql(
+        "CREATE TABLE public.accounts (id int); INSERT INTO accounts VALUES (1), (2);"
+        " ALTER TABLE accounts OWNER TO app_owner; GRANT SELECT ON accounts TO readers",
+        "app",
+    )
     pg.sql("GRANT CONNECT ON DATABASE app TO readers")
     _backup(bucket, pg, bindir18, "app")
     globals_manifest = manifest(bucket.get(next(k for k in bucket.keys("prod/_globals/") if k.endswith(".json"))))
@@ -212,11 +236,15 @@ def test_globals_round_trip_restores_roles_with_their_grants(fresh_pg18: Cluster
     assert roles.returncode == 0, roles.stdout + roles.stderr
     assert database.returncode == 0, database.stdout + database.stderr
     assert pg.sql("SELECT rolcanlogin, rolconnlimit, rolconfig FROM pg_roles WHERE rolname = 'analyst'") == [
-        (True, 3, ["statement_timeout=30s"])]
+        (True, 3, ["statement_timeout=30s"])
+    ]
     assert pg.sql("SELECT pg_has_role('analyst', 'readers', 'MEMBER')") == [(True,)]
-    assert pg.sql("SELECT has_table_privilege('analyst', 'public.accounts', 'SELECT'),"
-                  " has_database_privilege('analyst', 'app', 'CONNECT'),"
-                  " (SELECT tableowner FROM pg_tables WHERE tablename = 'accounts')", "app") == [(True, True, "app_owner")]
+    assert pg.sql(
+        "SELECT has_table_privilege('analyst', 'public.accounts', 'SELECT'),"
+        " has_database_privilege('analyst', 'app', 'CONNECT'),"
+        " (SELECT tableowner FROM pg_tables WHERE tablename = 'accounts')",
+        "app",
+    ) == [(True, True, "app_owner")]
     analyst = pg.connect("app", user="analyst", password="analyst-pass")  # the password came back too
     try:
         cursor = analyst.cursor()
@@ -226,13 +254,16 @@ def test_globals_round_trip_restores_roles_with_their_grants(fresh_pg18: Cluster
         analyst.close()
 
 
-def test_globals_fall_back_to_no_passwords_when_they_cannot_be_read(fresh_pg18: Cluster, bindir18: Path, bucket: Bucket) -> None:
+def test_globals_fall_back_to_no_passwords_when_they_cannot_be_read(
+    fresh_pg18: Cluster, bindir18: Path, bucket: Bucket
+) -> None:
     pg = fresh_pg18
     pg.sql("CREATE ROLE agent LOGIN PASSWORD 'agent-pass'")  # like a managed service's admin: no pg_authid
     pg.sql("CREATE DATABASE small OWNER agent")
 
-    result = run_pgbackup(bucket.job_env(pg, bindir18, "prod", BACKUP_DATABASES="small",
-                                         PGUSER="agent", PGPASSWORD="agent-pass"))
+    result = run_pgbackup(
+        bucket.job_env(pg, bindir18, "prod", BACKUP_DATABASES="small", PGUSER="agent", PGPASSWORD="agent-pass")
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     warning = [line for line in result.stdout.splitlines() if "WARNING" in line and "role passwords" in line]

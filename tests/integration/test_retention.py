@@ -26,6 +26,7 @@ def bucket(any_bucket: Bucket) -> Bucket:
     """Retention against every S3 implementation: moto's, and SeaweedFS."""
     return any_bucket
 
+
 FOREIGN = (
     "prod/README.txt",
     "prod/{db}/20260101T000000Z.sql.gz.bak",
@@ -59,8 +60,11 @@ def _expected(stamps: list[str], last: int, daily: int, weekly: int, monthly: in
     """The policy written out plainly: per rule, the newest backup of each of the newest N buckets."""
     times = sorted((datetime.strptime(s, "%Y%m%dT%H%M%SZ") for s in stamps), reverse=True)
     keep = set(times[:last])
-    for count, bucket_of in ((daily, lambda t: t.date()), (weekly, lambda t: t.isocalendar()[:2]),
-                             (monthly, lambda t: (t.year, t.month))):
+    for count, bucket_of in (
+        (daily, lambda t: t.date()),
+        (weekly, lambda t: t.isocalendar()[:2]),
+        (monthly, lambda t: (t.year, t.month)),
+    ):
         newest: dict[object, datetime] = {}
         for moment in times:
             newest.setdefault(bucket_of(moment), moment)
@@ -68,7 +72,9 @@ def _expected(stamps: list[str], last: int, daily: int, weekly: int, monthly: in
     return {t.strftime("%Y%m%dT%H%M%SZ") for t in keep}
 
 
-def test_retention_over_months_keeps_exactly_the_policy(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+def test_retention_over_months_keeps_exactly_the_policy(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     env = bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname)
     assert run_pgbackup(env).returncode == 0
@@ -84,8 +90,9 @@ def test_retention_over_months_keeps_exactly_the_policy(pg18: Cluster, bindir18:
     policy = "last=3,daily=7,weekly=5,monthly=4"
     now_stamp = next(k for k in real if k.startswith(f"prod/{dbname}/")).split("/")[-1].split(".")[0]
     kept = _expected([*stamps, now_stamp], 3, 7, 5, 4) - {now_stamp}  # the real backup is the newest
-    expected_seeded = {f"prod/{seg}/{s}.{ext}" for seg in (dbname, "_globals") for s in kept
-                       for ext in ("sql.gz", "manifest.json")}
+    expected_seeded = {
+        f"prod/{seg}/{s}.{ext}" for seg in (dbname, "_globals") for s in kept for ext in ("sql.gz", "manifest.json")
+    }
     assert len(kept) < 30 < len(stamps), "the case must delete most backups"
 
     dry = run_pgbackup({**env, "BACKUP_RETENTION": policy}, "prune", "--dry-run")
@@ -104,7 +111,9 @@ def test_retention_over_months_keeps_exactly_the_policy(pg18: Cluster, bindir18:
     assert all("outside the retention policy" in line for line in deleted)
 
 
-def test_a_failed_run_prunes_nothing_and_a_good_run_prunes(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+def test_a_failed_run_prunes_nothing_and_a_good_run_prunes(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     env = bucket.job_env(pg18, bindir18, "prod", BACKUP_RETENTION="last=1")
     assert run_pgbackup({**env, "BACKUP_DATABASES": dbname, "BACKUP_RETENTION": ""}).returncode == 0
@@ -127,13 +136,21 @@ def test_a_failed_run_prunes_nothing_and_a_good_run_prunes(pg18: Cluster, bindir
     assert len([k for k in remaining if k.startswith(f"prod/{dbname}/")]) == 2
     assert len([k for k in remaining if k.startswith("prod/_globals/")]) == 2
     newest = max(k for k in remaining if k.startswith(f"prod/{dbname}/"))
-    assert newest[len(f"prod/{dbname}/"):] > max(k for k in after_failure if k.startswith(f"prod/{dbname}/"))[len(f"prod/{dbname}/"):]
+    assert (
+        newest[len(f"prod/{dbname}/") :]
+        > max(k for k in after_failure if k.startswith(f"prod/{dbname}/"))[len(f"prod/{dbname}/") :]
+    )
 
 
 def test_incomplete_leftovers_go_after_a_day(pg18: Cluster, bindir18: Path, tmp_path: Path, dbname: str) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    env = {**pg18.env(), "BACKUP_DESTINATION": f"file://{tmp_path}", "BACKUP_PG_BINDIR": str(bindir18),
-           "BACKUP_DATABASES": dbname, "BACKUP_GLOBALS": "false"}
+    env = {
+        **pg18.env(),
+        "BACKUP_DESTINATION": f"file://{tmp_path}",
+        "BACKUP_PG_BINDIR": str(bindir18),
+        "BACKUP_DATABASES": dbname,
+        "BACKUP_GLOBALS": "false",
+    }
     assert run_pgbackup(env).returncode == 0
     folder = tmp_path / dbname
     now = datetime.now(UTC)
@@ -170,10 +187,15 @@ def test_incomplete_leftovers_go_after_a_day(pg18: Cluster, bindir18: Path, tmp_
     assert "WARNING retention keeps" in result.stdout and "DAMAGED: manifest invalid" in result.stdout
 
 
-def test_shrink_alarm_flags_a_backup_after_most_rows_are_deleted(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+def test_shrink_alarm_flags_a_backup_after_most_rows_are_deleted(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    pg18.sql("CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body"
-             " FROM generate_series(1, 50000) g", dbname)
+    pg18.sql(
+        "CREATE TABLE events AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS body"
+        " FROM generate_series(1, 50000) g",
+        dbname,
+    )
     env = bucket.job_env(pg18, bindir18, "prod", BACKUP_DATABASES=dbname)
     first = run_pgbackup(env)
     assert first.returncode == 0 and "SHRANK" not in first.stdout

@@ -65,8 +65,14 @@ def test_three_shards_store_every_database_once_and_a_retried_shard_writes_nothi
     make_databases(pg18, names)
 
     def shard(index: int, **extra: str) -> Any:
-        settings = {"BACKUP_DATABASES": f"{dbname}_*", "BACKUP_SHARD": f"{index}/3", "BACKUP_RUN_TIMESTAMP": STAMP,
-                    "BACKUP_RUN_ID": RUN, "LOG_FORMAT": "json", "BACKUP_TERMINATION_LOG": str(tmp_path / f"term-{index}")}
+        settings = {
+            "BACKUP_DATABASES": f"{dbname}_*",
+            "BACKUP_SHARD": f"{index}/3",
+            "BACKUP_RUN_TIMESTAMP": STAMP,
+            "BACKUP_RUN_ID": RUN,
+            "LOG_FORMAT": "json",
+            "BACKUP_TERMINATION_LOG": str(tmp_path / f"term-{index}"),
+        }
         env = bucket.job_env(pg18, bindir18, "sh", **{**settings, **extra})
         return run_pgbackup(env)
 
@@ -110,9 +116,12 @@ def test_three_shards_store_every_database_once_and_a_retried_shard_writes_nothi
     [failed_line] = [e for e in events(again.stdout) if e.get("event") == "backup.failed"]
     assert failed_line["database"] == lost
     assert "exists without its manifest" in failed_line["error"] and "never overwrites" in failed_line["error"]
-    assert len([e for e in events(again.stdout) if e.get("event") == "backup.already_stored"]) == \
-        len(owned(names, 2)) - 1
-    assert objects(bucket, "sh/") == {k: v for k, v in before.items() if not k.endswith(f"{lost}/{STAMP}.manifest.json")}
+    assert (
+        len([e for e in events(again.stdout) if e.get("event") == "backup.already_stored"]) == len(owned(names, 2)) - 1
+    )
+    assert objects(bucket, "sh/") == {
+        k: v for k, v in before.items() if not k.endswith(f"{lost}/{STAMP}.manifest.json")
+    }
 
 
 def test_an_empty_shard_succeeds_a_missing_name_fails_its_owner_and_nothing_at_all_still_fails(
@@ -121,8 +130,12 @@ def test_an_empty_shard_succeeds_a_missing_name_fails_its_owner_and_nothing_at_a
     pg18.sql(f"CREATE DATABASE {dbname}")
     missing = f"{dbname}_gone"
     base = {"BACKUP_GLOBALS": "false", "BACKUP_RUN_TIMESTAMP": STAMP}
-    results = [run_pgbackup(bucket.job_env(pg18, bindir18, "few", BACKUP_DATABASES=f"{dbname},{missing}",
-                                           BACKUP_SHARD=f"{i}/3", **base)) for i in range(3)]
+    results = [
+        run_pgbackup(
+            bucket.job_env(pg18, bindir18, "few", BACKUP_DATABASES=f"{dbname},{missing}", BACKUP_SHARD=f"{i}/3", **base)
+        )
+        for i in range(3)
+    ]
     for index, result in enumerate(results):
         owns = Shard(index, 3).owns
         assert result.returncode == (1 if owns(missing) else 0), result.stdout + result.stderr
@@ -133,8 +146,17 @@ def test_an_empty_shard_succeeds_a_missing_name_fails_its_owner_and_nothing_at_a
     assert f"run {STAMP} shard {empty[0]}/3 finished: 0 ok, 0 failed" in results[empty[0]].stdout
     assert [k.split("/")[1] for k in bucket.keys("few/")] == [dbname, dbname]
 
-    nothing = run_pgbackup(bucket.job_env(pg18, bindir18, "none", BACKUP_DATABASES=f"{dbname}",
-                                          BACKUP_EXCLUDE_DATABASES=dbname, BACKUP_SHARD=f"{empty[0]}/3", **base))
+    nothing = run_pgbackup(
+        bucket.job_env(
+            pg18,
+            bindir18,
+            "none",
+            BACKUP_DATABASES=f"{dbname}",
+            BACKUP_EXCLUDE_DATABASES=dbname,
+            BACKUP_SHARD=f"{empty[0]}/3",
+            **base,
+        )
+    )
     assert nothing.returncode == 1 and "no databases to back up" in nothing.stdout
 
 
@@ -142,11 +164,21 @@ def test_the_cronjobs_scheduled_minute_in_the_job_name_is_the_timestamp(
     pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
-    result = run_pgbackup(bucket.job_env(pg18, bindir18, "cron", BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false",
-                                         BACKUP_JOB_NAME="pgbackup-x-29400000"))
+    result = run_pgbackup(
+        bucket.job_env(
+            pg18,
+            bindir18,
+            "cron",
+            BACKUP_DATABASES=dbname,
+            BACKUP_GLOBALS="false",
+            BACKUP_JOB_NAME="pgbackup-x-29400000",
+        )
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert bucket.keys("cron/") == [f"cron/{dbname}/20251124T160000Z.manifest.json",
-                                    f"cron/{dbname}/20251124T160000Z.sql.gz"]  # minute 29400000 = 1764000000 s
+    assert bucket.keys("cron/") == [
+        f"cron/{dbname}/20251124T160000Z.manifest.json",
+        f"cron/{dbname}/20251124T160000Z.sql.gz",
+    ]  # minute 29400000 = 1764000000 s
 
 
 @pytest.mark.parametrize("value", ["3/3", "1/0", "one/3", "1:3"])
@@ -159,8 +191,14 @@ def test_a_bad_shard_exits_2_with_one_line(value: str, tmp_path: Path) -> None:
 
 def test_retention_with_shards_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
     with Receiver() as receiver:
-        result = run_pgbackup({"BACKUP_DESTINATION": f"file://{tmp_path}", "BACKUP_SHARD": "0/2",
-                               "BACKUP_RETENTION": "last=3", "BACKUP_HEALTHCHECK_URL": f"{receiver.url}/ping"})
+        result = run_pgbackup(
+            {
+                "BACKUP_DESTINATION": f"file://{tmp_path}",
+                "BACKUP_SHARD": "0/2",
+                "BACKUP_RETENTION": "last=3",
+                "BACKUP_HEALTHCHECK_URL": f"{receiver.url}/ping",
+            }
+        )
     assert result.returncode == 2 and receiver.requests == []
     [line] = result.stderr.splitlines()
     assert "BACKUP_RETENTION is refused with BACKUP_SHARD=0/2" in line and "pgbackup prune" in line
@@ -172,13 +210,23 @@ def test_only_the_last_shard_to_finish_pings_success_and_a_failing_shard_pings_f
     names = balanced(dbname, 6)
     make_databases(pg18, names)
     with Receiver() as receiver:
+
         def shard(index: int, stamp: str, **extra: str) -> tuple[Any, list[str]]:
             seen = len(receiver.requests)
-            env = bucket.job_env(pg18, bindir18, "hc", BACKUP_DATABASES=f"{dbname}_*", BACKUP_SHARD=f"{index}/3",
-                                 BACKUP_RUN_TIMESTAMP=stamp, BACKUP_RUN_ID=f"run-{stamp}",
-                                 BACKUP_HEALTHCHECK_URL=f"{receiver.url}/ping", BACKUP_NOTIFY_ON="always",
-                                 BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify",
-                                 BACKUP_METRICS_PUSHGATEWAY_URL=f"{receiver.url}/gw", **extra)
+            env = bucket.job_env(
+                pg18,
+                bindir18,
+                "hc",
+                BACKUP_DATABASES=f"{dbname}_*",
+                BACKUP_SHARD=f"{index}/3",
+                BACKUP_RUN_TIMESTAMP=stamp,
+                BACKUP_RUN_ID=f"run-{stamp}",
+                BACKUP_HEALTHCHECK_URL=f"{receiver.url}/ping",
+                BACKUP_NOTIFY_ON="always",
+                BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{receiver.port}/notify",
+                BACKUP_METRICS_PUSHGATEWAY_URL=f"{receiver.url}/gw",
+                **extra,
+            )
             result = run_pgbackup(env)
             return result, [r.method + " " + r.path for r in receiver.requests[seen:]]
 

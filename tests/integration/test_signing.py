@@ -38,7 +38,11 @@ def test_keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites(t
 
 @pytest.mark.parametrize("content", ["missing", "garbage", "age identity", "rsa"])
 def test_a_key_file_that_cannot_be_used_stops_the_run_in_one_line_without_its_contents(
-    pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path, content: str,
+    pg18: Cluster,
+    bindir18: Path,
+    dbname: str,
+    tmp_path: Path,
+    content: str,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     key = tmp_path / "key.pem"
@@ -48,8 +52,11 @@ def test_a_key_file_that_cannot_be_used_stops_the_run_in_one_line_without_its_co
     elif content == "age identity":
         key.write_text(f"# created: 2026\n{secret}\n")
     elif content == "rsa":
-        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out",
-                        str(key)], check=True, capture_output=True)
+        subprocess.run(
+            ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", str(key)],
+            check=True,
+            capture_output=True,
+        )
     env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_SIGNING_KEY_FILE=str(key))
 
     result = run_pgbackup(env)
@@ -62,21 +69,36 @@ def test_a_key_file_that_cannot_be_used_stops_the_run_in_one_line_without_its_co
 
 
 def test_a_rotation_trusts_both_keys_until_the_old_one_is_dropped(
-    pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     old_key, old_public = _key(tmp_path, "old.pem")
     new_key, new_public = _key(tmp_path, "new.pem")
-    base = {k: v for k, v in job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname,
-                                     BACKUP_GLOBALS="false").items() if k not in SIGNED}
+    base = {
+        k: v
+        for k, v in job_env(
+            pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false"
+        ).items()
+        if k not in SIGNED
+    }
     assert run_pgbackup({**base, "BACKUP_SIGNING_KEY_FILE": str(old_key)}).returncode == 0
     wait_for_next_second()
     assert run_pgbackup({**base, "BACKUP_SIGNING_KEY_FILE": str(new_key)}).returncode == 0
 
     both = run_pgbackup({**base, "BACKUP_SIGNING_PUBLIC_KEYS": f"{old_public}\n{new_public}"}, "list")
     only_new = run_pgbackup({**base, "BACKUP_SIGNING_PUBLIC_KEYS": new_public}, "list")
-    restored = run_pgbackup({**base, "BACKUP_SIGNING_PUBLIC_KEYS": new_public}, "restore", "--database", dbname,
-                            "--target", f"{dbname}_r", "--create")
+    restored = run_pgbackup(
+        {**base, "BACKUP_SIGNING_PUBLIC_KEYS": new_public},
+        "restore",
+        "--database",
+        dbname,
+        "--target",
+        f"{dbname}_r",
+        "--create",
+    )
 
     assert both.stdout.count("complete, signed") == 2, both.stdout
     assert only_new.stdout.count("complete, signed") == 1 and "UNTRUSTED: signed by key" in only_new.stdout
@@ -94,8 +116,9 @@ def test_unsigned_backups_once_keys_are_configured(pg18: Cluster, bindir18: Path
 
     listed = run_pgbackup(signed_env, "list", "--database", dbname)
     refused = run_pgbackup(signed_env, "restore", "--database", dbname, "--target", f"{dbname}_a", "--create")
-    allowed = run_pgbackup(signed_env, "restore", "--database", dbname, "--target", f"{dbname}_b", "--create",
-                           "--allow-unsigned")
+    allowed = run_pgbackup(
+        signed_env, "restore", "--database", dbname, "--target", f"{dbname}_b", "--create", "--allow-unsigned"
+    )
     drill = run_pgbackup(signed_env, "verify", "--database", dbname)
     kept = run_pgbackup({**signed_env, "BACKUP_RETENTION": "last=1"}, "prune")
 
@@ -104,8 +127,9 @@ def test_unsigned_backups_once_keys_are_configured(pg18: Cluster, bindir18: Path
     assert "--allow-unsigned" in refused.stdout
     assert allowed.returncode == 0 and pg18.sql("SELECT x FROM t", f"{dbname}_b") == [(1,)]
     assert drill.returncode == 1 and "no signed backup to verify" in drill.stdout
-    assert kept.returncode == 0 and len(list((tmp_path / "b" / dbname).glob("*.sql.gz"))) == 1, \
+    assert kept.returncode == 0 and len(list((tmp_path / "b" / dbname).glob("*.sql.gz"))) == 1, (
         "no signed backup is kept yet, so the unsigned one stays"
+    )
 
     wait_for_next_second()
     assert run_pgbackup(signed_env).returncode == 0
@@ -118,12 +142,18 @@ def test_unsigned_backups_once_keys_are_configured(pg18: Cluster, bindir18: Path
 
 
 def test_restore_clean_of_an_unsigned_backup_needs_the_flag(
-    pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT 1 AS x", dbname)
-    env = {k: v for k, v in job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname).items()
-           if k not in SIGNED}
+    env = {
+        k: v
+        for k, v in job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname).items()
+        if k not in SIGNED
+    }
     assert run_pgbackup(env).returncode == 0
     pg18.sql("INSERT INTO t VALUES (2)", dbname)
 

@@ -48,8 +48,14 @@ def _tenant(cluster: Cluster, database: str) -> str:
     cluster.sql(f"CREATE DATABASE {database} OWNER {tenant}")
     cluster.sql(f"GRANT CREATE ON SCHEMA public TO {tenant}", database)
     cluster.sql(f"ALTER SCHEMA public OWNER TO {tenant}", database)
-    with closing(psycopg2.connect(host=cluster.host, port=cluster.port, user=tenant, password="tenant-secret",
-                                  dbname=database)) as connection, connection.cursor() as cursor:
+    with (
+        closing(
+            psycopg2.connect(
+                host=cluster.host, port=cluster.port, user=tenant, password="tenant-secret", dbname=database
+            )
+        ) as connection,
+        connection.cursor() as cursor,
+    ):
         cursor.execute(TENANT_SQL.format(tenant=tenant))  # as the tenant: its own session, its own rights
         connection.commit()
     assert not _superuser(cluster, tenant)
@@ -61,7 +67,11 @@ def _superuser(cluster: Cluster, role: str) -> bool:
 
 
 def test_the_drill_refuses_the_backed_up_server_and_runs_on_a_scratch_server(
-    pg18: Cluster, fresh_pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    fresh_pg18: Cluster,
+    bindir18: Path,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     tenant = _tenant(pg18, dbname)
     env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname)
@@ -70,11 +80,19 @@ def test_the_drill_refuses_the_backed_up_server_and_runs_on_a_scratch_server(
 
     refused = run_pgbackup(env, "verify")
     fresh_pg18.sql(f"CREATE ROLE {tenant} LOGIN")  # the roles come first to a scratch server (restore --globals)
-    scratch = {"BACKUP_VERIFY_PGHOST": fresh_pg18.host, "BACKUP_VERIFY_PGPORT": str(fresh_pg18.port),
-               "BACKUP_VERIFY_PGUSER": "postgres", "BACKUP_VERIFY_PGPASSWORD": fresh_pg18.password}
+    scratch = {
+        "BACKUP_VERIFY_PGHOST": fresh_pg18.host,
+        "BACKUP_VERIFY_PGPORT": str(fresh_pg18.port),
+        "BACKUP_VERIFY_PGUSER": "postgres",
+        "BACKUP_VERIFY_PGPASSWORD": fresh_pg18.password,
+    }
     drilled = run_pgbackup({**env, **scratch}, "verify")
-    same = {"BACKUP_VERIFY_PGHOST": pg18.host, "BACKUP_VERIFY_PGPORT": str(pg18.port),
-            "BACKUP_VERIFY_PGUSER": "postgres", "BACKUP_VERIFY_PGPASSWORD": pg18.password}
+    same = {
+        "BACKUP_VERIFY_PGHOST": pg18.host,
+        "BACKUP_VERIFY_PGPORT": str(pg18.port),
+        "BACKUP_VERIFY_PGUSER": "postgres",
+        "BACKUP_VERIFY_PGPASSWORD": pg18.password,
+    }
     disguised = run_pgbackup({**env, **same}, "verify")
 
     assert refused.returncode == 1 and "no scratch server is configured" in refused.stdout, refused.stdout
@@ -84,7 +102,10 @@ def test_the_drill_refuses_the_backed_up_server_and_runs_on_a_scratch_server(
 
 
 def test_a_superuser_restores_a_tenants_database_only_when_told(
-    pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     tenant = _tenant(pg18, dbname)
     env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname)
@@ -110,7 +131,10 @@ def test_a_superuser_restores_a_tenants_database_only_when_told(
 
 
 def test_the_owner_restores_its_own_database_and_gains_nothing(
-    pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     tenant = _tenant(pg18, dbname)
     env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
@@ -126,7 +150,10 @@ def test_the_owner_restores_its_own_database_and_gains_nothing(
 
 
 def test_a_manifest_from_before_owners_were_recorded_is_refused_the_same_way(
-    pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     _tenant(pg18, dbname)
     env = job_env(pg18, f"file://{tmp_path}/b", bindir18, BACKUP_DATABASES=dbname, BACKUP_GLOBALS="false")
@@ -142,7 +169,10 @@ def test_a_manifest_from_before_owners_were_recorded_is_refused_the_same_way(
 
 
 def test_a_database_owned_by_superusers_only_restores_without_asking(
-    pg18: Cluster, bindir18: Path, dbname: str, tmp_path: Path,
+    pg18: Cluster,
+    bindir18: Path,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT 1 AS x", dbname)

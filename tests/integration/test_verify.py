@@ -29,16 +29,21 @@ def test_verify_restores_each_database_and_matches_row_counts(
 ) -> None:
     make_sample(pg18, f"{dbname}_a", rows=30_000)
     make_sample(pg18, f"{dbname}_b", rows=10)
-    pg18.sql("CREATE TABLE parted (id int, k text) PARTITION BY LIST (k);"
-             " CREATE TABLE parted_x PARTITION OF parted FOR VALUES IN ('x');"
-             " CREATE TABLE parted_y PARTITION OF parted FOR VALUES IN ('y');"
-             " INSERT INTO parted SELECT g, CASE WHEN g % 3 = 0 THEN 'x' ELSE 'y' END FROM generate_series(1, 900) g;"
-             ' CREATE TABLE "Odd ""Name"" 1" (v text); INSERT INTO "Odd ""Name"" 1" VALUES (E\'a\\nb\'), (\'\\.\')',
-             f"{dbname}_a")
+    pg18.sql(
+        "CREATE TABLE parted (id int, k text) PARTITION BY LIST (k);"
+        " CREATE TABLE parted_x PARTITION OF parted FOR VALUES IN ('x');"
+        " CREATE TABLE parted_y PARTITION OF parted FOR VALUES IN ('y');"
+        " INSERT INTO parted SELECT g, CASE WHEN g % 3 = 0 THEN 'x' ELSE 'y' END FROM generate_series(1, 900) g;"
+        ' CREATE TABLE "Odd ""Name"" 1" (v text); INSERT INTO "Odd ""Name"" 1" VALUES (E\'a\\nb\'), (\'\\.\')',
+        f"{dbname}_a",
+    )
     _backup(bucket, pg18, bindir18, f"{dbname}_a", f"{dbname}_b")
     facts = json.loads(bucket.get(next(k for k in bucket.keys(f"prod/{dbname}_a/") if k.endswith(".json"))))
     assert facts["row_counts"] == {
-        "public.bulk": 30_000, "shop.orders": 3, "public.parted_x": 300, "public.parted_y": 600,
+        "public.bulk": 30_000,
+        "shop.orders": 3,
+        "public.parted_x": 300,
+        "public.parted_y": 600,
         'public."Odd ""Name"" 1"': 2,
     }
 
@@ -95,8 +100,14 @@ def test_sigterm_during_a_drill_drops_the_scratch_database(
     stalling = fake_tool(tmp_path / "bin", bindir18, "psql", '{ head -c 1000000; sleep 600; } | "$REAL" "$@"')
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
     env.update(bucket.job_env(pg18, stalling, "prod"))
-    process = subprocess.Popen([sys.executable, "-m", "backup_job", "verify", "--database", dbname],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT / "tests")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backup_job", "verify", "--database", dbname],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT / "tests",
+    )
     try:
         wait_for(lambda: pg18.sql(SCRATCH) != [], timeout=60, what="the scratch database")
         process.send_signal(signal.SIGTERM)
@@ -108,7 +119,9 @@ def test_sigterm_during_a_drill_drops_the_scratch_database(
     assert pg18.sql(SCRATCH) == []
 
 
-def test_verify_on_a_separate_scratch_server(pg18: Cluster, fresh_pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+def test_verify_on_a_separate_scratch_server(
+    pg18: Cluster, fresh_pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
     make_sample(pg18, dbname, rows=1_000)
     _backup(bucket, pg18, bindir18, dbname)
     scratch = fresh_pg18.env()

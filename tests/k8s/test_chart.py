@@ -50,23 +50,43 @@ def test_values_schema_rejects_nonsense(helm: Path) -> None:
     assert result.returncode != 0 and "namespaces" in result.stderr
 
 
-@pytest.mark.parametrize("values", [
-    {},
-    {"rbac": {"clusterWide": False, "namespaces": ["default", "kube-public"]}},
-    {"backups": "example"},
-    {"podSecurityContext": {"runAsUser": 1000680000, "fsGroup": 1000680000}, "priorityClassName": "ops",
-     "imagePullSecrets": [{"name": "registry"}]},
-])
-def test_rendered_manifests_pass_server_side_dry_run(helm: Path, kube: KubeEnv, tmp_path: Path, values: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"rbac": {"clusterWide": False, "namespaces": ["default", "kube-public"]}},
+        {"backups": "example"},
+        {
+            "podSecurityContext": {"runAsUser": 1000680000, "fsGroup": 1000680000},
+            "priorityClassName": "ops",
+            "imagePullSecrets": [{"name": "registry"}],
+        },
+    ],
+)
+def test_rendered_manifests_pass_server_side_dry_run(
+    helm: Path, kube: KubeEnv, tmp_path: Path, values: dict[str, Any]
+) -> None:
     """In a namespace that warns on the restricted Pod Security Standard: the operator's pod
     template must not trip it."""
     if values.get("backups") == "example":
         values = {"backups": [_example_backup()]}
     (tmp_path / "values.json").write_text(json.dumps(values))
     kube.plane.kubectl("create", "namespace", "pgbackup-dry", check=False)
-    kube.plane.kubectl("label", "--overwrite", "namespace", "pgbackup-dry", "pod-security.kubernetes.io/warn=restricted")
-    rendered = run(helm, kube, "template", "pgb", str(CHART), "-n", "pgbackup-dry", "--include-crds",
-                   "-f", str(tmp_path / "values.json")).stdout
+    kube.plane.kubectl(
+        "label", "--overwrite", "namespace", "pgbackup-dry", "pod-security.kubernetes.io/warn=restricted"
+    )
+    rendered = run(
+        helm,
+        kube,
+        "template",
+        "pgb",
+        str(CHART),
+        "-n",
+        "pgbackup-dry",
+        "--include-crds",
+        "-f",
+        str(tmp_path / "values.json"),
+    ).stdout
     (tmp_path / "rendered.yaml").write_text(rendered)
     kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
     assert {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "Deployment"} <= kinds
@@ -82,12 +102,21 @@ def test_the_notes_warn_of_unsigned_backups_and_of_drills_without_a_scratch_serv
 ) -> None:
     example = _example_backup()
     unsigned = {**example, "name": "unsigned", "spec": {k: v for k, v in example["spec"].items() if k != "signing"}}
-    lonely = {**example, "name": "lonely", "namespace": "db", "spec": {**example["spec"], "verify": {"schedule": "@weekly"}}}
-    trusted = {**example, "name": "trusted", "spec": {**example["spec"], "verify": {"schedule": "@weekly",
-                                                                                   "onBackupServer": True}}}
+    lonely = {
+        **example,
+        "name": "lonely",
+        "namespace": "db",
+        "spec": {**example["spec"], "verify": {"schedule": "@weekly"}},
+    }
+    trusted = {
+        **example,
+        "name": "trusted",
+        "spec": {**example["spec"], "verify": {"schedule": "@weekly", "onBackupServer": True}},
+    }
     (tmp_path / "values.json").write_text(json.dumps({"backups": [example, unsigned, lonely, trusted]}))
-    notes = run(helm, kube, "install", "pgb", str(CHART), "-n", "ops", "--dry-run=client",
-                "-f", str(tmp_path / "values.json")).stdout.split("NOTES:", 1)[1]
+    notes = run(
+        helm, kube, "install", "pgb", str(CHART), "-n", "ops", "--dry-run=client", "-f", str(tmp_path / "values.json")
+    ).stdout.split("NOTES:", 1)[1]
     warnings = [" ".join(w.split()) for w in notes.split("WARNING: ")[1:]]
     assert [w.split(" has ")[0] for w in warnings] == ["PgBackup default/unsigned", "PgBackup db/lonely"]
     assert "whoever can write its bucket is trusted like the database superuser" in warnings[0]
@@ -114,8 +143,12 @@ def test_monitoring_objects_render_only_when_asked(helm: Path, tmp_path: Path) -
     assert service["spec"]["ports"][0]["port"] == 9090 and service["metadata"]["name"] == "pgb-pgbackup-metrics"
     env = {e["name"]: e.get("value") for e in default["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PGBACKUP_METRICS_PORT"] == "9090"
-    everything = kinds("metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true",
-                       "metrics.grafanaDashboard.enabled=true", "metrics.serviceMonitor.labels.release=prom")
+    everything = kinds(
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.grafanaDashboard.enabled=true",
+        "metrics.serviceMonitor.labels.release=prom",
+    )
     monitor = everything["ServiceMonitor"]
     assert monitor["metadata"]["labels"]["release"] == "prom" and monitor["spec"]["endpoints"][0]["port"] == "metrics"
     rules = yaml.safe_load((ROOT / "deploy" / "monitoring" / "prometheus-rules.yaml").read_text())
@@ -138,25 +171,40 @@ def _deployment(helm: Path, *sets: str) -> dict[str, Any]:
 def test_the_operator_pod_fixes_no_ids_and_takes_overrides(helm: Path) -> None:
     pod = _deployment(helm)["spec"]["template"]["spec"]
     assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-    assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                                       "capabilities": {"drop": ["ALL"]}}
+    assert pod["containers"][0]["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert "imagePullSecrets" not in pod and "priorityClassName" not in pod
 
-    pod = _deployment(helm, "podSecurityContext.runAsUser=1000680000", "podSecurityContext.fsGroup=1000680000",
-                      "securityContext.runAsGroup=0", "imagePullSecrets[0].name=registry",
-                      "priorityClassName=ops")["spec"]["template"]["spec"]
-    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
-                                      "runAsUser": 1000680000, "fsGroup": 1000680000}  # merged over the defaults
+    pod = _deployment(
+        helm,
+        "podSecurityContext.runAsUser=1000680000",
+        "podSecurityContext.fsGroup=1000680000",
+        "securityContext.runAsGroup=0",
+        "imagePullSecrets[0].name=registry",
+        "priorityClassName=ops",
+    )["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsUser": 1000680000,
+        "fsGroup": 1000680000,
+    }  # merged over the defaults
     assert pod["containers"][0]["securityContext"]["runAsGroup"] == 0
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["imagePullSecrets"] == [{"name": "registry"}] and pod["priorityClassName"] == "ops"
 
 
-@pytest.mark.parametrize(("setting", "complaint"), [
-    ("podSecurityContext.runAsUser=-1", "runAsUser"),
-    ("imagePullSecrets[0].secret=registry", "imagePullSecrets"),
-    ("priorityClassName=1", "priorityClassName"),
-])
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("podSecurityContext.runAsUser=-1", "runAsUser"),
+        ("imagePullSecrets[0].secret=registry", "imagePullSecrets"),
+        ("priorityClassName=1", "priorityClassName"),
+    ],
+)
 def test_values_schema_checks_the_pod_settings(helm: Path, setting: str, complaint: str) -> None:
     result = run(helm, None, "template", "x", str(CHART), "--set", setting, check=False)  # 1 is a number here
     assert result.returncode != 0 and complaint in result.stderr, result.stderr
@@ -187,8 +235,10 @@ def test_helm_install_runs_the_operator_with_the_chart_s_account_and_uninstall_c
     namespace, watched = "pgbackup-helm", "h-watched"
     for name in (namespace, watched):
         kube.plane.kubectl("create", "namespace", name, check=False)
-    values = {"rbac": {"clusterWide": False, "namespaces": [watched]}, "backups": [
-        {**_example_backup(), "name": "via-helm", "namespace": watched}]}
+    values = {
+        "rbac": {"clusterWide": False, "namespaces": [watched]},
+        "backups": [{**_example_backup(), "name": "via-helm", "namespace": watched}],
+    }
     (tmp_path / "values.json").write_text(json.dumps(values))
     run(helm, kube, "install", "pgb", str(CHART), "-n", namespace, "-f", str(tmp_path / "values.json"), "--wait=false")
     assert kube.pgbackup(watched, "via-helm")["spec"]["schedule"] == "30 2 * * *"
@@ -196,8 +246,11 @@ def test_helm_install_runs_the_operator_with_the_chart_s_account_and_uninstall_c
     kube.plane.wait_for_discovery()  # the chart just created the CRD
     with OperatorProcess(kube, service_account=("pgb-pgbackup", namespace), namespaces=[watched]):
         wait_for(lambda: kube.cronjob(watched, "pgbackup-via-helm"), timeout=60, what="the CronJob")
-        wait_for(lambda: (kube.condition(watched, "via-helm", "Ready") or {}).get("status") == "True",
-                 timeout=30, what="Ready")
+        wait_for(
+            lambda: (kube.condition(watched, "via-helm", "Ready") or {}).get("status") == "True",
+            timeout=30,
+            what="Ready",
+        )
 
     run(helm, kube, "uninstall", "pgb", "-n", namespace, "--wait")
 

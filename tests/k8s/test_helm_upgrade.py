@@ -63,26 +63,41 @@ def _ready(kube: KubeEnv, name: str) -> bool:
     return (kube.condition(WATCHED, name, "Ready") or {}).get("status") == "True"
 
 
-def test_helm_upgrade_with_the_new_crds_keeps_old_pgbackups_working(helm: Path, plane: KubeEnv,
-                                                                   tmp_path: Path) -> None:
+def test_helm_upgrade_with_the_new_crds_keeps_old_pgbackups_working(helm: Path, plane: KubeEnv, tmp_path: Path) -> None:
     kube = plane
     kube.plane.kubectl("apply", "--server-side", "-f", str(OLD_CRD))
     kube.plane.kubectl("wait", "--for=condition=Established", "crd/pgbackups.pgbackup.io", "--timeout=60s")
     for name in (NAMESPACE, WATCHED):
         kube.plane.kubectl("create", "namespace", name)
     old_spec = _old_spec()
-    values: dict[str, Any] = {"rbac": {"clusterWide": False, "namespaces": [WATCHED]},
-                              "backups": [{"name": "from-values", "namespace": WATCHED, "spec": old_spec}]}
+    values: dict[str, Any] = {
+        "rbac": {"clusterWide": False, "namespaces": [WATCHED]},
+        "backups": [{"name": "from-values", "namespace": WATCHED, "spec": old_spec}],
+    }
     (tmp_path / "values.json").write_text(json.dumps(values))
-    run(helm, kube, "install", "pgb", str(CHART), "-n", NAMESPACE, "--skip-crds", "-f", str(tmp_path / "values.json"),
-        "--wait=false")
+    run(
+        helm,
+        kube,
+        "install",
+        "pgb",
+        str(CHART),
+        "-n",
+        NAMESPACE,
+        "--skip-crds",
+        "-f",
+        str(tmp_path / "values.json"),
+        "--wait=false",
+    )
     kube.create_pgbackup(WATCHED, "by-hand", {k: v for k, v in _example_spec().items() if k != "signing"})
     kube.plane.wait_for_discovery()
     with OperatorProcess(kube, service_account=("pgb-pgbackup", NAMESPACE), namespaces=[WATCHED]):
         for name in ("from-values", "by-hand"):
             wait_for(lambda name=name: _ready(kube, name), timeout=60, what=f"{name} Ready under the old CRD")
-        wait_for(lambda: _condition(kube, "from-values", "VerifyIsolated") == ("False", "NoScratchServer"),
-                 timeout=30, what="the old drill without a scratch server reported")
+        wait_for(
+            lambda: _condition(kube, "from-values", "VerifyIsolated") == ("False", "NoScratchServer"),
+            timeout=30,
+            what="the old drill without a scratch server reported",
+        )
         assert kube.cronjob(WATCHED, "pgbackup-from-values-verify") is not None, "and still rendered"
 
     kube.plane.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))  # the documented upgrade step
@@ -90,21 +105,39 @@ def test_helm_upgrade_with_the_new_crds_keeps_old_pgbackups_working(helm: Path, 
     # New fields, through helm upgrade: sharding, and what the upgrade note (docs/kubernetes.md) asks of a
     # PgBackup with a drill (a scratch server) and of every one (a signing key).
     example = _example_spec()
-    values["backups"][0]["spec"] = {**old_spec, "parallelism": 2, "signing": example["signing"],
-                                    "verify": example["verify"]}
+    values["backups"][0]["spec"] = {
+        **old_spec,
+        "parallelism": 2,
+        "signing": example["signing"],
+        "verify": example["verify"],
+    }
     (tmp_path / "values.json").write_text(json.dumps(values))
     run(helm, kube, "upgrade", "pgb", str(CHART), "-n", NAMESPACE, "-f", str(tmp_path / "values.json"), "--wait=false")
     kube.plane.wait_for_discovery()
 
     with OperatorProcess(kube, service_account=("pgb-pgbackup", NAMESPACE), namespaces=[WATCHED]):
-        wait_for(lambda: ((kube.cronjob(WATCHED, "pgbackup-from-values") or {}).get("spec", {}).get("jobTemplate", {})
-                          .get("spec", {}).get("completionMode")) == "Indexed", timeout=60,
-                 what="the upgraded PgBackup's CronJob sharded")
+        wait_for(
+            lambda: (
+                (
+                    (kube.cronjob(WATCHED, "pgbackup-from-values") or {})
+                    .get("spec", {})
+                    .get("jobTemplate", {})
+                    .get("spec", {})
+                    .get("completionMode")
+                )
+                == "Indexed"
+            ),
+            timeout=60,
+            what="the upgraded PgBackup's CronJob sharded",
+        )
         old = kube.pgbackup(WATCHED, "by-hand")
         assert old["spec"]["parallelism"] == 1, "the new field's default, applied to an old object"
         wait_for(lambda: _ready(kube, "by-hand") and _ready(kube, "from-values"), timeout=60, what="both Ready")
-        wait_for(lambda: _condition(kube, "from-values", "VerifyIsolated") == ("True", "ScratchServer"), timeout=60,
-                 what="the upgraded PgBackup's drill on its scratch server")
+        wait_for(
+            lambda: _condition(kube, "from-values", "VerifyIsolated") == ("True", "ScratchServer"),
+            timeout=60,
+            what="the upgraded PgBackup's drill on its scratch server",
+        )
         assert _condition(kube, "from-values", "Signed") == ("True", "SigningKeyConfigured")
         assert _condition(kube, "by-hand", "Signed") == ("False", "NoSigningKey"), "an old object works, unsigned"
         cronjob = kube.cronjob(WATCHED, "pgbackup-by-hand")

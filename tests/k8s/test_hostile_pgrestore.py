@@ -24,8 +24,14 @@ HOSTILE = "$(AWS_SECRET_ACCESS_KEY)"
 
 
 def test_a_pgrestore_target_naming_a_variable_is_restored_into_that_literal_name(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
-    bucket: Bucket, dbname: str, tmp_path: Path,
+    kube: KubeEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    pg18: Cluster,
+    bindir18: Path,
+    bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 100) AS n", dbname)
@@ -34,13 +40,20 @@ def test_a_pgrestore_target_naming_a_variable_is_restored_into_that_literal_name
     kubelet = Kubelet(kube, bindir18, tmp_path)
     _run_pods(kube, kubelet, namespace, _run_now(kube, namespace, "src", "first"))
 
-    _restore(kube, namespace, "steal", {"backupRef": {"name": "src"}, "database": dbname,
-                                        "target": {"database": HOSTILE, "create": True}})
+    _restore(
+        kube,
+        namespace,
+        "steal",
+        {"backupRef": {"name": "src"}, "database": dbname, "target": {"database": HOSTILE, "create": True}},
+    )
     wait_for(lambda: _job_named(kube, namespace, "pgrestore-steal"), timeout=30, what="the restore Job")
     try:
         _run_pods(kube, kubelet, namespace, "pgrestore-steal")
-        wait_for(lambda: _restore_status(kube, namespace, "steal").get("phase") == "Succeeded", timeout=60,
-                 what="phase Succeeded")
+        wait_for(
+            lambda: _restore_status(kube, namespace, "steal").get("phase") == "Succeeded",
+            timeout=60,
+            what="phase Succeeded",
+        )
         assert pg18.sql("SELECT count(*) FROM t", HOSTILE) == [(100,)], "restored into the name as written"
         names = [row[0] for row in pg18.sql("SELECT datname FROM pg_catalog.pg_database")]
         assert SECRET_KEY not in names

@@ -30,8 +30,13 @@ from ..kit.kubelet import (
 )
 
 POD: dict[str, Any] = {
-    "metadata": {"name": "p", "namespace": "n", "uid": "0b5e-11", "labels": {"app": "pgbackup"},
-                 "annotations": {"batch.kubernetes.io/job-completion-index": "3"}},
+    "metadata": {
+        "name": "p",
+        "namespace": "n",
+        "uid": "0b5e-11",
+        "labels": {"app": "pgbackup"},
+        "annotations": {"batch.kubernetes.io/job-completion-index": "3"},
+    },
     "spec": {"restartPolicy": "Never", "containers": [{"name": "pgbackup", "image": "i", "command": ["true"]}]},
 }
 
@@ -46,8 +51,9 @@ def pod(container: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
 class FakeKube:
     """The two reads and the one write a kubelet makes, from dictionaries."""
 
-    def __init__(self, secrets: dict[str, dict[str, str]] | None = None,
-                 config_maps: dict[str, dict[str, str]] | None = None) -> None:
+    def __init__(
+        self, secrets: dict[str, dict[str, str]] | None = None, config_maps: dict[str, dict[str, str]] | None = None
+    ) -> None:
         self.secrets = secrets or {}
         self.config_maps = config_maps or {}
         self.statuses: list[dict[str, Any]] = []
@@ -75,25 +81,44 @@ def sh(script: str, **container: Any) -> dict[str, Any]:
     return {"command": ["sh", "-c", script], **container}
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (pod({"workingDir": "/work"}), "container fields ['workingDir']"),
-    (pod({"env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}),
-     "env NODE: fieldRef spec.nodeName"),
-    (pod({"env": [{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}), "env IP: fieldRef status.podIP"),
-    (pod({"env": [{"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}]}),
-     "env CPU: valueFrom ['resourceFieldRef']"),
-    (pod({"envFrom": [{"secretRef": {"name": "s"}, "configMapRef": {"name": "c"}}]}),
-     "envFrom ['configMapRef', 'secretRef']"),
-    (pod(volumes=[{"name": "data", "hostPath": {"path": "/srv"}}]), "volume data: ['hostPath']"),
-    (pod({"volumeMounts": [{"name": "tmp", "mountPath": "/tmp", "subPath": "x"}]},
-         volumes=[{"name": "tmp", "emptyDir": {}}]), "volumeMount ['mountPath', 'name', 'subPath']"),
-    (pod(initContainers=[{"name": "init"}]), "pod fields ['initContainers']"),
-    (pod(securityContext={"sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}),
-     "pod securityContext ['sysctls']"),
-    (pod({"securityContext": {"windowsOptions": {}}}), "container securityContext ['windowsOptions']"),
-    (pod({"securityContext": {"privileged": True}}), "privileged containers"),
-    (pod({"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}), "added capabilities"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (pod({"workingDir": "/work"}), "container fields ['workingDir']"),
+        (
+            pod({"env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}),
+            "env NODE: fieldRef spec.nodeName",
+        ),
+        (
+            pod({"env": [{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}),
+            "env IP: fieldRef status.podIP",
+        ),
+        (
+            pod({"env": [{"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}]}),
+            "env CPU: valueFrom ['resourceFieldRef']",
+        ),
+        (
+            pod({"envFrom": [{"secretRef": {"name": "s"}, "configMapRef": {"name": "c"}}]}),
+            "envFrom ['configMapRef', 'secretRef']",
+        ),
+        (pod(volumes=[{"name": "data", "hostPath": {"path": "/srv"}}]), "volume data: ['hostPath']"),
+        (
+            pod(
+                {"volumeMounts": [{"name": "tmp", "mountPath": "/tmp", "subPath": "x"}]},
+                volumes=[{"name": "tmp", "emptyDir": {}}],
+            ),
+            "volumeMount ['mountPath', 'name', 'subPath']",
+        ),
+        (pod(initContainers=[{"name": "init"}]), "pod fields ['initContainers']"),
+        (
+            pod(securityContext={"sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}),
+            "pod securityContext ['sysctls']",
+        ),
+        (pod({"securityContext": {"windowsOptions": {}}}), "container securityContext ['windowsOptions']"),
+        (pod({"securityContext": {"privileged": True}}), "privileged containers"),
+        (pod({"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}), "added capabilities"),
+    ],
+)
 def test_what_it_does_not_implement_fails_loudly(body: dict[str, Any], message: str, tmp_path: Path) -> None:
     with pytest.raises(NotImplementedByStandIn, match=message.replace("[", r"\[").replace("]", r"\]")):
         kubelet(tmp_path).run(body)
@@ -107,79 +132,114 @@ def test_paths_inside_the_container_map_to_local_ones(tmp_path: Path) -> None:
     assert _local("s3://bucket/tmp", paths) == "s3://bucket/tmp"
 
 
-@pytest.mark.parametrize(("text", "expanded"), [
-    ("$(A)", "alpha"),
-    ("$(A)/$(B)", "alpha/"),                     # defined as empty: replaced by nothing
-    ("x$(A)y$(A)z", "xalphayalphaz"),
-    ("$(UNKNOWN)", "$(UNKNOWN)"),                # not defined (yet): left as written
-    ("$$(A)", "$(A)"),                           # $$ is one literal $, the rest is text
-    ("$$$(A)", "$alpha"),
-    ("$$$$", "$$"),
-    ("100$", "100$"),                            # a $ at the end stays
-    ("$A and $1", "$A and $1"),                  # a $ not followed by ( stays, with its character
-    ("$(A", "$(A"),                              # unclosed: left as written
-    ("$()", "$()"),
-    ("$(A)$(", "alpha$("),
-    ("$(A$(B))", "$(A$(B))"),                    # the name runs to the first ): "A$(B" is not defined
-    ("é$(A)é", "éalphaé"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("text", "expanded"),
+    [
+        ("$(A)", "alpha"),
+        ("$(A)/$(B)", "alpha/"),  # defined as empty: replaced by nothing
+        ("x$(A)y$(A)z", "xalphayalphaz"),
+        ("$(UNKNOWN)", "$(UNKNOWN)"),  # not defined (yet): left as written
+        ("$$(A)", "$(A)"),  # $$ is one literal $, the rest is text
+        ("$$$(A)", "$alpha"),
+        ("$$$$", "$$"),
+        ("100$", "100$"),  # a $ at the end stays
+        ("$A and $1", "$A and $1"),  # a $ not followed by ( stays, with its character
+        ("$(A", "$(A"),  # unclosed: left as written
+        ("$()", "$()"),
+        ("$(A)$(", "alpha$("),
+        ("$(A$(B))", "$(A$(B))"),  # the name runs to the first ): "A$(B" is not defined
+        ("é$(A)é", "éalphaé"),
+        ("", ""),
+    ],
+)
 def test_expansion_follows_the_kubelet(text: str, expanded: str) -> None:
     assert expand(text, {"A": "alpha", "B": ""}) == expanded
 
 
 def test_env_values_see_only_the_variables_before_them_and_env_from(tmp_path: Path) -> None:
-    body = pod({
-        "envFrom": [{"configMapRef": {"name": "base"}, "prefix": "CM_"}],
-        "env": [
-            {"name": "LATER_REF", "value": "$(SHARD)"},                  # defined below: stays as written
-            {"name": "SHARD_INDEX", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath":
-                                                  "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}},
-            {"name": "SHARD", "value": "$(SHARD_INDEX)/4"},
-            {"name": "FROM_CM", "value": "$(CM_REGION)-x"},
-            {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
-            {"name": "NOT_EXPANDED", "valueFrom": {"secretKeyRef": {"name": "s", "key": "ref"}}},
-            {"name": "EMPTY"},
-            {"name": "GONE", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "k", "optional": True}}},
-            {"name": "ESCAPED", "value": "$$(SHARD)"},
-        ],
-    })
-    env = kubelet(tmp_path, secrets={"s": {"k": "v", "ref": "$(SHARD)"}},
-                  config_maps={"base": {"REGION": "eu"}}).environment(body)
-    assert env == {"CM_REGION": "eu", "LATER_REF": "$(SHARD)", "SHARD_INDEX": "3", "SHARD": "3/4",
-                   "FROM_CM": "eu-x", "SECRET": "v", "NOT_EXPANDED": "$(SHARD)", "EMPTY": "", "ESCAPED": "$(SHARD)"}
+    body = pod(
+        {
+            "envFrom": [{"configMapRef": {"name": "base"}, "prefix": "CM_"}],
+            "env": [
+                {"name": "LATER_REF", "value": "$(SHARD)"},  # defined below: stays as written
+                {
+                    "name": "SHARD_INDEX",
+                    "valueFrom": {
+                        "fieldRef": {
+                            "apiVersion": "v1",
+                            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+                        }
+                    },
+                },
+                {"name": "SHARD", "value": "$(SHARD_INDEX)/4"},
+                {"name": "FROM_CM", "value": "$(CM_REGION)-x"},
+                {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                {"name": "NOT_EXPANDED", "valueFrom": {"secretKeyRef": {"name": "s", "key": "ref"}}},
+                {"name": "EMPTY"},
+                {"name": "GONE", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "k", "optional": True}}},
+                {"name": "ESCAPED", "value": "$$(SHARD)"},
+            ],
+        }
+    )
+    env = kubelet(
+        tmp_path, secrets={"s": {"k": "v", "ref": "$(SHARD)"}}, config_maps={"base": {"REGION": "eu"}}
+    ).environment(body)
+    assert env == {
+        "CM_REGION": "eu",
+        "LATER_REF": "$(SHARD)",
+        "SHARD_INDEX": "3",
+        "SHARD": "3/4",
+        "FROM_CM": "eu-x",
+        "SECRET": "v",
+        "NOT_EXPANDED": "$(SHARD)",
+        "EMPTY": "",
+        "ESCAPED": "$(SHARD)",
+    }
 
 
-@pytest.mark.parametrize(("path", "value"), [
-    ("metadata.name", "p"), ("metadata.namespace", "n"), ("metadata.uid", "0b5e-11"),
-    ("metadata.labels['app']", "pgbackup"), ("metadata.labels['absent']", ""),
-    ("metadata.annotations['batch.kubernetes.io/job-completion-index']", "3"),
-    ("spec.serviceAccountName", "backup-irsa"),
-])
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("metadata.name", "p"),
+        ("metadata.namespace", "n"),
+        ("metadata.uid", "0b5e-11"),
+        ("metadata.labels['app']", "pgbackup"),
+        ("metadata.labels['absent']", ""),
+        ("metadata.annotations['batch.kubernetes.io/job-completion-index']", "3"),
+        ("spec.serviceAccountName", "backup-irsa"),
+    ],
+)
 def test_field_refs_read_the_pod(path: str, value: str) -> None:
     body = pod(serviceAccountName="backup-irsa")
     assert field_value(body, {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": path}}}) == value
 
 
-@pytest.mark.parametrize(("pod_context", "container_context", "expected"), [
-    ({}, {}, Identity(10001, 0, (0,), None)),                                  # the image's USER 10001:0
-    ({"runAsUser": 1000680000, "fsGroup": 1000680000}, {}, Identity(1000680000, 0, (0, 1000680000), 1000680000)),
-    ({"runAsUser": 5, "runAsGroup": 6}, {"runAsUser": 7}, Identity(7, 6, (6,), None)),  # the container wins
-    ({"runAsUser": 5, "supplementalGroups": [8, 9]}, {"runAsGroup": 4}, Identity(5, 4, (4, 8, 9), None)),
-])
-def test_identity_merges_pod_and_container(pod_context: dict[str, Any], container_context: dict[str, Any],
-                                           expected: Identity) -> None:
+@pytest.mark.parametrize(
+    ("pod_context", "container_context", "expected"),
+    [
+        ({}, {}, Identity(10001, 0, (0,), None)),  # the image's USER 10001:0
+        ({"runAsUser": 1000680000, "fsGroup": 1000680000}, {}, Identity(1000680000, 0, (0, 1000680000), 1000680000)),
+        ({"runAsUser": 5, "runAsGroup": 6}, {"runAsUser": 7}, Identity(7, 6, (6,), None)),  # the container wins
+        ({"runAsUser": 5, "supplementalGroups": [8, 9]}, {"runAsGroup": 4}, Identity(5, 4, (4, 8, 9), None)),
+    ],
+)
+def test_identity_merges_pod_and_container(
+    pod_context: dict[str, Any], container_context: dict[str, Any], expected: Identity
+) -> None:
     assert identity(pod({"securityContext": container_context}, securityContext=pod_context)) == expected
 
 
-@pytest.mark.parametrize(("pod_context", "container_context"), [
-    ({"runAsNonRoot": True, "runAsUser": 0}, {}),
-    ({"runAsNonRoot": True}, {"runAsUser": 0}),
-    ({"runAsUser": 0}, {"runAsNonRoot": True}),
-])
-def test_run_as_non_root_with_uid_0_is_refused_like_the_kubelet(pod_context: dict[str, Any],
-                                                                container_context: dict[str, Any],
-                                                                tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("pod_context", "container_context"),
+    [
+        ({"runAsNonRoot": True, "runAsUser": 0}, {}),
+        ({"runAsNonRoot": True}, {"runAsUser": 0}),
+        ({"runAsUser": 0}, {"runAsNonRoot": True}),
+    ],
+)
+def test_run_as_non_root_with_uid_0_is_refused_like_the_kubelet(
+    pod_context: dict[str, Any], container_context: dict[str, Any], tmp_path: Path
+) -> None:
     with pytest.raises(CreateContainerConfigError, match="container's runAsUser breaks non-root policy"):
         kubelet(tmp_path).run(pod({"securityContext": container_context}, securityContext=pod_context))
 
@@ -187,18 +247,34 @@ def test_run_as_non_root_with_uid_0_is_refused_like_the_kubelet(pod_context: dic
 def test_the_pod_runs_as_its_user_with_the_files_a_kubelet_makes(tmp_path: Path) -> None:
     """OpenShift-style: an arbitrary uid with no passwd entry, GID 0, an fsGroup; the image's
     HOME on the emptyDir; a Secret readable through its group; image/scheduling fields ignored."""
-    script = ("id -u; id -g; id -G; echo \"$HOME|$0\"; touch \"$HOME/written\" && echo home-writable; "
-              "stat -L -c '%u:%g %a' \"$KEYDIR/tls.key\"; cat \"$KEYDIR/tls.key\"; echo; "
-              "echo done > \"$1\"; ls -A \"$KEYDIR\" | tr '\\n' ' '")
-    body = pod(sh(script, args=["$(GREETING)", "/dev/termination-log"], env=[{"name": "GREETING", "value": "hi $(USER_NAME)"},
-                                                                   {"name": "KEYDIR", "value": "/etc/tls/client"}],
-                  volumeMounts=[{"name": "tmp", "mountPath": "/tmp"},
-                                {"name": "client", "mountPath": "/etc/tls/client", "readOnly": True}]),
-               securityContext={"runAsNonRoot": True, "runAsUser": anyuid.ANY_UID, "fsGroup": anyuid.ANY_UID,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-               volumes=[{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-                        {"name": "client", "secret": {"secretName": "client", "defaultMode": 0o400}}],
-               priorityClassName="backups", imagePullSecrets=[{"name": "registry"}])
+    script = (
+        'id -u; id -g; id -G; echo "$HOME|$0"; touch "$HOME/written" && echo home-writable; '
+        'stat -L -c \'%u:%g %a\' "$KEYDIR/tls.key"; cat "$KEYDIR/tls.key"; echo; '
+        "echo done > \"$1\"; ls -A \"$KEYDIR\" | tr '\\n' ' '"
+    )
+    body = pod(
+        sh(
+            script,
+            args=["$(GREETING)", "/dev/termination-log"],
+            env=[{"name": "GREETING", "value": "hi $(USER_NAME)"}, {"name": "KEYDIR", "value": "/etc/tls/client"}],
+            volumeMounts=[
+                {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "client", "mountPath": "/etc/tls/client", "readOnly": True},
+            ],
+        ),
+        securityContext={
+            "runAsNonRoot": True,
+            "runAsUser": anyuid.ANY_UID,
+            "fsGroup": anyuid.ANY_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        volumes=[
+            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+            {"name": "client", "secret": {"secretName": "client", "defaultMode": 0o400}},
+        ],
+        priorityClassName="backups",
+        imagePullSecrets=[{"name": "registry"}],
+    )
     stand_in = kubelet(tmp_path, secrets={"client": {"tls.key": "KEY", "tls.crt": "CERT"}})
     result = stand_in.run(body)
 
@@ -219,11 +295,17 @@ def test_the_pod_runs_as_its_user_with_the_files_a_kubelet_makes(tmp_path: Path)
 
 def test_without_fs_group_a_secret_is_root_root_and_its_mode_decides(tmp_path: Path) -> None:
     """GID 0 reads a 0440 Secret file; 0400 locks the pod's uid out (the check can fail)."""
+
     def read(mode: int) -> str:
-        body = pod(sh("stat -L -c '%u:%g %a' \"$0\" && cat \"$0\"", args=["/s/k"],
-                      volumeMounts=[{"name": "s", "mountPath": "/s"}]),
-                   securityContext={"runAsUser": anyuid.ANY_UID},
-                   volumes=[{"name": "s", "secret": {"secretName": "s", "defaultMode": mode}}])
+        body = pod(
+            sh(
+                'stat -L -c \'%u:%g %a\' "$0" && cat "$0"',
+                args=["/s/k"],
+                volumeMounts=[{"name": "s", "mountPath": "/s"}],
+            ),
+            securityContext={"runAsUser": anyuid.ANY_UID},
+            volumes=[{"name": "s", "secret": {"secretName": "s", "defaultMode": mode}}],
+        )
         result = kubelet(tmp_path, secrets={"s": {"k": "value"}}).run(body)
         return result.stdout + result.stderr
 
@@ -249,5 +331,8 @@ def test_an_unreachable_program_is_named_with_the_directory_to_blame(tmp_path: P
     (hidden / "pg_dump").write_text("#!/bin/sh\n")
     (hidden / "pg_dump").chmod(0o755)
     stand_in = Kubelet(FakeKube(), hidden, tmp_path)  # type: ignore[arg-type]
-    with pytest.raises(anyuid.Unreachable, match=r"uid 10001 \(groups 0\) cannot run .*/pg_dump: /\S+ is drwx------ 0:0: not searchable"):
+    with pytest.raises(
+        anyuid.Unreachable,
+        match=r"uid 10001 \(groups 0\) cannot run .*/pg_dump: /\S+ is drwx------ 0:0: not searchable",
+    ):
         stand_in.run(pod())

@@ -43,31 +43,49 @@ def test_crd_explains_itself(kube: KubeEnv) -> None:
     assert row["KIND"] == "PgBackup" and row["APIVERSION"] == "pgbackup.io/v1alpha1"
 
 
-@pytest.mark.parametrize(("patch", "field"), [
-    ({"postgres": {"user": "x", "passwordSecretRef": {"name": "pg"}}}, "spec.postgres.host: Required value"),
-    ({"compressionLevel": 12}, "spec.compressionLevel: Invalid value: 12"),
-    ({"postgres": {"host": "h", "sslMode": "sometimes", "user": "x", "passwordSecretRef": {"name": "pg"}}},
-     'spec.postgres.sslMode: Unsupported value: "sometimes"'),
-    ({"postgres": {"host": "h", "passwordSecretRef": {"name": "pg"}}},
-     "set exactly one of spec.postgres.user and spec.postgres.userSecretRef"),
-    ({"schedule": "daily"}, "spec.schedule: Invalid value"),
-    ({"destination": {"s3": {"bucket": "Not_A_Bucket"}}}, "spec.destination.s3.bucket: Invalid value"),
-    ({"retention": {"last": 0}}, "spec.retention.last: Invalid value: 0"),
-    ({"retention": {}}, "spec.retention: Invalid value"),
-    ({"shrinkAlarm": 1.5}, "spec.shrinkAlarm: Invalid value: 1.5"),
-    ({"verify": {"timeZone": "Etc/UTC"}}, "spec.verify.schedule: Required value"),
-    ({"verify": {"schedule": "@weekly", "databases": []}}, "spec.verify.databases: Invalid value"),
-    ({"verify": {"schedule": "@weekly", "server": {"host": "h", "passwordSecretRef": {"name": "s"}}}},
-     "set exactly one of spec.verify.server.user and spec.verify.server.userSecretRef"),
-    ({"verify": {"schedule": "@weekly", "onBackupServer": "yes"}}, "spec.verify.onBackupServer: Invalid value"),
-    ({"signing": {"privateKeySecretRef": {"name": "k"}, "publicKeys": ["ed25519:c2hvcnQ="]}},
-     'spec.signing.publicKeys[0]: Invalid value: "ed25519:c2hvcnQ="'),
-    ({"signing": {"privateKeySecretRef": {"name": "k"}, "publicKeys": ["age1" + "q" * 58]}},
-     "spec.signing.publicKeys[0]: Invalid value"),
-    ({"signing": {"privateKeySecretRef": {"name": "k"}, "publicKeys": []}}, "spec.signing.publicKeys: Invalid value"),
-    ({"signing": {"publicKeys": [SIGNING_KEY]}}, "spec.signing.privateKeySecretRef: Required value"),
-])
-def test_bad_objects_are_rejected_naming_the_field(kube: KubeEnv, namespace: str, patch: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"postgres": {"user": "x", "passwordSecretRef": {"name": "pg"}}}, "spec.postgres.host: Required value"),
+        ({"compressionLevel": 12}, "spec.compressionLevel: Invalid value: 12"),
+        (
+            {"postgres": {"host": "h", "sslMode": "sometimes", "user": "x", "passwordSecretRef": {"name": "pg"}}},
+            'spec.postgres.sslMode: Unsupported value: "sometimes"',
+        ),
+        (
+            {"postgres": {"host": "h", "passwordSecretRef": {"name": "pg"}}},
+            "set exactly one of spec.postgres.user and spec.postgres.userSecretRef",
+        ),
+        ({"schedule": "daily"}, "spec.schedule: Invalid value"),
+        ({"destination": {"s3": {"bucket": "Not_A_Bucket"}}}, "spec.destination.s3.bucket: Invalid value"),
+        ({"retention": {"last": 0}}, "spec.retention.last: Invalid value: 0"),
+        ({"retention": {}}, "spec.retention: Invalid value"),
+        ({"shrinkAlarm": 1.5}, "spec.shrinkAlarm: Invalid value: 1.5"),
+        ({"verify": {"timeZone": "Etc/UTC"}}, "spec.verify.schedule: Required value"),
+        ({"verify": {"schedule": "@weekly", "databases": []}}, "spec.verify.databases: Invalid value"),
+        (
+            {"verify": {"schedule": "@weekly", "server": {"host": "h", "passwordSecretRef": {"name": "s"}}}},
+            "set exactly one of spec.verify.server.user and spec.verify.server.userSecretRef",
+        ),
+        ({"verify": {"schedule": "@weekly", "onBackupServer": "yes"}}, "spec.verify.onBackupServer: Invalid value"),
+        (
+            {"signing": {"privateKeySecretRef": {"name": "k"}, "publicKeys": ["ed25519:c2hvcnQ="]}},
+            'spec.signing.publicKeys[0]: Invalid value: "ed25519:c2hvcnQ="',
+        ),
+        (
+            {"signing": {"privateKeySecretRef": {"name": "k"}, "publicKeys": ["age1" + "q" * 58]}},
+            "spec.signing.publicKeys[0]: Invalid value",
+        ),
+        (
+            {"signing": {"privateKeySecretRef": {"name": "k"}, "publicKeys": []}},
+            "spec.signing.publicKeys: Invalid value",
+        ),
+        ({"signing": {"publicKeys": [SIGNING_KEY]}}, "spec.signing.privateKeySecretRef: Required value"),
+    ],
+)
+def test_bad_objects_are_rejected_naming_the_field(
+    kube: KubeEnv, namespace: str, patch: dict[str, Any], field: str
+) -> None:
     with pytest.raises(ApiException) as caught:
         kube.create_pgbackup(namespace, "bad", spec(**patch))
     assert caught.value.status == 422
@@ -82,13 +100,21 @@ def test_cronjob_is_rendered_owned_and_reported(kube: KubeEnv, operator: Operato
     cronjob = kube.cronjob(namespace, "pgbackup-nightly")
     assert cronjob is not None
     owner = cronjob["metadata"]["ownerReferences"][0]
-    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("PgBackup", "nightly", created["metadata"]["uid"], True)
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "PgBackup",
+        "nightly",
+        created["metadata"]["uid"],
+        True,
+    )
     assert cronjob["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pgbackup-operator"
     assert cronjob["spec"]["timeZone"] == "Europe/Berlin" and cronjob["spec"]["concurrencyPolicy"] == "Forbid"
-    wait_for(lambda: (kube.condition(namespace, "nightly", "Ready") or {}).get("status") == "True", timeout=30, what="Ready")
+    wait_for(
+        lambda: (kube.condition(namespace, "nightly", "Ready") or {}).get("status") == "True", timeout=30, what="Ready"
+    )
     status = kube.pgbackup(namespace, "nightly")["status"]
     assert status["cronJobName"] == "pgbackup-nightly" and status["observedGeneration"] == 1
     assert status["nextScheduleTime"].endswith(":30:00Z")  # 02:30 Berlin is hh:30 UTC
+
     def kopf_annotations() -> list[str]:
         annotations = kube.pgbackup(namespace, "nightly")["metadata"].get("annotations", {})
         return [k for k in annotations if k.startswith("kopf.pgbackup.io/")]
@@ -106,20 +132,33 @@ def test_spec_change_suspend_and_drift_are_reconciled(kube: KubeEnv, operator: O
     wait_for(lambda: kube.cronjob(namespace, "pgbackup-app"), timeout=30, what="the CronJob")
 
     kube.patch_pgbackup(namespace, "app", {"spec": {"schedule": "0 * * * *", "suspend": True}})
-    wait_for(lambda: (kube.cronjob(namespace, "pgbackup-app") or {}).get("spec", {}).get("schedule") == "0 * * * *",
-             timeout=30, what="the new schedule")
+    wait_for(
+        lambda: (kube.cronjob(namespace, "pgbackup-app") or {}).get("spec", {}).get("schedule") == "0 * * * *",
+        timeout=30,
+        what="the new schedule",
+    )
     assert kube.cronjob(namespace, "pgbackup-app")["spec"]["suspend"] is True  # type: ignore[index]
-    wait_for(lambda: kube.pgbackup(namespace, "app")["status"].get("observedGeneration") == 2, timeout=30, what="generation 2")
+    wait_for(
+        lambda: kube.pgbackup(namespace, "app")["status"].get("observedGeneration") == 2,
+        timeout=30,
+        what="generation 2",
+    )
     assert kube.pgbackup(namespace, "app")["status"].get("nextScheduleTime") is None
 
     kube.batch.patch_namespaced_cron_job("pgbackup-app", namespace, {"spec": {"schedule": "5 5 * * *"}})
-    wait_for(lambda: kube.cronjob(namespace, "pgbackup-app")["spec"]["schedule"] == "0 * * * *",  # type: ignore[index]
-             timeout=30, what="the hand edit to be reverted")
+    wait_for(
+        lambda: kube.cronjob(namespace, "pgbackup-app")["spec"]["schedule"] == "0 * * * *",  # type: ignore[index]
+        timeout=30,
+        what="the hand edit to be reverted",
+    )
 
     kube.batch.delete_namespaced_cron_job("pgbackup-app", namespace)
     wait_for(lambda: kube.cronjob(namespace, "pgbackup-app") is not None, timeout=30, what="the CronJob to come back")
-    wait_for(lambda: any(e["reason"] == "DriftCorrected" for e in kube.events(namespace, "app")), timeout=30,
-             what="a DriftCorrected event")
+    wait_for(
+        lambda: any(e["reason"] == "DriftCorrected" for e in kube.events(namespace, "app")),
+        timeout=30,
+        what="a DriftCorrected event",
+    )
 
 
 def test_delete_removes_cronjob_by_garbage_collection(kube: KubeEnv, operator: OperatorProcess, namespace: str) -> None:
@@ -135,8 +174,11 @@ def test_unknown_time_zone_is_reported(kube: KubeEnv, operator: OperatorProcess,
     ready = kube.condition(namespace, "tz", "Ready")
     assert ready is not None and ready["status"] == "False" and ready["reason"] == "InvalidTimeZone"
     assert "unknown time zone 'Mars/Olympus'" in ready["message"]
-    wait_for(lambda: any(e["type"] == "Warning" and e["reason"] == "InvalidTimeZone" for e in kube.events(namespace, "tz")),
-             timeout=30, what="a Warning event")
+    wait_for(
+        lambda: any(e["type"] == "Warning" and e["reason"] == "InvalidTimeZone" for e in kube.events(namespace, "tz")),
+        timeout=30,
+        what="a Warning event",
+    )
     assert kube.cronjob(namespace, "pgbackup-tz") is None
 
 
@@ -148,10 +190,18 @@ def test_backup_now_creates_one_job_per_id(kube: KubeEnv, operator: OperatorProc
     wait_for(lambda: len(kube.jobs(namespace)) == 1, timeout=30, what="one Job")
     job = kube.jobs(namespace)[0]
     assert job["metadata"]["labels"]["pgbackup.io/manual"] == "true"
-    wait_for(lambda: kube.pgbackup(namespace, "now")["status"].get("lastManualRunId") == "first", timeout=30, what="the id recorded")
+    wait_for(
+        lambda: kube.pgbackup(namespace, "now")["status"].get("lastManualRunId") == "first",
+        timeout=30,
+        what="the id recorded",
+    )
 
     kube.patch_pgbackup(namespace, "now", {"spec": {"compressionLevel": 3}})  # another update, same id
-    wait_for(lambda: kube.pgbackup(namespace, "now")["status"].get("observedGeneration") == 2, timeout=30, what="generation 2")
+    wait_for(
+        lambda: kube.pgbackup(namespace, "now")["status"].get("observedGeneration") == 2,
+        timeout=30,
+        what="generation 2",
+    )
     assert len(kube.jobs(namespace)) == 1
 
     kube.patch_pgbackup(namespace, "now", {"metadata": {"annotations": {"pgbackup.io/backup-now": "second"}}})
@@ -165,8 +215,10 @@ def test_deploy_manifests_pass_server_side_dry_run(kube: KubeEnv, operator: Oper
     assert "pgbackup.pgbackup.io/app-db created (server dry run)" in deploy.stdout
 
 
-VERIFY = {"schedule": "0 5 * * 0",
-          "server": {"host": "scratch.example", "user": "drill", "passwordSecretRef": {"name": "scratch"}}}
+VERIFY = {
+    "schedule": "0 5 * * 0",
+    "server": {"host": "scratch.example", "user": "drill", "passwordSecretRef": {"name": "scratch"}},
+}
 
 
 def env_of(cronjob: dict[str, Any]) -> dict[str, Any]:
@@ -181,28 +233,48 @@ def test_verify_cronjob_follows_spec_verify(kube: KubeEnv, operator: OperatorPro
     backup = kube.cronjob(namespace, "pgbackup-drill")
     assert verify is not None and backup is not None
     owner = verify["metadata"]["ownerReferences"][0]
-    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("PgBackup", "drill", created["metadata"]["uid"], True)
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "PgBackup",
+        "drill",
+        created["metadata"]["uid"],
+        True,
+    )
     assert verify["metadata"]["labels"]["app.kubernetes.io/component"] == "verify"
     assert backup["metadata"]["labels"]["app.kubernetes.io/component"] == "backup"
     assert verify["spec"]["schedule"] == "0 5 * * 0" and verify["spec"]["concurrencyPolicy"] == "Forbid"
     container = verify["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["pgbackup", "verify"]
     env = env_of(verify)
-    assert env["BACKUP_VERIFY_PGPASSWORD"] == {"secretKeyRef": {"name": "scratch", "key": "password"}}  # CRD default key
+    assert env["BACKUP_VERIFY_PGPASSWORD"] == {
+        "secretKeyRef": {"name": "scratch", "key": "password"}
+    }  # CRD default key
     assert "BACKUP_RETENTION" not in env and "PGPASSWORD" not in env
     assert env_of(backup)["BACKUP_RETENTION"] == "last=7,monthly=12"
-    wait_for(lambda: "pgbackup-drill-verify" in (kube.condition(namespace, "drill", "Ready") or {}).get("message", ""),
-             timeout=30, what="Ready naming both CronJobs")
+    wait_for(
+        lambda: "pgbackup-drill-verify" in (kube.condition(namespace, "drill", "Ready") or {}).get("message", ""),
+        timeout=30,
+        what="Ready naming both CronJobs",
+    )
 
     kube.batch.delete_namespaced_cron_job("pgbackup-drill-verify", namespace)
-    wait_for(lambda: (kube.cronjob(namespace, "pgbackup-drill-verify") or verify)["metadata"]["uid"] != verify["metadata"]["uid"],
-             timeout=30, what="the verify CronJob to come back")
+    wait_for(
+        lambda: (
+            (kube.cronjob(namespace, "pgbackup-drill-verify") or verify)["metadata"]["uid"] != verify["metadata"]["uid"]
+        ),
+        timeout=30,
+        what="the verify CronJob to come back",
+    )
 
     kube.patch_pgbackup(namespace, "drill", {"spec": {"verify": None}})
-    wait_for(lambda: kube.cronjob(namespace, "pgbackup-drill-verify") is None, timeout=30, what="the verify CronJob deleted")
+    wait_for(
+        lambda: kube.cronjob(namespace, "pgbackup-drill-verify") is None, timeout=30, what="the verify CronJob deleted"
+    )
     assert kube.cronjob(namespace, "pgbackup-drill") is not None
-    wait_for(lambda: any(e["reason"] == "VerifyRemoved" for e in kube.events(namespace, "drill")), timeout=30,
-             what="a VerifyRemoved event")
+    wait_for(
+        lambda: any(e["reason"] == "VerifyRemoved" for e in kube.events(namespace, "drill")),
+        timeout=30,
+        what="a VerifyRemoved event",
+    )
 
 
 def test_a_verify_cronjob_name_another_pgbackup_owns_is_not_taken(
@@ -229,8 +301,9 @@ def test_invalid_verify_schedule_is_reported(kube: KubeEnv, operator: OperatorPr
     assert kube.cronjob(namespace, "pgbackup-badverify-verify") is None
 
 
-def _finish_verify_job(kube: KubeEnv, kubelet: Kubelet, cronjob: dict[str, Any], suffix: str,
-                       exit_code: int, message: str) -> str:
+def _finish_verify_job(
+    kube: KubeEnv, kubelet: Kubelet, cronjob: dict[str, Any], suffix: str, exit_code: int, message: str
+) -> str:
     """A drill Job whose Pod the stand-in kubelet reports finished with that exit code and message."""
     name = kube.start_job(cronjob, suffix)
     pod = kube.pod_of(cronjob["metadata"]["namespace"], name)
@@ -243,10 +316,19 @@ def test_verify_outcomes_update_last_verify_only(
     kube: KubeEnv, operator: OperatorProcess, namespace: str, tmp_path: Path
 ) -> None:
     kube.create_pgbackup(namespace, "checked", spec(verify={"schedule": "@weekly"}))
-    wait_for(lambda: (kube.condition(namespace, "checked", "Ready") or {}).get("status") == "True", timeout=30, what="Ready")
+    wait_for(
+        lambda: (kube.condition(namespace, "checked", "Ready") or {}).get("status") == "True", timeout=30, what="Ready"
+    )
     backups = {"lastSuccessfulTime": "2026-01-01T03:00:00Z", "lastFailedTime": "2025-12-30T03:00:00Z"}
-    kube.custom.patch_namespaced_custom_object_status("pgbackup.io", "v1alpha1", namespace, "pgbackups", "checked",
-                                                      {"status": backups}, _content_type="application/merge-patch+json")
+    kube.custom.patch_namespaced_custom_object_status(
+        "pgbackup.io",
+        "v1alpha1",
+        namespace,
+        "pgbackups",
+        "checked",
+        {"status": backups},
+        _content_type="application/merge-patch+json",
+    )
     cronjob = kube.cronjob(namespace, "pgbackup-checked-verify")
     assert cronjob is not None
     kubelet = Kubelet(kube, tmp_path, tmp_path)
@@ -271,8 +353,11 @@ def test_verify_outcomes_update_last_verify_only(
     status = kube.pgbackup(namespace, "checked")["status"]
     assert {k: status.get(k) for k in backups} == backups  # the backups' own fields untouched
     assert "lastRun" not in status and kube.condition(namespace, "checked", "LastBackupSucceeded") is None
-    wait_for(lambda: any(e["reason"] == "VerifySucceeded" for e in kube.events(namespace, "checked")), timeout=30,
-             what="a VerifySucceeded event")
+    wait_for(
+        lambda: any(e["reason"] == "VerifySucceeded" for e in kube.events(namespace, "checked")),
+        timeout=30,
+        what="a VerifySucceeded event",
+    )
     reasons = [e["reason"] for e in kube.events(namespace, "checked")]
     assert reasons.count("VerifyFailed") == 1 and reasons.count("VerifySucceeded") == 1
     printed = kube.plane.kubectl("get", "pgb", "checked", "-n", namespace).stdout
@@ -291,8 +376,11 @@ def test_a_drill_without_a_scratch_server_is_reported_with_what_to_do(
     its verify CronJob still there, and VerifyIsolated=False with one Warning Event saying
     what to do; Signed says whether a bucket writer is trusted."""
     kube.create_pgbackup(namespace, "lonely", spec(verify={"schedule": "0 5 * * 0"}))
-    wait_for(lambda: _reason(kube, namespace, "lonely", "VerifyIsolated") == ("False", "NoScratchServer"),
-             timeout=30, what="VerifyIsolated=False, NoScratchServer")
+    wait_for(
+        lambda: _reason(kube, namespace, "lonely", "VerifyIsolated") == ("False", "NoScratchServer"),
+        timeout=30,
+        what="VerifyIsolated=False, NoScratchServer",
+    )
     assert _reason(kube, namespace, "lonely", "Ready") == ("True", "CronJobApplied")
     assert kube.cronjob(namespace, "pgbackup-lonely-verify") is not None, "the drill is rendered; the job refuses it"
     assert _reason(kube, namespace, "lonely", "Signed") == ("False", "NoSigningKey")
@@ -307,16 +395,34 @@ def test_a_drill_without_a_scratch_server_is_reported_with_what_to_do(
     assert event["type"] == "Warning" and event["message"] == message
 
     kube.patch_pgbackup(namespace, "lonely", {"spec": {"suspend": True}})  # reconciled again: no second Event
-    wait_for(lambda: "(suspended)" in ((kube.condition(namespace, "lonely", "Ready") or {}).get("message") or ""),
-             timeout=30, what="the change reconciled")
-    kube.patch_pgbackup(namespace, "lonely", {"spec": {
-        "verify": {"server": {"host": "scratch.example", "user": "postgres", "passwordSecretRef": {"name": "scratch"}}},
-        "signing": {"privateKeySecretRef": {"name": "signer"}, "publicKeys": [SIGNING_KEY]}}})
-    wait_for(lambda: _reason(kube, namespace, "lonely", "VerifyIsolated") == ("True", "ScratchServer"), timeout=30,
-             what="VerifyIsolated=True once a scratch server is set")
+    wait_for(
+        lambda: "(suspended)" in ((kube.condition(namespace, "lonely", "Ready") or {}).get("message") or ""),
+        timeout=30,
+        what="the change reconciled",
+    )
+    kube.patch_pgbackup(
+        namespace,
+        "lonely",
+        {
+            "spec": {
+                "verify": {
+                    "server": {"host": "scratch.example", "user": "postgres", "passwordSecretRef": {"name": "scratch"}}
+                },
+                "signing": {"privateKeySecretRef": {"name": "signer"}, "publicKeys": [SIGNING_KEY]},
+            }
+        },
+    )
+    wait_for(
+        lambda: _reason(kube, namespace, "lonely", "VerifyIsolated") == ("True", "ScratchServer"),
+        timeout=30,
+        what="VerifyIsolated=True once a scratch server is set",
+    )
     assert _reason(kube, namespace, "lonely", "Signed") == ("True", "SigningKeyConfigured")
     assert len(warnings()) == 1
 
     kube.patch_pgbackup(namespace, "lonely", {"spec": {"verify": None}})
-    wait_for(lambda: _reason(kube, namespace, "lonely", "VerifyIsolated") is None, timeout=30,
-             what="the condition gone with spec.verify")
+    wait_for(
+        lambda: _reason(kube, namespace, "lonely", "VerifyIsolated") is None,
+        timeout=30,
+        what="the condition gone with spec.verify",
+    )

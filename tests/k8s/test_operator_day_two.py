@@ -82,8 +82,13 @@ def _run_pods(kube: KubeEnv, kubelet: Kubelet, namespace: str, job: str, count: 
 
 
 def _restore(kube: KubeEnv, namespace: str, name: str, spec: dict[str, Any]) -> None:
-    kube.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "pgrestores", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "PgRestore", "metadata": {"name": name}, "spec": spec})
+    kube.custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "pgrestores",
+        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PgRestore", "metadata": {"name": name}, "spec": spec},
+    )
 
 
 def _restore_status(kube: KubeEnv, namespace: str, name: str) -> dict[str, Any]:
@@ -92,8 +97,14 @@ def _restore_status(kube: KubeEnv, namespace: str, name: str) -> dict[str, Any]:
 
 
 def test_a_pgrestore_restores_a_real_backup_once_and_reports_it(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
-    bucket: Bucket, dbname: str, tmp_path: Path,
+    kube: KubeEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    pg18: Cluster,
+    bindir18: Path,
+    bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS n", dbname)
@@ -101,26 +112,37 @@ def test_a_pgrestore_restores_a_real_backup_once_and_reports_it(
     kube.create_pgbackup(namespace, "src", _spec(pg18, bucket, dbname))
     kubelet = Kubelet(kube, bindir18, tmp_path)
     _run_pods(kube, kubelet, namespace, _run_now(kube, namespace, "src", "first"))
-    wait_for(lambda: kube.pgbackup(namespace, "src").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
-             timeout=60, what="the backup recorded")
+    wait_for(
+        lambda: kube.pgbackup(namespace, "src").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
+        timeout=60,
+        what="the backup recorded",
+    )
     stamp = kube.pgbackup(namespace, "src")["status"]["lastRun"]["timestamp"]
 
     started = time.monotonic()
-    _restore(kube, namespace, "back", {"backupRef": {"name": "src"}, "database": dbname,
-                                       "target": {"database": f"{dbname}_r", "create": True}})
+    _restore(
+        kube,
+        namespace,
+        "back",
+        {"backupRef": {"name": "src"}, "database": dbname, "target": {"database": f"{dbname}_r", "create": True}},
+    )
     wait_for(lambda: _job_named(kube, namespace, "pgrestore-back"), timeout=30, what="the restore Job")
     print(f"PgRestore -> Job: {time.monotonic() - started:.2f} s")
     assert _restore_status(kube, namespace, "back").get("phase") in ("Pending", "Running")
     wait_for(lambda: _pods(kube, namespace, "pgrestore-back"), timeout=60, what="the restore pod")
     restore_pod = _pods(kube, namespace, "pgrestore-back")[0]
     restore_env = {e["name"]: e.get("value") for e in restore_pod["spec"]["containers"][0]["env"]}
-    assert restore_env["BACKUP_SIGNING_PUBLIC_KEYS"] == SIGNING_PUBLIC_KEY, "it restores only what the backup job signed"
+    assert restore_env["BACKUP_SIGNING_PUBLIC_KEYS"] == SIGNING_PUBLIC_KEY, (
+        "it restores only what the backup job signed"
+    )
     assert "BACKUP_SIGNING_KEY_FILE" not in restore_env and "signing" not in {
-        v.get("secret", {}).get("secretName") for v in restore_pod["spec"]["volumes"]}
+        v.get("secret", {}).get("secretName") for v in restore_pod["spec"]["volumes"]
+    }
     _run_pods(kube, kubelet, namespace, "pgrestore-back")
 
-    wait_for(lambda: _restore_status(kube, namespace, "back").get("phase") == "Succeeded", timeout=60,
-             what="phase Succeeded")
+    wait_for(
+        lambda: _restore_status(kube, namespace, "back").get("phase") == "Succeeded", timeout=60, what="phase Succeeded"
+    )
     print(f"PgRestore -> Succeeded: {time.monotonic() - started:.2f} s")
     status = _restore_status(kube, namespace, "back")
     assert status["backupTimestamp"] == stamp and status["jobName"] == "pgrestore-back"
@@ -128,31 +150,47 @@ def test_a_pgrestore_restores_a_real_backup_once_and_reports_it(
     restored = next(c for c in status["conditions"] if c["type"] == "Restored")
     assert (restored["status"], restored["reason"]) == ("True", "RestoreSucceeded")
     assert pg18.sql("SELECT count(*) FROM t", f"{dbname}_r") == [(1000,)]
-    wait_for(lambda: any(e["reason"] == "RestoreSucceeded" for e in kube.events(namespace, "back")), timeout=30,
-             what="a RestoreSucceeded event")
+    wait_for(
+        lambda: any(e["reason"] == "RestoreSucceeded" for e in kube.events(namespace, "back")),
+        timeout=30,
+        what="a RestoreSucceeded event",
+    )
     listed = kube.plane.kubectl("get", "pgr", "-n", namespace).stdout
     assert listed.split("\n")[0].split()[:4] == ["NAME", "DATABASE", "BACKUP", "PHASE"]
     assert f"back   {dbname}   {stamp}   Succeeded" in listed
 
-    changed = kube.plane.kubectl("patch", "pgr", "back", "-n", namespace, "--type=merge",
-                                 "-p", '{"spec":{"database":"other"}}', check=False)
+    changed = kube.plane.kubectl(
+        "patch", "pgr", "back", "-n", namespace, "--type=merge", "-p", '{"spec":{"database":"other"}}', check=False
+    )
     assert changed.returncode != 0 and "cannot change after it is created" in changed.stderr
 
     # The job's own rule about the target, surfaced in status: a non-empty target needs clean.
-    _restore(kube, namespace, "again", {"backupRef": {"name": "src"}, "database": dbname,
-                                        "target": {"database": f"{dbname}_r"}})
+    _restore(
+        kube,
+        namespace,
+        "again",
+        {"backupRef": {"name": "src"}, "database": dbname, "target": {"database": f"{dbname}_r"}},
+    )
     wait_for(lambda: _job_named(kube, namespace, "pgrestore-again"), timeout=30, what="the second restore Job")
     wait_for(lambda: _pods(kube, namespace, "pgrestore-again"), timeout=60, what="its pod")
     assert kubelet.run(_pods(kube, namespace, "pgrestore-again")[0]).returncode != 0
-    wait_for(lambda: _restore_status(kube, namespace, "again").get("phase") == "Failed", timeout=60, what="phase Failed")
+    wait_for(
+        lambda: _restore_status(kube, namespace, "again").get("phase") == "Failed", timeout=60, what="phase Failed"
+    )
     assert "is not empty" in _restore_status(kube, namespace, "again")["message"]
-    wait_for(lambda: any(e["reason"] == "RestoreFailed" and e["type"] == "Warning"
-                         for e in kube.events(namespace, "again")), timeout=30, what="a RestoreFailed event")
+    wait_for(
+        lambda: any(e["reason"] == "RestoreFailed" and e["type"] == "Warning" for e in kube.events(namespace, "again")),
+        timeout=30,
+        what="a RestoreFailed event",
+    )
     assert pg18.sql("SELECT count(*) FROM t", f"{dbname}_r") == [(1000,)], "the refused restore touched nothing"
 
     kube.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "pgrestores", "back")
-    wait_for(lambda: _job_named(kube, namespace, "pgrestore-back") is None, timeout=60,
-             what="the deleted PgRestore's Job gone")
+    wait_for(
+        lambda: _job_named(kube, namespace, "pgrestore-back") is None,
+        timeout=60,
+        what="the deleted PgRestore's Job gone",
+    )
     assert _job_named(kube, namespace, "pgrestore-again") is not None
 
 
@@ -162,8 +200,19 @@ def test_kubectl_explain_and_api_resources_know_pgrestore(kube: KubeEnv) -> None
 
     wait_for(explain, timeout=30, what="the PgRestore CRD in the published OpenAPI")
     text = explain()
-    for field in ("backupRef", "database", "at", "globals", "target", "credentialsSecretRef", "serviceAccountName",
-                  "decryptionSecretRef", "activeDeadlineSeconds", "allowUnsigned", "asSuperuser"):
+    for field in (
+        "backupRef",
+        "database",
+        "at",
+        "globals",
+        "target",
+        "credentialsSecretRef",
+        "serviceAccountName",
+        "decryptionSecretRef",
+        "activeDeadlineSeconds",
+        "allowUnsigned",
+        "asSuperuser",
+    ):
         assert f"  {field}\t" in text or f"  {field} " in text, field
     assert "It cannot change once created." in " ".join(text.split())
     lines = kube.plane.kubectl("api-resources", "--api-group=pgbackup.io").stdout.splitlines()
@@ -189,8 +238,14 @@ def _dumps(bucket: Bucket) -> list[tuple[str, str]]:
 
 
 def test_a_sharded_run_stores_every_database_once_then_prunes_once(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
-    bucket: Bucket, dbname: str, tmp_path: Path,
+    kube: KubeEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    pg18: Cluster,
+    bindir18: Path,
+    bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     names = [f"{dbname}_{i}" for i in range(9)]
     for name in names:
@@ -223,8 +278,13 @@ def test_a_sharded_run_stores_every_database_once_then_prunes_once(
     wait_for(lambda: _job_named(kube, namespace, prune), timeout=30, what="the prune Job after every shard succeeded")
     print(f"last shard done -> prune Job: {time.monotonic() - shards_done:.2f} s")
     _run_pods(kube, kubelet, namespace, prune)
-    wait_for(lambda: (kube.pgbackup(namespace, "wide").get("status", {}).get("lastPrune") or {}).get("result")
-             == "Succeeded", timeout=60, what="lastPrune Succeeded")
+    wait_for(
+        lambda: (
+            (kube.pgbackup(namespace, "wide").get("status", {}).get("lastPrune") or {}).get("result") == "Succeeded"
+        ),
+        timeout=60,
+        what="lastPrune Succeeded",
+    )
 
     second = _run_now(kube, namespace, "wide", "two")
     _run_pods(kube, kubelet, namespace, second, count=3)
@@ -263,23 +323,34 @@ def _keys(identity: Identity) -> dict[str, str]:
 
 
 def test_the_prune_cronjob_prunes_with_its_own_credentials_which_the_backups_lack(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
-    iam_s3: IamS3Server, dbname: str, tmp_path: Path,
+    kube: KubeEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    pg18: Cluster,
+    bindir18: Path,
+    iam_s3: IamS3Server,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     """Backups write with the documented write-only policy, the prune CronJob deletes with the
     prune policy: each job holds only its own identity (moto enforcing IAM)."""
     iam_s3.reset()
     iam_s3.create_bucket("my-backups")
     writer, pruner = iam_s3.identity("backup", _policy("backup")), iam_s3.identity("prune", _policy("prune"))
-    admin = iam_s3.identity("admin", {"Version": "2012-10-17",
-                                      "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+    admin = iam_s3.identity(
+        "admin", {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    )
     pg18.sql(f"CREATE DATABASE {dbname}")
     _secret(kube, namespace, "pg", {"password": pg18.password})
     _secret(kube, namespace, "s3", _keys(writer))
     _secret(kube, namespace, "s3-prune", _keys(pruner))
     _secret(kube, namespace, "signing", {"signing-key": SIGNING_KEY.read_text()})
-    spec = _spec(pg18, Bucket(iam_s3, "my-backups"), dbname,
-                 retention={"last": 1, "schedule": "0 6 * * *", "credentialsSecretRef": {"name": "s3-prune"}})
+    spec = _spec(
+        pg18,
+        Bucket(iam_s3, "my-backups"),
+        dbname,
+        retention={"last": 1, "schedule": "0 6 * * *", "credentialsSecretRef": {"name": "s3-prune"}},
+    )
     spec["destination"]["s3"]["prefix"] = "prod"
     kube.create_pgbackup(namespace, "least", spec)
     kubelet = Kubelet(kube, bindir18, tmp_path)
@@ -301,15 +372,27 @@ def test_the_prune_cronjob_prunes_with_its_own_credentials_which_the_backups_lac
     prune_job = kube.start_job(kube.cronjob(namespace, "pgbackup-least-prune"), "now")  # type: ignore[arg-type]
     pod = kube.pod_of(namespace, prune_job)
     assert pod is not None
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in pod["spec"]["containers"][0]["env"]
-            if "secretKeyRef" in e.get("valueFrom", {})}
-    assert refs == {"AWS_ACCESS_KEY_ID": "s3-prune", "AWS_SECRET_ACCESS_KEY": "s3-prune"}, \
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
+        for e in pod["spec"]["containers"][0]["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert refs == {"AWS_ACCESS_KEY_ID": "s3-prune", "AWS_SECRET_ACCESS_KEY": "s3-prune"}, (
         "the prune pod holds the prune identity and no PostgreSQL password"
+    )
     pruned = kubelet.run(pod)
     assert pruned.returncode == 0, pruned.stdout + pruned.stderr
     left = stored()
     assert len(left) == 2 and set(left) < set(first_two) and all(key in first_two[1::2] for key in left), left
-    wait_for(lambda: (kube.pgbackup(namespace, "least").get("status", {}).get("lastPrune") or {}).get("result")
-             == "Succeeded", timeout=60, what="lastPrune Succeeded")
-    wait_for(lambda: any(e["reason"] == "PruneSucceeded" for e in kube.events(namespace, "least")), timeout=30,
-             what="a PruneSucceeded event")
+    wait_for(
+        lambda: (
+            (kube.pgbackup(namespace, "least").get("status", {}).get("lastPrune") or {}).get("result") == "Succeeded"
+        ),
+        timeout=60,
+        what="lastPrune Succeeded",
+    )
+    wait_for(
+        lambda: any(e["reason"] == "PruneSucceeded" for e in kube.events(namespace, "least")),
+        timeout=30,
+        what="a PruneSucceeded event",
+    )

@@ -37,6 +37,7 @@ SIGNING = {"privateKeySecretRef": {"name": "signing"}, "publicKeys": [SIGNING_PU
 def _secrets(kube: KubeEnv, namespace: str, pg_password: str) -> None:
     """The backup server's password, the bucket's keys and the signing key (key ``signing-key``,
     the CRD's default), as ``kubectl create secret`` would store them."""
+
     def secret(name: str, data: dict[str, str]) -> None:
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
         kube.core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "data": encoded})
@@ -48,29 +49,50 @@ def _secrets(kube: KubeEnv, namespace: str, pg_password: str) -> None:
 
 def _scratch(kube: KubeEnv, namespace: str, scratch: Cluster) -> dict[str, Any]:
     """``spec.verify.server`` for a scratch server, its superuser's password in a Secret."""
-    kube.core.create_namespaced_secret(namespace, {"metadata": {"name": "scratch"},
-                                                   "stringData": {"password": scratch.password}})
-    return {"host": scratch.host, "port": scratch.port, "sslMode": "disable", "user": "postgres",
-            "passwordSecretRef": {"name": "scratch"}}
+    kube.core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "scratch"}, "stringData": {"password": scratch.password}}
+    )
+    return {
+        "host": scratch.host,
+        "port": scratch.port,
+        "sslMode": "disable",
+        "user": "postgres",
+        "passwordSecretRef": {"name": "scratch"},
+    }
 
 
 def _signed_by_the_suite_s_key(manifest: bytes) -> bool:
     from backup_job.core.signing import SigningKey, parse_public_key
 
     signature = json.loads(manifest).get("signature") or {}
-    return bool(signature.get("key_id") == parse_public_key(SIGNING_PUBLIC_KEY).id
-                == SigningKey.load(SIGNING_KEY, "test key").public.id)
+    return bool(
+        signature.get("key_id")
+        == parse_public_key(SIGNING_PUBLIC_KEY).id
+        == SigningKey.load(SIGNING_KEY, "test key").public.id
+    )
 
 
 def _spec(pg: Cluster, bucket: Bucket, schedule: str, database: str) -> dict[str, Any]:
     return {
         "schedule": schedule,
-        "postgres": {"host": pg.host, "port": pg.port, "sslMode": "disable", "user": "postgres",
-                     "passwordSecretRef": {"name": "pg"}},
+        "postgres": {
+            "host": pg.host,
+            "port": pg.port,
+            "sslMode": "disable",
+            "user": "postgres",
+            "passwordSecretRef": {"name": "pg"},
+        },
         "databases": {"include": [database]},
-        "destination": {"s3": {"bucket": bucket.name, "prefix": "k8s", "region": "us-east-1",
-                               "endpoint": bucket.server.endpoint, "pathStyle": True,
-                               "credentialsSecretRef": {"name": "s3"}}},
+        "destination": {
+            "s3": {
+                "bucket": bucket.name,
+                "prefix": "k8s",
+                "region": "us-east-1",
+                "endpoint": bucket.server.endpoint,
+                "pathStyle": True,
+                "credentialsSecretRef": {"name": "s3"},
+            }
+        },
         "signing": SIGNING,
     }
 
@@ -106,13 +128,20 @@ def scheduled(kube: KubeEnv, operator: OperatorProcess, pg18: Cluster, s3server:
 
 
 def test_failed_backup_reports_the_cause(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
-    bucket: Bucket, dbname: str, tmp_path: Path,
+    kube: KubeEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    pg18: Cluster,
+    bindir18: Path,
+    bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     pg18.sql(f"CREATE DATABASE {dbname}")
     _secrets(kube, namespace, "not-the-password")
-    kube.create_pgbackup(namespace, "broken", _spec(pg18, bucket, "0 3 * * *", dbname),
-                         annotations={"pgbackup.io/backup-now": "try-1"})
+    kube.create_pgbackup(
+        namespace, "broken", _spec(pg18, bucket, "0 3 * * *", dbname), annotations={"pgbackup.io/backup-now": "try-1"}
+    )
 
     wait_for(lambda: kube.jobs(namespace), timeout=30, what="the backup-now Job")
     job = kube.jobs(namespace)[0]
@@ -120,16 +149,22 @@ def test_failed_backup_reports_the_cause(
     result = Kubelet(kube, bindir18, tmp_path).run(kube.pod_of(namespace, job["metadata"]["name"]))  # type: ignore[arg-type]
 
     assert result.returncode == 1
-    wait_for(lambda: kube.pgbackup(namespace, "broken").get("status", {}).get("lastRun", {}).get("result") == "Failed",
-             timeout=90, what="lastRun.result == Failed")
+    wait_for(
+        lambda: kube.pgbackup(namespace, "broken").get("status", {}).get("lastRun", {}).get("result") == "Failed",
+        timeout=90,
+        what="lastRun.result == Failed",
+    )
     status = kube.pgbackup(namespace, "broken")["status"]
     assert status["lastRun"]["manual"] is True and status["lastFailedTime"]
     assert "password authentication failed" in status["lastRun"]["message"]
     assert "not-the-password" not in str(status)
     condition = next(c for c in status["conditions"] if c["type"] == "LastBackupSucceeded")
     assert condition["status"] == "False" and "password authentication failed" in condition["message"]
-    wait_for(lambda: any(e["reason"] == "BackupFailed" and e["type"] == "Warning" for e in kube.events(namespace, "broken")),
-             timeout=30, what="a BackupFailed warning event")
+    wait_for(
+        lambda: any(e["reason"] == "BackupFailed" and e["type"] == "Warning" for e in kube.events(namespace, "broken")),
+        timeout=30,
+        what="a BackupFailed warning event",
+    )
     assert bucket.keys() == []
 
 
@@ -155,8 +190,15 @@ def _drill_pod(kube: KubeEnv, namespace: str, name: str) -> dict[str, Any]:
 
 
 def test_verify_drill_restores_into_the_scratch_server_and_reports(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, fresh_pg18: Cluster, bindir18: Path,
-    bucket: Bucket, dbname: str, tmp_path: Path,
+    kube: KubeEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    pg18: Cluster,
+    fresh_pg18: Cluster,
+    bindir18: Path,
+    bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     """The drill pod reaches its scratch server, a second PostgreSQL, only through the
     BACKUP_VERIFY_* variables the operator renders, and never gets the backup server's password
@@ -204,8 +246,14 @@ def test_verify_drill_restores_into_the_scratch_server_and_reports(
 
 
 def test_a_drill_without_a_scratch_server_fails_saying_what_to_do_and_the_pgbackup_says_so_too(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
-    bucket: Bucket, dbname: str, tmp_path: Path,
+    kube: KubeEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    pg18: Cluster,
+    bindir18: Path,
+    bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     """An existing PgBackup whose drill restored on the backup server: the operator keeps it
     Ready and reports VerifyIsolated=False; the drill itself refuses, loudly, with the same
@@ -218,13 +266,21 @@ def test_a_drill_without_a_scratch_server_fails_saying_what_to_do_and_the_pgback
     kubelet = Kubelet(kube, bindir18, tmp_path)
     _back_up_now(kube, namespace, kubelet)
 
-    wait_for(lambda: (kube.condition(namespace, "alone", "VerifyIsolated") or {}).get("reason") == "NoScratchServer",
-             timeout=30, what="VerifyIsolated=False, NoScratchServer")
+    wait_for(
+        lambda: (kube.condition(namespace, "alone", "VerifyIsolated") or {}).get("reason") == "NoScratchServer",
+        timeout=30,
+        what="VerifyIsolated=False, NoScratchServer",
+    )
     condition = kube.condition(namespace, "alone", "VerifyIsolated")
     assert condition is not None and condition["status"] == "False" and "spec.verify.server" in condition["message"]
     assert (kube.condition(namespace, "alone", "Ready") or {}).get("status") == "True"
-    wait_for(lambda: any(e["reason"] == "NoScratchServer" and e["type"] == "Warning"
-                         for e in kube.events(namespace, "alone")), timeout=30, what="a NoScratchServer warning")
+    wait_for(
+        lambda: any(
+            e["reason"] == "NoScratchServer" and e["type"] == "Warning" for e in kube.events(namespace, "alone")
+        ),
+        timeout=30,
+        what="a NoScratchServer warning",
+    )
 
     drilled = kubelet.run(_drill_pod(kube, namespace, "alone"))
     assert drilled.returncode == 1, drilled.stdout + drilled.stderr
@@ -238,8 +294,15 @@ def test_a_drill_without_a_scratch_server_fails_saying_what_to_do_and_the_pgback
 
 
 def test_a_sealed_backup_is_drilled_with_the_identity_mounted_as_a_file(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, fresh_pg18: Cluster, bindir18: Path,
-    bucket: Bucket, dbname: str, tmp_path: Path,
+    kube: KubeEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    pg18: Cluster,
+    fresh_pg18: Cluster,
+    bindir18: Path,
+    bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     """spec.encryption seals the backup pod's objects; spec.verify.decryptionSecretRef reaches the
     drill pod only as a mounted file, and the drill opens the sealed backup with it."""
@@ -249,12 +312,16 @@ def test_a_sealed_backup_is_drilled_with_the_identity_mounted_as_a_file(
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT generate_series(1, 300) AS n", dbname)
     _secrets(kube, namespace, pg18.password)
-    kube.core.create_namespaced_secret(namespace, {"metadata": {"name": "age-key"},
-                                                   "stringData": {"identity": f"# drill key\n{identity}\n"}})
+    kube.core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "age-key"}, "stringData": {"identity": f"# drill key\n{identity}\n"}}
+    )
     spec = _spec(pg18, bucket, "0 3 * * *", dbname)
     spec["encryption"] = {"recipients": [str(identity.to_public())]}
-    spec["verify"] = {"schedule": "0 4 * * 0", "decryptionSecretRef": {"name": "age-key"},
-                      "server": _scratch(kube, namespace, fresh_pg18)}  # its owner, postgres, is there
+    spec["verify"] = {
+        "schedule": "0 4 * * 0",
+        "decryptionSecretRef": {"name": "age-key"},
+        "server": _scratch(kube, namespace, fresh_pg18),
+    }  # its owner, postgres, is there
     kube.create_pgbackup(namespace, "sealed", spec, annotations={"pgbackup.io/backup-now": "first"})
     kubelet = Kubelet(kube, bindir18, tmp_path)
 
@@ -280,7 +347,10 @@ def test_a_sealed_backup_is_drilled_with_the_identity_mounted_as_a_file(
 
 
 def test_scheduled_backup_runs_and_reports_success(
-    kube: KubeEnv, scheduled: Scheduled, bindir18: Path, tmp_path: Path,
+    kube: KubeEnv,
+    scheduled: Scheduled,
+    bindir18: Path,
+    tmp_path: Path,
 ) -> None:
     namespace, bucket, dbname = scheduled.namespace, scheduled.bucket, scheduled.dbname
     wait_for(lambda: kube.jobs(namespace), timeout=90, what="the CronJob controller to start a Job")
@@ -294,24 +364,32 @@ def test_scheduled_backup_runs_and_reports_success(
     result = Kubelet(kube, bindir18, tmp_path).run(pod)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("{") and all(line.startswith('{"time"') for line in result.stdout.splitlines()), \
+    assert result.stdout.startswith("{") and all(line.startswith('{"time"') for line in result.stdout.splitlines()), (
         "spec.pod.envFrom reached the job: its log lines are JSON"
-    wait_for(lambda: kube.pgbackup(namespace, "e2e").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
-             timeout=60, what="lastRun.result == Succeeded")
+    )
+    wait_for(
+        lambda: kube.pgbackup(namespace, "e2e").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
+        timeout=60,
+        what="lastRun.result == Succeeded",
+    )
     status = kube.pgbackup(namespace, "e2e")["status"]
     assert status["lastRun"]["jobName"] == job["metadata"]["name"] and status["lastRun"]["manual"] is False
     assert status["lastSuccessfulTime"] and status["lastScheduleTime"]
     condition = next(c for c in status["conditions"] if c["type"] == "LastBackupSucceeded")
     assert condition["status"] == "True" and condition["reason"] == "BackupSucceeded"
-    wait_for(lambda: any(e["reason"] == "BackupSucceeded" and e["type"] == "Normal" for e in kube.events(namespace, "e2e")),
-             timeout=30, what="a BackupSucceeded event")
+    wait_for(
+        lambda: any(e["reason"] == "BackupSucceeded" and e["type"] == "Normal" for e in kube.events(namespace, "e2e")),
+        timeout=30,
+        what="a BackupSucceeded event",
+    )
     keys = bucket.keys("k8s/")
     segments = [k.split("/")[1] for k in keys]
     assert segments.count(dbname) == 2 and any(k.endswith(".manifest.json") for k in keys)
     assert [s for s in segments if s != dbname] == ["_globals", "_globals"]  # spec.globals defaults to true
     manifests = [k for k in keys if k.endswith(".manifest.json")]
-    assert len(manifests) == 2 and all(_signed_by_the_suite_s_key(bucket.get(k)) for k in manifests), \
+    assert len(manifests) == 2 and all(_signed_by_the_suite_s_key(bucket.get(k)) for k in manifests), (
         "the backup pod signed every manifest with the key mounted from its Secret"
+    )
     assert any(v["name"] == "signing-key" for v in pod["spec"]["volumes"])
     signed = kube.condition(namespace, "e2e", "Signed")
     assert signed is not None and signed["status"] == "True"

@@ -29,32 +29,65 @@ AUTHOR = "alice"
 def _allow_author(kube: KubeEnv, namespace: str) -> None:
     """A Role granting ``alice`` PgBackups and PgRestores in ``namespace`` and reading the
     Secrets they name (the admission policy asks), nothing else: no pods, Jobs or CronJobs."""
-    rules = [{"apiGroups": [GROUP], "resources": ["pgbackups", "pgrestores"],
-              "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
-             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
-    kube.plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "List", "items": [
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "cr-author"},
-             "rules": rules},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "cr-author"},
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cr-author"},
-             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": AUTHOR}]}]}))
+    rules = [
+        {
+            "apiGroups": [GROUP],
+            "resources": ["pgbackups", "pgrestores"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    ]
+    kube.plane.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [
+                    {
+                        "apiVersion": "rbac.authorization.k8s.io/v1",
+                        "kind": "Role",
+                        "metadata": {"name": "cr-author"},
+                        "rules": rules,
+                    },
+                    {
+                        "apiVersion": "rbac.authorization.k8s.io/v1",
+                        "kind": "RoleBinding",
+                        "metadata": {"name": "cr-author"},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cr-author"},
+                        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": AUTHOR}],
+                    },
+                ],
+            }
+        ),
+    )
     denied = kube.plane.kubectl(f"--as={AUTHOR}", "auth", "can-i", "create", "cronjobs", "-n", namespace, check=False)
     assert denied.stdout.strip() == "no", "the author may not write CronJobs herself"
 
 
 def _as_author(kube: KubeEnv, namespace: str, kind: str, name: str, spec: dict[str, Any]) -> None:
     """Create a PgBackup or PgRestore as ``alice``."""
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name, "namespace": namespace},
-            "spec": spec}
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
     created = kube.plane.kubectl(f"--as={AUTHOR}", "create", "-f", "-", input=json.dumps(body), check=False)
     assert created.returncode == 0, created.stderr
 
 
 def _spec(**overrides: Any) -> dict[str, Any]:
-    return {"schedule": "30 2 * * *",
-            "postgres": {"host": "pg.example", "user": "backup", "passwordSecretRef": {"name": "pg"}},
-            "destination": {"s3": {"bucket": "backups", "prefix": "prod"}}, **overrides}
+    return {
+        "schedule": "30 2 * * *",
+        "postgres": {"host": "pg.example", "user": "backup", "passwordSecretRef": {"name": "pg"}},
+        "destination": {"s3": {"bucket": "backups", "prefix": "prod"}},
+        **overrides,
+    }
 
 
 def _warned(kube: KubeEnv, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
@@ -68,9 +101,14 @@ def _restore_status(kube: KubeEnv, namespace: str, name: str) -> dict[str, Any]:
 
 # --- what the job would refuse, the operator refuses first ---------------------------------
 
-CONNECTION_OPTIONS = {"host": ["--no-owner", "--ho=evil.example"], "short-host": ["-vhevil.example"],
-                      "port": ["--port=6543"], "short-port": ["-p6543"], "user": ["--user=postgres"],
-                      "short-user": ["-Upostgres"]}
+CONNECTION_OPTIONS = {
+    "host": ["--no-owner", "--ho=evil.example"],
+    "short-host": ["-vhevil.example"],
+    "port": ["--port=6543"],
+    "short-port": ["-p6543"],
+    "user": ["--user=postgres"],
+    "short-user": ["-Upostgres"],
+}
 
 
 def test_pg_dump_connection_options_are_refused_before_any_cronjob(
@@ -86,16 +124,24 @@ def test_pg_dump_connection_options_are_refused_before_any_cronjob(
         wait_for(lambda name=name: kube.condition(namespace, name, "Ready"), timeout=30, what=f"{name}: Ready")
         ready = kube.condition(namespace, name, "Ready")
         assert ready is not None and (ready["status"], ready["reason"]) == ("False", "InvalidPgDumpOptions"), ready
-        assert ready["message"].startswith("spec.pgDumpOptions: must not contain -") and "PGPASSWORD" in ready["message"]
-        wait_for(lambda name=name: _warned(kube, namespace, name, "InvalidPgDumpOptions"), timeout=30,
-                 what=f"{name}: a Warning Event")
+        assert (
+            ready["message"].startswith("spec.pgDumpOptions: must not contain -") and "PGPASSWORD" in ready["message"]
+        )
+        wait_for(
+            lambda name=name: _warned(kube, namespace, name, "InvalidPgDumpOptions"),
+            timeout=30,
+            what=f"{name}: a Warning Event",
+        )
         assert kube.cronjob(namespace, f"pgbackup-{name}") is None
     host = kube.condition(namespace, "host", "Ready")
     assert host is not None and "--host (written '--ho=evil.example')" in host["message"]
 
     kube.plane.kubectl(f"--as={AUTHOR}", "annotate", "pgb", "host", "-n", namespace, "pgbackup.io/backup-now=1")
-    wait_for(lambda: len(_warned(kube, namespace, "host", "InvalidPgDumpOptions")) >= 2, timeout=30,
-             what="the annotation reconciled")
+    wait_for(
+        lambda: len(_warned(kube, namespace, "host", "InvalidPgDumpOptions")) >= 2,
+        timeout=30,
+        what="the annotation reconciled",
+    )
     assert kube.jobs(namespace) == [], "no Job for a backup the job would refuse"
 
 
@@ -110,8 +156,11 @@ def test_a_pgrestore_at_the_job_would_refuse_fails_without_a_job(
     for name, at in (("far", "9999-12-31"), ("feb", "2026-02-30")):
         _as_author(kube, namespace, "PgRestore", name, {"backupRef": {"name": "src"}, "database": "app", "at": at})
     for name, refused in (("far", "is out of range (years 1970 to 9998)"), ("feb", "is not a valid time")):
-        wait_for(lambda name=name: _restore_status(kube, namespace, name).get("phase") == "Failed", timeout=30,
-                 what=f"{name}: phase Failed")
+        wait_for(
+            lambda name=name: _restore_status(kube, namespace, name).get("phase") == "Failed",
+            timeout=30,
+            what=f"{name}: phase Failed",
+        )
         status = _restore_status(kube, namespace, name)
         [restored] = [c for c in status["conditions"] if c["type"] == "Restored"]
         assert (restored["status"], restored["reason"]) == ("False", "InvalidAt")
@@ -123,12 +172,17 @@ def test_a_pgrestore_at_the_job_would_refuse_fails_without_a_job(
 
 # --- a CronJob the operator does not own ---------------------------------------------------
 
+
 def _admin_cronjob(kube: KubeEnv, namespace: str, name: str) -> dict[str, Any]:
     """A CronJob an admin made by hand: no owner, nothing of the operator's."""
     container = {"name": "main", "image": "registry.example/legacy-backup:1", "command": ["/backup.sh"]}
-    body = {"metadata": {"name": name}, "spec": {
-        "schedule": "0 1 * * *", "jobTemplate": {"spec": {"template": {"spec": {
-            "restartPolicy": "Never", "containers": [container]}}}}}}
+    body = {
+        "metadata": {"name": name},
+        "spec": {
+            "schedule": "0 1 * * *",
+            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}}},
+        },
+    }
     return kube.plain(kube.batch.create_namespaced_cron_job(namespace, body))
 
 
@@ -159,12 +213,16 @@ def test_a_cronjob_nobody_owns_is_never_taken_over_nor_deleted(
     kept = kube.cronjob(namespace, "pgbackup-legacy")
     assert kept is not None and kept["metadata"]["uid"] == legacy["metadata"]["uid"], "deleted with the PgBackup"
 
-    kube.batch.patch_namespaced_cron_job("pgbackup-legacy", namespace,
-                                         {"metadata": {"labels": {"pgbackup.io/adopt": "legacy"}}})
+    kube.batch.patch_namespaced_cron_job(
+        "pgbackup-legacy", namespace, {"metadata": {"labels": {"pgbackup.io/adopt": "legacy"}}}
+    )
     _as_author(kube, namespace, "PgBackup", "legacy", _spec())
     owner_uid = kube.pgbackup(namespace, "legacy")["metadata"]["uid"]
-    wait_for(lambda: (kube.condition(namespace, "legacy", "Ready") or {}).get("status") == "True", timeout=30,
-             what="Ready once the admin labelled the CronJob for adoption")
+    wait_for(
+        lambda: (kube.condition(namespace, "legacy", "Ready") or {}).get("status") == "True",
+        timeout=30,
+        what="Ready once the admin labelled the CronJob for adoption",
+    )
     adopted = kube.cronjob(namespace, "pgbackup-legacy")
     assert adopted is not None and adopted["metadata"]["uid"] == legacy["metadata"]["uid"]
     assert [ref["uid"] for ref in adopted["metadata"]["ownerReferences"] if ref.get("controller")] == [owner_uid]
@@ -185,16 +243,25 @@ def test_the_cronjob_of_a_deleted_pgbackup_of_the_same_name_is_waited_for(
     wait_for(lambda: kube.cronjob(namespace, "pgbackup-again"), timeout=30, what="the first CronJob")
     kube.batch.patch_namespaced_cron_job("pgbackup-again", namespace, {"metadata": {"finalizers": [HOLD]}})
     _delete_pgbackup(kube, namespace, "again")
-    wait_for(lambda: (kube.cronjob(namespace, "pgbackup-again") or {}).get("metadata", {}).get("deletionTimestamp"),
-             timeout=60, what="garbage collection deleting the first CronJob")
+    wait_for(
+        lambda: (kube.cronjob(namespace, "pgbackup-again") or {}).get("metadata", {}).get("deletionTimestamp"),
+        timeout=60,
+        what="garbage collection deleting the first CronJob",
+    )
 
     _as_author(kube, namespace, "PgBackup", "again", _spec(schedule="15 4 * * *"))
-    wait_for(lambda: (kube.condition(namespace, "again", "Ready") or {}).get("reason") == "PredecessorLeaving",
-             timeout=30, what="Ready=Unknown while the old CronJob goes")
+    wait_for(
+        lambda: (kube.condition(namespace, "again", "Ready") or {}).get("reason") == "PredecessorLeaving",
+        timeout=30,
+        what="Ready=Unknown while the old CronJob goes",
+    )
     assert (kube.condition(namespace, "again", "Ready") or {}).get("status") == "Unknown"
     kube.batch.patch_namespaced_cron_job("pgbackup-again", namespace, {"metadata": {"finalizers": None}})
-    wait_for(lambda: (kube.condition(namespace, "again", "Ready") or {}).get("status") == "True", timeout=30,
-             what="Ready once the old CronJob is gone")
+    wait_for(
+        lambda: (kube.condition(namespace, "again", "Ready") or {}).get("status") == "True",
+        timeout=30,
+        what="Ready once the old CronJob is gone",
+    )
     cronjob = kube.cronjob(namespace, "pgbackup-again")
     assert cronjob is not None and cronjob["spec"]["schedule"] == "15 4 * * *"
     assert cronjob["metadata"]["ownerReferences"][0]["uid"] == kube.pgbackup(namespace, "again")["metadata"]["uid"]
@@ -209,8 +276,11 @@ LOAD_ERROR = f'psql failed at line 40: ERROR:  invalid input syntax for type int
 
 
 def _series(scraped: str, metric: str, namespace: str, name: str) -> list[str]:
-    return [line for line in scraped.splitlines() if line.startswith(metric + "{")
-            and f'namespace="{namespace}"' in line and f'name="{name}"' in line]
+    return [
+        line
+        for line in scraped.splitlines()
+        if line.startswith(metric + "{") and f'namespace="{namespace}"' in line and f'name="{name}"' in line
+    ]
 
 
 def test_a_termination_message_cannot_poison_the_status(
@@ -228,8 +298,10 @@ def test_a_termination_message_cannot_poison_the_status(
     pod = kube.pod_of(namespace, job)
     assert pod is not None
     summary = f"1 of 2 backups failed: 'people': {LOAD_ERROR}; 'other': ok"
-    message = ('{"v":1,"command":"run","ok":false,"summary":' + json.dumps(summary) + ',"timestamp":"20261206T020000Z",'
-               '"seconds":NaN,"bytes":1e999,"databases":{"ok":Infinity,"failed":-1},"failed":["people"]}')
+    message = (
+        '{"v":1,"command":"run","ok":false,"summary":' + json.dumps(summary) + ',"timestamp":"20261206T020000Z",'
+        '"seconds":NaN,"bytes":1e999,"databases":{"ok":Infinity,"failed":-1},"failed":["people"]}'
+    )
     Kubelet(kube, tmp_path, tmp_path).finish(pod, 1, message)
 
     def last_run() -> dict[str, Any]:
@@ -246,33 +318,53 @@ def test_a_termination_message_cannot_poison_the_status(
     wait_for(lambda: _warned(kube, namespace, "poison", "BackupFailed"), timeout=30, what="a BackupFailed Event")
     [event] = _warned(kube, namespace, "poison", "BackupFailed")
     assert "invalid input syntax" in event["message"] and SSN not in event["message"]
-    wait_for(lambda: _series(operator.scrape(), "pgbackup_last_run_success", namespace, "poison"), timeout=30,
-             what="the last run's metric")
+    wait_for(
+        lambda: _series(operator.scrape(), "pgbackup_last_run_success", namespace, "poison"),
+        timeout=30,
+        what="the last run's metric",
+    )
     [success] = _series(operator.scrape(), "pgbackup_last_run_success", namespace, "poison")
     assert success.endswith(" 0.0"), "PgBackupLastRunFailed fires on it"
 
 
 def test_a_failed_load_keeps_row_values_out_of_a_pgrestore_s_status(
-    kube: KubeEnv, operator: OperatorProcess, namespace: str, pg18: Cluster, bindir18: Path,
-    bucket: Bucket, dbname: str, tmp_path: Path,
+    kube: KubeEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    pg18: Cluster,
+    bindir18: Path,
+    bucket: Bucket,
+    dbname: str,
+    tmp_path: Path,
 ) -> None:
     """A real restore that fails on a row (a tenant's CHECK, true where the data came from,
     casts the column to integer elsewhere): psql's error quotes the value. The job's log keeps
     it; the PgRestore's message, condition and Event carry the error without it."""
     pg18.sql(f"CREATE DATABASE {dbname}")
-    pg18.sql(f"CREATE FUNCTION public.ssn_ok(v text) RETURNS boolean LANGUAGE sql AS "
-             f"$$ SELECT CASE WHEN current_database() = '{dbname}' THEN true ELSE v::integer IS NOT NULL END $$", dbname)
+    pg18.sql(
+        f"CREATE FUNCTION public.ssn_ok(v text) RETURNS boolean LANGUAGE sql AS "
+        f"$$ SELECT CASE WHEN current_database() = '{dbname}' THEN true ELSE v::integer IS NOT NULL END $$",
+        dbname,
+    )
     pg18.sql(f"CREATE TABLE people (ssn text CHECK (public.ssn_ok(ssn))); INSERT INTO people VALUES ('{SSN}')", dbname)
     _setup(kube, namespace, pg18)
     kube.create_pgbackup(namespace, "src", real_spec(pg18, bucket, dbname))
     kubelet = Kubelet(kube, bindir18, tmp_path)
     _run_pods(kube, kubelet, namespace, _run_now(kube, namespace, "src", "first"))
-    wait_for(lambda: kube.pgbackup(namespace, "src").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
-             timeout=60, what="the backup recorded")
+    wait_for(
+        lambda: kube.pgbackup(namespace, "src").get("status", {}).get("lastRun", {}).get("result") == "Succeeded",
+        timeout=60,
+        what="the backup recorded",
+    )
 
     _allow_author(kube, namespace)
-    _as_author(kube, namespace, "PgRestore", "copy", {"backupRef": {"name": "src"}, "database": dbname,
-                                                     "target": {"database": f"{dbname}_r", "create": True}})
+    _as_author(
+        kube,
+        namespace,
+        "PgRestore",
+        "copy",
+        {"backupRef": {"name": "src"}, "database": dbname, "target": {"database": f"{dbname}_r", "create": True}},
+    )
     wait_for(lambda: _pods(kube, namespace, "pgrestore-copy"), timeout=60, what="the restore pod")
     result = kubelet.run(_pods(kube, namespace, "pgrestore-copy")[0])
     assert result.returncode != 0 and SSN in result.stdout + result.stderr, "the job's own log has the whole error"

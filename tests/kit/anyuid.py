@@ -113,9 +113,17 @@ def _probe(bindir: Path) -> str | None:
     problem = why_cannot_run(program, ANY_UID, [ROOT_GID])
     if problem:
         return problem
-    probe = subprocess.run([str(bindir / "python"), "-c", "import backup_job.cli, pgbackup_operator.cli"],
-                           user=ANY_UID, group=ROOT_GID, extra_groups=[], cwd="/", capture_output=True, text=True,
-                           env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}, timeout=60)
+    probe = subprocess.run(
+        [str(bindir / "python"), "-c", "import backup_job.cli, pgbackup_operator.cli"],
+        user=ANY_UID,
+        group=ROOT_GID,
+        extra_groups=[],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
+        timeout=60,
+    )
     return None if probe.returncode == 0 else f"{bindir}/python as uid {ANY_UID}: {probe.stderr.strip()[-500:]}"
 
 
@@ -146,7 +154,8 @@ def _build(python: Path, target: Path) -> None:
         packages = Path(sysconfig.get_paths()["purelib"])
         version = f"python{sys.version_info.major}.{sys.version_info.minor}"
         (staging / "lib" / version / "site-packages" / "pgbackup-project-venv.pth").write_text(
-            f"import site; site.addsitedir({str(packages)!r})\n")
+            f"import site; site.addsitedir({str(packages)!r})\n"
+        )
         for name, body in _console_scripts(_venv_bin()).items():
             script = staging / "bin" / name
             script.write_text(f"#!{target}/bin/python\n{body}")
@@ -173,9 +182,11 @@ def command_dir() -> Path:
         return _venv_bin()
     python = _system_python()
     if python is None:
-        raise Unreachable(f"{problem}\nand no python{sys.version_info.major}.{sys.version_info.minor} in "
-                          "/usr/local/bin or /usr/bin that any uid can run to build a shared copy from: "
-                          "install one, or build the virtualenv from a Python outside /root")
+        raise Unreachable(
+            f"{problem}\nand no python{sys.version_info.major}.{sys.version_info.minor} in "
+            "/usr/local/bin or /usr/bin that any uid can run to build a shared copy from: "
+            "install one, or build the virtualenv from a Python outside /root"
+        )
     key = hashlib.sha256(f"{python}\0{sys.prefix}\0{sorted(_console_scripts(_venv_bin()).items())}".encode())
     SHARED_ROOT.mkdir(parents=True, exist_ok=True)
     SHARED_ROOT.chmod(0o755)

@@ -59,12 +59,22 @@ class Bucket:
         """Settings for a run of ``cluster`` into this bucket under ``prefix``."""
         return {**self.server.env(), **job_env(cluster, self.url(prefix), bindir, **extra)}
 
-    def proxied_env(self, cluster: Cluster, bindir: Path, prefix: str, proxy: FaultProxy, database: str,
-                    **extra: str) -> dict[str, str]:
+    def proxied_env(
+        self, cluster: Cluster, bindir: Path, prefix: str, proxy: FaultProxy, database: str, **extra: str
+    ) -> dict[str, str]:
         """``job_env`` for one database, talking to this bucket through a fault proxy."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
-        env.update(self.job_env(cluster, bindir, prefix, BACKUP_DATABASES=database, BACKUP_GLOBALS="false",
-                                BACKUP_S3_ADDRESSING_STYLE="path", **extra))
+        env.update(
+            self.job_env(
+                cluster,
+                bindir,
+                prefix,
+                BACKUP_DATABASES=database,
+                BACKUP_GLOBALS="false",
+                BACKUP_S3_ADDRESSING_STYLE="path",
+                **extra,
+            )
+        )
         env["AWS_ENDPOINT_URL_S3"] = proxy.endpoint
         return env
 
@@ -77,7 +87,11 @@ def run_pgbackup(
     clean.update(env)
     return subprocess.run(
         [sys.executable, "-m", "backup_job", *(args or ("run",))],
-        env=clean, capture_output=True, text=True, cwd=cwd or ROOT / "tests", timeout=timeout,
+        env=clean,
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT / "tests",
+        timeout=timeout,
     )
 
 
@@ -100,8 +114,13 @@ def signed(values: dict[str, Any]) -> bytes:
 def job_env(cluster: Cluster, destination: str, bindir: Path, **extra: str) -> dict[str, str]:
     """Settings for a run of ``cluster`` into ``destination``, signed. Drills run on the same test
     server (``BACKUP_VERIFY_ON_BACKUP_SERVER``): the tests of the drill's isolation unset it."""
-    env = {**cluster.env(), "BACKUP_DESTINATION": destination, "BACKUP_PG_BINDIR": str(bindir), **SIGNED,
-           "BACKUP_VERIFY_ON_BACKUP_SERVER": "true"}
+    env = {
+        **cluster.env(),
+        "BACKUP_DESTINATION": destination,
+        "BACKUP_PG_BINDIR": str(bindir),
+        **SIGNED,
+        "BACKUP_VERIFY_ON_BACKUP_SERVER": "true",
+    }
     env.update(extra)
     return env
 
@@ -116,7 +135,9 @@ def restore(cluster: Cluster, bindir: Path, dump_gz: bytes, target: str) -> None
     env = {**os.environ, **cluster.env(target)}
     loaded = subprocess.run(
         [str(bindir / "psql"), "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", "-X"],
-        input=gzip.decompress(dump_gz), env=env, capture_output=True,
+        input=gzip.decompress(dump_gz),
+        env=env,
+        capture_output=True,
     )
     assert loaded.returncode == 0, f"psql failed to load the dump: {loaded.stderr.decode()}"
 
@@ -129,8 +150,11 @@ def comparable_dump(cluster: Cluster, bindir: Path, database: str) -> list[str]:
     as session user), minus the lines that differ between any two dumps."""
     env = {**os.environ, **cluster.env(database)}
     out = subprocess.run(
-        [str(bindir / "pg_dump"), "--format=plain", "--use-set-session-authorization"], env=env, check=True,
-        capture_output=True, text=True,
+        [str(bindir / "pg_dump"), "--format=plain", "--use-set-session-authorization"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return [line for line in out.splitlines() if not line.startswith(VARYING)]
 
@@ -194,6 +218,7 @@ def redated(started: Callable[[str], datetime]) -> Callable[[bytes], bytes]:
     """A fault proxy ``rewrite`` of ListMultipartUploads answers giving each upload the start
     ``started(key)``: honest dates for a store that has none (moto's server dates every upload
     2010-11-10), or wrong ones for one that has."""
+
     def upload(match: re.Match[str]) -> str:
         entry = match.group(0)
         key = html.unescape(re.search(r"<Key>(.*?)</Key>", entry, re.DOTALL).group(1))  # type: ignore[union-attr]

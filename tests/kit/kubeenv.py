@@ -42,8 +42,12 @@ class KubeEnv:
         return dict(self.api.sanitize_for_serialization(obj))
 
     def create_pgbackup(self, namespace: str, name: str, spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PgBackup",
-                "metadata": {"name": name, **metadata}, "spec": spec}
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "PgBackup",
+            "metadata": {"name": name, **metadata},
+            "spec": spec,
+        }
         created = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
         return cast(dict[str, Any], created)
 
@@ -51,8 +55,9 @@ class KubeEnv:
         return cast(dict[str, Any], self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
 
     def patch_pgbackup(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch,
-                                                   _content_type="application/merge-patch+json")
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, patch, _content_type="application/merge-patch+json"
+        )
 
     def cronjob(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -74,8 +79,9 @@ class KubeEnv:
         next slot; returns the Job's name once the Job controller has created its Pod."""
         namespace, name = cronjob["metadata"]["namespace"], f"{cronjob['metadata']['name']}-{suffix}"
         template = cronjob["spec"]["jobTemplate"]
-        self.batch.create_namespaced_job(namespace, {"metadata": {"name": name, "labels": template["metadata"]["labels"]},
-                                                     "spec": template["spec"]})
+        self.batch.create_namespaced_job(
+            namespace, {"metadata": {"name": name, "labels": template["metadata"]["labels"]}, "spec": template["spec"]}
+        )
         wait_for(lambda: self.pod_of(namespace, name), timeout=30, what=f"the Pod of Job {name}")
         return name
 
@@ -92,8 +98,12 @@ class KubeEnv:
 class OperatorProcess:
     """``pgbackup-operator`` as a subprocess, authenticated as its ServiceAccount."""
 
-    def __init__(self, kube: KubeEnv, service_account: tuple[str, str] = ("pgbackup-operator", OPERATOR_NAMESPACE),
-                 namespaces: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        kube: KubeEnv,
+        service_account: tuple[str, str] = ("pgbackup-operator", OPERATOR_NAMESPACE),
+        namespaces: list[str] | None = None,
+    ) -> None:
         self.kube = kube
         self.service_account = service_account
         self.namespaces = namespaces or []
@@ -124,13 +134,24 @@ class OperatorProcess:
 
     def __enter__(self) -> OperatorProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "PG", "AWS_", "BACKUP_"))}
-        env.update(KUBECONFIG=str(self._token_kubeconfig()), PGBACKUP_IMAGE="pgbackup:test",
-                   PGBACKUP_FRESHNESS_INTERVAL="1s")
+        env.update(
+            KUBECONFIG=str(self._token_kubeconfig()), PGBACKUP_IMAGE="pgbackup:test", PGBACKUP_FRESHNESS_INTERVAL="1s"
+        )
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pgbackup_operator", "--liveness", f"http://127.0.0.1:{self.port}/healthz",
-             "--metrics-port", str(self.metrics_port),
-             *(arg for n in self.namespaces for arg in ("--namespace", n))],
-            env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.directory,
+            [
+                sys.executable,
+                "-m",
+                "pgbackup_operator",
+                "--liveness",
+                f"http://127.0.0.1:{self.port}/healthz",
+                "--metrics-port",
+                str(self.metrics_port),
+                *(arg for n in self.namespaces for arg in ("--namespace", n)),
+            ],
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=self.directory,
         )
         wait_for(self._alive, timeout=60, what="operator liveness endpoint")
         return self
@@ -164,9 +185,15 @@ class OperatorProcess:
                 self.kube.core.delete_namespace(namespace)
 
     def _wait_served(self, namespace: str) -> None:
-        self.kube.create_pgbackup(namespace, "probe", {
-            "schedule": "0 0 1 1 *", "postgres": {"host": "probe", "user": "probe", "passwordSecretRef": {"name": "probe"}},
-            "destination": {"s3": {"bucket": "probe"}}})
+        self.kube.create_pgbackup(
+            namespace,
+            "probe",
+            {
+                "schedule": "0 0 1 1 *",
+                "postgres": {"host": "probe", "user": "probe", "passwordSecretRef": {"name": "probe"}},
+                "destination": {"s3": {"bucket": "probe"}},
+            },
+        )
         touches = iter(range(1, 10**6))
 
         def served() -> bool:

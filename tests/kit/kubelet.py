@@ -70,17 +70,46 @@ class CreateContainerConfigError(AssertionError):
 IMAGE_ENV = {"HOME": "/tmp", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-_IGNORED_POD_FIELDS = {"restartPolicy", "automountServiceAccountToken", "serviceAccountName", "serviceAccount",
-                       "nodeSelector", "tolerations", "affinity", "dnsPolicy", "enableServiceLinks",
-                       "preemptionPolicy", "priority", "priorityClassName", "imagePullSecrets", "schedulerName",
-                       "terminationGracePeriodSeconds", "hostname", "subdomain"}  # an Indexed Job's pods are named
+_IGNORED_POD_FIELDS = {
+    "restartPolicy",
+    "automountServiceAccountToken",
+    "serviceAccountName",
+    "serviceAccount",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "dnsPolicy",
+    "enableServiceLinks",
+    "preemptionPolicy",
+    "priority",
+    "priorityClassName",
+    "imagePullSecrets",
+    "schedulerName",
+    "terminationGracePeriodSeconds",
+    "hostname",
+    "subdomain",
+}  # an Indexed Job's pods are named
 _IGNORED_CONTAINER_FIELDS = {"name", "image", "imagePullPolicy", "resources", "terminationMessagePolicy"}
 # securityContext: what decides who the process is, and what only the node enforces.
 _IDENTITY_FIELDS = {"runAsUser", "runAsGroup", "runAsNonRoot"}
-_POD_SECURITY_FIELDS = _IDENTITY_FIELDS | {"fsGroup", "supplementalGroups", "seccompProfile", "seLinuxOptions",
-                                           "fsGroupChangePolicy", "supplementalGroupsPolicy", "appArmorProfile"}
-_CONTAINER_SECURITY_FIELDS = _IDENTITY_FIELDS | {"allowPrivilegeEscalation", "readOnlyRootFilesystem", "capabilities",
-                                                 "privileged", "seccompProfile", "seLinuxOptions", "appArmorProfile"}
+_POD_SECURITY_FIELDS = _IDENTITY_FIELDS | {
+    "fsGroup",
+    "supplementalGroups",
+    "seccompProfile",
+    "seLinuxOptions",
+    "fsGroupChangePolicy",
+    "supplementalGroupsPolicy",
+    "appArmorProfile",
+}
+_CONTAINER_SECURITY_FIELDS = _IDENTITY_FIELDS | {
+    "allowPrivilegeEscalation",
+    "readOnlyRootFilesystem",
+    "capabilities",
+    "privileged",
+    "seccompProfile",
+    "seLinuxOptions",
+    "appArmorProfile",
+}
 
 
 @dataclass(frozen=True)
@@ -99,8 +128,10 @@ def identity(pod: dict[str, Any]) -> Identity:
     pod_context = spec.get("securityContext") or {}
     container = spec["containers"][0]
     context = container.get("securityContext") or {}
-    for where, fields, allowed in (("pod", pod_context, _POD_SECURITY_FIELDS),
-                                   ("container", context, _CONTAINER_SECURITY_FIELDS)):
+    for where, fields, allowed in (
+        ("pod", pod_context, _POD_SECURITY_FIELDS),
+        ("container", context, _CONTAINER_SECURITY_FIELDS),
+    ):
         if set(fields) - allowed:
             raise NotImplementedByStandIn(f"{where} securityContext {sorted(set(fields) - allowed)} is not implemented")
     if context.get("privileged") or (context.get("capabilities") or {}).get("add"):
@@ -108,9 +139,11 @@ def identity(pod: dict[str, Any]) -> Identity:
     effective = {**{k: v for k, v in pod_context.items() if k in _IDENTITY_FIELDS}, **context}
     uid = int(effective.get("runAsUser", anyuid.IMAGE_UID))
     if effective.get("runAsNonRoot") and uid == 0:
-        raise CreateContainerConfigError(f"container's runAsUser breaks non-root policy (pod: "
-                                         f"\"{pod['metadata']['name']}_{pod['metadata']['namespace']}\", "
-                                         f"container: {container['name']})")
+        raise CreateContainerConfigError(
+            f"container's runAsUser breaks non-root policy (pod: "
+            f'"{pod["metadata"]["name"]}_{pod["metadata"]["namespace"]}", '
+            f"container: {container['name']})"
+        )
     gid = int(effective.get("runAsGroup", anyuid.ROOT_GID))  # the image's user has GID 0, as has a uid without entry
     fs_group = pod_context.get("fsGroup")
     groups = {gid, *pod_context.get("supplementalGroups", []), *([fs_group] if fs_group is not None else [])}
@@ -133,7 +166,7 @@ def expand(text: str, defined: Mapping[str, str]) -> str:
         if following == "$":
             out.append("$")
         elif close != -1:
-            name = text[i + 2:close]
+            name = text[i + 2 : close]
             out.append(defined.get(name, f"$({name})"))
             i = close + 1
             continue
@@ -151,10 +184,16 @@ def field_value(pod: dict[str, Any], entry: dict[str, Any]) -> str:
     ref = entry["valueFrom"]["fieldRef"]
     path = ref["fieldPath"]
     if ref.get("apiVersion", "v1") != "v1":
-        raise NotImplementedByStandIn(f"env {entry['name']}: fieldRef apiVersion {ref['apiVersion']} is not implemented")
+        raise NotImplementedByStandIn(
+            f"env {entry['name']}: fieldRef apiVersion {ref['apiVersion']} is not implemented"
+        )
     metadata = pod["metadata"]
-    simple = {"metadata.name": metadata.get("name"), "metadata.namespace": metadata.get("namespace"),
-              "metadata.uid": metadata.get("uid"), "spec.serviceAccountName": pod["spec"].get("serviceAccountName")}
+    simple = {
+        "metadata.name": metadata.get("name"),
+        "metadata.namespace": metadata.get("namespace"),
+        "metadata.uid": metadata.get("uid"),
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName"),
+    }
     if path in simple:
         return str(simple[path] or "")
     subscripted = _SUBSCRIPTED.fullmatch(path)
@@ -281,8 +320,11 @@ class Kubelet:
         if unknown or len(pod["spec"]["containers"]) != 1:
             raise NotImplementedByStandIn(f"pod fields {sorted(unknown)} or several containers are not implemented")
         container = pod["spec"]["containers"][0]
-        unknown = set(container) - _IGNORED_CONTAINER_FIELDS - {"command", "args", "env", "envFrom", "volumeMounts",
-                                                               "terminationMessagePath", "securityContext"}
+        unknown = (
+            set(container)
+            - _IGNORED_CONTAINER_FIELDS
+            - {"command", "args", "env", "envFrom", "volumeMounts", "terminationMessagePath", "securityContext"}
+        )
         if unknown:
             raise NotImplementedByStandIn(f"container fields {sorted(unknown)} are not implemented")
         for mount in container.get("volumeMounts") or []:
@@ -299,20 +341,23 @@ class Kubelet:
             raise AssertionError(f"{argv[0]} is not on the pod's PATH {path}")
         problems = [anyuid.why_cannot_run(Path(program), who.uid, who.groups)]
         if self.extra_path.is_dir():
-            problems += [anyuid.why_cannot_run(p, who.uid, who.groups) for p in sorted(self.extra_path.iterdir())
-                         if p.is_file() and os.access(p, os.X_OK)]
+            problems += [
+                anyuid.why_cannot_run(p, who.uid, who.groups)
+                for p in sorted(self.extra_path.iterdir())
+                if p.is_file() and os.access(p, os.X_OK)
+            ]
         found = [p for p in problems if p]
         if found:
-            raise anyuid.Unreachable("the stand-in kubelet cannot run this pod as its user: "
-                                     + "; ".join(found[:3]))
+            raise anyuid.Unreachable("the stand-in kubelet cannot run this pod as its user: " + "; ".join(found[:3]))
 
     def run(self, pod: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         """Run the Pod's single container to completion and write its status as a kubelet would."""
         self._check_fields(pod)
         who = identity(pod)
         if os.geteuid() != 0:
-            raise NotImplementedByStandIn("the stand-in kubelet lays files out as root and switches to the pod's "
-                                          "user: run the tests as root")
+            raise NotImplementedByStandIn(
+                "the stand-in kubelet lays files out as root and switches to the pod's user: run the tests as root"
+            )
         node = Path(tempfile.mkdtemp(prefix="pgbackup-kubelet-"))
         try:
             node.chmod(0o755)
@@ -339,8 +384,17 @@ class Kubelet:
         self._check_reachable(argv, env["PATH"], who)
         started = now()
         self._patch_status(namespace, name, {"phase": "Running", "startTime": started})
-        result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=pod_dir, timeout=300,
-                                user=who.uid, group=who.gid, extra_groups=list(who.groups))
+        result = subprocess.run(
+            argv,
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=pod_dir,
+            timeout=300,
+            user=who.uid,
+            group=who.gid,
+            extra_groups=list(who.groups),
+        )
         message = termination_log.read_text()
         (self.workdir / f"{name}.termination-log").write_text(message)
         (self.workdir / f"{name}.output").write_text(result.stdout + result.stderr)
@@ -352,17 +406,33 @@ class Kubelet:
         for tests about what the operator makes of an outcome rather than about the job."""
         container = pod["spec"]["containers"][0]
         started = started or now()
-        self._patch_status(pod["metadata"]["namespace"], pod["metadata"]["name"], {
-            "phase": "Succeeded" if exit_code == 0 else "Failed",
-            "startTime": started,
-            "containerStatuses": [{
-                "name": container["name"], "image": container["image"], "imageID": "", "ready": False,
-                "restartCount": 0, "started": False,
-                "state": {"terminated": {"exitCode": exit_code,
-                                         "reason": "Completed" if exit_code == 0 else "Error",
-                                         "message": message, "startedAt": started, "finishedAt": now()}},
-            }],
-        })
+        self._patch_status(
+            pod["metadata"]["namespace"],
+            pod["metadata"]["name"],
+            {
+                "phase": "Succeeded" if exit_code == 0 else "Failed",
+                "startTime": started,
+                "containerStatuses": [
+                    {
+                        "name": container["name"],
+                        "image": container["image"],
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "started": False,
+                        "state": {
+                            "terminated": {
+                                "exitCode": exit_code,
+                                "reason": "Completed" if exit_code == 0 else "Error",
+                                "message": message,
+                                "startedAt": started,
+                                "finishedAt": now(),
+                            }
+                        },
+                    }
+                ],
+            },
+        )
 
     def _patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.kube.core.patch_namespaced_pod_status(name, namespace, {"status": status})
@@ -380,5 +450,5 @@ def _local(value: str, paths: dict[str, Path]) -> str:
     """``value`` with a leading in-container path replaced by the local path standing in for it."""
     for inside, outside in sorted(paths.items(), key=lambda item: -len(item[0])):
         if value == inside or value.startswith(inside.rstrip("/") + "/"):
-            return str(outside) + value[len(inside.rstrip("/")):] if value != inside else str(outside)
+            return str(outside) + value[len(inside.rstrip("/")) :] if value != inside else str(outside)
     return value

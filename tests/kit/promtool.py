@@ -43,8 +43,10 @@ def rules() -> dict[str, dict[str, Any]]:
 
 def annotations_for(alert: str, labels: dict[str, str]) -> dict[str, str]:
     """The rule's annotations with ``{{ $labels.x }}`` filled in (the only template they use)."""
+
     def fill(text: str) -> str:
         return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m.group(1), ""), text)
+
     return {key: fill(value) for key, value in rules()[alert].get("annotations", {}).items()}
 
 
@@ -60,8 +62,9 @@ def series_from_scrape(text: str, keep: dict[str, str] | None = None) -> dict[st
     return found
 
 
-def alert_test(series: dict[str, float], firing: dict[str, list[dict[str, str]]], minutes: int = 15,
-               workdir: Path | None = None) -> subprocess.CompletedProcess[str]:
+def alert_test(
+    series: dict[str, float], firing: dict[str, list[dict[str, str]]], minutes: int = 15, workdir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """``promtool test rules`` with ``series`` constant for ``minutes``: exactly the alerts in
     ``firing`` (alert name -> label sets) must fire at the end; every other alert must not."""
     tests = []
@@ -74,11 +77,15 @@ def alert_test(series: dict[str, float], firing: dict[str, list[dict[str, str]]]
     document = {
         "rule_files": [str(RULES)],
         "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": [{"series": name, "values": f"{value:g}x{minutes + 1}"} for name, value in series.items()],
-            "alert_rule_test": tests,
-        }],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": name, "values": f"{value:g}x{minutes + 1}"} for name, value in series.items()
+                ],
+                "alert_rule_test": tests,
+            }
+        ],
     }
     directory = workdir or Path(ROOT / ".pytest_cache")
     directory.mkdir(parents=True, exist_ok=True)

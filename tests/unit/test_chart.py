@@ -45,12 +45,22 @@ def rbac_problems(rules: list[dict[str, Any]]) -> list[str]:
 
 
 def test_rbac_rules_grant_no_secrets_and_no_wildcards() -> None:
-    rules = [r for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text())
-             if d and d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+    rules = [
+        r
+        for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text())
+        if d and d["kind"] in ("ClusterRole", "Role")
+        for r in d["rules"]
+    ]
     assert rules and rbac_problems(rules) == []
-    broken = [*rules,
-              {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
-              {"apiGroups": ["*"], "resources": ["pods"], "verbs": ["list"]},
-              {"apiGroups": ["batch"], "resources": ["jobs/*"], "verbs": ["*"]}]
-    assert rbac_problems(broken) == ["grants ['get'] on secrets", "wildcard in apiGroups: ['*']",
-                                     "wildcard in resources: ['jobs/*']", "wildcard in verbs: ['*']"]
+    broken = [
+        *rules,
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": ["*"], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": ["batch"], "resources": ["jobs/*"], "verbs": ["*"]},
+    ]
+    assert rbac_problems(broken) == [
+        "grants ['get'] on secrets",
+        "wildcard in apiGroups: ['*']",
+        "wildcard in resources: ['jobs/*']",
+        "wildcard in verbs: ['*']",
+    ]

@@ -27,17 +27,25 @@ def cgroup(tmp_path: Path, files: dict[str, str], own: str = "0::/\n") -> tuple[
     return root, proc
 
 
-@pytest.mark.parametrize(("files", "own", "expected"), [
-    ({"cpu.max": "150000 100000\n"}, "0::/\n", 2),  # a pod limit of 1.5 CPUs: 2 threads share it
-    ({"cpu.max": "max 100000\n"}, "0::/\n", 8),  # no limit: the affinity mask
-    ({"kubepods/cpu.max": "200000 100000\n", "kubepods/pod1/c1/cpu.max": "max 100000\n"},
-     "0::/kubepods/pod1/c1\n", 2),  # a parent's limit binds the container below it
-    ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, "4:cpu,cpuacct:/\n", 3),  # v1
-    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, "4:cpu,cpuacct:/\n", 8),
-    ({}, "", 8),  # nothing readable: no limit from there
-], ids=["v2-limit", "v2-max", "v2-parent", "v1-limit", "v1-none", "none"])
-def test_usable_cpus_follow_the_cgroup_quota(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             files: dict[str, str], own: str, expected: int) -> None:
+@pytest.mark.parametrize(
+    ("files", "own", "expected"),
+    [
+        ({"cpu.max": "150000 100000\n"}, "0::/\n", 2),  # a pod limit of 1.5 CPUs: 2 threads share it
+        ({"cpu.max": "max 100000\n"}, "0::/\n", 8),  # no limit: the affinity mask
+        (
+            {"kubepods/cpu.max": "200000 100000\n", "kubepods/pod1/c1/cpu.max": "max 100000\n"},
+            "0::/kubepods/pod1/c1\n",
+            2,
+        ),  # a parent's limit binds the container below it
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, "4:cpu,cpuacct:/\n", 3),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, "4:cpu,cpuacct:/\n", 8),
+        ({}, "", 8),  # nothing readable: no limit from there
+    ],
+    ids=["v2-limit", "v2-max", "v2-parent", "v1-limit", "v1-none", "none"],
+)
+def test_usable_cpus_follow_the_cgroup_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], own: str, expected: int
+) -> None:
     monkeypatch.setattr(cpus, "affinity", lambda: 8)
     root, proc = cgroup(tmp_path, files, own)
     assert cpus.usable(root, proc) == expected
@@ -62,10 +70,12 @@ def test_the_compression_libraries_load_only_when_a_stream_needs_them() -> None:
     import subprocess
     import sys
 
-    probe = ("import sys; import backup_job.cli, backup_job.commands.run, backup_job.commands.restore; "
-             "import backup_job.pipeline.compress as c; from backup_job.core.settings import Compression; "
-             "before = {m for m in ('isal', 'zstandard') if m in sys.modules}; "
-             "g = c.open_compressor(Compression('gzip', 6), lambda: 1, 1); g.compress(b'x'); g.finish(); g.close(); "
-             "print(sorted(before), 'zstandard' in sys.modules, 'isal' in sys.modules)")
+    probe = (
+        "import sys; import backup_job.cli, backup_job.commands.run, backup_job.commands.restore; "
+        "import backup_job.pipeline.compress as c; from backup_job.core.settings import Compression; "
+        "before = {m for m in ('isal', 'zstandard') if m in sys.modules}; "
+        "g = c.open_compressor(Compression('gzip', 6), lambda: 1, 1); g.compress(b'x'); g.finish(); g.close(); "
+        "print(sorted(before), 'zstandard' in sys.modules, 'isal' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.split()
     assert out == ["[]", "False", "True"]

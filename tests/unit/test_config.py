@@ -42,10 +42,12 @@ def test_destinations(tmp_path: Path) -> None:
 def test_zstd_levels_reach_19_and_default_to_3(tmp_path: Path) -> None:
     zstd = {"BACKUP_DESTINATION": "file:///tmp/x", "BACKUP_COMPRESSION": "zstd"}
     assert load_settings(zstd, dotenv_path=tmp_path / "none").compression == Compression("zstd", 3, None)
-    assert load_settings({**zstd, "BACKUP_COMPRESSION_LEVEL": "19", "BACKUP_COMPRESSION_THREADS": "3"},
-                         dotenv_path=tmp_path / "none").compression == Compression("zstd", 19, 3)
-    assert "BACKUP_COMPRESSION_LEVEL='20' is out of range: it must be from 1 to 19" in error(tmp_path, BACKUP_COMPRESSION="zstd",
-                                                                    BACKUP_COMPRESSION_LEVEL="20")
+    assert load_settings(
+        {**zstd, "BACKUP_COMPRESSION_LEVEL": "19", "BACKUP_COMPRESSION_THREADS": "3"}, dotenv_path=tmp_path / "none"
+    ).compression == Compression("zstd", 19, 3)
+    assert "BACKUP_COMPRESSION_LEVEL='20' is out of range: it must be from 1 to 19" in error(
+        tmp_path, BACKUP_COMPRESSION="zstd", BACKUP_COMPRESSION_LEVEL="20"
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,7 +57,11 @@ def test_zstd_levels_reach_19_and_default_to_3(tmp_path: Path) -> None:
         ("BACKUP_DESTINATION", "/var/backups", "must start with s3:// or file://"),
         ("BACKUP_DESTINATION", "file://relative/dir", "must be an absolute path"),
         ("BACKUP_DESTINATION", "s3://Bad_Bucket", "does not name a valid S3 bucket"),
-        ("BACKUP_COMPRESSION_LEVEL", "11", "BACKUP_COMPRESSION_LEVEL='11' is out of range for gzip: it must be from 1 to 9"),
+        (
+            "BACKUP_COMPRESSION_LEVEL",
+            "11",
+            "BACKUP_COMPRESSION_LEVEL='11' is out of range for gzip: it must be from 1 to 9",
+        ),
         ("BACKUP_COMPRESSION_LEVEL", "fast", "is not a whole number from 1 to 19"),
         ("BACKUP_COMPRESSION", "lz4", "BACKUP_COMPRESSION='lz4' must be one of gzip | zstd"),
         ("BACKUP_COMPRESSION_THREADS", "0", "BACKUP_COMPRESSION_THREADS='0' is out of range: it must be from 1 to 64"),
@@ -109,7 +115,9 @@ def test_secret_files_are_read_and_never_shown(tmp_path: Path) -> None:
     (tmp_path / "key").write_text("AKIAFILE")
     (tmp_path / "secret").write_text("s3cr3t-aws")
     s = settings(
-        tmp_path, PGPASSWORD_FILE=str(tmp_path / "pw"), AWS_ACCESS_KEY_ID_FILE=str(tmp_path / "key"),
+        tmp_path,
+        PGPASSWORD_FILE=str(tmp_path / "pw"),
+        AWS_ACCESS_KEY_ID_FILE=str(tmp_path / "key"),
         AWS_SECRET_ACCESS_KEY_FILE=str(tmp_path / "secret"),
     )
     assert set(s.secrets()) == {"s3cr3t-pg", "AKIAFILE", "s3cr3t-aws"}

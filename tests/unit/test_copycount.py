@@ -71,30 +71,32 @@ def test_a_line_that_only_looks_like_copy_is_not_a_block() -> None:
 # a name, a string, a comment or a function body; read as a header it invents public.ghost.
 GHOST = b"\nCOPY public.ghost (id) FROM stdin;\n1\n\\.\n"
 X = b'public."x' + GHOST + b'"'  # a table whose name holds the fake block
-HOSTILE = b"".join((
-    b"\\restrict key'with\"quotes\n\n",  # psql's backslash command: to the end of the line
-    b"-- a comment: it's not a string\n",
-    b"CREATE TABLE " + X + b" (id integer);\n",
-    b"COMMENT ON TABLE public.t IS 'it''s" + GHOST + b"';\n",  # '' inside a string
-    b"SELECT 'C:\\';\n",  # standard_conforming_strings: a backslash is a byte and ' ends the string
-    b"SELECT E'it\\'s" + GHOST + b"';\n",  # in an E string \' is a quote
-    b"SELECT E'a'\n  -- between the parts\n  '\\'" + GHOST + b"';\n",  # continued: still an E string
-    b"SELECT E'a' '\\';\n",  # no newline between: a new, standard string
-    b"SELECT :e'\\';\n",  # psql's variable :e, then a standard string
-    b"CREATE FUNCTION public.f() RETURNS text LANGUAGE sql AS $_$ SELECT $q$ $b$" + GHOST + b"$q$ $_$;\n",
-    b"SELECT $$" + GHOST + b"$$, $\xc3\xa9$" + GHOST + b"$\xc3\xa9$;\n",
-    b"SELECT a$b$, 1e5$b$, 1_0$b$;\n",  # an identifier, and numbers with "junk": no quote starts
-    b"SELECT $1$b$" + GHOST + b"$b$, 12$b$" + GHOST + b"$b$, 1e+5$b$" + GHOST + b"$b$;\n",  # quotes start
-    b"/* outer /* nested */" + GHOST + b"*/\n",
-    b"CREATE RULE r AS ON INSERT TO public.t DO INSTEAD (NOTIFY a;" + GHOST + b");\n",  # ; inside ( )
-    b"SELECT 1 AS\nCOPY public.ghost (id) FROM stdin;\n",  # COPY inside a statement
-    b"COPY " + X + b' ("c""' + GHOST + b'") FROM stdin;\n1\n2\n\\.\n',
-    b"COPY public.nocols  FROM stdin;\n\n\n\\.\n",  # a table without columns: pg_dump's two spaces
-    b'COPY "public"."t" ("a") FROM stdin;\n3\n\\.\n',  # --quote-all-identifiers
-    b"COPY not a name FROM stdin;\nit's \"odd\"\n\\.\n",  # a block all the same: its rows are no SQL
-    b"COPY public.t (a) TO stdout;\n",
-    b"COPY public.t (a) FROM stdin;\n3\n\\.\n",
-))
+HOSTILE = b"".join(
+    (
+        b"\\restrict key'with\"quotes\n\n",  # psql's backslash command: to the end of the line
+        b"-- a comment: it's not a string\n",
+        b"CREATE TABLE " + X + b" (id integer);\n",
+        b"COMMENT ON TABLE public.t IS 'it''s" + GHOST + b"';\n",  # '' inside a string
+        b"SELECT 'C:\\';\n",  # standard_conforming_strings: a backslash is a byte and ' ends the string
+        b"SELECT E'it\\'s" + GHOST + b"';\n",  # in an E string \' is a quote
+        b"SELECT E'a'\n  -- between the parts\n  '\\'" + GHOST + b"';\n",  # continued: still an E string
+        b"SELECT E'a' '\\';\n",  # no newline between: a new, standard string
+        b"SELECT :e'\\';\n",  # psql's variable :e, then a standard string
+        b"CREATE FUNCTION public.f() RETURNS text LANGUAGE sql AS $_$ SELECT $q$ $b$" + GHOST + b"$q$ $_$;\n",
+        b"SELECT $$" + GHOST + b"$$, $\xc3\xa9$" + GHOST + b"$\xc3\xa9$;\n",
+        b"SELECT a$b$, 1e5$b$, 1_0$b$;\n",  # an identifier, and numbers with "junk": no quote starts
+        b"SELECT $1$b$" + GHOST + b"$b$, 12$b$" + GHOST + b"$b$, 1e+5$b$" + GHOST + b"$b$;\n",  # quotes start
+        b"/* outer /* nested */" + GHOST + b"*/\n",
+        b"CREATE RULE r AS ON INSERT TO public.t DO INSTEAD (NOTIFY a;" + GHOST + b");\n",  # ; inside ( )
+        b"SELECT 1 AS\nCOPY public.ghost (id) FROM stdin;\n",  # COPY inside a statement
+        b"COPY " + X + b' ("c""' + GHOST + b'") FROM stdin;\n1\n2\n\\.\n',
+        b"COPY public.nocols  FROM stdin;\n\n\n\\.\n",  # a table without columns: pg_dump's two spaces
+        b'COPY "public"."t" ("a") FROM stdin;\n3\n\\.\n',  # --quote-all-identifiers
+        b'COPY not a name FROM stdin;\nit\'s "odd"\n\\.\n',  # a block all the same: its rows are no SQL
+        b"COPY public.t (a) TO stdout;\n",
+        b"COPY public.t (a) FROM stdin;\n3\n\\.\n",
+    )
+)
 HOSTILE_EXPECTED = {X.decode(): 2, "public.nocols": 2, '"public"."t"': 1, "public.t": 1}
 
 
@@ -113,25 +115,28 @@ def test_hostile_stream_cut_anywhere() -> None:
         assert _count(pieces) == HOSTILE_EXPECTED
 
 
-@pytest.mark.parametrize(("sql", "counted"), [
-    (b"SELECT E'\\\\';\n", True),  # \\ is one backslash, then the quote ends the string
-    (b"SELECT e'\\'';\n", True),  # \' and then the closing quote
-    (b"SELECT 'a''';\n", True),
-    (b'SELECT "a""";\n', True),
-    (b"SELECT 'a' -- the string ended\n;\n", True),
-    (b"SELECT x$$;\n", True),  # $ inside an identifier
-    (b"SELECT 0x1F$a$;\n", True),
-    (b"SELECT 1.5e5$a$;\n", True),
-    (b"SELECT 1..2$a$;\n", False),  # 1, .., 2 and then a quote
-    (b"SELECT 1e--5;\n", True),  # 1e- is one (failed) number: no comment
-    (b"SELECT 1 --5;\n", False),
-    (b"SELECT 1 /* a */ ;\n", True),
-    (b"SELECT 1 /* /* a */ ;\n", False),  # the outer comment is still open
-    (b"SELECT 1 +/* ;\n", False),  # an operator stops where a comment starts
-    (b"SELECT ((1);\n", False),
-    (b"SELECT (1));\n", True),
-    (b"SELECT \\; 1;\n", True),  # psql's \; is a ; that ends nothing
-])
+@pytest.mark.parametrize(
+    ("sql", "counted"),
+    [
+        (b"SELECT E'\\\\';\n", True),  # \\ is one backslash, then the quote ends the string
+        (b"SELECT e'\\'';\n", True),  # \' and then the closing quote
+        (b"SELECT 'a''';\n", True),
+        (b'SELECT "a""";\n', True),
+        (b"SELECT 'a' -- the string ended\n;\n", True),
+        (b"SELECT x$$;\n", True),  # $ inside an identifier
+        (b"SELECT 0x1F$a$;\n", True),
+        (b"SELECT 1.5e5$a$;\n", True),
+        (b"SELECT 1..2$a$;\n", False),  # 1, .., 2 and then a quote
+        (b"SELECT 1e--5;\n", True),  # 1e- is one (failed) number: no comment
+        (b"SELECT 1 --5;\n", False),
+        (b"SELECT 1 /* a */ ;\n", True),
+        (b"SELECT 1 /* /* a */ ;\n", False),  # the outer comment is still open
+        (b"SELECT 1 +/* ;\n", False),  # an operator stops where a comment starts
+        (b"SELECT ((1);\n", False),
+        (b"SELECT (1));\n", True),
+        (b"SELECT \\; 1;\n", True),  # psql's \; is a ; that ends nothing
+    ],
+)
 def test_where_a_statement_ends(sql: bytes, counted: bool) -> None:
     """Each statement is followed by a real block, counted only when the statement has ended."""
     expected = {"public.t": 1} if counted else {}
@@ -186,17 +191,47 @@ def test_the_spelling_for_interpreters_before_3_11_5_counts_the_same(monkeypatch
     """On Debian 12's python3 (3.11.2) the possessive quick pass matched nothing at the newline
     before ``);`` and a backup of any table hung for ever. The other spelling has no possessive
     group at all, and counts what this interpreter's possessive patterns count."""
-    assert any(re.search(rb"\)[*+?]\+", value.pattern) for value in vars(copycount).values()
-               if isinstance(value, re.Pattern)) == (sys.version_info >= (3, 11, 5))
+    assert any(
+        re.search(rb"\)[*+?]\+", value.pattern) for value in vars(copycount).values() if isinstance(value, re.Pattern)
+    ) == (sys.version_info >= (3, 11, 5))
     old = _counter_as_on_an_interpreter_before_3_11_5(monkeypatch)
     patterns = [value.pattern for value in vars(old).values() if isinstance(value, re.Pattern)]
     assert patterns and not [p for p in patterns if re.search(rb"\)[*+?]\+", p)]
     rng = random.Random(5)
-    pieces = [b"COPY ", b"public.t", b' "x', b'"', b"'", b"E'", b"\\", b"\\.\n", b"\n", b";", b" FROM stdin;\n",
-              b"$", b"$a$", b"1e5", b"1_0$", b"--", b"/*", b"*/", b"(", b")", b"::", b":x", b" ", b"''",
-              b"COPY public.t (n) FROM stdin;\n", b"1\t2\n", b"\\restrict x\n", b"-", b"/", b".", b"+"]
-    streams = [DUMP, HOSTILE] + [b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 80)))
-                                 for _ in range(2000)]
+    pieces = [
+        b"COPY ",
+        b"public.t",
+        b' "x',
+        b'"',
+        b"'",
+        b"E'",
+        b"\\",
+        b"\\.\n",
+        b"\n",
+        b";",
+        b" FROM stdin;\n",
+        b"$",
+        b"$a$",
+        b"1e5",
+        b"1_0$",
+        b"--",
+        b"/*",
+        b"*/",
+        b"(",
+        b")",
+        b"::",
+        b":x",
+        b" ",
+        b"''",
+        b"COPY public.t (n) FROM stdin;\n",
+        b"1\t2\n",
+        b"\\restrict x\n",
+        b"-",
+        b"/",
+        b".",
+        b"+",
+    ]
+    streams = [DUMP, HOSTILE] + [b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 80))) for _ in range(2000)]
     for data in streams:
         for size in (len(data), 3, 1):
             chunks = [data[i : i + size] for i in range(0, len(data), size)]

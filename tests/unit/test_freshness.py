@@ -15,9 +15,15 @@ MONDAY = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 def body(**spec: object) -> dict[str, object]:
-    return {"metadata": {"namespace": "db", "name": "shop", "creationTimestamp": "2026-11-01T00:00:00Z"},
-            "spec": {"schedule": "30 2 * * *", "postgres": {"host": "pg", "passwordSecretRef": {"name": "pg"}},
-                     "destination": {"s3": {"bucket": "backups"}}, **spec}}
+    return {
+        "metadata": {"namespace": "db", "name": "shop", "creationTimestamp": "2026-11-01T00:00:00Z"},
+        "spec": {
+            "schedule": "30 2 * * *",
+            "postgres": {"host": "pg", "passwordSecretRef": {"name": "pg"}},
+            "destination": {"s3": {"bucket": "backups"}},
+            **spec,
+        },
+    }
 
 
 def spec_of(**spec: object) -> PgBackupSpec:
@@ -48,31 +54,49 @@ def test_stale_is_measured_from_the_last_success_or_creation() -> None:
     assert created.age(created.created + 600) == 600 and not created.stale(created.created + 600)  # type: ignore[operator]
     assert created.stale(created.created + 3601)  # type: ignore[operator]
     assert "since it was created" in freshness.stale_message(created, created.created + 7200)  # type: ignore[operator]
-    succeeded = freshness.observe({**body(alerting={"maxAge": "1h"}),
-                                   "status": {"lastSuccessfulTime": "2026-11-30T11:30:00Z",
-                                              "lastFailedTime": "2026-11-30T11:45:00Z"}}, MONDAY)
+    succeeded = freshness.observe(
+        {
+            **body(alerting={"maxAge": "1h"}),
+            "status": {"lastSuccessfulTime": "2026-11-30T11:30:00Z", "lastFailedTime": "2026-11-30T11:45:00Z"},
+        },
+        MONDAY,
+    )
     assert not succeeded.stale(MONDAY.timestamp()) and succeeded.last_run_ok() is False
     assert freshness.stale_message(succeeded, MONDAY.timestamp() + 5400).startswith("no successful backup for 2h0m")
 
 
 def test_metrics_are_built_from_status_and_follow_the_store() -> None:
     store = metrics.Store()
-    status = {"lastSuccessfulTime": "2026-11-30T02:31:00Z", "lastFailedTime": "2026-11-29T02:31:00Z",
-              "nextScheduleTime": "2026-12-01T02:30:00Z",
-              "lastRun": {"result": "Succeeded", "completionTime": "2026-11-30T02:31:00Z", "durationSeconds": 61.0,
-                          "bytes": 1234, "databases": {"ok": 3, "failed": 0}},
-              "lastVerify": {"result": "Failed", "time": "2026-11-29T05:00:00Z"}}
+    status = {
+        "lastSuccessfulTime": "2026-11-30T02:31:00Z",
+        "lastFailedTime": "2026-11-29T02:31:00Z",
+        "nextScheduleTime": "2026-12-01T02:30:00Z",
+        "lastRun": {
+            "result": "Succeeded",
+            "completionTime": "2026-11-30T02:31:00Z",
+            "durationSeconds": 61.0,
+            "bytes": 1234,
+            "databases": {"ok": 3, "failed": 0},
+        },
+        "lastVerify": {"result": "Failed", "time": "2026-11-29T05:00:00Z"},
+    }
     store.put(freshness.observe({**body(), "status": status}, MONDAY))
     store.put(freshness.observe({**body(suspend=True), "metadata": {"namespace": "db", "name": "other"}}, MONDAY))
     text = generate_latest(metrics.registry(store)).decode()
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
     shop = (("name", "shop"), ("namespace", "db"))
     assert samples[("pgbackup_last_run_success", shop)] == 1.0
     assert samples[("pgbackup_last_run_bytes", shop)] == 1234.0
     assert samples[("pgbackup_last_run_databases", (*shop[:1], ("namespace", "db"), ("result", "failed")))] == 0.0
     assert samples[("pgbackup_last_verify_success", shop)] == 0.0
-    assert samples[("pgbackup_last_success_timestamp_seconds", shop)] == datetime(2026, 11, 30, 2, 31, tzinfo=UTC).timestamp()
+    assert (
+        samples[("pgbackup_last_success_timestamp_seconds", shop)]
+        == datetime(2026, 11, 30, 2, 31, tzinfo=UTC).timestamp()
+    )
     assert samples[("pgbackup_suspended", (("name", "other"), ("namespace", "db")))] == 1.0
     assert ("pgbackup_last_run_success", (("name", "other"), ("namespace", "db"))) not in samples  # nothing ran
     assert samples[("pgbackup_operator_pgbackups", ())] == 2.0
@@ -88,8 +112,9 @@ def test_a_lost_fresh_condition_is_written_again_but_warned_about_once(monkeypat
     from pgbackup_operator import alerting
 
     writes: list[tuple[str, bool, bool]] = []
-    monkeypatch.setattr(alerting, "_write_fresh",
-                        lambda item, fresh, reason, message, warn: writes.append((item.name, fresh, warn)))
+    monkeypatch.setattr(
+        alerting, "_write_fresh", lambda item, fresh, reason, message, warn: writes.append((item.name, fresh, warn))
+    )
     stale = freshness.observe(body(alerting={"maxAge": "1h"}), MONDAY)  # created a month ago, never succeeded
     index = {stale.key: [stale]}
     memory = alerting.Memory()
@@ -101,8 +126,9 @@ def test_a_lost_fresh_condition_is_written_again_but_warned_about_once(monkeypat
     assert len(writes) == 1  # written a moment ago: waiting for the watch to show it
     asyncio.run(alerting.check_once(index, memory, log, patience=0.0))  # type: ignore[arg-type]
     assert writes[-1] == ("shop", False, False)  # still not shown: written again, no second Event
-    shown = freshness.observe({**body(alerting={"maxAge": "1h"}),
-                               "status": {"conditions": [{"type": "Fresh", "status": "False"}]}}, MONDAY)
+    shown = freshness.observe(
+        {**body(alerting={"maxAge": "1h"}), "status": {"conditions": [{"type": "Fresh", "status": "False"}]}}, MONDAY
+    )
     asyncio.run(alerting.check_once({shown.key: [shown]}, memory, log, patience=0.0))  # type: ignore[arg-type]
     assert len(writes) == 2 and stale.key not in memory.written
 
@@ -112,11 +138,15 @@ def test_the_fresh_write_is_conditional_and_keeps_a_condition_written_meanwhile(
 
     from pgbackup_operator import alerting, kube
 
-    versions = iter([
-        {"metadata": {"name": "shop", "namespace": "db", "resourceVersion": "1"}, "status": {"conditions": []}},
-        {"metadata": {"name": "shop", "namespace": "db", "resourceVersion": "2"},
-         "status": {"conditions": [{"type": "LastVerifySucceeded", "status": "True"}]}},
-    ])
+    versions = iter(
+        [
+            {"metadata": {"name": "shop", "namespace": "db", "resourceVersion": "1"}, "status": {"conditions": []}},
+            {
+                "metadata": {"name": "shop", "namespace": "db", "resourceVersion": "2"},
+                "status": {"conditions": [{"type": "LastVerifySucceeded", "status": "True"}]},
+            },
+        ]
+    )
     patches: list[tuple[str | None, list[str]]] = []
 
     def patch(namespace: str, name: str, status: dict, resource_version: str | None = None) -> None:  # type: ignore[type-arg]

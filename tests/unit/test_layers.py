@@ -83,10 +83,12 @@ def test_the_check_catches_an_upward_import() -> None:
     """The checker itself can fail: an upward and a sideways import are both reported."""
     path = ROOT / "backup_job" / "core" / "logs.py"
     assert violations(path, "backup_job.core.logs", "from ..commands.run import run\n") == [
-        "backup_job.core.logs imports backup_job.commands.run: core may not use commands"]
+        "backup_job.core.logs imports backup_job.commands.run: core may not use commands"
+    ]
     storage = ROOT / "backup_job" / "storage" / "s3.py"
     assert violations(storage, "backup_job.storage.s3", "from backup_job.pg import dump\n") == [
-        "backup_job.storage.s3 imports backup_job.pg.dump: storage may not use pg"]
+        "backup_job.storage.s3 imports backup_job.pg.dump: storage may not use pg"
+    ]
     assert violations(storage, "backup_job.storage.s3", "from ..core import signals\nfrom .base import Storage\n") == []
 
 

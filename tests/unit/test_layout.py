@@ -18,8 +18,24 @@ from backup_job.core.layout import (
 )
 
 ODD_NAMES = [
-    "plain", "with space", "a/b", "back\\slash", "quote'", 'double"', "ünïcødé", "日本語",
-    "_leading", "mid_underscore", ".", "..", ".hidden", "%41", "emoji 🐘", "tab\tname", "-dash", "UPPER.lower",
+    "plain",
+    "with space",
+    "a/b",
+    "back\\slash",
+    "quote'",
+    'double"',
+    "ünïcødé",
+    "日本語",
+    "_leading",
+    "mid_underscore",
+    ".",
+    "..",
+    ".hidden",
+    "%41",
+    "emoji 🐘",
+    "tab\tname",
+    "-dash",
+    "UPPER.lower",
 ]
 
 
@@ -65,9 +81,15 @@ def test_parse_key_recognises_only_our_layout() -> None:
     assert parse_key("p", "p/app/20260102T030405Z.sql.zst") == ("app", "20260102T030405Z", ".sql.zst")
     assert parse_key("p", "p/app/20260102T030405Z.sql.gz.age") == ("app", "20260102T030405Z", ".sql.gz.age")
     for foreign in (
-        "p/app/latest.sql.gz", "p/app/20260102T030405Z.sql", "other/app/20260102T030405Z.sql.gz",
-        "p/_other/20260102T030405Z.sql.gz", "p/a/b/20260102T030405Z.sql.gz", "p/app/2026-01-02.sql.gz",
-        "p/_globals/x/20260102T030405Z.sql.gz", "p/app/20260102T030405Z.txt", "p/app/20260102T030405Z.sql.a.b.c",
+        "p/app/latest.sql.gz",
+        "p/app/20260102T030405Z.sql",
+        "other/app/20260102T030405Z.sql.gz",
+        "p/_other/20260102T030405Z.sql.gz",
+        "p/a/b/20260102T030405Z.sql.gz",
+        "p/app/2026-01-02.sql.gz",
+        "p/_globals/x/20260102T030405Z.sql.gz",
+        "p/app/20260102T030405Z.txt",
+        "p/app/20260102T030405Z.sql.a.b.c",
     ):
         assert parse_key("p", foreign) is None, foreign
 

@@ -39,8 +39,10 @@ from ..kit.helpers import ROOT
 BUCKET, PREFIX = "my-backups", "prod"
 JOBS = ("backup", "read", "prune")
 # What the docs add to the backup policy to keep the run's own sweep of killed runs' uploads.
-SWEEP = [{"Effect": "Allow", "Action": "s3:ListBucketMultipartUploads", "Resource": f"arn:aws:s3:::{BUCKET}"},
-         {"Effect": "Allow", "Action": "s3:ListMultipartUploadParts", "Resource": f"arn:aws:s3:::{BUCKET}/{PREFIX}/*"}]
+SWEEP = [
+    {"Effect": "Allow", "Action": "s3:ListBucketMultipartUploads", "Resource": f"arn:aws:s3:::{BUCKET}"},
+    {"Effect": "Allow", "Action": "s3:ListMultipartUploadParts", "Resource": f"arn:aws:s3:::{BUCKET}/{PREFIX}/*"},
+]
 
 
 def policy(job: str) -> dict[str, Any]:
@@ -85,7 +87,10 @@ def test_only_the_prune_policy_deletes_and_none_reaches_past_the_prefix() -> Non
     for job in JOBS:
         for statement in policy(job)["Statement"]:
             assert statement["Effect"] == "Allow"
-            expected = (f"arn:aws:s3:::{BUCKET}" if statement["Action"] == "s3:ListBucket"
-                        else f"arn:aws:s3:::{BUCKET}/{PREFIX}/*")
+            expected = (
+                f"arn:aws:s3:::{BUCKET}"
+                if statement["Action"] == "s3:ListBucket"
+                else f"arn:aws:s3:::{BUCKET}/{PREFIX}/*"
+            )
             assert statement["Resource"] == expected, (job, statement)
     assert admitted_prefixes(policy("read")) == admitted_prefixes(policy("prune")) == [f"{PREFIX}/*"]

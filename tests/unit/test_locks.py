@@ -37,10 +37,19 @@ from ..kit.helpers import ROOT
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # The targets every lock must hold for: CPython 3.11-3.13 on Linux, x86_64 and aarch64.
 TARGETS = [
-    {"python_version": version, "python_full_version": f"{version}.0", "sys_platform": "linux",
-     "platform_system": "Linux", "os_name": "posix", "platform_machine": machine,
-     "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
-    for version in ("3.11", "3.12", "3.13") for machine in ("x86_64", "aarch64")
+    {
+        "python_version": version,
+        "python_full_version": f"{version}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": machine,
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
+    for version in ("3.11", "3.12", "3.13")
+    for machine in ("x86_64", "aarch64")
 ]
 TARGET_IDS = [f"py{t['python_version']}-{t['platform_machine']}" for t in TARGETS]
 
@@ -111,8 +120,10 @@ def test_every_entry_is_pinned_with_hashes(name: str) -> None:
 
 
 def test_the_reader_refuses_an_unpinned_or_unhashed_line(tmp_path: Path) -> None:
-    cases = {"boto3>=1.36 \\\n    --hash=sha256:" + "0" * 64 + "\n": "not a pinned, hashed requirement",
-             "boto3==1.36.0\nmoto==5.2.5 \\\n    --hash=sha256:" + "0" * 64 + "\n": "boto3==1.36.0 has no hash"}
+    cases = {
+        "boto3>=1.36 \\\n    --hash=sha256:" + "0" * 64 + "\n": "not a pinned, hashed requirement",
+        "boto3==1.36.0\nmoto==5.2.5 \\\n    --hash=sha256:" + "0" * 64 + "\n": "boto3==1.36.0 has no hash",
+    }
     for text, error in cases.items():
         (tmp_path / "bad.txt").write_text(text)
         with pytest.raises(ValueError, match=error):
@@ -132,7 +143,9 @@ def test_the_test_lock_meets_pyproject_with_its_test_extra(env: dict[str, str]) 
 
 def test_the_check_sees_a_requirement_the_lock_misses() -> None:
     env = TARGETS[0]
-    assert unmet(["boto3>=99"], lock("runtime"), env) == [f"boto3>=99 (locked: {pinned(lock('runtime'), env)['boto3'].version})"]
+    assert unmet(["boto3>=99"], lock("runtime"), env) == [
+        f"boto3>=99 (locked: {pinned(lock('runtime'), env)['boto3'].version})"
+    ]
     assert unmet(["left-pad>=1"], lock("runtime"), env) == ["left-pad>=1 (locked: nothing)"]
     assert "flask-cors" in extra_requirements(["moto[server]>=5.0"], env)  # moto's server extra, from its metadata
 
@@ -157,10 +170,16 @@ def test_the_tests_run_what_the_image_runs() -> None:
 def test_this_environment_is_the_test_lock() -> None:
     """The virtualenv the suite runs in holds exactly the locked versions (scripts/lib/bootstrap.sh)."""
     env = dict(TARGETS[0])
-    env.update(python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
-               python_full_version=".".join(map(str, sys.version_info[:3])), platform_machine=os.uname().machine)
-    wrong = [f"{pin.name}: locked {pin.version}, installed {installed_version(pin.name)}"
-             for pin in pinned(lock("test"), env).values() if installed_version(pin.name) != pin.version]
+    env.update(
+        python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
+        python_full_version=".".join(map(str, sys.version_info[:3])),
+        platform_machine=os.uname().machine,
+    )
+    wrong = [
+        f"{pin.name}: locked {pin.version}, installed {installed_version(pin.name)}"
+        for pin in pinned(lock("test"), env).values()
+        if installed_version(pin.name) != pin.version
+    ]
     assert wrong == [], "the environment is not requirements/test.txt: let scripts/test make .venv anew"
 
 
@@ -178,8 +197,9 @@ def test_pyproject_keeps_lower_bounds_and_the_holds_give_their_reason() -> None:
         # A ceiling below the next major release is a compatibility bound (MkDocs 2 drops the
         # theme API Material needs), not a pin; anything narrower belongs in the locks.
         ceiling = [s for s in specifier if s.operator == "<" and s.version.isdigit()]
-        assert all(s.operator == ">=" for s in specifier if s not in ceiling), \
+        assert all(s.operator == ">=" for s in specifier if s not in ceiling), (
             f"{text}: pyproject.toml keeps lower bounds (and at most a next-major ceiling); pins live in the locks"
+        )
         assert any(s.operator == ">=" for s in specifier) or not specifier, f"{text}: an honest lower bound"
     comment: list[str] = []
     for line in (REQUIREMENTS / "constraints.txt").read_text().splitlines():
@@ -194,7 +214,11 @@ def test_pyproject_keeps_lower_bounds_and_the_holds_give_their_reason() -> None:
 
 def test_a_refresh_reports_what_moved() -> None:
     old = [Pin("moto", "5.2.5", "", ("a",)), Pin("gone", "1", "", ("b",)), Pin("same", "2", "", ("c",))]
-    new = [Pin("moto", "5.2.6", "", ("d",)), Pin("new", "3", "sys_platform == 'win32'", ("e",)), Pin("same", "2", "", ("c",))]
+    new = [
+        Pin("moto", "5.2.6", "", ("d",)),
+        Pin("new", "3", "sys_platform == 'win32'", ("e",)),
+        Pin("same", "2", "", ("c",)),
+    ]
     assert changes(old, new) == ["  - gone 1", "  ~ moto 5.2.5 -> 5.2.6", "  + new ; sys_platform == 'win32' 3"]
 
 
@@ -222,7 +246,9 @@ def test_every_pip_install_takes_hashes_or_no_dependencies() -> None:
         locked = "--require-hashes" in command and re.search(r"-r \S+", command)
         assert locked or "--no-deps" in command, f"{path}: {command} resolves on its own"
         assert not re.search(r"(--upgrade|-U)\b.*\bpip\b", command), f"{path}: {command} takes whatever pip is newest"
-    python_calls = [p for p in ROOT.glob("devenv/*.py") if re.search(r'"pip", "(install|download|wheel)"', p.read_text())]
+    python_calls = [
+        p for p in ROOT.glob("devenv/*.py") if re.search(r'"pip", "(install|download|wheel)"', p.read_text())
+    ]
     for path in python_calls:
         assert "--require-hashes" in path.read_text(), f"{path.name} fetches from PyPI without a hash"
 

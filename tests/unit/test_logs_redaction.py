@@ -24,28 +24,36 @@ def secrets() -> Iterator[None]:
     logs.add_secrets([])  # rebuilt from what was registered before
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("backup of 'bench1' finished", "backup of 'bench1' finished"),
-    ("backup of 'benchmark' -> s3://b/p/benchmark/20261126T020000Z.sql.gz",
-     "backup of 'benchmark' -> s3://b/p/benchmark/20261126T020000Z.sql.gz"),
-    ("backup of 'mybench' finished", "backup of 'mybench' finished"),
-    ("backup of 'bench' finished", "backup of '***' finished"),
-    ("postgresql://app:bench@db:5432/x", "postgresql://app:***@db:5432/x"),
-    ("PGPASSWORD=bench", "PGPASSWORD=***"),
-    ("bench", "***"),
-    ("bench_1 and bench-2 and bench.3", "***_1 and ***-2 and ***.3"),  # separators bound a token
-    ("p@ss word/1 and p@ss word/12", "*** and p@ss word/12"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("backup of 'bench1' finished", "backup of 'bench1' finished"),
+        (
+            "backup of 'benchmark' -> s3://b/p/benchmark/20261126T020000Z.sql.gz",
+            "backup of 'benchmark' -> s3://b/p/benchmark/20261126T020000Z.sql.gz",
+        ),
+        ("backup of 'mybench' finished", "backup of 'mybench' finished"),
+        ("backup of 'bench' finished", "backup of '***' finished"),
+        ("postgresql://app:bench@db:5432/x", "postgresql://app:***@db:5432/x"),
+        ("PGPASSWORD=bench", "PGPASSWORD=***"),
+        ("bench", "***"),
+        ("bench_1 and bench-2 and bench.3", "***_1 and ***-2 and ***.3"),  # separators bound a token
+        ("p@ss word/1 and p@ss word/12", "*** and p@ss word/12"),
+    ],
+)
 def test_a_secret_is_redacted_as_a_whole_token_only(secrets: None, text: str, expected: str) -> None:
     assert logs.redact(text) == expected
 
 
-@pytest.mark.parametrize("written", [
-    "s3://b/p/p%40ss%20word%2F1/20261126T020000Z.sql.gz",  # an object key (layout.encode_database)
-    "s3://b/p/p%40ss%20word/1/20261126T020000Z.sql.gz",  # a URL path keeping its slashes
-    "https://hooks.example/?q=p%40ss+word%2F1&x=1",  # a query string
-    "s3://b/p/p%40ss%20word%2f1/x",  # lower-case hex
-])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "s3://b/p/p%40ss%20word%2F1/20261126T020000Z.sql.gz",  # an object key (layout.encode_database)
+        "s3://b/p/p%40ss%20word/1/20261126T020000Z.sql.gz",  # a URL path keeping its slashes
+        "https://hooks.example/?q=p%40ss+word%2F1&x=1",  # a query string
+        "s3://b/p/p%40ss%20word%2f1/x",  # lower-case hex
+    ],
+)
 def test_a_secret_is_redacted_percent_encoded(secrets: None, written: str) -> None:
     redacted = logs.redact(written)
     assert "***" in redacted and "p%40ss" not in redacted, redacted

@@ -27,7 +27,9 @@ def test_dockerfile_is_clean_under_hadolint() -> None:
 def test_dockerfile_copies_only_what_exists_and_dockerignore_lets_through() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     sources = [s for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, re.M) for s in line.split()[:-1]]
-    allowed = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    allowed = {
+        line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
+    }
     for source in sources:
         assert (ROOT / source).exists(), source
         assert source.rstrip("/") in allowed, f"{source} is excluded by .dockerignore"

@@ -21,25 +21,50 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.pgpass, no ~/.postgresql/postgresql.crt
 
 
-@pytest.mark.parametrize(("server", "environ", "wanted"), [
-    (PASSWORD, {}, {"PGREQUIREAUTH": "scram-sha-256,none"}),
-    ({**PASSWORD, "PGSSLMODE": "prefer"}, {}, {"PGREQUIREAUTH": "scram-sha-256,none"}),
-    ({**PASSWORD, "PGSSLMODE": "require"}, {}, {"PGREQUIREAUTH": "scram-sha-256,none", "PGCHANNELBINDING": "require"}),
-    ({**PASSWORD, "PGSSLMODE": "verify-full"}, {"PGCHANNELBINDING": "prefer"},
-     {"PGREQUIREAUTH": "scram-sha-256,none", "PGCHANNELBINDING": "prefer"}),
-    ({"PGSSLMODE": "verify-full", "PGPASSFILE": "/run/pgpass"}, {},
-     {"PGREQUIREAUTH": "scram-sha-256,none", "PGCHANNELBINDING": "require"}),
-    ({**PASSWORD, "PGSSLMODE": "verify-full", "PGSSLCERT": "/tls/client.crt"}, {},
-     {"PGREQUIREAUTH": "scram-sha-256,none"}),  # certificate authentication has nothing to bind
-    ({"PGSSLMODE": "verify-full"}, {}, {"PGREQUIREAUTH": "scram-sha-256,none"}),  # no password to protect
-    ({**PASSWORD, "PGSSLMODE": "require"}, {"PGREQUIREAUTH": "scram-sha-256,md5"},
-     {"PGREQUIREAUTH": "scram-sha-256,md5"}),  # the user's list, as written; md5 cannot bind
-    ({**PASSWORD, "PGSSLMODE": "verify-full"}, {"BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true"},
-     {"PGREQUIREAUTH": "scram-sha-256,password,none"}),
-    ({**PASSWORD, "PGSSLMODE": "verify-full"}, {"PGREQUIREAUTH": "password", "BACKUP_ALLOW_CLEARTEXT_PASSWORD": "1"},
-     {"PGREQUIREAUTH": "password"}),
-    (PASSWORD, {"PGREQUIREAUTH": "!password,!md5"}, {"PGREQUIREAUTH": "!password,!md5"}),
-])
+@pytest.mark.parametrize(
+    ("server", "environ", "wanted"),
+    [
+        (PASSWORD, {}, {"PGREQUIREAUTH": "scram-sha-256,none"}),
+        ({**PASSWORD, "PGSSLMODE": "prefer"}, {}, {"PGREQUIREAUTH": "scram-sha-256,none"}),
+        (
+            {**PASSWORD, "PGSSLMODE": "require"},
+            {},
+            {"PGREQUIREAUTH": "scram-sha-256,none", "PGCHANNELBINDING": "require"},
+        ),
+        (
+            {**PASSWORD, "PGSSLMODE": "verify-full"},
+            {"PGCHANNELBINDING": "prefer"},
+            {"PGREQUIREAUTH": "scram-sha-256,none", "PGCHANNELBINDING": "prefer"},
+        ),
+        (
+            {"PGSSLMODE": "verify-full", "PGPASSFILE": "/run/pgpass"},
+            {},
+            {"PGREQUIREAUTH": "scram-sha-256,none", "PGCHANNELBINDING": "require"},
+        ),
+        (
+            {**PASSWORD, "PGSSLMODE": "verify-full", "PGSSLCERT": "/tls/client.crt"},
+            {},
+            {"PGREQUIREAUTH": "scram-sha-256,none"},
+        ),  # certificate authentication has nothing to bind
+        ({"PGSSLMODE": "verify-full"}, {}, {"PGREQUIREAUTH": "scram-sha-256,none"}),  # no password to protect
+        (
+            {**PASSWORD, "PGSSLMODE": "require"},
+            {"PGREQUIREAUTH": "scram-sha-256,md5"},
+            {"PGREQUIREAUTH": "scram-sha-256,md5"},
+        ),  # the user's list, as written; md5 cannot bind
+        (
+            {**PASSWORD, "PGSSLMODE": "verify-full"},
+            {"BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true"},
+            {"PGREQUIREAUTH": "scram-sha-256,password,none"},
+        ),
+        (
+            {**PASSWORD, "PGSSLMODE": "verify-full"},
+            {"PGREQUIREAUTH": "password", "BACKUP_ALLOW_CLEARTEXT_PASSWORD": "1"},
+            {"PGREQUIREAUTH": "password"},
+        ),
+        (PASSWORD, {"PGREQUIREAUTH": "!password,!md5"}, {"PGREQUIREAUTH": "!password,!md5"}),
+    ],
+)
 def test_each_server_gets_the_policy(server: dict[str, str], environ: dict[str, str], wanted: dict[str, str]) -> None:
     assert pgauth.policy(server, environ) == wanted
     assert pgauth.secured(server, environ) == {**server, **wanted}
@@ -56,15 +81,31 @@ def test_a_password_file_in_home_counts_as_a_password_and_a_client_certificate_t
     assert "PGCHANNELBINDING" not in pgauth.policy(server, {})
 
 
-@pytest.mark.parametrize(("server", "environ", "message"), [
-    (PASSWORD, {"PGREQUIREAUTH": "password"}, "PGREQUIREAUTH=password lets a server ask for the password in cleartext"),
-    ({**PASSWORD, "PGSSLMODE": "verify-full"}, {"PGREQUIREAUTH": "!md5"}, "set BACKUP_ALLOW_CLEARTEXT_PASSWORD=true"),
-    (PASSWORD, {"BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true"}, "needs PGSSLMODE=verify-full (it is 'prefer')"),
-    ({**PASSWORD, "PGSSLMODE": "verify-ca"}, {"PGREQUIREAUTH": "password", "BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true"},
-     "PGREQUIREAUTH=password needs PGSSLMODE=verify-full (it is 'verify-ca')"),
-])
+@pytest.mark.parametrize(
+    ("server", "environ", "message"),
+    [
+        (
+            PASSWORD,
+            {"PGREQUIREAUTH": "password"},
+            "PGREQUIREAUTH=password lets a server ask for the password in cleartext",
+        ),
+        (
+            {**PASSWORD, "PGSSLMODE": "verify-full"},
+            {"PGREQUIREAUTH": "!md5"},
+            "set BACKUP_ALLOW_CLEARTEXT_PASSWORD=true",
+        ),
+        (PASSWORD, {"BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true"}, "needs PGSSLMODE=verify-full (it is 'prefer')"),
+        (
+            {**PASSWORD, "PGSSLMODE": "verify-ca"},
+            {"PGREQUIREAUTH": "password", "BACKUP_ALLOW_CLEARTEXT_PASSWORD": "true"},
+            "PGREQUIREAUTH=password needs PGSSLMODE=verify-full (it is 'verify-ca')",
+        ),
+    ],
+)
 def test_cleartext_is_refused_without_verify_full_and_the_opt_in(
-    server: dict[str, str], environ: dict[str, str], message: str,
+    server: dict[str, str],
+    environ: dict[str, str],
+    message: str,
 ) -> None:
     with pytest.raises(ConfigError, match=r"^configuration error: ") as raised:
         pgauth.policy(server, environ)
@@ -85,11 +126,17 @@ def test_programs_that_ignore_the_policy_are_named_in_one_line() -> None:
 
 
 def test_a_scratch_connection_gets_its_parameters_as_arguments_and_the_environment_stays(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """No swap of the process environment: the scratch server's own variables as keywords, and
     libpq's unset meaning for those of the backup server it lacks (never its password)."""
-    for name, value in {"PGHOST": "backup.db", "PGUSER": "backup", "PGPASSWORD": "backup-secret",
-                        "BACKUP_VERIFY_PGHOST": "scratch.db", "BACKUP_VERIFY_PGUSER": "drill"}.items():
+    for name, value in {
+        "PGHOST": "backup.db",
+        "PGUSER": "backup",
+        "PGPASSWORD": "backup-secret",
+        "BACKUP_VERIFY_PGHOST": "scratch.db",
+        "BACKUP_VERIFY_PGUSER": "drill",
+    }.items():
         monkeypatch.setenv(name, value)
     seen: dict[str, dict[str, str]] = {}
 
@@ -100,8 +147,11 @@ def test_a_scratch_connection_gets_its_parameters_as_arguments_and_the_environme
     monkeypatch.setattr(target.psycopg2, "connect", connect)
     with pytest.raises(RunError, match="refused here"):
         target.verify_server(os.environ).connect("drills")
-    assert {k: seen["environ"].get(k) for k in ("PGHOST", "PGUSER", "PGPASSWORD")} == \
-        {"PGHOST": "backup.db", "PGUSER": "backup", "PGPASSWORD": "backup-secret"}
+    assert {k: seen["environ"].get(k) for k in ("PGHOST", "PGUSER", "PGPASSWORD")} == {
+        "PGHOST": "backup.db",
+        "PGUSER": "backup",
+        "PGPASSWORD": "backup-secret",
+    }
     keywords = seen["keywords"]
     assert (keywords["host"], keywords["user"], keywords["dbname"]) == ("scratch.db", "drill", "drills")
     assert keywords["password"] == "" and "backup-secret" not in keywords.values()

@@ -16,17 +16,25 @@ from pgbackup_operator import render
 from ..kit.helpers import ROOT
 
 BODY: dict[str, Any] = {
-    "apiVersion": "pgbackup.io/v1alpha1", "kind": "PgBackup",
+    "apiVersion": "pgbackup.io/v1alpha1",
+    "kind": "PgBackup",
     "metadata": {"name": "prod", "namespace": "db", "uid": "1234-uid", "generation": 1},
     "spec": {
         "schedule": "30 2 * * *",
-        "postgres": {"host": "pg", "user": "backup", "sslMode": "verify-full", "passwordSecretRef": {"name": "pg"},
-                     "tls": {"caSecretRef": {"name": "pg-ca"}, "clientCertSecretRef": {"name": "pg-client"}}},
+        "postgres": {
+            "host": "pg",
+            "user": "backup",
+            "sslMode": "verify-full",
+            "passwordSecretRef": {"name": "pg"},
+            "tls": {"caSecretRef": {"name": "pg-ca"}, "clientCertSecretRef": {"name": "pg-client"}},
+        },
         "destination": {"s3": {"bucket": "backups"}},
         "retention": {"last": 3, "schedule": "0 4 * * *"},
         "verify": {"schedule": "0 5 * * 0", "decryptionSecretRef": {"name": "age"}},
-        "signing": {"privateKeySecretRef": {"name": "signer"},
-                    "publicKeys": ["ed25519:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]},
+        "signing": {
+            "privateKeySecretRef": {"name": "signer"},
+            "publicKeys": ["ed25519:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="],
+        },
     },
 }
 FIXED_IDS = {"runAsUser", "runAsGroup", "fsGroup"}
@@ -45,22 +53,37 @@ def test_no_pod_fixes_a_uid_gid_or_fs_group_and_all_stay_restricted() -> None:
     for name, pod in pods().items():
         assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}, name
         assert pod["containers"][0]["securityContext"] == {
-            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]}}, name
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        }, name
         assert "imagePullSecrets" not in pod and "priorityClassName" not in pod
 
 
 def test_security_contexts_merge_over_the_defaults_key_by_key() -> None:
-    rendered = pods(securityContext={"runAsUser": 1000680000, "fsGroup": 1000680000,
-                                     "seccompProfile": {"type": "Localhost", "localhostProfile": "pgbackup.json"}},
-                    containerSecurityContext={"runAsGroup": 0, "readOnlyRootFilesystem": True})
+    rendered = pods(
+        securityContext={
+            "runAsUser": 1000680000,
+            "fsGroup": 1000680000,
+            "seccompProfile": {"type": "Localhost", "localhostProfile": "pgbackup.json"},
+        },
+        containerSecurityContext={"runAsGroup": 0, "readOnlyRootFilesystem": True},
+    )
     for name, pod in rendered.items():
-        assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 1000680000, "fsGroup": 1000680000,
-                                          "seccompProfile": {"type": "Localhost",
-                                                             "localhostProfile": "pgbackup.json"}}, name
+        assert pod["securityContext"] == {
+            "runAsNonRoot": True,
+            "runAsUser": 1000680000,
+            "fsGroup": 1000680000,
+            "seccompProfile": {"type": "Localhost", "localhostProfile": "pgbackup.json"},
+        }, name
         assert pod["containers"][0]["securityContext"] == {
-            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]}, "runAsGroup": 0}, name
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsGroup": 0,
+        }, name
 
 
 def test_image_pull_secrets_and_priority_class_reach_every_pod() -> None:
@@ -90,8 +113,9 @@ def test_secret_volumes_are_readable_through_gid_0_and_acceptable_to_libpq() -> 
     assert {"tls-ca", "tls-client", "age-identity", "signing-key"} <= checked
 
 
-@pytest.mark.parametrize("field", ["securityContext", "containerSecurityContext", "imagePullSecrets",
-                                   "priorityClassName"])
+@pytest.mark.parametrize(
+    "field", ["securityContext", "containerSecurityContext", "imagePullSecrets", "priorityClassName"]
+)
 def test_the_crd_declares_the_pod_fields(field: str) -> None:
     crd = yaml.safe_load((ROOT / "deploy" / "crd.yaml").read_text())
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]

@@ -25,13 +25,27 @@ BODY: dict[str, Any] = {
     "spec": {
         "schedule": "30 2 * * *",
         "timeZone": "Europe/Berlin",
-        "postgres": {"host": "pg.db.svc", "port": 5432, "database": "postgres", "sslMode": "verify-full",
-                     "user": "backup", "passwordSecretRef": {"name": "pg", "key": "password"},
-                     "tls": {"caSecretRef": {"name": "pg-ca", "key": "ca.crt"}, "clientCertSecretRef": {"name": "pg-client"}}},
+        "postgres": {
+            "host": "pg.db.svc",
+            "port": 5432,
+            "database": "postgres",
+            "sslMode": "verify-full",
+            "user": "backup",
+            "passwordSecretRef": {"name": "pg", "key": "password"},
+            "tls": {"caSecretRef": {"name": "pg-ca", "key": "ca.crt"}, "clientCertSecretRef": {"name": "pg-client"}},
+        },
         "databases": {"include": ["app*"], "exclude": ["app_test"]},
-        "destination": {"s3": {"bucket": "backups", "prefix": "/pg/prod/", "region": "eu-west-1",
-                               "endpoint": "http://minio:9000", "pathStyle": True, "checksumCompatibility": True,
-                               "credentialsSecretRef": {"name": "s3"}}},
+        "destination": {
+            "s3": {
+                "bucket": "backups",
+                "prefix": "/pg/prod/",
+                "region": "eu-west-1",
+                "endpoint": "http://minio:9000",
+                "pathStyle": True,
+                "checksumCompatibility": True,
+                "credentialsSecretRef": {"name": "s3"},
+            }
+        },
         "compressionLevel": 4,
         "pgDumpOptions": ["--exclude-table-data=audit.*", "--no-owner"],
         "job": {"backoffLimit": 1, "activeDeadlineSeconds": 3600, "ttlSecondsAfterFinished": 86400},
@@ -41,9 +55,16 @@ BODY: dict[str, Any] = {
 
 
 SCRATCH: dict[str, Any] = {
-    "host": "scratch.db.svc", "port": 6432, "database": "maintenance", "sslMode": "verify-ca",
-    "userSecretRef": {"name": "scratch", "key": "user"}, "passwordSecretRef": {"name": "scratch", "key": "pw"},
-    "tls": {"caSecretRef": {"name": "scratch-ca", "key": "root.crt"}, "clientCertSecretRef": {"name": "scratch-client"}},
+    "host": "scratch.db.svc",
+    "port": 6432,
+    "database": "maintenance",
+    "sslMode": "verify-ca",
+    "userSecretRef": {"name": "scratch", "key": "user"},
+    "passwordSecretRef": {"name": "scratch", "key": "pw"},
+    "tls": {
+        "caSecretRef": {"name": "scratch-ca", "key": "root.crt"},
+        "clientCertSecretRef": {"name": "scratch-client"},
+    },
 }
 
 
@@ -71,14 +92,25 @@ def verify_cronjob(**fields: Any) -> dict[str, Any]:
 def test_cronjob_carries_schedule_ownership_and_labels() -> None:
     cronjob = render.render_cronjob(BODY, "img:1")
     assert cronjob["metadata"]["name"] == "pgbackup-prod"
-    assert cronjob["metadata"]["ownerReferences"] == [{
-        "apiVersion": "pgbackup.io/v1alpha1", "kind": "PgBackup", "name": "prod", "uid": "1234-uid",
-        "controller": True, "blockOwnerDeletion": True}]
+    assert cronjob["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "pgbackup.io/v1alpha1",
+            "kind": "PgBackup",
+            "name": "prod",
+            "uid": "1234-uid",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     assert cronjob["metadata"]["labels"]["app.kubernetes.io/instance"] == "prod"
     assert cronjob["metadata"]["labels"]["pgbackup.io/name"] == "prod"
     spec = cronjob["spec"]
-    assert (spec["schedule"], spec["timeZone"], spec["suspend"], spec["concurrencyPolicy"]) == \
-        ("30 2 * * *", "Europe/Berlin", False, "Forbid")
+    assert (spec["schedule"], spec["timeZone"], spec["suspend"], spec["concurrencyPolicy"]) == (
+        "30 2 * * *",
+        "Europe/Berlin",
+        False,
+        "Forbid",
+    )
     job = spec["jobTemplate"]["spec"]
     assert (job["backoffLimit"], job["activeDeadlineSeconds"], job["ttlSecondsAfterFinished"]) == (1, 3600, 86400)
     assert job["template"]["metadata"]["labels"]["team"] == "db"
@@ -105,10 +137,16 @@ def test_pod_is_restricted() -> None:
     pod = render.render_cronjob(BODY, "img:1")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == "img:1" and container["command"] == ["pgbackup", "run"]
-    assert pod["securityContext"]["runAsNonRoot"] and not {"runAsUser", "runAsGroup", "fsGroup"} & set(pod["securityContext"])
+    assert pod["securityContext"]["runAsNonRoot"] and not {"runAsUser", "runAsGroup", "fsGroup"} & set(
+        pod["securityContext"]
+    )
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert {"name": "tls-ca", "mountPath": "/etc/pgbackup/tls/ca", "readOnly": True} in container["volumeMounts"]
@@ -135,7 +173,9 @@ def test_names_are_deterministic_and_fit() -> None:
     long = "a" * 63
     assert render.cronjob_name("prod") == "pgbackup-prod"
     assert render.cronjob_name(long) == "pgbackup-" + "a" * 34 + "-" + _sha8(long)
-    assert len(render.cronjob_name(long)) == 52 and render.cronjob_name("a" * 62) == "pgbackup-" + "a" * 34 + "-" + _sha8("a" * 62)
+    assert len(render.cronjob_name(long)) == 52 and render.cronjob_name(
+        "a" * 62
+    ) == "pgbackup-" + "a" * 34 + "-" + _sha8("a" * 62)
     assert len(render.manual_job_name(render.cronjob_name(long), "x")) <= 63
     assert render.manual_job_name("c", "id-1") == "c-m" + _sha8("id-1")
     assert render.manual_job_name("c", "id-2") == "c-m" + _sha8("id-2")
@@ -143,19 +183,34 @@ def test_names_are_deterministic_and_fit() -> None:
 
 def test_names_are_the_same_in_every_process() -> None:
     """A restarted operator must find its children again: no per-process hash seed may leak in."""
-    code = ("from pgbackup_operator import render as r; n = 'x' * 60; "
-            "print(r.cronjob_name(n), r.verify_cronjob_name(n), r.manual_job_name(r.cronjob_name(n), 'id'))")
-    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    code = (
+        "from pgbackup_operator import render as r; n = 'x' * 60; "
+        "print(r.cronjob_name(n), r.verify_cronjob_name(n), r.manual_job_name(r.cronjob_name(n), 'id'))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
     name = "x" * 60
-    assert outputs == {f"{render.cronjob_name(name)} {render.verify_cronjob_name(name)} "
-                       f"{render.manual_job_name(render.cronjob_name(name), 'id')}\n"}
+    assert outputs == {
+        f"{render.cronjob_name(name)} {render.verify_cronjob_name(name)} "
+        f"{render.manual_job_name(render.cronjob_name(name), 'id')}\n"
+    }
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("schedule", "61 * * * *", "spec.schedule: minute field"),
-    ("timeZone", "Mars/Olympus", "spec.timeZone: unknown time zone 'Mars/Olympus'"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("schedule", "61 * * * *", "spec.schedule: minute field"),
+        ("timeZone", "Mars/Olympus", "spec.timeZone: unknown time zone 'Mars/Olympus'"),
+    ],
+)
 def test_invalid_specs_name_the_field(field: str, value: str, message: str) -> None:
     body = copy.deepcopy(BODY)
     body["spec"][field] = value
@@ -172,15 +227,28 @@ def test_manual_job_copies_the_template_and_is_labelled() -> None:
     pod, template = job["spec"]["template"]["spec"], cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert {**pod, "containers": None} == {**template, "containers": None}
     [container], [original] = pod["containers"], template["containers"]
-    assert container["env"] == [*original["env"], {"name": "BACKUP_RUN_TIMESTAMP", "value": "20261130T020005Z"}], \
+    assert container["env"] == [*original["env"], {"name": "BACKUP_RUN_TIMESTAMP", "value": "20261130T020005Z"}], (
         "every pod of a backup-now Job shares the timestamp the operator fixed"
+    )
     assert job["metadata"]["ownerReferences"][0]["uid"] == "cj-uid"
 
 
 def test_drift_ignores_server_defaults_but_sees_edits() -> None:
-    desired = {"spec": {"schedule": "1 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "x"}]}}}}}}
-    with_defaults = {"spec": {"schedule": "1 * * * *", "startingDeadlineSeconds": None,
-                              "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "x", "imagePullPolicy": "IfNotPresent"}]}}}}}}
+    desired = {
+        "spec": {
+            "schedule": "1 * * * *",
+            "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "x"}]}}}},
+        }
+    }
+    with_defaults = {
+        "spec": {
+            "schedule": "1 * * * *",
+            "startingDeadlineSeconds": None,
+            "jobTemplate": {
+                "spec": {"template": {"spec": {"containers": [{"name": "x", "imagePullPolicy": "IfNotPresent"}]}}}
+            },
+        }
+    }
     assert drift(desired, with_defaults) is None
     edited = copy.deepcopy(with_defaults)
     edited["spec"]["schedule"] = "5 * * * *"
@@ -197,30 +265,72 @@ def test_conditions_keep_transition_time_unless_status_changes() -> None:
 
 
 def test_job_outcomes_and_messages() -> None:
-    failed = {"metadata": {"name": "j", "labels": {"pgbackup.io/manual": "true"}},
-              "status": {"startTime": "2026-01-01T00:00:00Z",
-                         "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                                         "message": "Job has reached the specified backoff limit",
-                                         "lastTransitionTime": "2026-01-01T00:01:00Z"}]}}
+    failed = {
+        "metadata": {"name": "j", "labels": {"pgbackup.io/manual": "true"}},
+        "status": {
+            "startTime": "2026-01-01T00:00:00Z",
+            "conditions": [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit",
+                    "lastTransitionTime": "2026-01-01T00:01:00Z",
+                }
+            ],
+        },
+    }
     assert status.job_outcome(failed) == "Failed"
-    pods = [{"status": {"containerStatuses": [{"state": {"terminated": {"message": "1 of 1 databases failed: 'x': boom", "finishedAt": "t"}}}]}}]
+    pods = [
+        {
+            "status": {
+                "containerStatuses": [
+                    {"state": {"terminated": {"message": "1 of 1 databases failed: 'x': boom", "finishedAt": "t"}}}
+                ]
+            }
+        }
+    ]
     assert status.termination_message(pods).summary == "1 of 1 databases failed: 'x': boom"  # type: ignore[union-attr]
     run = status.last_run(failed, "boom")
-    assert run == {"jobName": "j", "manual": True, "startTime": "2026-01-01T00:00:00Z", "result": "Failed",
-                   "message": "boom", "completionTime": "2026-01-01T00:01:00Z"}
+    assert run == {
+        "jobName": "j",
+        "manual": True,
+        "startTime": "2026-01-01T00:00:00Z",
+        "result": "Failed",
+        "message": "boom",
+        "completionTime": "2026-01-01T00:01:00Z",
+    }
     assert status.is_newer_or_same(run, {"jobName": "old", "startTime": "2025-12-31T00:00:00Z"})
     assert not status.is_newer_or_same({"jobName": "old", "startTime": "2025-12-31T00:00:00Z"}, run)
 
 
 def test_a_run_s_figures_come_from_its_termination_message() -> None:
-    text = TerminationMessage("1 of 3 backups failed: 'x': boom", command="run", ok=False, timestamp="20260101T000000Z",
-                              seconds=754.4, stored_bytes=165288497, databases_ok=2, databases_failed=1,
-                              failed=("x",)).encode().decode()
+    text = (
+        TerminationMessage(
+            "1 of 3 backups failed: 'x': boom",
+            command="run",
+            ok=False,
+            timestamp="20260101T000000Z",
+            seconds=754.4,
+            stored_bytes=165288497,
+            databases_ok=2,
+            databases_failed=1,
+            failed=("x",),
+        )
+        .encode()
+        .decode()
+    )
     pods = [{"status": {"containerStatuses": [{"state": {"terminated": {"message": text, "finishedAt": "t"}}}]}}]
     figures = status.run_figures(status.termination_message(pods))
-    assert figures == {"durationSeconds": 754.4, "duration": "12m34s", "bytes": 165288497, "size": "157.6 MiB",
-                       "databases": {"ok": 2, "failed": 1}, "failedDatabases": ["x"],
-                       "timestamp": "20260101T000000Z"}
+    assert figures == {
+        "durationSeconds": 754.4,
+        "duration": "12m34s",
+        "bytes": 165288497,
+        "size": "157.6 MiB",
+        "databases": {"ok": 2, "failed": 1},
+        "failedDatabases": ["x"],
+        "timestamp": "20260101T000000Z",
+    }
     assert status.run_figures(TerminationMessage("plain text from an older job")) == {}
     assert status.run_figures(None) == {}
     assert [status.human_duration(s) for s in (4.6, 60, 3725)] == ["5s", "1m0s", "1h2m"]
@@ -228,8 +338,9 @@ def test_a_run_s_figures_come_from_its_termination_message() -> None:
 
 def test_operator_without_credentials_fails_with_one_line(tmp_path: Path) -> None:
     env = {"PATH": os.environ["PATH"], "KUBECONFIG": str(tmp_path / "missing"), "HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "pgbackup_operator"], env=env, capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pgbackup_operator"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "no Kubernetes credentials" in result.stderr and "Traceback" not in result.stderr + result.stdout
@@ -250,8 +361,11 @@ def test_operator_log_lines_keep_tracebacks_on_one_line() -> None:
 
 
 def test_dump_settings_become_env() -> None:
-    env = env_of(render.render_cronjob(with_spec(
-        retention={"monthly": 12, "last": 7, "weekly": 8}, globals=False, shrinkAlarm=0.25)))
+    env = env_of(
+        render.render_cronjob(
+            with_spec(retention={"monthly": 12, "last": 7, "weekly": 8}, globals=False, shrinkAlarm=0.25)
+        )
+    )
     assert env["BACKUP_RETENTION"] == "last=7,weekly=8,monthly=12"  # fixed order, only the rules set
     assert env["BACKUP_GLOBALS"] == "false" and env["BACKUP_SHRINK_ALARM"] == "0.25"
     assert env_of(render.render_cronjob(with_spec(shrinkAlarm=0)))["BACKUP_SHRINK_ALARM"] == "0"
@@ -276,16 +390,27 @@ def test_verify_cronjob_runs_the_drill_on_its_own_schedule() -> None:
     template_labels = cronjob["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
     assert template_labels["app.kubernetes.io/component"] == "verify" and template_labels["pgbackup.io/name"] == "prod"
     spec = cronjob["spec"]
-    assert (spec["schedule"], spec["timeZone"], spec["suspend"], spec["concurrencyPolicy"]) == \
-        ("0 5 * * 0", "Europe/Berlin", True, "Forbid")  # the PgBackup's zone; never overlapping
+    assert (spec["schedule"], spec["timeZone"], spec["suspend"], spec["concurrencyPolicy"]) == (
+        "0 5 * * 0",
+        "Europe/Berlin",
+        True,
+        "Forbid",
+    )  # the PgBackup's zone; never overlapping
     assert backup["spec"]["concurrencyPolicy"] == "Allow" and backup["spec"]["suspend"] is False
-    assert render.render_verify_cronjob(with_spec(suspend=True, verify={"schedule": "@weekly", "timeZone": "UTC"})) \
-        ["spec"]["suspend"] is True  # type: ignore[index]
+    assert (
+        render.render_verify_cronjob(with_spec(suspend=True, verify={"schedule": "@weekly", "timeZone": "UTC"}))[
+            "spec"
+        ]["suspend"]
+        is True
+    )  # type: ignore[index]
 
 
 def test_verify_pod_is_the_backup_pod_with_another_command() -> None:
     body = with_spec(verify={"schedule": "0 5 * * 0"})
-    backup, verify = pod_of(render.render_cronjob(body, "img:1")), pod_of(verify_cronjob(verify={"schedule": "0 5 * * 0"}))
+    backup, verify = (
+        pod_of(render.render_cronjob(body, "img:1")),
+        pod_of(verify_cronjob(verify={"schedule": "0 5 * * 0"})),
+    )
     container = verify["containers"][0]
     assert container["command"] == ["pgbackup", "verify"] and container["image"] == "img:1"
     for key in ("securityContext", "automountServiceAccountToken", "restartPolicy"):
@@ -297,12 +422,29 @@ def test_verify_pod_is_the_backup_pod_with_another_command() -> None:
 def test_verify_without_server_restores_into_the_backup_server_and_never_prunes() -> None:
     backup_env = env_of(render.render_cronjob(with_spec(retention={"last": 7}, shrinkAlarm=0.5)))
     env = env_of(verify_cronjob(retention={"last": 7}, shrinkAlarm=0.5, verify={"schedule": "0 5 * * 0"}))
-    for name in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT", "BACKUP_DESTINATION",
-                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3", "BACKUP_DATABASES",
-                 "BACKUP_EXCLUDE_DATABASES", "BACKUP_TERMINATION_LOG"):
+    for name in (
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGSSLMODE",
+        "PGSSLROOTCERT",
+        "BACKUP_DESTINATION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL_S3",
+        "BACKUP_DATABASES",
+        "BACKUP_EXCLUDE_DATABASES",
+        "BACKUP_TERMINATION_LOG",
+    ):
         assert env[name] == backup_env[name], name
-    for name in ("BACKUP_RETENTION", "BACKUP_SHRINK_ALARM", "BACKUP_GLOBALS", "BACKUP_COMPRESSION_LEVEL",
-                 "BACKUP_PG_DUMP_OPTIONS"):
+    for name in (
+        "BACKUP_RETENTION",
+        "BACKUP_SHRINK_ALARM",
+        "BACKUP_GLOBALS",
+        "BACKUP_COMPRESSION_LEVEL",
+        "BACKUP_PG_DUMP_OPTIONS",
+    ):
         assert name in backup_env and name not in env, name
     assert not any(name.startswith("BACKUP_VERIFY_") for name in env)
 
@@ -331,8 +473,11 @@ def test_verify_server_gets_its_own_variables_secrets_and_mounts() -> None:
     assert env["BACKUP_DESTINATION"] == "s3://backups/pg/prod" and "BACKUP_RETENTION" not in env
     pod = pod_of(cronjob)
     assert [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v] == ["scratch-ca", "scratch-client"]
-    assert [m["mountPath"] for m in pod["containers"][0]["volumeMounts"]] == \
-        ["/tmp", "/etc/pgbackup/verify-tls/ca", "/etc/pgbackup/verify-tls/client"]
+    assert [m["mountPath"] for m in pod["containers"][0]["volumeMounts"]] == [
+        "/tmp",
+        "/etc/pgbackup/verify-tls/ca",
+        "/etc/pgbackup/verify-tls/client",
+    ]
     assert all(m["readOnly"] for m in pod["containers"][0]["volumeMounts"][1:])
 
 
@@ -377,20 +522,36 @@ def test_backup_and_verify_names_of_long_names_never_collide() -> None:
     assert render.cronjob_name(tricky) != render.verify_cronjob_name(tricky)
 
 
-@pytest.mark.parametrize(("fields", "message", "reason"), [
-    ({"verify": {"schedule": "61 * * * *"}}, "spec.verify.schedule: minute field", "InvalidSchedule"),
-    ({"verify": {"schedule": "@weekly", "timeZone": "Mars/Olympus"}},
-     "spec.verify.timeZone: unknown time zone 'Mars/Olympus'", "InvalidTimeZone"),
-    ({"verify": {}}, "spec.verify.schedule: '' has 0 fields", "InvalidSchedule"),
-    ({"retention": {}}, "spec.retention: set at least one of last, daily, weekly, monthly", "InvalidRetention"),
-    ({"retention": {"daily": 0}}, "spec.retention.daily: 0 is not a whole number of at least 1", "InvalidRetention"),
-    ({"schedule": "61 * * * *"}, "spec.schedule: minute field", "InvalidSchedule"),
-    ({"pgDumpOptions": ["-vhevil.example"]}, "spec.pgDumpOptions: must not contain -h", "InvalidPgDumpOptions"),
-    ({"pgDumpOptions": ["--no-owner", "--por=1"]}, r"spec.pgDumpOptions: must not contain --port \(written '--por=1'\)",
-     "InvalidPgDumpOptions"),
-    ({"pgDumpOptions": ["--nope"]}, "spec.pgDumpOptions: is not usable: --nope is not a pg_dump option",
-     "InvalidPgDumpOptions"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message", "reason"),
+    [
+        ({"verify": {"schedule": "61 * * * *"}}, "spec.verify.schedule: minute field", "InvalidSchedule"),
+        (
+            {"verify": {"schedule": "@weekly", "timeZone": "Mars/Olympus"}},
+            "spec.verify.timeZone: unknown time zone 'Mars/Olympus'",
+            "InvalidTimeZone",
+        ),
+        ({"verify": {}}, "spec.verify.schedule: '' has 0 fields", "InvalidSchedule"),
+        ({"retention": {}}, "spec.retention: set at least one of last, daily, weekly, monthly", "InvalidRetention"),
+        (
+            {"retention": {"daily": 0}},
+            "spec.retention.daily: 0 is not a whole number of at least 1",
+            "InvalidRetention",
+        ),
+        ({"schedule": "61 * * * *"}, "spec.schedule: minute field", "InvalidSchedule"),
+        ({"pgDumpOptions": ["-vhevil.example"]}, "spec.pgDumpOptions: must not contain -h", "InvalidPgDumpOptions"),
+        (
+            {"pgDumpOptions": ["--no-owner", "--por=1"]},
+            r"spec.pgDumpOptions: must not contain --port \(written '--por=1'\)",
+            "InvalidPgDumpOptions",
+        ),
+        (
+            {"pgDumpOptions": ["--nope"]},
+            "spec.pgDumpOptions: is not usable: --nope is not a pg_dump option",
+            "InvalidPgDumpOptions",
+        ),
+    ],
+)
 def test_invalid_verify_and_retention_name_the_field(fields: dict[str, Any], message: str, reason: str) -> None:
     body = with_spec(**fields)
     for renderer in (render.render_cronjob, render.render_verify_cronjob):
@@ -407,12 +568,16 @@ def test_job_components() -> None:
 
 def _verify_job(name: str, outcome: str, when: str) -> dict[str, Any]:
     condition = "Complete" if outcome == "Succeeded" else "Failed"
-    job_status: dict[str, Any] = {"startTime": when, "conditions": [
-        {"type": condition, "status": "True", "lastTransitionTime": when}]}
+    job_status: dict[str, Any] = {
+        "startTime": when,
+        "conditions": [{"type": condition, "status": "True", "lastTransitionTime": when}],
+    }
     if outcome == "Succeeded":
         job_status["completionTime"] = when
-    return {"metadata": {"name": name, "namespace": "db", "labels": render.labels("prod", api.VERIFY)},
-            "status": job_status}
+    return {
+        "metadata": {"name": name, "namespace": "db", "labels": render.labels("prod", api.VERIFY)},
+        "status": job_status,
+    }
 
 
 class FakeApi:
@@ -426,10 +591,21 @@ class FakeApi:
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(kube, "get_pgbackup", lambda namespace, name: copy.deepcopy(self.owner))
-        monkeypatch.setattr(kube, "job_pods", lambda namespace, name: [{"status": {"containerStatuses": [
-            {"state": {"terminated": {"message": self.message, "finishedAt": "t"}}}]}}])
+        monkeypatch.setattr(
+            kube,
+            "job_pods",
+            lambda namespace, name: [
+                {
+                    "status": {
+                        "containerStatuses": [{"state": {"terminated": {"message": self.message, "finishedAt": "t"}}}]
+                    }
+                }
+            ],
+        )
         monkeypatch.setattr(kube, "patch_pgbackup_status", self._patch)
-        monkeypatch.setattr(kube, "post_event", lambda obj, type_, reason, message: self.events.append((type_, reason, message)))
+        monkeypatch.setattr(
+            kube, "post_event", lambda obj, type_, reason, message: self.events.append((type_, reason, message))
+        )
 
     def _patch(self, namespace: str, name: str, update: dict[str, Any], resource_version: str | None = None) -> None:
         self.patches.append(update)
@@ -439,8 +615,13 @@ class FakeApi:
 def _job_event(job: dict[str, Any]) -> None:
     import logging
 
-    handlers.job_changed(type="MODIFIED", body=job, meta=job["metadata"], namespace="db",  # type: ignore[arg-type]
-                         logger=logging.getLogger("test"))
+    handlers.job_changed(
+        type="MODIFIED",
+        body=job,
+        meta=job["metadata"],
+        namespace="db",  # type: ignore[arg-type]
+        logger=logging.getLogger("test"),
+    )
 
 
 def test_verify_outcomes_go_to_last_verify_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -454,12 +635,22 @@ def test_verify_outcomes_go_to_last_verify_once_each(monkeypatch: pytest.MonkeyP
     _job_event(failed)
     _job_event(failed)  # the same outcome seen again
     assert len(api.patches) == 1 and set(api.patches[0]) == {"lastVerify", "conditions"}
-    assert owner["status"]["lastVerify"] == {"time": "2026-01-02T05:01:00Z", "result": "Failed",
-                                             "message": "1 of 2 databases failed verification: 'shop': psql failed",
-                                             "job": "pgbackup-prod-verify-1"}
+    assert owner["status"]["lastVerify"] == {
+        "time": "2026-01-02T05:01:00Z",
+        "result": "Failed",
+        "message": "1 of 2 databases failed verification: 'shop': psql failed",
+        "job": "pgbackup-prod-verify-1",
+    }
     [condition] = owner["status"]["conditions"]
-    assert (condition["type"], condition["status"], condition["reason"]) == ("LastVerifySucceeded", "False", "VerifyFailed")
-    assert condition["message"] == "Job pgbackup-prod-verify-1 failed: 1 of 2 databases failed verification: 'shop': psql failed"
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "LastVerifySucceeded",
+        "False",
+        "VerifyFailed",
+    )
+    assert (
+        condition["message"]
+        == "Job pgbackup-prod-verify-1 failed: 1 of 2 databases failed verification: 'shop': psql failed"
+    )
     assert api.events == [("Warning", "VerifyFailed", condition["message"])]
 
     api.message = "2 of 2 databases verified"
@@ -468,7 +659,11 @@ def test_verify_outcomes_go_to_last_verify_once_each(monkeypatch: pytest.MonkeyP
     _job_event(_verify_job("pgbackup-prod-verify-2", "Succeeded", "2026-01-09T05:01:00Z"))
     assert owner["status"]["lastVerify"]["result"] == "Succeeded"
     assert owner["status"]["conditions"][0]["reason"] == "VerifySucceeded"
-    assert api.events[-1] == ("Normal", "VerifySucceeded", "Job pgbackup-prod-verify-2 succeeded: 2 of 2 databases verified")
+    assert api.events[-1] == (
+        "Normal",
+        "VerifySucceeded",
+        "Job pgbackup-prod-verify-2 succeeded: 2 of 2 databases verified",
+    )
     assert {k: owner["status"][k] for k in backup_status} == backup_status  # the backup fields untouched
 
 
@@ -482,8 +677,11 @@ def test_running_verify_jobs_are_not_recorded(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_compression_renders_format_level_threads_and_parallel_databases() -> None:
-    env = env_of(render.render_cronjob(with_spec(compression={"format": "zstd", "level": 12, "threads": 3},
-                                                 parallelDatabases=6), "img:1"))
+    env = env_of(
+        render.render_cronjob(
+            with_spec(compression={"format": "zstd", "level": 12, "threads": 3}, parallelDatabases=6), "img:1"
+        )
+    )
     assert env["BACKUP_COMPRESSION"] == "zstd" and env["BACKUP_COMPRESSION_LEVEL"] == "12"
     assert env["BACKUP_COMPRESSION_THREADS"] == "3" and env["BACKUP_PARALLEL_DATABASES"] == "6"
 
@@ -504,13 +702,18 @@ def test_no_level_anywhere_leaves_the_formats_own_default() -> None:
 
 
 def test_a_gzip_level_above_9_is_refused_by_field() -> None:
-    with pytest.raises(api.RenderError, match=r"spec.compression.level: 12 is out of range for gzip: it must be from 1 to 9"):
+    with pytest.raises(
+        api.RenderError, match=r"spec.compression.level: 12 is out of range for gzip: it must be from 1 to 9"
+    ):
         render.render_cronjob(with_spec(compression={"format": "gzip", "level": 12}), "img:1")
 
 
 def test_notify_and_healthcheck_urls_come_from_secrets_only() -> None:
-    body = with_spec(notify={"urlsSecretRef": {"name": "alerts", "key": "urls"}, "on": "always"},
-                     healthcheck={"urlSecretRef": {"name": "hc"}}, verify={"schedule": "@weekly"})
+    body = with_spec(
+        notify={"urlsSecretRef": {"name": "alerts", "key": "urls"}, "on": "always"},
+        healthcheck={"urlSecretRef": {"name": "hc"}},
+        verify={"schedule": "@weekly"},
+    )
     backup = env_of(render.render_cronjob(body, "img:1"))
     assert backup["BACKUP_NOTIFY_URLS"] == {"secretKeyRef": {"name": "alerts", "key": "urls"}}
     assert backup["BACKUP_NOTIFY_ON"] == "always"
@@ -530,8 +733,12 @@ def test_the_operator_s_json_log_lines_name_the_resource() -> None:
     record = logging.LogRecord("kopf.objects", logging.WARNING, __file__, 1, "Handler failed", None, None)
     record.k8s_ref = {"namespace": "db", "name": "shop"}
     line = json.loads(OperatorJsonFormatter().format(record))
-    assert (line["level"], line["message"], line["event"], line["object"]) == ("WARNING", "Handler failed",
-                                                                              "operator.kopf.objects", "db/shop")
+    assert (line["level"], line["message"], line["event"], line["object"]) == (
+        "WARNING",
+        "Handler failed",
+        "operator.kopf.objects",
+        "db/shop",
+    )
     assert line["time"].endswith("Z")
 
 
@@ -539,8 +746,12 @@ def test_encryption_recipients_go_to_the_backup_pod_and_the_identity_is_a_mounte
     import pyrage
 
     public = str(pyrage.x25519.Identity.generate().to_public())
-    body = with_spec(encryption={"recipients": [public, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGfe01WyMGxBUoK1maT6gAWpOiMhCcSDGhUwQ2e6z2oA"]},
-                     verify={"schedule": "@weekly", "decryptionSecretRef": {"name": "age-key"}})
+    body = with_spec(
+        encryption={
+            "recipients": [public, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGfe01WyMGxBUoK1maT6gAWpOiMhCcSDGhUwQ2e6z2oA"]
+        },
+        verify={"schedule": "@weekly", "decryptionSecretRef": {"name": "age-key"}},
+    )
     backup = render.render_cronjob(body, "img:1")
     env = env_of(backup)
     assert env["BACKUP_ENCRYPT_RECIPIENTS"].splitlines()[0] == public
@@ -551,8 +762,11 @@ def test_encryption_recipients_go_to_the_backup_pod_and_the_identity_is_a_mounte
     assert drill_env["BACKUP_DECRYPT_IDENTITY_PATH"] == "/etc/pgbackup/age/identity"
     assert "BACKUP_ENCRYPT_RECIPIENTS" not in drill_env
     volume = next(v for v in pod_of(drill)["volumes"] if v["name"] == "age-identity")
-    assert volume["secret"] == {"secretName": "age-key", "defaultMode": 0o440,
-                                "items": [{"key": "identity", "path": "identity"}]}
+    assert volume["secret"] == {
+        "secretName": "age-key",
+        "defaultMode": 0o440,
+        "items": [{"key": "identity", "path": "identity"}],
+    }
     mount = next(m for m in pod_of(drill)["containers"][0]["volumeMounts"] if m["name"] == "age-identity")
     assert mount == {"name": "age-identity", "mountPath": "/etc/pgbackup/age", "readOnly": True}
     by_ref = env_of(render.render_cronjob(with_spec(encryption={"recipientsSecretRef": {"name": "keys"}}), "img:1"))
@@ -575,8 +789,10 @@ def _every_pod(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if body["spec"].get("retention"):
         run = {"metadata": {"name": "pgbackup-prod-29400000", "namespace": "db", "uid": "job-uid"}}
         pods["after-run prune"] = render.render_after_run_prune_job(body, run, "img:1")["spec"]["template"]["spec"]
-    restore = {"metadata": {"name": "back", "namespace": "db", "uid": "r-1"},
-               "spec": {"backupRef": {"name": "prod"}, "database": "shop"}}
+    restore = {
+        "metadata": {"name": "back", "namespace": "db", "uid": "r-1"},
+        "spec": {"backupRef": {"name": "prod"}, "database": "shop"},
+    }
     pods["restore"] = restores.render_restore_job(restore, body, "img:1")["spec"]["template"]["spec"]
     return pods
 
@@ -586,14 +802,21 @@ def _pod_env(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_signing_key_is_a_file_in_backup_pods_only_and_every_reader_trusts_the_public_keys() -> None:
-    body = with_spec(signing=SIGNING, parallelism=3, retention={"last": 7, "schedule": "0 6 * * *"},
-                     verify={"schedule": "@weekly", "server": SCRATCH})
+    body = with_spec(
+        signing=SIGNING,
+        parallelism=3,
+        retention={"last": 7, "schedule": "0 6 * * *"},
+        verify={"schedule": "@weekly", "server": SCRATCH},
+    )
     pods = _every_pod(body)
     assert set(pods) == {"backup", "verify", "prune", "after-run prune", "restore"}
     backup = pods["backup"]
     volume = next(v for v in backup["volumes"] if v["name"] == "signing-key")
-    assert volume["secret"] == {"secretName": "pgbackup-signing", "defaultMode": 0o440,
-                                "items": [{"key": "signing-key", "path": "signing-key.pem"}]}  # the CRD's default key
+    assert volume["secret"] == {
+        "secretName": "pgbackup-signing",
+        "defaultMode": 0o440,
+        "items": [{"key": "signing-key", "path": "signing-key.pem"}],
+    }  # the CRD's default key
     mount = next(m for m in backup["containers"][0]["volumeMounts"] if m["name"] == "signing-key")
     assert mount == {"name": "signing-key", "mountPath": "/etc/pgbackup/signing", "readOnly": True}
     assert _pod_env(backup)["BACKUP_SIGNING_KEY_FILE"] == "/etc/pgbackup/signing/signing-key.pem"
@@ -605,25 +828,31 @@ def test_the_signing_key_is_a_file_in_backup_pods_only_and_every_reader_trusts_t
         if kind != "backup":
             assert "BACKUP_SIGNING_KEY_FILE" not in env, f"the {kind} pod never gets the private key"
             assert "pgbackup-signing" not in str(pod), f"the {kind} pod never names the key's Secret"
-    assert all(isinstance(v, str) for k, v in _pod_env(backup).items() if k.startswith("BACKUP_SIGNING_")), \
+    assert all(isinstance(v, str) for k, v in _pod_env(backup).items() if k.startswith("BACKUP_SIGNING_")), (
         "public keys and the key's path are plain values; the key itself is never an environment value"
+    )
 
 
 def test_the_jobs_read_the_signing_settings_back_as_rendered(tmp_path: Path) -> None:
     from backup_job.core import settings as job_settings
 
-    body = with_spec(signing={"privateKeySecretRef": {"name": "k", "key": "pem"}, "publicKeys": [PUBLIC_KEY]},
-                     verify={"schedule": "@weekly", "onBackupServer": True}, retention={"last": 2})
+    body = with_spec(
+        signing={"privateKeySecretRef": {"name": "k", "key": "pem"}, "publicKeys": [PUBLIC_KEY]},
+        verify={"schedule": "@weekly", "onBackupServer": True},
+        retention={"last": 2},
+    )
     for kind, pod in _every_pod(body).items():
         env = {k: v for k, v in _pod_env(pod).items() if isinstance(v, str)}
         settings = job_settings.load_settings(env, dotenv_path=tmp_path / "none")
         assert [str(key) for key in settings.trust.public_keys] == [PUBLIC_KEY], kind
-        assert (str(settings.trust.signing_key) if settings.trust.signing_key else None) == \
-            ("/etc/pgbackup/signing/signing-key.pem" if kind == "backup" else None), kind
+        assert (str(settings.trust.signing_key) if settings.trust.signing_key else None) == (
+            "/etc/pgbackup/signing/signing-key.pem" if kind == "backup" else None
+        ), kind
         assert settings.trust.verify_on_backup_server is (kind == "verify"), kind
     backup = _every_pod(body)["backup"]
-    assert next(v for v in backup["volumes"] if v["name"] == "signing-key")["secret"]["items"] == \
-        [{"key": "pem", "path": "signing-key.pem"}]
+    assert next(v for v in backup["volumes"] if v["name"] == "signing-key")["secret"]["items"] == [
+        {"key": "pem", "path": "signing-key.pem"}
+    ]
 
 
 def test_without_signing_nothing_is_signed_or_checked() -> None:
@@ -632,16 +861,25 @@ def test_without_signing_nothing_is_signed_or_checked() -> None:
         assert not any(v["name"] == "signing-key" for v in pod["volumes"]), kind
 
 
-@pytest.mark.parametrize(("signing", "message"), [
-    ({"privateKeySecretRef": {"name": "k"}, "publicKeys": [PUBLIC_KEY, "ed25519:nope"]},
-     r"spec.signing.publicKeys\[1\]: holds 'ed25519:nope', which is not 32 bytes long"),
-    ({"privateKeySecretRef": {"name": "k"}, "publicKeys": ["ed25519:n*pe"]},
-     r"spec.signing.publicKeys\[0\]: holds 'ed25519:n\*pe', whose key is not base64"),
-    ({"privateKeySecretRef": {"name": "k"}, "publicKeys": ["age1" + "q" * 58]},
-     r"spec.signing.publicKeys\[0\]: holds 'age1qqqq.*which is not an ed25519 public key"),
-    ({"privateKeySecretRef": {"name": "k"}, "publicKeys": []}, r"spec.signing.publicKeys: give at least one"),
-    ({"publicKeys": [PUBLIC_KEY]}, r"spec.signing.privateKeySecretRef: name the Secret"),
-])
+@pytest.mark.parametrize(
+    ("signing", "message"),
+    [
+        (
+            {"privateKeySecretRef": {"name": "k"}, "publicKeys": [PUBLIC_KEY, "ed25519:nope"]},
+            r"spec.signing.publicKeys\[1\]: holds 'ed25519:nope', which is not 32 bytes long",
+        ),
+        (
+            {"privateKeySecretRef": {"name": "k"}, "publicKeys": ["ed25519:n*pe"]},
+            r"spec.signing.publicKeys\[0\]: holds 'ed25519:n\*pe', whose key is not base64",
+        ),
+        (
+            {"privateKeySecretRef": {"name": "k"}, "publicKeys": ["age1" + "q" * 58]},
+            r"spec.signing.publicKeys\[0\]: holds 'age1qqqq.*which is not an ed25519 public key",
+        ),
+        ({"privateKeySecretRef": {"name": "k"}, "publicKeys": []}, r"spec.signing.publicKeys: give at least one"),
+        ({"publicKeys": [PUBLIC_KEY]}, r"spec.signing.privateKeySecretRef: name the Secret"),
+    ],
+)
 def test_bad_signing_settings_are_refused_naming_the_field(signing: dict[str, Any], message: str) -> None:
     """For specs that did not pass the API server (its schema refuses these too)."""
     with pytest.raises(api.RenderError, match=message) as caught:
@@ -652,8 +890,11 @@ def test_bad_signing_settings_are_refused_naming_the_field(signing: dict[str, An
 def test_only_on_backup_server_lets_the_drill_restore_on_the_backup_server() -> None:
     allowed = env_of(verify_cronjob(verify={"schedule": "@weekly", "onBackupServer": True}))
     assert allowed["BACKUP_VERIFY_ON_BACKUP_SERVER"] == "true" and allowed["PGHOST"] == "pg.db.svc"
-    for verify in ({"schedule": "@weekly"}, {"schedule": "@weekly", "onBackupServer": False},
-                   {"schedule": "@weekly", "server": SCRATCH}):
+    for verify in (
+        {"schedule": "@weekly"},
+        {"schedule": "@weekly", "onBackupServer": False},
+        {"schedule": "@weekly", "server": SCRATCH},
+    ):
         assert "BACKUP_VERIFY_ON_BACKUP_SERVER" not in env_of(verify_cronjob(verify=verify)), verify
     for kind, pod in _every_pod(with_spec(verify={"schedule": "@weekly", "onBackupServer": True})).items():
         if kind != "verify":
@@ -678,8 +919,13 @@ def test_the_trust_conditions_follow_the_spec() -> None:
 
     lonely = _conditions(with_spec(verify={"schedule": "@weekly"})["spec"])["VerifyIsolated"]
     assert (lonely["status"], lonely["reason"]) == ("False", "NoScratchServer")
-    for advice in ("spec.verify.server", "a superuser", "pgbackup restore --globals",
-                   "spec.verify.onBackupServer: true", "every owner of every database is trusted"):
+    for advice in (
+        "spec.verify.server",
+        "a superuser",
+        "pgbackup restore --globals",
+        "spec.verify.onBackupServer: true",
+        "every owner of every database is trusted",
+    ):
         assert advice in lonely["message"], advice
     isolated = _conditions(with_spec(verify={"schedule": "@weekly", "server": SCRATCH})["spec"])["VerifyIsolated"]
     assert (isolated["status"], isolated["reason"]) == ("True", "ScratchServer")
@@ -699,8 +945,9 @@ class _Reconciled:
         self.events: list[tuple[str, str, str]] = []
         monkeypatch.setattr(kube, "apply_cronjob", lambda cronjob: cronjob)
         monkeypatch.setattr(kube, "delete_owned_cronjob", lambda namespace, name, uid: False)
-        monkeypatch.setattr(kube, "post_event", lambda obj, type_, reason, message: self.events.append(
-            (type_, reason, message)))
+        monkeypatch.setattr(
+            kube, "post_event", lambda obj, type_, reason, message: self.events.append((type_, reason, message))
+        )
 
     def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
         import logging
@@ -708,8 +955,12 @@ class _Reconciled:
         import kopf
 
         patch = kopf.Patch()
-        handlers.reconcile(body=body, spec=body["spec"], patch=patch,  # type: ignore[arg-type]
-                           logger=logging.getLogger("test"))
+        handlers.reconcile(
+            body=body,
+            spec=body["spec"],
+            patch=patch,  # type: ignore[arg-type]
+            logger=logging.getLogger("test"),
+        )
         return dict(patch.status)
 
 
@@ -735,7 +986,10 @@ def test_a_drill_without_a_scratch_server_is_rendered_and_reported_once(monkeypa
     broken = with_spec(verify={"schedule": "61 * * * *"})
     written = reconciled(broken)
     conditions = {c["type"]: c for c in written["conditions"]}
-    assert conditions["Ready"]["reason"] == "InvalidSchedule" and conditions["VerifyIsolated"]["reason"] == "NoScratchServer"
+    assert (
+        conditions["Ready"]["reason"] == "InvalidSchedule"
+        and conditions["VerifyIsolated"]["reason"] == "NoScratchServer"
+    )
 
 
 def test_a_server_block_says_how_its_password_may_travel() -> None:
@@ -745,6 +999,7 @@ def test_a_server_block_says_how_its_password_may_travel() -> None:
     md5 = with_spec(postgres={**BODY["spec"]["postgres"], "requireAuth": "scram-sha-256,md5"})
     backup = env_of(render.render_cronjob(md5, "img:1"))
     assert backup["PGREQUIREAUTH"] == "scram-sha-256,md5" and "BACKUP_ALLOW_CLEARTEXT_PASSWORD" not in backup
-    drill = env_of(verify_cronjob(verify={"schedule": "0 4 * * 0",
-                                          "server": {**SCRATCH, "allowCleartextPassword": True}}))
+    drill = env_of(
+        verify_cronjob(verify={"schedule": "0 4 * * 0", "server": {**SCRATCH, "allowCleartextPassword": True}})
+    )
     assert drill["BACKUP_ALLOW_CLEARTEXT_PASSWORD"] == "true" and "PGREQUIREAUTH" not in drill

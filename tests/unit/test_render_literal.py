@@ -22,8 +22,11 @@ from ..k8s.test_kubelet_standin import FakeKube
 from ..kit.kubelet import Kubelet, expand
 from .test_render import BODY
 
-SECRETS = {"s3": {"AWS_ACCESS_KEY_ID": "AKIA-TEST", "AWS_SECRET_ACCESS_KEY": "the-bucket-secret"},
-           "pg": {"password": "the-pg-password"}, "scratch": {"password": "the-scratch-password"}}
+SECRETS = {
+    "s3": {"AWS_ACCESS_KEY_ID": "AKIA-TEST", "AWS_SECRET_ACCESS_KEY": "the-bucket-secret"},
+    "pg": {"password": "the-pg-password"},
+    "scratch": {"password": "the-scratch-password"},
+}
 TEXTS = ["$", "$$", "$(X)", "$(AWS_SECRET_ACCESS_KEY)", "a$b$$c$(PGPASSWORD)d$(", "$(PGBACKUP_SHARD_INDEX)"]
 
 
@@ -31,23 +34,38 @@ def _hostile(text: str) -> dict[str, Any]:
     """A PgBackup whose every free-text field the pods carry holds ``text``."""
     body = copy.deepcopy(BODY)
     spec = body["spec"]
-    spec["postgres"] = {"host": f"h{text}", "database": text, "user": text, "sslMode": "disable",
-                        "passwordSecretRef": {"name": "pg"}}
+    spec["postgres"] = {
+        "host": f"h{text}",
+        "database": text,
+        "user": text,
+        "sslMode": "disable",
+        "passwordSecretRef": {"name": "pg"},
+    }
     spec["databases"] = {"include": [text]}
     spec["destination"]["s3"]["prefix"] = f"p{text}"
     spec["destination"]["s3"]["endpoint"] = f"http://s3{text}"
     spec["pod"] = {"env": [{"name": "MY_SETTING", "value": text}]}
     spec["parallelism"] = 3
-    spec["verify"] = {"schedule": "0 5 * * 0", "server": {"host": text, "user": text, "sslMode": "disable",
-                                                           "passwordSecretRef": {"name": "scratch"}}}
+    spec["verify"] = {
+        "schedule": "0 5 * * 0",
+        "server": {"host": text, "user": text, "sslMode": "disable", "passwordSecretRef": {"name": "scratch"}},
+    }
     spec["retention"] = {"last": 3, "schedule": "0 4 * * *"}
     return body
 
 
 def _as_the_kubelet_runs_it(pod_spec: dict[str, Any], tmp_path: Path) -> tuple[dict[str, str], list[str]]:
     """The environment and argv the container gets."""
-    pod = {"metadata": {"name": "p", "namespace": "db", "uid": "u", "labels": {"batch.kubernetes.io/job-name": "j"},
-                        "annotations": {"batch.kubernetes.io/job-completion-index": "1"}}, "spec": pod_spec}
+    pod = {
+        "metadata": {
+            "name": "p",
+            "namespace": "db",
+            "uid": "u",
+            "labels": {"batch.kubernetes.io/job-name": "j"},
+            "annotations": {"batch.kubernetes.io/job-completion-index": "1"},
+        },
+        "spec": pod_spec,
+    }
     defined = Kubelet(FakeKube(secrets=SECRETS), Path("/nonexistent"), tmp_path).environment(pod)  # type: ignore[arg-type]
     container = pod_spec["containers"][0]
     return defined, [expand(word, defined) for word in container["command"] + container.get("args", [])]
@@ -56,12 +74,23 @@ def _as_the_kubelet_runs_it(pod_spec: dict[str, Any], tmp_path: Path) -> tuple[d
 def _pods(text: str) -> dict[str, dict[str, Any]]:
     body = _hostile(text)
     rendered = render.render_all(body, "img:1")
-    pods = {name: cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-            for name, cronjob in rendered.items() if cronjob is not None}
-    restore = {"metadata": {"name": "r", "namespace": "db", "uid": "r-uid"},
-               "spec": {"backupRef": {"name": "prod"}, "database": text, "at": "2026-11-26",  # must parse
-                        "target": {"database": text, "server": {"host": text, "sslMode": "disable",
-                                                                "passwordSecretRef": {"name": "pg"}}}}}
+    pods = {
+        name: cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        for name, cronjob in rendered.items()
+        if cronjob is not None
+    }
+    restore = {
+        "metadata": {"name": "r", "namespace": "db", "uid": "r-uid"},
+        "spec": {
+            "backupRef": {"name": "prod"},
+            "database": text,
+            "at": "2026-11-26",  # must parse
+            "target": {
+                "database": text,
+                "server": {"host": text, "sslMode": "disable", "passwordSecretRef": {"name": "pg"}},
+            },
+        },
+    }
     pods["restore"] = restores.render_restore_job(restore, body, "img:1")["spec"]["template"]["spec"]
     return pods
 
@@ -70,13 +99,22 @@ def _pods(text: str) -> dict[str, dict[str, Any]]:
 def test_every_cr_string_reaches_the_job_as_written(text: str, tmp_path: Path) -> None:
     for name, pod_spec in _pods(text).items():
         env, argv = _as_the_kubelet_runs_it(pod_spec, tmp_path)
-        server = {"restore": {"PGHOST": text}, "verify": {"BACKUP_VERIFY_PGHOST": text, "BACKUP_VERIFY_PGUSER": text},
-                  "backup": {"PGHOST": f"h{text}", "PGDATABASE": text, "PGUSER": text, "BACKUP_DATABASES": text},
-                  "prune": {}}[name]
-        wanted = {"MY_SETTING": text, "BACKUP_DESTINATION": f"s3://backups/p{text}",
-                     "AWS_ENDPOINT_URL_S3": f"http://s3{text}", **server}
+        server = {
+            "restore": {"PGHOST": text},
+            "verify": {"BACKUP_VERIFY_PGHOST": text, "BACKUP_VERIFY_PGUSER": text},
+            "backup": {"PGHOST": f"h{text}", "PGDATABASE": text, "PGUSER": text, "BACKUP_DATABASES": text},
+            "prune": {},
+        }[name]
+        wanted = {
+            "MY_SETTING": text,
+            "BACKUP_DESTINATION": f"s3://backups/p{text}",
+            "AWS_ENDPOINT_URL_S3": f"http://s3{text}",
+            **server,
+        }
         assert {key: env.get(key) for key in wanted} == wanted, f"the {name} pod"
-        assert "the-bucket-secret" not in " ".join(argv) + "".join(v for k, v in env.items() if k != "AWS_SECRET_ACCESS_KEY")
+        assert "the-bucket-secret" not in " ".join(argv) + "".join(
+            v for k, v in env.items() if k != "AWS_SECRET_ACCESS_KEY"
+        )
         if name == "restore":
             assert argv[2:5] == [f"--database={text}", "--at=2026-11-26", f"--target={text}"], argv
         if name == "backup":
@@ -84,9 +122,14 @@ def test_every_cr_string_reaches_the_job_as_written(text: str, tmp_path: Path) -
 
 
 def test_the_issue_s_pgrestore_gets_its_target_literally(tmp_path: Path) -> None:
-    restore = {"metadata": {"name": "r", "namespace": "db", "uid": "r-uid"},
-               "spec": {"backupRef": {"name": "prod"}, "database": "app",
-                        "target": {"database": "$(AWS_SECRET_ACCESS_KEY)", "create": True}}}
+    restore = {
+        "metadata": {"name": "r", "namespace": "db", "uid": "r-uid"},
+        "spec": {
+            "backupRef": {"name": "prod"},
+            "database": "app",
+            "target": {"database": "$(AWS_SECRET_ACCESS_KEY)", "create": True},
+        },
+    }
     pod_spec = restores.render_restore_job(restore, BODY, "img:1")["spec"]["template"]["spec"]
     pod_spec["containers"][0]["volumeMounts"] = []  # the certificates are beside the point here
     pod_spec["volumes"] = []

@@ -13,7 +13,9 @@ def test_apprise_and_prometheus_client_load_only_when_configured() -> None:
     import subprocess
     import sys
 
-    probe = ("import sys; import backup_job.cli, backup_job.report.reporter; "
-             "print([m for m in ('apprise', 'prometheus_client') if m in sys.modules])")
+    probe = (
+        "import sys; import backup_job.cli, backup_job.report.reporter; "
+        "print([m for m in ('apprise', 'prometheus_client') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.strip()
     assert out == "[]"

@@ -19,17 +19,23 @@ def _backups(*stamps: str) -> list[Backup]:
 
 def test_each_rule_keeps_the_newest_of_each_bucket() -> None:
     backups = _backups(
-        "20261126T020000Z", "20261126T140000Z",  # Thursday, ISO week 48, two in a day
+        "20261126T020000Z",
+        "20261126T140000Z",  # Thursday, ISO week 48, two in a day
         "20261125T020000Z",
         "20261122T020000Z",  # Sunday: still week 47
         "20261116T020000Z",  # Monday, week 47
-        "20261031T230000Z", "20261001T020000Z",
+        "20261031T230000Z",
+        "20261001T020000Z",
         "20260915T020000Z",
     )
     assert set(plan(backups, RetentionPolicy(last=2))) == {"20261126T140000Z", "20261126T020000Z"}
     assert set(plan(backups, RetentionPolicy(daily=3))) == {"20261126T140000Z", "20261125T020000Z", "20261122T020000Z"}
     assert set(plan(backups, RetentionPolicy(weekly=2))) == {"20261126T140000Z", "20261122T020000Z"}
-    assert set(plan(backups, RetentionPolicy(monthly=3))) == {"20261126T140000Z", "20261031T230000Z", "20260915T020000Z"}
+    assert set(plan(backups, RetentionPolicy(monthly=3))) == {
+        "20261126T140000Z",
+        "20261031T230000Z",
+        "20260915T020000Z",
+    }
     union = plan(backups, RetentionPolicy(last=1, monthly=2))
     assert union == {"20261126T140000Z": ["newest", "last", "monthly"], "20261031T230000Z": ["monthly"]}
 
@@ -44,10 +50,17 @@ def test_iso_weeks_cross_the_new_year() -> None:
     assert set(plan(backups, RetentionPolicy(weekly=2))) == {"20270101T000000Z", "20261227T000000Z"}
 
 
-@pytest.mark.parametrize("text, message", [
-    ("daily=0", "at least 1"), ("hourly=3", "not one of"), ("last=2,last=3", "given twice"),
-    ("last", "not one of"), ("daily=x", "whole number"), (",", "no rules"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("daily=0", "at least 1"),
+        ("hourly=3", "not one of"),
+        ("last=2,last=3", "given twice"),
+        ("last", "not one of"),
+        ("daily=x", "whole number"),
+        (",", "no rules"),
+    ],
+)
 def test_bad_policies_say_why(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RetentionPolicy.parse(text)

@@ -22,15 +22,18 @@ def test_accepted_expressions(expression: str) -> None:
     validate_expression(expression)
 
 
-@pytest.mark.parametrize(("expression", "message"), [
-    ("30 2 * *", "has 4 fields"),
-    ("61 2 * * *", "minute field: '61' is outside 0-59"),
-    ("*/0 * * * * * *", "second field: step '0'"),
-    ("0 0 2 * * * 1800", "year field: '1800' is outside 1970-2099"),
-    ("30 2 * *\n*", "contains a control character (\\n)"),
-    ("30\x002 * * *", "contains a control character (\\x00)"),
-    ("@daily\u202e", "contains a control character (\\u202e)"),
-])
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("30 2 * *", "has 4 fields"),
+        ("61 2 * * *", "minute field: '61' is outside 0-59"),
+        ("*/0 * * * * * *", "second field: step '0'"),
+        ("0 0 2 * * * 1800", "year field: '1800' is outside 1970-2099"),
+        ("30 2 * *\n*", "contains a control character (\\n)"),
+        ("30\x002 * * *", "contains a control character (\\x00)"),
+        ("@daily\u202e", "contains a control character (\\u202e)"),
+    ],
+)
 def test_rejected_expressions(expression: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         validate_expression(expression)
@@ -48,18 +51,25 @@ def test_crontab_file_is_checked_line_by_line(tmp_path: Path) -> None:
 
 
 def test_schedule_variable_wins_over_the_crontab(tmp_path: Path) -> None:
-    written = crontab_for(parse_schedule({"BACKUP_SCHEDULE": "*/2 * * * * * *", "BACKUP_CRONTAB": str(tmp_path / "missing")}))
+    written = crontab_for(
+        parse_schedule({"BACKUP_SCHEDULE": "*/2 * * * * * *", "BACKUP_CRONTAB": str(tmp_path / "missing")})
+    )
     assert written.read_text().splitlines()[-1] == "*/2 * * * * * * pgbackup run"
 
 
 def test_verify_schedule_adds_the_drill_to_either_source(tmp_path: Path) -> None:
     written = crontab_for(parse_schedule({"BACKUP_SCHEDULE": "30 2 * * *", "BACKUP_VERIFY_SCHEDULE": "0 6 * * 0"}))
     assert [line for line in written.read_text().splitlines() if not line.startswith("#")] == [
-        "30 2 * * * pgbackup run", "0 6 * * 0 pgbackup verify"]
+        "30 2 * * * pgbackup run",
+        "0 6 * * 0 pgbackup verify",
+    ]
     file = tmp_path / "crontab"
     file.write_text("15 1 * * * pgbackup run\n0 3 * * * pgbackup prune")
     combined = crontab_for(parse_schedule({"BACKUP_CRONTAB": str(file), "BACKUP_VERIFY_SCHEDULE": "@weekly"}))
     assert [line for line in combined.read_text().splitlines() if not line.startswith("#")] == [
-        "15 1 * * * pgbackup run", "0 3 * * * pgbackup prune", "@weekly pgbackup verify"]
+        "15 1 * * * pgbackup run",
+        "0 3 * * * pgbackup prune",
+        "@weekly pgbackup verify",
+    ]
     assert file.read_text().count("\n") == 1, "the user's crontab itself is left alone"
     assert crontab_for(parse_schedule({"BACKUP_CRONTAB": str(file)})) == file

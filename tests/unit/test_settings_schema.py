@@ -29,31 +29,63 @@ COMPOSE_STACK = {"POSTGRES_PASSWORD", "BACKUP_BUCKET", "BACKUP_PREFIX"}  # docke
 
 SPEC: dict[str, Any] = {  # every field that becomes a variable, none at its default
     "schedule": "30 2 * * *",
-    "postgres": {"host": "pg.db.svc", "port": 6432, "database": "maint", "sslMode": "verify-full",
-                 "userSecretRef": {"name": "pg", "key": "user"}, "passwordSecretRef": {"name": "pg", "key": "pw"},
-                 "tls": {"caSecretRef": {"name": "pg-ca", "key": "root.crt"}, "clientCertSecretRef": {"name": "c"}}},
+    "postgres": {
+        "host": "pg.db.svc",
+        "port": 6432,
+        "database": "maint",
+        "sslMode": "verify-full",
+        "userSecretRef": {"name": "pg", "key": "user"},
+        "passwordSecretRef": {"name": "pg", "key": "pw"},
+        "tls": {"caSecretRef": {"name": "pg-ca", "key": "root.crt"}, "clientCertSecretRef": {"name": "c"}},
+    },
     "databases": {"include": ["app*", "shop"], "exclude": ["app_test"]},
-    "destination": {"s3": {"bucket": "backups", "prefix": "/pg/prod/", "region": "eu-west-1",
-                           "endpoint": "http://minio:9000", "pathStyle": True, "checksumCompatibility": True,
-                           "serverSideEncryption": "aws:kms", "kmsKeyId": "alias/pg", "storageClass": "STANDARD_IA",
-                           "credentialsSecretRef": {"name": "s3"}}},
+    "destination": {
+        "s3": {
+            "bucket": "backups",
+            "prefix": "/pg/prod/",
+            "region": "eu-west-1",
+            "endpoint": "http://minio:9000",
+            "pathStyle": True,
+            "checksumCompatibility": True,
+            "serverSideEncryption": "aws:kms",
+            "kmsKeyId": "alias/pg",
+            "storageClass": "STANDARD_IA",
+            "credentialsSecretRef": {"name": "s3"},
+        }
+    },
     "compressionLevel": 3,
     "pgDumpOptions": ["--exclude-table-data=audit.*", "--no-owner", "--exclude-schema=it's"],
     "globals": False,
     "retention": {"monthly": 12, "last": 7, "weekly": 8, "daily": 14},
     "shrinkAlarm": 0.25,
-    "verify": {"schedule": "0 5 * * 0", "databases": ["shop"],
-               "server": {"host": "scratch.db.svc", "port": 7432, "database": "drills", "sslMode": "require",
-                          "user": "drill", "passwordSecretRef": {"name": "scratch", "key": "pw"},
-                          "tls": {"caSecretRef": {"name": "s-ca"}}}},
+    "verify": {
+        "schedule": "0 5 * * 0",
+        "databases": ["shop"],
+        "server": {
+            "host": "scratch.db.svc",
+            "port": 7432,
+            "database": "drills",
+            "sslMode": "require",
+            "user": "drill",
+            "passwordSecretRef": {"name": "scratch", "key": "pw"},
+            "tls": {"caSecretRef": {"name": "s-ca"}},
+        },
+    },
 }
-SECRETS = {("pg", "user"): "backup", ("pg", "pw"): "pg-secret", ("s3", "AWS_ACCESS_KEY_ID"): "AKIA",
-           ("s3", "AWS_SECRET_ACCESS_KEY"): "s3-secret", ("scratch", "pw"): "scratch-secret"}
+SECRETS = {
+    ("pg", "user"): "backup",
+    ("pg", "pw"): "pg-secret",
+    ("s3", "AWS_ACCESS_KEY_ID"): "AKIA",
+    ("s3", "AWS_SECRET_ACCESS_KEY"): "s3-secret",
+    ("scratch", "pw"): "scratch-secret",
+}
 
 
 # What the downward API gives a pod the Job controller made from the CronJob
-POD_FIELDS = {"metadata.labels['batch.kubernetes.io/job-name']": "pgbackup-prod-29400000",
-              "metadata.labels['batch.kubernetes.io/controller-uid']": "0d6c6a55-4a8e-4c59-9a43-05a8b47f7a2e"}
+POD_FIELDS = {
+    "metadata.labels['batch.kubernetes.io/job-name']": "pgbackup-prod-29400000",
+    "metadata.labels['batch.kubernetes.io/controller-uid']": "0d6c6a55-4a8e-4c59-9a43-05a8b47f7a2e",
+}
 
 
 def resolved_env(cronjob: dict[str, Any]) -> dict[str, str]:
@@ -72,8 +104,12 @@ def resolved_env(cronjob: dict[str, Any]) -> dict[str, str]:
 
 
 def body(spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "pgbackup.io/v1alpha1", "kind": "PgBackup",
-            "metadata": {"name": "prod", "namespace": "db", "uid": "u-1", "generation": 1}, "spec": spec}
+    return {
+        "apiVersion": "pgbackup.io/v1alpha1",
+        "kind": "PgBackup",
+        "metadata": {"name": "prod", "namespace": "db", "uid": "u-1", "generation": 1},
+        "spec": spec,
+    }
 
 
 def test_every_pgbackup_field_renders_to_what_the_job_parses_back(tmp_path: Path) -> None:
@@ -88,9 +124,16 @@ def test_every_pgbackup_field_renders_to_what_the_job_parses_back(tmp_path: Path
     assert settings.dump.pg_dump_options == tuple(SPEC["pgDumpOptions"])
     assert settings.dump.globals is False and settings.run.shrink_alarm == 0.25
     assert settings.run.retention == RetentionPolicy(last=7, daily=14, weekly=8, monthly=12)
-    assert settings.postgres.discovery_database == "maint" and str(settings.run.termination_log) == "/dev/termination-log"
+    assert (
+        settings.postgres.discovery_database == "maint" and str(settings.run.termination_log) == "/dev/termination-log"
+    )
     assert set(settings.secrets()) == {"pg-secret", "AKIA", "s3-secret"}
-    assert (env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGSSLMODE"]) == ("pg.db.svc", "6432", "backup", "verify-full")
+    assert (env["PGHOST"], env["PGPORT"], env["PGUSER"], env["PGSSLMODE"]) == (
+        "pg.db.svc",
+        "6432",
+        "backup",
+        "verify-full",
+    )
     assert env["PGSSLROOTCERT"].endswith("/ca/root.crt") and env["PGSSLKEY"].endswith("/client/tls.key")
     assert env["AWS_REGION"] == "eu-west-1" and env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
     assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
@@ -101,25 +144,42 @@ def test_every_pgbackup_field_renders_to_what_the_job_parses_back(tmp_path: Path
     drill_settings = S.load_settings(drill_env, dotenv_path=tmp_path / "none")
     assert drill_settings.dump.include == ("shop",) and not drill_settings.run.retention
     target = verify_server(drill_env)
-    assert dict(target.env) == {"PGHOST": "scratch.db.svc", "PGPORT": "7432", "PGDATABASE": "drills",
-                                "PGSSLMODE": "require", "PGUSER": "drill", "PGPASSWORD": "scratch-secret",
-                                "PGSSLROOTCERT": "/etc/pgbackup/verify-tls/ca/ca.crt",
-                                "PGREQUIREAUTH": "scram-sha-256,none", "PGCHANNELBINDING": "require"}, \
-        "no password in cleartext or md5, and over TLS only with channel binding (core.pgauth)"
+    assert dict(target.env) == {
+        "PGHOST": "scratch.db.svc",
+        "PGPORT": "7432",
+        "PGDATABASE": "drills",
+        "PGSSLMODE": "require",
+        "PGUSER": "drill",
+        "PGPASSWORD": "scratch-secret",
+        "PGSSLROOTCERT": "/etc/pgbackup/verify-tls/ca/ca.crt",
+        "PGREQUIREAUTH": "scram-sha-256,none",
+        "PGCHANNELBINDING": "require",
+    }, "no password in cleartext or md5, and over TLS only with channel binding (core.pgauth)"
     assert "pg-secret" not in drill_env.values(), "a drill on a scratch server never gets the backup password"
 
 
 def test_a_minimal_pgbackup_runs_on_the_jobs_defaults(tmp_path: Path) -> None:
-    minimal = {"schedule": "@daily", "postgres": {"host": "pg", "user": "u", "passwordSecretRef": {"name": "pg"}},
-               "destination": {"s3": {"bucket": "bkt"}}}
+    minimal = {
+        "schedule": "@daily",
+        "postgres": {"host": "pg", "user": "u", "passwordSecretRef": {"name": "pg"}},
+        "destination": {"s3": {"bucket": "bkt"}},
+    }
     cronjob = operator.render_cronjob(body(minimal))
     container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value", "secret") for e in container["env"] if "fieldRef" not in e.get("valueFrom", {})}
     settings = S.load_settings(env, dotenv_path=tmp_path / "none")
     defaults = S.load_settings({S.DESTINATION.name: "s3://bkt"}, dotenv_path=tmp_path / "none")
-    for group, field in (("compression", None), ("dump", "globals"), ("run", "retention"), ("run", "shrink_alarm"),
-                         ("dump", "include"), ("dump", "exclude"), ("dump", "pg_dump_options"),
-                         ("postgres", "discovery_database"), ("s3", None)):
+    for group, field in (
+        ("compression", None),
+        ("dump", "globals"),
+        ("run", "retention"),
+        ("run", "shrink_alarm"),
+        ("dump", "include"),
+        ("dump", "exclude"),
+        ("dump", "pg_dump_options"),
+        ("postgres", "discovery_database"),
+        ("s3", None),
+    ):
         ours, theirs = getattr(settings, group), getattr(defaults, group)
         assert (getattr(ours, field) if field else ours) == (getattr(theirs, field) if field else theirs), field
 
@@ -138,8 +198,11 @@ def test_the_crd_defaults_are_the_renderers_and_the_jobs() -> None:
     assert spec["timeZone"]["default"] == operator.DEFAULT_TIME_ZONE
     job = spec["job"]["properties"]
     assert job["concurrencyPolicy"]["default"] == operator.DEFAULT_CONCURRENCY_POLICY
-    assert job["successfulJobsHistoryLimit"]["default"] == job["failedJobsHistoryLimit"]["default"] \
+    assert (
+        job["successfulJobsHistoryLimit"]["default"]
+        == job["failedJobsHistoryLimit"]["default"]
         == operator.DEFAULT_HISTORY_LIMIT
+    )
     assert job["backoffLimit"]["default"] == operator.DEFAULT_BACKOFF_LIMIT
 
 
@@ -184,11 +247,19 @@ def test_env_example_comments_show_the_declared_defaults() -> None:
 def _string_literals(path: Path) -> list[str]:
     """Every string constant in a module except docstrings."""
     tree = ast.parse(path.read_text())
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
-    return [node.value for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
 
 
 def test_each_setting_is_named_once_in_the_code() -> None:
@@ -207,13 +278,27 @@ def test_each_setting_is_named_once_in_the_code() -> None:
 def test_the_termination_message_fits_kubernetes() -> None:
     long = "3 of 3 backups failed: " + "'bäckup': pg_dump failed (exit 1): ü \"quoted\" " * 400
     names = tuple(f"database_{i}_ü" for i in range(300))
-    message = TerminationMessage(long, command="run", ok=False, timestamp="20261126T020000Z", seconds=83.25,
-                                 stored_bytes=10**12, databases_ok=1, databases_failed=300, failed=names)
+    message = TerminationMessage(
+        long,
+        command="run",
+        ok=False,
+        timestamp="20261126T020000Z",
+        seconds=83.25,
+        stored_bytes=10**12,
+        databases_ok=1,
+        databases_failed=300,
+        failed=names,
+    )
     data = message.encode()
     assert len(data) <= LIMIT + 1 < 4096 and data.endswith(b"\n") and data.count(b"\n") == 1
     read = TerminationMessage.decode(data.decode("utf-8"))
-    assert (read.command, read.ok, read.timestamp, read.seconds, read.stored_bytes) == ("run", False, "20261126T020000Z",
-                                                                                83.2, 10**12)
+    assert (read.command, read.ok, read.timestamp, read.seconds, read.stored_bytes) == (
+        "run",
+        False,
+        "20261126T020000Z",
+        83.2,
+        10**12,
+    )
     assert (read.databases_ok, read.databases_failed) == (1, 300)  # the counts stay exact
     assert read.failed_truncated and 0 < len(read.failed) < 300 and read.failed == names[: len(read.failed)]
     assert read.summary.startswith("3 of 3 backups failed: 'bäckup'") and len(read.summary) < len(long)
@@ -238,8 +323,13 @@ def test_every_backup_variable_the_repository_mentions_is_known() -> None:
     """A new BACKUP_/PGBACKUP_ variable anywhere outside the tests (code, compose, charts, scripts,
     docs) is a setting or listed in ``ELSEWHERE``, so no one is ever warned about it as a typo.
     ``BACKUP_VERIFY_PG*`` and ``BACKUP_METRICS_*`` name families, not variables."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     mentioned: set[str] = set()
     for name in listed:
         path = ROOT / name
@@ -255,11 +345,18 @@ def test_every_backup_variable_the_repository_mentions_is_known() -> None:
 
 
 def test_unknown_variables_are_named_with_the_closest_known_one_never_their_value(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(os, "environ", {"BACKUP_GLOBAL": "true"})  # the environment wins over .env
     (tmp_path / ".env").write_text("BACKUP_GLOBAL=false\nBACKUP_DESTINATION=file:///b\n")
-    environ = {"BACKUP_RETENTON": "last=7", "PGBACKUP_IMAGES": "registry.example/secret-tag", "PGHOST": "db",
-               "PGBACKUP_SHARD_INDEX": "1", "BACKUP_ENCRYPT_RECIPIENTS_FILE": "/run/r", "BACKUP_ZQXJ": "v"}
+    environ = {
+        "BACKUP_RETENTON": "last=7",
+        "PGBACKUP_IMAGES": "registry.example/secret-tag",
+        "PGHOST": "db",
+        "PGBACKUP_SHARD_INDEX": "1",
+        "BACKUP_ENCRYPT_RECIPIENTS_FILE": "/run/r",
+        "BACKUP_ZQXJ": "v",
+    }
     warnings = S.unknown_variables({**S.job_environment(tmp_path / ".env"), **environ})
     assert warnings == [
         "BACKUP_GLOBAL is not a pgbackup setting and is ignored; did you mean BACKUP_GLOBALS?",

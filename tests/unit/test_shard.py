@@ -85,8 +85,12 @@ def test_a_shard_keeps_its_databases_and_reports_its_missing_names() -> None:
 
 
 def test_the_run_timestamp_forms_and_their_normal_form() -> None:
-    for value in ("20261130T020000Z", "2026-11-30T02:00:00Z", "2026-11-30t03:00:00.999+01:00",
-                  "2026-11-29T21:00:00-05:00"):
+    for value in (
+        "20261130T020000Z",
+        "2026-11-30T02:00:00Z",
+        "2026-11-30t03:00:00.999+01:00",
+        "2026-11-29T21:00:00-05:00",
+    ):
         moment = settings(BACKUP_RUN_TIMESTAMP=value).run.run_timestamp
         assert moment == datetime(2026, 11, 30, 2, 0, tzinfo=UTC), value
         assert S.RUN_TIMESTAMP.render(moment) == "20261130T020000Z"
@@ -109,7 +113,10 @@ def test_the_timestamp_comes_from_the_setting_then_the_job_name_then_the_clock()
 
 
 def test_the_run_id_is_plain_ascii() -> None:
-    assert settings(BACKUP_RUN_ID="3f0c9a4e-7b1d-4c52-9e8a-5d2f61b0c7aa").run.run_id == "3f0c9a4e-7b1d-4c52-9e8a-5d2f61b0c7aa"
+    assert (
+        settings(BACKUP_RUN_ID="3f0c9a4e-7b1d-4c52-9e8a-5d2f61b0c7aa").run.run_id
+        == "3f0c9a4e-7b1d-4c52-9e8a-5d2f61b0c7aa"
+    )
     assert settings().run.run_id is None
     for value in ("with space", "ünïcode", "-leading", "x" * 129):
         with pytest.raises(ConfigError, match="BACKUP_RUN_ID"):
@@ -141,8 +148,15 @@ def test_a_sharded_run_needs_a_timestamp_every_shard_shares() -> None:
 
 
 def test_the_termination_message_names_the_shard_and_reads_older_ones() -> None:
-    message = TerminationMessage("2 backups succeeded", command="run", ok=True, timestamp="20261130T020000Z",
-                                 databases_ok=2, databases_failed=0, shard="1/3")
+    message = TerminationMessage(
+        "2 backups succeeded",
+        command="run",
+        ok=True,
+        timestamp="20261130T020000Z",
+        databases_ok=2,
+        databases_failed=0,
+        shard="1/3",
+    )
     assert b'"shard":"1/3"' in message.encode()
     assert TerminationMessage.decode(message.encode().decode()) == message
     unsharded = TerminationMessage("ok", command="run", ok=True)
@@ -152,19 +166,32 @@ def test_the_termination_message_names_the_shard_and_reads_older_ones() -> None:
 
 
 def report_settings(**urls: str) -> S.ReportSettings:
-    return S.ReportSettings(notify_urls=(), notify_always=True, healthcheck_url=None, metrics_textfile=None,
-                            pushgateway_url=Secret(urls["gateway"]) if "gateway" in urls else None, timeout=5)
+    return S.ReportSettings(
+        notify_urls=(),
+        notify_always=True,
+        healthcheck_url=None,
+        metrics_textfile=None,
+        pushgateway_url=Secret(urls["gateway"]) if "gateway" in urls else None,
+        timeout=5,
+    )
 
 
 def test_a_notification_names_the_shard_and_the_timestamp() -> None:
     reporter = Reporter(report_settings(), "s3://bkt/pg", "run", "1/3")
-    outcome = TerminationMessage("1 of 3 backups failed: 'shop': boom", command="run", ok=False,
-                                 timestamp="20261130T020000Z", failed=("shop",), shard="1/3")
+    outcome = TerminationMessage(
+        "1 of 3 backups failed: 'shop': boom",
+        command="run",
+        ok=False,
+        timestamp="20261130T020000Z",
+        failed=("shop",),
+        shard="1/3",
+    )
     note = reporter.notification(outcome, outcome.summary, [])
     assert note.title == "pgbackup backup run 20261130T020000Z shard 1/3 FAILED" and note.kind == "failure"
     assert "Shard: 1/3" in note.body and "every shard of the run reports its own" in note.body
-    plain = reporter.notification(TerminationMessage("ok", command="run", ok=True, timestamp="20261130T020000Z"),
-                                  "ok", [])
+    plain = reporter.notification(
+        TerminationMessage("ok", command="run", ok=True, timestamp="20261130T020000Z"), "ok", []
+    )
     assert plain.title == "pgbackup backup run 20261130T020000Z succeeded" and "Shard" not in plain.body
 
 

@@ -33,16 +33,24 @@ def test_a_signature_covers_every_field_and_names_its_key(tmp_path: Path) -> Non
     trust = Trust(parse_public_keys(public))
 
     assert trust.check(json.loads(json.dumps(signed))) == signer.public.id
-    for field, value in (("sha256", "b" * 64), ("row_counts", {"public.t": 4}), ("duration_seconds", 1.5),
-                         ("extra", True)):
+    for field, value in (
+        ("sha256", "b" * 64),
+        ("row_counts", {"public.t": 4}),
+        ("duration_seconds", 1.5),
+        ("extra", True),
+    ):
         with pytest.raises(SignatureInvalid, match="does not verify"):
             trust.check({**signed, field: value})
     with pytest.raises(SignatureInvalid, match="unsigned"):
         trust.check(values)
     with pytest.raises(SignatureInvalid, match="not one of the trusted public keys"):
         Trust(parse_public_keys(_key(tmp_path, "other.pem")[1])).check(signed)
-    for broken in ({"algorithm": "ed25519"}, {**signed["signature"], "value": "!!"},
-                   {**signed["signature"], "algorithm": "hmac-sha256"}, "ed25519"):
+    for broken in (
+        {"algorithm": "ed25519"},
+        {**signed["signature"], "value": "!!"},
+        {**signed["signature"], "algorithm": "hmac-sha256"},
+        "ed25519",
+    ):
         with pytest.raises(SignatureInvalid):
             trust.check({**signed, "signature": broken})
 

@@ -21,8 +21,11 @@ def test_a_secret_with_quotes_and_backslashes_is_redacted_in_every_format(fmt: s
     logger = logs.setup("INFO", fmt)
     out = io.StringIO()
     logger.handlers[0].setStream(out)  # type: ignore[attr-defined]
-    logger.error("server said %s and multi\nline-secret", SECRET,
-                 extra=logs.fields(error=f"password {SECRET}", nested={"k": [SECRET]}))
+    logger.error(
+        "server said %s and multi\nline-secret",
+        SECRET,
+        extra=logs.fields(error=f"password {SECRET}", nested={"k": [SECRET]}),
+    )
     text = out.getvalue()
     assert text.count("\n") == 1 and "***" in text
     for leak in (SECRET, json.dumps(SECRET)[1:-1], "se\\cret", "se\\\\cret", "line-secret"):

@@ -49,14 +49,22 @@ def mismatches(cls: type[Any], schema: dict[str, Any], path: str) -> list[str]:
     """Where the dataclass ``cls`` and the object schema at ``path`` disagree."""
     declared: dict[str, Any] = schema.get("properties") or {}
     fields = {crd_name(field.name): field for field in dataclasses.fields(cls)}
-    found = [f"{path}.{key}: declared in the CRD but read nowhere (no field of {cls.__name__})"
-             for key in sorted(declared.keys() - fields.keys())]
-    found += [f"{path}.{key}: read ({cls.__name__}.{fields[key].name}) but not declared in the CRD"
-              for key in sorted(fields.keys() - declared.keys())]
+    found = [
+        f"{path}.{key}: declared in the CRD but read nowhere (no field of {cls.__name__})"
+        for key in sorted(declared.keys() - fields.keys())
+    ]
+    found += [
+        f"{path}.{key}: read ({cls.__name__}.{fields[key].name}) but not declared in the CRD"
+        for key in sorted(fields.keys() - declared.keys())
+    ]
     required = set(schema.get("required") or [])
     for key in sorted(fields.keys() & declared.keys()):
         field = fields[key]
-        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING and key not in required:
+        if (
+            field.default is dataclasses.MISSING
+            and field.default_factory is dataclasses.MISSING
+            and key not in required
+        ):
             found.append(f"{path}.{key}: required by {cls.__name__} but optional in the CRD")
         found += compare(hints(cls)[field.name], declared[key], f"{path}.{key}")
     return found
@@ -66,7 +74,9 @@ def compare(annotation: Any, schema: dict[str, Any], path: str) -> list[str]:
     kind = optional(annotation)
     declared = schema.get("type")
     if typing.get_origin(kind) is Mapping:
-        return [] if declared == "object" else [f"{path}: a pass-through object in the typed spec, {declared} in the CRD"]
+        return (
+            [] if declared == "object" else [f"{path}: a pass-through object in the typed spec, {declared} in the CRD"]
+        )
     if typing.get_origin(kind) is tuple:
         if declared != "array":
             return [f"{path}: a list in the typed spec, {declared} in the CRD"]
@@ -108,7 +118,9 @@ def keys_written(trees: Sequence[ast.Module]) -> set[str]:
     for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Dict):
-                found |= {key.value for key in node.keys if isinstance(key, ast.Constant) and isinstance(key.value, str)}
+                found |= {
+                    key.value for key in node.keys if isinstance(key, ast.Constant) and isinstance(key.value, str)
+                }
             elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
                 if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
                     found.add(node.slice.value)
@@ -135,8 +147,12 @@ def test_every_declared_spec_field_is_read_and_every_read_field_declared(crd: st
 @pytest.mark.parametrize("crd", sorted(CRDS))
 def test_every_field_of_the_typed_spec_is_read_by_the_operator(crd: str) -> None:
     read = attributes_read(operator_trees())
-    unread = [f"{cls.__name__}.{field.name}" for cls in classes(CRDS[crd])
-              for field in dataclasses.fields(cls) if field.name not in read]
+    unread = [
+        f"{cls.__name__}.{field.name}"
+        for cls in classes(CRDS[crd])
+        for field in dataclasses.fields(cls)
+        if field.name not in read
+    ]
     assert unread == []
 
 
@@ -153,12 +169,16 @@ def test_the_walk_sees_a_field_declared_on_one_side_only() -> None:
     spec = openapi("deploy/crd-pgrestore.yaml")["properties"]["spec"]
     extra = {**spec, "properties": {**spec["properties"], "colour": {"type": "string"}}}
     assert mismatches(PgRestoreSpec, extra, "spec") == [
-        "spec.colour: declared in the CRD but read nowhere (no field of PgRestoreSpec)"]
+        "spec.colour: declared in the CRD but read nowhere (no field of PgRestoreSpec)"
+    ]
     missing = {**spec, "properties": {k: v for k, v in spec["properties"].items() if k != "at"}}
-    assert mismatches(PgRestoreSpec, missing, "spec") == ["spec.at: read (PgRestoreSpec.at) but not declared in the CRD"]
+    assert mismatches(PgRestoreSpec, missing, "spec") == [
+        "spec.at: read (PgRestoreSpec.at) but not declared in the CRD"
+    ]
     retyped = {**spec, "properties": {**spec["properties"], "globals": {"type": "string"}}}
     assert mismatches(PgRestoreSpec, retyped, "spec") == ["spec.globals: boolean in the typed spec, string in the CRD"]
     unwritten = {"properties": {"phase": {"type": "string"}, "nobodyWritesThis": {"type": "string"}}}
     written = keys_written([ast.parse('update = {"phase": 1}')])
     assert [path for path, key in status_fields(unwritten, "status") if key not in written] == [
-        "status.nobodyWritesThis"]
+        "status.nobodyWritesThis"
+    ]

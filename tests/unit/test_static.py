@@ -27,7 +27,8 @@ def test_the_built_wheel_carries_every_module_and_the_command(tmp_path: Path) ->
     """What the container image installs: a regular (not editable) build of the project."""
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     [wheel] = tmp_path.glob("pgbackup-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -44,9 +45,13 @@ def test_the_built_wheel_carries_every_module_and_the_command(tmp_path: Path) ->
 
 def test_the_repository_root_does_not_shadow_the_standard_library() -> None:
     """`python -m ...` from the repository root puts the root first on sys.path."""
-    result = subprocess.run([sys.executable, "-c", "import operator; print(operator.eq(1, 1))"],
-                            cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "import operator; print(operator.eq(1, 1))"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
     assert result.stdout.strip() == "True", result.stderr
     assert not (ROOT / "operator" / "__init__.py").exists()
 
@@ -57,7 +62,7 @@ def _final_stage_instructions() -> list[tuple[str, str]]:
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     instructions = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
     last = max(i for i, (name, _args) in enumerate(instructions) if name == "FROM")
-    return instructions[last + 1:]
+    return instructions[last + 1 :]
 
 
 def test_the_image_runs_as_any_uid_with_group_root() -> None:

@@ -33,7 +33,9 @@ def partial(root: Path, key: str, age: float) -> Path:
     return path
 
 
-def test_a_killed_run_s_temporary_file_goes_and_a_live_one_stays(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_killed_run_s_temporary_file_goes_and_a_live_one_stays(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     killed = partial(tmp_path, "p/shop/20200101T000000Z.sql.gz", age=7200)
     live = partial(tmp_path, "p/shop/20200102T000000Z.sql.gz", age=5)
     foreign = partial(tmp_path, "p/shop/notes.txt", age=7200)
@@ -43,7 +45,8 @@ def test_a_killed_run_s_temporary_file_goes_and_a_live_one_stays(tmp_path: Path,
 
     assert not killed.exists() and live.exists() and foreign.exists()
     assert [r.getMessage() for r in caplog.records] == [
-        f"aborted an unfinished upload left by an earlier run: file://{tmp_path}/p/shop/20200101T000000Z.sql.gz"]
+        f"aborted an unfinished upload left by an earlier run: file://{tmp_path}/p/shop/20200101T000000Z.sql.gz"
+    ]
 
 
 def test_the_clock_probe_is_the_clean_up_s_alone() -> None:
@@ -52,4 +55,3 @@ def test_the_clock_probe_is_the_clean_up_s_alone() -> None:
     assert is_probe("prod", key) and parse_key("prod", key) is None, "listing, retention and restore never see it"
     assert not is_probe("prod", "prod/_probe/backup.sql.gz") and not is_probe("", key)
     assert is_probe("", probe_key("", "f" * 32))
-

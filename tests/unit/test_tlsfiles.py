@@ -27,14 +27,25 @@ def test_a_file_the_process_cannot_read_is_named_with_its_mode_and_owner(tmp_pat
             (directory / name).write_text("x")
             (directory / name).chmod(mode)
         env = {"PGSSLCERT": str(directory / "ok.crt"), "PGSSLKEY": str(directory / "locked.key")}
-        code = ("import json, sys; from backup_job.pg import tlsfiles; "
-                "print(json.dumps([tlsfiles.unreadable(json.loads(sys.argv[1])), "
-                "tlsfiles.unreadable({'PGSSLCERT': json.loads(sys.argv[1])['PGSSLCERT']})]))")
-        result = subprocess.run([str(anyuid.command_dir() / "python"), "-c", code, json.dumps(env)], cwd="/",
-                                user=anyuid.ANY_UID, group=0, extra_groups=[0], capture_output=True, text=True)
+        code = (
+            "import json, sys; from backup_job.pg import tlsfiles; "
+            "print(json.dumps([tlsfiles.unreadable(json.loads(sys.argv[1])), "
+            "tlsfiles.unreadable({'PGSSLCERT': json.loads(sys.argv[1])['PGSSLCERT']})]))"
+        )
+        result = subprocess.run(
+            [str(anyuid.command_dir() / "python"), "-c", code, json.dumps(env)],
+            cwd="/",
+            user=anyuid.ANY_UID,
+            group=0,
+            extra_groups=[0],
+            capture_output=True,
+            text=True,
+        )
         locked, ok = json.loads(result.stdout or "null") or (result.stderr, None)
-        assert locked == (f"PGSSLKEY {directory}/locked.key cannot be read: Permission denied (mode 0400, owner 0:0; "
-                          f"pgbackup runs as uid {anyuid.ANY_UID}, groups 0)")
+        assert locked == (
+            f"PGSSLKEY {directory}/locked.key cannot be read: Permission denied (mode 0400, owner 0:0; "
+            f"pgbackup runs as uid {anyuid.ANY_UID}, groups 0)"
+        )
         assert ok is None
     finally:
         for path in directory.iterdir():

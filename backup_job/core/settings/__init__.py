@@ -102,8 +102,10 @@ def _own(owner: str, *groups: type[Group]) -> tuple[Variable[Any], ...]:
 # The tables of docs/configuration.md: each table is whole groups.
 GROUPS: dict[str, tuple[Variable[Any], ...]] = {
     "schedule": ScheduleSettings.variables(),
-    "job": (DESTINATION, *_own("pgbackup", DumpSettings, Compression, RunSettings, S3Settings, UploadSettings,
-                               LogSettings)),
+    "job": (
+        DESTINATION,
+        *_own("pgbackup", DumpSettings, Compression, RunSettings, S3Settings, UploadSettings, LogSettings),
+    ),
     "encryption": EncryptionSettings.variables(),
     "trust": TrustSettings.variables(),
     "report": ReportSettings.variables(),
@@ -115,8 +117,13 @@ GROUPS: dict[str, tuple[Variable[Any], ...]] = {
 ALL: tuple[Variable[Any], ...] = tuple(variable for group in GROUPS.values() for variable in group)
 BY_NAME = {variable.name: variable for variable in ALL}
 KNOWN = known_names(ALL)
-JOB, OPERATOR, POSTGRES, SCRATCH, S3 = GROUPS["job"], GROUPS["operator"], GROUPS["postgres"], GROUPS["scratch"], \
-    GROUPS["s3"]
+JOB, OPERATOR, POSTGRES, SCRATCH, S3 = (
+    GROUPS["job"],
+    GROUPS["operator"],
+    GROUPS["postgres"],
+    GROUPS["scratch"],
+    GROUPS["s3"],
+)
 
 
 def parse_settings(env: Mapping[str, str]) -> Settings:
@@ -131,9 +138,11 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
             groups[field.name] = kind.read(env)
             if kind is S3Settings:
                 check_aws_keys(env)
-    return Settings(destination=destination,
-                    secret_values=tuple(Secret(env[v.name]) for v in ALL if v.secret and env.get(v.name)),
-                    **groups)
+    return Settings(
+        destination=destination,
+        secret_values=tuple(Secret(env[v.name]) for v in ALL if v.secret and env.get(v.name)),
+        **groups,
+    )
 
 
 def check_command(settings: Settings, command: str) -> None:
@@ -143,13 +152,16 @@ def check_command(settings: Settings, command: str) -> None:
         raise ConfigError(
             f"configuration error: {RETENTION.name} is refused with {SHARD.name}={run.shard} (N > 1): one "
             f"shard cannot know that the others succeeded; unset {RETENTION.name} for the shards and run "
-            f"`pgbackup prune` once every shard of the run has finished")
+            f"`pgbackup prune` once every shard of the run has finished"
+        )
     if command == "run" and run.shard.sharded and run.run_timestamp is None:
         _shared_timestamp(run)
     if command == "schedule" and (run.run_timestamp is not None or run.run_id is not None):
         name = RUN_TIMESTAMP.name if run.run_timestamp is not None else RUN_ID.name
-        raise ConfigError(f"configuration error: {name} names one run, and `pgbackup schedule` starts many "
-                          f"(each would meet the first one's backups); unset {name}")
+        raise ConfigError(
+            f"configuration error: {name} names one run, and `pgbackup schedule` starts many "
+            f"(each would meet the first one's backups); unset {name}"
+        )
 
 
 def _shared_timestamp(run: RunSettings) -> None:
@@ -157,11 +169,16 @@ def _shared_timestamp(run: RunSettings) -> None:
     minute, why = scheduled_minute(run.job_name or "", datetime.now(UTC))
     if minute is not None:
         return
-    job = (f"{JOB_NAME.name} is not set" if not run.job_name
-           else f"{JOB_NAME.name}={run.job_name!r} gives none ({why or 'it does not end in -<digits>'})")
-    raise ConfigError(f"configuration error: {SHARD.name}={run.shard} needs a run timestamp shared by every "
-                      f"shard, and {job}; set {RUN_TIMESTAMP.name} to the same value in every shard, for example "
-                      f"{RUN_TIMESTAMP.name}={RUN_TIMESTAMP.examples()[0]}")
+    job = (
+        f"{JOB_NAME.name} is not set"
+        if not run.job_name
+        else f"{JOB_NAME.name}={run.job_name!r} gives none ({why or 'it does not end in -<digits>'})"
+    )
+    raise ConfigError(
+        f"configuration error: {SHARD.name}={run.shard} needs a run timestamp shared by every "
+        f"shard, and {job}; set {RUN_TIMESTAMP.name} to the same value in every shard, for example "
+        f"{RUN_TIMESTAMP.name}={RUN_TIMESTAMP.examples()[0]}"
+    )
 
 
 def parse_schedule(env: Mapping[str, str]) -> ScheduleSettings:
@@ -191,8 +208,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
     Called without ``environ`` it reads ``os.environ`` and, once the settings are valid,
     exports the effective variables back into it for the client libraries.
     """
-    effective = load_environment(os.environ if environ is None else environ,
-                                 Path.cwd() / ".env" if dotenv_path is None else dotenv_path)
+    effective = load_environment(
+        os.environ if environ is None else environ, Path.cwd() / ".env" if dotenv_path is None else dotenv_path
+    )
     settings = parse_settings(effective)
     if environ is None:
         export_environment(effective)
@@ -201,38 +219,59 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv_path: Path | 
 
 # --- the declarations under the names the rest of the code uses ------------------------------
 S3_ADDRESSING_STYLE, S3_SSE, S3_KMS_KEY_ID = S3Settings.addressing_style, S3Settings.sse, S3Settings.kms_key_id
-S3_STORAGE_CLASS, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE = S3Settings.storage_class, S3Settings.max_attempts, \
-    S3Settings.retry_mode
+S3_STORAGE_CLASS, AWS_MAX_ATTEMPTS, AWS_RETRY_MODE = (
+    S3Settings.storage_class,
+    S3Settings.max_attempts,
+    S3Settings.retry_mode,
+)
 AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY = AwsSdk.region, AwsSdk.access_key_id, AwsSdk.secret_access_key
 AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3 = AwsSdk.session_token, AwsSdk.endpoint_url_s3
 AWS_REQUEST_CHECKSUM_CALCULATION = AwsSdk.request_checksum_calculation
 AWS_RESPONSE_CHECKSUM_VALIDATION = AwsSdk.response_checksum_validation
-DATABASES, EXCLUDE_DATABASES, PARALLEL_DATABASES = DumpSettings.include, DumpSettings.exclude, \
-    DumpSettings.parallel_databases
+DATABASES, EXCLUDE_DATABASES, PARALLEL_DATABASES = (
+    DumpSettings.include,
+    DumpSettings.exclude,
+    DumpSettings.parallel_databases,
+)
 PG_DUMP_OPTIONS, LOCK_WAIT_TIMEOUT = DumpSettings.pg_dump_options, DumpSettings.lock_wait_timeout
 DATABASE_TIMEOUT, PG_BINDIR, GLOBALS = DumpSettings.database_timeout, DumpSettings.pg_bindir, DumpSettings.globals
 COMPRESSION, COMPRESSION_LEVEL, COMPRESSION_THREADS = Compression.format, Compression.level, Compression.threads
-JOB_NAME, RUN_TIMESTAMP, RUN_ID, SHARD = RunSettings.job_name, RunSettings.run_timestamp, RunSettings.run_id, \
-    RunSettings.shard
-RETENTION, SHRINK_ALARM, TERMINATION_LOG = RunSettings.retention, RunSettings.shrink_alarm, \
-    RunSettings.termination_log
+JOB_NAME, RUN_TIMESTAMP, RUN_ID, SHARD = (
+    RunSettings.job_name,
+    RunSettings.run_timestamp,
+    RunSettings.run_id,
+    RunSettings.shard,
+)
+RETENTION, SHRINK_ALARM, TERMINATION_LOG = RunSettings.retention, RunSettings.shrink_alarm, RunSettings.termination_log
 LOG_LEVEL, LOG_FORMAT = LogSettings.level, LogSettings.format
 ENCRYPT_RECIPIENTS, DECRYPT_IDENTITY_PATH = EncryptionSettings.encrypt_to, EncryptionSettings.decrypt_identity
-SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, CLOCK_SKEW = TrustSettings.signing_key, TrustSettings.public_keys, \
-    TrustSettings.clock_skew
+SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, CLOCK_SKEW = (
+    TrustSettings.signing_key,
+    TrustSettings.public_keys,
+    TrustSettings.clock_skew,
+)
 MANIFEST_LIMIT_MB, GLOBALS_LIMIT_MB = TrustSettings.manifest_limit_mb, TrustSettings.globals_limit_mb
 VERIFY_ON_BACKUP_SERVER = TrustSettings.verify_on_backup_server
-NOTIFY_URLS, NOTIFY_ON, HEALTHCHECK_URL = ReportSettings.notify_urls, ReportSettings.notify_always, \
-    ReportSettings.healthcheck_url
+NOTIFY_URLS, NOTIFY_ON, HEALTHCHECK_URL = (
+    ReportSettings.notify_urls,
+    ReportSettings.notify_always,
+    ReportSettings.healthcheck_url,
+)
 SCHEDULE, CRONTAB, RUN_ON_START = ScheduleSettings.expression, ScheduleSettings.crontab, ScheduleSettings.run_on_start
 VERIFY_SCHEDULE, SUPERCRONIC = ScheduleSettings.verify_expression, ScheduleSettings.supercronic
 OPERATOR_NAMESPACES, OPERATOR_IMAGE = OperatorSettings.namespaces, OperatorSettings.image
 OPERATOR_LIVENESS, OPERATOR_METRICS_PORT = OperatorSettings.liveness, OperatorSettings.metrics_port
 OPERATOR_FRESHNESS_INTERVAL, OPERATOR_LOG_FORMAT = OperatorSettings.freshness_interval, OperatorSettings.log_format
-PGHOST, PGPORT, PGUSER, PGPASSWORD = PostgresSettings.host, PostgresSettings.port, PostgresSettings.user, \
-    PostgresSettings.password
-PGDATABASE, PGSSLMODE, PGSSLROOTCERT = PostgresSettings.database, PostgresSettings.sslmode, \
-    PostgresSettings.sslrootcert
+PGHOST, PGPORT, PGUSER, PGPASSWORD = (
+    PostgresSettings.host,
+    PostgresSettings.port,
+    PostgresSettings.user,
+    PostgresSettings.password,
+)
+PGDATABASE, PGSSLMODE, PGSSLROOTCERT = PostgresSettings.database, PostgresSettings.sslmode, PostgresSettings.sslrootcert
 PGSSLCERT, PGSSLKEY, PGAPPNAME = PostgresSettings.sslcert, PostgresSettings.sslkey, PostgresSettings.appname
-ALLOW_CLEARTEXT_PASSWORD, REQUIRE_AUTH, CHANNEL_BINDING = AuthPolicy.allow_cleartext_password, \
-    AuthPolicy.require_auth, AuthPolicy.channel_binding
+ALLOW_CLEARTEXT_PASSWORD, REQUIRE_AUTH, CHANNEL_BINDING = (
+    AuthPolicy.allow_cleartext_password,
+    AuthPolicy.require_auth,
+    AuthPolicy.channel_binding,
+)

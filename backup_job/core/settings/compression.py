@@ -26,18 +26,32 @@ def _format_level(value: int) -> str:
 class Compression(Group):
     """The format, its level in the format's own scale, and the threads of one database's stream."""
 
-    format = Variable("BACKUP_COMPRESSION", choice("gzip", "zstd"),
-                      "`gzip` (one standard gzip stream, `.sql.gz`) or `zstd` (`.sql.zst`, about 10% smaller; "
-                      "restore it by hand with `zstd -dc`). See [Performance](performance.md).",
-                      default="gzip", example="zstd")
-    level = Variable("BACKUP_COMPRESSION_LEVEL", _level,
-                     "gzip: 1-9, zstd: 1-19. What each level means in speed and size: see "
-                     "[Performance](performance.md#compression-levels).",
-                     example="1, 9", shown_default="6 (gzip), 3 (zstd)", format=_format_level)
-    threads = Variable("BACKUP_COMPRESSION_THREADS", optional_integer(1, 64),
-                       "Compression threads of one database's stream (1-64).", example="2",
-                       shown_default="the CPUs this process may use (affinity, cgroup CPU limit), "
-                       "divided among the databases running at once", format=format_optional)
+    format = Variable(
+        "BACKUP_COMPRESSION",
+        choice("gzip", "zstd"),
+        "`gzip` (one standard gzip stream, `.sql.gz`) or `zstd` (`.sql.zst`, about 10% smaller; "
+        "restore it by hand with `zstd -dc`). See [Performance](performance.md).",
+        default="gzip",
+        example="zstd",
+    )
+    level = Variable(
+        "BACKUP_COMPRESSION_LEVEL",
+        _level,
+        "gzip: 1-9, zstd: 1-19. What each level means in speed and size: see "
+        "[Performance](performance.md#compression-levels).",
+        example="1, 9",
+        shown_default="6 (gzip), 3 (zstd)",
+        format=_format_level,
+    )
+    threads = Variable(
+        "BACKUP_COMPRESSION_THREADS",
+        optional_integer(1, 64),
+        "Compression threads of one database's stream (1-64).",
+        example="2",
+        shown_default="the CPUs this process may use (affinity, cgroup CPU limit), "
+        "divided among the databases running at once",
+        format=format_optional,
+    )
 
     def settle(self) -> None:
         """An unset level is the format's default; a set one must be in the format's range."""
@@ -45,7 +59,10 @@ class Compression(Group):
         if not self.level:
             object.__setattr__(self, "level", DEFAULT_LEVEL[self.format])
         elif not low <= self.level <= high:
-            raise Compression.level.problem(str(self.level), Invalid(
-                f"is out of range for {self.format}: it must be from {low} to {high}",
-                str(DEFAULT_LEVEL[self.format])))
-
+            raise Compression.level.problem(
+                str(self.level),
+                Invalid(
+                    f"is out of range for {self.format}: it must be from {low} to {high}",
+                    str(DEFAULT_LEVEL[self.format]),
+                ),
+            )

@@ -50,5 +50,10 @@ def _destination(value: str) -> Destination:
     raise Invalid("must start with s3:// or file://", example)
 
 
-DESTINATION = Variable("BACKUP_DESTINATION", _destination, "Bucket and optional prefix, or an absolute directory.",
-                       example="s3://my-backups/postgres, file:///var/backups/pg", shown_default="(required)")
+DESTINATION = Variable(
+    "BACKUP_DESTINATION",
+    _destination,
+    "Bucket and optional prefix, or an absolute directory.",
+    example="s3://my-backups/postgres, file:///var/backups/pg",
+    shown_default="(required)",
+)

@@ -38,8 +38,10 @@ def _pg_dump_options(value: str) -> tuple[str, ...]:
     for option in options:
         if option.meaning in REFUSED_PG_DUMP_OPTIONS:
             written = f" (written {option.written!r})" if option.written.split("=")[0] != option.shown else ""
-            raise Invalid(f"must not contain {option.shown}{written}: {REFUSED_PG_DUMP_OPTIONS[option.meaning]}; "
-                          "remove it", "'--no-owner'")
+            raise Invalid(
+                f"must not contain {option.shown}{written}: {REFUSED_PG_DUMP_OPTIONS[option.meaning]}; remove it",
+                "'--no-owner'",
+            )
     return tuple(words)
 
 
@@ -52,38 +54,78 @@ def _bindir(value: str) -> Path | None:
 class DumpSettings(Group):
     """Which databases are dumped, with which pg_dump and options, how many at once."""
 
-    include = Variable("BACKUP_DATABASES", patterns,
-                       "Comma-separated names or shell-style globs to back up. A plain name that does not exist "
-                       "fails (that name).", example="app,analytics_*", shown_default="all", format=format_patterns)
-    exclude = Variable("BACKUP_EXCLUDE_DATABASES", patterns,
-                       "Names or globs to skip; applied after the include list.", example="*_test,scratch",
-                       format=format_patterns)
-    parallel_databases = Variable("BACKUP_PARALLEL_DATABASES", integer(1, 32),
-                                  "Databases dumped and uploaded at once (1-32); each still fails alone. Memory "
-                                  "grows with it: see [Memory, part sizes and S3 limits]"
-                                  "(performance.md#memory-part-sizes-and-s3-limits).", default="4",
-                                  example="1, 8")
-    pg_dump_options = Variable("BACKUP_PG_DUMP_OPTIONS", _pg_dump_options,
-                               "Extra pg_dump options (shell quoting), read as pg_dump 18 reads them. Options that "
-                               "change the output file, format, compression, database or server (`-f -F -j -Z -d "
-                               "-W -h -p -U`), that restore does itself (`-C`, `-c`), and `--restrict-key`, are "
-                               "refused however they are written (`--form=c`, `-vFc`); so are options pg_dump "
-                               "would reject and words that are not options.",
-                               example="--exclude-table-data='audit.*' --no-owner", format=shlex.join)
-    lock_wait_timeout = Variable("BACKUP_LOCK_WAIT_TIMEOUT", duration,
-                                 "pg_dump's `--lock-wait-timeout`: give up instead of queueing behind DDL. `0` "
-                                 "waits forever.", default="300", example="90s, 5m")
-    database_timeout = Variable("BACKUP_DATABASE_TIMEOUT", duration,
-                                "Per-database limit, pg_dump and upload together; a backup still running then is "
-                                "stopped and fails. `0`: none.", default="0", example="2h")
-    pg_bindir = Variable("BACKUP_PG_BINDIR", _bindir, "Where `pg_dump` is, if not on `PATH`.",
-                         example="/usr/lib/postgresql/18/bin", shown_default="`PATH`", format=format_optional)
-    progress_interval = Variable("BACKUP_PROGRESS_INTERVAL", duration,
-                                 "How often a running dump logs its progress; `0` turns it off.",
-                                 default="30", example="10s")
-    globals = Variable("BACKUP_GLOBALS", boolean,
-                       "Also store the roles and tablespaces (`pg_dumpall --globals-only`) with each run.",
-                       default="true", example="false", format=format_boolean)
+    include = Variable(
+        "BACKUP_DATABASES",
+        patterns,
+        "Comma-separated names or shell-style globs to back up. A plain name that does not exist fails (that name).",
+        example="app,analytics_*",
+        shown_default="all",
+        format=format_patterns,
+    )
+    exclude = Variable(
+        "BACKUP_EXCLUDE_DATABASES",
+        patterns,
+        "Names or globs to skip; applied after the include list.",
+        example="*_test,scratch",
+        format=format_patterns,
+    )
+    parallel_databases = Variable(
+        "BACKUP_PARALLEL_DATABASES",
+        integer(1, 32),
+        "Databases dumped and uploaded at once (1-32); each still fails alone. Memory "
+        "grows with it: see [Memory, part sizes and S3 limits]"
+        "(performance.md#memory-part-sizes-and-s3-limits).",
+        default="4",
+        example="1, 8",
+    )
+    pg_dump_options = Variable(
+        "BACKUP_PG_DUMP_OPTIONS",
+        _pg_dump_options,
+        "Extra pg_dump options (shell quoting), read as pg_dump 18 reads them. Options that "
+        "change the output file, format, compression, database or server (`-f -F -j -Z -d "
+        "-W -h -p -U`), that restore does itself (`-C`, `-c`), and `--restrict-key`, are "
+        "refused however they are written (`--form=c`, `-vFc`); so are options pg_dump "
+        "would reject and words that are not options.",
+        example="--exclude-table-data='audit.*' --no-owner",
+        format=shlex.join,
+    )
+    lock_wait_timeout = Variable(
+        "BACKUP_LOCK_WAIT_TIMEOUT",
+        duration,
+        "pg_dump's `--lock-wait-timeout`: give up instead of queueing behind DDL. `0` waits forever.",
+        default="300",
+        example="90s, 5m",
+    )
+    database_timeout = Variable(
+        "BACKUP_DATABASE_TIMEOUT",
+        duration,
+        "Per-database limit, pg_dump and upload together; a backup still running then is stopped and fails. `0`: none.",
+        default="0",
+        example="2h",
+    )
+    pg_bindir = Variable(
+        "BACKUP_PG_BINDIR",
+        _bindir,
+        "Where `pg_dump` is, if not on `PATH`.",
+        example="/usr/lib/postgresql/18/bin",
+        shown_default="`PATH`",
+        format=format_optional,
+    )
+    progress_interval = Variable(
+        "BACKUP_PROGRESS_INTERVAL",
+        duration,
+        "How often a running dump logs its progress; `0` turns it off.",
+        default="30",
+        example="10s",
+    )
+    globals = Variable(
+        "BACKUP_GLOBALS",
+        boolean,
+        "Also store the roles and tablespaces (`pg_dumpall --globals-only`) with each run.",
+        default="true",
+        example="false",
+        format=format_boolean,
+    )
 
 
 # pg_dump options that would change where the output goes, its format, which database is

@@ -76,8 +76,9 @@ def dotenv_names(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-def load_environment(environ: Mapping[str, str], dotenv_path: Path | None,
-                     file_forms: Iterable[Variable[Any]]) -> dict[str, str]:
+def load_environment(
+    environ: Mapping[str, str], dotenv_path: Path | None, file_forms: Iterable[Variable[Any]]
+) -> dict[str, str]:
     """The effective variables: the environment over the ``.env`` file, secret files read."""
     merged = dotenv_names(dotenv_path) if dotenv_path is not None else {}
     merged.update(environ)
@@ -86,8 +87,9 @@ def load_environment(environ: Mapping[str, str], dotenv_path: Path | None,
         if not path:
             continue
         if merged.get(variable.name):
-            raise ConfigError(f"configuration error: both {variable.name} and {variable.file_name} are set; "
-                              "set only one of them")
+            raise ConfigError(
+                f"configuration error: both {variable.name} and {variable.file_name} are set; set only one of them"
+            )
         try:
             merged[variable.name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:

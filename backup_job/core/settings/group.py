@@ -75,6 +75,8 @@ class Group:
         return hash(self._values())
 
     def __repr__(self) -> str:
-        shown = (f"{name}={'***' if variable.secret else repr(self.__dict__[name])}"
-                 for name, variable in self._declared.items())
+        shown = (
+            f"{name}={'***' if variable.secret else repr(self.__dict__[name])}"
+            for name, variable in self._declared.items()
+        )
         return f"{type(self).__name__}({', '.join(shown)})"

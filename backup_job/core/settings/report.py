@@ -37,8 +37,11 @@ def _http_url(value: str) -> str | None:
         raise Invalid("contains a space or a control character; percent-encode or remove it", example)
     parts = urlsplit(value)
     if "@" in parts.netloc:  # urllib sends no credentials from a URL: it resolves "user:pass@host" as a name
-        raise Invalid("must not contain user:password@: pgbackup sends no credentials from a URL; use one that "
-                      "needs none, or whose path carries its token", example)
+        raise Invalid(
+            "must not contain user:password@: pgbackup sends no credentials from a URL; use one that "
+            "needs none, or whose path carries its token",
+            example,
+        )
     if not parts.hostname:
         raise Invalid("names no host", example)
     try:
@@ -77,29 +80,62 @@ def _timeout(value: str) -> int:
 class ReportSettings(Group):
     """Notifications, the dead man's switch, and metrics."""
 
-    notify_urls = Variable("BACKUP_NOTIFY_URLS", _urls,
-                           "Where to send notifications: Apprise URLs separated by spaces or newlines (Slack, "
-                           "Teams, Discord, Matrix, ntfy, email, JSON webhooks...). They carry tokens: use the "
-                           "`_FILE` form.", example="/run/secrets/notify_urls",
-                           shown_default="none", secret=True, file_form=True, format=_format_urls)
-    notify_always = Variable("BACKUP_NOTIFY_ON", _notify_always,
-                             "`failure`: failed runs, failed verify drills and shrink alarms; `always`: every run "
-                             "too.", default="failure", example="always", format=_format_notify_on)
-    healthcheck_url = Variable("BACKUP_HEALTHCHECK_URL", _healthcheck,
-                               "A dead man's switch (healthchecks.io convention): `<url>/start` when a run starts, "
-                               "`<url>` on success, `<url>/fail` on failure; the monitor alerts when pings stop.",
-                               example="/run/secrets/healthcheck_url", shown_default="none", secret=True,
-                               file_form=True, format=_secret_url)
-    metrics_textfile = Variable("BACKUP_METRICS_TEXTFILE", optional_path,
-                                "Write the last run's metrics here, atomically, for node_exporter's textfile "
-                                "collector.", example="/var/lib/node_exporter/pgbackup.prom", format=format_optional)
-    pushgateway_url = Variable("BACKUP_METRICS_PUSHGATEWAY_URL", _pushgateway,
-                               "Push the last run's metrics to this Prometheus Pushgateway (job `pgbackup`, "
-                               "grouped by destination).", example="/run/secrets/pushgateway_url",
-                               shown_default="none", secret=True, file_form=True, format=_secret_url)
-    timeout = Variable("BACKUP_NOTIFY_TIMEOUT", _timeout,
-                       "The most time notifications, pings and metric pushes may take together at each "
-                       "step; they never change the run's exit code.", default="10s", example="5s")
+    notify_urls = Variable(
+        "BACKUP_NOTIFY_URLS",
+        _urls,
+        "Where to send notifications: Apprise URLs separated by spaces or newlines (Slack, "
+        "Teams, Discord, Matrix, ntfy, email, JSON webhooks...). They carry tokens: use the "
+        "`_FILE` form.",
+        example="/run/secrets/notify_urls",
+        shown_default="none",
+        secret=True,
+        file_form=True,
+        format=_format_urls,
+    )
+    notify_always = Variable(
+        "BACKUP_NOTIFY_ON",
+        _notify_always,
+        "`failure`: failed runs, failed verify drills and shrink alarms; `always`: every run too.",
+        default="failure",
+        example="always",
+        format=_format_notify_on,
+    )
+    healthcheck_url = Variable(
+        "BACKUP_HEALTHCHECK_URL",
+        _healthcheck,
+        "A dead man's switch (healthchecks.io convention): `<url>/start` when a run starts, "
+        "`<url>` on success, `<url>/fail` on failure; the monitor alerts when pings stop.",
+        example="/run/secrets/healthcheck_url",
+        shown_default="none",
+        secret=True,
+        file_form=True,
+        format=_secret_url,
+    )
+    metrics_textfile = Variable(
+        "BACKUP_METRICS_TEXTFILE",
+        optional_path,
+        "Write the last run's metrics here, atomically, for node_exporter's textfile collector.",
+        example="/var/lib/node_exporter/pgbackup.prom",
+        format=format_optional,
+    )
+    pushgateway_url = Variable(
+        "BACKUP_METRICS_PUSHGATEWAY_URL",
+        _pushgateway,
+        "Push the last run's metrics to this Prometheus Pushgateway (job `pgbackup`, grouped by destination).",
+        example="/run/secrets/pushgateway_url",
+        shown_default="none",
+        secret=True,
+        file_form=True,
+        format=_secret_url,
+    )
+    timeout = Variable(
+        "BACKUP_NOTIFY_TIMEOUT",
+        _timeout,
+        "The most time notifications, pings and metric pushes may take together at each "
+        "step; they never change the run's exit code.",
+        default="10s",
+        example="5s",
+    )
 
     @property
     def wanted(self) -> bool:

@@ -30,46 +30,83 @@ def _log_level(value: str) -> str:
 class RunSettings(Group):
     """The run's identity and part, and what it does after its backups."""
 
-    job_name = Variable("BACKUP_JOB_NAME", optional_text,
-                        "The Kubernetes Job's name (the operator renders the pod's `batch.kubernetes.io/job-name` "
-                        "label). Unless the run timestamp is given, a name ending in `-<digits>` (the CronJob "
-                        "controller's scheduled time, in minutes since the Unix epoch, UTC) gives the run's "
-                        "timestamp; any other name, or a number that is no plausible minute, leaves the clock.",
-                        example="pgbackup-prod-29400000", format=format_optional)
-    run_timestamp = Variable("BACKUP_RUN_TIMESTAMP", parse_run_timestamp,
-                             "The run's key timestamp instead of the clock, shared by every shard and retried pod "
-                             "of one run: `20261130T020000Z`, or RFC 3339 with `Z` or an offset (kept in UTC, "
-                             f"whole seconds). First of three: this, else `{job_name.name}`'s scheduled minute, "
-                             "else the clock at the start.", example="20261130T020000Z, 2026-11-30T03:00:00+01:00",
-                             shown_default=f"from `{job_name.name}`, else the clock", format=format_run_timestamp)
-    run_id = Variable("BACKUP_RUN_ID", parse_run_id,
-                      "The run's id in its manifests and object metadata instead of a random one (the operator "
-                      "renders the Job's uid). A retried pod with the same id and timestamp counts its own "
-                      "complete backups as done instead of as conflicts.", example=EXAMPLE_RUN_ID,
-                      shown_default="random, per run", format=format_optional)
-    retention = Variable("BACKUP_RETENTION", _retention,
-                         "Grandfather-father-son retention, applied after runs without failures and by `pgbackup "
-                         "prune`.", example="last=7,daily=14,weekly=8,monthly=12", shown_default="none (keep all)",
-                         format=RetentionPolicy.describe)
-    shard = Variable("BACKUP_SHARD", parse_shard,
-                     "`i/N`: back up only the selected databases whose name's hash modulo N is i (see [Sharding a "
-                     "server over several pods](performance.md#sharding-a-server-over-several-pods)); "
-                     "shard 0 also stores the globals. With N > 1 every shard needs "
-                     f"the same run timestamp (`{run_timestamp.name}`, or a CronJob's `{job_name.name}`), and "
-                     f"`{retention.name}` is refused: run `pgbackup prune` after every shard of the run.",
-                     example="0/3", shown_default="`0/1` (one pod, every database)")
-    shrink_alarm = Variable("BACKUP_SHRINK_ALARM", fraction,
-                            "Warn and flag a backup smaller than this fraction of the previous one; `0` turns it "
-                            "off.", default="0.5", example="0.8, 0", format=format_number)
-    termination_log = Variable("BACKUP_TERMINATION_LOG", optional_path,
-                               "Write the outcome in one line here (Kubernetes shows it as the container's "
-                               "termination message).", example="/dev/termination-log", format=format_optional)
+    job_name = Variable(
+        "BACKUP_JOB_NAME",
+        optional_text,
+        "The Kubernetes Job's name (the operator renders the pod's `batch.kubernetes.io/job-name` "
+        "label). Unless the run timestamp is given, a name ending in `-<digits>` (the CronJob "
+        "controller's scheduled time, in minutes since the Unix epoch, UTC) gives the run's "
+        "timestamp; any other name, or a number that is no plausible minute, leaves the clock.",
+        example="pgbackup-prod-29400000",
+        format=format_optional,
+    )
+    run_timestamp = Variable(
+        "BACKUP_RUN_TIMESTAMP",
+        parse_run_timestamp,
+        "The run's key timestamp instead of the clock, shared by every shard and retried pod "
+        "of one run: `20261130T020000Z`, or RFC 3339 with `Z` or an offset (kept in UTC, "
+        f"whole seconds). First of three: this, else `{job_name.name}`'s scheduled minute, "
+        "else the clock at the start.",
+        example="20261130T020000Z, 2026-11-30T03:00:00+01:00",
+        shown_default=f"from `{job_name.name}`, else the clock",
+        format=format_run_timestamp,
+    )
+    run_id = Variable(
+        "BACKUP_RUN_ID",
+        parse_run_id,
+        "The run's id in its manifests and object metadata instead of a random one (the operator "
+        "renders the Job's uid). A retried pod with the same id and timestamp counts its own "
+        "complete backups as done instead of as conflicts.",
+        example=EXAMPLE_RUN_ID,
+        shown_default="random, per run",
+        format=format_optional,
+    )
+    retention = Variable(
+        "BACKUP_RETENTION",
+        _retention,
+        "Grandfather-father-son retention, applied after runs without failures and by `pgbackup prune`.",
+        example="last=7,daily=14,weekly=8,monthly=12",
+        shown_default="none (keep all)",
+        format=RetentionPolicy.describe,
+    )
+    shard = Variable(
+        "BACKUP_SHARD",
+        parse_shard,
+        "`i/N`: back up only the selected databases whose name's hash modulo N is i (see [Sharding a "
+        "server over several pods](performance.md#sharding-a-server-over-several-pods)); "
+        "shard 0 also stores the globals. With N > 1 every shard needs "
+        f"the same run timestamp (`{run_timestamp.name}`, or a CronJob's `{job_name.name}`), and "
+        f"`{retention.name}` is refused: run `pgbackup prune` after every shard of the run.",
+        example="0/3",
+        shown_default="`0/1` (one pod, every database)",
+    )
+    shrink_alarm = Variable(
+        "BACKUP_SHRINK_ALARM",
+        fraction,
+        "Warn and flag a backup smaller than this fraction of the previous one; `0` turns it off.",
+        default="0.5",
+        example="0.8, 0",
+        format=format_number,
+    )
+    termination_log = Variable(
+        "BACKUP_TERMINATION_LOG",
+        optional_path,
+        "Write the outcome in one line here (Kubernetes shows it as the container's termination message).",
+        example="/dev/termination-log",
+        format=format_optional,
+    )
 
 
 class LogSettings(Group):
     """The log: one line per event on stdout."""
 
-    level = Variable("LOG_LEVEL", _log_level, "`debug` also prints tracebacks.", default="info", example="debug",
-                     format=str.lower)
-    format = Variable("LOG_FORMAT", choice("text", "json"), "One line per event either way, on stdout.",
-                      default="text", example="json")
+    level = Variable(
+        "LOG_LEVEL", _log_level, "`debug` also prints tracebacks.", default="info", example="debug", format=str.lower
+    )
+    format = Variable(
+        "LOG_FORMAT",
+        choice("text", "json"),
+        "One line per event either way, on stdout.",
+        default="text",
+        example="json",
+    )
