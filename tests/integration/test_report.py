@@ -130,6 +130,8 @@ def test_a_receiver_that_is_down_or_stalls_costs_at_most_the_timeout(
 
     with Receiver("stall") as stalled:
         env.update(
+            # a prefix of its own: the first run may end within the second this one starts in
+            BACKUP_DESTINATION=bucket.url("alerts-stalled"),
             BACKUP_NOTIFY_URLS=f"json://127.0.0.1:{stalled.port}/notify/{TOKEN}",
             BACKUP_HEALTHCHECK_URL=f"{stalled.url}/ping/{PING}",
         )
