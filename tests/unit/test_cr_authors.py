@@ -1,14 +1,8 @@
-"""A PgBackup or PgRestore lets its author do nothing the author could not do with pods and
-Secrets directly: attacked on a real control plane (RBAC, the CRDs' schemas and
-``deploy/admission-policy.yaml`` as ``deploy/`` installs them), as ``alice``, who may create
-PgBackups and PgRestores in her namespace and read one Secret of her own, but may not create
-pods nor read the namespace's other Secrets; and as ``bob``, who may also create pods and read
-every Secret there, and so may shape the pods.
+"""The admission policy that keeps a PgBackup's or PgRestore's author within their own rights,
+checked offline: it names every Secret reference and account field of both CRDs.
 
-Requests are made as those users through impersonation (``kubectl --as``): the API server
-authorizes and admits them exactly as their own requests.
-
-The offline tests; those on a real control plane or with Helm are in tests/k8s/test_cr_authors.py."""
+What is guarded and why, and the tests that run pgbackup, real services or a control plane:
+tests/k8s/test_cr_authors.py."""
 
 from __future__ import annotations
 

@@ -1,32 +1,8 @@
-"""The three IAM policies of docs/iam-policies.md, proved against an S3 server that enforces IAM.
+"""The IAM policies of docs/iam-policies.md, checked offline: the docs show them as they are,
+and only the prune policy deletes, inside the prefix.
 
-Each job runs as an IAM user whose only policy is one of ``deploy/iam/*.json``, verbatim
-(bucket ``my-backups``, prefix ``prod/``), on ``devenv.s3.IamS3Server`` (moto's server with
-IAM enforced), with real PostgreSQL 18 behind it:
-
-- backup (``backup.json``): ``pgbackup run`` succeeds; the only requests refused are the two
-  listings (stale-upload sweep, shrink alarm) and the existence checks, each degrading as
-  designed; the identity can neither read nor delete, and ``pgbackup prune`` with it fails in
-  one line naming s3:ListBucket, deleting nothing. A failed dump's upload is aborted. A
-  retried pod of the same run cannot recognise its own backups and fails them, saying so;
-- read (``read.json``): ``list``, ``verify`` and ``restore`` succeed without one refused
-  request; deletes and writes are refused, and ``pgbackup prune`` with it deletes nothing;
-- prune (``prune.json``): ``pgbackup prune`` deletes exactly the backups retention drops and
-  nothing else under the prefix, cannot write, and cannot delete outside the prefix.
-
-Every S3 request of a job goes through ``devenv.faultproxy`` (forwarding only), whose log
-says which operations each job made and which were refused.
-
-What moto does not enforce (moto 5.2, see ``devenv/s3.py``): a policy's ``Condition`` is
-never evaluated, so the ``s3:prefix`` condition of the read and prune policies limits nothing
-there; instead the prefix of every listing pgbackup sent is matched against the condition's
-patterns here, as IAM's StringLike would. DeleteObjects (the batch call, which pgbackup does
-not use) is checked against the bucket's ARN rather than each key's. Everything pgbackup
-does use (PutObject with and without If-None-Match, the multipart calls, HeadObject as
-s3:GetObject, GetObject, ListObjectsV2 as s3:ListBucket, ListMultipartUploads, DeleteObject)
-is checked by action and resource.
-
-The offline tests; those that run pgbackup or real services are in tests/integration/test_least_privilege.py."""
+What is guarded and why, and the tests that run pgbackup, real services or a control plane:
+tests/integration/test_least_privilege.py."""
 
 from __future__ import annotations
 

@@ -1,19 +1,7 @@
-"""The hashed locks in requirements/ and every path that installs from them.
+"""The hashed locks in requirements/, checked offline: the locks, ``pyproject.toml`` and the installed metadata.
 
-A fresh machine must get exactly what CI tested, so every Python install is two steps:
-``pip install --require-hashes -r requirements/<lock>.txt``, then pgbackup itself with
-``--no-deps``. These tests read the locks, ``pyproject.toml`` and the installed metadata only
-(no index is asked), so they run in the fast lane; the last one repeats the image's install
-steps outside a container and is slow.
-
-What each guards against:
-- a requirement added to ``pyproject.toml`` (an extra's included) without ``scripts/lock``;
-- a lock the resolver left incomplete, or an environment that is not the lock;
-- the image running other versions than the tests (runtime pins differ from test pins);
-- an install path that resolves on its own (no hashes), an unpinned ``pip install --upgrade pip``,
-  a base image pulled by tag.
-
-The offline tests; those that run pgbackup or real services are in tests/integration/test_locks.py."""
+What is guarded and why, and the tests that run pgbackup, real services or a control plane:
+tests/integration/test_locks.py."""
 
 from __future__ import annotations
 
