@@ -202,4 +202,17 @@ class OperatorProcess:
             self.kube.core.patch_namespace(namespace, {"metadata": {"labels": {"probe-touch": str(next(touches))}}})
             return False
 
-        wait_for(served, timeout=60, interval=0.5, what=f"the operator serving namespace {namespace}")
+        try:
+            wait_for(served, timeout=60, interval=0.5, what=f"the operator serving namespace {namespace}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self._diagnosis(namespace)}") from None
+
+    def _diagnosis(self, namespace: str) -> str:
+        """What a failed probe leaves to look at: the probe's status and Events, the operator's log."""
+        try:
+            state = self.kube.pgbackup(namespace, "probe").get("status")
+            events = [f"{e['reason']}: {e['message']}" for e in self.kube.events(namespace, "probe")]
+        except ApiException as exc:
+            state, events = f"unreadable ({exc.reason})", []
+        log = self.output().splitlines()[-60:]
+        return "\n".join([f"probe status: {state}", "probe events:", *events, "operator log (last 60 lines):", *log])
