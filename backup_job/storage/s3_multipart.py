@@ -1,18 +1,11 @@
-"""One S3 multipart upload: parts sent in parallel with bounded memory, then completed.
+"""One S3 multipart upload: parts through the shared part pool, then completed.
 
-``send_part`` takes a slot from a semaphore before queueing the part for the workers, so a
-slow bucket blocks the pipeline instead of growing memory. A failed part is remembered and
-re-raised by the next ``send_part`` or by ``complete``; ``abort`` always tries
-AbortMultipartUpload so no invisible, billed parts remain, and logs a refusal (credentials
-without s3:AbortMultipartUpload), which no later run with the same credentials could undo.
-
-No wait here is unbounded for the caller: every blocking point polls (``POLL``), so a stop
-request (SIGTERM raises in the main thread) or ``cancel`` (the per-database timeout) ends it
-at once, however long a request of a worker hangs. Workers are daemon threads, so a request
-still hanging never keeps the process from exiting, and ``abort`` gives the store
-``ABORT_WAIT`` seconds to answer before leaving the upload to the next run's clean-up. A
-completion already sent when a stop comes is not waited for (``core.stopping``): it lands or
-not, and no manifest follows it.
+The waiting (bounded parts in flight, the first error kept, cancel, a bounded abort) is the
+part pool's (``parts``); this module says how a part is sent (UploadPart), how the object is
+committed (CompleteMultipartUpload) and dropped (AbortMultipartUpload: a refusal, from
+credentials without s3:AbortMultipartUpload, is logged, since no later run with the same
+credentials could undo it). A completion already sent when a stop comes is not waited for
+(``core.stopping``): it lands or not, and no manifest follows it.
 
 Each part carries ``Content-MD5`` and its MD5 ETag is compared with what was sent; the
 completed object's ETag must match too (the MD5 of the parts' MD5s: the very bytes we sent).
@@ -38,17 +31,15 @@ whether the upload still exists (``s3_unfinished.upload_gone``).
 from __future__ import annotations
 
 import hashlib
-import queue
 import threading
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..core import logs, signals, stopping
+from ..core import logs, stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, StorageError
 from . import s3_crc
-from .base import Upload
+from .parts import PooledUpload
 from .s3_checks import (
     DENIED,
     MAX_PARTS,
@@ -65,46 +56,26 @@ from .s3_unfinished import NO_SUCH_UPLOAD, aborted_by_another_process, upload_go
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it
     from .s3 import S3Storage
 
-POLL = 0.2  # seconds between checks for a cancel while waiting on workers
-ABORT_WAIT = 5.0  # seconds AbortMultipartUpload may take on the way out
 log = logs.get("storage")
 
 
-class S3Upload(Upload):
-    """One multipart upload with a bounded number of parts in flight."""
+class S3Upload(PooledUpload[dict[str, Any]]):
+    """One multipart upload; its parts go through the shared part pool (``parts``)."""
 
     def __init__(
         self, storage: S3Storage, key: str, upload_id: str, metadata: dict[str, str], *, checksums: bool = False
     ) -> None:
+        super().__init__(key, storage.describe(key), storage.concurrency, "s3-part")
         self.storage = storage
-        self.key = key
         self.upload_id = upload_id
         self.metadata = metadata
         self.checksums = checksums  # declared CRC32C, FULL_OBJECT at its creation
-        self.sent = 0  # bytes handed to send_part
         self._whole = s3_crc.Running() if checksums else None  # CRC32C of the parts so far, in order
         self._next = 1  # the part number that extends it
         self._digests: dict[int, bytes] = {}  # part number -> MD5 of what we sent
-        self._slots = threading.BoundedSemaphore(storage.concurrency)
-        self._queue: queue.Queue[tuple[Future[dict[str, Any]], int, bytes] | None] = queue.Queue()
-        self._workers: list[threading.Thread] = []
-        self._futures: list[Future[dict[str, Any]]] = []
-        self._error: BaseException | None = None
-        self._cancelled: StorageError | None = None
         self._lock = threading.Lock()
 
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            future, number, data = item
-            if self._cancelled is not None or not future.set_running_or_notify_cancel():
-                self._slots.release()
-                continue
-            try:
-                future.set_result(self._upload_part(number, data))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+    def send_block(self, number: int, data: bytes) -> dict[str, Any]:
         try:
             md5, expected = content_md5(data)
             checksum = {"ChecksumCRC32C": s3_crc.of(data)} if self.checksums else {}
@@ -134,82 +105,24 @@ class S3Upload(Upload):
             return part
         except StorageError as exc:
             if not self._gone(exc):
-                self._remember(exc)
                 raise
-            aborted = aborted_by_another_process(self.storage, self.key)
-            self._remember(aborted)
-            raise aborted from exc
-        except BaseException as exc:
-            self._remember(exc)
-            raise
-        finally:
-            self._slots.release()
-
-    def _remember(self, error: BaseException) -> None:
-        """Keep a worker's first error for the next ``send_part`` or ``complete``."""
-        with self._lock:
-            if self._error is None:
-                self._error = error
-
-    def _check(self) -> None:
-        if self._cancelled is not None:
-            raise self._cancelled
-        with self._lock:
-            error = self._error
-        if error is not None:
-            raise error
-
-    def cancel(self, error: StorageError) -> None:
-        """Make every wait of this upload end with ``error`` (from any thread)."""
-        self._cancelled = error
+            raise aborted_by_another_process(self.storage, self.key) from exc
 
     def send_part(self, number: int, data: bytes) -> None:
         if number > MAX_PARTS:
-            raise StorageError(f"{self.storage.describe(self.key)} would need more than {MAX_PARTS} parts")
-        self.sent += len(data)
+            raise StorageError(f"{self.where} would need more than {MAX_PARTS} parts")
+        super().send_part(number, data)
+
+    def accept(self, number: int, data: bytes) -> None:
         if self._whole is not None:
             if number == self._next:
                 self._whole.add(data)
             else:  # not in order: the whole object's CRC32C is left to the store
                 self._whole = None
             self._next = number + 1
-        while not self._slots.acquire(timeout=POLL):  # back-pressure: `concurrency` parts in flight
-            self._check()
-        try:
-            self._check()
-        except BaseException:
-            self._slots.release()
-            raise
-        if len(self._workers) < self.storage.concurrency:
-            worker = threading.Thread(target=self._work, name="s3-part", daemon=True)
-            signals.start(worker)  # a worker must never take a stop request
-            self._workers.append(worker)
-        future: Future[dict[str, Any]] = Future()
-        self._futures.append(future)
-        self._queue.put((future, number, data))
 
-    def _results(self) -> list[dict[str, Any]]:
-        parts = []
-        for future in self._futures:
-            while True:
-                self._check()
-                try:
-                    parts.append(future.result(timeout=POLL))
-                    break
-                except TimeoutError:
-                    continue
-        return parts
-
-    def _stop_workers(self) -> None:
-        for _ in self._workers:
-            self._queue.put(None)
-
-    def complete(self) -> None:
-        try:
-            parts = self._results()
-        finally:
-            self._stop_workers()
-        self._check()
+    def commit(self, results: list[dict[str, Any]]) -> None:
+        parts = results
         checksum = {"ChecksumType": s3_crc.FULL_OBJECT} if self.checksums else {}
         if self._whole is not None:
             checksum["ChecksumCRC32C"] = self._whole.encoded()  # the store compares it with what it holds
@@ -264,7 +177,7 @@ class S3Upload(Upload):
     def _gone(self, refused: StorageError) -> bool:
         """Whether a part or completion was refused because the upload no longer exists."""
         answer = refused.__cause__
-        if self._cancelled is not None or not isinstance(answer, ClientError) or code(answer) in DENIED:
+        if self.pool.cancelled is not None or not isinstance(answer, ClientError) or code(answer) in DENIED:
             return False  # our own abort; no answer at all (asking again would wait as long); a refusal
         return code(answer) in NO_SUCH_UPLOAD or upload_gone(self.storage, self.key, self.upload_id)
 
@@ -284,28 +197,18 @@ class S3Upload(Upload):
         if found != (self.sent, self.metadata):
             raise written_by_another_run(self.storage.describe(self.key)) from failure
 
-    def abort(self) -> None:
-        """Drop what is queued and abort the upload, waiting at most ``ABORT_WAIT`` seconds;
-        what is left then is found by the next run's clean-up of abandoned uploads."""
-        if self._cancelled is None:
-            self._cancelled = StorageError(f"the upload of {self.storage.describe(self.key)} was aborted")
-        self._stop_workers()
-
-        def abort() -> None:
-            try:
-                self.storage.client.abort_multipart_upload(
-                    Bucket=self.storage.bucket, Key=self.key, UploadId=self.upload_id
+    def drop(self) -> None:
+        """AbortMultipartUpload; a refusal is logged (no later run with the same credentials could
+        undo it either), anything else is left to the next run's clean-up and the lifecycle rule."""
+        try:
+            self.storage.client.abort_multipart_upload(
+                Bucket=self.storage.bucket, Key=self.key, UploadId=self.upload_id
+            )
+        except ClientError as exc:
+            if code(exc) in DENIED:
+                log.warning(
+                    "%s; its parts stay, and are billed, until the bucket's lifecycle rule removes them",
+                    denied("AbortMultipartUpload", self.storage.describe(self.key), exc),
                 )
-            except ClientError as exc:
-                if code(exc) in DENIED:  # no later run with the same credentials can abort it either
-                    log.warning(
-                        "%s; its parts stay, and are billed, until the bucket's lifecycle rule removes them",
-                        denied("AbortMultipartUpload", self.storage.describe(self.key), exc),
-                    )
-                # otherwise the next run's clean-up of abandoned uploads and the bucket lifecycle rule catch it
-            except BotoCoreError:
-                pass  # as above
-
-        aborter = threading.Thread(target=abort, name="s3-abort", daemon=True)
-        signals.start(aborter)
-        aborter.join(timeout=ABORT_WAIT)
+        except BotoCoreError:
+            pass

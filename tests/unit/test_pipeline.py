@@ -158,6 +158,5 @@ def test_parts_in_flight_never_exceed_the_concurrency() -> None:
     upload = S3Upload(FakeStorage(client, concurrency=3), "k", "upload-1", {})  # type: ignore[arg-type]
     for number in range(1, 31):
         upload.send_part(number, b"x")
-    upload._results()
-    upload._stop_workers()
+    upload.pool.results()
     assert client.peak == 3
