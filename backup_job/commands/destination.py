@@ -1,5 +1,6 @@
-"""What a command works on and whom it trusts: ``settings.DESTINATION`` opened with its S3
-options, the backup job's signing key, and the catalog read with the public keys configured.
+"""What a command works on and whom it trusts: ``settings.DESTINATION`` opened by its kind's
+storage module (``settings.BACKENDS``: imported here, when first needed, with its SDK), the
+backup job's signing key, and the catalog read with the public keys configured.
 
 The keys are read once per command here, so every command judges signatures the same way:
 the public keys of ``BACKUP_SIGNING_PUBLIC_KEYS``, and the public half of
@@ -9,19 +10,28 @@ without the public key being configured twice).
 
 from __future__ import annotations
 
+import importlib
+
 from ..core.errors import ConfigError
-from ..core.settings import SIGNING_KEY_FILE, Settings
+from ..core.settings import BACKENDS, SIGNING_KEY_FILE, Settings
 from ..core.signing import SigningKey, Trust
 from ..pipeline.catalog import Catalog, Reading, load_catalog
-from ..storage import LocalStorage, S3Storage, Storage
+from ..storage import Storage
 
 
 def open_destination(settings: Settings) -> Storage:
-    destination = settings.destination
-    if destination.scheme == "s3":
-        return S3Storage(destination.bucket, settings.s3, settings.upload.upload_concurrency)
-    assert destination.directory is not None
-    return LocalStorage(destination.directory)
+    """The destination's storage; ``ConfigError`` naming the extra to install when its SDK is missing."""
+    backend = BACKENDS[settings.destination.scheme]
+    try:
+        module = importlib.import_module(backend.module)
+    except ImportError as exc:
+        extra = f"pgbackup[{backend.extra}]" if backend.extra else "pgbackup"
+        raise ConfigError(
+            f"configuration error: {backend.scheme}:// destinations need {exc.name or 'a module'}, "
+            f"which is not installed; install {extra}"
+        ) from None
+    storage: Storage = module.open_storage(settings.destination, settings.storage, settings.upload)
+    return storage
 
 
 def open_signer(settings: Settings) -> SigningKey | None:

@@ -58,6 +58,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import logs, stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, NotFoundError, StorageError
+from ..core.settings import Destination, Group, S3Settings, UploadSettings
 from . import s3_crc, s3_unfinished
 from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
 from .s3_checks import (
@@ -420,3 +421,9 @@ class S3Storage(Storage):
 
     def probe_upload_clock(self, key: str) -> timedelta | None:
         return s3_unfinished.probe_upload_clock(self, key)
+
+
+def open_storage(destination: Destination, options: Group | None, upload: UploadSettings) -> S3Storage:
+    """The bucket of an ``s3://`` destination (the registry's entry point, ``settings.BACKENDS``)."""
+    assert isinstance(options, S3Settings)
+    return S3Storage(destination.bucket, options, upload.upload_concurrency)

@@ -118,7 +118,7 @@ def test_every_pgbackup_field_renders_to_what_the_job_parses_back(tmp_path: Path
     assert set(env) <= set(S.BY_NAME), set(env) - set(S.BY_NAME)
     settings = S.load_settings(env, dotenv_path=tmp_path / "none")
     assert (settings.destination.bucket, settings.destination.prefix) == ("backups", "pg/prod")
-    assert settings.s3 == S.S3Settings("path", "aws:kms", "alias/pg", "STANDARD_IA")
+    assert settings.storage == S.S3Settings("path", "aws:kms", "alias/pg", "STANDARD_IA")
     assert (settings.dump.include, settings.dump.exclude) == (("app*", "shop"), ("app_test",))
     assert settings.compression.level == 3
     assert settings.dump.pg_dump_options == tuple(SPEC["pgDumpOptions"])
@@ -178,7 +178,7 @@ def test_a_minimal_pgbackup_runs_on_the_jobs_defaults(tmp_path: Path) -> None:
         ("dump", "exclude"),
         ("dump", "pg_dump_options"),
         ("postgres", "discovery_database"),
-        ("s3", None),
+        ("storage", None),
     ):
         ours, theirs = getattr(settings, group), getattr(defaults, group)
         assert (getattr(ours, field) if field else ours) == (getattr(theirs, field) if field else theirs), field

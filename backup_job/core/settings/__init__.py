@@ -42,7 +42,9 @@ from ..schema import Variable
 from .compression import DEFAULT_LEVEL as DEFAULT_LEVEL
 from .compression import LEVELS as LEVELS
 from .compression import Compression as Compression
+from .destination import BACKENDS as BACKENDS
 from .destination import DESTINATION as DESTINATION
+from .destination import Backend as Backend
 from .destination import Destination as Destination
 from .dump import REFUSED_PG_DUMP_OPTIONS as REFUSED_PG_DUMP_OPTIONS
 from .dump import DumpSettings as DumpSettings
@@ -65,7 +67,6 @@ from .run import RunSettings as RunSettings
 from .s3 import AwsSdk as AwsSdk
 from .s3 import S3Settings as S3Settings
 from .s3 import UploadSettings as UploadSettings
-from .s3 import check_aws_keys
 from .schedule import ScheduleSettings as ScheduleSettings
 from .trust import TrustSettings as TrustSettings
 
@@ -78,7 +79,7 @@ class Settings:
 
     destination: Destination
     secret_values: tuple[Secret, ...]
-    s3: S3Settings
+    storage: Group | None  # the options of the destination's kind (``BACKENDS``); None: it has none
     upload: UploadSettings
     postgres: PostgresSettings
     dump: DumpSettings
@@ -128,18 +129,18 @@ JOB, OPERATOR, POSTGRES, SCRATCH, S3 = (
 
 def parse_settings(env: Mapping[str, str]) -> Settings:
     """Validate the effective variables (see ``load_environment``) into ``Settings``: the
-    destination, then every group ``Settings`` holds, each read whole."""
+    destination and its kind's options, then every group ``Settings`` holds, each read whole."""
     destination = DESTINATION.read(env)
+    options = BACKENDS[destination.scheme].options
     hints = get_type_hints(Settings)
     groups: dict[str, Any] = {}
     for field in fields(Settings):
         kind = hints[field.name]
         if isinstance(kind, type) and issubclass(kind, Group):
             groups[field.name] = kind.read(env)
-            if kind is S3Settings:
-                check_aws_keys(env)
     return Settings(
         destination=destination,
+        storage=options.read(env) if options is not None else None,
         secret_values=tuple(Secret(env[v.name]) for v in ALL if v.secret and env.get(v.name)),
         **groups,
     )

@@ -98,6 +98,12 @@ class S3Settings(Group):
         owner="sdk",
     )
 
+    @classmethod
+    def read(cls, env: Mapping[str, str]) -> S3Settings:
+        """The group, and a static key in both halves or neither (``check_aws_keys``)."""
+        check_aws_keys(env)
+        return super().read(env)
+
     def settle(self) -> None:
         if self.kms_key_id and self.sse != "aws:kms":
             sse, kms = S3Settings.sse.name, S3Settings.kms_key_id.name
