@@ -31,6 +31,7 @@ from devenv.seaweed import SeaweedServer
 
 from .kit.helpers import ROOT, Bucket
 from .kit.kubeenv import KubeEnv, OperatorProcess
+from .kit.targets import Target, TargetMaker, local_maker, s3_maker, targets
 
 SERVICES = {
     "bindir18",
@@ -158,6 +159,43 @@ def proxy(store: S3Server | SeaweedServer) -> Iterator[FaultProxy]:
     """The fault-injecting proxy in front of the S3 implementation under test."""
     with FaultProxy(store.endpoint) as running:
         yield running
+
+
+# -- storage conformance (tests/kit/targets.py): one maker fixture per kind of destination ----
+
+HTTP_KINDS = ("moto", "seaweedfs")  # each kind has a fixture named <kind>_target
+TARGET_KINDS = ("local", *HTTP_KINDS)
+
+
+@pytest.fixture
+def local_target(tmp_path: Path) -> TargetMaker:
+    return local_maker(tmp_path / "store")
+
+
+@pytest.fixture
+def moto_target(s3server: S3Server) -> TargetMaker:
+    return s3_maker("moto", s3server)
+
+
+@pytest.fixture
+def seaweedfs_target(seaweed: SeaweedServer) -> TargetMaker:
+    return s3_maker("seaweedfs", seaweed)
+
+
+@pytest.fixture(
+    params=[(kind, proxied) for kind in TARGET_KINDS for proxied in (False, True) if kind != "local" or not proxied],
+    ids=lambda param: f"{param[0]}{'-proxied' if param[1] else ''}",
+)
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """Every kind of destination, straight and (over HTTP) behind the fault proxy."""
+    kind, proxied = request.param
+    yield from targets(request.getfixturevalue(f"{kind}_target"), proxied)
+
+
+@pytest.fixture(params=HTTP_KINDS)
+def faulty_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """Every kind of destination reached over HTTP, behind the fault proxy, for faults in transit."""
+    yield from targets(request.getfixturevalue(f"{request.param}_target"), proxied=True)
 
 
 @pytest.fixture
