@@ -8,7 +8,13 @@ PgRestore's ``target.server``) renders through one ``Endpoint``: its variables (
 ``PG*``, or the scratch server's the job reads for verify) and where its certificates are
 mounted. A pod gets only the server and the credentials its job needs: a drill on a scratch
 server never the backup server's password, a prune pod no server at all; each job may bring
-its own bucket credentials (``destination_env``'s ``credentials``).
+its own store credentials (``destination_env``'s ``credentials``).
+
+The destination is one of three kinds (``spec.destination.chosen``): S3 (static keys as
+variables from the Secret, else the SDK's chain: IRSA), Azure Blob (one of three credential
+keys, each an optional ``secretKeyRef``, else workload identity: ``destination_labels``) or
+GCS (the Secret's ``key.json`` mounted as a file, ``destination_mount``, else Application
+Default Credentials). A job's own Secret replaces the destination's, for every kind alike.
 
 Secrets stay in Secrets: the pod reads them through ``secretKeyRef`` and read-only volumes,
 so the operator never needs to read a Secret itself, and its RBAC grants no access to them.
@@ -35,7 +41,7 @@ from backup_job.core.termination import KUBERNETES_PATH
 from .api import Body, RenderError
 from .literal import Expansion
 from .spec import NameRef, PgBackupSpec, PgRestoreSpec, SecretKey, Server, plain
-from .spec.pgbackup import Retention, Verify
+from .spec.pgbackup import S3, Azure, Gcs, Retention, Verify
 
 TLS_ROOT = "/etc/pgbackup/tls"
 VERIFY_TLS_ROOT = "/etc/pgbackup/verify-tls"
@@ -122,15 +128,38 @@ def connection_env(pg: Server, endpoint: Endpoint) -> list[dict[str, Any]]:
     return env
 
 
+AZURE_CREDENTIALS = (
+    job_settings.AZURE_STORAGE_CONNECTION_STRING,
+    job_settings.AZURE_STORAGE_KEY,
+    job_settings.AZURE_STORAGE_SAS_TOKEN,
+)
+GCS_ROOT = "/etc/pgbackup/gcs"  # a GCS service-account key, mounted from its Secret
+GCS_KEY = "key.json"
+WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"  # the Azure webhook's opt-in, on the pod
+
+
+def _url(scheme: str, place: str, prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return f"{scheme}://{place}" + (f"/{prefix}" if prefix else "")
+
+
 def destination_env(spec: PgBackupSpec, credentials: NameRef | None = None) -> list[dict[str, Any]]:
-    """Where backups are, with the bucket's credentials: ``credentials`` (a job's own Secret,
-    for least privilege per job) or else the destination's."""
-    s3 = spec.destination.s3
-    prefix = s3.prefix.strip("/")
+    """Where backups are, with the store's credentials: ``credentials`` (a job's own Secret,
+    for least privilege per job) or else the destination's. The Secret's keys are named like
+    the variables (S3, Azure) or hold the key file (GCS, ``destination_mount``)."""
+    kind = spec.destination.chosen()
+    if isinstance(kind, Azure):
+        return _azure_env(kind, credentials or kind.credentials_secret_ref)
+    if isinstance(kind, Gcs):
+        return _gcs_env(kind, credentials or kind.credentials_secret_ref)
+    return _s3_env(kind, credentials or kind.credentials_secret_ref)
+
+
+def _s3_env(s3: S3, credentials: NameRef | None) -> list[dict[str, Any]]:
     compatible = "when_required" if s3.checksum_compatibility else None
     env = plain_env(
         {
-            job_settings.DESTINATION: f"s3://{s3.bucket}" + (f"/{prefix}" if prefix else ""),
+            job_settings.DESTINATION: _url("s3", s3.bucket, s3.prefix),
             job_settings.AWS_REGION: s3.region,
             job_settings.AWS_ENDPOINT_URL_S3: s3.endpoint,
             job_settings.S3_ADDRESSING_STYLE: "path" if s3.path_style else None,
@@ -141,11 +170,55 @@ def destination_env(spec: PgBackupSpec, credentials: NameRef | None = None) -> l
             job_settings.S3_STORAGE_CLASS: s3.storage_class,
         }
     )
-    credentials = credentials or s3.credentials_secret_ref
-    if credentials:  # the Secret's keys are named like the variables
+    if credentials:
         for variable in (job_settings.AWS_ACCESS_KEY_ID, job_settings.AWS_SECRET_ACCESS_KEY):
             env.append(_secret_env(variable, credentials.name, variable.name))
     return env
+
+
+def _azure_env(azure: Azure, credentials: NameRef | None) -> list[dict[str, Any]]:
+    """The container's URL and, with a Secret, each of the three kinds of credential as an
+    optional reference: the Secret holds one of them (the job refuses more than one), and a
+    missing key leaves its variable unset rather than the pod unstarted."""
+    env = plain_env({job_settings.DESTINATION: _url("azure", f"{azure.account}/{azure.container}", azure.prefix)})
+    if credentials:
+        for variable in AZURE_CREDENTIALS:
+            entry = _secret_env(variable, credentials.name, variable.name)
+            entry["valueFrom"]["secretKeyRef"]["optional"] = True
+            env.append(entry)
+    return env
+
+
+def _gcs_env(gcs: Gcs, credentials: NameRef | None) -> list[dict[str, Any]]:
+    env = plain_env({job_settings.DESTINATION: _url("gs", gcs.bucket, gcs.prefix)})
+    if credentials:
+        env += plain_env({job_settings.GOOGLE_APPLICATION_CREDENTIALS: f"{GCS_ROOT}/{GCS_KEY}"})
+    return env
+
+
+def destination_mount(spec: PgBackupSpec, credentials: NameRef | None = None) -> tuple[list[Body], list[Body]]:
+    """A GCS destination's key Secret (``credentials``, else the destination's), its
+    ``key.json`` mounted read-only as the file ``GOOGLE_APPLICATION_CREDENTIALS`` names;
+    nothing for the other kinds, whose credentials are variables. Volumes, mounts."""
+    kind = spec.destination.chosen()
+    ref = (credentials or kind.credentials_secret_ref) if isinstance(kind, Gcs) else None
+    if ref is None:
+        return [], []
+    volume = {
+        "name": "gcs-credentials",
+        "secret": {"secretName": ref.name, "defaultMode": 0o440, "items": [{"key": GCS_KEY, "path": GCS_KEY}]},
+    }
+    return [volume], [{"name": "gcs-credentials", "mountPath": GCS_ROOT, "readOnly": True}]
+
+
+def destination_labels(spec: PgBackupSpec, credentials: NameRef | None = None) -> dict[str, str]:
+    """The pod labels a destination asks for: an Azure destination with no Secret (neither
+    ``credentials`` nor the destination's) opts the pod into Azure workload identity, whose
+    client id the pod's ServiceAccount carries."""
+    azure = spec.destination.azure
+    if azure is not None and not (credentials or azure.credentials_secret_ref):
+        return {WORKLOAD_IDENTITY_LABEL: "true"}
+    return {}
 
 
 def _selection(spec: PgBackupSpec) -> dict[Variable[Any], str | None]:

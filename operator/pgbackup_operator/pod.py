@@ -6,8 +6,8 @@ the image's numeric user, or the uid the cluster assigns, see ``RUN_AS``),
 read-only root filesystem with an ``emptyDir`` at ``/tmp``, no capabilities, seccomp
 ``RuntimeDefault``, no privilege escalation, and no service-account token unless a
 ``serviceAccountName`` is given (for IRSA-style cloud identity; each job may have its own:
-the ``account`` of ``_pod_spec``). Certificates, decryption identities and the signing key are
-Secret volumes, read-only; the signing key only in backup pods. Every env value and command
+the ``account`` of ``_pod_spec``). Certificates, decryption identities, a GCS key and the
+signing key are Secret volumes, read-only; the signing key only in backup pods. Every env value and command
 word is made literal here, once (``literal``): no CR string reaches the kubelet's ``$(VAR)``
 expansion.
 
@@ -30,6 +30,7 @@ from .env import (
     Endpoint,
     connection_env,
     destination_env,
+    destination_mount,
     identity_mount,
     plain_env,
     pod_env,
@@ -128,8 +129,13 @@ def render_pod_spec(spec: PgBackupSpec, default_image: str) -> Body:
     signing key (every shard of an Indexed Job shares this template)."""
     volumes, mounts = _tls_volumes(spec.postgres)
     key_volumes, key_mounts, _env = signing_key_mount(spec)
+    store_volumes, store_mounts = destination_mount(spec)
     return _pod_spec(
-        spec, default_image, ["pgbackup", "run"], render_env(spec), (volumes + key_volumes, mounts + key_mounts)
+        spec,
+        default_image,
+        ["pgbackup", "run"],
+        render_env(spec),
+        (volumes + store_volumes + key_volumes, mounts + store_mounts + key_mounts),
     )
 
 
@@ -138,12 +144,13 @@ def render_verify_pod_spec(spec: PgBackupSpec, verify: Verify, default_image: st
     for sealed backups, the decryption identity."""
     volumes, mounts = _tls_volumes(*verify_target(spec, verify))
     identity_volumes, identity_mounts, _env = identity_mount(spec)
+    store_volumes, store_mounts = destination_mount(spec, verify.credentials_secret_ref)
     return _pod_spec(
         spec,
         default_image,
         ["pgbackup", "verify"],
         render_verify_env(spec, verify),
-        (volumes + identity_volumes, mounts + identity_mounts),
+        (volumes + store_volumes + identity_volumes, mounts + store_mounts + identity_mounts),
         verify.service_account_name,
     )
 
@@ -155,7 +162,7 @@ def render_prune_pod_spec(spec: PgBackupSpec, retention: Retention, default_imag
         default_image,
         ["pgbackup", "prune"],
         render_prune_env(spec, retention),
-        ([], []),
+        destination_mount(spec, retention.credentials_secret_ref),
         retention.service_account_name,
     )
 
@@ -177,4 +184,12 @@ def render_restore_pod_spec(restore: PgRestoreSpec, spec: PgBackupSpec, default_
         *pod_env(spec),
     ]
     volumes, mounts = _tls_volumes(server)
-    return _pod_spec(spec, default_image, command, env, (volumes + identity_volumes, mounts + identity_mounts), account)
+    store_volumes, store_mounts = destination_mount(spec, credentials)
+    return _pod_spec(
+        spec,
+        default_image,
+        command,
+        env,
+        (volumes + store_volumes + identity_volumes, mounts + store_mounts + identity_mounts),
+        account,
+    )

@@ -12,7 +12,8 @@ them. Three layers keep a custom resource from becoming an arbitrary pod:
 3. This module, for clusters where (1) is an older CRD or (2) is not installed: it refuses,
    naming the field, what it can judge without reading a Secret or asking about the author's
    rights: security-context values other than the restricted baseline, environment variables
-   whose names steer the job (``BACKUP_*``, ``PG*``, ``AWS_*``), and annotations or labels that
+   whose names steer the job (``BACKUP_*``, ``PG*``, the stores' ``AWS_*``, ``AZURE_*``, ``GOOGLE_*``
+   and ``STORAGE_EMULATOR_HOST``), and annotations or labels that
    grant an identity or lift a confinement (``iam.amazonaws.com/``, AppArmor and seccomp
    annotations, ``openshift.io/``...). The renderer then builds the contexts from the identity
    fields alone (``pod.py``), so whatever slips past, the baseline holds.
@@ -45,7 +46,7 @@ CONTAINER_BASELINE: Body = {
     "capabilities": {"drop": ["ALL"]},
 }
 
-RESERVED_ENV_PREFIXES = ("BACKUP_", "PG", "AWS_")
+RESERVED_ENV_PREFIXES = ("BACKUP_", "PG", "AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR_HOST")
 # Annotations and labels that give a pod a cloud identity, an SCC or a looser confinement.
 RESERVED_METADATA_PREFIXES = (
     "iam.amazonaws.com/",
@@ -75,7 +76,8 @@ def check(pod: PodSettings, field: str = "spec.pod") -> None:
         if name.startswith(RESERVED_ENV_PREFIXES):
             raise RenderError(
                 f"{field}.env[{index}].name: {name!r} is set by the operator or steers the job's "
-                f"connections and credentials (BACKUP_*, PG*, AWS_*): use this resource's fields",
+                f"connections and credentials (BACKUP_*, PG*, AWS_*, AZURE_*, GOOGLE_*, "
+                f"STORAGE_EMULATOR_HOST): use this resource's fields",
                 REASON,
             )
     for kind, given in (("podAnnotations", pod.pod_annotations), ("podLabels", pod.pod_labels)):

@@ -2,7 +2,8 @@
 
 A PgBackup renders to up to three CronJobs, and they are the whole contract between the
 operator and the job: each pod runs a ``pgbackup`` command from the configured image with
-the job's settings as environment variables (``PG*``, ``AWS_*``, ``BACKUP_*``).
+the job's settings as environment variables (``PG*``, the store's ``AWS_*``, ``AZURE_*`` or
+``GOOGLE_*``, ``BACKUP_*``).
 
 - the backup CronJob ``pgbackup-<name>`` runs ``pgbackup run`` on ``spec.schedule``; it
   carries the dump settings (compression, pg_dump options, globals, retention, shrink alarm).
@@ -42,7 +43,7 @@ from backup_job.core.schema import Invalid
 from backup_job.core.settings import OPERATOR_IMAGE
 
 from .api import AFTER_LABEL, BACKUP, MANUAL_LABEL, PRUNE, RUN_NOW_ANNOTATION, VERIFY, Body, RenderError
-from .env import parallelism, retention_policy
+from .env import destination_labels, parallelism, retention_policy
 from .names import after_run_prune_job_name as after_run_prune_job_name  # re-exported: names of what is rendered
 from .names import cronjob_name as cronjob_name
 from .names import labels as labels
@@ -51,7 +52,7 @@ from .names import owner_reference as owner_reference
 from .names import prune_cronjob_name as prune_cronjob_name
 from .names import verify_cronjob_name as verify_cronjob_name
 from .pod import render_pod_spec, render_prune_pod_spec, render_verify_pod_spec
-from .spec import PgBackupSpec, PodSettings, parse_pgbackup
+from .spec import NameRef, PgBackupSpec, PodSettings, parse_pgbackup
 from .spec.pgbackup import DEFAULT_BACKOFF_LIMIT as DEFAULT_BACKOFF_LIMIT  # re-exported: the CRD's defaults
 from .spec.pgbackup import DEFAULT_CONCURRENCY_POLICY as DEFAULT_CONCURRENCY_POLICY
 from .spec.pgbackup import DEFAULT_HISTORY_LIMIT as DEFAULT_HISTORY_LIMIT
@@ -88,7 +89,7 @@ def prune_time_zone(spec: PgBackupSpec, retention: Retention) -> str:
 def validate(spec: PgBackupSpec) -> None:
     """What the API server's schema cannot check: cron fields, time zones, pg_dump options as
     the job reads them, and (for callers that bypass the schema) a retention policy that keeps
-    something."""
+    something and one kind of destination."""
     _validate_timing(spec.schedule, spec.time_zone, "spec")
     _validate_pg_dump_options(spec.pg_dump_options)
     retention_policy(spec)
@@ -111,6 +112,7 @@ def validate(spec: PgBackupSpec) -> None:
         except Invalid as exc:
             raise RenderError(f"spec.encryption.recipients[{index}]: {exc.problem}", "InvalidRecipients") from exc
     _validate_signing(spec.signing)
+    spec.destination.chosen()
 
 
 def _validate_pg_dump_options(options: tuple[str, ...]) -> None:
@@ -150,22 +152,27 @@ def _validate_signing(given: Signing | None) -> None:
             raise RenderError(f"spec.signing.publicKeys[{index}]: {exc.problem}", "InvalidSigningKeys") from exc
 
 
-def pod_template_metadata(pod: PodSettings, common: dict[str, str]) -> Body:
-    """A pod template's metadata: ``spec.pod.podLabels`` under the operator's labels, and
+def pod_template_metadata(pod: PodSettings, common: dict[str, str], identity: dict[str, str] | None = None) -> Body:
+    """A pod template's metadata: ``spec.pod.podLabels`` under the operator's labels and the
+    destination's ``identity`` labels (``env.destination_labels``), and
     ``spec.pod.podAnnotations`` (``podrules`` checked both)."""
-    metadata: Body = {"labels": {**pod.pod_labels, **common}}
+    metadata: Body = {"labels": {**pod.pod_labels, **(identity or {}), **common}}
     if pod.pod_annotations:
         metadata["annotations"] = dict(pod.pod_annotations)
     return metadata
 
 
-def _job_spec(spec: PgBackupSpec, common: dict[str, str], pod_spec: Body, shards: int = 1) -> Body:
+def _job_spec(
+    spec: PgBackupSpec, common: dict[str, str], pod_spec: Body, shards: int = 1, credentials: NameRef | None = None
+) -> Body:
     """A Job's spec; with ``shards`` above 1 an Indexed Job of that many pods, run at once,
     each retried on its own (``backoffLimitPerIndex``: one shard's failure never stops the
-    others) and replaced only once the failed pod is gone (no two pods of a shard overlap)."""
+    others) and replaced only once the failed pod is gone (no two pods of a shard overlap).
+    ``credentials``: the job's own store credentials, which decide its identity labels."""
     job = spec.job
     retries = job.backoff_limit
-    job_spec: Body = {"template": {"metadata": pod_template_metadata(spec.pod, common), "spec": pod_spec}}
+    metadata = pod_template_metadata(spec.pod, common, destination_labels(spec, credentials))
+    job_spec: Body = {"template": {"metadata": metadata, "spec": pod_spec}}
     if shards > 1:
         job_spec.update(
             {
@@ -188,7 +195,14 @@ def _job_spec(spec: PgBackupSpec, common: dict[str, str], pod_spec: Body, shards
 
 
 def _cronjob(
-    body: Body, spec: PgBackupSpec, name: str, component: str, timing: Body, pod_spec: Body, shards: int = 1
+    body: Body,
+    spec: PgBackupSpec,
+    name: str,
+    component: str,
+    timing: Body,
+    pod_spec: Body,
+    shards: int = 1,
+    credentials: NameRef | None = None,
 ) -> Body:
     """A CronJob owned by the PgBackup; ``timing`` holds schedule, timeZone, suspend, concurrencyPolicy."""
     job = spec.job
@@ -197,7 +211,7 @@ def _cronjob(
         **timing,
         "successfulJobsHistoryLimit": job.successful_jobs_history_limit,
         "failedJobsHistoryLimit": job.failed_jobs_history_limit,
-        "jobTemplate": {"metadata": {"labels": common}, "spec": _job_spec(spec, common, pod_spec, shards)},
+        "jobTemplate": {"metadata": {"labels": common}, "spec": _job_spec(spec, common, pod_spec, shards, credentials)},
     }
     if job.starting_deadline_seconds is not None:
         cron_spec["startingDeadlineSeconds"] = job.starting_deadline_seconds
@@ -290,6 +304,7 @@ def _prune_cronjob(body: Body, spec: PgBackupSpec, default_image: str) -> Body |
         PRUNE,
         timing,
         render_prune_pod_spec(spec, retention, default_image),
+        credentials=retention.credentials_secret_ref,
     )
 
 
@@ -320,7 +335,12 @@ def render_after_run_prune_job(
                 }
             ],
         },
-        "spec": _job_spec(spec, common, render_prune_pod_spec(spec, retention, default_image)),
+        "spec": _job_spec(
+            spec,
+            common,
+            render_prune_pod_spec(spec, retention, default_image),
+            credentials=retention.credentials_secret_ref,
+        ),
     }
 
 
@@ -343,6 +363,7 @@ def _verify_cronjob(body: Body, spec: PgBackupSpec, default_image: str) -> Body 
         VERIFY,
         timing,
         render_verify_pod_spec(spec, verify, default_image),
+        credentials=verify.credentials_secret_ref,
     )
 
 

@@ -34,6 +34,7 @@ from backup_job.core.termination import TerminationMessage
 
 from . import api, kube, render, status
 from .api import RESTORE, RESTORE_KIND, RESTORE_LABEL, RESTORE_PLURAL, Body, RenderError
+from .env import destination_labels, restore_identity
 from .pod import render_restore_pod_spec
 from .spec import PgBackupSpec, PgRestoreSpec, parse_pgbackup, parse_pgrestore
 
@@ -104,7 +105,9 @@ def render_restore_job(
     job_spec: Body = {
         "backoffLimit": 0,  # a failed restore is looked at, not retried blindly
         "template": {
-            "metadata": render.pod_template_metadata(backup_spec.pod, job_labels),
+            "metadata": render.pod_template_metadata(
+                backup_spec.pod, job_labels, destination_labels(backup_spec, restore_identity(spec, backup_spec)[0])
+            ),
             "spec": render_restore_pod_spec(spec, backup_spec, default_image, restore_command(spec)),
         },
     }

@@ -147,6 +147,18 @@ def test_alice_cannot_name_a_secret_she_may_not_read(
     assert "you may not get this Secret" in refused.stderr
 
 
+def test_alice_cannot_name_a_secret_she_may_not_read_as_an_azure_or_gcs_credential(kube: KubeEnv, team: str) -> None:
+    for kind, destination in (
+        ("azure", {"account": "acct01", "container": "backups", "credentialsSecretRef": {"name": "s3"}}),
+        ("gcs", {"bucket": "backups", "credentialsSecretRef": {"name": "s3"}}),
+    ):
+        refused = _apply(kube, team, ALICE, _backup("theirs", destination={kind: destination}), dry_run=True)
+        field = f"spec.destination.{kind}.credentialsSecretRef (Secret s3)"
+        assert refused.returncode != 0 and field in refused.stderr, refused.stderr
+        mine = {**destination, "credentialsSecretRef": {"name": "alice-s3"}}
+        assert _apply(kube, team, ALICE, _backup("mine", destination={kind: mine}), dry_run=True).returncode == 0
+
+
 def test_a_pgrestore_cannot_send_a_secret_alice_may_not_read_to_a_server_of_her_choice(
     kube: KubeEnv,
     team: str,
@@ -248,9 +260,10 @@ def test_the_schema_refuses_root_and_unconfined_and_drops_the_rest(kube: KubeEnv
 
 
 def test_the_env_names_that_steer_the_job_are_refused_by_the_schema(kube: KubeEnv, team: str) -> None:
-    for name in ("PGHOST", "BACKUP_DESTINATION", "AWS_ENDPOINT_URL"):
+    for name in ("PGHOST", "BACKUP_DESTINATION", "AWS_ENDPOINT_URL", "AZURE_STORAGE_KEY", "STORAGE_EMULATOR_HOST"):
         refused = _apply(kube, team, BOB, _backup("steer", "pg", "s3", pod={"env": [{"name": name, "value": "x"}]}))
-        assert refused.returncode != 0 and "names starting BACKUP_, PG or AWS_" in refused.stderr, refused.stderr
+        reserved = "names starting BACKUP_, PG, AWS_, AZURE_ or GOOGLE_"
+        assert refused.returncode != 0 and reserved in refused.stderr, refused.stderr
 
 
 def test_the_operator_s_own_writes_are_not_checked_and_it_refuses_what_the_policy_cannot_see(

@@ -58,6 +58,20 @@ def test_crd_explains_itself(kube: KubeEnv) -> None:
         ),
         ({"schedule": "daily"}, "spec.schedule: Invalid value"),
         ({"destination": {"s3": {"bucket": "Not_A_Bucket"}}}, "spec.destination.s3.bucket: Invalid value"),
+        (
+            {"destination": {"s3": {"bucket": "backups"}, "gcs": {"bucket": "backups"}}},
+            "destination: set exactly one of s3, azure and gcs",
+        ),
+        ({"destination": {}}, "destination: set exactly one of s3, azure and gcs"),
+        (
+            {"destination": {"azure": {"account": "Not-An-Account", "container": "backups"}}},
+            "spec.destination.azure.account: Invalid value",
+        ),
+        (
+            {"destination": {"azure": {"account": "acct01", "container": "two--hyphens"}}},
+            "spec.destination.azure.container: Invalid value",
+        ),
+        ({"destination": {"gcs": {"bucket": "-gcs-"}}}, "spec.destination.gcs.bucket: Invalid value"),
         ({"retention": {"last": 0}}, "spec.retention.last: Invalid value: 0"),
         ({"retention": {}}, "spec.retention: Invalid value"),
         ({"shrinkAlarm": 1.5}, "spec.shrinkAlarm: Invalid value: 1.5"),
@@ -90,6 +104,29 @@ def test_bad_objects_are_rejected_naming_the_field(
         kube.create_pgbackup(namespace, "bad", spec(**patch))
     assert caught.value.status == 422
     assert field in json.loads(caught.value.body)["message"]
+
+
+def test_azure_and_gcs_destinations_are_accepted_and_rendered(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str
+) -> None:
+    """One PgBackup per new kind passes the CRD (its CEL rule, its patterns) and the operator
+    renders its CronJob: Azure without a Secret opts into workload identity, GCS mounts its key."""
+    azure = {"azure": {"account": "acct01", "container": "pg-backups", "prefix": "prod"}}
+    gcs = {"gcs": {"bucket": "pg_backups.eu", "credentialsSecretRef": {"name": "gcs-key"}}}
+    kube.create_pgbackup(namespace, "on-azure", spec(destination=azure))
+    kube.create_pgbackup(namespace, "on-gcs", spec(destination=gcs))
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-on-azure"), timeout=30, what="the Azure CronJob")
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-on-gcs"), timeout=30, what="the GCS CronJob")
+    rendered = {name: kube.cronjob(namespace, f"pgbackup-{name}") or {} for name in ("on-azure", "on-gcs")}
+    assert env_of(rendered["on-azure"])["BACKUP_DESTINATION"] == "azure://acct01/pg-backups/prod"
+    template = rendered["on-azure"]["spec"]["jobTemplate"]["spec"]["template"]
+    assert template["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    assert env_of(rendered["on-gcs"])["BACKUP_DESTINATION"] == "gs://pg_backups.eu"
+    assert env_of(rendered["on-gcs"])["GOOGLE_APPLICATION_CREDENTIALS"] == "/etc/pgbackup/gcs/key.json"
+    volumes = rendered["on-gcs"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"]
+    assert {"secretName": "gcs-key", "defaultMode": 0o440, "items": [{"key": "key.json", "path": "key.json"}]} in [
+        v.get("secret") for v in volumes
+    ]
 
 
 def test_cronjob_is_rendered_owned_and_reported(kube: KubeEnv, operator: OperatorProcess, namespace: str) -> None:

@@ -29,5 +29,5 @@ def test_the_policy_names_every_secret_reference_and_account_of_both_crds() -> N
                 if key.endswith("SecretRef") or key == "serviceAccountName":
                     found.append(f"{path}.{key}")
                 stack.append((f"{path}.{key}", child))
-    assert len(found) == 26
+    assert len(found) == 28
     assert [path for path in found if f"'{path}" not in policy] == []

@@ -10,8 +10,9 @@ the warning about ``BACKUP_*`` variables nothing reads (``environment``). Adding
 one line in its group, then ``python -m devenv.settings_docs``.
 
 The groups, one module each: ``destination`` (where backups go), ``s3`` (the S3 client and
-uploads), ``postgres`` (libpq's variables, the authentication policy, the scratch server),
-``dump`` (what is dumped and how), ``compression``, ``encryption``, ``trust`` (signatures
+uploads), ``azure`` and ``gcs`` (those stores' credentials and endpoint), ``postgres``
+(libpq's variables, the authentication policy, the scratch server), ``dump`` (what is
+dumped and how), ``compression``, ``encryption``, ``trust`` (signatures
 and read limits), ``run`` (the run's identity, retention, the log), ``report``,
 ``schedule`` (only ``pgbackup schedule`` reads them, so a schedule typo never stops a run)
 and ``operator`` (read by ``pgbackup-operator``).
@@ -39,6 +40,7 @@ from ..errors import ConfigError
 from ..runkey import scheduled_minute
 from ..schema import Secret as Secret
 from ..schema import Variable
+from .azure import AzureSettings as AzureSettings
 from .compression import DEFAULT_LEVEL as DEFAULT_LEVEL
 from .compression import LEVELS as LEVELS
 from .compression import Compression as Compression
@@ -53,6 +55,7 @@ from .environment import ELSEWHERE as ELSEWHERE
 from .environment import describe_unknown, dotenv_names, known_names, unknown
 from .environment import export_environment as export_environment
 from .environment import load_environment as _load_environment
+from .gcs import GcsSettings as GcsSettings
 from .group import Group as Group
 from .operator import OperatorSettings as OperatorSettings
 from .postgres import SCRATCH_SERVER as SCRATCH_SERVER
@@ -113,6 +116,8 @@ GROUPS: dict[str, tuple[Variable[Any], ...]] = {
     "postgres": (*PostgresSettings.variables(), *AuthPolicy.variables()),
     "scratch": ScratchServer.variables(),
     "s3": _own("sdk", AwsSdk, S3Settings),
+    "azure": AzureSettings.variables(),
+    "gcs": GcsSettings.variables(),
     "operator": OperatorSettings.variables(),
 }
 ALL: tuple[Variable[Any], ...] = tuple(variable for group in GROUPS.values() for variable in group)
@@ -229,6 +234,12 @@ AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY = AwsSdk.region, AwsSdk.acc
 AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_S3 = AwsSdk.session_token, AwsSdk.endpoint_url_s3
 AWS_REQUEST_CHECKSUM_CALCULATION = AwsSdk.request_checksum_calculation
 AWS_RESPONSE_CHECKSUM_VALIDATION = AwsSdk.response_checksum_validation
+AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN = (
+    AzureSettings.connection_string,
+    AzureSettings.account_key,
+    AzureSettings.sas_token,
+)
+AZURE_ENDPOINT, GOOGLE_APPLICATION_CREDENTIALS = AzureSettings.endpoint, GcsSettings.application_credentials
 DATABASES, EXCLUDE_DATABASES, PARALLEL_DATABASES = (
     DumpSettings.include,
     DumpSettings.exclude,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api import RenderError
 from .parts import NameRef, SecretKey, Server
 from .read import parse_object, reason
 
@@ -49,8 +50,44 @@ class S3:
 
 
 @dataclass(frozen=True, slots=True)
+class Azure:
+    """The Azure Blob Storage container backups go to; without ``credentials_secret_ref`` the
+    pods use workload identity (the Azure SDK's chain)."""
+
+    account: str
+    container: str
+    prefix: str = ""
+    credentials_secret_ref: NameRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Gcs:
+    """The Google Cloud Storage bucket backups go to; without ``credentials_secret_ref`` the
+    pods use Application Default Credentials (GKE workload identity)."""
+
+    bucket: str
+    prefix: str = ""
+    credentials_secret_ref: NameRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Destination:
-    s3: S3
+    """Where backups go: exactly one of the three kinds (the CRD's CEL rule; ``chosen`` checks
+    it again for specs that did not pass the API server)."""
+
+    s3: S3 | None = None
+    azure: Azure | None = None
+    gcs: Gcs | None = None
+
+    def chosen(self) -> S3 | Azure | Gcs:
+        """The one kind given, or ``RenderError`` naming the choice."""
+        given = [kind for kind in (self.s3, self.azure, self.gcs) if kind is not None]
+        if len(given) != 1:
+            raise RenderError(
+                f"spec.destination: set exactly one of s3, azure and gcs ({'none' if not given else len(given)} given)",
+                "InvalidSpec",
+            )
+        return given[0]
 
 
 @dataclass(frozen=True, slots=True)
