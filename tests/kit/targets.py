@@ -49,7 +49,7 @@ class Target:
     raw: Raw
     prefix: str  # the destination's prefix: every key the suite writes is under it
     requests: Callable[[str, str], Request] | None = None  # (what, key) -> request; None: no HTTP
-    corrupt: Mapping[str, object] = field(default_factory=dict)  # extra Fault arguments for "corrupt"
+    corrupt: Mapping[str, object] = field(default_factory=dict)  # the kind's Fault arguments for "corrupt"
     proxy: FaultProxy | None = None
 
     def storage(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Storage:
