@@ -42,6 +42,8 @@ log = logs.get("run")
 
 def sweep_unfinished_uploads(storage: Storage, prefix: str, age: timedelta) -> None:
     """Abort the abandoned uploads under ``prefix``, logging each; never raises."""
+    if not storage.keeps_unfinished:
+        return  # the store drops them itself
     where = storage.describe(f"{prefix}/" if prefix else "")
     try:
         listing = storage.open_uploads(prefix)

@@ -26,7 +26,9 @@ pin two reads to the same object: a read of a version that is no longer there fa
 Unfinished uploads (what killed runs leave) are listed with the store's own clock beside them
 (``OpenUploads``), so their age is measured by the clock that dated them; which of them to
 abort is decided above storage (``commands.sweep``). ``probe_upload_clock`` tells how the store
-dates a fresh upload, for stores whose dates need proof.
+dates a fresh upload, for stores whose dates need proof. A store whose unfinished uploads are
+invisible and expire on their own (``keeps_unfinished = False``: Azure's uncommitted blocks,
+GCS's resumable sessions) is not swept at all.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ class Storage(ABC):
 
     url: str
     limits: PartLimits
+    keeps_unfinished = True  # a killed run's upload stays (and is billed) until someone aborts it
 
     def prepare(self) -> None:  # noqa: B027 (a hook with a default, not abstract)
         """Check, before a run writes anything, that backups can go here; raises
