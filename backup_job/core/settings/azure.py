@@ -1,19 +1,67 @@
-"""Azure Blob Storage: how the job proves who it is to the account, and where the service is.
+"""Azure Blob Storage: where the container is, how the job proves who it is, how long it waits.
+
+``azure://<account>/<container>[/<prefix>]`` names the place (``parse_url``): the account and
+container by Azure's naming rules, checked here so a typo is one line before any request. The
+blob URL form (``https://<account>.blob.core.windows.net/<container>/...``) is refused with its
+``azure://`` equivalent (``equivalent``): the scheme picks the backend, and the endpoint is a
+setting of its own, so a backup keeps one name wherever the service is reached from.
 
 Three kinds of secret each give access on their own: a connection string (which may also
 name the service, ``BlobEndpoint=``: how an emulator is reached), the account key, or a SAS
-token. At most one is set; with none the Azure SDK's own chain applies (workload identity,
-managed identity, ``AZURE_CLIENT_ID``/``AZURE_TENANT_ID``/``AZURE_FEDERATED_TOKEN_FILE``, which
-the SDK reads itself and so are not declared here). Each secret has a ``*_FILE`` form, so a
-mounted Secret works as well as a variable. The operator renders the three secrets' names
+token. At most one is set (``settle``); with none the Azure SDK's own chain applies (workload
+identity, managed identity, ``AZURE_CLIENT_ID``/``AZURE_TENANT_ID``/``AZURE_FEDERATED_TOKEN_FILE``,
+which the SDK reads itself and so are not declared here). Each secret has a ``*_FILE`` form, so
+a mounted Secret works as well as a variable. The operator renders the three secrets' names
 from these declarations (``secretKeyRef`` into a Secret whose keys bear the same names) and
 never the endpoint.
+
+The SDK's own waits are bounded by pgbackup's settings, as S3's are: a connect timeout, a read
+timeout and the attempts per request (the SDK's defaults wait minutes: 15 s before its first
+retry, and no read timeout worth the name for a stalled upload).
 """
 
 from __future__ import annotations
 
-from ..schema import Variable, format_optional, optional_text
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult
+
+from ..errors import ConfigError
+from ..schema import Invalid, Variable, bound, format_optional, integer, optional_text
 from .group import Group
+
+if TYPE_CHECKING:
+    from .destination import Destination
+
+EXAMPLE = "azure://mystorageacct/my-backups/postgres"
+ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
+CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+BLOB_HOST = re.compile(r"([a-z0-9]{3,24})\.blob\.core\.windows\.net", re.IGNORECASE)
+
+
+def parse_url(value: str, parts: SplitResult) -> Destination:
+    """The account, container and prefix of an ``azure://`` URL (the registry's parser)."""
+    from .destination import Destination, bucket_prefix  # the registry imports this module
+
+    container, _, rest = parts.path.lstrip("/").partition("/")
+    if not ACCOUNT.fullmatch(parts.netloc):
+        raise Invalid("does not name a valid Azure storage account (3-24 lowercase letters and digits)", EXAMPLE)
+    if not CONTAINER.fullmatch(container):
+        raise Invalid(
+            "does not name a valid Azure container (3-63 lowercase letters, digits and single hyphens, "
+            "starting and ending with a letter or digit)",
+            EXAMPLE,
+        )
+    prefix = bucket_prefix(parts._replace(path=rest))
+    return Destination(url=value, scheme="azure", bucket=container, prefix=prefix, account=parts.netloc)
+
+
+def equivalent(parts: SplitResult) -> str | None:
+    """The ``azure://`` form of a blob service URL, or None when ``parts`` is not one."""
+    host = BLOB_HOST.fullmatch(parts.hostname or "")
+    if parts.scheme not in ("https", "http") or host is None:
+        return None
+    return f"azure://{host.group(1).lower()}/{parts.path.strip('/')}".rstrip("/")
 
 
 def _secret(name: str, doc: str, example: str) -> Variable[str | None]:
@@ -21,7 +69,7 @@ def _secret(name: str, doc: str, example: str) -> Variable[str | None]:
 
 
 class AzureSettings(Group):
-    """The account's credentials (one of three, or none for the SDK's chain) and its endpoint."""
+    """The account's credentials (one of three, or none for the SDK's chain), its endpoint, the waits."""
 
     connection_string = _secret(
         "AZURE_STORAGE_CONNECTION_STRING",
@@ -40,3 +88,41 @@ class AzureSettings(Group):
         shown_default="Azure's public one",
         format=format_optional,
     )
+    connect_timeout = Variable(
+        "BACKUP_AZURE_CONNECT_TIMEOUT",
+        bound,
+        "How long one connection attempt to the blob service may take (at least 1 s).",
+        default="10",
+        example="5s",
+    )
+    read_timeout = Variable(
+        "BACKUP_AZURE_READ_TIMEOUT",
+        bound,
+        "How long one blob service request may wait for the next bytes of its answer before it is "
+        "retried (each attempt of `BACKUP_AZURE_MAX_ATTEMPTS`; at least 1 s).",
+        default="60",
+        example="2m",
+    )
+    max_attempts = Variable(
+        "BACKUP_AZURE_MAX_ATTEMPTS",
+        integer(1, 20),
+        "Attempts per blob service request, the first included.",
+        default="5",
+        example="3",
+    )
+
+    def settle(self) -> None:
+        given = [
+            variable.name
+            for variable, value in (
+                (AzureSettings.connection_string, self.connection_string),
+                (AzureSettings.account_key, self.account_key),
+                (AzureSettings.sas_token, self.sas_token),
+            )
+            if value
+        ]
+        if len(given) > 1:
+            raise ConfigError(
+                f"configuration error: {' and '.join(given)} are set together; set only one Azure credential "
+                "(or none, for workload or managed identity)"
+            )

@@ -21,6 +21,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from ..printable import control_character
 from ..schema import Invalid, Variable
+from . import azure
 from .group import Group
 from .s3 import S3Settings
 
@@ -37,7 +38,7 @@ class Destination:
     account: str = ""  # an Azure storage account
 
 
-EXAMPLE = "s3://my-bucket/postgres or file:///var/backups/postgres"
+EXAMPLE = "s3://my-bucket/postgres, azure://mystorageacct/my-backups/postgres or file:///var/backups/postgres"
 
 
 def bucket_prefix(parts: SplitResult) -> str:
@@ -69,6 +70,7 @@ class Backend:
     options: type[Group] | None  # its settings group; None: it has no options
     module: str  # the storage module with ``open_storage``, imported when one is opened
     extra: str | None = None  # ``pip install pgbackup[<extra>]`` brings its SDK
+    equivalent: Callable[[SplitResult], str | None] | None = None  # its URL for another form naming its place
 
 
 BACKENDS = {
@@ -76,6 +78,7 @@ BACKENDS = {
     for backend in (
         Backend("s3", _s3, S3Settings, "backup_job.storage.s3"),
         Backend("file", _file, None, "backup_job.storage.local"),
+        Backend("azure", azure.parse_url, azure.AzureSettings, "backup_job.storage.azure", "azure", azure.equivalent),
     )
 }
 
@@ -91,6 +94,10 @@ def _destination(value: str) -> Destination:
     parts = urlsplit(value)
     backend = BACKENDS.get(parts.scheme)
     if backend is None:
+        for other in BACKENDS.values():
+            same = other.equivalent(parts) if other.equivalent is not None else None
+            if same is not None:
+                raise Invalid(f"is a service URL, not a destination; write it as {same}", same)
         *others, last = (f"{scheme}://" for scheme in BACKENDS)
         raise Invalid(f"must start with {', '.join(others)} or {last}", EXAMPLE)
     return backend.parse(value, parts)
