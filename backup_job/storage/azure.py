@@ -157,7 +157,7 @@ class AzureStorage(Storage):
             )
         if code in CONFLICT or isinstance(exc, (ResourceExistsError, ResourceModifiedError)):
             return BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
-        if code in REFUSED or (status == 401 and code not in DENIED):
+        if code in REFUSED or status == 401 or (status == 403 and "failed to authenticate" in describe_error(exc)):
             return AccessDeniedError(
                 f"the storage account {self.account} refused the credentials ({describe_error(exc)})",
                 hint="check AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN",

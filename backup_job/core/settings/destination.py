@@ -97,7 +97,7 @@ def _destination(value: str) -> Destination:
         for other in BACKENDS.values():
             same = other.equivalent(parts) if other.equivalent is not None else None
             if same is not None:
-                raise Invalid(f"is a service URL, not a destination; write it as {same}", same)
+                raise Invalid(f"is a service URL, not a destination: use its {other.scheme}:// form", same)
         *others, last = (f"{scheme}://" for scheme in BACKENDS)
         raise Invalid(f"must start with {', '.join(others)} or {last}", EXAMPLE)
     return backend.parse(value, parts)
