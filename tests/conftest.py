@@ -31,7 +31,7 @@ from devenv.seaweed import SeaweedServer
 
 from .kit.helpers import ROOT, Bucket
 from .kit.kubeenv import KubeEnv, OperatorProcess
-from .kit.targets import Target, TargetMaker, local_maker, s3_maker, targets
+from .kit.targets import Target, TargetMaker, azure_maker, local_maker, s3_maker, targets
 
 SERVICES = {
     "bindir18",
@@ -163,7 +163,7 @@ def proxy(store: S3Server | SeaweedServer) -> Iterator[FaultProxy]:
 
 # -- storage conformance (tests/kit/targets.py): one maker fixture per kind of destination ----
 
-HTTP_KINDS = ("moto", "seaweedfs")  # each kind has a fixture named <kind>_target
+HTTP_KINDS = ("moto", "seaweedfs", "azure")  # each kind has a fixture named <kind>_target
 TARGET_KINDS = ("local", *HTTP_KINDS)
 
 
@@ -180,6 +180,11 @@ def moto_target(s3server: S3Server) -> TargetMaker:
 @pytest.fixture
 def seaweedfs_target(seaweed: SeaweedServer) -> TargetMaker:
     return s3_maker("seaweedfs", seaweed)
+
+
+@pytest.fixture
+def azure_target(azurite: AzuriteServer) -> TargetMaker:
+    return azure_maker(azurite)
 
 
 @pytest.fixture(

@@ -24,7 +24,7 @@ from devenv.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # Variables from the developer's shell must not leak into the job under test.
-_SCRUB_PREFIXES = ("PG", "AWS_", "BACKUP_", "LOG_", "PYTHONPATH")
+_SCRUB_PREFIXES = ("PG", "AWS_", "AZURE_", "BACKUP_", "LOG_", "PYTHONPATH")
 
 
 @dataclass

@@ -25,6 +25,7 @@ import pytest
 from backup_job.commands.destination import open_destination
 from backup_job.core.settings import load_settings
 from backup_job.storage import Storage
+from devenv.azurite import AzuriteServer
 from devenv.faultproxy import Fault, FaultProxy
 from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer
@@ -165,6 +166,68 @@ def s3_maker(kind: str, server: S3Server | SeaweedServer) -> TargetMaker:
         return Target(kind, env, S3Raw(server, bucket), prefix, s3_requests(bucket), corrupt={"unsigned": True})
 
     return TargetMaker(kind, server.endpoint, make)
+
+
+# -- Azure Blob Storage: Azurite ---------------------------------------------------------------
+
+
+class AzureRaw:
+    def __init__(self, server: AzuriteServer, container: str) -> None:
+        self.container = server.client().get_container_client(container)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.container.upload_blob(key, data, overwrite=True)
+
+    def get(self, key: str) -> bytes | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return bytes(self.container.download_blob(key).readall())
+        except ResourceNotFoundError:
+            return None
+
+    def delete(self, key: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self.container.delete_blob(key)
+        except ResourceNotFoundError:
+            pass
+
+
+def azure_requests(container: str) -> Callable[[str, str], Request]:
+    def request(what: str, key: str) -> Request:
+        path = f"/{re.escape(container)}/{re.escape(key)}"
+        return {
+            "part": ("PUT", rf"{path}\?(.*&)?comp=block(&|$)"),
+            "commit": ("PUT", rf"{path}\?(.*&)?comp=blocklist(&|$)"),
+            "put": ("PUT", rf"{path}$"),
+        }[what]
+
+    return request
+
+
+def azure_maker(server: AzuriteServer) -> TargetMaker:
+    container = f"conf-{uuid.uuid4().hex[:12]}"
+    server.client().create_container(container)
+
+    def make(endpoint: str | None) -> Target:
+        prefix = unique_prefix()
+        # straight: the connection string that names Azurite; behind the proxy: the account key
+        # and the endpoint setting, so both ways of reaching a service are exercised
+        env = (
+            {**server.env()}
+            if endpoint is None
+            else {"AZURE_STORAGE_KEY": server.account_key, "BACKUP_AZURE_ENDPOINT": f"{endpoint}/{server.account}"}
+        )
+        env |= {
+            "BACKUP_AZURE_MAX_ATTEMPTS": "2",
+            "BACKUP_AZURE_READ_TIMEOUT": "5",
+            "BACKUP_DESTINATION": f"azure://{server.account}/{container}/{prefix}",
+        }
+        return Target("azure", env, AzureRaw(server, container), prefix, azure_requests(container))
+
+    return TargetMaker("azure", f"http://127.0.0.1:{server.port}", make)
 
 
 def targets(maker: TargetMaker, proxied: bool) -> Iterator[Target]:

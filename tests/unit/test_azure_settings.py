@@ -66,7 +66,7 @@ def test_a_bad_azure_url_is_one_line_naming_what_is_wrong(tmp_path: Path, url: s
 
 def test_the_blob_service_url_is_refused_with_its_azure_form(tmp_path: Path) -> None:
     message = refusal(tmp_path, "https://MyAcct.blob.core.windows.net/backups/prod/")
-    assert "write it as azure://myacct/backups/prod" in message
+    assert "for example BACKUP_DESTINATION=azure://myacct/backups/prod" in message
 
 
 @pytest.mark.parametrize(
