@@ -3,9 +3,10 @@
 The binary is built by ``scripts/tools-build fake-gcs-server`` (from the Go module proxy, at a
 pinned version, cached outside the repository). It serves plain HTTP on a free loopback port
 and keeps objects in memory. A resumable upload's session URL is built from the server's
-external URL, so that is set to the server's own address: the client's later requests (each
-chunk, the finalising one) come back here instead of going to storage.googleapis.com; the
-public host is set alike, for the download URLs it hands out.
+external URL, and the client sends every later request of the upload (each chunk, the
+finalising one) there: it is named explicitly as the server's own address (the default today
+too), as is the public host in the download links it hands out (storage.googleapis.com by
+default), so no request of a test can leave the machine.
 
 google-cloud-storage reaches an emulator through its own variable, ``STORAGE_EMULATOR_HOST``
 (``env()``), and then signs nothing: the emulator takes anonymous requests, so Application
