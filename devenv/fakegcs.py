@@ -103,11 +103,11 @@ class FakeGcsServer:
         """A ``google.cloud.storage.Client`` on this server, anonymous, made once."""
         if self._client is None:
             from google.auth.credentials import AnonymousCredentials
-            from google.cloud import storage
+            from google.cloud import storage  # type: ignore[import-untyped]  # no py.typed
 
             self._client = storage.Client(
                 project=PROJECT,
-                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                credentials=AnonymousCredentials(),
                 client_options={"api_endpoint": self.endpoint},
             )
         return self._client
