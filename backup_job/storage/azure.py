@@ -51,7 +51,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRe
 
 from ..core import stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, NotFoundError, StorageError
-from ..core.settings import AzureSettings, Destination, Group, UploadSettings
+from ..core.settings import DESTINATION, AzureSettings, Destination, Group, UploadSettings
 from .azure_blocks import AzureUpload, ambiguous, content_md5, unconfirmed
 from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
 
@@ -76,6 +76,7 @@ REFUSED = {"AuthenticationFailed", "InvalidAuthenticationInfo", "NoAuthenticatio
 CONFLICT = {"BlobAlreadyExists", "ConditionNotMet"}
 SAS_SIGNATURE = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
 T = TypeVar("T")
+CREDENTIALS = (AzureSettings.connection_string, AzureSettings.account_key, AzureSettings.sas_token)
 
 
 def error_code(exc: BaseException) -> str:
@@ -160,7 +161,7 @@ class AzureStorage(Storage):
         if code in REFUSED or status == 401 or (status == 403 and "failed to authenticate" in describe_error(exc)):
             return AccessDeniedError(
                 f"the storage account {self.account} refused the credentials ({describe_error(exc)})",
-                hint="check AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN",
+                hint=f"check {' or '.join(variable.name for variable in CREDENTIALS)}",
             )
         if code in DENIED or status == 403:
             verb, action = PERMISSIONS.get(operation, (f"run {operation} on", ""))
@@ -296,8 +297,8 @@ def _client(destination: Destination, options: AzureSettings, client_options: di
             named = _connection_account(options.connection_string)
             if named and named != destination.account:
                 raise StorageError(
-                    f"AZURE_STORAGE_CONNECTION_STRING is for the storage account {named}, but "
-                    f"BACKUP_DESTINATION names {destination.account}; use one account in both"
+                    f"{AzureSettings.connection_string.name} is for the storage account {named}, but "
+                    f"{DESTINATION.name} names {destination.account}; use one account in both"
                 )
             return BlobServiceClient.from_connection_string(options.connection_string, **client_options)
         credential: Any

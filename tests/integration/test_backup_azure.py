@@ -111,5 +111,5 @@ def test_mistakes_are_one_line_each(azurite: AzuriteServer, container: str) -> N
     assert "az storage container create" in missing
     assert "list FAILED" in missing and "list FAILED" in wrong_key
     assert "the storage account devstoreaccount1 refused the credentials" in wrong_key
-    assert "check AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN" in wrong_key
+    assert "check AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN" in wrong_key
     assert "d3Jvbmc=" not in wrong_key

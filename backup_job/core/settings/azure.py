@@ -99,7 +99,7 @@ class AzureSettings(Group):
         "BACKUP_AZURE_READ_TIMEOUT",
         bound,
         "How long one blob service request may wait for the next bytes of its answer before it is "
-        "retried (each attempt of `BACKUP_AZURE_MAX_ATTEMPTS`; at least 1 s).",
+        "retried (each attempt; at least 1 s).",
         default="60",
         example="2m",
     )
