@@ -3,7 +3,9 @@
 - ``base``   the interface (``Storage``, ``Upload``) and ``PartLimits``;
 - ``s3``     S3 and S3-compatible stores through boto3 (``s3_multipart``: one upload;
             ``s3_checks``: limits, error codes, ETags and MD5s);
-- ``local``  a local directory (``file://``), the embedded default.
+- ``local``  a local directory (``file://``), the embedded default;
+- ``azure``  Azure Blob Storage through Microsoft's SDK (``azure_blocks``: one block blob),
+            imported only when an ``azure://`` destination is opened (never from here).
 
 Storage takes its options as arguments; it never reads pgbackup's settings.
 """
