@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from devenv.azurite import AzuriteServer
 from devenv.postgres import Cluster
 from devenv.s3 import ACCESS_KEY, SECRET_KEY, S3Server
 from devenv.wait import wait_for
@@ -72,8 +73,22 @@ def _signed_by_the_suite_s_key(manifest: bytes) -> bool:
     )
 
 
-def _spec(pg: Cluster, bucket: Bucket, schedule: str, database: str) -> dict[str, Any]:
+def _s3(bucket: Bucket) -> dict[str, Any]:
     return {
+        "s3": {
+            "bucket": bucket.name,
+            "prefix": "k8s",
+            "region": "us-east-1",
+            "endpoint": bucket.server.endpoint,
+            "pathStyle": True,
+            "credentialsSecretRef": {"name": "s3"},
+        }
+    }
+
+
+def _spec(pg: Cluster, bucket: Bucket | None, schedule: str, database: str) -> dict[str, Any]:
+    """A PgBackup spec for ``database`` into ``bucket``; with none, the caller sets the destination."""
+    spec: dict[str, Any] = {
         "schedule": schedule,
         "postgres": {
             "host": pg.host,
@@ -83,18 +98,11 @@ def _spec(pg: Cluster, bucket: Bucket, schedule: str, database: str) -> dict[str
             "passwordSecretRef": {"name": "pg"},
         },
         "databases": {"include": [database]},
-        "destination": {
-            "s3": {
-                "bucket": bucket.name,
-                "prefix": "k8s",
-                "region": "us-east-1",
-                "endpoint": bucket.server.endpoint,
-                "pathStyle": True,
-                "credentialsSecretRef": {"name": "s3"},
-            }
-        },
         "signing": SIGNING,
     }
+    if bucket is not None:
+        spec["destination"] = _s3(bucket)
+    return spec
 
 
 @dataclass(frozen=True)
@@ -393,3 +401,47 @@ def test_scheduled_backup_runs_and_reports_success(
     assert any(v["name"] == "signing-key" for v in pod["spec"]["volumes"])
     signed = kube.condition(namespace, "e2e", "Signed")
     assert signed is not None and signed["status"] == "True"
+
+
+def test_a_backup_to_azure_lands_in_the_container(
+    kube: KubeEnv,
+    operator: OperatorProcess,
+    namespace: str,
+    pg18: Cluster,
+    bindir18: Path,
+    azurite: AzuriteServer,
+    dbname: str,
+    tmp_path: Path,
+) -> None:
+    container = f"k8s-{uuid.uuid4().hex[:12]}"
+    azurite.client().create_container(container)
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    _secrets(kube, namespace, pg18.password)
+    kube.core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "azure"}, "stringData": {"AZURE_STORAGE_KEY": azurite.account_key}}
+    )
+    spec = _spec(pg18, None, "0 3 * * *", dbname)
+    spec["destination"] = {
+        "azure": {
+            "account": azurite.account,
+            "container": container,
+            "prefix": "k8s",
+            "credentialsSecretRef": {"name": "azure"},
+        }
+    }
+    kube.create_pgbackup(namespace, "to-azure", spec, annotations={"pgbackup.io/backup-now": "try-1"})
+    wait_for(lambda: kube.jobs(namespace), timeout=30, what="the backup-now Job")
+    job = kube.jobs(namespace)[0]
+    wait_for(lambda: kube.pod_of(namespace, job["metadata"]["name"]), timeout=60, what="the Job controller's Pod")
+    pod = kube.pod_of(namespace, job["metadata"]["name"])
+    node = Kubelet(kube, bindir18, tmp_path, node_env={"BACKUP_AZURE_ENDPOINT": azurite.endpoint})
+
+    result = node.run(pod)  # type: ignore[arg-type]
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = [blob.name for blob in azurite.client().get_container_client(container).list_blobs()]
+    assert sorted(name.split("/")[1] for name in names) == ["_globals", "_globals", dbname, dbname]
+    assert sorted(name.rsplit(".", 1)[-1] for name in names) == ["gz", "gz", "json", "json"]
+    assert all(name.startswith("k8s/") for name in names)
+    rendered = {entry["name"] for entry in pod["spec"]["containers"][0]["env"]}  # type: ignore[index]
+    assert "AZURE_STORAGE_KEY" in rendered and "BACKUP_AZURE_ENDPOINT" not in rendered

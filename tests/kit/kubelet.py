@@ -207,13 +207,19 @@ class Kubelet:
     """Plays the kubelet for a Pod that no node will run: runs its command here, reports back.
 
     ``extra_path`` goes first on the pod's ``PATH`` (the PostgreSQL binaries); ``workdir``
-    keeps each pod's output and termination message after the run.
+    keeps each pod's output and termination message after the run. ``node_env`` is what this
+    node gives every container beneath the pod's own environment: an emulator's endpoint,
+    which no PgBackup field may carry (the operator never renders one), reaches the job only
+    this way.
     """
 
-    def __init__(self, kube: KubeEnv, extra_path: Path, workdir: Path) -> None:
+    def __init__(
+        self, kube: KubeEnv, extra_path: Path, workdir: Path, node_env: Mapping[str, str] | None = None
+    ) -> None:
         self.kube = kube
         self.extra_path = extra_path
         self.workdir = workdir
+        self.node_env = dict(node_env or {})
 
     def _secret(self, namespace: str, name: str, optional: bool) -> dict[str, str] | None:
         try:
@@ -376,7 +382,7 @@ class Kubelet:
         for mount in container.get("volumeMounts") or []:
             paths[mount["mountPath"]] = volumes[mount["name"]]
         defined = self.environment(pod)
-        env = {"HOSTNAME": name, "PATH": self._path(), **IMAGE_ENV, **defined}
+        env = {"HOSTNAME": name, "PATH": self._path(), **IMAGE_ENV, **self.node_env, **defined}
         env = {key: _local(value, paths) for key, value in env.items()}
         if "/tmp" in paths:
             env["TMPDIR"] = str(paths["/tmp"])
