@@ -267,7 +267,7 @@ class AzureStorage(Storage):
             code, status = error_code(exc), getattr(exc, "status_code", None)
             if status == 404 and code != "ContainerNotFound":
                 raise NotFoundError(f"{self.describe(key)} does not exist") from exc
-            if version is not None and (status == 412 or code == "ConditionNotMet"):
+            if status == 412 or code == "ConditionNotMet":  # the version asked for, or the one read so far
                 raise ChangedError(f"{self.describe(key)} was replaced while it was being read") from exc
             raise self.error("Get Blob", key, exc) from exc
 

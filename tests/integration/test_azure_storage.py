@@ -5,6 +5,7 @@ after a stop request not one write leaves the process, while a delete still does
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from backup_job.core import stopping
-from backup_job.core.errors import AccessDeniedError, BackupExistsError, StorageError
+from backup_job.core.errors import AccessDeniedError, BackupExistsError, ChangedError, StorageError
 from backup_job.storage import Storage
 from backup_job.storage.azure import AzureStorage
 
@@ -110,3 +111,35 @@ def test_after_a_stop_request_no_write_leaves_the_process_and_deletes_still_go(
 
     assert [method for method, _path, _headers in proxied.proxy.seen] == ["DELETE"]
     assert proxied.raw.get(kept) is None
+
+
+def test_every_write_carries_the_md5_the_service_checks_and_the_blob_keeps_its_own(
+    proxied: Target, storage: AzureStorage
+) -> None:
+    assert proxied.proxy is not None
+    parts = [b"a" * PART, b"the end"]
+    _upload(storage, proxied.key("db/md5.sql.gz"), parts)
+    storage.put(proxied.key("db/md5.json"), b"{}", "application/json")
+
+    def md5(data: bytes) -> str:
+        return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+    writes = [(path, headers) for method, path, headers in proxied.proxy.seen if method == "PUT"]
+    blocks = [headers.get("content-md5") for path, headers in writes if "comp=block&" in path]
+    commits = [headers.get("x-ms-blob-content-md5") for path, headers in writes if "comp=blocklist" in path]
+    puts = [headers.get("content-md5") for path, headers in writes if path.endswith("md5.json")]
+    assert sorted(blocks) == sorted(md5(part) for part in parts)  # type: ignore[type-var]
+    assert commits == [md5(b"".join(parts))] and puts == [md5(b"{}")]
+
+
+def test_a_blob_replaced_between_two_chunks_of_a_read_is_a_change_not_other_bytes(
+    proxied: Target, storage: AzureStorage
+) -> None:
+    key = proxied.key("db/replaced.sql.gz")
+    proxied.raw.put(key, b"a" * (2 * PART))
+    chunks = storage.read(key)
+    assert next(chunks) == b"a" * PART
+    proxied.raw.put(key, b"b" * (2 * PART))
+
+    with pytest.raises(ChangedError, match="was replaced while it was being read"):
+        list(chunks)
