@@ -4,7 +4,8 @@
 - ``s3``     S3 and S3-compatible stores through boto3 (``s3_multipart``: one upload;
             ``s3_checks``: limits, error codes, ETags and MD5s);
 - ``local``  a local directory (``file://``), the embedded default;
-- ``azure``  Azure Blob Storage through Microsoft's SDK (``azure_blocks``: one block blob),
+- ``azure``  Azure Blob Storage through Microsoft's SDK (``azure_blocks``: one block blob;
+            ``azure_checks``: limits, error codes, denials and MD5s),
             imported only when an ``azure://`` destination is opened (never from here).
 
 Storage takes its options as arguments; it never reads pgbackup's settings.

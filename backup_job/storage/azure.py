@@ -2,8 +2,9 @@
 
 A dump is written as blocks (Put Block, one per part, through the shared part pool) and
 committed in part order as one blob (Put Block List, ``azure_blocks``); a manifest is one Put
-Blob. Both writes carry ``If-None-Match: *``: the service itself refuses to replace any blob,
-which also holds for credentials that may not read. A write refused that way, or whose answer
+Blob; what the service's answers mean (limits, error codes, denials, MD5s) is
+``azure_checks``. Both writes carry ``If-None-Match: *``: the service itself refuses to
+replace any blob, which also holds for credentials that may not read. A write refused that way, or whose answer
 was lost (an error, a timeout after the SDK's last attempt), is settled by reading what is
 there: a manifest by its bytes, a dump by its metadata (the run's id and attempt) and size.
 Anything else is another writer's blob, never overwritten or deleted.
@@ -36,7 +37,6 @@ request), and its retries wait as the AWS SDKs' do (``Backoff``).
 from __future__ import annotations
 
 import random
-import re
 import shlex
 from collections.abc import Callable, Iterator
 from datetime import UTC
@@ -45,63 +45,39 @@ from typing import Any, TypeVar
 import requests
 from azure.core import MatchConditions
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceModifiedError
+from azure.core.exceptions import AzureError
 from azure.core.pipeline import PipelineRequest
 from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRetry
 
 from ..core import stopping
-from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, NotFoundError, StorageError
+from ..core.errors import AccessDeniedError, ChangedError, NotFoundError, StorageError
 from ..core.settings import DESTINATION, AzureSettings, Destination, Group, UploadSettings
-from .azure_blocks import AzureUpload, ambiguous, content_md5, unconfirmed
-from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
+from .azure_blocks import AzureUpload
+from .azure_checks import (
+    LIMITS,
+    ambiguous,
+    check_md5,
+    classify,
+    content_md5,
+    describe_error,
+    error_code,
+    metadata_name,
+    missing,
+    status,
+    unconfirmed,
+    written_by_another_run,
+)
+from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, Storage, Upload
 
-# Block blobs: at most 50,000 blocks of at most 4,000 MiB; no lower bound on a block.
-LIMITS = PartLimits(min_part=0, max_part=4000 * 1024 * 1024, max_parts=50_000)
 WRITES = frozenset({"PUT"})  # Put Block, Put Block List, Put Blob (a DELETE removes, never writes a backup)
-HINT = "see docs/azure.md#least-privilege"
 MAX_BACKOFF = 20.0  # seconds between two attempts, at most
-DATA_ACTION = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/"
-# What each operation does to the blob or container named, and the data action it needs.
-PERMISSIONS = {
-    "Put Block": ("write", "write"),
-    "Put Block List": ("write", "write"),
-    "Put Blob": ("write", "write"),
-    "Get Blob": ("read", "read"),
-    "Get Blob Properties": ("read", "read"),
-    "Delete Blob": ("delete", "delete"),
-    "List Blobs": ("list", "read"),
-}
-DENIED = {"AuthorizationPermissionMismatch", "AuthorizationFailure", "AuthorizationSourceIPMismatch"}
-REFUSED = {"AuthenticationFailed", "InvalidAuthenticationInfo", "NoAuthenticationInformation"}
-CONFLICT = {"BlobAlreadyExists", "ConditionNotMet"}
-SAS_SIGNATURE = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
 T = TypeVar("T")
-CREDENTIALS = (AzureSettings.connection_string, AzureSettings.account_key, AzureSettings.sas_token)
-
-
-def error_code(exc: BaseException) -> str:
-    """The service's error code (``BlobNotFound``), or '' when the answer had none."""
-    code = getattr(exc, "error_code", None)
-    return str(getattr(code, "value", code) or "")
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for an SDK error: its code and the first line of its message, SAS signatures hidden."""
-    message = (getattr(exc, "reason", None) if isinstance(exc, HttpResponseError) else None) or str(exc)
-    first = next((line.strip() for line in str(message).splitlines() if line.strip()), type(exc).__name__)
-    code = error_code(exc)
-    return SAS_SIGNATURE.sub(r"\1***", f"{code}: {first}" if code and code not in first else first)
-
-
-def metadata_name(name: str) -> str:
-    """A metadata name as Azure allows it (a C# identifier): ``pgbackup-run-id`` -> ``pgbackup_run_id``."""
-    return name.replace("-", "_").lower()
 
 
 class Backoff(ExponentialRetry):
     """The SDK's retries (transport errors, timeouts, 408, 5xx) with the AWS SDKs' backoff: a
     random wait up to 1 s before the first retry, doubling up to ``MAX_BACKOFF``. The SDK's own
-    (15 s, then 18 s, ...) would outlast a stop's bound before the first retry."""
+    (18 s, then 24 s, ...) would outlast a stop's bound before the first retry."""
 
     def get_backoff_time(self, settings: dict[str, Any]) -> float:
         return random.uniform(0, min(MAX_BACKOFF, 2 ** max(0, int(settings["count"]) - 1)))
@@ -148,28 +124,7 @@ class AzureStorage(Storage):
 
     def error(self, operation: str, key: str, exc: AzureError) -> StorageError:
         """The ``StorageError`` for a failed SDK call on ``key`` ('' for the container)."""
-        code = error_code(exc)
-        where = self.describe(key) if key else self.url
-        status = getattr(exc, "status_code", None)
-        if code == "ContainerNotFound":
-            return StorageError(
-                f"the container {self.container_name} does not exist in the storage account {self.account}; "
-                f"create it (az storage container create --account-name {self.account} --name {self.container_name})"
-            )
-        if code in CONFLICT or isinstance(exc, (ResourceExistsError, ResourceModifiedError)):
-            return BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
-        if code in REFUSED or status == 401 or (status == 403 and "failed to authenticate" in describe_error(exc)):
-            return AccessDeniedError(
-                f"the storage account {self.account} refused the credentials ({describe_error(exc)})",
-                hint=f"check {' or '.join(variable.name for variable in CREDENTIALS)}",
-            )
-        if code in DENIED or status == 403:
-            verb, action = PERMISSIONS.get(operation, (f"run {operation} on", ""))
-            needs = f"; {operation} needs {DATA_ACTION}{action}" if action else ""
-            return AccessDeniedError(
-                f"the credentials may not {verb} {where} ({describe_error(exc)}){needs}", hint=HINT
-            )
-        return StorageError(f"Azure {operation} of {where} failed: {describe_error(exc)}")
+        return classify(operation, self.describe(key) if key else self.url, self.account, self.container_name, exc)
 
     def call(self, operation: str, key: str, action: Callable[[], T]) -> T:
         """Run one SDK call, turning its errors into ``StorageError``."""
@@ -190,7 +145,7 @@ class AzureStorage(Storage):
         try:
             return self.blob(key).get_blob_properties()
         except AzureError as exc:
-            if getattr(exc, "status_code", None) == 404 and error_code(exc) != "ContainerNotFound":
+            if missing(exc):
                 return None
             raise self.error("Get Blob Properties", key, exc) from exc
 
@@ -220,12 +175,7 @@ class AzureStorage(Storage):
                 raise failure from exc
             self._confirm(key, data, failure)  # the retry of a write the service applied meets our blob
             return
-        returned = response.get("content_md5")
-        if returned is not None and bytes(returned) != md5:
-            raise StorageError(
-                f"Put Blob of {self.describe(key)} was altered on its way: the service holds bytes with "
-                f"MD5 {bytes(returned).hex()}, pgbackup sent {md5.hex()}"
-            )
+        check_md5("Put Blob", self.describe(key), response.get("content_md5"), md5)
 
     def _confirm(self, key: str, data: bytes, failure: StorageError) -> None:
         """Return if the blob under ``key`` is exactly ``data``; else raise ``failure`` (no blob,
@@ -237,9 +187,7 @@ class AzureStorage(Storage):
         except StorageError:
             raise failure from None
         if existing != data:
-            raise BackupExistsError(
-                f"{self.describe(key)} was written by another run meanwhile; pgbackup never overwrites a backup"
-            ) from failure
+            raise written_by_another_run(self.describe(key)) from failure
 
     def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
         try:
@@ -264,10 +212,11 @@ class AzureStorage(Storage):
                 for start in range(0, len(chunk), READ_CHUNK):
                     yield chunk[start : start + READ_CHUNK]
         except AzureError as exc:
-            code, status = error_code(exc), getattr(exc, "status_code", None)
-            if status == 404 and code != "ContainerNotFound":
+            if missing(exc):
                 raise NotFoundError(f"{self.describe(key)} does not exist") from exc
-            if status == 412 or code == "ConditionNotMet":  # the version asked for, or the one read so far
+            if (
+                status(exc) == 412 or error_code(exc) == "ConditionNotMet"
+            ):  # the version asked for, or the one read so far
                 raise ChangedError(f"{self.describe(key)} was replaced while it was being read") from exc
             raise self.error("Get Blob", key, exc) from exc
 
@@ -275,7 +224,7 @@ class AzureStorage(Storage):
         try:
             self.blob(key).delete_blob()
         except AzureError as exc:
-            if getattr(exc, "status_code", None) == 404 and error_code(exc) != "ContainerNotFound":
+            if missing(exc):
                 return
             raise self.error("Delete Blob", key, exc) from exc
 

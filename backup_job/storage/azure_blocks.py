@@ -35,37 +35,16 @@ import uuid
 from typing import TYPE_CHECKING
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobBlock, ContentSettings
 
 from ..core import stopping
-from ..core.errors import AccessDeniedError, BackupExistsError, StorageError, UnconfirmedError
+from ..core.errors import AccessDeniedError, StorageError
+from .azure_checks import MAX_BLOCKS, ambiguous, check_md5, content_md5, unconfirmed, written_by_another_run
 from .parts import PooledUpload
 
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it
     from .azure import AzureStorage
-
-MAX_BLOCKS = 50_000  # per blob; the part number's five digits hold it
-
-
-def content_md5(data: bytes) -> bytes:
-    """The MD5 digest of ``data`` (what ``Content-MD5`` carries, base64-encoded by the SDK)."""
-    return hashlib.md5(data, usedforsecurity=False).digest()
-
-
-def ambiguous(exc: AzureError, failure: StorageError) -> bool:
-    """Whether a write may have been applied although it failed: a conflict (the SDK's retry of a
-    write the service applied), no answer at all, or the service's own failure (5xx)."""
-    status = getattr(exc, "status_code", None)
-    return isinstance(failure, BackupExistsError) or not isinstance(exc, HttpResponseError) or (status or 0) >= 500
-
-
-def unconfirmed(where: str, what: str) -> UnconfirmedError:
-    """A write the service probably applied that these credentials cannot read back."""
-    return UnconfirmedError(
-        f"{where} was probably {what}, but these credentials cannot read it back to confirm",
-        hint="check with `pgbackup list` using read access",
-    )
 
 
 def block_id(nonce: str, number: int) -> str:
@@ -108,12 +87,7 @@ class AzureUpload(PooledUpload[str]):
                 identifier, data, length=len(data), transactional_content_md5=md5
             ),
         )
-        returned = response.get("content_md5")
-        if returned is not None and bytes(returned) != md5:
-            raise StorageError(
-                f"block {number} of {self.where} was altered on its way: the service holds bytes with "
-                f"MD5 {bytes(returned).hex()}, pgbackup sent {md5.hex()}"
-            )
+        check_md5(f"block {number}", self.where, response.get("content_md5"), md5)
         return identifier
 
     def commit(self, results: list[str]) -> None:
@@ -146,9 +120,7 @@ class AzureUpload(PooledUpload[str]):
             raise failure
         metadata = {name.lower(): value for name, value in (found.metadata or {}).items()}
         if int(found.size) != self.sent or any(metadata.get(name) != value for name, value in self.metadata.items()):
-            raise BackupExistsError(
-                f"{self.where} was written by another run meanwhile; pgbackup never overwrites a backup"
-            ) from failure
+            raise written_by_another_run(self.where) from failure
 
     def drop(self) -> None:
         """Nothing to send: uncommitted blocks are invisible and expire after 7 days."""

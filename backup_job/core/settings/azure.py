@@ -16,8 +16,10 @@ from these declarations (``secretKeyRef`` into a Secret whose keys bear the same
 never the endpoint.
 
 The SDK's own waits are bounded by pgbackup's settings, as S3's are: a connect timeout, a read
-timeout and the attempts per request (the SDK's defaults wait minutes: 15 s before its first
-retry, and no read timeout worth the name for a stalled upload).
+timeout and the attempts per request. They are this group's own, not the S3 ones, because
+only the chosen kind's group is read (an S3 variable never stops a run to Azure); their
+defaults mean what the S3 ones mean (10 s, 60 s, 5 attempts; the SDK's own connect timeout is
+20 s, and it waits 18 s before its first retry, which no stop's 10 s bound could afford).
 """
 
 from __future__ import annotations
