@@ -70,13 +70,14 @@ class Backend:
     module: str  # the storage module with ``open_storage``, imported when one is opened
     extra: str | None = None  # ``pip install pgbackup[<extra>]`` brings its SDK
     sdk: tuple[str, ...] = ()  # the SDK's packages, which nothing imports before ``module`` is
+    example: str = ""  # a URL of this kind, for messages and tests
 
 
 BACKENDS = {
     backend.scheme: backend
     for backend in (
-        Backend("s3", _s3, S3Settings, "backup_job.storage.s3"),
-        Backend("file", _file, None, "backup_job.storage.local"),
+        Backend("s3", _s3, S3Settings, "backup_job.storage.s3", example="s3://my-bucket/postgres"),
+        Backend("file", _file, None, "backup_job.storage.local", example="file:///var/backups/postgres"),
     )
 }
 
