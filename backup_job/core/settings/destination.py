@@ -21,6 +21,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from ..printable import control_character
 from ..schema import Invalid, Variable
+from . import gcs
 from .group import Group
 from .s3 import S3Settings
 
@@ -40,11 +41,11 @@ class Destination:
 EXAMPLE = "s3://my-bucket/postgres or file:///var/backups/postgres"
 
 
-def bucket_prefix(parts: SplitResult) -> str:
+def bucket_prefix(parts: SplitResult, example: str = EXAMPLE) -> str:
     """The path of a bucket URL as a prefix: no slashes at either end, no empty segment."""
     prefix = parts.path.strip("/")
     if "//" in prefix:
-        raise Invalid("has an empty path segment in its prefix", EXAMPLE)
+        raise Invalid("has an empty path segment in its prefix", example)
     return prefix
 
 
@@ -76,6 +77,7 @@ BACKENDS = {
     for backend in (
         Backend("s3", _s3, S3Settings, "backup_job.storage.s3"),
         Backend("file", _file, None, "backup_job.storage.local"),
+        Backend("gs", gcs.parse, gcs.GcsSettings, "backup_job.storage.gcs", "gcs"),
     )
 }
 
