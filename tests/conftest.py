@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from devenv.fakegcs import FakeGcsServer
 from devenv.faultproxy import FaultProxy
 from devenv.kube import ControlPlane
 from devenv.kube import build as build_control_plane
@@ -31,7 +32,7 @@ from devenv.seaweed import SeaweedServer
 
 from .kit.helpers import ROOT, Bucket
 from .kit.kubeenv import KubeEnv, OperatorProcess
-from .kit.targets import Target, TargetMaker, local_maker, s3_maker, targets
+from .kit.targets import Target, TargetMaker, gcs_maker, local_maker, s3_maker, targets
 
 SERVICES = {
     "bindir18",
@@ -54,6 +55,7 @@ SERVICES = {
     "any_bucket",
     "proxy",
     "promtool",
+    "fake_gcs",
 }
 
 
@@ -141,6 +143,21 @@ def seaweed(weed: Path) -> Iterator[SeaweedServer]:
         yield server
 
 
+def _tool(name: str) -> Path:
+    """A tool that scripts/tools-build builds or installs once and caches: its path (its last line)."""
+    built = subprocess.run([str(ROOT / "scripts" / "tools-build"), name], stdout=subprocess.PIPE, text=True)
+    if built.returncode != 0:
+        pytest.fail(f"scripts/tools-build {name} failed (its output is above)", pytrace=False)
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[FakeGcsServer]:
+    """fake-gcs-server (built from the Go module proxy, scripts/tools-build fake-gcs-server), in memory."""
+    with FakeGcsServer(_tool("fake-gcs-server")) as server:
+        yield server
+
+
 @pytest.fixture(params=["moto", "seaweedfs"])
 def store(request: pytest.FixtureRequest) -> S3Server | SeaweedServer:
     """Each S3 implementation the storage, fault and concurrency tests must pass against."""
@@ -163,7 +180,7 @@ def proxy(store: S3Server | SeaweedServer) -> Iterator[FaultProxy]:
 
 # -- storage conformance (tests/kit/targets.py): one maker fixture per kind of destination ----
 
-HTTP_KINDS = ("moto", "seaweedfs")  # each kind has a fixture named <kind>_target
+HTTP_KINDS = ("moto", "seaweedfs", "gcs")  # each kind has a fixture named <kind>_target
 TARGET_KINDS = ("local", *HTTP_KINDS)
 
 
@@ -180,6 +197,11 @@ def moto_target(s3server: S3Server) -> TargetMaker:
 @pytest.fixture
 def seaweedfs_target(seaweed: SeaweedServer) -> TargetMaker:
     return s3_maker("seaweedfs", seaweed)
+
+
+@pytest.fixture
+def gcs_target(fake_gcs: FakeGcsServer) -> TargetMaker:
+    return gcs_maker(fake_gcs)
 
 
 @pytest.fixture(
