@@ -42,7 +42,7 @@ import google.auth.exceptions
 import requests
 from google.cloud import storage as gcs  # type: ignore[import-untyped]
 
-from ..core import stopping
+from ..core import logs, stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, ConfigError, NotFoundError, StorageError
 from ..core.settings import Destination, Group, UploadSettings
 from . import crc32c
@@ -50,6 +50,7 @@ from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, S
 from .gcs_http import ATTEMPTS, denied, failed, no_bucket, send, unreachable
 from .gcs_upload import CHUNK, GcsUpload
 
+log = logs.get("storage")
 LIMITS = PartLimits(min_part=CHUNK, max_part=5 * 1024**3, max_parts=None)
 
 
@@ -169,7 +170,7 @@ class GcsStorage(Storage):
         self.check_write(key, response, "write")
         stored = response.json()
         if stored.get("crc32c") not in (None, crc):
-            self.delete_generation(key, str(stored["generation"]))  # ours (it answered our write), and wrong
+            self.discard(key, str(stored["generation"]))  # ours (it answered our write), and wrong
             raise StorageError(
                 f"{self.describe(key)} was altered on its way: GCS holds bytes with CRC32C "
                 f"{stored['crc32c']}, pgbackup sent {crc}"
@@ -251,6 +252,14 @@ class GcsStorage(Storage):
     def delete_generation(self, key: str, generation: str) -> None:
         """Delete ``key`` only while it is that generation (our own object, never a newer one)."""
         self._delete(key, {"ifGenerationMatch": generation})
+
+    def discard(self, key: str, generation: str) -> None:
+        """Delete an object of ours that turned out wrong, on the way to failing for it; a refusal
+        (the backup role has no storage.objects.delete) is logged, not raised over that failure."""
+        try:
+            self.delete_generation(key, generation)
+        except StorageError as exc:
+            log.warning("%s stays, altered, until it is deleted: %s", self.describe(key), exc)
 
     def _delete(self, key: str, params: dict[str, str]) -> None:
         response = self.request("delete", key, "DELETE", self.object_url(key), attempts=ATTEMPTS, params=params)

@@ -148,7 +148,7 @@ class GcsUpload(PooledUpload[Resource]):
         ours, got = self._whole.encoded(), stored.get("crc32c")
         if int(stored.get("size", -1)) == self.sent and got in (None, ours):
             return
-        self.storage.delete_generation(self.key, str(stored["generation"]))  # ours, and not what we sent
+        self.storage.discard(self.key, str(stored["generation"]))  # ours, and not what we sent
         raise StorageError(
             f"{self.where} was altered on its way: GCS holds {stored.get('size')} bytes with CRC32C {got}, "
             f"pgbackup sent {self.sent} with CRC32C {ours}"
