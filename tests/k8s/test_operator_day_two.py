@@ -128,7 +128,11 @@ def test_a_pgrestore_restores_a_real_backup_once_and_reports_it(
     )
     wait_for(lambda: _job_named(kube, namespace, "pgrestore-back"), timeout=30, what="the restore Job")
     print(f"PgRestore -> Job: {time.monotonic() - started:.2f} s")
-    assert _restore_status(kube, namespace, "back").get("phase") in ("Pending", "Running")
+    wait_for(  # the handler's status patch follows the Job it created
+        lambda: _restore_status(kube, namespace, "back").get("phase") in ("Pending", "Running"),
+        timeout=30,
+        what="phase Pending or Running",
+    )
     wait_for(lambda: _pods(kube, namespace, "pgrestore-back"), timeout=60, what="the restore pod")
     restore_pod = _pods(kube, namespace, "pgrestore-back")[0]
     restore_env = {e["name"]: e.get("value") for e in restore_pod["spec"]["containers"][0]["env"]}
