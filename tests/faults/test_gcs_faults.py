@@ -37,9 +37,7 @@ def _writes(target: Target) -> int:
     return len([request for request in target.proxy.requests if request[0] in WRITES])
 
 
-def test_no_write_leaves_after_a_stop_request(
-    gcs: tuple[Target, Storage], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_write_leaves_after_a_stop_request(gcs: tuple[Target, Storage], monkeypatch: pytest.MonkeyPatch) -> None:
     target, storage = gcs
     key = target.key("db/stopped.sql.gz")
     upload = storage.start_upload(key, "application/octet-stream", {"pgbackup-run-id": "run-1"})
