@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -43,11 +44,19 @@ import requests
 from google.cloud import storage as gcs  # type: ignore[import-untyped]
 
 from ..core import logs, stopping
-from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, ConfigError, NotFoundError, StorageError
+from ..core.errors import (
+    AccessDeniedError,
+    BackupExistsError,
+    ChangedError,
+    ConfigError,
+    NotFoundError,
+    StorageError,
+    UnconfirmedError,
+)
 from ..core.settings import Destination, Group, UploadSettings
 from . import crc32c
 from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
-from .gcs_http import ATTEMPTS, denied, failed, no_bucket, send, unreachable
+from .gcs_http import ATTEMPTS, BACKOFF, RETRIED, denied, failed, no_bucket, send, unreachable
 from .gcs_upload import CHUNK, GcsUpload
 
 log = logs.get("storage")
@@ -118,6 +127,7 @@ class GcsStorage(Storage):
             key,
             "POST",
             self.upload_api,
+            attempts=ATTEMPTS,  # a session created twice: the one not used holds nothing, and expires
             params={"uploadType": "resumable", "name": key, "ifGenerationMatch": "0"},
             json={"name": key, "contentType": content_type, "metadata": metadata},
             headers={"X-Upload-Content-Type": content_type},
@@ -128,10 +138,13 @@ class GcsStorage(Storage):
             raise StorageError(f"GCS gave no resumable session for {self.describe(key)}")
         return GcsUpload(self, key, session, metadata)
 
+    def exists_error(self, key: str) -> BackupExistsError:
+        return BackupExistsError(f"{self.describe(key)} exists already; pgbackup never overwrites a backup")
+
     def check_write(self, key: str, response: requests.Response, what: str) -> None:
         """Raise the error a refused write means: the name taken, the permission, the bucket."""
         if response.status_code == 412:
-            raise BackupExistsError(f"{self.describe(key)} exists already; pgbackup never overwrites a backup")
+            raise self.exists_error(key)
         if response.status_code in (401, 403):
             raise denied("write", self.describe(key), response)
         if response.status_code == 404:
@@ -151,21 +164,33 @@ class GcsStorage(Storage):
                 f"\r\n--{boundary}--\r\n".encode(),
             )
         )
-        stopping.refuse_writes(f"GCS write of {self.describe(key)}")
-        try:
-            response = send(
-                self.session,
-                "POST",
-                self.upload_api,
-                params={"uploadType": "multipart", "name": key, "ifGenerationMatch": "0"},
-                data=body,
-                headers={"Content-Type": f"multipart/related; boundary={boundary}"},
-            )
-        except requests.RequestException as exc:  # the write may have landed: only reading tells
-            self._confirm(key, data, unreachable("write", self.describe(key), exc))
-            return
-        if response.status_code == 412 or response.status_code >= 500:
-            self._confirm(key, data, BackupExistsError(f"{self.describe(key)} exists already"))
+        failure: StorageError | None = None  # an earlier attempt's: it may have landed
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                time.sleep(BACKOFF * 2 ** (attempt - 1))
+            stopping.refuse_writes(f"GCS write of {self.describe(key)}")
+            try:
+                response = send(
+                    self.session,
+                    "POST",
+                    self.upload_api,
+                    params={"uploadType": "multipart", "name": key, "ifGenerationMatch": "0"},
+                    data=body,
+                    headers={"Content-Type": f"multipart/related; boundary={boundary}"},
+                )
+            except requests.RequestException as exc:
+                failure = unreachable("write", self.describe(key), exc)
+                continue
+            if response.status_code in RETRIED:
+                failure = failed("write", self.describe(key), response)
+                continue
+            if response.status_code == 412:  # the name is taken: by our own earlier attempt, or another's
+                self._confirm(key, data, self.exists_error(key))
+                return
+            break
+        else:  # every attempt's answer was lost: our write may be there all the same
+            assert failure is not None
+            self._confirm(key, data, failure)
             return
         self.check_write(key, response, "write")
         stored = response.json()
@@ -178,18 +203,20 @@ class GcsStorage(Storage):
 
     def _confirm(self, key: str, data: bytes, failure: StorageError) -> None:
         """Return if the object under ``key`` is exactly ``data`` (our write, its answer lost or
-        repeated); else raise: the failure when there is none, a conflict when it is another's."""
+        repeated); else raise: the failure when there is none, a conflict when it is another's,
+        ``UnconfirmedError`` when these credentials cannot read it."""
         try:
-            existing = self.read_all(key, len(data))
-        except NotFoundError:
-            raise failure from None
-        except StorageError as exc:
-            if isinstance(failure, BackupExistsError) and "larger than" in str(exc):
-                raise BackupExistsError(
-                    f"{self.describe(key)} was written by another run meanwhile; pgbackup never overwrites a backup"
-                ) from exc
-            raise
-        if existing != data:
+            found = self.resource(key)
+            same = found is not None and int(found["size"]) == len(data) and self.read_all(key, len(data)) == data
+        except AccessDeniedError as exc:
+            raise UnconfirmedError(
+                f"{self.describe(key)} was probably written (GCS answered '{failure}'), "
+                "but these credentials cannot read it back to confirm",
+                hint="check with `pgbackup list` using read access",
+            ) from exc
+        if found is None:
+            raise failure
+        if not same:
             raise BackupExistsError(
                 f"{self.describe(key)} was written by another run meanwhile; pgbackup never overwrites a backup"
             ) from failure

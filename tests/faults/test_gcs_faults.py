@@ -1,4 +1,4 @@
-"""What is particular to GCS's resumable uploads, behind the fault proxy in front of
+"""What is particular to the GCS backend, behind the fault proxy in front of
 fake-gcs-server (the promises every destination keeps are test_storage_conformance.py's):
 
 - the last part is held back until the upload completes (it becomes the final chunk), so a
@@ -6,6 +6,7 @@ fake-gcs-server (the promises every destination keeps are test_storage_conforman
   the final chunk, nor a manifest;
 - a chunk before the last whose answer is lost is not resumed (asking fake-gcs-server how much
   it holds would finalize the session): the upload fails and no object appears;
+- a manifest write GCS answers 503 is tried again (create-only, so a retry never replaces);
 - a refusal names the permission the least-privilege roles grant.
 """
 
@@ -88,3 +89,13 @@ def test_refusals_name_the_permission(gcs: tuple[Target, Storage]) -> None:
         storage.version(target.key("db/x.manifest.json"))
     with pytest.raises(AccessDeniedError, match=r"may not delete .*storage\.objects\.delete"):
         storage.delete(target.key("db/x.manifest.json"))
+
+
+def test_a_manifest_write_refused_with_a_503_is_tried_again(gcs: tuple[Target, Storage]) -> None:
+    target, storage = gcs
+    key = target.key("db/busy.manifest.json")
+    fault = target.fault("put", key, "answer", status=503, code="ServiceUnavailable")
+
+    storage.put(key, b'{"ours": 1}', "application/json")
+
+    assert fault.hits and target.raw.get(key) == b'{"ours": 1}'
