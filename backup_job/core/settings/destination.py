@@ -70,6 +70,7 @@ class Backend:
     options: type[Group] | None  # its settings group; None: it has no options
     module: str  # the storage module with ``open_storage``, imported when one is opened
     extra: str | None = None  # ``pip install pgbackup[<extra>]`` brings its SDK
+    sdk: tuple[str, ...] = ()  # the SDK's packages, which nothing imports before ``module`` is
 
 
 BACKENDS = {
