@@ -78,7 +78,14 @@ BACKENDS = {
     for backend in (
         Backend("s3", _s3, S3Settings, "backup_job.storage.s3"),
         Backend("file", _file, None, "backup_job.storage.local"),
-        Backend("gs", gcs.parse, gcs.GcsSettings, "backup_job.storage.gcs", "gcs"),
+        Backend(
+            "gs",
+            gcs.parse,
+            gcs.GcsSettings,
+            "backup_job.storage.gcs",
+            "gcs",
+            ("google.cloud", "google.auth", "google.api_core", "google.resumable_media"),
+        ),
     )
 }
 
