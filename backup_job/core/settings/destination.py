@@ -21,6 +21,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from ..printable import control_character
 from ..schema import Invalid, Variable
+from . import gcs
 from .group import Group
 from .s3 import S3Settings
 
@@ -40,11 +41,11 @@ class Destination:
 EXAMPLE = "s3://my-bucket/postgres or file:///var/backups/postgres"
 
 
-def bucket_prefix(parts: SplitResult) -> str:
+def bucket_prefix(parts: SplitResult, example: str = EXAMPLE) -> str:
     """The path of a bucket URL as a prefix: no slashes at either end, no empty segment."""
     prefix = parts.path.strip("/")
     if "//" in prefix:
-        raise Invalid("has an empty path segment in its prefix", EXAMPLE)
+        raise Invalid("has an empty path segment in its prefix", example)
     return prefix
 
 
@@ -77,6 +78,15 @@ BACKENDS = {
     backend.scheme: backend
     for backend in (
         Backend("s3", _s3, S3Settings, "backup_job.storage.s3", example="s3://my-bucket/postgres"),
+        Backend(
+            "gs",
+            gcs.parse,
+            gcs.GcsSettings,
+            "backup_job.storage.gcs",
+            "gcs",
+            ("google.cloud", "google.auth", "google.api_core", "google.resumable_media"),
+            example="gs://my-bucket/postgres",
+        ),
         Backend("file", _file, None, "backup_job.storage.local", example="file:///var/backups/postgres"),
     )
 }
