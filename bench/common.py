@@ -126,11 +126,15 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}
 
 
-def pgbackup_env(cluster: Cluster, s3: S3Server, bindir: Path, destination: str, databases: str) -> dict[str, str]:
-    """What ``pgbackup run`` needs to back up ``databases`` of ``cluster`` to moto, JSON logs, no globals."""
+def pgbackup_env(
+    cluster: Cluster, s3: S3Server | None, bindir: Path, destination: str, databases: str
+) -> dict[str, str]:
+    """What ``pgbackup run`` needs to back up ``databases`` of ``cluster`` to moto (or, without
+    ``s3``, to a destination whose variables the caller adds), JSON logs, no globals."""
     env = clean_env()
     env.update(cluster.env())
-    env.update(s3.env())
+    if s3 is not None:
+        env.update(s3.env())
     env.update(
         {
             S.PG_BINDIR.name: str(bindir),

@@ -19,6 +19,9 @@ left out). The table gives medians and ratios, then the targets are checked (PAS
 ``--memory-scaling`` instead backs up one table at about 1 GB and then 4 GB of dump and
 compares the peak RSS of the two runs.
 
+``--backends`` instead backs one smaller database up to each kind of object store (moto,
+SeaweedFS, Azurite, fake-gcs-server) side by side (``bench.backends``).
+
 Usage: .venv/bin/python -m bench.compare [--quick] [--rounds 3] [--cases default,gzip,...] [--json out.json]
 Not part of the test suite (the defaults take about 10 minutes on 2 cores; --quick about 30 s).
 """
@@ -336,6 +339,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases", default=",".join(names), help=f"comma-separated subset of {','.join(names)}")
     parser.add_argument("--memory-scaling", action="store_true", help="peak RSS at 1 GB and 4 GB of dump instead")
     parser.add_argument(
+        "--backends",
+        action="store_true",
+        help="the default run to moto, SeaweedFS, Azurite and fake-gcs-server instead (scale 10, 50000 text rows)",
+    )
+    parser.add_argument(
         "--pgbackup-tree",
         metavar="DIR",
         help="run pgbackup from this source tree (a directory "
@@ -343,6 +351,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="PATH", help="also write every raw figure here")
     args = parser.parse_args(argv)
+    if args.backends and "--scale" not in (argv if argv is not None else sys.argv):
+        args.scale, args.text_rows = 10, 50_000  # the emulators hold every object in memory
     if args.quick:
         args.scale, args.text_rows, args.small_databases, args.rounds = 5, 30_000, 20, 1
     if args.pgbackup_tree:
@@ -358,7 +368,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     subprocess.run(["bash", str(INSTALL_TOOLS)], check=True)
     started = time.monotonic()
-    report = memory_scaling(args) if args.memory_scaling else compare(args)
+    if args.backends:
+        from bench.backends import compare_backends
+
+        report = compare_backends(args)
+    else:
+        report = memory_scaling(args) if args.memory_scaling else compare(args)
     report["total_seconds"] = time.monotonic() - started
     print(f"\ntotal run time {report['total_seconds']:.0f} s")
     if args.json:

@@ -26,7 +26,12 @@ expression over the path and query). Actions:
   (a listing with a key left out, or a bit of a key flipped).
 
 A fault with ``carrying`` hits only requests with that header (a store that rejects a
-header). ``seen`` keeps every request's headers, lowercased.
+header, or a GCS resumable upload's final chunk, the one with ``x-goog-hash``). ``seen`` keeps
+every request's headers, lowercased.
+
+As a reverse proxy does, it rewrites a ``Location`` the store answers with that points at the
+store itself into the same place on the proxy: a GCS resumable upload's session URI is such a
+``Location``, and the chunks sent to it must pass the proxy too.
 
 It listens on 127.0.0.1 only, every socket has a timeout, and ``stop`` ends stalls at once,
 so a test that forgets a fault still ends.
@@ -84,6 +89,7 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.upstream_url = f"{parts.scheme or 'http'}://{parts.netloc}"
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, int]] = []  # method, path, status sent back
         self.seen: list[tuple[str, str, dict[str, str]]] = []  # method, path, headers as received
@@ -106,6 +112,13 @@ class FaultProxy:
         """Forget every fault (a request already taken by one still suffers it)."""
         with self._lock:
             self.faults.clear()
+
+    def local(self, location: str) -> str:
+        """A ``Location`` naming the upstream, as the same place on the proxy; others unchanged."""
+        rest = location[len(self.upstream_url) :]
+        if location.startswith(self.upstream_url) and rest[:1] in ("", "/", "?"):
+            return self.endpoint + rest
+        return location
 
     def take(self, method: str, path: str, headers: dict[str, str]) -> Fault | None:
         with self._lock:
@@ -214,7 +227,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                         headers = _signed_unsigned(self.command, self.path, headers, body)
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 response = upstream.getresponse()
-                return response.status, response.getheaders(), response.read()
+                answered = [
+                    (name, proxy.local(value) if name.lower() == "location" else value)
+                    for name, value in response.getheaders()
+                ]
+                return response.status, answered, response.read()
             finally:
                 upstream.close()
 

@@ -34,7 +34,7 @@ from devenv.seaweed import SeaweedServer
 
 from .kit.helpers import ROOT, Bucket
 from .kit.kubeenv import KubeEnv, OperatorProcess
-from .kit.targets import Target, TargetMaker, azure_maker, local_maker, s3_maker, targets
+from .kit.targets import Target, TargetMaker, azure_maker, gcs_maker, local_maker, s3_maker, targets
 
 SERVICES = {
     "bindir18",
@@ -190,7 +190,7 @@ def proxy(store: S3Server | SeaweedServer) -> Iterator[FaultProxy]:
 
 # -- storage conformance (tests/kit/targets.py): one maker fixture per kind of destination ----
 
-HTTP_KINDS = ("moto", "seaweedfs", "azure")  # each kind has a fixture named <kind>_target
+HTTP_KINDS = ("moto", "seaweedfs", "gcs", "azure")  # each kind has a fixture named <kind>_target
 TARGET_KINDS = ("local", *HTTP_KINDS)
 
 
@@ -207,6 +207,11 @@ def moto_target(s3server: S3Server) -> TargetMaker:
 @pytest.fixture
 def seaweedfs_target(seaweed: SeaweedServer) -> TargetMaker:
     return s3_maker("seaweedfs", seaweed)
+
+
+@pytest.fixture
+def gcs_target(fake_gcs: FakeGcsServer) -> TargetMaker:
+    return gcs_maker(fake_gcs)
 
 
 @pytest.fixture

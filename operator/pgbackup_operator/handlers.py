@@ -127,9 +127,14 @@ def _apply_optional(body: Body, component: str, cronjob: Body | None, logger: ko
         kube.post_event(body, "Normal", reason, f"CronJob {name} deleted: {field} was removed")
 
 
-@kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
-@kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
-@kopf.on.update(api.GROUP, api.VERSION, api.PLURAL)
+# An unexpected error (a reset connection, a timeout) is retried after RETRY seconds, not
+# kopf's default minute: the CronJobs of a new PgBackup should not wait on one lost request.
+RETRY = 10
+
+
+@kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL, backoff=RETRY)
+@kopf.on.create(api.GROUP, api.VERSION, api.PLURAL, backoff=RETRY)
+@kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, backoff=RETRY)
 def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     """Read the spec once; render and apply the CronJobs; report readiness; honour backup-now."""
     obj = dict(body)
@@ -170,7 +175,7 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any)
             )
             return
         metrics.STORE.reconcile_failed()
-        raise kopf.TemporaryError(f"applying the CronJob failed: {exc.reason}", delay=10) from exc
+        raise kopf.TemporaryError(f"applying the CronJob failed: {exc.reason}", delay=RETRY) from exc
     generation = obj["metadata"].get("generation")
     message = _ready_message([c for c in rendered.values() if c is not None], typed.suspend)
     patch.status["conditions"] = status.set_condition(conditions, READY, True, "CronJobApplied", message, generation)

@@ -19,7 +19,9 @@ What it does, and how it stays honest:
   ``envFrom``, then ``env`` (``value`` with ``$(VAR)`` expansion, ``secretKeyRef``,
   ``configMapKeyRef``, and ``fieldRef`` for the pod's name, namespace, uid, labels,
   annotations and service account), and ``$(VAR)`` in ``command``/``args`` from the result;
-  nothing of the test process's environment leaks in. The ``PATH`` holds the PostgreSQL
+  nothing of the test process's environment leaks in, except what the stand-in is built with
+  (``node_env``: an emulator's address, which no CR may name, as a node's runtime or an
+  admission webhook would add it), under the pod's own variables. The ``PATH`` holds the PostgreSQL
   binaries given and the project's commands (``tests/kit/anyuid.py``), each checked reachable by
   the pod's uid before the run, so an unreachable program fails with the directory to blame.
 - Paths are local: a mount path or the termination message path at the start of an
@@ -207,10 +209,8 @@ class Kubelet:
     """Plays the kubelet for a Pod that no node will run: runs its command here, reports back.
 
     ``extra_path`` goes first on the pod's ``PATH`` (the PostgreSQL binaries); ``workdir``
-    keeps each pod's output and termination message after the run. ``node_env`` is what this
-    node gives every container beneath the pod's own environment: an emulator's endpoint,
-    which no PgBackup field may carry (the operator never renders one), reaches the job only
-    this way.
+    keeps each pod's output and termination message after the run; ``node_env`` is set in every
+    container before the pod's own variables.
     """
 
     def __init__(
@@ -219,7 +219,7 @@ class Kubelet:
         self.kube = kube
         self.extra_path = extra_path
         self.workdir = workdir
-        self.node_env = dict(node_env or {})
+        self.node_env = dict(node_env or {})  # given to every container, under the pod's own variables
 
     def _secret(self, namespace: str, name: str, optional: bool) -> dict[str, str] | None:
         try:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 import pytest
 
@@ -26,11 +27,14 @@ from backup_job.commands.destination import open_destination
 from backup_job.core.settings import load_settings
 from backup_job.storage import Storage
 from devenv.azurite import AzuriteServer
+from devenv.fakegcs import FakeGcsServer
 from devenv.faultproxy import Fault, FaultProxy
 from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer
 
-Request = tuple[str, str]  # method, regular expression over path and query (devenv.faultproxy.Fault)
+# method, regular expression over path and query (devenv.faultproxy.Fault), and optionally a
+# header the request carries (``Fault.carrying``: a GCS final chunk is its session's PUT with x-goog-hash)
+Request = tuple[str, str] | tuple[str, str, str]
 
 
 class Raw(Protocol):
@@ -66,8 +70,10 @@ class Target:
     def fault(self, what: str, key: str, action: str, **options: object) -> Fault:
         """A fault on the request that does ``what`` (``part``, ``commit``, ``put``) to ``key``."""
         assert self.proxy is not None and self.requests is not None, "a fault needs a target behind the proxy"
-        method, path = self.requests(what, key)
+        method, path, *carrying = self.requests(what, key)
         extra = dict(self.corrupt) if action == "corrupt" else {}
+        if carrying:
+            extra["carrying"] = carrying[0]
         return self.proxy.add(Fault(method, path, action, **{**extra, **options}))  # type: ignore[arg-type]
 
 
@@ -166,6 +172,63 @@ def s3_maker(kind: str, server: S3Server | SeaweedServer) -> TargetMaker:
         return Target(kind, env, S3Raw(server, bucket), prefix, s3_requests(bucket), corrupt={"unsigned": True})
 
     return TargetMaker(kind, server.endpoint, make)
+
+
+# -- Google Cloud Storage: fake-gcs-server ----------------------------------------------------
+
+
+class GcsRaw:
+    def __init__(self, server: FakeGcsServer, bucket: str) -> None:
+        self.bucket = server.client().bucket(bucket)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.bucket.blob(key).upload_from_string(data)
+
+    def get(self, key: str) -> bytes | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return bytes(self.bucket.blob(key).download_as_bytes())
+        except NotFound:
+            return None
+
+    def delete(self, key: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.bucket.blob(key).delete()
+        except NotFound:
+            pass
+
+
+def gcs_requests(bucket: str) -> Callable[[str, str], Request]:
+    """A resumable upload's chunks are PUTs to its session (fake-gcs-server names the object in
+    the session URI); the final one carries ``x-goog-hash``. A manifest is a multipart upload."""
+
+    def request(what: str, key: str) -> Request:
+        objects = f"/upload/storage/v1/b/{re.escape(bucket)}/o"
+        name = re.escape(quote(key, safe=""))
+        session = rf"{objects}\?uploadType=resumable&name={name}&upload_id="
+        requests: dict[str, Request] = {
+            "part": ("PUT", session),
+            "commit": ("PUT", session, "x-goog-hash"),
+            "put": ("POST", rf"{objects}\?uploadType=multipart&name={name}&"),
+        }
+        return requests[what]
+
+    return request
+
+
+def gcs_maker(server: FakeGcsServer) -> TargetMaker:
+    bucket = f"conf-{uuid.uuid4().hex[:12]}"
+    server.client().create_bucket(bucket)
+
+    def make(endpoint: str | None) -> Target:
+        prefix = unique_prefix()
+        env = {"STORAGE_EMULATOR_HOST": endpoint or server.endpoint, "BACKUP_DESTINATION": f"gs://{bucket}/{prefix}"}
+        return Target("gcs", env, GcsRaw(server, bucket), prefix, gcs_requests(bucket))
+
+    return TargetMaker("gcs", server.endpoint, make)
 
 
 # -- Azure Blob Storage: Azurite ---------------------------------------------------------------

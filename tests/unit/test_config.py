@@ -54,7 +54,7 @@ def test_zstd_levels_reach_19_and_default_to_3(tmp_path: Path) -> None:
     ("variable", "value", "expected"),
     [
         ("BACKUP_DESTINATION", "", "BACKUP_DESTINATION is not set"),
-        ("BACKUP_DESTINATION", "/var/backups", "must start with s3://, file:// or azure://"),
+        ("BACKUP_DESTINATION", "/var/backups", "must start with s3://"),
         ("BACKUP_DESTINATION", "file://relative/dir", "must be an absolute path"),
         ("BACKUP_DESTINATION", "s3://Bad_Bucket", "does not name a valid S3 bucket"),
         (

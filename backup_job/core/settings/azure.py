@@ -54,7 +54,7 @@ def parse_url(value: str, parts: SplitResult) -> Destination:
             "starting and ending with a letter or digit)",
             EXAMPLE,
         )
-    prefix = bucket_prefix(parts._replace(path=rest))
+    prefix = bucket_prefix(parts._replace(path=rest), EXAMPLE)
     return Destination(url=value, scheme="azure", bucket=container, prefix=prefix, account=parts.netloc)
 
 

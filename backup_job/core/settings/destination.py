@@ -21,7 +21,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from ..printable import control_character
 from ..schema import Invalid, Variable
-from . import azure
+from . import azure, gcs
 from .group import Group
 from .s3 import S3Settings
 
@@ -38,14 +38,14 @@ class Destination:
     account: str = ""  # an Azure storage account
 
 
-EXAMPLE = "s3://my-bucket/postgres, azure://mystorageacct/my-backups/postgres or file:///var/backups/postgres"
+EXAMPLE = "s3://my-bucket/postgres or file:///var/backups/postgres"
 
 
-def bucket_prefix(parts: SplitResult) -> str:
+def bucket_prefix(parts: SplitResult, example: str = EXAMPLE) -> str:
     """The path of a bucket URL as a prefix: no slashes at either end, no empty segment."""
     prefix = parts.path.strip("/")
     if "//" in prefix:
-        raise Invalid("has an empty path segment in its prefix", EXAMPLE)
+        raise Invalid("has an empty path segment in its prefix", example)
     return prefix
 
 
@@ -70,15 +70,35 @@ class Backend:
     options: type[Group] | None  # its settings group; None: it has no options
     module: str  # the storage module with ``open_storage``, imported when one is opened
     extra: str | None = None  # ``pip install pgbackup[<extra>]`` brings its SDK
+    sdk: tuple[str, ...] = ()  # the SDK's packages, which nothing imports before ``module`` is
+    example: str = ""  # a URL of this kind, for messages and tests
     equivalent: Callable[[SplitResult], str | None] | None = None  # its URL for another form naming its place
 
 
 BACKENDS = {
     backend.scheme: backend
     for backend in (
-        Backend("s3", _s3, S3Settings, "backup_job.storage.s3"),
-        Backend("file", _file, None, "backup_job.storage.local"),
-        Backend("azure", azure.parse_url, azure.AzureSettings, "backup_job.storage.azure", "azure", azure.equivalent),
+        Backend("s3", _s3, S3Settings, "backup_job.storage.s3", example="s3://my-bucket/postgres"),
+        Backend(
+            "gs",
+            gcs.parse,
+            gcs.GcsSettings,
+            "backup_job.storage.gcs",
+            "gcs",
+            ("google.cloud", "google.auth", "google.api_core", "google.resumable_media"),
+            example="gs://my-bucket/postgres",
+        ),
+        Backend(
+            "azure",
+            azure.parse_url,
+            azure.AzureSettings,
+            "backup_job.storage.azure",
+            "azure",
+            ("azure.storage.blob", "azure.identity", "azure.core"),
+            example=azure.EXAMPLE,
+            equivalent=azure.equivalent,
+        ),
+        Backend("file", _file, None, "backup_job.storage.local", example="file:///var/backups/postgres"),
     )
 }
 
