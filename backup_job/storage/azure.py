@@ -31,11 +31,13 @@ token (``AzureSasCredential``), at most one (``core.settings.azure``); with none
 ``azure.identity.DefaultAzureCredential``, imported only then. The endpoint is the connection
 string's, else ``BACKUP_AZURE_ENDPOINT``, else ``https://<account>.blob.core.windows.net``.
 The SDK's waits are bounded by pgbackup's settings (connect and read timeouts, attempts per
-request), and its retries wait as the AWS SDKs' do (``Backoff``).
+request), and its retries wait as the AWS SDKs' do (``Backoff``); a credential that yields no
+token is not asked again. The SDK's own log records stay off stderr (``_quiet_sdk_logs``).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import shlex
 from collections.abc import Callable, Iterator
@@ -45,7 +47,7 @@ from typing import Any, TypeVar
 import requests
 from azure.core import MatchConditions
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 from azure.core.pipeline import PipelineRequest
 from azure.storage.blob import BlobServiceClient, ContentSettings, ExponentialRetry
 
@@ -82,6 +84,17 @@ class Backoff(ExponentialRetry):
     def get_backoff_time(self, settings: dict[str, Any]) -> float:
         return random.uniform(0, min(MAX_BACKOFF, 2 ** max(0, int(settings["count"]) - 1)))
 
+    def increment(
+        self,
+        settings: dict[str, Any],
+        request: Any,
+        response: Any = None,
+        error: AzureError | None = None,
+    ) -> bool:
+        if isinstance(error, ClientAuthenticationError):
+            return False  # no token (no identity found, a refused one): asking again finds none either
+        return bool(super().increment(settings, request, response, error))
+
 
 def _refuse_writes_after_stop(request: PipelineRequest[Any]) -> None:
     """The SDK's request hook (each attempt): a write raises once a stop was requested."""
@@ -113,6 +126,7 @@ class AzureStorage(Storage):
             "max_single_get_size": READ_CHUNK,
             "max_chunk_get_size": READ_CHUNK,
         }
+        _quiet_sdk_logs()
         self.service = _client(destination, options, client_options)
         self.container = self.service.get_container_client(self.container_name)
 
@@ -236,6 +250,15 @@ class AzureStorage(Storage):
 
     def abort_upload(self, upload: OpenUpload) -> None:
         """Nothing to abort: uncommitted blocks expire on their own."""
+
+
+def _quiet_sdk_logs() -> None:
+    """Keep the SDK's own log records (the identity chain's multi-line WARNINGs) off stderr: what
+    they say reaches the user as the one-line error of the call that failed."""
+    sdk = logging.getLogger("azure")
+    if not any(isinstance(handler, logging.NullHandler) for handler in sdk.handlers):
+        sdk.addHandler(logging.NullHandler())
+    sdk.propagate = False
 
 
 def _client(destination: Destination, options: AzureSettings, client_options: dict[str, Any]) -> BlobServiceClient:

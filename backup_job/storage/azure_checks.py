@@ -15,7 +15,13 @@ from __future__ import annotations
 import hashlib
 import re
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceModifiedError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+)
 
 from ..core.errors import AccessDeniedError, BackupExistsError, StorageError, UnconfirmedError
 from ..core.settings import AzureSettings
@@ -77,6 +83,12 @@ def classify(operation: str, where: str, account: str, container: str, exc: Azur
         )
     if code in CONFLICT or isinstance(exc, (ResourceExistsError, ResourceModifiedError)):
         return BackupExistsError(f"{where} exists already; pgbackup never overwrites a backup")
+    if isinstance(exc, ClientAuthenticationError) and not status(exc):  # no token: the identity chain found none
+        return AccessDeniedError(
+            f"no credentials for the storage account {account}: {said}",
+            hint=f"set {' or '.join(variable.name for variable in CREDENTIALS)}, or give the job a workload or "
+            "managed identity (docs/azure.md#credentials)",
+        )
     if code in REFUSED or status(exc) == 401 or (status(exc) == 403 and "failed to authenticate" in said):
         return AccessDeniedError(
             f"the storage account {account} refused the credentials ({said})",

@@ -1,6 +1,7 @@
 """Acceptance tests of the ``azure://`` destination: the real CLI against Azurite (Microsoft's
 emulator) and a real PostgreSQL 18, from backup to prune, and the mistakes a user makes
-first: a blob URL instead of ``azure://``, a container that does not exist, a wrong key.
+first: a blob URL instead of ``azure://``, a container that does not exist, a wrong key, no
+credentials at all (the SDK's identity chain finds none).
 
 What Azurite cannot show is not claimed here: it enforces no roles (a denial naming the
 data action is checked behind the fault proxy, in ``test_azure_storage.py``)."""
@@ -88,7 +89,7 @@ def test_backup_list_verify_restore_and_prune_on_azure(
     assert len(left) == 2 and not set(left) & set(names), "the older backup is deleted, the newer kept"
 
 
-def test_mistakes_are_one_line_each(azurite: AzuriteServer, container: str) -> None:
+def test_mistakes_are_one_line_each(tmp_path: Path, azurite: AzuriteServer, container: str) -> None:
     env = {"BACKUP_DESTINATION": f"azure://{azurite.account}/{container}", **azurite.env()}
 
     blob_url = _one_line(
@@ -106,6 +107,17 @@ def test_mistakes_are_one_line_each(azurite: AzuriteServer, container: str) -> N
         )
     )
 
+    no_identity = _one_line(
+        run_pgbackup(
+            {
+                "BACKUP_DESTINATION": env["BACKUP_DESTINATION"],
+                "BACKUP_AZURE_ENDPOINT": f"https://127.0.0.1:{azurite.port}/{azurite.account}",
+                "HOME": str(tmp_path),  # no cached sign-in of a developer's tools
+            },
+            "list",
+        )
+    )
+
     assert f"use its azure:// form; for example BACKUP_DESTINATION=azure://{azurite.account}/{container}/p" in blob_url
     assert "the container no-such does not exist in the storage account devstoreaccount1" in missing
     assert "az storage container create" in missing
@@ -113,3 +125,5 @@ def test_mistakes_are_one_line_each(azurite: AzuriteServer, container: str) -> N
     assert "the storage account devstoreaccount1 refused the credentials" in wrong_key
     assert "check AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN" in wrong_key
     assert "d3Jvbmc=" not in wrong_key
+    assert "no credentials for the storage account devstoreaccount1: DefaultAzureCredential failed" in no_identity
+    assert "give the job a workload or managed identity" in no_identity
