@@ -288,6 +288,8 @@ def azure_maker(server: AzuriteServer) -> TargetMaker:
             "BACKUP_AZURE_READ_TIMEOUT": "5",
             "BACKUP_DESTINATION": f"azure://{server.account}/{container}/{prefix}",
         }
+        # no "corrupt" arguments: Shared Key signs a request's headers (Content-MD5 among them),
+        # never its body, so a flipped byte reaches Azurite as a block whose MD5 is wrong
         return Target("azure", env, AzureRaw(server, container), prefix, azure_requests(container))
 
     return TargetMaker("azure", f"http://127.0.0.1:{server.port}", make)
