@@ -126,7 +126,8 @@ def _destination(value: str) -> Destination:
 DESTINATION = Variable(
     "BACKUP_DESTINATION",
     _destination,
-    "Bucket and optional prefix, or an absolute directory.",
-    example="s3://my-backups/postgres, file:///var/backups/pg",
+    "A bucket (or Azure container) and optional prefix, or an absolute directory: `s3://`, `gs://`, "
+    "`azure://<account>/<container>`, `file://`.",
+    example="s3://my-backups/postgres, gs://my-backups/pg, azure://myaccount/backups/pg, file:///var/backups/pg",
     shown_default="(required)",
 )
