@@ -19,7 +19,7 @@ from .test_backup_s3 import killing_pg_dump
     ("env", "expected"),
     [
         ({}, "BACKUP_DESTINATION is not set"),
-        ({"BACKUP_DESTINATION": "ftp://x"}, "must start with s3:// or file://"),
+        ({"BACKUP_DESTINATION": "ftp://x"}, "must start with s3://, gs://, azure:// or file://"),
         (
             {"BACKUP_DESTINATION": "file:///tmp/x", "BACKUP_COMPRESSION_LEVEL": "0"},
             "BACKUP_COMPRESSION_LEVEL='0' is out of range",
