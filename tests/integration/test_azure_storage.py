@@ -18,7 +18,7 @@ from backup_job.core.errors import AccessDeniedError, BackupExistsError, Changed
 from backup_job.storage import Storage
 from backup_job.storage.azure import AzureStorage
 
-from ..kit.targets import Target, TargetMaker, targets
+from ..kit.targets import Target, TargetMaker, targets, write_in_parts
 
 PART = 1024 * 1024
 RUN = {"pgbackup-run-id": "run-1", "pgbackup-attempt": "1"}
@@ -37,14 +37,7 @@ def storage(proxied: Target, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 
 def _upload(storage: Storage, key: str, parts: list[bytes]) -> None:
-    upload = storage.start_upload(key, "application/gzip", RUN)
-    try:
-        for number, data in enumerate(parts, start=1):
-            upload.send_part(number, data)
-        upload.complete()
-    except BaseException:
-        upload.abort()
-        raise
+    write_in_parts(storage, key, parts, RUN)
 
 
 def test_a_retried_pod_writes_over_the_blocks_a_killed_run_left_and_commits_only_its_own(

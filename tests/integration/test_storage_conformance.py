@@ -27,7 +27,7 @@ from backup_job.core.errors import BackupExistsError, ChangedError, NotFoundErro
 from backup_job.storage import Storage
 from backup_job.storage.base import READ_CHUNK
 
-from ..kit.targets import Target
+from ..kit.targets import Target, write_in_parts
 
 MIB = 1024 * 1024
 
@@ -44,14 +44,7 @@ def _parts(storage: Storage, count: int = 2) -> list[bytes]:
 
 
 def _upload(storage: Storage, key: str, parts: list[bytes], run: str = "run-1") -> None:
-    upload = storage.start_upload(key, "application/octet-stream", {"pgbackup-run-id": run})
-    try:
-        for number, data in enumerate(parts, start=1):
-            upload.send_part(number, data)
-        upload.complete()
-    except BaseException:
-        upload.abort()
-        raise
+    write_in_parts(storage, key, parts, {"pgbackup-run-id": run})
 
 
 def _read(storage: Storage, key: str, version: str | None = None) -> bytes:

@@ -86,6 +86,19 @@ class TargetMaker:
     make: Callable[[str | None], Target]
 
 
+def write_in_parts(storage: Storage, key: str, parts: list[bytes], metadata: dict[str, str]) -> None:
+    """An object written as the pipeline writes a dump: parts in order, then the commit; aborted
+    on any failure (which is raised)."""
+    upload = storage.start_upload(key, "application/octet-stream", metadata)
+    try:
+        for number, data in enumerate(parts, start=1):
+            upload.send_part(number, data)
+        upload.complete()
+    except BaseException:
+        upload.abort()
+        raise
+
+
 def unique_prefix() -> str:
     return f"conf-{uuid.uuid4().hex[:10]}"
 
