@@ -240,6 +240,7 @@ AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN = (
     AzureSettings.sas_token,
 )
 AZURE_ENDPOINT, GOOGLE_APPLICATION_CREDENTIALS = AzureSettings.endpoint, GcsSettings.application_credentials
+GCS_ENDPOINT = GcsSettings.endpoint
 DATABASES, EXCLUDE_DATABASES, PARALLEL_DATABASES = (
     DumpSettings.include,
     DumpSettings.exclude,
