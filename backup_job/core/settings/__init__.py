@@ -275,6 +275,7 @@ VERIFY_SCHEDULE, SUPERCRONIC = ScheduleSettings.verify_expression, ScheduleSetti
 OPERATOR_NAMESPACES, OPERATOR_IMAGE = OperatorSettings.namespaces, OperatorSettings.image
 OPERATOR_LIVENESS, OPERATOR_METRICS_PORT = OperatorSettings.liveness, OperatorSettings.metrics_port
 OPERATOR_FRESHNESS_INTERVAL, OPERATOR_LOG_FORMAT = OperatorSettings.freshness_interval, OperatorSettings.log_format
+OPERATOR_ALLOWED_ENDPOINTS = OperatorSettings.allowed_endpoints
 PGHOST, PGPORT, PGUSER, PGPASSWORD = (
     PostgresSettings.host,
     PostgresSettings.port,
