@@ -49,7 +49,12 @@ def endpoints(value: str) -> tuple[str, ...]:
         if parts.scheme != "https" or not parts.hostname:
             raise Invalid(f"holds {item!r}: each entry is an https:// URL with a host", ENDPOINT_EXAMPLE)
         if "@" in parts.netloc or parts.query or parts.fragment or item.endswith(("?", "#")):
-            raise Invalid(f"holds {item!r}: an entry carries no user, query or fragment", ENDPOINT_EXAMPLE)
+            where = f"https://{parts.hostname}" if parts.hostname else "an entry"  # a user or query may be a secret
+            raise Invalid(
+                f"holds a URL for {where} with a user, query or fragment; an entry carries none of them",
+                ENDPOINT_EXAMPLE,
+                conceal=True,
+            )
         allowed.append(normalise_endpoint(item))
     return tuple(allowed)
 
