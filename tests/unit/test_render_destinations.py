@@ -144,7 +144,14 @@ def test_a_destination_of_no_kind_or_of_two_renders_nothing(destination: dict[st
 
 
 @pytest.mark.parametrize(
-    "name", ["AZURE_STORAGE_KEY", "AZURE_CLIENT_ID", "GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST"]
+    "name",
+    [
+        "AZURE_STORAGE_KEY",
+        "AZURE_CLIENT_ID",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "STORAGE_EMULATOR_HOST",
+        "API_ENDPOINT_OVERRIDE",
+    ],
 )
 def test_a_spec_s_own_env_cannot_replace_the_store_s_credentials_or_endpoint(name: str) -> None:
     owner = body(
