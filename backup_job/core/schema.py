@@ -53,11 +53,12 @@ Owner = Literal["pgbackup", "operator", "libpq", "sdk"]
 class Invalid(ValueError):
     """A parser's complaint: the problem, and an example better than the variable's own."""
 
-    def __init__(self, problem: str, example: str | None = None, separator: str = " ") -> None:
+    def __init__(self, problem: str, example: str | None = None, separator: str = " ", conceal: bool = False) -> None:
         super().__init__(problem)
         self.problem = problem
         self.example = example
         self.separator = separator  # between the shown value and the problem
+        self.conceal = conceal  # the value may carry a credential (a URL's user or query): never shown
 
 
 class Secret:
@@ -134,7 +135,7 @@ class Variable(Generic[T]):
             shown = self.name if self.secret else f"{self.name}=<redacted: looks like {looks}>"
             detail = credentials.scrub(invalid.problem, value)
         else:
-            shown = f"{self.name}={value!r}" if value and not self.secret else self.name
+            shown = f"{self.name}={value!r}" if value and not self.secret and not invalid.conceal else self.name
             detail = invalid.problem
         return ConfigError(
             f"configuration error: {shown}{invalid.separator}{detail}; for example {self.name}={example}"

@@ -2,9 +2,11 @@
 
 The google-cloud-storage ``Client`` finds the credentials (Application Default Credentials:
 ``GOOGLE_APPLICATION_CREDENTIALS``, GKE workload identity, the metadata server) and the
-endpoint; with ``STORAGE_EMULATOR_HOST`` set it goes to that emulator, anonymously, as the
-library does for emulators. Requests go through its authorized session (``gcs_http``, which
-also says why the library's upload helpers are not used, and bounds timeouts and attempts).
+endpoint: ``BACKUP_GCS_ENDPOINT`` when set (the client's ``api_endpoint``, the base of every
+URL here, uploads and downloads included), else Google's; with ``STORAGE_EMULATOR_HOST`` set
+it goes to that emulator, anonymously, as the library does for emulators. Requests go through
+its authorized session (``gcs_http``, which also says why the library's upload helpers are
+not used, and bounds timeouts and attempts).
 
 Writes never replace an object: a dump's resumable upload (``gcs_upload``) is created with
 ``ifGenerationMatch=0`` and a manifest is one multipart upload under the same precondition, so
@@ -53,7 +55,7 @@ from ..core.errors import (
     StorageError,
     UnconfirmedError,
 )
-from ..core.settings import Destination, Group, UploadSettings
+from ..core.settings import Destination, GcsSettings, Group, UploadSettings
 from . import crc32c
 from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
 from .gcs_http import ATTEMPTS, BACKOFF, RETRIED, denied, failed, no_bucket, send, unreachable
@@ -317,8 +319,11 @@ def _crc32c_of(header: str) -> str | None:
 
 def open_storage(destination: Destination, options: Group | None, upload: UploadSettings) -> GcsStorage:
     """The bucket of a ``gs://`` destination (the registry's entry point, ``settings.BACKENDS``)."""
+    assert options is None or isinstance(options, GcsSettings)
+    endpoint = options.endpoint if options is not None else None
+    client_options = {"api_endpoint": endpoint.rstrip("/")} if endpoint else None
     try:
-        client = gcs.Client(project=None)  # no project: every request names the bucket
+        client = gcs.Client(project=None, client_options=client_options)  # no project: requests name the bucket
     except google.auth.exceptions.DefaultCredentialsError as exc:
         raise ConfigError(
             f"configuration error: no Google credentials for {destination.url} ({exc}); set "

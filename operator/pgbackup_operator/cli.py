@@ -20,6 +20,7 @@ from backup_job import __version__
 from backup_job.core.errors import ConfigError
 from backup_job.core.logs import JsonFormatter
 from backup_job.core.settings import (
+    OPERATOR_ALLOWED_ENDPOINTS,
     OPERATOR_FRESHNESS_INTERVAL,
     OPERATOR_IMAGE,
     OPERATOR_LIVENESS,
@@ -105,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics_port = OPERATOR_METRICS_PORT.read(os.environ) if args.metrics_port is None else args.metrics_port
         interval = OPERATOR_FRESHNESS_INTERVAL.read(os.environ)
         log_format = args.log_format or OPERATOR_LOG_FORMAT.read(os.environ)
+        OPERATOR_ALLOWED_ENDPOINTS.read(os.environ)  # read again at each render; a bad entry stops the start
     except ConfigError as exc:
         print(f"pgbackup-operator: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,9 @@ variables from the Secret, else the SDK's chain: IRSA), Azure Blob (one of three
 keys, each an optional ``secretKeyRef``, else workload identity: ``destination_labels``) or
 GCS (the Secret's ``key.json`` mounted as a file, ``destination_mount``, else Application
 Default Credentials). A job's own Secret replaces the destination's, for every kind alike.
+An Azure or GCS ``endpoint`` is where the pods send their credentials, and a PgBackup's author
+chooses it, so it is rendered only when the installer allowed it
+(``PGBACKUP_ALLOWED_BLOB_ENDPOINTS``, ``allowed_endpoint``); any other is ``EndpointNotAllowed``.
 
 Secrets stay in Secrets: the pod reads them through ``secretKeyRef`` and read-only volumes,
 so the operator never needs to read a Secret itself, and its RBAC grants no access to them.
@@ -29,6 +32,7 @@ A drill restores on the backup server only when ``spec.verify.onBackupServer`` s
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +40,7 @@ from backup_job.core import settings as job_settings
 from backup_job.core import signing
 from backup_job.core.retention import RULES, RetentionPolicy
 from backup_job.core.schema import Variable
+from backup_job.core.settings.operator import normalise_endpoint
 from backup_job.core.termination import KUBERNETES_PATH
 
 from .api import Body, RenderError
@@ -143,15 +148,40 @@ def _url(scheme: str, place: str, prefix: str) -> str:
     return f"{scheme}://{place}" + (f"/{prefix}" if prefix else "")
 
 
+ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"
+
+
+def allowed_endpoint(spec: PgBackupSpec) -> str | None:
+    """The Azure or GCS destination's ``endpoint``, normalised, once the operator's allowlist
+    (``PGBACKUP_ALLOWED_BLOB_ENDPOINTS``, read when called) holds it; None when none is given.
+    Any other is a ``RenderError`` (``EndpointNotAllowed``): the pods would send their
+    credentials (a SAS token, a workload identity's token) to a host the spec's author chose."""
+    kind = spec.destination.chosen()
+    if not isinstance(kind, (Azure, Gcs)) or kind.endpoint is None:
+        return None
+    field = f"spec.destination.{'azure' if isinstance(kind, Azure) else 'gcs'}.endpoint"
+    endpoint = normalise_endpoint(kind.endpoint)
+    allowed = job_settings.OPERATOR_ALLOWED_ENDPOINTS.read(os.environ)
+    if endpoint not in allowed:
+        raise RenderError(
+            f"{field}: {kind.endpoint!r} is not among the endpoints this operator allows; the installer adds it "
+            f"to {job_settings.OPERATOR_ALLOWED_ENDPOINTS.name} (Helm value destinations.allowedEndpoints), "
+            "or remove the field to use the public endpoint",
+            ENDPOINT_NOT_ALLOWED,
+        )
+    return endpoint
+
+
 def destination_env(spec: PgBackupSpec, credentials: NameRef | None = None) -> list[dict[str, Any]]:
     """Where backups are, with the store's credentials: ``credentials`` (a job's own Secret,
     for least privilege per job) or else the destination's. The Secret's keys are named like
     the variables (S3, Azure) or hold the key file (GCS, ``destination_mount``)."""
     kind = spec.destination.chosen()
+    endpoint = allowed_endpoint(spec)
     if isinstance(kind, Azure):
-        return _azure_env(kind, credentials or kind.credentials_secret_ref)
+        return _azure_env(kind, credentials or kind.credentials_secret_ref, endpoint)
     if isinstance(kind, Gcs):
-        return _gcs_env(kind, credentials or kind.credentials_secret_ref)
+        return _gcs_env(kind, credentials or kind.credentials_secret_ref, endpoint)
     return _s3_env(kind, credentials or kind.credentials_secret_ref)
 
 
@@ -176,11 +206,16 @@ def _s3_env(s3: S3, credentials: NameRef | None) -> list[dict[str, Any]]:
     return env
 
 
-def _azure_env(azure: Azure, credentials: NameRef | None) -> list[dict[str, Any]]:
-    """The container's URL and, with a Secret, each of the three kinds of credential as an
-    optional reference: the Secret holds one of them (the job refuses more than one), and a
-    missing key leaves its variable unset rather than the pod unstarted."""
-    env = plain_env({job_settings.DESTINATION: _url("azure", f"{azure.account}/{azure.container}", azure.prefix)})
+def _azure_env(azure: Azure, credentials: NameRef | None, endpoint: str | None) -> list[dict[str, Any]]:
+    """The container's URL, its allowed ``endpoint`` and, with a Secret, each of the three kinds
+    of credential as an optional reference: the Secret holds one of them (the job refuses more
+    than one), and a missing key leaves its variable unset rather than the pod unstarted."""
+    env = plain_env(
+        {
+            job_settings.DESTINATION: _url("azure", f"{azure.account}/{azure.container}", azure.prefix),
+            job_settings.AZURE_ENDPOINT: endpoint,
+        }
+    )
     if credentials:
         for variable in AZURE_CREDENTIALS:
             entry = _secret_env(variable, credentials.name, variable.name)
@@ -189,8 +224,8 @@ def _azure_env(azure: Azure, credentials: NameRef | None) -> list[dict[str, Any]
     return env
 
 
-def _gcs_env(gcs: Gcs, credentials: NameRef | None) -> list[dict[str, Any]]:
-    env = plain_env({job_settings.DESTINATION: _url("gs", gcs.bucket, gcs.prefix)})
+def _gcs_env(gcs: Gcs, credentials: NameRef | None, endpoint: str | None) -> list[dict[str, Any]]:
+    env = plain_env({job_settings.DESTINATION: _url("gs", gcs.bucket, gcs.prefix), job_settings.GCS_ENDPOINT: endpoint})
     if credentials:
         env += plain_env({job_settings.GOOGLE_APPLICATION_CREDENTIALS: f"{GCS_ROOT}/{GCS_KEY}"})
     return env

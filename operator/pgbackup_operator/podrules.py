@@ -12,8 +12,9 @@ them. Three layers keep a custom resource from becoming an arbitrary pod:
 3. This module, for clusters where (1) is an older CRD or (2) is not installed: it refuses,
    naming the field, what it can judge without reading a Secret or asking about the author's
    rights: security-context values other than the restricted baseline, environment variables
-   whose names steer the job (``BACKUP_*``, ``PG*``, the stores' ``AWS_*``, ``AZURE_*``, ``GOOGLE_*``
-   and ``STORAGE_EMULATOR_HOST``), and annotations or labels that
+   whose names steer the job (``BACKUP_*``, ``PG*``, the stores' ``AWS_*``, ``AZURE_*``, ``GOOGLE_*``,
+   and the GCS library's endpoints ``STORAGE_EMULATOR_HOST`` and ``API_ENDPOINT_OVERRIDE``, which
+   would take the pod's Google token elsewhere), and annotations or labels that
    grant an identity or lift a confinement (``iam.amazonaws.com/``, AppArmor and seccomp
    annotations, ``openshift.io/``...). The renderer then builds the contexts from the identity
    fields alone (``pod.py``), so whatever slips past, the baseline holds.
@@ -46,7 +47,15 @@ CONTAINER_BASELINE: Body = {
     "capabilities": {"drop": ["ALL"]},
 }
 
-RESERVED_ENV_PREFIXES = ("BACKUP_", "PG", "AWS_", "AZURE_", "GOOGLE_", "STORAGE_EMULATOR_HOST")
+RESERVED_ENV_PREFIXES = (
+    "BACKUP_",
+    "PG",
+    "AWS_",
+    "AZURE_",
+    "GOOGLE_",
+    "STORAGE_EMULATOR_HOST",
+    "API_ENDPOINT_OVERRIDE",
+)
 # Annotations and labels that give a pod a cloud identity, an SCC or a looser confinement.
 RESERVED_METADATA_PREFIXES = (
     "iam.amazonaws.com/",

@@ -43,7 +43,7 @@ from backup_job.core.schema import Invalid
 from backup_job.core.settings import OPERATOR_IMAGE
 
 from .api import AFTER_LABEL, BACKUP, MANUAL_LABEL, PRUNE, RUN_NOW_ANNOTATION, VERIFY, Body, RenderError
-from .env import destination_labels, parallelism, retention_policy
+from .env import allowed_endpoint, destination_labels, parallelism, retention_policy
 from .names import after_run_prune_job_name as after_run_prune_job_name  # re-exported: names of what is rendered
 from .names import cronjob_name as cronjob_name
 from .names import labels as labels
@@ -89,7 +89,8 @@ def prune_time_zone(spec: PgBackupSpec, retention: Retention) -> str:
 def validate(spec: PgBackupSpec) -> None:
     """What the API server's schema cannot check: cron fields, time zones, pg_dump options as
     the job reads them, and (for callers that bypass the schema) a retention policy that keeps
-    something and one kind of destination."""
+    something and one kind of destination; and an Azure or GCS endpoint the operator's
+    allowlist does not hold (``env.allowed_endpoint``)."""
     _validate_timing(spec.schedule, spec.time_zone, "spec")
     _validate_pg_dump_options(spec.pg_dump_options)
     retention_policy(spec)
@@ -113,6 +114,7 @@ def validate(spec: PgBackupSpec) -> None:
             raise RenderError(f"spec.encryption.recipients[{index}]: {exc.problem}", "InvalidRecipients") from exc
     _validate_signing(spec.signing)
     spec.destination.chosen()
+    allowed_endpoint(spec)
 
 
 def _validate_pg_dump_options(options: tuple[str, ...]) -> None:

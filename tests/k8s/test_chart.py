@@ -263,3 +263,18 @@ def test_helm_install_runs_the_operator_with_the_chart_s_account_and_uninstall_c
     # the Deployment's ReplicaSet and Pods, and the PgBackup's CronJob, go by garbage collection
     wait_for(lambda: leftovers() == [], timeout=90, what="nothing of the release left")
     assert kube.plane.kubectl("get", "crd", "pgbackups.pgbackup.io", check=False).returncode == 0, "the CRD is kept"
+
+
+def test_allowed_endpoints_reach_the_operator_and_only_https_urls_pass(helm: Path) -> None:
+    def env(*sets: str) -> dict[str, Any]:
+        container = _deployment(helm, *sets)["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    assert "PGBACKUP_ALLOWED_BLOB_ENDPOINTS" not in env()
+    given = env("destinations.allowedEndpoints={https://a.blob.core.chinacloudapi.cn,https://psc.example/}")
+    assert given["PGBACKUP_ALLOWED_BLOB_ENDPOINTS"] == "https://a.blob.core.chinacloudapi.cn,https://psc.example/"
+    for entry in ("http://psc.example", "https://psc.example/?sig=x", "https://user@psc.example"):
+        refused = run(
+            helm, None, "template", "x", str(CHART), "--set", f"destinations.allowedEndpoints={{{entry}}}", check=False
+        )
+        assert refused.returncode != 0 and "allowedEndpoints" in refused.stderr, refused.stderr

@@ -260,7 +260,8 @@ def test_the_schema_refuses_root_and_unconfined_and_drops_the_rest(kube: KubeEnv
 
 
 def test_the_env_names_that_steer_the_job_are_refused_by_the_schema(kube: KubeEnv, team: str) -> None:
-    for name in ("PGHOST", "BACKUP_DESTINATION", "AWS_ENDPOINT_URL", "AZURE_STORAGE_KEY", "STORAGE_EMULATOR_HOST"):
+    steering = ("PGHOST", "BACKUP_DESTINATION", "AWS_ENDPOINT_URL", "AZURE_STORAGE_KEY", "STORAGE_EMULATOR_HOST")
+    for name in (*steering, "API_ENDPOINT_OVERRIDE"):
         refused = _apply(kube, team, BOB, _backup("steer", "pg", "s3", pod={"env": [{"name": name, "value": "x"}]}))
         reserved = "names starting BACKUP_, PG, AWS_, AZURE_ or GOOGLE_"
         assert refused.returncode != 0 and reserved in refused.stderr, refused.stderr

@@ -145,6 +145,36 @@ def test_pg_dump_connection_options_are_refused_before_any_cronjob(
     assert kube.jobs(namespace) == [], "no Job for a backup the job would refuse"
 
 
+ATTACKER = "https://attacker.example"
+
+
+def test_an_endpoint_the_installer_did_not_allow_gets_no_cronjob(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str
+) -> None:
+    """The session operator allows no endpoint (PGBACKUP_ALLOWED_BLOB_ENDPOINTS unset), so an
+    Azure or GCS ``endpoint`` (where the pods would send their SAS token or Google token)
+    renders nothing, whoever wrote it."""
+    _allow_author(kube, namespace)
+    _as_author(
+        kube,
+        namespace,
+        "PgBackup",
+        "azure",
+        _spec(destination={"azure": {"account": "acct01", "container": "pg-backups", "endpoint": ATTACKER}}),
+    )
+    _as_author(
+        kube, namespace, "PgBackup", "gcs", _spec(destination={"gcs": {"bucket": "pg-backups", "endpoint": ATTACKER}})
+    )
+    for kind in ("azure", "gcs"):
+        wait_for(lambda kind=kind: kube.condition(namespace, kind, "Ready"), timeout=30, what=f"{kind}: Ready")
+        ready = kube.condition(namespace, kind, "Ready")
+        assert ready is not None and (ready["status"], ready["reason"]) == ("False", "EndpointNotAllowed"), ready
+        assert ready["message"].startswith(f"spec.destination.{kind}.endpoint: '{ATTACKER}'"), ready["message"]
+        assert "PGBACKUP_ALLOWED_BLOB_ENDPOINTS" in ready["message"]
+        assert kube.cronjob(namespace, f"pgbackup-{kind}") is None
+    assert kube.jobs(namespace) == []
+
+
 def test_a_pgrestore_at_the_job_would_refuse_fails_without_a_job(
     kube: KubeEnv, operator: OperatorProcess, namespace: str
 ) -> None:

@@ -53,3 +53,22 @@ def test_a_bad_gs_url_is_one_line_naming_the_variable(tmp_path: Path, url: str, 
     message = str(refused.value)
     assert expected in message and "BACKUP_DESTINATION" in message and "gs://my-bucket/postgres" in message
     assert "\n" not in message
+
+
+def test_backup_gcs_endpoint_is_where_every_request_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A private endpoint: the JSON API, uploads and downloads all go there (no request made)."""
+    from backup_job.storage import gcs
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.delenv("API_ENDPOINT_OVERRIDE", raising=False)
+    key = tmp_path / "adc.json"  # user credentials: read without a network or a private key
+    key.write_text('{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}')
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    env = {"BACKUP_DESTINATION": "gs://my-backups/pg", "BACKUP_GCS_ENDPOINT": "https://storage-psc.example/"}
+    settings = load_settings(env, dotenv_path=tmp_path / "none.env")
+    assert isinstance(settings.storage, GcsSettings)
+    storage = gcs.open_storage(settings.destination, settings.storage, settings.upload)
+    base = "https://storage-psc.example/"
+    assert storage.api == base + "storage/v1/b/my-backups/o"
+    assert storage.upload_api == base + "upload/storage/v1/b/my-backups/o"
+    assert storage.download_api == base + "download/storage/v1/b/my-backups/o"

@@ -144,7 +144,14 @@ def test_a_destination_of_no_kind_or_of_two_renders_nothing(destination: dict[st
 
 
 @pytest.mark.parametrize(
-    "name", ["AZURE_STORAGE_KEY", "AZURE_CLIENT_ID", "GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST"]
+    "name",
+    [
+        "AZURE_STORAGE_KEY",
+        "AZURE_CLIENT_ID",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "STORAGE_EMULATOR_HOST",
+        "API_ENDPOINT_OVERRIDE",
+    ],
 )
 def test_a_spec_s_own_env_cannot_replace_the_store_s_credentials_or_endpoint(name: str) -> None:
     owner = body(
@@ -153,3 +160,62 @@ def test_a_spec_s_own_env_cannot_replace_the_store_s_credentials_or_endpoint(nam
     with pytest.raises(RenderError, match=rf"^spec.pod.env\[0\].name: '{name}' is set by the operator") as caught:
         render.render_all(owner)
     assert caught.value.reason == "PodNotAllowed"
+
+
+ALLOWLIST = "PGBACKUP_ALLOWED_BLOB_ENDPOINTS"
+ENDPOINT_VARIABLE = {"azure": "BACKUP_AZURE_ENDPOINT", "gcs": "BACKUP_GCS_ENDPOINT"}
+PLACES = {"azure": {"account": "acct01", "container": "pg-backups"}, "gcs": {"bucket": "pg-backups"}}
+
+
+@pytest.mark.parametrize("kind", sorted(PLACES))
+@pytest.mark.parametrize("allowlist", ["", "https://blob.core.chinacloudapi.cn"])
+def test_an_endpoint_the_allowlist_lacks_renders_no_job(
+    monkeypatch: pytest.MonkeyPatch, kind: str, allowlist: str
+) -> None:
+    """The attack: a spec sends the jobs' Azure or Google credentials to its author's host."""
+    monkeypatch.setenv(ALLOWLIST, allowlist)
+    owner = body({kind: {**PLACES[kind], "endpoint": "https://attacker.example"}}, **PER_JOB)
+    with pytest.raises(RenderError) as caught:
+        render.render_all(owner, "img:1")
+    assert caught.value.reason == "EndpointNotAllowed"
+    assert f"spec.destination.{kind}.endpoint" in str(caught.value)
+    assert ALLOWLIST in str(caught.value) and "destinations.allowedEndpoints" in str(caught.value)
+    with pytest.raises(RenderError) as restore:  # a PgRestore renders its job from the PgBackup
+        restores.render_restore_job(copy.deepcopy(RESTORE), owner, "img:1")
+    assert restore.value.reason == "EndpointNotAllowed"
+
+
+@pytest.mark.parametrize("kind", sorted(PLACES))
+def test_an_allowed_endpoint_reaches_every_job(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """Compared without its trailing slash; rendered as the job's endpoint variable."""
+    monkeypatch.setenv(ALLOWLIST, "https://other.example, https://private.example/")
+    templates = every_job(body({kind: {**PLACES[kind], "endpoint": "https://private.example"}}, **PER_JOB))
+    assert sorted(templates) == sorted(WANTED)
+    for template in templates.values():
+        assert env(template)[ENDPOINT_VARIABLE[kind]] == "https://private.example"
+
+
+def test_no_endpoint_renders_no_endpoint_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ALLOWLIST, raising=False)
+    for kind in PLACES:
+        for template in every_job(body({kind: PLACES[kind]}, **PER_JOB)).values():
+            assert not set(ENDPOINT_VARIABLE.values()) & set(env(template))
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("http://blob.example", "https:// URL with a host"),
+        ("blob.example", "https:// URL with a host"),
+        ("https://user:pw@blob.example", "user, query or fragment"),
+        ("https://blob.example/?sv=1&sig=pw", "user, query or fragment"),
+        ("https://blob.example/#pw", "user, query or fragment"),
+    ],
+)
+def test_the_allowlist_holds_only_plain_https_urls(entry: str, problem: str) -> None:
+    from backup_job.core.errors import ConfigError
+    from backup_job.core.settings import OPERATOR_ALLOWED_ENDPOINTS
+
+    with pytest.raises(ConfigError, match=rf"^configuration error: {ALLOWLIST}\b.*{problem}") as caught:
+        OPERATOR_ALLOWED_ENDPOINTS.read({ALLOWLIST: f"https://fine.example/, {entry}"})
+    assert "pw" not in str(caught.value)  # a user's password or a SAS token's signature is never shown

@@ -240,6 +240,7 @@ AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN = (
     AzureSettings.sas_token,
 )
 AZURE_ENDPOINT, GOOGLE_APPLICATION_CREDENTIALS = AzureSettings.endpoint, GcsSettings.application_credentials
+GCS_ENDPOINT = GcsSettings.endpoint
 DATABASES, EXCLUDE_DATABASES, PARALLEL_DATABASES = (
     DumpSettings.include,
     DumpSettings.exclude,
@@ -274,6 +275,7 @@ VERIFY_SCHEDULE, SUPERCRONIC = ScheduleSettings.verify_expression, ScheduleSetti
 OPERATOR_NAMESPACES, OPERATOR_IMAGE = OperatorSettings.namespaces, OperatorSettings.image
 OPERATOR_LIVENESS, OPERATOR_METRICS_PORT = OperatorSettings.liveness, OperatorSettings.metrics_port
 OPERATOR_FRESHNESS_INTERVAL, OPERATOR_LOG_FORMAT = OperatorSettings.freshness_interval, OperatorSettings.log_format
+OPERATOR_ALLOWED_ENDPOINTS = OperatorSettings.allowed_endpoints
 PGHOST, PGPORT, PGUSER, PGPASSWORD = (
     PostgresSettings.host,
     PostgresSettings.port,

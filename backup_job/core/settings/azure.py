@@ -12,8 +12,8 @@ token. At most one is set (``settle``); with none the Azure SDK's own chain appl
 identity, managed identity, ``AZURE_CLIENT_ID``/``AZURE_TENANT_ID``/``AZURE_FEDERATED_TOKEN_FILE``,
 which the SDK reads itself and so are not declared here). Each secret has a ``*_FILE`` form, so
 a mounted Secret works as well as a variable. The operator renders the three secrets' names
-from these declarations (``secretKeyRef`` into a Secret whose keys bear the same names) and
-never the endpoint.
+from these declarations (``secretKeyRef`` into a Secret whose keys bear the same names), and
+the endpoint only when its installer allowed it (``PGBACKUP_ALLOWED_BLOB_ENDPOINTS``).
 
 The SDK's own waits are bounded by pgbackup's settings, as S3's are: a connect timeout, a read
 timeout and the attempts per request. They are this group's own, not the S3 ones, because

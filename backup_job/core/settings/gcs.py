@@ -1,9 +1,11 @@
-"""Google Cloud Storage: the job reads no variable of its own; the SDK finds its credentials.
+"""Google Cloud Storage: the SDK finds its credentials; the job reads only where GCS is.
 
 Application Default Credentials are the Google SDK's: GKE workload identity, the metadata
 server, or ``GOOGLE_APPLICATION_CREDENTIALS`` naming a service-account JSON key file. That
 variable is declared here, owned by the SDK, because the operator renders it: a PgBackup's
 ``gcs.credentialsSecretRef`` is mounted as a file and the variable points at it.
+``BACKUP_GCS_ENDPOINT`` is the job's own: the JSON API's base URL for a private endpoint
+(Private Service Connect) or another deployment of the API; unset, the SDK's public one.
 
 ``parse`` reads a ``gs://<bucket>[/<prefix>]`` destination (the registry's parser for the
 scheme, ``destination.BACKENDS``). A bucket name follows GCS's rules for names without dots'
@@ -44,7 +46,7 @@ def parse(value: str, parts: SplitResult) -> Destination:
 
 
 class GcsSettings(Group):
-    """The SDK's variable the operator sets; read by google-auth, not by pgbackup."""
+    """The SDK's credentials variable the operator sets (read by google-auth), and the endpoint."""
 
     application_credentials = Variable(
         "GOOGLE_APPLICATION_CREDENTIALS",
@@ -53,5 +55,13 @@ class GcsSettings(Group):
         example="/etc/pgbackup/gcs/key.json",
         shown_default="SDK chain",
         owner="sdk",
+        format=format_optional,
+    )
+    endpoint = Variable(
+        "BACKUP_GCS_ENDPOINT",
+        optional_text,
+        "The GCS JSON API's base URL (default `https://storage.googleapis.com`), for private endpoints.",
+        example="https://storage-mypsc.p.googleapis.com",
+        shown_default="Google's public one",
         format=format_optional,
     )

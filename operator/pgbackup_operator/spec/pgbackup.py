@@ -52,22 +52,26 @@ class S3:
 @dataclass(frozen=True, slots=True)
 class Azure:
     """The Azure Blob Storage container backups go to; without ``credentials_secret_ref`` the
-    pods use workload identity (the Azure SDK's chain)."""
+    pods use workload identity (the Azure SDK's chain). ``endpoint``: the blob service URL, for
+    sovereign clouds and private endpoints; rendered only when the operator's allowlist holds it."""
 
     account: str
     container: str
     prefix: str = ""
     credentials_secret_ref: NameRef | None = None
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Gcs:
     """The Google Cloud Storage bucket backups go to; without ``credentials_secret_ref`` the
-    pods use Application Default Credentials (GKE workload identity)."""
+    pods use Application Default Credentials (GKE workload identity). ``endpoint``: the JSON
+    API's base URL (a private endpoint); rendered only when the operator's allowlist holds it."""
 
     bucket: str
     prefix: str = ""
     credentials_secret_ref: NameRef | None = None
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
