@@ -264,7 +264,9 @@ def test_a_private_key_or_token_in_a_plain_setting_is_redacted(tmp_path: Path) -
         "BACKUP_SHARD": "PuTTY-User-Key-File-3: ssh-ed25519",
     }
     for variable, value in cases.items():
-        env = {"BACKUP_DESTINATION": f"file://{tmp_path}/b", variable: value}
+        # an S3 option is read (and refused) only when the destination is S3
+        destination = "s3://my-bucket" if variable.startswith("BACKUP_S3_") else f"file://{tmp_path}/b"
+        env = {"BACKUP_DESTINATION": destination, variable: value}
         result = run_pgbackup(env)
         line = one_line_refusal(result)
         assert f"{variable}=<redacted: looks like " in line, line
