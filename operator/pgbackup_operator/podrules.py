@@ -14,7 +14,11 @@ them. Three layers keep a custom resource from becoming an arbitrary pod:
    rights: security-context values other than the restricted baseline, environment variables
    whose names steer the job (``BACKUP_*``, ``PG*``, the stores' ``AWS_*``, ``AZURE_*``, ``GOOGLE_*``,
    and the GCS library's endpoints ``STORAGE_EMULATOR_HOST`` and ``API_ENDPOINT_OVERRIDE``, which
-   would take the pod's Google token elsewhere), and annotations or labels that
+   would take the pod's Google token elsewhere), environment variables whose names change which
+   code the pod's programs load or which certificates their TLS trusts (``LOADER_ENV_PREFIXES``,
+   ``LOADER_ENV_NAMES``: the pod mounts files whose bytes the author chooses, a CA Secret or a
+   key file, so ``LD_PRELOAD`` naming one would run the author's code under the pod's
+   identities), and annotations or labels that
    grant an identity or lift a confinement (``iam.amazonaws.com/``, AppArmor and seccomp
    annotations, ``openshift.io/``...). The renderer then builds the contexts from the identity
    fields alone (``pod.py``), so whatever slips past, the baseline holds.
@@ -56,6 +60,27 @@ RESERVED_ENV_PREFIXES = (
     "STORAGE_EMULATOR_HOST",
     "API_ENDPOINT_OVERRIDE",
 )
+# Names that load code or choose whom TLS trusts, in what the image runs (python, pg_dump,
+# pg_dumpall and psql over libpq, supercronic): no author may set them, whatever their rights,
+# since the pod's identities (its ServiceAccount, a workload identity) are not theirs. A
+# different program belongs in a different image (spec.pod.image), which needs pod-create rights.
+LOADER_ENV_PREFIXES = (
+    "LD_",  # glibc's loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT load shared objects
+    "PYTHON",  # PYTHONPATH, PYTHONHOME, PYTHONWARNINGS, PYTHONSTARTUP import modules
+    "OPENSSL_",  # OPENSSL_CONF, OPENSSL_ENGINES, OPENSSL_MODULES load engines and providers
+    "KRB5",  # libpq's GSSAPI: KRB5_CONFIG names plugin modules, KRB5CCNAME another principal
+)
+LOADER_ENV_NAMES = (
+    "PATH",  # which pg_dump, psql or python runs
+    "GCONV_PATH",  # glibc's iconv loads the modules it lists
+    "GSS_MECH_CONFIG",  # GSSAPI mechanisms are shared objects loaded from this list
+    "NODE_OPTIONS",  # --require for any Node program a later image may carry
+    "SSL_CERT_FILE",  # OpenSSL's and Go's CA bundle: python's ssl, libpq, supercronic
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",  # requests (Google auth, notifications) trusts this bundle instead
+    "CURL_CA_BUNDLE",  # requests reads it too
+    "SSLKEYLOGFILE",  # python's ssl writes every session key there: TLS readable by its reader
+)
 # Annotations and labels that give a pod a cloud identity, an SCC or a looser confinement.
 RESERVED_METADATA_PREFIXES = (
     "iam.amazonaws.com/",
@@ -87,6 +112,14 @@ def check(pod: PodSettings, field: str = "spec.pod") -> None:
                 f"{field}.env[{index}].name: {name!r} is set by the operator or steers the job's "
                 f"connections and credentials (BACKUP_*, PG*, AWS_*, AZURE_*, GOOGLE_*, "
                 f"STORAGE_EMULATOR_HOST): use this resource's fields",
+                REASON,
+            )
+        if name.startswith(LOADER_ENV_PREFIXES) or name in LOADER_ENV_NAMES:
+            raise RenderError(
+                f"{field}.env[{index}].name: {name!r} changes which code the job's programs load or "
+                f"which certificates their TLS trusts (LD_*, PYTHON*, OPENSSL_*, KRB5*, PATH, "
+                f"SSL_CERT_FILE, REQUESTS_CA_BUNDLE...): remove it; a different program needs a "
+                f"different image (spec.pod.image)",
                 REASON,
             )
     for kind, given in (("podAnnotations", pod.pod_annotations), ("podLabels", pod.pod_labels)):

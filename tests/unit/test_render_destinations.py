@@ -162,6 +162,61 @@ def test_a_spec_s_own_env_cannot_replace_the_store_s_credentials_or_endpoint(nam
     assert caught.value.reason == "PodNotAllowed"
 
 
+# One name of each family that loads code or moves TLS trust, in each program the image runs.
+LOADERS = (
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "PYTHONPATH",
+    "PYTHONWARNINGS",
+    "OPENSSL_CONF",
+    "OPENSSL_MODULES",
+    "KRB5_CONFIG",
+    "GSS_MECH_CONFIG",
+    "GCONV_PATH",
+    "PATH",
+    "NODE_OPTIONS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "SSLKEYLOGFILE",
+)
+
+
+def _identity_pod_with_a_file_of_the_author_s() -> tuple[dict[str, Any], str]:
+    """A PgBackup whose pods carry Azure's workload identity and mount the CA Secret its author
+    names, and the path of that file in the pods."""
+    owner = body({"azure": {"account": "acct01", "container": "pg-backups"}})
+    owner["spec"]["postgres"].update(sslMode="verify-full", tls={"caSecretRef": {"name": "authors-ca"}})
+    backup = every_job(owner)["backup"]
+    assert backup["metadata"]["labels"][IDENTITY_LABEL] == "true"
+    return owner, str(env(backup)["PGSSLROOTCERT"])
+
+
+@pytest.mark.parametrize("name", LOADERS)
+def test_a_plain_env_value_cannot_load_the_author_s_file_or_trust_the_author_s_ca(name: str) -> None:
+    """The attack: LD_PRELOAD (or a CA bundle, a Python path...) naming the mounted CA file, whose
+    bytes the author chose, in a pod holding an identity the author lacks. Neither the CronJobs
+    nor a restore of this PgBackup render."""
+    owner, authors_file = _identity_pod_with_a_file_of_the_author_s()
+    owner["spec"]["pod"] = {"env": [{"name": "TZ", "value": "UTC"}, {"name": name, "value": authors_file}]}
+    refused = rf"^spec.pod.env\[1\].name: '{name}' changes which code the job's programs load or which certificates"
+    with pytest.raises(RenderError, match=refused) as caught:
+        render.render_all(owner, "img:1")
+    assert caught.value.reason == "PodNotAllowed" and "spec.pod.image" in str(caught.value)
+    with pytest.raises(RenderError, match=refused):
+        restores.render_restore_job(copy.deepcopy(RESTORE), owner, "img:1")
+
+
+def test_proxy_variables_still_reach_every_pod() -> None:
+    """A proxy sees no token while TLS verification holds, so authors may still set one."""
+    owner, _ = _identity_pod_with_a_file_of_the_author_s()
+    proxy = {"HTTPS_PROXY": "http://proxy.db.svc:3128", "NO_PROXY": ".svc,.cluster.local"}
+    owner["spec"]["pod"] = {"env": [{"name": key, "value": value} for key, value in proxy.items()]}
+    for component, template in every_job(owner).items():
+        assert proxy.items() <= env(template).items(), component
+
+
 ALLOWLIST = "PGBACKUP_ALLOWED_BLOB_ENDPOINTS"
 ENDPOINT_VARIABLE = {"azure": "BACKUP_AZURE_ENDPOINT", "gcs": "BACKUP_GCS_ENDPOINT"}
 PLACES = {"azure": {"account": "acct01", "container": "pg-backups"}, "gcs": {"bucket": "pg-backups"}}
