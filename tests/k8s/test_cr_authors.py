@@ -267,6 +267,25 @@ def test_the_env_names_that_steer_the_job_are_refused_by_the_schema(kube: KubeEn
         assert refused.returncode != 0 and reserved in refused.stderr, refused.stderr
 
 
+def test_alice_cannot_preload_her_file_or_trust_her_ca_in_the_pods(kube: KubeEnv, team: str) -> None:
+    """Plain env values need no pod-create rights, and the pods mount a CA Secret alice names:
+    her shared object or her CA there, named by LD_PRELOAD or REQUESTS_CA_BUNDLE, would run or
+    be trusted in pods holding identities she lacks. PgRestore has no env of its own."""
+    mounted = "/etc/pgbackup/tls/ca/ca.crt"
+    tls = {"sslMode": "verify-full", "tls": {"caSecretRef": {"name": "alice-pg"}}}
+
+    def attempt(name: str) -> Any:
+        backup = _backup("loader", pod={"env": [{"name": name, "value": mounted}]})
+        backup["spec"]["postgres"].update(tls)
+        return _apply(kube, team, ALICE, backup, dry_run=True)
+
+    assert attempt("TZ").returncode == 0, attempt("TZ").stderr  # plain env and her CA are hers to set
+    for name in ("LD_PRELOAD", "REQUESTS_CA_BUNDLE"):
+        refused = attempt(name)
+        assert refused.returncode != 0 and "spec.pod.env[0]" in refused.stderr, refused.stderr
+        assert "change which code the job's programs load" in refused.stderr, refused.stderr
+
+
 def test_the_operator_s_own_writes_are_not_checked_and_it_refuses_what_the_policy_cannot_see(
     kube: KubeEnv,
     operator: OperatorProcess,
