@@ -66,10 +66,9 @@ from .azure_checks import (
     metadata_name,
     missing,
     status,
-    unconfirmed,
-    written_by_another_run,
 )
 from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, Storage, Upload
+from .settle import confirm_bytes
 
 WRITES = frozenset({"PUT"})  # Put Block, Put Block List, Put Blob (a DELETE removes, never writes a backup)
 MAX_BACKOFF = 20.0  # seconds between two attempts, at most
@@ -187,21 +186,9 @@ class AzureStorage(Storage):
             failure = self.error("Put Blob", key, exc)
             if not ambiguous(exc, failure):
                 raise failure from exc
-            self._confirm(key, data, failure)  # the retry of a write the service applied meets our blob
+            confirm_bytes(self, key, data, failure)  # the retry of a write the service applied meets our blob
             return
         check_md5("Put Blob", self.describe(key), response.get("content_md5"), md5)
-
-    def _confirm(self, key: str, data: bytes, failure: StorageError) -> None:
-        """Return if the blob under ``key`` is exactly ``data``; else raise ``failure`` (no blob,
-        or it cannot be read), the conflict when it holds other bytes."""
-        try:
-            existing = self.read_all(key, len(data))
-        except AccessDeniedError as exc:
-            raise unconfirmed(self.describe(key), "written (the service answered that it exists)") from exc
-        except StorageError:
-            raise failure from None
-        if existing != data:
-            raise written_by_another_run(self.describe(key)) from failure
 
     def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
         try:

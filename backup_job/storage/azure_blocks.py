@@ -40,8 +40,9 @@ from azure.storage.blob import BlobBlock, ContentSettings
 
 from ..core import stopping
 from ..core.errors import AccessDeniedError, StorageError
-from .azure_checks import MAX_BLOCKS, ambiguous, check_md5, content_md5, unconfirmed, written_by_another_run
+from .azure_checks import MAX_BLOCKS, ambiguous, check_md5, content_md5
 from .parts import PooledUpload
+from .settle import unconfirmed, written_by_another_run
 
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it
     from .azure import AzureStorage

@@ -23,7 +23,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
 )
 
-from ..core.errors import AccessDeniedError, BackupExistsError, StorageError, UnconfirmedError
+from ..core.errors import AccessDeniedError, BackupExistsError, StorageError
 from ..core.settings import AzureSettings
 from .base import PartLimits
 
@@ -124,16 +124,3 @@ def check_md5(what: str, where: str, returned: bytes | bytearray | None, sent: b
 def metadata_name(name: str) -> str:
     """A metadata name as Azure allows it (a C# identifier): ``pgbackup-run-id`` -> ``pgbackup_run_id``."""
     return name.replace("-", "_").lower()
-
-
-def written_by_another_run(where: str) -> BackupExistsError:
-    """The conflict when the blob in the way carries another run's bytes or metadata."""
-    return BackupExistsError(f"{where} was written by another run meanwhile; pgbackup never overwrites a backup")
-
-
-def unconfirmed(where: str, what: str) -> UnconfirmedError:
-    """A write the service probably applied that these credentials cannot read back."""
-    return UnconfirmedError(
-        f"{where} was probably {what}, but these credentials cannot read it back to confirm",
-        hint="check with `pgbackup list` using read access",
-    )

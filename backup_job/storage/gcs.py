@@ -53,13 +53,13 @@ from ..core.errors import (
     ConfigError,
     NotFoundError,
     StorageError,
-    UnconfirmedError,
 )
 from ..core.settings import Destination, GcsSettings, Group, UploadSettings
 from . import crc32c
 from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
 from .gcs_http import ATTEMPTS, BACKOFF, RETRIED, denied, failed, no_bucket, send, unreachable
 from .gcs_upload import CHUNK, GcsUpload
+from .settle import unconfirmed, written_by_another_run
 
 log = logs.get("storage")
 LIMITS = PartLimits(min_part=CHUNK, max_part=5 * 1024**3, max_parts=None)
@@ -211,17 +211,11 @@ class GcsStorage(Storage):
             found = self.resource(key)
             same = found is not None and int(found["size"]) == len(data) and self.read_all(key, len(data)) == data
         except AccessDeniedError as exc:
-            raise UnconfirmedError(
-                f"{self.describe(key)} was probably written (GCS answered '{failure}'), "
-                "but these credentials cannot read it back to confirm",
-                hint="check with `pgbackup list` using read access",
-            ) from exc
+            raise unconfirmed(self.describe(key), f"written (GCS answered '{failure}')") from exc
         if found is None:
             raise failure
         if not same:
-            raise BackupExistsError(
-                f"{self.describe(key)} was written by another run meanwhile; pgbackup never overwrites a backup"
-            ) from failure
+            raise written_by_another_run(self.describe(key)) from failure
 
     def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
         where = self.describe(f"{prefix}/" if prefix else "")

@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ..core import stopping
-from ..core.errors import AccessDeniedError, BackupExistsError, StorageError, UnconfirmedError
+from ..core.errors import AccessDeniedError, BackupExistsError, StorageError
 from . import crc32c
 from .gcs_http import denied, failed, message, send, unreachable
 from .parts import PooledUpload
+from .settle import unconfirmed, written_by_another_run
 
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it
     from .gcs import GcsStorage
@@ -129,17 +130,11 @@ class GcsUpload(PooledUpload[Resource]):
         try:
             found = self.storage.resource(self.key)
         except AccessDeniedError as exc:
-            raise UnconfirmedError(
-                f"{self.where} was probably finalized (GCS answered '{failure}'), "
-                "but these credentials cannot read it back to confirm",
-                hint="check with `pgbackup list` using read access",
-            ) from exc
+            raise unconfirmed(self.where, f"finalized (GCS answered '{failure}')") from exc
         if found is None:
             raise failure
         if int(found.get("size", -1)) != self.sent or found.get("metadata") != self.metadata:
-            raise BackupExistsError(
-                f"{self.where} was written by another run meanwhile; pgbackup never overwrites a backup"
-            ) from failure
+            raise written_by_another_run(self.where) from failure
         return found
 
     def commit(self, results: list[Resource]) -> None:

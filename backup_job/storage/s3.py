@@ -57,7 +57,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import logs, stopping
-from ..core.errors import AccessDeniedError, BackupExistsError, ChangedError, NotFoundError, StorageError
+from ..core.errors import BackupExistsError, ChangedError, NotFoundError, StorageError
 from ..core.settings import Destination, Group, S3Settings, UploadSettings
 from . import s3_crc, s3_unfinished
 from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
@@ -76,10 +76,9 @@ from .s3_checks import (
     denied,
     describe_error,
     etag,
-    unconfirmed,
-    written_by_another_run,
 )
 from .s3_multipart import S3Upload
+from .settle import confirm_bytes
 
 log = logs.get("storage")
 AddressingStyle = Literal["auto", "virtual", "path"]
@@ -315,7 +314,7 @@ class S3Storage(Storage):
                 **self._object_args(storage_class=False),
             )
         except BackupExistsError as conflict:
-            self._confirm(key, data, conflict)
+            confirm_bytes(self, key, data, conflict)
             return  # our own write: applied by the store, its answer lost, the retry refused
         try:
             if not self.check_etag("PutObject", key, response, expected, MD5_ETAG) and crc:
@@ -323,18 +322,6 @@ class S3Storage(Storage):
         except StorageError:
             self.delete(key)  # ours (its ETag answered our own request) and not what we sent
             raise
-
-    def _confirm(self, key: str, data: bytes, conflict: BackupExistsError) -> None:
-        """Return if the object in the way is exactly ``data``; else raise: the conflict when it
-        is someone else's, ``UnconfirmedError`` when it cannot be read."""
-        try:
-            existing = self.read_all(key, len(data))
-        except AccessDeniedError as exc:
-            raise unconfirmed(self.describe(key), "written (the store answered that it exists)") from exc
-        except StorageError:
-            raise conflict from None
-        if existing != data:
-            raise written_by_another_run(self.describe(key)) from conflict
 
     def head(self, key: str) -> tuple[int, dict[str, str]] | None:
         """Size and user metadata of ``key``; None when it does not exist."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..core.errors import AccessDeniedError, BackupExistsError, UnconfirmedError
+from ..core.errors import AccessDeniedError
 
 MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -74,19 +74,6 @@ def denied(operation: str, where: str, exc: Exception) -> AccessDeniedError:
     needs = f"; {operation} needs {permission}" if permission else ""
     return AccessDeniedError(
         f"the credentials may not {verb} {where} ({describe_error(exc)}){needs}", hint=POLICIES_HINT
-    )
-
-
-def written_by_another_run(where: str) -> BackupExistsError:
-    """The conflict when the object in the way carries another run's bytes or id."""
-    return BackupExistsError(f"{where} was written by another run meanwhile; pgbackup never overwrites a backup")
-
-
-def unconfirmed(where: str, what: str) -> UnconfirmedError:
-    """A write the store probably applied that these credentials cannot read back."""
-    return UnconfirmedError(
-        f"{where} was probably {what}, but these credentials cannot read it back to confirm",
-        hint="check with `pgbackup list` using read access",
     )
 
 

@@ -48,10 +48,9 @@ from .s3_checks import (
     code,
     content_md5,
     denied,
-    unconfirmed,
-    written_by_another_run,
 )
 from .s3_unfinished import NO_SUCH_UPLOAD, aborted_by_another_process, upload_gone
+from .settle import unconfirmed, written_by_another_run
 
 if TYPE_CHECKING:  # the storage creates its uploads; an upload only calls back into it
     from .s3 import S3Storage
