@@ -59,7 +59,7 @@ from ..core.manifest import Manifest, RunFacts
 from ..core.runkey import run_moment
 from ..core.settings import DATABASES, EXCLUDE_DATABASES, JOB_NAME, PG_BINDIR, PGUSER, Settings, check_command
 from ..core.signing import SigningKey
-from ..pg import dbprops
+from ..pg import connections, dbprops
 from ..pg.discovery import TEMPLATE, Server, describe_target, discover, select_databases
 from ..pg.dump import PgDump, globals_argv
 from ..pg.roles import database_owners, system_identifier
@@ -68,6 +68,7 @@ from ..pg.tools import find_tool, major, tool_version
 from ..pipeline.backup import BackupRun, Source
 from ..pipeline.catalog import Catalog
 from ..pipeline.cpushare import CpuShare
+from ..pipeline.split import SplitPlan
 from ..storage.base import Storage
 from . import shards
 from .destination import open_catalog, open_destination, open_signer
@@ -89,6 +90,7 @@ class Tools:
     pg_dumpall: str = ""
     system_identifier: str = ""  # "" when the role may not read it
     database: str = "postgres"  # the database discovery connected to (pg_dumpall's too)
+    split: SplitPlan | None = None  # BACKUP_FORMAT=split: how each database is read
 
 
 def prepare(settings: Settings) -> Tools:
@@ -108,13 +110,33 @@ def prepare(settings: Settings) -> Tools:
     warning = unenforced("pg_dump", dump_version)
     if warning:
         log.warning(warning, extra=logs.fields(event="auth.unenforced"))
+    split = split_plan(settings, pg_dump, server) if settings.dump.format == "split" else None
     return Tools(
+        split=split,
         pg_dump=pg_dump,
         pg_dump_version=dump_version,
         server=server,
         pg_dumpall=pg_dumpall,
         system_identifier=system_identifier(backup_server(), settings.postgres.discovery_database),
         database=settings.postgres.discovery_database,
+    )
+
+
+def split_plan(settings: Settings, pg_dump: str, server: Server) -> SplitPlan:
+    """How this run reads each database in the split format, with the readers per database
+    fitted into the connections the server has free (``connections.fit``)."""
+    wanted = settings.dump.dump_jobs or cpus.usable()
+    jobs = connections.fit(
+        backup_server(), settings.postgres.discovery_database, wanted, settings.dump.parallel_databases
+    )
+    return SplitPlan(
+        pg_dump=pg_dump,
+        pg_restore=find_tool("pg_restore", settings.dump.pg_bindir),
+        server_major=server.major,
+        jobs=jobs,
+        lock_wait_timeout=settings.dump.lock_wait_timeout,
+        options=settings.dump.pg_dump_options,
+        timeout=settings.dump.database_timeout,
     )
 
 
@@ -203,7 +225,8 @@ def backup_database(
 
     with stopping.abandonable():  # a query to a server that stopped answering: a stop does not wait for it
         owners = _owners(database)
-    return _logged(attempt(run, Source(database, make_dump, properties=properties, previous=previous, owners=owners)))
+    source = Source(database, make_dump, properties=properties, previous=previous, owners=owners, split=tools.split)
+    return _logged(attempt(run, source))
 
 
 def _owners(database: str) -> list[str] | None:

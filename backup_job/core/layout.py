@@ -5,6 +5,8 @@
     <prefix>/<database>/<timestamp>.sql.gz         or .sql.zst (BACKUP_COMPRESSION=zstd);
                                                    + .age when sealed (BACKUP_ENCRYPT_RECIPIENTS)
     <prefix>/<database>/<timestamp>.manifest.json
+    <prefix>/<database>/<timestamp>.split/<member> a split backup's objects (BACKUP_FORMAT=split), e.g.
+                                                   pre-data.pgdump.gz, data-000001.copy.gz, sequences.json.gz
     <prefix>/_globals/<timestamp>.sql.gz          roles and tablespaces (pg_dumpall --globals-only)
     <prefix>/_globals/<timestamp>.manifest.json
     <prefix>/_probe/<random>.clock                 never an object: a run's short-lived multipart
@@ -17,6 +19,12 @@ slashes, quotes, non-ASCII) maps to exactly one safe path segment and back. A le
 is encoded as ``%5F`` so that segments starting with ``_`` stay free for pgbackup's own
 objects (``_globals/``). Names ``.`` and ``..`` are encoded as well: they are not valid
 path segments on a local filesystem.
+
+A split backup (``pipeline.split``) is one manifest and a directory of members, each its own
+object. A member key has one more segment than every other key, so a pgbackup from before
+split backups does not parse it: it never lists, restores or deletes a member (and it lists
+the split manifest, whose format it does not know, as unknown). ``parse_member`` is how this
+version recognises them.
 
 Later commands (list, restore, prune) recognise our objects only through ``parse_key``: a
 key that does not parse is not ours and is never touched. Dump suffixes are recognised by
@@ -161,6 +169,41 @@ def parse_key(prefix: str, key: str) -> tuple[str, str, str] | None:
     except ValueError:
         return None
     return database, stamp, suffix
+
+
+SPLIT_DIRECTORY = ".split"
+# A member's name: its role, a number for data streams, what it holds and its compression,
+# then ``.age`` when sealed. Nothing a database names goes into a member key.
+_MEMBER = re.compile(
+    r"(?:pre-data|post-data|large-objects|sequences|data-\d{6})\.(?:pgdump|copy|json)(?:\.[a-z0-9]+){1,2}"
+)
+
+
+def split_directory(prefix: str, database: str, timestamp: str) -> str:
+    """Where the members of a split backup of ``database`` at ``timestamp`` live."""
+    return join(prefix, segment_for(database), timestamp + SPLIT_DIRECTORY)
+
+
+def member_key(prefix: str, database: str, timestamp: str, member: str) -> str:
+    return split_directory(prefix, database, timestamp) + "/" + member
+
+
+def parse_member(prefix: str, key: str) -> tuple[str, str, str] | None:
+    """``(database, timestamp, member)`` for a split backup's member under ``prefix``, else None."""
+    head = prefix + "/" if prefix else ""
+    if not key.startswith(head):
+        return None
+    rest = key[len(head) :].split("/")
+    if len(rest) != 3 or not rest[1].endswith(SPLIT_DIRECTORY) or not _MEMBER.fullmatch(rest[2]):
+        return None
+    stamp = rest[1][: -len(SPLIT_DIRECTORY)]
+    if not _TIMESTAMP.fullmatch(stamp) or rest[0] == GLOBALS_SEGMENT:
+        return None
+    try:
+        database = decode_database(rest[0])
+    except ValueError:
+        return None
+    return database, stamp, rest[2]
 
 
 def probe_key(prefix: str, token: str) -> str:

@@ -40,6 +40,20 @@ What later commands rely on, beyond the object's identity:
 - ``signature``: ed25519 over the rest of the manifest (``core.signing``), when the job holds
   a signing key.
 
+A split backup (``format`` ``split``, ``format_version`` 3, so an older pgbackup lists it as
+unknown and never deletes or misreads it) is one manifest and many objects (``pipeline.split``):
+
+- ``objects``: every object of the backup, each with its key, ``section`` (``pre-data`` and
+  ``post-data``: custom-format schema archives; ``data``: one table's rows, or one range of
+  its pages, as COPY text; ``large-objects``: an archive of them; ``sequences``: their values,
+  as JSON), sizes, sha256 and block digests, and for data its table, columns, the table it
+  loads into and its row count. The backup is complete only when every one is stored with
+  its size; ``key`` is the members' directory, ``compressed_bytes``, ``raw_bytes`` and
+  ``parts`` are the sums, ``sha256`` the digest of the list of the objects' digests;
+- ``relations``: per table, the OIDs of what a restore of that table alone takes from the
+  schema archives (``pg.relations``), and its foreign keys;
+- ``encoding``: the client encoding the rows were read in.
+
 Everything read back is hostile until checked: ``parse`` refuses duplicate keys and any field
 of the wrong type or shape with a ``ValueError`` naming the field, so one bad manifest marks
 one backup damaged and stops nothing else. ``slim`` drops what only restore and verify need
@@ -53,6 +67,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
 import re
@@ -66,7 +81,9 @@ from .layout import GLOBALS
 
 FORMAT_VERSION = 1  # what plain backups are written as
 SEALED_FORMAT_VERSION = 2  # sealed backups: a pgbackup before encryption sees them as unknown, never as gzip
-UNDERSTOOD_VERSION = SEALED_FORMAT_VERSION
+SPLIT_FORMAT_VERSION = 3  # split backups: a pgbackup before them sees them as unknown, never as one dump
+UNDERSTOOD_VERSION = SPLIT_FORMAT_VERSION
+SECTIONS = ("pre-data", "data", "post-data", "large-objects", "sequences")
 
 
 class NotUnderstood(ValueError):
@@ -113,6 +130,33 @@ class Manifest:
     # runs (constraints, defaults, index expressions); None: not recorded
     server_system_identifier: str = ""  # the backed-up cluster's (verify refuses to drill on it); "" unknown
     signature: dict[str, str] | None = None  # core.signing, over everything else
+    objects: list[dict[str, Any]] = field(default_factory=list)  # a split backup's objects
+    relations: dict[str, dict[str, Any]] = field(default_factory=dict)  # a split backup's tables
+    encoding: str = ""  # a split backup's client encoding
+
+    @property
+    def split(self) -> bool:
+        return self.format == "split"
+
+    def piece(self, obj: dict[str, Any]) -> Manifest:
+        """One object of a split backup seen as a manifest of its own, which the readers that
+        check stored bytes (``pipeline.load``, ``pipeline.proof``) take as they are."""
+        return replace(
+            self,
+            key=obj["key"],
+            raw_bytes=obj["raw_bytes"],
+            compressed_bytes=obj["compressed_bytes"],
+            sha256=obj["sha256"],
+            parts=obj["parts"],
+            block_bytes=obj["block_bytes"],
+            block_sha256=obj["block_sha256"],
+            objects=[],
+            relations={},
+            format="plain",
+        )
+
+    def pieces(self, section: str | None = None) -> list[dict[str, Any]]:
+        return [o for o in self.objects if section is None or o["section"] == section]
 
     @property
     def encrypted(self) -> bool:
@@ -168,12 +212,21 @@ class Manifest:
             _FIELDS[name](name, value)
         manifest = cls(**known)
         _check_blocks(manifest)
+        _check_split(manifest)
         return manifest
 
     def slim(self) -> Manifest:
         """This manifest without what only restore and verify read (row counts, block digests),
         which a listing of many large manifests must not hold."""
-        return replace(self, row_counts={}, block_sha256="")
+        return replace(
+            self,
+            row_counts={},
+            block_sha256="",
+            relations={},
+            objects=[
+                {k: obj[k] for k in ("name", "key", "section", "compressed_bytes") if k in obj} for obj in self.objects
+            ],
+        )
 
 
 MAX_JSON_DEPTH = 8
@@ -349,6 +402,79 @@ def _base64(name: str, value: Any) -> None:
         _fail(name, "not base64")
 
 
+_MEMBER_NAME = re.compile(r"(?:pre-data|post-data|large-objects|sequences|data-\d{6})")
+_OBJECT_COUNTS = ("raw_bytes", "compressed_bytes", "parts", "block_bytes")
+MAX_OBJECTS = 1_000_000
+
+
+def _pair(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) and 0 < len(v) <= 256 for v in value)
+
+
+def _objects(name: str, value: Any) -> None:
+    if not isinstance(value, list) or len(value) > MAX_OBJECTS:
+        _fail(name, "not a list of objects")
+    for index, obj in enumerate(value):
+        where = f"{name}[{index}]"
+        if not isinstance(obj, dict):
+            _fail(where, "not an object")
+        if not isinstance(obj.get("name"), str) or not _MEMBER_NAME.fullmatch(obj["name"]):
+            _fail(where, "name is not a member name")
+        _text(4096)(f"{where}.key", obj.get("key"))
+        if obj.get("section") not in SECTIONS:
+            _fail(where, f"section is not one of {', '.join(SECTIONS)}")
+        for count in _OBJECT_COUNTS:
+            _count(f"{where}.{count}", obj.get(count))
+        _sha256(f"{where}.sha256", obj.get("sha256"))
+        _base64(f"{where}.block_sha256", obj.get("block_sha256"))
+        if obj["section"] != "data":
+            continue
+        if not isinstance(obj.get("table"), str) or not TABLE_NAME.fullmatch(obj["table"]):
+            _fail(where, "table is not a table name as pg_dump writes one")
+        for pair in ("relation", "load_into"):
+            if not _pair(obj.get(pair)):
+                _fail(where, f"{pair} is not [schema, name]")
+        columns = obj.get("columns")
+        if (
+            not isinstance(columns, list)
+            or not 0 < len(columns) <= 1600
+            or not all(isinstance(c, str) and 0 < len(c) <= 256 for c in columns)
+        ):
+            _fail(where, "columns is not a list of column names")
+        _count(f"{where}.rows", obj.get("rows"))
+
+
+def _oid_pairs(name: str, value: Any) -> None:
+    if not isinstance(value, list) or len(value) > 100_000:
+        _fail(name, "not a list of [catalog, oid] pairs")
+    for pair in value:
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32 for v in pair)
+        ):
+            _fail(name, "not a list of [catalog, oid] pairs")
+
+
+def _relations(name: str, value: Any) -> None:
+    if not isinstance(value, dict) or len(value) > MAX_OBJECTS:
+        _fail(name, "not an object")
+    for table, facts in value.items():
+        where = f"{name}[{table[:60]!r}]"
+        if len(table) > MAX_TABLE_NAME or not TABLE_NAME.fullmatch(table):
+            _fail(name, f"{table[:60]!r} is not a table name as pg_dump writes one")
+        if not isinstance(facts, dict):
+            _fail(where, "not an object")
+        oid = facts.get("oid")
+        if not isinstance(oid, int) or isinstance(oid, bool) or not 0 < oid < 2**32:
+            _fail(where, "oid is not an OID")
+        for text in ("schema", "name", "owner"):
+            if not isinstance(facts.get(text), str) or not 0 < len(facts[text]) <= 256:
+                _fail(where, f"{text} is not a name")
+        for pairs in ("pre", "post", "foreign_keys"):
+            _oid_pairs(f"{where}.{pairs}", facts.get(pairs))
+
+
 _FIELDS: dict[str, Any] = {
     "database": _text(1024),
     "key": _text(4096),
@@ -384,6 +510,9 @@ _FIELDS: dict[str, Any] = {
     "owners": _owners,
     "server_system_identifier": _text(32),
     "signature": _signature,
+    "objects": _objects,
+    "relations": _relations,
+    "encoding": _text(64),
 }
 
 
@@ -400,6 +529,39 @@ def _check_blocks(manifest: Manifest) -> None:
     expected = max(1, -(-manifest.compressed_bytes // manifest.block_bytes))
     if len(base64.b64decode(manifest.block_sha256)) != 32 * expected:
         _fail("block_sha256", f"does not hold one sha256 per block ({expected} blocks)")
+
+
+def _check_split(manifest: Manifest) -> None:
+    """A split manifest lists its objects, one pre-data and one post-data among them, under its
+    own directory, with sums that agree; any other manifest lists none."""
+    if not manifest.split:
+        if manifest.objects or manifest.relations:
+            _fail("objects", "given in a manifest that is not split")
+        return
+    if manifest.format_version < SPLIT_FORMAT_VERSION:
+        _fail("format_version", f"below {SPLIT_FORMAT_VERSION} for a split backup")
+    if not manifest.objects:
+        return  # slimmed by a catalog
+    names = [o["name"] for o in manifest.objects]
+    if len(set(names)) != len(names):
+        _fail("objects", "names an object twice")
+    for section in ("pre-data", "post-data"):
+        if names.count(section) != 1:
+            _fail("objects", f"does not hold exactly one {section} archive")
+    if "block_sha256" not in manifest.objects[0]:
+        return  # slimmed
+    for obj in manifest.objects:
+        if not obj["key"].startswith(manifest.key + "/" + obj["name"] + "."):
+            _fail("objects", f"{obj['name']} is not stored under the backup's directory")
+        _check_blocks(manifest.piece(obj))
+    if manifest.compressed_bytes != sum(o["compressed_bytes"] for o in manifest.objects):
+        _fail("compressed_bytes", "is not the sum of the objects' sizes")
+
+
+def objects_digest(objects: list[dict[str, Any]]) -> str:
+    """The sha256 a split manifest records for the whole: over each object's name, size and sha256."""
+    lines = "".join(f"{o['name']} {o['compressed_bytes']} {o['sha256']}\n" for o in objects)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def isoformat(moment: datetime) -> str:

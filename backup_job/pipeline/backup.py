@@ -24,6 +24,10 @@ and this attempt would then write a manifest vouching for bytes it never sent. E
 draws its own ``attempt`` (``RunFacts``), which goes into the dump's metadata and the
 manifest, so only the very process that made an object can take it for its own write.
 
+With ``BACKUP_FORMAT=split`` a database's source carries a ``SplitPlan``: ``pipeline.split``
+then stores it as many objects, each through ``_stream`` like a plain dump, and the manifest
+lists them all.
+
 A retried attempt meets the earlier one's objects at the start instead (``_stored_earlier``):
 a complete backup of this run (same run id and timestamp, its dump there with the recorded
 size) counts as done and nothing is written; a dump without a manifest cannot be completed
@@ -35,6 +39,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -42,17 +47,20 @@ from typing import Any
 
 from ..core import logs, signals, stopping
 from ..core.errors import BackupExistsError, NotFoundError, StorageError, UnconfirmedError
-from ..core.layout import backup_keys, display_name
-from ..core.manifest import Manifest, RunFacts, shrink_alarm
+from ..core.layout import backup_keys, display_name, split_directory
+from ..core.manifest import SPLIT_FORMAT_VERSION, Manifest, RunFacts, shrink_alarm
 from ..core.settings import DATABASE_TIMEOUT, Compression, DumpSettings, EncryptionSettings, RunSettings, UploadSettings
 from ..core.signing import SigningKey
 from ..pg.copycount import CopyRowCounter
 from ..pg.dump import PgDump
+from ..pg.target import backup_server
 from ..storage.base import Storage, Upload
 from .catalog import MANIFEST_LIMIT
 from .compress import CONTENT_TYPES, open_compressor
 from .cpushare import CpuShare
+from .progress import ProgressReporter
 from .seal import seal_bytes
+from .split import SplitDump, SplitPlan, SplitResult
 from .stream import Progress, StreamStats, stream_backup
 
 log = logs.get("run")
@@ -71,6 +79,7 @@ class Source:
     role_passwords: bool | None = None
     count_rows: bool = True
     owners: list[str] | None = None  # the roles owning objects in the database (None: unknown)
+    split: SplitPlan | None = None  # store it as a split backup (``pipeline.split``)
 
 
 @dataclass
@@ -152,11 +161,13 @@ class BackupRun:
         """Stream ``source`` to its object, then write its manifest; raises on any failure."""
         name = display_name(source.database)
         dump_key, manifest_key = self.keys(source.database)
+        if source.split is not None:
+            dump_key = split_directory(self.prefix, source.database, self.facts.run_timestamp)
         where = self.storage.describe(dump_key)
         fields = {"database": source.database, "key": dump_key}
         stopping.refuse_writes(f"the backup of {name!r}")
         with stopping.abandonable():  # reads only: a stop need not wait for them
-            if self._exists(dump_key) or self._exists(manifest_key):
+            if self._exists(dump_key) or self._exists(manifest_key) or self._members_exist(dump_key, source):
                 earlier = self._stored_earlier(name, dump_key, manifest_key)
                 if earlier is not None:
                     return earlier
@@ -200,8 +211,12 @@ class BackupRun:
                 ),
             )
 
-        with self.cpus.stream():
-            stats = self._stream(source, dump_key, progress, counter)
+        split: SplitResult | None = None
+        if source.split is not None:
+            stats, split = self._split(source, progress)
+        else:
+            with self.cpus.stream():
+                stats = self._stream(source.make_dump, dump_key, progress, counter.feed if source.count_rows else None)
         shrink = shrink_alarm(
             self.run_settings.shrink_alarm,
             source.previous,
@@ -209,7 +224,7 @@ class BackupRun:
             stats.raw_bytes,
             self.compression.format,
         )
-        manifest = self._manifest(source, dump_key, stats, started_at, counter, shrink)
+        manifest = self._manifest(source, dump_key, stats, started_at, counter, shrink, split)
         # No clean-up if this fails: the manifest may have been written although the answer
         # was lost, and then the dump is a complete backup. A dump left without its manifest
         # is an incomplete leftover that retention removes after a day.
@@ -229,8 +244,62 @@ class BackupRun:
             raise
         if stopping.requested():  # it landed as the stop came: the stopped line speaks for it, nothing else
             raise StorageError(f"the manifest of {name!r} landed as the run was stopped by {stopping.requested()}")
-        shrunk = self._finished(name, source, stats, counter, fields, manifest_key, where, shrink)
+        if split is not None:
+            counter.counts = split.row_counts
+        shrunk = self._finished(name, source, stats, counter, fields, manifest_key, where, shrink, split)
         return Stored(dump_key, stats, shrunk)
+
+    def _members_exist(self, directory: str, source: Source) -> bool:
+        """Whether the listing at the start found objects of this split backup already."""
+        if source.split is None or self.listed is None:
+            return False
+        head = directory + "/"
+        return any(key.startswith(head) for key in self.listed)
+
+    def _split(self, source: Source, progress: Progress) -> tuple[StreamStats, SplitResult]:
+        """Store ``source`` as a split backup; its objects' totals, and what the manifest lists."""
+        assert source.split is not None
+        started = time.monotonic()
+        running: dict[int, StreamStats] = {}
+        done = StreamStats()
+        engine: list[dict[str, Any] | None] = [None]
+
+        def stream(key: str, make: Callable[[], Any], observe: Callable[[bytes], None] | None) -> StreamStats:
+            def seen(stats: StreamStats) -> None:
+                running[id(stats)] = stats
+
+            with self.cpus.stream():
+                stats = self._stream(make, key, seen, observe, quiet=True)
+            running.pop(id(stats), None)
+            done.raw_bytes += stats.raw_bytes
+            done.compressed_bytes += stats.compressed_bytes
+            engine[0] = stats.engine
+            return stats
+
+        def report(seconds: float) -> None:
+            live = list(running.values())
+            progress(
+                StreamStats(
+                    raw_bytes=done.raw_bytes + sum(s.raw_bytes for s in live),
+                    compressed_bytes=done.compressed_bytes + sum(s.compressed_bytes for s in live),
+                    seconds=seconds,
+                    waiting_on="the database or storage",
+                )
+            )
+
+        dump = SplitDump(
+            source.split,
+            backup_server(),
+            source.database,
+            self.prefix,
+            self.facts.run_timestamp,
+            self.compression.format,
+            bool(self.encryption.encrypt_to),
+            stream,
+        )
+        with ProgressReporter(report, self.dump.progress_interval):
+            result = dump.run()
+        return result.stats(time.monotonic() - started, engine[0]), result
 
     def _manifest(
         self,
@@ -240,9 +309,11 @@ class BackupRun:
         started_at: datetime,
         counter: CopyRowCounter,
         shrink: dict[str, Any] | None,
+        split: SplitResult | None = None,
     ) -> Manifest:
-        """The manifest of a finished stream: the database properties sealed like the dump when
-        it is sealed, and signed when the run holds a signing key."""
+        """The manifest of a finished stream (or of a split backup's objects): the database
+        properties sealed like the dump when it is sealed, and signed when the run holds a
+        signing key."""
         properties, sealed = source.properties, None
         if self.encryption.encrypt_to and properties is not None:
             sealed = base64.b64encode(
@@ -255,7 +326,7 @@ class BackupRun:
             stats,
             started_at=started_at,
             finished_at=datetime.now(UTC),
-            row_counts=counter.counts,
+            row_counts=split.row_counts if split is not None else counter.counts,
             properties=properties,
             role_passwords=source.role_passwords,
             shrink=shrink,
@@ -263,6 +334,17 @@ class BackupRun:
             sealed_properties=sealed,
             owners=source.owners,
         )
+        if split is not None:
+            manifest = replace(
+                manifest,
+                format="split",
+                format_version=SPLIT_FORMAT_VERSION,
+                objects=split.objects,
+                relations=split.relations,
+                encoding=split.encoding,
+                block_bytes=0,
+                block_sha256="",
+            )
         if self.signer is not None:
             manifest = replace(manifest, signature=self.signer.sign(manifest.values()))
         return manifest
@@ -292,7 +374,17 @@ class BackupRun:
             return None  # unreadable: not known to be ours
         if found.run_id != self.facts.run_id or found.run_timestamp != self.facts.run_timestamp:
             return None
-        sizes = {o.key: o.size for o in self.storage.list_objects(dump_key.rsplit("/", 1)[0])}
+        if found.split:
+            stored = {o.key: o.size for o in self.storage.list_objects(found.key + "/")}
+            short = [o["key"] for o in found.objects if stored.get(o["key"]) != o["compressed_bytes"]]
+            if short or found.key != dump_key:
+                raise BackupExistsError(
+                    f"{self.storage.describe(manifest_key)} of this run lists {len(short)} objects that are "
+                    "missing or of another size: damaged, and pgbackup never overwrites a backup"
+                )
+            sizes = {found.key: found.compressed_bytes}
+        else:
+            sizes = {o.key: o.size for o in self.storage.list_objects(dump_key.rsplit("/", 1)[0])}
         if sizes.get(found.key) != found.compressed_bytes:
             raise BackupExistsError(
                 f"{self.storage.describe(manifest_key)} of this run names {found.key}, which "
@@ -321,9 +413,16 @@ class BackupRun:
         )
         return Stored(found.key, stats, earlier=True)
 
-    def _stream(self, source: Source, dump_key: str, progress: Progress, counter: CopyRowCounter) -> StreamStats:
+    def _stream(
+        self,
+        make_dump: Callable[[], Any],
+        dump_key: str,
+        progress: Progress,
+        observe: Callable[[bytes], None] | None,
+        quiet: bool = False,
+    ) -> StreamStats:
         compression = self.compression
-        dump = source.make_dump()
+        dump = make_dump()
         try:
             upload = self.storage.start_upload(
                 dump_key,
@@ -356,8 +455,8 @@ class BackupRun:
                 base_part_size=self.upload.part_size,
                 limits=self.storage.limits,
                 progress=progress,
-                progress_interval=self.dump.progress_interval,
-                observe=counter.feed if source.count_rows else None,
+                progress_interval=1.0 if quiet else self.dump.progress_interval,
+                observe=observe,
                 seal_to=self.encryption.encrypt_to,
             )
         finally:
@@ -391,15 +490,18 @@ class BackupRun:
         manifest_key: str,
         where: str,
         shrink: dict[str, Any] | None,
+        split: SplitResult | None = None,
     ) -> str:
         """Log the backup's end; returns the shrink alarm's warning, or "" when it stayed quiet."""
         rows = sum(counter.counts.values())
+        objects = f", {len(split.objects)} objects read over {split.jobs} connections" if split else ""
         log.info(
-            "backup of %r finished: %s compressed (%s raw%s) in %.1f s, %s, sha256 %s -> %s",
+            "backup of %r finished: %s compressed (%s raw%s%s) in %.1f s, %s, sha256 %s -> %s",
             name,
             logs.human_bytes(stats.compressed_bytes),
             logs.human_bytes(stats.raw_bytes),
             f", {len(counter.counts)} tables, {rows} rows" if source.count_rows else "",
+            objects,
             stats.seconds,
             rate(stats.raw_bytes, stats.seconds),
             stats.sha256[:12],
@@ -416,7 +518,7 @@ class BackupRun:
                 **fields,
             ),
         )
-        if source.count_rows and counter.lost:
+        if source.count_rows and split is None and counter.lost:
             log.warning(
                 "row counts of %r are partial: the dump holds a statement too long for the counter to follow, "
                 "so `pgbackup verify` checks the %d tables counted before it and not the rest",

@@ -19,7 +19,10 @@ One listing of ``<prefix>/`` is grouped by ``(database, timestamp)`` through
 - *incomplete*: a dump without a manifest (a run died between the two writes, or its
   manifest write failed). It never was a backup: ``prune`` removes it once it is a day old;
 - *complete*: the dump object (``.sql.gz`` or ``.sql.zst``, ``.age`` after either when it is
-  sealed) and a readable manifest whose key, size and compression agree with it.
+  sealed) and a readable manifest whose key, size and compression agree with it. A split
+  backup (``layout.parse_member``) is complete when every object its manifest lists is there
+  with the size it records; a member the manifest does not list changes nothing but is
+  deleted with the backup (it is ours by its key, and nothing points at it).
 
 With public keys configured (``Reading.trust``, ``core.signing``), a complete backup is also
 *signed* (a trusted key's signature verifies) or not: *unsigned* (no signature: made before a
@@ -44,7 +47,16 @@ from typing import Any
 
 from ..core import logs
 from ..core.errors import NotFoundError, RestoreError, StorageError
-from ..core.layout import DUMP_SUFFIXES, MANIFEST_SUFFIX, READABLE_SUFFIXES, dump_suffix, parse_key, parse_timestamp
+from ..core.layout import (
+    DUMP_SUFFIXES,
+    MANIFEST_SUFFIX,
+    READABLE_SUFFIXES,
+    dump_suffix,
+    parse_key,
+    parse_member,
+    parse_timestamp,
+    split_directory,
+)
 from ..core.manifest import Manifest, NotUnderstood, parse
 from ..core.settings import CLOCK_SKEW, MANIFEST_LIMIT_MB, TrustSettings
 from ..core.signing import SignatureInvalid, Trust
@@ -89,6 +101,7 @@ class Backup:
     tables: int = 0  # from the manifest's row counts, which the slim manifest no longer holds
     rows: int = 0
     proven: bool = False  # its objects were read whole and matched the manifest (``pipeline.proof``)
+    members: list[ObjectInfo] = field(default_factory=list)  # a split backup's objects, as listed
 
     @property
     def time(self) -> datetime:
@@ -115,7 +128,7 @@ class Backup:
     def complete(self) -> bool:
         """The objects and the manifest agree (signed or not)."""
         return (
-            self.dump is not None
+            (self.dump is not None or (self.manifest is not None and self.manifest.split))
             and self.manifest is not None
             and not self.problem
             and not self.unknown
@@ -143,11 +156,16 @@ class Backup:
     def keys(self) -> list[str]:
         """Its objects, manifest first: deleting in this order never leaves a manifest that
         points at nothing."""
-        return [o.key for o in (self.manifest_object, self.dump) if o is not None]
+        return [o.key for o in (self.manifest_object, self.dump, *self.members) if o is not None]
+
+    @property
+    def size(self) -> int:
+        """What its objects hold in the store, as listed."""
+        return sum(o.size for o in (self.dump, *self.members) if o is not None)
 
     @property
     def newest_change(self) -> datetime:
-        return max(o.modified for o in (self.manifest_object, self.dump, *self.others) if o is not None)
+        return max(o.modified for o in (self.manifest_object, self.dump, *self.others, *self.members) if o is not None)
 
     def state(self) -> str:
         if self.unknown:
@@ -168,7 +186,8 @@ class Backup:
         if self.problem:
             return f"DAMAGED: {self.problem}"
         if self.manifest_object is None:
-            return "incomplete: dump object without a manifest"
+            what = f"{len(self.members)} objects of a split backup" if self.members else "dump object"
+            return f"incomplete: {what} without a manifest"
         return "manifest not read"
 
 
@@ -183,7 +202,9 @@ class Catalog:
 
     def keys(self) -> frozenset[str]:
         """Every key of our layout the listing found."""
-        return frozenset(o.key for b in self.backups for o in (b.dump, b.manifest_object, *b.others) if o is not None)
+        return frozenset(
+            o.key for b in self.backups for o in (b.dump, b.manifest_object, *b.others, *b.members) if o is not None
+        )
 
     def databases(self) -> list[str]:
         return sorted({b.database for b in self.backups})
@@ -247,7 +268,7 @@ class Catalog:
                 and not backup.problem
                 and not backup.not_understood
             ):
-                read_manifest(self.storage, backup, self.reading)
+                read_manifest(self.storage, backup, self.reading, prefix=self.prefix)
 
     def details(self, backup: Backup) -> Manifest:
         """``backup``'s whole manifest (row counts, block digests), read and checked again; it
@@ -259,8 +280,9 @@ class Catalog:
             dump=backup.dump,
             manifest_object=backup.manifest_object,
             enforced=backup.enforced,
+            members=backup.members,
         )
-        manifest = read_manifest(self.storage, fresh, self.reading, slim=False)
+        manifest = read_manifest(self.storage, fresh, self.reading, slim=False, prefix=self.prefix)
         if (
             manifest is None
             or fresh.problem
@@ -275,7 +297,9 @@ class Catalog:
         return manifest
 
 
-def read_manifest(storage: Storage, backup: Backup, reading: Reading, *, slim: bool = True) -> Manifest | None:
+def read_manifest(
+    storage: Storage, backup: Backup, reading: Reading, *, slim: bool = True, prefix: str = ""
+) -> Manifest | None:
     """Fill in ``backup.manifest`` (slim) and its trust; or ``backup.problem`` (damaged) when the
     manifest and the objects disagree; or ``backup.not_understood`` (unknown) when this
     version cannot tell. Returns the manifest read (whole unless ``slim``), or None."""
@@ -312,7 +336,7 @@ def read_manifest(storage: Storage, backup: Backup, reading: Reading, *, slim: b
     _judge_signature(backup, values, reading.trust)
     backup.manifest = manifest.slim()
     backup.tables, backup.rows = manifest.tables, sum(manifest.row_counts.values())
-    backup.problem = _disagreement(backup, manifest)
+    backup.problem = _disagreement(backup, manifest, prefix)
     return manifest if not slim else backup.manifest
 
 
@@ -326,8 +350,14 @@ def _judge_signature(backup: Backup, values: dict[str, Any], trust: Trust) -> No
         backup.untrusted_why = str(exc)
 
 
-def _disagreement(backup: Backup, manifest: Manifest) -> str:
+def _disagreement(backup: Backup, manifest: Manifest, prefix: str) -> str:
     """Why the manifest and the objects disagree, or "" when they agree."""
+    if manifest.split:
+        if manifest.database != backup.database or manifest.run_timestamp != backup.timestamp:
+            return "manifest names another database or time than its key"
+        return _split_disagreement(backup, manifest, prefix)
+    if backup.members:
+        return f"{len(backup.members)} objects of a split backup beside a manifest of one dump"
     if backup.dump is None:
         return "its dump object is missing"
     if manifest.key != backup.dump.key:
@@ -342,10 +372,32 @@ def _disagreement(backup: Backup, manifest: Manifest) -> str:
     return ""
 
 
+def _split_disagreement(backup: Backup, manifest: Manifest, prefix: str) -> str:
+    if backup.dump is not None:
+        return f"a dump object ({backup.dump.key[:200]}) beside a split backup's manifest"
+    if manifest.key != split_directory(prefix, backup.database, backup.timestamp):
+        return f"manifest names another directory ({manifest.key[:200]})"
+    stored = {o.key: o.size for o in backup.members}
+    suffix = dump_suffix(manifest.compression, manifest.encrypted)[len(".sql") :]
+    missing = 0
+    for obj in manifest.objects:
+        if not obj["key"].endswith(suffix):
+            sealed = " sealed with age" if manifest.encrypted else ""
+            return f"manifest says {manifest.compression}{sealed} but an object is named {obj['key'][:200]}"
+        size = stored.get(obj["key"])
+        if size is None:
+            missing += 1
+        elif size != obj["compressed_bytes"]:
+            return f"{obj['key'][:200]} has {size} bytes, the manifest says {obj['compressed_bytes']}"
+    if missing:
+        return f"{missing} of its {len(manifest.objects)} objects are missing"
+    return ""
+
+
 def _suspect(backup: Backup, now: datetime, skew: timedelta) -> str:
     """Why ``backup``'s timestamp cannot be believed, or "": later than now, or than the time
     its newest object was stored, by more than ``skew``."""
-    stored = backup.manifest_object or backup.dump
+    stored = backup.manifest_object or backup.dump or (backup.members[0] if backup.members else None)
     if backup.time > now + skew:
         return f"dated {backup.timestamp}, later than now by more than {CLOCK_SKEW.name} ({_span(skew)})"
     if stored is not None and backup.time > stored.modified + skew:
@@ -367,6 +419,12 @@ def load_catalog(storage: Storage, prefix: str, reading: Reading | None = None) 
     now = reading.now or datetime.now(UTC)
     groups: dict[tuple[str, str], Backup] = {}
     for item in storage.list_objects(prefix):
+        member = parse_member(prefix, item.key)
+        if member is not None:
+            database, timestamp, _ = member
+            key = (database, timestamp)
+            groups.setdefault(key, Backup(database, timestamp, enforced=reading.trust.enforced)).members.append(item)
+            continue
         parsed = parse_key(prefix, item.key)
         if parsed is None:
             continue

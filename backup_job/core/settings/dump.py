@@ -15,6 +15,7 @@ from ..schema import (
     Invalid,
     Variable,
     boolean,
+    choice,
     duration,
     format_boolean,
     format_optional,
@@ -118,6 +119,25 @@ class DumpSettings(Group):
         default="30",
         example="10s",
     )
+    format = Variable(
+        "BACKUP_FORMAT",
+        choice("plain", "split"),
+        "`plain`: each database is one pg_dump stream of SQL, restored by psql in one transaction. "
+        "`split`: each database is dumped over several connections on one exported snapshot, each "
+        "table its own object; restored in parallel (`restore --jobs`), one table at a time if need "
+        "be (`restore --table`). See [Big databases](big-databases.md).",
+        default="plain",
+        example="split",
+    )
+    dump_jobs = Variable(
+        "BACKUP_DUMP_JOBS",
+        integer(0, 64),
+        "With `BACKUP_FORMAT=split`: the connections that read one database's tables at once "
+        "(0-64; `0`: the CPUs this process may use). Never more than the database has tables, and "
+        "lowered to fit the server's free connections: see [Connections](big-databases.md#connections-and-cpus).",
+        default="0",
+        example="4",
+    )
     globals = Variable(
         "BACKUP_GLOBALS",
         boolean,
@@ -126,6 +146,51 @@ class DumpSettings(Group):
         example="false",
         format=format_boolean,
     )
+
+    def settle(self) -> None:
+        """A split backup honours the pg_dump options its own readers can and refuses the rest."""
+        if self.dump_jobs and self.format != "split":
+            raise DumpSettings.dump_jobs.problem(
+                str(self.dump_jobs), Invalid(f"applies only with {DumpSettings.format.name}=split; remove it", "0")
+            )
+        if self.format != "split":
+            return
+        for option in dumpoptions.parse(list(self.pg_dump_options)):
+            if option.meaning in SPLIT_REFUSED:
+                raise DumpSettings.pg_dump_options.problem(
+                    shlex.join(self.pg_dump_options),
+                    Invalid(
+                        f"must not contain {option.shown} with {DumpSettings.format.name}=split: "
+                        f"{SPLIT_REFUSED[option.meaning]}",
+                        "'--no-owner'",
+                    ),
+                )
+
+
+_SPLIT_DATA = "a split backup reads table data with COPY itself; use BACKUP_FORMAT=plain for that"
+# pg_dump options a split backup cannot honour: its readers do the data part themselves, and
+# it chooses the sections and the snapshot. Every other option is passed to the pg_dump of the
+# schema, and those that concern data (``--exclude-table-data``, ``--no-unlogged-table-data``,
+# ``--load-via-partition-root``, ``--enable-row-security``, ``--encoding``,
+# ``--extra-float-digits``, ``--serializable-deferrable``) are honoured by the readers too.
+SPLIT_REFUSED = {
+    "data-only": "a split backup always stores the schema with the data",
+    "no-schema": "a split backup always stores the schema with the data",
+    "schema-only": "a split backup exists to store data in parallel; use BACKUP_FORMAT=plain for the schema alone",
+    "no-data": "a split backup exists to store data in parallel; use BACKUP_FORMAT=plain for the schema alone",
+    "statistics-only": "a split backup exists to store data in parallel",
+    "statistics": "planner statistics are not stored in split backups (ANALYZE after a restore)",
+    "section": "a split backup chooses the sections itself",
+    "snapshot": "a split backup exports its own snapshot",
+    "inserts": _SPLIT_DATA,
+    "column-inserts": _SPLIT_DATA,
+    "rows-per-insert": _SPLIT_DATA,
+    "on-conflict-do-nothing": _SPLIT_DATA,
+    "disable-triggers": "restore of a split backup loads rows before any trigger exists",
+    "include-foreign-data": "a split backup does not read foreign tables' data",
+    "filter": "a split backup cannot see which table data a filter file excludes; use --exclude-table-data",
+    "sequence-data": "a split backup stores every sequence's value itself",
+}
 
 
 # pg_dump options that would change where the output goes, its format, which database is
@@ -137,8 +202,8 @@ _PASSWORD_PROMPT = "a password prompt would hang the job; use PGPASSWORD or PGPA
 _SERVER = "the server and user come from PGHOST, PGPORT and PGUSER (another server would receive PGPASSWORD)"
 REFUSED_PG_DUMP_OPTIONS = {  # by meaning (core.dumpoptions): every spelling of these is refused
     "file": "the dump is streamed from stdout",
-    "format": "pgbackup stores plain SQL",
-    "jobs": "parallel dumps need the directory format",
+    "format": "pgbackup stores plain SQL, or with BACKUP_FORMAT=split its own parallel format",
+    "jobs": "to dump one database over several connections use BACKUP_FORMAT=split with BACKUP_DUMP_JOBS",
     "compress": f"pgbackup compresses the stream itself ({Compression.format.name}, {Compression.level.name})",
     "create": "restore --create recreates the database from the properties pgbackup captures",
     "clean": "restore --clean drops the old contents inside the restore's transaction",

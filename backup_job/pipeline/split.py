@@ -1,0 +1,470 @@
+"""A split backup: one database read over several connections on one snapshot, each table its own object.
+
+``BACKUP_FORMAT=split`` replaces the one pg_dump stream of a database by::
+
+    Leader               REPEATABLE READ READ ONLY, pg_export_snapshot()   (pg.snapshot)
+      pre-data           pg_dump -Fc --section=pre-data --snapshot=S   -> pre-data.pgdump.gz
+        its table of contents names the tables pg_dump selected (pg.toc); the leader reads
+        what the readers need about them by OID (pg.relations) and locks them (ACCESS SHARE)
+      data-NNNNNN        N readers, each SET TRANSACTION SNAPSHOT S, then per table (or per
+                         range of pages of a large one, PostgreSQL 14+)
+                         LOCK ... NOWAIT; COPY ... TO STDOUT       -> data-NNNNNN.copy.gz
+      post-data          pg_dump -Fc --section=post-data --snapshot=S  -> post-data.pgdump.gz
+      large-objects      pg_dump -Fc --section=data, every table's data excluded
+      sequences          each sequence's value, as JSON             -> sequences.json.gz
+    then the manifest, listing every object; without it none of them is a backup.
+
+Every object takes the byte path of a plain backup (``pipeline.stream``: compressor, age,
+parts, checksums, its own upload through ``BackupRun``), so everything a plain dump gets (the
+conditional writes, the settlement of a write whose answer was lost, stop requests, the
+per-database timeout) each object gets too. pg_dump writes the archives uncompressed
+(``-Z0``): the pipeline compresses them like everything else.
+
+Failure of any object fails the database: the other streams are stopped at once, the leader's
+transaction ends, and no manifest is written, so what was stored is an incomplete leftover,
+never a backup (``pipeline.catalog``), which ``prune`` removes after a day.
+
+Connections: one leader, one pg_dump at a time, and ``jobs`` readers (``commands.run`` fits
+``jobs`` into the server's free connections). Memory: each reader's stream holds what one
+plain stream holds (``pipeline.stream``: the parts in flight plus one being filled), so a
+database takes ``jobs`` times that, plus the pre-data archive held once to read its table of
+contents (at most ``SCHEMA_LIMIT``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import dumpoptions, logs, stopping
+from ..core.errors import DumpError, PgBackupError
+from ..core.layout import dump_suffix, member_key, split_directory
+from ..core.manifest import objects_digest
+from ..pg import relations, toc
+from ..pg.dump import PgDump
+from ..pg.relations import Table
+from ..pg.snapshot import CopyOut, CopyQuery, Leader, Reader, Session
+from ..pg.target import Target
+from .stream import StreamStats
+
+SCHEMA_LIMIT = 512 * 1024 * 1024  # the pre-data archive is held in memory to read its table of contents
+RANGE_PAGES = 131072  # 1 GiB of 8 KiB pages: a table larger than twice this is read in ranges of pages
+TID_RANGES_SINCE = 14  # PostgreSQL's TID range scans: a range of pages costs only those pages
+log = logs.get("run")
+
+StreamObject = Callable[[str, Callable[[], Any], Callable[[bytes], None] | None], StreamStats]
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """How one run dumps databases in the split format."""
+
+    pg_dump: str
+    pg_restore: str
+    server_major: int
+    jobs: int
+    lock_wait_timeout: int
+    options: tuple[str, ...]  # BACKUP_PG_DUMP_OPTIONS, as the user wrote them
+    timeout: int = 0
+
+
+@dataclass
+class DataObject:
+    """One data stream to read: a table, or a range of its pages."""
+
+    name: str
+    table: Table
+    query: CopyQuery
+    load_into: tuple[str, str]
+
+
+@dataclass
+class SplitResult:
+    """What a split dump stored: every object's entry for the manifest, and the totals."""
+
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    relations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    encoding: str = ""
+    snapshot: str = ""
+    jobs: int = 0
+
+    def stats(self, seconds: float, engine: dict[str, Any] | None) -> StreamStats:
+        return StreamStats(
+            raw_bytes=sum(o["raw_bytes"] for o in self.objects),
+            compressed_bytes=sum(o["compressed_bytes"] for o in self.objects),
+            parts=sum(o["parts"] for o in self.objects),
+            sha256=objects_digest(self.objects),
+            blocks=None,
+            seconds=seconds,
+            engine=engine,
+        )
+
+
+@dataclass(frozen=True)
+class Honoured:
+    """The pg_dump options the readers honour themselves."""
+
+    serializable: bool = False
+    row_security: bool = False
+    encoding: str = ""
+    float_digits: int = 3
+    no_unlogged_data: bool = False
+    via_partition_root: bool = False
+    exclude_data: tuple[str, ...] = ()  # pg_dump options (-t or --table-and-children) naming excluded data
+    schema_options: tuple[str, ...] = ()  # what the schema pg_dumps are given
+
+    @classmethod
+    def read(cls, words: tuple[str, ...]) -> Honoured:
+        values: dict[str, Any] = {}
+        exclude: list[str] = []
+        schema = list(words)
+        for option in dumpoptions.parse(list(words)):
+            meaning, value = option.meaning, option.value or ""
+            if meaning == "serializable-deferrable":
+                values["serializable"] = True
+                if option.written in schema:
+                    schema.remove(option.written)  # the schema dumps read the leader's snapshot instead
+            elif meaning == "enable-row-security":
+                values["row_security"] = True
+            elif meaning == "encoding":
+                values["encoding"] = value
+            elif meaning == "extra-float-digits":
+                values["float_digits"] = int(value)
+            elif meaning == "no-unlogged-table-data":
+                values["no_unlogged_data"] = True
+            elif meaning == "load-via-partition-root":
+                values["via_partition_root"] = True
+            elif meaning == "exclude-table-data":
+                exclude.append(f"--table={value}")
+            elif meaning == "exclude-table-data-and-children":
+                exclude.append(f"--table-and-children={value}")
+        return cls(exclude_data=tuple(exclude), schema_options=tuple(schema), **values)
+
+
+class SplitDump:
+    """Stores one database as a split backup; ``run`` returns its objects or raises."""
+
+    def __init__(
+        self,
+        plan: SplitPlan,
+        target: Target,
+        database: str,
+        prefix: str,
+        timestamp: str,
+        compression: str,
+        encrypted: bool,
+        stream: StreamObject,
+    ) -> None:
+        self.plan = plan
+        self.target = target
+        self.database = database
+        self.prefix = prefix
+        self.timestamp = timestamp
+        self.suffix = dump_suffix(compression, encrypted)[len(".sql") :]
+        self.stream = stream  # BackupRun's: one object through the byte path, registered to be stopped
+        self.honoured = Honoured.read(plan.options)
+        self.result = SplitResult()
+        self._failure: BaseException | None = None
+        self._active: set[CopyOut] = set()
+        self._lock = threading.Lock()
+        self._next = 0
+
+    @property
+    def directory(self) -> str:
+        return split_directory(self.prefix, self.database, self.timestamp)
+
+    def run(self) -> SplitResult:
+        encoding = self.honoured.encoding or self._server_encoding()
+        session = Session(
+            encoding=encoding,
+            row_security=self.honoured.row_security,
+            float_digits=self.honoured.float_digits,
+            serializable=self.honoured.serializable,
+        )
+        self.result.encoding = encoding
+        leader = Leader(self.target, self.database, session)
+        self.result.snapshot = leader.snapshot
+        log.info(
+            "split backup of %r reads snapshot %s",
+            self.database,
+            leader.snapshot,
+            extra=logs.fields(event="backup.snapshot", database=self.database, snapshot=leader.snapshot),
+        )
+        timer = self._deadline(leader)
+        try:
+            schema = self._schema("pre-data", ["--section=pre-data"], keep=True)
+            entries = toc.listing(self.plan.pg_restore, schema)
+            del schema
+            tables = self._tables(leader, entries)
+            leader.lock([(t.schema, t.name) for t in tables], self.plan.lock_wait_timeout)
+            data = self._plan_data(tables)
+            jobs = max(1, min(self.plan.jobs, len(data)))
+            self.result.jobs = jobs
+            workers = [
+                threading.Thread(target=self._work, args=(data, session, leader.snapshot), name=f"reader {i}")
+                for i in range(jobs if data else 0)
+            ]
+            for worker in workers:
+                worker.start()
+            try:
+                self._schema("post-data", ["--section=post-data"])
+                self._schema("large-objects", ["--section=data", "--exclude-table-data=*.*"])
+                self._sequences(leader, entries)
+            except BaseException as exc:
+                self._fail(exc)
+            for worker in workers:
+                worker.join()
+            if self._failure is not None:
+                raise self._failure
+        finally:
+            if timer is not None:
+                timer.cancel()
+            leader.close()
+        self.result.objects.sort(key=lambda o: o["name"])
+        return self.result
+
+    # --- the schema, and what it says ------------------------------------------------------------
+
+    def _schema(self, name: str, section: list[str], keep: bool = False) -> bytes:
+        """One pg_dump archive of the snapshot; its bytes when ``keep`` (the pre-data archive)."""
+        stopping.refuse_writes(f"the {name} of {self.database!r}")
+        kept: list[bytes] = []
+        held = [0]
+
+        def hold(chunk: bytes) -> None:
+            held[0] += len(chunk)
+            if held[0] > SCHEMA_LIMIT:
+                raise DumpError(f"the schema of {self.database!r} is larger than {SCHEMA_LIMIT // 2**20} MiB")
+            kept.append(chunk)
+
+        # The pre-data dump runs before the leader locks the tables, and may wait for DDL under
+        # way as a plain dump does. The later ones run while the leader holds every lock: a wait
+        # then means DDL queued behind the leader, which waits for this dump in turn, so they
+        # give up after a second rather than deadlock.
+        wait = self.plan.lock_wait_timeout * 1000 if keep else 1000
+        argv = [
+            self.plan.pg_dump,
+            "--format=custom",
+            "--compress=0",
+            "--no-password",
+            f"--snapshot={self._snapshot}",
+            "--use-set-session-authorization",
+            *([f"--lock-wait-timeout={wait}"] if wait else []),
+            *section,
+            *self.honoured.schema_options,
+        ]
+
+        def make() -> PgDump:
+            return PgDump(
+                self.plan.pg_dump,
+                self.database,
+                lock_wait_timeout=0,
+                extra_options=(),
+                timeout=self.plan.timeout,
+                argv=argv,
+            )
+
+        stats = self.stream(self._key(name, "pgdump"), make, hold if keep else None)
+        self._record(name, name, stats)
+        return b"".join(kept)
+
+    def _tables(self, leader: Leader, entries: list[toc.Entry]) -> list[Table]:
+        major = self.plan.server_major
+        tables = relations.read_tables(leader, toc.tables(entries), major)
+        for table in tables:
+            self.result.relations[table.qualified] = table.describe()
+        excluded = self._excluded_data()
+        chosen = [t for t in tables if t.oid not in excluded and not (t.unlogged and self.honoured.no_unlogged_data)]
+        extensions = toc.of_kind(entries, "EXTENSION", toc.PG_EXTENSION)
+        chosen += [t for t in relations.extension_tables(leader, extensions, major) if t.oid not in excluded]
+        return chosen
+
+    @property
+    def _snapshot(self) -> str:
+        return self.result.snapshot
+
+    def _excluded_data(self) -> set[int]:
+        """The tables ``--exclude-table-data`` names, resolved by pg_dump itself on the snapshot
+        (its own pattern rules), as the OIDs of the tables a schema dump of just them creates."""
+        if not self.honoured.exclude_data:
+            return set()
+        argv = [
+            self.plan.pg_dump,
+            "--format=custom",
+            "--schema-only",
+            "--section=pre-data",
+            "--no-password",
+            f"--snapshot={self._snapshot}",
+            *self.honoured.exclude_data,
+        ]
+        dump = PgDump(self.plan.pg_dump, self.database, lock_wait_timeout=0, extra_options=(), argv=argv)
+        data = b"".join(dump.chunks())
+        try:
+            dump.finish(len(data))
+        except DumpError as exc:
+            if "no matching tables" in str(exc):
+                return set()
+            raise
+        return set(toc.tables(toc.listing(self.plan.pg_restore, data)))
+
+    def _sequences(self, leader: Leader, entries: list[toc.Entry]) -> None:
+        values = relations.sequence_values(leader, toc.of_kind(entries, "SEQUENCE", toc.PG_CLASS))
+        payload = json.dumps({"sequences": values}, sort_keys=True).encode()
+
+        def make() -> _Bytes:
+            return _Bytes(payload)
+
+        stats = self.stream(self._key("sequences", "json"), make, None)
+        self._record("sequences", "sequences", stats)
+
+    # --- the data ---------------------------------------------------------------------------------
+
+    def _plan_data(self, tables: list[Table]) -> list[DataObject]:
+        """One object per table, or per range of pages of a large one; the largest first, so the
+        last stream to finish is a short one."""
+        planned: list[tuple[int, Table, CopyQuery]] = []
+        ranges = self.plan.server_major >= TID_RANGES_SINCE
+        for table in tables:
+            base = CopyQuery(table.schema, table.name, table.columns, condition=table.condition)
+            if not ranges or table.condition or table.pages < 2 * RANGE_PAGES:
+                planned.append((table.pages, table, base))
+                continue
+            starts = list(range(0, table.pages, RANGE_PAGES))
+            for index, first in enumerate(starts):
+                last = starts[index + 1] if index + 1 < len(starts) else None  # the last range is open
+                query = CopyQuery(table.schema, table.name, table.columns, pages=(first, last))
+                planned.append((RANGE_PAGES if last is not None else table.pages - first, table, query))
+        planned.sort(key=lambda p: -p[0])
+        objects = []
+        for number, (_pages, table, query) in enumerate(planned, start=1):
+            into = table.root if (self.honoured.via_partition_root and table.root) else (table.schema, table.name)
+            objects.append(DataObject(f"data-{number:06d}", table, query, into))
+        return objects
+
+    def _work(self, data: list[DataObject], session: Session, snapshot: str) -> None:
+        reader: Reader | None = None
+        try:
+            reader = Reader(self.target, self.database, session, snapshot)
+            while (item := self._take(data)) is not None:
+                stopping.refuse_writes(f"the backup of {self.database!r}")
+                self._copy(reader, item)
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def _take(self, data: list[DataObject]) -> DataObject | None:
+        with self._lock:
+            if self._failure is not None or self._next >= len(data):
+                return None
+            self._next += 1
+            return data[self._next - 1]
+
+    def _copy(self, reader: Reader, item: DataObject) -> None:
+        label = f"table {item.table.qualified} of {self.database!r}"
+        if item.query.pages is not None:
+            first, last = item.query.pages
+            label = f"pages {first}-{'' if last is None else last - 1} of {label}"
+        copy: list[CopyOut] = []
+
+        def make() -> CopyOut:
+            out = CopyOut(reader, item.query, label)
+            with self._lock:
+                self._active.add(out)
+                failed = self._failure is not None
+            if failed:
+                out.kill()
+            copy.append(out)
+            return out
+
+        try:
+            stats = self.stream(self._key(item.name, "copy"), make, None)
+        finally:
+            with self._lock:
+                self._active.difference_update(copy)
+        rows = copy[0].rows
+        entry = self._record(item.name, "data", stats)
+        entry.update(
+            table=item.table.qualified,
+            relation=[item.table.schema, item.table.name],
+            load_into=list(item.load_into),
+            columns=list(item.table.columns),
+            rows=rows,
+        )
+        with self._lock:
+            self.result.row_counts[item.table.qualified] = self.result.row_counts.get(item.table.qualified, 0) + rows
+
+    def _fail(self, exc: BaseException) -> None:
+        """The first failure of the database stops every other stream of it."""
+        with self._lock:
+            if self._failure is None:
+                self._failure = exc
+            active = list(self._active)
+        for out in active:
+            out.kill()
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+
+    def _key(self, name: str, kind: str) -> str:
+        return member_key(self.prefix, self.database, self.timestamp, f"{name}.{kind}{self.suffix}")
+
+    def _record(self, name: str, section: str, stats: StreamStats) -> dict[str, Any]:
+        kind = {"data": "copy", "sequences": "json"}.get(section, "pgdump")
+        entry: dict[str, Any] = {
+            "name": name,
+            "key": self._key(name, kind),
+            "section": section,
+            "raw_bytes": stats.raw_bytes,
+            "compressed_bytes": stats.compressed_bytes,
+            "parts": stats.parts,
+            "sha256": stats.sha256,
+            "block_bytes": stats.block_bytes if stats.blocks else 0,
+            "block_sha256": base64.b64encode(b"".join(stats.blocks or [])).decode("ascii"),
+        }
+        with self._lock:
+            self.result.objects.append(entry)
+        return entry
+
+    def _server_encoding(self) -> str:
+        from ..pg.snapshot import server_encoding
+
+        return server_encoding(self.target, self.database)
+
+    def _deadline(self, leader: Leader) -> threading.Timer | None:
+        if not self.plan.timeout:
+            return None
+
+        def expire() -> None:
+            self._fail(DumpError(f"the split backup of {self.database!r} exceeded its time limit"))
+            leader.cancel()
+
+        timer = threading.Timer(self.plan.timeout, expire)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+
+class _Bytes:
+    """A few bytes with ``PgDump``'s interface (the sequences' values)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def chunks(self) -> Any:
+        yield self.data
+
+    def finish(self, produced: int) -> None:
+        if produced != len(self.data):
+            raise PgBackupError("the sequences' values were not all written")
+
+    def kill(self) -> None:
+        pass
+
+    def close(self) -> int:
+        return 0
