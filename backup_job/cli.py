@@ -43,7 +43,7 @@ from .commands.prune import prune
 from .commands.restore import parse_at, restore_database, restore_globals
 from .commands.run import key_moment, run
 from .commands.verify import DrillServer, verify
-from .core import logs, memory, pgauth, stopping, termination
+from .core import cpus, logs, memory, pgauth, stopping, termination
 from .core.errors import ConfigError, Interrupted, PgBackupError
 from .core.layout import format_timestamp
 from .core.settings import (
@@ -71,6 +71,13 @@ from .report.reporter import Reporter
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 CONNECTING = ("run", "restore", "verify")  # the commands that talk to PostgreSQL
+
+
+def _jobs(value: str) -> int:
+    """``--jobs``: a whole number from 1 to 64."""
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 64, not {value!r}")
+    return int(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -136,6 +143,23 @@ def _parser() -> argparse.ArgumentParser:
         help="restore as a superuser a database whose objects belong to other roles: their code "
         "(constraints, defaults, index expressions) can then act with superuser rights; only when "
         "every owner is trusted (else restore as the database's owner)",
+    )
+    restore.add_argument(
+        "--table",
+        metavar="SCHEMA.NAME",
+        action="append",
+        default=[],
+        help="restore only this table of a split backup (repeatable): its definition, owned sequences, rows, "
+        "indexes and constraints; foreign keys to tables not restored are skipped and named. The table must "
+        "not exist in the target",
+    )
+    restore.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=0,
+        metavar="N",
+        help="connections that load a split backup's tables and build its indexes at once (1-64; default: "
+        "the CPUs this process may use)",
     )
 
     drill = commands.add_parser("verify", help="restore the newest backups into scratch databases and check them")
@@ -294,8 +318,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
             at = parse_at(args.at)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        if args.globals and (args.target or args.create or args.clean or args.with_globals):
-            raise ConfigError("--target, --create, --clean and --with-globals apply to --database, not to --globals")
+        if args.globals and (args.target or args.create or args.clean or args.with_globals or args.table or args.jobs):
+            raise ConfigError(
+                "--target, --create, --clean, --with-globals, --table and --jobs apply to --database, not to --globals"
+            )
         if args.globals or args.with_globals:
             restore_globals(
                 catalog,
@@ -321,6 +347,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
             keyring=Keyring(settings.encryption.decrypt_identity),
             allow_unsigned=args.allow_unsigned,
             as_superuser=args.as_superuser,
+            jobs=args.jobs or cpus.usable(),
+            tables=args.table,
         )
         report(
             TerminationMessage(  # the PgRestore's status: which backup, how long

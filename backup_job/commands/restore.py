@@ -46,13 +46,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from psycopg2 import sql
+
 from ..core import logs, signals
 from ..core.errors import NotFoundError, RestoreError, one_line
 from ..core.layout import GLOBALS, display_name
 from ..core.moments import parse_at as parse_at  # re-exported: --at was parsed here before the operator needed it
 from ..core.settings import GLOBALS_LIMIT_MB, SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS
 from ..pg import dbprops
-from ..pg.databases import count_objects, database_exists, drop_database
+from ..pg.databases import count_objects, database_exists, drop_database, table_name_parts
 from ..pg.psql import Psql, check_restrict, error_line
 from ..pg.roles import is_superuser, superuser_roles
 from ..pg.target import Target, unenforced
@@ -139,11 +141,15 @@ def restore_database(
     keyring: Keyring | None = None,
     allow_unsigned: bool = False,
     as_superuser: bool = False,
+    jobs: int = 1,
+    tables: list[str] | None = None,
 ) -> RestoreResult:
-    """Restore ``database``'s backup into ``into`` (default: the same name)."""
+    """Restore ``database``'s backup into ``into`` (default: the same name); of a split
+    backup, over ``jobs`` connections, and only ``tables`` when any are named."""
     started = time.monotonic()
     backup = choose(catalog, database, at, allow_unsigned)
     assert backup.manifest is not None
+    tables = _check_split_request(catalog, backup, tables or [], create=create, clean=clean)
     keyring = keyring or Keyring(None)
     keyring.check(backup.manifest, f"backup {backup.timestamp} of {display_name(database)!r}")
     if clean and not backup.signed_by and not allow_unsigned:
@@ -166,7 +172,9 @@ def restore_database(
         )
     if not create and not exists:
         raise NotFoundError(f"database {name!r} does not exist on {target.label}; add --create to create it")
-    if exists and not clean:
+    if tables and exists:
+        _refuse_existing_tables(target, name, tables)
+    elif exists and not clean:
         objects = count_objects(target, name)
         if objects:
             raise RestoreError(
@@ -183,6 +191,7 @@ def restore_database(
         extra=logs.fields(event="restore.started", database=database, target=name, timestamp=backup.timestamp),
     )
     created = False
+    loading = False
     try:
         properties = database_properties(backup.manifest, keyring) if create else None
         if create:
@@ -196,7 +205,11 @@ def restore_database(
                         f"CREATE DATABASE {name!r} failed: {one_line(exc)}", hint=_owner_hint(exc)
                     ) from exc
                 created = True
-        stats = load_backup(catalog, backup, psql_path, target, name, clean=clean, keyring=keyring)
+        loading = bool(tables) and not created
+        stats = load_backup(
+            catalog, backup, psql_path, target, name, clean=clean, keyring=keyring, jobs=jobs, tables=tables
+        )
+        loading = False
         if create:
             with closing(target.connect()) as connection:
                 try:
@@ -210,6 +223,8 @@ def restore_database(
     except BaseException:
         if created:
             _drop_quietly(target, name)
+        elif loading:
+            _drop_tables_quietly(target, name, tables)
         raise
     seconds = time.monotonic() - started
     log.info(
@@ -228,6 +243,86 @@ def restore_database(
         ),
     )
     return RestoreResult(database, name, backup, stats, seconds)
+
+
+def _check_split_request(
+    catalog: Catalog, backup: Backup, tables: list[str], *, create: bool, clean: bool
+) -> list[str]:
+    """What a split backup's restore is asked, checked: ``--table`` names tables the backup
+    holds; a whole split backup goes into a new database; ``--clean`` is for plain ones. Returns
+    the tables in the manifest's spelling."""
+    assert backup.manifest is not None
+    name = display_name(backup.database)
+    if not backup.manifest.split:
+        if tables:
+            raise RestoreError(
+                f"the backup of {name!r} from {backup.timestamp} is a plain SQL dump, which restores whole: "
+                "--table needs a split backup (BACKUP_FORMAT=split)",
+                hint="restore it whole into another database (--target NAME --create) and copy the table from there",
+            )
+        return []
+    if clean:
+        raise RestoreError(
+            f"the backup of {name!r} from {backup.timestamp} is split: it is restored into a new database "
+            "(--create), which is dropped again if the restore fails; --clean applies to plain backups",
+            hint="restore into a new database with --target NAME --create, or chosen tables with --table",
+        )
+    if not tables and not create:
+        raise RestoreError(
+            f"the backup of {name!r} from {backup.timestamp} is split: it is restored whole only into a new "
+            "database, so that a failure leaves nothing behind; add --create (with --target for another name)",
+        )
+    if not tables:
+        return []
+    manifest = catalog.details(backup)  # the catalog's is slim: no tables
+    known = set(manifest.row_counts) | set(manifest.relations)
+    spelled = []
+    for table in tables:
+        found = table if table in known else _respelled(table, known)
+        if found is None:
+            raise NotFoundError(
+                f"the backup of {name!r} from {backup.timestamp} holds no table {table!r}; "
+                f"it holds {len(known)} tables, e.g. {', '.join(sorted(known)[:5])}",
+                hint="name a table as schema.name",
+            )
+        spelled.append(found)
+    return spelled
+
+
+def _respelled(table: str, known: set[str]) -> str | None:
+    """``table`` as the manifest spells it: ``Schema.Name`` may be written quoted or not."""
+    try:
+        schema, name = table_name_parts(table)
+    except RestoreError:
+        return None
+    parts = table.split(".", 1) if '"' not in table else None
+    if parts is not None and len(parts) == 2:  # unquoted: folded to lower case, as SQL does
+        schema, name = schema.lower(), name.lower()
+    return next((k for k in known if table_name_parts(k) == (schema, name)), None)
+
+
+def _refuse_existing_tables(target: Target, database: str, tables: list[str]) -> None:
+    with closing(target.connect(database)) as connection, connection.cursor() as cursor:
+        for table in tables:
+            schema, name = table_name_parts(table)
+            cursor.execute("SELECT pg_catalog.to_regclass(%s)", (sql.Identifier(schema, name).as_string(connection),))
+            row = cursor.fetchone()
+            if row and row[0] is not None:
+                raise RestoreError(
+                    f"table {table} exists already in {database!r} on {target.label}; pgbackup never restores over "
+                    "a table",
+                    hint="drop or rename it first, or restore into another database (--target)",
+                )
+
+
+def _drop_tables_quietly(target: Target, database: str, tables: list[str]) -> None:
+    """Drop the tables a failed ``--table`` restore created (they did not exist before it)."""
+    try:
+        with signals.held(), closing(target.connect(database)) as connection, connection.cursor() as cursor:
+            for table in tables:
+                cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(*table_name_parts(table))))
+    except Exception as exc:
+        log.error("could not drop the tables %s this restore created in %r: %s", ", ".join(tables), database, exc)
 
 
 def _refuse_owners_code_as_superuser(target: Target, backup: Backup) -> None:

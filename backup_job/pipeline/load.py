@@ -207,12 +207,38 @@ def load_backup(
     *,
     clean: bool,
     keyring: Keyring | None = None,
+    jobs: int = 1,
+    tables: list[str] | None = None,
 ) -> ReadStats:
     """Stream one backup into ``database`` inside one transaction; COMMIT only when verified.
 
-    With ``clean``, the transaction first drops the target's old contents (``CLEAN_SQL``)."""
+    With ``clean``, the transaction first drops the target's old contents (``CLEAN_SQL``). A
+    split backup goes through ``split_load`` instead, over ``jobs`` connections, only the
+    ``tables`` named when any are."""
     manifest = catalog.details(backup)
     name = display_name(backup.database)
+    if manifest.split:
+        from .split_load import Selection, SplitLoad, restore_pg_restore
+
+        assert not clean, "a split backup is restored into a database without its tables"
+        load = SplitLoad(
+            catalog.storage,
+            manifest,
+            target,
+            database,
+            restore_pg_restore(psql_path),
+            jobs=jobs,
+            keyring=keyring or Keyring(None),
+            selection=Selection(tables=list(tables or [])),
+        )
+        stats = load.run()
+        if load.selection.skipped_keys:
+            log.warning(
+                "foreign keys not restored, their tables were not: %s",
+                "; ".join(load.selection.skipped_keys[:20]),
+                extra=logs.fields(event="restore.foreign_keys_skipped", keys=load.selection.skipped_keys),
+            )
+        return stats
     read = ReadStats()
 
     def progress(_seconds: float) -> None:

@@ -1,0 +1,436 @@
+"""The way back for a split backup: schema, rows over N connections, then indexes and constraints in parallel.
+
+``load_split`` restores a split backup (``pipeline.split``) into a database that holds none of
+its tables yet (a new one for a whole backup)::
+
+    pre-data      checked whole, to a private temporary file -> pg_restore (one transaction)
+    large-objects checked whole, to a temporary file         -> pg_restore
+    data-NNNNNN   N connections; each object, largest first:
+                  Storage.read -> CheckedRead (every block against the manifest before use)
+                  -> age -> gunzip/unzstd -> COPY ... FROM STDIN, as the table's owner
+                  the rows COPY reports must equal the rows the backup read
+    sequences     checked, then setval() for each, names passed as values
+    post-data     checked whole, to a temporary file -> pg_restore --jobs N: indexes,
+                  constraints, triggers and the rest, its scheduler respecting dependencies
+
+The schema archives go through a local file because ``pg_restore`` needs to seek in one to
+run in parallel; they hold no rows, and the file lives in a private temporary directory
+removed at the end. Nothing reaches ``pg_restore`` or COPY before the bytes it is made of were
+checked against the manifest (``load.read_verified``), so a bucket writer's change stops the
+restore at the block it changed.
+
+Each COPY commits on its own: all or nothing is the caller's, by restoring into a database it
+created and drops on failure (``commands.restore``), or, for chosen tables, by dropping the
+tables it created. With ``tables`` given, only those tables' entries of the two archives are
+restored (``pg.toc.select`` by the OIDs the manifest recorded), with their owned sequences,
+and their foreign keys to tables not restored are left out and named.
+
+Rows load as each table's owner: a superuser restoring runs ``SET SESSION AUTHORIZATION`` to
+the owner around each COPY, as a plain dump's SQL does, so a constraint's or default's code
+runs with its owner's rights; the schema is restored with ``--use-set-session-authorization``
+for the same reason. Names from the manifest reach SQL only through ``sql.Identifier``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import tempfile
+import threading
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+from psycopg2.extensions import make_dsn
+
+from ..core import logs, signals
+from ..core.errors import ChecksumError, RestoreError, one_line
+from ..core.manifest import Manifest
+from ..pg import toc
+from ..pg.process import ChildProcess
+from ..pg.target import Target
+from ..storage.base import Storage
+from .load import ReadStats, read_verified
+from .unseal import Keyring
+
+SCHEMA_LIMIT = 1024 * 1024 * 1024  # a schema archive larger than this once decompressed is refused
+log = logs.get("restore")
+
+
+@dataclass
+class Selection:
+    """What of a split backup is restored: everything, or chosen tables and what hangs on them."""
+
+    tables: list[str] = field(default_factory=list)  # the manifest's names ("schema.name"); empty: all
+    skipped_keys: list[str] = field(default_factory=list)  # foreign keys left out (to tables not restored)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.tables)
+
+
+class PgRestore(ChildProcess):
+    """``pg_restore`` of one archive file into one database."""
+
+    ERROR_LINE = re.compile(r"error:|FATAL|ERROR")
+    failure = RestoreError
+
+
+def _restore_archive(
+    pg_restore: str,
+    target: Target,
+    database: str,
+    archive: Path,
+    what: str,
+    *,
+    jobs: int = 1,
+    listing: str | None = None,
+    single_transaction: bool = False,
+) -> None:
+    argv = [
+        pg_restore,
+        "--exit-on-error",
+        "--no-password",
+        "--use-set-session-authorization",
+        f"--dbname={make_dsn(dbname=database)}",
+    ]
+    if jobs > 1:
+        argv.append(f"--jobs={jobs}")
+    if single_transaction:
+        argv.append("--single-transaction")
+    if listing is not None:
+        list_file = archive.with_suffix(".list")
+        list_file.write_text(listing)
+        argv.append(f"--use-list={list_file}")
+    argv.append(str(archive))
+    process = PgRestore(argv, target.child_env(database), stdin=None, stdout=None)
+    code = process.wait()
+    if code != 0:
+        detail = next(iter(process.errors), "") or (list(process.tail)[-1] if process.tail else "no message")
+        raise RestoreError(f"restoring the {what} failed (pg_restore exit {code}): {detail.strip()[:400]}")
+
+
+class SplitLoad:
+    """Restores one split backup into ``database`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        manifest: Manifest,
+        target: Target,
+        database: str,
+        pg_restore: str,
+        *,
+        jobs: int,
+        keyring: Keyring,
+        selection: Selection,
+    ) -> None:
+        self.storage = storage
+        self.manifest = manifest
+        self.target = target
+        self.database = database
+        self.pg_restore = pg_restore
+        self.jobs = max(1, jobs)
+        self.keyring = keyring
+        self.selection = selection
+        self.stats = ReadStats()
+        self._failure: BaseException | None = None
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def run(self) -> ReadStats:
+        with tempfile.TemporaryDirectory(prefix="pgbackup-restore-") as directory:
+            work = Path(directory)
+            os.chmod(work, 0o700)
+            pre, post = self._archive("pre-data", work), self._archive("post-data", work)
+            pre_list = post_list = None
+            if self.selection.partial:
+                pre_list, post_list = self._lists(pre, post)
+            _restore_archive(
+                self.pg_restore,
+                self.target,
+                self.database,
+                pre,
+                "schema",
+                listing=pre_list,
+                single_transaction=True,
+            )
+            if not self.selection.partial:
+                lobs = self._archive("large-objects", work)
+                _restore_archive(self.pg_restore, self.target, self.database, lobs, "large objects")
+            self._data()
+            self._sequences()
+            _restore_archive(
+                self.pg_restore,
+                self.target,
+                self.database,
+                post,
+                "indexes and constraints",
+                jobs=self.jobs,
+                listing=post_list,
+            )
+        return self.stats
+
+    # --- the schema -----------------------------------------------------------------------------
+
+    def _archive(self, name: str, work: Path) -> Path:
+        """The archive ``name``, checked whole against the manifest, in a private file."""
+        obj = next(o for o in self.manifest.objects if o["name"] == name)
+        path = work / f"{name}.pgdump"
+        written = [0]
+        with open(path, "wb") as out:
+
+            def sink(data: bytes) -> None:
+                written[0] += len(data)
+                if written[0] > SCHEMA_LIMIT:
+                    raise RestoreError(f"the {name} archive is larger than {SCHEMA_LIMIT // 2**20} MiB")
+                out.write(data)
+
+            self._add(read_verified(self.storage, self.manifest.piece(obj), sink, ReadStats(), self.keyring))
+        return path
+
+    def _lists(self, pre: Path, post: Path) -> tuple[str, str]:
+        """The entries of the two archives that belong to the chosen tables."""
+        relations = self.manifest.relations
+        chosen = {relations[t]["oid"] for t in self.selection.tables}
+        pre_objects: set[tuple[int, int]] = set()
+        post_objects: set[tuple[int, int]] = set()
+        for name in self.selection.tables:
+            facts = relations[name]
+            pre_objects.update((c, o) for c, o in facts["pre"])
+            post_objects.update((c, o) for c, o in facts["post"])
+            by_oid = {f["oid"]: n for n, f in relations.items()}
+            for constraint, referenced in facts["foreign_keys"]:
+                if referenced in chosen:
+                    post_objects.add((2606, constraint))
+                else:
+                    self.selection.skipped_keys.append(f"{name} -> {by_oid.get(referenced, f'OID {referenced}')}")
+        pre_entries = toc.listing(self.pg_restore, pre.read_bytes())
+        post_entries = toc.listing(self.pg_restore, post.read_bytes())
+        return toc.list_file(toc.select(pre_entries, pre_objects)), toc.list_file(
+            toc.select(post_entries, post_objects)
+        )
+
+    # --- the rows -------------------------------------------------------------------------------
+
+    def _data(self) -> None:
+        data = [o for o in self.manifest.pieces("data") if self._chosen(o)]
+        data.sort(key=lambda o: -o["raw_bytes"])
+        workers = [
+            threading.Thread(target=self._work, args=(data,), name=f"loader {i}")
+            for i in range(min(self.jobs, len(data)))
+        ]
+        for worker in workers:
+            signals.start(worker)
+        for worker in workers:
+            worker.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def _chosen(self, obj: dict[str, Any]) -> bool:
+        return not self.selection.partial or obj["table"] in self.selection.tables
+
+    def _work(self, data: list[dict[str, Any]]) -> None:
+        try:
+            with closing(self.target.connect(self.database)) as connection:
+                with self._lock:
+                    self._connections.append(connection)
+                superuser = is_superuser_connection(connection)
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_catalog.set_config('client_encoding', %s, false)", (self.manifest.encoding,)
+                    )
+                    cursor.execute("SELECT pg_catalog.set_config('DateStyle', 'ISO', false)")
+                while (obj := self._take(data)) is not None:
+                    self._load(connection, obj, superuser)
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _take(self, data: list[dict[str, Any]]) -> dict[str, Any] | None:
+        with self._lock:
+            if self._failure is not None or self._next >= len(data):
+                return None
+            self._next += 1
+            return data[self._next - 1]
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = exc
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.cancel()
+            except psycopg2.Error:
+                pass
+
+    def _load(self, connection: Any, obj: dict[str, Any], superuser: bool) -> None:
+        schema, name = obj["load_into"]
+        table = sql.Identifier(schema, name)
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in obj["columns"])
+        feed = _Feed()
+        stats = ReadStats()
+        producer = threading.Thread(target=feed.produce, args=(self, obj, stats), name=f"read {obj['name']}")
+        signals.start(producer)
+        try:
+            with connection.cursor() as cursor:
+                if superuser:
+                    cursor.execute(
+                        "SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c"
+                        " WHERE c.oid OPERATOR(pg_catalog.=) %s::pg_catalog.regclass",
+                        (sql.Identifier(schema, name).as_string(connection),),
+                    )
+                    row = cursor.fetchone()
+                    owner = str(row[0]) if row else ""
+                    cursor.execute(sql.SQL("SET SESSION AUTHORIZATION {}").format(sql.Identifier(owner)))
+                try:
+                    cursor.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns), feed, size=1 << 20)
+                    loaded = cursor.rowcount
+                finally:
+                    if superuser:
+                        cursor.execute("RESET SESSION AUTHORIZATION")
+        except BaseException as exc:
+            feed.stop()
+            producer.join()
+            if feed.error is not None:
+                raise feed.error from None  # the stored bytes, not the SQL they caused
+            if isinstance(exc, psycopg2.Error):
+                raise RestoreError(
+                    f"loading table {obj['table']} ({obj['name']}) failed: {one_line(exc)[:300]}"
+                ) from exc
+            raise
+        producer.join()
+        if feed.error is not None:
+            raise feed.error
+        if loaded != obj["rows"]:
+            raise RestoreError(
+                f"table {obj['table']} ({obj['name']}) loaded {loaded} rows, the backup read {obj['rows']}"
+            )
+        self._add(stats)
+
+    def _add(self, stats: ReadStats) -> None:
+        with self._lock:
+            self.stats.compressed_bytes += stats.compressed_bytes
+            self.stats.raw_bytes += stats.raw_bytes
+
+    # --- the sequences --------------------------------------------------------------------------
+
+    def _sequences(self) -> None:
+        obj = next(o for o in self.manifest.objects if o["name"] == "sequences")
+        held = bytearray()
+
+        def sink(data: bytes) -> None:
+            if len(held) + len(data) > SCHEMA_LIMIT:
+                raise RestoreError("the sequences' values are larger than a schema archive may be")
+            held.extend(data)
+
+        self._add(read_verified(self.storage, self.manifest.piece(obj), sink, ReadStats(), self.keyring))
+        try:
+            values = json.loads(bytes(held))["sequences"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RestoreError(f"the sequences' values of the backup cannot be read: {exc}") from exc
+        wanted = self._wanted_sequences()
+        with closing(self.target.connect(self.database)) as connection, connection.cursor() as cursor:
+            for value in values:
+                if not isinstance(value, dict) or (wanted is not None and value.get("oid") not in wanted):
+                    continue
+                try:
+                    name = sql.Identifier(str(value["schema"]), str(value["name"])).as_string(connection)
+                    cursor.execute(
+                        "SELECT pg_catalog.setval(%s::pg_catalog.regclass, %s::pg_catalog.int8, %s::pg_catalog.bool)",
+                        (name, int(value["last_value"]), bool(value["is_called"])),
+                    )
+                except (KeyError, ValueError, TypeError, psycopg2.Error) as exc:
+                    raise RestoreError(f"setting a sequence's value failed: {one_line(exc)[:300]}") from exc
+
+    def _wanted_sequences(self) -> set[int] | None:
+        if not self.selection.partial:
+            return None
+        return {
+            oid
+            for table in self.selection.tables
+            for catalog, oid in self.manifest.relations[table]["pre"]
+            if catalog == toc.PG_CLASS and oid != self.manifest.relations[table]["oid"]
+        }
+
+
+def is_superuser_connection(connection: Any) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user")
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+class _Feed:
+    """The checked, decompressed rows of one object, as the file COPY reads: ``produce`` runs
+    ``read_verified`` on a thread of its own, ``read`` hands its chunks to COPY. COPY sees the
+    end of the data only after the whole object matched its manifest."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[bytes | None] = queue.Queue(8)
+        self._buffer = b""
+        self._ended = False
+        self._stopped = threading.Event()
+        self.error: BaseException | None = None
+
+    def produce(self, load: SplitLoad, obj: dict[str, Any], stats: ReadStats) -> None:
+        try:
+            read_verified(load.storage, load.manifest.piece(obj), self._put, stats, load.keyring)
+        except BaseException as exc:
+            self.error = (
+                exc
+                if isinstance(exc, (ChecksumError, RestoreError))
+                else RestoreError(f"reading {obj['name']} of the backup failed: {exc}")
+            )
+            self._put_end()
+            return
+        self._put_end()
+
+    def _put(self, data: bytes) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(bytes(data), timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise RestoreError("the load was stopped")
+
+    def _put_end(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(None, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._buffer and not self._ended:
+            item = self._queue.get()
+            if item is None:
+                self._ended = True
+                if self.error is not None:
+                    raise self.error  # COPY fails: the object did not match its manifest
+                break
+            self._buffer = item
+        if size < 0 or size >= len(self._buffer):
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+def restore_pg_restore(psql_path: str) -> str:
+    """The pg_restore beside the psql a restore uses."""
+    path = Path(psql_path).with_name("pg_restore")
+    if not path.is_file():
+        raise RestoreError(f"pg_restore is not beside {psql_path}; a split backup is restored with it")
+    return str(path)
