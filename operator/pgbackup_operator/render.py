@@ -35,12 +35,13 @@ import os
 from datetime import datetime
 
 from backup_job import __version__
-from backup_job.core import keys, signing
+from backup_job.core import dumpoptions, keys, signing
 from backup_job.core import settings as job_settings
 from backup_job.core.cron import CronSchedule, load_zone
 from backup_job.core.layout import format_timestamp
 from backup_job.core.schema import Invalid
 from backup_job.core.settings import OPERATOR_IMAGE
+from backup_job.core.settings.dump import SPLIT_REFUSED
 
 from .api import AFTER_LABEL, BACKUP, MANUAL_LABEL, PRUNE, RUN_NOW_ANNOTATION, VERIFY, Body, RenderError
 from .env import DUMP_JOBS, FORMAT, allowed_endpoint, destination_labels, parallelism, retention_policy
@@ -134,7 +135,9 @@ def _validate_pg_dump_options(options: tuple[str, ...]) -> None:
 def _validate_format(spec: PgBackupSpec) -> None:
     """``spec.format`` and ``spec.dumpJobs`` as the job's own parsers read them, and
     ``dumpJobs`` only with ``format: split`` (the CRD says both; this is for specs that did not
-    pass the API server): a plain dump is one pg_dump stream, it has no connections to spread."""
+    pass the API server): a plain dump is one pg_dump stream, it has no connections to spread.
+    With split, the pg_dump options a split backup cannot honour (the job's ``SPLIT_REFUSED``,
+    ``--data-only``, ``--inserts``...), which the CRD cannot tell from the others."""
     for field, variable, value in (("format", FORMAT, spec.format), ("dumpJobs", DUMP_JOBS, spec.dump_jobs)):
         if value is None:
             continue
@@ -150,6 +153,15 @@ def _validate_format(spec: PgBackupSpec) -> None:
             f"spec.format is {spec.format!r}; set spec.format to split, or remove spec.dumpJobs",
             "InvalidFormat",
         )
+    if spec.format != SPLIT:
+        return
+    for option in dumpoptions.parse(list(spec.pg_dump_options)):  # _validate_pg_dump_options read them
+        if option.meaning in SPLIT_REFUSED:
+            raise RenderError(
+                f"spec.pgDumpOptions: must not contain {option.shown} with spec.format split: "
+                f"{SPLIT_REFUSED[option.meaning]}",
+                "InvalidPgDumpOptions",
+            )
 
 
 def _validate_signing(given: Signing | None) -> None:

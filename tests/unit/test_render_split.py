@@ -75,6 +75,19 @@ def test_what_the_crd_refuses_of_format_and_dump_jobs_the_operator_refuses(spec:
     assert caught.value.reason in ("InvalidFormat", "InvalidSpec")
 
 
+@pytest.mark.parametrize("option", ["--data-only", "--inser", "--section=data"])
+def test_pg_dump_options_a_split_backup_cannot_honour_are_refused_before_any_pod(option: str) -> None:
+    """The CRD admits any option starting with ``-``; the job refuses these with split only
+    (``SPLIT_REFUSED``), and so does the operator, however they are spelled."""
+    with pytest.raises(
+        RenderError, match=r"^spec.pgDumpOptions: must not contain --\S+ with spec.format split: "
+    ) as caught:
+        render.render_all(body(format="split", pgDumpOptions=["--no-owner", option]))
+    assert caught.value.reason == "InvalidPgDumpOptions"
+    assert backup_env(pgDumpOptions=["--no-owner", option])["BACKUP_PG_DUMP_OPTIONS"].endswith(option), "plain: fine"
+    assert backup_env(format="split", pgDumpOptions=["--no-owner"])["BACKUP_PG_DUMP_OPTIONS"] == "--no-owner"
+
+
 def test_the_crd_declares_what_the_job_reads() -> None:
     spec = schema("crd.yaml")
     fields = spec["properties"]
