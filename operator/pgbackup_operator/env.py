@@ -275,6 +275,19 @@ def _compression(spec: PgBackupSpec) -> dict[Variable[Any], str | None]:
     }
 
 
+FORMAT, DUMP_JOBS = job_settings.DumpSettings.format, job_settings.DumpSettings.dump_jobs
+
+
+def _format(spec: PgBackupSpec) -> dict[Variable[Any], str | None]:
+    """``spec.format`` when it is not the job's default (so the pods of every PgBackup written
+    before the split format stay as they were), and ``spec.dumpJobs`` when given (``render.
+    validate`` refused it without ``split``)."""
+    return {
+        FORMAT: None if spec.format == FORMAT.default_value else FORMAT.render(spec.format),
+        DUMP_JOBS: _value(DUMP_JOBS, spec.dump_jobs),
+    }
+
+
 def report_env(spec: PgBackupSpec, healthcheck: bool) -> list[dict[str, Any]]:
     """Notifications (and, for backups, the healthcheck pings): URLs from Secrets, never plain."""
     env: list[dict[str, Any]] = []
@@ -411,6 +424,7 @@ def render_env(spec: PgBackupSpec) -> list[dict[str, Any]]:
             **_selection(spec),
             **_compression(spec),
             job_settings.PARALLEL_DATABASES: _value(job_settings.PARALLEL_DATABASES, spec.parallel_databases),
+            **_format(spec),
             job_settings.PG_DUMP_OPTIONS: _value(job_settings.PG_DUMP_OPTIONS, spec.pg_dump_options),
             job_settings.GLOBALS: _value(
                 job_settings.GLOBALS, job_settings.GLOBALS.default_value if spec.globals is None else spec.globals

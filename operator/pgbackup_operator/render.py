@@ -35,15 +35,16 @@ import os
 from datetime import datetime
 
 from backup_job import __version__
-from backup_job.core import keys, signing
+from backup_job.core import dumpoptions, keys, signing
 from backup_job.core import settings as job_settings
 from backup_job.core.cron import CronSchedule, load_zone
 from backup_job.core.layout import format_timestamp
 from backup_job.core.schema import Invalid
 from backup_job.core.settings import OPERATOR_IMAGE
+from backup_job.core.settings.dump import SPLIT_REFUSED
 
 from .api import AFTER_LABEL, BACKUP, MANUAL_LABEL, PRUNE, RUN_NOW_ANNOTATION, VERIFY, Body, RenderError
-from .env import allowed_endpoint, destination_labels, parallelism, retention_policy
+from .env import DUMP_JOBS, FORMAT, allowed_endpoint, destination_labels, parallelism, retention_policy
 from .names import after_run_prune_job_name as after_run_prune_job_name  # re-exported: names of what is rendered
 from .names import cronjob_name as cronjob_name
 from .names import labels as labels
@@ -57,7 +58,7 @@ from .spec.pgbackup import DEFAULT_BACKOFF_LIMIT as DEFAULT_BACKOFF_LIMIT  # re-
 from .spec.pgbackup import DEFAULT_CONCURRENCY_POLICY as DEFAULT_CONCURRENCY_POLICY
 from .spec.pgbackup import DEFAULT_HISTORY_LIMIT as DEFAULT_HISTORY_LIMIT
 from .spec.pgbackup import DEFAULT_TIME_ZONE as DEFAULT_TIME_ZONE
-from .spec.pgbackup import Retention, Signing, Verify
+from .spec.pgbackup import SPLIT, Retention, Signing, Verify
 
 DEFAULT_IMAGE = f"ghcr.io/pgbackup/pgbackup:{__version__}"
 
@@ -93,6 +94,7 @@ def validate(spec: PgBackupSpec) -> None:
     allowlist does not hold (``env.allowed_endpoint``)."""
     _validate_timing(spec.schedule, spec.time_zone, "spec")
     _validate_pg_dump_options(spec.pg_dump_options)
+    _validate_format(spec)
     retention_policy(spec)
     compression = spec.compression
     low, high = job_settings.LEVELS[compression.format or job_settings.COMPRESSION.default_value]
@@ -128,6 +130,38 @@ def _validate_pg_dump_options(options: tuple[str, ...]) -> None:
         variable.parse(variable.render(options))
     except Invalid as exc:
         raise RenderError(f"spec.pgDumpOptions: {exc.problem}", "InvalidPgDumpOptions") from exc
+
+
+def _validate_format(spec: PgBackupSpec) -> None:
+    """``spec.format`` and ``spec.dumpJobs`` as the job's own parsers read them, and
+    ``dumpJobs`` only with ``format: split`` (the CRD says both; this is for specs that did not
+    pass the API server): a plain dump is one pg_dump stream, it has no connections to spread.
+    With split, the pg_dump options a split backup cannot honour (the job's ``SPLIT_REFUSED``,
+    ``--data-only``, ``--inserts``...), which the CRD cannot tell from the others."""
+    for field, variable, value in (("format", FORMAT, spec.format), ("dumpJobs", DUMP_JOBS, spec.dump_jobs)):
+        if value is None:
+            continue
+        try:
+            read = variable.parse(str(value))
+        except Invalid as exc:
+            raise RenderError(f"spec.{field}: {value!r} {exc.problem}", "InvalidFormat") from exc
+        if read != value:  # the job folds case; the CRD's enum does not
+            raise RenderError(f"spec.{field}: {value!r} must be written {read!r}", "InvalidFormat")
+    if spec.dump_jobs is not None and spec.format != SPLIT:
+        raise RenderError(
+            f"spec.dumpJobs: only a split backup dumps a database over several connections, and "
+            f"spec.format is {spec.format!r}; set spec.format to split, or remove spec.dumpJobs",
+            "InvalidFormat",
+        )
+    if spec.format != SPLIT:
+        return
+    for option in dumpoptions.parse(list(spec.pg_dump_options)):  # _validate_pg_dump_options read them
+        if option.meaning in SPLIT_REFUSED:
+            raise RenderError(
+                f"spec.pgDumpOptions: must not contain {option.shown} with spec.format split: "
+                f"{SPLIT_REFUSED[option.meaning]}",
+                "InvalidPgDumpOptions",
+            )
 
 
 def _validate_signing(given: Signing | None) -> None:

@@ -6,7 +6,8 @@ destination, server, image and pod settings. The operator:
 1. on create (or on resume, when nothing was started yet) reads its spec once (``spec.
    parse_pgrestore``; a malformed one fails it for good, like a bad ``at``), renders the Job
    ``pgrestore-<name>`` running ``pgbackup restore --database=... [--at ...] [--target ...]
-   [--create] [--clean] [--with-globals] [--allow-unsigned] [--as-superuser]`` in the same
+   [--table ...]... [--jobs ...] [--into ...] [--create] [--clean] [--with-globals]
+   [--allow-unsigned] [--as-superuser]`` in the same
    hardened pod as backups (trusting the PgBackup's ``spec.signing.publicKeys``), owned by the
    PgRestore (deleting the PgRestore deletes the Job), and sets ``phase: Pending``;
 2. on every event of that Job, sets ``phase`` (Pending, Running, then Succeeded or Failed),
@@ -16,7 +17,10 @@ destination, server, image and pod settings. The operator:
 It never runs twice: once ``status.jobName`` is set nothing is created again, even if the Job
 is deleted, and the CRD refuses any change to ``spec`` (CEL ``self == oldSelf``). A missing
 PgBackup keeps it Pending (``BackupNotFound``) and kopf retries. A ``spec.at`` the job's own
-parser refuses fails it at once (``InvalidAt``, ``validate``): no Job is made for it. The
+parser refuses fails it at once (``InvalidAt``, ``validate``): no Job is made for it; so do
+tables that are not ``schema.name`` (read with the spec), ``into`` without exactly one table,
+and ``jobs`` out of range. Whether the backup is split (only its tables can be restored one by
+one) is known only from the bucket: the job says so. The
 rules about the target (exists and not empty without ``clean``, ``create`` of an existing one)
 are the job's own: its one-line error becomes the status message.
 """
@@ -37,6 +41,7 @@ from .api import RESTORE, RESTORE_KIND, RESTORE_LABEL, RESTORE_PLURAL, Body, Ren
 from .env import destination_labels, restore_identity
 from .pod import render_restore_pod_spec
 from .spec import PgBackupSpec, PgRestoreSpec, parse_pgbackup, parse_pgrestore
+from .spec.pgrestore import MAX_JOBS, MAX_TABLES
 
 JOB_NAME_MAX = 63
 RESTORED = "Restored"
@@ -62,6 +67,11 @@ def restore_command(spec: PgRestoreSpec) -> list[str]:
         command.append(f"--at={at}")
     if target.database:
         command.append(f"--target={target.database}")
+    command += [f"--table={table}" for table in spec.tables]
+    if spec.jobs is not None:
+        command.append(f"--jobs={spec.jobs}")
+    if spec.into is not None:
+        command.append(f"--into={spec.into}")
     command += [
         flag
         for flag, wanted in (
@@ -79,11 +89,34 @@ def restore_command(spec: PgRestoreSpec) -> list[str]:
 def validate(spec: PgRestoreSpec) -> None:
     """What the job would refuse in a PgRestore's own fields, refused before any Job: ``spec.at``
     read by the job's own ``--at`` parser (the CRD's pattern admits ``9999-12-31`` and 30
-    February). ``RenderError`` with reason ``InvalidAt``."""
+    February), ``RenderError`` with reason ``InvalidAt``; and what the CRD says of ``tables``,
+    ``jobs`` and ``into`` together (``InvalidTables``), for specs that did not pass the API
+    server."""
     try:
         parse_at(spec.at or "")
     except ValueError as exc:
         raise RenderError(f"spec.at: {exc}", "InvalidAt") from exc
+    _validate_tables(spec)
+
+
+def _validate_tables(spec: PgRestoreSpec) -> None:
+    if len(spec.tables) > MAX_TABLES:
+        raise RenderError(
+            f"spec.tables: {len(spec.tables)} tables, and one PgRestore restores at most {MAX_TABLES}; "
+            "spread them over several PgRestores",
+            "InvalidTables",
+        )
+    for index, table in enumerate(spec.tables):
+        if table in spec.tables[:index]:
+            raise RenderError(f"spec.tables[{index}]: {table!r} is listed twice; list each table once", "InvalidTables")
+    if spec.jobs is not None and not 1 <= spec.jobs <= MAX_JOBS:
+        raise RenderError(f"spec.jobs: {spec.jobs} is out of range: it must be from 1 to {MAX_JOBS}", "InvalidTables")
+    if spec.into is not None and len(spec.tables) != 1:
+        raise RenderError(
+            f"spec.into: restores one table beside the live one, so spec.tables must name exactly that "
+            f"table ({len(spec.tables)} given)",
+            "InvalidTables",
+        )
 
 
 def render_restore_job(

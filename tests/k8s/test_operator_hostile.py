@@ -200,6 +200,74 @@ def test_a_pgrestore_at_the_job_would_refuse_fails_without_a_job(
     assert kube.jobs(namespace) == []
 
 
+def _refused(kube: KubeEnv, namespace: str, kind: str, name: str, spec: dict[str, Any]) -> str:
+    """Create as ``alice`` what the API server must refuse; its complaint."""
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    created = kube.plane.kubectl(
+        f"--as={AUTHOR}", "create", "-n", namespace, "-f", "-", input=json.dumps(body), check=False
+    )
+    assert created.returncode != 0, f"{kind} {name} was accepted: {spec}"
+    return str(created.stderr)
+
+
+HOSTILE_TABLES = {"option": "--table=x;DROP", "dash": "-x.y", "newline": "public.orders\n--clean"}
+
+
+def test_a_hostile_table_never_reaches_a_restore_s_command(
+    kube: KubeEnv, operator: OperatorProcess, namespace: str
+) -> None:
+    """A PgRestore's ``tables`` and ``into`` become words of the restore's command. A second
+    option, a word starting with ``-`` or a newline is refused by the API server, naming the
+    field; what passes (a quoted name may hold ``;`` and spaces) is one word each, ``--table=``
+    before it, in an argument list no shell reads. ``dumpJobs`` without ``format: split`` is
+    refused too; with it, the backup pods are told."""
+    _allow_author(kube, namespace)
+    _as_author(kube, namespace, "PgBackup", "src", _spec(format="split", dumpJobs=8))
+    for name, table in HOSTILE_TABLES.items():
+        complaint = _refused(
+            kube, namespace, "PgRestore", name, {"backupRef": {"name": "src"}, "database": "app", "tables": [table]}
+        )
+        assert "spec.tables[0]" in complaint and "should match" in complaint, complaint
+        complaint = _refused(
+            kube,
+            namespace,
+            "PgRestore",
+            f"{name}-into",
+            {"backupRef": {"name": "src"}, "database": "app", "tables": ["public.orders"], "into": table},
+        )
+        assert "spec.into" in complaint and "should match" in complaint, complaint
+    beside = {"backupRef": {"name": "src"}, "database": "app", "tables": ["public.a", "public.b"], "into": "public.c"}
+    assert "spec.into restores one table beside the live one" in _refused(kube, namespace, "PgRestore", "two", beside)
+    plain = _spec(dumpJobs=4)
+    assert "spec.dumpJobs needs spec.format: split" in _refused(kube, namespace, "PgBackup", "plain", plain)
+
+    quoted = '"Sales"."Q1; DROP TABLE x --clean"'
+    _as_author(
+        kube,
+        namespace,
+        "PgRestore",
+        "some",
+        {"backupRef": {"name": "src"}, "database": "app", "tables": ["public.orders", quoted], "jobs": 4},
+    )
+    wait_for(lambda: kube.jobs(namespace), timeout=30, what="the restore Job")
+    [job] = kube.jobs(namespace)
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == [
+        "pgbackup",
+        "restore",
+        "--database=app",
+        "--table=public.orders",
+        f"--table={quoted}",
+        "--jobs=4",
+    ]
+    wait_for(lambda: kube.cronjob(namespace, "pgbackup-src"), timeout=30, what="the backup CronJob")
+    cronjob = kube.cronjob(namespace, "pgbackup-src")
+    assert cronjob is not None
+    [backup] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("value") for item in backup["env"]}
+    assert (env["BACKUP_FORMAT"], env["BACKUP_DUMP_JOBS"]) == ("split", "8")
+
+
 # --- a CronJob the operator does not own ---------------------------------------------------
 
 

@@ -23,6 +23,8 @@ DEFAULT_TIME_ZONE = "Etc/UTC"
 DEFAULT_CONCURRENCY_POLICY = "Forbid"
 DEFAULT_HISTORY_LIMIT = 3
 DEFAULT_BACKOFF_LIMIT = 0
+DEFAULT_FORMAT = "plain"
+SPLIT = "split"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,8 @@ class PgBackupSpec:
     compression: Compression = field(default_factory=Compression)
     parallelism: int | None = None
     parallel_databases: int | None = None
+    format: str = DEFAULT_FORMAT
+    dump_jobs: int | None = None
     globals: bool | None = None
     shrink_alarm: float | None = None
     retention: Retention | None = None

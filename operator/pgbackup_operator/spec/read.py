@@ -14,6 +14,10 @@ a trailing ``_`` dodges a keyword), and its annotation says what the JSON must h
   into pods as it is (resources, tolerations, env...). It is deep-copied here, so the typed
   object shares nothing with the body it came from.
 
+A string field may also carry the CRD's pattern (``field(metadata=matching(...))``): each of
+its strings (or of its list's) must match it whole and fit its length; the operator puts such
+strings on a command line.
+
 A value of the wrong shape is a ``RenderError`` naming its path (``spec.destination.s3.bucket:
 must be a string``) with reason ``InvalidSpec``, or the reason in the field's metadata
 (``field(metadata=reason("PodNotAllowed"))``) where the operator reported that kind of mistake
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -43,6 +48,12 @@ SHAPES = {str: "a string", bool: "true or false", int: "an integer", float: "a n
 def reason(name: str) -> dict[str, str]:
     """Field metadata: report a wrong shape under reason ``name`` rather than ``InvalidSpec``."""
     return {"reason": name}
+
+
+def matching(pattern: re.Pattern[str], longest: int, meaning: str) -> dict[str, Any]:
+    """Field metadata: each string of the field matches ``pattern`` whole and holds at most
+    ``longest`` characters, as the CRD's pattern and maxLength say; ``meaning`` names the form."""
+    return {"pattern": pattern, "longest": longest, "meaning": meaning}
 
 
 def crd_name(field: str) -> str:
@@ -78,7 +89,22 @@ def parse_object(cls: type[T], value: Any, path: str, why: str = INVALID) -> T:
                 raise RenderError(f"{where}: is required", field.metadata.get("reason", why))
             continue
         given[field.name] = convert(hints(cls)[field.name], raw, where, field.metadata.get("reason", why))
+        if "pattern" in field.metadata:
+            check(given[field.name], field.metadata, where, field.metadata.get("reason", why))
     return cls(**given)
+
+
+def check(value: str | tuple[str, ...], rule: Mapping[str, Any], where: str, why: str) -> None:
+    """``value`` (or each of its items) as ``matching`` said, or ``RenderError`` naming it; a
+    value too long to be one is not shown."""
+    if isinstance(value, tuple):
+        for index, item in enumerate(value):
+            check(item, rule, f"{where}[{index}]", why)
+        return
+    if len(value) > rule["longest"]:
+        raise RenderError(f"{where}: longer than {rule['longest']} characters: it must be {rule['meaning']}", why)
+    if not rule["pattern"].fullmatch(value):
+        raise RenderError(f"{where}: {value!r} is not {rule['meaning']}", why)
 
 
 def convert(annotation: Any, raw: Any, where: str, why: str) -> Any:
