@@ -52,7 +52,7 @@ from ..core import logs, signals
 from ..core.errors import NotFoundError, RestoreError, one_line
 from ..core.layout import GLOBALS, display_name
 from ..core.moments import parse_at as parse_at  # re-exported: --at was parsed here before the operator needed it
-from ..core.settings import GLOBALS_LIMIT_MB, SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS
+from ..core.settings import GLOBALS_LIMIT_MB, SIGNING_KEY_FILE, SIGNING_PUBLIC_KEYS, DumpSettings
 from ..pg import dbprops
 from ..pg.databases import count_objects, database_exists, drop_database, table_name_parts
 from ..pg.psql import Psql, check_restrict, error_line
@@ -257,7 +257,7 @@ def _check_split_request(
         if tables:
             raise RestoreError(
                 f"the backup of {name!r} from {backup.timestamp} is a plain SQL dump, which restores whole: "
-                "--table needs a split backup (BACKUP_FORMAT=split)",
+                f"--table needs a split backup ({DumpSettings.format.name}=split)",
                 hint="restore it whole into another database (--target NAME --create) and copy the table from there",
             )
         return []

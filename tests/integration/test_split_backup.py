@@ -86,7 +86,9 @@ def test_split_round_trip_restores_the_database_exactly(
     assert result.returncode == 0, result.stdout + result.stderr
     assert comparable_dump(pg, bindir, copy) == [line.replace(dbname, copy) for line in original]
     assert pg.sql("SELECT last_value, is_called FROM free_counter", copy) == [(101, True)]
-    assert pg.sql("SELECT convert_from(lo_get(oid), 'UTF8') FROM pg_largeobject_metadata", copy) == [("a large object",)]
+    assert pg.sql("SELECT convert_from(lo_get(oid), 'UTF8') FROM pg_largeobject_metadata", copy) == [
+        ("a large object",)
+    ]
     assert pg.sql("SELECT n FROM shop.order_count", copy) == [(3,)]
     assert pg.sql("SELECT count(*) FROM scratchpad", copy) == [(50,)]
     assert pg.sql("SELECT count(*) FROM secrets", copy) == [(1,)]  # as the superuser: the policy does not apply
@@ -146,5 +148,7 @@ def test_one_table_into_an_empty_database_skips_and_names_foreign_keys(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "foreign keys not restored" in result.stdout and "shop.orders -> shop.customers" in result.stdout
     assert pg18.sql("SELECT count(*) FROM shop.orders", target) == [(3,)]
-    tables = pg18.sql("SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'shop'::regnamespace", target)
+    tables = pg18.sql(
+        "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'shop'::regnamespace", target
+    )
     assert tables == [("orders",)]

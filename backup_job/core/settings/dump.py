@@ -132,7 +132,7 @@ class DumpSettings(Group):
     dump_jobs = Variable(
         "BACKUP_DUMP_JOBS",
         integer(0, 64),
-        "With `BACKUP_FORMAT=split`: the connections that read one database's tables at once "
+        "With a split format (above): the connections that read one database's tables at once "
         "(0-64; `0`: the CPUs this process may use). Never more than the database has tables, and "
         "lowered to fit the server's free connections: see [Connections](big-databases.md#connections-and-cpus).",
         default="0",
@@ -167,7 +167,8 @@ class DumpSettings(Group):
                 )
 
 
-_SPLIT_DATA = "a split backup reads table data with COPY itself; use BACKUP_FORMAT=plain for that"
+_PLAIN = f"{DumpSettings.format.name}=plain"
+_SPLIT_DATA = f"a split backup reads table data with COPY itself; use {_PLAIN} for that"
 # pg_dump options a split backup cannot honour: its readers do the data part themselves, and
 # it chooses the sections and the snapshot. Every other option is passed to the pg_dump of the
 # schema, and those that concern data (``--exclude-table-data``, ``--no-unlogged-table-data``,
@@ -176,8 +177,8 @@ _SPLIT_DATA = "a split backup reads table data with COPY itself; use BACKUP_FORM
 SPLIT_REFUSED = {
     "data-only": "a split backup always stores the schema with the data",
     "no-schema": "a split backup always stores the schema with the data",
-    "schema-only": "a split backup exists to store data in parallel; use BACKUP_FORMAT=plain for the schema alone",
-    "no-data": "a split backup exists to store data in parallel; use BACKUP_FORMAT=plain for the schema alone",
+    "schema-only": f"a split backup exists to store data in parallel; use {_PLAIN} for the schema alone",
+    "no-data": f"a split backup exists to store data in parallel; use {_PLAIN} for the schema alone",
     "statistics-only": "a split backup exists to store data in parallel",
     "statistics": "planner statistics are not stored in split backups (ANALYZE after a restore)",
     "section": "a split backup chooses the sections itself",
@@ -202,8 +203,9 @@ _PASSWORD_PROMPT = "a password prompt would hang the job; use PGPASSWORD or PGPA
 _SERVER = "the server and user come from PGHOST, PGPORT and PGUSER (another server would receive PGPASSWORD)"
 REFUSED_PG_DUMP_OPTIONS = {  # by meaning (core.dumpoptions): every spelling of these is refused
     "file": "the dump is streamed from stdout",
-    "format": "pgbackup stores plain SQL, or with BACKUP_FORMAT=split its own parallel format",
-    "jobs": "to dump one database over several connections use BACKUP_FORMAT=split with BACKUP_DUMP_JOBS",
+    "format": f"pgbackup stores plain SQL, or with {DumpSettings.format.name}=split its own parallel format",
+    "jobs": f"to dump one database over several connections use {DumpSettings.format.name}=split with "
+    f"{DumpSettings.dump_jobs.name}",
     "compress": f"pgbackup compresses the stream itself ({Compression.format.name}, {Compression.level.name})",
     "create": "restore --create recreates the database from the properties pgbackup captures",
     "clean": "restore --clean drops the old contents inside the restore's transaction",
