@@ -9,7 +9,7 @@ import pytest
 
 from devenv.postgres import Cluster
 
-from ..kit.helpers import Bucket, comparable_dump, manifest, run_pgbackup
+from ..kit.helpers import Bucket, comparable_dump, manifest, run_pgbackup, wait_for_next_second
 from .test_backup_s3 import make_sample
 
 # What pg_dump handles and a split backup must too: partitions, inheritance, generated columns,
@@ -152,3 +152,49 @@ def test_one_table_into_an_empty_database_skips_and_names_foreign_keys(
         "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'shop'::regnamespace", target
     )
     assert tables == [("orders",)]
+
+
+def test_list_verify_and_prune_treat_a_split_backup_as_one(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    make_shapes(pg18, dbname)
+    env = _split_env(bucket, pg18, bindir18, dbname)
+    _backup(env)
+    older = {k for k in bucket.keys() if dbname in k}
+    wait_for_next_second()
+    _backup(env)
+    newer = {k for k in bucket.keys() if dbname in k} - older
+
+    listed = run_pgbackup(env, "list", "--database", dbname)
+    verified = run_pgbackup(env, "verify", "--database", dbname)
+    pruned = run_pgbackup({**env, "BACKUP_RETENTION": "last=1"}, "prune")
+
+    assert listed.stdout.count(f"split: {len(newer) - 1} objects") == 2, listed.stdout
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "tables with 5" in verified.stdout and "rows match" in verified.stdout
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert {k for k in bucket.keys() if dbname in k} == newer  # every object of the older one, nothing else
+    assert "proven" in pruned.stdout or "deleted" in pruned.stdout
+
+
+def test_a_changed_object_of_a_split_backup_is_refused_by_restore_and_kept_by_prune(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    make_sample(pg18, dbname, rows=2000)
+    env = _split_env(bucket, pg18, bindir18, dbname)
+    _backup(env)
+    older = {k for k in bucket.keys() if dbname in k}
+    wait_for_next_second()
+    _backup(env)
+    newest = sorted(k for k in set(bucket.keys()) - older if "data-000001" in k)[0]
+    data = bytearray(bucket.get(newest))
+    data[len(data) // 2] ^= 0x01  # one bit, at rest, same size
+    bucket.put(newest, bytes(data))
+
+    restored = run_pgbackup(env, "restore", "--database", dbname, "--target", f"{dbname}_x", "--create")
+    pruned = run_pgbackup({**env, "BACKUP_RETENTION": "last=1"}, "prune")
+
+    assert restored.returncode != 0 and "checksum mismatch" in restored.stdout
+    assert pg18.sql("SELECT 1 FROM pg_database WHERE datname = %s", params=(f"{dbname}_x",)) == []
+    assert pruned.returncode != 0, pruned.stdout
+    assert older <= set(bucket.keys())  # the older, good backup stays while the newest does not prove
