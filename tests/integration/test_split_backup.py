@@ -198,3 +198,29 @@ def test_a_changed_object_of_a_split_backup_is_refused_by_restore_and_kept_by_pr
     assert pg18.sql("SELECT 1 FROM pg_database WHERE datname = %s", params=(f"{dbname}_x",)) == []
     assert pruned.returncode != 0, pruned.stdout
     assert older <= set(bucket.keys())  # the older, good backup stays while the newest does not prove
+
+
+def test_one_table_restored_beside_the_live_one_under_another_name(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    make_shapes(pg18, dbname)
+    env = _split_env(bucket, pg18, bindir18, dbname)
+    _backup(env)
+    pg18.sql("DELETE FROM shop.orders WHERE amount IS NULL; UPDATE shop.orders SET note = 'changed'", dbname)
+
+    result = run_pgbackup(
+        env, "restore", "--database", dbname, "--table", "shop.orders", "--into", "shop.orders_before"
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pg18.sql("SELECT count(*) FROM shop.orders", dbname) == [(2,)]  # the live table, untouched
+    assert pg18.sql("SELECT count(*), count(*) FILTER (WHERE note = 'changed') FROM shop.orders_before", dbname) == [
+        (3, 0)
+    ]
+    indexes = pg18.sql("SELECT indexname FROM pg_indexes WHERE tablename = 'orders_before' ORDER BY 1", dbname)
+    assert indexes == [("orders_before_pkey",), ("orders_before_placed_idx",)]
+    sequence = pg18.sql("SELECT pg_get_serial_sequence('shop.orders_before', 'id')", dbname)
+    assert sequence == [("shop.orders_before_id_seq",)]
+    assert pg18.sql("SELECT datname FROM pg_database WHERE datname LIKE 'pgbackup_into_%'") == []
+    again = run_pgbackup(env, "restore", "--database", dbname, "--table", "shop.orders", "--into", "shop.orders")
+    assert again.returncode != 0 and "exists already" in again.stdout
