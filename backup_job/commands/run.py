@@ -137,6 +137,7 @@ def split_plan(settings: Settings, pg_dump: str, server: Server) -> SplitPlan:
         lock_wait_timeout=settings.dump.lock_wait_timeout,
         options=settings.dump.pg_dump_options,
         timeout=settings.dump.database_timeout,
+        range_pages=settings.dump.split_table_mb * 1024 * 1024 // 8192,
     )
 
 

@@ -52,7 +52,6 @@ from ..pg.target import Target
 from .stream import StreamStats
 
 SCHEMA_LIMIT = 512 * 1024 * 1024  # the pre-data archive is held in memory to read its table of contents
-RANGE_PAGES = 131072  # 1 GiB of 8 KiB pages: a table larger than twice this is read in ranges of pages
 TID_RANGES_SINCE = 14  # PostgreSQL's TID range scans: a range of pages costs only those pages
 log = logs.get("run")
 
@@ -70,6 +69,7 @@ class SplitPlan:
     lock_wait_timeout: int
     options: tuple[str, ...]  # BACKUP_PG_DUMP_OPTIONS, as the user wrote them
     timeout: int = 0
+    range_pages: int = 131072  # a table of more than twice these pages is read in ranges of them
 
 
 @dataclass
@@ -279,7 +279,11 @@ class SplitDump:
         for table in tables:
             self.result.relations[table.qualified] = table.describe()
         excluded = self._excluded_data()
-        chosen = [t for t in tables if t.oid not in excluded and not (t.unlogged and self.honoured.no_unlogged_data)]
+        chosen = [
+            t
+            for t in tables
+            if not t.partitioned and t.oid not in excluded and not (t.unlogged and self.honoured.no_unlogged_data)
+        ]
         extensions = toc.of_kind(entries, "EXTENSION", toc.PG_EXTENSION)
         chosen += [t for t in relations.extension_tables(leader, extensions, major) if t.oid not in excluded]
         return chosen
@@ -331,14 +335,15 @@ class SplitDump:
         ranges = self.plan.server_major >= TID_RANGES_SINCE
         for table in tables:
             base = CopyQuery(table.schema, table.name, table.columns, condition=table.condition)
-            if not ranges or table.condition or table.pages < 2 * RANGE_PAGES:
+            size = self.plan.range_pages
+            if not ranges or table.condition or table.pages < 2 * size:
                 planned.append((table.pages, table, base))
                 continue
-            starts = list(range(0, table.pages, RANGE_PAGES))
+            starts = list(range(0, table.pages, size))
             for index, first in enumerate(starts):
                 last = starts[index + 1] if index + 1 < len(starts) else None  # the last range is open
                 query = CopyQuery(table.schema, table.name, table.columns, pages=(first, last))
-                planned.append((RANGE_PAGES if last is not None else table.pages - first, table, query))
+                planned.append((size if last is not None else table.pages - first, table, query))
         planned.sort(key=lambda p: -p[0])
         objects = []
         for number, (_pages, table, query) in enumerate(planned, start=1):

@@ -221,6 +221,13 @@ class SplitLoad:
 
     def _data(self) -> None:
         data = [o for o in self.manifest.pieces("data") if self._chosen(o)]
+        known = {(f["schema"], f["name"]) for f in self.manifest.relations.values()}
+        for obj in data:  # rows go only into tables of this backup, whatever a manifest says
+            if tuple(obj["load_into"]) not in known:
+                raise RestoreError(
+                    f"{obj['name']} of the backup loads into {'.'.join(obj['load_into'])[:200]}, "
+                    "which is not a table of the backup; the manifest was changed"
+                )
         data.sort(key=lambda o: -o["raw_bytes"])
         workers = [
             threading.Thread(target=self._work, args=(data,), name=f"loader {i}")

@@ -11,6 +11,7 @@ from devenv.postgres import Cluster
 
 from ..kit.helpers import Bucket, comparable_dump, manifest, run_pgbackup, wait_for_next_second
 from .test_backup_s3 import make_sample
+from .test_encryption import identity_file
 
 # What pg_dump handles and a split backup must too: partitions, inheritance, generated columns,
 # row-level security, an unlogged table, a materialized view, a large object, sequences (owned,
@@ -224,3 +225,69 @@ def test_one_table_restored_beside_the_live_one_under_another_name(
     assert pg18.sql("SELECT datname FROM pg_database WHERE datname LIKE 'pgbackup_into_%'") == []
     again = run_pgbackup(env, "restore", "--database", dbname, "--table", "shop.orders", "--into", "shop.orders")
     assert again.returncode != 0 and "exists already" in again.stdout
+
+
+def test_large_tables_are_read_in_ranges_of_pages_sealed_and_compressed_with_zstd(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, tmp_path: Path
+) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql(
+        "CREATE TABLE wide AS SELECT g AS id, repeat(md5(g::text), 8) AS pad FROM generate_series(1, 40000) g", dbname
+    )
+    identity, recipient = identity_file(tmp_path, "key")
+    env = _split_env(
+        bucket,
+        pg18,
+        bindir18,
+        dbname,
+        BACKUP_SPLIT_TABLE_MB="4",  # the table has about 14 MB: four ranges, the last one open
+        BACKUP_COMPRESSION="zstd",
+        BACKUP_ENCRYPT_RECIPIENTS=recipient,
+        BACKUP_DUMP_JOBS="2",
+    )
+    _backup(env)
+    facts = manifest(bucket.get(next(k for k in bucket.keys() if k.endswith(".manifest.json"))))
+    data = [o for o in facts["objects"] if o["section"] == "data"]
+
+    assert len(data) >= 3 and all(o["table"] == "public.wide" for o in data)
+    assert all(o["key"].endswith(".copy.zst.age") for o in data)
+    assert sum(o["rows"] for o in data) == 40000 == facts["row_counts"]["public.wide"]
+
+    copy = f"{dbname}_copy"
+    result = run_pgbackup(
+        {**env, "BACKUP_DECRYPT_IDENTITY_PATH": str(identity)},
+        "restore",
+        "--database",
+        dbname,
+        "--target",
+        copy,
+        "--create",
+        "--jobs",
+        "2",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pg18.sql("SELECT count(*), count(DISTINCT id) FROM wide", copy) == [(40000, 40000)]
+
+
+def test_pg_dump_options_are_honoured_by_the_readers_or_refused(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    make_shapes(pg18, dbname)
+    pg18.sql("CREATE TABLE public.audit AS SELECT g FROM generate_series(1, 10) g", dbname)
+    options = "--exclude-table-data=public.aud* --no-unlogged-table-data --load-via-partition-root -N shop"
+    env = _split_env(bucket, pg18, bindir18, dbname, BACKUP_PG_DUMP_OPTIONS=options)
+    _backup(env)
+    facts = manifest(bucket.get(next(k for k in bucket.keys() if k.endswith(".manifest.json"))))
+    tables = {o["table"]: o for o in facts["objects"] if o["section"] == "data"}
+
+    assert "public.audit" not in tables and "public.scratchpad" not in tables  # data excluded
+    assert not any(t.startswith("shop.") for t in tables)  # schema excluded
+    assert tables["public.events_2025"]["load_into"] == ["public", "events"]
+    copy = f"{dbname}_copy"
+    result = run_pgbackup(env, "restore", "--database", dbname, "--target", copy, "--create")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pg18.sql("SELECT count(*) FROM audit", copy) == [(0,)]  # the table, without its rows
+    assert pg18.sql("SELECT count(*) FROM events", copy) == [(2000,)]
+
+    refused = run_pgbackup({**env, "BACKUP_PG_DUMP_OPTIONS": "--inserts"})
+    assert refused.returncode == 2 and "must not contain --inserts with BACKUP_FORMAT=split" in refused.stderr

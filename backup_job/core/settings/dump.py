@@ -138,6 +138,14 @@ class DumpSettings(Group):
         default="0",
         example="4",
     )
+    split_table_mb = Variable(
+        "BACKUP_SPLIT_TABLE_MB",
+        integer(1, 1048576),
+        "With a split format: a table larger than twice this is read in ranges of pages of this size, "
+        "each its own stream and object (PostgreSQL 14+; older servers read each table as one stream).",
+        default="1024",
+        example="256",
+    )
     globals = Variable(
         "BACKUP_GLOBALS",
         boolean,
