@@ -198,7 +198,7 @@ def _dump(**env: str) -> DumpSettings:
 
 def test_split_settings_refuse_what_the_readers_cannot_honour() -> None:
     assert _dump(BACKUP_FORMAT="split", BACKUP_DUMP_JOBS="4").dump_jobs == 4
-    with pytest.raises(ConfigError, match="BACKUP_DUMP_JOBS.*applies only with BACKUP_FORMAT=split"):
+    with pytest.raises(ConfigError, match=r"BACKUP_DUMP_JOBS.*applies only with BACKUP_FORMAT=split"):
         _dump(BACKUP_DUMP_JOBS="4")
     for option in ("--inserts", "--data-only", "-a", "--section=data", "--snapshot=x", "--filter=f"):
         with pytest.raises(ConfigError, match="with BACKUP_FORMAT=split"):
