@@ -40,6 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from psycopg2 import sql
+
 from ..core import dumpoptions, logs, stopping
 from ..core.errors import DumpError, PgBackupError
 from ..core.layout import dump_suffix, member_key, split_directory
@@ -53,6 +55,31 @@ from .stream import StreamStats
 
 SCHEMA_LIMIT = 512 * 1024 * 1024  # the pre-data archive is held in memory to read its table of contents
 TID_RANGES_SINCE = 14  # PostgreSQL's TID range scans: a range of pages costs only those pages
+# Small tables are stored together: below 1/128 of the range size (8 MiB by default) a table
+# goes into a bundle of up to 1/16 of it (64 MiB) or BUNDLE_TABLES tables (pg_dump's command
+# line stays short). One object per tiny table would cost several requests to the store each.
+SMALL_SHARE, BUNDLE_SHARE = 128, 16
+BUNDLE_TABLES = 1000
+
+
+def _bundles(small: list[Table], limit: int) -> list[list[Table]]:
+    bundles: list[list[Table]] = []
+    pages = 0
+    for table in sorted(small, key=lambda t: -t.pages):
+        if not bundles or pages + table.pages > limit or len(bundles[-1]) >= BUNDLE_TABLES:
+            bundles.append([])
+            pages = 0
+        bundles[-1].append(table)
+        pages += table.pages
+    return bundles
+
+
+def exact_pattern(schema: str, name: str) -> str:
+    """``schema.name`` as a pg_dump pattern matching exactly that table: each part double-quoted,
+    where no pattern character acts."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
+
+
 log = logs.get("run")
 
 StreamObject = Callable[[str, Callable[[], Any], Callable[[bytes], None] | None], StreamStats]
@@ -74,12 +101,14 @@ class SplitPlan:
 
 @dataclass
 class DataObject:
-    """One data stream to read: a table, or a range of its pages."""
+    """One data stream to read: a table, a range of its pages, or (``bundle``) many small
+    tables in one pg_dump archive."""
 
     name: str
     table: Table
     query: CopyQuery
     load_into: tuple[str, str]
+    bundle: list[Table] | None = None
 
 
 @dataclass
@@ -212,6 +241,7 @@ class SplitDump:
             for worker in workers:
                 worker.start()
             try:
+                self.count_bundled(leader, data)
                 self._schema("post-data", ["--section=post-data"])
                 self._schema("large-objects", ["--section=data", "--exclude-table-data=*.*"])
                 self._sequences(leader, entries)
@@ -329,11 +359,14 @@ class SplitDump:
     # --- the data ---------------------------------------------------------------------------------
 
     def _plan_data(self, tables: list[Table]) -> list[DataObject]:
-        """One object per table, or per range of pages of a large one; the largest first, so the
-        last stream to finish is a short one."""
+        """One object per table, or per range of pages of a large one, and the small tables
+        together in bundles; the largest first, so the last stream to finish is a short one."""
         planned: list[tuple[int, Table, CopyQuery]] = []
         ranges = self.plan.server_major >= TID_RANGES_SINCE
-        for table in tables:
+        small_pages = self.plan.range_pages // SMALL_SHARE
+        small = [t for t in tables if t.pages < small_pages and not t.condition]
+        bundles = _bundles(small, self.plan.range_pages // BUNDLE_SHARE)
+        for table in (t for t in tables if not (t.pages < small_pages and not t.condition)):
             base = CopyQuery(table.schema, table.name, table.columns, condition=table.condition)
             size = self.plan.range_pages
             if not ranges or table.condition or table.pages < 2 * size:
@@ -349,20 +382,62 @@ class SplitDump:
         for number, (_pages, table, query) in enumerate(planned, start=1):
             into = table.root if (self.honoured.via_partition_root and table.root) else (table.schema, table.name)
             objects.append(DataObject(f"data-{number:06d}", table, query, into))
+        for number, bundle in enumerate(bundles, start=len(objects) + 1):
+            head = bundle[0]
+            query = CopyQuery(head.schema, head.name, head.columns)
+            objects.append(DataObject(f"data-{number:06d}", head, query, (head.schema, head.name), bundle))
         return objects
 
     def _work(self, data: list[DataObject], session: Session, snapshot: str) -> None:
         reader: Reader | None = None
         try:
-            reader = Reader(self.target, self.database, session, snapshot)
             while (item := self._take(data)) is not None:
                 stopping.refuse_writes(f"the backup of {self.database!r}")
+                if item.bundle is not None:
+                    if reader is not None:  # bundles come last: one connection per worker at a time
+                        reader.close()
+                        reader = None
+                    self._bundle(item, item.bundle)
+                    continue
+                if reader is None:
+                    reader = Reader(self.target, self.database, session, snapshot)
                 self._copy(reader, item)
         except BaseException as exc:
             self._fail(exc)
         finally:
             if reader is not None:
                 reader.close()
+
+    def _bundle(self, item: DataObject, tables: list[Table]) -> None:
+        """Small tables' rows in one pg_dump archive of the snapshot (one object instead of one
+        per table: each object costs requests to the store, several per table for tiny ones)."""
+        argv = [
+            self.plan.pg_dump,
+            "--format=custom",
+            "--compress=0",
+            "--no-password",
+            f"--snapshot={self._snapshot}",
+            "--section=data",
+            "--lock-wait-timeout=1000",  # the leader holds the locks: a wait is DDL queued behind it
+            *(["--enable-row-security"] if self.honoured.row_security else []),
+            *(["--load-via-partition-root"] if self.honoured.via_partition_root else []),
+            *(["--encoding=" + self.honoured.encoding] if self.honoured.encoding else []),
+            *[f"--table={exact_pattern(t.schema, t.name)}" for t in tables],
+        ]
+
+        def make() -> PgDump:
+            return PgDump(
+                self.plan.pg_dump,
+                self.database,
+                lock_wait_timeout=0,
+                extra_options=(),
+                timeout=self.plan.timeout,
+                argv=argv,
+            )
+
+        stats = self.stream(self._key(item.name, "pgdump"), make, None)
+        entry = self._record(item.name, "table-data", stats)
+        entry["tables"] = [t.qualified for t in tables]
 
     def _take(self, data: list[DataObject]) -> DataObject | None:
         with self._lock:
@@ -415,6 +490,22 @@ class SplitDump:
             out.kill()
 
     # --- bookkeeping ------------------------------------------------------------------------------
+
+    def count_bundled(self, leader: Leader, data: list[DataObject]) -> None:
+        """The rows of the bundled tables, counted on the snapshot (pg_dump does not say)."""
+        tables = [t for item in data if item.bundle for t in item.bundle]
+        for start in range(0, len(tables), 500):
+            chunk = tables[start : start + 500]
+            query = sql.SQL(" UNION ALL ").join(
+                sql.SQL("SELECT {}::pg_catalog.int4, pg_catalog.count(*) FROM ONLY {}").format(
+                    sql.Literal(index), sql.Identifier(t.schema, t.name)
+                )
+                for index, t in enumerate(chunk)
+            )
+            for index, count in leader.query(query.as_string(leader.connection)):
+                table = chunk[int(str(index))]
+                with self._lock:
+                    self.result.row_counts[table.qualified] = int(str(count))
 
     def _key(self, name: str, kind: str) -> str:
         return member_key(self.prefix, self.database, self.timestamp, f"{name}.{kind}{self.suffix}")

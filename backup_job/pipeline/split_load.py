@@ -37,6 +37,7 @@ import json
 import os
 import queue
 import re
+import subprocess
 import tempfile
 import threading
 from contextlib import closing
@@ -220,10 +221,10 @@ class SplitLoad:
     # --- the rows -------------------------------------------------------------------------------
 
     def _data(self) -> None:
-        data = [o for o in self.manifest.pieces("data") if self._chosen(o)]
+        data = [o for o in self.manifest.objects if o["section"] in ("data", "table-data") and self._chosen(o)]
         known = {(f["schema"], f["name"]) for f in self.manifest.relations.values()}
         for obj in data:  # rows go only into tables of this backup, whatever a manifest says
-            if tuple(obj["load_into"]) not in known:
+            if obj["section"] == "data" and tuple(obj["load_into"]) not in known:
                 raise RestoreError(
                     f"{obj['name']} of the backup loads into {'.'.join(obj['load_into'])[:200]}, "
                     "which is not a table of the backup; the manifest was changed"
@@ -241,7 +242,11 @@ class SplitLoad:
             raise self._failure
 
     def _chosen(self, obj: dict[str, Any]) -> bool:
-        return not self.selection.partial or obj["table"] in self.selection.tables
+        if not self.selection.partial:
+            return True
+        if obj["section"] == "table-data":
+            return bool(set(obj["tables"]) & set(self.selection.tables))
+        return obj["table"] in self.selection.tables
 
     def _work(self, data: list[dict[str, Any]]) -> None:
         try:
@@ -255,7 +260,10 @@ class SplitLoad:
                     )
                     cursor.execute("SELECT pg_catalog.set_config('DateStyle', 'ISO', false)")
                 while (obj := self._take(data)) is not None:
-                    self._load(connection, obj, superuser)
+                    if obj["section"] == "table-data":
+                        self._load_bundle(obj)
+                    else:
+                        self._load(connection, obj, superuser)
         except BaseException as exc:
             self._fail(exc)
 
@@ -325,6 +333,69 @@ class SplitLoad:
         with self._lock:
             self.stats.compressed_bytes += stats.compressed_bytes
             self.stats.raw_bytes += stats.raw_bytes
+
+    def _load_bundle(self, obj: dict[str, Any]) -> None:
+        """Small tables' rows from their pg_dump archive, streamed to ``pg_restore --data-only``
+        in one transaction; for chosen tables, the archive is read first (it is small) to list
+        just their entries."""
+        argv = [
+            self.pg_restore,
+            "--data-only",
+            "--single-transaction",
+            "--exit-on-error",
+            "--no-password",
+            "--use-set-session-authorization",
+            f"--dbname={make_dsn(dbname=self.database)}",
+        ]
+        listing: str | None = None
+        held = bytearray()
+        if self.selection.partial:
+
+            def hold(data: bytes) -> None:
+                if len(held) + len(data) > SCHEMA_LIMIT:
+                    raise RestoreError(f"{obj['name']} of the backup is larger than a bundle of small tables may be")
+                held.extend(data)
+
+            self._add(read_verified(self.storage, self.manifest.piece(obj), hold, ReadStats(), self.keyring))
+            oids = {self.manifest.relations[t]["oid"] for t in self.selection.tables if t in obj["tables"]}
+            chosen = [e for e in toc.listing(self.pg_restore, bytes(held)) if e.kind == "TABLE DATA" and e.oid in oids]
+            listing = toc.list_file(chosen)
+        with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as list_file:
+            list_file.write(listing or "")
+        if listing is not None:
+            argv.append(f"--use-list={list_file.name}")
+        process = PgRestore(argv, self.target.child_env(self.database), stdin=subprocess.PIPE, stdout=None)
+        assert process.process.stdin is not None
+        sink = process.process.stdin
+
+        def feed(data: bytes) -> None:
+            sink.write(data)
+
+        cut = False
+        try:
+            if listing is not None:
+                feed(bytes(held))
+            else:
+                self._add(read_verified(self.storage, self.manifest.piece(obj), feed, ReadStats(), self.keyring))
+            sink.close()
+        except (BrokenPipeError, RestoreError) as exc:
+            if not isinstance(exc, BrokenPipeError) and not isinstance(exc.__cause__, BrokenPipeError):
+                process.kill()
+                process.wait()
+                raise
+            cut = True  # pg_restore stopped reading: its own error says why (below)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            code = process.wait()
+            Path(list_file.name).unlink(missing_ok=True)
+        if code != 0:
+            detail = next(iter(process.errors), "") or (list(process.tail)[-1] if process.tail else "no message")
+            raise RestoreError(f"loading the small tables of {obj['name']} failed (pg_restore exit {code}): {detail}")
+        if cut:
+            raise RestoreError(f"pg_restore stopped reading {obj['name']} of the backup before its end")
 
     # --- the sequences --------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ def test_sigterm_while_a_table_s_object_stalls_stops_every_reader_within_the_bou
         "BACKUP_GLOBALS": "false",
         "BACKUP_FORMAT": "split",
         "BACKUP_DUMP_JOBS": "2",
+        "BACKUP_SPLIT_TABLE_MB": "1",  # each table its own object, none bundled
     }
     run = Started(env, tmp_path)
     try:

@@ -51,8 +51,18 @@ def make_shapes(cluster: Cluster, database: str) -> None:
 
 
 def _split_env(bucket: Bucket, pg: Cluster, bindir: Path, database: str, **extra: str) -> dict[str, str]:
+    """Streams of 2 MiB: tables of two pages or more are objects of their own, one-page ones bundled."""
     return bucket.job_env(
-        pg, bindir, "prod", BACKUP_DATABASES=database, BACKUP_FORMAT="split", BACKUP_GLOBALS="false", **extra
+        pg,
+        bindir,
+        "prod",
+        **{
+            "BACKUP_DATABASES": database,
+            "BACKUP_FORMAT": "split",
+            "BACKUP_GLOBALS": "false",
+            "BACKUP_SPLIT_TABLE_MB": "2",
+            **extra,
+        },
     )
 
 
@@ -80,6 +90,8 @@ def test_split_round_trip_restores_the_database_exactly(
     assert facts["row_counts"]["public.events_2025"] + facts["row_counts"]["public.events_2026"] == 2000
     assert facts["row_counts"]["public.cats"] == 1 and facts["row_counts"]["public.animals"] == 1
     assert facts["row_counts"]['public."Odd ""Name"".x"'] == 2
+    bundled = [o for o in facts["objects"] if o["section"] == "table-data"]
+    assert len(bundled) == 1 and "public.cats" in bundled[0]["tables"]  # tiny tables share one object
 
     copy = f"{dbname}_copy"
     result = run_pgbackup(env, "restore", "--database", dbname, "--target", copy, "--create", "--jobs", "2")
