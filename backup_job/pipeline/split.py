@@ -9,6 +9,8 @@
       data-NNNNNN        N readers, each SET TRANSACTION SNAPSHOT S, then per table (or per
                          range of pages of a large one, PostgreSQL 14+)
                          LOCK ... NOWAIT; COPY ... TO STDOUT       -> data-NNNNNN.copy.gz
+                         and the small tables together, in bundles:
+                         pg_dump -Fc --section=data --snapshot=S -t ... -> data-NNNNNN.pgdump.gz
       post-data          pg_dump -Fc --section=post-data --snapshot=S  -> post-data.pgdump.gz
       large-objects      pg_dump -Fc --section=data, every table's data excluded
       sequences          each sequence's value, as JSON             -> sequences.json.gz

@@ -8,7 +8,8 @@ its tables yet (a new one for a whole backup)::
     data-NNNNNN   N connections; each object, largest first:
                   Storage.read -> CheckedRead (every block against the manifest before use)
                   -> age -> gunzip/unzstd -> COPY ... FROM STDIN, as the table's owner
-                  the rows COPY reports must equal the rows the backup read
+                  the rows COPY reports must equal the rows the backup read;
+                  a bundle of small tables streams to pg_restore --data-only instead
     sequences     checked, then setval() for each, names passed as values
     post-data     checked whole, to a temporary file -> pg_restore --jobs N: indexes,
                   constraints, triggers and the rest, its scheduler respecting dependencies
