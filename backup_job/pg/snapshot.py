@@ -301,9 +301,23 @@ class CopyOut:
                 f"{self.label} could not be locked for reading: a session asked for an exclusive lock on it "
                 "(DDL) after the backup locked it, and waiting would deadlock; retry when the DDL is done"
             )
+        if isinstance(exc, psycopg2.Error) and not exc.pgcode and self._session_ended():
+            # libpq often has no words for a session the server ended mid-COPY ("error with
+            # status PGRES_COPY_OUT and no message from the libpq"): say what happened instead
+            return (
+                f"reading {self.label} failed: the server ended the session reading it (pg_terminate_backend, "
+                "a restart or a crash); run the backup again"
+            )
         if isinstance(exc, psycopg2.Error):
             return f"reading {self.label} failed: {one_line(exc)[:300]}"
         return f"reading {self.label} failed: {type(exc).__name__}: {exc}"
+
+    def _session_ended(self) -> bool:
+        connection = self.reader.connection
+        try:
+            return bool(connection.closed) or connection.info.status != 0  # libpq's CONNECTION_OK
+        except psycopg2.Error:
+            return True
 
 
 def server_encoding(target: Target, database: str) -> str:
