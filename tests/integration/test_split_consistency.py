@@ -255,3 +255,34 @@ def test_ddl_on_a_table_already_read_waits_for_the_backup_which_keeps_the_snapsh
     restored = run_pgbackup(env, "restore", "--database", dbname, "--target", copy, "--create")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert comparable_dump(pg18, bindir18, copy) == [line.replace(dbname, copy) for line in before]
+
+
+@pytest.mark.parametrize(
+    "rewrite", ["TRUNCATE other; INSERT INTO other VALUES (99)", "ALTER TABLE other ALTER COLUMN id TYPE bigint"]
+)
+def test_a_table_rewritten_after_the_snapshot_before_the_backup_locked_it_fails_the_backup(
+    rewrite: str, pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str
+) -> None:
+    """The schema dump has ended (its locks with it) and the leader has not locked the tables
+    yet: a TRUNCATE or a rewriting ALTER commits then. Its rows are invisible to the snapshot
+    (neither is MVCC-safe), so reading ``other`` would store it empty, silently; the backup must
+    fail instead, naming the table."""
+    _two_tables(pg18, dbname)
+    env = _env(bucket, pg18, bindir18, proxy, dbname, BACKUP_DUMP_JOBS="1")
+
+    with held_answer(proxy, "POST", r"\.split/pre-data\.[a-z.]+\?uploadId=") as release:
+        run = Watched(env)
+        run.snapshot()
+        wait_for(
+            lambda: any("pre-data" in k for k in bucket.keys(f"cons/{dbname}/")) or run.proc.poll() is not None,
+            what="the schema stored",
+        )
+        assert run.proc.poll() is None, "".join(run.lines)
+        pg18.sql(rewrite, dbname)  # nothing of the backup holds a lock on it: it commits at once
+        release.set()
+        code, out = run.finish()
+
+    assert code != 0, out
+    [failed] = [line for line in out.splitlines() if f"backup of '{dbname}' FAILED" in line]
+    assert "public.other" in failed and "after the backup's snapshot" in failed, failed
+    assert not [k for k in bucket.keys(f"cons/{dbname}/") if k.endswith(".manifest.json")]
