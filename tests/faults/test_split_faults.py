@@ -54,10 +54,12 @@ def _states(env: dict[str, str], database: str) -> list[str]:
 def test_a_reader_session_killed_mid_copy_fails_the_database_without_a_manifest(
     pg18: Cluster, bindir18: Path, bucket: Bucket, moto_proxy: FaultProxy, dbname: str
 ) -> None:
-    # ``big`` is larger than what its stream buffers (a few MiB), so its COPY stays active
-    # on the server while the answer to its object's start is held.
+    # ``big`` (40 MB of COPY text) is more than its stream and the sockets between buffer, so
+    # its COPY stays active on the server while the answer to its object's start is held.
     pg18.sql(f"CREATE DATABASE {dbname}")
-    pg18.sql("CREATE TABLE big AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 250000) g", dbname)
+    pg18.sql(
+        "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 4) AS v FROM generate_series(1, 300000) g", dbname
+    )
     pg18.sql("CREATE TABLE small AS SELECT g AS id FROM generate_series(1, 10) g", dbname)
     env = _env(bucket, pg18, bindir18, moto_proxy, dbname, BACKUP_DUMP_JOBS="2")
 
