@@ -14,9 +14,12 @@ waits for the backup to end. Each reading session locks its table again with ``N
 reading it: a lock refused then means a session asked for an exclusive lock (``ALTER TABLE``,
 ``DROP``) after the leader's, and waiting would deadlock (that DDL waits for the leader, the
 leader for this session), so the backup fails at once and says which table. Between the export
-and the leader's lock there is a short window in which DDL can commit, as in pg_dump: a reader
-then names columns its snapshot's catalog knows and the server no longer has, and fails
-clearly; a column added in that window is simply not in the backup, as in the snapshot.
+and the leader's lock DDL can commit (before the schema dump locks the tables, and between its
+end and the leader's lock), as in pg_dump before its locks: a reader then names columns its
+snapshot's catalog knows and the server no longer has, and fails clearly; a column added then
+is simply not in the backup, as in the snapshot. A table truncated or rewritten then is worse:
+its rows are the newer transaction's, which the snapshot cannot see, so it would read as empty.
+``rewritten`` finds such tables once they are locked, and the backup fails naming them.
 
 Every session is set up as pg_dump sets up its own (``SESSION_SETTINGS``): ISO dates, enough
 float digits to round-trip, no statement or lock timeout, no synchronized scans, row security
@@ -132,6 +135,23 @@ class Leader:
                     hint="retry later, or raise the timeout",
                 ) from exc
             cursor.execute("SELECT pg_catalog.set_config('lock_timeout', '0', true)")
+
+    def rewritten(self, oids: Sequence[int]) -> set[int]:
+        """The tables among ``oids`` whose storage is no longer the snapshot's: a TRUNCATE, or an
+        ALTER TABLE, CLUSTER or VACUUM FULL that rewrote them, committed after the export. Their
+        rows now carry the newer transaction's id, invisible to the snapshot, so reading them
+        would find the table empty. The snapshot's ``pg_class`` row is read through the
+        transaction; ``pg_relation_filenode`` reads the current catalog. Asked once the tables
+        are locked, so the answer holds until the backup ends."""
+        if not oids:
+            return set()
+        rows = self.query(
+            "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) ANY(%s::pg_catalog.oid[])"
+            " AND c.relfilenode OPERATOR(pg_catalog.<>) 0"
+            " AND pg_catalog.pg_relation_filenode(c.oid) IS DISTINCT FROM c.relfilenode",
+            (list(oids),),
+        )
+        return {int(str(row[0])) for row in rows}
 
     def query(self, text: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
         with self.connection.cursor() as cursor:
@@ -301,9 +321,23 @@ class CopyOut:
                 f"{self.label} could not be locked for reading: a session asked for an exclusive lock on it "
                 "(DDL) after the backup locked it, and waiting would deadlock; retry when the DDL is done"
             )
+        if isinstance(exc, psycopg2.Error) and not exc.pgcode and self._session_ended():
+            # libpq often has no words for a session the server ended mid-COPY ("error with
+            # status PGRES_COPY_OUT and no message from the libpq"): say what happened instead
+            return (
+                f"reading {self.label} failed: the server ended the session reading it (pg_terminate_backend, "
+                "a restart or a crash); run the backup again"
+            )
         if isinstance(exc, psycopg2.Error):
             return f"reading {self.label} failed: {one_line(exc)[:300]}"
         return f"reading {self.label} failed: {type(exc).__name__}: {exc}"
+
+    def _session_ended(self) -> bool:
+        connection = self.reader.connection
+        try:
+            return bool(connection.closed) or connection.info.status != 0  # libpq's CONNECTION_OK
+        except psycopg2.Error:
+            return True
 
 
 def server_encoding(target: Target, database: str) -> str:

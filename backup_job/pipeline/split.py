@@ -5,7 +5,8 @@
     Leader               REPEATABLE READ READ ONLY, pg_export_snapshot()   (pg.snapshot)
       pre-data           pg_dump -Fc --section=pre-data --snapshot=S   -> pre-data.pgdump.gz
         its table of contents names the tables pg_dump selected (pg.toc); the leader reads
-        what the readers need about them by OID (pg.relations) and locks them (ACCESS SHARE)
+        what the readers need about them by OID (pg.relations), locks them (ACCESS SHARE) and
+        fails if one was truncated or rewritten since the export (the snapshot would read it empty)
       data-NNNNNN        N readers, each SET TRANSACTION SNAPSHOT S, then per table (or per
                          range of pages of a large one, PostgreSQL 14+)
                          LOCK ... NOWAIT; COPY ... TO STDOUT       -> data-NNNNNN.copy.gz
@@ -233,6 +234,7 @@ class SplitDump:
             del schema
             tables = self._tables(leader, entries)
             leader.lock([(t.schema, t.name) for t in tables], self.plan.lock_wait_timeout)
+            self._refuse_rewritten(leader, tables)
             data = self._plan_data(tables)
             jobs = max(1, min(self.plan.jobs, len(data)))
             self.result.jobs = jobs
@@ -319,6 +321,18 @@ class SplitDump:
         extensions = toc.of_kind(entries, "EXTENSION", toc.PG_EXTENSION)
         chosen += [t for t in relations.extension_tables(leader, extensions, major) if t.oid not in excluded]
         return chosen
+
+    def _refuse_rewritten(self, leader: Leader, tables: list[Table]) -> None:
+        """Fail when a table was truncated or rewritten after the export (``Leader.rewritten``):
+        read on the snapshot it would be stored empty, silently."""
+        changed = leader.rewritten([t.oid for t in tables])
+        if changed:
+            names = ", ".join(t.qualified for t in tables if t.oid in changed)
+            raise DumpError(
+                f"{names} of {self.database!r} was truncated or rewritten (TRUNCATE, ALTER TABLE, CLUSTER, "
+                "VACUUM FULL) after the backup's snapshot was taken, so the snapshot would read its rows as "
+                "missing; run the backup again"
+            )
 
     @property
     def _snapshot(self) -> str:
