@@ -38,7 +38,10 @@ def proxy(s3server: S3Server) -> Iterator[FaultProxy]:
 
 
 def _env(bucket: Bucket, pg: Cluster, bindir: Path, proxy: FaultProxy, database: str, **extra: str) -> dict[str, str]:
-    return bucket.proxied_env(pg, bindir, "cons", proxy, database, BACKUP_FORMAT="split", **extra)
+    # Streams of 1 MiB: every table of a page or more is an object of its own, read by a reader
+    return bucket.proxied_env(
+        pg, bindir, "cons", proxy, database, BACKUP_FORMAT="split", BACKUP_SPLIT_TABLE_MB="1", **extra
+    )
 
 
 class Transfers:
