@@ -41,7 +41,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg2 import sql
 
@@ -52,7 +52,7 @@ from ..core.manifest import objects_digest
 from ..pg import relations, toc
 from ..pg.dump import PgDump
 from ..pg.relations import Table
-from ..pg.snapshot import CopyOut, CopyQuery, Leader, Reader, Session
+from ..pg.snapshot import CopyOut, CopyQuery, Leader, Session
 from ..pg.target import Target
 from .stream import StreamStats
 
@@ -84,6 +84,7 @@ def exact_pattern(schema: str, name: str) -> str:
 
 
 log = logs.get("run")
+P = TypeVar("P", bound=PgDump)
 
 StreamObject = Callable[[str, Callable[[], Any], Callable[[bytes], None] | None], StreamStats]
 
@@ -94,6 +95,7 @@ class SplitPlan:
 
     pg_dump: str
     pg_restore: str
+    psql: str
     server_major: int
     jobs: int
     lock_wait_timeout: int
@@ -112,6 +114,7 @@ class DataObject:
     query: CopyQuery
     load_into: tuple[str, str]
     bundle: list[Table] | None = None
+    script: bytes = b""  # what its psql runs (``CopyQuery.script``)
 
 
 @dataclass
@@ -202,7 +205,7 @@ class SplitDump:
         self.honoured = Honoured.read(plan.options)
         self.result = SplitResult()
         self._failure: BaseException | None = None
-        self._active: set[CopyOut] = set()
+        self._active: dict[int, PgDump] = {}  # each worker thread's running process
         self._lock = threading.Lock()
         self._next = 0
 
@@ -238,8 +241,11 @@ class SplitDump:
             data = self._plan_data(tables)
             jobs = max(1, min(self.plan.jobs, len(data)))
             self.result.jobs = jobs
+            for item in data:
+                if item.bundle is None:
+                    item.script = item.query.script(leader.connection, session, leader.snapshot)
             workers = [
-                threading.Thread(target=self._work, args=(data, session, leader.snapshot), name=f"reader {i}")
+                threading.Thread(target=self._work, args=(data,), name=f"reader {i}")
                 for i in range(jobs if data else 0)
             ]
             for worker in workers:
@@ -404,25 +410,16 @@ class SplitDump:
             objects.append(DataObject(f"data-{number:06d}", head, query, (head.schema, head.name), bundle))
         return objects
 
-    def _work(self, data: list[DataObject], session: Session, snapshot: str) -> None:
-        reader: Reader | None = None
+    def _work(self, data: list[DataObject]) -> None:
         try:
             while (item := self._take(data)) is not None:
                 stopping.refuse_writes(f"the backup of {self.database!r}")
                 if item.bundle is not None:
-                    if reader is not None:  # bundles come last: one connection per worker at a time
-                        reader.close()
-                        reader = None
                     self._bundle(item, item.bundle)
-                    continue
-                if reader is None:
-                    reader = Reader(self.target, self.database, session, snapshot)
-                self._copy(reader, item)
+                else:
+                    self._copy(item)
         except BaseException as exc:
             self._fail(exc)
-        finally:
-            if reader is not None:
-                reader.close()
 
     def _bundle(self, item: DataObject, tables: list[Table]) -> None:
         """Small tables' rows in one pg_dump archive of the snapshot (one object instead of one
@@ -442,16 +439,21 @@ class SplitDump:
         ]
 
         def make() -> PgDump:
-            return PgDump(
-                self.plan.pg_dump,
-                self.database,
-                lock_wait_timeout=0,
-                extra_options=(),
-                timeout=self.plan.timeout,
-                argv=argv,
+            return self._started(
+                PgDump(
+                    self.plan.pg_dump,
+                    self.database,
+                    lock_wait_timeout=0,
+                    extra_options=(),
+                    timeout=self.plan.timeout,
+                    argv=argv,
+                )
             )
 
-        stats = self.stream(self._key(item.name, "pgdump"), make, None)
+        try:
+            stats = self.stream(self._key(item.name, "pgdump"), make, None)
+        finally:
+            self._ended()
         entry = self._record(item.name, "table-data", stats)
         entry["tables"] = [t.qualified for t in tables]
 
@@ -462,7 +464,7 @@ class SplitDump:
             self._next += 1
             return data[self._next - 1]
 
-    def _copy(self, reader: Reader, item: DataObject) -> None:
+    def _copy(self, item: DataObject) -> None:
         label = f"table {item.table.qualified} of {self.database!r}"
         if item.query.pages is not None:
             first, last = item.query.pages
@@ -470,20 +472,14 @@ class SplitDump:
         copy: list[CopyOut] = []
 
         def make() -> CopyOut:
-            out = CopyOut(reader, item.query, label)
-            with self._lock:
-                self._active.add(out)
-                failed = self._failure is not None
-            if failed:
-                out.kill()
+            out = CopyOut(self.plan.psql, self.database, item.script, label, self.plan.timeout)
             copy.append(out)
-            return out
+            return self._started(out)
 
         try:
             stats = self.stream(self._key(item.name, "copy"), make, None)
         finally:
-            with self._lock:
-                self._active.difference_update(copy)
+            self._ended()
         rows = copy[0].rows
         entry = self._record(item.name, "data", stats)
         entry.update(
@@ -496,14 +492,27 @@ class SplitDump:
         with self._lock:
             self.result.row_counts[item.table.qualified] = self.result.row_counts.get(item.table.qualified, 0) + rows
 
+    def _started(self, process: P) -> P:
+        """A stream's process, known to ``_fail`` (killed at once when the database failed already)."""
+        with self._lock:
+            self._active[threading.get_ident()] = process
+            failed = self._failure is not None
+        if failed:
+            process.kill()
+        return process
+
+    def _ended(self) -> None:
+        with self._lock:
+            self._active.pop(threading.get_ident(), None)
+
     def _fail(self, exc: BaseException) -> None:
         """The first failure of the database stops every other stream of it."""
         with self._lock:
             if self._failure is None:
                 self._failure = exc
-            active = list(self._active)
-        for out in active:
-            out.kill()
+            active = list(self._active.values())
+        for process in active:
+            process.kill()
 
     # --- bookkeeping ------------------------------------------------------------------------------
 

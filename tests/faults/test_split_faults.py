@@ -32,10 +32,9 @@ def moto_proxy(s3server: S3Server) -> Iterator[FaultProxy]:
 
 
 def _env(bucket: Bucket, pg: Cluster, bindir: Path, proxy: FaultProxy, database: str, **extra: str) -> dict[str, str]:
-    # Streams of 1 MiB: every table of a page or more is an object of its own, read by a reader
-    return bucket.proxied_env(
-        pg, bindir, "sf", proxy, database, BACKUP_FORMAT="split", BACKUP_SPLIT_TABLE_MB="1", **extra
-    )
+    # Streams of 1 MiB unless said otherwise: every table of a page or more is an object of its own
+    settings = {"BACKUP_FORMAT": "split", "BACKUP_SPLIT_TABLE_MB": "1", **extra}
+    return bucket.proxied_env(pg, bindir, "sf", proxy, database, **settings)
 
 
 def _manifests(bucket: Bucket, database: str) -> list[str]:
@@ -64,7 +63,8 @@ def test_a_reader_session_killed_mid_copy_fails_the_database_without_a_manifest(
         "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 4) AS v FROM generate_series(1, 300000) g", dbname
     )
     pg18.sql("CREATE TABLE small AS SELECT g AS id FROM generate_series(1, 10) g", dbname)
-    env = _env(bucket, pg18, bindir18, moto_proxy, dbname, BACKUP_DUMP_JOBS="2")
+    # big in one stream (under 2 x 64 MiB), so one session reads all of it while its object is held
+    env = _env(bucket, pg18, bindir18, moto_proxy, dbname, BACKUP_DUMP_JOBS="2", BACKUP_SPLIT_TABLE_MB="64")
 
     with held_answer(moto_proxy, "POST", object_start("data-000001")) as release:
         run = Watched(env)
