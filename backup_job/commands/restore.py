@@ -165,6 +165,15 @@ def restore_database(
     psql_path = _psql(bindir)
     if not as_superuser:
         _refuse_owners_code_as_superuser(target, backup)
+    in_use = into_table is not None or (bool(tables) and database_exists(target, name))
+    if in_use and not backup.signed_by and not allow_unsigned:
+        raise RestoreError(
+            f"--table restores into a database that is in use, and the backup of {display_name(database)!r} from "
+            f"{backup.timestamp} is not signed: its schema's SQL would run there, and whoever can write the bucket "
+            "could have made it",
+            hint=f"sign backups ({SIGNING_KEY_FILE.name}, {SIGNING_PUBLIC_KEYS.name}), restore the table into a new "
+            "database (--target NAME --create), or add --allow-unsigned",
+        )
     if into_table is not None:
         return _restore_beside(catalog, backup, target, name, tables, into_table, psql_path, keyring, jobs, started)
     storage = catalog.storage

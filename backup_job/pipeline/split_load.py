@@ -416,9 +416,12 @@ class SplitLoad:
             raise RestoreError(f"the sequences' values of the backup cannot be read: {exc}") from exc
         wanted = self._wanted_sequences()
         with closing(self.target.connect(self.database)) as connection, connection.cursor() as cursor:
+            owned = self._owned_sequences(cursor) if self.selection.partial else None
             for value in values:
                 if not isinstance(value, dict) or (wanted is not None and value.get("oid") not in wanted):
                     continue
+                if owned is not None and (value.get("schema"), value.get("name")) not in owned:
+                    continue  # in a database in use, only the sequences of the tables just restored
                 try:
                     name = sql.Identifier(str(value["schema"]), str(value["name"])).as_string(connection)
                     cursor.execute(
@@ -427,6 +430,24 @@ class SplitLoad:
                     )
                 except (KeyError, ValueError, TypeError, psycopg2.Error) as exc:
                     raise RestoreError(f"setting a sequence's value failed: {one_line(exc)[:300]}") from exc
+
+    def _owned_sequences(self, cursor: Any) -> set[tuple[str, str]]:
+        """The sequences the restored tables own in the target: all a partial restore may set."""
+        owned: set[tuple[str, str]] = set()
+        for table in self.selection.tables:
+            facts = self.manifest.relations[table]
+            cursor.execute(
+                "SELECT n.nspname, s.relname FROM pg_catalog.pg_depend d"
+                " JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) d.objid"
+                " AND s.relkind OPERATOR(pg_catalog.=) 'S'"
+                " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) s.relnamespace"
+                " WHERE d.classid OPERATOR(pg_catalog.=) 1259 AND d.refclassid OPERATOR(pg_catalog.=) 1259"
+                " AND d.deptype IN ('a', 'i')"
+                " AND d.refobjid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s)",
+                (sql.Identifier(facts["schema"], facts["name"]).as_string(cursor),),
+            )
+            owned.update((str(schema), str(name)) for schema, name in cursor.fetchall())
+        return owned
 
     def _wanted_sequences(self) -> set[int] | None:
         if not self.selection.partial:

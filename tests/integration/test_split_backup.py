@@ -3,13 +3,18 @@ the objects and the manifest, whole round trips over several connections, and on
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
+from backup_job.core.manifest import objects_digest
 from devenv.postgres import Cluster
 
-from ..kit.helpers import Bucket, comparable_dump, manifest, run_pgbackup, wait_for_next_second
+from ..kit.helpers import Bucket, comparable_dump, manifest, run_pgbackup, signed, wait_for_next_second
 from .test_backup_s3 import make_sample
 from .test_encryption import identity_file
 
@@ -303,3 +308,62 @@ def test_pg_dump_options_are_honoured_by_the_readers_or_refused(
 
     refused = run_pgbackup({**env, "BACKUP_PG_DUMP_OPTIONS": "--inserts"})
     assert refused.returncode == 2 and "must not contain --inserts with BACKUP_FORMAT=split" in refused.stderr
+
+
+def test_an_unsigned_backup_s_tables_go_into_a_database_in_use_only_when_allowed(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    make_sample(pg18, dbname, rows=10)
+    # no signing at all: every complete backup is trusted, none is signed
+    env = _split_env(bucket, pg18, bindir18, dbname, BACKUP_SIGNING_KEY_FILE="", BACKUP_SIGNING_PUBLIC_KEYS="")
+    _backup(env)
+    pg18.sql("DROP TABLE bulk", dbname)
+    args = ("restore", "--database", dbname, "--table", "public.bulk", "--target", dbname)
+
+    refused = run_pgbackup(env, *args)
+    allowed = run_pgbackup(env, *args, "--allow-unsigned")
+
+    assert refused.returncode != 0 and "is not signed: its schema's SQL would run there" in refused.stdout
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert pg18.sql("SELECT count(*) FROM bulk", dbname) == [(10,)]
+
+
+def test_a_forged_sequences_object_sets_no_sequence_of_a_database_in_use(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    """A bucket writer's sequences object names a live sequence the restored table does not own:
+    a restore of that table into the database in use leaves it alone."""
+    make_sample(pg18, dbname, rows=10)
+    pg18.sql("CREATE SEQUENCE live_counter; SELECT nextval('live_counter')", dbname)
+    env = _split_env(bucket, pg18, bindir18, dbname)
+    _backup(env)
+    key = next(k for k in bucket.keys() if k.endswith(".manifest.json"))
+    values = manifest(bucket.get(key))
+    entry = next(o for o in values["objects"] if o["name"] == "sequences")
+    orders = next(o for o in values["relations"].values() if o["name"] == "orders")
+    owned_oid = next(oid for catalog, oid in orders["pre"] if catalog == 1259 and oid != orders["oid"])
+    forged = json.dumps(
+        {
+            "sequences": [
+                {"oid": owned_oid, "schema": "public", "name": "live_counter", "last_value": 999, "is_called": True}
+            ]
+        }
+    ).encode()
+    data = gzip.compress(forged)
+    bucket.put(entry["key"], data)
+    entry.update(
+        compressed_bytes=len(data),
+        raw_bytes=len(forged),
+        sha256=hashlib.sha256(data).hexdigest(),
+        block_sha256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
+    )
+    values["compressed_bytes"] = sum(o["compressed_bytes"] for o in values["objects"])
+    values["sha256"] = objects_digest(values["objects"])
+    values.pop("signature", None)
+    bucket.put(key, signed(values))
+    pg18.sql("DROP TABLE shop.orders CASCADE", dbname)
+
+    result = run_pgbackup(env, "restore", "--database", dbname, "--table", "shop.orders", "--target", dbname)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pg18.sql("SELECT last_value FROM live_counter", dbname) == [(1,)]
