@@ -115,7 +115,7 @@ WHERE contype OPERATOR(pg_catalog.=) 'f' AND conrelid OPERATOR(pg_catalog.=) ANY
 _EXTENSION_TABLES = """
 SELECT x.config, COALESCE(x.condition, '')
 FROM pg_catalog.pg_extension e,
-     LATERAL pg_catalog.unnest(e.extconfig, e.extcondition) AS x(config, condition)
+     LATERAL ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition)) AS x(config, condition)
 WHERE e.oid OPERATOR(pg_catalog.=) ANY(%s::pg_catalog.oid[])
 """
 

@@ -325,8 +325,10 @@ class SplitDump:
             if not t.partitioned and t.oid not in excluded and not (t.unlogged and self.honoured.no_unlogged_data)
         ]
         extensions = toc.of_kind(entries, "EXTENSION", toc.PG_EXTENSION)
-        chosen += [t for t in relations.extension_tables(leader, extensions, major) if t.oid not in excluded]
-        return chosen
+        configuration = [t for t in relations.extension_tables(leader, extensions, major) if t.oid not in excluded]
+        for table in configuration:  # made by CREATE EXTENSION, filled by the backup
+            self.result.relations[table.qualified] = table.describe()
+        return chosen + configuration
 
     def _refuse_rewritten(self, leader: Leader, tables: list[Table]) -> None:
         """Fail when a table was truncated or rewritten after the export (``Leader.rewritten``):

@@ -372,3 +372,87 @@ def test_a_forged_sequences_object_sets_no_sequence_of_a_database_in_use(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert pg18.sql("SELECT last_value FROM live_counter", dbname) == [(1,)]
+
+
+def test_rows_a_policy_would_hide_fail_the_backup_unless_row_security_is_asked_for(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    """As pg_dump: a role subject to a row-level security policy cannot dump the table short."""
+    role = f"{dbname}_reader"
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql(f"CREATE ROLE {role} LOGIN PASSWORD 'reader-secret'")
+    pg18.sql(
+        "CREATE TABLE notes AS SELECT g AS id, 'n' || g AS body FROM generate_series(1, 500) g;"
+        " ALTER TABLE notes ENABLE ROW LEVEL SECURITY;"
+        " CREATE POLICY few ON notes USING (id <= 5);"
+        f" GRANT SELECT ON notes TO {role}",
+        dbname,
+    )
+    env = _split_env(bucket, pg18, bindir18, dbname, PGUSER=role, PGPASSWORD="reader-secret")
+
+    refused = run_pgbackup(env)
+    asked = run_pgbackup({**env, "BACKUP_PG_DUMP_OPTIONS": "--enable-row-security"})
+
+    assert refused.returncode == 1, refused.stdout
+    assert "row-level security" in refused.stdout and "public.notes" in refused.stdout
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    facts = manifest(bucket.get(sorted(k for k in bucket.keys() if k.endswith(".manifest.json"))[-1]))
+    assert facts["row_counts"]["public.notes"] == 5  # what the policy lets the role see, as asked
+
+
+def test_rows_load_as_their_table_s_owner(pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str) -> None:
+    """A CHECK constraint that holds only for its owner: the restore as a superuser loads the rows
+    with SET SESSION AUTHORIZATION to that owner, as a plain dump's SQL does."""
+    owner = f"{dbname}_owner"
+    pg18.sql(f"CREATE ROLE {owner}")
+    pg18.sql(f"CREATE DATABASE {dbname} OWNER {owner}")
+    pg18.sql(
+        f"SET ROLE {owner};"
+        " CREATE FUNCTION loaded_by_owner() RETURNS boolean LANGUAGE sql"
+        f" AS $$ SELECT current_user = '{owner}' $$;"
+        " CREATE TABLE t (n int CHECK (loaded_by_owner()));"
+        " INSERT INTO t SELECT generate_series(1, 100)",
+        dbname,
+    )
+    env = _split_env(bucket, pg18, bindir18, dbname)
+    _backup(env)
+    copy = f"{dbname}_copy"
+
+    refused = run_pgbackup(env, "restore", "--database", dbname, "--target", copy, "--create")
+    result = run_pgbackup(env, "restore", "--database", dbname, "--target", copy, "--create", "--as-superuser")
+
+    assert refused.returncode != 0 and "--as-superuser" in refused.stdout  # the owners gate, as for plain
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pg18.sql("SELECT count(*) FROM t", copy) == [(100,)]
+
+
+@pytest.fixture
+def extension_with_a_configuration_table(bindir18: Path) -> str:
+    """An extension whose table holds rows it installs and rows users add (only the latter are
+    dumped: ``pg_extension_config_dump`` with a filter)."""
+    name = "pgbackup_test_config"
+    folder = bindir18.parent / "share" / "extension"
+    (folder / f"{name}.control").write_text("default_version = '1.0'\nrelocatable = false\nschema = public\n")
+    (folder / f"{name}--1.0.sql").write_text(
+        "CREATE TABLE settings (key text PRIMARY KEY, value text, user_defined boolean DEFAULT true);\n"
+        "INSERT INTO settings VALUES ('shipped', 'by the extension', false);\n"
+        "SELECT pg_catalog.pg_extension_config_dump('settings', 'WHERE user_defined');\n"
+    )
+    return name
+
+
+def test_an_extension_s_configuration_rows_are_dumped_with_its_filter(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str, extension_with_a_configuration_table: str
+) -> None:
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    pg18.sql(f"CREATE EXTENSION {extension_with_a_configuration_table}", dbname)
+    pg18.sql("INSERT INTO settings (key, value) VALUES ('mine', 'set by a user')", dbname)
+    env = _split_env(bucket, pg18, bindir18, dbname)
+    _backup(env)
+    copy = f"{dbname}_copy"
+
+    result = run_pgbackup(env, "restore", "--database", dbname, "--target", copy, "--create")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = pg18.sql("SELECT key, user_defined FROM settings ORDER BY key", copy)
+    assert rows == [("mine", True), ("shipped", False)]  # one from the extension, one from the backup
