@@ -36,6 +36,7 @@ from ..core import logs, signals
 from ..core.errors import RestoreError, one_line
 from ..pg.databases import drop_database, table_name_parts
 from ..pg.target import Target
+from ..pipeline.split import exact_pattern
 
 SCRATCH_PREFIX = "pgbackup_into_"
 NAME_LIMIT = 63  # PostgreSQL's identifiers, in bytes
@@ -142,7 +143,7 @@ def copy_table(
                     pg_dump,
                     "--format=custom",
                     "--no-password",
-                    f"--table={sql_name(schema, name)}",
+                    f"--table={exact_pattern(schema, name)}",
                     "--use-set-session-authorization",
                     f"--dbname={make_dsn(dbname=scratch)}",
                 ],
@@ -172,12 +173,6 @@ def copy_table(
         )
         if restored.returncode != 0:
             raise RestoreError(f"restoring the table into {database!r} failed: {_first(restored.stderr)}")
-
-
-def sql_name(schema: str, name: str) -> str:
-    """``schema.name`` as pg_dump's ``--table`` pattern reads it exactly: each part double-quoted
-    (no pattern characters act inside quotes)."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
 
 
 def _first(stderr: bytes) -> str:
