@@ -287,17 +287,7 @@ class SplitDump:
         # then means DDL queued behind the leader, which waits for this dump in turn, so they
         # give up after a second rather than deadlock.
         wait = self.plan.lock_wait_timeout * 1000 if keep else 1000
-        argv = [
-            self.plan.pg_dump,
-            "--format=custom",
-            "--compress=0",
-            "--no-password",
-            f"--snapshot={self._snapshot}",
-            "--use-set-session-authorization",
-            *([f"--lock-wait-timeout={wait}"] if wait else []),
-            *section,
-            *self.honoured.schema_options,
-        ]
+        argv = self._archive_argv(wait, ["--use-set-session-authorization", *section, *self.honoured.schema_options])
 
         def make() -> PgDump:
             return PgDump(
@@ -312,6 +302,18 @@ class SplitDump:
         stats = self.stream(self._key(name, "pgdump"), make, hold if keep else None)
         self._record(name, name, stats)
         return b"".join(kept)
+
+    def _archive_argv(self, wait_ms: int, options: list[str]) -> list[str]:
+        """pg_dump writing an uncompressed custom-format archive of the snapshot to stdout."""
+        return [
+            self.plan.pg_dump,
+            "--format=custom",
+            "--compress=0",
+            "--no-password",
+            f"--snapshot={self._snapshot}",
+            *([f"--lock-wait-timeout={wait_ms}"] if wait_ms else []),
+            *options,
+        ]
 
     def _tables(self, leader: Leader, entries: list[toc.Entry]) -> list[Table]:
         major = self.plan.server_major
@@ -426,19 +428,16 @@ class SplitDump:
     def _bundle(self, item: DataObject, tables: list[Table]) -> None:
         """Small tables' rows in one pg_dump archive of the snapshot (one object instead of one
         per table: each object costs requests to the store, several per table for tiny ones)."""
-        argv = [
-            self.plan.pg_dump,
-            "--format=custom",
-            "--compress=0",
-            "--no-password",
-            f"--snapshot={self._snapshot}",
-            "--section=data",
-            "--lock-wait-timeout=1000",  # the leader holds the locks: a wait is DDL queued behind it
-            *(["--enable-row-security"] if self.honoured.row_security else []),
-            *(["--load-via-partition-root"] if self.honoured.via_partition_root else []),
-            *(["--encoding=" + self.honoured.encoding] if self.honoured.encoding else []),
-            *[f"--table={exact_pattern(t.schema, t.name)}" for t in tables],
-        ]
+        argv = self._archive_argv(  # the leader holds the locks: a wait is DDL queued behind it
+            1000,
+            [
+                "--section=data",
+                *(["--enable-row-security"] if self.honoured.row_security else []),
+                *(["--load-via-partition-root"] if self.honoured.via_partition_root else []),
+                *(["--encoding=" + self.honoured.encoding] if self.honoured.encoding else []),
+                *[f"--table={exact_pattern(t.schema, t.name)}" for t in tables],
+            ],
+        )
 
         def make() -> PgDump:
             return self._started(
