@@ -289,19 +289,19 @@ class SplitDump:
         wait = self.plan.lock_wait_timeout * 1000 if keep else 1000
         argv = self._archive_argv(wait, ["--use-set-session-authorization", *section, *self.honoured.schema_options])
 
-        def make() -> PgDump:
-            return PgDump(
-                self.plan.pg_dump,
-                self.database,
-                lock_wait_timeout=0,
-                extra_options=(),
-                timeout=self.plan.timeout,
-                argv=argv,
-            )
-
-        stats = self.stream(self._key(name, "pgdump"), make, hold if keep else None)
+        stats = self.stream(self._key(name, "pgdump"), lambda: self._pg_dump(argv), hold if keep else None)
         self._record(name, name, stats)
         return b"".join(kept)
+
+    def _pg_dump(self, argv: list[str]) -> PgDump:
+        return PgDump(
+            self.plan.pg_dump,
+            self.database,
+            lock_wait_timeout=0,
+            extra_options=(),
+            timeout=self.plan.timeout,
+            argv=argv,
+        )
 
     def _archive_argv(self, wait_ms: int, options: list[str]) -> list[str]:
         """pg_dump writing an uncompressed custom-format archive of the snapshot to stdout."""
@@ -440,16 +440,7 @@ class SplitDump:
         )
 
         def make() -> PgDump:
-            return self._started(
-                PgDump(
-                    self.plan.pg_dump,
-                    self.database,
-                    lock_wait_timeout=0,
-                    extra_options=(),
-                    timeout=self.plan.timeout,
-                    argv=argv,
-                )
-            )
+            return self._started(self._pg_dump(argv))
 
         try:
             stats = self.stream(self._key(item.name, "pgdump"), make, None)
