@@ -21,10 +21,10 @@ is simply not in the backup, as in the snapshot. A table truncated or rewritten 
 its rows are the newer transaction's, which the snapshot cannot see, so it would read as empty.
 ``rewritten`` finds such tables once they are locked, and the backup fails naming them.
 
-Every session is set up as pg_dump sets up its own (``SESSION_SETTINGS``): ISO dates, enough
-float digits to round-trip, no statement or lock timeout, no synchronized scans, row security
-off unless ``--enable-row-security`` (a table whose policies would hide rows then fails loudly
-rather than being dumped short), and the client encoding the backup records.
+Every session is set up as pg_dump sets up its own (``Session``): ISO dates, enough float
+digits to round-trip, no statement or lock timeout, no synchronized scans, row security off
+unless ``--enable-row-security`` (a table whose policies would hide rows then fails loudly
+rather than being dumped short), and the rows in the encoding the backup records.
 
 ``CopyOut`` is one table (or one range of its pages) read with ``COPY ... TO STDOUT`` by a
 ``psql`` of its own that adopts the snapshot, its output handed out in the chunks
