@@ -62,7 +62,11 @@ def not_stored(storage: Storage, prefix: str, timestamp: str, run_id: str | None
     destination cannot be listed or read."""
     catalog = load_catalog(storage, prefix)
     found = {b.database: b for b in catalog.backups if b.timestamp == timestamp}
-    absent = [d for d in wanted if d not in found or found[d].dump is None or found[d].manifest_object is None]
+    absent = [
+        d
+        for d in wanted
+        if d not in found or (found[d].dump is None and not found[d].members) or found[d].manifest_object is None
+    ]
     if absent:
         return f"{len(absent)} of {len(wanted)} backups are not stored yet, {display_name(absent[0])!r} first"
     backups: list[Backup] = [found[d] for d in wanted]

@@ -375,7 +375,7 @@ class BackupRun:
         if found.run_id != self.facts.run_id or found.run_timestamp != self.facts.run_timestamp:
             return None
         if found.split:
-            stored = {o.key: o.size for o in self.storage.list_objects(found.key + "/")}
+            stored = {o.key: o.size for o in self.storage.list_objects(found.key)}
             short = [o["key"] for o in found.objects if stored.get(o["key"]) != o["compressed_bytes"]]
             if short or found.key != dump_key:
                 raise BackupExistsError(

@@ -297,3 +297,42 @@ def test_an_earlier_attempts_dump_of_the_same_size_is_never_taken_for_this_attem
     head = client.head_object(Bucket=bucket.name, Key=f"att/{dbname}/{STAMP}.sql.gz")
     assert head["Metadata"].get("pgbackup-attempt") == attempt, "the earlier attempt's object is untouched"
     assert bucket.open_uploads() == []
+
+
+def test_split_backups_across_shards_ping_once_and_a_retried_shard_writes_nothing(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, dbname: str
+) -> None:
+    names = balanced(dbname, 4, shards=2)
+    make_databases(pg18, names)
+    with Receiver() as receiver:
+
+        def shard(index: int) -> tuple[Any, list[str]]:
+            seen = len(receiver.requests)
+            env = bucket.job_env(
+                pg18,
+                bindir18,
+                "ss",
+                BACKUP_DATABASES=f"{dbname}_*",
+                BACKUP_SHARD=f"{index}/2",
+                BACKUP_RUN_TIMESTAMP=STAMP,
+                BACKUP_RUN_ID=RUN,
+                BACKUP_FORMAT="split",
+                BACKUP_HEALTHCHECK_URL=f"{receiver.url}/ping",
+                LOG_FORMAT="json",
+            )
+            result = run_pgbackup(env)
+            return result, [r.method + " " + r.path for r in receiver.requests[seen:]]
+
+        first, sent = shard(0)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert [p for p in sent if "/ping" in p] == ["POST /ping/start"]
+        last, sent = shard(1)
+        assert last.returncode == 0, last.stdout + last.stderr
+        assert [p for p in sent if "/ping" in p] == ["POST /ping/start", "POST /ping"], last.stdout
+        before = objects(bucket, "ss/")
+        assert [k for k in before if ".split/" in k], "split backups"
+        retried, _ = shard(0)
+        assert retried.returncode == 0, retried.stdout + retried.stderr
+        already = [e for e in events(retried.stdout) if e.get("event") == "backup.already_stored"]
+        assert sorted(e["database"] for e in already) == sorted(["", *started(first.stdout)["databases"]])
+        assert objects(bucket, "ss/") == before, "a retried shard writes nothing"
