@@ -179,7 +179,7 @@ def writer(
 
 def attempt(run: BackupRun, source: Source) -> DatabaseResult:
     """Store one source; its failure becomes a result, never an exception (isolation)."""
-    dump_key = run.keys(source.database)[0]
+    dump_key = run.target_key(source)
     try:
         stored = run.store(source)
     except DatabaseError as exc:

@@ -157,12 +157,17 @@ class BackupRun:
         )
         return keys.dump, keys.manifest
 
+    def target_key(self, source: Source) -> str:
+        """Where ``source`` goes: its dump object's key, or a split backup's directory."""
+        if source.split is not None:
+            return split_directory(self.prefix, source.database, self.facts.run_timestamp)
+        return self.keys(source.database)[0]
+
     def store(self, source: Source) -> Stored:
         """Stream ``source`` to its object, then write its manifest; raises on any failure."""
         name = display_name(source.database)
-        dump_key, manifest_key = self.keys(source.database)
-        if source.split is not None:
-            dump_key = split_directory(self.prefix, source.database, self.facts.run_timestamp)
+        manifest_key = self.keys(source.database)[1]
+        dump_key = self.target_key(source)
         where = self.storage.describe(dump_key)
         fields = {"database": source.database, "key": dump_key}
         stopping.refuse_writes(f"the backup of {name!r}")
