@@ -21,7 +21,7 @@ compares the peak RSS of the two runs.
 
 ``--split`` instead compares split backups with plain ones and with ``pg_dump -Fd -j 2``, dump
 and restore, on a database shaped like a real big one (``bench.split``; ``--scale`` is then the
-size of that data set, 1 by default: about 2.2 GB of plain dump).
+size of that data set, 1 by default: about 2.5 GB of plain dump).
 
 ``--backends`` instead backs one smaller database up to each kind of object store (moto,
 SeaweedFS, Azurite, fake-gcs-server) side by side (``bench.backends``).
@@ -340,7 +340,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scale",
         type=float,
         help="pgbench scale of database bench (default 60); with --split, the size of its data set (default 1: "
-        "about 2.2 GB of plain dump)",
+        "about 2.5 GB of plain dump)",
     )
     parser.add_argument("--text-rows", type=int, default=300_000, help="rows of ~1 KB text in bench")
     parser.add_argument("--small-databases", type=int, default=200)

@@ -2,7 +2,7 @@
 
 ``python -m bench.compare --split [--scale 1] [--repeat 3]`` runs on the data set of
 ``bench.split_data`` (Debian PostgreSQL 15, kept between runs): one database shaped like a real
-big one, about 2.2 GB of plain dump at ``--scale 1``, with one table holding most of the data
+big one, about 2.5 GB of plain dump at ``--scale 1``, with one table holding most of the data
 (primary key, two secondary indexes, a foreign key to a mid-sized table), five mid-sized tables
 and 200 small ones; moto's S3 server on loopback is the store, as in ``bench.compare``.
 
