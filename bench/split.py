@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import statistics
 import sys
@@ -165,7 +166,8 @@ class SplitBench:
         result, figures = self.measured(
             f"pgbackup run of {database}", [str(PGBACKUP), "run"], self.env(prefix, database, **extra)
         )
-        if jobs and f"over {jobs} connection" not in result.stdout:
+        read = re.search(r"(\d+) objects read over (\d+) connection", result.stdout)
+        if jobs and (read is None or int(read[2]) != jobs):
             raise SystemExit(
                 f"the split backup of {database} did not read over {jobs} connection(s):\n{tail(result.stdout)}"
             )
@@ -173,6 +175,7 @@ class SplitBench:
         if raw and not jobs:
             self.raw_bytes[database] = raw
         figures["stored_bytes"] = self.stored(prefix)
+        figures["objects"] = int(read[1]) if jobs and read else 1
         return figures
 
     def pg_dump(self, directory: Path) -> dict[str, float]:
@@ -281,6 +284,10 @@ def report(runs: dict[str, Runs], bench: SplitBench) -> list[str]:
         + ", ".join(f"{n} jobs {t:.1f} s ({one / t:.1f}x)" for n, t in predicted.items())
         + " (if the server's and the store's cores grow with the jobs).",
     ]
+    lines.append(
+        f"The split backup of `big` is {runs['split2'].median('objects'):.0f} objects: the schema archives, the "
+        "sequences, one per table and one per range of pages of the big table."
+    )
     quarter, full = bench.stored_bytes.get(split_data.QUARTER, 0), bench.stored_bytes.get(split_data.BIG, 0)
     lines.append(
         f"One-table restore: {runs['tquarter'].median('seconds'):.1f} s from a backup of {quarter / 1e6:.0f} MB, "

@@ -118,14 +118,19 @@ class CachedCluster(Cluster):
             os.chmod(self.base, 0o755)
             os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
         super().start()
-        build(self, BIG, self.scale)
-        build(self, QUARTER, self.scale / 4)
-        self.sql("CHECKPOINT")
+        try:
+            build(self, BIG, self.scale)
+            build(self, QUARTER, self.scale / 4)
+            self.sql("CHECKPOINT")
+        except BaseException:
+            self.stop()  # __exit__ does not run when __enter__ fails; without `ready` the next run rebuilds
+            raise
         self.ready.write_text(f"scale {self.scale:g}\n")
         self.built_now = True
         return self
 
     def _start_existing(self) -> None:
+        self.stop()  # a server a killed run left behind
         options = (
             f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories={self.base}"
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
