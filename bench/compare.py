@@ -372,6 +372,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.rounds = 1 if args.quick else args.rounds
         if not 0 < args.scale <= 8:
             parser.error("--scale with --split must be above 0 and at most 8")
+        if args.rounds < 1:
+            parser.error("--repeat must be at least 1")
         return args
     if args.scale is not None and args.scale != int(args.scale):
         parser.error("--scale is a whole pgbench scale (fractions apply with --split)")

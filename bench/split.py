@@ -296,6 +296,19 @@ def report(runs: dict[str, Runs], bench: SplitBench) -> list[str]:
     return lines
 
 
+def summary(
+    args: argparse.Namespace, bench: SplitBench, runs: dict[str, Runs], rounds: int
+) -> tuple[str, str, list[str]]:
+    """The data set's line, the machine's line and the tables, from the first ``rounds`` rounds."""
+    raw = bench.raw_bytes.get(split_data.BIG, 0)
+    shape = (
+        f"data set (scale {args.scale:g}): {split_data.SHAPE}; plain dump of `big` {raw / 1e9:.2f} GB; "
+        f"{pg_dump_version(bench.cluster.bindir)}, moto S3 on loopback"
+    )
+    machine = f"machine: {CORES} cores (sched_getaffinity), Python {platform.python_version()}, {rounds} round(s)"
+    return shape, machine, report(runs, bench)
+
+
 def run_split(args: argparse.Namespace) -> dict[str, Any]:
     bindir = debian_bindir(15)
     cluster = split_data.CachedCluster(bindir, args.scale)
@@ -323,20 +336,11 @@ def run_split(args: argparse.Namespace) -> dict[str, Any]:
                     f"S3 CPU {figures['cpu_s3']:.1f} s, {figures['peak_rss_mib']:.0f} MiB",
                     flush=True,
                 )
-        raw = bench.raw_bytes.get(split_data.BIG, 0)
-        shape = (
-            f"data set (scale {args.scale:g}): {split_data.SHAPE}; plain dump of `big` {raw / 1e9:.2f} GB; "
-            f"{pg_dump_version(bindir)}, moto S3 on loopback"
-        )
-        machine = (
-            f"machine: {CORES} cores (sched_getaffinity), Python {platform.python_version()}, "
-            f"{args.rounds} round(s), medians"
-        )
-        lines = report(runs, bench)
+            shape, machine, lines = summary(args, bench, runs, round_number)
+            if args.markdown:  # after every round: a run stopped early still leaves its figures so far
+                Path(args.markdown).write_text("\n".join([shape, "", machine, "", *lines]) + "\n")
     print("\n" + shape + "\n" + machine + "\n")
     print("\n".join(lines))
-    if args.markdown:
-        Path(args.markdown).write_text("\n".join([shape, "", machine, "", *lines]) + "\n")
     return {
         "shape": shape,
         "machine": machine,
