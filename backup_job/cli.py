@@ -154,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
         "not exist in the target",
     )
     restore.add_argument(
+        "--into",
+        metavar="SCHEMA.NAME",
+        help="with one --table: restore it under this name, beside the live table (through a scratch database "
+        "on the target server, dropped at the end; needs CREATEDB)",
+    )
+    restore.add_argument(
         "--jobs",
         type=_jobs,
         default=0,
@@ -318,9 +324,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
             at = parse_at(args.at)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        if args.globals and (args.target or args.create or args.clean or args.with_globals or args.table or args.jobs):
+        if args.globals and (
+            args.target or args.create or args.clean or args.with_globals or args.table or args.jobs or args.into
+        ):
             raise ConfigError(
-                "--target, --create, --clean, --with-globals, --table and --jobs apply to --database, not to --globals"
+                "--target, --create, --clean, --with-globals, --table, --into and --jobs apply to --database, "
+                "not to --globals"
             )
         if args.globals or args.with_globals:
             restore_globals(
@@ -349,6 +358,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, report: Report) -> i
             as_superuser=args.as_superuser,
             jobs=args.jobs or cpus.usable(),
             tables=args.table,
+            into_table=args.into,
         )
         report(
             TerminationMessage(  # the PgRestore's status: which backup, how long

@@ -1,8 +1,8 @@
 """``pgbackup list``: the catalog as a table for people or a JSON document for scripts.
 
 Newest first per database, databases in name order, the globals last. Every backup shows
-its time, compressed size, the start of its sha256 and whether it is sealed with age
-(ENCRYPTED); incomplete ones say what is missing,
+its time, compressed size (of all its objects, for a split backup, whose state says how
+many), the start of its sha256 and whether it is sealed with age (ENCRYPTED); incomplete ones say what is missing,
 DAMAGED ones why their objects and manifest disagree, unknown ones why this version cannot
 vouch for them, SUSPECT ones (dated in the future) why, and a backup that set off the shrink
 alarm says so. With signing keys configured, complete backups say whether they are signed (and
@@ -31,6 +31,8 @@ def _flags(backup: Backup) -> str:
         return backup.state()
     assert backup.manifest is not None
     notes = [backup.state()]  # complete, and by which key it is signed
+    if backup.manifest.split:
+        notes.append(f"split: {len(backup.manifest.objects)} objects")
     if backup.manifest.shrink_alarm:
         alarm = backup.manifest.shrink_alarm
         notes.append(f"SHRUNK below {round(alarm['fraction'] * 100)}% of {alarm['previous_timestamp']}")
@@ -72,7 +74,11 @@ def row(backup: Backup) -> dict[str, Any]:
         if manifest
         else (backup.dump.key.endswith(ENCRYPTED_SUFFIX) if backup.dump else None),
         "recipients": manifest.recipients if manifest else None,
-        "compressed_bytes": manifest.compressed_bytes if manifest else (backup.dump.size if backup.dump else None),
+        "compressed_bytes": manifest.compressed_bytes
+        if manifest
+        else (backup.size if backup.dump or backup.members else None),
+        "format": manifest.format if manifest else ("split" if backup.members else None),
+        "objects": len(manifest.objects) if manifest and manifest.split else (len(backup.members) or None),
         "raw_bytes": manifest.raw_bytes if manifest else None,
         "sha256": manifest.sha256 if manifest else None,
         "tables": backup.tables if manifest else None,

@@ -62,6 +62,7 @@ from ..pg.tools import find_tool, tool_version
 from ..pipeline.catalog import Backup, Catalog
 from ..pipeline.load import ReadStats, load_backup, read_verified
 from ..pipeline.unseal import Keyring, database_properties
+from . import beside
 
 GLOBALS_LIMIT = 256 * 1024 * 1024  # the default of BACKUP_GLOBALS_LIMIT_MB
 log = logs.get("restore")
@@ -143,6 +144,7 @@ def restore_database(
     as_superuser: bool = False,
     jobs: int = 1,
     tables: list[str] | None = None,
+    into_table: str | None = None,
 ) -> RestoreResult:
     """Restore ``database``'s backup into ``into`` (default: the same name); of a split
     backup, over ``jobs`` connections, and only ``tables`` when any are named."""
@@ -163,6 +165,17 @@ def restore_database(
     psql_path = _psql(bindir)
     if not as_superuser:
         _refuse_owners_code_as_superuser(target, backup)
+    in_use = into_table is not None or (bool(tables) and database_exists(target, name))
+    if in_use and not backup.signed_by and not allow_unsigned:
+        raise RestoreError(
+            f"--table restores into a database that is in use, and the backup of {display_name(database)!r} from "
+            f"{backup.timestamp} is not signed: its schema's SQL would run there, and whoever can write the bucket "
+            "could have made it",
+            hint=f"sign backups ({SIGNING_KEY_FILE.name}, {SIGNING_PUBLIC_KEYS.name}), restore the table into a new "
+            "database (--target NAME --create), or add --allow-unsigned",
+        )
+    if into_table is not None:
+        return _restore_beside(catalog, backup, target, name, tables, into_table, psql_path, keyring, jobs, started)
     storage = catalog.storage
     exists = database_exists(target, name)
     if create and exists:
@@ -243,6 +256,71 @@ def restore_database(
         ),
     )
     return RestoreResult(database, name, backup, stats, seconds)
+
+
+def _restore_beside(
+    catalog: Catalog,
+    backup: Backup,
+    target: Target,
+    database: str,
+    tables: list[str],
+    into_table: str,
+    psql_path: str,
+    keyring: Keyring,
+    jobs: int,
+    started: float,
+) -> RestoreResult:
+    """``--table T --into S.N`` (``beside``): T restored as S.N in ``database``, through a scratch database."""
+    if len(tables) != 1:
+        raise RestoreError("--into names the new name of one table: give exactly one --table with it")
+    schema, new_name = beside.parse_into(into_table)
+    if not database_exists(target, database):
+        raise NotFoundError(f"database {database!r} does not exist on {target.label}")
+    beside.check_destination(target, database, schema, new_name)
+    table = tables[0]
+    scratch = beside.scratch_name()
+    log.info(
+        "restore of %s of %r from %s into %s.%s of %r started, through scratch database %r",
+        table,
+        display_name(backup.database),
+        backup.timestamp,
+        schema,
+        new_name,
+        database,
+        scratch,
+        extra=logs.fields(event="restore.started", database=backup.database, target=database, table=table),
+    )
+    created = False
+    try:
+        properties = database_properties(backup.manifest, keyring) if backup.manifest is not None else None
+        with signals.held(), closing(target.connect()) as connection:  # created means recorded
+            dbprops.create_database(connection, scratch, properties, owner=False, reapply=False)
+            created = True
+        beside.create_schema(target, scratch, table)
+        stats = load_backup(
+            catalog, backup, psql_path, target, scratch, clean=False, keyring=keyring, jobs=jobs, tables=[table]
+        )
+        beside.rename_in_scratch(target, scratch, table, schema, new_name)
+        bindir = Path(psql_path).parent
+        beside.copy_table(
+            str(bindir / "pg_dump"), str(bindir / "pg_restore"), target, scratch, database, schema, new_name
+        )
+    finally:
+        if created:
+            beside.drop_scratch(target, scratch)
+    seconds = time.monotonic() - started
+    log.info(
+        "restore of %s into %s.%s of %r finished: %s from %s, sha256 verified, in %.1f s",
+        table,
+        schema,
+        new_name,
+        database,
+        logs.human_bytes(stats.raw_bytes),
+        backup.timestamp,
+        seconds,
+        extra=logs.fields(event="restore.finished", database=backup.database, target=database, table=table),
+    )
+    return RestoreResult(backup.database, database, backup, stats, seconds)
 
 
 def _check_split_request(

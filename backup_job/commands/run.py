@@ -132,11 +132,13 @@ def split_plan(settings: Settings, pg_dump: str, server: Server) -> SplitPlan:
     return SplitPlan(
         pg_dump=pg_dump,
         pg_restore=find_tool("pg_restore", settings.dump.pg_bindir),
+        psql=find_tool("psql", settings.dump.pg_bindir),
         server_major=server.major,
         jobs=jobs,
         lock_wait_timeout=settings.dump.lock_wait_timeout,
         options=settings.dump.pg_dump_options,
         timeout=settings.dump.database_timeout,
+        range_pages=settings.dump.split_table_mb * 1024 * 1024 // 8192,
     )
 
 

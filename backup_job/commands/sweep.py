@@ -33,7 +33,7 @@ from datetime import timedelta
 
 from ..core import logs
 from ..core.errors import AccessDeniedError, DatabaseError
-from ..core.layout import READABLE_SUFFIXES, is_probe, parse_key, probe_key
+from ..core.layout import READABLE_SUFFIXES, is_probe, parse_key, parse_member, probe_key
 from ..storage.base import OpenUpload, OpenUploads, Storage
 
 TOLERANCE = timedelta(seconds=60)  # the store's one-second Date, a little clock drift between its nodes
@@ -78,13 +78,14 @@ def sweep_unfinished_uploads(storage: Storage, prefix: str, age: timedelta) -> N
 
 
 def _ours(prefix: str, key: str) -> bool:
+    """A dump's upload, or a split backup member's."""
     parsed = parse_key(prefix, key)
-    return parsed is not None and parsed[2] in READABLE_SUFFIXES
+    return (parsed is not None and parsed[2] in READABLE_SUFFIXES) or parse_member(prefix, key) is not None
 
 
 def _run_of(prefix: str, key: str) -> str:
     """Which run an upload belongs to, as far as its key tells: its timestamp, else the key."""
-    parsed = parse_key(prefix, key)
+    parsed = parse_key(prefix, key) or parse_member(prefix, key)
     return parsed[1] if parsed is not None else key
 
 

@@ -6,7 +6,8 @@ with signing keys configured, signed) is restored into a scratch database
 
 1. the stored object matches its manifest: every block checked before it is used, then the
    whole sha256 and size (``pipeline.load``);
-2. psql loaded it, restricted, with ON_ERROR_STOP and committed: no statement failed;
+2. psql loaded it, restricted, with ON_ERROR_STOP and committed: no statement failed (a split
+   backup: pg_restore and COPY over as many connections as the drill may use CPUs);
 3. every table's row count equals the rows pg_dump wrote for it, counted from the COPY
    blocks at backup time (``manifest.row_counts``).
 
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ..core import logs, signals
+from ..core import cpus, logs, signals
 from ..core.errors import PgBackupError, one_line
 from ..core.layout import GLOBALS, TIMESTAMP_FORMAT, display_name, format_timestamp
 from ..core.settings import SCRATCH_SERVER, VERIFY_ON_BACKUP_SERVER
@@ -211,7 +212,7 @@ def _drill(catalog: Catalog, server: DrillServer, database: str, psql_path: str,
             # AUTHORIZATION), who need the owner's default rights on public. No setting is reapplied.
             dbprops.create_database(connection, scratch, properties, owner=True, reapply=False)
             created = True
-        load_backup(catalog, backup, psql_path, target, scratch, clean=False, keyring=keyring)
+        load_backup(catalog, backup, psql_path, target, scratch, clean=False, keyring=keyring, jobs=cpus.usable())
         expected = manifest.row_counts
         actual = count_rows(target, scratch, sorted(expected))
     except PgBackupError as exc:

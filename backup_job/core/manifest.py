@@ -45,8 +45,9 @@ unknown and never deletes or misreads it) is one manifest and many objects (``pi
 
 - ``objects``: every object of the backup, each with its key, ``section`` (``pre-data`` and
   ``post-data``: custom-format schema archives; ``data``: one table's rows, or one range of
-  its pages, as COPY text; ``large-objects``: an archive of them; ``sequences``: their values,
-  as JSON), sizes, sha256 and block digests, and for data its table, columns, the table it
+  its pages, as COPY text; ``table-data``: the rows of many small tables, as one pg_dump
+  archive, with the ``tables`` it holds; ``large-objects``: an archive of them; ``sequences``:
+  their values, as JSON), sizes, sha256 and block digests, and for data its table, columns, the table it
   loads into and its row count. The backup is complete only when every one is stored with
   its size; ``key`` is the members' directory, ``compressed_bytes``, ``raw_bytes`` and
   ``parts`` are the sums, ``sha256`` the digest of the list of the objects' digests;
@@ -83,7 +84,7 @@ FORMAT_VERSION = 1  # what plain backups are written as
 SEALED_FORMAT_VERSION = 2  # sealed backups: a pgbackup before encryption sees them as unknown, never as gzip
 SPLIT_FORMAT_VERSION = 3  # split backups: a pgbackup before them sees them as unknown, never as one dump
 UNDERSTOOD_VERSION = SPLIT_FORMAT_VERSION
-SECTIONS = ("pre-data", "data", "post-data", "large-objects", "sequences")
+SECTIONS = ("pre-data", "data", "table-data", "post-data", "large-objects", "sequences")
 
 
 class NotUnderstood(ValueError):
@@ -427,6 +428,14 @@ def _objects(name: str, value: Any) -> None:
             _count(f"{where}.{count}", obj.get(count))
         _sha256(f"{where}.sha256", obj.get("sha256"))
         _base64(f"{where}.block_sha256", obj.get("block_sha256"))
+        if obj["section"] == "table-data":
+            tables = obj.get("tables")
+            if (
+                not isinstance(tables, list)
+                or not 0 < len(tables) <= 100_000
+                or not all(isinstance(t, str) and len(t) <= MAX_TABLE_NAME and TABLE_NAME.fullmatch(t) for t in tables)
+            ):
+                _fail(where, "tables is not a list of table names as pg_dump writes them")
         if obj["section"] != "data":
             continue
         if not isinstance(obj.get("table"), str) or not TABLE_NAME.fullmatch(obj["table"]):

@@ -102,6 +102,7 @@ class PgDump(ChildProcess):
         extra_options: Sequence[str],
         timeout: int = 0,
         argv: list[str] | None = None,
+        script: bytes | None = None,
     ) -> None:
         self.database = database
         self.program = Path(argv[0]).name if argv else "pg_dump"
@@ -114,9 +115,16 @@ class PgDump(ChildProcess):
         super().__init__(
             argv or pg_dump_argv(executable, lock_wait_timeout, extra_options),
             env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if script is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
+        if script is not None:  # the SQL a psql runs (``snapshot.CopyOut``): small, read before any output
+            assert self.process.stdin is not None
+            try:
+                self.process.stdin.write(script)
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass  # it ended already: ``finish`` reports why
         assert self.process.stdout is not None
         self._stdout: IO[bytes] = self.process.stdout
         widen_pipe(self._stdout.fileno())

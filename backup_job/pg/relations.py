@@ -46,6 +46,7 @@ class Table:
     pages: int
     columns: tuple[str, ...]
     root: tuple[str, str] | None = None  # the partition tree's root, when it is a partition
+    partitioned: bool = False  # a partitioned table: no rows of its own, its partitions hold them
     condition: str = ""  # an extension configuration table's filter
     pre: list[tuple[int, int]] = field(default_factory=list)
     post: list[tuple[int, int]] = field(default_factory=list)
@@ -114,20 +115,21 @@ WHERE contype OPERATOR(pg_catalog.=) 'f' AND conrelid OPERATOR(pg_catalog.=) ANY
 _EXTENSION_TABLES = """
 SELECT x.config, COALESCE(x.condition, '')
 FROM pg_catalog.pg_extension e,
-     LATERAL pg_catalog.unnest(e.extconfig, e.extcondition) AS x(config, condition)
+     LATERAL ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition)) AS x(config, condition)
 WHERE e.oid OPERATOR(pg_catalog.=) ANY(%s::pg_catalog.oid[])
 """
 
 
 def read_tables(leader: Leader, oids: list[int], server_major: int) -> list[Table]:
-    """The tables with these OIDs that hold rows (not partitioned parents), as the snapshot sees them."""
+    """The tables with these OIDs, as the snapshot sees them (partitioned ones marked: they hold
+    no rows of their own, but rows may be loaded through them)."""
     if not oids:
         return []
     generated = "AND a.attgenerated OPERATOR(pg_catalog.=) ''" if server_major >= 12 else ""
     tables: dict[int, Table] = {}
     for row in leader.query(_TABLES.format(generated=generated), (oids,)):
         oid, schema, name, qualified, owner, unlogged, kind, pages, columns = row
-        if kind not in ("r",):
+        if kind not in ("r", "p"):
             continue
         tables[int(str(oid))] = Table(
             oid=int(str(oid)),
@@ -138,6 +140,7 @@ def read_tables(leader: Leader, oids: list[int], server_major: int) -> list[Tabl
             unlogged=bool(unlogged),
             pages=int(str(pages)),
             columns=tuple(str(c) for c in columns),  # type: ignore[attr-defined]
+            partitioned=kind == "p",
         )
     if server_major >= 12 and tables:
         for oid, schema, name in leader.query(_ROOT, (list(tables),)):

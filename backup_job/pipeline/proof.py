@@ -7,8 +7,8 @@ database, ``commands.prune`` asks this module to prove the newest backup it keep
 
 - the whole manifest is read again and must still be the one the catalog judged
   (``Catalog.details``: the block digests live only there);
-- the dump object is read once, through ``load.CheckedRead`` (the path restore uses): each
-  block's sha256 against the manifest, then the size and the sha256 of the whole object.
+- the dump object (each object of a split backup) is read once, through ``load.CheckedRead``
+  (the path restore uses): each block's sha256 against the manifest, then the size and the sha256 of the whole object.
 
 Nothing is decompressed, decrypted or sent anywhere: the proof is about the stored bytes, so
 it needs no identity and no PostgreSQL, and a sealed backup is proven as its ciphertext. A
@@ -48,9 +48,30 @@ def prove(catalog: Catalog, backup: Backup) -> Proof:
     """Read every object of ``backup`` and check it against its manifest; never raises for
     what the store answers. ``damaged`` only when bytes were read and differ; a read that
     fails (or a manifest that changed meanwhile) is unproven without being damaged."""
-    read = 0
     try:
         manifest = catalog.details(backup)
+    except PgBackupError as exc:
+        return Proof(backup, 0, str(exc))
+    if manifest.split:
+        return _prove_split(catalog, backup, manifest)
+    return prove_object(catalog, backup, manifest)
+
+
+def _prove_split(catalog: Catalog, backup: Backup, manifest: Manifest) -> Proof:
+    """Every object of a split backup, each proven as a plain backup's one object is."""
+    read = 0
+    for obj in manifest.objects:
+        proof = prove_object(catalog, backup, manifest.piece(obj))
+        read += proof.read_bytes
+        if not proof.ok:
+            return Proof(backup, read, f"{obj['name']}: {proof.problem}", damaged=proof.damaged)
+    return Proof(backup, read)
+
+
+def prove_object(catalog: Catalog, backup: Backup, manifest: Manifest) -> Proof:
+    """One stored object against its (piece of the) manifest."""
+    read = 0
+    try:
         hasher = hashlib.sha256()
         for chunk in _stored(catalog, manifest):
             hasher.update(chunk)
@@ -60,8 +81,7 @@ def prove(catalog: Catalog, backup: Backup) -> Proof:
                 backup,
                 read,
                 f"checksum mismatch: read {read} bytes with sha256 {hasher.hexdigest()[:16]}..., "
-                f"the manifest says {manifest.compressed_bytes} bytes with sha256 "
-                f"{manifest.sha256[:16]}...",
+                f"the manifest says {manifest.compressed_bytes} bytes with sha256 {manifest.sha256[:16]}...",
                 damaged=True,
             )
     except ChecksumError as exc:

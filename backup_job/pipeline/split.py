@@ -5,10 +5,13 @@
     Leader               REPEATABLE READ READ ONLY, pg_export_snapshot()   (pg.snapshot)
       pre-data           pg_dump -Fc --section=pre-data --snapshot=S   -> pre-data.pgdump.gz
         its table of contents names the tables pg_dump selected (pg.toc); the leader reads
-        what the readers need about them by OID (pg.relations) and locks them (ACCESS SHARE)
+        what the readers need about them by OID (pg.relations), locks them (ACCESS SHARE) and
+        fails if one was truncated or rewritten since the export (the snapshot would read it empty)
       data-NNNNNN        N readers, each SET TRANSACTION SNAPSHOT S, then per table (or per
                          range of pages of a large one, PostgreSQL 14+)
                          LOCK ... NOWAIT; COPY ... TO STDOUT       -> data-NNNNNN.copy.gz
+                         and the small tables together, in bundles:
+                         pg_dump -Fc --section=data --snapshot=S -t ... -> data-NNNNNN.pgdump.gz
       post-data          pg_dump -Fc --section=post-data --snapshot=S  -> post-data.pgdump.gz
       large-objects      pg_dump -Fc --section=data, every table's data excluded
       sequences          each sequence's value, as JSON             -> sequences.json.gz
@@ -38,7 +41,9 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from psycopg2 import sql
 
 from ..core import dumpoptions, logs, stopping
 from ..core.errors import DumpError, PgBackupError
@@ -47,14 +52,39 @@ from ..core.manifest import objects_digest
 from ..pg import relations, toc
 from ..pg.dump import PgDump
 from ..pg.relations import Table
-from ..pg.snapshot import CopyOut, CopyQuery, Leader, Reader, Session
+from ..pg.snapshot import CopyOut, CopyQuery, Leader, Session
 from ..pg.target import Target
 from .stream import StreamStats
 
 SCHEMA_LIMIT = 512 * 1024 * 1024  # the pre-data archive is held in memory to read its table of contents
-RANGE_PAGES = 131072  # 1 GiB of 8 KiB pages: a table larger than twice this is read in ranges of pages
 TID_RANGES_SINCE = 14  # PostgreSQL's TID range scans: a range of pages costs only those pages
+# Small tables are stored together: below 1/128 of the range size (8 MiB by default) a table
+# goes into a bundle of up to 1/16 of it (64 MiB) or BUNDLE_TABLES tables (pg_dump's command
+# line stays short). One object per tiny table would cost several requests to the store each.
+SMALL_SHARE, BUNDLE_SHARE = 128, 16
+BUNDLE_TABLES = 1000
+
+
+def _bundles(small: list[Table], limit: int) -> list[list[Table]]:
+    bundles: list[list[Table]] = []
+    pages = 0
+    for table in sorted(small, key=lambda t: -t.pages):
+        if not bundles or pages + table.pages > limit or len(bundles[-1]) >= BUNDLE_TABLES:
+            bundles.append([])
+            pages = 0
+        bundles[-1].append(table)
+        pages += table.pages
+    return bundles
+
+
+def exact_pattern(schema: str, name: str) -> str:
+    """``schema.name`` as a pg_dump pattern matching exactly that table: each part double-quoted,
+    where no pattern character acts."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
+
+
 log = logs.get("run")
+P = TypeVar("P", bound=PgDump)
 
 StreamObject = Callable[[str, Callable[[], Any], Callable[[bytes], None] | None], StreamStats]
 
@@ -65,21 +95,26 @@ class SplitPlan:
 
     pg_dump: str
     pg_restore: str
+    psql: str
     server_major: int
     jobs: int
     lock_wait_timeout: int
     options: tuple[str, ...]  # BACKUP_PG_DUMP_OPTIONS, as the user wrote them
     timeout: int = 0
+    range_pages: int = 131072  # a table of more than twice these pages is read in ranges of them
 
 
 @dataclass
 class DataObject:
-    """One data stream to read: a table, or a range of its pages."""
+    """One data stream to read: a table, a range of its pages, or (``bundle``) many small
+    tables in one pg_dump archive."""
 
     name: str
     table: Table
     query: CopyQuery
     load_into: tuple[str, str]
+    bundle: list[Table] | None = None
+    script: bytes = b""  # what its psql runs (``CopyQuery.script``)
 
 
 @dataclass
@@ -170,7 +205,7 @@ class SplitDump:
         self.honoured = Honoured.read(plan.options)
         self.result = SplitResult()
         self._failure: BaseException | None = None
-        self._active: set[CopyOut] = set()
+        self._active: dict[int, PgDump] = {}  # each worker thread's running process
         self._lock = threading.Lock()
         self._next = 0
 
@@ -202,16 +237,21 @@ class SplitDump:
             del schema
             tables = self._tables(leader, entries)
             leader.lock([(t.schema, t.name) for t in tables], self.plan.lock_wait_timeout)
+            self._refuse_rewritten(leader, tables)
             data = self._plan_data(tables)
             jobs = max(1, min(self.plan.jobs, len(data)))
             self.result.jobs = jobs
+            for item in data:
+                if item.bundle is None:
+                    item.script = item.query.script(leader.connection, session, leader.snapshot)
             workers = [
-                threading.Thread(target=self._work, args=(data, session, leader.snapshot), name=f"reader {i}")
+                threading.Thread(target=self._work, args=(data,), name=f"reader {i}")
                 for i in range(jobs if data else 0)
             ]
             for worker in workers:
                 worker.start()
             try:
+                self.count_bundled(leader, data)
                 self._schema("post-data", ["--section=post-data"])
                 self._schema("large-objects", ["--section=data", "--exclude-table-data=*.*"])
                 self._sequences(leader, entries)
@@ -247,31 +287,33 @@ class SplitDump:
         # then means DDL queued behind the leader, which waits for this dump in turn, so they
         # give up after a second rather than deadlock.
         wait = self.plan.lock_wait_timeout * 1000 if keep else 1000
-        argv = [
+        argv = self._archive_argv(wait, ["--use-set-session-authorization", *section, *self.honoured.schema_options])
+
+        stats = self.stream(self._key(name, "pgdump"), lambda: self._pg_dump(argv), hold if keep else None)
+        self._record(name, name, stats)
+        return b"".join(kept)
+
+    def _pg_dump(self, argv: list[str]) -> PgDump:
+        return PgDump(
+            self.plan.pg_dump,
+            self.database,
+            lock_wait_timeout=0,
+            extra_options=(),
+            timeout=self.plan.timeout,
+            argv=argv,
+        )
+
+    def _archive_argv(self, wait_ms: int, options: list[str]) -> list[str]:
+        """pg_dump writing an uncompressed custom-format archive of the snapshot to stdout."""
+        return [
             self.plan.pg_dump,
             "--format=custom",
             "--compress=0",
             "--no-password",
             f"--snapshot={self._snapshot}",
-            "--use-set-session-authorization",
-            *([f"--lock-wait-timeout={wait}"] if wait else []),
-            *section,
-            *self.honoured.schema_options,
+            *([f"--lock-wait-timeout={wait_ms}"] if wait_ms else []),
+            *options,
         ]
-
-        def make() -> PgDump:
-            return PgDump(
-                self.plan.pg_dump,
-                self.database,
-                lock_wait_timeout=0,
-                extra_options=(),
-                timeout=self.plan.timeout,
-                argv=argv,
-            )
-
-        stats = self.stream(self._key(name, "pgdump"), make, hold if keep else None)
-        self._record(name, name, stats)
-        return b"".join(kept)
 
     def _tables(self, leader: Leader, entries: list[toc.Entry]) -> list[Table]:
         major = self.plan.server_major
@@ -279,10 +321,28 @@ class SplitDump:
         for table in tables:
             self.result.relations[table.qualified] = table.describe()
         excluded = self._excluded_data()
-        chosen = [t for t in tables if t.oid not in excluded and not (t.unlogged and self.honoured.no_unlogged_data)]
+        chosen = [
+            t
+            for t in tables
+            if not t.partitioned and t.oid not in excluded and not (t.unlogged and self.honoured.no_unlogged_data)
+        ]
         extensions = toc.of_kind(entries, "EXTENSION", toc.PG_EXTENSION)
-        chosen += [t for t in relations.extension_tables(leader, extensions, major) if t.oid not in excluded]
-        return chosen
+        configuration = [t for t in relations.extension_tables(leader, extensions, major) if t.oid not in excluded]
+        for table in configuration:  # made by CREATE EXTENSION, filled by the backup
+            self.result.relations[table.qualified] = table.describe()
+        return chosen + configuration
+
+    def _refuse_rewritten(self, leader: Leader, tables: list[Table]) -> None:
+        """Fail when a table was truncated or rewritten after the export (``Leader.rewritten``):
+        read on the snapshot it would be stored empty, silently."""
+        changed = leader.rewritten([t.oid for t in tables])
+        if changed:
+            names = ", ".join(t.qualified for t in tables if t.oid in changed)
+            raise DumpError(
+                f"{names} of {self.database!r} was truncated or rewritten (TRUNCATE, ALTER TABLE, CLUSTER, "
+                "VACUUM FULL) after the backup's snapshot was taken, so the snapshot would read its rows as "
+                "missing; run the backup again"
+            )
 
     @property
     def _snapshot(self) -> str:
@@ -325,39 +385,69 @@ class SplitDump:
     # --- the data ---------------------------------------------------------------------------------
 
     def _plan_data(self, tables: list[Table]) -> list[DataObject]:
-        """One object per table, or per range of pages of a large one; the largest first, so the
-        last stream to finish is a short one."""
+        """One object per table, or per range of pages of a large one, and the small tables
+        together in bundles; the largest first, so the last stream to finish is a short one."""
         planned: list[tuple[int, Table, CopyQuery]] = []
         ranges = self.plan.server_major >= TID_RANGES_SINCE
-        for table in tables:
+        small_pages = self.plan.range_pages // SMALL_SHARE
+        small = [t for t in tables if t.pages < small_pages and not t.condition]
+        bundles = _bundles(small, self.plan.range_pages // BUNDLE_SHARE)
+        for table in (t for t in tables if not (t.pages < small_pages and not t.condition)):
             base = CopyQuery(table.schema, table.name, table.columns, condition=table.condition)
-            if not ranges or table.condition or table.pages < 2 * RANGE_PAGES:
+            size = self.plan.range_pages
+            if not ranges or table.condition or table.pages < 2 * size:
                 planned.append((table.pages, table, base))
                 continue
-            starts = list(range(0, table.pages, RANGE_PAGES))
+            starts = list(range(0, table.pages, size))
             for index, first in enumerate(starts):
                 last = starts[index + 1] if index + 1 < len(starts) else None  # the last range is open
                 query = CopyQuery(table.schema, table.name, table.columns, pages=(first, last))
-                planned.append((RANGE_PAGES if last is not None else table.pages - first, table, query))
+                planned.append((size if last is not None else table.pages - first, table, query))
         planned.sort(key=lambda p: -p[0])
         objects = []
         for number, (_pages, table, query) in enumerate(planned, start=1):
             into = table.root if (self.honoured.via_partition_root and table.root) else (table.schema, table.name)
             objects.append(DataObject(f"data-{number:06d}", table, query, into))
+        for number, bundle in enumerate(bundles, start=len(objects) + 1):
+            head = bundle[0]
+            query = CopyQuery(head.schema, head.name, head.columns)
+            objects.append(DataObject(f"data-{number:06d}", head, query, (head.schema, head.name), bundle))
         return objects
 
-    def _work(self, data: list[DataObject], session: Session, snapshot: str) -> None:
-        reader: Reader | None = None
+    def _work(self, data: list[DataObject]) -> None:
         try:
-            reader = Reader(self.target, self.database, session, snapshot)
             while (item := self._take(data)) is not None:
                 stopping.refuse_writes(f"the backup of {self.database!r}")
-                self._copy(reader, item)
+                if item.bundle is not None:
+                    self._bundle(item, item.bundle)
+                else:
+                    self._copy(item)
         except BaseException as exc:
             self._fail(exc)
+
+    def _bundle(self, item: DataObject, tables: list[Table]) -> None:
+        """Small tables' rows in one pg_dump archive of the snapshot (one object instead of one
+        per table: each object costs requests to the store, several per table for tiny ones)."""
+        argv = self._archive_argv(  # the leader holds the locks: a wait is DDL queued behind it
+            1000,
+            [
+                "--section=data",
+                *(["--enable-row-security"] if self.honoured.row_security else []),
+                *(["--load-via-partition-root"] if self.honoured.via_partition_root else []),
+                *(["--encoding=" + self.honoured.encoding] if self.honoured.encoding else []),
+                *[f"--table={exact_pattern(t.schema, t.name)}" for t in tables],
+            ],
+        )
+
+        def make() -> PgDump:
+            return self._started(self._pg_dump(argv))
+
+        try:
+            stats = self.stream(self._key(item.name, "pgdump"), make, None)
         finally:
-            if reader is not None:
-                reader.close()
+            self._ended()
+        entry = self._record(item.name, "table-data", stats)
+        entry["tables"] = [t.qualified for t in tables]
 
     def _take(self, data: list[DataObject]) -> DataObject | None:
         with self._lock:
@@ -366,7 +456,7 @@ class SplitDump:
             self._next += 1
             return data[self._next - 1]
 
-    def _copy(self, reader: Reader, item: DataObject) -> None:
+    def _copy(self, item: DataObject) -> None:
         label = f"table {item.table.qualified} of {self.database!r}"
         if item.query.pages is not None:
             first, last = item.query.pages
@@ -374,20 +464,14 @@ class SplitDump:
         copy: list[CopyOut] = []
 
         def make() -> CopyOut:
-            out = CopyOut(reader, item.query, label)
-            with self._lock:
-                self._active.add(out)
-                failed = self._failure is not None
-            if failed:
-                out.kill()
+            out = CopyOut(self.plan.psql, self.database, item.script, label, self.plan.timeout)
             copy.append(out)
-            return out
+            return self._started(out)
 
         try:
             stats = self.stream(self._key(item.name, "copy"), make, None)
         finally:
-            with self._lock:
-                self._active.difference_update(copy)
+            self._ended()
         rows = copy[0].rows
         entry = self._record(item.name, "data", stats)
         entry.update(
@@ -400,16 +484,45 @@ class SplitDump:
         with self._lock:
             self.result.row_counts[item.table.qualified] = self.result.row_counts.get(item.table.qualified, 0) + rows
 
+    def _started(self, process: P) -> P:
+        """A stream's process, known to ``_fail`` (killed at once when the database failed already)."""
+        with self._lock:
+            self._active[threading.get_ident()] = process
+            failed = self._failure is not None
+        if failed:
+            process.kill()
+        return process
+
+    def _ended(self) -> None:
+        with self._lock:
+            self._active.pop(threading.get_ident(), None)
+
     def _fail(self, exc: BaseException) -> None:
         """The first failure of the database stops every other stream of it."""
         with self._lock:
             if self._failure is None:
                 self._failure = exc
-            active = list(self._active)
-        for out in active:
-            out.kill()
+            active = list(self._active.values())
+        for process in active:
+            process.kill()
 
     # --- bookkeeping ------------------------------------------------------------------------------
+
+    def count_bundled(self, leader: Leader, data: list[DataObject]) -> None:
+        """The rows of the bundled tables, counted on the snapshot (pg_dump does not say)."""
+        tables = [t for item in data if item.bundle for t in item.bundle]
+        for start in range(0, len(tables), 500):
+            chunk = tables[start : start + 500]
+            query = sql.SQL(" UNION ALL ").join(
+                sql.SQL("SELECT {}::pg_catalog.int4, pg_catalog.count(*) FROM ONLY {}").format(
+                    sql.Literal(index), sql.Identifier(t.schema, t.name)
+                )
+                for index, t in enumerate(chunk)
+            )
+            for index, count in leader.query(query.as_string(leader.connection)):
+                table = chunk[int(str(index))]
+                with self._lock:
+                    self.result.row_counts[table.qualified] = int(str(count))
 
     def _key(self, name: str, kind: str) -> str:
         return member_key(self.prefix, self.database, self.timestamp, f"{name}.{kind}{self.suffix}")

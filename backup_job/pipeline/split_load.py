@@ -8,7 +8,8 @@ its tables yet (a new one for a whole backup)::
     data-NNNNNN   N connections; each object, largest first:
                   Storage.read -> CheckedRead (every block against the manifest before use)
                   -> age -> gunzip/unzstd -> COPY ... FROM STDIN, as the table's owner
-                  the rows COPY reports must equal the rows the backup read
+                  the rows COPY reports must equal the rows the backup read;
+                  a bundle of small tables streams to pg_restore --data-only instead
     sequences     checked, then setval() for each, names passed as values
     post-data     checked whole, to a temporary file -> pg_restore --jobs N: indexes,
                   constraints, triggers and the rest, its scheduler respecting dependencies
@@ -37,6 +38,7 @@ import json
 import os
 import queue
 import re
+import subprocess
 import tempfile
 import threading
 from contextlib import closing
@@ -220,7 +222,14 @@ class SplitLoad:
     # --- the rows -------------------------------------------------------------------------------
 
     def _data(self) -> None:
-        data = [o for o in self.manifest.pieces("data") if self._chosen(o)]
+        data = [o for o in self.manifest.objects if o["section"] in ("data", "table-data") and self._chosen(o)]
+        known = {(f["schema"], f["name"]) for f in self.manifest.relations.values()}
+        for obj in data:  # rows go only into tables of this backup, whatever a manifest says
+            if obj["section"] == "data" and tuple(obj["load_into"]) not in known:
+                raise RestoreError(
+                    f"{obj['name']} of the backup loads into {'.'.join(obj['load_into'])[:200]}, "
+                    "which is not a table of the backup; the manifest was changed"
+                )
         data.sort(key=lambda o: -o["raw_bytes"])
         workers = [
             threading.Thread(target=self._work, args=(data,), name=f"loader {i}")
@@ -234,7 +243,11 @@ class SplitLoad:
             raise self._failure
 
     def _chosen(self, obj: dict[str, Any]) -> bool:
-        return not self.selection.partial or obj["table"] in self.selection.tables
+        if not self.selection.partial:
+            return True
+        if obj["section"] == "table-data":
+            return bool(set(obj["tables"]) & set(self.selection.tables))
+        return obj["table"] in self.selection.tables
 
     def _work(self, data: list[dict[str, Any]]) -> None:
         try:
@@ -248,7 +261,10 @@ class SplitLoad:
                     )
                     cursor.execute("SELECT pg_catalog.set_config('DateStyle', 'ISO', false)")
                 while (obj := self._take(data)) is not None:
-                    self._load(connection, obj, superuser)
+                    if obj["section"] == "table-data":
+                        self._load_bundle(obj)
+                    else:
+                        self._load(connection, obj, superuser)
         except BaseException as exc:
             self._fail(exc)
 
@@ -319,6 +335,69 @@ class SplitLoad:
             self.stats.compressed_bytes += stats.compressed_bytes
             self.stats.raw_bytes += stats.raw_bytes
 
+    def _load_bundle(self, obj: dict[str, Any]) -> None:
+        """Small tables' rows from their pg_dump archive, streamed to ``pg_restore --data-only``
+        in one transaction; for chosen tables, the archive is read first (it is small) to list
+        just their entries."""
+        argv = [
+            self.pg_restore,
+            "--data-only",
+            "--single-transaction",
+            "--exit-on-error",
+            "--no-password",
+            "--use-set-session-authorization",
+            f"--dbname={make_dsn(dbname=self.database)}",
+        ]
+        listing: str | None = None
+        held = bytearray()
+        if self.selection.partial:
+
+            def hold(data: bytes) -> None:
+                if len(held) + len(data) > SCHEMA_LIMIT:
+                    raise RestoreError(f"{obj['name']} of the backup is larger than a bundle of small tables may be")
+                held.extend(data)
+
+            self._add(read_verified(self.storage, self.manifest.piece(obj), hold, ReadStats(), self.keyring))
+            oids = {self.manifest.relations[t]["oid"] for t in self.selection.tables if t in obj["tables"]}
+            chosen = [e for e in toc.listing(self.pg_restore, bytes(held)) if e.kind == "TABLE DATA" and e.oid in oids]
+            listing = toc.list_file(chosen)
+        with tempfile.NamedTemporaryFile("w", suffix=".list", delete=False) as list_file:
+            list_file.write(listing or "")
+        if listing is not None:
+            argv.append(f"--use-list={list_file.name}")
+        process = PgRestore(argv, self.target.child_env(self.database), stdin=subprocess.PIPE, stdout=None)
+        assert process.process.stdin is not None
+        sink = process.process.stdin
+
+        def feed(data: bytes) -> None:
+            sink.write(data)
+
+        cut = False
+        try:
+            if listing is not None:
+                feed(bytes(held))
+            else:
+                self._add(read_verified(self.storage, self.manifest.piece(obj), feed, ReadStats(), self.keyring))
+            sink.close()
+        except (BrokenPipeError, RestoreError) as exc:
+            if not isinstance(exc, BrokenPipeError) and not isinstance(exc.__cause__, BrokenPipeError):
+                process.kill()
+                process.wait()
+                raise
+            cut = True  # pg_restore stopped reading: its own error says why (below)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            code = process.wait()
+            Path(list_file.name).unlink(missing_ok=True)
+        if code != 0:
+            detail = next(iter(process.errors), "") or (list(process.tail)[-1] if process.tail else "no message")
+            raise RestoreError(f"loading the small tables of {obj['name']} failed (pg_restore exit {code}): {detail}")
+        if cut:
+            raise RestoreError(f"pg_restore stopped reading {obj['name']} of the backup before its end")
+
     # --- the sequences --------------------------------------------------------------------------
 
     def _sequences(self) -> None:
@@ -337,9 +416,12 @@ class SplitLoad:
             raise RestoreError(f"the sequences' values of the backup cannot be read: {exc}") from exc
         wanted = self._wanted_sequences()
         with closing(self.target.connect(self.database)) as connection, connection.cursor() as cursor:
+            owned = self._owned_sequences(cursor) if self.selection.partial else None
             for value in values:
                 if not isinstance(value, dict) or (wanted is not None and value.get("oid") not in wanted):
                     continue
+                if owned is not None and (value.get("schema"), value.get("name")) not in owned:
+                    continue  # in a database in use, only the sequences of the tables just restored
                 try:
                     name = sql.Identifier(str(value["schema"]), str(value["name"])).as_string(connection)
                     cursor.execute(
@@ -348,6 +430,24 @@ class SplitLoad:
                     )
                 except (KeyError, ValueError, TypeError, psycopg2.Error) as exc:
                     raise RestoreError(f"setting a sequence's value failed: {one_line(exc)[:300]}") from exc
+
+    def _owned_sequences(self, cursor: Any) -> set[tuple[str, str]]:
+        """The sequences the restored tables own in the target: all a partial restore may set."""
+        owned: set[tuple[str, str]] = set()
+        for table in self.selection.tables:
+            facts = self.manifest.relations[table]
+            cursor.execute(
+                "SELECT n.nspname, s.relname FROM pg_catalog.pg_depend d"
+                " JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) d.objid"
+                " AND s.relkind OPERATOR(pg_catalog.=) 'S'"
+                " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) s.relnamespace"
+                " WHERE d.classid OPERATOR(pg_catalog.=) 1259 AND d.refclassid OPERATOR(pg_catalog.=) 1259"
+                " AND d.deptype IN ('a', 'i')"
+                " AND d.refobjid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%s)",
+                (sql.Identifier(facts["schema"], facts["name"]).as_string(cursor),),
+            )
+            owned.update((str(schema), str(name)) for schema, name in cursor.fetchall())
+        return owned
 
     def _wanted_sequences(self) -> set[int] | None:
         if not self.selection.partial:

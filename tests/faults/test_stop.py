@@ -69,6 +69,17 @@ class Started:
         return stopped[0]
 
 
+def assert_stopped_in_bound(
+    run: Started, proxy: FaultProxy, code: int, took: float, before: int, writes_before: int
+) -> None:
+    """Exit 1 within the bound, no backup said finished after the signal, no write after it."""
+    output = "".join(run.lines)
+    assert code == 1, output
+    assert took < BOUND + MARGIN, f"exited {took:.1f} s after SIGTERM, the bound is {BOUND:.0f} s"
+    assert not any(" finished" in line for line in run.lines[before:]), output
+    assert len([r for r in proxy.requests if r[0] in WRITES]) == writes_before, "no write started after the stop"
+
+
 def _termination(path: Path) -> dict[str, object]:
     document = json.loads(path.read_text())
     assert isinstance(document, dict)
@@ -98,11 +109,7 @@ def test_sigterm_leaves_stalled_writes_behind_within_the_bound_and_writes_nothin
     finally:
         code, took, before = run.terminate()
 
-    output = "".join(run.lines)
-    assert code == 1, output
-    assert took < BOUND + MARGIN, f"exited {took:.1f} s after SIGTERM, the bound is {BOUND:.0f} s"
-    assert not any(" finished" in line for line in run.lines[before:]), output
-    assert len([r for r in proxy.requests if r[0] in WRITES]) == writes_before, "no write started after the stop"
+    assert_stopped_in_bound(run, proxy, code, took, before, writes_before)
     kept = bucket.keys("stop/")  # the database's dump, completed before its manifest stalled: a leftover, no backup
     assert [key.split("/")[1] for key in kept] == [dbname] and kept[0].endswith(".sql.gz"), kept
     line = run.stopped_line()

@@ -138,6 +138,16 @@ class DumpSettings(Group):
         default="0",
         example="4",
     )
+    split_table_mb = Variable(
+        "BACKUP_SPLIT_TABLE_MB",
+        integer(1, 1048576),
+        "With a split format, the grain of its streams: a table larger than twice this is read in ranges "
+        "of pages of this size, each its own stream and object (PostgreSQL 14+; older servers read each "
+        "table as one stream); tables smaller than 1/128 of it are stored together, in bundles of up to "
+        "1/16 of it.",
+        default="1024",
+        example="256",
+    )
     globals = Variable(
         "BACKUP_GLOBALS",
         boolean,
