@@ -3,8 +3,9 @@
 Database ``big`` at ``--scale 1`` (about 2.5 GB of plain dump):
 
 - ``public.orders``, most of the data: 15.5 million rows of about 125 bytes of dump (id,
-  customer, time, status, amount, a note of words and a hash), 2.2 GB on disk: above the 2 GiB
-  from which a split backup reads a table in ranges of pages (``pipeline.split``), as a big
+  customer, time, status, amount, a note of words and a hash), 2.2 GB on disk: above twice
+  ``BACKUP_SPLIT_TABLE_MB``'s default (1024 MB), from which a split backup reads a table in
+  ranges of pages (``pipeline.split``), as a big
   database's biggest table is; primary key, secondary indexes on ``customer_id`` and on
   ``placed``, and a foreign key to ``public.customers``;
 - five mid-sized tables of about 100 MB of dump each (``customers``, ``products``,
