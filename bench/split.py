@@ -31,8 +31,8 @@ gives ``s = 2 x T2 / T1 - 1``, and predict 8 and 16 jobs from it. On a 2-core ma
 server, the S3 server and pgbackup share the same two cores, so the fit describes this machine
 as a whole, not pgbackup alone; the prediction assumes the server's cores grow with the jobs.
 
-Not part of the test suite. At ``--scale 1`` with 3 rounds it takes about 25 minutes on two
-cores (plus a few minutes the first time, to build the data set).
+Not part of the test suite. At ``--scale 1`` with 3 rounds it takes about 17 minutes on two
+cores (plus about 90 seconds the first time, to build the data set).
 """
 
 from __future__ import annotations
