@@ -19,10 +19,15 @@ left out). The table gives medians and ratios, then the targets are checked (PAS
 ``--memory-scaling`` instead backs up one table at about 1 GB and then 4 GB of dump and
 compares the peak RSS of the two runs.
 
+``--split`` instead compares split backups with plain ones and with ``pg_dump -Fd -j 2``, dump
+and restore, on a database shaped like a real big one (``bench.split``; ``--scale`` is then the
+size of that data set, 1 by default: about 2.5 GB of plain dump).
+
 ``--backends`` instead backs one smaller database up to each kind of object store (moto,
 SeaweedFS, Azurite, fake-gcs-server) side by side (``bench.backends``).
 
 Usage: .venv/bin/python -m bench.compare [--quick] [--rounds 3] [--cases default,gzip,...] [--json out.json]
+       .venv/bin/python -m bench.compare --split [--scale 1] [--repeat 3] [--markdown out.md]
 Not part of the test suite (the defaults take about 10 minutes on 2 cores; --quick about 30 s).
 """
 
@@ -331,12 +336,23 @@ def memory_scaling(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     names = [c.name for c in make_cases("pg_dump", [])]
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=int, default=60, help="pgbench scale of database bench")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        help="pgbench scale of database bench (default 60); with --split, the size of its data set (default 1: "
+        "about 2.5 GB of plain dump)",
+    )
     parser.add_argument("--text-rows", type=int, default=300_000, help="rows of ~1 KB text in bench")
     parser.add_argument("--small-databases", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", "--repeat", type=int, default=3, help="rounds; the medians are reported")
     parser.add_argument("--quick", action="store_true", help="scale 5, 30000 text rows, 20 small dbs, 1 round")
     parser.add_argument("--cases", default=",".join(names), help=f"comma-separated subset of {','.join(names)}")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="split backups against plain ones and pg_dump -Fd -j 2, dump and restore, instead (bench.split)",
+    )
+    parser.add_argument("--markdown", metavar="PATH", help="with --split, also write the result tables here")
     parser.add_argument("--memory-scaling", action="store_true", help="peak RSS at 1 GB and 4 GB of dump instead")
     parser.add_argument(
         "--backends",
@@ -351,6 +367,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="PATH", help="also write every raw figure here")
     args = parser.parse_args(argv)
+    if args.split:
+        args.scale = 0.05 if args.quick else 1.0 if args.scale is None else args.scale
+        args.rounds = 1 if args.quick else args.rounds
+        if not 0 < args.scale <= 8:
+            parser.error("--scale with --split must be above 0 and at most 8")
+        if args.rounds < 1:
+            parser.error("--repeat must be at least 1")
+        return args
+    if args.scale is not None and args.scale != int(args.scale):
+        parser.error("--scale is a whole pgbench scale (fractions apply with --split)")
+    args.scale = 60 if args.scale is None else int(args.scale)
     if args.backends and "--scale" not in (argv if argv is not None else sys.argv):
         args.scale, args.text_rows = 10, 50_000  # the emulators hold every object in memory
     if args.quick:
@@ -372,6 +399,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench.backends import compare_backends
 
         report = compare_backends(args)
+    elif args.split:
+        from bench.split import run_split
+
+        report = run_split(args)
     else:
         report = memory_scaling(args) if args.memory_scaling else compare(args)
     report["total_seconds"] = time.monotonic() - started
