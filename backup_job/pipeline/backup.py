@@ -302,9 +302,41 @@ class BackupRun:
             bool(self.encryption.encrypt_to),
             stream,
         )
-        with ProgressReporter(report, self.dump.progress_interval):
-            result = dump.run()
+        try:
+            with ProgressReporter(report, self.dump.progress_interval):
+                result = dump.run()
+        except BaseException:
+            self._remove_stored(source.database, [o["key"] for o in dump.result.objects])
+            raise
         return result.stats(time.monotonic() - started, engine[0]), result
+
+    def _remove_stored(self, database: str, keys: list[str]) -> None:
+        """The objects a failed split backup stored before it failed: this attempt's own writes,
+        confirmed, and no manifest points at them (it was never written), so they go, and a
+        retry of the run (a Job's next pod, same run id and timestamp) can store the backup.
+        After a stop nothing is written or deleted: they stay, an incomplete leftover that
+        prune removes after a day. A delete that fails leaves the same."""
+        if not keys or stopping.requested():
+            return
+        removed = 0
+        for key in keys:
+            try:
+                self.storage.delete(key)
+                removed += 1
+            except StorageError as exc:
+                log.warning(
+                    "could not remove %s of the failed backup of %r (%s); prune removes it after a day",
+                    self.storage.describe(key),
+                    display_name(database),
+                    exc,
+                    extra=logs.fields(event="backup.leftover", database=database, key=key),
+                )
+        log.info(
+            "removed the %d objects the failed split backup of %r had stored",
+            removed,
+            display_name(database),
+            extra=logs.fields(event="backup.cleaned", database=database, objects=removed),
+        )
 
     def _manifest(
         self,

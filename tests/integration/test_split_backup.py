@@ -391,10 +391,12 @@ def test_rows_a_policy_would_hide_fail_the_backup_unless_row_security_is_asked_f
     env = _split_env(bucket, pg18, bindir18, dbname, PGUSER=role, PGPASSWORD="reader-secret")
 
     refused = run_pgbackup(env)
+    left = [k for k in bucket.keys() if ".split/" in k]
     asked = run_pgbackup({**env, "BACKUP_PG_DUMP_OPTIONS": "--enable-row-security"})
 
     assert refused.returncode == 1, refused.stdout
     assert "row-level security" in refused.stdout and "public.notes" in refused.stdout
+    assert left == [], "the failed backup's objects were removed (and a run in the same second is not refused)"
     assert asked.returncode == 0, asked.stdout + asked.stderr
     facts = manifest(bucket.get(sorted(k for k in bucket.keys() if k.endswith(".manifest.json"))[-1]))
     assert facts["row_counts"]["public.notes"] == 5  # what the policy lets the role see, as asked
