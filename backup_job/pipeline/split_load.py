@@ -26,13 +26,6 @@ tables it created. With ``tables`` given, only those tables' entries of the two 
 restored (``pg.toc.select`` by the OIDs the manifest recorded), with their owned sequences,
 and their foreign keys to tables not restored are left out and named.
 
-A table whose rows are one object (not ranges, not through a partition root) and that is
-still empty (an extension's configuration table may hold the extension's own rows) is loaded
-with ``COPY ... FREEZE`` after a ``TRUNCATE`` in the same transaction, as pg_restore empties a
-table it just created before its COPY: the rows are written frozen, so
-the index builds and the first queries after the restore do not rewrite every page to set
-hint bits.
-
 Rows load as each table's owner: a superuser restoring runs ``SET SESSION AUTHORIZATION`` to
 the owner around each COPY, as a plain dump's SQL does, so a constraint's or default's code
 runs with its owner's rights; the schema is restored with ``--use-set-session-authorization``
@@ -41,7 +34,6 @@ for the same reason. Names from the manifest reach SQL only through ``sql.Identi
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import os
@@ -154,7 +146,6 @@ class SplitLoad:
         self._connections: list[Any] = []
         self._lock = threading.Lock()
         self._next = 0
-        self._writers: collections.Counter[tuple[str, ...]] = collections.Counter()  # objects per table loaded
 
     def run(self) -> ReadStats:
         with tempfile.TemporaryDirectory(prefix="pgbackup-restore-") as directory:
@@ -233,7 +224,6 @@ class SplitLoad:
 
     def _data(self) -> None:
         data = [o for o in self.manifest.objects if o["section"] in ("data", "table-data") and self._chosen(o)]
-        self._writers = collections.Counter(tuple(o["load_into"]) for o in data if o["section"] == "data")
         known = {(f["schema"], f["name"]) for f in self.manifest.relations.values()}
         for obj in data:  # rows go only into tables of this backup, whatever a manifest says
             if obj["section"] == "data" and tuple(obj["load_into"]) not in known:
@@ -316,31 +306,12 @@ class SplitLoad:
                     row = cursor.fetchone()
                     owner = str(row[0]) if row else ""
                     cursor.execute(sql.SQL("SET SESSION AUTHORIZATION {}").format(sql.Identifier(owner)))
-                alone = self._writers.get(tuple(obj["load_into"])) == 1 and obj["load_into"] == obj["relation"]
                 failed = True
                 try:
-                    if alone:  # its only rows: COPY FREEZE, if the table is empty (an extension's may not be)
-                        cursor.execute("BEGIN")
-                        cursor.execute(sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(table))
-                        cursor.execute(sql.SQL("SELECT NOT EXISTS (SELECT FROM ONLY {})").format(table))
-                        empty = cursor.fetchone()
-                        if empty and empty[0]:
-                            cursor.execute(sql.SQL("TRUNCATE ONLY {}").format(table))
-                        else:
-                            alone = False
-                            cursor.execute("COMMIT")
-                    freeze = sql.SQL(" (FREEZE)") if alone else sql.SQL("")
-                    cursor.copy_expert(
-                        sql.SQL("COPY {} ({}) FROM STDIN{}").format(table, columns, freeze), feed, size=1 << 20
-                    )
+                    cursor.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns), feed, size=1 << 20)
                     loaded = cursor.rowcount
-                    if alone:
-                        cursor.execute("COMMIT")
                     failed = False
                 finally:
-                    if failed and alone:
-                        with contextlib.suppress(psycopg2.Error):
-                            cursor.execute("ROLLBACK")
                     if superuser:
                         with contextlib.suppress(*((psycopg2.Error,) if failed else ())):
                             cursor.execute("RESET SESSION AUTHORIZATION")
