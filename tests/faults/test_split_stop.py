@@ -28,7 +28,16 @@ def test_sigterm_while_a_table_s_object_stalls_stops_every_reader_within_the_bou
     }
     run = Started(env, tmp_path)
     try:
-        wait_for(lambda: len(stalled.hits) >= 2, timeout=60, what="two tables' objects held at the store")
+        # Quiet: two readers held at the store, and the leader's own objects (post-data, large
+        # objects, the sequences last) all stored, so nothing may write until the signal.
+        wait_for(
+            lambda: (
+                len(stalled.hits) >= 2
+                and any(r[0] == "POST" and "sequences.json" in r[1] and "uploadId=" in r[1] for r in proxy.requests)
+            ),
+            timeout=60,
+            what="two tables' objects held at the store and the leader's objects stored",
+        )
         writes_before = len([r for r in proxy.requests if r[0] in WRITES])
     finally:
         code, took, before = run.terminate()
