@@ -10,6 +10,7 @@ from backup_job.core.errors import StorageError
 from backup_job.core.settings import S3Settings
 from backup_job.storage.s3 import S3Storage
 from devenv.faultproxy import Fault, FaultProxy
+from devenv.wait import wait_for
 
 from ..kit.helpers import Bucket
 
@@ -37,7 +38,13 @@ def test_every_attempt_answered_with_a_5xx_is_exactly_max_attempts_requests(
         b"".join(storage.read("r/obj"))
 
     assert len(failing.hits) == attempts, failing.hits
-    assert [r for r in proxy.requests if "/r/obj" in r[1]] == [("GET", f"/{any_bucket.name}/r/obj", 500)] * attempts
+
+    def seen() -> list[tuple[str, str, int]]:
+        return [r for r in proxy.requests if "/r/obj" in r[1]]
+
+    # the proxy records a request once its answer is written: the client may have it a moment before
+    wait_for(lambda: len(seen()) >= attempts, timeout=10, what=f"{attempts} requests recorded by the proxy")
+    assert seen() == [("GET", f"/{any_bucket.name}/r/obj", 500)] * attempts
 
 
 @pytest.mark.parametrize("attempts", [1, 2])
