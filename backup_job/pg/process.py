@@ -87,6 +87,10 @@ class ChildProcess:
         self._reader.join(timeout=10)
         return code
 
+    def said(self) -> str:
+        """What the program said of its failure: its first error line, else its last line."""
+        return next(iter(self.errors), "") or (self.tail[-1] if self.tail else "no message")
+
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL a child started with ``start_new_session`` and everything it started."""

@@ -10,9 +10,20 @@ its tables yet (a new one for a whole backup)::
                   -> age -> gunzip/unzstd -> COPY ... FROM STDIN, as the table's owner
                   the rows COPY reports must equal the rows the backup read;
                   a bundle of small tables streams to pg_restore --data-only instead
+                  once a table's last object is in, its indexes and constraints (not its
+                  foreign keys) join the same N workers, ahead of the rows still to load
     sequences     checked, then setval() for each, names passed as values
-    post-data     checked whole, to a temporary file -> pg_restore --jobs N: indexes,
-                  constraints, triggers and the rest, its scheduler respecting dependencies
+    post-data     checked whole, to a temporary file -> pg_restore --jobs N: foreign keys,
+                  triggers, the rest and whatever was not built early, its scheduler
+                  respecting dependencies
+
+Building a table's indexes while other tables still load is what ``pg_restore --jobs`` does
+(its scheduler makes them wait for their table's data, not for all data): without it the last
+phase would build every index while the cores that loaded rows sit idle. An early build is one
+``pg_restore --use-list`` of that index or constraint and the comments on it; only entries
+that depend on nothing else of the post-data section are built early, and none when rows are
+loaded through a partition root (they may land in any partition until the last load). Small
+tables, bundled, keep their indexes for the last phase: an early build costs a program start.
 
 The schema archives go through a local file because ``pg_restore`` needs to seek in one to
 run in parallel; they hold no rows, and the file lives in a private temporary directory
@@ -42,6 +53,8 @@ import re
 import subprocess
 import tempfile
 import threading
+from collections import deque
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +107,8 @@ def _restore_archive(
     jobs: int = 1,
     listing: str | None = None,
     single_transaction: bool = False,
+    started: Callable[[PgRestore], None] | None = None,
+    list_name: str = "",
 ) -> None:
     argv = [
         pg_restore,
@@ -107,15 +122,16 @@ def _restore_archive(
     if single_transaction:
         argv.append("--single-transaction")
     if listing is not None:
-        list_file = archive.with_suffix(".list")
+        list_file = archive.with_name(f"{list_name or archive.stem}.list")
         list_file.write_text(listing)
         argv.append(f"--use-list={list_file}")
     argv.append(str(archive))
     process = PgRestore(argv, target.child_env(database), stdin=None, stdout=None)
+    if started is not None:
+        started(process)
     code = process.wait()
     if code != 0:
-        detail = next(iter(process.errors), "") or (list(process.tail)[-1] if process.tail else "no message")
-        raise RestoreError(f"restoring the {what} failed (pg_restore exit {code}): {detail.strip()[:400]}")
+        raise RestoreError(f"restoring the {what} failed (pg_restore exit {code}): {process.said().strip()[:400]}")
 
 
 class SplitLoad:
@@ -144,17 +160,27 @@ class SplitLoad:
         self.stats = ReadStats()
         self._failure: BaseException | None = None
         self._connections: list[Any] = []
-        self._lock = threading.Lock()
+        self._children: set[PgRestore] = set()
+        self._lock = threading.Condition()
         self._next = 0
+        self._post: Path | None = None
+        self._early: dict[str, list[list[toc.Entry]]] = {}  # table -> its early builds
+        self._loading: dict[str, int] = {}  # table -> its data objects not loaded yet
+        self._ready: deque[list[toc.Entry]] = deque()  # early builds whose table is loaded
+        self._busy = 0  # loads under way, each of which may make builds ready
+        self.built: set[int] = set()  # dump ids of the post-data entries built early
 
     def run(self) -> ReadStats:
         with tempfile.TemporaryDirectory(prefix="pgbackup-restore-") as directory:
             work = Path(directory)
             os.chmod(work, 0o700)
             pre, post = self._archive("pre-data", work), self._archive("post-data", work)
-            pre_list = post_list = None
+            self._post = post
+            pre_list = None
+            post_entries = toc.listing(self.pg_restore, post.read_bytes())
             if self.selection.partial:
-                pre_list, post_list = self._lists(pre, post)
+                pre_list, post_entries = self._lists(pre, post_entries)
+            self._early = self._early_builds(post_entries)
             _restore_archive(
                 self.pg_restore,
                 self.target,
@@ -167,8 +193,18 @@ class SplitLoad:
             if not self.selection.partial:
                 lobs = self._archive("large-objects", work)
                 _restore_archive(self.pg_restore, self.target, self.database, lobs, "large objects")
-            self._data()
+            loaded = self._data()
+            log.info(
+                "rows of %r loaded: %d objects over %d connections; %d indexes and constraints built as their "
+                "tables were loaded",
+                self.database,
+                loaded,
+                self.jobs,
+                sum(1 for e in post_entries if e.dump_id in self.built and e.kind in ("INDEX", "CONSTRAINT")),
+                extra=logs.fields(event="restore.rows", database=self.database),
+            )
             self._sequences()
+            rest = [e for e in post_entries if e.dump_id not in self.built]
             _restore_archive(
                 self.pg_restore,
                 self.target,
@@ -176,7 +212,7 @@ class SplitLoad:
                 post,
                 "indexes and constraints",
                 jobs=self.jobs,
-                listing=post_list,
+                listing=toc.list_file(rest) if self.selection.partial or self.built else None,
             )
         return self.stats
 
@@ -198,7 +234,7 @@ class SplitLoad:
             self._add(read_verified(self.storage, self.manifest.piece(obj), sink, ReadStats(), self.keyring))
         return path
 
-    def _lists(self, pre: Path, post: Path) -> tuple[str, str]:
+    def _lists(self, pre: Path, post_entries: list[toc.Entry]) -> tuple[str, list[toc.Entry]]:
         """The entries of the two archives that belong to the chosen tables."""
         relations = self.manifest.relations
         chosen = {relations[t]["oid"] for t in self.selection.tables}
@@ -215,14 +251,38 @@ class SplitLoad:
                 else:
                     self.selection.skipped_keys.append(f"{name} -> {by_oid.get(referenced, f'OID {referenced}')}")
         pre_entries = toc.listing(self.pg_restore, pre.read_bytes())
-        post_entries = toc.listing(self.pg_restore, post.read_bytes())
-        return toc.list_file(toc.select(pre_entries, pre_objects)), toc.list_file(
-            toc.select(post_entries, post_objects)
-        )
+        return toc.list_file(toc.select(pre_entries, pre_objects)), toc.select(post_entries, post_objects)
+
+    def _early_builds(self, entries: list[toc.Entry]) -> dict[str, list[list[toc.Entry]]]:
+        """Per table loaded by COPY, its indexes and constraints (foreign keys aside) that can be
+        built as soon as its rows are in, each with the comments on it (module docstring)."""
+        relations = self.manifest.relations
+        data = [o for o in self.manifest.objects if o["section"] == "data" and self._chosen(o)]
+        for obj in data:
+            facts = relations.get(obj["table"])
+            if facts is None or tuple(obj["load_into"]) != (facts["schema"], facts["name"]):
+                return {}  # rows routed through a partition root: build nothing before the last load
+        section = {e.dump_id for e in entries}
+        by_object = {(e.catalog, e.oid): e for e in entries if e.kind in ("INDEX", "CONSTRAINT")}
+        hanging: dict[int, list[toc.Entry]] = {}
+        for entry in entries:
+            if entry.catalog == 0 and entry.kind in ("COMMENT", "SECURITY LABEL") and len(entry.depends) == 1:
+                hanging.setdefault(entry.depends[0], []).append(entry)
+        builds: dict[str, list[list[toc.Entry]]] = {}
+        for table in dict.fromkeys(o["table"] for o in data):
+            for catalog, oid in relations[table]["post"]:
+                built = by_object.get((catalog, oid))
+                if built is None or any(d in section for d in built.depends):
+                    continue  # not in this restore, or waits for another post-data entry
+                builds.setdefault(table, []).append([built, *hanging.get(built.dump_id, [])])
+        for obj in data:
+            self._loading[obj["table"]] = self._loading.get(obj["table"], 0) + 1
+        return builds
 
     # --- the rows -------------------------------------------------------------------------------
 
-    def _data(self) -> None:
+    def _data(self) -> int:
+        """Loads the rows (and builds what can be built early); the number of objects loaded."""
         data = [o for o in self.manifest.objects if o["section"] in ("data", "table-data") and self._chosen(o)]
         known = {(f["schema"], f["name"]) for f in self.manifest.relations.values()}
         for obj in data:  # rows go only into tables of this backup, whatever a manifest says
@@ -242,6 +302,7 @@ class SplitLoad:
             worker.join()
         if self._failure is not None:
             raise self._failure
+        return len(data)
 
     def _chosen(self, obj: dict[str, Any]) -> bool:
         if not self.selection.partial:
@@ -261,31 +322,81 @@ class SplitLoad:
                         "SELECT pg_catalog.set_config('client_encoding', %s, false)", (self.manifest.encoding,)
                     )
                     cursor.execute("SELECT pg_catalog.set_config('DateStyle', 'ISO', false)")
-                while (obj := self._take(data)) is not None:
-                    if obj["section"] == "table-data":
-                        self._load_bundle(obj)
+                while (task := self._take(data)) is not None:
+                    if isinstance(task, list):
+                        self._build(task)
+                    elif task["section"] == "table-data":
+                        self._load_bundle(task)
                     else:
-                        self._load(connection, obj, superuser)
+                        self._load(connection, task, superuser)
+                    self._done(task)
         except BaseException as exc:
             self._fail(exc)
 
-    def _take(self, data: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def _take(self, data: list[dict[str, Any]]) -> dict[str, Any] | list[toc.Entry] | None:
+        """The next task: a ready build first, then the next object; None when nothing is left
+        that could still make a build ready."""
         with self._lock:
-            if self._failure is not None or self._next >= len(data):
-                return None
-            self._next += 1
-            return data[self._next - 1]
+            while self._failure is None:
+                if self._ready:
+                    self._busy += 1
+                    return self._ready.popleft()
+                if self._next < len(data):
+                    self._next += 1
+                    self._busy += 1
+                    return data[self._next - 1]
+                if not self._busy:
+                    break
+                self._lock.wait()
+            self._lock.notify_all()
+            return None
+
+    def _done(self, task: dict[str, Any] | list[toc.Entry]) -> None:
+        with self._lock:
+            self._busy -= 1
+            if isinstance(task, dict) and task["section"] == "data" and task["table"] in self._loading:
+                self._loading[task["table"]] -= 1
+                if not self._loading[task["table"]]:
+                    self._ready.extend(self._early.get(task["table"], []))
+            self._lock.notify_all()
+
+    def _build(self, entries: list[toc.Entry]) -> None:
+        """One index or constraint of a loaded table, with the comments on it."""
+        assert self._post is not None
+        _restore_archive(
+            self.pg_restore,
+            self.target,
+            self.database,
+            self._post,
+            "indexes and constraints",
+            listing=toc.list_file(entries),
+            started=self._started,
+            list_name=f"early-{entries[0].dump_id}",
+        )
+        with self._lock:
+            self.built.update(e.dump_id for e in entries)
+
+    def _started(self, process: PgRestore) -> None:
+        with self._lock:
+            self._children.add(process)
+            failed = self._failure is not None
+        if failed:
+            process.kill()
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:
             if self._failure is None:
                 self._failure = exc
             connections = list(self._connections)
+            children = list(self._children)
+            self._lock.notify_all()
         for connection in connections:
             try:
                 connection.cancel()
             except psycopg2.Error:
                 pass
+        for child in children:
+            child.kill()
 
     def _load(self, connection: Any, obj: dict[str, Any], superuser: bool) -> None:
         schema, name = obj["load_into"]
@@ -397,7 +508,7 @@ class SplitLoad:
             code = process.wait()
             Path(list_file.name).unlink(missing_ok=True)
         if code != 0:
-            detail = next(iter(process.errors), "") or (list(process.tail)[-1] if process.tail else "no message")
+            detail = process.said()
             raise RestoreError(f"loading the small tables of {obj['name']} failed (pg_restore exit {code}): {detail}")
         if cut:
             raise RestoreError(f"pg_restore stopped reading {obj['name']} of the backup before its end")

@@ -7,6 +7,7 @@ import base64
 import gzip
 import hashlib
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -107,6 +108,8 @@ def test_split_round_trip_restores_the_database_exactly(
     result = run_pgbackup(env, "restore", "--database", dbname, "--target", copy, "--create", "--jobs", "2")
 
     assert result.returncode == 0, result.stdout + result.stderr
+    early = re.search(r"(\d+) indexes and constraints built as their tables were loaded", result.stdout)
+    assert early and int(early.group(1)) == 1  # shop.customers' primary key, before the last phase
     assert comparable_dump(pg, bindir, copy) == [line.replace(dbname, copy) for line in original]
     assert pg.sql("SELECT last_value, is_called FROM free_counter", copy) == [(101, True)]
     assert pg.sql("SELECT convert_from(lo_get(oid), 'UTF8') FROM pg_largeobject_metadata", copy) == [
