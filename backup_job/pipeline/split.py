@@ -52,7 +52,7 @@ from ..core.manifest import objects_digest
 from ..pg import relations, toc
 from ..pg.dump import PgDump
 from ..pg.relations import Table
-from ..pg.snapshot import CopyOut, CopyQuery, Leader, Session
+from ..pg.snapshot import CopyOut, CopyQuery, Leader, Session, server_encoding
 from ..pg.target import Target
 from .stream import StreamStats
 
@@ -214,7 +214,7 @@ class SplitDump:
         return split_directory(self.prefix, self.database, self.timestamp)
 
     def run(self) -> SplitResult:
-        encoding = self.honoured.encoding or self._server_encoding()
+        encoding = self.honoured.encoding or server_encoding(self.target, self.database)
         session = Session(
             encoding=encoding,
             row_security=self.honoured.row_security,
@@ -543,11 +543,6 @@ class SplitDump:
         with self._lock:
             self.result.objects.append(entry)
         return entry
-
-    def _server_encoding(self) -> str:
-        from ..pg.snapshot import server_encoding
-
-        return server_encoding(self.target, self.database)
 
     def _deadline(self, leader: Leader) -> threading.Timer | None:
         if not self.plan.timeout:
