@@ -2,7 +2,8 @@
 
 Each table stands between ``<!-- settings:GROUP -->`` and ``<!-- /settings -->`` on that page,
 one per group; ``python -m devenv.settings_docs`` rewrites them from ``backup_job.core.settings``,
-and ``tests/unit/test_settings_schema.py`` fails while the page differs from what this makes.
+and ``.env.example`` whole (``devenv.env_example``). ``tests/unit/test_settings_schema.py``
+fails while either differs from what this makes, so a setting is one declaration and this command.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from backup_job.core.schema import Variable
 from backup_job.core.settings import GROUPS
+from devenv import env_example
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 BLOCK = re.compile(r"(<!-- settings:(\w+) -->\n).*?(<!-- /settings -->)", re.S)
@@ -47,12 +49,17 @@ def render(page: str) -> str:
     return BLOCK.sub(lambda m: m.group(1) + table(m.group(2)) + m.group(3), page)
 
 
+def _write(path: Path, old: str, new: str) -> None:
+    if new != old:
+        path.write_text(new)
+        print(f"updated {path}")
+
+
 def main() -> int:
-    text = PAGE.read_text()
-    updated = render(text)
-    if updated != text:
-        PAGE.write_text(updated)
-        print(f"updated {PAGE}")
+    page = PAGE.read_text()
+    _write(PAGE, page, render(page))
+    example = env_example.FILE.read_text() if env_example.FILE.exists() else ""
+    _write(env_example.FILE, example, env_example.render())
     return 0
 
 

@@ -6,7 +6,7 @@ with the reason, so CI can never go green by running less.
 The fixtures live here, at the top of ``tests/``, so that every lane shares them: a run of the
 whole suite starts each session-wide server once, whichever lanes its tests are in.
 
-A test's lane is its directory (see the README's development section): ``tests/unit`` runs
+A test's lane is its directory (see docs/development.md#tests): ``tests/unit`` runs
 offline and is what ``scripts/test --fast`` runs; ``tests/integration``, ``tests/faults`` and
 ``tests/k8s`` use real services. A unit test that asks for one of the service fixtures (those
 in ``SERVICES``) fails collection with the fix to make, so the fast lane stays fast and offline.

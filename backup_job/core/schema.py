@@ -2,9 +2,11 @@
 
 A variable is declared once (in ``settings``) with everything every consumer needs:
 
-- ``name`` and ``doc`` (one line), for the configuration reference's table and ``.env.example``;
+- ``name`` and ``doc`` (one line), for the configuration reference's table;
 - ``parse``: text to a typed value, raising ``Invalid`` with what is wrong;
 - ``example``: example values, separated by ``", "``;
+- ``note``: what someone editing ``.env.example`` should read above the variable's line, when
+  its line alone would not do (``.env.example`` shows the default, else the first example);
 - ``default``: the text a user would write for the default (``""``: unset). The typed
   default is ``parse(default)``, so the documented default and the one the code uses can
   never differ;
@@ -21,7 +23,8 @@ A variable is declared once (in ``settings``) with everything every consumer nee
 A ``Variable`` written in the body of a settings group (``settings.group.Group``) is also
 that group's field: read on the class it is the declaration (``DumpSettings.include.name``),
 read on an instance it is the typed value (``settings.dump.include``). The declaration and
-the field are one line, so adding a setting is one edit.
+the field are one statement, so adding a setting is one edit (then ``python -m
+devenv.settings_docs`` makes the docs' tables and ``.env.example`` from it).
 
 Reading turns every complaint into one ``ConfigError`` line in one shape, naming the
 variable, the value (never a secret's), the problem and an example:
@@ -93,6 +96,7 @@ class Variable(Generic[T]):
     doc: str
     default: str = ""
     example: str = ""
+    note: str = ""  # the comment above its line in .env.example
     shown_default: str = ""  # the docs' words when the default is not a value ("all")
     secret: bool = False
     file_form: bool = False

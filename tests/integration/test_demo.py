@@ -1,4 +1,5 @@
-"""The README's first command: the embedded default backs up, restores and explains itself."""
+"""``scripts/demo``, the first command of docs/getting-started.md: the embedded default backs up,
+restores and explains itself."""
 
 from __future__ import annotations
 

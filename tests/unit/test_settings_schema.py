@@ -18,12 +18,12 @@ from backup_job.core import settings as S
 from backup_job.core.retention import RetentionPolicy
 from backup_job.core.termination import LIMIT, TerminationMessage
 from backup_job.pg.target import verify_server
+from devenv import env_example
 from devenv.settings_docs import BLOCK, render
 from pgbackup_operator import render as operator
 
 from ..kit.helpers import ROOT
 
-OURS = [v for v in S.ALL if v.owner == "pgbackup"]  # the job's: each must be in .env.example
 OWN = [v for v in S.ALL if v.owner in ("pgbackup", "operator")]  # named once in the code
 COMPOSE_STACK = {"POSTGRES_PASSWORD", "BACKUP_BUCKET", "BACKUP_PREFIX"}  # docker-compose.yml's own, not pgbackup's
 
@@ -227,12 +227,21 @@ def _env_example() -> dict[str, str]:
     return {m.group(1): m.group(2) for m in (re.match(r"^#?([A-Z][A-Z0-9_]*)=(.*)$", line) for line in lines) if m}
 
 
+def test_env_example_is_made_from_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (ROOT / ".env.example").read_text() == env_example.render(), "run: python -m devenv.settings_docs"
+    # A variable no section holds stops the generator, naming it and the fix.
+    monkeypatch.setattr(env_example, "SECTIONS", env_example.SECTIONS[1:])
+    with pytest.raises(SystemExit, match=r"BACKUP_SCHEDULE, .*add its group to SECTIONS"):
+        env_example.render()
+
+
 def test_env_example_lists_every_setting_and_only_declared_ones() -> None:
     shown = _env_example()
-    wanted = {v.name for v in OURS} | {v.file_name for v in S.ALL if v.file_form}
+    wanted = {v.name for v in S.ALL if v.owner != "operator"} | {v.file_name for v in S.ALL if v.file_form}
     assert wanted - set(shown) == set(), "missing from .env.example"
     known = set(S.BY_NAME) | {v.file_name for v in S.ALL if v.file_form} | COMPOSE_STACK
-    assert set(shown) - known == set(), "in .env.example but not declared in backup_job/core/settings.py"
+    assert set(shown) - known == set(), "in .env.example but not declared in backup_job/core/settings/"
+    assert {name for name, _ in env_example.STACK} == COMPOSE_STACK
     compose = (ROOT / "docker-compose.yml").read_text()
     assert all(f"${{{name}" in compose for name in COMPOSE_STACK)
 

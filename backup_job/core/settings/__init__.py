@@ -4,10 +4,10 @@ Each setting is one ``Variable`` (``core.schema``: name, parser, default, secrec
 form, one-line doc) written in the body of the group it belongs to (``group.Group``), which
 makes it that group's field too. Everything else derives from those declarations: reading
 (``parse_settings`` reads each group of ``Settings`` whole), the tables of docs/configuration.md
-(``GROUPS``, ``devenv.settings_docs``), the check of ``.env.example``, the operator's rendering of a
-PgBackup into a pod's environment (it imports the variables, never their names as text), and
-the warning about ``BACKUP_*`` variables nothing reads (``environment``). Adding a setting is
-one line in its group, then ``python -m devenv.settings_docs``.
+(``GROUPS``, ``devenv.settings_docs``), ``.env.example`` (``devenv.env_example``), the operator's
+rendering of a PgBackup into a pod's environment (it imports the variables, never their names as
+text), and the warning about ``BACKUP_*`` variables nothing reads (``environment``). Adding a
+setting is one edit, its declaration in its group, then ``python -m devenv.settings_docs``.
 
 The groups, one module each: ``destination`` (where backups go), ``s3`` (the S3 client and
 uploads), ``azure`` and ``gcs`` (those stores' credentials and endpoint), ``postgres``

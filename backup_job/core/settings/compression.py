@@ -33,6 +33,7 @@ class Compression(Group):
         "restore it by hand with `zstd -dc`). See [Performance](performance.md).",
         default="gzip",
         example="zstd",
+        note="gzip (.sql.gz) or zstd (.sql.zst).",
     )
     level = Variable(
         "BACKUP_COMPRESSION_LEVEL",
@@ -40,6 +41,7 @@ class Compression(Group):
         "gzip: 1-9, zstd: 1-19. What each level means in speed and size: see "
         "[Performance](performance.md#compression-levels).",
         example="1, 9",
+        note="Unset: 6 for gzip, 3 for zstd.",
         shown_default="6 (gzip), 3 (zstd)",
         format=_format_level,
     )
@@ -48,6 +50,7 @@ class Compression(Group):
         optional_integer(1, 64),
         "Compression threads of one database's stream (1-64).",
         example="2",
+        note="Unset: the CPUs this container may use, shared among the databases running at once.",
         shown_default="the CPUs this process may use (affinity, cgroup CPU limit), "
         "divided among the databases running at once",
         format=format_optional,

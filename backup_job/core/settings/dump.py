@@ -128,6 +128,7 @@ class DumpSettings(Group):
         "be (`restore --table`). See [Big databases](big-databases.md).",
         default="plain",
         example="split",
+        note="plain: one SQL stream per database; split: each table its own object, dumped and restored in parallel.",
     )
     dump_jobs = Variable(
         "BACKUP_DUMP_JOBS",
@@ -137,6 +138,7 @@ class DumpSettings(Group):
         "lowered to fit the server's free connections: see [Connections](big-databases.md#connections-and-cpus).",
         default="0",
         example="4",
+        note="With split: connections per database (0: automatic).",
     )
     split_table_mb = Variable(
         "BACKUP_SPLIT_TABLE_MB",
@@ -147,6 +149,8 @@ class DumpSettings(Group):
         "1/16 of it.",
         default="1024",
         example="256",
+        note="With split: tables larger than twice this are read in ranges of this size (PostgreSQL 14+), "
+        "tables smaller than 1/128 of it are stored together.",
     )
     globals = Variable(
         "BACKUP_GLOBALS",
@@ -154,6 +158,7 @@ class DumpSettings(Group):
         "Also store the roles and tablespaces (`pg_dumpall --globals-only`) with each run.",
         default="true",
         example="false",
+        note="Also store roles and tablespaces (pg_dumpall --globals-only) with every run.",
         format=format_boolean,
     )
 

@@ -17,6 +17,7 @@ class EncryptionSettings(Group):
         "or SSH public keys (`ssh-ed25519`, `ssh-rsa`), separated by commas or newlines. "
         "Public keys: the job never needs a private one.",
         example="age1nw3km0dvdajfha6vqe5t4xv9ragwhv74p7a6k8pgcs62gly5td0sy3t46j",
+        note="Seal every dump to these age public keys (age-keygen prints one); the job needs no private key.",
         shown_default="none (not encrypted)",
         file_form=True,
         format=", ".join,
@@ -28,5 +29,6 @@ class EncryptionSettings(Group):
         "key that `restore` and `verify` decrypt with. Read only when decrypting, never "
         "put into the environment.",
         example="/run/secrets/age-identity.txt",
+        note="restore and verify: the private key file (read by pgbackup only when it decrypts).",
         format=format_optional,
     )

@@ -8,7 +8,8 @@ A group is declared by writing its variables as class attributes::
 ``DumpSettings.include`` is the declaration (its name for messages, the operator's rendering,
 the docs' tables); ``DumpSettings.read(env)`` reads every declared variable at once, and
 ``settings.include`` on the instance is the typed value. Nothing else lists a group's
-variables, so adding a setting is the one line that declares it.
+variables, so adding a setting is one edit, its declaration, then ``python -m
+devenv.settings_docs`` to make the docs' tables and ``.env.example`` anew.
 
 A group checks what one variable alone cannot in ``settle`` (a level in its format's range,
 a key that needs another setting). Instances are frozen and compare by value; their repr

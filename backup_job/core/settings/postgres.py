@@ -89,6 +89,7 @@ class AuthPolicy(Group):
         "server whose certificate names it.",
         default="false",
         example="true",
+        note="IAM tokens (cleartext) need PGSSLMODE=verify-full and this opt-in.",
         format=format_boolean,
     )
     require_auth = Variable(
@@ -100,6 +101,8 @@ class AuthPolicy(Group):
         f"`{allow_cleartext_password.name}=true`. See [Passwords on the wire]"
         "(security.md#passwords-on-the-wire).",
         example=authmethods.EXAMPLE,
+        note="Unset: scram-sha-256,none, no password in cleartext or md5 (docs/security.md#passwords-on-the-wire). "
+        "This line is for a server that asks for md5.",
         shown_default=f"`scram-sha-256,none` (with `{allow_cleartext_password.name}`: `scram-sha-256,password,none`)",
         owner="libpq",
         format=authmethods.describe,
@@ -111,6 +114,7 @@ class AuthPolicy(Group):
         "that it holds the password's SCRAM verifier. `prefer` for a server or pooler that "
         "cannot.",
         example="prefer",
+        note="Unset: required over TLS with a password and no client certificate.",
         shown_default="`require` when TLS is required, a password is given, no client "
         "certificate is, and only `scram-sha-256` or `none` are allowed; else libpq's "
         "`prefer`",

@@ -87,6 +87,7 @@ class ReportSettings(Group):
         "Teams, Discord, Matrix, ntfy, email, JSON webhooks...). They carry tokens: use the "
         "`_FILE` form.",
         example="/run/secrets/notify_urls",
+        note="Apprise URLs, separated by spaces; they hold tokens, so prefer the _FILE form.",
         shown_default="none",
         secret=True,
         file_form=True,
@@ -98,6 +99,7 @@ class ReportSettings(Group):
         "`failure`: failed runs, failed verify drills and shrink alarms; `always`: every run too.",
         default="failure",
         example="always",
+        note="failure: failed runs, failed drills and shrink alarms; always: every run too.",
         format=_format_notify_on,
     )
     healthcheck_url = Variable(
@@ -106,6 +108,7 @@ class ReportSettings(Group):
         "A dead man's switch (healthchecks.io convention): `<url>/start` when a run starts, "
         "`<url>` on success, `<url>/fail` on failure; the monitor alerts when pings stop.",
         example="/run/secrets/healthcheck_url",
+        note="healthchecks.io-style pings: <url>/start, <url> on success, <url>/fail on failure.",
         shown_default="none",
         secret=True,
         file_form=True,
@@ -116,6 +119,7 @@ class ReportSettings(Group):
         optional_path,
         "Write the last run's metrics here, atomically, for node_exporter's textfile collector.",
         example="/var/lib/node_exporter/pgbackup.prom",
+        note="The last run's metrics for node_exporter's textfile collector, and/or a Pushgateway.",
         format=format_optional,
     )
     pushgateway_url = Variable(

@@ -38,6 +38,7 @@ class RunSettings(Group):
         "controller's scheduled time, in minutes since the Unix epoch, UTC) gives the run's "
         "timestamp; any other name, or a number that is no plausible minute, leaves the clock.",
         example="pgbackup-prod-29400000",
+        note="The operator sets the run's job name, timestamp, id and shard; compose runs one pod: leave them unset.",
         format=format_optional,
     )
     run_timestamp = Variable(
@@ -66,6 +67,7 @@ class RunSettings(Group):
         _retention,
         "Grandfather-father-son retention, applied after runs without failures and by `pgbackup prune`.",
         example="last=7,daily=14,weekly=8,monthly=12",
+        note="Grandfather-father-son: any subset of last=N,daily=N,weekly=N,monthly=N. Unset keeps everything.",
         shown_default="none (keep all)",
         format=RetentionPolicy.describe,
     )
@@ -78,6 +80,7 @@ class RunSettings(Group):
         f"the same run timestamp (`{run_timestamp.name}`, or a CronJob's `{job_name.name}`), and "
         f"`{retention.name}` is refused: run `pgbackup prune` after every shard of the run.",
         example="0/3",
+        note="One server over several pods (docs/performance.md#sharding-a-server-over-several-pods).",
         shown_default="`0/1` (one pod, every database)",
     )
     shrink_alarm = Variable(
@@ -86,6 +89,7 @@ class RunSettings(Group):
         "Warn and flag a backup smaller than this fraction of the previous one; `0` turns it off.",
         default="0.5",
         example="0.8, 0",
+        note="Warn when a backup is smaller than this fraction of the previous one (0 = off).",
         format=format_number,
     )
     termination_log = Variable(

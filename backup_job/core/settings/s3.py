@@ -27,9 +27,17 @@ def _sse(value: str) -> str | None:
     return choice("AES256", "aws:kms", "", fold=False)(value) or None
 
 
-def _sdk(name: str, doc: str, example: str, secret: bool = False) -> Variable[str]:
+def _sdk(name: str, doc: str, example: str, secret: bool = False, note: str = "") -> Variable[str]:
     return Variable(
-        name, text, doc, example=example, shown_default="SDK chain", secret=secret, file_form=secret, owner="sdk"
+        name,
+        text,
+        doc,
+        example=example,
+        note=note,
+        shown_default="SDK chain",
+        secret=secret,
+        file_form=secret,
+        owner="sdk",
     )
 
 
@@ -72,6 +80,7 @@ class S3Settings(Group):
         "How long one connection attempt to the S3 endpoint may take (at least 1 s).",
         default="10",
         example="5s",
+        note="Bounds on every S3 request: connecting, waiting for an answer, and (the SDK's variables) attempts.",
     )
     read_timeout = Variable(
         "BACKUP_S3_READ_TIMEOUT",
@@ -130,6 +139,7 @@ class UploadSettings(Group):
         "run's upload is never touched.",
         default="24h",
         example="48h",
+        note="Unfinished uploads older than this were left by killed runs; the next run aborts them.",
     )
     part_size_mb = Variable(
         "BACKUP_PART_SIZE_MB",
@@ -174,6 +184,7 @@ class AwsSdk(Group):
         "left out (see [Integrity in transit]"
         "(encryption.md#integrity-in-transit)).",
         example="when_required",
+        note="For stores that reject CRC checksums (the SDK's defaults and pgbackup's CRC32C).",
     )
     response_checksum_validation = _sdk(
         "AWS_RESPONSE_CHECKSUM_VALIDATION", "Likewise for checking responses.", example="when_required"

@@ -34,6 +34,7 @@ class ScheduleSettings(Group):
         f"A crontab file to use when `{expression.name}` is empty (the repository's `crontab` is the image's default).",
         default="/app/crontab",
         example="/config/crontab",
+        note=f"Without {expression.name} the crontab file is used.",
     )
     run_on_start = Variable(
         "BACKUP_RUN_ON_START",

@@ -19,6 +19,7 @@ class TrustSettings(Group):
         "writes is signed with it. Only `run` reads it; without it, backups are unsigned and "
         "whoever can write the bucket is trusted like the database superuser.",
         example="/run/secrets/pgbackup-signing.pem",
+        note="Make a key pair with: pgbackup keygen --private-key pgbackup-signing.pem",
         format=format_optional,
     )
     public_keys = Variable(
@@ -51,6 +52,8 @@ class TrustSettings(Group):
         "next to every other database of the server.",
         default="false",
         example="true",
+        note="The restore drill needs a scratch server of its own (the BACKUP_VERIFY_PG* variables) unless "
+        "this says every database owner is trusted.",
         format=format_boolean,
     )
     manifest_limit_mb = Variable(
