@@ -24,7 +24,6 @@ Read from the source with ``ast``; nothing is imported for that part.
 
 from __future__ import annotations
 
-import ast
 import copy
 import dataclasses
 import logging
@@ -42,7 +41,8 @@ import yaml
 
 import pgbackup_operator
 from backup_job.core import settings as job_settings
-from pgbackup_operator import freshness, handlers, kube, restores, runs, trust
+from backup_job.core.termination import TerminationMessage
+from pgbackup_operator import api, freshness, handlers, kube, render, restores, runs, status, trust
 from pgbackup_operator.spec import PgBackupSpec, PgRestoreSpec, parse_pgbackup, pgbackup, pgrestore, read
 from pgbackup_operator.spec.read import crd_name, hints, optional
 
@@ -117,38 +117,6 @@ def classes(cls: type[Any]) -> list[type[Any]]:
             kind = typing.get_args(kind)[0]
         if dataclasses.is_dataclass(kind):
             found += [c for c in classes(kind) if c not in found]  # type: ignore[arg-type]
-    return found
-
-
-@cache
-def operator_trees() -> tuple[ast.Module, ...]:
-    """The operator's source, parsed once for the whole file."""
-    return tuple(ast.parse(path.read_text()) for path in sorted(OPERATOR.rglob("*.py")))
-
-
-def keys_written(trees: Sequence[ast.Module]) -> set[str]:
-    """String keys of dict displays and of subscript assignments (``update["phase"] = ...``)."""
-    found: set[str] = set()
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Dict):
-                found |= {
-                    key.value for key in node.keys if isinstance(key, ast.Constant) and isinstance(key.value, str)
-                }
-            elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
-                if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
-                    found.add(node.slice.value)
-    return found
-
-
-def status_fields(schema: dict[str, Any], path: str) -> list[tuple[str, str]]:
-    """Every (path, key) the status schema declares, nested objects and list items included."""
-    found = []
-    for key, below in (schema.get("properties") or {}).items():
-        found.append((f"{path}.{key}", key))
-        found += status_fields(below, f"{path}.{key}")
-    if "items" in schema:
-        found += status_fields(schema["items"], f"{path}[]")
     return found
 
 
@@ -371,49 +339,81 @@ def resource(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "pgbackup.io/v1alpha1", "kind": kind, "metadata": meta, "spec": copy.deepcopy(spec)}
 
 
-def operate(monkeypatch: pytest.MonkeyPatch, backups: Mapping[str, Any], restores_: Mapping[str, Any]) -> None:
-    """What the operator does with each resource, its handlers called as kopf calls them, with a
-    stand-in for the few API calls they make: reconcile each PgBackup (render and apply its
-    CronJobs, the trust conditions, the next run), observe it for the freshness check, follow
-    a sharded run with its prune Job, and start each PgRestore's Job. Each must get as far as
-    it would in a cluster, so that every field on the way is read."""
-    bodies = {name: resource("PgBackup", name, spec) for name, spec in backups.items()}
-    created: list[dict[str, Any]] = []
-    written: list[dict[str, Any]] = []
-    monkeypatch.setenv(ALLOWLIST, ALLOWED_ENDPOINTS)
-    monkeypatch.setattr(kube, "apply_cronjob", lambda cronjob: cronjob)
-    monkeypatch.setattr(kube, "delete_owned_cronjob", lambda namespace, name, uid: False)
-    monkeypatch.setattr(kube, "post_event", lambda *args: None)
+class Cluster:
+    """A stand-in for the few API calls the operator's handlers make: the PgBackups and
+    PgRestores given, each Job's pods (with their termination messages); what the handlers
+    create and every status they write (merge patches, and the reconcile handler's kopf patch)
+    is kept, by plural."""
 
-    def create_job(job: dict[str, Any]) -> bool:
-        created.append(job)
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, backups: Mapping[str, Any], restores_: Mapping[str, Any]
+    ) -> None:
+        self.objects = {
+            api.PLURAL: {name: resource("PgBackup", name, spec) for name, spec in backups.items()},
+            api.RESTORE_PLURAL: {name: resource("PgRestore", name, spec) for name, spec in restores_.items()},
+        }
+        self.applied: list[dict[str, Any]] = []
+        self.created: list[dict[str, Any]] = []
+        self.written: dict[str, list[dict[str, Any]]] = {api.PLURAL: [], api.RESTORE_PLURAL: []}
+        self.pods: dict[str, list[dict[str, Any]]] = {}
+        monkeypatch.setenv(ALLOWLIST, ALLOWED_ENDPOINTS)
+        monkeypatch.setattr(kube, "apply_cronjob", self._apply)
+        monkeypatch.setattr(kube, "delete_owned_cronjob", lambda namespace, name, uid: False)
+        monkeypatch.setattr(kube, "post_event", lambda *args: None)
+        monkeypatch.setattr(kube, "create_job", self._create)
+        monkeypatch.setattr(
+            kube, "get_custom", lambda plural, namespace, name: copy.deepcopy(self.objects[plural][name])
+        )
+        monkeypatch.setattr(kube, "job_pods", lambda namespace, name: copy.deepcopy(self.pods.get(name, [])))
+        monkeypatch.setattr(
+            kube, "patch_status", lambda plural, namespace, name, update, *_: self._write(plural, update)
+        )
+
+    def _apply(self, cronjob: dict[str, Any]) -> dict[str, Any]:
+        """The CronJob as the API server returns it, with its uid."""
+        applied = {**cronjob, "metadata": {**cronjob["metadata"], "uid": f"{cronjob['metadata']['name']}-uid"}}
+        self.applied.append(applied)
+        return applied
+
+    def _create(self, job: dict[str, Any]) -> bool:
+        self.created.append(job)
         return True
 
-    monkeypatch.setattr(kube, "create_job", create_job)
-    monkeypatch.setattr(kube, "get_pgbackup", lambda namespace, name: copy.deepcopy(bodies[name]))
-    monkeypatch.setattr(kube, "patch_status", lambda plural, namespace, name, update, *_: written.append(update))
-    for name, body in bodies.items():
+    def _write(self, plural: str, update: dict[str, Any]) -> None:
+        self.written[plural].append(copy.deepcopy(update))
+
+    def reconcile(self, name: str) -> dict[str, Any]:
+        """The reconcile handler on a PgBackup; its status patch, also kept."""
         patch = kopf.Patch()
-        handlers.reconcile(body=copy.deepcopy(body), patch=patch, logger=LOG)
-        ready = {c["type"]: c for c in patch.status["conditions"]}["Ready"]
+        handlers.reconcile(body=copy.deepcopy(self.objects[api.PLURAL][name]), patch=patch, logger=LOG)
+        self._write(api.PLURAL, dict(patch.status))
+        return dict(patch.status)
+
+    def job_event(self, job: dict[str, Any]) -> None:
+        handlers.job_changed(type="MODIFIED", body=job, meta=job["metadata"], namespace="db", logger=LOG)
+
+
+def operate(cluster: Cluster) -> None:
+    """What the operator does with each resource's spec, its handlers called as kopf calls
+    them: reconcile each PgBackup (render and apply its CronJobs, the trust conditions, the
+    next run), observe it for the freshness check, follow a sharded run with its prune Job, and
+    start each PgRestore's Job. Each must get as far as it would in a cluster, so that every
+    field on the way is read."""
+    for name, body in cluster.objects[api.PLURAL].items():
+        ready = {c["type"]: c for c in cluster.reconcile(name)["conditions"]}["Ready"]
         assert ready["status"] == "True", f"{name}: {ready['message']}"
         assert freshness.observe(body).max_age is not None, name
-        run = {
-            "metadata": {"name": f"pgbackup-{name}-1", "namespace": "db", "uid": "run-uid"},
-            "spec": {"completionMode": "Indexed"},
-            "status": {"conditions": [{"type": "Complete", "status": "True"}]},
-        }
-        runs.prune_after(body, run, LOG)
-    assert [job["metadata"]["name"] for job in created] == ["pgbackup-sharded-1-prune"]
-    for name, spec in restores_.items():
-        restores.start(body=resource("PgRestore", name, spec), logger=LOG)
-        assert written[-1]["phase"] == restores.PENDING, written[-1]
+        runs.prune_after(body, job_of(name, api.BACKUP, f"pgbackup-{name}-1", shards=3), LOG)
+    assert [job["metadata"]["name"] for job in cluster.created] == ["pgbackup-sharded-1-prune"]
+    for name, restore in cluster.objects[api.RESTORE_PLURAL].items():
+        restores.start(body=copy.deepcopy(restore), logger=LOG)
+        assert cluster.written[api.RESTORE_PLURAL][-1]["phase"] == restores.PENDING, name
 
 
 @pytest.mark.parametrize("crd", sorted(CRDS))
 def test_every_field_of_the_typed_spec_is_read_by_the_operator(crd: str, monkeypatch: pytest.MonkeyPatch) -> None:
     reads = Reads(monkeypatch)
-    operate(monkeypatch, BACKUPS, RESTORES)
+    operate(Cluster(monkeypatch, BACKUPS, RESTORES))
     assert reads.unread(CRDS[crd]) == []
 
 
@@ -431,16 +431,121 @@ def test_a_field_counts_as_read_only_where_the_operator_reads_it(monkeypatch: py
     assert {"spec.verify.suspend", "spec.verify.server.sslMode", "spec.postgres.host"} <= set(unread)
 
 
+WHEN, FINISHED = "2026-11-26T02:00:00Z", "2026-11-26T02:10:00Z"
+PLURALS = {"deploy/crd.yaml": api.PLURAL, "deploy/crd-pgrestore.yaml": api.RESTORE_PLURAL}
+
+
+def job_of(
+    owner: str, component: str, name: str, outcome: str = "Succeeded", shards: int = 0, manual: bool = False
+) -> dict[str, Any]:
+    """A finished Job of ``owner`` as the API server shows it; with ``shards``, an Indexed Job
+    whose last shard failed unless it ``Succeeded``."""
+    labels = {**render.labels(owner, component), **({api.MANUAL_LABEL: "true"} if manual else {})}
+    condition = "Complete" if outcome == "Succeeded" else "Failed"
+    job_status: dict[str, Any] = {
+        "startTime": WHEN,
+        "conditions": [{"type": condition, "status": "True", "lastTransitionTime": FINISHED}],
+        **({"completionTime": FINISHED} if outcome == "Succeeded" else {}),
+    }
+    spec: dict[str, Any] = {}
+    if shards:
+        spec = {"completionMode": "Indexed", "completions": shards}
+        failed = 0 if outcome == "Succeeded" else 1
+        job_status.update({"succeeded": shards - failed, **({"failedIndexes": str(shards - 1)} if failed else {})})
+    meta = {"name": name, "namespace": "db", "uid": f"{name}-uid", "labels": labels, "creationTimestamp": WHEN}
+    return {"metadata": meta, "spec": spec, "status": job_status}
+
+
+def pod_told(told: TerminationMessage, index: int | None = None) -> dict[str, Any]:
+    """A finished pod whose termination message is ``told``; ``index``: its shard's."""
+    annotations = {} if index is None else {status.COMPLETION_INDEX: str(index)}
+    terminated = {"message": told.encode().decode(), "finishedAt": FINISHED}
+    return {
+        "metadata": {"annotations": annotations},
+        "status": {"containerStatuses": [{"state": {"terminated": terminated}}]},
+    }
+
+
+def report(cluster: Cluster) -> None:
+    """Every status the operator writes, each written once: a PgBackup reconciled with a
+    backup-now request, its CronJob's schedule mirrored, a manual sharded run that failed in
+    one shard, a run that succeeded, a drill and a prune; and a PgRestore's Job that ended."""
+    body = cluster.objects[api.PLURAL]["full"]
+    body["metadata"]["annotations"] = {api.RUN_NOW_ANNOTATION: "now-1"}
+    cluster.reconcile("full")
+    cronjob = {**cluster.applied[-3], "status": {"lastScheduleTime": WHEN}}
+    assert cronjob["metadata"]["name"] == "pgbackup-full", "the backup CronJob is applied first"
+    handlers.cronjob_changed(type="MODIFIED", body=cronjob, meta=cronjob["metadata"], namespace="db", logger=LOG)
+    stamp = "20261126T020000Z"
+    ran = TerminationMessage(
+        "2 backups", "run", True, stamp, 12.5, stored_bytes=4096, databases_ok=2, databases_failed=0
+    )
+    lost = TerminationMessage("app_b failed", "run", False, stamp, 3.0, databases_failed=1, failed=("app_b",))
+    cluster.pods = {
+        "pgbackup-full-manual": [pod_told(ran, 0), pod_told(lost, 1)],
+        "pgbackup-full-2": [pod_told(ran)],
+        "pgbackup-full-verify-1": [pod_told(TerminationMessage("2 databases restored", "verify", True))],
+        "pgbackup-full-prune-1": [pod_told(TerminationMessage("1 backup deleted", "prune", True))],
+    }
+    for job in (
+        job_of("full", api.BACKUP, "pgbackup-full-manual", "Failed", shards=2, manual=True),
+        job_of("full", api.BACKUP, "pgbackup-full-2"),
+        job_of("full", api.VERIFY, "pgbackup-full-verify-1"),
+        job_of("full", api.PRUNE, "pgbackup-full-prune-1"),
+    ):
+        cluster.job_event(job)
+    [restore_job] = [job for job in cluster.created if job["metadata"]["name"] == "pgrestore-restore"]
+    cluster.pods[restore_job["metadata"]["name"]] = [
+        pod_told(TerminationMessage("app restored", "restore", True, stamp))
+    ]
+    cluster.job_event({**restore_job, "status": job_of("full", api.RESTORE, restore_job["metadata"]["name"])["status"]})
+
+
+def status_paths(schema: dict[str, Any], path: str = "status") -> set[str]:
+    """Every path the status schema declares, nested objects and list items included."""
+    found: set[str] = set()
+    for key, below in (schema.get("properties") or {}).items():
+        found |= {f"{path}.{key}", *status_paths(below, f"{path}.{key}")}
+    if "items" in schema:
+        found |= status_paths(schema["items"], f"{path}[]")
+    return found
+
+
+def written_paths(value: Any, path: str = "status") -> set[str]:
+    """Every path a status write sets, each list's items as ``[]``."""
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        for key, below in value.items():
+            found |= {f"{path}.{key}", *written_paths(below, f"{path}.{key}")}
+    elif isinstance(value, list):
+        for item in value:
+            found |= written_paths(item, f"{path}[]")
+    return found
+
+
+def status_mismatches(schema: dict[str, Any], updates: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Where the status schema and the status writes disagree, by path."""
+    declared = status_paths(schema)
+    written = set().union(*(written_paths(update) for update in updates))
+    return [f"{path}: declared, never written" for path in sorted(declared - written)] + [
+        f"{path}: written, not declared (the API server drops it)" for path in sorted(written - declared)
+    ]
+
+
 @pytest.mark.parametrize("crd", sorted(CRDS))
-def test_every_declared_status_field_is_written(crd: str) -> None:
-    written = keys_written(operator_trees())
-    status = openapi(crd)["properties"]["status"]
-    assert [path for path, key in status_fields(status, "status") if key not in written] == []
+def test_every_declared_status_field_is_written_and_every_written_one_declared(
+    crd: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = Cluster(monkeypatch, BACKUPS, RESTORES)
+    operate(cluster)
+    report(cluster)
+    assert status_mismatches(openapi(crd)["properties"]["status"], cluster.written[PLURALS[crd]]) == []
 
 
 def test_the_walk_sees_a_field_declared_on_one_side_only() -> None:
     """The checks above can fail: a schema with a field the class lacks, and one without a
-    field the class has, a type that disagrees, and a status key nobody writes."""
+    field the class has, a type that disagrees; a status field nobody writes, and one written
+    that the schema lacks."""
     spec = openapi("deploy/crd-pgrestore.yaml")["properties"]["spec"]
     extra = {**spec, "properties": {**spec["properties"], "colour": {"type": "string"}}}
     assert mismatches(PgRestoreSpec, extra, "spec") == [
@@ -452,8 +557,13 @@ def test_the_walk_sees_a_field_declared_on_one_side_only() -> None:
     ]
     retyped = {**spec, "properties": {**spec["properties"], "globals": {"type": "string"}}}
     assert mismatches(PgRestoreSpec, retyped, "spec") == ["spec.globals: boolean in the typed spec, string in the CRD"]
-    unwritten = {"properties": {"phase": {"type": "string"}, "nobodyWritesThis": {"type": "string"}}}
-    written = keys_written([ast.parse('update = {"phase": 1}')])
-    assert [path for path, key in status_fields(unwritten, "status") if key not in written] == [
-        "status.nobodyWritesThis"
-    ]
+    schema = {
+        "properties": {
+            "phase": {"type": "string"},
+            "lastRun": {"type": "object", "properties": {"jobName": {"type": "string"}}},
+        }
+    }
+    assert status_mismatches(schema, [{"lastRun": {"jobName": "j", "phase": "Failed"}}]) == [
+        "status.phase: declared, never written",
+        "status.lastRun.phase: written, not declared (the API server drops it)",
+    ], "a key written at another level is not the declared one"
