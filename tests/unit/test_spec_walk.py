@@ -17,9 +17,10 @@ The dataclasses of ``pgbackup_operator.spec`` are written by hand and checked he
   ``spec.target.server``; each of those paths must be read on its own. A pass-through field
   counts as read when the operator reads it to copy it.
 
-And every field declared in each CRD's ``status`` schema is written by the operator: its key
-appears as a key of a dict display or of a subscript assignment in the operator's code.
-Read from the source with ``ast``; nothing is imported for that part.
+And each CRD's ``status`` schema against what the operator writes, by path, both ways: the
+same handlers, and the Job events that report runs, drills, prunes and restores, write into
+the stand-in (``Cluster``), and every declared path must be among the paths written, every
+written path declared (the API server would drop it).
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ from pgbackup_operator.spec.read import crd_name, hints, optional
 
 from ..kit.helpers import ROOT
 
-OPERATOR = ROOT / "operator" / "pgbackup_operator"
 CRDS = {"deploy/crd.yaml": PgBackupSpec, "deploy/crd-pgrestore.yaml": PgRestoreSpec}
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 OPERATOR_CODE = os.path.dirname(pgbackup_operator.__file__) + os.sep  # where a read counts from
@@ -339,6 +339,41 @@ def resource(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "pgbackup.io/v1alpha1", "kind": kind, "metadata": meta, "spec": copy.deepcopy(spec)}
 
 
+WHEN, FINISHED = "2026-11-26T02:00:00Z", "2026-11-26T02:10:00Z"
+PLURALS = {"deploy/crd.yaml": api.PLURAL, "deploy/crd-pgrestore.yaml": api.RESTORE_PLURAL}
+
+
+def job_of(
+    owner: str, component: str, name: str, outcome: str = "Succeeded", shards: int = 0, manual: bool = False
+) -> dict[str, Any]:
+    """A finished Job of ``owner`` as the API server shows it; with ``shards``, an Indexed Job
+    whose last shard failed unless it ``Succeeded``."""
+    labels = {**render.labels(owner, component), **({api.MANUAL_LABEL: "true"} if manual else {})}
+    condition = "Complete" if outcome == "Succeeded" else "Failed"
+    job_status: dict[str, Any] = {
+        "startTime": WHEN,
+        "conditions": [{"type": condition, "status": "True", "lastTransitionTime": FINISHED}],
+        **({"completionTime": FINISHED} if outcome == "Succeeded" else {}),
+    }
+    spec: dict[str, Any] = {}
+    if shards:
+        spec = {"completionMode": "Indexed", "completions": shards}
+        failed = 0 if outcome == "Succeeded" else 1
+        job_status.update({"succeeded": shards - failed, **({"failedIndexes": str(shards - 1)} if failed else {})})
+    meta = {"name": name, "namespace": "db", "uid": f"{name}-uid", "labels": labels, "creationTimestamp": WHEN}
+    return {"metadata": meta, "spec": spec, "status": job_status}
+
+
+def pod_told(told: TerminationMessage, index: int | None = None) -> dict[str, Any]:
+    """A finished pod whose termination message is ``told``; ``index``: its shard's."""
+    annotations = {} if index is None else {status.COMPLETION_INDEX: str(index)}
+    terminated = {"message": told.encode().decode(), "finishedAt": FINISHED}
+    return {
+        "metadata": {"annotations": annotations},
+        "status": {"containerStatuses": [{"state": {"terminated": terminated}}]},
+    }
+
+
 class Cluster:
     """A stand-in for the few API calls the operator's handlers make: the PgBackups and
     PgRestores given, each Job's pods (with their termination messages); what the handlers
@@ -429,41 +464,6 @@ def test_a_field_counts_as_read_only_where_the_operator_reads_it(monkeypatch: py
     unread = reads.unread(PgBackupSpec)
     assert {"spec.suspend", "spec.verify.onBackupServer", "spec.verify.server.host"} <= reads.read
     assert {"spec.verify.suspend", "spec.verify.server.sslMode", "spec.postgres.host"} <= set(unread)
-
-
-WHEN, FINISHED = "2026-11-26T02:00:00Z", "2026-11-26T02:10:00Z"
-PLURALS = {"deploy/crd.yaml": api.PLURAL, "deploy/crd-pgrestore.yaml": api.RESTORE_PLURAL}
-
-
-def job_of(
-    owner: str, component: str, name: str, outcome: str = "Succeeded", shards: int = 0, manual: bool = False
-) -> dict[str, Any]:
-    """A finished Job of ``owner`` as the API server shows it; with ``shards``, an Indexed Job
-    whose last shard failed unless it ``Succeeded``."""
-    labels = {**render.labels(owner, component), **({api.MANUAL_LABEL: "true"} if manual else {})}
-    condition = "Complete" if outcome == "Succeeded" else "Failed"
-    job_status: dict[str, Any] = {
-        "startTime": WHEN,
-        "conditions": [{"type": condition, "status": "True", "lastTransitionTime": FINISHED}],
-        **({"completionTime": FINISHED} if outcome == "Succeeded" else {}),
-    }
-    spec: dict[str, Any] = {}
-    if shards:
-        spec = {"completionMode": "Indexed", "completions": shards}
-        failed = 0 if outcome == "Succeeded" else 1
-        job_status.update({"succeeded": shards - failed, **({"failedIndexes": str(shards - 1)} if failed else {})})
-    meta = {"name": name, "namespace": "db", "uid": f"{name}-uid", "labels": labels, "creationTimestamp": WHEN}
-    return {"metadata": meta, "spec": spec, "status": job_status}
-
-
-def pod_told(told: TerminationMessage, index: int | None = None) -> dict[str, Any]:
-    """A finished pod whose termination message is ``told``; ``index``: its shard's."""
-    annotations = {} if index is None else {status.COMPLETION_INDEX: str(index)}
-    terminated = {"message": told.encode().decode(), "finishedAt": FINISHED}
-    return {
-        "metadata": {"annotations": annotations},
-        "status": {"containerStatuses": [{"state": {"terminated": terminated}}]},
-    }
 
 
 def report(cluster: Cluster) -> None:
