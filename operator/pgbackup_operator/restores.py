@@ -176,8 +176,9 @@ def phase(job: Body) -> str:
     return RUNNING if (job.get("status") or {}).get("active") else PENDING
 
 
-def observed(job: Body, told: TerminationMessage | None, current: Body) -> Body:
-    """The status fields a restore Job's state gives (``current``: the status as it is)."""
+def observed(job: Body, told: TerminationMessage | None, current: Body, generation: int | None = None) -> Body:
+    """The status fields a restore Job's state gives (``current``: the status as it is;
+    ``generation``: the PgRestore's, which the condition says it describes)."""
     now_phase = phase(job)
     job_status = job.get("status") or {}
     update: Body = {"phase": now_phase, "jobName": job["metadata"]["name"]}
@@ -198,8 +199,16 @@ def observed(job: Body, told: TerminationMessage | None, current: Body) -> Body:
         now_phase
     ]
     message = update.get("message") or f"Job {job['metadata']['name']} is {now_phase.lower()}"
-    update["conditions"] = status.set_condition(current.get("conditions") or [], RESTORED, truth, reason, message)
+    update["conditions"] = status.set_condition(
+        current.get("conditions") or [], RESTORED, truth, reason, message, generation
+    )
     return update
+
+
+def _generation(restore: Body) -> int | None:
+    """The PgRestore's ``metadata.generation``, which each ``Restored`` condition records."""
+    value = restore["metadata"].get("generation")
+    return value if isinstance(value, int) else None
 
 
 def _patch(restore: Body, update: Body) -> None:
@@ -250,7 +259,12 @@ def start(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
             "jobName": name,
             "observedGeneration": meta.get("generation"),
             "conditions": status.set_condition(
-                current.get("conditions") or [], RESTORED, "Unknown", "JobCreated", f"Job {name} created"
+                current.get("conditions") or [],
+                RESTORED,
+                "Unknown",
+                "JobCreated",
+                f"Job {name} created",
+                _generation(restore),
             ),
         },
     )
@@ -266,7 +280,9 @@ def _refuse(restore: Body, reason: str, message: str) -> None:
         {
             "phase": FAILED,
             "message": message,
-            "conditions": status.set_condition(current.get("conditions") or [], RESTORED, False, reason, message),
+            "conditions": status.set_condition(
+                current.get("conditions") or [], RESTORED, False, reason, message, _generation(restore)
+            ),
         },
     )
     kube.post_event(restore, "Warning", reason, message)
@@ -280,7 +296,9 @@ def _waiting(restore: Body, reason: str, message: str) -> None:
         {
             "phase": PENDING,
             "message": message,
-            "conditions": status.set_condition(current.get("conditions") or [], RESTORED, "Unknown", reason, message),
+            "conditions": status.set_condition(
+                current.get("conditions") or [], RESTORED, "Unknown", reason, message, _generation(restore)
+            ),
         },
     )
     if was.get("reason") != reason:  # one Event per cause, not one per retry
@@ -302,7 +320,7 @@ def job_changed(job: Body, logger: kopf.Logger) -> None:
     told = None
     if status.job_outcome(job) != "Running":
         told = status.termination_message(kube.job_pods(meta["namespace"], meta["name"]))
-    update = observed(job, told, current)
+    update = observed(job, told, current, _generation(restore))
     if all(current.get(key) == value for key, value in update.items()):
         return
     try:
