@@ -16,7 +16,10 @@ expression over the path and query). Actions:
   with ``strip``, headers are dropped too (``Content-MD5``, for a store that ignores it), and
   with ``unsigned`` the request is signed anew with ``UNSIGNED-PAYLOAD`` and the test key, as
   the SDK signs over HTTPS: over plain HTTP it signs the payload's SHA-256, which SeaweedFS
-  checks, and which would catch the flipped byte before any checksum could;
+  checks, and which would catch the flipped byte before any checksum could; with ``report``
+  (``crc32``, ``sha256``) the store's answer gains the ``x-amz-checksum-<report>`` header that
+  a store computing its own checksum of what it received sends unasked, over the altered bytes
+  (neither moto nor SeaweedFS reports one to a request that carries no checksum header);
 - ``truncate``: forward only the first half of the request body (a part cut short on the way);
 - ``reset``: drop the connection with a TCP reset, forwarding nothing;
 - ``flip-answer``: forward the request, then flip one byte of the store's answer body;
@@ -39,12 +42,15 @@ so a test that forgets a fault still ends.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import re
 import socket
 import struct
 import sys
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,6 +78,7 @@ class Fault:
     rewrite: Callable[[bytes], bytes] | None = None  # for rewrite: the answer's body, changed
     strip: tuple[str, ...] = ()  # for corrupt: request headers dropped (lowercase name prefixes)
     unsigned: bool = False  # for corrupt: sign anew without the payload's hash, as over HTTPS
+    report: str = ""  # for corrupt: the checksum (crc32 | sha256) the answer reports of the altered bytes
     carrying: str = ""  # hit only requests with this header (lowercase)
     hits: list[str] = field(default_factory=list)  # the requests it hit
 
@@ -176,6 +183,13 @@ def _signed_unsigned(method: str, path: str, headers: dict[str, str], body: byte
     return dict(request.headers.items())
 
 
+def _reporting(headers: list[tuple[str, str]], algorithm: str, body: bytes) -> list[tuple[str, str]]:
+    """An answer's headers with the store's own ``algorithm`` checksum of ``body`` in S3's form."""
+    raw = zlib.crc32(body).to_bytes(4, "big") if algorithm == "crc32" else hashlib.new(algorithm, body).digest()
+    name = f"x-amz-checksum-{algorithm}"
+    return [(k, v) for k, v in headers if k.lower() != name] + [(name, base64.b64encode(raw).decode())]
+
+
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -266,6 +280,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if action == "truncate" and body:
                 body = body[: len(body) // 2]
             status, headers, answer = self._forward(body, fault)
+            if action == "corrupt" and fault is not None and fault.report and status == 200:
+                headers = _reporting(headers, fault.report, body)
             if action == "applied-500":
                 self._answer(500, [("Content-Type", "application/xml")], _error_body("InternalError", "injected"))
             elif action == "applied-reset":

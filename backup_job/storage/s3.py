@@ -19,8 +19,10 @@ checks is ours and wrong: it is deleted and the backup fails.
 Stores that reject the CRC32C headers: ``AWS_REQUEST_CHECKSUM_CALCULATION=when_required`` (the
 SDK's own switch for them) leaves them out, and a CreateMultipartUpload refused with
 InvalidArgument, InvalidRequest or NotImplemented is repeated without them, and the rest of
-the run writes without them. Parts then keep ``Content-MD5`` only; under SSE-KMS nothing
-shows what such a store holds, which ``unproven`` says once per run as a WARNING.
+the run writes without them. Parts then keep ``Content-MD5`` only, and whatever checksum the
+store reports of its own is compared with the same algorithm over what was sent
+(``check_reported``, ``s3_reported``); under SSE-KMS, when nothing shows what such a store
+holds, ``unproven`` says so once per run as a WARNING.
 
 Completion and manifest writes carry ``If-None-Match: *``: the store itself refuses to
 overwrite an existing backup, which also holds for write-only credentials that cannot read
@@ -59,7 +61,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..core import logs, stopping
 from ..core.errors import BackupExistsError, ChangedError, NotFoundError, StorageError
 from ..core.settings import Destination, Group, S3Settings, UploadSettings
-from . import s3_crc, s3_unfinished
+from . import s3_crc, s3_reported, s3_unfinished
 from .base import READ_CHUNK, ObjectInfo, OpenUpload, OpenUploads, PartLimits, Storage, Upload
 from .s3_checks import (
     CHECKSUMS_REJECTED,
@@ -149,10 +151,11 @@ class S3Storage(Storage):
         self._conditional_writes = True
         # CRC32C checksums, unless the SDK is told to send only the checksums an operation
         # requires (the compatibility mode for stores that reject them) or CRC32C cannot run in C.
-        self.checksums = (
-            getattr(self.client.meta.config, "request_checksum_calculation", None) != "when_required"
-            and s3_crc.available()
-        )
+        # Otherwise the SDK sends a checksum with every part and PUT (its own CRC32 when pgbackup
+        # sends none), and a store may merely echo it: only a checksum reported of a request that
+        # carried none is the store's own account of what it received.
+        self.sdk_checksums = getattr(self.client.meta.config, "request_checksum_calculation", None) != "when_required"
+        self.checksums = self.sdk_checksums and s3_crc.available()
         self._warned = False
         self._warning = threading.Lock()  # parallel databases complete their uploads at once
 
@@ -264,17 +267,30 @@ class S3Storage(Storage):
             self.describe(key),
         )
 
-    def check_crc(self, what: str, key: str, got: str | None, expected: str) -> bool:
-        """Fail when the store's CRC32C says it holds other bytes than we sent; True when it
-        showed that it holds exactly what we sent."""
+    def check_crc(self, what: str, key: str, got: str | None, expected: str, algorithm: str = "CRC32C") -> bool:
+        """Fail when the store's checksum (CRC32C unless named) says it holds other bytes than we
+        sent; True when it showed that it holds exactly what we sent."""
         if got is None:
             return False
         if got != expected:
             raise StorageError(
                 f"{what} of {self.describe(key)} was altered on its way: the store holds bytes "
-                f"with CRC32C {got}, pgbackup sent {expected}"
+                f"with {algorithm} {got}, pgbackup sent {expected}"
             )
         return True
+
+    def check_reported(
+        self, what: str, key: str, response: dict[str, Any], data: bytes, ours: dict[str, bytes]
+    ) -> dict[str, bytes]:
+        """Compare each checksum the store reports of ``data`` (``s3_reported``) with the same
+        algorithm over what was sent, computing only those not in ``ours`` (raw digests already
+        known); the raw digests compared, and ``ours``."""
+        digests = dict(ours)
+        for name, got in s3_reported.reported(response).items():
+            if name not in digests:
+                digests[name] = s3_reported.of_part([name], data)[name]
+            self.check_crc(what, key, got, s3_reported.encode(digests[name]), name)
+        return digests
 
     @property
     def etags_are_md5(self) -> bool:
@@ -317,8 +333,10 @@ class S3Storage(Storage):
             confirm_bytes(self, key, data, conflict)
             return  # our own write: applied by the store, its answer lost, the retry refused
         try:
-            if not self.check_etag("PutObject", key, response, expected, MD5_ETAG) and crc:
-                self.check_crc("PutObject", key, s3_crc.returned(response), crc)
+            self.check_etag("PutObject", key, response, expected, MD5_ETAG)
+            # every checksum of the object the store reports: the CRC32C we sent, or its own
+            ours = {s3_crc.ALGORITHM: s3_reported.decode(crc)} if crc else {}
+            self.check_reported("PutObject", key, response, data, ours)
         except StorageError:
             self.delete(key)  # ours (its ETag answered our own request) and not what we sent
             raise

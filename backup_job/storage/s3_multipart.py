@@ -18,6 +18,14 @@ ours, so a store that checks nothing but computes what it holds (moto) is caught
 object that differs is deleted (it is ours: it answered our own completion). Under SSE-KMS,
 an object that nothing proved (the compatibility mode without checksums, or a store that
 reports none) is only checked for its size, and the storage warns once per run.
+
+Any other checksum the store reports (``s3_reported``: CRC32, SHA-1, SHA-256, for a part or,
+composite or full-object, for the completed object) is computed over what was sent and
+compared: a mismatch fails the upload like any other. In the compatibility mode with
+``AWS_REQUEST_CHECKSUM_CALCULATION=when_required`` no request carries a checksum, so what the
+store reports is its own account of what it received: a completed object whose every part, or
+whose whole, such a checksum matched is proven. Where the SDK sent one (its own CRC32, by
+default) a store may merely echo it back, so it is compared but proves nothing.
 A completion whose answer was lost is settled by the object's ``pgbackup-run-id`` metadata
 and size (``_settle``).
 
@@ -38,7 +46,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import logs, stopping
 from ..core.errors import AccessDeniedError, BackupExistsError, StorageError
-from . import s3_crc
+from . import s3_crc, s3_reported
 from .parts import PooledUpload
 from .s3_checks import (
     DENIED,
@@ -72,6 +80,9 @@ class S3Upload(PooledUpload[dict[str, Any]]):
         self._whole = s3_crc.Running() if checksums else None  # CRC32C of the parts so far, in order
         self._next = 1  # the part number that extends it
         self._digests: dict[int, bytes] = {}  # part number -> MD5 of what we sent
+        # part number -> its size and the raw checksums of it that were compared with the store's
+        self._sums: dict[int, tuple[int, dict[str, bytes]]] = {}
+        self._proven: set[int] = set()  # the parts a checksum the store reported proved
         self._lock = threading.Lock()
 
     def send_block(self, number: int, data: bytes) -> dict[str, Any]:
@@ -90,12 +101,14 @@ class S3Upload(PooledUpload[dict[str, Any]]):
                 **checksum,
             )
             self.storage.check_etag(f"part {number}", self.key, response, expected, MD5_ETAG)
-            if checksum:
-                self.storage.check_crc(
-                    f"part {number}", self.key, response.get("ChecksumCRC32C"), checksum["ChecksumCRC32C"]
-                )
+            # the CRC32C we sent and any checksum the store reports on its own (the compatibility mode)
+            ours = {s3_crc.ALGORITHM: s3_reported.decode(checksum["ChecksumCRC32C"])} if checksum else {}
+            reported = self.storage.check_reported(f"part {number}", self.key, response, data, ours)
             with self._lock:
                 self._digests[number] = bytes.fromhex(expected)
+                self._sums[number] = (len(data), reported)
+                if s3_reported.reported(response) and not self.storage.sdk_checksums:
+                    self._proven.add(number)  # the store's own checksum of what it received, compared
             part = {"PartNumber": number, "ETag": response["ETag"]}
             # ours, of the upload's algorithm; else whichever the SDK sent by default, as the store answered
             part.update(
@@ -150,6 +163,8 @@ class S3Upload(PooledUpload[dict[str, Any]]):
             )
             if not proven and crc is not None:
                 proven = self.storage.check_crc("the object", self.key, s3_crc.returned(response), crc)
+            if not proven:  # a checksum of the whole object the store reports on its own
+                proven = self._check_whole(response) and not self.storage.sdk_checksums
             if not proven:  # neither the ETag nor the answer proved anything (SSE-KMS, a store's own form): ask
                 proven = self._check_stored(crc)
         except StorageError:
@@ -158,9 +173,21 @@ class S3Upload(PooledUpload[dict[str, Any]]):
         if not proven:
             self.storage.unproven(self.key)
 
+    def _check_whole(self, response: dict[str, Any]) -> bool:
+        """Compare each whole-object checksum in the completion's answer that the parts' compared
+        checksums yield (``s3_reported.whole``); True when one proved the object."""
+        parts = [self._sums[n] for n in sorted(self._sums)]
+        proven = False
+        for name, got in s3_reported.reported(response).items():
+            expected = s3_reported.whole(name, got, response.get("ChecksumType"), parts)
+            if expected is not None:
+                proven = self.storage.check_crc("the object", self.key, got, expected, name)
+        return proven
+
     def _check_stored(self, crc: str | None) -> bool:
         """The completed object holds as many bytes as were sent and, where the store shows it,
-        their CRC32C; True when that CRC32C proved it (skipped when the credentials may not read)."""
+        their CRC32C; True when that CRC32C proved it, or when every part was proven by a checksum
+        the store reported of its own and the size matches (skipped when the credentials may not read)."""
         try:
             found = self.storage.stored(self.key)
         except AccessDeniedError:
@@ -171,7 +198,9 @@ class S3Upload(PooledUpload[dict[str, Any]]):
             raise StorageError(
                 f"{self.storage.describe(self.key)} holds {found[0]} bytes after completion, pgbackup sent {self.sent}"
             )
-        return crc is not None and self.storage.check_crc("the object", self.key, found[1], crc)
+        if crc is not None and self.storage.check_crc("the object", self.key, found[1], crc):
+            return True
+        return bool(self._sums) and self._proven == set(self._sums)
 
     def _gone(self, refused: StorageError) -> bool:
         """Whether a part or completion was refused because the upload no longer exists."""

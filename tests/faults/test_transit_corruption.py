@@ -20,7 +20,6 @@ from backup_job.core.settings import S3Settings
 from backup_job.storage.s3 import S3Storage
 from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
-from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer
 
 from ..kit.helpers import Bucket, run_pgbackup, wait_for_next_second
@@ -152,6 +151,36 @@ def test_under_sse_kms_a_store_that_checks_crc32c_refuses_the_altered_part(
     )
 
 
+def test_in_compatibility_mode_a_checksum_the_store_reports_of_an_altered_part_fails_the_run(
+    pg18: Cluster, bindir18: Path, bucket: Bucket, proxy: FaultProxy, dbname: str
+) -> None:
+    """The compatibility mode (no CRC32C sent) under SSE-KMS, past a store that ignores
+    Content-MD5: the store answers the altered part with the CRC32 of the bytes it received, as
+    a store that computes its own checksums does unasked (the proxy adds that header: neither
+    moto nor SeaweedFS reports a checksum to a request that carries none). pgbackup computes the
+    CRC32 of what it sent, and the mismatch fails the database with no manifest written."""
+    pg18.sql(f"CREATE DATABASE {dbname}")
+    env = _env(bucket, pg18, bindir18, proxy, dbname, AWS_REQUEST_CHECKSUM_CALCULATION="when_required", **KMS)
+    corrupt = proxy.add(
+        Fault(
+            "PUT",
+            rf"/tr/{dbname}/.*\.sql\.gz\?.*partNumber=1",
+            "corrupt",
+            strip=("content-md5",),
+            unsigned=True,
+            report="crc32",
+        )
+    )
+
+    result = run_pgbackup(env)
+
+    assert corrupt.hits and result.returncode == 1, result.stdout + result.stderr
+    failed = _failed_line(result, dbname)
+    assert "part 1 of" in failed and "was altered on its way: the store holds bytes with CRC32 " in failed, failed
+    assert not any("x-amz-checksum-crc32c" in headers for _, _, headers in proxy.seen), "no CRC32C was sent"
+    assert bucket.keys(f"tr/{dbname}/") == [] and bucket.open_uploads() == []
+
+
 class _Caught(logging.Handler):
     """The records of the logger it is added to (whether or not they propagate)."""
 
@@ -165,42 +194,41 @@ class _Caught(logging.Handler):
 
 @pytest.mark.parametrize("how", ["store refuses them", "AWS_REQUEST_CHECKSUM_CALCULATION=when_required"])
 def test_without_checksums_parts_keep_content_md5_and_one_warning_says_what_cannot_be_detected(
-    how: str, s3server: S3Server, monkeypatch: pytest.MonkeyPatch
+    how: str, bucket: Bucket, proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The compatibility mode, for stores that reject CRC32C headers: told so, or finding out at
     the first CreateMultipartUpload. Parts and PUTs carry Content-MD5 as before, and one WARNING
-    says that under SSE-KMS nothing shows the store holds what was sent."""
-    name = f"backups-{uuid.uuid4().hex[:12]}"
-    s3server.client().create_bucket(Bucket=name)
+    says that under SSE-KMS nothing shows the store holds what was sent (neither store reports a
+    checksum of its own to a request that carries none)."""
+    name = bucket.name
     logger, caught = logging.getLogger("pgbackup.storage"), _Caught()
-    with FaultProxy(s3server.endpoint) as proxy:
-        for variable, value in {**s3server.env(), "AWS_ENDPOINT_URL_S3": proxy.endpoint}.items():
-            monkeypatch.setenv(variable, value)
-        monkeypatch.delenv("AWS_REQUEST_CHECKSUM_CALCULATION", raising=False)
-        if how.startswith("AWS_"):
-            monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
-        refusal = proxy.add(
-            Fault(
-                "POST",
-                r"\?uploads$",
-                "answer",
-                times=None,
-                status=400,
-                code="InvalidArgument",
-                carrying="x-amz-checksum-algorithm",
-            )
+    for variable, value in {**bucket.server.env(), "AWS_ENDPOINT_URL_S3": proxy.endpoint}.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.delenv("AWS_REQUEST_CHECKSUM_CALCULATION", raising=False)
+    if how.startswith("AWS_"):
+        monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
+    refusal = proxy.add(
+        Fault(
+            "POST",
+            r"\?uploads$",
+            "answer",
+            times=None,
+            status=400,
+            code="InvalidArgument",
+            carrying="x-amz-checksum-algorithm",
         )
-        options = S3Settings(addressing_style="path", sse="aws:kms", kms_key_id="alias/pgbackup-tests")
-        storage = S3Storage(name, options, concurrency=2)
-        logger.addHandler(caught)
-        try:
-            for key in ("a.sql.gz", "b.sql.gz"):
-                upload = storage.start_upload(key, "application/gzip", {})
-                upload.send_part(1, b"x" * 1000)
-                upload.complete()
-            storage.put("a.manifest.json", b"{}", "application/json")
-        finally:
-            logger.removeHandler(caught)
+    )
+    options = S3Settings(addressing_style="path", sse="aws:kms", kms_key_id="alias/pgbackup-tests")
+    storage = S3Storage(name, options, concurrency=2)
+    logger.addHandler(caught)
+    try:
+        for key in ("a.sql.gz", "b.sql.gz"):
+            upload = storage.start_upload(key, "application/gzip", {})
+            upload.send_part(1, b"x" * 1000)
+            upload.complete()
+        storage.put("a.manifest.json", b"{}", "application/json")
+    finally:
+        logger.removeHandler(caught)
 
     assert len(refusal.hits) == (1 if how.startswith("store") else 0)
     writes = [headers for method, _, headers in proxy.seen if method == "PUT"]

@@ -152,6 +152,9 @@ class FakeStorage:
     def check_etag(self, *_args: object) -> None:
         pass  # the slow client's ETags are not MD5s
 
+    def check_reported(self, *_args: object) -> dict[str, bytes]:
+        return {}  # the slow client reports no checksums
+
 
 def test_parts_in_flight_never_exceed_the_concurrency() -> None:
     client = SlowClient()
