@@ -6,11 +6,14 @@ with the reason, so CI can never go green by running less.
 The fixtures live here, at the top of ``tests/``, so that every lane shares them: a run of the
 whole suite starts each session-wide server once, whichever lanes its tests are in.
 
-A test's lane is its directory (see docs/development.md#tests): ``tests/unit`` runs
-offline and is what ``scripts/test --fast`` runs; ``tests/integration``, ``tests/faults`` and
-``tests/k8s`` use real services. A unit test that asks for one of the service fixtures (those
-in ``SERVICES``) fails collection with the fix to make, so the fast lane stays fast and offline.
-Every test under ``tests/faults`` is marked ``faults``.
+A test's lane is its directory (``tests/kit/lanes.py``, docs/development.md#tests):
+``tests/unit`` runs offline and is what ``scripts/test --fast`` runs; ``tests/integration``,
+``tests/faults`` and ``tests/k8s`` test pgbackup with real services; ``tests/kit/selftest``
+checks the kit itself (the stand-in kubelet, the fault proxy, the emulators), with whatever
+services its subject needs. A unit test that asks for one of the service fixtures (those in
+``SERVICES``) fails collection with the fix to make, so the fast lane stays fast and offline;
+so does a test file in no lane, which scripts/test would never run. Every test under
+``tests/faults`` is marked ``faults``.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from devenv.postgres import Cluster, debian_bindir, embedded_bindir
 from devenv.s3 import S3Server
 from devenv.seaweed import SeaweedServer
 
+from .kit import lanes
 from .kit.helpers import ROOT, Bucket
 from .kit.kubeenv import KubeEnv, OperatorProcess
+from .kit.lanes import lane_of
 from .kit.targets import Target, TargetMaker, azure_maker, gcs_maker, local_maker, s3_maker, targets
 
 SERVICES = {
@@ -62,24 +67,29 @@ SERVICES = {
 }
 
 
-UNIT = Path(__file__).resolve().parent / "unit"
-FAULTS = Path(__file__).resolve().parent / "faults"
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     offline_only = []
+    laneless = []
     for item in items:
-        path = item.path.resolve()
-        if path.is_relative_to(FAULTS):
+        lane = lane_of(item.path)
+        if lane is None:
+            laneless.append(item.nodeid)
+        if lane == lanes.FAULTS:
             item.add_marker(pytest.mark.faults)
         used = SERVICES & set(getattr(item, "fixturenames", ()))
-        if used and path.is_relative_to(UNIT):
+        if used and lane == lanes.UNIT:
             offline_only.append(f"{item.nodeid} uses {', '.join(sorted(used))}")
+    if laneless:
+        raise pytest.UsageError(
+            f"{', '.join(sorted({nodeid.split('::')[0] for nodeid in laneless}))} is in no lane, so scripts/test "
+            f"never runs it: move it into one of {', '.join(lanes.LANES)}"
+        )
     if offline_only:
         raise pytest.UsageError(
             "tests/unit runs offline, but "
             + "; ".join(offline_only)
-            + ": move these tests to tests/integration, tests/faults or tests/k8s"
+            + f": move these tests to {lanes.INTEGRATION}, {lanes.FAULTS} or {lanes.K8S}"
+            + f" ({lanes.KIT} if what they check is the test kit itself)"
         )
 
 

@@ -203,6 +203,15 @@ def table_locked(cluster: Cluster, database: str, table: str) -> Iterator[None]:
         blocker.close()
 
 
+def dockerfile_final_stage() -> list[tuple[str, str]]:
+    """The Dockerfile's last stage as (INSTRUCTION, arguments), continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    instructions = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+    last = max(i for i, (name, _args) in enumerate(instructions) if name == "FROM")
+    return instructions[last + 1 :]
+
+
 def wait_for_next_second() -> None:
     """Return once the wall clock has entered a new second, so the next run's timestamp
     (which has second resolution) differs from every earlier run's."""

@@ -18,7 +18,7 @@ import pytest
 from pgbackup_operator import render, restores
 from pgbackup_operator.literal import Expansion, literal
 
-from ..k8s.test_kubelet_standin import FakeKube
+from ..kit.fakekube import FakeKube
 from ..kit.kubelet import Kubelet, expand
 from .test_render import BODY
 

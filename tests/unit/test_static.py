@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from ..kit.helpers import ROOT
+from ..kit.helpers import ROOT, dockerfile_final_stage
 
 
 def test_backup_job_type_checks_strictly() -> None:
@@ -56,31 +56,13 @@ def test_the_repository_root_does_not_shadow_the_standard_library() -> None:
     assert not (ROOT / "operator" / "__init__.py").exists()
 
 
-def _final_stage_instructions() -> list[tuple[str, str]]:
-    """The Dockerfile's last stage as (INSTRUCTION, arguments), continuation lines joined."""
-    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    instructions = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
-    last = max(i for i, (name, _args) in enumerate(instructions) if name == "FROM")
-    return instructions[last + 1 :]
-
-
 def test_the_image_runs_as_any_uid_with_group_root() -> None:
     """USER 10001:0, a passwd entry whose primary group is root, HOME on /tmp (the pods' emptyDir),
     and what the job writes group root's: so an assigned uid with GID 0 works as 10001 does."""
-    stage = _final_stage_instructions()
+    stage = dockerfile_final_stage()
     assert [args for name, args in stage if name == "USER"] == ["10001:0"]
     env = dict(pair.split("=", 1) for name, args in stage if name == "ENV" for pair in args.split())
     assert env["HOME"] == "/tmp"
     runs = " ".join(args for name, args in stage if name == "RUN")
     assert re.search(r"useradd --uid 10001 --gid 0 --home-dir /tmp\b", runs)
     assert "chgrp 0 /backups" in runs and "chmod g=u /backups" in runs
-
-
-def test_the_stand_in_kubelet_starts_pods_with_the_image_s_environment() -> None:
-    """The stand-in's IMAGE_ENV is the Dockerfile's."""
-    from ..kit.kubelet import IMAGE_ENV
-
-    stage = _final_stage_instructions()
-    env = dict(pair.split("=", 1) for name, args in stage if name == "ENV" for pair in args.split())
-    assert IMAGE_ENV == {k: v for k, v in env.items() if k != "BACKUP_CRONTAB"}

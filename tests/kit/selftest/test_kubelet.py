@@ -2,22 +2,21 @@
 rest loudly, so an e2e test never runs a Pod with less than the Pod asks for.
 
 No cluster needed: refusals come before any API call, and the runs below read their Secrets
-and ConfigMaps from ``FakeKube`` and run real commands as the pod's user (the tests run as
-root, as the stand-in requires)."""
+and ConfigMaps from ``FakeKube`` (``tests/kit/fakekube.py``) and run real commands as the
+pod's user (the tests run as root, as the stand-in requires)."""
 
 from __future__ import annotations
 
-import base64
 import copy
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from kubernetes.client import ApiException
 
-from ..kit import anyuid
-from ..kit.kubelet import (
+from .. import anyuid
+from ..fakekube import FakeKube
+from ..helpers import dockerfile_final_stage
+from ..kubelet import (
     IMAGE_ENV,
     CreateContainerConfigError,
     Identity,
@@ -46,31 +45,6 @@ def pod(container: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
     body["spec"]["containers"][0].update(container or {})
     body["spec"].update(spec)
     return body
-
-
-class FakeKube:
-    """The two reads and the one write a kubelet makes, from dictionaries."""
-
-    def __init__(
-        self, secrets: dict[str, dict[str, str]] | None = None, config_maps: dict[str, dict[str, str]] | None = None
-    ) -> None:
-        self.secrets = secrets or {}
-        self.config_maps = config_maps or {}
-        self.statuses: list[dict[str, Any]] = []
-        self.core = self
-
-    def read_namespaced_secret(self, name: str, namespace: str) -> Any:
-        if name not in self.secrets:
-            raise ApiException(status=404)
-        return SimpleNamespace(data={k: base64.b64encode(v.encode()).decode() for k, v in self.secrets[name].items()})
-
-    def read_namespaced_config_map(self, name: str, namespace: str) -> Any:
-        if name not in self.config_maps:
-            raise ApiException(status=404)
-        return SimpleNamespace(data=self.config_maps[name])
-
-    def patch_namespaced_pod_status(self, name: str, namespace: str, body: dict[str, Any]) -> None:
-        self.statuses.append(body["status"])
 
 
 def kubelet(tmp_path: Path, **data: Any) -> Kubelet:
@@ -336,3 +310,10 @@ def test_an_unreachable_program_is_named_with_the_directory_to_blame(tmp_path: P
         match=r"uid 10001 \(groups 0\) cannot run .*/pg_dump: /\S+ is drwx------ 0:0: not searchable",
     ):
         stand_in.run(pod())
+
+
+def test_the_pods_start_with_the_image_s_environment() -> None:
+    """The stand-in's IMAGE_ENV is the Dockerfile's."""
+    stage = dockerfile_final_stage()
+    env = dict(pair.split("=", 1) for name, args in stage if name == "ENV" for pair in args.split())
+    assert IMAGE_ENV == {k: v for k, v in env.items() if k != "BACKUP_CRONTAB"}
