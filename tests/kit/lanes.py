@@ -5,7 +5,8 @@ A lane is where a test lives, and says what it needs (docs/development.md#tests)
 ``tests/k8s`` test pgbackup against real services; ``tests/kit/selftest`` checks the kit the
 others stand on. scripts/test names each lane in one of its two pytest processes, so a test
 file outside every lane would be collected by a bare ``pytest`` yet never run by CI:
-tests/conftest.py refuses one at collection.
+tests/conftest.py refuses one at collection, and tests/unit/test_lanes.py holds scripts/test
+to this list (and every test file to a lane) in the fast lane.
 """
 
 from __future__ import annotations
