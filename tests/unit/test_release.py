@@ -131,9 +131,9 @@ def test_the_chart_annotations_describe_the_crds_examples_and_changes() -> None:
 
 
 def test_the_chart_readme_documents_every_value_with_its_schema_type() -> None:
-    readme = (CHART / "README.md").read_text()
-    assert readme == chart_meta.readme(), "charts/pgbackup/README.md is out of date: run scripts/sync-chart"
-    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines() if line.startswith("| `")}
+    page = (CHART / "README.md").read_text()
+    assert page == chart_meta.readme(), "charts/pgbackup/README.md is out of date: run scripts/sync-chart"
+    rows = {line.split("|")[1].strip(" `"): line for line in page.splitlines() if line.startswith("| `")}
 
     def keys(value: Any, prefix: str = "") -> list[str]:
         if not isinstance(value, dict) or not value:
@@ -152,7 +152,7 @@ def test_the_chart_readme_documents_every_value_with_its_schema_type() -> None:
     assert "| `Always` \\| `IfNotPresent` \\| `Never` |" in rows["image.pullPolicy"]
     assert "| integer | `9090` |" in rows["metrics.port"]
     assert "defaults to the release's full name" in rows["serviceAccount.name"]
-    assert f"oci://ghcr.io/pgbackup/charts/pgbackup --version {__version__}" in readme
+    assert f"oci://ghcr.io/pgbackup/charts/pgbackup --version {__version__}" in page
 
 
 def test_artifacthub_repository_metadata_names_its_owners() -> None:
