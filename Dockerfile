@@ -66,7 +66,7 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
       -r /requirements/runtime.txt \
  && PIP_ROOT_USER_ACTION=ignore pip install --no-cache-dir --no-index --no-deps /wheels/pgbackup-*.whl \
  && PIP_ROOT_USER_ACTION=ignore pip uninstall --yes --no-cache-dir setuptools \
- && rm -rf "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/kubernetes/aio"
+ && rm -rf "$(python -c 'print(__import__("sysconfig").get_paths()["purelib"])')/kubernetes/aio"
 # Any uid, group root: the image runs as 10001:0, and a cluster that assigns its own uid
 # (OpenShift's restricted-v2: one from the namespace's range, no passwd entry) keeps GID 0.
 # So what the job may write is group root's: /tmp (HOME and temporary files; the pods mount
