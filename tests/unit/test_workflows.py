@@ -4,11 +4,16 @@ actionlint checks them fully in tests/integration/test_workflows.py (it is a Go-
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from backup_job import __version__
 
 from ..kit.helpers import ROOT
 
@@ -88,3 +93,40 @@ def test_the_release_runs_on_v_tags_and_publishes_nothing_before_the_version_che
             seen.add(need := todo.pop())
             todo += _needs(jobs[need])
         assert name == "version" or "version" in seen, f"job {name} does not wait for the version check"
+
+
+def test_the_version_check_passes_only_v_and_the_committed_version_with_its_changelog(tmp_path: Path) -> None:
+    """The release's first step, run as written on a copy of what it reads."""
+    (step,) = [
+        s["run"]
+        for s in _load(ROOT / ".github" / "workflows" / "release.yml")["jobs"]["version"]["steps"]
+        if s.get("id") == "version"
+    ]
+    for name in (
+        "backup_job/__init__.py",
+        "charts/pgbackup/Chart.yaml",
+        "devenv/__init__.py",
+        "devenv/release_notes.py",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+
+    def check(tag: str, heading: str) -> tuple[int, str, str]:
+        (tmp_path / "CHANGELOG.md").write_text(changelog.replace("## Unreleased", heading, 1))
+        output = tmp_path / "github-output"
+        output.write_text("")
+        environment = {"PATH": os.environ["PATH"], "TAG": tag, "GITHUB_OUTPUT": str(output)}
+        run = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", step], cwd=tmp_path, env=environment, capture_output=True, text=True
+        )
+        return run.returncode, run.stdout + run.stderr, output.read_text()
+
+    released = f"## {__version__} - 2027-01-15"
+    assert check(f"v{__version__}", released) == (0, "", f"version={__version__}\n")
+    code, printed, written = check("v9.9.9", released)
+    assert (code, written) == (1, "") and f"::error::tag v9.9.9 is not v{__version__}" in printed
+    code, printed, written = check(__version__, released)  # no v
+    assert (code, written) == (1, "")
+    code, printed, written = check(f"v{__version__}", "## Unreleased")  # the CHANGELOG section not yet named
+    assert (code, written) == (1, "") and f"no '## {__version__}' section" in printed
