@@ -10,11 +10,18 @@
 # was read from, and when, is in the comment above it (docker-library/repo-info records them).
 
 # Supercronic, built from source at a pinned version; the Go checksum database verifies it.
+# Built on the build machine's own platform and cross-compiled for the image's (a static Go
+# binary), so a multi-arch build runs no Go compiler under emulation. `go install` puts a
+# cross-compiled binary in bin/<os>_<arch>/, a native one in bin/.
 # golang:1.26-bookworm (Go 1.26.8), built 2026-09-01
-FROM golang@sha256:9fdc884aacc3bec89b20ffc69f4bb369c78210e3e4f600387b5128b12c199f81 AS supercronic
+FROM --platform=$BUILDPLATFORM golang@sha256:9fdc884aacc3bec89b20ffc69f4bb369c78210e3e4f600387b5128b12c199f81 AS supercronic
 ARG SUPERCRONIC_VERSION=v0.2.48
-RUN CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags "-s -w" \
-      "github.com/aptible/supercronic@${SUPERCRONIC_VERSION}"
+ARG TARGETOS=linux TARGETARCH=amd64
+RUN CGO_ENABLED=0 GOOS="$TARGETOS" GOARCH="$TARGETARCH" go install -trimpath -ldflags "-s -w" \
+      "github.com/aptible/supercronic@${SUPERCRONIC_VERSION}" \
+ && bin="$(go env GOPATH)/bin" \
+ && if [ -e "$bin/${TARGETOS}_${TARGETARCH}/supercronic" ]; then bin="$bin/${TARGETOS}_${TARGETARCH}"; fi \
+ && install -D "$bin/supercronic" /out/supercronic
 
 # The dependencies exactly as requirements/runtime.txt locks them (every file's hash checked,
 # wheels only): pyproject's dependencies with the azure and gcs extras, so the image writes to
@@ -47,11 +54,19 @@ RUN apt-get update \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=supercronic /out/supercronic /usr/local/bin/supercronic
+# What the runtime never loads goes (docs/install.md#the-image lists what stays, and sizes):
+# setuptools, which the lock holds only to build pgbackup's wheel in the stage above, and the
+# Kubernetes client's asyncio copy (kubernetes.aio, about a quarter of the dependencies'
+# bytes), which neither the operator (the synchronous client, with kopf's own aiohttp) nor
+# anything it imports uses. The compiled .pyc files stay: the root filesystem is read-only,
+# and without them every pod would compile the Kubernetes client again at start.
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     --mount=type=bind,from=wheels,source=/src/requirements,target=/requirements \
     PIP_ROOT_USER_ACTION=ignore pip install --no-cache-dir --no-index --find-links /wheels --require-hashes \
       -r /requirements/runtime.txt \
- && PIP_ROOT_USER_ACTION=ignore pip install --no-cache-dir --no-index --no-deps /wheels/pgbackup-*.whl
+ && PIP_ROOT_USER_ACTION=ignore pip install --no-cache-dir --no-index --no-deps /wheels/pgbackup-*.whl \
+ && PIP_ROOT_USER_ACTION=ignore pip uninstall --yes --no-cache-dir setuptools \
+ && rm -rf "$(python -c 'print(__import__("sysconfig").get_paths()["purelib"])')/kubernetes/aio"
 # Any uid, group root: the image runs as 10001:0, and a cluster that assigns its own uid
 # (OpenShift's restricted-v2: one from the namespace's range, no passwd entry) keeps GID 0.
 # So what the job may write is group root's: /tmp (HOME and temporary files; the pods mount

@@ -1,11 +1,14 @@
 """Copy the CRDs, the operator's RBAC rules, the admission policy, the alert rules and the
-Grafana dashboard from deploy/ into the Helm chart (see scripts/sync-chart)."""
+Grafana dashboard from deploy/ into the Helm chart, and generate its Chart.yaml and README.md
+(devenv/chart_meta.py); see scripts/sync-chart."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
+
+from . import chart_meta
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -32,6 +35,7 @@ def expected() -> dict[Path, str]:
         FILES / "grafana-dashboard.json": (DEPLOY / "monitoring" / "grafana-dashboard.json").read_text(),
         FILES / "admission-policy.yaml": HEADER.format("admission-policy.yaml")
         + (DEPLOY / "admission-policy.yaml").read_text(),
+        **chart_meta.expected(),
     }
 
 

@@ -51,8 +51,9 @@ def test_the_image_install_steps_give_a_working_pgbackup(tmp_path: Path) -> None
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, src / name)
     mapping = {"/wheels": str(tmp_path / "wheels"), "/requirements": str(src / "requirements")}
     environment = {**os.environ, "PATH": f"{tmp_path / 'image' / 'bin'}:{os.environ['PATH']}"}
-    steps = [c for f, c in shell_commands() if f == "Dockerfile" and re.search(r"\bpip (install|wheel|download)\b", c)]
-    assert len(steps) == 5, steps
+    commands = [c for f, c in shell_commands() if f == "Dockerfile"]
+    steps = [c for c in commands if re.search(r"\bpip (install|wheel|download|uninstall)\b", c)]
+    assert len(steps) == 6, steps
     for step in steps:
         argv = [
             mapping.get(a, re.sub(r"^/(wheels|requirements)/", lambda m: mapping["/" + m[1]] + "/", a))
@@ -70,7 +71,20 @@ def test_the_image_install_steps_give_a_working_pgbackup(tmp_path: Path) -> None
             text=True,
         )
         assert result.returncode == 0, f"pip {' '.join(argv)}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    # And what the image then removes, as written, so that the imports below run without it.
+    uninstalled = {
+        normalize(a)
+        for c in steps
+        if "pip uninstall" in c
+        for a in shlex.split(c.split(" uninstall ", 1)[1])
+        if a[0] != "-"
+    }
+    assert uninstalled == {"setuptools"}
+    (removal,) = [c for c in commands if c.startswith("rm ") and "kubernetes/aio" in c]
+    subprocess.run(["sh", "-c", removal], env=environment, check=True)
     image_python = str(tmp_path / "image" / "bin" / "python")
+    assert subprocess.run([image_python, "-c", "import kubernetes.aio"], capture_output=True).returncode == 1
+    assert subprocess.run([image_python, "-c", "import setuptools"], capture_output=True).returncode == 1
     listed = subprocess.run(
         [image_python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True
     )
@@ -87,7 +101,7 @@ def test_the_image_install_steps_give_a_working_pgbackup(tmp_path: Path) -> None
         "platform_machine": os.uname().machine,
     }
     assert {normalize(k): v for k, v in versions.items() if normalize(k) != "pgbackup"} == {
-        name: pin.version for name, pin in pinned(lock("runtime"), env).items()
+        name: pin.version for name, pin in pinned(lock("runtime"), env).items() if name not in uninstalled
     }
     # Every module of the shipped packages imports with the runtime lock alone (no test-only package).
     imports = (

@@ -16,7 +16,7 @@ from ..kit.helpers import ROOT
 
 def test_chart_copies_match_deploy() -> None:
     for path, text in chart_sync.expected().items():
-        assert path.read_text() == text, f"{path} differs from deploy/: run scripts/sync-chart"
+        assert path.read_text() == text, f"{path} is out of date: run scripts/sync-chart"
 
 
 def _example_backup() -> dict[str, Any]:

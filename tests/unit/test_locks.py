@@ -247,6 +247,6 @@ def test_the_dockerfile_pulls_base_images_by_digest_and_names_the_tag() -> None:
     froms = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
     assert len(froms) == 3
     for i in froms:
-        image = lines[i].split()[1]
+        image = next(word for word in lines[i].split()[1:] if not word.startswith("--"))  # past --platform
         assert re.fullmatch(r"[a-z0-9/.-]+@sha256:[0-9a-f]{64}", image), f"{lines[i]}: pin the base image by digest"
         assert re.match(r"# [a-z0-9/.-]+:[\w.-]+ ", lines[i - 1]), f"{lines[i]}: name its tag in the comment above"

@@ -52,3 +52,26 @@ def test_every_setting_is_in_env_example_and_the_docs() -> None:
     for name in sorted(names):
         assert re.search(rf"^#?{name}=", example, re.M), f"{name} is missing from .env.example"
         assert f"`{name}`" in docs, f"{name} is missing from the docs"
+
+
+def _stages(dockerfile: str) -> list[str]:
+    """The Dockerfile's stages, each from its FROM line, comments dropped."""
+    lines = [line for line in dockerfile.splitlines() if not line.lstrip().startswith("#")]
+    starts = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
+    return ["\n".join(lines[a:b]) for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)]
+
+
+def test_supercronic_is_cross_compiled_and_the_runtime_drops_what_it_never_loads() -> None:
+    supercronic, _wheels, final = _stages((ROOT / "Dockerfile").read_text())
+    # Built on the build machine's platform for the target's: no Go compiler under emulation.
+    assert supercronic.startswith("FROM --platform=$BUILDPLATFORM golang@sha256:")
+    assert 'GOOS="$TARGETOS" GOARCH="$TARGETARCH" go install' in supercronic
+    assert "pip uninstall --yes --no-cache-dir setuptools" in final and "/kubernetes/aio" in final
+    # Safe only while nothing loads them: the client's package does not import its asyncio copy,
+    # and neither pgbackup nor its operator imports it or setuptools.
+    import kubernetes
+
+    assert not re.search(r"\baio\b", Path(kubernetes.__file__).read_text())
+    sources = [*(ROOT / "backup_job").rglob("*.py"), *(ROOT / "operator").rglob("*.py")]
+    imports = re.compile(r"^\s*(from|import)\s+(kubernetes\.aio|kubernetes_asyncio|setuptools|pkg_resources)\b", re.M)
+    assert sources and [p for p in sources if imports.search(p.read_text())] == []
