@@ -9,9 +9,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes.client import ApiException
@@ -196,3 +197,58 @@ def test_a_hostile_listing_is_escaped_and_bounded() -> None:
     assert len(cut.encode()) < listings.MAX_LISTING + 100
     assert cut.endswith(f"... cut at {listings.MAX_LISTING} bytes: list fewer with --database\n")
     assert cut.removesuffix(cut.splitlines(keepends=True)[-1]).count(line) == len(cut.splitlines()) - 1
+
+
+def test_the_namespace_may_come_before_or_after_the_command() -> None:
+    parse = cli.parser().parse_args
+    assert parse(["-n", "a", "status"]).namespace == "a"
+    assert parse(["status", "-n", "b"]).namespace == "b"
+    assert parse(["--context", "c", "logs", "x"]).context == "c"
+    assert parse(["status"]).namespace is None
+
+
+class Run:
+    """What ``backup --wait`` sees of a run that ends with ``exit_code``: the PgBackup, the Job
+    named after the request, its one pod and its log."""
+
+    namespace = "prod"
+
+    def __init__(self, exit_code: int) -> None:
+        self.exit_code = exit_code
+        self.job: str | None = None
+
+    def pgbackup(self, name: str) -> dict[str, Any]:
+        status: dict[str, Any] = {"cronJobName": "pgbackup-prod"}
+        if self.job is not None:
+            status["lastRun"] = {"jobName": self.job, "result": "Failed" if self.exit_code else "Succeeded"}
+        return {"metadata": {"name": name}, "spec": {}, "status": status}
+
+    def annotate(self, name: str, annotations: dict[str, str | None]) -> None:
+        self.job = cli.manual_job_name("pgbackup-prod", str(annotations[cli.RUN_NOW_ANNOTATION]))
+
+    def job_pods(self, job: str) -> list[dict[str, Any]]:
+        assert job == self.job, "it follows the Job the operator makes for its own request"
+        terminated = {"exitCode": self.exit_code}
+        state = {"containerStatuses": [{"state": {"terminated": terminated}}]}
+        return [{"metadata": {"name": f"{job}-x"}, "status": {"phase": "Failed", **state}}]
+
+    def log(self, pod: str, follow: bool = False) -> Iterator[bytes]:
+        assert follow
+        yield f"log of {pod}\n".encode()
+
+
+@pytest.mark.parametrize("exit_code", [0, 3])
+def test_backup_wait_prints_the_run_s_log_and_exits_with_its_code(
+    exit_code: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "POLL", 0)
+    run = Run(exit_code)
+    args = cli.parser().parse_args(["backup", "prod", "--wait"])
+    assert cli.backup(cast(Cluster, run), args) == exit_code
+    out, err = capsys.readouterr()
+    assert out == f"log of {run.job}-x\n"
+    assert err.splitlines()[-1] == (
+        "backup of prod succeeded"
+        if exit_code == 0
+        else "kubectl pgbackup: backup of prod failed: see kubectl describe pgbackup prod"
+    )

@@ -43,6 +43,7 @@ from .cluster import Body, Cluster
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 POLL = 1.0  # seconds between looks at an object we wait on
 LIST_TIMEOUT = 600  # seconds to wait for the operator's listing: its Job's own deadline
+JOB_TIMEOUT = 300  # seconds to wait for the first pod of a Job the operator is to make
 T = TypeVar("T")
 
 
@@ -99,6 +100,7 @@ def _follow(cluster: Cluster, job: str, wanted: int = 1) -> int:
     last that failed, else 0. ``wanted``: how many pods the Job runs."""
     followed: set[str] = set()
     code = EXIT_OK
+    _wait(f"a pod of Job {job}", lambda: cluster.job_pods(job) or None, timeout=JOB_TIMEOUT)
     while True:
         pods = [p for p in cluster.job_pods(job) if p["metadata"]["name"] not in followed]
         startable = [p for p in pods if (p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")]
@@ -254,9 +256,16 @@ def parser() -> argparse.ArgumentParser:
         description="Status, backups, listings, restores and logs of PgBackups, with your kubeconfig's rights.",
     )
     top.add_argument("--version", action="version", version=f"kubectl-pgbackup {__version__}")
+    # Before the command or after it, as with kubectl; given after, it wins (SUPPRESS keeps a
+    # subcommand's absent option from hiding the one given before).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--context", help="the kubeconfig context to use (default: the current one)")
-    common.add_argument("-n", "--namespace", help="the namespace (default: the context's, else default)")
+    for where, default in ((top, None), (common, argparse.SUPPRESS)):
+        where.add_argument(
+            "--context", default=default, help="the kubeconfig context to use (default: the current one)"
+        )
+        where.add_argument(
+            "-n", "--namespace", default=default, help="the namespace (default: the context's, else default)"
+        )
     commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     show = commands.add_parser("status", parents=[common], help="every PgBackup: last run, freshness, next run")
