@@ -137,14 +137,18 @@ def test_the_plugin_backs_up_lists_restores_and_shows_logs_with_a_users_rights(
     assert dbname in out, f"the run's log is printed: {out!r}"
     assert "succeeded" in err
 
-    # list: the operator lists the bucket with the PgBackup's identity and publishes it.
-    listing = user.start("list", "src", "--database", dbname)
+    # list: the operator lists the bucket with the PgBackup's identity and publishes it. Whoever
+    # writes the bucket chooses its names: one that would clear the screen and forge a line.
+    bucket.put("k8s/evil%1B%5B2J%0Aforged/20260101T000000Z.sql.gz", b"x")
+    listing = user.start("list", "src")
     _run_job_of(kube, kubelet, namespace, "app.kubernetes.io/component", "list")
     code, out, err = _finish(listing)
     assert code == 0, err
-    assert out.splitlines()[0].split()[:2] == ["DATABASE", "TIMESTAMP"], out
-    assert out.splitlines()[1].split()[0] == dbname, out
-    assert "complete" in out.splitlines()[1], out
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["DATABASE", "TIMESTAMP"], out
+    assert [line.split()[0] for line in lines[1:]] == [dbname, "evil\\x1b[2J\\nforged", "(globals)"], out
+    assert "complete" in lines[1], out
+    assert "\x1b" not in out
 
     # logs: the last run's log again, read later.
     logs = user.run("logs", "src")
