@@ -185,19 +185,11 @@ def pod_log(namespace: str, pod: str, container: str, limit_bytes: int) -> str:
     return str(core.read_namespaced_pod_log(pod, namespace, container=container, limit_bytes=limit_bytes))
 
 
-def get_config_map(namespace: str, name: str) -> Body | None:
-    core = kubernetes.client.CoreV1Api(_api())
-    try:
-        return _plain(core.read_namespaced_config_map(name, namespace))
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
 def put_config_map(config_map: Body) -> None:
-    """Create the ConfigMap, or replace the data of the one of that name its controller (the
-    rendered one's) already controls; ``NameTaken`` if another object's or nobody's."""
+    """Create the ConfigMap, or replace the data of the one of that name whose first owner
+    reference is the rendered one's controller (the check and the write one JSON patch, so the
+    operator never reads a ConfigMap: it has no ``get`` on them); ``NameTaken`` if the one of
+    that name is another object's or nobody's."""
     core = kubernetes.client.CoreV1Api(_api())
     meta = config_map["metadata"]
     try:
@@ -206,15 +198,24 @@ def put_config_map(config_map: Body) -> None:
     except ApiException as exc:
         if exc.status != 409:
             raise
-    existing = get_config_map(meta["namespace"], meta["name"])
-    if existing is None or controller_uid(existing) != controller_uid(config_map):
-        raise NameTaken(f"ConfigMap {meta['name']} exists and is not this PgBackup's; it is left alone")
-    core.patch_namespaced_config_map(
-        meta["name"],
-        meta["namespace"],
-        {"metadata": {"resourceVersion": existing["metadata"]["resourceVersion"]}, "data": config_map["data"]},
-        field_manager=FIELD_MANAGER,
-    )
+    owner = controller(config_map) or {}
+    patch = [
+        {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner.get("uid")},
+        {"op": "test", "path": "/metadata/ownerReferences/0/controller", "value": True},
+        {"op": "replace", "path": "/data", "value": config_map["data"]},
+    ]
+    try:
+        core.patch_namespaced_config_map(
+            meta["name"],
+            meta["namespace"],
+            patch,
+            field_manager=FIELD_MANAGER,
+            _content_type="application/json-patch+json",
+        )
+    except ApiException as exc:
+        if exc.status in (400, 409, 422, 500):  # a test that failed, or a path that is not there
+            raise NameTaken(f"ConfigMap {meta['name']} exists and is not this PgBackup's; it is left alone") from exc
+        raise
 
 
 def get_job(namespace: str, name: str) -> Body | None:

@@ -7,11 +7,14 @@ credentials and may not create Jobs (``kubectl pgbackup list``).
    value whose Job is gone from making another), running ``pgbackup list [--database=D]`` in
    the hardened pod with the drills' read identity (``pod.render_list_pod_spec``): no server,
    no signing key, no service-account token unless the drills have their own account.
-2. When that Job ends the operator reads the pod's log (``pods/log``: a pod cannot write to
+2. When that Job ends, and its request is still the annotation's (a late answer to an older
+   request never overwrites a newer one), the operator reads the pod's log (``pods/log``: a pod cannot write to
    the API, so it can forge nothing but its own output) and publishes it in the ConfigMap
    ``pgbackup-<name>-backups``, owned by the PgBackup: ``request`` (the annotation's value, so
    the asker knows the answer is theirs), ``database``, ``result`` (Succeeded or Failed),
-   ``time`` and ``listing`` (the table, or the job's error).
+   ``time`` and ``listing`` (the table, or the job's error). The operator never reads a
+   ConfigMap (``kube.put_config_map``): writing it again, on a later event of the same Job,
+   writes the same answer.
 
 The listing's words come from the bucket, so whoever can write the bucket chooses them.
 ``pgbackup list`` escapes every cell already; the operator does not rely on that (the image is
@@ -95,7 +98,8 @@ def sanitize(text: str) -> str:
 
 
 def job_changed(owner: Body, job: Body, logger: kopf.Logger) -> None:
-    """Publish a finished listing Job's output in the PgBackup's ConfigMap (once)."""
+    """Publish a finished listing Job's output in the PgBackup's ConfigMap, if it answers the
+    request the PgBackup's annotation holds now (an older one's never overwrites a newer)."""
     outcome = status.job_outcome(job)
     if outcome == "Running":
         return
@@ -103,10 +107,9 @@ def job_changed(owner: Body, job: Body, logger: kopf.Logger) -> None:
     annotations = meta.get("annotations") or {}
     wanted = annotations.get(LIST_ANNOTATION, "")
     namespace = meta["namespace"]
-    name = listing_name(owner["metadata"]["name"])
-    existing = kube.get_config_map(namespace, name)
-    if existing is not None and (existing.get("data") or {}).get(REQUEST_KEY) == wanted:
-        return  # published already
+    current = (owner["metadata"].get("annotations") or {}).get(LIST_ANNOTATION)
+    if wanted != current:
+        return  # a newer request's answer (or none) belongs in the ConfigMap, not this one
     pods = sorted(kube.job_pods(namespace, meta["name"]), key=lambda p: str(p["metadata"].get("creationTimestamp")))
     text = ""
     if pods:
@@ -116,12 +119,14 @@ def job_changed(owner: Body, job: Body, logger: kopf.Logger) -> None:
             text = f"the listing's log could not be read: {kube.api_error_message(exc)}\n"
     if outcome == "Failed" and not text.strip():
         text = status.job_failure_reason(job) + "\n"
-    publish(owner, wanted, annotations.get(LIST_DATABASE_ANNOTATION, ""), outcome, status.finished_time(job), text)
-    logger.info(f"listing {wanted!r}: {outcome}, published in ConfigMap {name}")
+    database = annotations.get(LIST_DATABASE_ANNOTATION, "")
+    if publish(owner, wanted, database, outcome, status.finished_time(job), text):
+        logger.info(f"listing {wanted!r}: {outcome}, published in ConfigMap {listing_name(owner['metadata']['name'])}")
 
 
-def publish(owner: Body, wanted: str, database: str, outcome: str, finished: str | None, text: str) -> None:
-    """Write the ConfigMap of ``owner``'s listings with this answer (``sanitize``d)."""
+def publish(owner: Body, wanted: str, database: str, outcome: str, finished: str | None, text: str) -> bool:
+    """Write the ConfigMap of ``owner``'s listings with this answer (``sanitize``d); False,
+    with a Warning Event, when a ConfigMap of that name is not the PgBackup's."""
     meta = owner["metadata"]
     config_map = {
         "apiVersion": "v1",
@@ -144,6 +149,8 @@ def publish(owner: Body, wanted: str, database: str, outcome: str, finished: str
         kube.put_config_map(config_map)
     except kube.NameTaken as exc:
         kube.post_event(owner, "Warning", "ListingNotPublished", str(exc))
+        return False
+    return True
 
 
 def start(body: Body, spec: PgBackupSpec, patch: kopf.Patch, logger: kopf.Logger, default_image: str) -> None:

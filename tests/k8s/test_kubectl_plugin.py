@@ -22,6 +22,7 @@ import pytest
 from devenv.kube import write_kubeconfig
 from devenv.postgres import Cluster
 from devenv.wait import wait_for
+from pgbackup_operator import kube as operator_kube
 
 from ..kit.helpers import Bucket
 from ..kit.kubeenv import KubeEnv, Kubelet, OperatorProcess
@@ -85,11 +86,12 @@ def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 
 def _run_job_of(kube: KubeEnv, kubelet: Kubelet, namespace: str, label: str, value: str) -> None:
-    """Run the pod of the one Job whose ``label`` is ``value`` once the Job controller made it."""
+    """Run the new pod (not run yet) whose ``label`` is ``value`` once the Job controller made it."""
 
     def pod() -> dict[str, Any] | None:
         found = kube.core.list_namespaced_pod(namespace, label_selector=f"{label}={value}").items
-        return kube.plain(found[0]) if found else None
+        new = [kube.plain(p) for p in found if not p.spec.node_name]
+        return new[0] if new else None
 
     wait_for(pod, timeout=60, what=f"the pod with {label}={value}")
     found = pod()
@@ -139,8 +141,13 @@ def test_the_plugin_backs_up_lists_restores_and_shows_logs_with_a_users_rights(
 
     # list: the operator lists the bucket with the PgBackup's identity and publishes it. Whoever
     # writes the bucket chooses its names: one that would clear the screen and forge a line.
+    listing = user.start("list", "src", "--database", dbname)
+    _run_job_of(kube, kubelet, namespace, "app.kubernetes.io/component", "list")
+    code, out, err = _finish(listing)
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()] == ["DATABASE", dbname], out
     bucket.put("k8s/evil%1B%5B2J%0Aforged/20260101T000000Z.sql.gz", b"x")
-    listing = user.start("list", "src")
+    listing = user.start("list", "src")  # a second answer replaces the first in the ConfigMap
     _run_job_of(kube, kubelet, namespace, "app.kubernetes.io/component", "list")
     code, out, err = _finish(listing)
     assert code == 0, err
@@ -176,3 +183,33 @@ def test_the_plugin_backs_up_lists_restores_and_shows_logs_with_a_users_rights(
         f"kubectl pgbackup: you may not patch pgbackups.pgbackup.io in namespace {namespace} (RBAC); "
         "ask your cluster admin for that right\n"
     )
+
+
+def test_the_operator_writes_only_its_own_listing_config_map(
+    kube: KubeEnv, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without reading any ConfigMap: one of the name that is not the owner's is left alone.
+    (The owners are ConfigMaps too: garbage collection deletes what an absent owner owns.)"""
+    monkeypatch.setattr(operator_kube, "_api", lambda: kube.api)
+
+    def config_map(name: str, data: str, owners: list[dict[str, Any]]) -> dict[str, Any]:
+        meta = {"name": name, "namespace": namespace, "ownerReferences": owners}
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"listing": data}}
+
+    def owner(name: str) -> dict[str, Any]:
+        made = kube.core.create_namespaced_config_map(namespace, config_map(name, "", []))
+        return {"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": made.metadata.uid, "controller": True}
+
+    def data(name: str) -> str:
+        return str(kube.core.read_namespaced_config_map(name, namespace).data["listing"])
+
+    ours, another = owner("ours"), owner("another")
+    operator_kube.put_config_map(config_map("mine", "first", [ours]))
+    operator_kube.put_config_map(config_map("mine", "second", [ours]))
+    assert data("mine") == "second"
+    kube.core.create_namespaced_config_map(namespace, config_map("theirs", "kept", []))
+    kube.core.create_namespaced_config_map(namespace, config_map("other", "kept", [another]))
+    for name in ("theirs", "other"):
+        with pytest.raises(operator_kube.NameTaken):
+            operator_kube.put_config_map(config_map(name, "forged", [ours]))
+        assert data(name) == "kept"
