@@ -252,3 +252,18 @@ def test_backup_wait_prints_the_run_s_log_and_exits_with_its_code(
         if exit_code == 0
         else "kubectl pgbackup: backup of prod failed: see kubectl describe pgbackup prod"
     )
+
+
+def test_a_pgbackup_the_operator_cannot_render_is_refused_before_any_request(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = Run(0)
+    broken = run.pgbackup("prod")
+    broken["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "reason": "InvalidSchedule", "message": "spec.schedule: bad"}
+    ]
+    monkeypatch.setattr(run, "pgbackup", lambda name: broken)
+    for command in (["backup", "prod"], ["list", "prod"]):
+        with pytest.raises(ClusterError, match=r"^prod is not Ready \(InvalidSchedule: spec.schedule: bad\)"):
+            cli.COMMANDS[command[0]](cast(Cluster, run), cli.parser().parse_args(command))
+    assert run.job is None, "nothing was asked of the operator"

@@ -63,6 +63,19 @@ def _wait(what: str, check: Callable[[], T | None], timeout: float | None = None
         time.sleep(POLL)
 
 
+def _ready(body: Body, what: str) -> None:
+    """Refuse at once what the operator would not do: it acts on requests only for a PgBackup
+    it could render (``Ready`` not False)."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    ready: Body = next((c for c in conditions if c.get("type") == "Ready"), {})
+    if ready.get("status") == "False":
+        name = body["metadata"]["name"]
+        raise ClusterError(
+            f"{name} is not Ready ({ready.get('reason')}: {ready.get('message')}), so the operator would not "
+            f"{what}; fix it first (kubectl describe pgbackup {name})"
+        )
+
+
 def _err(text: str) -> None:
     print(f"kubectl pgbackup: {text}", file=sys.stderr)
 
@@ -134,6 +147,7 @@ def _terminated(cluster: Cluster, job: str, pod: str) -> Body | None:
 
 def backup(cluster: Cluster, args: argparse.Namespace) -> int:
     body = cluster.pgbackup(args.name)
+    _ready(body, "start a backup")
     run_id = _request_id()
     cluster.annotate(args.name, {RUN_NOW_ANNOTATION: run_id})
     cronjob = (body.get("status") or {}).get("cronJobName") or cronjob_name(args.name)
@@ -160,7 +174,7 @@ def backup(cluster: Cluster, args: argparse.Namespace) -> int:
 
 
 def listing(cluster: Cluster, args: argparse.Namespace) -> int:
-    cluster.pgbackup(args.name)
+    _ready(cluster.pgbackup(args.name), "list its backups")
     wanted = _request_id()
     cluster.annotate(args.name, {LIST_ANNOTATION: wanted, LIST_DATABASE_ANNOTATION: args.database})
     name = listing_name(args.name)
