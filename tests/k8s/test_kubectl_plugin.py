@@ -162,7 +162,7 @@ def test_the_plugin_backs_up_lists_restores_and_shows_logs_with_a_users_rights(
     assert logs.returncode == 0, logs.stderr
     assert dbname in logs.stdout
 
-    # restore --wait: a PgRestore followed to Succeeded.
+    # restore --wait: a PgRestore followed to Succeeded, with its log.
     restoring = user.start(
         "restore", "src", "--database", dbname, "--target", f"{dbname}_r", "--create", "--name", "back", "--wait"
     )
@@ -170,6 +170,8 @@ def test_the_plugin_backs_up_lists_restores_and_shows_logs_with_a_users_rights(
     assert kubelet.run(_pods(kube, namespace, "pgrestore-back")[0]).returncode == 0
     code, out, err = _finish(restoring)
     assert code == 0, err
+    assert f"INFO    restore of '{dbname}' into '{dbname}_r' finished" in out, f"the restore's log: {out!r}"
+    assert "pgrestore back: Succeeded" in err
     assert pg18.sql("SELECT count(*) FROM t", f"{dbname}_r") == [(1000,)]
 
     shown = user.run("status", "-o", "json")

@@ -13,7 +13,8 @@ right to create Jobs:
 - ``list NAME``: the ``pgbackup.io/list-requested`` annotation, set to a new id; the operator
   lists the bucket with the PgBackup's read identity and publishes the table in a ConfigMap
   (``listings``), printed here once it answers that id;
-- ``restore NAME``: a PgRestore, followed (``--wait``) to Succeeded or Failed;
+- ``restore NAME``: a PgRestore, followed (``--wait``) to Succeeded or Failed, with its
+  Job's log where the user may read pods' logs;
 - ``logs NAME``: the log of the last run (the Job ``status.lastRun`` names), drill or prune.
 
 Exit codes: 0 done; 1 a run, restore or listing that failed, or a request the cluster
@@ -33,7 +34,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from backup_job import __version__
-from backup_job.core.errors import ClusterError, PgBackupError
+from backup_job.core.errors import ClusterError, ForbiddenError, PgBackupError
 
 from ..api import LIST_ANNOTATION, LIST_DATABASE_ANNOTATION, RUN_NOW_ANNOTATION
 from ..names import cronjob_name, listing_name, manual_job_name
@@ -216,24 +217,38 @@ def restore(cluster: Cluster, args: argparse.Namespace) -> int:
     print(f"pgrestore {name} created", file=sys.stderr)
     if not args.wait:
         return EXIT_OK
-    shown = ""
-
-    def done() -> Body | None:
-        nonlocal shown
-        found = cluster.pgrestore(name).get("status") or {}
-        phase = str(found.get("phase") or "")
-        if phase and phase != shown:
-            print(f"pgrestore {name}: {phase}", file=sys.stderr)
-            shown = phase
-        return dict(found) if phase in ("Succeeded", "Failed") else None
-
-    final = _wait(f"the end of pgrestore {name}", done)
+    final = _follow_restore(cluster, name)
     message = str(final.get("message") or "")
     if final.get("phase") == "Succeeded":
         print(f"restored: {message}" if message else "restored")
         return EXIT_OK
     _err(f"pgrestore {name} failed: {message or 'see kubectl describe pgrestore ' + name}")
     return EXIT_FAILED
+
+
+def _follow_restore(cluster: Cluster, name: str) -> Body:
+    """Print the PgRestore's phases, and its Job's log where the user may read it, until it
+    Succeeded or Failed; its status then."""
+    shown, followed = "", False
+    while True:
+        found = cluster.pgrestore(name).get("status") or {}
+        phase = str(found.get("phase") or "")
+        if phase and phase != shown:
+            print(f"pgrestore {name}: {phase}", file=sys.stderr)
+            shown = phase
+        over = phase in ("Succeeded", "Failed")
+        job = found.get("jobName")
+        if job and not followed:
+            followed = True
+            try:
+                if not over or cluster.job_pods(str(job)):  # a finished Job's pods may be gone
+                    _follow(cluster, str(job))
+                    continue
+            except ForbiddenError as exc:
+                print(f"pgrestore {name}: its log is not shown: {exc}", file=sys.stderr)
+        if over:
+            return dict(found)
+        time.sleep(POLL)
 
 
 # -- logs ------------------------------------------------------------------------------------
