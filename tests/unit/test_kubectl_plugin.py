@@ -213,8 +213,9 @@ class Run:
 
     namespace = "prod"
 
-    def __init__(self, exit_code: int) -> None:
+    def __init__(self, exit_code: int, started: bool = True) -> None:
         self.exit_code = exit_code
+        self.started = started  # False: the pod failed before its container ran (no status of it)
         self.job: str | None = None
 
     def pgbackup(self, name: str) -> dict[str, Any]:
@@ -229,7 +230,7 @@ class Run:
     def job_pods(self, job: str) -> list[dict[str, Any]]:
         assert job == self.job, "it follows the Job the operator makes for its own request"
         terminated = {"exitCode": self.exit_code}
-        state = {"containerStatuses": [{"state": {"terminated": terminated}}]}
+        state = {"containerStatuses": [{"state": {"terminated": terminated}}]} if self.started else {}
         return [{"metadata": {"name": f"{job}-x"}, "status": {"phase": "Failed", **state}}]
 
     def log(self, pod: str, follow: bool = False) -> Iterator[bytes]:
@@ -267,3 +268,12 @@ def test_a_pgbackup_the_operator_cannot_render_is_refused_before_any_request(
         with pytest.raises(ClusterError, match=r"^prod is not Ready \(InvalidSchedule: spec.schedule: bad\)"):
             cli.COMMANDS[command[0]](cast(Cluster, run), cli.parser().parse_args(command))
     assert run.job is None, "nothing was asked of the operator"
+
+
+def test_backup_wait_ends_when_the_pod_failed_before_its_container_ran(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "POLL", 0)
+    run = Run(1, started=False)
+    assert cli.backup(cast(Cluster, run), cli.parser().parse_args(["backup", "prod", "--wait"])) == 1
+    assert "backup of prod failed" in capsys.readouterr().err

@@ -109,17 +109,19 @@ def _finished(pod: Body) -> Body | None:
     return None
 
 
-def _follow(cluster: Cluster, job: str, wanted: int = 1) -> int:
+def _follow(cluster: Cluster, job: str, wanted: int = 1, over: Callable[[], bool] = lambda: False) -> int:
     """Stream the logs of the Job's pods as they run, one after the other; the exit code of the
-    last that failed, else 0. ``wanted``: how many pods the Job runs."""
+    last that failed, else 0. ``wanted``: how many pods the Job runs; ``over``: whether the
+    operator has recorded the end already (a pod that never started, a deadline), so nothing
+    more is waited for."""
     followed: set[str] = set()
     code = EXIT_OK
-    _wait(f"a pod of Job {job}", lambda: cluster.job_pods(job) or None, timeout=JOB_TIMEOUT)
+    _wait(f"a pod of Job {job}", lambda: cluster.job_pods(job) or over() or None, timeout=JOB_TIMEOUT)
     while True:
         pods = [p for p in cluster.job_pods(job) if p["metadata"]["name"] not in followed]
         startable = [p for p in pods if (p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")]
         if not startable:
-            if len(followed) >= wanted and not pods:
+            if (len(followed) >= wanted and not pods) or over():
                 return code
             time.sleep(POLL)
             continue
@@ -140,6 +142,9 @@ def _terminated(cluster: Cluster, job: str, pod: str) -> Body | None:
     found = next((p for p in cluster.job_pods(job) if p["metadata"]["name"] == pod), None)
     if found is None:
         return {"exitCode": 1}  # gone before it told
+    phase = (found.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):  # over, with or without a container that ran
+        return _finished(found) or {"exitCode": 0 if phase == "Succeeded" else 1}
     return _finished(found)
 
 
@@ -157,11 +162,12 @@ def backup(cluster: Cluster, args: argparse.Namespace) -> int:
     if not args.wait:
         return EXIT_OK
     shards = int((body.get("spec") or {}).get("parallelism") or 1)
-    code = _follow(cluster, job, shards)
 
     def recorded() -> str | None:
         run = (cluster.pgbackup(args.name).get("status") or {}).get("lastRun") or {}
         return str(run["result"]) if run.get("jobName") == job and run.get("result") != "Running" else None
+
+    code = _follow(cluster, job, shards, lambda: recorded() is not None)
 
     result = _wait(f"the outcome of Job {job}", recorded, timeout=120)
     if result == "Succeeded":
@@ -226,6 +232,10 @@ def restore(cluster: Cluster, args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def _restore_over(cluster: Cluster, name: str) -> bool:
+    return (cluster.pgrestore(name).get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def _follow_restore(cluster: Cluster, name: str) -> Body:
     """Print the PgRestore's phases, and its Job's log where the user may read it, until it
     Succeeded or Failed; its status then."""
@@ -242,7 +252,7 @@ def _follow_restore(cluster: Cluster, name: str) -> Body:
             followed = True
             try:
                 if not over or cluster.job_pods(str(job)):  # a finished Job's pods may be gone
-                    _follow(cluster, str(job))
+                    _follow(cluster, str(job), over=functools.partial(_restore_over, cluster, name))
                     continue
             except ForbiddenError as exc:
                 print(f"pgrestore {name}: its log is not shown: {exc}", file=sys.stderr)
