@@ -16,6 +16,9 @@ at the debug log level. Code that catches a lower-level exception always re-rais
   ``ChecksumError`` subclass, so callers can tell corruption from a bad target;
   ``DecryptionError`` is a backup that cannot be opened with the identity given).
 
+``ClusterError`` is ``kubectl pgbackup``'s: a request to the Kubernetes API failed, and
+``ForbiddenError`` the one RBAC refused, naming the verb and resource to ask for. Exit code 1.
+
 ``Interrupted`` (SIGTERM, SIGINT) stands apart: like ``KeyboardInterrupt`` it derives from
 ``BaseException``, so no ``except Exception`` on its way up (ours, or a library's retry loop
 such as botocore's) can swallow a stop request. Exit code 1.
@@ -44,6 +47,14 @@ class ConfigError(PgBackupError):
 
 class RunError(PgBackupError):
     """The run cannot start or continue at all."""
+
+
+class ClusterError(PgBackupError):
+    """A Kubernetes API request of ``kubectl pgbackup`` failed; the message says which and why."""
+
+
+class ForbiddenError(ClusterError):
+    """RBAC refused a request of ``kubectl pgbackup``; the message names the verb and resource."""
 
 
 class Interrupted(BaseException):

@@ -21,6 +21,7 @@ package: a package named ``operator`` on ``sys.path`` (the repository root, when
 - ``handlers``  the kopf handlers of PgBackups, their CronJobs and Jobs;
 - ``runs``      what a backup, verify or prune Job means for its PgBackup's status;
 - ``restores``  PgRestore: its Job, rendered once, and its status;
+- ``listings``  the bucket listed on request, published in a ConfigMap;
 - ``alerting``, ``freshness``, ``metrics``  silence as a failure, and /metrics;
 - ``cli``       the ``pgbackup-operator`` command.
 """

@@ -18,8 +18,10 @@ MANUAL_LABEL = f"{GROUP}/manual"
 ADOPT_LABEL = f"{GROUP}/adopt"  # on a CronJob without owner: the PgBackup that may take it over
 AFTER_LABEL = f"{GROUP}/after"  # on a prune Job: the sharded backup Job it follows
 COMPONENT_LABEL = "app.kubernetes.io/component"
-BACKUP, VERIFY, PRUNE, RESTORE = "backup", "verify", "prune", "restore"
+BACKUP, VERIFY, PRUNE, RESTORE, LIST = "backup", "verify", "prune", "restore", "list"
 RUN_NOW_ANNOTATION = f"{GROUP}/backup-now"
+LIST_ANNOTATION = f"{GROUP}/list-requested"  # a new value asks for a listing of the bucket
+LIST_DATABASE_ANNOTATION = f"{GROUP}/list-database"  # with it: only this database's backups
 MANAGED_BY = "pgbackup-operator"
 Body = dict[str, Any]
 

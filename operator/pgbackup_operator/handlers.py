@@ -6,7 +6,8 @@
   controls); set ``Ready``, the trust conditions ``Signed`` and ``VerifyIsolated`` (``trust``),
   ``cronJobName``, ``nextScheduleTime``, ``observedGeneration``;
   act on the ``pgbackup.io/backup-now`` annotation by creating one backup Job per distinct
-  id, with the run's timestamp fixed in it.
+  id, with the run's timestamp fixed in it, and on ``pgbackup.io/list-requested`` by
+  creating one listing Job per distinct value (``listings``).
   A CronJob of a wanted name that is not this PgBackup's is never changed (``kube``):
   ``Ready=False`` with ``CronJobNameTaken``, or, while garbage collection removes the CronJob
   of a deleted PgBackup of the same name, ``Ready=Unknown`` with ``PredecessorLeaving`` and a
@@ -15,7 +16,8 @@
   deleted or edited away from the rendering, apply the rendering again (drift repair, for
   every kind); copy the backup CronJob's ``lastScheduleTime``.
 - ``job_changed`` (any event on a Job we manage): the Job's component label says which kind
-  it is. Restore Jobs go to their PgRestore (``restores``); backup, verify and prune Jobs to
+  it is. Restore Jobs go to their PgRestore (``restores``), listing Jobs publish their
+  output (``listings``); backup, verify and prune Jobs to
   their PgBackup's status (``runs``), one Event per outcome, and a sharded run whose every
   shard succeeded gets its one prune Job.
 
@@ -40,7 +42,7 @@ from kubernetes.client import ApiException
 
 from backup_job.core.cron import CronSchedule
 
-from . import api, kube, metrics, render, restores, runs, status, trust
+from . import api, kube, listings, metrics, render, restores, runs, status, trust
 from .api import Body
 from .spec import PgBackupSpec, parse_pgbackup
 
@@ -184,6 +186,7 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any)
     patch.status["nextScheduleTime"] = next_schedule_time(typed)
     logger.info(f"CronJob {cronjob['metadata']['name']} applied")
     _run_now(obj, applied, patch, logger)
+    listings.start(obj, typed, patch, logger, default_image())
 
 
 def _run_now(body: Body, cronjob: Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
@@ -311,6 +314,9 @@ def job_changed(
         return
     owner = _owner(dict(meta), namespace)
     if owner is None:
+        return
+    if kind == api.LIST:
+        listings.job_changed(owner, job, logger)
         return
     records = {api.VERIFY: runs.record_verify, api.PRUNE: runs.record_prune, api.BACKUP: runs.record_backup}
     for _attempt in range(5):

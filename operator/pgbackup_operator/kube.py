@@ -4,8 +4,9 @@ kopf watches and patches the PgBackup it is handling; everything else goes throu
 applying a CronJob (server-side apply, field manager ``pgbackup-operator``, so a field
 someone removed by hand comes back and fields others own are left alone), deleting the
 verify or prune CronJob when the field asking for it goes away, creating manual, prune and
-restore Jobs, reading a finished
-Job's Pods for the termination message, reading a PgBackup from an event about one of its
+restore and listing Jobs, reading a finished
+Job's Pods for the termination message (and a listing Job's log), publishing a listing in a
+ConfigMap, reading a PgBackup from an event about one of its
 children, and patching the status of a PgBackup or PgRestore.
 
 Server-side apply with ``force`` takes over any object of the name (and our owner reference
@@ -176,6 +177,45 @@ def job_pods(namespace: str, job_name: str) -> list[Body]:
     core = kubernetes.client.CoreV1Api(_api())
     pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}")
     return [_plain(pod) for pod in pods.items]
+
+
+def pod_log(namespace: str, pod: str, container: str, limit_bytes: int) -> str:
+    """The first ``limit_bytes`` of a container's log (``pods/log``)."""
+    core = kubernetes.client.CoreV1Api(_api())
+    return str(core.read_namespaced_pod_log(pod, namespace, container=container, limit_bytes=limit_bytes))
+
+
+def put_config_map(config_map: Body) -> None:
+    """Create the ConfigMap, or replace the data of the one of that name whose first owner
+    reference is the rendered one's controller (the check and the write one JSON patch, so the
+    operator never reads a ConfigMap: it has no ``get`` on them); ``NameTaken`` if the one of
+    that name is another object's or nobody's."""
+    core = kubernetes.client.CoreV1Api(_api())
+    meta = config_map["metadata"]
+    try:
+        core.create_namespaced_config_map(meta["namespace"], cast(Any, config_map), field_manager=FIELD_MANAGER)
+        return
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    owner = controller(config_map) or {}
+    patch = [
+        {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner.get("uid")},
+        {"op": "test", "path": "/metadata/ownerReferences/0/controller", "value": True},
+        {"op": "replace", "path": "/data", "value": config_map["data"]},
+    ]
+    try:
+        core.patch_namespaced_config_map(
+            meta["name"],
+            meta["namespace"],
+            patch,
+            field_manager=FIELD_MANAGER,
+            _content_type="application/json-patch+json",
+        )
+    except ApiException as exc:
+        if exc.status in (400, 409, 422, 500):  # a test that failed, or a path that is not there
+            raise NameTaken(f"ConfigMap {meta['name']} exists and is not this PgBackup's; it is left alone") from exc
+        raise
 
 
 def get_job(namespace: str, name: str) -> Body | None:

@@ -7,7 +7,8 @@ The hash inputs carry a ``verify:`` / ``prune:`` tag (a colon never occurs in a 
 names of two kinds never meet for different PgBackups; where the plain texts meet
 (``pgbackup-a-verify`` is also the backup CronJob of ``a-verify``) the first owner keeps it
 (``kube.NameTaken``). Jobs the operator creates are named after what they are for: a
-backup-now id, or the sharded run a prune Job follows, so a second attempt is a no-op.
+backup-now id, a listing request, or the sharded run a prune Job follows, so a second attempt
+is a no-op. The listing of a bucket is published in the ConfigMap ``pgbackup-<name>-backups``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,17 @@ def after_run_prune_job_name(job: str) -> str:
 def manual_job_name(cronjob: str, run_id: str) -> str:
     """A fixed Job name per backup-now id, so one id never makes a second Job."""
     return f"{cronjob}-m{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def list_job_name(cronjob: str, request: str) -> str:
+    """A fixed Job name per listing request, so one request never makes a second Job."""
+    return f"{cronjob}-l{hashlib.sha256(request.encode()).hexdigest()[:8]}"
+
+
+def listing_name(name: str) -> str:
+    """The ConfigMap ``pgbackup-<name>-backups`` holding the last listing of the bucket, hashed
+    short like the CronJobs' names (``backups:`` tag) when too long."""
+    return _fit(f"pgbackup-{name}", "-backups", f"backups:{name}")
 
 
 def labels(name: str, component: str = BACKUP) -> dict[str, str]:

@@ -167,6 +167,18 @@ def render_prune_pod_spec(spec: PgBackupSpec, retention: Retention, default_imag
     )
 
 
+def render_list_pod_spec(spec: PgBackupSpec, default_image: str, command: list[str]) -> Body:
+    """The listing pod (``pgbackup list``, on a user's request): no PostgreSQL server, the
+    destination read with the drills' identity (``spec.verify``'s credentials and account, else
+    the backup's), as a PgRestore without its own reads it."""
+    verify = spec.verify or Verify()
+    credentials = verify.credentials_secret_ref
+    env = [*destination_env(spec, credentials), *trust_env(spec), *pod_env(spec)]
+    return _pod_spec(
+        spec, default_image, command, env, destination_mount(spec, credentials), verify.service_account_name
+    )
+
+
 def render_restore_pod_spec(restore: PgRestoreSpec, spec: PgBackupSpec, default_image: str, command: list[str]) -> Body:
     """The restore pod of a PgRestore (``restore``, its spec) from its PgBackup's ``spec``: the
     same hardened pod, into ``restore.target.server`` or else the backup server, reading with

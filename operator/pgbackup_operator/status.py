@@ -242,10 +242,10 @@ def is_newer_or_same(run: Body, current: Body | None) -> bool:
 
 
 def component(job: Body) -> str:
-    """``backup``, ``verify``, ``prune`` or ``restore``: what a Job of ours does."""
+    """``backup``, ``verify``, ``prune``, ``restore`` or ``list``: what a Job of ours does."""
     labels = job.get("metadata", {}).get("labels") or {}
     found = labels.get("app.kubernetes.io/component")
-    return found if found in ("verify", "prune", "restore") else "backup"
+    return found if found in ("verify", "prune", "restore", "list") else "backup"
 
 
 def finished_time(job: Body) -> str | None:

@@ -53,6 +53,7 @@ from . import anyuid
 
 if TYPE_CHECKING:
     from .kubeenv import KubeEnv
+    from .lognode import LogNode
 
 
 def now() -> str:
@@ -210,16 +211,23 @@ class Kubelet:
 
     ``extra_path`` goes first on the pod's ``PATH`` (the PostgreSQL binaries); ``workdir``
     keeps each pod's output and termination message after the run; ``node_env`` is set in every
-    container before the pod's own variables.
+    container before the pod's own variables. With a ``node`` (``lognode.LogNode``) each pod is
+    bound to it before it starts and its output is served as ``pods/log`` after the run.
     """
 
     def __init__(
-        self, kube: KubeEnv, extra_path: Path, workdir: Path, node_env: Mapping[str, str] | None = None
+        self,
+        kube: KubeEnv,
+        extra_path: Path,
+        workdir: Path,
+        node_env: Mapping[str, str] | None = None,
+        node: LogNode | None = None,
     ) -> None:
         self.kube = kube
         self.extra_path = extra_path
         self.workdir = workdir
         self.node_env = dict(node_env or {})  # given to every container, under the pod's own variables
+        self.node = node
 
     def _secret(self, namespace: str, name: str, optional: bool) -> dict[str, str] | None:
         try:
@@ -389,6 +397,8 @@ class Kubelet:
         argv = [_local(expand(arg, defined), paths) for arg in container.get("command", []) + container.get("args", [])]
         self._check_reachable(argv, env["PATH"], who)
         started = now()
+        if self.node is not None:
+            self.node.bind(pod)
         self._patch_status(namespace, name, {"phase": "Running", "startTime": started})
         result = subprocess.run(
             argv,
@@ -404,6 +414,8 @@ class Kubelet:
         message = termination_log.read_text()
         (self.workdir / f"{name}.termination-log").write_text(message)
         (self.workdir / f"{name}.output").write_text(result.stdout + result.stderr)
+        if self.node is not None:
+            self.node.finished(namespace, name, result.stdout + result.stderr)
         self.finish(pod, result.returncode, message, started)
         return result
 

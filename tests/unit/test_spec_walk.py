@@ -468,10 +468,10 @@ def test_a_field_counts_as_read_only_where_the_operator_reads_it(monkeypatch: py
 
 def report(cluster: Cluster) -> None:
     """Every status the operator writes, each written once: a PgBackup reconciled with a
-    backup-now request, its CronJob's schedule mirrored, a manual sharded run that failed in
+    backup-now request and a listing request, its CronJob's schedule mirrored, a manual sharded run that failed in
     one shard, a run that succeeded, a drill and a prune; and a PgRestore's Job that ended."""
     body = cluster.objects[api.PLURAL]["full"]
-    body["metadata"]["annotations"] = {api.RUN_NOW_ANNOTATION: "now-1"}
+    body["metadata"]["annotations"] = {api.RUN_NOW_ANNOTATION: "now-1", api.LIST_ANNOTATION: "list-1"}
     cluster.reconcile("full")
     cronjob = {**cluster.applied[-3], "status": {"lastScheduleTime": WHEN}}
     assert cronjob["metadata"]["name"] == "pgbackup-full", "the backup CronJob is applied first"
