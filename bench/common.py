@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from backup_job.core import settings as S
 from devenv.postgres import Cluster
@@ -40,6 +41,24 @@ class Measured:
     peak_rss_bytes: int  # the largest sum of RSS over the process tree
     stdout: str
     stderr: str
+
+
+C = TypeVar("C")
+
+
+@dataclass
+class Runs(Generic[C]):
+    """The figures of every round of one case of a benchmark (``C``: that benchmark's case)."""
+
+    case: C
+    measured: list[dict[str, float]] = field(default_factory=list)
+
+    def median(self, key: str) -> float:
+        return statistics.median(run[key] for run in self.measured)
+
+    def figure(self, key: str, how: Callable[[Iterable[float]], float] = max) -> float:
+        """``how`` (max, min, ...) of ``key`` over the rounds."""
+        return float(how(run[key] for run in self.measured))
 
 
 def _children_by_parent() -> dict[int, list[int]]:

@@ -38,18 +38,17 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from backup_job.core import settings as S
 from bench import dataset
-from bench.common import MIB, Measured, delete_prefix, measure, objects, pgbackup_env, tail
+from bench.common import MIB, Measured, Runs, delete_prefix, measure, objects, pgbackup_env, tail
 from devenv.postgres import Cluster, debian_bindir
 from devenv.s3 import S3Server
 
@@ -71,18 +70,6 @@ class Case:
     small: bool = False  # the small-databases group (else database bench)
     not_gz: bool = False  # its dump objects must not be gzip (a check that the setting took)
     sealed: bool = False  # its dump objects must be sealed with age (likewise)
-
-
-@dataclass
-class Runs:
-    case: Case
-    measured: list[dict[str, float]] = field(default_factory=list)
-
-    def median(self, key: str) -> float:
-        return statistics.median(run[key] for run in self.measured)
-
-    def figure(self, key: str, how: Any = max) -> float:
-        return float(how(run[key] for run in self.measured))
 
 
 def one_liner(compressor: str, pg_dump: str, key: str, database: str = dataset.BIG_DATABASE) -> str:
@@ -181,7 +168,7 @@ class Bench:
         return sum(int(item["Size"]) for item in dumps)
 
 
-def ratio(runs: dict[str, Runs], case: str, base: str) -> float | None:
+def ratio(runs: dict[str, Runs[Case]], case: str, base: str) -> float | None:
     if case not in runs or base not in runs:
         return None
     return runs[case].median("seconds") / runs[base].median("seconds")
@@ -191,7 +178,7 @@ def baseline(case: Case) -> str:
     return "smallloop" if case.small else "gzip"
 
 
-def table(runs: dict[str, Runs]) -> list[str]:
+def table(runs: dict[str, Runs[Case]]) -> list[str]:
     lines = [
         "| case | median s | min-max s | CPU s (median) | peak RSS MiB (max) | output MB | vs gzip -6 | vs pigz |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -216,7 +203,7 @@ def _x(value: float | None, small: bool = False) -> str:
     return "" if value is None else f"{value:.2f}x" + (" (vs loop)" if small else "")
 
 
-def targets(runs: dict[str, Runs]) -> list[tuple[str, bool | None]]:
+def targets(runs: dict[str, Runs[Case]]) -> list[tuple[str, bool | None]]:
     """Each target with what was measured, and whether it was met (None: a case it needs did not run)."""
 
     def check(case: str, base: str, limit: float, key: str = "seconds") -> tuple[str, bool | None]:

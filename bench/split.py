@@ -42,18 +42,17 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backup_job.core import settings as S
 from bench import split_data
-from bench.common import MIB, Measured, delete_prefix, measure, objects, pgbackup_env, tail
+from bench.common import MIB, Measured, Runs, delete_prefix, measure, objects, pgbackup_env, tail
 from bench.dataset import pg_dump_version
 from devenv.postgres import debian_bindir
 from devenv.s3 import S3Server
@@ -87,18 +86,6 @@ CASES = (
     Case("tfull", f"restore --table {ONE_TABLE}, backup of big", "table"),
 )
 GROUPS = ("client", "postgres", "s3")
-
-
-@dataclass
-class Runs:
-    case: Case
-    measured: list[dict[str, float]] = field(default_factory=list)
-
-    def median(self, key: str) -> float:
-        return statistics.median(run[key] for run in self.measured)
-
-    def peak(self, key: str) -> float:
-        return max(run[key] for run in self.measured)
 
 
 def group_cpu_seconds(root: int) -> float:
@@ -245,11 +232,11 @@ def amdahl(one: float, two: float) -> tuple[float, dict[int, float]]:
     return serial, {n: one * (serial + (1 - serial) / n) for n in (8, 16)}
 
 
-def _ratio(runs: dict[str, Runs], case: str, base: str) -> float:
+def _ratio(runs: dict[str, Runs[Case]], case: str, base: str) -> float:
     return runs[case].median("seconds") / runs[base].median("seconds")
 
 
-def report(runs: dict[str, Runs], bench: SplitBench) -> list[str]:
+def report(runs: dict[str, Runs[Case]], bench: SplitBench) -> list[str]:
     lines = [
         "| case | median s | min-max s | client CPU s | PostgreSQL CPU s | S3 server CPU s | busy cores |"
         " peak RSS MiB | stored MB |",
@@ -259,10 +246,10 @@ def report(runs: dict[str, Runs], bench: SplitBench) -> list[str]:
         cpu = sum(group.median(f"cpu_{name}") for name in GROUPS)
         stored = f"{group.median('stored_bytes') / 1e6:.0f}" if group.case.kind == "dump" else ""
         lines.append(
-            f"| {group.case.title} | {group.median('seconds'):.1f} | {min(r['seconds'] for r in group.measured):.1f}-"
-            f"{group.peak('seconds'):.1f} | {group.median('cpu_client'):.1f} | {group.median('cpu_postgres'):.1f} | "
-            f"{group.median('cpu_s3'):.1f} | {cpu / group.median('seconds'):.2f} | {group.peak('peak_rss_mib'):.0f} | "
-            f"{stored} |"
+            f"| {group.case.title} | {group.median('seconds'):.1f} | {group.figure('seconds', min):.1f}-"
+            f"{group.figure('seconds'):.1f} | {group.median('cpu_client'):.1f} | {group.median('cpu_postgres'):.1f} | "
+            f"{group.median('cpu_s3'):.1f} | {cpu / group.median('seconds'):.2f} | "
+            f"{group.figure('peak_rss_mib'):.0f} | {stored} |"
         )
     checks = [
         ("split 2 jobs / pg_dump -Fd -j 2 (dump)", _ratio(runs, "split2", "pgdump"), 0.7),
@@ -297,7 +284,7 @@ def report(runs: dict[str, Runs], bench: SplitBench) -> list[str]:
 
 
 def summary(
-    args: argparse.Namespace, bench: SplitBench, runs: dict[str, Runs], rounds: int
+    args: argparse.Namespace, bench: SplitBench, runs: dict[str, Runs[Case]], rounds: int
 ) -> tuple[str, str, list[str]]:
     """The data set's line, the machine's line and the tables, from the first ``rounds`` rounds."""
     raw = bench.raw_bytes.get(split_data.BIG, 0)
