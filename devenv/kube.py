@@ -208,7 +208,9 @@ class ControlPlane:
         for crd in crds:
             self.kubectl("apply", "-f", str(crd))
         if crds:
-            self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+            # polled rather than `kubectl wait`, which fails at once on a CRD the API server has
+            # not given any status conditions yet instead of waiting for them
+            wait_for(self._crds_established, timeout=60, what="every CRD Established")
             self.wait_for_discovery()
         self._spawn(
             "kube-controller-manager",
@@ -258,6 +260,18 @@ class ControlPlane:
             except TimeoutError:
                 os.killpg(pid, signal.SIGKILL)
         subprocess.run(["rm", "-rf", str(self.state)], check=False)
+
+    def _crds_established(self) -> bool:
+        listed = self.kubectl("get", "crd", "-o", "json", check=False)
+        if listed.returncode:
+            return False
+        return all(
+            any(
+                c.get("type") == "Established" and c.get("status") == "True"
+                for c in (crd.get("status") or {}).get("conditions") or []
+            )
+            for crd in json.loads(listed.stdout)["items"]
+        )
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this plane; with ``check``, a failure raises with kubectl's own
