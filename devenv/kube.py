@@ -208,9 +208,7 @@ class ControlPlane:
         for crd in crds:
             self.kubectl("apply", "-f", str(crd))
         if crds:
-            # polled rather than `kubectl wait`, which fails at once on a CRD the API server has
-            # not given any status conditions yet instead of waiting for them
-            wait_for(self._crds_established, timeout=60, what="every CRD Established")
+            self.wait_for_crds()
             self.wait_for_discovery()
         self._spawn(
             "kube-controller-manager",
@@ -261,17 +259,24 @@ class ControlPlane:
                 os.killpg(pid, signal.SIGKILL)
         subprocess.run(["rm", "-rf", str(self.state)], check=False)
 
-    def _crds_established(self) -> bool:
-        listed = self.kubectl("get", "crd", "-o", "json", check=False)
-        if listed.returncode:
-            return False
-        return all(
-            any(
-                c.get("type") == "Established" and c.get("status") == "True"
-                for c in (crd.get("status") or {}).get("conditions") or []
+    def wait_for_crds(self, *names: str, timeout: float = 60) -> None:
+        """Until the CRDs ``names`` (all when none) are Established: polled rather than `kubectl
+        wait`, which fails at once on a CRD the API server has not given any conditions yet."""
+
+        def established() -> bool:
+            listed = self.kubectl("get", "crd", *names, "-o", "json", check=False)
+            if listed.returncode:
+                return False
+            found = json.loads(listed.stdout)
+            return all(
+                any(
+                    c.get("type") == "Established" and c.get("status") == "True"
+                    for c in (crd.get("status") or {}).get("conditions") or []
+                )
+                for crd in (found["items"] if "items" in found else [found])
             )
-            for crd in json.loads(listed.stdout)["items"]
-        )
+
+        wait_for(established, timeout=timeout, what=f"CRDs Established: {', '.join(names) or 'all'}")
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this plane; with ``check``, a failure raises with kubectl's own

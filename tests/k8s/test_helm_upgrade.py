@@ -66,7 +66,7 @@ def _ready(kube: KubeEnv, name: str) -> bool:
 def test_helm_upgrade_with_the_new_crds_keeps_old_pgbackups_working(helm: Path, plane: KubeEnv, tmp_path: Path) -> None:
     kube = plane
     kube.plane.kubectl("apply", "--server-side", "-f", str(OLD_CRD))
-    kube.plane.kubectl("wait", "--for=condition=Established", "crd/pgbackups.pgbackup.io", "--timeout=60s")
+    kube.plane.wait_for_crds("pgbackups.pgbackup.io")
     for name in (NAMESPACE, WATCHED):
         kube.plane.kubectl("create", "namespace", name)
     old_spec = _old_spec()
@@ -101,7 +101,7 @@ def test_helm_upgrade_with_the_new_crds_keeps_old_pgbackups_working(helm: Path, 
         assert kube.cronjob(WATCHED, "pgbackup-from-values-verify") is not None, "and still rendered"
 
     kube.plane.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))  # the documented upgrade step
-    kube.plane.kubectl("wait", "--for=condition=Established", "crd/pgrestores.pgbackup.io", "--timeout=60s")
+    kube.plane.wait_for_crds("pgrestores.pgbackup.io")
     # New fields, through helm upgrade: sharding, and what the upgrade note (docs/kubernetes.md) asks of a
     # PgBackup with a drill (a scratch server) and of every one (a signing key).
     example = _example_spec()
