@@ -212,6 +212,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
         def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes, cut: bool = False) -> None:
+            # Recorded before the answer goes out, so a client holding its answer finds it recorded.
+            proxy.requests.append((self.command, self.path, status))
             self.send_response(status)
             head = self.command == "HEAD"  # its Content-Length is the object's, with no body sent
             for name, value in headers:
@@ -224,7 +226,6 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body[: len(body) // 2] if cut else body)
             if cut:  # the promised length never arrives: the client sees the connection end early
                 self.close_connection = True
-            proxy.requests.append((self.command, self.path, status))
 
         def _forward(self, body: bytes, fault: Fault | None) -> tuple[int, list[tuple[str, str]], bytes]:
             upstream = http.client.HTTPConnection(*proxy.upstream, timeout=SOCKET_TIMEOUT)

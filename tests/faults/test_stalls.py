@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from backup_job.core.stopping import BOUND
 from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
 from devenv.wait import wait_for
@@ -73,7 +74,7 @@ def test_sigterm_ends_a_run_in_seconds_whatever_a_request_is_doing(
     finally:
         proc.kill()
     reader.join(timeout=10)
-    assert code == 1 and took < 10, f"exit {code} after {took:.1f} s"
+    assert code == 1 and took < BOUND + 1.5, f"exit {code} after {took:.1f} s, the bound is {BOUND:.0f} s"
     assert "stopped by SIGTERM" in "".join(seen)
     assert bucket.keys("st/") == []
 
@@ -87,10 +88,10 @@ def test_read_timeout_and_attempts_are_the_users(
         stall = proxy.add(Fault("PUT", PARTS, "stall", times=None, seconds=300, forward=False))
         started = time.monotonic()
         result = run_pgbackup(
-            _env(bucket, pg18, bindir18, proxy, dbname, BACKUP_S3_READ_TIMEOUT="1s", AWS_MAX_ATTEMPTS=str(attempts)),
+            _env(bucket, pg18, bindir18, proxy, dbname, BACKUP_S3_READ_TIMEOUT="3s", AWS_MAX_ATTEMPTS=str(attempts)),
             timeout=60,
         )
-        assert result.returncode == 1 and time.monotonic() - started < 20
+        assert result.returncode == 1 and time.monotonic() - started < 40
         [failed] = [line for line in result.stdout.splitlines() if "FAILED" in line and f"'{dbname}'" in line]
         assert "UploadPart" in failed and "timeout" in failed.lower(), failed
         requests[attempts] = len(stall.hits)
@@ -106,7 +107,7 @@ def test_a_stall_on_the_database_side_is_named_as_such(
     pg18.sql(f"CREATE DATABASE {dbname}")
     pg18.sql("CREATE TABLE t AS SELECT g, md5(g::text) AS f FROM generate_series(1, 50000) g", dbname)
     slow = fake_tool(
-        tmp_path / "bin", bindir18, "pg_dump", 'set -o pipefail\n"$REAL" "$@" | { head -c 100000; sleep 3; cat; }'
+        tmp_path / "bin", bindir18, "pg_dump", 'set -o pipefail\n"$REAL" "$@" | { head -c 100000; sleep 6; cat; }'
     )
 
     result = run_pgbackup(_env(bucket, pg18, slow, proxy, dbname), timeout=60)

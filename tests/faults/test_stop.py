@@ -164,7 +164,7 @@ def test_sigterm_after_the_summary_is_said_once(pg18: Cluster, bindir18: Path, t
                 BACKUP_GLOBALS="false",
                 BACKUP_TERMINATION_LOG=str(termination_log),
                 BACKUP_METRICS_PUSHGATEWAY_URL=gateway.url,
-                BACKUP_NOTIFY_TIMEOUT="2s",
+                BACKUP_NOTIFY_TIMEOUT="6s",
             )
         )
         run = Started(env, tmp_path)

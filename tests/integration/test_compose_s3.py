@@ -70,7 +70,7 @@ def test_the_compose_s3_service_command_serves_the_env_example_bucket(weed: Path
         region_name="us-east-1",
         aws_access_key_id=settings["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=settings["AWS_SECRET_ACCESS_KEY"],
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}),
     )
 
     def bucket_ready() -> bool:

@@ -39,7 +39,7 @@ def test_a_manual_run_leaves_a_running_upload_alone(
         tmp_path / "bin",
         bindir18,
         "pg_dump",
-        f'set -o pipefail\n"$REAL" "$@" | {{ head -c 24000000; for i in $(seq 1200); do '
+        f'set -o pipefail\n"$REAL" "$@" | {{ head -c 24000000; for i in $(seq 12000); do '
         f'[ -f "{flag}" ] && break; sleep 0.05; done; cat; }}',
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_"))}

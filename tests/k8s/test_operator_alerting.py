@@ -146,7 +146,9 @@ def test_silence_turns_fresh_false_with_one_event_and_a_success_clears_it(
     def fresh(name: str) -> dict[str, Any]:
         return kube.condition(namespace, name, "Fresh") or {}
 
-    wait_for(lambda: fresh("quiet").get("status") == "False", timeout=30, what="Fresh=False")
+    # 60 s: a create reconcile that lands after the first Fresh=False can erase it, and the
+    # checker writes it again after its 30 s patience.
+    wait_for(lambda: fresh("quiet").get("status") == "False", timeout=60, what="Fresh=False")
     condition = fresh("quiet")
     assert condition["reason"] == "NoRecentBackup"
     assert "no backup has succeeded" in condition["message"] and "since it was created" in condition["message"]

@@ -82,7 +82,7 @@ class KubeEnv:
         self.batch.create_namespaced_job(
             namespace, {"metadata": {"name": name, "labels": template["metadata"]["labels"]}, "spec": template["spec"]}
         )
-        wait_for(lambda: self.pod_of(namespace, name), timeout=30, what=f"the Pod of Job {name}")
+        wait_for(lambda: self.pod_of(namespace, name), timeout=60, what=f"the Pod of Job {name}")
         return name
 
     def pod_of(self, namespace: str, job_name: str) -> dict[str, Any] | None:
