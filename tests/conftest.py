@@ -8,7 +8,7 @@ whole suite starts each session-wide server once, whichever lanes its tests are 
 
 A test's lane is its directory (``tests/kit/lanes.py``, docs/development.md#tests):
 ``tests/unit`` runs offline and is what ``scripts/test --fast`` runs; ``tests/integration``,
-``tests/faults`` and ``tests/k8s`` test pgbackup with real services; ``tests/kit/selftest``
+``tests/faults``, ``tests/hostile`` and ``tests/k8s`` test pgbackup with real services; ``tests/kit/selftest``
 checks the kit itself (the stand-in kubelet, the fault proxy, the emulators), with whatever
 services its subject needs. A unit test that asks for one of the service fixtures (those in
 ``SERVICES``) fails collection with the fix to make, so the fast lane stays fast and offline;
@@ -88,7 +88,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError(
             "tests/unit runs offline, but "
             + "; ".join(offline_only)
-            + f": move these tests to {lanes.INTEGRATION}, {lanes.FAULTS} or {lanes.K8S}"
+            + f": move these tests to {lanes.INTEGRATION}, {lanes.FAULTS}, {lanes.HOSTILE} or {lanes.K8S}"
             + f" ({lanes.KIT} if what they check is the test kit itself)"
         )
 

@@ -1,8 +1,9 @@
 """The suite's lanes: one directory each, and every test file in one of them.
 
 A lane is where a test lives, and says what it needs (docs/development.md#tests):
-``tests/unit`` is offline and is the fast lane; ``tests/integration``, ``tests/faults`` and
-``tests/k8s`` test pgbackup against real services; ``tests/kit/selftest`` checks the kit the
+``tests/unit`` is offline and is the fast lane; ``tests/integration``, ``tests/faults``,
+``tests/hostile`` and ``tests/k8s`` test pgbackup against real services (faults injected in
+``tests/faults``, attacks performed in ``tests/hostile``); ``tests/kit/selftest`` checks the kit the
 others stand on. scripts/test names each lane in one of its two pytest processes, so a test
 file outside every lane would be collected by a bare ``pytest`` yet never run by CI:
 tests/conftest.py refuses one at collection, and tests/unit/test_lanes.py holds scripts/test
@@ -18,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 UNIT = "tests/unit"
 INTEGRATION = "tests/integration"
 FAULTS = "tests/faults"
+HOSTILE = "tests/hostile"
 K8S = "tests/k8s"
 KIT = "tests/kit/selftest"
-LANES = (UNIT, INTEGRATION, FAULTS, K8S, KIT)
+LANES = (UNIT, INTEGRATION, FAULTS, HOSTILE, K8S, KIT)
 
 
 def lane_of(path: Path) -> str | None:

@@ -2,7 +2,7 @@
 refused before anything is attempted, in one line that names the setting and the fix, and
 never echoes a credential or a control character.
 
-The offline tests; those that run pgbackup or real services are in tests/integration/test_hostile_settings.py."""
+The offline tests; those that run pgbackup or real services are in tests/hostile/test_hostile_settings.py."""
 
 from __future__ import annotations
 
