@@ -19,8 +19,7 @@ from devenv.postgres import Cluster
 from devenv.s3 import S3Server
 from devenv.wait import wait_for
 
-from ..integration.test_backup_s3 import make_sample
-from ..kit.helpers import Bucket, comparable_dump, manifest, run_pgbackup, wait_for_next_second
+from ..kit.helpers import Bucket, comparable_dump, make_sample, manifest, run_pgbackup, wait_for_next_second
 from ..kit.splitrun import Watched, copying, held_answer, object_start
 
 

@@ -29,8 +29,7 @@ from isal import isal_zlib
 from backup_job.pipeline.stream import BLOCK_BYTES
 from devenv.postgres import Cluster
 
-from ..kit.helpers import SIGNED, Bucket, fake_tool, manifest, run_pgbackup, wait_for_next_second
-from .test_backup_s3 import make_sample
+from ..kit.helpers import SIGNED, Bucket, fake_tool, make_sample, manifest, run_pgbackup, wait_for_next_second
 
 PADDING = b"-- " + b"x" * 1021 + b"\n"  # a few MB of SQL comments, so a streaming loader starts early
 

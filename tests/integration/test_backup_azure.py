@@ -18,8 +18,7 @@ import pytest
 from devenv.azurite import AzuriteServer
 from devenv.postgres import Cluster
 
-from ..kit.helpers import comparable_dump, job_env, manifest, run_pgbackup, wait_for_next_second
-from .test_backup_s3 import make_sample
+from ..kit.helpers import comparable_dump, job_env, make_sample, manifest, run_pgbackup, wait_for_next_second
 
 
 @pytest.fixture

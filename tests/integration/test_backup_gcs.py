@@ -18,8 +18,7 @@ from devenv.fakegcs import FakeGcsServer
 from devenv.faultproxy import Fault, FaultProxy
 from devenv.postgres import Cluster
 
-from ..kit.helpers import comparable_dump, job_env, run_pgbackup, wait_for_next_second
-from .test_backup_s3 import make_sample
+from ..kit.helpers import comparable_dump, job_env, make_sample, run_pgbackup, wait_for_next_second
 
 
 def _bucket(fake_gcs: FakeGcsServer) -> str:

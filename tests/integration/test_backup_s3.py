@@ -22,6 +22,7 @@ from ..kit.helpers import (
     comparable_dump,
     comparable_globals,
     fake_pg_dump,
+    make_sample,
     manifest,
     restore,
     run_pgbackup,
@@ -34,27 +35,6 @@ TIMESTAMP = r"\d{8}T\d{6}Z"
 def bucket(any_bucket: Bucket) -> Bucket:
     """The S3 contract, end to end, against every S3 implementation: moto's, and SeaweedFS."""
     return any_bucket
-
-
-def make_sample(cluster: Cluster, database: str, rows: int = 1000) -> None:
-    """A database with awkward types and values, and ``rows`` rows of random text."""
-    cluster.sql(f'CREATE DATABASE "{database}"')
-    statements = [
-        "CREATE SCHEMA shop",
-        "CREATE TABLE shop.orders (id bigserial PRIMARY KEY, placed timestamptz NOT NULL,"
-        " amount numeric(12,2), note text, tags text[], payload jsonb, blob bytea)",
-        "INSERT INTO shop.orders (placed, amount, note, tags, payload, blob) VALUES"
-        " ('2026-01-02 03:04:05+00', 12.34, E'tab\\there\\nnew line, \\\\ backslash', '{a,b}',"
-        " '{\"k\": [1, 2, {\"x\": null}]}', '\\xdeadbeef'),"
-        " (now(), NULL, 'ünïcødé ✓ 日本語', NULL, NULL, NULL),"
-        " (now(), -0.01, '', '{}', '[]', '\\x')",
-        f"CREATE TABLE bulk AS SELECT g AS id, md5(random()::text) || md5(g::text) AS filler"
-        f" FROM generate_series(1, {rows}) g",
-        "CREATE VIEW shop.big_orders AS SELECT * FROM shop.orders WHERE amount > 10",
-        "CREATE FUNCTION shop.total() RETURNS numeric LANGUAGE sql AS 'SELECT sum(amount) FROM shop.orders'",
-    ]
-    for statement in statements:
-        cluster.sql(statement, database)
 
 
 def test_round_trip_restores_every_database_exactly(fresh_pg18: Cluster, bindir18: Path, bucket: Bucket) -> None:

@@ -17,8 +17,7 @@ from devenv.azurite import AzuriteServer
 from devenv.fakegcs import FakeGcsServer
 from devenv.postgres import Cluster
 
-from ..kit.helpers import SIGNED, comparable_dump, job_env, manifest, run_pgbackup
-from .test_backup_s3 import make_sample
+from ..kit.helpers import SIGNED, comparable_dump, job_env, make_sample, manifest, run_pgbackup
 from .test_encryption import identity_file
 
 

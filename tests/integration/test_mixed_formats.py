@@ -16,8 +16,7 @@ import pytest
 
 from devenv.postgres import Cluster
 
-from ..kit.helpers import VARYING, Bucket, comparable_dump, manifest, run_pgbackup, wait_for_next_second
-from .test_backup_s3 import make_sample
+from ..kit.helpers import VARYING, Bucket, comparable_dump, make_sample, manifest, run_pgbackup, wait_for_next_second
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from pathlib import Path
 from backup_job.core.layout import format_timestamp
 from devenv.postgres import Cluster
 
-from ..kit.helpers import Bucket, comparable_dump, manifest, run_pgbackup, wait_for_next_second
-from .test_backup_s3 import make_sample
+from ..kit.helpers import Bucket, comparable_dump, make_sample, manifest, run_pgbackup, wait_for_next_second
 
 
 def _backup(bucket: Bucket, pg: Cluster, bindir: Path, *databases: str, **extra: str) -> None:

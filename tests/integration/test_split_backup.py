@@ -16,8 +16,7 @@ import pytest
 from backup_job.core.manifest import objects_digest
 from devenv.postgres import Cluster
 
-from ..kit.helpers import Bucket, comparable_dump, manifest, run_pgbackup, signed, wait_for_next_second
-from .test_backup_s3 import make_sample
+from ..kit.helpers import Bucket, comparable_dump, make_sample, manifest, run_pgbackup, signed, wait_for_next_second
 from .test_encryption import identity_file
 
 # What pg_dump handles and a split backup must too: partitions, inheritance, generated columns,

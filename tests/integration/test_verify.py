@@ -13,8 +13,7 @@ from pathlib import Path
 from devenv.postgres import Cluster, free_port
 from devenv.wait import wait_for
 
-from ..kit.helpers import _SCRUB_PREFIXES, ROOT, Bucket, fake_tool, run_pgbackup, signed
-from .test_backup_s3 import make_sample
+from ..kit.helpers import _SCRUB_PREFIXES, ROOT, Bucket, fake_tool, make_sample, run_pgbackup, signed
 
 SCRATCH = "SELECT datname FROM pg_database WHERE datname LIKE 'pgbackup_verify_%'"
 

@@ -235,3 +235,24 @@ def redated(started: Callable[[str], datetime]) -> Callable[[bytes], bytes]:
         return re.sub(r"<Initiated>[^<]*</Initiated>", f"<Initiated>{stamp}</Initiated>", entry)
 
     return lambda body: re.sub(r"<Upload>.*?</Upload>", upload, body.decode(), flags=re.DOTALL).encode()
+
+
+def make_sample(cluster: Cluster, database: str, rows: int = 1000) -> None:
+    """A database with awkward types and values, and ``rows`` rows of random text."""
+    cluster.sql(f'CREATE DATABASE "{database}"')
+    statements = [
+        "CREATE SCHEMA shop",
+        "CREATE TABLE shop.orders (id bigserial PRIMARY KEY, placed timestamptz NOT NULL,"
+        " amount numeric(12,2), note text, tags text[], payload jsonb, blob bytea)",
+        "INSERT INTO shop.orders (placed, amount, note, tags, payload, blob) VALUES"
+        " ('2026-01-02 03:04:05+00', 12.34, E'tab\\there\\nnew line, \\\\ backslash', '{a,b}',"
+        " '{\"k\": [1, 2, {\"x\": null}]}', '\\xdeadbeef'),"
+        " (now(), NULL, 'ünïcødé ✓ 日本語', NULL, NULL, NULL),"
+        " (now(), -0.01, '', '{}', '[]', '\\x')",
+        f"CREATE TABLE bulk AS SELECT g AS id, md5(random()::text) || md5(g::text) AS filler"
+        f" FROM generate_series(1, {rows}) g",
+        "CREATE VIEW shop.big_orders AS SELECT * FROM shop.orders WHERE amount > 10",
+        "CREATE FUNCTION shop.total() RETURNS numeric LANGUAGE sql AS 'SELECT sum(amount) FROM shop.orders'",
+    ]
+    for statement in statements:
+        cluster.sql(statement, database)
