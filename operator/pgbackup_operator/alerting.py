@@ -1,10 +1,10 @@
 """The operator's watch on silence, and its metrics endpoint.
 
-- ``pgbackup_index`` is a kopf index: every PgBackup event turns the object into a
-  ``freshness.Observed`` (schedule parsed, maximum age computed, times read) and hands it to
-  the metrics ``Store`` as well. Deleting a PgBackup drops it from the index.
+- ``observe`` is a kopf event handler: every PgBackup event turns the object into a
+  ``freshness.Observed`` (schedule parsed, maximum age computed, times read), kept in
+  ``OBSERVED`` and handed to the metrics ``Store`` as well. Deleting a PgBackup drops it.
 - ``start`` (operator startup) serves the metrics and starts one asyncio task,
-  ``check_freshness``, that every ``PGBACKUP_FRESHNESS_INTERVAL`` walks the index: no API
+  ``check_freshness``, that every ``PGBACKUP_FRESHNESS_INTERVAL`` walks ``OBSERVED``: no API
   call and no parsing per PgBackup, only a comparison of two times, so hundreds of
   PgBackups cost microseconds. Only when a PgBackup turns stale or fresh again does it read
   the object, set the ``Fresh`` condition (``False``/``NoRecentBackup`` with the age, or
@@ -15,6 +15,11 @@
 
 This is deliberately not a kopf timer or daemon per PgBackup: those would add a finalizer
 to every object and a task per object. ``stop`` (operator cleanup) cancels the task.
+
+Nor is it a kopf index: kopf holds every handler of every object until each watched
+namespace's first listing has been indexed, and a namespace deleted as its watch starts never
+finishes that listing, so the operator would serve nothing until restarted while its liveness
+endpoint still answered. An event handler feeding a dict has no such gate.
 """
 
 from __future__ import annotations
@@ -33,15 +38,23 @@ from .api import Body
 STALE_REASON, FRESH_REASON = "NoRecentBackup", "RecentBackup"
 
 
-@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
-def pgbackup_index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], freshness.Observed]:
+Observations = dict[tuple[str, str], freshness.Observed]  # (namespace, name) -> what was observed
+
+OBSERVED: Observations = {}  # every PgBackup the operator's watches have shown, and not deleted
+
+
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+async def observe(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    """Keep ``OBSERVED`` and the metrics up to date with one PgBackup's event (on the event
+    loop, as the freshness check that reads it is: no lock needed)."""
+    meta = body.get("metadata", {})
+    if event.get("type") == "DELETED":
+        OBSERVED.pop((meta.get("namespace", ""), meta.get("name", "")), None)
+        metrics.STORE.keep_only(OBSERVED)
+        return
     observed = freshness.observe(dict(body))
     metrics.STORE.put(observed)
-    return {observed.key: observed}
-
-
-def _observed(index: kopf.Index[tuple[str, str], freshness.Observed]) -> list[freshness.Observed]:
-    return [value for store in index.values() for value in store]
+    OBSERVED[observed.key] = observed
 
 
 def fresh_condition(observed: freshness.Observed, now: float) -> tuple[bool, str, str]:
@@ -99,14 +112,12 @@ class Memory:
     warned: set[tuple[str, str]] = field(default_factory=set)  # stale PgBackups whose Event is posted
 
 
-async def check_once(
-    index: kopf.Index[tuple[str, str], freshness.Observed], memory: Memory, logger: Any, patience: float = 30.0
-) -> None:
+async def check_once(observations: Observations, memory: Memory, logger: Any, patience: float = 30.0) -> None:
     """One pass over every PgBackup. A write the watch has not brought back within
     ``patience`` seconds (another handler's status patch can replace the conditions it was
     computed without) is written again; the Warning Event is posted once per silence."""
     now, clock = time.time(), time.perf_counter()
-    items = _observed(index)
+    items = list(observations.values())
     metrics.STORE.keep_only(item.key for item in items)
     present = {item.key for item in items}
     memory.warned &= present
@@ -138,25 +149,24 @@ async def check_once(
     metrics.STORE.checked(time.perf_counter() - clock)
 
 
-async def check_freshness(index: kopf.Index[tuple[str, str], freshness.Observed], interval: float, logger: Any) -> None:
+async def check_freshness(observations: Observations, interval: float, logger: Any) -> None:
     memory = Memory()
     while True:
         await asyncio.sleep(interval)
         try:
-            await check_once(index, memory, logger, patience=max(30.0, 3 * interval))
+            await check_once(observations, memory, logger, patience=max(30.0, 3 * interval))
         except Exception as exc:  # never let one bad pass end the watch
             logger.error(f"freshness check failed: {exc}")
 
 
 @kopf.on.startup()
-async def start(memo: kopf.Memo, logger: Any, **kwargs: Any) -> None:
-    index: kopf.Index[tuple[str, str], freshness.Observed] = kwargs["pgbackup_index"]  # kopf passes indices by name
+async def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     port = int(memo.get("metrics_port", 0))
     if port:
         metrics.serve(port)
         logger.info(f"metrics on :{port}/metrics")
     interval = float(memo.get("freshness_interval", 60))
-    memo["freshness_task"] = asyncio.create_task(check_freshness(index, interval, logger))
+    memo["freshness_task"] = asyncio.create_task(check_freshness(OBSERVED, interval, logger))
 
 
 @kopf.on.cleanup()

@@ -11,8 +11,8 @@ it: a suspended schedule is one of the silences this catches (``pgbackup_suspend
 an alert tell them apart).
 
 ``Observed`` is the operator's in-memory picture of one PgBackup: the few spec and status
-fields the freshness check and the metrics need, computed once per change by the kopf index
-(``handlers``), so a check of hundreds of PgBackups touches no API and parses no schedule. The
+fields the freshness check and the metrics need, computed once per change by a kopf event handler
+(``alerting.observe``), so a check of hundreds of PgBackups touches no API and parses no schedule. The
 spec is read into the typed ``spec.PgBackupSpec``; one that cannot be read has no maximum age
 (like a schedule that never runs, its ``Ready=False`` condition already says so).
 Everything here is a pure function of the object and the clock.
@@ -56,7 +56,7 @@ def schedule_gap(expression: str, zone: str, now: datetime) -> float | None:
     """The longest time between two consecutive runs from ``now`` on, in seconds; None when
     the expression is invalid or fires fewer than twice in five years.
 
-    The index recomputes this on every event of a PgBackup (status changes included), so the
+    ``alerting.observe`` recomputes this on every event of a PgBackup (status changes included), so the
     answer is kept per schedule for the hour: an every-minute schedule costs 200 run times."""
     return _gap(expression, zone, now.replace(minute=0, second=0, microsecond=0))
 

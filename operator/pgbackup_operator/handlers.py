@@ -27,7 +27,7 @@ cannot be rendered.
 
 There are no delete handlers, timers or daemons, so kopf adds no finalizers: deleting a
 PgBackup (or a PgRestore) lets garbage collection remove its CronJobs and Jobs through
-ownerReferences. The freshness watch and the metrics (``alerting``) run from one index and
+ownerReferences. The freshness watch and the metrics (``alerting``) run from one event handler and
 one startup task. Handlers are plain functions with keyword arguments; tests can call them
 directly.
 """

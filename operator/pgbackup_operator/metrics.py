@@ -1,10 +1,11 @@
 """The operator's Prometheus metrics: one set of series per PgBackup, built at scrape time.
 
 The series are not counters the operator increments as things happen; they are read from
-``Observed`` pictures of each PgBackup's status (``freshness``), which the kopf index keeps
-current. So they are rebuilt from status when the operator restarts, and a deleted
-PgBackup's series vanish with it: ``Store`` holds exactly the PgBackups the index holds (the
-indexer puts each change; the freshness loop drops what the index no longer has).
+``Observed`` pictures of each PgBackup's status (``freshness``), which a kopf event handler
+(``alerting.observe``) keeps current. So they are rebuilt from status when the operator
+restarts, and a deleted PgBackup's series vanish with it: ``Store`` holds exactly the
+PgBackups ``alerting.OBSERVED`` holds (the handler puts each change and drops a deleted one;
+the freshness loop drops anything else ``OBSERVED`` no longer has).
 
 Per PgBackup, with ``namespace`` and ``name`` labels (timestamps in seconds since the epoch;
 a series is absent while its value is unknown, e.g. before the first success):

@@ -116,20 +116,20 @@ def test_a_lost_fresh_condition_is_written_again_but_warned_about_once(monkeypat
         alerting, "_write_fresh", lambda item, fresh, reason, message, warn: writes.append((item.name, fresh, warn))
     )
     stale = freshness.observe(body(alerting={"maxAge": "1h"}), MONDAY)  # created a month ago, never succeeded
-    index = {stale.key: [stale]}
+    index = {stale.key: stale}
     memory = alerting.Memory()
     log = logging.getLogger("test")
 
-    asyncio.run(alerting.check_once(index, memory, log, patience=0.0))  # type: ignore[arg-type]
+    asyncio.run(alerting.check_once(index, memory, log, patience=0.0))
     assert writes == [("shop", False, True)]
-    asyncio.run(alerting.check_once(index, memory, log, patience=3600.0))  # type: ignore[arg-type]
+    asyncio.run(alerting.check_once(index, memory, log, patience=3600.0))
     assert len(writes) == 1  # written a moment ago: waiting for the watch to show it
-    asyncio.run(alerting.check_once(index, memory, log, patience=0.0))  # type: ignore[arg-type]
+    asyncio.run(alerting.check_once(index, memory, log, patience=0.0))
     assert writes[-1] == ("shop", False, False)  # still not shown: written again, no second Event
     shown = freshness.observe(
         {**body(alerting={"maxAge": "1h"}), "status": {"conditions": [{"type": "Fresh", "status": "False"}]}}, MONDAY
     )
-    asyncio.run(alerting.check_once({shown.key: [shown]}, memory, log, patience=0.0))  # type: ignore[arg-type]
+    asyncio.run(alerting.check_once({shown.key: shown}, memory, log, patience=0.0))
     assert len(writes) == 2 and stale.key not in memory.written
 
 
@@ -160,3 +160,34 @@ def test_the_fresh_write_is_conditional_and_keeps_a_condition_written_meanwhile(
     stale = freshness.observe(body(alerting={"maxAge": "1h"}), MONDAY)
     alerting._write_fresh(stale, False, "NoRecentBackup", "old", warn=True)
     assert patches == [("1", ["Fresh"]), ("2", ["Fresh", "LastVerifySucceeded"])]
+
+
+def test_every_event_of_a_pgbackup_is_observed_and_a_deletion_forgets_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from pgbackup_operator import alerting
+
+    monkeypatch.setattr(alerting, "OBSERVED", {})
+    store = metrics.Store()
+    monkeypatch.setattr(metrics, "STORE", store)
+    shop = body(alerting={"maxAge": "1h"})
+    for type_ in (None, "ADDED", "MODIFIED"):  # the first listing, then the watch
+        asyncio.run(alerting.observe(event={"type": type_, "object": shop}, body=shop))  # type: ignore[arg-type]
+    assert list(alerting.OBSERVED) == [("db", "shop")] and alerting.OBSERVED[("db", "shop")].max_age == 3600
+    assert [item.key for item in store.snapshot()] == [("db", "shop")]
+    asyncio.run(alerting.observe(event={"type": "DELETED", "object": shop}, body=shop))  # type: ignore[arg-type]
+    assert alerting.OBSERVED == {} and store.snapshot() == []
+
+
+def test_the_operator_holds_no_kopf_index() -> None:
+    """kopf runs no handler of any object until every watched namespace's first listing is
+    indexed, and a namespace deleted as its watch starts never finishes it: with one index
+    the operator could stall for good on namespace churn (tests/k8s/test_operator_churn.py)."""
+    import kopf
+
+    import pgbackup_operator.handlers  # noqa: F401  (registers every handler)
+    from pgbackup_operator import alerting
+
+    registry = kopf.get_default_registry()
+    assert registry._indexing.get_all_handlers() == []
+    assert any(handler.fn is alerting.observe for handler in registry._watching.get_all_handlers())
